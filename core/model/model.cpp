@@ -1,0 +1,139 @@
+#include "core/model/model.h"
+
+#include "core/util/error.h"
+
+#include <sstream>
+
+namespace qs {
+
+const char* modelFormatName(ModelFormat format)
+{
+    switch (format) {
+    case ModelFormat::Safetensors: return "safetensors";
+    case ModelFormat::Gguf: return "gguf";
+    case ModelFormat::Hdf5: return "hdf5";
+    case ModelFormat::Keras: return "keras";
+    case ModelFormat::ConfigOnly: return "config";
+    }
+    return "unknown";
+}
+
+uint64_t TensorInfo::elements() const
+{
+    uint64_t n = 1;
+    for (auto d : shape)
+        n *= d; // loaders verify that this product does not overflow
+    return n;
+}
+
+uint64_t TensorInfo::columns() const { return shape.empty() ? 1 : shape.back(); }
+
+uint64_t TensorInfo::rows() const
+{
+    const uint64_t c = columns();
+    return c == 0 ? 0 : elements() / c;
+}
+
+std::string MetaValue::toString(size_t maxArrayItems) const
+{
+    return std::visit(
+        [&](const auto& v) -> std::string {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::string>) {
+                return v;
+            } else if constexpr (std::is_same_v<T, bool>) {
+                return v ? "true" : "false";
+            } else if constexpr (std::is_same_v<T, MetaArray>) {
+                std::string s = "[";
+                for (size_t i = 0; i < v.size() && i < maxArrayItems; ++i)
+                    s += (i ? ", " : "") + v[i].toString(maxArrayItems);
+                if (v.size() > maxArrayItems)
+                    s += ", … (" + std::to_string(v.size()) + " items)";
+                return s + "]";
+            } else if constexpr (std::is_same_v<T, double>) {
+                std::ostringstream os;
+                os << v;
+                return os.str();
+            } else {
+                return std::to_string(v);
+            }
+        },
+        value);
+}
+
+Model::Model(ModelFormat format, std::filesystem::path path) : m_format(format), m_path(std::move(path)) {}
+
+const TensorInfo* Model::find(std::string_view name) const
+{
+    auto it = m_index.find(name);
+    return it == m_index.end() ? nullptr : &m_tensors[it->second];
+}
+
+uint64_t Model::parameterCount() const
+{
+    uint64_t n = 0;
+    for (const auto& t : m_tensors)
+        n += t.elements();
+    return n;
+}
+
+uint64_t Model::totalBytes() const
+{
+    uint64_t n = 0;
+    for (const auto& t : m_tensors)
+        n += t.bytes;
+    return n;
+}
+
+double Model::bitsPerWeight() const
+{
+    const uint64_t p = parameterCount();
+    return p ? 8.0 * static_cast<double>(totalBytes()) / static_cast<double>(p) : 0.0;
+}
+
+std::span<const std::byte> Model::rawData(const TensorInfo& tensor) const
+{
+    if (tensor.fileIndex >= m_files.size())
+        throw Error(ErrorCode::Internal, "tensor " + tensor.name + " refers to a missing file");
+    return m_files[tensor.fileIndex]->range(tensor.offset, tensor.bytes, tensor.name.c_str());
+}
+
+void Model::decode(const TensorInfo& tensor, uint64_t first, uint64_t count, float* out) const
+{
+    const uint64_t n = tensor.elements();
+    if (first > n || count > n - first)
+        throw Error(ErrorCode::Internal, "decode range outside tensor " + tensor.name);
+    const auto& info = dtypeInfo(tensor.dtype);
+    if (first % info.blockElements != 0 || (count % info.blockElements != 0 && first + count != n))
+        throw Error(ErrorCode::Internal, "decode range of " + tensor.name + " is not block aligned");
+    const auto data = rawData(tensor);
+    const uint64_t byteOffset = first / info.blockElements * info.blockBytes;
+    decodeToFloat(tensor.dtype, data.data() + byteOffset, count, out);
+}
+
+void Model::decodeRows(const TensorInfo& tensor, uint64_t firstRow, uint64_t rowCount, float* out) const
+{
+    const uint64_t c = tensor.columns();
+    decode(tensor, firstRow * c, rowCount * c, out);
+}
+
+uint32_t Model::addFile(std::shared_ptr<MappedFile> file)
+{
+    m_files.push_back(std::move(file));
+    return static_cast<uint32_t>(m_files.size() - 1);
+}
+
+void Model::addTensor(TensorInfo tensor)
+{
+    tensor.role = classifyTensor(tensor.name);
+    m_tensors.push_back(std::move(tensor));
+}
+
+void Model::finalize()
+{
+    m_index.clear();
+    for (size_t i = 0; i < m_tensors.size(); ++i)
+        m_index.emplace(m_tensors[i].name, i);
+}
+
+} // namespace qs

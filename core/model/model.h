@@ -1,0 +1,120 @@
+#pragma once
+// One model abstraction over every format: tensors (name, shape, dtype, bytes, where they live) and
+// architecture metadata. Data stays in memory-mapped files and is decoded to float on demand.
+
+#include "core/model/dtype.h"
+#include "core/model/mappedfile.h"
+#include "core/model/tensorrole.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace qs {
+
+class JobControl;
+
+enum class ModelFormat : uint8_t { Safetensors, Gguf, Hdf5, Keras, ConfigOnly };
+const char* modelFormatName(ModelFormat format); // "safetensors", "gguf", "hdf5", "keras", "config"
+
+struct TensorInfo {
+    std::string name;
+    // Outermost dimension first (numpy / safetensors order). GGUF's ne[] is reversed into this order,
+    // so a 2-D weight is {rows = output channels, columns = input features} in every format.
+    std::vector<uint64_t> shape;
+    DType dtype = DType::F32;
+    uint64_t bytes = 0;      // stored size
+    uint32_t fileIndex = 0;  // index into Model::files()
+    uint64_t offset = 0;     // absolute byte offset of the data in that file
+    RoleInfo role;
+
+    uint64_t elements() const;                 // product of shape (1 for a scalar)
+    uint64_t rows() const;                     // product of all but the last dimension
+    uint64_t columns() const;                  // last dimension (1 for a scalar)
+};
+
+// Architecture metadata from config.json or GGUF keys. Zero / empty means unknown.
+struct ModelConfig {
+    std::string architecture;     // "llama", "qwen2", ... (HF model_type or general.architecture)
+    uint32_t layers = 0;
+    uint32_t hiddenSize = 0;
+    uint32_t intermediateSize = 0;
+    uint32_t heads = 0;
+    uint32_t kvHeads = 0;
+    uint32_t headDim = 0;         // explicit or hiddenSize / heads
+    uint32_t vocabSize = 0;
+    uint64_t contextLength = 0;
+    bool tiedEmbeddings = false;
+    uint32_t slidingWindow = 0;   // 0: none
+    // Layers that use the sliding window (empty with slidingWindow > 0 means all layers).
+    std::vector<uint32_t> slidingWindowLayers;
+    uint32_t experts = 0;         // MoE experts per layer, 0 when dense
+    uint32_t expertsUsed = 0;
+};
+
+// Metadata values as found in the file (GGUF KV pairs, safetensors __metadata__, HDF5 attributes).
+struct MetaValue;
+using MetaArray = std::vector<MetaValue>;
+struct MetaValue {
+    std::variant<int64_t, uint64_t, double, bool, std::string, MetaArray> value;
+    std::string toString(size_t maxArrayItems = 8) const;
+};
+
+class Model {
+public:
+    Model(ModelFormat format, std::filesystem::path path);
+
+    ModelFormat format() const { return m_format; }
+    const std::filesystem::path& path() const { return m_path; } // what the user opened
+    const std::vector<std::shared_ptr<MappedFile>>& files() const { return m_files; }
+    const std::vector<TensorInfo>& tensors() const { return m_tensors; }
+    const ModelConfig& config() const { return m_config; }
+    const std::map<std::string, MetaValue>& metadata() const { return m_metadata; }
+
+    const TensorInfo* find(std::string_view name) const;
+    uint64_t parameterCount() const; // sum of elements over tensors
+    uint64_t totalBytes() const;     // sum of tensor bytes
+    double bitsPerWeight() const;    // 8 * totalBytes / parameterCount
+
+    // Raw stored bytes of a tensor (a view into the map; valid while the Model lives).
+    std::span<const std::byte> rawData(const TensorInfo& tensor) const;
+    // Decodes values [first, first + count) of a tensor to float. first and count must be multiples of
+    // the dtype's block size (or reach the end). Throws qs::Error(Unsupported) for undecodable types.
+    void decode(const TensorInfo& tensor, uint64_t first, uint64_t count, float* out) const;
+    // Decodes rows [firstRow, firstRow + rowCount) of a tensor viewed as rows() x columns().
+    void decodeRows(const TensorInfo& tensor, uint64_t firstRow, uint64_t rowCount, float* out) const;
+
+    // Builders, used by the loaders.
+    uint32_t addFile(std::shared_ptr<MappedFile> file);
+    void addTensor(TensorInfo tensor); // classifies the role from the name
+    ModelConfig& mutableConfig() { return m_config; }
+    std::map<std::string, MetaValue>& mutableMetadata() { return m_metadata; }
+    void finalize(); // builds the name index; call once after all tensors were added
+
+private:
+    ModelFormat m_format;
+    std::filesystem::path m_path;
+    std::vector<std::shared_ptr<MappedFile>> m_files;
+    std::vector<TensorInfo> m_tensors;
+    std::map<std::string, size_t, std::less<>> m_index;
+    ModelConfig m_config;
+    std::map<std::string, MetaValue> m_metadata;
+};
+
+// Opens a model from a file or folder, detecting the format:
+// - *.safetensors, or a folder / model.safetensors.index.json (sharded); config.json beside it is read;
+// - *.gguf (by magic);
+// - *.h5 / *.hdf5 / *.keras-h5 (by HDF5 signature), parsed in a sandboxed helper process;
+// - config.json alone: a ConfigOnly model with architecture metadata and no tensors.
+// Throws qs::FormatError / qs::Error on bad input, qs::CancelledError when cancelled.
+std::shared_ptr<Model> openModel(const std::filesystem::path& path, JobControl* job = nullptr);
+
+// Reads Hugging Face config.json into a ModelConfig (used by the safetensors loader and by ConfigOnly).
+ModelConfig readHfConfig(const std::filesystem::path& configJson);
+
+} // namespace qs

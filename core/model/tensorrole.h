@@ -1,0 +1,30 @@
+#pragma once
+// What a tensor does in the network, from its name. Later features group and constrain by role
+// (e.g. q/k/v of one block must share a format for fused kernels).
+
+#include <string_view>
+
+namespace qs {
+
+enum class TensorRole : uint8_t {
+    Embedding, AttnQ, AttnK, AttnV, AttnQKV, AttnOut, MlpGate, MlpUp, MlpGateUp, MlpDown,
+    MoeRouter, MoeExpertGate, MoeExpertUp, MoeExpertDown, MoeSharedExpert,
+    Norm, OutputHead, Conv, PositionEmbedding, Bias, Other,
+    Count
+};
+
+struct RoleInfo {
+    TensorRole role = TensorRole::Other;
+    int block = -1;  // transformer block index, -1 when outside the blocks
+    int expert = -1; // MoE expert index, -1 when not an expert tensor (or all experts stacked)
+};
+
+// Classifies Hugging Face names (Llama, Mistral, Qwen2, Gemma, Phi-3, GPT-2, Mixtral ...) and GGUF names
+// (blk.N.attn_q.weight ...).
+RoleInfo classifyTensor(std::string_view name);
+const char* roleName(TensorRole role); // stable identifiers: "embedding", "attn_q", ..., "other"
+bool roleFromName(std::string_view name, TensorRole* out);
+// True for weights a quantizer would normally touch (2-D matmul weights, embeddings, heads).
+bool roleIsQuantizable(TensorRole role);
+
+} // namespace qs
