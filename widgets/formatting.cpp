@@ -49,6 +49,11 @@ QString formatExact(uint64_t count)
     return QLocale(QLocale::English).toString(qulonglong(count));
 }
 
+QString countNoun(uint64_t count, const char* singular, const char* plural)
+{
+    return QStringLiteral("%1 %2").arg(formatExact(count), QLatin1String(count == 1 ? singular : plural));
+}
+
 QString formatShape(const std::vector<uint64_t>& shape)
 {
     if (shape.empty())

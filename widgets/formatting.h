@@ -16,6 +16,8 @@ QString formatCount(uint64_t count);
 QString formatExact(uint64_t count);
 // {512, 64} -> "512 × 64"; {} -> "scalar".
 QString formatShape(const std::vector<uint64_t>& shape);
+// "1 tensor", "48 tensors" (English plurals without a translator loaded).
+QString countNoun(uint64_t count, const char* singular, const char* plural);
 // A statistic for tables: 4 significant digits, scientific for very large or tiny magnitudes.
 QString formatStat(double value);
 

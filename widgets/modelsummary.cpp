@@ -95,8 +95,9 @@ std::vector<SummaryRow> summaryRows(const Model& model)
     for (const auto& [name, d] : byType) {
         const double share = bytes ? 100.0 * double(d.bytes) / double(bytes) : 0.0;
         rows.push_back({storage, QString::fromStdString(name),
-                        QObject::tr("%n tensor(s), %1 · %2 (%3%)", nullptr, d.tensors)
-                            .arg(formatCount(d.params), formatBytes(d.bytes))
+                        QStringLiteral("%1, %2 · %3 (%4%)")
+                            .arg(countNoun(uint64_t(d.tensors), "tensor", "tensors"), formatCount(d.params),
+                                 formatBytes(d.bytes))
                             .arg(share, 0, 'f', 1),
                         {}});
     }

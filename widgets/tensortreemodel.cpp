@@ -168,7 +168,7 @@ QVariant TensorTreeModel::groupData(const Group& group, int column, int role) co
         case SizeColumn:
             return formatBytes(group.bytes);
         case RoleColumn:
-            return tr("%n tensor(s)", nullptr, int(group.tensors.size()));
+            return countNoun(group.tensors.size(), "tensor", "tensors");
         default:
             return {};
         }

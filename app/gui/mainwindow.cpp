@@ -131,8 +131,9 @@ void MainWindow::createViews()
     m_tensorView->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_tensorView->header()->setStretchLastSection(false);
     m_tensorView->header()->setSectionResizeMode(QHeaderView::Interactive);
+    m_tensorView->header()->setSectionResizeMode(TensorTreeModel::NameColumn, QHeaderView::Stretch);
+    m_tensorView->header()->setMinimumSectionSize(60);
     m_tensorView->header()->setSortIndicatorShown(true);
-    m_tensorView->setColumnWidth(TensorTreeModel::NameColumn, 300);
     layout->addWidget(m_tensorView);
 
     m_views = new QTabWidget(this);
@@ -343,19 +344,19 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
         for (int row = 0; row < qMin(2, m_proxy->rowCount()); ++row)
             m_tensorView->expand(m_proxy->index(row, 0));
     }
-    for (int c = TensorTreeModel::RoleColumn; c < TensorTreeModel::ColumnCount; ++c)
+    for (int c = TensorTreeModel::RoleColumn; c < TensorTreeModel::ColumnCount; ++c) {
         m_tensorView->resizeColumnToContents(c);
-    m_tensorView->resizeColumnToContents(TensorTreeModel::NameColumn);
-    m_tensorView->setColumnWidth(TensorTreeModel::NameColumn,
-                                 qBound(220, m_tensorView->columnWidth(TensorTreeModel::NameColumn) + 16, 520));
+        m_tensorView->setColumnWidth(c, m_tensorView->columnWidth(c) + 16);
+    }
 
     addRecentFile(path);
     updateTitle();
     m_modelLabel->setText(tr("%1 · %2 parameters · %3")
                               .arg(QString::fromLatin1(modelFormatName(m_model->format())),
                                    formatCount(m_model->parameterCount()), formatBytes(m_model->totalBytes())));
-    statusBar()->showMessage(tr("Opened %1 (%n tensor(s))", nullptr, int(m_model->tensors().size()))
-                                 .arg(QDir::toNativeSeparators(path)),
+    statusBar()->showMessage(tr("Opened %1 (%2)")
+                                 .arg(QDir::toNativeSeparators(path),
+                                      countNoun(m_model->tensors().size(), "tensor", "tensors")),
                              8000);
     emit modelLoaded(path);
 }
@@ -457,7 +458,6 @@ void MainWindow::readSettings()
     if (!restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray()))
         resize(1400, 860);
     restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
-    m_tensorView->header()->restoreState(settings.value(QStringLiteral("window/tensorHeader")).toByteArray());
     m_recent = settings.value(QStringLiteral("recentFiles")).toStringList();
     m_lastDir = settings.value(QStringLiteral("lastDirectory")).toString();
     rebuildRecentMenu();
@@ -468,7 +468,6 @@ void MainWindow::writeSettings() const
     QSettings settings;
     settings.setValue(QStringLiteral("window/geometry"), saveGeometry());
     settings.setValue(QStringLiteral("window/state"), saveState());
-    settings.setValue(QStringLiteral("window/tensorHeader"), m_tensorView->header()->saveState());
     settings.setValue(QStringLiteral("recentFiles"), m_recent);
     settings.setValue(QStringLiteral("lastDirectory"), m_lastDir);
 }
