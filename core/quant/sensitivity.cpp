@@ -17,8 +17,8 @@ namespace qs {
 
 bool isSensitivityCandidate(const TensorInfo& t)
 {
-    return roleIsQuantizable(t.role.role) && t.shape.size() == 2 && t.shape[0] > 0 && t.shape[1] > 0 &&
-           dtypeInfo(t.dtype).decodable;
+    const bool role = roleIsQuantizable(t.role.role) || t.role.role == TensorRole::Other;
+    return role && t.shape.size() == 2 && t.shape[0] > 0 && t.shape[1] > 0 && dtypeInfo(t.dtype).decodable;
 }
 
 namespace {

@@ -45,7 +45,9 @@ struct SensitivityOptions {
     uint64_t chunkElements = uint64_t(1) << 22; // target values per row chunk (16 MiB of float)
 };
 
-// A tensor the matrix covers: quantizable role (roleIsQuantizable), two dimensions, decodable dtype.
+// A tensor the matrix covers: two dimensions, decodable dtype, and a quantizable role (roleIsQuantizable) or
+// an unclassified one (TensorRole::Other): outside the known LLM namings (e.g. PaddleOCR's linear_N.w_0) a
+// 2-D weight is a matmul weight, while norms and biases are 1-D.
 bool isSensitivityCandidate(const TensorInfo& tensor);
 
 // Called from worker threads, one call at a time.
