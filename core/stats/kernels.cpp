@@ -160,17 +160,19 @@ template <typename T>
     using VI = typename T::I;
     constexpr int kLanes = T::kLanes;
     const VF vlo = VF{} + lo, vhi = VF{} + hi;
+    const VF inf = VF{} + std::numeric_limits<float>::infinity();
     VI c{};
     size_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
         const VF v = load<VF>(x + i);
-        c -= (v < vlo) | (v > vhi);
+        const VF a = v < 0 ? -v : v;
+        c -= ((v < vlo) | (v > vhi)) & (a < inf);
     }
     uint64_t total = 0;
     for (int l = 0; l < kLanes; ++l)
         total += static_cast<uint32_t>(c[l]);
     for (; i < n; ++i)
-        total += (x[i] < lo) | (x[i] > hi);
+        total += ((x[i] < lo) | (x[i] > hi)) & std::isfinite(x[i]);
     return total;
 }
 

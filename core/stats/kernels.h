@@ -32,7 +32,7 @@ void countKeys8(const uint8_t* x, size_t n, uint32_t* tables);   // key: the byt
 // bfloat16 bit patterns to float.
 void bf16ToFloats(const uint16_t* x, size_t n, float* out);
 
-// Number of x[i] with x[i] < lo or x[i] > hi (NaN never counts).
+// Number of finite x[i] with x[i] < lo or x[i] > hi.
 uint64_t countOutside(const float* x, size_t n, float lo, float hi);
 
 } // namespace qs::detail

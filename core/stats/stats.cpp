@@ -174,6 +174,8 @@ public:
         for (auto& j : jobs) {
             prepare(*j, chunkBytes);
             if (j->chunks == 0) {
+                if (j->result.error.empty())
+                    finishMoments(j->result); // empty tensor
                 finish(*j);
                 continue;
             }
@@ -343,7 +345,6 @@ private:
         ChunkResult r;
         r.firstRow = begin / L;
         r.rows.resize(static_cast<size_t>((end - 1) / L - r.firstRow + 1));
-        float shift = std::numeric_limits<float>::quiet_NaN();
         for (uint64_t e = begin; e < end;) {
             checkCancel();
             const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockElements, end - e));
@@ -362,14 +363,14 @@ private:
                 const uint64_t row = pos / L;
                 const size_t len = static_cast<size_t>(std::min<uint64_t>(n - off, (row + 1) * L - pos));
                 const float* seg = x + off;
-                if (std::isnan(shift)) {
-                    shift = 0;
-                    for (size_t i = 0; i < len; ++i)
-                        if (std::isfinite(seg[i])) {
-                            shift = seg[i];
-                            break;
-                        }
-                }
+                // Shift by the segment's first finite value: within a few σ of its mean, so the shifted sums
+                // keep their precision whatever the segment's offset or scale.
+                float shift = 0;
+                for (size_t i = 0; i < len; ++i)
+                    if (std::isfinite(seg[i])) {
+                        shift = seg[i];
+                        break;
+                    }
                 detail::BlockSums b;
                 detail::accumulateBlock(seg, len, shift, order, b);
                 const Moments m = Moments::fromShiftedSums(double(b.finite), shift, b.s1, b.s2, b.s3, b.s4);
@@ -379,10 +380,6 @@ private:
                     acc.absmax = std::max({acc.absmax, std::fabs(b.min), std::fabs(b.max)});
                     r.min = std::min(r.min, b.min);
                     r.max = std::max(r.max, b.max);
-                    // The next segment is likely centred near this one.
-                    const float next = static_cast<float>(m.mean);
-                    if (std::isfinite(next))
-                        shift = next;
                 }
                 if (j.path == Path::Float)
                     r.moments.merge(m);
@@ -416,12 +413,9 @@ private:
             finish(j);
             return;
         }
-        if (j.path != Path::Float || j.result.finite == 0 || !(j.result.std > 0)) {
-            finish(j);
-            return;
-        }
-        if (countOutsideFromKeys(j)) {
-            addProgress(j.info->bytes, j);
+        if (j.path != Path::Float || j.result.finite == 0 || !(j.result.std > 0) || countOutsideFromKeys(j)) {
+            if (j.path == Path::Float)
+                addProgress(j.info->bytes, j); // the second pass is not needed
             finish(j);
             return;
         }
