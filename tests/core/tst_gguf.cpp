@@ -387,6 +387,27 @@ private slots:
                      firstToken);
     }
 
+    // Each metadata value costs ~40 bytes in memory but may be one byte in the file; past 8 Mi values the
+    // loader refuses rather than let a small file claim gigabytes.
+    void metadataValueBudget()
+    {
+        auto b = smallModel();
+        b.tensors.clear();
+        b.kv("big", B::vArray(B::U8, {}));
+        std::string bytes = b.build();
+        const uint64_t countAt = b.layout.kvValue[5] + 4;
+        const uint64_t n = (uint64_t(8) << 20) + 1;
+        std::memcpy(bytes.data() + countAt, &n, 8);
+        bytes.append(n, '\x01');
+        EXPECT_ERROR(bytes, "unsupported", "array length of 'big'", countAt);
+        // Just under the budget loads (the other keys hold 10 values).
+        const uint64_t fits = (uint64_t(8) << 20) - 16;
+        std::memcpy(bytes.data() + countAt, &fits, 8);
+        bytes.resize(bytes.size() - (n - fits));
+        const auto model = load(bytes);
+        QCOMPARE(std::get<qs::MetaArray>(model->metadata().at("big").value).size(), size_t(fits));
+    }
+
     void nestedArrays()
     {
         // Three levels are accepted: [[[1]]].
