@@ -238,11 +238,34 @@ void decodeMXFP4(Bytes src, uint64_t blocks, float* y)
     }
 }
 
+void decodeF32(Bytes src, uint64_t n, float* y) { std::memcpy(y, src, n * 4); }
+
+void decodeF16(Bytes src, uint64_t n, float* y)
+{
+    for (uint64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        y[i] = halfToFloat(h);
+    }
+}
+
+void decodeBF16(Bytes src, uint64_t n, float* y)
+{
+    for (uint64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        y[i] = bf16ToFloat(h);
+    }
+}
+
 using DecodeFn = void (*)(Bytes, uint64_t, float*);
 
 DecodeFn decoderFor(DType type)
 {
     switch (type) {
+    case DType::F32: return decodeF32;
+    case DType::F16: return decodeF16;
+    case DType::BF16: return decodeBF16;
     case DType::Q4_0: return decodeQ4_0;
     case DType::Q4_1: return decodeQ4_1;
     case DType::Q5_0: return decodeQ5_0;
@@ -271,10 +294,12 @@ void decode(DType type, const void* src, uint64_t n, float* dst)
         throw Error(ErrorCode::Unsupported, std::string("cannot decode ") + dtypeName(type));
     // dtypeInfo() asks canDecode() while it builds its table, so read the block size from a constant
     // rather than from dtypeInfo() here.
-    const uint64_t blockElements = (type == DType::Q2_K || type == DType::Q3_K || type == DType::Q4_K ||
-                                    type == DType::Q5_K || type == DType::Q6_K || type == DType::IQ4_XS)
-                                       ? kSuperBlock
-                                       : kBlock;
+    uint64_t blockElements = kBlock;
+    if (type == DType::F32 || type == DType::F16 || type == DType::BF16)
+        blockElements = 1;
+    else if (type == DType::Q2_K || type == DType::Q3_K || type == DType::Q4_K || type == DType::Q5_K ||
+             type == DType::Q6_K || type == DType::IQ4_XS)
+        blockElements = kSuperBlock;
     if (n % blockElements != 0)
         throw Error(ErrorCode::BadValue, std::string("decode: ") + std::to_string(n) +
                                              " values is not a whole number of " + dtypeName(type) +
