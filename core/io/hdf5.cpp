@@ -347,6 +347,13 @@ private:
 
 } // namespace
 
+std::shared_ptr<Model> h5::buildModel(const std::filesystem::path& path, const ProbeOutput& probe,
+                                      std::shared_ptr<MappedFile> file, std::shared_ptr<MappedFile> copy)
+{
+    Builder builder(path, probe, std::move(file), std::move(copy));
+    return builder.build();
+}
+
 std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* job)
 {
     return loadHdf5(path, job, Hdf5Options{});
@@ -417,8 +424,7 @@ std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* j
                                      [](const h5::Dataset& d) { return d.storage == h5::Storage::Copy; });
     if (anyCopy)
         copy = MappedFile::open(copyFile.fileName().toStdString()); // stays valid after the unlink below
-    Builder builder(path, out, mapped, copy);
-    auto model = builder.build();
+    auto model = h5::buildModel(path, out, mapped, copy);
     reportProgress(job, 1.0, "done");
     return model;
 }

@@ -22,11 +22,18 @@
 // Progress goes to stderr as lines "progress <fraction> <stage>" so stdout stays pure data.
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace qs {
+class MappedFile;
+class Model;
+} // namespace qs
 
 namespace qs::h5 {
 
@@ -81,5 +88,11 @@ struct ProbeOutput {
 // `malformedLines`; returns what could be read. The caller decides whether the result is usable
 // (complete, no error). Throws nothing but std::bad_alloc.
 ProbeOutput parseProbeOutput(std::string_view output, size_t* malformedLines = nullptr);
+
+// Builds the Model from a complete probe description (the part of qs::loadHdf5 after the probe ran):
+// Keras or plain layout, every offset checked against `file` (or `copy`, the probe's decoded data, may be
+// null). Throws qs::FormatError when the description contradicts the files.
+std::shared_ptr<Model> buildModel(const std::filesystem::path& path, const ProbeOutput& probe,
+                                  std::shared_ptr<MappedFile> file, std::shared_ptr<MappedFile> copy);
 
 } // namespace qs::h5
