@@ -25,6 +25,14 @@ struct FormatTraits {
     int groupSize = 0;
     bool symmetric = true;
     std::optional<DType> storage; // the DType it is stored as when it is one (BF16, Q4_K, MXFP4 ...)
+    std::string layout;         // one line on how it is stored, for listings ("GPTQ: int32-packed ...")
+};
+
+// Value range of a whole tensor, for per-tensor-scaled formats that see one row chunk at a time.
+struct TensorRange {
+    float min = 0;
+    float max = 0;
+    float absMax() const { return max > -min ? max : -min; }
 };
 
 class QuantFormat {
@@ -44,8 +52,26 @@ public:
     virtual void roundTrip(const float* src, uint64_t rows, uint64_t cols, float* out,
                            const float* importance = nullptr) const = 0;
     // The representable values of one quantization group holding `values` (for the histogram overlay).
+    // Empty for formats whose grid is too fine to draw (BF16, F16). For block formats with sub-block scales
+    // (k-quants, IQ4_XS) it is the set of values the group's round trip actually uses.
     virtual std::vector<float> gridLevels(const float* values, size_t count) const = 0;
+
+    // False when the codec behind the format is not built in (roundTrip would throw Unsupported).
+    virtual bool available() const { return true; }
+    // True when one scale covers the whole tensor: a caller that processes a tensor in row chunks must pass
+    // the whole tensor's range to roundTripChunk for the result to equal roundTrip on the whole tensor.
+    virtual bool needsTensorRange() const { return false; }
+    virtual void roundTripChunk(const float* src, uint64_t rows, uint64_t cols, float* out,
+                                const float* importance, const TensorRange& tensorRange) const
+    {
+        roundTrip(src, rows, cols, out, importance);
+    }
+    // Row chunks must hold a multiple of this many rows (NF4 blocks run across rows of the flat tensor).
+    virtual uint64_t rowAlignment(uint64_t cols) const { return 1; }
 };
+
+// 8 * storedBytes / (rows * cols); nullopt when the format does not support the shape.
+std::optional<double> formatBitsPerWeight(const QuantFormat& format, uint64_t rows, uint64_t cols);
 
 // Looks a format up by name (case-insensitive, with aliases such as "int4" = "INT4-g128-asym").
 // Returns nullptr for unknown names.

@@ -1,0 +1,197 @@
+// Non-linear 4-bit quantizers: IQ4_NL (blocks of 32, one fp16 scale), IQ4_XS (super-blocks of 256 with
+// 6-bit sub-block scales) and MXFP4 (E8M0 exponent + E2M1 values). The IQ4 search is ggml's: for each
+// block try 15 scales around max/level[0], keep the weighted least-squares best.
+#include "core/model/dtype.h"
+#include "core/quant/ggml_blocks.h"
+#include "core/quant/ggml_rows.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+namespace qs::ggml::detail {
+
+namespace {
+
+constexpr float kGroupMaxEps = 1e-15f;
+constexpr int kTries = 7; // scales (level0 + t) / max for t in [-7, 7]
+
+// Index of the IQ4 level nearest x; ties go to the upper level. Branch-free search over the
+// midpoints, compared at twice the scale so the midpoints stay exact integers.
+int nearestIq4Level(float x)
+{
+    const float x2 = x + x;
+    int idx = 0;
+    for (int step = 8; step > 0; step >>= 1) {
+        const int j = idx + step;
+        idx = (x2 >= static_cast<float>(kIq4nlValues[j - 1] + kIq4nlValues[j])) ? j : idx;
+    }
+    return idx;
+}
+
+// Best scale of one block of 32 (weighted least squares over the trial scales); L gets the levels of
+// the first trial. Returns 0 for an all-zero block.
+float iq4BlockScale(const float* xb, const float* weight, uint8_t* L)
+{
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; ++j) {
+        const float ax = std::fabs(xb[j]);
+        if (ax > amax) {
+            amax = ax;
+            max = xb[j];
+        }
+    }
+    if (amax < kGroupMaxEps) {
+        std::memset(L, 0, 32);
+        return 0.0f;
+    }
+    const float level0 = kIq4nlValues[0];
+    float d = -max / level0;
+    float id = 1 / d;
+    float sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; ++j) {
+        const int l = nearestIq4Level(id * xb[j]);
+        L[j] = static_cast<uint8_t>(l);
+        const float q = kIq4nlValues[l];
+        sumqx += weight[j] * q * xb[j];
+        sumq2 += weight[j] * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;
+    float best = d * sumqx;
+    for (int t = -kTries; t <= kTries; ++t) {
+        id = (static_cast<float>(t) + level0) / max;
+        sumqx = sumq2 = 0;
+        for (int j = 0; j < 32; ++j) {
+            const float q = kIq4nlValues[nearestIq4Level(id * xb[j])];
+            sumqx += weight[j] * q * xb[j];
+            sumq2 += weight[j] * q * q;
+        }
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+// Weights of one block of 32: importance * sqrt(sigma2 + x^2), or x^2 without importance.
+void iq4Weights(const float* xb, const float* qw, float sigma2, float* weight)
+{
+    for (int j = 0; j < 32; ++j)
+        weight[j] = qw ? qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]) : xb[j] * xb[j];
+}
+
+float iq4Sigma2(const float* x, int n)
+{
+    float s = 0;
+    for (int j = 0; j < n; ++j)
+        s += x[j] * x[j];
+    return s * (2.0f / static_cast<float>(n));
+}
+
+void packNibbles(const uint8_t* L, uint8_t* qs)
+{
+    for (int j = 0; j < 16; ++j)
+        qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
+}
+
+} // namespace
+
+void quantizeRowIQ4_NL(const float* x, int64_t n, unsigned char* dst, const float* importance)
+{
+    float weight[32];
+    uint8_t L[32];
+    for (int64_t ib = 0; ib < n / kBlock; ++ib, x += kBlock, dst += sizeof(BlockIQ4_NL)) {
+        const float* qw = importance ? importance + kBlock * ib : nullptr;
+        iq4Weights(x, qw, iq4Sigma2(x, kBlock), weight);
+        const float d = iq4BlockScale(x, weight, L);
+        BlockIQ4_NL y;
+        y.d = floatToHalf(d);
+        const float id = d ? 1 / d : 0.0f;
+        for (int j = 0; j < kBlock; ++j)
+            L[j] = static_cast<uint8_t>(nearestIq4Level(id * x[j]));
+        packNibbles(L, y.qs);
+        std::memcpy(dst, &y, sizeof y);
+    }
+}
+
+void quantizeRowIQ4_XS(const float* x, int64_t n, unsigned char* dst, const float* importance)
+{
+    float weight[32], scales[8];
+    uint8_t L[kSuperBlock];
+    for (int64_t ibl = 0; ibl < n / kSuperBlock; ++ibl, x += kSuperBlock, dst += sizeof(BlockIQ4_XS)) {
+        const float sigma2 = iq4Sigma2(x, kSuperBlock);
+        float maxScale = 0, amaxScale = 0;
+        for (int ib = 0; ib < 8; ++ib) {
+            const float* qw = importance ? importance + kSuperBlock * ibl + 32 * ib : nullptr;
+            iq4Weights(x + 32 * ib, qw, sigma2, weight);
+            scales[ib] = iq4BlockScale(x + 32 * ib, weight, L + 32 * ib);
+            if (std::fabs(scales[ib]) > amaxScale) {
+                amaxScale = std::fabs(scales[ib]);
+                maxScale = scales[ib];
+            }
+        }
+        BlockIQ4_XS y;
+        y.scalesH = 0;
+        const float d = -maxScale / 32;
+        y.d = floatToHalf(d);
+        const float id = d ? 1 / d : 0.0f;
+        for (int ib = 0; ib < 8; ++ib) {
+            int l = std::clamp(nearestInt(id * scales[ib]), -32, 31);
+            const float dl = d * static_cast<float>(l);
+            const float idl = dl ? 1 / dl : 0.0f;
+            for (int j = 0; j < 32; ++j)
+                L[32 * ib + j] = static_cast<uint8_t>(nearestIq4Level(idl * x[32 * ib + j]));
+            l += 32;
+            if (ib % 2 == 0)
+                y.scalesL[ib / 2] = static_cast<uint8_t>(l & 0xF);
+            else
+                y.scalesL[ib / 2] |= static_cast<uint8_t>((l & 0xF) << 4);
+            y.scalesH = static_cast<uint16_t>(y.scalesH | ((l >> 4) << (2 * ib)));
+        }
+        for (int i = 0; i < 8; ++i)
+            packNibbles(L + 32 * i, y.qs + 16 * i);
+        std::memcpy(dst, &y, sizeof y);
+    }
+}
+
+void quantizeRowMXFP4(const float* x, int64_t n, unsigned char* dst, const float*)
+{
+    // ggml's MXFP4 ignores importance: the shared exponent is fixed by the block maximum.
+    for (int64_t ib = 0; ib < n / kBlock; ++ib, x += kBlock, dst += sizeof(BlockMXFP4)) {
+        float amax = 0;
+        for (int j = 0; j < kBlock; ++j)
+            if (amax < std::fabs(x[j]))
+                amax = std::fabs(x[j]);
+        // Exponent so that amax lands in the top binade of E2M1 (4..6): floor(log2(amax)) - 2, biased.
+        uint8_t e = 0;
+        if (amax > 0.0f) {
+            const float biased = std::floor(std::log2(amax)) - 2 + 127;
+            e = static_cast<uint8_t>(std::clamp(biased, 0.0f, 254.0f));
+        }
+        const float d = e8m0Half(e);
+        BlockMXFP4 y;
+        y.e = e;
+        uint8_t L[kBlock];
+        for (int j = 0; j < kBlock; ++j) {
+            int best = 0;
+            float bestErr = std::fabs(static_cast<float>(kMxfp4Values[0]) * d - x[j]);
+            for (int k = 1; k < 16; ++k) {
+                const float err = std::fabs(static_cast<float>(kMxfp4Values[k]) * d - x[j]);
+                if (err < bestErr) {
+                    best = k;
+                    bestErr = err;
+                }
+            }
+            L[j] = static_cast<uint8_t>(best);
+        }
+        packNibbles(L, y.qs);
+        std::memcpy(dst, &y, sizeof y);
+    }
+}
+
+} // namespace qs::ggml::detail

@@ -1,0 +1,304 @@
+#include "core/quant/ggml_search.h"
+
+#include "core/quant/ggml_blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+namespace qs::ggml::detail {
+
+namespace {
+
+constexpr float kGroupMaxEps = 1e-15f;
+
+int clampLevel(int l, int lo, int hi) { return std::max(lo, std::min(hi, l)); }
+
+float qxWeight(int rmseType, const float* w, const float* x, int i)
+{
+    if (w)
+        return w[i];
+    switch (rmseType) {
+    case 1: return x[i] * x[i];
+    case 2: return 1.0f;
+    case 3: return std::fabs(x[i]);
+    default: return std::sqrt(std::fabs(x[i]));
+    }
+}
+
+} // namespace
+
+float makeQxQuants(int n, int nmax, const float* x, int8_t* L, int rmseType, const float* w)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < kGroupMaxEps) {
+        std::memset(L, 0, n);
+        return 0.0f;
+    }
+    float iscale = -static_cast<float>(nmax) / max;
+    if (rmseType == 0) {
+        for (int i = 0; i < n; ++i)
+            L[i] = static_cast<int8_t>(nmax + clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1));
+        return 1 / iscale;
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = static_cast<int8_t>(l + nmax);
+        const float wi = qxWeight(rmseType, w, x, i);
+        sumlx += wi * x[i] * static_cast<float>(l);
+        suml2 += wi * static_cast<float>(l) * static_cast<float>(l);
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0)
+            continue;
+        iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1);
+            const float wi = qxWeight(rmseType, w, x, i);
+            sumlx += wi * x[i] * static_cast<float>(l);
+            suml2 += wi * static_cast<float>(l) * static_cast<float>(l);
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; ++i)
+                L[i] = static_cast<int8_t>(nmax + clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+float makeQ3Quants(int n, int nmax, const float* x, int8_t* L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = std::fabs(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < kGroupMaxEps) {
+        std::memset(L, 0, n);
+        return 0.0f;
+    }
+    const float iscale = -static_cast<float>(nmax) / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = static_cast<int8_t>(l);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * static_cast<float>(l);
+        suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    for (int round = 0; round < 5; ++round) {
+        int changed = 0;
+        for (int i = 0; i < n; ++i) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * static_cast<float>(L[i]);
+            if (slx > 0) {
+                float sl2 = suml2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
+                const int newL = clampLevel(nearestInt(x[i] * sl2 / slx), -nmax, nmax - 1);
+                if (newL != L[i]) {
+                    slx += w * x[i] * static_cast<float>(newL);
+                    sl2 += w * static_cast<float>(newL) * static_cast<float>(newL);
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = static_cast<int8_t>(newL);
+                        sumlx = slx;
+                        suml2 = sl2;
+                        ++changed;
+                    }
+                }
+            }
+        }
+        if (!changed)
+            break;
+    }
+    for (int i = 0; i < n; ++i)
+        L[i] = static_cast<int8_t>(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+namespace {
+
+// The common body of makeQkx2Quants / makeQkx3Quants. Qkx3 guards the level computation against a
+// min that sits at or above max (v may then be inf or nan); both agree on finite in-range values.
+template <bool Qkx3>
+float makeQkxQuants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* negMin,
+                    uint8_t* Laux, float rmin, float rdelta, int nstep, bool useMad)
+{
+    auto weight = [&](int i) { return weights ? weights[i] : x[i] * x[i]; };
+    float min = x[0], max = x[0];
+    float sumW = weight(0);
+    float sumX = sumW * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < min)
+            min = x[i];
+        if (x[i] > max)
+            max = x[i];
+        const float w = weight(i);
+        sumW += w;
+        sumX += w * x[i];
+    }
+    if (min > 0)
+        min = 0;
+    if (Qkx3 ? max <= min : max == min) {
+        std::memset(L, 0, n);
+        *negMin = -min;
+        return 0.0f;
+    }
+    float iscale = static_cast<float>(nmax) / (max - min);
+    float scale = 1 / iscale;
+    float bestError = 0;
+    for (int i = 0; i < n; ++i) {
+        L[i] = static_cast<uint8_t>(clampLevel(nearestInt(iscale * (x[i] - min)), 0, nmax));
+        float diff = scale * static_cast<float>(L[i]) + min - x[i];
+        diff = useMad ? std::fabs(diff) : diff * diff;
+        bestError += weight(i) * diff;
+    }
+    if (nstep < 1) {
+        *negMin = -min;
+        return scale;
+    }
+    for (int is = 0; is <= nstep; ++is) {
+        iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
+        float sumL = 0, sumL2 = 0, sumXL = 0;
+        for (int i = 0; i < n; ++i) {
+            int l;
+            if constexpr (Qkx3) {
+                const float v = iscale * (x[i] - min);
+                l = v > 0 ? nearestInt(std::min(v, static_cast<float>(nmax))) : 0;
+            } else {
+                l = clampLevel(nearestInt(iscale * (x[i] - min)), 0, nmax);
+            }
+            Laux[i] = static_cast<uint8_t>(l);
+            const float w = weight(i);
+            const float fl = static_cast<float>(l);
+            sumL += w * fl;
+            sumL2 += w * fl * fl;
+            sumXL += w * fl * x[i];
+        }
+        const float D = sumW * sumL2 - sumL * sumL;
+        if (D > 0) {
+            float thisScale = (sumW * sumXL - sumX * sumL) / D;
+            float thisMin = (sumL2 * sumX - sumL * sumXL) / D;
+            if (thisMin > 0) {
+                thisMin = 0;
+                thisScale = sumXL / sumL2;
+            }
+            float error = 0;
+            for (int i = 0; i < n; ++i) {
+                float diff = thisScale * static_cast<float>(Laux[i]) + thisMin - x[i];
+                diff = useMad ? std::fabs(diff) : diff * diff;
+                error += weight(i) * diff;
+            }
+            if (error < bestError) {
+                std::memcpy(L, Laux, n);
+                bestError = error;
+                scale = thisScale;
+                min = thisMin;
+            }
+        }
+    }
+    *negMin = -min;
+    return scale;
+}
+
+} // namespace
+
+float makeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* negMin,
+                     uint8_t* Laux, float rmin, float rdelta, int nstep, bool useMad)
+{
+    return makeQkxQuants<false>(n, nmax, x, weights, L, negMin, Laux, rmin, rdelta, nstep, useMad);
+}
+
+float makeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* negMin,
+                     uint8_t* Laux, float rmin, float rdelta, int nstep, bool useMad)
+{
+    return makeQkxQuants<true>(n, nmax, x, weights, L, negMin, Laux, rmin, rdelta, nstep, useMad);
+}
+
+float makeQpQuants(int n, int nmax, const float* x, uint8_t* L, const float* weights)
+{
+    float max = 0;
+    for (int i = 0; i < n; ++i)
+        max = std::max(max, x[i]);
+    if (max < kGroupMaxEps) {
+        std::memset(L, 0, n);
+        return 0.0f;
+    }
+    float iscale = static_cast<float>(nmax) / max;
+    for (int i = 0; i < n; ++i)
+        L[i] = static_cast<uint8_t>(nearestInt(iscale * x[i]));
+    const float scale0 = 1 / iscale;
+    float bestMse = 0;
+    for (int i = 0; i < n; ++i) {
+        const float diff = x[i] - scale0 * static_cast<float>(L[i]);
+        bestMse += weights[i] * diff * diff;
+    }
+    for (int is = -4; is <= 4; ++is) {
+        if (is == 0)
+            continue;
+        const float iscaleIs = (0.1f * static_cast<float>(is) + static_cast<float>(nmax)) / max;
+        const float scaleIs = 1 / iscaleIs;
+        float mse = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = std::min(nmax, nearestInt(iscaleIs * x[i]));
+            const float diff = x[i] - scaleIs * static_cast<float>(l);
+            mse += weights[i] * diff * diff;
+        }
+        if (mse < bestMse) {
+            bestMse = mse;
+            iscale = iscaleIs;
+        }
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = std::min(nmax, nearestInt(iscale * x[i]));
+        L[i] = static_cast<uint8_t>(l);
+        const float w = weights[i];
+        sumlx += w * x[i] * static_cast<float>(l);
+        suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+    for (int round = 0; round < 5; ++round) {
+        int changed = 0;
+        for (int i = 0; i < n; ++i) {
+            const float w = weights[i];
+            float slx = sumlx - w * x[i] * static_cast<float>(L[i]);
+            float sl2 = suml2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
+            if (slx > 0 && sl2 > 0) {
+                const int newL = std::min(nmax, nearestInt(x[i] * sl2 / slx));
+                if (newL != L[i]) {
+                    slx += w * x[i] * static_cast<float>(newL);
+                    sl2 += w * static_cast<float>(newL) * static_cast<float>(newL);
+                    if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = static_cast<uint8_t>(newL);
+                        sumlx = slx;
+                        suml2 = sl2;
+                        ++changed;
+                    }
+                }
+            }
+        }
+        if (!changed)
+            break;
+    }
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+} // namespace qs::ggml::detail

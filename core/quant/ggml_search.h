@@ -1,0 +1,31 @@
+#pragma once
+// Scale searches shared by the ggml quantizers (internal to core/quant). They are the published ggml
+// algorithms re-expressed; the floating-point operation order is kept because the chosen levels (and so
+// the bytes) depend on it. n is the number of values in the group, nmax the largest level.
+
+#include <cstdint>
+
+namespace qs::ggml::detail {
+
+// Symmetric levels in [-nmax, nmax-1] (stored as L = level + nmax). rmseType 0: plain round-to-nearest
+// from the absolute maximum; 1: weighted least squares (weights w, or x^2 when w is null) over 19 trial
+// scales around nmax/max. Returns the scale.
+float makeQxQuants(int n, int nmax, const float* x, int8_t* L, int rmseType, const float* w);
+
+// Q3_K reference search: x^2-weighted least squares with up to 5 rounds of per-value level changes.
+float makeQ3Quants(int n, int nmax, const float* x, int8_t* L);
+
+// Asymmetric levels in [0, nmax] with a min <= 0 (returned negated in *negMin): grid search of
+// nstep+1 trial scales (rmin + rdelta*i + nmax) / (max - min), each refined by a weighted least-squares
+// fit of scale and min. makeQkx2 takes explicit weights and may use absolute error (useMad); makeQkx3
+// uses x^2 when weights is null. Laux is scratch of n bytes. Returns the scale.
+float makeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* negMin,
+                     uint8_t* Laux, float rmin, float rdelta, int nstep, bool useMad);
+float makeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* negMin,
+                     uint8_t* Laux, float rmin, float rdelta, int nstep, bool useMad);
+
+// Non-negative levels in [0, nmax] for the super-block scales of the importance-weighted K-quants:
+// weighted trial scales, then up to 5 rounds of per-value improvements. Returns the scale.
+float makeQpQuants(int n, int nmax, const float* x, uint8_t* L, const float* weights);
+
+} // namespace qs::ggml::detail

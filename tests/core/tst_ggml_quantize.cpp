@@ -1,0 +1,218 @@
+// ggml quantizers against ggml's own output on the reference tensors: the legacy types byte for byte,
+// every other type (and every importance-weighted variant) byte for byte or with an RMSE no worse than
+// 1.01 x ggml's. The figures are printed with qInfo so they can be recorded.
+#include "core/model/dtype.h"
+#include "core/quant/ggml.h"
+#include "core/util/error.h"
+#include "ggml_reference.h"
+
+#include <QTest>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace ggmlref;
+
+namespace {
+
+std::vector<unsigned char> quantizeAll(qs::DType type, const std::vector<float>& x, uint64_t rows, uint64_t cols,
+                                       const float* importance = nullptr)
+{
+    std::vector<unsigned char> out(qs::dtypeByteSize(type, rows * cols).value());
+    const uint64_t written = qs::ggml::quantize(type, x.data(), rows, cols, out.data(), importance);
+    if (written != out.size())
+        throw std::runtime_error("quantize wrote an unexpected size");
+    return out;
+}
+
+std::vector<float> decodeAll(qs::DType type, const void* bytes, uint64_t n)
+{
+    std::vector<float> y(n);
+    qs::ggml::decode(type, bytes, n, y.data());
+    return y;
+}
+
+long firstByteMismatch(const std::vector<unsigned char>& ours, std::span<const std::byte> theirs)
+{
+    if (ours.size() != theirs.size())
+        return 0;
+    for (size_t i = 0; i < ours.size(); ++i)
+        if (ours[i] != static_cast<unsigned char>(theirs[i]))
+            return static_cast<long>(i);
+    return -1;
+}
+
+} // namespace
+
+class TestGgmlQuantize : public QObject {
+    Q_OBJECT
+private slots:
+    void canQuantizeIsExact()
+    {
+        for (int i = 0; i < static_cast<int>(qs::DType::Count); ++i) {
+            const auto t = static_cast<qs::DType>(i);
+            // The same set both ways, so every quantized tensor can be decoded back.
+            QVERIFY2(qs::ggml::canQuantize(t) == qs::ggml::canDecode(t), qs::dtypeName(t));
+        }
+        QVERIFY(qs::ggml::canQuantize(qs::DType::IQ4_XS));
+        QVERIFY(!qs::ggml::canQuantize(qs::DType::IQ2_XXS));
+    }
+
+    // Without importance, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (and F16 / BF16) must be ggml's bytes exactly.
+    void legacyTypesMatchGgmlBytes()
+    {
+        const Reference ref;
+        int checked = 0;
+        for (const char* dist : kDistributions) {
+            const auto x = ref.floats(std::string(dist) + ".f32");
+            for (const char* type : {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"}) {
+                const std::string name = std::string(dist) + '.' + type;
+                const auto& t = ref.tensor(name);
+                const auto ours = quantizeAll(t.dtype, x, kRows, kCols);
+                const long bad = firstByteMismatch(ours, ref.bytes(name));
+                QVERIFY2(bad < 0, qPrintable(QStringLiteral("%1: first differing byte %2 of %3")
+                                                 .arg(QString::fromStdString(name))
+                                                 .arg(bad)
+                                                 .arg(ours.size())));
+                ++checked;
+            }
+        }
+        QCOMPARE(checked, 35);
+    }
+
+    // Every other type without importance, and every importance-weighted variant (with D.imatrix):
+    // same bytes as ggml, or an RMSE within 1% of ggml's.
+    void errorNoWorseThanGgml()
+    {
+        const Reference ref;
+        int checked = 0, identical = 0;
+        auto check = [&](const std::string& dist, const char* type, bool imx) {
+            const auto x = ref.floats(dist + ".f32");
+            const auto importance = ref.floats(dist + ".imatrix");
+            QCOMPARE(importance.size(), size_t(kCols));
+            const std::string name = dist + '.' + type + (imx ? ".imx" : "");
+            const auto& t = ref.tensor(name);
+            const auto ours = quantizeAll(t.dtype, x, kRows, kCols, imx ? importance.data() : nullptr);
+            const auto theirs = ref.bytes(name);
+            const double ourRmse = rmse(x, decodeAll(t.dtype, ours.data(), kCount));
+            const double ggmlRmse = rmse(x, decodeAll(t.dtype, theirs.data(), kCount));
+            // Our decode of ggml's bytes reproduces ggml's own figure (bit-exactness is tst_ggml_decode's).
+            QVERIFY2(std::abs(ggmlRmse - ref.tableRmse(name)) <= 1e-6 * ggmlRmse, name.c_str());
+            const bool same = firstByteMismatch(ours, theirs) < 0;
+            const double ratio = ourRmse / ggmlRmse;
+            qInfo("%-28s rmse ours %.6e  ggml %.6e  ratio %.4f  bytes %s", name.c_str(), ourRmse, ggmlRmse, ratio,
+                  same ? "identical" : "differ");
+            QVERIFY2(same || ratio <= 1.01, qPrintable(QStringLiteral("%1: rmse ratio %2")
+                                                          .arg(QString::fromStdString(name))
+                                                          .arg(ratio)));
+            ++checked;
+            identical += same;
+        };
+        for (const char* dist : kDistributions) {
+            for (const char* type : {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4"})
+                check(dist, type, false);
+            for (const char* type : kImxTypes)
+                check(dist, type, true);
+        }
+        QCOMPARE(checked, 5 * (8 + 11));
+        qInfo("%d of %d tensors byte-identical to ggml", identical, checked);
+    }
+
+    // ggml has no importance-weighted Q8_0 or MXFP4; importance must not change them.
+    void importanceIgnoredWhereGgmlHasNone()
+    {
+        const Reference ref;
+        const auto x = ref.floats("student_t3.f32");
+        const auto importance = ref.floats("student_t3.imatrix");
+        for (const qs::DType t : {qs::DType::Q8_0, qs::DType::MXFP4, qs::DType::F16, qs::DType::BF16}) {
+            QCOMPARE(quantizeAll(t, x, kRows, kCols, importance.data()), quantizeAll(t, x, kRows, kCols));
+        }
+    }
+
+    // Rows are independent: quantizing all rows at once equals quantizing them one by one.
+    void rowsAreIndependent()
+    {
+        const Reference ref;
+        const auto x = ref.floats("outlier_cols.f32");
+        const auto importance = ref.floats("outlier_cols.imatrix");
+        for (const qs::DType t : {qs::DType::Q4_0, qs::DType::Q3_K, qs::DType::IQ4_XS}) {
+            const auto all = quantizeAll(t, x, kRows, kCols, importance.data());
+            const uint64_t rowBytes = qs::dtypeByteSize(t, kCols).value();
+            for (uint64_t r = 0; r < kRows; ++r) {
+                const std::vector<float> row(x.begin() + r * kCols, x.begin() + (r + 1) * kCols);
+                const auto one = quantizeAll(t, row, 1, kCols, importance.data());
+                QVERIFY(std::memcmp(one.data(), all.data() + r * rowBytes, rowBytes) == 0);
+            }
+        }
+    }
+
+    // Zero rows decode to exact zeros; round-trip error stays within each format's step.
+    void zerosAndRoundTripBounds()
+    {
+        const qs::DType types[] = {qs::DType::Q4_0, qs::DType::Q4_1, qs::DType::Q5_0,   qs::DType::Q5_1,
+                                   qs::DType::Q8_0, qs::DType::Q2_K, qs::DType::Q3_K,   qs::DType::Q4_K,
+                                   qs::DType::Q5_K, qs::DType::Q6_K, qs::DType::IQ4_NL, qs::DType::IQ4_XS,
+                                   qs::DType::MXFP4};
+        const std::vector<float> zeros(512, 0.0f);
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+        std::vector<float> x(512);
+        for (float& v : x)
+            v = uni(rng);
+        for (const qs::DType t : types) {
+            const auto z = decodeAll(t, quantizeAll(t, zeros, 2, 256).data(), 512);
+            for (float v : z)
+                QCOMPARE(v, 0.0f);
+            // Uniform [-1, 1]: the worst error of a b-bit format is about 2 / 2^b; allow a factor 2.
+            const auto y = decodeAll(t, quantizeAll(t, x, 2, 256).data(), 512);
+            double maxErr = 0;
+            for (size_t i = 0; i < x.size(); ++i)
+                maxErr = std::max(maxErr, std::abs(static_cast<double>(x[i]) - y[i]));
+            const double bits = t == qs::DType::Q8_0 ? 8 : t == qs::DType::Q6_K ? 6
+                               : (t == qs::DType::Q5_0 || t == qs::DType::Q5_1 || t == qs::DType::Q5_K) ? 5
+                               : t == qs::DType::Q3_K ? 3 : t == qs::DType::Q2_K ? 2 : 4;
+            QVERIFY2(maxErr <= 4.0 / std::exp2(bits) + 1e-3,
+                     qPrintable(QStringLiteral("%1: max error %2").arg(qs::dtypeName(t)).arg(maxErr)));
+        }
+    }
+
+    // Hostile values (NaN, infinities, huge and tiny magnitudes) never crash and keep the output size.
+    void nonFiniteInputDoesNotCrash()
+    {
+        std::vector<float> x(512, 1.0f);
+        x[3] = std::numeric_limits<float>::quiet_NaN();
+        x[40] = std::numeric_limits<float>::infinity();
+        x[300] = -std::numeric_limits<float>::infinity();
+        x[301] = 3e38f;
+        x[302] = 1e-40f;
+        std::vector<float> importance(256, 1.0f);
+        importance[5] = std::numeric_limits<float>::quiet_NaN();
+        for (int i = 0; i < static_cast<int>(qs::DType::Count); ++i) {
+            const auto t = static_cast<qs::DType>(i);
+            if (!qs::ggml::canQuantize(t))
+                continue;
+            for (const float* imp : {static_cast<const float*>(nullptr), static_cast<const float*>(importance.data())}) {
+                const auto q = quantizeAll(t, x, 2, 256, imp);
+                QCOMPARE(q.size(), size_t(qs::dtypeByteSize(t, 512).value()));
+                decodeAll(t, q.data(), 512);
+            }
+        }
+    }
+
+    void rejectsBadShapes()
+    {
+        std::vector<float> x(300, 0.5f);
+        std::vector<unsigned char> out(1024);
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::Q4_K, x.data(), 1, 128, out.data()));
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::Q8_0, x.data(), 1, 30, out.data()));
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::Q8_0, x.data(), 1, 0, out.data()));
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::IQ2_XS, x.data(), 1, 256, out.data()));
+        QCOMPARE(qs::ggml::quantize(qs::DType::Q8_0, x.data(), 0, 32, out.data()), uint64_t(0));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestGgmlQuantize)
+#include "tst_ggml_quantize.moc"
