@@ -12,6 +12,7 @@
 #include <QSpinBox>
 #include <QStackedWidget>
 #include <QToolButton>
+#include <QToolBar>
 #include <QVBoxLayout>
 #include <qcustomplot.h>
 
@@ -77,26 +78,27 @@ HistogramView::HistogramView(QWidget* parent) : QWidget(parent)
     layout->setContentsMargins(2, 2, 2, 2);
     layout->setSpacing(2);
 
-    auto* controls = new QHBoxLayout;
-    controls->setSpacing(8);
-    controls->addWidget(new QLabel(tr("Bins:")));
+    auto* controls = new QToolBar; // overflows into a menu when the dock is narrow
+    controls->setIconSize(QSize(16, 16));
+    controls->addWidget(toolbarLabel(tr("Bins:")));
     m_bins = new QSpinBox;
     m_bins->setRange(8, 2048);
     m_bins->setValue(128);
     m_bins->setObjectName(QStringLiteral("histogramBins"));
     controls->addWidget(m_bins);
-    m_logY = new QCheckBox(tr("Log count"));
+    m_logY = new QCheckBox(tr("Log y"));
+    m_logY->setToolTip(tr("Logarithmic count axis: makes the tails visible"));
     controls->addWidget(m_logY);
-    controls->addWidget(new QLabel(tr("Values:")));
+    controls->addWidget(toolbarLabel(tr("x:")));
     m_xScale = new QComboBox;
-    m_xScale->addItems({tr("Linear"), tr("Symmetric log")});
+    m_xScale->addItems({tr("Linear"), tr("Symlog")});
     m_xScale->setToolTip(tr("Symmetric log: linear within ±σ, logarithmic beyond — bulk and tails both visible"));
     controls->addWidget(m_xScale);
     m_normalized = new QCheckBox(tr("Normalise"));
     m_normalized->setToolTip(tr("Plot the fraction of each tensor's values per bin, so tensors of different sizes "
                                 "compare"));
     controls->addWidget(m_normalized);
-    controls->addWidget(new QLabel(tr("Grid:")));
+    controls->addWidget(toolbarLabel(tr("Grid:")));
     m_grid = new QComboBox;
     m_grid->setObjectName(QStringLiteral("histogramGrid"));
     m_grid->addItem(tr("none"), QString());
@@ -105,20 +107,22 @@ HistogramView::HistogramView(QWidget* parent) : QWidget(parent)
     m_grid->setToolTip(tr("Overlay the levels a quantization format would use for a typical group of the "
                           "first tensor"));
     controls->addWidget(m_grid);
-    controls->addStretch(1);
+    auto* spacer = new QWidget;
+    spacer->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Preferred);
+    controls->addWidget(spacer);
     auto* reset = new QToolButton;
     reset->setText(tr("Reset Zoom"));
     reset->setToolTip(tr("Show everything (or double-click the plot)"));
     connect(reset, &QToolButton::clicked, this, &HistogramView::resetZoom);
     controls->addWidget(reset);
     auto* exportButton = new QToolButton;
-    exportButton->setIcon(QIcon(QStringLiteral(":/icons/export.svg")));
+    exportButton->setIcon(toolIcon("document-export", ":/icons/export.svg"));
     exportButton->setText(tr("Export…"));
     exportButton->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
     exportButton->setToolTip(tr("Save the plot as PNG, SVG or PDF"));
     connect(exportButton, &QToolButton::clicked, this, &HistogramView::exportPlot);
     controls->addWidget(exportButton);
-    layout->addLayout(controls);
+    layout->addWidget(controls);
 
     m_stack = new QStackedWidget;
     m_message = new QLabel;

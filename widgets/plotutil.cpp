@@ -4,6 +4,7 @@
 
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QLabel>
 #include <QMessageBox>
 #include <QSettings>
 #include <QSvgGenerator>
@@ -94,6 +95,32 @@ void setSymlogXAxis(QCustomPlot* plot, double c)
         plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new SymlogTicker(c)));
     else
         plot->xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+}
+
+void putLegendAbove(QCustomPlot* plot, int wrap)
+{
+    plot->plotLayout()->insertRow(0);
+    plot->plotLayout()->addElement(0, 0, plot->legend);
+    plot->legend->setFillOrder(QCPLegend::foColumnsFirst);
+    plot->legend->setWrap(wrap);
+    plot->legend->setBorderPen(Qt::NoPen);
+    plot->legend->setBrush(Qt::NoBrush);
+    plot->legend->setMargins(QMargins(4, 0, 4, 0));
+    plot->plotLayout()->setRowStretchFactor(0, 0.001);
+    plot->plotLayout()->setRowSpacing(0);
+}
+
+QIcon toolIcon(const char* themeName, const char* resource)
+{
+    const QString path = QLatin1String(resource);
+    return QIcon::fromTheme(QLatin1String(themeName), QFile::exists(path) ? QIcon(path) : QIcon());
+}
+
+QWidget* toolbarLabel(const QString& text)
+{
+    auto* label = new QLabel(text);
+    label->setContentsMargins(8, 0, 3, 0);
+    return label;
 }
 
 QColor seriesColor(int index)

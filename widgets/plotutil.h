@@ -4,6 +4,7 @@
 // any plot to PNG / SVG / PDF.
 
 #include <QColor>
+#include <QIcon>
 #include <QString>
 
 #include <cmath>
@@ -28,6 +29,12 @@ inline double symlogInverse(double t, double c)
 void stylePlot(QCustomPlot* plot);
 // Puts a symlog ticker with threshold c on the x axis (or restores a plain one when c <= 0).
 void setSymlogXAxis(QCustomPlot* plot, double c);
+// Moves the legend out of the data area into a row above it, items side by side (wrapping after `wrap`).
+void putLegendAbove(QCustomPlot* plot, int wrap = 0);
+// The themed icon, else the application's resource icon when the app bundles it (widgets tests don't).
+QIcon toolIcon(const char* themeName, const char* resource);
+// A label for a view's tool bar, with room on its left to separate it from the previous control.
+QWidget* toolbarLabel(const QString& text);
 // A palette of distinguishable series colours.
 QColor seriesColor(int index);
 

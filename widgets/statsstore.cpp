@@ -6,6 +6,9 @@
 #include <QFutureWatcher>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
+#include <thread>
+
 namespace qs {
 
 struct StatsStore::Shared {
@@ -47,6 +50,9 @@ void StatsStore::analyze(const StatsOptions& baseOptions)
     if (!m_model || m_running)
         return;
     StatsOptions options = baseOptions;
+    // Leave one core to the UI thread: the analysis is memory-bound, the user is waiting on the window.
+    if (options.threads == 0)
+        options.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
     options.tensors.clear();
     for (size_t i = 0; i < m_stats.size(); ++i)
         if (!m_stats[i])

@@ -30,7 +30,8 @@ public:
     void setModel(std::shared_ptr<const Model> model);
     const std::shared_ptr<const Model>& model() const { return m_model; }
 
-    // Analyses every tensor without results yet (cached ones come back at once).
+    // Analyses every tensor without results yet (cached ones come back at once). options.threads == 0
+    // means one worker per core but one, so the UI thread keeps a core.
     void analyze(const StatsOptions& options = {});
     void cancel();
     bool isRunning() const { return m_running; }

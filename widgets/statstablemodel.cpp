@@ -96,22 +96,25 @@ std::optional<double> StatsTableModel::value(int row, int column) const
     const TensorStats* s = m_store->stats(size_t(row));
     if (!s || !s->error.empty())
         return std::nullopt;
-    switch (column) {
-    case ElementsColumn: return double(s->count);
-    case MinColumn: return s->min;
-    case MaxColumn: return s->max;
-    case MeanColumn: return s->mean;
-    case StdColumn: return s->std;
-    case AbsmaxColumn: return s->absmax;
-    case KurtosisColumn: return s->kurtosis;
-    case ZerosColumn: return double(s->zeros);
-    case NanColumn: return double(s->nan);
-    case InfColumn: return double(s->inf);
-    case Beyond3Column: return 100.0 * s->share3Sigma();
-    case Beyond6Column: return 100.0 * s->share6Sigma();
-    case ChannelRatioColumn: return channelRatio(*s);
-    default: return std::nullopt;
-    }
+    return statisticValue(*s, columnKey(column));
+}
+
+std::optional<double> statisticValue(const TensorStats& s, const QString& key)
+{
+    if (key == QLatin1String("count")) return double(s.count);
+    if (key == QLatin1String("min")) return s.min;
+    if (key == QLatin1String("max")) return s.max;
+    if (key == QLatin1String("mean")) return s.mean;
+    if (key == QLatin1String("std")) return s.std;
+    if (key == QLatin1String("absmax")) return s.absmax;
+    if (key == QLatin1String("kurtosis")) return s.kurtosis;
+    if (key == QLatin1String("zeros")) return double(s.zeros);
+    if (key == QLatin1String("nan")) return double(s.nan);
+    if (key == QLatin1String("inf")) return double(s.inf);
+    if (key == QLatin1String("beyond_3sigma")) return 100.0 * s.share3Sigma();
+    if (key == QLatin1String("beyond_6sigma")) return 100.0 * s.share6Sigma();
+    if (key == QLatin1String("channel_ratio")) return channelRatio(s);
+    return std::nullopt;
 }
 
 QVariant StatsTableModel::data(const QModelIndex& index, int role) const

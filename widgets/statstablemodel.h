@@ -82,6 +82,11 @@ private:
     int m_lastBlock = -1;
 };
 
+struct TensorStats;
+// The statistic named by a StatsTableModel::columnKey ("absmax", "kurtosis", "beyond_6sigma" (in %),
+// "channel_ratio", ...) of a tensor; nullopt when it does not apply.
+std::optional<double> statisticValue(const TensorStats& stats, const QString& key);
+
 // Writes the rows and columns of `model` (e.g. the filtered, sorted proxy) as RFC 4180 CSV with a header
 // line, using ExportRole values where the model provides them.
 bool writeCsv(const QAbstractItemModel& model, QIODevice* out);
