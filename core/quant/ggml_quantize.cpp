@@ -33,16 +33,27 @@ int truncLevel(float v, int maxLevel)
     return static_cast<int>(v);
 }
 
-// roundf() to int8 (half away from zero), saturating, NaN -> 0.
+// roundf() to int8 (half away from zero), saturating, NaN -> 0. Truncation plus an exact remainder test
+// is roundf for |v| < 2^23 and much cheaper than the libm call.
 int8_t roundToInt8(float v)
 {
-    if (!(v == v))
-        return 0;
-    v = std::fmax(-128.0f, std::fmin(127.0f, v));
-    return static_cast<int8_t>(std::lround(v));
+    if (!(v > -128.0f))
+        return v == v ? int8_t(-128) : int8_t(0);
+    if (!(v < 127.0f))
+        return 127;
+    int i = static_cast<int>(v);
+    const float frac = v - static_cast<float>(i);
+    if (frac >= 0.5f)
+        ++i;
+    else if (frac <= -0.5f)
+        --i;
+    return static_cast<int8_t>(i);
 }
 
-template <typename Block> void storeBlock(unsigned char* dst, const Block& b) { std::memcpy(dst, &b, sizeof b); }
+template <typename Block> void storeBlock(unsigned char* dst, const Block& b)
+{
+    std::memcpy(dst, &b, sizeof b);
+}
 
 // Signed absolute maximum: the value with the largest magnitude, first one on ties.
 float signedAbsMax(const float* x, int n)
@@ -256,7 +267,10 @@ namespace {
 
 using RowFn = void (*)(const float*, int64_t, unsigned char*, const float*);
 
-void rowF32(const float* x, int64_t n, unsigned char* dst, const float*) { std::memcpy(dst, x, n * 4); }
+void rowF32(const float* x, int64_t n, unsigned char* dst, const float*)
+{
+    std::memcpy(dst, x, n * 4);
+}
 void rowF16(const float* x, int64_t n, unsigned char* dst, const float*)
 {
     for (int64_t i = 0; i < n; ++i) {
@@ -274,6 +288,7 @@ void rowBF16(const float* x, int64_t n, unsigned char* dst, const float*)
 
 RowFn rowQuantizer(DType type)
 {
+    // clang-format off
     using namespace detail;
     switch (type) {
     case DType::F32: return rowF32;
@@ -294,11 +309,15 @@ RowFn rowQuantizer(DType type)
     case DType::MXFP4: return quantizeRowMXFP4;
     default: return nullptr;
     }
+    // clang-format on
 }
 
 } // namespace
 
-bool canQuantize(DType type) { return rowQuantizer(type) != nullptr; }
+bool canQuantize(DType type)
+{
+    return rowQuantizer(type) != nullptr;
+}
 
 uint64_t quantize(DType type, const float* src, uint64_t rows, uint64_t rowLength, void* dst,
                   const float* importance)
