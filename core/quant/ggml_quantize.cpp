@@ -9,6 +9,7 @@
 #include "core/util/checked.h"
 #include "core/util/error.h"
 
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -41,13 +42,9 @@ int8_t roundToInt8(float v)
         return v == v ? int8_t(-128) : int8_t(0);
     if (!(v < 127.0f))
         return 127;
-    int i = static_cast<int>(v);
-    const float frac = v - static_cast<float>(i);
-    if (frac >= 0.5f)
-        ++i;
-    else if (frac <= -0.5f)
-        --i;
-    return static_cast<int8_t>(i);
+    const int i = static_cast<int>(v);
+    const float frac = v - static_cast<float>(i); // exact
+    return static_cast<int8_t>(i + static_cast<int>(frac >= 0.5f) - static_cast<int>(frac <= -0.5f));
 }
 
 template <typename Block> void storeBlock(unsigned char* dst, const Block& b)
@@ -271,10 +268,24 @@ void rowF32(const float* x, int64_t n, unsigned char* dst, const float*)
 {
     std::memcpy(dst, x, n * 4);
 }
+// floatToHalf() with no data-dependent branch when the result is a normal half (the common case).
+uint16_t toHalf(float f)
+{
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    const uint32_t absx = x & 0x7FFFFFFF;
+    // Outside [2^-14, 65520): zero, subnormal, overflow, infinity, NaN.
+    if (absx - 0x38800000u >= 0x477FF000u - 0x38800000u)
+        return floatToHalf(f);
+    uint32_t h = (absx - 0x38000000u) >> 13; // rebias the exponent from 127 to 15
+    const uint32_t rest = absx & 0x1FFF;
+    h += static_cast<uint32_t>(rest + (h & 1) > 0x1000); // nearest, ties to even; may carry (correctly)
+    return static_cast<uint16_t>(((x >> 16) & 0x8000) | h);
+}
+
 void rowF16(const float* x, int64_t n, unsigned char* dst, const float*)
 {
     for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = floatToHalf(x[i]);
+        const uint16_t h = toHalf(x[i]);
         std::memcpy(dst + 2 * i, &h, 2);
     }
 }

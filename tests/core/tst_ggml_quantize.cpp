@@ -220,6 +220,41 @@ private slots:
             QCOMPARE(static_cast<int>(static_cast<int8_t>(q[2 + j])), expected[j]);
     }
 
+    // The F16 / BF16 row conversions agree with the scalar ones on every kind of float.
+    void floatRowsMatchScalarConversions()
+    {
+        std::mt19937 rng(1);
+        std::vector<float> x(1 << 20);
+        for (size_t i = 0; i < x.size(); ++i) {
+            uint32_t bits = static_cast<uint32_t>(rng());
+            if (i % 2) // half of them in and around the half range, where rounding matters
+                bits = (bits & 0x80001FFFu) | ((0x33000000u + (bits & 0x0FFFE000u)) & 0x7FFFE000u);
+            std::memcpy(&x[i], &bits, 4);
+        }
+        const float specials[] = {0.0f,
+                                  -0.0f,
+                                  65504.0f,
+                                  65519.99f,
+                                  65520.0f,
+                                  6.1035156e-05f,
+                                  6.1035152e-05f,
+                                  5.9604645e-08f,
+                                  1.0f + std::ldexp(1.0f, -11),
+                                  1.0f + 3 * std::ldexp(1.0f, -11),
+                                  std::numeric_limits<float>::infinity(),
+                                  std::numeric_limits<float>::quiet_NaN()};
+        std::copy(std::begin(specials), std::end(specials), x.begin());
+        const auto f16 = quantizeAll(qs::DType::F16, x, 1, x.size());
+        const auto bf16 = quantizeAll(qs::DType::BF16, x, 1, x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+            uint16_t h, b;
+            std::memcpy(&h, f16.data() + 2 * i, 2);
+            std::memcpy(&b, bf16.data() + 2 * i, 2);
+            if (h != qs::floatToHalf(x[i]) || b != qs::floatToBf16(x[i]))
+                QFAIL(qPrintable(QStringLiteral("value %1 (index %2)").arg(x[i], 0, 'g', 9).arg(i)));
+        }
+    }
+
     void rejectsBadShapes()
     {
         std::vector<float> x(300, 0.5f);
