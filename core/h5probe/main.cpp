@@ -30,7 +30,7 @@ constexpr int kProtocolVersion = 1;
 constexpr int kMaxDepth = 64;
 constexpr size_t kMaxObjects = 1u << 20;
 constexpr size_t kMaxAttrValues = 1u << 20;
-constexpr size_t kMaxAttrBytes = 32u << 20;
+constexpr size_t kMaxAttrBytes = 16u << 20; // escaped, it stays under the parser's 64 MB line limit
 constexpr size_t kMaxNumericAttrValues = 64;
 constexpr uint64_t kSlabBytes = 16u << 20;
 
@@ -330,13 +330,13 @@ herr_t attrCallback(hid_t obj, const char* name, const H5A_info_t*, void* data)
             if (n)
                 H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, buf.data());
             if (total > kMaxAttrBytes) {
-                emitWarning("attribute " + objPath + "@" + name + ": larger than 32 MB, ignored");
+                emitWarning("attribute " + objPath + "@" + name + ": larger than 16 MB, ignored");
                 return 0;
             }
         } else {
             const size_t size = H5Tget_size(type.get());
             if (size == 0 || (n && size > kMaxAttrBytes / n)) {
-                emitWarning("attribute " + objPath + "@" + name + ": larger than 32 MB, ignored");
+                emitWarning("attribute " + objPath + "@" + name + ": larger than 16 MB, ignored");
                 return 0;
             }
             Handle mem(H5Tcopy(type.get()), H5Tclose);
@@ -358,6 +358,10 @@ herr_t attrCallback(hid_t obj, const char* name, const H5A_info_t*, void* data)
             }
         }
         line += "]}";
+        if (line.size() > (60u << 20)) { // the parser drops lines over 64 MB
+            emitWarning("attribute " + objPath + "@" + name + ": larger than 60 MB once escaped, ignored");
+            return 0;
+        }
         emitLine(line);
         return 0;
     }

@@ -4,9 +4,9 @@
 // Datasets that are not a plain little-endian byte range in the file (gzip/shuffle/szip-compressed,
 // chunked, compact, big-endian, never written) are decoded by the probe into a temporary file that is
 // mapped next to the original, because a user analysing weights wants every tensor, not a list of the
-// ones we could not read. The temporary file is unlinked as soon as it is mapped, so nothing is left
-// behind even after a crash; the price is decoding again at the next open. Its size is capped at
-// 8 × the file size + 256 MB so that a compression bomb cannot fill the disk.
+// ones we could not read. The temporary file is unlinked as soon as it is mapped (or when loading fails),
+// so the cache never grows stale or unbounded; the price is decoding again at the next open. Its size is
+// capped at 8 × the file size + 256 MB so that a compression bomb cannot fill the disk.
 
 #include "core/io/hdf5.h"
 
