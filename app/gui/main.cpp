@@ -1,11 +1,10 @@
-// The Quantscope workbench. Placeholder window until the main window lands.
+// The Quantscope workbench: everything but main() lives in quantscope_app so tests can link it.
+#include "app/gui/application.h"
+
 #include <QApplication>
-#include <QLabel>
 
 int main(int argc, char* argv[])
 {
     QApplication app(argc, argv);
-    QLabel label(QStringLiteral("Quantscope"));
-    label.show();
-    return app.exec();
+    return qs::runApplication(app);
 }

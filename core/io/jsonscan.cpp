@@ -1,5 +1,9 @@
 #include "core/io/jsonscan.h"
 
+#include "core/util/error.h"
+
+#include <QByteArray>
+#include <QJsonDocument>
 #include <algorithm>
 
 namespace qs::json {
@@ -235,6 +239,35 @@ const Member* findDuplicate(const std::vector<Member>& members)
             (!best || order[k] < size_t(best - members.data())))
             best = &members[order[k]];
     return best;
+}
+
+QJsonObject parseObject(std::string_view text, const std::string& file, uint64_t base,
+                        const std::string& what, std::vector<Member>* members)
+{
+    auto fail = [&](const std::string& field, size_t pos, const std::string& msg) {
+        throw FormatError(ErrorCode::BadValue, file, field, base + pos, msg);
+    };
+    if (const auto bad = findInvalidUtf8(text))
+        fail(what, *bad, "not valid UTF-8");
+    const size_t first = skipWhitespace(text, 0);
+    if (first >= text.size() || text[first] != '{')
+        fail(what, first, "not a JSON object");
+    QJsonParseError err{};
+    const auto doc = QJsonDocument::fromJson(
+        QByteArray::fromRawData(text.data(), static_cast<qsizetype>(text.size())), &err);
+    if (err.error != QJsonParseError::NoError)
+        fail(what, static_cast<size_t>(std::max(0, err.offset)),
+             "not valid JSON: " + err.errorString().toStdString());
+    if (!doc.isObject())
+        fail(what, first, "not a JSON object");
+    auto obj = doc.object();
+    *members = objectMembers(text, 0);
+    if (members->size() != static_cast<size_t>(obj.size())) {
+        if (const auto* dup = findDuplicate(*members))
+            fail(dup->key, dup->keyOffset, "appears twice");
+        fail(what, first, "holds duplicate keys");
+    }
+    return obj;
 }
 
 } // namespace qs::json

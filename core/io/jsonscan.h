@@ -3,6 +3,7 @@
 // keeps the last of two equal keys; file parsers need both to report "field X at byte N" and to reject
 // ambiguous headers. Parse with QJsonDocument first, then use these helpers on the same bytes.
 
+#include <QJsonObject>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -33,5 +34,11 @@ std::vector<Member> objectMembers(std::string_view text, size_t begin);
 
 // The second occurrence of the first key that appears twice, or nullptr.
 const Member* findDuplicate(const std::vector<Member>& members);
+
+// Checks UTF-8, parses `text` with QJsonDocument, requires an object and rejects duplicate top-level keys.
+// Errors are qs::FormatError in `file`, field `what` (or the duplicated key), at byte `base` + position.
+// `members` receives the top-level members in document order.
+QJsonObject parseObject(std::string_view text, const std::string& file, uint64_t base,
+                        const std::string& what, std::vector<Member>* members);
 
 } // namespace qs::json

@@ -62,32 +62,6 @@ const json::Member* findMember(const std::vector<json::Member>& members, std::st
     return nullptr;
 }
 
-// Validates and parses `text` as a JSON object; rejects duplicate keys at the top level.
-QJsonObject parseObject(const JsonText& js, const char* what, std::vector<json::Member>* members)
-{
-    if (const auto bad = json::findInvalidUtf8(js.text))
-        js.fail(ErrorCode::BadValue, what, *bad, "not valid UTF-8");
-    const size_t first = json::skipWhitespace(js.text, 0);
-    if (first >= js.text.size() || js.text[first] != '{')
-        js.fail(ErrorCode::BadValue, what, first, "not a JSON object");
-    QJsonParseError err{};
-    const auto doc = QJsonDocument::fromJson(
-        QByteArray::fromRawData(js.text.data(), static_cast<qsizetype>(js.text.size())), &err);
-    if (err.error != QJsonParseError::NoError)
-        js.fail(ErrorCode::BadValue, what, static_cast<size_t>(std::max(0, err.offset)),
-                "not valid JSON: " + err.errorString().toStdString());
-    if (!doc.isObject())
-        js.fail(ErrorCode::BadValue, what, first, "not a JSON object");
-    auto obj = doc.object();
-    *members = json::objectMembers(js.text, 0);
-    if (members->size() != static_cast<size_t>(obj.size())) {
-        if (const auto* dup = json::findDuplicate(*members))
-            js.fail(ErrorCode::BadValue, dup->key, dup->keyOffset, "appears twice");
-        js.fail(ErrorCode::BadValue, what, 0, "holds duplicate keys");
-    }
-    return obj;
-}
-
 // Non-negative integer literal (QJsonValue keeps integers up to 2^63 exactly).
 std::optional<uint64_t> toCount(const QJsonValue& v)
 {
@@ -244,7 +218,7 @@ ParsedFile parseFile(const fs::path& path, JobControl* job)
 
     const JsonText js{file, {reinterpret_cast<const char*>(out.file->data()) + 8, static_cast<size_t>(n)}, 8};
     std::vector<json::Member> members;
-    const auto obj = parseObject(js, "header", &members);
+    const auto obj = json::parseObject(js.text, js.file, js.base, "header", &members);
 
     const uint64_t dataStart = 8 + n;
     const uint64_t dataSize = size - dataStart;
@@ -357,7 +331,7 @@ Checkpoint readIndex(const fs::path& indexPath)
     const JsonText js{
         name, {reinterpret_cast<const char*>(file->data()), static_cast<size_t>(file->size())}, 0};
     std::vector<json::Member> members;
-    const auto obj = parseObject(js, "index", &members);
+    const auto obj = json::parseObject(js.text, js.file, js.base, "index", &members);
 
     if (const auto* meta = findMember(members, "metadata")) {
         const auto value = obj.value(QStringLiteral("metadata"));

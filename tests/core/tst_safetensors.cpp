@@ -1,5 +1,6 @@
 // safetensors loader: the bundled sample (single F32 file, sharded BF16 copy), the PP-OCR weights, every
 // dtype, and every kind of hostile header built here with a small writer.
+#include "core/io/gguf.h"
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
@@ -138,6 +139,49 @@ private slots:
         QCOMPARE(row[2], -0.008925346657633781f);
         const auto* k = model->find("model.layers.0.self_attn.k_proj.weight");
         QCOMPARE(k->shape, (std::vector<uint64_t>{32, 64}));
+
+        // config.json beside the weights.
+        QVERIFY(!model->metadata().count("config_error"));
+        const auto& c = model->config();
+        QCOMPARE(c.architecture, std::string("llama"));
+        QCOMPARE(c.layers, 5u);
+        QCOMPARE(c.hiddenSize, 64u);
+        QCOMPARE(c.kvHeads, 4u);
+        QCOMPARE(c.headDim, 8u);
+        QCOMPARE(c.vocabSize, 512u);
+    }
+
+    void sameValuesAsGguf()
+    {
+        // The GGUF of the same model: norms and V agree element for element; llama.cpp stores Q and K in
+        // Meta's interleaved-rope row order, HF in halves per head: GGUF row h*d + 2i + j = HF row h*d +
+        // j*d/2 + i.
+        const auto hf = qs::loadSafetensors(kSample / "hf-f32" / "model.safetensors", nullptr);
+        const auto gguf = qs::loadGguf(kSample / "stories260K.gguf", nullptr);
+        auto values = [](const qs::Model& m, const char* name) {
+            const auto* t = m.find(name);
+            if (!t)
+                return std::vector<float>();
+            std::vector<float> v(t->elements());
+            m.decode(*t, 0, v.size(), v.data());
+            return v;
+        };
+        QCOMPARE(values(*hf, "model.norm.weight"), values(*gguf, "output_norm.weight"));
+        QCOMPARE(values(*hf, "model.layers.2.self_attn.v_proj.weight"), values(*gguf, "blk.2.attn_v.weight"));
+        QCOMPARE(values(*hf, "model.layers.4.mlp.down_proj.weight"), values(*gguf, "blk.4.ffn_down.weight"));
+        QCOMPARE(values(*hf, "model.embed_tokens.weight"), values(*gguf, "token_embd.weight"));
+        const auto* gq = gguf->find("blk.1.attn_q.weight");
+        QVERIFY(gq);
+        QCOMPARE(gq->shape, (std::vector<uint64_t>{64, 64}));
+        const auto hq = values(*hf, "model.layers.1.self_attn.q_proj.weight");
+        const auto gqv = values(*gguf, "blk.1.attn_q.weight");
+        const int d = 8, cols = 64;
+        for (int h = 0; h < 8; ++h)
+            for (int i = 0; i < d / 2; ++i)
+                for (int j = 0; j < 2; ++j)
+                    for (int c = 0; c < cols; ++c)
+                        QCOMPARE(gqv[(h * d + 2 * i + j) * cols + c], hq[(h * d + j * d / 2 + i) * cols + c]);
+        QVERIFY(hq != gqv); // the permutation is real
     }
 
     void shardedMatchesF32AfterBf16Rounding()
@@ -192,6 +236,8 @@ private slots:
             const auto& total = model->metadata().at("total_size");
             QCOMPARE(std::get<uint64_t>(total.value), quint64(585600));
             QCOMPARE(model->metadata().at("format").toString(), std::string("pt"));
+            QCOMPARE(model->config().layers, 5u);
+            QCOMPARE(model->config().intermediateSize, 172u);
         }
     }
 

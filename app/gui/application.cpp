@@ -1,0 +1,82 @@
+#include "app/gui/application.h"
+
+#include "app/gui/mainwindow.h"
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QTimer>
+
+#include <cstdio>
+
+namespace qs {
+
+namespace {
+
+void takeScreenshot(MainWindow& window, const QString& out, const QString& view)
+{
+    if (!view.isEmpty() && !window.showView(view))
+        std::fprintf(stderr, "quantscope: unknown view '%s' (known: %s)\n", qPrintable(view),
+                     qPrintable(window.viewNames().join(QStringLiteral(", "))));
+    // Let layouts and plots settle before grabbing.
+    QTimer::singleShot(400, &window, [&window, out] {
+        const bool ok = window.grab().save(out);
+        if (!ok)
+            std::fprintf(stderr, "quantscope: cannot write %s\n", qPrintable(out));
+        QCoreApplication::exit(ok ? 0 : 1);
+    });
+}
+
+} // namespace
+
+int runApplication(QApplication& app)
+{
+    QCoreApplication::setOrganizationName(QStringLiteral("Quantscope"));
+    QCoreApplication::setApplicationName(QStringLiteral("Quantscope"));
+    QCoreApplication::setApplicationVersion(QStringLiteral("0.1.0"));
+
+    QCommandLineParser parser;
+    parser.setApplicationDescription(QStringLiteral("Neural-network weight analysis and quantization workbench"));
+    parser.addHelpOption();
+    parser.addVersionOption();
+    parser.addPositionalArgument(QStringLiteral("path"),
+                                 QStringLiteral("Model to open: .safetensors, model.safetensors.index.json, "
+                                                "a model folder, .gguf, .h5, or config.json"),
+                                 QStringLiteral("[path]"));
+    const QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
+                                              QStringLiteral("Render the window to <file> after loading, then quit."),
+                                              QStringLiteral("file"));
+    const QCommandLineOption viewOption(QStringLiteral("view"), QStringLiteral("View to show: tensors, ..."),
+                                        QStringLiteral("name"));
+    const QCommandLineOption sizeOption(QStringLiteral("size"), QStringLiteral("Window size for the screenshot."),
+                                        QStringLiteral("WxH"), QStringLiteral("1400x860"));
+    parser.addOption(screenshotOption);
+    parser.addOption(viewOption);
+    parser.addOption(sizeOption);
+    parser.process(app);
+
+    MainWindow window;
+    const QString screenshot = parser.value(screenshotOption);
+    const QString view = parser.value(viewOption);
+    if (!screenshot.isEmpty()) {
+        const QStringList wh = parser.value(sizeOption).split(QLatin1Char('x'));
+        if (wh.size() == 2)
+            window.resize(wh[0].toInt(), wh[1].toInt());
+        // Errors still produce a screenshot (of the dialog-free window) instead of blocking.
+        window.setErrorPresenter([](const QString&, const QString& text, const QString& detail) {
+            std::fprintf(stderr, "quantscope: %s\n%s\n", qPrintable(text), qPrintable(detail));
+        });
+        QObject::connect(&window, &MainWindow::modelLoaded, &window,
+                         [&window, screenshot, view] { takeScreenshot(window, screenshot, view); });
+        QObject::connect(&window, &MainWindow::loadFailed, &window,
+                         [&window, screenshot, view] { takeScreenshot(window, screenshot, view); });
+    }
+    window.show();
+    const QStringList args = parser.positionalArguments();
+    if (!args.isEmpty())
+        window.openPath(args.front());
+    else if (!screenshot.isEmpty())
+        takeScreenshot(window, screenshot, view);
+    return app.exec();
+}
+
+} // namespace qs

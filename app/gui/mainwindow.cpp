@@ -1,0 +1,497 @@
+#include "app/gui/mainwindow.h"
+
+#include "app/gui/modelloader.h"
+#include "widgets/formatting.h"
+#include "widgets/modelsummary.h"
+#include "widgets/tensorfilterproxy.h"
+#include "widgets/tensortreemodel.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QCoreApplication>
+#include <QDir>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QSettings>
+#include <QStatusBar>
+#include <QStyle>
+#include <QTabWidget>
+#include <QToolBar>
+#include <QToolButton>
+#include <QTreeView>
+#include <QVBoxLayout>
+
+// The resources live in the static quantscope_app library: without a reference, the linker drops them.
+static void initResources()
+{
+    Q_INIT_RESOURCE(resources);
+}
+
+namespace qs {
+
+namespace {
+
+constexpr int maxRecentFiles = 10;
+constexpr int expandAllLimit = 80; // tensors; larger models open with only the first groups expanded
+
+QIcon themedIcon(const char* themeName, const char* resource)
+{
+    return QIcon::fromTheme(QLatin1String(themeName), QIcon(QLatin1String(resource)));
+}
+
+// The path to open for a set of dropped local files: one file or folder as is; several files of one
+// folder (e.g. the shards of a model) open that folder.
+QString pathForDrop(const QMimeData* mime)
+{
+    if (!mime || !mime->hasUrls())
+        return {};
+    QStringList files;
+    for (const QUrl& url : mime->urls())
+        if (url.isLocalFile())
+            files << url.toLocalFile();
+    if (files.isEmpty())
+        return {};
+    if (files.size() == 1)
+        return files.front();
+    const QString dir = QFileInfo(files.front()).absolutePath();
+    for (const QString& f : files)
+        if (QFileInfo(f).absolutePath() != dir)
+            return files.front();
+    return dir;
+}
+
+} // namespace
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_loader(new ModelLoader(this))
+{
+    initResources();
+    setWindowIcon(QIcon(QStringLiteral(":/icons/quantscope.svg")));
+    setAcceptDrops(true);
+    setDockNestingEnabled(true);
+
+    m_errorPresenter = [this](const QString& title, const QString& text, const QString& detail) {
+        auto* box = new QMessageBox(QMessageBox::Critical, title, text, QMessageBox::Ok, this);
+        box->setInformativeText(detail);
+        box->setTextInteractionFlags(Qt::TextSelectableByMouse);
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->setObjectName(QStringLiteral("loadErrorBox"));
+        box->open(); // window-modal, no nested event loop
+    };
+
+    createViews();
+    createActions();
+    createStatusBar();
+
+    connect(m_loader, &ModelLoader::started, this, &MainWindow::onLoadStarted);
+    connect(m_loader, &ModelLoader::progress, this, &MainWindow::onLoadProgress);
+    connect(m_loader, &ModelLoader::loaded, this, &MainWindow::onLoaded);
+    connect(m_loader, &ModelLoader::failed, this, &MainWindow::onLoadFailed);
+    connect(m_loader, &ModelLoader::cancelled, this, &MainWindow::onLoadCancelled);
+
+    readSettings();
+    updateTitle();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::createViews()
+{
+    m_treeModel = new TensorTreeModel(this);
+    m_proxy = new TensorFilterProxy(this);
+    m_proxy->setSourceModel(m_treeModel);
+
+    auto* tensorsPage = new QWidget;
+    auto* layout = new QVBoxLayout(tensorsPage);
+    layout->setContentsMargins(4, 4, 4, 4);
+    m_filterEdit = new QLineEdit(tensorsPage);
+    m_filterEdit->setPlaceholderText(tr("Filter tensors by name or role (regular expression, e.g. ffn_down|attn_q)"));
+    m_filterEdit->setClearButtonEnabled(true);
+    connect(m_filterEdit, &QLineEdit::textChanged, this, &MainWindow::applyFilter);
+    layout->addWidget(m_filterEdit);
+
+    m_tensorView = new QTreeView(tensorsPage);
+    m_tensorView->setObjectName(QStringLiteral("tensorTree"));
+    m_tensorView->setModel(m_proxy);
+    m_tensorView->setSortingEnabled(true);
+    m_tensorView->sortByColumn(-1, Qt::AscendingOrder); // file order until the user clicks a header
+    m_tensorView->setAlternatingRowColors(true);
+    m_tensorView->setUniformRowHeights(true);
+    m_tensorView->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    m_tensorView->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_tensorView->header()->setStretchLastSection(false);
+    m_tensorView->header()->setSectionResizeMode(QHeaderView::Interactive);
+    m_tensorView->header()->setSectionResizeMode(TensorTreeModel::NameColumn, QHeaderView::Stretch);
+    m_tensorView->header()->setMinimumSectionSize(60);
+    m_tensorView->header()->setSortIndicatorShown(true);
+    layout->addWidget(m_tensorView);
+
+    m_views = new QTabWidget(this);
+    m_views->setDocumentMode(true);
+    m_views->addTab(tensorsPage, tr("Tensors"));
+    m_views->widget(0)->setObjectName(QStringLiteral("view:tensors"));
+    setCentralWidget(m_views);
+
+    m_summary = new ModelSummaryWidget(this);
+    auto* summaryDock = new QDockWidget(tr("Model"), this);
+    summaryDock->setObjectName(QStringLiteral("summaryDock"));
+    summaryDock->setWidget(m_summary);
+    summaryDock->setMinimumWidth(260);
+    addDockWidget(Qt::RightDockWidgetArea, summaryDock);
+}
+
+void MainWindow::createActions()
+{
+    auto* fileMenu = menuBar()->addMenu(tr("&File"));
+    auto* openAction = fileMenu->addAction(themedIcon("document-open", ":/icons/open.svg"), tr("&Open…"), this,
+                                           &MainWindow::openFileDialog);
+    openAction->setShortcut(QKeySequence::Open);
+    openAction->setToolTip(tr("Open a model file (safetensors, index.json, GGUF, HDF5, config.json)"));
+    auto* openFolderAction = fileMenu->addAction(themedIcon("folder-open", ":/icons/folder.svg"),
+                                                 tr("Open &Folder…"), this, &MainWindow::openFolderDialog);
+    openFolderAction->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
+    openFolderAction->setToolTip(tr("Open a Hugging Face model folder (sharded safetensors)"));
+    auto* sampleAction = fileMenu->addAction(QIcon(QStringLiteral(":/icons/sample.svg")), tr("Open &Sample Model"),
+                                             this, [this] {
+                                                 const QString sample = samplePath();
+                                                 if (sample.isEmpty())
+                                                     m_errorPresenter(tr("Sample model"),
+                                                                      tr("The bundled sample model was not found."), {});
+                                                 else
+                                                     openPath(sample);
+                                             });
+    sampleAction->setToolTip(tr("Open the bundled stories260K sample model"));
+    m_recentMenu = fileMenu->addMenu(themedIcon("document-open-recent", ":/icons/open.svg"), tr("Open &Recent"));
+    m_recentMenu->setObjectName(QStringLiteral("recentMenu"));
+    fileMenu->addSeparator();
+    auto* quitAction = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
+    quitAction->setShortcut(QKeySequence::Quit);
+
+    m_viewMenu = menuBar()->addMenu(tr("&View"));
+    auto* expandAction = m_viewMenu->addAction(QIcon(QStringLiteral(":/icons/expand.svg")), tr("&Expand All"),
+                                               m_tensorView, &QTreeView::expandAll);
+    auto* collapseAction = m_viewMenu->addAction(QIcon(QStringLiteral(":/icons/collapse.svg")),
+                                                 tr("&Collapse All"), m_tensorView, &QTreeView::collapseAll);
+    auto* filterAction = m_viewMenu->addAction(tr("&Filter Tensors"), this, [this] {
+        showView(QStringLiteral("tensors"));
+        m_filterEdit->setFocus();
+        m_filterEdit->selectAll();
+    });
+    filterAction->setShortcut(QKeySequence::Find);
+    m_viewMenu->addSeparator();
+    for (auto* dock : findChildren<QDockWidget*>())
+        m_viewMenu->addAction(dock->toggleViewAction());
+
+    auto* helpMenu = menuBar()->addMenu(tr("&Help"));
+    helpMenu->addAction(tr("&About Quantscope"), this, &MainWindow::showAbout);
+    helpMenu->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt);
+
+    auto* toolBar = addToolBar(tr("Main"));
+    toolBar->setObjectName(QStringLiteral("mainToolBar"));
+    toolBar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    toolBar->setIconSize(QSize(20, 20));
+    toolBar->addAction(openAction);
+    toolBar->addAction(openFolderAction);
+    toolBar->addAction(sampleAction);
+    toolBar->addSeparator();
+    toolBar->addAction(expandAction);
+    toolBar->addAction(collapseAction);
+}
+
+void MainWindow::createStatusBar()
+{
+    m_modelLabel = new QLabel(this);
+    m_progressBar = new QProgressBar(this);
+    m_progressBar->setRange(0, 1000);
+    m_progressBar->setMaximumWidth(220);
+    m_progressBar->setTextVisible(true);
+    m_progressBar->hide();
+    m_cancelButton = new QToolButton(this);
+    m_cancelButton->setObjectName(QStringLiteral("cancelLoadButton"));
+    m_cancelButton->setIcon(themedIcon("process-stop", ":/icons/cancel.svg"));
+    m_cancelButton->setText(tr("Cancel"));
+    m_cancelButton->setToolTip(tr("Cancel loading"));
+    m_cancelButton->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    m_cancelButton->setAutoRaise(true);
+    m_cancelButton->hide();
+    connect(m_cancelButton, &QToolButton::clicked, m_loader, &ModelLoader::cancel);
+    statusBar()->addPermanentWidget(m_progressBar);
+    statusBar()->addPermanentWidget(m_cancelButton);
+    statusBar()->addPermanentWidget(m_modelLabel);
+    statusBar()->showMessage(tr("Ready. Open a model or drop one on the window."));
+}
+
+QString MainWindow::samplePath()
+{
+    const QString relative = QStringLiteral("/stories260K/stories260K.gguf");
+    const QStringList candidates = {
+        QStringLiteral(QS_SAMPLE_SOURCE_DIR) + relative,
+        QStringLiteral(QS_SAMPLE_INSTALL_DIR) + relative,
+        QCoreApplication::applicationDirPath() + QStringLiteral("/../share/quantscope/samples") + relative,
+    };
+    for (const QString& c : candidates)
+        if (QFileInfo::exists(c))
+            return QDir::cleanPath(c);
+    return {};
+}
+
+void MainWindow::openPath(const QString& path)
+{
+    if (path.isEmpty())
+        return;
+    const QString absolute = QFileInfo(path).absoluteFilePath();
+    m_loader->load(absolute);
+}
+
+bool MainWindow::isLoading() const
+{
+    return m_loader->isRunning();
+}
+
+QStringList MainWindow::recentFiles() const
+{
+    return m_recent;
+}
+
+QStringList MainWindow::viewNames() const
+{
+    QStringList names;
+    for (int i = 0; i < m_views->count(); ++i)
+        names << m_views->widget(i)->objectName().mid(5);
+    return names;
+}
+
+bool MainWindow::showView(const QString& name)
+{
+    for (int i = 0; i < m_views->count(); ++i) {
+        if (m_views->widget(i)->objectName() == QLatin1String("view:") + name) {
+            m_views->setCurrentIndex(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+void MainWindow::openFileDialog()
+{
+    const QString filter = tr("Models (*.safetensors *.json *.gguf *.h5 *.hdf5 *.keras);;"
+                              "safetensors (*.safetensors *.safetensors.index.json);;GGUF (*.gguf);;"
+                              "HDF5 / Keras (*.h5 *.hdf5 *.keras);;Hugging Face config (config.json);;"
+                              "All files (*)");
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), m_lastDir, filter);
+    if (!path.isEmpty()) {
+        m_lastDir = QFileInfo(path).absolutePath();
+        openPath(path);
+    }
+}
+
+void MainWindow::openFolderDialog()
+{
+    const QString path = QFileDialog::getExistingDirectory(this, tr("Open Model Folder"), m_lastDir);
+    if (!path.isEmpty()) {
+        m_lastDir = QFileInfo(path).absolutePath();
+        openPath(path);
+    }
+}
+
+void MainWindow::onLoadStarted(const QString& path)
+{
+    statusBar()->showMessage(tr("Opening %1…").arg(QDir::toNativeSeparators(path)));
+    m_progressBar->setRange(0, 0); // busy until the loader reports a fraction
+    m_progressBar->show();
+    m_cancelButton->show();
+}
+
+void MainWindow::onLoadProgress(double fraction, const QString& stage)
+{
+    if (fraction > 0.0) {
+        m_progressBar->setRange(0, 1000);
+        m_progressBar->setValue(int(fraction * 1000.0));
+    }
+    if (!stage.isEmpty())
+        m_progressBar->setFormat(stage + QStringLiteral(" %p%"));
+}
+
+void MainWindow::finishLoadingUi()
+{
+    m_progressBar->hide();
+    m_progressBar->setFormat(QStringLiteral("%p%"));
+    m_cancelButton->hide();
+}
+
+void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
+{
+    finishLoadingUi();
+    m_model = std::move(model);
+    m_modelPath = path;
+    m_treeModel->setModel(m_model);
+    m_summary->setModel(m_model);
+
+    if (m_model->tensors().size() <= size_t(expandAllLimit)) {
+        m_tensorView->expandAll();
+    } else {
+        m_tensorView->collapseAll();
+        for (int row = 0; row < qMin(2, m_proxy->rowCount()); ++row)
+            m_tensorView->expand(m_proxy->index(row, 0));
+    }
+    for (int c = TensorTreeModel::RoleColumn; c < TensorTreeModel::ColumnCount; ++c) {
+        m_tensorView->resizeColumnToContents(c);
+        m_tensorView->setColumnWidth(c, m_tensorView->columnWidth(c) + 16);
+    }
+
+    addRecentFile(path);
+    updateTitle();
+    m_modelLabel->setText(tr("%1 · %2 parameters · %3")
+                              .arg(QString::fromLatin1(modelFormatName(m_model->format())),
+                                   formatCount(m_model->parameterCount()), formatBytes(m_model->totalBytes())));
+    statusBar()->showMessage(tr("Opened %1 (%2)")
+                                 .arg(QDir::toNativeSeparators(path),
+                                      countNoun(m_model->tensors().size(), "tensor", "tensors")),
+                             8000);
+    emit modelLoaded(path);
+}
+
+void MainWindow::onLoadFailed(const QString& path, const QString& message, const QString& kind)
+{
+    finishLoadingUi();
+    statusBar()->showMessage(tr("Could not open %1").arg(QFileInfo(path).fileName()), 8000);
+    if (!QFileInfo::exists(path))
+        removeRecentFile(path);
+    QString detail = message;
+    if (!kind.isEmpty())
+        detail += QStringLiteral("\n\n") + tr("Error kind: %1").arg(kind);
+    if (m_model)
+        detail += QStringLiteral("\n") + tr("The previously opened model stays open.");
+    m_errorPresenter(tr("Cannot Open Model"), tr("Quantscope could not open <b>%1</b>.").arg(path.toHtmlEscaped()),
+                     detail);
+    emit loadFailed(path, message);
+}
+
+void MainWindow::onLoadCancelled(const QString& path)
+{
+    finishLoadingUi();
+    statusBar()->showMessage(tr("Loading of %1 cancelled").arg(QFileInfo(path).fileName()), 5000);
+    emit loadCancelled(path);
+}
+
+void MainWindow::addRecentFile(const QString& path)
+{
+    m_recent.removeAll(path);
+    m_recent.prepend(path);
+    while (m_recent.size() > maxRecentFiles)
+        m_recent.removeLast();
+    rebuildRecentMenu();
+    writeSettings();
+}
+
+void MainWindow::removeRecentFile(const QString& path)
+{
+    if (m_recent.removeAll(path) > 0) {
+        rebuildRecentMenu();
+        writeSettings();
+    }
+}
+
+void MainWindow::rebuildRecentMenu()
+{
+    m_recentMenu->clear();
+    int n = 0;
+    for (const QString& path : std::as_const(m_recent)) {
+        ++n;
+        const QFileInfo info(path);
+        const QString label = n < 10 ? QStringLiteral("&%1  %2").arg(n).arg(info.fileName())
+                                     : QStringLiteral("%1  %2").arg(n).arg(info.fileName());
+        auto* action = m_recentMenu->addAction(label, this, [this, path] { openPath(path); });
+        action->setToolTip(QDir::toNativeSeparators(path));
+        action->setStatusTip(QDir::toNativeSeparators(path));
+        action->setData(path);
+    }
+    if (m_recent.isEmpty()) {
+        m_recentMenu->addAction(tr("No recent models"))->setEnabled(false);
+    } else {
+        m_recentMenu->addSeparator();
+        m_recentMenu->addAction(tr("&Clear Recent Models"), this, [this] {
+            m_recent.clear();
+            rebuildRecentMenu();
+            writeSettings();
+        });
+    }
+}
+
+void MainWindow::applyFilter(const QString& text)
+{
+    const bool valid = m_proxy->setFilterPattern(text);
+    m_filterEdit->setToolTip(valid ? QString() : tr("Not a valid regular expression: matched literally"));
+    if (!text.isEmpty())
+        m_tensorView->expandAll();
+}
+
+void MainWindow::updateTitle()
+{
+    if (m_modelPath.isEmpty())
+        setWindowTitle(tr("Quantscope"));
+    else
+        setWindowTitle(tr("%1 — Quantscope").arg(QFileInfo(m_modelPath).fileName()));
+}
+
+void MainWindow::showAbout()
+{
+    QMessageBox::about(this, tr("About Quantscope"),
+                       tr("<h3>Quantscope %1</h3><p>A workbench for analysing and quantizing neural-network "
+                          "weights: safetensors, GGUF and HDF5.</p>")
+                           .arg(QCoreApplication::applicationVersion()));
+}
+
+void MainWindow::readSettings()
+{
+    QSettings settings;
+    if (!restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray()))
+        resize(1400, 860);
+    restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
+    m_recent = settings.value(QStringLiteral("recentFiles")).toStringList();
+    m_lastDir = settings.value(QStringLiteral("lastDirectory")).toString();
+    rebuildRecentMenu();
+}
+
+void MainWindow::writeSettings() const
+{
+    QSettings settings;
+    settings.setValue(QStringLiteral("window/geometry"), saveGeometry());
+    settings.setValue(QStringLiteral("window/state"), saveState());
+    settings.setValue(QStringLiteral("recentFiles"), m_recent);
+    settings.setValue(QStringLiteral("lastDirectory"), m_lastDir);
+}
+
+void MainWindow::closeEvent(QCloseEvent* event)
+{
+    m_loader->cancel();
+    writeSettings();
+    event->accept();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event)
+{
+    if (!pathForDrop(event->mimeData()).isEmpty())
+        event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event)
+{
+    const QString path = pathForDrop(event->mimeData());
+    if (path.isEmpty())
+        return;
+    event->acceptProposedAction();
+    openPath(path);
+}
+
+} // namespace qs

@@ -1,0 +1,114 @@
+#pragma once
+// The workbench window: a tensor tree in the centre, the model summary docked beside it, loading in the
+// background with progress and cancel in the status bar. Every way of opening a model (dialog, drop,
+// command line, recent files) goes through openPath(), so tests exercise the same path users do.
+
+#include "core/model/model.h"
+
+#include <QMainWindow>
+
+#include <functional>
+#include <memory>
+
+class QLabel;
+class QLineEdit;
+class QMenu;
+class QProgressBar;
+class QTabWidget;
+class QToolButton;
+class QTreeView;
+
+namespace qs {
+
+class ModelLoader;
+class ModelSummaryWidget;
+class TensorFilterProxy;
+class TensorTreeModel;
+
+class MainWindow final : public QMainWindow {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(MainWindow)
+
+public:
+    // Shows a load error; the default opens a window-modal QMessageBox without blocking (open()).
+    using ErrorPresenter = std::function<void(const QString& title, const QString& text, const QString& detail)>;
+
+    explicit MainWindow(QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    // Starts loading a file or folder in the background; the current model stays until it succeeds.
+    void openPath(const QString& path);
+    void setErrorPresenter(ErrorPresenter presenter) { m_errorPresenter = std::move(presenter); }
+
+    std::shared_ptr<const Model> model() const { return m_model; }
+    QString modelPath() const { return m_modelPath; }
+    bool isLoading() const;
+    QStringList recentFiles() const;
+    // Makes a named view current ("tensors", ...); false when unknown.
+    bool showView(const QString& name);
+    QStringList viewNames() const;
+
+    // For tests and screenshots.
+    QTreeView* tensorView() const { return m_tensorView; }
+    TensorTreeModel* tensorModel() const { return m_treeModel; }
+    QLineEdit* filterEdit() const { return m_filterEdit; }
+    ModelSummaryWidget* summaryWidget() const { return m_summary; }
+    ModelLoader* loader() const { return m_loader; }
+    QMenu* recentMenu() const { return m_recentMenu; }
+
+    // Where the bundled sample model is (source tree or installed), empty when missing.
+    static QString samplePath();
+
+signals:
+    void modelLoaded(const QString& path);
+    void loadFailed(const QString& path, const QString& message);
+    void loadCancelled(const QString& path);
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+    void dragEnterEvent(QDragEnterEvent* event) override;
+    void dropEvent(QDropEvent* event) override;
+
+private:
+    void createActions();
+    void createViews();
+    void createStatusBar();
+    void readSettings();
+    void writeSettings() const;
+
+    void openFileDialog();
+    void openFolderDialog();
+    void onLoadStarted(const QString& path);
+    void onLoadProgress(double fraction, const QString& stage);
+    void onLoaded(const QString& path, std::shared_ptr<Model> model);
+    void onLoadFailed(const QString& path, const QString& message, const QString& kind);
+    void onLoadCancelled(const QString& path);
+    void finishLoadingUi();
+    void addRecentFile(const QString& path);
+    void removeRecentFile(const QString& path);
+    void rebuildRecentMenu();
+    void applyFilter(const QString& text);
+    void updateTitle();
+    void showAbout();
+
+    ModelLoader* m_loader = nullptr;
+    std::shared_ptr<const Model> m_model;
+    QString m_modelPath;
+    QString m_lastDir;
+    QStringList m_recent;
+    ErrorPresenter m_errorPresenter;
+
+    QTabWidget* m_views = nullptr;
+    TensorTreeModel* m_treeModel = nullptr;
+    TensorFilterProxy* m_proxy = nullptr;
+    QTreeView* m_tensorView = nullptr;
+    QLineEdit* m_filterEdit = nullptr;
+    ModelSummaryWidget* m_summary = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QMenu* m_viewMenu = nullptr;
+    QProgressBar* m_progressBar = nullptr;
+    QToolButton* m_cancelButton = nullptr;
+    QLabel* m_modelLabel = nullptr;
+};
+
+} // namespace qs

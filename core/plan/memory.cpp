@@ -1,0 +1,375 @@
+#include "core/plan/memory.h"
+
+#include "core/util/checked.h"
+#include "core/util/error.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace qs {
+
+namespace {
+
+constexpr uint64_t MiB = 1ull << 20;
+
+// Defaults of the fixed per-GPU overhead, see docs/memory-model.md ("Fixed overhead").
+constexpr uint64_t kLlamaCppFixed = 384 * MiB;     // CUDA context + cuBLAS workspace + ggml pools
+constexpr uint64_t kVllmFixed = 640 * MiB;         // non-torch memory + CUDA graphs + torch.compile
+constexpr uint64_t kTransformersFixed = 512 * MiB; // PyTorch CUDA context with its kernel images
+constexpr uint64_t kNcclPerGpu = 256 * MiB;        // NCCL buffers when more than one GPU is used
+
+std::string lower(std::string_view s)
+{
+    std::string r(s);
+    std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
+    return r;
+}
+
+uint64_t mul(uint64_t a, uint64_t b)
+{
+    auto r = checkedMul(a, b);
+    if (!r)
+        throw Error(ErrorCode::Overflow, "memory estimate overflows 64 bits");
+    return *r;
+}
+
+uint64_t add(uint64_t a, uint64_t b)
+{
+    auto r = checkedAdd(a, b);
+    if (!r)
+        throw Error(ErrorCode::Overflow, "memory estimate overflows 64 bits");
+    return *r;
+}
+
+uint64_t ceilDiv(uint64_t a, uint64_t b) { return b == 0 ? a : a / b + (a % b != 0); }
+
+bool isSlidingLayer(const ModelConfig& c, uint32_t layer)
+{
+    if (c.slidingWindow == 0)
+        return false;
+    if (c.slidingWindowLayers.empty())
+        return true;
+    return std::find(c.slidingWindowLayers.begin(), c.slidingWindowLayers.end(), layer) !=
+           c.slidingWindowLayers.end();
+}
+
+} // namespace
+
+const char* kvCacheTypeName(KvCacheType type)
+{
+    switch (type) {
+    case KvCacheType::F16: return "f16";
+    case KvCacheType::BF16: return "bf16";
+    case KvCacheType::FP8: return "fp8";
+    case KvCacheType::Q8_0: return "q8_0";
+    case KvCacheType::Q4_0: return "q4_0";
+    }
+    return "f16";
+}
+
+std::optional<KvCacheType> kvCacheTypeFromName(std::string_view name)
+{
+    const std::string n = lower(name);
+    if (n == "f16" || n == "fp16" || n == "float16" || n == "half" || n == "auto")
+        return KvCacheType::F16;
+    if (n == "bf16" || n == "bfloat16")
+        return KvCacheType::BF16;
+    if (n == "fp8" || n == "f8" || n == "fp8_e4m3" || n == "fp8_e5m2" || n == "e4m3" || n == "e5m2")
+        return KvCacheType::FP8;
+    if (n == "q8_0" || n == "q8")
+        return KvCacheType::Q8_0;
+    if (n == "q4_0" || n == "q4")
+        return KvCacheType::Q4_0;
+    return std::nullopt;
+}
+
+const char* runtimeName(Runtime runtime)
+{
+    switch (runtime) {
+    case Runtime::LlamaCpp: return "llama.cpp";
+    case Runtime::Vllm: return "vllm";
+    case Runtime::Transformers: return "transformers";
+    }
+    return "llama.cpp";
+}
+
+std::optional<Runtime> runtimeFromName(std::string_view name)
+{
+    const std::string n = lower(name);
+    if (n == "llama.cpp" || n == "llamacpp" || n == "llama_cpp" || n == "llama-cpp" || n == "gguf")
+        return Runtime::LlamaCpp;
+    if (n == "vllm")
+        return Runtime::Vllm;
+    if (n == "transformers" || n == "hf" || n == "huggingface" || n == "hf-transformers")
+        return Runtime::Transformers;
+    return std::nullopt;
+}
+
+bool runtimeSupportsKvType(Runtime runtime, KvCacheType type)
+{
+    switch (runtime) {
+    case Runtime::LlamaCpp: return type != KvCacheType::FP8;
+    case Runtime::Vllm: return type == KvCacheType::F16 || type == KvCacheType::BF16 || type == KvCacheType::FP8;
+    case Runtime::Transformers: return type == KvCacheType::F16 || type == KvCacheType::BF16;
+    }
+    return false;
+}
+
+uint64_t kvBytesPerTokenPerLayer(const ModelConfig& config, KvCacheType type)
+{
+    if (config.layers == 0 || config.kvHeads == 0 || config.headDim == 0)
+        throw Error(ErrorCode::BadValue,
+                    "the model configuration lacks layers, kv heads or head_dim: cannot size the KV cache");
+    const uint64_t row = mul(config.kvHeads, config.headDim);
+    uint64_t rowBytes = 0;
+    switch (type) {
+    case KvCacheType::F16:
+    case KvCacheType::BF16: rowBytes = mul(row, 2); break;
+    case KvCacheType::FP8: rowBytes = row; break;
+    case KvCacheType::Q8_0:
+    case KvCacheType::Q4_0: {
+        auto b = dtypeByteSize(type == KvCacheType::Q8_0 ? DType::Q8_0 : DType::Q4_0, row);
+        if (!b)
+            throw Error(ErrorCode::BadValue, "a KV row of " + std::to_string(row) +
+                                                 " values is not a multiple of the 32-value block of " +
+                                                 kvCacheTypeName(type));
+        rowBytes = *b;
+        break;
+    }
+    }
+    return mul(rowBytes, 2);
+}
+
+uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batch, KvCacheType type)
+{
+    const uint64_t perLayer = kvBytesPerTokenPerLayer(config, type);
+    uint64_t tokens = 0; // token-layers of one sequence
+    for (uint32_t l = 0; l < config.layers; ++l)
+        tokens = add(tokens, isSlidingLayer(config, l) ? std::min<uint64_t>(context, config.slidingWindow) : context);
+    return mul(mul(tokens, perLayer), batch);
+}
+
+WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& bytesOf)
+{
+    WeightSummary s;
+    const auto& cfg = model.config;
+    // A tied model whose file still carries the head as a separate tensor holds one copy at run time.
+    std::vector<std::vector<uint64_t>> embeddingShapes;
+    bool hasHead = false;
+    for (const auto& t : model.tensors) {
+        const auto role = planRole(t).role;
+        if (role == TensorRole::Embedding)
+            embeddingShapes.push_back(t.shape);
+        if (role == TensorRole::OutputHead)
+            hasHead = true;
+    }
+    for (const auto& t : model.tensors) {
+        const auto role = planRole(t);
+        uint64_t b = bytesOf ? bytesOf(t) : t.bytes;
+        if (role.role == TensorRole::OutputHead && cfg.tiedEmbeddings &&
+            std::find(embeddingShapes.begin(), embeddingShapes.end(), t.shape) != embeddingShapes.end()) {
+            hasHead = false; // the embedding below is what the head reads
+            continue;
+        }
+        s.bytes = add(s.bytes, b);
+        s.parameters = add(s.parameters, t.elements());
+        uint64_t read = b;
+        switch (role.role) {
+        case TensorRole::Embedding:
+            s.embeddingBytes += b;
+            break;
+        case TensorRole::OutputHead:
+            s.outputHeadBytes += b;
+            break;
+        case TensorRole::MoeExpertGate:
+        case TensorRole::MoeExpertUp:
+        case TensorRole::MoeExpertDown:
+            if (cfg.experts > 0 && cfg.expertsUsed > 0 && cfg.expertsUsed < cfg.experts)
+                read = static_cast<uint64_t>(static_cast<long double>(b) * cfg.expertsUsed / cfg.experts);
+            break;
+        default:
+            break;
+        }
+        if (role.role != TensorRole::Embedding)
+            s.readPerTokenBytes = add(s.readPerTokenBytes, read);
+    }
+    // Embedding lookups read one row per token, unless the embedding doubles as the output head.
+    bool embeddingIsHead = cfg.tiedEmbeddings || !hasHead;
+    for (const auto& t : model.tensors) {
+        if (planRole(t).role != TensorRole::Embedding)
+            continue;
+        const uint64_t b = bytesOf ? bytesOf(t) : t.bytes;
+        const uint64_t rows = t.shape.empty() ? 1 : std::max<uint64_t>(1, t.shape.front());
+        s.readPerTokenBytes = add(s.readPerTokenBytes, embeddingIsHead ? b : ceilDiv(b, rows));
+        embeddingIsHead = false; // only the first embedding can be the head
+    }
+    return s;
+}
+
+uint64_t gpuBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime)
+{
+    const uint64_t usable = gpu.usableBytes();
+    if (runtime.runtime != Runtime::Vllm)
+        return usable;
+    const double u = std::clamp(runtime.gpuMemoryUtilization, 0.0, 1.0);
+    return static_cast<uint64_t>(std::floor(static_cast<double>(usable) * u));
+}
+
+Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& request)
+{
+    const ModelConfig& c = model.config;
+    const uint32_t n = std::max<uint32_t>(1, request.gpuCount);
+    const uint32_t batch = std::max<uint32_t>(1, request.batch);
+    Footprint f;
+
+    f.weightsBytes = ceilDiv(weights.bytes, n);
+    f.terms.push_back({"weights", f.weightsBytes,
+                       n > 1 ? "plan bytes " + std::to_string(weights.bytes) + " / " + std::to_string(n) + " GPUs"
+                             : "exact bytes of every tensor in its planned format"});
+
+    // KV heads are split across tensor-parallel ranks; a rank always holds at least one (vLLM replicates
+    // KV heads when there are fewer than ranks).
+    ModelConfig perGpu = c;
+    perGpu.kvHeads = static_cast<uint32_t>(std::max<uint64_t>(1, ceilDiv(c.kvHeads, n)));
+    f.kvCacheBytes = kvCacheBytes(perGpu, request.context, batch, request.kvType);
+    f.terms.push_back({"kv_cache", f.kvCacheBytes,
+                       std::to_string(batch) + " x " + std::to_string(request.context) + " tokens x " +
+                           std::to_string(c.layers) + " layers x 2 x " + std::to_string(perGpu.kvHeads) + " kv heads x " +
+                           std::to_string(c.headDim) + " head_dim, " + kvCacheTypeName(request.kvType) +
+                           (c.slidingWindow ? ", sliding layers capped at " + std::to_string(c.slidingWindow) : "")});
+
+    const uint64_t H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
+    const uint64_t q = uint64_t(c.heads) * c.headDim, kv = uint64_t(c.kvHeads) * c.headDim;
+    const uint64_t ffnWidth = c.experts > 0 ? I * std::max<uint32_t>(1, c.expertsUsed) : I;
+    const RuntimeSettings& rt = request.runtime;
+
+    switch (rt.runtime) {
+    case Runtime::LlamaCpp: {
+        // ggml's graph allocator reserves the worst-case graph of one physical batch (ubatch tokens against
+        // the full cache) and reuses memory between nodes, so the buffer is the largest live set.
+        const uint64_t tokens = std::max<uint64_t>(1, std::min<uint64_t>(rt.ubatch, mul(request.context, batch)));
+        const uint64_t nkv = mul(request.context, batch);
+        const uint64_t output = mul(mul(tokens, add(V, H)), 4);
+        const uint64_t ffn = mul(mul(tokens, add(mul(3, ffnWidth), mul(2, H))), 4);
+        uint64_t attn = mul(mul(tokens, q + 2 * kv + 2 * H), 4);
+        std::string attnDetail;
+        if (rt.flashAttention) {
+            // Quantized caches are converted to F16 views for the flash-attention kernel.
+            if (request.kvType == KvCacheType::Q8_0 || request.kvType == KvCacheType::Q4_0)
+                attn = add(attn, mul(mul(nkv, ceilDiv(kv, n)), 4));
+        } else {
+            attn = add(attn, mul(mul(mul(tokens, nkv), ceilDiv(c.heads, n)), 4)); // KQ scores in F32
+        }
+        const uint64_t compute = std::max({output, ffn, attn});
+        f.activationBytes = compute;
+        const char* which = compute == output ? "output logits" : compute == ffn ? "feed-forward" : "attention";
+        f.terms.push_back({"compute_buffer", compute,
+                           std::string("llama.cpp graph buffer for ubatch ") + std::to_string(tokens) + ", largest: " +
+                               which + (rt.flashAttention ? " (flash attention)" : " (no flash attention)")});
+        f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kLlamaCppFixed);
+        f.terms.push_back({"cuda_context", f.fixedOverheadBytes, "CUDA context, cuBLAS workspace, ggml pools"});
+        break;
+    }
+    case Runtime::Vllm: {
+        const uint64_t t = std::max<uint64_t>(1, rt.maxNumBatchedTokens);
+        const uint64_t perToken = mul(add(mul(3, ceilDiv(ffnWidth, n)), add(ceilDiv(q + 2 * kv, n), 2 * H)), 2);
+        const uint64_t act = mul(t, perToken);
+        const uint64_t logits = mul(mul(std::max<uint32_t>(1, rt.maxNumSeqs), V), 4);
+        f.activationBytes = add(act, logits);
+        f.terms.push_back({"activation_peak", act,
+                           "profiling forward pass of " + std::to_string(t) + " tokens (max_num_batched_tokens)"});
+        f.terms.push_back({"sampler_logits", logits,
+                           std::to_string(rt.maxNumSeqs) + " sequences x vocab " + std::to_string(V) + " x fp32"});
+        f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kVllmFixed);
+        f.terms.push_back({"non_torch_and_graphs", f.fixedOverheadBytes,
+                           "CUDA context and non-torch memory, CUDA graphs, torch.compile"});
+        break;
+    }
+    case Runtime::Transformers: {
+        // generate() pre-fills the whole prompt in one forward pass; SDPA keeps no context x context matrix.
+        const uint64_t tokens = mul(request.context, batch);
+        const uint64_t act = mul(mul(tokens, add(mul(3, ceilDiv(ffnWidth, n)), q + 2 * kv + 2 * H)), 2);
+        const uint64_t logits = mul(mul(mul(batch, V), 4), 2);
+        const uint64_t slack = (add(act, f.kvCacheBytes)) / 20;
+        f.activationBytes = add(add(act, logits), slack);
+        f.terms.push_back({"prefill_activations", act, "one forward pass over " + std::to_string(tokens) + " tokens"});
+        f.terms.push_back({"logits", logits, "last-token logits in fp32 and their softmax"});
+        f.terms.push_back({"allocator_slack", slack, "5% of activations and cache (caching allocator)"});
+        f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kTransformersFixed);
+        f.terms.push_back({"cuda_context", f.fixedOverheadBytes, "PyTorch CUDA context and kernel images"});
+        break;
+    }
+    }
+    if (n > 1 && !rt.fixedOverheadBytes) {
+        f.fixedOverheadBytes += kNcclPerGpu;
+        f.terms.push_back({"nccl", kNcclPerGpu, "communication buffers per GPU"});
+    }
+    return f;
+}
+
+uint64_t maxContextForBudget(const ModelLayout& model, const WeightSummary& weights, FootprintRequest request,
+                             uint64_t budgetBytes)
+{
+    auto fits = [&](uint64_t ctx) {
+        request.context = ctx;
+        try {
+            return estimateFootprint(model, weights, request).totalBytes() <= budgetBytes;
+        } catch (const Error& e) {
+            if (e.code() == ErrorCode::Overflow)
+                return false;
+            throw;
+        }
+    };
+    if (!fits(0))
+        return 0;
+    uint64_t lo = 0, hi = 1ull << 40;
+    if (fits(hi))
+        return hi;
+    while (hi - lo > 1) { // invariant: fits(lo), !fits(hi)
+        const uint64_t mid = lo + (hi - lo) / 2;
+        (fits(mid) ? lo : hi) = mid;
+    }
+    return lo;
+}
+
+GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& request,
+                const GpuSpec& gpu)
+{
+    GpuFit r;
+    r.gpuBytes = gpuBudgetBytes(gpu, request.runtime);
+    r.footprint = estimateFootprint(model, weights, request);
+    const uint64_t total = r.footprint.totalBytes();
+    r.fits = total <= r.gpuBytes;
+    r.headroomBytes = static_cast<int64_t>(r.gpuBytes) - static_cast<int64_t>(total);
+    r.maxContextByMemory = maxContextForBudget(model, weights, request, r.gpuBytes);
+    r.maxContext = r.maxContextByMemory;
+    if (model.config.contextLength > 0)
+        r.maxContext = std::min<uint64_t>(r.maxContext, model.config.contextLength);
+
+    for (uint32_t n = 1; n <= 64 && r.gpusNeeded == 0; ++n) {
+        if (request.runtime.runtime == Runtime::Vllm && model.config.heads > 0 && model.config.heads % n != 0)
+            continue;
+        FootprintRequest tp = request;
+        tp.gpuCount = n;
+        try {
+            if (estimateFootprint(model, weights, tp).totalBytes() <= r.gpuBytes)
+                r.gpusNeeded = n;
+        } catch (const Error& e) {
+            if (e.code() != ErrorCode::Overflow)
+                throw;
+        }
+    }
+
+    const uint32_t n = std::max<uint32_t>(1, request.gpuCount);
+    const long double perStep = static_cast<long double>(weights.readPerTokenBytes) +
+                                static_cast<long double>(kvCacheBytes(model.config, request.context,
+                                                                      std::max<uint32_t>(1, request.batch),
+                                                                      request.kvType));
+    if (perStep > 0)
+        r.maxDecodeTokensPerSecond = static_cast<double>(static_cast<long double>(std::max<uint32_t>(1, request.batch)) *
+                                                         gpu.bandwidthGBps * 1e9 * n / perStep);
+    return r;
+}
+
+} // namespace qs

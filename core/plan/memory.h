@@ -1,0 +1,126 @@
+#pragma once
+// GPU memory footprint of running a model: exact weight bytes of a plan, exact KV-cache bytes, and a
+// documented estimate of each runtime's activations and fixed overhead. Every term, its formula and its
+// source are described in docs/memory-model.md; keep the two in step.
+//
+// All functions are pure and cheap (no I/O): the GUI calls them on every plan edit.
+
+#include "core/plan/gpucatalog.h"
+#include "core/plan/modellayout.h"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qs {
+
+// KV-cache element types. Q8_0 / Q4_0 are ggml block types (llama.cpp -ctk/-ctv): a row of
+// kv_heads * head_dim values is stored in 32-value blocks of 34 / 18 bytes. FP8 is one byte per value
+// (vLLM --kv-cache-dtype fp8; its per-tensor scales are negligible and not counted).
+enum class KvCacheType : uint8_t { F16, BF16, FP8, Q8_0, Q4_0 };
+const char* kvCacheTypeName(KvCacheType type); // "f16", "bf16", "fp8", "q8_0", "q4_0"
+std::optional<KvCacheType> kvCacheTypeFromName(std::string_view name); // case-insensitive, "fp8_e4m3" too
+
+enum class Runtime : uint8_t { LlamaCpp, Vllm, Transformers };
+const char* runtimeName(Runtime runtime); // "llama.cpp", "vllm", "transformers"
+std::optional<Runtime> runtimeFromName(std::string_view name); // "llamacpp", "llama.cpp", "vllm", "hf", ...
+// Whether the runtime can hold its KV cache in this type (llama.cpp: f16/bf16/q8_0/q4_0; vLLM:
+// f16/bf16/fp8; transformers: f16/bf16).
+bool runtimeSupportsKvType(Runtime runtime, KvCacheType type);
+
+struct RuntimeSettings {
+    Runtime runtime = Runtime::LlamaCpp;
+    // vLLM: share of each GPU's memory the engine may take (--gpu-memory-utilization, default 0.9).
+    double gpuMemoryUtilization = 0.9;
+    // vLLM: tokens of the profiling forward pass (--max-num-batched-tokens) and sequences of the sampler
+    // warm-up (--max-num-seqs).
+    uint64_t maxNumBatchedTokens = 2048;
+    uint32_t maxNumSeqs = 256;
+    // llama.cpp: physical batch (-ub, default 512) and flash attention (-fa).
+    uint32_t ubatch = 512;
+    bool flashAttention = true;
+    // Fixed per-GPU overhead (CUDA context, library workspaces, CUDA graphs); nullopt uses the runtime's
+    // documented default (see docs/memory-model.md).
+    std::optional<uint64_t> fixedOverheadBytes;
+};
+
+struct FootprintRequest {
+    uint64_t context = 4096; // tokens per sequence
+    uint32_t batch = 1;      // concurrent sequences
+    KvCacheType kvType = KvCacheType::F16;
+    RuntimeSettings runtime;
+    uint32_t gpuCount = 1;   // tensor parallel degree (weights and KV split, overhead per GPU)
+};
+
+// Weights as they would be stored: per-tensor bytes come from bytesOf (a plan's formats) or the stored
+// bytes. Tied embeddings are counted once: an output head that duplicates a same-shaped embedding of a
+// tied model costs nothing.
+struct WeightSummary {
+    uint64_t bytes = 0;            // resident weight bytes
+    uint64_t parameters = 0;
+    uint64_t readPerTokenBytes = 0; // bytes a decode step streams: all weights except the embedding lookup
+                                    // (one row); only expertsUsed/experts of MoE expert weights
+    uint64_t embeddingBytes = 0;
+    uint64_t outputHeadBytes = 0;
+};
+using TensorBytesFn = std::function<uint64_t(const TensorInfo&)>;
+WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& bytesOf = {});
+
+// Exact KV-cache bytes: batch * sum over layers of min(context, window for sliding layers) *
+// 2 (K and V) * row bytes of kv_heads * head_dim values in `type`. Throws qs::Error(BadValue) when the
+// configuration lacks layers / kv heads / head_dim or the row is not a multiple of the type's block.
+uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batch, KvCacheType type);
+// Bytes one token adds to the cache in one (non-sliding) layer: 2 * row bytes.
+uint64_t kvBytesPerTokenPerLayer(const ModelConfig& config, KvCacheType type);
+
+// One named line of the breakdown, for tooltips and the CLI.
+struct FootprintTerm {
+    std::string name;   // "weights", "kv_cache", "compute_buffer", "cuda_context", ...
+    uint64_t bytes = 0;
+    std::string detail; // formula with the numbers filled in
+};
+
+// Per-GPU footprint (with gpuCount > 1, each GPU's share).
+struct Footprint {
+    uint64_t weightsBytes = 0;
+    uint64_t kvCacheBytes = 0;
+    uint64_t activationBytes = 0;    // runtime buffers that scale with batch / context
+    uint64_t fixedOverheadBytes = 0; // CUDA context, workspaces, graphs
+    std::vector<FootprintTerm> terms;
+
+    uint64_t overheadBytes() const { return activationBytes + fixedOverheadBytes; }
+    uint64_t totalBytes() const { return weightsBytes + kvCacheBytes + overheadBytes(); }
+};
+Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& request);
+
+// Memory a runtime may use on one GPU: usable bytes, times gpu_memory_utilization for vLLM.
+uint64_t gpuBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime);
+
+struct GpuFit {
+    Footprint footprint;     // per GPU at request.gpuCount
+    uint64_t gpuBytes = 0;   // budget per GPU (gpuBudgetBytes)
+    bool fits = false;
+    int64_t headroomBytes = 0;    // budget - total, negative when it does not fit
+    // Largest context (tokens per sequence, same batch) that fits, from the memory alone and capped at the
+    // model's trained context when known; 0 when not even an empty cache fits.
+    uint64_t maxContext = 0;
+    uint64_t maxContextByMemory = 0;
+    // Smallest number of these GPUs (tensor parallel) that holds the request; 0 when even 64 do not. For
+    // vLLM only degrees dividing the attention head count are considered.
+    uint32_t gpusNeeded = 0;
+    // Upper bound on decode speed (all sequences together) from memory bandwidth alone: every step
+    // streams the per-token weights and the whole KV cache once, batch tokens per step.
+    double maxDecodeTokensPerSecond = 0;
+};
+GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& request,
+                const GpuSpec& gpu);
+
+// The largest context whose footprint is <= budgetBytes per GPU (total(context) is non-decreasing, so the
+// answer is found by bisection over [0, 2^40]; exact, not an approximation).
+uint64_t maxContextForBudget(const ModelLayout& model, const WeightSummary& weights, FootprintRequest request,
+                             uint64_t budgetBytes);
+
+} // namespace qs

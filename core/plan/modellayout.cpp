@@ -1,0 +1,464 @@
+#include "core/plan/modellayout.h"
+
+#include "core/util/checked.h"
+#include "core/util/error.h"
+
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <optional>
+
+namespace qs {
+
+uint64_t ModelLayout::parameterCount() const
+{
+    uint64_t n = 0;
+    for (const auto& t : tensors)
+        n += t.elements();
+    return n;
+}
+
+uint64_t ModelLayout::totalBytes() const
+{
+    uint64_t n = 0;
+    for (const auto& t : tensors)
+        n += t.bytes;
+    return n;
+}
+
+const TensorInfo* ModelLayout::find(std::string_view name) const
+{
+    for (const auto& t : tensors)
+        if (t.name == name)
+            return &t;
+    return nullptr;
+}
+
+namespace {
+
+bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+bool endsWith(std::string_view s, std::string_view suffix)
+{
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// The integer after `marker` ("layers.", "blk.", "h.", "experts."), -1 when absent.
+int indexAfter(std::string_view name, std::string_view marker)
+{
+    size_t pos = 0;
+    while ((pos = name.find(marker, pos)) != std::string_view::npos) {
+        // The marker must start a dotted component ("model.layers.3", not "xlayers.3").
+        if (pos == 0 || name[pos - 1] == '.') {
+            const char* b = name.data() + pos + marker.size();
+            const char* e = name.data() + name.size();
+            int v = -1;
+            auto r = std::from_chars(b, e, v);
+            if (r.ec == std::errc() && r.ptr != b && (r.ptr == e || *r.ptr == '.'))
+                return v;
+        }
+        pos += marker.size();
+    }
+    return -1;
+}
+
+} // namespace
+
+RoleInfo planRoleFromName(std::string_view name)
+{
+    RoleInfo r;
+    r.block = indexAfter(name, "layers.");
+    if (r.block < 0)
+        r.block = indexAfter(name, "blk.");
+    if (r.block < 0)
+        r.block = indexAfter(name, "h.");
+    r.expert = indexAfter(name, "experts.");
+
+    auto is = [&](std::initializer_list<std::string_view> parts) {
+        for (auto p : parts)
+            if (contains(name, p))
+                return true;
+        return false;
+    };
+    const bool isBias = endsWith(name, ".bias");
+    if (is({"norm", "ln_f", "ln_1", "ln_2", "layernorm"}))
+        r.role = TensorRole::Norm;
+    else if (isBias)
+        r.role = TensorRole::Bias;
+    else if (is({"embed_tokens", "token_embd", "tok_embeddings", "wte.", "word_embeddings"}))
+        r.role = TensorRole::Embedding;
+    else if (is({"position_embd", "wpe.", "position_embeddings"}))
+        r.role = TensorRole::PositionEmbedding;
+    else if (name == "output.weight" || is({"lm_head", "embed_out"}))
+        r.role = TensorRole::OutputHead;
+    else if (is({"ffn_gate_inp", "block_sparse_moe.gate.", "mlp.gate.weight", "router"}))
+        r.role = TensorRole::MoeRouter;
+    else if (is({"shared_expert"}))
+        r.role = TensorRole::MoeSharedExpert;
+    else if (is({"ffn_gate_exps"}) || (r.expert >= 0 && is({".w1.", "gate_proj"})))
+        r.role = TensorRole::MoeExpertGate;
+    else if (is({"ffn_up_exps"}) || (r.expert >= 0 && is({".w3.", "up_proj"})))
+        r.role = TensorRole::MoeExpertUp;
+    else if (is({"ffn_down_exps"}) || (r.expert >= 0 && is({".w2.", "down_proj"})))
+        r.role = TensorRole::MoeExpertDown;
+    else if (is({"attn_qkv", "qkv_proj", "query_key_value", "c_attn"}))
+        r.role = TensorRole::AttnQKV;
+    else if (is({"attn_q.", "q_proj", ".wq."}))
+        r.role = TensorRole::AttnQ;
+    else if (is({"attn_k.", "k_proj", ".wk."}))
+        r.role = TensorRole::AttnK;
+    else if (is({"attn_v.", "v_proj", ".wv."}))
+        r.role = TensorRole::AttnV;
+    else if (is({"attn_output", "o_proj", ".wo.", "attention.dense", "attn.c_proj", "out_proj"}))
+        r.role = TensorRole::AttnOut;
+    else if (is({"gate_up_proj"}))
+        r.role = TensorRole::MlpGateUp;
+    else if (is({"ffn_gate", "gate_proj", ".w1."}))
+        r.role = TensorRole::MlpGate;
+    else if (is({"ffn_up", "up_proj", ".w3.", "c_fc", "dense_h_to_4h"}))
+        r.role = TensorRole::MlpUp;
+    else if (is({"ffn_down", "down_proj", ".w2.", "mlp.c_proj", "dense_4h_to_h"}))
+        r.role = TensorRole::MlpDown;
+    return r;
+}
+
+RoleInfo planRole(const TensorInfo& tensor)
+{
+    if (tensor.role.role != TensorRole::Other)
+        return tensor.role;
+    return planRoleFromName(tensor.name);
+}
+
+bool isPlannable(const TensorInfo& tensor)
+{
+    if (tensor.shape.size() < 2 || tensor.elements() == 0)
+        return false;
+    switch (planRole(tensor).role) {
+    case TensorRole::Norm:
+    case TensorRole::Bias:
+    case TensorRole::MoeRouter:
+    case TensorRole::PositionEmbedding:
+        return false;
+    default:
+        return true;
+    }
+}
+
+ModelLayout layoutFromModel(const Model& model)
+{
+    ModelLayout l;
+    l.path = model.path().string();
+    l.format = model.format();
+    l.config = model.config();
+    l.tensors = model.tensors();
+    for (auto& t : l.tensors)
+        t.role = planRole(t);
+    for (const auto& f : model.files())
+        l.fileSizes.push_back(f->size());
+    return l;
+}
+
+namespace {
+
+struct ConfigReader {
+    QJsonObject o;
+    std::string file;
+
+    std::optional<uint64_t> optUInt(const char* key) const
+    {
+        const QJsonValue v = o.value(QLatin1String(key));
+        if (v.isUndefined() || v.isNull())
+            return std::nullopt;
+        const double d = v.toDouble(-1);
+        if (!v.isDouble() || d < 0 || d > 4294967295.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+            throw FormatError(ErrorCode::BadValue, file, key, std::nullopt, "expected a non-negative integer");
+        return static_cast<uint64_t>(d);
+    }
+    uint32_t uint(const char* key, uint32_t fallback) const
+    {
+        return static_cast<uint32_t>(optUInt(key).value_or(fallback));
+    }
+    uint32_t required(const char* key) const
+    {
+        auto v = optUInt(key);
+        if (!v || *v == 0)
+            throw FormatError(ErrorCode::BadValue, file, key, std::nullopt, "missing or zero");
+        return static_cast<uint32_t>(*v);
+    }
+    bool boolean(const char* key, bool fallback) const
+    {
+        const QJsonValue v = o.value(QLatin1String(key));
+        return v.isBool() ? v.toBool() : fallback;
+    }
+    std::string string(const char* key) const { return o.value(QLatin1String(key)).toString().toStdString(); }
+};
+
+struct ArchFlags {
+    bool qkvBias = false;      // q/k/v projections carry a bias (Qwen2, llama attention_bias)
+    bool outBias = false;      // o_proj carries a bias (llama attention_bias)
+    bool mlpBias = false;
+    bool qkNorm = false;       // per-head q_norm / k_norm (Qwen3, Gemma 3)
+    bool sandwichNorms = false; // pre/post feed-forward norms (Gemma 2/3)
+    bool fusedQkv = false;     // Phi-3: qkv_proj and gate_up_proj
+    bool moe = false;          // Mixtral: block_sparse_moe
+};
+
+void addTensor(ModelLayout& l, DType dtype, std::string name, std::vector<uint64_t> shape)
+{
+    TensorInfo t;
+    t.name = std::move(name);
+    t.shape = std::move(shape);
+    t.dtype = dtype;
+    uint64_t n = 1;
+    for (auto d : t.shape) {
+        auto m = checkedMul(n, d);
+        if (!m)
+            throw Error(ErrorCode::Overflow, t.name + ": tensor size overflows");
+        n = *m;
+    }
+    auto bytes = dtypeByteSize(dtype, n);
+    if (!bytes)
+        throw Error(ErrorCode::Overflow, t.name + ": tensor size overflows");
+    t.bytes = *bytes;
+    t.role = planRoleFromName(t.name);
+    l.tensors.push_back(std::move(t));
+}
+
+} // namespace
+
+ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fileName)
+{
+    QJsonParseError err{};
+    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
+    if (err.error != QJsonParseError::NoError)
+        throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
+                          err.errorString().toStdString());
+    if (!doc.isObject())
+        throw FormatError(ErrorCode::BadValue, fileName, "root", std::nullopt, "expected a JSON object");
+    ConfigReader c{doc.object(), fileName};
+    std::string type = c.string("model_type");
+    // Multimodal wrappers (Gemma 3) keep the language model in text_config.
+    if (c.o.value(QStringLiteral("text_config")).isObject() && (type == "gemma3" || type == "mistral3")) {
+        c.o = c.o.value(QStringLiteral("text_config")).toObject();
+        type = c.string("model_type");
+    }
+    if (type.empty()) {
+        const auto archs = c.o.value(QStringLiteral("architectures")).toArray();
+        const std::string a = archs.isEmpty() ? std::string() : archs.first().toString().toStdString();
+        static const std::pair<const char*, const char*> map[] = {
+            {"LlamaForCausalLM", "llama"},   {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"},
+            {"Qwen3ForCausalLM", "qwen3"},   {"GemmaForCausalLM", "gemma"},     {"Gemma2ForCausalLM", "gemma2"},
+            {"Phi3ForCausalLM", "phi3"},     {"MixtralForCausalLM", "mixtral"},
+        };
+        for (const auto& [arch, t] : map)
+            if (a == arch)
+                type = t;
+    }
+
+    ArchFlags f;
+    bool tiedDefault = false;
+    if (type == "llama" || type == "mistral") {
+        f.qkvBias = f.outBias = c.boolean("attention_bias", false);
+        f.mlpBias = c.boolean("mlp_bias", false);
+    } else if (type == "qwen2") {
+        f.qkvBias = true;
+    } else if (type == "qwen3") {
+        f.qkNorm = true;
+        f.qkvBias = f.outBias = c.boolean("attention_bias", false);
+    } else if (type == "gemma") {
+        tiedDefault = true;
+    } else if (type == "gemma2") {
+        tiedDefault = true;
+        f.sandwichNorms = true;
+    } else if (type == "gemma3_text" || type == "gemma3") {
+        tiedDefault = true;
+        f.sandwichNorms = true;
+        f.qkNorm = true;
+    } else if (type == "phi3") {
+        f.fusedQkv = true;
+    } else if (type == "mixtral") {
+        f.moe = true;
+    } else {
+        throw Error(ErrorCode::Unsupported,
+                    fileName + ": cannot derive tensor shapes for model_type '" + type +
+                        "' (supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, mixtral)");
+    }
+
+    ModelLayout l;
+    l.path = fileName;
+    l.format = ModelFormat::ConfigOnly;
+    l.derivedFromConfig = true;
+    ModelConfig& m = l.config;
+    m.architecture = type;
+    m.layers = c.required("num_hidden_layers");
+    m.hiddenSize = c.required("hidden_size");
+    m.intermediateSize = c.required("intermediate_size");
+    m.heads = c.required("num_attention_heads");
+    m.kvHeads = c.uint("num_key_value_heads", m.heads);
+    if (m.kvHeads == 0)
+        m.kvHeads = m.heads;
+    m.headDim = c.uint("head_dim", 0);
+    if (m.headDim == 0) {
+        if (m.hiddenSize % m.heads != 0)
+            throw FormatError(ErrorCode::BadValue, fileName, "hidden_size", std::nullopt,
+                              "not a multiple of num_attention_heads and no head_dim given");
+        m.headDim = m.hiddenSize / m.heads;
+    }
+    m.vocabSize = c.required("vocab_size");
+    m.contextLength = c.optUInt("max_position_embeddings").value_or(0);
+    m.tiedEmbeddings = c.boolean("tie_word_embeddings", tiedDefault);
+    if (f.moe) {
+        m.experts = c.required("num_local_experts");
+        m.expertsUsed = c.uint("num_experts_per_tok", 2);
+    }
+    // Sliding-window layers. Explicit layer_types win; otherwise the architecture's convention.
+    const QJsonValue sw = c.o.value(QStringLiteral("sliding_window"));
+    const uint64_t window = sw.isDouble() && sw.toDouble() > 0 ? c.optUInt("sliding_window").value_or(0) : 0;
+    const QJsonArray layerTypes = c.o.value(QStringLiteral("layer_types")).toArray();
+    if (window > 0) {
+        m.slidingWindow = static_cast<uint32_t>(window);
+        std::vector<uint32_t> swa;
+        if (!layerTypes.isEmpty()) {
+            for (int i = 0; i < layerTypes.size() && i < static_cast<int>(m.layers); ++i)
+                if (layerTypes[i].toString() == QLatin1String("sliding_attention"))
+                    swa.push_back(static_cast<uint32_t>(i));
+            if (swa.empty())
+                m.slidingWindow = 0;
+        } else if (type == "gemma2") {
+            for (uint32_t i = 0; i < m.layers; i += 2) // even layers are local, odd layers global
+                swa.push_back(i);
+        } else if (type == "gemma3_text" || type == "gemma3") {
+            const uint32_t pattern = c.uint("sliding_window_pattern", 6);
+            for (uint32_t i = 0; i < m.layers; ++i)
+                if (pattern == 0 || (i + 1) % pattern != 0) // every pattern-th layer is global
+                    swa.push_back(i);
+        } else if (type == "qwen2" || type == "qwen3") {
+            if (!c.boolean("use_sliding_window", false)) {
+                m.slidingWindow = 0;
+            } else {
+                for (uint32_t i = c.uint("max_window_layers", 0); i < m.layers; ++i)
+                    swa.push_back(i);
+                if (swa.empty())
+                    m.slidingWindow = 0;
+            }
+        }
+        // mistral / mixtral / phi3: every layer uses the window (empty list means all layers).
+        if (m.slidingWindow > 0 && swa.size() < m.layers)
+            m.slidingWindowLayers = std::move(swa);
+    }
+
+    std::string dt = c.string("torch_dtype");
+    if (dt.empty())
+        dt = c.string("dtype");
+    DType dtype = DType::BF16;
+    if (dt == "float16")
+        dtype = DType::F16;
+    else if (dt == "float32")
+        dtype = DType::F32;
+
+    const uint64_t H = m.hiddenSize, I = m.intermediateSize, V = m.vocabSize, hd = m.headDim;
+    const uint64_t q = uint64_t(m.heads) * hd, kv = uint64_t(m.kvHeads) * hd;
+    addTensor(l, dtype, "model.embed_tokens.weight", {V, H});
+    for (uint32_t i = 0; i < m.layers; ++i) {
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        addTensor(l, dtype, p + "input_layernorm.weight", {H});
+        if (f.fusedQkv) {
+            addTensor(l, dtype, p + "self_attn.qkv_proj.weight", {q + 2 * kv, H});
+        } else {
+            addTensor(l, dtype, p + "self_attn.q_proj.weight", {q, H});
+            addTensor(l, dtype, p + "self_attn.k_proj.weight", {kv, H});
+            addTensor(l, dtype, p + "self_attn.v_proj.weight", {kv, H});
+            if (f.qkvBias) {
+                addTensor(l, dtype, p + "self_attn.q_proj.bias", {q});
+                addTensor(l, dtype, p + "self_attn.k_proj.bias", {kv});
+                addTensor(l, dtype, p + "self_attn.v_proj.bias", {kv});
+            }
+        }
+        if (f.qkNorm) {
+            addTensor(l, dtype, p + "self_attn.q_norm.weight", {hd});
+            addTensor(l, dtype, p + "self_attn.k_norm.weight", {hd});
+        }
+        addTensor(l, dtype, p + "self_attn.o_proj.weight", {H, q});
+        if (f.outBias)
+            addTensor(l, dtype, p + "self_attn.o_proj.bias", {H});
+        addTensor(l, dtype, p + "post_attention_layernorm.weight", {H});
+        if (f.sandwichNorms) {
+            addTensor(l, dtype, p + "pre_feedforward_layernorm.weight", {H});
+            addTensor(l, dtype, p + "post_feedforward_layernorm.weight", {H});
+        }
+        if (f.moe) {
+            addTensor(l, dtype, p + "block_sparse_moe.gate.weight", {m.experts, H});
+            for (uint32_t e = 0; e < m.experts; ++e) {
+                const std::string x = p + "block_sparse_moe.experts." + std::to_string(e) + ".";
+                addTensor(l, dtype, x + "w1.weight", {I, H});
+                addTensor(l, dtype, x + "w2.weight", {H, I});
+                addTensor(l, dtype, x + "w3.weight", {I, H});
+            }
+        } else if (f.fusedQkv) {
+            addTensor(l, dtype, p + "mlp.gate_up_proj.weight", {2 * I, H});
+            addTensor(l, dtype, p + "mlp.down_proj.weight", {H, I});
+        } else {
+            addTensor(l, dtype, p + "mlp.gate_proj.weight", {I, H});
+            addTensor(l, dtype, p + "mlp.up_proj.weight", {I, H});
+            addTensor(l, dtype, p + "mlp.down_proj.weight", {H, I});
+            if (f.mlpBias) {
+                addTensor(l, dtype, p + "mlp.gate_proj.bias", {I});
+                addTensor(l, dtype, p + "mlp.up_proj.bias", {I});
+                addTensor(l, dtype, p + "mlp.down_proj.bias", {H});
+            }
+        }
+    }
+    addTensor(l, dtype, "model.norm.weight", {H});
+    if (!m.tiedEmbeddings)
+        addTensor(l, dtype, "lm_head.weight", {V, H});
+    return l;
+}
+
+ModelLayout openLayout(const std::filesystem::path& path, JobControl* job)
+{
+    std::error_code ec;
+    const bool isDir = std::filesystem::is_directory(path, ec);
+    if (!isDir && path.extension() == ".json" && path.filename() != "model.safetensors.index.json")
+        return layoutFromConfig(path);
+    if (isDir) {
+        bool hasWeights = false;
+        for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
+            const auto ext = e.path().extension();
+            if (ext == ".safetensors" || ext == ".gguf")
+                hasWeights = true;
+        }
+        if (!hasWeights && std::filesystem::exists(path / "config.json", ec))
+            return layoutFromConfig(path / "config.json");
+    }
+    auto model = openModel(path, job);
+    ModelLayout l = layoutFromModel(*model);
+    if (l.config.layers == 0) {
+        const auto dir = isDir ? path : path.parent_path();
+        if (std::filesystem::exists(dir / "config.json", ec)) {
+            try {
+                l.config = layoutFromConfig(dir / "config.json").config;
+            } catch (const Error&) {
+                // An architecture we cannot derive shapes for still has tensors: keep the loader's view.
+            }
+        }
+    }
+    return l;
+}
+
+ModelLayout layoutFromConfig(const std::filesystem::path& configJson)
+{
+    QFile file(QString::fromStdString(configJson.string()));
+    if (!file.open(QIODevice::ReadOnly))
+        throw Error(ErrorCode::Io, configJson.string() + ": cannot open: " + file.errorString().toStdString());
+    if (file.size() > (64 << 20))
+        throw FormatError(ErrorCode::BadValue, configJson.string(), "file", std::nullopt, "larger than 64 MiB");
+    ModelLayout l = layoutFromConfigJson(file.readAll().toStdString(), configJson.string());
+    l.path = configJson.string();
+    return l;
+}
+
+} // namespace qs

@@ -1,0 +1,62 @@
+#pragma once
+// The sensitivity matrix: for every quantizable tensor and every candidate format, the round-trip error and
+// the exact stored size. Every later tier decision reads these numbers.
+//
+// Work runs on a pool of worker threads, one tensor at a time per worker (largest tensors first). A tensor is
+// decoded in row chunks of bounded size (per-tensor-scaled formats get the tensor's range from a first pass,
+// NF4 chunks keep its 64-value blocks whole), so memory stays at a few chunk buffers per worker whatever the
+// model size. Results of a tensor are streamed through the callback as soon as it is done.
+
+#include "core/quant/metrics.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+class JobControl;
+class Model;
+class ImportanceMatrix;
+struct TensorInfo;
+
+struct SensitivityResult {
+    std::string tensor;
+    std::string format;      // canonical format name
+    uint64_t rows = 0;
+    uint64_t cols = 0;
+    uint64_t bytes = 0;      // exact stored size in the format (0 when unsupported)
+    double bitsPerWeight = 0;
+    ErrorMetrics metrics;    // weightedMse set when importance was available for the tensor
+    std::string error;       // non-empty when the cell could not be computed (shape not supported, codec missing)
+    bool ok() const { return error.empty(); }
+};
+
+struct SensitivityOptions {
+    std::vector<std::string> formats; // empty: defaultSensitivityFormats()
+    const ImportanceMatrix* importance = nullptr;
+    // Quantize with the importance vector where the format supports it (ggml k-quants / IQ4), as
+    // llama-quantize --imatrix does; the weighted metric is reported either way.
+    bool importanceWeightedQuantization = true;
+    // Further restricts the candidates (e.g. a name regex); candidates already satisfy isSensitivityCandidate.
+    std::function<bool(const TensorInfo&)> tensorFilter;
+    unsigned threads = 0;                        // 0: std::thread::hardware_concurrency()
+    uint64_t chunkElements = uint64_t(1) << 22; // target values per row chunk (16 MiB of float)
+};
+
+// A tensor the matrix covers: two dimensions, decodable dtype, and a quantizable role (roleIsQuantizable) or
+// an unclassified one (TensorRole::Other): outside the known LLM namings (e.g. PaddleOCR's linear_N.w_0) a
+// 2-D weight is a matmul weight, while norms and biases are 1-D.
+bool isSensitivityCandidate(const TensorInfo& tensor);
+
+// Called from worker threads, one call at a time.
+using SensitivityCallback = std::function<void(const SensitivityResult&)>;
+
+// Computes the matrix; results are ordered by the model's tensor order, then the format list. Throws
+// qs::Error for an unknown format name, qs::CancelledError when cancelled.
+std::vector<SensitivityResult> computeSensitivity(const Model& model, const SensitivityOptions& options,
+                                                  const SensitivityCallback& onResult = {},
+                                                  JobControl* job = nullptr);
+
+} // namespace qs

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Regenerates docs/screenshots/*.png: the GUI renders itself offscreen (--screenshot) after opening the
+# bundled sample model, one image per view. Usage: scripts/screenshots.sh [BUILD_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-${BUILD_DIR:-$root/build}}
+exe=$build/bin/quantscope
+out=$root/docs/screenshots
+sample=$root/resources/samples/stories260K/stories260K.gguf
+if [[ ! -x $exe ]]; then
+    echo "error: $exe not built (run: cmake --build $build --target quantscope)" >&2
+    exit 1
+fi
+mkdir -p "$out"
+# A throw-away settings folder: screenshots never depend on (or change) the user's window layout.
+config=$(mktemp -d)
+trap 'rm -rf "$config"' EXIT
+export QT_QPA_PLATFORM=offscreen XDG_CONFIG_HOME=$config
+
+shot() { # name view [extra args...]
+    local name=$1 view=$2
+    shift 2
+    "$exe" "$sample" --screenshot "$out/$name.png" --view "$view" --size 1400x860 "$@"
+    echo "wrote docs/screenshots/$name.png"
+}
+
+shot main-window tensors

@@ -1,0 +1,251 @@
+// The plan-related CLI commands (gpus, estimate, plan, export) run as the real executable.
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <cmath>
+
+namespace {
+
+struct Run {
+    int code = -1;
+    QByteArray out, err;
+};
+
+Run cli(const QStringList& args, const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment())
+{
+    QProcess p;
+    p.setProcessEnvironment(env);
+    p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), args);
+    Run r;
+    if (!p.waitForFinished(120000)) {
+        p.kill();
+        return r;
+    }
+    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
+    r.out = p.readAllStandardOutput();
+    r.err = p.readAllStandardError();
+    return r;
+}
+
+QJsonObject json(const Run& r) { return QJsonDocument::fromJson(r.out).object(); }
+
+const char* kLlama3_8B = R"({"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,
+ "intermediate_size":14336,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,
+ "vocab_size":128256,"max_position_embeddings":8192,"tie_word_embeddings":false,"torch_dtype":"bfloat16"})";
+
+} // namespace
+
+class TestCliPlan : public QObject {
+    Q_OBJECT
+private:
+    QTemporaryDir m_dir;
+    QString m_config;
+
+private slots:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        m_config = m_dir.filePath(QStringLiteral("config.json"));
+        QFile f(m_config);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(kLlama3_8B);
+    }
+
+    void gpusJson()
+    {
+        const Run r = cli({QStringLiteral("gpus"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto gpus = json(r).value(QStringLiteral("gpus")).toArray();
+        QVERIFY(gpus.size() >= 30);
+        bool found = false;
+        for (const auto& g : gpus) {
+            const auto o = g.toObject();
+            if (o.value(QStringLiteral("id")).toString() == QLatin1String("h100-sxm")) {
+                found = true;
+                QCOMPARE(o.value(QStringLiteral("memory_bytes")).toInteger(), qint64(80) << 30);
+                QCOMPARE(o.value(QStringLiteral("bandwidth_gb_s")).toDouble(), 3350.0);
+            }
+        }
+        QVERIFY(found);
+    }
+
+    void userCatalogueExtends()
+    {
+        // A user file in the config dir adds devices (XDG_CONFIG_HOME points QStandardPaths at our dir).
+        QTemporaryDir home;
+        QDir().mkpath(home.filePath(QStringLiteral("quantscope")));
+        QFile f(home.filePath(QStringLiteral("quantscope/gpus.json")));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(R"({"version":1,"gpus":[{"id":"lab-card","name":"Lab card","kind":"datacenter",
+                    "memory_bytes":1073741824,"bandwidth_gb_s":100}]})");
+        f.close();
+        auto env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("XDG_CONFIG_HOME"), home.path());
+        const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("lab-card"),
+                           QStringLiteral("--json")},
+                          env);
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("gpu_bytes")).toInteger(), qint64(1) << 30);
+        QCOMPARE(json(r).value(QStringLiteral("fits")).toBool(), false);
+    }
+
+    void estimateFromConfig()
+    {
+        const Run r = cli({QStringLiteral("estimate"), QStringLiteral("--config"), m_config, QStringLiteral("--gpu"),
+                           QStringLiteral("rtx-4090"), QStringLiteral("--ctx"), QStringLiteral("8192"),
+                           QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r);
+        // 8,030,261,248 parameters in BF16; 131072 bytes of F16 KV per token.
+        QCOMPARE(o.value(QStringLiteral("parameters")).toInteger(), qint64(8030261248));
+        QCOMPARE(o.value(QStringLiteral("weights_bytes")).toInteger(), qint64(8030261248) * 2);
+        QCOMPARE(o.value(QStringLiteral("kv_bytes_per_token")).toInteger(), qint64(131072));
+        QCOMPARE(o.value(QStringLiteral("kv_cache_bytes")).toInteger(), qint64(1) << 30);
+        const qint64 total = o.value(QStringLiteral("total_bytes")).toInteger();
+        QCOMPARE(total, o.value(QStringLiteral("weights_bytes")).toInteger() +
+                            o.value(QStringLiteral("kv_cache_bytes")).toInteger() +
+                            o.value(QStringLiteral("overhead_bytes")).toInteger());
+        QCOMPARE(o.value(QStringLiteral("gpu_bytes")).toInteger(), qint64(24) << 30);
+        QCOMPARE(o.value(QStringLiteral("fits")).toBool(), true);
+        QCOMPARE(o.value(QStringLiteral("headroom_bytes")).toInteger(), (qint64(24) << 30) - total);
+        QCOMPARE(o.value(QStringLiteral("max_context")).toInteger(), qint64(8192));
+        QCOMPARE(o.value(QStringLiteral("gpus_needed")).toInteger(), qint64(1));
+        QVERIFY(o.value(QStringLiteral("max_decode_tokens_per_s")).toDouble() > 50);
+        QVERIFY(o.value(QStringLiteral("max_decode_tokens_per_s")).toDouble() < 70);
+
+        // Q8_0 KV: 34 bytes per 32 values.
+        const Run q = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("l4"),
+                           QStringLiteral("--ctx"), QStringLiteral("1000"), QStringLiteral("--kv-dtype"),
+                           QStringLiteral("q8_0"), QStringLiteral("--batch"), QStringLiteral("2"),
+                           QStringLiteral("--json")});
+        QCOMPARE(q.code, 0);
+        QCOMPARE(json(q).value(QStringLiteral("kv_cache_bytes")).toInteger(), qint64(2) * 1000 * 32 * 2 * 32 * 34);
+    }
+
+    void estimateSeveralGpus()
+    {
+        const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
+                           QStringLiteral("--gpu"), QStringLiteral("h100"), QStringLiteral("--runtime"),
+                           QStringLiteral("vllm"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto per = json(r).value(QStringLiteral("per_gpu")).toArray();
+        QCOMPARE(per.size(), 2);
+        QCOMPARE(per[0].toObject().value(QStringLiteral("fits")).toBool(), false);
+        QCOMPARE(per[0].toObject().value(QStringLiteral("gpus_needed")).toInteger(), qint64(2));
+        QCOMPARE(per[1].toObject().value(QStringLiteral("fits")).toBool(), true);
+        // vLLM may use 90% of the card.
+        QCOMPARE(per[1].toObject().value(QStringLiteral("gpu_bytes")).toInteger(),
+                 qint64(std::floor(double(80ll << 30) * 0.9)));
+    }
+
+    void planPresetAndEstimate()
+    {
+        const QString out = m_dir.filePath(QStringLiteral("q4km.json"));
+        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("llama.cpp-Q4_K_M"),
+                     QStringLiteral("--out"), out, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r);
+        QCOMPARE(o.value(QStringLiteral("preset")).toString(), QStringLiteral("llama.cpp-Q4_K_M"));
+        // 193 tensors in Q4_K, 33 in Q6_K (16 attn_v, 16 ffn_down, the head).
+        QCOMPARE(o.value(QStringLiteral("tensors_per_format")).toObject().value(QStringLiteral("Q6_K")).toInteger(), 33);
+        QCOMPARE(o.value(QStringLiteral("tensors_per_format")).toObject().value(QStringLiteral("Q4_K")).toInteger(), 193);
+        const qint64 weights = o.value(QStringLiteral("weights_bytes")).toInteger();
+        QVERIFY(std::abs(double(weights) / (1ll << 30) - 4.58) < 0.01); // llama-quantize: 4.58G
+        QFile f(out);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const auto planDoc = QJsonDocument::fromJson(f.readAll()).object();
+        QCOMPARE(planDoc.value(QStringLiteral("version")).toInt(), 1);
+        QCOMPARE(planDoc.value(QStringLiteral("format")).toString(), QStringLiteral("quantscope-plan"));
+        QCOMPARE(planDoc.value(QStringLiteral("assignments")).toObject().size(), 226);
+
+        // estimate --plan sizes the weights as the plan stores them.
+        r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--plan"), out, QStringLiteral("--gpu"),
+                 QStringLiteral("rtx-3080-10"), QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("weights_bytes")).toInteger(), weights);
+        QCOMPARE(json(r).value(QStringLiteral("fits")).toBool(), true);
+    }
+
+    void planRulesAndBudget()
+    {
+        const QString rules = m_dir.filePath(QStringLiteral("rules.txt"));
+        QFile f(rules);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("# keep the ends precise\nrole:output_head=Q8_0\n^model\\.layers\\.0\\.=Q6_K\nmlp=Q3_K\n");
+        f.close();
+        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto a = json(r).value(QStringLiteral("assignments")).toObject();
+        QCOMPARE(a.value(QStringLiteral("lm_head.weight")).toString(), QStringLiteral("Q8_0"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.0.mlp.up_proj.weight")).toString(), QStringLiteral("Q6_K"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.5.mlp.up_proj.weight")).toString(), QStringLiteral("Q3_K"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.5.self_attn.q_proj.weight")).toString(), QStringLiteral("BF16"));
+
+        // Fit to 5 GB: the result is within budget and reports its bound.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("5000000000"),
+                 QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto b = json(r).value(QStringLiteral("budget")).toObject();
+        QVERIFY(b.value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
+        QVERIFY(json(r).value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
+        QVERIFY(b.value(QStringLiteral("lower_bound")).toDouble() <= b.value(QStringLiteral("error")).toDouble());
+        // Too small a budget is refused.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("1000")});
+        QCOMPARE(r.code, 1);
+        // A GPU budget: what the cache and runtime leave on a 10 GB card.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
+                 QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto g = json(r).value(QStringLiteral("budget")).toObject();
+        QVERIFY(g.value(QStringLiteral("budget_bytes")).toInteger() < (10ll << 30) - (1ll << 30));
+    }
+
+    void planSampleModel()
+    {
+        // The real stories260K sample: 172-wide ffn_down rows fit no 32-value block, so llama.cpp's fallback
+        // chain ends at F16 for them, and the 64-wide head goes to Q8_0.
+        const QString gguf = QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
+        Run r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
+                     QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto a = json(r).value(QStringLiteral("assignments")).toObject();
+        QCOMPARE(a.value(QStringLiteral("blk.0.ffn_down.weight")).toString(), QStringLiteral("F16"));
+        QCOMPARE(a.value(QStringLiteral("output.weight")).toString(), QStringLiteral("Q8_0"));
+        QCOMPARE(a.value(QStringLiteral("blk.2.attn_v.weight")).toString(), QStringLiteral("Q8_0")); // Q6_K fallback
+        QCOMPARE(a.value(QStringLiteral("blk.1.attn_v.weight")).toString(), QStringLiteral("Q5_0"));  // Q4_K fallback
+        // all-Q4_K on it: every 64-wide tensor is flagged with the fallback fix.
+        r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("all-Q4_K"),
+                 QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto issues = json(r).value(QStringLiteral("issues")).toArray();
+        QCOMPARE(issues.size(), 37);
+        QCOMPARE(issues[0].toObject().value(QStringLiteral("kind")).toString(), QStringLiteral("unsupported-shape"));
+        r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q9_K_Z")});
+        QCOMPARE(r.code, 1);
+    }
+
+    void estimateErrors()
+    {
+        Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});
+        QCOMPARE(r.code, 1);
+        QVERIFY(r.err.contains("voodoo5"));
+        r = cli({QStringLiteral("estimate"), m_config});
+        QCOMPARE(r.code, 1);
+        r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("h100"),
+                 QStringLiteral("--runtime"), QStringLiteral("vllm"), QStringLiteral("--kv-dtype"), QStringLiteral("q4_0")});
+        QCOMPARE(r.code, 1);
+        QVERIFY(r.err.contains("q4_0"));
+        r = cli({QStringLiteral("estimate"), m_dir.filePath(QStringLiteral("missing.json")), QStringLiteral("--gpu"),
+                 QStringLiteral("h100")});
+        QCOMPARE(r.code, 1);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestCliPlan)
+#include "tst_cli_plan.moc"

@@ -1,0 +1,435 @@
+// Memory model: exact KV-cache and weight bytes for known configurations, computed by hand here, plus the
+// solver answers (maximum context, GPUs needed, decode bound) checked against their definitions.
+#include "core/plan/gpucatalog.h"
+#include "core/plan/memory.h"
+#include "core/plan/modellayout.h"
+#include "core/util/error.h"
+
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTest>
+
+#include <cstring>
+
+namespace {
+
+const char* kLlama3_8B = R"({"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,
+ "intermediate_size":14336,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,
+ "vocab_size":128256,"max_position_embeddings":8192,"tie_word_embeddings":false,"torch_dtype":"bfloat16"})";
+
+// Llama-2-7B: no num_key_value_heads (MHA), no head_dim.
+const char* kLlama2_7B = R"({"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,
+ "intermediate_size":11008,"num_hidden_layers":32,"num_attention_heads":32,"vocab_size":32000,
+ "max_position_embeddings":4096,"torch_dtype":"float16"})";
+
+const char* kMistral7B = R"({"architectures":["MistralForCausalLM"],"model_type":"mistral","hidden_size":4096,
+ "intermediate_size":14336,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,
+ "vocab_size":32000,"max_position_embeddings":32768,"sliding_window":4096,"torch_dtype":"bfloat16"})";
+
+const char* kGemma2_9B = R"({"architectures":["Gemma2ForCausalLM"],"model_type":"gemma2","hidden_size":3584,
+ "intermediate_size":14336,"num_hidden_layers":42,"num_attention_heads":16,"num_key_value_heads":8,
+ "head_dim":256,"vocab_size":256000,"max_position_embeddings":8192,"sliding_window":4096,
+ "torch_dtype":"float32"})";
+
+const char* kMixtral = R"({"architectures":["MixtralForCausalLM"],"model_type":"mixtral","hidden_size":4096,
+ "intermediate_size":14336,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,
+ "vocab_size":32000,"max_position_embeddings":32768,"num_local_experts":8,"num_experts_per_tok":2,
+ "sliding_window":null,"torch_dtype":"bfloat16"})";
+
+const char* kPhi3Mini = R"({"architectures":["Phi3ForCausalLM"],"model_type":"phi3","hidden_size":3072,
+ "intermediate_size":8192,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":32,
+ "vocab_size":32064,"max_position_embeddings":4096,"sliding_window":2047,"torch_dtype":"bfloat16"})";
+
+const char* kQwen2_7B = R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","hidden_size":3584,
+ "intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,"num_key_value_heads":4,
+ "vocab_size":152064,"max_position_embeddings":32768,"sliding_window":131072,"use_sliding_window":false,
+ "max_window_layers":28,"tie_word_embeddings":false,"torch_dtype":"bfloat16"})";
+
+qs::GpuSpec gpu(uint64_t memory, double bandwidth)
+{
+    qs::GpuSpec g;
+    g.id = "test";
+    g.name = "Test GPU";
+    g.memoryBytes = memory;
+    g.bandwidthGBps = bandwidth;
+    return g;
+}
+
+} // namespace
+
+class TestMemory : public QObject {
+    Q_OBJECT
+private slots:
+    void llama3KvCache()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama3_8B);
+        QCOMPARE(l.config.headDim, 128u);
+        QCOMPARE(l.config.kvHeads, 8u);
+        // 32 layers x 8 kv heads x 128 head_dim x 2 (K, V) x 2 bytes.
+        QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::F16), uint64_t(32 * 8 * 128 * 2 * 2));
+        QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::F16), uint64_t(131072));
+        QCOMPARE(qs::kvCacheBytes(l.config, 8192, 1, qs::KvCacheType::BF16), uint64_t(1) << 30);
+        QCOMPARE(qs::kvCacheBytes(l.config, 8192, 4, qs::KvCacheType::F16), uint64_t(4) << 30);
+        // FP8: one byte per value.
+        QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::FP8), uint64_t(32 * 1024 * 2));
+        // Q8_0: a 1024-value row is 32 blocks of 34 bytes; Q4_0 32 blocks of 18 bytes.
+        QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::Q8_0), uint64_t(32 * 2 * 32 * 34));
+        QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::Q4_0), uint64_t(32 * 2 * 32 * 18));
+        QCOMPARE(qs::kvCacheBytes(l.config, 1000, 3, qs::KvCacheType::Q4_0), uint64_t(3) * 1000 * 32 * 2 * 32 * 18);
+    }
+
+    void quantizedKvNeedsWholeBlocks()
+    {
+        qs::ModelConfig c;
+        c.layers = 2;
+        c.kvHeads = 1;
+        c.headDim = 40; // 40 values: not a multiple of the 32-value block
+        QCOMPARE(qs::kvCacheBytes(c, 10, 1, qs::KvCacheType::F16), uint64_t(2 * 10 * 2 * 40 * 2));
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::kvCacheBytes(c, 10, 1, qs::KvCacheType::Q8_0));
+        qs::ModelConfig empty;
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::kvCacheBytes(empty, 10, 1, qs::KvCacheType::F16));
+    }
+
+    void mistralSlidingWindow()
+    {
+        const auto l = qs::layoutFromConfigJson(kMistral7B);
+        QCOMPARE(l.config.slidingWindow, 4096u);
+        QVERIFY(l.config.slidingWindowLayers.empty()); // every layer
+        const uint64_t perTokenAllLayers = 32ull * 8 * 128 * 2 * 2;
+        QCOMPARE(qs::kvCacheBytes(l.config, 2000, 1, qs::KvCacheType::F16), 2000 * perTokenAllLayers);
+        QCOMPARE(qs::kvCacheBytes(l.config, 4096, 1, qs::KvCacheType::F16), 4096 * perTokenAllLayers);
+        // Beyond the window the cache stops growing.
+        QCOMPARE(qs::kvCacheBytes(l.config, 32768, 2, qs::KvCacheType::F16), 2 * 4096 * perTokenAllLayers);
+    }
+
+    void gemma2Alternating()
+    {
+        const auto l = qs::layoutFromConfigJson(kGemma2_9B);
+        QCOMPARE(l.config.slidingWindowLayers.size(), size_t(21));
+        QCOMPARE(l.config.slidingWindowLayers.front(), 0u);
+        QCOMPARE(l.config.slidingWindowLayers.back(), 40u);
+        const uint64_t perLayer = 2ull * 8 * 256 * 2; // 8192 bytes per token per layer
+        QCOMPARE(qs::kvBytesPerTokenPerLayer(l.config, qs::KvCacheType::F16), perLayer);
+        // 21 local layers hold 4096 tokens, 21 global layers the full 8192.
+        QCOMPARE(qs::kvCacheBytes(l.config, 8192, 1, qs::KvCacheType::F16), perLayer * (21 * 4096 + 21 * 8192));
+        QCOMPARE(qs::kvCacheBytes(l.config, 8192, 1, qs::KvCacheType::F16), uint64_t(2113929216));
+        QCOMPARE(qs::kvCacheBytes(l.config, 1000, 1, qs::KvCacheType::F16), perLayer * 42 * 1000);
+        // Gemma ties its embeddings: no lm_head, and the published parameter count.
+        QVERIFY(l.config.tiedEmbeddings);
+        QVERIFY(!l.find("lm_head.weight"));
+        QCOMPARE(l.parameterCount(), uint64_t(9241705984));
+        QCOMPARE(l.totalBytes(), uint64_t(9241705984) * 4);
+    }
+
+    void explicitLayerTypes()
+    {
+        const char* json = R"({"model_type":"qwen3","hidden_size":64,"intermediate_size":128,"num_hidden_layers":4,
+            "num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"vocab_size":100,"sliding_window":16,
+            "layer_types":["full_attention","sliding_attention","sliding_attention","full_attention"]})";
+        const auto l = qs::layoutFromConfigJson(json);
+        QCOMPARE(l.config.slidingWindowLayers, (std::vector<uint32_t>{1, 2}));
+        const uint64_t perLayer = 2ull * 2 * 32 * 2;
+        QCOMPARE(qs::kvCacheBytes(l.config, 100, 1, qs::KvCacheType::F16), perLayer * (100 + 16 + 16 + 100));
+        // Qwen3 has per-head q/k norms of head_dim values.
+        QVERIFY(l.find("model.layers.0.self_attn.q_norm.weight"));
+        QCOMPARE(l.find("model.layers.0.self_attn.q_norm.weight")->shape, (std::vector<uint64_t>{32}));
+    }
+
+    void qwen2WithoutSlidingWindow()
+    {
+        const auto l = qs::layoutFromConfigJson(kQwen2_7B);
+        QCOMPARE(l.config.slidingWindow, 0u); // use_sliding_window false
+        QVERIFY(l.find("model.layers.0.self_attn.q_proj.bias"));
+        // Published size of Qwen2-7B: 7,615,616,512 parameters.
+        QCOMPARE(l.parameterCount(), uint64_t(7615616512));
+        QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::F16), uint64_t(28 * 2 * 4 * 128 * 2));
+    }
+
+    void llama2WeightsExact()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama2_7B);
+        QCOMPARE(l.config.kvHeads, 32u);
+        QCOMPARE(l.config.headDim, 128u);
+        // embed 32000x4096 + 32 x (4 x 4096^2 + 3 x 4096 x 11008 + 2 x 4096) + 4096 + lm_head 32000x4096
+        const uint64_t perLayer = 4ull * 4096 * 4096 + 3ull * 4096 * 11008 + 2 * 4096;
+        const uint64_t expected = 2 * 32000ull * 4096 + 32 * perLayer + 4096;
+        QCOMPARE(expected, uint64_t(6738415616));
+        QCOMPARE(l.parameterCount(), uint64_t(6738415616));
+        QCOMPARE(l.tensors.size(), size_t(1 + 32 * 9 + 2));
+        // BF16 / F16: two bytes per parameter.
+        const auto w = qs::summarizeWeights(l);
+        QCOMPARE(w.bytes, uint64_t(6738415616) * 2);
+        QCOMPARE(w.parameters, uint64_t(6738415616));
+        // A decode step reads everything but the embedding table, of which it reads one row.
+        QCOMPARE(w.readPerTokenBytes, uint64_t(6738415616) * 2 - 32000ull * 4096 * 2 + 4096 * 2);
+        // KV: 32 layers x 32 heads x 128 x 2 x 2 = 512 KiB per token.
+        QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::F16), uint64_t(524288));
+    }
+
+    void customBytesPerTensor()
+    {
+        // Weights under a per-tensor size function (what a plan provides): 4.5 bits for every matrix.
+        const auto l = qs::layoutFromConfigJson(kLlama2_7B);
+        uint64_t expected = 0;
+        for (const auto& t : l.tensors)
+            expected += t.shape.size() == 2 ? t.elements() * 9 / 16 : t.bytes;
+        const auto w = qs::summarizeWeights(l, [](const qs::TensorInfo& t) {
+            return t.shape.size() == 2 ? t.elements() * 9 / 16 : t.bytes;
+        });
+        QCOMPARE(w.bytes, expected);
+        QCOMPARE(w.bytes, uint64_t(6738415616 - 32 * 2 * 4096 - 4096) * 9 / 16 + (32 * 2 * 4096 + 4096) * 2);
+    }
+
+    void tiedEmbeddingsCountOnce()
+    {
+        // A tied model whose file also stores lm_head: it is the same matrix at run time.
+        const char* json = R"({"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":1,
+            "num_attention_heads":4,"vocab_size":1000,"tie_word_embeddings":false,"torch_dtype":"float32"})";
+        auto l = qs::layoutFromConfigJson(json);
+        const uint64_t untied = qs::summarizeWeights(l).bytes;
+        QCOMPARE(untied, l.totalBytes());
+        l.config.tiedEmbeddings = true;
+        const auto tied = qs::summarizeWeights(l);
+        QCOMPARE(tied.bytes, untied - 1000 * 64 * 4);
+        // The tied embedding is read whole per token (it is the head).
+        QCOMPARE(tied.readPerTokenBytes, tied.bytes);
+    }
+
+    void mixtralActiveExperts()
+    {
+        const auto l = qs::layoutFromConfigJson(kMixtral);
+        QCOMPARE(l.config.experts, 8u);
+        QCOMPARE(l.config.expertsUsed, 2u);
+        // Published: 46,702,792,704 parameters.
+        QCOMPARE(l.parameterCount(), uint64_t(46702792704));
+        const auto w = qs::summarizeWeights(l);
+        const uint64_t expertBytes = 32ull * 8 * 3 * 14336 * 4096 * 2;
+        const uint64_t embedding = 32000ull * 4096 * 2;
+        QCOMPARE(w.readPerTokenBytes, w.bytes - expertBytes + expertBytes / 4 - embedding + 4096 * 2);
+    }
+
+    void phi3Fused()
+    {
+        const auto l = qs::layoutFromConfigJson(kPhi3Mini);
+        QVERIFY(l.find("model.layers.3.self_attn.qkv_proj.weight"));
+        QCOMPARE(l.find("model.layers.3.mlp.gate_up_proj.weight")->shape, (std::vector<uint64_t>{16384, 3072}));
+        // Published: Phi-3-mini has 3,821,079,552 parameters.
+        QCOMPARE(l.parameterCount(), uint64_t(3821079552));
+        QCOMPARE(l.config.slidingWindow, 2047u);
+    }
+
+    void stories260KFromConfigMatchesFile()
+    {
+        const QString dir = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32/");
+        const auto l = qs::layoutFromConfig((dir + QStringLiteral("config.json")).toStdString());
+        // dim 64, 5 layers, 8 heads / 4 kv heads of 8, FFN 172, vocab 512, untied, F32.
+        const uint64_t perLayer = 64 * 64 + 2 * 32 * 64 + 64 * 64 + 3 * 172 * 64 + 2 * 64;
+        QCOMPARE(l.parameterCount(), uint64_t(2 * 512 * 64 + 5 * perLayer + 64));
+        QCOMPARE(l.totalBytes(), l.parameterCount() * 4);
+        QCOMPARE(qs::kvCacheBytes(l.config, 512, 1, qs::KvCacheType::F16), uint64_t(512 * 5 * 2 * 4 * 8 * 2));
+
+        // Independent check of every derived name and shape against the real file's safetensors header.
+        QFile f(dir + QStringLiteral("model.safetensors"));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QByteArray head = f.read(8);
+        QCOMPARE(head.size(), 8);
+        uint64_t n = 0;
+        std::memcpy(&n, head.constData(), 8);
+        QVERIFY(n < 1000000);
+        const QJsonObject header = QJsonDocument::fromJson(f.read(static_cast<qint64>(n))).object();
+        int tensors = 0;
+        for (auto it = header.begin(); it != header.end(); ++it) {
+            if (it.key() == QLatin1String("__metadata__"))
+                continue;
+            ++tensors;
+            const auto* t = l.find(it.key().toStdString());
+            QVERIFY2(t, qPrintable(it.key()));
+            std::vector<uint64_t> shape;
+            for (const auto& d : it.value().toObject().value(QStringLiteral("shape")).toArray())
+                shape.push_back(static_cast<uint64_t>(d.toDouble()));
+            QCOMPARE(t->shape, shape);
+        }
+        QCOMPARE(size_t(tensors), l.tensors.size());
+    }
+
+    void roles()
+    {
+        using R = qs::TensorRole;
+        QCOMPARE(qs::planRoleFromName("blk.7.attn_v.weight").role, R::AttnV);
+        QCOMPARE(qs::planRoleFromName("blk.7.attn_v.weight").block, 7);
+        QCOMPARE(qs::planRoleFromName("blk.0.attn_output.weight").role, R::AttnOut);
+        QCOMPARE(qs::planRoleFromName("output.weight").role, R::OutputHead);
+        QCOMPARE(qs::planRoleFromName("token_embd.weight").role, R::Embedding);
+        QCOMPARE(qs::planRoleFromName("blk.3.ffn_down_exps.weight").role, R::MoeExpertDown);
+        QCOMPARE(qs::planRoleFromName("blk.3.ffn_gate_inp.weight").role, R::MoeRouter);
+        QCOMPARE(qs::planRoleFromName("model.layers.12.mlp.down_proj.weight").role, R::MlpDown);
+        QCOMPARE(qs::planRoleFromName("model.layers.12.mlp.down_proj.weight").block, 12);
+        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.experts.5.w2.weight").role, R::MoeExpertDown);
+        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.experts.5.w2.weight").expert, 5);
+        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.gate.weight").role, R::MoeRouter);
+        QCOMPARE(qs::planRoleFromName("model.layers.1.input_layernorm.weight").role, R::Norm);
+        QCOMPARE(qs::planRoleFromName("model.layers.1.self_attn.q_proj.bias").role, R::Bias);
+        QCOMPARE(qs::planRoleFromName("lm_head.weight").role, R::OutputHead);
+    }
+
+    void unsupportedAndMalformedConfigs()
+    {
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::layoutFromConfigJson(R"({"model_type":"bert","hidden_size":8})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson("{not json"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"llama"})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError,
+                                 qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":-4,
+                                     "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2})"));
+        // A product that overflows 64 bits is refused, not wrapped.
+        QVERIFY_THROWS_EXCEPTION(qs::Error,
+                                 qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":4294967295,
+                                     "intermediate_size":4294967295,"num_hidden_layers":1,"num_attention_heads":1,
+                                     "vocab_size":4294967295})"));
+    }
+
+    void maxContextIsExact()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama3_8B);
+        const auto w = qs::summarizeWeights(l);
+        qs::FootprintRequest req;
+        req.runtime.runtime = qs::Runtime::LlamaCpp; // flash attention: the compute buffer is the logits
+        req.context = 0;
+        const auto base = qs::estimateFootprint(l, w, req);
+        // Logits of a 512-token ubatch: 512 x (128256 + 4096) x 4 bytes, independent of the context.
+        req.context = 100000;
+        QCOMPARE(qs::estimateFootprint(l, w, req).activationBytes, uint64_t(512) * (128256 + 4096) * 4);
+        QCOMPARE(base.activationBytes, uint64_t(1) * (128256 + 4096) * 4); // ubatch is capped by the tokens
+        const uint64_t fixed = w.bytes + 384ull * 1024 * 1024 + uint64_t(512) * (128256 + 4096) * 4;
+        const uint64_t budget = fixed + 131072ull * 5000 + 131071;
+        QCOMPARE(qs::maxContextForBudget(l, w, req, budget), uint64_t(5000));
+        QCOMPARE(qs::maxContextForBudget(l, w, req, budget + 1), uint64_t(5001));
+
+        // Without flash attention the KQ scores grow with the context too; the answer still satisfies its
+        // definition exactly.
+        req.runtime.flashAttention = false;
+        const uint64_t b2 = 20ull << 30;
+        const uint64_t c = qs::maxContextForBudget(l, w, req, b2);
+        QVERIFY(c > 0);
+        req.context = c;
+        QVERIFY(qs::estimateFootprint(l, w, req).totalBytes() <= b2);
+        req.context = c + 1;
+        QVERIFY(qs::estimateFootprint(l, w, req).totalBytes() > b2);
+    }
+
+    void fitOnGpuAnswers()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama3_8B);
+        const auto w = qs::summarizeWeights(l);
+        qs::FootprintRequest req;
+        req.context = 8192;
+        const auto big = gpu(24ull << 30, 1000);
+        auto fit = qs::fitOnGpu(l, w, req, big);
+        QVERIFY(fit.fits);
+        QCOMPARE(fit.gpuBytes, uint64_t(24) << 30);
+        QCOMPARE(fit.headroomBytes, int64_t(24ll << 30) - int64_t(fit.footprint.totalBytes()));
+        QCOMPARE(fit.gpusNeeded, 1u);
+        QCOMPARE(fit.maxContext, uint64_t(8192)); // capped at the trained context
+        QVERIFY(fit.maxContextByMemory > 8192);
+        // Decode bound: bandwidth / (weights streamed + whole cache).
+        const double perStep = double(w.readPerTokenBytes) + double(1ull << 30);
+        QCOMPARE(w.readPerTokenBytes, w.bytes - 128256ull * 4096 * 2 + 4096 * 2);
+        QVERIFY(std::abs(fit.maxDecodeTokensPerSecond - 1000e9 / perStep) < 1e-9 * fit.maxDecodeTokensPerSecond);
+
+        // 10 GiB cannot hold 15 GiB of weights: two GPUs split them.
+        const auto small = gpu(10ull << 30, 500);
+        fit = qs::fitOnGpu(l, w, req, small);
+        QVERIFY(!fit.fits);
+        QVERIFY(fit.headroomBytes < 0);
+        QCOMPARE(fit.maxContext, uint64_t(0));
+        QCOMPARE(fit.gpusNeeded, 2u);
+        req.gpuCount = 2;
+        const auto two = qs::estimateFootprint(l, w, req);
+        QCOMPARE(two.weightsBytes, w.bytes / 2);
+        QCOMPARE(two.kvCacheBytes, (uint64_t(1) << 30) / 2); // 4 of 8 kv heads per GPU
+        QVERIFY(two.totalBytes() <= small.memoryBytes);
+    }
+
+    void vllmUtilization()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama3_8B);
+        const auto w = qs::summarizeWeights(l);
+        qs::FootprintRequest req;
+        req.runtime.runtime = qs::Runtime::Vllm;
+        req.runtime.gpuMemoryUtilization = 0.5;
+        const auto g = gpu(80ull << 30, 2000);
+        QCOMPARE(qs::gpuBudgetBytes(g, req.runtime), uint64_t(40) << 30);
+        const auto f = qs::estimateFootprint(l, w, req);
+        // Profiling pass: 2048 tokens x (3 x 14336 + 4096 + 2 x 1024 + 2 x 4096) x 2 bytes; sampler:
+        // 256 x 128256 x 4.
+        QCOMPARE(f.activationBytes, uint64_t(2048) * (3 * 14336 + 4096 + 2048 + 8192) * 2 + 256ull * 128256 * 4);
+        // Tensor parallel degrees must divide the 32 heads: 3 is skipped.
+        const auto tiny = gpu(7ull << 30, 1000);
+        req.runtime.gpuMemoryUtilization = 0.9;
+        const auto fit = qs::fitOnGpu(l, w, req, tiny);
+        QVERIFY(fit.gpusNeeded == 4 || fit.gpusNeeded == 8);
+        QVERIFY(!qs::runtimeSupportsKvType(qs::Runtime::Vllm, qs::KvCacheType::Q4_0));
+        QVERIFY(!qs::runtimeSupportsKvType(qs::Runtime::LlamaCpp, qs::KvCacheType::FP8));
+    }
+
+    void names()
+    {
+        QCOMPARE(*qs::kvCacheTypeFromName("Q8_0"), qs::KvCacheType::Q8_0);
+        QCOMPARE(*qs::kvCacheTypeFromName("fp8_e4m3"), qs::KvCacheType::FP8);
+        QVERIFY(!qs::kvCacheTypeFromName("q5_1"));
+        QCOMPARE(*qs::runtimeFromName("llamacpp"), qs::Runtime::LlamaCpp);
+        QCOMPARE(*qs::runtimeFromName("HF"), qs::Runtime::Transformers);
+        QVERIFY(!qs::runtimeFromName("onnx"));
+    }
+
+    void catalogue()
+    {
+        const auto c = qs::GpuCatalog::fromFile(QS_SAMPLE_DIR "/../gpus.json");
+        QVERIFY(c.gpus().size() >= 30);
+        int kinds[4] = {};
+        for (const auto& g : c.gpus()) {
+            QVERIFY(g.memoryBytes >= (8ull << 30));
+            QVERIFY(g.bandwidthGBps > 100);
+            ++kinds[static_cast<int>(g.kind)];
+        }
+        for (int k : kinds)
+            QVERIFY(k >= 3);
+        QCOMPARE(c.find("rtx-4090")->memoryBytes, uint64_t(24) << 30);
+        QCOMPARE(c.find("RTX 4090")->id, std::string("rtx-4090"));
+        QCOMPARE(c.find("NVIDIA GeForce RTX 4090 24GB")->bandwidthGBps, 1008.0);
+        QCOMPARE(c.find("h100")->id, std::string("h100-sxm"));
+        QCOMPARE(c.find("mi300x")->memoryBytes, uint64_t(192) << 30);
+        QVERIFY(!c.find("rtx")); // ambiguous
+        QVERIFY(!c.find("voodoo"));
+        // Apple unified memory: macOS lets the GPU take about three quarters.
+        const auto* m2 = c.find("m2-ultra-192");
+        QCOMPARE(m2->usableBytes(), uint64_t(144) << 30);
+    }
+
+    void userCatalogue()
+    {
+        auto c = qs::GpuCatalog::fromJson(R"({"version":1,"gpus":[
+            {"id":"rtx-4090","name":"My 4090","kind":"consumer","memory_bytes":1000,"bandwidth_gb_s":1},
+            {"id":"lab-card","name":"Lab card","kind":"datacenter","memory_gib":12,"bandwidth_gb_s":250}]})");
+        QCOMPARE(c.gpus().size(), size_t(2));
+        auto base = qs::GpuCatalog::fromFile(QS_SAMPLE_DIR "/../gpus.json");
+        const size_t n = base.gpus().size();
+        for (const auto& g : c.gpus())
+            base.addOrReplace(g);
+        QCOMPARE(base.gpus().size(), n + 1);
+        QCOMPARE(base.find("rtx-4090")->memoryBytes, uint64_t(1000));
+        QCOMPARE(base.find("lab card")->memoryBytes, uint64_t(12) << 30);
+
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(R"({"version":2,"gpus":[]})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(R"({"version":1,"gpus":[{"id":"x"}]})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(
+            R"({"version":1,"gpus":[{"id":"x","memory_bytes":1e30,"bandwidth_gb_s":1}]})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(
+            R"({"version":1,"gpus":[{"id":"x","kind":"toaster","memory_bytes":10,"bandwidth_gb_s":1}]})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson("[1,2"));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestMemory)
+#include "tst_memory.moc"

@@ -1,0 +1,188 @@
+// The sensitivity matrix against direct whole-tensor round trips and metrics, on a GGUF built here.
+#include "core/model/model.h"
+#include "core/quant/format.h"
+#include "core/quant/imatrix.h"
+#include "core/quant/sensitivity.h"
+#include "core/util/error.h"
+#include "core/util/job.h"
+
+#include "core/gguf_builder.h"
+
+#include <QFile>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using qstest::GgufBuilder;
+
+namespace {
+
+std::string f32Data(const std::vector<float>& v)
+{
+    std::string s(v.size() * 4, '\0');
+    std::memcpy(s.data(), v.data(), s.size());
+    return s;
+}
+
+std::vector<float> gaussian(size_t n, unsigned seed, float outlier = 0)
+{
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0, 0.02f);
+    std::vector<float> v(n);
+    for (auto& x : v)
+        x = d(rng);
+    if (outlier != 0)
+        v[n / 3] = outlier;
+    return v;
+}
+
+bool close(double a, double b)
+{
+    if (std::isinf(a) || std::isinf(b))
+        return a == b;
+    return std::fabs(a - b) <= 1e-9 * std::max(std::fabs(a), std::fabs(b)) + 1e-300;
+}
+
+} // namespace
+
+class TestSensitivity : public QObject {
+    Q_OBJECT
+    QTemporaryDir m_dir;
+    std::shared_ptr<qs::Model> m_model;
+    std::map<std::string, std::vector<float>> m_data;
+
+private slots:
+    void initTestCase()
+    {
+        GgufBuilder b;
+        b.kv("general.architecture", GgufBuilder::vStr("llama"));
+        auto add = [&](const std::string& name, uint64_t rows, uint64_t cols, std::vector<float> v) {
+            b.tensors.push_back({name, {cols, rows}, 0, f32Data(v), std::nullopt, std::nullopt});
+            m_data[name] = std::move(v);
+        };
+        add("blk.0.attn_q.weight", 40, 256, gaussian(40 * 256, 1, 0.5f));
+        add("blk.0.ffn_down.weight", 33, 96, gaussian(33 * 96, 2));
+        b.tensors.push_back({"blk.0.attn_norm.weight", {256}, 0, f32Data(std::vector<float>(256, 1)), {}, {}});
+        const QString path = m_dir.filePath(QStringLiteral("tiny.gguf"));
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        const std::string bytes = b.build();
+        f.write(bytes.data(), static_cast<qint64>(bytes.size()));
+        f.close();
+        m_model = qs::openModel(path.toStdString());
+        QCOMPARE(m_model->tensors().size(), size_t(3));
+    }
+
+    void matchesDirectComputation()
+    {
+        // An importance vector for attn_q only (legacy format, built in memory).
+        std::string dat;
+        auto put = [&](auto v) { dat += GgufBuilder::le(v); };
+        put(int32_t(1));
+        const std::string name = "blk.0.attn_q.weight";
+        put(int32_t(name.size()));
+        dat += name;
+        put(int32_t(1));
+        put(int32_t(256));
+        std::vector<float> imp(256);
+        for (int j = 0; j < 256; ++j)
+            imp[j] = 0.5f + static_cast<float>(j % 7);
+        for (float v : imp)
+            put(v);
+        const auto imatrix =
+            qs::ImportanceMatrix::parseLegacy({reinterpret_cast<const std::byte*>(dat.data()), dat.size()}, "m");
+
+        qs::SensitivityOptions opt;
+        opt.formats = {"BF16", "INT4-g128-asym", "INT8-tensor-sym", "FP8-E4M3", "NF4", "Q8_0", "Q4_K"};
+        opt.importance = &imatrix;
+        opt.chunkElements = 5 * 96; // forces many row chunks
+        std::atomic<int> streamed{0};
+        double lastProgress = 0;
+        qs::JobControl job([&](double f, const std::string&) { lastProgress = f; });
+        const auto results = qs::computeSensitivity(
+            *m_model, opt, [&](const qs::SensitivityResult&) { ++streamed; }, &job);
+        QCOMPARE(results.size(), size_t(2 * 7)); // the 1-D norm is not a candidate
+        QCOMPARE(streamed.load(), 14);
+        QCOMPARE(lastProgress, 1.0);
+        for (const auto& r : results) {
+            const auto& x = m_data.at(r.tensor);
+            auto format = qs::findFormat(r.format);
+            QCOMPARE(r.rows, r.tensor == name ? uint64_t(40) : uint64_t(33));
+            if (!format->supports(r.rows, r.cols)) {
+                QVERIFY(!r.ok()); // Q4_K needs rows of 256
+                QCOMPARE(r.format, std::string("Q4_K"));
+                continue;
+            }
+            QVERIFY2(r.ok(), r.error.c_str());
+            QCOMPARE(r.bytes, *format->storedBytes(r.rows, r.cols));
+            QCOMPARE(r.bitsPerWeight, 8.0 * r.bytes / (r.rows * r.cols));
+            // The whole tensor at once, with the importance used the same way.
+            const float* w = r.tensor == name ? imp.data() : nullptr;
+            std::vector<float> y(x.size());
+            format->roundTrip(x.data(), r.rows, r.cols, y.data(), w);
+            const auto m = qs::computeErrorMetrics(x.data(), y.data(), r.rows, r.cols, w);
+            QVERIFY2(close(r.metrics.mse, m.mse), qPrintable(QString::fromStdString(r.tensor + " " + r.format)));
+            QVERIFY(close(r.metrics.sqnrDb, m.sqnrDb));
+            QVERIFY(close(r.metrics.cosine, m.cosine));
+            QCOMPARE(r.metrics.maxAbsErr, m.maxAbsErr);
+            QCOMPARE(r.metrics.count, r.rows * r.cols);
+            QCOMPARE(bool(r.metrics.weightedMse), r.tensor == name);
+            if (w)
+                QVERIFY(close(*r.metrics.weightedMse, *m.weightedMse));
+        }
+        // Ordered by tensor, then format list.
+        QCOMPARE(results[0].tensor, name);
+        QCOMPARE(results[1].format, std::string("INT4-g128-asym"));
+        // More bits, less error: INT8 beats INT4 on the same tensor, BF16 beats both.
+        QVERIFY(results[0].metrics.sqnrDb > results[2].metrics.sqnrDb);
+        QVERIFY(results[2].metrics.sqnrDb > results[1].metrics.sqnrDb);
+    }
+
+    void deterministicAcrossThreads()
+    {
+        qs::SensitivityOptions a;
+        a.formats = {"INT3-g64-sym", "NF4", "FP8-E5M2-ch"};
+        a.threads = 1;
+        qs::SensitivityOptions b = a;
+        b.threads = 2;
+        b.chunkElements = 1000;
+        const auto ra = qs::computeSensitivity(*m_model, a);
+        const auto rb = qs::computeSensitivity(*m_model, b);
+        QCOMPARE(ra.size(), rb.size());
+        for (size_t i = 0; i < ra.size(); ++i) {
+            QCOMPARE(ra[i].tensor, rb[i].tensor);
+            QCOMPARE(ra[i].format, rb[i].format);
+            QVERIFY(close(ra[i].metrics.mse, rb[i].metrics.mse));
+            QCOMPARE(ra[i].metrics.maxAbsErr, rb[i].metrics.maxAbsErr);
+        }
+    }
+
+    void filterCancelErrors()
+    {
+        qs::SensitivityOptions opt;
+        opt.formats = {"INT8-ch-sym"};
+        opt.tensorFilter = [](const qs::TensorInfo& t) { return t.name.find("ffn_down") != std::string::npos; };
+        const auto r = qs::computeSensitivity(*m_model, opt);
+        QCOMPARE(r.size(), size_t(1));
+        QCOMPARE(r[0].tensor, std::string("blk.0.ffn_down.weight"));
+
+        qs::JobControl job;
+        job.cancel();
+        QVERIFY_THROWS_EXCEPTION(qs::CancelledError, qs::computeSensitivity(*m_model, opt, {}, &job));
+
+        opt.formats = {"INT4-g128-asym", "no-such-format"};
+        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::computeSensitivity(*m_model, opt));
+
+        // Default list when none is given.
+        qs::SensitivityOptions def;
+        def.tensorFilter = opt.tensorFilter;
+        QCOMPARE(qs::computeSensitivity(*m_model, def).size(), qs::defaultSensitivityFormats().size());
+    }
+};
+
+QTEST_APPLESS_MAIN(TestSensitivity)
+#include "tst_sensitivity.moc"

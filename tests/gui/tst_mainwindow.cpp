@@ -1,0 +1,220 @@
+// The main window offscreen: opening the sample GGUF through openPath() (the path the command line,
+// the dialog, drops and recent files all take), the error path with a corrupt file (the previous model
+// stays), drag and drop, cancel, and what persists in QSettings.
+#include "app/gui/mainwindow.h"
+#include "app/gui/modelloader.h"
+#include "widgets/modelsummary.h"
+#include "widgets/tensortreemodel.h"
+
+#include <QLineEdit>
+#include <QMenu>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTreeView>
+#include <QtTest>
+
+using namespace qs;
+
+namespace {
+
+QString samplePath()
+{
+    return QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
+}
+
+int tensorRows(const QAbstractItemModel* m)
+{
+    int n = 0;
+    for (int g = 0; g < m->rowCount(); ++g)
+        n += m->rowCount(m->index(g, 0));
+    return n;
+}
+
+} // namespace
+
+class TestMainWindow : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase();
+    void init();
+    void opensSampleLikeCommandLine();
+    void corruptFileShowsDialogAndKeepsModel();
+    void missingFileUsesInjectedPresenter();
+    void dropOpensFile();
+    void cancelDropsResult();
+    void persistsRecentFilesAndGeometry();
+
+private:
+    QTemporaryDir m_dir;
+    QString m_corrupt;
+};
+
+void TestMainWindow::initTestCase()
+{
+    QVERIFY(m_dir.isValid());
+    QSettings::setDefaultFormat(QSettings::IniFormat);
+    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, m_dir.path());
+    QCoreApplication::setOrganizationName(QStringLiteral("QuantscopeTest"));
+    QCoreApplication::setApplicationName(QStringLiteral("tst_mainwindow"));
+    // A GGUF cut in the middle of its tensor infos.
+    QFile in(samplePath());
+    QVERIFY(in.open(QIODevice::ReadOnly));
+    m_corrupt = m_dir.filePath(QStringLiteral("truncated.gguf"));
+    QFile out(m_corrupt);
+    QVERIFY(out.open(QIODevice::WriteOnly));
+    out.write(in.read(2000));
+}
+
+void TestMainWindow::init()
+{
+    QSettings().clear();
+}
+
+void TestMainWindow::opensSampleLikeCommandLine()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QVERIFY(window.model());
+    // stories260K: 5 blocks × 9 tensors + token embedding + output norm + output head.
+    QCOMPARE(window.model()->tensors().size(), size_t(48));
+    QTRY_COMPARE(tensorRows(window.tensorView()->model()), 48);
+    QVERIFY(window.tensorView()->model()->rowCount() >= 1);
+    QCOMPARE(window.summaryWidget()->value(QStringLiteral("Tensors")), QStringLiteral("48"));
+    QCOMPARE(window.summaryWidget()->value(QStringLiteral("Layers")), QStringLiteral("5"));
+    QCOMPARE(window.summaryWidget()->value(QStringLiteral("Format")), QStringLiteral("gguf"));
+    QVERIFY(window.windowTitle().startsWith(QStringLiteral("stories260K.gguf")));
+    QCOMPARE(window.recentFiles().value(0), QFileInfo(samplePath()).absoluteFilePath());
+    QVERIFY(!window.isLoading());
+
+    // The filter box narrows the tree.
+    window.filterEdit()->setText(QStringLiteral("ffn_down"));
+    QTRY_COMPARE(tensorRows(window.tensorView()->model()), 5);
+    window.filterEdit()->clear();
+    QTRY_COMPARE(tensorRows(window.tensorView()->model()), 48);
+}
+
+void TestMainWindow::corruptFileShowsDialogAndKeepsModel()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    QSignalSpy failed(&window, &MainWindow::loadFailed);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    const auto before = window.model();
+
+    window.openPath(m_corrupt);
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 10000);
+    // The default presenter opens a non-blocking message box naming the file and the loader's error.
+    QMessageBox* box = nullptr;
+    QTRY_VERIFY((box = window.findChild<QMessageBox*>(QStringLiteral("loadErrorBox"))) != nullptr);
+    QVERIFY(box->isVisible());
+    QVERIFY(box->text().contains(QStringLiteral("truncated.gguf")));
+    const QString message = failed.at(0).at(1).toString();
+    QVERIFY2(message.contains(QStringLiteral("truncated.gguf")), qPrintable(message));
+    QVERIFY(box->informativeText().contains(message));
+    QVERIFY(box->informativeText().contains(QStringLiteral("previously opened model stays open")));
+    box->accept();
+    QTRY_VERIFY(!window.findChild<QMessageBox*>(QStringLiteral("loadErrorBox")));
+
+    // Previous model still shown; the corrupt file did not enter the recent list.
+    QCOMPARE(window.model(), before);
+    QCOMPARE(tensorRows(window.tensorView()->model()), 48);
+    QVERIFY(!window.recentFiles().contains(QFileInfo(m_corrupt).absoluteFilePath()));
+    // And the window still opens models.
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 2, 10000);
+    QVERIFY(window.model() != before);
+}
+
+void TestMainWindow::missingFileUsesInjectedPresenter()
+{
+    MainWindow window;
+    QStringList shown;
+    window.setErrorPresenter([&](const QString& title, const QString& text, const QString& detail) {
+        shown << title << text << detail;
+    });
+    QSignalSpy failed(&window, &MainWindow::loadFailed);
+    window.openPath(m_dir.filePath(QStringLiteral("does-not-exist.gguf")));
+    QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 10000);
+    QCOMPARE(shown.size(), 3);
+    QVERIFY(shown[1].contains(QStringLiteral("does-not-exist.gguf")));
+    QVERIFY2(shown[2].contains(QStringLiteral("no such file")), qPrintable(shown[2]));
+    QVERIFY(!window.findChild<QMessageBox*>());
+    QVERIFY(!window.model());
+}
+
+void TestMainWindow::dropOpensFile()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    QMimeData mime;
+    mime.setUrls({QUrl::fromLocalFile(samplePath())});
+    QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&window, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&window, &drop);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QCOMPARE(loaded.at(0).at(0).toString(), QFileInfo(samplePath()).absoluteFilePath());
+
+    // Non-file drops are refused.
+    QMimeData text;
+    text.setText(QStringLiteral("hello"));
+    QDragEnterEvent refused(QPoint(10, 10), Qt::CopyAction, &text, Qt::LeftButton, Qt::NoModifier);
+    refused.setAccepted(false);
+    QCoreApplication::sendEvent(&window, &refused);
+    QVERIFY(!refused.isAccepted());
+}
+
+void TestMainWindow::cancelDropsResult()
+{
+    MainWindow window;
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    QSignalSpy cancelled(&window, &MainWindow::loadCancelled);
+    window.openPath(samplePath());
+    QVERIFY(window.isLoading());
+    window.loader()->cancel(); // what the status bar's Cancel button is connected to
+    QTRY_COMPARE_WITH_TIMEOUT(cancelled.count(), 1, 10000);
+    QCOMPARE(loaded.count(), 0);
+    QVERIFY(!window.model());
+    QVERIFY(window.recentFiles().isEmpty());
+}
+
+void TestMainWindow::persistsRecentFilesAndGeometry()
+{
+    const QString sample = QFileInfo(samplePath()).absoluteFilePath();
+    {
+        MainWindow window;
+        window.resize(1111, 777);
+        window.show();
+        QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+        window.openPath(samplePath());
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+        window.close();
+    }
+    MainWindow again;
+    QCOMPARE(again.recentFiles(), QStringList{sample});
+    QCOMPARE(again.size(), QSize(1111, 777));
+    // The recent-files menu opens the model.
+    QAction* entry = nullptr;
+    for (QAction* a : again.recentMenu()->actions())
+        if (a->data().toString() == sample)
+            entry = a;
+    QVERIFY(entry);
+    QSignalSpy loaded(&again, &MainWindow::modelLoaded);
+    entry->trigger();
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QCOMPARE(again.modelPath(), sample);
+}
+
+QTEST_MAIN(TestMainWindow)
+#include "tst_mainwindow.moc"
