@@ -323,6 +323,7 @@ void fillConfig(Model& model, const std::map<std::string, uint64_t>& offsets, co
 
 std::shared_ptr<Model> loadGguf(const std::filesystem::path& path, JobControl* job)
 {
+    checkCancel(job);
     const std::string file = path.string();
     auto mapped = MappedFile::open(path);
     auto model = std::make_shared<Model>(ModelFormat::Gguf, path);

@@ -2,6 +2,7 @@
 
 #include "core/model/mappedfile.h"
 #include "core/model/model.h"
+#include "core/quant/sensitivity.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
@@ -359,7 +360,7 @@ ImportanceCoverage matchImportance(const ImportanceMatrix& importance, const Mod
         const ImportanceEntry* e = importance.find(t.name, &index);
         if (e)
             used.insert(e);
-        if (!roleIsQuantizable(t.role.role) || t.shape.size() != 2)
+        if (!isSensitivityCandidate(t))
             continue;
         if (!e)
             c.missing.push_back(t.name);

@@ -87,12 +87,12 @@ struct ImportanceCoverage {
         uint64_t matrix = 0;
     };
     std::vector<Match> matched;
-    std::vector<std::string> missing;    // quantizable 2-D model tensors without an entry
+    std::vector<std::string> missing;    // sensitivity candidates (see isSensitivityCandidate) without an entry
     std::vector<std::string> mismatched; // an entry exists but its length is not the tensor's columns
     std::vector<std::string> unused;     // entries that belong to no model tensor
 };
 
-// Which quantizable (roleIsQuantizable, 2-D) tensors of the model have importance data.
+// Which tensors the sensitivity matrix covers (isSensitivityCandidate) have importance data.
 ImportanceCoverage matchImportance(const ImportanceMatrix& importance, const Model& model);
 
 } // namespace qs

@@ -85,6 +85,7 @@ public:
     std::optional<uint64_t> tensorCount; // default: tensors.size()
     std::optional<uint64_t> kvCount;     // default: kvs.size()
     uint64_t alignment = 32;             // layout alignment (write general.alignment yourself to change it)
+    bool withData = true;                // false: stop at the end of the tensor infos
     std::vector<Kv> kvs;
     std::vector<Tensor> tensors;
     Layout layout;
@@ -141,8 +142,8 @@ public:
             s += le<uint64_t>(offsets[i]);
         }
         layout.headerEnd = s.size();
-        if (!tensors.empty()) {
-            layout.dataStart = (s.size() + alignment - 1) / alignment * alignment;
+        layout.dataStart = (s.size() + alignment - 1) / alignment * alignment;
+        if (!tensors.empty() && withData) {
             uint64_t end = layout.dataStart;
             for (size_t i = 0; i < tensors.size(); ++i)
                 end = std::max<uint64_t>(end, layout.dataStart + offsets[i] + tensors[i].data.size());

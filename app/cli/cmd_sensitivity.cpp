@@ -1,0 +1,212 @@
+// quantscope-cli sensitivity: error and exact size of every quantizable tensor in every candidate format.
+#include "app/cli/command.h"
+
+#include "core/model/model.h"
+#include "core/quant/format.h"
+#include "core/quant/imatrix.h"
+#include "core/quant/sensitivity.h"
+#include "core/util/job.h"
+
+#include <QCommandLineParser>
+#include <QJsonArray>
+#include <QRegularExpression>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <optional>
+
+namespace {
+
+// JSON has no infinities: a lossless cell's SQNR (and similar) is written as null.
+QJsonValue number(double v) { return std::isfinite(v) ? QJsonValue(v) : QJsonValue(QJsonValue::Null); }
+
+QJsonArray strings(const std::vector<std::string>& v)
+{
+    QJsonArray a;
+    for (const auto& s : v)
+        a.append(QString::fromStdString(s));
+    return a;
+}
+
+int runSensitivity(QCommandLineParser& parser)
+{
+    const QStringList pos = parser.positionalArguments();
+    if (pos.size() != 1)
+        return cli::fail(QStringLiteral("sensitivity needs exactly one PATH"));
+
+    qs::SensitivityOptions options;
+    if (parser.isSet(QStringLiteral("formats"))) {
+        for (const QString& f : parser.value(QStringLiteral("formats")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+            const QString name = f.trimmed();
+            if (name.compare(QLatin1String("default"), Qt::CaseInsensitive) == 0) {
+                for (const auto& d : qs::defaultSensitivityFormats())
+                    options.formats.push_back(d);
+                continue;
+            }
+            if (name.compare(QLatin1String("all"), Qt::CaseInsensitive) == 0) {
+                for (const auto& d : qs::allFormatNames())
+                    options.formats.push_back(d);
+                continue;
+            }
+            const auto format = qs::findFormat(name.toStdString());
+            if (!format)
+                return cli::fail(QStringLiteral("unknown format '%1' (see 'quantscope-cli formats')").arg(name));
+            options.formats.push_back(format->name());
+        }
+        if (options.formats.empty())
+            return cli::fail(QStringLiteral("--formats needs at least one format"));
+    }
+    std::optional<QRegularExpression> regex;
+    if (parser.isSet(QStringLiteral("tensor"))) {
+        regex.emplace(parser.value(QStringLiteral("tensor")));
+        if (!regex->isValid())
+            return cli::fail(QStringLiteral("invalid --tensor regex: %1").arg(regex->errorString()));
+        options.tensorFilter = [&regex](const qs::TensorInfo& t) {
+            return regex->match(QString::fromStdString(t.name)).hasMatch();
+        };
+    }
+    if (parser.isSet(QStringLiteral("threads"))) {
+        bool ok = false;
+        const int n = parser.value(QStringLiteral("threads")).toInt(&ok);
+        if (!ok || n < 1 || n > 256)
+            return cli::fail(QStringLiteral("--threads needs a number from 1 to 256"));
+        options.threads = static_cast<unsigned>(n);
+    }
+
+    std::shared_ptr<qs::Model> model;
+    {
+        cli::ProgressPrinter progress(QStringLiteral("loading"));
+        qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
+        model = qs::openModel(pos[0].toStdString(), &job);
+    }
+    std::optional<qs::ImportanceMatrix> importance;
+    if (parser.isSet(QStringLiteral("imatrix"))) {
+        importance = qs::ImportanceMatrix::load(parser.value(QStringLiteral("imatrix")).toStdString());
+        options.importance = &*importance;
+    }
+
+    std::vector<qs::SensitivityResult> results;
+    {
+        cli::ProgressPrinter progress(QStringLiteral("sensitivity"));
+        qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
+        results = qs::computeSensitivity(*model, options, {}, &job);
+    }
+    const auto formats = options.formats.empty() ? qs::defaultSensitivityFormats() : options.formats;
+
+    if (parser.isSet(QStringLiteral("json"))) {
+        QJsonObject root;
+        root[QStringLiteral("path")] = pos[0];
+        root[QStringLiteral("formats")] = strings(formats);
+        if (importance) {
+            const auto coverage = qs::matchImportance(*importance, *model);
+            QJsonObject imx;
+            imx[QStringLiteral("path")] = parser.value(QStringLiteral("imatrix"));
+            imx[QStringLiteral("format")] = importance->format() == qs::ImportanceFileFormat::Gguf
+                                                ? QStringLiteral("gguf")
+                                                : QStringLiteral("legacy");
+            imx[QStringLiteral("entries")] = static_cast<qint64>(importance->entries().size());
+            imx[QStringLiteral("datasets")] = strings(importance->datasets());
+            imx[QStringLiteral("chunk_count")] = static_cast<qint64>(importance->chunkCount());
+            imx[QStringLiteral("matched")] = static_cast<qint64>(coverage.matched.size());
+            imx[QStringLiteral("missing")] = strings(coverage.missing);
+            imx[QStringLiteral("mismatched")] = strings(coverage.mismatched);
+            imx[QStringLiteral("unused")] = strings(coverage.unused);
+            root[QStringLiteral("imatrix")] = imx;
+        }
+        QJsonArray list;
+        for (const auto& r : results) {
+            QJsonObject o;
+            o[QStringLiteral("tensor")] = QString::fromStdString(r.tensor);
+            o[QStringLiteral("format")] = QString::fromStdString(r.format);
+            o[QStringLiteral("rows")] = static_cast<qint64>(r.rows);
+            o[QStringLiteral("cols")] = static_cast<qint64>(r.cols);
+            if (!r.ok()) {
+                o[QStringLiteral("error")] = QString::fromStdString(r.error);
+                list.append(o);
+                continue;
+            }
+            const auto& m = r.metrics;
+            o[QStringLiteral("bits_per_weight")] = r.bitsPerWeight;
+            o[QStringLiteral("bytes")] = static_cast<qint64>(r.bytes);
+            o[QStringLiteral("mse")] = number(m.mse);
+            o[QStringLiteral("rel_mse")] = number(m.relMse);
+            o[QStringLiteral("sqnr_db")] = number(m.sqnrDb);
+            o[QStringLiteral("max_abs_err")] = number(m.maxAbsErr);
+            o[QStringLiteral("cosine")] = number(m.cosine);
+            if (importance)
+                o[QStringLiteral("weighted_mse")] = m.weightedMse ? number(*m.weightedMse) : QJsonValue(QJsonValue::Null);
+            list.append(o);
+        }
+        root[QStringLiteral("results")] = list;
+        cli::printJson(root);
+        return 0;
+    }
+
+    // Text: one line per tensor with SQNR (dB) per format and the bits per weight of the first format.
+    std::printf("%s\nSQNR in dB (higher is better); '-' where a format does not apply\n\n", qPrintable(pos[0]));
+    std::printf("%-44s", "tensor");
+    for (const auto& f : formats)
+        std::printf(" %14s", f.c_str());
+    std::printf("\n");
+    std::map<std::string, std::map<std::string, const qs::SensitivityResult*>> byTensor;
+    std::vector<std::string> order;
+    for (const auto& r : results) {
+        if (!byTensor.count(r.tensor))
+            order.push_back(r.tensor);
+        byTensor[r.tensor][r.format] = &r;
+    }
+    for (const auto& t : order) {
+        std::printf("%-44s", t.c_str());
+        for (const auto& f : formats) {
+            const auto* r = byTensor[t][f];
+            if (!r || !r->ok())
+                std::printf(" %14s", "-");
+            else if (std::isinf(r->metrics.sqnrDb))
+                std::printf(" %14s", "lossless");
+            else
+                std::printf(" %14.2f", r->metrics.sqnrDb);
+        }
+        std::printf("\n");
+    }
+    std::printf("\n%-44s", "bits per weight (first tensor)");
+    for (const auto& f : formats) {
+        const auto* r = order.empty() ? nullptr : byTensor[order.front()][f];
+        if (r && r->ok())
+            std::printf(" %14.4f", r->bitsPerWeight);
+        else
+            std::printf(" %14s", "-");
+    }
+    std::printf("\n");
+    if (importance) {
+        const auto coverage = qs::matchImportance(*importance, *model);
+        std::printf("\nimportance: %zu tensors matched, %zu without data", coverage.matched.size(),
+                    coverage.missing.size() + coverage.mismatched.size());
+        for (const auto& m : coverage.missing)
+            std::printf("\n  no importance: %s", m.c_str());
+        for (const auto& m : coverage.mismatched)
+            std::printf("\n  length mismatch: %s", m.c_str());
+        std::printf("\n");
+    }
+    return 0;
+}
+
+const CliRegistrar sensitivity(
+    {"sensitivity", "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--json]",
+     "quantization error and exact size per tensor and format",
+     [](QCommandLineParser& p) {
+         p.addOption({QStringLiteral("formats"),
+                      QStringLiteral("Comma-separated formats ('default', 'all' or names from 'formats')."),
+                      QStringLiteral("LIST")});
+         p.addOption({QStringLiteral("imatrix"), QStringLiteral("llama.cpp importance file (GGUF or legacy .dat)."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("tensor"), QStringLiteral("Only tensors whose name matches this regex."),
+                      QStringLiteral("REGEX")});
+         p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
+                      QStringLiteral("N")});
+         p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
+         p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));
+     },
+     runSensitivity});
+
+} // namespace
