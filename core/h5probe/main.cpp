@@ -2,7 +2,7 @@
 // core/io/hdf5_protocol.h). It runs as a separate process because libhdf5 crashes or hangs on some
 // hostile files; the parent (qs::loadHdf5) limits its time, memory and output.
 //
-// Usage: quantscope-h5probe [--copy-to FILE --copy-limit BYTES] HDF5FILE
+// Usage: quantscope-h5probe [--copy-to FILE --copy-limit BYTES] [--slab-bytes N] HDF5FILE
 //
 // Safety rules: the file is opened read-only; plugin filters are disabled; links are listed, never
 // followed unless they are hard links inside the file; datasets with external raw storage or virtual
@@ -32,7 +32,7 @@ constexpr size_t kMaxObjects = 1u << 20;
 constexpr size_t kMaxAttrValues = 1u << 20;
 constexpr size_t kMaxAttrBytes = 16u << 20; // escaped, it stays under the parser's 64 MB line limit
 constexpr size_t kMaxNumericAttrValues = 64;
-constexpr uint64_t kSlabBytes = 16u << 20;
+uint64_t g_slabBytes = 16u << 20; // --slab-bytes (tests use tiny slabs to cover the slab loop)
 
 // ---- output -------------------------------------------------------------------------------------
 
@@ -635,11 +635,11 @@ bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const Cop
     // Split dimension k: everything after k fits in one slab; dimension k is read in runs of `run`.
     size_t k = rank - 1;
     uint64_t inner = esize; // bytes of one index step along dimension k
-    while (k > 0 && inner * rec.shape[k] <= kSlabBytes) {
+    while (k > 0 && inner * rec.shape[k] <= g_slabBytes) {
         inner *= rec.shape[k];
         --k;
     }
-    const uint64_t run = std::max<uint64_t>(1, std::min<uint64_t>(rec.shape[k], kSlabBytes / inner));
+    const uint64_t run = std::max<uint64_t>(1, std::min<uint64_t>(rec.shape[k], g_slabBytes / inner));
     std::vector<char> buf(run * inner);
     Handle fspace(H5Dget_space(dset.get()), H5Sclose);
     std::vector<hsize_t> start(rank, 0), count(rank, 1);
@@ -721,6 +721,8 @@ int main(int argc, char** argv)
             copyTo = argv[++i];
         else if (a == "--copy-limit" && i + 1 < argc)
             copyLimit = std::strtoull(argv[++i], nullptr, 10);
+        else if (a == "--slab-bytes" && i + 1 < argc)
+            g_slabBytes = std::max<uint64_t>(1, std::strtoull(argv[++i], nullptr, 10));
         else if (path.empty() && !a.empty() && a[0] != '-')
             path = a;
         else

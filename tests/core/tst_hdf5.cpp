@@ -38,6 +38,14 @@ std::vector<float> decodeAll(const Model& m, const TensorInfo& t)
     return out;
 }
 
+const TensorInfo& need(const Model& m, const char* name)
+{
+    const TensorInfo* t = m.find(name);
+    if (!t)
+        throw std::runtime_error(std::string("missing tensor ") + name);
+    return *t;
+}
+
 template <typename F>
 Error expectError(F&& f)
 {
@@ -163,12 +171,7 @@ private slots:
     {
         auto m = openModel(kDir + "plain.h5");
         QCOMPARE(m->format(), ModelFormat::Hdf5);
-        auto get = [&](const char* name) -> const TensorInfo& {
-            const TensorInfo* t = m->find(name);
-            if (!t)
-                throw std::runtime_error(std::string("missing tensor ") + name);
-            return *t;
-        };
+        auto get = [&](const char* name) -> const TensorInfo& { return need(*m, name); };
         const auto& ints = get("a/b/c/ints");
         QCOMPARE(ints.dtype, DType::I32);
         QCOMPARE(ints.shape, (std::vector<uint64_t>{2, 3}));
@@ -204,9 +207,11 @@ private slots:
         QCOMPARE(get("big_endian_i16").dtype, DType::I16);
         QCOMPARE(decodeAll(*m, get("big_endian_i16")), pattern(4, 8, 1.0f));
         QCOMPARE(decodeAll(*m, get("compact")), pattern(3, 9));
+        QCOMPARE(get("chunked3d").shape, (std::vector<uint64_t>{3, 4, 5}));
+        QCOMPARE(decodeAll(*m, get("chunked3d")), pattern(60, 13));
         QCOMPARE(m->files().size(), size_t(2));
 
-        QCOMPARE(m->tensors().size(), size_t(12));
+        QCOMPARE(m->tensors().size(), size_t(13));
         QVERIFY(!m->find("names") && !m->find("alias") && !m->find("outside"));
         QVERIFY(anyWarning(*m, "/names", "not a numeric dataset"));
         QVERIFY(anyWarning(*m, "/outside", "external link to keras_model.h5:/model_weights"));
@@ -222,6 +227,44 @@ private slots:
         QCOMPARE(m->tensors()[0].name, std::string("inside"));
         QCOMPARE(decodeAll(*m, m->tensors()[0]), pattern(4, 10));
         QVERIFY(anyWarning(*m, "/outside", "external files"));
+        QVERIFY(anyWarning(*m, "/virtual", "virtual dataset"));
+    }
+
+    void corruptChunkIsReportedNotFatal()
+    {
+        auto m = loadHdf5(kDir + "corrupt_chunk.h5", nullptr);
+        QCOMPARE(m->tensors().size(), size_t(1));
+        QCOMPARE(m->tensors()[0].name, std::string("good"));
+        QCOMPARE(decodeAll(*m, m->tensors()[0]), pattern(8, 14));
+        QVERIFY(anyWarning(*m, "/damaged", "cannot be read"));
+    }
+
+    // The probe decodes chunked data in slabs; tiny slabs make it cross chunk and dimension boundaries.
+    void probeSlabLoop_data()
+    {
+        QTest::addColumn<int>("slab");
+        for (int slab : {1, 12, 40, 100, 1 << 24})
+            QTest::newRow(qPrintable(QString::number(slab))) << slab;
+    }
+    void probeSlabLoop()
+    {
+        QFETCH(int, slab);
+        const QString copy = m_tmp.filePath(QStringLiteral("slab-%1.bin").arg(slab));
+        QFile(copy).open(QIODevice::WriteOnly);
+        QProcess p;
+        p.start(QString::fromStdString(h5::findProbeExecutable()),
+                {QStringLiteral("--copy-to"), copy, QStringLiteral("--copy-limit"), QStringLiteral("1000000"),
+                 QStringLiteral("--slab-bytes"), QString::number(slab), QString::fromStdString(kDir + "plain.h5")});
+        QVERIFY(p.waitForFinished(30000));
+        QCOMPARE(p.exitCode(), 0);
+        const QByteArray text = p.readAllStandardOutput();
+        const auto out = h5::parseProbeOutput(std::string_view(text.constData(), static_cast<size_t>(text.size())));
+        QVERIFY(out.complete);
+        auto m = h5::buildModel(kDir + "plain.h5", out, MappedFile::open(kDir + "plain.h5"),
+                                MappedFile::open(copy.toStdString()));
+        QCOMPARE(decodeAll(*m, need(*m, "chunked3d")), pattern(60, 13));
+        QCOMPARE(decodeAll(*m, need(*m, "compressed")), pattern(70, 6));
+        QCOMPARE(decodeAll(*m, need(*m, "big_endian")), pattern(5, 7));
     }
 
     void userBlockOffsetsAreAbsolute()
