@@ -313,7 +313,10 @@ private:
             *bits = h;
             if (type == DType::BF16)
                 return nullptr; // the kernels read BF16 bit patterns directly
-            decodeToFloat(type, h, n, s.floats.data());
+            if (type == DType::F16)
+                detail::f16ToFloats(h, n, s.floats.data());
+            else
+                decodeToFloat(type, h, n, s.floats.data());
             return s.floats.data();
         }
         if (j.path == Path::Table8) {

@@ -146,14 +146,18 @@ private slots:
         x[3] = std::numeric_limits<float>::quiet_NaN();
         x[900] = -std::numeric_limits<float>::infinity();
         x[1000] = 1e30f;
-        TestModel m({{"f32", qs::DType::F32, {50, 777}, f32Bytes(x)}, {"bf16", qs::DType::BF16, {50, 777}, bf16Bytes(x)}});
+        auto h = x;
+        h[1000] = 60000.0f; // within half range
+        TestModel m({{"f32", qs::DType::F32, {50, 777}, f32Bytes(x)},
+                     {"bf16", qs::DType::BF16, {50, 777}, bf16Bytes(x)},
+                     {"f16", qs::DType::F16, {50, 777}, f16Bytes(h)}});
         const auto best = qs::detail::bestKernelLevel();
         std::vector<qs::TensorStats> baseline;
         for (int l = 0; l <= int(best); ++l) {
             qs::detail::setKernelLevel(qs::detail::KernelLevel(l));
             QCOMPARE(int(qs::detail::kernelLevel()), l);
             qInfo("kernels: %s", qs::detail::kernelLevelName(qs::detail::kernelLevel()));
-            for (size_t t = 0; t < 2; ++t) {
+            for (size_t t = 0; t < 3; ++t) {
                 const auto s = qs::computeTensorStats(m.model(), m.model().tensors()[t]);
                 checkAgainstReference(m.model(), m.model().tensors()[t], s);
                 if (l == 0) {
