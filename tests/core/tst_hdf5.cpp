@@ -14,6 +14,7 @@
 #include <QTest>
 
 #include <cmath>
+#include <mutex>
 #include <thread>
 
 using namespace qs;
@@ -446,6 +447,44 @@ private slots:
                                          "\\\"message\\\":\\\"as=$(ulimit -v) core=$(ulimit -c)\\\"}\"; exit 1");
         const Error e = expectError([&] { loadHdf5(kDir + "keras_model.h5", nullptr, o); });
         QVERIFY2(contains(e.what(), "as=1048576 core=0"), e.what());
+    }
+
+    void probeOutputIsCapped()
+    {
+        h5::ProbeOptions o;
+        o.executable = fakeProbe("flood.sh", "exec yes '{\"t\":\"warning\",\"message\":\"flood\"}'");
+        o.maxOutputBytes = 1 << 20;
+        const auto run = h5::runProbe(kDir + "keras_model.h5", o, nullptr);
+        QCOMPARE(run.status, h5::ProbeRun::Status::OutputTooLarge);
+        QVERIFY(run.output.size() <= o.maxOutputBytes);
+    }
+
+    void probeProgressIsForwarded()
+    {
+        std::vector<std::pair<double, std::string>> seen;
+        std::mutex mutex;
+        JobControl job([&](double f, const std::string& stage) {
+            std::lock_guard lock(mutex);
+            seen.emplace_back(f, stage);
+        });
+        h5::ProbeOptions o;
+        o.executable = fakeProbe("progress.sh", "echo 'progress 0.25 decoding compressed data' >&2\n"
+                                                "echo 'progress 7 bogus' >&2\necho 'libhdf5 says hi' >&2");
+        const auto run = h5::runProbe(kDir + "keras_model.h5", o, &job);
+        QCOMPARE(run.status, h5::ProbeRun::Status::Exited);
+        QCOMPARE(seen.size(), size_t(1)); // the out-of-range fraction is dropped
+        QCOMPARE(seen[0].first, 0.25);
+        QCOMPARE(seen[0].second, std::string("decoding compressed data"));
+        QVERIFY(contains(run.errorTail, "libhdf5 says hi"));
+    }
+
+    void missingProbeIsAnIoError()
+    {
+        Hdf5Options o;
+        o.probe = m_tmp.filePath(QStringLiteral("no-such-probe")).toStdString();
+        const Error e = expectError([&] { loadHdf5(kDir + "keras_model.h5", nullptr, o); });
+        QCOMPARE(e.code(), ErrorCode::Io);
+        QVERIFY2(contains(e.what(), "no-such-probe"), e.what());
     }
 
     void findsTheProbe()
