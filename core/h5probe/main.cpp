@@ -30,7 +30,7 @@ constexpr int kProtocolVersion = 1;
 constexpr int kMaxDepth = 64;
 constexpr size_t kMaxObjects = 1u << 20;
 constexpr size_t kMaxAttrValues = 1u << 20;
-constexpr size_t kMaxAttrBytes = 32u << 20;
+constexpr size_t kMaxAttrBytes = 16u << 20; // escaped, it stays under the parser's 64 MB line limit
 constexpr size_t kMaxNumericAttrValues = 64;
 constexpr uint64_t kSlabBytes = 16u << 20;
 
@@ -330,13 +330,13 @@ herr_t attrCallback(hid_t obj, const char* name, const H5A_info_t*, void* data)
             if (n)
                 H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, buf.data());
             if (total > kMaxAttrBytes) {
-                emitWarning("attribute " + objPath + "@" + name + ": larger than 32 MB, ignored");
+                emitWarning("attribute " + objPath + "@" + name + ": larger than 16 MB, ignored");
                 return 0;
             }
         } else {
             const size_t size = H5Tget_size(type.get());
             if (size == 0 || (n && size > kMaxAttrBytes / n)) {
-                emitWarning("attribute " + objPath + "@" + name + ": larger than 32 MB, ignored");
+                emitWarning("attribute " + objPath + "@" + name + ": larger than 16 MB, ignored");
                 return 0;
             }
             Handle mem(H5Tcopy(type.get()), H5Tclose);
@@ -358,6 +358,10 @@ herr_t attrCallback(hid_t obj, const char* name, const H5A_info_t*, void* data)
             }
         }
         line += "]}";
+        if (line.size() > (60u << 20)) { // the parser drops lines over 64 MB
+            emitWarning("attribute " + objPath + "@" + name + ": larger than 60 MB once escaped, ignored");
+            return 0;
+        }
         emitLine(line);
         return 0;
     }
@@ -591,7 +595,13 @@ void walkGroup(Walker& w, hid_t group, const std::string& path, int depth)
 
 // Reads a dataset through libhdf5 (decompressing, byte-swapping, filling unallocated space) and writes
 // it little-endian to fd at offset. Works in slabs so memory stays bounded whatever the dataset size.
-bool copyDataset(hid_t file, hid_t lapl, DatasetRec& rec, int fd, uint64_t offset, std::string& error)
+struct CopyProgress {
+    uint64_t done = 0;  // bytes of earlier datasets
+    uint64_t total = 0; // bytes of all datasets to decode
+};
+
+bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const CopyProgress& overall,
+                 std::string& error)
 {
     Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
     H5Pset_chunk_cache(dapl.get(), 12421, 64u << 20, 1.0);
@@ -655,7 +665,8 @@ bool copyDataset(hid_t file, hid_t lapl, DatasetRec& rec, int fd, uint64_t offse
             done += static_cast<size_t>(r);
         }
         written += n;
-        progress(static_cast<double>(written) / static_cast<double>(rec.bytes), "decoding compressed data");
+        progress(static_cast<double>(overall.done + written) / static_cast<double>(std::max<uint64_t>(1, overall.total)),
+                 "decoding compressed data");
         // Advance the multi-index: dimension k by count[k], carrying into the outer dimensions.
         start[k] += count[k];
         size_t d = k;
@@ -759,9 +770,10 @@ int main(int argc, char** argv)
     if (!copyTo.empty())
         fd = ::open(copyTo.c_str(), O_WRONLY | O_CLOEXEC);
     uint64_t copyEnd = 0;
-    size_t needCopy = 0, copied = 0;
+    CopyProgress overall;
     for (const auto& r : w.datasets)
-        needCopy += r.needsCopy ? 1 : 0;
+        if (r.needsCopy && r.bytes <= copyLimit)
+            overall.total += r.bytes;
     for (auto& r : w.datasets) {
         if (!r.needsCopy)
             continue;
@@ -775,8 +787,7 @@ int main(int argc, char** argv)
                        " bytes exceeds the copy limit for this file (" + std::to_string(copyLimit) + " bytes)";
         } else {
             std::string error;
-            progress(static_cast<double>(copied) / static_cast<double>(needCopy), "decoding compressed data");
-            if (copyDataset(file.get(), lapl.get(), r, fd, offset, error)) {
+            if (copyDataset(file.get(), r, fd, offset, overall, error)) {
                 r.storage = "copy";
                 r.offset = offset;
                 copyEnd = offset + r.bytes;
@@ -784,7 +795,7 @@ int main(int argc, char** argv)
                 r.reason = error;
             }
         }
-        ++copied;
+        overall.done += r.bytes;
     }
     if (fd >= 0)
         ::close(fd);

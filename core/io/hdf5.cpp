@@ -4,9 +4,9 @@
 // Datasets that are not a plain little-endian byte range in the file (gzip/shuffle/szip-compressed,
 // chunked, compact, big-endian, never written) are decoded by the probe into a temporary file that is
 // mapped next to the original, because a user analysing weights wants every tensor, not a list of the
-// ones we could not read. The temporary file is unlinked as soon as it is mapped, so nothing is left
-// behind even after a crash; the price is decoding again at the next open. Its size is capped at
-// 8 × the file size + 256 MB so that a compression bomb cannot fill the disk.
+// ones we could not read. The temporary file is unlinked as soon as it is mapped (or when loading fails),
+// so the cache never grows stale or unbounded; the price is decoding again at the next open. Its size is
+// capped at 8 × the file size + 256 MB so that a compression bomb cannot fill the disk.
 
 #include "core/io/hdf5.h"
 
@@ -69,6 +69,15 @@ std::optional<DType> dtypeFromProtocol(const std::string& t)
     return std::nullopt;
 }
 
+// Built by assignment: brace-initialising the variant from a temporary trips GCC 12's -Wmaybe-uninitialized.
+template <typename T>
+MetaValue metaOf(T value)
+{
+    MetaValue v;
+    v.value = std::move(value);
+    return v;
+}
+
 std::string joinPath(const std::string& group, const std::string& name)
 {
     return group == "/" ? "/" + name : group + "/" + name;
@@ -113,18 +122,18 @@ public:
         for (const auto& a : m_probe.attributes)
             if (a.object == "/")
                 meta[a.name] = metaValue(a);
-        meta["hdf5.library"] = MetaValue{m_probe.library};
+        meta["hdf5.library"] = metaOf(m_probe.library);
         if (optimizerDatasets)
-            meta["keras.optimizer_datasets_ignored"] = MetaValue{static_cast<uint64_t>(optimizerDatasets)};
+            meta["keras.optimizer_datasets_ignored"] = metaOf(static_cast<uint64_t>(optimizerDatasets));
         if (!kerasRoot.empty())
             applyKerasConfig(kerasRoot);
         if (!m_warnings.empty()) {
             MetaArray list;
             for (const auto& w : m_warnings)
-                list.push_back(MetaValue{w});
+                list.push_back(metaOf(w));
             if (m_droppedWarnings)
-                list.push_back(MetaValue{"… and " + std::to_string(m_droppedWarnings) + " more"});
-            meta["hdf5.warnings"] = MetaValue{std::move(list)};
+                list.push_back(metaOf(std::string("… and ") + std::to_string(m_droppedWarnings) + " more"));
+            meta["hdf5.warnings"] = metaOf(std::move(list));
         }
         if (m_model->tensors().empty()) {
             std::string why = m_warnings.empty() ? std::string() : " (" + m_warnings.front() + ")";
@@ -229,7 +238,7 @@ private:
                                              .left(256)
                                              .toStdString();
                 if (!cls.empty())
-                    meta["keras.class_name"] = MetaValue{cls};
+                    meta["keras.class_name"] = metaOf(cls);
                 cfg.architecture = !name.empty() ? name : cls;
             } else {
                 warn("model_config is not a JSON object");
@@ -246,21 +255,21 @@ private:
     {
         if (a.kind == h5::Attribute::Kind::String) {
             if (a.strings.size() == 1)
-                return MetaValue{a.strings.front()};
+                return metaOf(a.strings.front());
             MetaArray arr;
             for (const auto& s : a.strings)
-                arr.push_back(MetaValue{s});
-            return MetaValue{std::move(arr)};
+                arr.push_back(metaOf(s));
+            return metaOf(std::move(arr));
         }
         auto one = [&](double v) {
-            return a.kind == h5::Attribute::Kind::Int ? MetaValue{static_cast<int64_t>(v)} : MetaValue{v};
+            return a.kind == h5::Attribute::Kind::Int ? metaOf(static_cast<int64_t>(v)) : metaOf(v);
         };
         if (a.numbers.size() == 1)
             return one(a.numbers.front());
         MetaArray arr;
         for (double v : a.numbers)
             arr.push_back(one(v));
-        return MetaValue{std::move(arr)};
+        return metaOf(std::move(arr));
     }
 
     void addTensor(const h5::Dataset& d, std::string name)
@@ -363,9 +372,14 @@ std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* j
 {
     const std::string file = path.string();
     auto mapped = MappedFile::open(path);
-    if (!hasHdf5Signature(*mapped))
+    if (!hasHdf5Signature(*mapped)) {
+        if (mapped->size() >= 4 && std::memcmp(mapped->data(), "PK\x03\x04", 4) == 0)
+            throw FormatError(ErrorCode::Unsupported, file, "HDF5 signature", 0,
+                              "a zip archive (Keras 3 .keras format?), not HDF5: extract model.weights.h5 "
+                              "from it and open that");
         throw FormatError(ErrorCode::BadMagic, file, "HDF5 signature", 0,
                           "not an HDF5 file (no \\x89HDF signature at byte 0, 512, 1024, ...)");
+    }
     checkCancel(job);
     reportProgress(job, 0.0, "reading HDF5 structure");
 

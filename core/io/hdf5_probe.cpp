@@ -90,8 +90,13 @@ std::string findProbeExecutable()
         if (consider(env))
             return env;
     }
-    if (const std::string dir = selfDirectory(); !dir.empty() && consider(dir + "/quantscope-h5probe"))
-        return dir + "/quantscope-h5probe";
+    if (const std::string dir = selfDirectory(); !dir.empty()) {
+        if (consider(dir + "/quantscope-h5probe"))
+            return dir + "/quantscope-h5probe";
+        // An installed tree moved elsewhere: <prefix>/bin/quantscope -> <prefix>/libexec/quantscope/.
+        if (consider(dir + "/../libexec/quantscope/quantscope-h5probe"))
+            return dir + "/../libexec/quantscope/quantscope-h5probe";
+    }
 #ifdef QS_H5PROBE_INSTALL_PATH
     if (consider(QS_H5PROBE_INSTALL_PATH))
         return QS_H5PROBE_INSTALL_PATH;

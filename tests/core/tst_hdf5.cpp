@@ -244,6 +244,15 @@ private slots:
         }
         // openModel dispatches *.h5 without the signature to the HDF5 loader, which rejects it.
         QCOMPARE(expectError([] { openModel(kDir + "not_hdf5.h5"); }).code(), ErrorCode::BadMagic);
+        // A Keras 3 .keras archive is a zip: say so rather than "not HDF5".
+        const QString zip = m_tmp.filePath(QStringLiteral("model.keras"));
+        QFile f(zip);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QByteArray("PK\x03\x04", 4) + QByteArray(60, '\0'));
+        f.close();
+        const Error e = expectError([&] { openModel(zip.toStdString()); });
+        QCOMPARE(e.code(), ErrorCode::Unsupported);
+        QVERIFY2(contains(e.what(), "zip archive"), e.what());
     }
 
     void truncated()
