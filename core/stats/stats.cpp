@@ -310,9 +310,8 @@ private:
             }
             *bits = h;
             if (type == DType::BF16)
-                detail::bf16ToFloats(h, n, s.floats.data());
-            else
-                decodeToFloat(type, h, n, s.floats.data());
+                return nullptr; // the kernels read BF16 bit patterns directly
+            decodeToFloat(type, h, n, s.floats.data());
             return s.floats.data();
         }
         if (j.path == Path::Table8) {
@@ -339,9 +338,13 @@ private:
         const uint64_t L = j.channelLength;
         const int order = j.path == Path::Float ? 4 : 2;
         const auto& info = dtypeInfo(j.info->dtype);
-        m_model.files()[j.info->fileIndex]->adviseSequential(
-            j.info->offset + begin / info.blockElements * info.blockBytes,
-            (end - begin) / info.blockElements * info.blockBytes);
+        // Start the kernel's read-ahead for the whole chunk: on a cold cache the disk then streams while
+        // the first blocks are being counted.
+        const auto& file = *m_model.files()[j.info->fileIndex];
+        const uint64_t chunkOffset = j.info->offset + begin / info.blockElements * info.blockBytes;
+        const uint64_t chunkLength = (end - begin) / info.blockElements * info.blockBytes;
+        file.adviseSequential(chunkOffset, chunkLength);
+        file.adviseWillNeed(chunkOffset, chunkLength);
 
         ChunkResult r;
         r.firstRow = begin / L;
@@ -363,22 +366,32 @@ private:
                 const uint64_t pos = e + off;
                 const uint64_t row = pos / L;
                 const size_t len = static_cast<size_t>(std::min<uint64_t>(n - off, (row + 1) * L - pos));
-                const float* seg = x + off;
                 // Shift by the segment's first finite value: within a few σ of its mean, so the shifted sums
                 // keep their precision whatever the segment's offset or scale.
                 float shift = 0;
-                for (size_t i = 0; i < len; ++i)
-                    if (std::isfinite(seg[i])) {
-                        shift = seg[i];
-                        break;
-                    }
                 detail::BlockSums b;
-                detail::accumulateBlock(seg, len, shift, order, b);
+                if (x) {
+                    const float* seg = x + off;
+                    for (size_t i = 0; i < len; ++i)
+                        if (std::isfinite(seg[i])) {
+                            shift = seg[i];
+                            break;
+                        }
+                    detail::accumulateBlock(seg, len, shift, order, b);
+                } else {
+                    const uint16_t* seg = static_cast<const uint16_t*>(bits) + off;
+                    for (size_t i = 0; i < len; ++i)
+                        if (std::isfinite(bf16ToFloat(seg[i]))) {
+                            shift = bf16ToFloat(seg[i]);
+                            break;
+                        }
+                    detail::accumulateBf16(seg, len, shift, b);
+                }
                 const Moments m = Moments::fromShiftedSums(double(b.finite), shift, b.s1, b.s2, b.s3, b.s4);
                 RowAcc& acc = r.rows[static_cast<size_t>(row - r.firstRow)];
                 if (b.finite) {
                     acc.m.merge(m);
-                    acc.absmax = std::max({acc.absmax, std::fabs(b.min), std::fabs(b.max)});
+                    acc.absmax = std::max(acc.absmax, b.absmax);
                     r.min = std::min(r.min, b.min);
                     r.max = std::max(r.max, b.max);
                 }
