@@ -4,6 +4,7 @@
 #include "core/plan/gpucatalog.h"
 #include "core/plan/memory.h"
 #include "core/plan/modellayout.h"
+#include "core/plan/planio.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
 
@@ -141,8 +142,13 @@ int runEstimate(QCommandLineParser& parser)
         req.context = std::min<uint64_t>(req.context, layout.config.contextLength);
 
     qs::TensorBytesFn bytesOf;
-    if (parser.isSet(QStringLiteral("plan")))
-        return cli::fail(QStringLiteral("--plan is not supported yet"));
+    if (parser.isSet(QStringLiteral("plan"))) {
+        const qs::Plan plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
+        std::string why;
+        if (!qs::planMatchesModel(plan, layout, &why))
+            return cli::fail(QStringLiteral("the plan does not fit this model: %1").arg(QString::fromStdString(why)));
+        bytesOf = qs::planBytesFn(plan);
+    }
     const qs::WeightSummary weights = qs::summarizeWeights(layout, bytesOf);
 
     std::vector<qs::GpuFit> fits;

@@ -53,6 +53,7 @@ void ModelLoader::load(const QString& path)
         }
         return r;
     }));
+    m_running = true;
     m_pollTimer.start();
     emit started(path);
     emit progress(0.0, tr("Opening"));
@@ -66,7 +67,7 @@ void ModelLoader::cancel()
 
 bool ModelLoader::isRunning() const
 {
-    return m_watcher && m_watcher->isRunning();
+    return m_running;
 }
 
 void ModelLoader::poll()
@@ -81,10 +82,13 @@ void ModelLoader::onFinished()
     if (sender() != watcher)
         return;
     m_pollTimer.stop();
+    // A cancel that arrives after the worker finished still wins: the user asked not to see this model.
+    const bool cancelledLate = m_progress && m_progress->cancelled();
     m_progress.reset();
+    m_running = false;
     const Result r = watcher->result();
     const QString path = m_path;
-    if (r.cancelled)
+    if (r.cancelled || cancelledLate)
         emit cancelled(path);
     else if (!r.error.isEmpty() || !r.model)
         emit failed(path, r.error.isEmpty() ? tr("The loader returned no model.") : r.error, r.errorKind);

@@ -50,6 +50,7 @@ private:
     std::shared_ptr<JobProgress> m_progress;
     QTimer m_pollTimer;
     QString m_path;
+    bool m_running = false; // from load() until a result signal was emitted
 };
 
 } // namespace qs

@@ -144,6 +144,161 @@ private slots:
                  qint64(std::floor(double(80ll << 30) * 0.9)));
     }
 
+    void planPresetAndEstimate()
+    {
+        const QString out = m_dir.filePath(QStringLiteral("q4km.json"));
+        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("llama.cpp-Q4_K_M"),
+                     QStringLiteral("--out"), out, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r);
+        QCOMPARE(o.value(QStringLiteral("preset")).toString(), QStringLiteral("llama.cpp-Q4_K_M"));
+        // 193 tensors in Q4_K, 33 in Q6_K (16 attn_v, 16 ffn_down, the head).
+        QCOMPARE(o.value(QStringLiteral("tensors_per_format")).toObject().value(QStringLiteral("Q6_K")).toInteger(), 33);
+        QCOMPARE(o.value(QStringLiteral("tensors_per_format")).toObject().value(QStringLiteral("Q4_K")).toInteger(), 193);
+        const qint64 weights = o.value(QStringLiteral("weights_bytes")).toInteger();
+        QVERIFY(std::abs(double(weights) / (1ll << 30) - 4.58) < 0.01); // llama-quantize: 4.58G
+        QFile f(out);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const auto planDoc = QJsonDocument::fromJson(f.readAll()).object();
+        QCOMPARE(planDoc.value(QStringLiteral("version")).toInt(), 1);
+        QCOMPARE(planDoc.value(QStringLiteral("format")).toString(), QStringLiteral("quantscope-plan"));
+        QCOMPARE(planDoc.value(QStringLiteral("assignments")).toObject().size(), 226);
+
+        // estimate --plan sizes the weights as the plan stores them.
+        r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--plan"), out, QStringLiteral("--gpu"),
+                 QStringLiteral("rtx-3080-10"), QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("weights_bytes")).toInteger(), weights);
+        QCOMPARE(json(r).value(QStringLiteral("fits")).toBool(), true);
+    }
+
+    void planRulesAndBudget()
+    {
+        const QString rules = m_dir.filePath(QStringLiteral("rules.txt"));
+        QFile f(rules);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("# keep the ends precise\nrole:output_head=Q8_0\n^model\\.layers\\.0\\.=Q6_K\nmlp=Q3_K\n");
+        f.close();
+        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto a = json(r).value(QStringLiteral("assignments")).toObject();
+        QCOMPARE(a.value(QStringLiteral("lm_head.weight")).toString(), QStringLiteral("Q8_0"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.0.mlp.up_proj.weight")).toString(), QStringLiteral("Q6_K"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.5.mlp.up_proj.weight")).toString(), QStringLiteral("Q3_K"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.5.self_attn.q_proj.weight")).toString(), QStringLiteral("BF16"));
+
+        // Fit to 5 GB: the result is within budget and reports its bound.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("5000000000"),
+                 QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto b = json(r).value(QStringLiteral("budget")).toObject();
+        QVERIFY(b.value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
+        QVERIFY(json(r).value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
+        QVERIFY(b.value(QStringLiteral("lower_bound")).toDouble() <= b.value(QStringLiteral("error")).toDouble());
+        // Too small a budget is refused.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("1000")});
+        QCOMPARE(r.code, 1);
+        // A GPU budget: what the cache and runtime leave on a 10 GB card.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
+                 QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto g = json(r).value(QStringLiteral("budget")).toObject();
+        QVERIFY(g.value(QStringLiteral("budget_bytes")).toInteger() < (10ll << 30) - (1ll << 30));
+    }
+
+    void planSampleModel()
+    {
+        // The real stories260K sample: 172-wide ffn_down rows fit no 32-value block, so llama.cpp's fallback
+        // chain ends at F16 for them, and the 64-wide head goes to Q8_0.
+        const QString gguf = QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
+        Run r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
+                     QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto a = json(r).value(QStringLiteral("assignments")).toObject();
+        QCOMPARE(a.value(QStringLiteral("blk.0.ffn_down.weight")).toString(), QStringLiteral("F16"));
+        QCOMPARE(a.value(QStringLiteral("output.weight")).toString(), QStringLiteral("Q8_0"));
+        QCOMPARE(a.value(QStringLiteral("blk.2.attn_v.weight")).toString(), QStringLiteral("Q8_0")); // Q6_K fallback
+        QCOMPARE(a.value(QStringLiteral("blk.1.attn_v.weight")).toString(), QStringLiteral("Q5_0"));  // Q4_K fallback
+        // all-Q4_K on it: every 64-wide tensor is flagged with the fallback fix.
+        r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("all-Q4_K"),
+                 QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto issues = json(r).value(QStringLiteral("issues")).toArray();
+        QCOMPARE(issues.size(), 37);
+        QCOMPARE(issues[0].toObject().value(QStringLiteral("kind")).toString(), QStringLiteral("unsupported-shape"));
+        r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q9_K_Z")});
+        QCOMPARE(r.code, 1);
+    }
+
+    void exportTargets()
+    {
+        const QString plan = m_dir.filePath(QStringLiteral("export-q4km.json"));
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
+                      QStringLiteral("--out"), plan}).code, 0);
+        // llama.cpp: pattern=type lines on stdout, the llama-quantize command on stderr.
+        Run r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp")});
+        QCOMPARE(r.code, 0);
+        QVERIFY(r.out.contains("^blk\\.\\d+\\.attn_q\\.weight$=q4_K\n"));
+        QVERIFY(r.out.contains("^output\\.weight$=q6_K\n"));
+        QVERIFY(r.err.contains("llama-quantize --tensor-type-file"));
+        // --out writes the file.
+        const QString out = m_dir.filePath(QStringLiteral("types.txt"));
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp"), QStringLiteral("--out"), out});
+        QCOMPARE(r.code, 0);
+        QFile f(out);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll().count('\n'), 11);
+        // GPTQModel cannot express Q4_K: exit code 3 and every tensor named.
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
+        QCOMPARE(r.code, 3);
+        QVERIFY(r.err.contains("model.layers.7.mlp.up_proj.weight (Q4_K)"));
+        QVERIFY(r.out.isEmpty());
+
+        // An integer plan goes to the vLLM-side tools.
+        const QString intPlan = m_dir.filePath(QStringLiteral("int.json"));
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
+                      QStringLiteral("keep-embeddings-8bit:INT4-g128-asym"), QStringLiteral("--out"), intPlan}).code, 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel"), QStringLiteral("--out"),
+                 m_dir.filePath(QStringLiteral("quantize_config.json"))});
+        QCOMPARE(r.code, 3); // the embedding is quantized: GPTQModel refuses
+        QVERIFY(r.err.contains("model.embed_tokens.weight"));
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        QCOMPARE(r.code, 3);
+        const QString rules = m_dir.filePath(QStringLiteral("int-rules.txt"));
+        QFile rf(rules);
+        QVERIFY(rf.open(QIODevice::WriteOnly));
+        rf.write("role:embedding=BF16\nrole:output_head=BF16\n.*=INT4-g128-asym\n");
+        rf.close();
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--out"), intPlan}).code, 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
+        QCOMPARE(r.code, 0);
+        const auto cfg = json(r);
+        QCOMPARE(cfg.value(QStringLiteral("bits")).toInt(), 4);
+        QCOMPARE(cfg.value(QStringLiteral("group_size")).toInt(), 128);
+        QCOMPARE(cfg.value(QStringLiteral("dynamic")).toObject().size(), 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("quantization_config")).toObject().value(QStringLiteral("ignore")).toArray(),
+                 QJsonArray{QStringLiteral("lm_head")});
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("llmcompressor")});
+        QCOMPARE(r.code, 0);
+        QVERIFY(r.out.contains("QuantizationModifier:"));
+        QVERIFY(r.out.contains("group_size: 128"));
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("json")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("version")).toInt(), 1);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("onnx")});
+        QCOMPARE(r.code, 1);
+        // A bad plan file is refused with the field named.
+        QFile bad(m_dir.filePath(QStringLiteral("bad.json")));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write(R"({"format":"quantscope-plan","version":7,"tiers":[],"assignments":{}})");
+        bad.close();
+        r = cli({QStringLiteral("export"), bad.fileName(), QStringLiteral("--to"), QStringLiteral("json")});
+        QCOMPARE(r.code, 1);
+        QVERIFY(r.err.contains("version"));
+    }
+
     void estimateErrors()
     {
         Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});

@@ -1,16 +1,14 @@
 // GGUF loader: real files (the sample model, ggml's reference vectors), files built by an independent
 // writer (tests/core/gguf_builder.h), and hostile files, each asserting the error code, field and offset.
+#include "core/gguf_builder.h"
 #include "core/io/gguf.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
 
-#include "core/gguf_builder.h"
-
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -20,19 +18,23 @@ using B = qstest::GgufBuilder;
 
 namespace {
 
-// Writes bytes to a fresh file in a temporary folder.
+// Writes bytes to a fresh file in a temporary folder shared by the whole test run.
 class TempFile {
 public:
     explicit TempFile(const std::string& bytes, const char* name = "t.gguf")
     {
-        m_path = std::filesystem::path(m_dir.path().toStdString()) / name;
+        static QTemporaryDir dir;
+        static int counter = 0;
+        m_path = std::filesystem::path(dir.path().toStdString()) / (std::to_string(++counter) + "-" + name);
         std::ofstream out(m_path, std::ios::binary);
         out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     }
+    ~TempFile() { std::filesystem::remove(m_path); } // a live map survives the unlink
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
     const std::filesystem::path& path() const { return m_path; }
 
 private:
-    QTemporaryDir m_dir;
     std::filesystem::path m_path;
 };
 
@@ -77,17 +79,20 @@ GgufBuilder smallModel()
         .kv("llama.embedding_length", B::vU32(64))
         .kv("llama.attention.head_count", B::vU32(4))
         .kv("tokenizer.ggml.tokens", B::vStrings({"<unk>", "a", "b", "c"}));
-    b.tensor("token_embd.weight", {64, 4}, 0, 64 * 4 * 4);   // F32
+    b.tensor("token_embd.weight", {64, 4}, 0, 64 * 4 * 4);     // F32
     b.tensor("blk.0.attn_q.weight", {64, 64}, 1, 64 * 64 * 2); // F16
     b.tensor("blk.0.ffn_down.weight", {256, 2}, 12, 2 * 144);  // Q4_K
     return b;
 }
 
-QString s(const std::string& v) { return QString::fromStdString(v); }
+QString s(const std::string& v)
+{
+    return QString::fromStdString(v);
+}
 
 } // namespace
 
-#define EXPECT_ERROR(bytes, expCode, expField, expOffset)                                                   \
+#define EXPECT_ERROR(bytes, expCode, expField, expOffset)                                                    \
     do {                                                                                                     \
         const Outcome o_ = tryLoad(bytes);                                                                   \
         QVERIFY2(o_.formatError, ("expected a FormatError, got: " + (o_.threw ? o_.what : "none")).c_str()); \
@@ -135,9 +140,11 @@ private slots:
         QCOMPARE(meta.at("general.name").toString(), std::string("llama"));
         QCOMPARE(std::get<uint64_t>(meta.at("tokenizer.ggml.eos_token_id").value), uint64_t(2));
         QCOMPARE(std::get<qs::MetaArray>(meta.at("tokenizer.ggml.scores").value).size(), size_t(512));
-        QCOMPARE(std::get<std::string>(std::get<qs::MetaArray>(meta.at("tokenizer.ggml.tokens").value)[0].value),
-                 std::string("<unk>"));
-        QVERIFY(std::abs(std::get<double>(meta.at("llama.attention.layer_norm_rms_epsilon").value) - 1e-5) < 1e-9);
+        QCOMPARE(
+            std::get<std::string>(std::get<qs::MetaArray>(meta.at("tokenizer.ggml.tokens").value)[0].value),
+            std::string("<unk>"));
+        QVERIFY(std::abs(std::get<double>(meta.at("llama.attention.layer_norm_rms_epsilon").value) - 1e-5) <
+                1e-9);
 
         // The first embedding value, read independently of the loader: the data offset is the last field
         // of the first tensor info, relative to the 32-aligned end of the header.
@@ -210,12 +217,21 @@ private slots:
     void builtModelRoundTrip()
     {
         auto b = smallModel();
-        b.kv("u8", B::vU8(200)).kv("i8", B::vI8(-100)).kv("u16", B::vU16(65000)).kv("i16", B::vI16(-30000))
-            .kv("i32", B::vI32(-2000000000)).kv("u64", B::vU64(0xFFFFFFFFFFFFFFFFull))
-            .kv("i64", B::vI64(-(int64_t(1) << 62))).kv("f32", B::vF32(0.25f)).kv("f64", B::vF64(-1.5e300))
-            .kv("yes", B::vBool(true)).kv("no", B::vBool(false)).kv("empty", B::vStr(""))
-            .kv("nested", B::vArray(B::Array, {B::arrayPayload(B::I32, {B::le<int32_t>(-1), B::le<int32_t>(7)}),
-                                               B::arrayPayload(B::String, {B::str("x")})}))
+        b.kv("u8", B::vU8(200))
+            .kv("i8", B::vI8(-100))
+            .kv("u16", B::vU16(65000))
+            .kv("i16", B::vI16(-30000))
+            .kv("i32", B::vI32(-2000000000))
+            .kv("u64", B::vU64(0xFFFFFFFFFFFFFFFFull))
+            .kv("i64", B::vI64(-(int64_t(1) << 62)))
+            .kv("f32", B::vF32(0.25f))
+            .kv("f64", B::vF64(-1.5e300))
+            .kv("yes", B::vBool(true))
+            .kv("no", B::vBool(false))
+            .kv("empty", B::vStr(""))
+            .kv("nested",
+                B::vArray(B::Array, {B::arrayPayload(B::I32, {B::le<int32_t>(-1), B::le<int32_t>(7)}),
+                                     B::arrayPayload(B::String, {B::str("x")})}))
             .kv("none", B::vArray(B::F32, {}));
         const auto model = load(b.build());
         const auto& m = model->metadata();
@@ -264,12 +280,18 @@ private slots:
     void truncatedAtEveryByte()
     {
         auto b = smallModel();
+        for (auto& tensor : b.tensors) // small data so the loop is about the header
+            tensor.ne.back() = 1;
+        b.tensors[0].data.resize(64 * 4);
+        b.tensors[1].data.resize(64 * 2);
+        b.tensors[2].data.resize(144);
         const std::string full = b.build();
         QVERIFY(load(full));
         for (size_t n = 0; n < full.size(); ++n) {
             const Outcome o = tryLoad(full.substr(0, n));
             QVERIFY2(o.formatError, qPrintable(QStringLiteral("prefix %1: %2").arg(n).arg(s(o.what))));
-            QVERIFY2(o.code == "truncated", qPrintable(QStringLiteral("prefix %1: %2").arg(n).arg(s(o.what))));
+            QVERIFY2(o.code == "truncated",
+                     qPrintable(QStringLiteral("prefix %1: %2").arg(n).arg(s(o.what))));
             QVERIFY(o.offset.has_value());
             QVERIFY(!o.field.empty());
             if (n < b.layout.headerEnd)
@@ -299,6 +321,412 @@ private slots:
         // Through openModel (detected by extension, rejected by magic).
         TempFile f(b.build(), "bad.gguf");
         QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::openModel(f.path()));
+    }
+
+    void versions()
+    {
+        auto b = smallModel();
+        b.version = 2;
+        QCOMPARE(load(b.build())->tensors().size(), size_t(3)); // v2 has the same layout as v3
+        for (uint32_t v : {0u, 1u, 4u, 5u, 0xFFFFFFFFu}) {
+            b.version = v;
+            EXPECT_ERROR(b.build(), "bad-version", "version", 4);
+        }
+        b.version = 0x03000000; // a big-endian v3 file read as little-endian
+        const Outcome o = tryLoad(b.build());
+        QCOMPARE(s(o.code), QStringLiteral("bad-version"));
+        QVERIFY2(o.what.find("big-endian") != std::string::npos, o.what.c_str());
+    }
+
+    void countsBeyondFile()
+    {
+        for (uint64_t n : {uint64_t(1) << 40, ~uint64_t(0), uint64_t(10000)}) {
+            auto b = smallModel();
+            b.tensorCount = n;
+            EXPECT_ERROR(b.build(), "truncated", "tensor_count", 8);
+            b = smallModel();
+            b.kvCount = n;
+            EXPECT_ERROR(b.build(), "truncated", "kv_count", 16);
+        }
+        // Counts that the file could hold by size but does not: reads run into the wrong section and fail
+        // cleanly; here the extra "key" is the first tensor name and its "value type" is n_dims = 2.
+        auto b = smallModel();
+        b.kvCount = b.kvs.size() + 1;
+        b.build();
+        // n_dims = 2 reads as type u16 with a 2-byte value; the first tensor's name length then starts
+        // 6 bytes into ne[] and is far too long.
+        EXPECT_ERROR(b.build(), "truncated", "name of 'tensor 0'", b.layout.tensorNDims[0] + 6);
+        // The metadata eats into the space the tensors need: caught after the metadata.
+        b = smallModel();
+        b.tensors.resize(1);
+        b.tensorCount = 3;
+        b.tensors[0].data.resize(16); // a file too short for three tensor infos after the metadata
+        b.tensors[0].ne = {4};
+        EXPECT_ERROR(b.build(), "truncated", "tensor_count", 8);
+    }
+
+    void lengthsBeyondFile()
+    {
+        auto b = smallModel();
+        std::string bytes = b.build();
+        // A key length beyond the file.
+        auto patch = [](std::string bytes, uint64_t at, uint64_t value) {
+            std::memcpy(bytes.data() + at, &value, 8);
+            return bytes;
+        };
+        EXPECT_ERROR(patch(bytes, b.layout.kvStart[1], 1u << 20), "truncated", "key", b.layout.kvStart[1]);
+        EXPECT_ERROR(patch(bytes, b.layout.kvStart[1], ~uint64_t(0)), "truncated", "key",
+                     b.layout.kvStart[1]);
+        // A string value length beyond the file.
+        EXPECT_ERROR(patch(bytes, b.layout.kvValue[0], uint64_t(1) << 62), "truncated",
+                     "value of 'general.architecture'", b.layout.kvValue[0]);
+        // A tensor name length beyond the file.
+        EXPECT_ERROR(patch(bytes, b.layout.tensorStart[1], bytes.size()), "truncated", "name of 'tensor 1'",
+                     b.layout.tensorStart[1]);
+        // Array lengths beyond the file, including ones whose byte size overflows 64 bits.
+        const uint64_t countAt = b.layout.kvValue[4] + 4;
+        for (uint64_t n : {uint64_t(100000), uint64_t(1) << 61, ~uint64_t(0)})
+            EXPECT_ERROR(patch(bytes, countAt, n), "truncated", "array length of 'tokenizer.ggml.tokens'",
+                         countAt);
+        // An array of u64 whose count times 8 wraps around.
+        b = smallModel();
+        b.kv("big", B::vArray(B::U64, {B::le<uint64_t>(1)}));
+        bytes = b.build();
+        EXPECT_ERROR(patch(bytes, b.layout.kvValue[5] + 4, (uint64_t(1) << 61) + 1), "truncated",
+                     "array length of 'big'", b.layout.kvValue[5] + 4);
+        // A string inside an array longer than the file.
+        b = smallModel();
+        bytes = b.build();
+        const uint64_t firstToken = b.layout.kvValue[4] + 12;
+        EXPECT_ERROR(patch(bytes, firstToken, 1u << 30), "truncated", "value of 'tokenizer.ggml.tokens'",
+                     firstToken);
+    }
+
+    // Each metadata value costs ~40 bytes in memory but may be one byte in the file; past 8 Mi values the
+    // loader refuses rather than let a small file claim gigabytes.
+    void metadataValueBudget()
+    {
+        auto b = smallModel();
+        b.tensors.clear();
+        b.kv("big", B::vArray(B::U8, {}));
+        std::string bytes = b.build();
+        const uint64_t countAt = b.layout.kvValue[5] + 4;
+        const uint64_t n = (uint64_t(8) << 20) + 1;
+        std::memcpy(bytes.data() + countAt, &n, 8);
+        bytes.append(n, '\x01');
+        EXPECT_ERROR(bytes, "unsupported", "array length of 'big'", countAt);
+        // A million values (a large real vocabulary's tokens, scores and types) load.
+        const uint64_t fits = uint64_t(1) << 20;
+        std::memcpy(bytes.data() + countAt, &fits, 8);
+        bytes.resize(bytes.size() - (n - fits));
+        const auto model = load(bytes);
+        QCOMPARE(std::get<qs::MetaArray>(model->metadata().at("big").value).size(), size_t(fits));
+    }
+
+    void nestedArrays()
+    {
+        // Three levels are accepted: [[[1]]].
+        const std::string level3 = B::arrayPayload(B::I32, {B::le<int32_t>(1)});
+        const std::string level2 = B::arrayPayload(B::Array, {level3});
+        auto b = smallModel();
+        b.kv("deep", B::vArray(B::Array, {level2}));
+        auto model = load(b.build());
+        const auto& outer = std::get<qs::MetaArray>(model->metadata().at("deep").value);
+        const auto& mid = std::get<qs::MetaArray>(outer.at(0).value);
+        const auto& inner = std::get<qs::MetaArray>(mid.at(0).value);
+        QCOMPARE(std::get<int64_t>(inner.at(0).value), int64_t(1));
+        // A fourth level is rejected where its item type starts.
+        const std::string level4 = B::arrayPayload(B::Array, {B::arrayPayload(B::Array, {level3})});
+        b = smallModel();
+        b.kv("deeper", B::vArray(B::Array, {level4}));
+        b.build();
+        // value: type(4) | outer item type(4) count(8) | level2 item type(4) count(8) | level3 item type(4)
+        // count(8) | level4 array payload starts here
+        const uint64_t at = b.layout.kvValue[5] + 12 + 12 + 12;
+        EXPECT_ERROR(b.build(), "bad-value", "array type of 'deeper'", at);
+        // A billion nested empty arrays do not fit in the file.
+        b = smallModel();
+        b.kv("many", B::vArray(B::Array, {B::arrayPayload(B::U8, {})}));
+        std::string bytes = b.build();
+        const uint64_t n = 1000000000;
+        std::memcpy(bytes.data() + b.layout.kvValue[5] + 4, &n, 8);
+        EXPECT_ERROR(bytes, "truncated", "array length of 'many'", b.layout.kvValue[5] + 4);
+    }
+
+    void unknownValueType()
+    {
+        auto b = smallModel();
+        b.kv("odd", B::le<uint32_t>(13) + B::le<uint32_t>(0));
+        b.build();
+        EXPECT_ERROR(b.build(), "bad-value", "value type of 'odd'", b.layout.kvType[5]);
+        b = smallModel();
+        b.kv("odd", B::le<uint32_t>(0x80000000u));
+        EXPECT_ERROR(b.build(), "bad-value", "value type of 'odd'", b.layout.kvType[5]);
+        b = smallModel();
+        b.kv("oddarray", B::vArray(77, {}));
+        EXPECT_ERROR(b.build(), "bad-value", "array type of 'oddarray'", b.layout.kvValue[5]);
+        b = smallModel();
+        b.kv("flag", B::le<uint32_t>(B::Bool) + B::le<uint8_t>(2));
+        EXPECT_ERROR(b.build(), "bad-value", "value of 'flag'", b.layout.kvValue[5]);
+    }
+
+    void keys()
+    {
+        auto b = smallModel();
+        b.kv("llama.block_count", B::vU32(2));
+        EXPECT_ERROR(b.build(), "bad-value", "key", b.layout.kvStart[5]);
+        b = smallModel();
+        b.kv("", B::vU32(2));
+        EXPECT_ERROR(b.build(), "bad-value", "key", b.layout.kvStart[5]);
+        // Architecture keys of the wrong kind are named with their offset.
+        b = smallModel();
+        b.kvs[1].value = B::vStr("five");
+        EXPECT_ERROR(b.build(), "bad-value", "llama.block_count", b.layout.kvStart[1]);
+        b = smallModel();
+        b.kvs[3].value = B::vI32(-4);
+        EXPECT_ERROR(b.build(), "bad-value", "llama.attention.head_count", b.layout.kvStart[3]);
+        b = smallModel();
+        b.kvs[0].value = B::vU32(1);
+        EXPECT_ERROR(b.build(), "bad-value", "general.architecture", b.layout.kvStart[0]);
+    }
+
+    void tensorTypes()
+    {
+        // Ids that ggml never assigned or that are beyond the table: rejected, naming the tensor.
+        for (uint32_t id : {4u, 5u, 31u, 99u, 0xFFFFFFFFu}) {
+            auto b = smallModel();
+            b.tensors[1].type = id;
+            const std::string bytes = b.build();
+            EXPECT_ERROR(bytes, "unsupported", "type of 'blk.0.attn_q.weight'", b.layout.tensorType[1]);
+            QVERIFY(tryLoad(bytes).what.find(std::to_string(id)) != std::string::npos);
+        }
+        // Every type in the table loads with the right size; those we cannot decode say so when decoded.
+        int undecodable = 0;
+        for (int i = 0; i < static_cast<int>(qs::DType::Count); ++i) {
+            const auto& info = qs::dtypeInfo(static_cast<qs::DType>(i));
+            if (info.ggmlType < 0)
+                continue;
+            GgufBuilder b;
+            const uint64_t rowBlocks = 2, rows = 3;
+            b.tensor("w", {rowBlocks * info.blockElements, rows}, static_cast<uint32_t>(info.ggmlType),
+                     rowBlocks * rows * info.blockBytes);
+            const auto model = load(b.build());
+            const auto& t = model->tensors().at(0);
+            QCOMPARE(qs::dtypeName(t.dtype), info.name);
+            QCOMPARE(t.dtype, info.type);
+            QCOMPARE(t.bytes, rowBlocks * rows * info.blockBytes);
+            QCOMPARE(t.shape, (std::vector<uint64_t>{rows, rowBlocks * info.blockElements}));
+            if (!info.decodable) {
+                ++undecodable;
+                std::vector<float> out(t.elements());
+                try {
+                    model->decode(t, 0, t.elements(), out.data());
+                    QFAIL(info.name);
+                } catch (const qs::Error& e) {
+                    QCOMPARE(e.code(), qs::ErrorCode::Unsupported);
+                }
+            }
+        }
+        QVERIFY(undecodable > 0); // e.g. the IQ2/IQ3 grids and TQ types
+    }
+
+    void dims()
+    {
+        auto b = smallModel();
+        b.tensors[0].ne = {64, 2, 1, 1, 2};
+        b.tensors[0].data.resize(64 * 4 * 4);
+        EXPECT_ERROR(b.build(), "bad-value", "n_dims of 'token_embd.weight'", b.layout.tensorNDims[0]);
+        b = smallModel();
+        b.tensors[0].nDims = 0;
+        b.tensors[0].ne = {};
+        EXPECT_ERROR(b.build(), "bad-value", "n_dims of 'token_embd.weight'", b.layout.tensorNDims[0]);
+        b = smallModel();
+        b.tensors[2].nDims = 1000000;
+        EXPECT_ERROR(b.build(), "bad-value", "n_dims of 'blk.0.ffn_down.weight'", b.layout.tensorNDims[2]);
+        // Four dimensions are fine: shape is reversed.
+        b = smallModel();
+        b.tensors[0].ne = {64, 2, 1, 2};
+        QCOMPARE(load(b.build())->tensors()[0].shape, (std::vector<uint64_t>{2, 1, 2, 64}));
+        // A zero dimension.
+        b = smallModel();
+        b.tensors[1].ne = {64, 0};
+        EXPECT_ERROR(b.build(), "bad-value", "ne of 'blk.0.attn_q.weight'", b.layout.tensorNe[1] + 8);
+        // Element counts that overflow 64 bits, or ggml's signed 64-bit counts.
+        b = smallModel();
+        b.tensors[1].ne = {uint64_t(1) << 32, uint64_t(1) << 32};
+        EXPECT_ERROR(b.build(), "overflow", "ne of 'blk.0.attn_q.weight'", b.layout.tensorNe[1] + 8);
+        b = smallModel();
+        b.tensors[1].ne = {uint64_t(1) << 63};
+        EXPECT_ERROR(b.build(), "overflow", "ne of 'blk.0.attn_q.weight'", b.layout.tensorNe[1]);
+        // Elements fit, bytes do not (2^62 F32 values).
+        b = smallModel();
+        b.tensors[0].ne = {uint64_t(1) << 31, uint64_t(1) << 31};
+        EXPECT_ERROR(b.build(), "overflow", "ne of 'token_embd.weight'", b.layout.tensorNe[0]);
+        // A row that is not a whole number of blocks.
+        b = smallModel();
+        b.tensors[2].ne = {128, 4};
+        EXPECT_ERROR(b.build(), "bad-value", "ne of 'blk.0.ffn_down.weight'", b.layout.tensorNe[2]);
+        // Empty tensor name.
+        b = smallModel();
+        b.tensors[1].name = "";
+        EXPECT_ERROR(b.build(), "bad-value", "name of 'tensor 1'", b.layout.tensorStart[1]);
+    }
+
+    void alignment()
+    {
+        // A valid non-default alignment moves the data section and the offsets.
+        auto b = smallModel();
+        b.alignment = 256;
+        b.kv("general.alignment", B::vU32(256));
+        auto model = load(b.build());
+        QCOMPARE(b.layout.dataStart % 256, uint64_t(0));
+        for (size_t i = 0; i < 3; ++i) {
+            QCOMPARE(model->tensors()[i].offset % 256, uint64_t(0));
+            const auto raw = model->rawData(model->tensors()[i]);
+            QCOMPARE(std::string(reinterpret_cast<const char*>(raw.data()), raw.size()), b.tensors[i].data);
+        }
+        b = smallModel();
+        b.alignment = 1;
+        b.kv("general.alignment", B::vU64(1));
+        QVERIFY(load(b.build()));
+        for (const std::string& bad : {B::vU32(0), B::vU32(48), B::vU32(3), B::vI32(-32),
+                                       B::vU64(~uint64_t(0)), B::vStr("32"), B::vF32(32.0f)}) {
+            b = smallModel();
+            b.kv("general.alignment", bad);
+            b.build();
+            EXPECT_ERROR(b.build(), "bad-value", "value of 'general.alignment'", b.layout.kvValue[5]);
+        }
+    }
+
+    void offsets()
+    {
+        // Misaligned.
+        auto b = smallModel();
+        b.tensors[1].offset = 1024 + 4;
+        EXPECT_ERROR(b.build(), "bad-value", "offset of 'blk.0.attn_q.weight'", b.layout.tensorOffset[1]);
+        // Overlapping: the same start, and a start inside the previous tensor.
+        b = smallModel();
+        b.tensors[2].offset = 1024;
+        EXPECT_ERROR(b.build(), "bad-value", "offset of 'blk.0.ffn_down.weight'", b.layout.tensorOffset[2]);
+        b = smallModel();
+        b.tensors[2].offset = 1024 + 8192 - 32; // inside blk.0.attn_q.weight [1024, 9216)
+        EXPECT_ERROR(b.build(), "bad-value", "offset of 'blk.0.ffn_down.weight'", b.layout.tensorOffset[2]);
+        // Past the end of the file, and so far that the end overflows.
+        b = smallModel();
+        std::string bytes = b.build();
+        uint64_t far = uint64_t(1) << 40;
+        std::memcpy(bytes.data() + b.layout.tensorOffset[1], &far, 8);
+        EXPECT_ERROR(bytes, "truncated", "offset of 'blk.0.attn_q.weight'", b.layout.tensorOffset[1]);
+        far = ~uint64_t(31);
+        std::memcpy(bytes.data() + b.layout.tensorOffset[1], &far, 8);
+        EXPECT_ERROR(bytes, "overflow", "offset of 'blk.0.attn_q.weight'", b.layout.tensorOffset[1]);
+        // Out-of-order but disjoint tensors and holes are fine.
+        b = smallModel();
+        b.tensors[0].offset = 1024 + 8192 + 288 + 32 * 5;
+        b.tensors[1].offset = 0;
+        b.tensors[2].offset = 8192 + 64;
+        model_ok(b);
+    }
+
+    void duplicateTensorNames()
+    {
+        auto b = smallModel();
+        b.tensors[2].name = "token_embd.weight";
+        const Outcome o = tryLoad(b.build());
+        EXPECT_ERROR(b.build(), "bad-value", "tensor name", b.layout.tensorStart[2]);
+        QVERIFY(o.what.find("token_embd.weight") != std::string::npos);
+    }
+
+    void noTensors()
+    {
+        // Metadata only: the file ends right after the header, there is no data section.
+        auto b = smallModel();
+        b.tensors.clear();
+        const std::string bytes = b.build();
+        QCOMPARE(bytes.size(), b.layout.headerEnd);
+        const auto model = load(bytes);
+        QVERIFY(model->tensors().empty());
+        QCOMPARE(model->config().vocabSize, 4u);
+        QVERIFY(!model->config().tiedEmbeddings);
+    }
+
+    void configKeys()
+    {
+        GgufBuilder b;
+        b.kv("general.architecture", B::vStr("gemma3"))
+            .kv("gemma3.block_count", B::vU32(6))
+            .kv("gemma3.embedding_length", B::vU64(640))
+            .kv("gemma3.feed_forward_length", B::vI32(2048))
+            .kv("gemma3.attention.head_count", B::vU32(4))
+            .kv("gemma3.attention.head_count_kv", B::vU32(1))
+            .kv("gemma3.attention.key_length", B::vU32(256))
+            .kv("gemma3.context_length", B::vU64(uint64_t(1) << 33))
+            .kv("gemma3.attention.sliding_window", B::vU32(512))
+            .kv("gemma3.attention.sliding_window_pattern", B::vU32(3))
+            .kv("gemma3.vocab_size", B::vU32(262144));
+        b.tensor("token_embd.weight", {32, 2}, 0, 256).tensor("output.weight", {32, 2}, 0, 256);
+        auto c = load(b.build())->config();
+        QCOMPARE(c.architecture, std::string("gemma3"));
+        QCOMPARE(c.layers, 6u);
+        QCOMPARE(c.hiddenSize, 640u);
+        QCOMPARE(c.intermediateSize, 2048u);
+        QCOMPARE(c.heads, 4u);
+        QCOMPARE(c.kvHeads, 1u);
+        QCOMPARE(c.headDim, 256u); // explicit, not 640 / 4
+        QCOMPARE(c.contextLength, uint64_t(1) << 33);
+        QCOMPARE(c.slidingWindow, 512u);
+        QCOMPARE(c.slidingWindowLayers, (std::vector<uint32_t>{0, 1, 3, 4})); // every third layer is global
+        QCOMPARE(c.vocabSize, 262144u); // no tokenizer array: {arch}.vocab_size
+        QVERIFY(!c.tiedEmbeddings);
+
+        // Mixture of experts, per-layer bool window pattern, vocabulary from the embedding shape.
+        GgufBuilder m;
+        m.kv("general.architecture", B::vStr("gpt-oss"))
+            .kv("gpt-oss.block_count", B::vU32(3))
+            .kv("gpt-oss.expert_count", B::vU32(32))
+            .kv("gpt-oss.expert_used_count", B::vU32(4))
+            .kv("gpt-oss.attention.sliding_window", B::vU32(128))
+            .kv("gpt-oss.attention.sliding_window_pattern",
+                B::vArray(B::Bool, {B::le<uint8_t>(1), B::le<uint8_t>(0), B::le<uint8_t>(1)}));
+        m.tensor("token_embd.weight", {32, 5}, 0, 32 * 5 * 4);
+        c = load(m.build())->config();
+        QCOMPARE(c.experts, 32u);
+        QCOMPARE(c.expertsUsed, 4u);
+        QCOMPARE(c.slidingWindowLayers, (std::vector<uint32_t>{0, 2}));
+        QCOMPARE(c.vocabSize, 5u);
+        QVERIFY(c.tiedEmbeddings);
+        QCOMPARE(c.kvHeads, 0u); // heads unknown
+    }
+
+    void cancelAndProgress()
+    {
+        auto b = smallModel();
+        TempFile f(b.build());
+        qs::JobControl cancelled;
+        cancelled.cancel();
+        QVERIFY_THROWS_EXCEPTION(qs::CancelledError, qs::loadGguf(f.path(), &cancelled));
+        double last = -1;
+        bool monotonic = true;
+        qs::JobControl job([&](double fraction, const std::string&) {
+            monotonic = monotonic && fraction >= last;
+            last = fraction;
+        });
+        QVERIFY(qs::loadGguf(f.path(), &job));
+        QVERIFY(monotonic);
+        QCOMPARE(last, 1.0);
+    }
+
+private:
+    void model_ok(GgufBuilder& b)
+    {
+        const std::string bytes = b.build();
+        const Outcome o = tryLoad(bytes);
+        QVERIFY2(!o.threw, o.what.c_str());
+        const auto model = load(bytes);
+        for (size_t i = 0; i < b.tensors.size(); ++i) {
+            const auto raw = model->rawData(model->tensors()[i]);
+            QCOMPARE(std::string(reinterpret_cast<const char*>(raw.data()), raw.size()), b.tensors[i].data);
+        }
     }
 };
 

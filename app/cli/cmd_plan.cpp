@@ -1,0 +1,189 @@
+// quantscope-cli plan: build a precision plan from a preset, rules or a byte budget and save it.
+#include "app/cli/command.h"
+
+#include "core/plan/budget.h"
+#include "core/plan/gpucatalog.h"
+#include "core/plan/memory.h"
+#include "core/plan/modellayout.h"
+#include "core/plan/plan.h"
+#include "core/plan/planio.h"
+#include "core/util/error.h"
+#include "core/util/job.h"
+
+#include <QCommandLineParser>
+#include <QFile>
+#include <QJsonArray>
+
+#include <cstdio>
+#include <map>
+
+namespace {
+
+double gib(uint64_t b) { return static_cast<double>(b) / (1ull << 30); }
+
+int runPlan(QCommandLineParser& parser)
+{
+    const QStringList pos = parser.positionalArguments();
+    if (pos.size() != 1)
+        return cli::fail(QStringLiteral("plan needs exactly one model PATH (or config.json)"));
+    const bool byBudget = parser.isSet(QStringLiteral("budget"));
+    const bool byGpu = parser.isSet(QStringLiteral("gpu"));
+    if (byBudget && byGpu)
+        return cli::fail(QStringLiteral("give either --budget or --gpu, not both"));
+
+    cli::ProgressPrinter progress(QStringLiteral("loading"));
+    qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
+    const qs::ModelLayout layout = qs::openLayout(pos[0].toStdString(), &job);
+
+    qs::Plan plan;
+    const QString preset = parser.value(QStringLiteral("preset"));
+    if (!preset.isEmpty())
+        plan = qs::makePreset(preset.toStdString(), layout);
+    else
+        plan.setIdentity(qs::identityOf(layout));
+    if (parser.isSet(QStringLiteral("rules"))) {
+        QFile f(parser.value(QStringLiteral("rules")));
+        if (!f.open(QIODevice::ReadOnly))
+            return cli::fail(QStringLiteral("cannot read %1: %2").arg(f.fileName(), f.errorString()));
+        const auto rules = qs::parseRules(f.readAll().toStdString(), f.fileName().toStdString());
+        // Without a preset, tensors no rule matches go to the first tier.
+        qs::applyRules(plan, layout, rules, preset.isEmpty() ? plan.tiers().front() : std::string());
+        plan.setRules(rules);
+    }
+    if (preset.isEmpty() && !parser.isSet(QStringLiteral("rules")) && !byBudget && !byGpu)
+        plan = qs::makePreset("llama.cpp-Q4_K_M", layout);
+
+    QJsonObject budgetJson;
+    if (byBudget || byGpu) {
+        uint64_t budget = 0;
+        if (byBudget) {
+            bool ok = false;
+            budget = parser.value(QStringLiteral("budget")).toULongLong(&ok);
+            if (!ok || budget == 0)
+                return cli::fail(QStringLiteral("--budget needs a positive number of bytes"));
+        } else {
+            const qs::GpuCatalog catalog = qs::GpuCatalog::load();
+            const auto* gpu = catalog.find(parser.value(QStringLiteral("gpu")).toStdString());
+            if (!gpu)
+                return cli::fail(QStringLiteral("unknown or ambiguous GPU '%1'").arg(parser.value(QStringLiteral("gpu"))));
+            qs::FootprintRequest req;
+            bool ok = true;
+            req.context = parser.isSet(QStringLiteral("ctx")) ? parser.value(QStringLiteral("ctx")).toULongLong(&ok) : 4096;
+            if (!ok)
+                return cli::fail(QStringLiteral("--ctx needs a number"));
+            const uint batch = parser.isSet(QStringLiteral("batch")) ? parser.value(QStringLiteral("batch")).toUInt(&ok) : 1;
+            if (!ok || batch == 0)
+                return cli::fail(QStringLiteral("--batch needs a positive number"));
+            req.batch = batch;
+            // Weights may take what the cache and the runtime leave: the footprint of a weightless model.
+            const qs::Footprint rest = qs::estimateFootprint(layout, qs::WeightSummary{}, req);
+            const uint64_t gpuBytes = qs::gpuBudgetBytes(*gpu, req.runtime);
+            if (rest.totalBytes() >= gpuBytes)
+                return cli::fail(QStringLiteral("the KV cache and runtime overhead alone (%1 GiB) exceed %2")
+                                     .arg(gib(rest.totalBytes()), 0, 'f', 2)
+                                     .arg(QString::fromStdString(gpu->name)));
+            budget = gpuBytes - rest.totalBytes();
+        }
+        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, {});
+        const qs::BudgetSolution sol = qs::solveBudget(problem, budget, &job);
+        if (!sol.feasible)
+            return cli::fail(QStringLiteral("no plan fits %1 bytes: the smallest tiers need %2 bytes")
+                                 .arg(budget)
+                                 .arg(sol.bytes));
+        plan = qs::applySolution(plan, problem, sol);
+        budgetJson[QStringLiteral("budget_bytes")] = static_cast<qint64>(budget);
+        budgetJson[QStringLiteral("weights_bytes")] = static_cast<qint64>(sol.bytes);
+        budgetJson[QStringLiteral("error")] = sol.error;
+        budgetJson[QStringLiteral("lower_bound")] = sol.lowerBound;
+        budgetJson[QStringLiteral("gap")] = sol.gap;
+        budgetJson[QStringLiteral("optimal")] = sol.optimal;
+    }
+
+    const auto issues = qs::checkPlan(plan, layout, {parser.isSet(QStringLiteral("fused"))});
+    const qs::WeightSummary weights = qs::summarizeWeights(layout, qs::planBytesFn(plan));
+    if (parser.isSet(QStringLiteral("out")))
+        qs::savePlan(plan, parser.value(QStringLiteral("out")).toStdString());
+
+    std::map<std::string, uint64_t> perFormat;
+    for (const auto& [t, f] : plan.assignments())
+        ++perFormat[f];
+    if (parser.isSet(QStringLiteral("json"))) {
+        QJsonObject root;
+        root[QStringLiteral("model")] = pos[0];
+        root[QStringLiteral("preset")] = QString::fromStdString(plan.preset());
+        root[QStringLiteral("weights_bytes")] = static_cast<qint64>(weights.bytes);
+        root[QStringLiteral("parameters")] = static_cast<qint64>(weights.parameters);
+        root[QStringLiteral("bits_per_weight")] =
+            weights.parameters ? 8.0 * static_cast<double>(weights.bytes) / static_cast<double>(weights.parameters) : 0.0;
+        QJsonObject counts;
+        for (const auto& [f, n] : perFormat)
+            counts[QString::fromStdString(f)] = static_cast<qint64>(n);
+        root[QStringLiteral("tensors_per_format")] = counts;
+        QJsonObject asg;
+        for (const auto& [t, f] : plan.assignments())
+            asg[QString::fromStdString(t)] = QString::fromStdString(f);
+        root[QStringLiteral("assignments")] = asg;
+        QJsonArray iss;
+        for (const auto& i : issues) {
+            QJsonObject o;
+            o[QStringLiteral("kind")] = QString::fromLatin1(qs::planIssueKindName(i.kind));
+            o[QStringLiteral("message")] = QString::fromStdString(i.message);
+            if (!i.fixes.empty())
+                o[QStringLiteral("fix")] = QString::fromStdString(i.fixes.front().label);
+            iss.append(o);
+        }
+        root[QStringLiteral("issues")] = iss;
+        if (!budgetJson.isEmpty())
+            root[QStringLiteral("budget")] = budgetJson;
+        if (parser.isSet(QStringLiteral("out")))
+            root[QStringLiteral("out")] = parser.value(QStringLiteral("out"));
+        cli::printJson(root);
+        return 0;
+    }
+    std::printf("%s: %s, %zu tensors planned, weights %llu bytes = %.3f GiB (%.3f bits per weight)\n",
+                qPrintable(pos[0]), plan.preset().empty() ? "custom plan" : plan.preset().c_str(),
+                plan.assignments().size(), static_cast<unsigned long long>(weights.bytes), gib(weights.bytes),
+                weights.parameters ? 8.0 * static_cast<double>(weights.bytes) / static_cast<double>(weights.parameters) : 0.0);
+    for (const auto& [f, n] : perFormat)
+        std::printf("  %-16s %llu tensors\n", f.c_str(), static_cast<unsigned long long>(n));
+    if (!budgetJson.isEmpty())
+        std::printf("budget %lld bytes: error %.6g, lower bound %.6g, gap %.3g%s\n",
+                    static_cast<long long>(budgetJson[QStringLiteral("budget_bytes")].toInteger()),
+                    budgetJson[QStringLiteral("error")].toDouble(), budgetJson[QStringLiteral("lower_bound")].toDouble(),
+                    budgetJson[QStringLiteral("gap")].toDouble(),
+                    budgetJson[QStringLiteral("optimal")].toBool() ? " (optimal)" : "");
+    for (const auto& i : issues)
+        std::printf("warning: %s%s%s\n", i.message.c_str(), i.fixes.empty() ? "" : " -> ",
+                    i.fixes.empty() ? "" : i.fixes.front().label.c_str());
+    if (parser.isSet(QStringLiteral("out")))
+        std::printf("saved %s\n", qPrintable(parser.value(QStringLiteral("out"))));
+    return 0;
+}
+
+const CliRegistrar planCommand(
+    {"plan",
+     "plan PATH [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] [--out plan.json] [--json]",
+     "build a precision plan (preset, rules, fit to a budget) and save it",
+     [](QCommandLineParser& p) {
+         std::string presets;
+         for (const auto& n : qs::presetNames())
+             presets += (presets.empty() ? "" : ", ") + n;
+         p.addOption({QStringLiteral("preset"), QStringLiteral("Preset: %1 (all-FORMAT for any format).")
+                                                    .arg(QString::fromStdString(presets)),
+                      QStringLiteral("NAME")});
+         p.addOption({QStringLiteral("rules"), QStringLiteral("Rules file (REGEX=FORMAT / role:ROLE=FORMAT lines or JSON)."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("budget"), QStringLiteral("Fit the weights into this many bytes."),
+                      QStringLiteral("BYTES")});
+         p.addOption({QStringLiteral("gpu"), QStringLiteral("Fit the model, its KV cache and overhead on this GPU."),
+                      QStringLiteral("NAME")});
+         p.addOption({QStringLiteral("ctx"), QStringLiteral("Context for --gpu (4096)."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("batch"), QStringLiteral("Batch for --gpu (1)."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("fused"), QStringLiteral("Also check that fused tensors share a format (vLLM).")});
+         p.addOption({QStringLiteral("out"), QStringLiteral("Save the plan here."), QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
+         p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder, or config.json."));
+     },
+     runPlan});
+
+} // namespace

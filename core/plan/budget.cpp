@@ -1,0 +1,378 @@
+#include "core/plan/budget.h"
+
+#include "core/quant/format.h"
+#include "core/util/error.h"
+#include "core/util/job.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace qs {
+
+double proxyError(const TensorInfo& tensor, const QuantFormat& format)
+{
+    const uint64_t n = std::max<uint64_t>(1, tensor.elements());
+    auto b = format.storedBytes(tensor.rows(), tensor.columns());
+    const double bits = b ? 8.0 * static_cast<double>(*b) / static_cast<double>(n) : 0.0;
+    return static_cast<double>(n) * std::pow(4.0, -bits);
+}
+
+BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)
+{
+    BudgetProblem p;
+    for (const auto& t : model.tensors) {
+        if (!isPlannable(t)) {
+            p.fixedBytes += t.bytes;
+            continue;
+        }
+        auto measured = errors.find(t.name);
+        std::vector<BudgetOption> opts;
+        for (const auto& tier : plan.tiers()) {
+            auto f = findFormat(tier);
+            if (!f || !f->supports(t.rows(), t.columns()))
+                continue;
+            auto bytes = f->storedBytes(t.rows(), t.columns());
+            if (!bytes)
+                continue;
+            double err;
+            if (measured != errors.end()) {
+                auto e = measured->second.find(f->name());
+                if (e == measured->second.end())
+                    e = measured->second.find(tier);
+                if (e == measured->second.end())
+                    continue;
+                err = e->second;
+            } else {
+                err = proxyError(t, *f);
+            }
+            opts.push_back({f->name(), *bytes, err});
+        }
+        if (opts.empty()) { // nothing in the tiers fits this tensor: it keeps its stored type
+            p.fixedBytes += t.bytes;
+            continue;
+        }
+        p.tensors.push_back(t.name);
+        p.options.push_back(std::move(opts));
+    }
+    return p;
+}
+
+namespace {
+
+struct Hull {
+    std::vector<size_t> pareto; // option indices, bytes increasing, error strictly decreasing
+    std::vector<size_t> hull;   // subset of pareto on the lower convex hull
+};
+
+Hull buildHull(const std::vector<BudgetOption>& opts)
+{
+    std::vector<size_t> idx(opts.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+        return opts[a].bytes != opts[b].bytes ? opts[a].bytes < opts[b].bytes : opts[a].error < opts[b].error;
+    });
+    Hull h;
+    for (size_t i : idx)
+        if (h.pareto.empty() || opts[i].error < opts[h.pareto.back()].error)
+            h.pareto.push_back(i);
+    for (size_t i : h.pareto) {
+        while (h.hull.size() >= 2) {
+            const auto& a = opts[h.hull[h.hull.size() - 2]];
+            const auto& b = opts[h.hull.back()];
+            const auto& c = opts[i];
+            // b is above the segment a-c (or on it): drop it.
+            const long double cross = (static_cast<long double>(b.bytes) - a.bytes) * (c.error - a.error) -
+                                      (static_cast<long double>(c.bytes) - a.bytes) * (b.error - a.error);
+            if (cross <= 0)
+                h.hull.pop_back();
+            else
+                break;
+        }
+        h.hull.push_back(i);
+    }
+    return h;
+}
+
+struct Upgrade {
+    size_t item;
+    size_t step; // hull[step] -> hull[step + 1]
+    uint64_t dBytes;
+    double dError; // > 0: error removed
+};
+
+class Solver {
+public:
+    Solver(const BudgetProblem& p, uint64_t budget, JobControl* job, uint64_t maxNodes)
+        : m_p(p), m_job(job), m_maxNodes(maxNodes)
+    {
+        const size_t n = p.options.size();
+        for (const auto& o : p.options)
+            if (o.empty())
+                throw Error(ErrorCode::BadValue, "a budget item has no options");
+        m_hulls.reserve(n);
+        for (const auto& o : p.options)
+            m_hulls.push_back(buildHull(o));
+        // Branch on the items whose choice matters most first.
+        m_order.resize(n);
+        std::iota(m_order.begin(), m_order.end(), 0);
+        std::vector<double> range(n);
+        for (size_t i = 0; i < n; ++i) {
+            const auto& h = m_hulls[i];
+            range[i] = p.options[i][h.pareto.front()].error - p.options[i][h.pareto.back()].error;
+        }
+        std::stable_sort(m_order.begin(), m_order.end(), [&](size_t a, size_t b) { return range[a] > range[b]; });
+        m_rank.resize(n);
+        for (size_t r = 0; r < n; ++r)
+            m_rank[m_order[r]] = r;
+        for (size_t i = 0; i < n; ++i) {
+            const auto& h = m_hulls[i].hull;
+            for (size_t s = 0; s + 1 < h.size(); ++s) {
+                const auto& a = p.options[i][h[s]];
+                const auto& b = p.options[i][h[s + 1]];
+                m_upgrades.push_back({i, s, b.bytes - a.bytes, a.error - b.error});
+            }
+        }
+        // Decreasing error removed per byte; convexity keeps each item's steps in order.
+        std::stable_sort(m_upgrades.begin(), m_upgrades.end(), [](const Upgrade& x, const Upgrade& y) {
+            return x.dError * static_cast<long double>(y.dBytes) > y.dError * static_cast<long double>(x.dBytes);
+        });
+        m_budget = budget;
+    }
+
+    // LP relaxation of the items with rank >= depth and remaining capacity; +inf when infeasible.
+    double lpBound(size_t depth, uint64_t capacity, std::vector<size_t>* integral = nullptr) const
+    {
+        double err = 0;
+        uint64_t used = 0;
+        for (size_t r = depth; r < m_order.size(); ++r) {
+            const size_t i = m_order[r];
+            const auto& o = m_p.options[i][m_hulls[i].hull.front()];
+            used += o.bytes;
+            err += o.error;
+            if (integral)
+                (*integral)[i] = m_hulls[i].hull.front();
+        }
+        if (used > capacity)
+            return std::numeric_limits<double>::infinity();
+        uint64_t left = capacity - used;
+        for (const auto& u : m_upgrades) {
+            if (m_rank[u.item] < depth)
+                continue;
+            if (u.dBytes <= left) {
+                left -= u.dBytes;
+                err -= u.dError;
+                if (integral)
+                    (*integral)[u.item] = m_hulls[u.item].hull[u.step + 1];
+            } else {
+                return err - u.dError * static_cast<double>(left) / static_cast<double>(u.dBytes);
+            }
+        }
+        return err;
+    }
+
+    BudgetSolution solve()
+    {
+        BudgetSolution s;
+        const size_t n = m_order.size();
+        uint64_t minBytes = m_p.fixedBytes;
+        for (size_t i = 0; i < n; ++i)
+            minBytes += m_p.options[i][m_hulls[i].pareto.front()].bytes;
+        if (minBytes > m_budget) {
+            s.bytes = minBytes;
+            return s;
+        }
+        const uint64_t capacity = m_budget - m_p.fixedBytes;
+        std::vector<size_t> start(n);
+        const double root = lpBound(0, capacity, &start);
+        s.lowerBound = root;
+        // Incumbent: the LP's integral part, then greedy repair with whatever capacity is left.
+        m_best = start;
+        improve(m_best, capacity);
+        m_bestError = errorOf(m_best);
+
+        m_choice.assign(n, 0);
+        m_complete = true;
+        branch(0, capacity, 0.0);
+
+        s.feasible = true;
+        s.choice = m_best;
+        s.error = m_bestError;
+        s.bytes = m_p.fixedBytes + bytesOf(m_best);
+        s.nodes = m_nodes;
+        s.optimal = m_complete;
+        s.lowerBound = m_complete ? s.error : std::min(root, s.error);
+        s.gap = std::max(0.0, s.error - s.lowerBound);
+        return s;
+    }
+
+private:
+    double errorOf(const std::vector<size_t>& c) const
+    {
+        double e = 0;
+        for (size_t i = 0; i < c.size(); ++i)
+            e += m_p.options[i][c[i]].error;
+        return e;
+    }
+    uint64_t bytesOf(const std::vector<size_t>& c) const
+    {
+        uint64_t b = 0;
+        for (size_t i = 0; i < c.size(); ++i)
+            b += m_p.options[i][c[i]].bytes;
+        return b;
+    }
+
+    // Best single change per pass while any change lowers the error and fits.
+    void improve(std::vector<size_t>& c, uint64_t capacity) const
+    {
+        uint64_t used = bytesOf(c);
+        for (int pass = 0; pass < 1000; ++pass) {
+            double bestGain = 0;
+            size_t bi = SIZE_MAX, bo = 0;
+            for (size_t i = 0; i < c.size(); ++i) {
+                const auto& cur = m_p.options[i][c[i]];
+                for (size_t o : m_hulls[i].pareto) {
+                    const auto& opt = m_p.options[i][o];
+                    const double gain = cur.error - opt.error;
+                    if (gain <= bestGain || used - cur.bytes + opt.bytes > capacity)
+                        continue;
+                    bestGain = gain, bi = i, bo = o;
+                }
+            }
+            if (bi == SIZE_MAX)
+                return;
+            used = used - m_p.options[bi][c[bi]].bytes + m_p.options[bi][bo].bytes;
+            c[bi] = bo;
+        }
+    }
+
+    void branch(size_t depth, uint64_t capacity, double fixedError)
+    {
+        if (!m_complete)
+            return;
+        if (++m_nodes > m_maxNodes) {
+            m_complete = false;
+            return;
+        }
+        if ((m_nodes & 1023) == 0 && m_job) {
+            if (m_job->cancelled()) {
+                m_complete = false;
+                return;
+            }
+        }
+        const double tolerance = 1e-12 * std::max(1.0, std::abs(m_bestError));
+        if (depth == m_order.size()) {
+            if (fixedError < m_bestError - tolerance) {
+                m_bestError = fixedError;
+                m_best = m_choice;
+            }
+            return;
+        }
+        const double bound = fixedError + lpBound(depth, capacity);
+        if (!(bound < m_bestError - tolerance))
+            return;
+        const size_t item = m_order[depth];
+        // Most precise options first: they lead to good incumbents quickly.
+        const auto& par = m_hulls[item].pareto;
+        for (auto it = par.rbegin(); it != par.rend(); ++it) {
+            const auto& o = m_p.options[item][*it];
+            if (o.bytes > capacity)
+                continue;
+            m_choice[item] = *it;
+            branch(depth + 1, capacity - o.bytes, fixedError + o.error);
+            if (!m_complete)
+                return;
+        }
+    }
+
+    const BudgetProblem& m_p;
+    JobControl* m_job;
+    uint64_t m_maxNodes;
+    uint64_t m_budget = 0;
+    std::vector<Hull> m_hulls;
+    std::vector<size_t> m_order, m_rank;
+    std::vector<Upgrade> m_upgrades;
+    std::vector<size_t> m_best, m_choice;
+    double m_bestError = std::numeric_limits<double>::infinity();
+    uint64_t m_nodes = 0;
+    bool m_complete = true;
+
+    friend std::vector<TradeoffPoint> qs::tradeoffCurve(const BudgetProblem&);
+};
+
+} // namespace
+
+BudgetSolution solveBudget(const BudgetProblem& problem, uint64_t budgetBytes, JobControl* job,
+                           const SolveOptions& options)
+{
+    Solver s(problem, budgetBytes, job, options.maxNodes);
+    return s.solve();
+}
+
+BudgetSolution bruteForceBudget(const BudgetProblem& problem, uint64_t budgetBytes)
+{
+    long double combos = 1;
+    for (const auto& o : problem.options)
+        combos *= static_cast<long double>(o.size());
+    if (combos > (1 << 22))
+        throw Error(ErrorCode::BadValue, "too many combinations for brute force");
+    const size_t n = problem.options.size();
+    std::vector<size_t> c(n, 0);
+    BudgetSolution best;
+    best.error = std::numeric_limits<double>::infinity();
+    while (true) {
+        uint64_t bytes = problem.fixedBytes;
+        double err = 0;
+        for (size_t i = 0; i < n; ++i) {
+            bytes += problem.options[i][c[i]].bytes;
+            err += problem.options[i][c[i]].error;
+        }
+        if (bytes <= budgetBytes && err < best.error) {
+            best.feasible = true;
+            best.error = err;
+            best.bytes = bytes;
+            best.choice = c;
+        }
+        size_t k = 0;
+        while (k < n && ++c[k] == problem.options[k].size())
+            c[k++] = 0;
+        if (k == n)
+            break;
+    }
+    if (best.feasible) {
+        best.optimal = true;
+        best.lowerBound = best.error;
+    }
+    return best;
+}
+
+std::vector<TradeoffPoint> tradeoffCurve(const BudgetProblem& problem)
+{
+    Solver s(problem, std::numeric_limits<uint64_t>::max(), nullptr, 0);
+    std::vector<TradeoffPoint> curve;
+    TradeoffPoint p{problem.fixedBytes, 0};
+    for (size_t i = 0; i < problem.options.size(); ++i) {
+        const auto& o = problem.options[i][s.m_hulls[i].hull.front()];
+        p.bytes += o.bytes;
+        p.error += o.error;
+    }
+    curve.push_back(p);
+    for (const auto& u : s.m_upgrades) {
+        p.bytes += u.dBytes;
+        p.error -= u.dError;
+        curve.push_back(p);
+    }
+    return curve;
+}
+
+Plan applySolution(Plan plan, const BudgetProblem& problem, const BudgetSolution& solution)
+{
+    if (!solution.feasible || solution.choice.size() != problem.options.size())
+        return plan;
+    for (size_t i = 0; i < problem.tensors.size(); ++i)
+        plan.assign(problem.tensors[i], problem.options[i][solution.choice[i]].format);
+    return plan;
+}
+
+} // namespace qs

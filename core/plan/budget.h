@@ -1,0 +1,77 @@
+#pragma once
+// Fit to budget: choose one format per tensor, among the plan's tiers, to minimise the total error while
+// the weights fit in a byte budget. This is a multiple-choice knapsack. We solve it with branch and bound
+// whose bounds come from the LP relaxation over each tensor's lower convex hull of (bytes, error) options
+// (the classical MCKP relaxation, solved greedily by decreasing error-per-byte); the first incumbent is
+// the LP's integral part plus a greedy repair. When the node limit stops the search early, the result
+// still carries a proven lower bound and its gap.
+//
+// The same hull gives the trade-off curve: every point is an integral plan that is optimal for its own size
+// among plans on the convex frontier, so users can pick a size and see the error it costs.
+
+#include "core/plan/plan.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+class JobControl;
+class QuantFormat;
+
+struct BudgetOption {
+    std::string format;
+    uint64_t bytes = 0;
+    double error = 0;
+};
+
+struct BudgetProblem {
+    std::vector<std::string> tensors;               // one item per tensor
+    std::vector<std::vector<BudgetOption>> options; // at least one option per item
+    uint64_t fixedBytes = 0;                        // bytes outside the choice (norms, biases, ...)
+};
+
+// tensor -> format -> error, e.g. the sensitivity matrix (weighted when an importance file is loaded).
+using ErrorTable = std::map<std::string, std::map<std::string, double>>;
+
+// Without measurements, a size-based proxy: elements * 4^(-bits per weight), the mean squared error of a
+// uniform quantizer relative to the weights' variance, summed over the tensor.
+double proxyError(const TensorInfo& tensor, const QuantFormat& format);
+
+// One item per plannable tensor, with the plan's tiers that can store its shape as options. With an error
+// table, options missing from it are dropped (unless the tensor has no entry at all, then the proxy is used
+// for all of its options, so that scales never mix within a tensor).
+BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors);
+
+struct BudgetSolution {
+    bool feasible = false;
+    std::vector<size_t> choice; // option index per item
+    uint64_t bytes = 0;         // fixedBytes + chosen bytes (when infeasible: the smallest possible total)
+    double error = 0;
+    double lowerBound = 0;      // proven: no plan within the budget has a smaller error
+    double gap = 0;             // error - lowerBound (0 when proven optimal)
+    bool optimal = false;
+    uint64_t nodes = 0;         // branch-and-bound nodes explored
+};
+
+struct SolveOptions {
+    uint64_t maxNodes = 200000;
+};
+BudgetSolution solveBudget(const BudgetProblem& problem, uint64_t budgetBytes, JobControl* job = nullptr,
+                           const SolveOptions& options = {});
+// Tries every combination; for tests on small instances (throws qs::Error when above 2^22 combinations).
+BudgetSolution bruteForceBudget(const BudgetProblem& problem, uint64_t budgetBytes);
+
+struct TradeoffPoint {
+    uint64_t bytes = 0;
+    double error = 0;
+};
+// The convex frontier from the smallest plan to the most precise one, bytes increasing, error decreasing.
+std::vector<TradeoffPoint> tradeoffCurve(const BudgetProblem& problem);
+
+// Writes the chosen formats into the plan.
+Plan applySolution(Plan plan, const BudgetProblem& problem, const BudgetSolution& solution);
+
+} // namespace qs

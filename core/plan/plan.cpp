@@ -1,0 +1,596 @@
+#include "core/plan/plan.h"
+
+#include "core/quant/format.h"
+#include "core/util/error.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+
+#include <algorithm>
+#include <cctype>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace qs {
+
+namespace {
+
+std::string lower(std::string_view s)
+{
+    std::string r(s);
+    std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
+    return r;
+}
+
+std::string trim(const std::string& s)
+{
+    size_t b = 0, e = s.size();
+    while (b < e && std::isspace(static_cast<unsigned char>(s[b])))
+        ++b;
+    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])))
+        --e;
+    return s.substr(b, e - b);
+}
+
+const std::pair<TensorRole, const char*> kRoleNames[] = {
+    {TensorRole::Embedding, "embedding"},
+    {TensorRole::AttnQ, "attn_q"},
+    {TensorRole::AttnK, "attn_k"},
+    {TensorRole::AttnV, "attn_v"},
+    {TensorRole::AttnQKV, "attn_qkv"},
+    {TensorRole::AttnOut, "attn_out"},
+    {TensorRole::MlpGate, "mlp_gate"},
+    {TensorRole::MlpUp, "mlp_up"},
+    {TensorRole::MlpGateUp, "mlp_gate_up"},
+    {TensorRole::MlpDown, "mlp_down"},
+    {TensorRole::MoeRouter, "moe_router"},
+    {TensorRole::MoeExpertGate, "moe_expert_gate"},
+    {TensorRole::MoeExpertUp, "moe_expert_up"},
+    {TensorRole::MoeExpertDown, "moe_expert_down"},
+    {TensorRole::MoeSharedExpert, "moe_shared_expert"},
+    {TensorRole::Norm, "norm"},
+    {TensorRole::OutputHead, "output_head"},
+    {TensorRole::Conv, "conv"},
+    {TensorRole::PositionEmbedding, "position_embedding"},
+    {TensorRole::Bias, "bias"},
+    {TensorRole::Other, "other"},
+};
+
+std::optional<TensorRole> roleFromString(std::string_view name)
+{
+    const std::string n = lower(name);
+    for (const auto& [role, s] : kRoleNames)
+        if (n == s)
+            return role;
+    // llama.cpp spellings as aliases.
+    if (n == "attn_output" || n == "attn_o")
+        return TensorRole::AttnOut;
+    if (n == "ffn_gate")
+        return TensorRole::MlpGate;
+    if (n == "ffn_up")
+        return TensorRole::MlpUp;
+    if (n == "ffn_down")
+        return TensorRole::MlpDown;
+    if (n == "output" || n == "lm_head")
+        return TensorRole::OutputHead;
+    if (n == "token_embd")
+        return TensorRole::Embedding;
+    return std::nullopt;
+}
+
+std::shared_ptr<const QuantFormat> requireFormat(const std::string& name)
+{
+    auto f = findFormat(name);
+    if (!f)
+        throw Error(ErrorCode::BadValue, "unknown format '" + name + "'");
+    return f;
+}
+
+// Canonical spelling of a format name; unknown names are kept as written (the check reports them).
+std::string canonical(const std::string& name)
+{
+    auto f = findFormat(name);
+    return f ? f->name() : name;
+}
+
+uint32_t ggmlBlock(const QuantFormat& f)
+{
+    const auto& t = f.traits();
+    if (t.kind == FormatKind::Ggml && t.storage)
+        return dtypeInfo(*t.storage).blockElements;
+    return 1;
+}
+
+double bitsOf(const QuantFormat& f, const TensorInfo& t)
+{
+    auto b = f.storedBytes(t.rows(), t.columns());
+    return b ? 8.0 * static_cast<double>(*b) / static_cast<double>(std::max<uint64_t>(1, t.elements()))
+             : 1e9; // unusable formats sort as "largest"
+}
+
+} // namespace
+
+ModelIdentity identityOf(const ModelLayout& model)
+{
+    ModelIdentity id;
+    id.path = model.path;
+    id.architecture = model.config.architecture;
+    id.tensorCount = model.tensors.size();
+    id.parameterCount = model.parameterCount();
+    id.fileSizes = model.fileSizes;
+    return id;
+}
+
+std::vector<std::string> Plan::defaultTiers() { return {"BF16", "Q8_0", "Q6_K", "Q4_K", "INT4-g128-asym", "Q3_K", "Q2_K"}; }
+
+int Plan::tierIndex(const std::string& format) const
+{
+    const std::string f = lower(canonical(format));
+    for (size_t i = 0; i < m_tiers.size(); ++i)
+        if (lower(canonical(m_tiers[i])) == f)
+            return static_cast<int>(i);
+    return -1;
+}
+
+bool Plan::addTier(const std::string& format, size_t index)
+{
+    if (tierIndex(format) >= 0)
+        return false;
+    m_tiers.insert(m_tiers.begin() + static_cast<std::ptrdiff_t>(std::min(index, m_tiers.size())), canonical(format));
+    return true;
+}
+
+bool Plan::removeTier(const std::string& format)
+{
+    const int i = tierIndex(format);
+    if (i < 0)
+        return false;
+    m_tiers.erase(m_tiers.begin() + i);
+    return true;
+}
+
+bool Plan::moveTier(size_t from, size_t to)
+{
+    if (from >= m_tiers.size() || to >= m_tiers.size() || from == to)
+        return false;
+    std::string t = m_tiers[from];
+    m_tiers.erase(m_tiers.begin() + static_cast<std::ptrdiff_t>(from));
+    m_tiers.insert(m_tiers.begin() + static_cast<std::ptrdiff_t>(to), std::move(t));
+    return true;
+}
+
+std::optional<std::string> Plan::formatOf(const std::string& tensor) const
+{
+    auto it = m_assignments.find(tensor);
+    if (it == m_assignments.end())
+        return std::nullopt;
+    return it->second;
+}
+
+bool Plan::assign(const std::string& tensor, const std::string& format)
+{
+    const std::string f = canonical(format);
+    auto it = m_assignments.find(tensor);
+    if (it != m_assignments.end() && it->second == f)
+        return false;
+    m_assignments[tensor] = f;
+    return true;
+}
+
+size_t Plan::assignMany(const std::vector<std::string>& tensors, const std::string& format)
+{
+    size_t n = 0;
+    for (const auto& t : tensors)
+        n += assign(t, format);
+    return n;
+}
+
+size_t Plan::assignMany(const std::map<std::string, std::string>& assignments)
+{
+    size_t n = 0;
+    for (const auto& [t, f] : assignments)
+        n += assign(t, f);
+    return n;
+}
+
+bool Plan::unassign(const std::string& tensor) { return m_assignments.erase(tensor) > 0; }
+
+void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
+                const std::string& fallbackFormat)
+{
+    struct Compiled {
+        const PlanRule* rule;
+        std::optional<std::regex> re;
+        TensorRole role = TensorRole::Other;
+    };
+    std::vector<Compiled> compiled;
+    for (const auto& r : rules) {
+        requireFormat(r.format);
+        Compiled c{&r, std::nullopt};
+        if (r.match == PlanRule::Match::Regex) {
+            try {
+                c.re.emplace(r.pattern, std::regex::ECMAScript);
+            } catch (const std::regex_error& e) {
+                throw Error(ErrorCode::BadValue, "invalid rule regex '" + r.pattern + "': " + e.what());
+            }
+        } else {
+            auto role = roleFromString(r.pattern);
+            if (!role)
+                throw Error(ErrorCode::BadValue, "unknown role '" + r.pattern + "' in rule");
+            c.role = *role;
+        }
+        compiled.push_back(std::move(c));
+    }
+    if (!fallbackFormat.empty())
+        requireFormat(fallbackFormat);
+    for (const auto& t : model.tensors) {
+        if (!isPlannable(t))
+            continue;
+        const TensorRole role = planRole(t).role;
+        bool matched = false;
+        for (const auto& c : compiled) {
+            const bool hit = c.re ? std::regex_search(t.name, *c.re) : c.role == role;
+            if (hit) {
+                plan.assign(t.name, c.rule->format);
+                matched = true;
+                break;
+            }
+        }
+        if (!matched && !fallbackFormat.empty())
+            plan.assign(t.name, fallbackFormat);
+    }
+}
+
+std::vector<PlanRule> parseRules(const std::string& text, const std::string& fileName)
+{
+    std::vector<PlanRule> rules;
+    const std::string t = trim(text);
+    if (!t.empty() && t.front() == '{') {
+        QJsonParseError err{};
+        const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(t), &err);
+        if (err.error != QJsonParseError::NoError)
+            throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
+                              err.errorString().toStdString());
+        int i = 0;
+        for (const QJsonValue& v : doc.object().value(QStringLiteral("rules")).toArray()) {
+            const std::string where = "rules[" + std::to_string(i++) + "]";
+            const QJsonObject o = v.toObject();
+            PlanRule r;
+            if (o.contains(QStringLiteral("regex"))) {
+                r.pattern = o.value(QStringLiteral("regex")).toString().toStdString();
+            } else if (o.contains(QStringLiteral("role"))) {
+                r.match = PlanRule::Match::Role;
+                r.pattern = o.value(QStringLiteral("role")).toString().toStdString();
+            } else {
+                throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "needs \"regex\" or \"role\"");
+            }
+            r.format = o.value(QStringLiteral("format")).toString().toStdString();
+            if (r.pattern.empty() || r.format.empty())
+                throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "empty pattern or format");
+            rules.push_back(std::move(r));
+        }
+        return rules;
+    }
+    std::istringstream in(text);
+    std::string line;
+    int lineNo = 0;
+    while (std::getline(in, line)) {
+        ++lineNo;
+        line = trim(line);
+        if (line.empty() || line.front() == '#')
+            continue;
+        const size_t eq = line.rfind('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == line.size())
+            throw FormatError(ErrorCode::BadValue, fileName, "line " + std::to_string(lineNo), std::nullopt,
+                              "expected PATTERN=FORMAT or role:ROLE=FORMAT");
+        PlanRule r;
+        r.pattern = trim(line.substr(0, eq));
+        r.format = trim(line.substr(eq + 1));
+        if (r.pattern.rfind("role:", 0) == 0) {
+            r.match = PlanRule::Match::Role;
+            r.pattern = trim(r.pattern.substr(5));
+        }
+        rules.push_back(std::move(r));
+    }
+    return rules;
+}
+
+// ---- llama.cpp mixes ----
+
+namespace {
+
+// llama.cpp's use_more_bits: the first and last eighth of the layers and every third layer in between.
+bool useMoreBits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+std::string normaliseFtype(const std::string& name)
+{
+    std::string n = lower(name);
+    if (n.rfind("llama.cpp-", 0) == 0)
+        n = n.substr(10);
+    else if (n.rfind("llamacpp-", 0) == 0)
+        n = n.substr(9);
+    if (n == "q4_k_m" || n == "q5_k_m" || n == "q3_k_m")
+        return n;
+    return {};
+}
+
+} // namespace
+
+std::string llamaCppMixType(const std::string& ftypeName, const TensorInfo& tensor, const ModelLayout& model)
+{
+    const std::string ftype = normaliseFtype(ftypeName);
+    if (ftype.empty())
+        throw Error(ErrorCode::BadValue, "unknown llama.cpp mix '" + ftypeName + "' (Q4_K_M, Q5_K_M, Q3_K_M)");
+    const bool q3 = ftype == "q3_k_m", q4 = ftype == "q4_k_m";
+    std::string type = q3 ? "Q3_K" : q4 ? "Q4_K" : "Q5_K";
+    const ModelConfig& c = model.config;
+    const int nExpert = static_cast<int>(c.experts);
+    const RoleInfo role = planRole(tensor);
+    // The layer count llama.cpp uses for its counters (hparams.n_layer); fall back to the blocks we see.
+    int nLayer = static_cast<int>(c.layers);
+    if (nLayer == 0)
+        for (const auto& t : model.tensors)
+            nLayer = std::max(nLayer, planRole(t).block + 1);
+    const int layer = std::max(0, role.block);
+    bool hasOutput = false;
+    for (const auto& t : model.tensors)
+        hasOutput |= planRole(t).role == TensorRole::OutputHead;
+    const bool is70B = (c.architecture == "llama" || c.architecture.empty()) && nLayer == 80;
+
+    switch (role.role) {
+    case TensorRole::OutputHead:
+        // Output head: Q6_K unless its rows do not fit 256-value blocks (then Q8_0).
+        return tensor.columns() % 256 != 0 ? "Q8_0" : "Q6_K";
+    case TensorRole::Embedding:
+        if (!hasOutput) // tied: the embedding is the head
+            return tensor.columns() % 256 != 0 ? "Q8_0" : "Q6_K";
+        return type;
+    case TensorRole::AttnV:
+        if (q3)
+            type = layer < 2 ? "Q5_K" : "Q4_K";
+        else if (useMoreBits(layer, nLayer))
+            type = "Q6_K";
+        if (is70B && (type == "Q3_K" || type == "Q4_K"))
+            type = "Q5_K";
+        if (nExpert == 8)
+            type = "Q8_0";
+        return type;
+    case TensorRole::AttnK:
+        return nExpert == 8 ? "Q8_0" : type;
+    case TensorRole::MlpDown:
+    case TensorRole::MoeExpertDown:
+        if (q3)
+            return layer < nLayer / 16 ? "Q5_K" : "Q4_K";
+        if (useMoreBits(layer, nLayer))
+            return "Q6_K";
+        return type;
+    case TensorRole::AttnOut:
+        if (nExpert == 8)
+            return (q3 || q4) ? "Q5_K" : type;
+        return q3 ? "Q4_K" : type;
+    case TensorRole::AttnQKV:
+        return q3 ? "Q4_K" : q4 ? "Q5_K" : "Q6_K";
+    default:
+        return type;
+    }
+}
+
+std::string llamaCppFallback(const std::string& format, uint64_t cols)
+{
+    auto f = findFormat(format);
+    if (!f || f->traits().kind != FormatKind::Ggml)
+        return format;
+    if (cols % ggmlBlock(*f) == 0)
+        return f->name();
+    std::string next;
+    const std::string n = f->name();
+    if (n == "Q2_K" || n == "Q3_K" || n == "IQ4_XS" || n.rfind("IQ", 0) == 0)
+        next = "IQ4_NL";
+    else if (n == "Q4_K")
+        next = "Q5_0";
+    else if (n == "Q5_K")
+        next = "Q5_1";
+    else if (n == "Q6_K")
+        next = "Q8_0";
+    else
+        next = "F16";
+    if (next != "F16" && cols % 32 != 0)
+        next = "F16";
+    return next;
+}
+
+std::vector<std::string> presetNames()
+{
+    std::vector<std::string> names = {"llama.cpp-Q4_K_M", "llama.cpp-Q5_K_M", "llama.cpp-Q3_K_M", "keep-embeddings-8bit"};
+    for (const auto& t : Plan::defaultTiers())
+        names.push_back("all-" + t);
+    return names;
+}
+
+Plan makePreset(const std::string& name, const ModelLayout& model)
+{
+    Plan plan;
+    plan.setIdentity(identityOf(model));
+    const std::string n = lower(name);
+    if (!normaliseFtype(n).empty()) {
+        const std::string ftype = normaliseFtype(n);
+        for (const auto& t : model.tensors)
+            if (isPlannable(t))
+                plan.assign(t.name, llamaCppFallback(llamaCppMixType(ftype, t, model), t.columns()));
+        plan.setPreset("llama.cpp-" + std::string(ftype == "q4_k_m" ? "Q4_K_M" : ftype == "q5_k_m" ? "Q5_K_M" : "Q3_K_M"));
+        return plan;
+    }
+    if (n.rfind("keep-embeddings-8bit", 0) == 0) {
+        std::string base = "Q4_K";
+        if (n.size() > 20) {
+            if (n[20] != ':')
+                throw Error(ErrorCode::BadValue, "unknown preset '" + name + "'");
+            base = name.substr(21);
+        }
+        auto bf = requireFormat(base);
+        const FormatKind k = bf->traits().kind;
+        const std::string eight = k == FormatKind::Integer ? "INT8-ch-sym" : k == FormatKind::Fp8 ? "FP8-E4M3-ch" : "Q8_0";
+        applyRules(plan, model,
+                   {{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}},
+                   bf->name());
+        plan.setRules({{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}});
+        plan.setPreset("keep-embeddings-8bit:" + bf->name());
+        return plan;
+    }
+    if (n.rfind("all-", 0) == 0) {
+        auto f = requireFormat(name.substr(4));
+        applyRules(plan, model, {}, f->name());
+        plan.setPreset("all-" + f->name());
+        return plan;
+    }
+    throw Error(ErrorCode::BadValue, "unknown preset '" + name + "'");
+}
+
+uint64_t plannedBytes(const Plan& plan, const TensorInfo& tensor)
+{
+    auto it = plan.assignments().find(tensor.name);
+    if (it == plan.assignments().end())
+        return tensor.bytes;
+    auto f = findFormat(it->second);
+    if (!f)
+        return tensor.bytes;
+    auto b = f->storedBytes(tensor.rows(), tensor.columns());
+    return b ? *b : tensor.bytes;
+}
+
+TensorBytesFn planBytesFn(const Plan& plan)
+{
+    return [plan](const TensorInfo& t) { return plannedBytes(plan, t); };
+}
+
+// ---- constraints ----
+
+const char* planIssueKindName(PlanIssueKind kind)
+{
+    switch (kind) {
+    case PlanIssueKind::UnknownFormat: return "unknown-format";
+    case PlanIssueKind::UnsupportedShape: return "unsupported-shape";
+    case PlanIssueKind::FusedMismatch: return "fused-mismatch";
+    case PlanIssueKind::NotPlannable: return "not-plannable";
+    }
+    return "unknown";
+}
+
+std::map<std::string, std::vector<std::string>> fusedGroups(const ModelLayout& model)
+{
+    std::map<std::string, std::vector<std::string>> groups;
+    for (const auto& t : model.tensors) {
+        if (!isPlannable(t))
+            continue;
+        const RoleInfo r = planRole(t);
+        if (r.block < 0)
+            continue;
+        const std::string b = "block " + std::to_string(r.block);
+        switch (r.role) {
+        case TensorRole::AttnQ:
+        case TensorRole::AttnK:
+        case TensorRole::AttnV: groups[b + " q/k/v"].push_back(t.name); break;
+        case TensorRole::MlpGate:
+        case TensorRole::MlpUp: groups[b + " gate/up"].push_back(t.name); break;
+        case TensorRole::MoeExpertGate:
+        case TensorRole::MoeExpertUp:
+        case TensorRole::MoeExpertDown: groups[b + " experts"].push_back(t.name); break;
+        default: break;
+        }
+    }
+    for (auto it = groups.begin(); it != groups.end();)
+        it = it->second.size() < 2 ? groups.erase(it) : std::next(it);
+    return groups;
+}
+
+std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, const CheckOptions& options)
+{
+    std::vector<PlanIssue> issues;
+    for (const auto& [name, format] : plan.assignments()) {
+        const TensorInfo* t = model.find(name);
+        if (!t || !isPlannable(*t)) {
+            PlanIssue i{PlanIssueKind::NotPlannable,
+                        name + (t ? " is not a weight matrix and keeps its stored type" : " is not in the model"),
+                        {name}, {}};
+            i.fixes.push_back({"Remove the assignment", {{name, ""}}});
+            issues.push_back(std::move(i));
+            continue;
+        }
+        auto f = findFormat(format);
+        if (!f) {
+            issues.push_back({PlanIssueKind::UnknownFormat, name + ": unknown format '" + format + "'", {name}, {}});
+            continue;
+        }
+        if (!f->supports(t->rows(), t->columns())) {
+            PlanIssue i{PlanIssueKind::UnsupportedShape,
+                        name + ": " + f->name() + " cannot store rows of " + std::to_string(t->columns()) + " values",
+                        {name}, {}};
+            const std::string fb = llamaCppFallback(f->name(), t->columns());
+            if (fb != f->name())
+                i.fixes.push_back({"Use " + fb + " (llama.cpp's fallback)", {{name, fb}}});
+            // The nearest more precise tier that can hold the shape.
+            const int tier = plan.tierIndex(f->name());
+            for (int k = (tier < 0 ? static_cast<int>(plan.tiers().size()) : tier) - 1; k >= 0; --k) {
+                auto alt = findFormat(plan.tiers()[static_cast<size_t>(k)]);
+                if (alt && alt->supports(t->rows(), t->columns()) && alt->name() != fb) {
+                    i.fixes.push_back({"Use tier " + alt->name(), {{name, alt->name()}}});
+                    break;
+                }
+            }
+            issues.push_back(std::move(i));
+        }
+    }
+    if (options.fusedGroups) {
+        for (const auto& [label, names] : fusedGroups(model)) {
+            std::set<std::string> formats;
+            for (const auto& n : names)
+                formats.insert(plan.formatOf(n).value_or(""));
+            if (formats.size() < 2)
+                continue;
+            // Order the group's formats by bits per weight on its first tensor.
+            const TensorInfo* first = model.find(names.front());
+            std::string most, least;
+            double mostBits = -1, leastBits = 1e18;
+            for (const auto& fmt : formats) {
+                auto f = fmt.empty() ? nullptr : findFormat(fmt);
+                const double b = f ? bitsOf(*f, *first)
+                                   : 8.0 * static_cast<double>(first->bytes) / std::max<uint64_t>(1, first->elements());
+                if (b > mostBits)
+                    mostBits = b, most = fmt;
+                if (b < leastBits)
+                    leastBits = b, least = fmt;
+            }
+            std::string list;
+            for (const auto& fmt : formats)
+                list += (list.empty() ? "" : ", ") + (fmt.empty() ? std::string("stored") : fmt);
+            PlanIssue i{PlanIssueKind::FusedMismatch,
+                        label + " are fused at run time but use different formats (" + list + ")", names, {}};
+            auto fixAll = [&](const std::string& fmt, const std::string& verb) {
+                PlanFix fix{verb + " " + label + " to " + (fmt.empty() ? "the stored type" : fmt), {}};
+                for (const auto& n : names)
+                    fix.assignments[n] = fmt;
+                i.fixes.push_back(std::move(fix));
+            };
+            fixAll(most, "Raise");
+            if (least != most)
+                fixAll(least, "Lower");
+            issues.push_back(std::move(i));
+        }
+    }
+    return issues;
+}
+
+Plan applyFix(Plan plan, const PlanFix& fix)
+{
+    for (const auto& [t, f] : fix.assignments) {
+        if (f.empty())
+            plan.unassign(t);
+        else
+            plan.assign(t, f);
+    }
+    return plan;
+}
+
+} // namespace qs

@@ -1,0 +1,150 @@
+#pragma once
+// A precision plan: which format every tensor of a model is stored in. Plans are plain values (copy,
+// compare, assign) so that the GUI can keep snapshots for undo and compute footprints on every edit.
+//
+// Vocabulary: a *tier* is one column of the tier board, i.e. a format name ("Q4_K"); tiers are ordered from
+// most to least precise. *Rules* map a name regex or a role to a format, first match wins. *Presets* build a
+// whole plan in one step (llama.cpp's Q4_K_M / Q5_K_M / Q3_K_M mixes, "keep embeddings and head at 8 bits",
+// all-X). Format names are those of core/quant/format.h (findFormat, case-insensitive).
+
+#include "core/plan/memory.h"
+#include "core/plan/modellayout.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qs {
+
+struct PlanRule {
+    enum class Match : uint8_t { Regex, Role };
+    Match match = Match::Regex;
+    // Regex: ECMAScript, searched anywhere in the tensor name (anchor with ^...$). Role: a roleName()
+    // identifier ("attn_v", "mlp_down", "embedding", "output_head", ...).
+    std::string pattern;
+    std::string format;
+    bool operator==(const PlanRule&) const = default;
+};
+
+// Which model a plan was made for; loading warns (or refuses) when it does not match.
+struct ModelIdentity {
+    std::string path;
+    std::string architecture;
+    uint64_t tensorCount = 0;
+    uint64_t parameterCount = 0;
+    std::vector<uint64_t> fileSizes;
+    bool operator==(const ModelIdentity&) const = default;
+};
+ModelIdentity identityOf(const ModelLayout& model);
+
+class Plan {
+public:
+    Plan() : m_tiers(defaultTiers()) {}
+
+    // BF16, Q8_0, Q6_K, Q4_K, INT4-g128-asym, Q3_K, Q2_K.
+    static std::vector<std::string> defaultTiers();
+
+    const std::vector<std::string>& tiers() const { return m_tiers; }
+    void setTiers(std::vector<std::string> tiers) { m_tiers = std::move(tiers); }
+    // Inserts a tier at index (clamped); no-op when present. Returns whether it changed.
+    bool addTier(const std::string& format, size_t index = SIZE_MAX);
+    // Removes a tier; tensors assigned to it keep their assignment (they show up as "outside the tiers").
+    bool removeTier(const std::string& format);
+    bool moveTier(size_t from, size_t to);
+    int tierIndex(const std::string& format) const; // -1 when not a tier (case-insensitive)
+
+    const std::vector<PlanRule>& rules() const { return m_rules; }
+    void setRules(std::vector<PlanRule> rules) { m_rules = std::move(rules); }
+
+    // tensor name -> format name. Tensors without an entry keep their stored dtype.
+    const std::map<std::string, std::string>& assignments() const { return m_assignments; }
+    std::optional<std::string> formatOf(const std::string& tensor) const;
+    // Each returns whether anything changed (a no-op edit should not become an undo step).
+    bool assign(const std::string& tensor, const std::string& format);
+    size_t assignMany(const std::vector<std::string>& tensors, const std::string& format);
+    size_t assignMany(const std::map<std::string, std::string>& assignments);
+    bool unassign(const std::string& tensor);
+    void clearAssignments() { m_assignments.clear(); }
+
+    const ModelIdentity& identity() const { return m_identity; }
+    void setIdentity(ModelIdentity identity) { m_identity = std::move(identity); }
+    // Preset the plan was built from ("llama.cpp-Q4_K_M"), informational.
+    const std::string& preset() const { return m_preset; }
+    void setPreset(std::string preset) { m_preset = std::move(preset); }
+
+    bool operator==(const Plan&) const = default;
+
+private:
+    std::vector<std::string> m_tiers;
+    std::vector<PlanRule> m_rules;
+    std::map<std::string, std::string> m_assignments;
+    ModelIdentity m_identity;
+    std::string m_preset;
+};
+
+// Applies rules to every plannable tensor (first matching rule wins); tensors no rule matches get
+// `fallbackFormat` when it is non-empty and keep their current assignment otherwise. Throws
+// qs::Error(BadValue) for an invalid regex, unknown role or unknown format.
+void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
+                const std::string& fallbackFormat = {});
+// Parses a rules file: JSON ({"rules": [{"regex"|"role": ..., "format": ...}]}) or text lines
+// "REGEX=FORMAT" / "role:ROLE=FORMAT" ('#' comments, blank lines ignored).
+std::vector<PlanRule> parseRules(const std::string& text, const std::string& fileName = {});
+
+// Presets. Names (case-insensitive): "llama.cpp-Q4_K_M", "llama.cpp-Q5_K_M", "llama.cpp-Q3_K_M" (also bare
+// "Q4_K_M" ...), "keep-embeddings-8bit[:BASE]" (BASE default Q4_K; embeddings and head at Q8_0, INT8-ch-sym or
+// FP8-E4M3-ch matching the base's family) and "all-FORMAT" ("all-Q4_K", "all-INT4-g128-asym").
+std::vector<std::string> presetNames();
+// Builds a plan for every plannable tensor. Throws qs::Error(BadValue) for unknown presets / formats.
+Plan makePreset(const std::string& name, const ModelLayout& model);
+
+// llama.cpp's choice for one tensor under an ftype mix (Q4_K_M, Q5_K_M, Q3_K_M), before the block-size
+// fallback: our reading of llama_tensor_get_type (src/llama-quant.cpp). See docs/plan-schema.md#presets.
+std::string llamaCppMixType(const std::string& ftype, const TensorInfo& tensor, const ModelLayout& model);
+// The format llama.cpp would use when `format`'s block does not divide the row length `cols`:
+// Q2_K/Q3_K/IQ* -> IQ4_NL, IQ4_XS -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16 when even
+// that does not divide. Returns `format` itself when it fits.
+std::string llamaCppFallback(const std::string& format, uint64_t cols);
+
+// Stored bytes of one tensor under the plan: the assigned format's exact size, or the stored bytes when
+// unassigned or when the format cannot hold the shape (the constraint check reports that).
+uint64_t plannedBytes(const Plan& plan, const TensorInfo& tensor);
+TensorBytesFn planBytesFn(const Plan& plan);
+
+// ---- constraints ----
+
+enum class PlanIssueKind : uint8_t {
+    UnknownFormat,    // the assignment names no known format
+    UnsupportedShape, // the format cannot store this shape (block size does not divide the row)
+    FusedMismatch,    // tensors fused at run time (q/k/v, gate/up, a layer's experts) differ
+    NotPlannable,     // an assignment to a norm, bias or missing tensor
+};
+const char* planIssueKindName(PlanIssueKind kind);
+
+// One click: apply `assignments` (tensor -> format; an empty format removes the assignment).
+struct PlanFix {
+    std::string label; // "Use Q5_0 (llama.cpp's fallback)", "Raise q/k/v of block 3 to Q6_K"
+    std::map<std::string, std::string> assignments;
+};
+
+struct PlanIssue {
+    PlanIssueKind kind;
+    std::string message;
+    std::vector<std::string> tensors;
+    std::vector<PlanFix> fixes; // first is the recommended one
+};
+
+struct CheckOptions {
+    bool fusedGroups = true; // vLLM-style exports need fused tensors to share a format
+};
+std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, const CheckOptions& options = {});
+// Returns the plan with the fix applied (plans are values: the caller pushes the old one on its undo stack).
+Plan applyFix(Plan plan, const PlanFix& fix);
+
+// Groups of tensors a runtime fuses into one kernel: "block 3 q/k/v", "block 3 gate/up", "block 3
+// experts". Keys are stable labels, values tensor names.
+std::map<std::string, std::vector<std::string>> fusedGroups(const ModelLayout& model);
+
+} // namespace qs

@@ -1,0 +1,56 @@
+#pragma once
+// Plan files: versioned JSON (schema in docs/plan-schema.md), written atomically, and the autosave that lets
+// the GUI offer to restore a plan after a crash.
+
+#include "core/plan/plan.h"
+#include "core/util/error.h"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace qs {
+
+// Why a plan file was refused; PlanFileError::field()/offset() locate the problem.
+enum class PlanErrorKind : uint8_t { Io, NotJson, NotAPlan, UnsupportedVersion, BadField };
+
+class PlanFileError : public FormatError {
+public:
+    PlanFileError(PlanErrorKind kind, std::string file, std::string field, std::optional<uint64_t> offset,
+                  std::string message);
+    PlanErrorKind kind() const { return m_kind; }
+
+private:
+    PlanErrorKind m_kind;
+};
+
+// The version this build writes; it reads exactly this version (older versions would be migrated here).
+constexpr int kPlanFormatVersion = 1;
+
+std::string planToJson(const Plan& plan);
+// Throws PlanFileError. Unknown format names are kept (checkPlan reports them), unknown keys are ignored.
+Plan planFromJson(const std::string& json, const std::string& fileName = {});
+
+// Atomic save (QSaveFile: a crash never leaves a half-written plan). Throws PlanFileError(Io).
+void savePlan(const Plan& plan, const std::filesystem::path& path);
+Plan loadPlan(const std::filesystem::path& path);
+
+// Whether the plan was made for this model: same tensor and parameter counts (when recorded) and every
+// assigned tensor present. `why`
+// receives the first mismatch.
+bool planMatchesModel(const Plan& plan, const ModelLayout& model, std::string* why = nullptr);
+
+// ---- autosave ----
+// Autosaves live in <generic data dir>/quantscope/autosave/ (e.g. ~/.local/share/quantscope/autosave), one
+// file per key. The key is the saved plan's path, or the model's path for a plan never saved.
+std::filesystem::path autosaveDirectory();
+std::filesystem::path autosavePath(const std::string& key);
+// Writes the plan to autosavePath(key) (atomically); returns the path.
+std::filesystem::path writeAutosave(const Plan& plan, const std::string& key);
+// The autosave for `key` when it exists and is newer than `savedPlan` (or savedPlan does not exist):
+// what the GUI offers to restore at start-up.
+std::optional<std::filesystem::path> newerAutosave(const std::string& key, const std::filesystem::path& savedPlan = {});
+// Removes the autosave (after a save, or when the user declines to restore).
+void discardAutosave(const std::string& key);
+
+} // namespace qs

@@ -1,0 +1,827 @@
+#include "core/stats/stats.h"
+
+#include "core/model/model.h"
+#include "core/stats/kernels.h"
+#include "core/stats/moments.h"
+#include "core/stats/statscache.h"
+#include "core/util/error.h"
+#include "core/util/job.h"
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace qs {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr size_t kBlockElements = 16384; // one decoded block: 64 KiB of floats, stays in L2
+
+enum class Path : uint8_t { Float, Table16, Table8 };
+
+Path pathFor(DType type)
+{
+    switch (type) {
+    case DType::BF16:
+    case DType::F16:
+    case DType::I16:
+    case DType::U16:
+    case DType::I16_GGML: return Path::Table16;
+    case DType::F8_E4M3:
+    case DType::F8_E5M2:
+    case DType::I8:
+    case DType::U8:
+    case DType::Bool:
+    case DType::I8_GGML: return Path::Table8;
+    default: return Path::Float;
+    }
+}
+
+// Types whose every value equals its bfloat16 truncation, so the histogram keys are the values.
+bool keysExact(DType type)
+{
+    switch (type) {
+    case DType::BF16:
+    case DType::F8_E4M3:
+    case DType::F8_E5M2:
+    case DType::I8:
+    case DType::U8:
+    case DType::Bool:
+    case DType::I8_GGML: return true;
+    default: return false;
+    }
+}
+
+uint64_t channelLengthOf(const TensorInfo& t)
+{
+    const uint64_t n = t.elements();
+    if (n == 0)
+        return 0;
+    if (t.shape.size() >= 4)
+        return n / t.shape[0];
+    return t.columns();
+}
+
+// Largest float <= v and smallest float >= v: x > hi  <=>  x > floatBelow(hi) for every float x.
+float floatBelow(double v)
+{
+    float f = static_cast<float>(v);
+    if (static_cast<double>(f) > v)
+        f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+    return f;
+}
+
+float floatAbove(double v)
+{
+    float f = static_cast<float>(v);
+    if (static_cast<double>(f) < v)
+        f = std::nextafter(f, std::numeric_limits<float>::infinity());
+    return f;
+}
+
+struct RowAcc {
+    Moments m;
+    float absmax = 0;
+    void merge(const RowAcc& o)
+    {
+        m.merge(o.m);
+        absmax = std::max(absmax, o.absmax);
+    }
+};
+
+struct ChunkResult {
+    Moments moments;                 // Float path only
+    float min = std::numeric_limits<float>::infinity(), max = -std::numeric_limits<float>::infinity();
+    uint64_t zeros = 0, nan = 0, inf = 0;
+    uint64_t firstRow = 0;
+    std::vector<RowAcc> rows;
+};
+
+struct TensorJob {
+    size_t index = 0;                // in model.tensors()
+    size_t slot = 0;                 // in the result vector
+    const TensorInfo* info = nullptr;
+    Path path = Path::Float;
+    uint64_t elements = 0, channelLength = 0, chunkElements = 0;
+    size_t chunks = 0;
+
+    std::mutex mutex;                // guards table and chunkResults
+    std::vector<uint64_t> table;     // dense key / bit-pattern counts
+    std::vector<ChunkResult> chunkResults;
+    std::atomic<size_t> remaining{0};
+
+    // Second pass (Float path): values outside the 3σ / 6σ bounds.
+    float lo3 = 0, hi3 = 0, lo6 = 0, hi6 = 0;
+    std::atomic<uint64_t> outside3{0}, outside6{0};
+    std::atomic<size_t> remaining2{0};
+
+    std::atomic<bool> failed{false};
+    std::string error;               // set once, under mutex
+    TensorStats result;
+};
+
+struct Task {
+    TensorJob* job;
+    int phase;                       // 1: statistics, 2: σ counts
+    size_t chunk;
+};
+
+// Per-thread scratch: the decoded block and the interleaved key tables.
+struct Scratch {
+    std::vector<float> floats = std::vector<float>(kBlockElements);
+    std::vector<uint16_t> halves = std::vector<uint16_t>(kBlockElements);
+    std::vector<uint32_t> tables = std::vector<uint32_t>(detail::kKeyTables * detail::kKeys);
+};
+
+void flushTables(Scratch& s, TensorJob& job, size_t keys)
+{
+    std::lock_guard lock(job.mutex);
+    if (job.table.empty())
+        job.table.assign(detail::kKeys, 0);
+    uint32_t* t = s.tables.data();
+    for (size_t k = 0; k < keys; ++k) {
+        uint64_t sum = 0;
+        for (size_t j = 0; j < detail::kKeyTables; ++j)
+            sum += t[j * detail::kKeys + k];
+        job.table[k] += sum;
+    }
+    for (size_t j = 0; j < detail::kKeyTables; ++j)
+        std::memset(t + j * detail::kKeys, 0, keys * sizeof(uint32_t));
+}
+
+class Engine {
+public:
+    Engine(const Model& model, JobControl* job, unsigned threads) : m_model(model), m_control(job)
+    {
+        m_threads = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
+    }
+
+    // Runs every job; on return each job's result is filled (or its error set).
+    // Throws CancelledError when cancelled.
+    void run(std::vector<std::unique_ptr<TensorJob>>& jobs, size_t chunkBytes, const TensorStatsCallback& done)
+    {
+        m_done = done;
+        m_totalBytes = 0;
+        for (auto& j : jobs) {
+            prepare(*j, chunkBytes);
+            if (j->chunks == 0) {
+                if (j->result.error.empty())
+                    finishMoments(j->result); // empty tensor
+                finish(*j);
+                continue;
+            }
+            for (size_t c = 0; c < j->chunks; ++c)
+                m_queue.push_back({j.get(), 1, c});
+        }
+        if (m_queue.empty())
+            return;
+        const unsigned extra = static_cast<unsigned>(std::min<size_t>(m_threads, m_queue.size())) - 1;
+        std::vector<std::thread> workers;
+        for (unsigned i = 0; i < extra; ++i)
+            workers.emplace_back([this] { worker(); });
+        worker();
+        for (auto& w : workers)
+            w.join();
+        if (m_cancelled)
+            throw CancelledError();
+    }
+
+private:
+    void prepare(TensorJob& j, size_t chunkBytes)
+    {
+        const TensorInfo& t = *j.info;
+        j.path = pathFor(t.dtype);
+        j.elements = t.elements();
+        j.channelLength = channelLengthOf(t);
+        j.result.name = t.name;
+        j.result.dtype = t.dtype;
+        j.result.shape = t.shape;
+        j.result.count = j.elements;
+        j.result.channelLength = j.channelLength;
+        const auto& info = dtypeInfo(t.dtype);
+        if (!info.decodable) {
+            j.result.error = std::string("cannot decode ") + info.name;
+            j.chunks = 0;
+            return;
+        }
+        const double bytesPerElement = double(info.blockBytes) / double(info.blockElements);
+        uint64_t chunk = static_cast<uint64_t>(double(std::max<size_t>(chunkBytes, 1)) / bytesPerElement);
+        chunk = std::max<uint64_t>(65536, chunk / 65536 * 65536);
+        j.chunkElements = chunk;
+        j.chunks = static_cast<size_t>((j.elements + chunk - 1) / chunk);
+        j.chunkResults.resize(j.chunks);
+        j.remaining = j.chunks;
+        m_totalBytes += t.bytes * (j.path == Path::Float ? 2 : 1); // the second pass reads it again
+    }
+
+    void worker()
+    {
+        Scratch scratch;
+        for (;;) {
+            Task task;
+            {
+                std::unique_lock lock(m_mutex);
+                m_wake.wait(lock, [&] { return m_stop || !m_queue.empty() || m_inflight == 0; });
+                if (m_stop || m_queue.empty())
+                    break;
+                task = m_queue.front();
+                m_queue.pop_front();
+                ++m_inflight;
+            }
+            bool cancelled = false;
+            try {
+                if (task.phase == 1)
+                    runChunk(*task.job, task.chunk, scratch);
+                else
+                    runCountChunk(*task.job, task.chunk, scratch);
+            } catch (const CancelledError&) {
+                cancelled = true;
+            } catch (const std::exception& e) {
+                fail(*task.job, e.what());
+            }
+            if (!cancelled) {
+                try {
+                    if (task.phase == 1)
+                        endChunk(*task.job);
+                    else
+                        endCountChunk(*task.job);
+                } catch (const std::exception& e) {
+                    fail(*task.job, e.what());
+                }
+            }
+            if (cancelled) {
+                std::lock_guard lock(m_mutex);
+                m_cancelled = true;
+                m_stop = true;
+            }
+            {
+                std::lock_guard lock(m_mutex);
+                --m_inflight;
+            }
+            m_wake.notify_all();
+        }
+        m_wake.notify_all();
+    }
+
+    void fail(TensorJob& j, const std::string& message)
+    {
+        std::lock_guard lock(j.mutex);
+        if (!j.failed.exchange(true))
+            j.error = message;
+    }
+
+    void checkCancel()
+    {
+        if (m_control && m_control->cancelled())
+            throw CancelledError();
+    }
+
+    void addProgress(uint64_t bytes, const TensorJob& j)
+    {
+        const uint64_t done = m_bytesDone.fetch_add(bytes) + bytes;
+        if (m_control && m_totalBytes)
+            m_control->report(std::min(1.0, double(done) / double(m_totalBytes)), j.info->name);
+    }
+
+    // Points at the floats of elements [e, e + n) of the tensor, decoding into scratch when needed.
+    // For table paths also returns the raw bit patterns through `bits`.
+    const float* blockFloats(TensorJob& j, std::span<const std::byte> raw, uint64_t e, size_t n, Scratch& s,
+                             const void** bits)
+    {
+        const DType type = j.info->dtype;
+        if (j.path == Path::Table16) {
+            const std::byte* p = raw.data() + 2 * e;
+            const uint16_t* h;
+            if (reinterpret_cast<uintptr_t>(p) % alignof(uint16_t) == 0) {
+                h = reinterpret_cast<const uint16_t*>(p);
+            } else {
+                std::memcpy(s.halves.data(), p, 2 * n);
+                h = s.halves.data();
+            }
+            *bits = h;
+            if (type == DType::BF16)
+                return nullptr; // the kernels read BF16 bit patterns directly
+            decodeToFloat(type, h, n, s.floats.data());
+            return s.floats.data();
+        }
+        if (j.path == Path::Table8) {
+            *bits = raw.data() + e;
+            decodeToFloat(type, raw.data() + e, n, s.floats.data());
+            return s.floats.data();
+        }
+        if (type == DType::F32) {
+            const std::byte* p = raw.data() + 4 * e;
+            if (reinterpret_cast<uintptr_t>(p) % alignof(float) == 0)
+                return reinterpret_cast<const float*>(p);
+        }
+        m_model.decode(*j.info, e, n, s.floats.data());
+        return s.floats.data();
+    }
+
+    void runChunk(TensorJob& j, size_t chunk, Scratch& s)
+    {
+        if (j.failed)
+            return;
+        const auto raw = m_model.rawData(*j.info);
+        const uint64_t begin = chunk * j.chunkElements;
+        const uint64_t end = std::min(j.elements, begin + j.chunkElements);
+        const uint64_t L = j.channelLength;
+        const int order = j.path == Path::Float ? 4 : 2;
+        const auto& info = dtypeInfo(j.info->dtype);
+        m_model.files()[j.info->fileIndex]->adviseSequential(
+            j.info->offset + begin / info.blockElements * info.blockBytes,
+            (end - begin) / info.blockElements * info.blockBytes);
+
+        ChunkResult r;
+        r.firstRow = begin / L;
+        r.rows.resize(static_cast<size_t>((end - 1) / L - r.firstRow + 1));
+        for (uint64_t e = begin; e < end;) {
+            checkCancel();
+            const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockElements, end - e));
+            const void* bits = nullptr;
+            const float* x = blockFloats(j, raw, e, n, s, &bits);
+            if (j.path == Path::Float)
+                detail::countKeysF32(x, n, s.tables.data());
+            else if (j.path == Path::Table16)
+                detail::countKeys16(static_cast<const uint16_t*>(bits), n, s.tables.data());
+            else
+                detail::countKeys8(static_cast<const uint8_t*>(bits), n, s.tables.data());
+
+            // Per-channel segments of the block.
+            for (size_t off = 0; off < n;) {
+                const uint64_t pos = e + off;
+                const uint64_t row = pos / L;
+                const size_t len = static_cast<size_t>(std::min<uint64_t>(n - off, (row + 1) * L - pos));
+                // Shift by the segment's first finite value: within a few σ of its mean, so the shifted sums
+                // keep their precision whatever the segment's offset or scale.
+                float shift = 0;
+                detail::BlockSums b;
+                if (x) {
+                    const float* seg = x + off;
+                    for (size_t i = 0; i < len; ++i)
+                        if (std::isfinite(seg[i])) {
+                            shift = seg[i];
+                            break;
+                        }
+                    detail::accumulateBlock(seg, len, shift, order, b);
+                } else {
+                    const uint16_t* seg = static_cast<const uint16_t*>(bits) + off;
+                    for (size_t i = 0; i < len; ++i)
+                        if (std::isfinite(bf16ToFloat(seg[i]))) {
+                            shift = bf16ToFloat(seg[i]);
+                            break;
+                        }
+                    detail::accumulateBf16(seg, len, shift, b);
+                }
+                const Moments m = Moments::fromShiftedSums(double(b.finite), shift, b.s1, b.s2, b.s3, b.s4);
+                RowAcc& acc = r.rows[static_cast<size_t>(row - r.firstRow)];
+                if (b.finite) {
+                    acc.m.merge(m);
+                    acc.absmax = std::max(acc.absmax, b.absmax);
+                    r.min = std::min(r.min, b.min);
+                    r.max = std::max(r.max, b.max);
+                }
+                if (j.path == Path::Float)
+                    r.moments.merge(m);
+                r.zeros += b.zeros;
+                r.nan += b.nan;
+                r.inf += b.inf;
+                off += len;
+            }
+            e += n;
+        }
+        flushTables(s, j, j.path == Path::Table8 ? 256 : detail::kKeys);
+        {
+            std::lock_guard lock(j.mutex);
+            j.chunkResults[chunk] = std::move(r);
+        }
+        addProgress((end - begin) / info.blockElements * info.blockBytes, j);
+    }
+
+    void endChunk(TensorJob& j)
+    {
+        if (--j.remaining != 0)
+            return;
+        if (j.failed) {
+            finish(j);
+            return;
+        }
+        try {
+            combine(j);
+        } catch (const std::exception& e) {
+            fail(j, e.what());
+            finish(j);
+            return;
+        }
+        if (j.path != Path::Float || j.result.finite == 0 || !(j.result.std > 0) || countOutsideFromKeys(j)) {
+            if (j.path == Path::Float)
+                addProgress(j.info->bytes, j); // the second pass is not needed
+            finish(j);
+            return;
+        }
+        // The σ bounds cut through histogram keys: count exactly in a second pass, at the queue's head so
+        // that it runs while the tensor's pages are still cached.
+        j.remaining2 = j.chunks;
+        std::lock_guard lock(m_mutex);
+        for (size_t c = j.chunks; c-- > 0;)
+            m_queue.push_front({&j, 2, c});
+        m_wake.notify_all();
+    }
+
+    // Exact σ-counts from the histogram when no key straddles a bound; false when the data is needed.
+    bool countOutsideFromKeys(TensorJob& j)
+    {
+        uint64_t out3 = 0, out6 = 0;
+        for (size_t k = 0; k < detail::kKeys; ++k) {
+            const uint64_t c = j.table[k];
+            const auto key = static_cast<uint16_t>(k);
+            if (!c || !Histogram::finiteKey(key))
+                continue;
+            const float a = Histogram::keyLow(key), b = Histogram::keyHigh(key);
+            auto classify = [&](float lo, float hi, uint64_t& out) {
+                if (b < lo || a > hi)
+                    out += c;
+                else if (a < lo || b > hi)
+                    return false; // part of the key may lie outside
+                return true;
+            };
+            if (!classify(j.lo3, j.hi3, out3) || !classify(j.lo6, j.hi6, out6))
+                return false;
+        }
+        j.result.beyond3Sigma = out3;
+        j.result.beyond6Sigma = out6;
+        return true;
+    }
+
+    void runCountChunk(TensorJob& j, size_t chunk, Scratch& s)
+    {
+        if (!j.failed) {
+            const auto raw = m_model.rawData(*j.info);
+            const uint64_t begin = chunk * j.chunkElements;
+            const uint64_t end = std::min(j.elements, begin + j.chunkElements);
+            uint64_t out3 = 0, out6 = 0;
+            for (uint64_t e = begin; e < end;) {
+                checkCancel();
+                const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockElements, end - e));
+                const void* bits = nullptr;
+                const float* x = blockFloats(j, raw, e, n, s, &bits);
+                out3 += detail::countOutside(x, n, j.lo3, j.hi3);
+                out6 += detail::countOutside(x, n, j.lo6, j.hi6);
+                e += n;
+            }
+            j.outside3 += out3;
+            j.outside6 += out6;
+            const auto& info = dtypeInfo(j.info->dtype);
+            addProgress((end - begin) / info.blockElements * info.blockBytes, j);
+        }
+    }
+
+    void endCountChunk(TensorJob& j)
+    {
+        if (--j.remaining2 != 0)
+            return;
+        j.result.beyond3Sigma = j.outside3;
+        j.result.beyond6Sigma = j.outside6;
+        finish(j);
+    }
+
+    // Merges the chunk results (in chunk order, so results do not depend on scheduling).
+    void combine(TensorJob& j)
+    {
+        TensorStats& st = j.result;
+        std::lock_guard lock(j.mutex);
+        const uint64_t channels = j.channelLength ? j.elements / j.channelLength : 0;
+        std::vector<RowAcc> rows(static_cast<size_t>(channels));
+        Moments total;
+        float mn = std::numeric_limits<float>::infinity(), mx = -mn;
+        uint64_t zeros = 0, nan = 0, inf = 0;
+        for (auto& r : j.chunkResults) {
+            for (size_t i = 0; i < r.rows.size(); ++i)
+                rows[static_cast<size_t>(r.firstRow) + i].merge(r.rows[i]);
+            total.merge(r.moments);
+            mn = std::min(mn, r.min);
+            mx = std::max(mx, r.max);
+            zeros += r.zeros;
+            nan += r.nan;
+            inf += r.inf;
+        }
+        j.chunkResults.clear();
+        j.chunkResults.shrink_to_fit();
+        st.channelAbsmax.resize(rows.size());
+        st.channelStd.resize(rows.size());
+        for (size_t i = 0; i < rows.size(); ++i) {
+            st.channelAbsmax[i] = rows[i].absmax;
+            st.channelStd[i] = rows[i].m.n > 0 ? static_cast<float>(std::sqrt(rows[i].m.m2 / rows[i].m.n)) : 0.0f;
+        }
+        if (j.table.empty())
+            j.table.assign(detail::kKeys, 0);
+
+        if (j.path == Path::Float) {
+            st.finite = static_cast<uint64_t>(total.n);
+            st.zeros = zeros;
+            st.nan = nan;
+            st.inf = inf;
+            st.min = st.finite ? double(mn) : kNaN;
+            st.max = st.finite ? double(mx) : kNaN;
+            st.mean = st.finite ? total.mean : kNaN;
+            st.m2 = total.m2;
+            st.m3 = total.m3;
+            st.m4 = total.m4;
+            st.histogram = Histogram::fromDense(j.table.data(), keysExact(j.info->dtype));
+        } else {
+            combineTable(j);
+        }
+        finishMoments(st);
+        if (j.path == Path::Float && st.finite && st.std > 0) {
+            j.lo3 = floatAbove(st.mean - 3 * st.std);
+            j.hi3 = floatBelow(st.mean + 3 * st.std);
+            j.lo6 = floatAbove(st.mean - 6 * st.std);
+            j.hi6 = floatBelow(st.mean + 6 * st.std);
+        }
+    }
+
+    static void finishMoments(TensorStats& st)
+    {
+        if (st.finite == 0) {
+            st.min = st.max = st.absmax = st.mean = st.std = st.kurtosis = kNaN;
+            return;
+        }
+        const double n = double(st.finite);
+        st.absmax = std::max(std::fabs(st.min), std::fabs(st.max));
+        st.std = std::sqrt(st.m2 / n);
+        st.kurtosis = st.m2 > 0 ? n * st.m4 / (st.m2 * st.m2) - 3.0 : kNaN;
+    }
+
+    // Exact statistics from per-bit-pattern counts.
+    void combineTable(TensorJob& j)
+    {
+        TensorStats& st = j.result;
+        const DType type = j.info->dtype;
+        const size_t patterns = j.path == Path::Table8 ? 256 : detail::kKeys;
+        std::vector<std::pair<double, uint64_t>> values; // finite values with counts
+        std::vector<uint64_t> keys(detail::kKeys, 0);
+        for (size_t p = 0; p < patterns; ++p) {
+            const uint64_t c = j.table[p];
+            if (!c)
+                continue;
+            float v;
+            if (j.path == Path::Table8) {
+                const auto b = static_cast<uint8_t>(p);
+                decodeToFloat(type, &b, 1, &v);
+            } else {
+                const auto h = static_cast<uint16_t>(p);
+                decodeToFloat(type, &h, 1, &v);
+            }
+            if (std::isnan(v)) {
+                st.nan += c;
+            } else if (std::isinf(v)) {
+                st.inf += c;
+            } else {
+                st.zeros += v == 0 ? c : 0;
+                values.emplace_back(v, c);
+                keys[Histogram::keyOf(v)] += c;
+            }
+        }
+        uint64_t n = 0;
+        double sum = 0, mn = std::numeric_limits<double>::infinity(), mx = -mn;
+        for (auto [v, c] : values) {
+            n += c;
+            sum += v * double(c);
+            mn = std::min(mn, v);
+            mx = std::max(mx, v);
+        }
+        st.finite = n;
+        if (n) {
+            double mean = sum / double(n), corr = 0;
+            for (auto [v, c] : values)
+                corr += (v - mean) * double(c);
+            mean += corr / double(n);
+            double m2 = 0, m3 = 0, m4 = 0;
+            for (auto [v, c] : values) {
+                const double d = v - mean, d2 = d * d;
+                m2 += d2 * double(c);
+                m3 += d2 * d * double(c);
+                m4 += d2 * d2 * double(c);
+            }
+            st.min = mn;
+            st.max = mx;
+            st.mean = mean;
+            st.m2 = m2;
+            st.m3 = m3;
+            st.m4 = m4;
+            const double sd = std::sqrt(m2 / double(n));
+            const double lo3 = mean - 3 * sd, hi3 = mean + 3 * sd, lo6 = mean - 6 * sd, hi6 = mean + 6 * sd;
+            for (auto [v, c] : values) {
+                st.beyond3Sigma += (v < lo3 || v > hi3) ? c : 0;
+                st.beyond6Sigma += (v < lo6 || v > hi6) ? c : 0;
+            }
+        }
+        st.histogram = Histogram::fromDense(keys.data(), keysExact(type));
+    }
+
+    void finish(TensorJob& j)
+    {
+        if (j.failed) {
+            TensorStats failed;
+            failed.name = j.info->name;
+            failed.dtype = j.info->dtype;
+            failed.shape = j.info->shape;
+            failed.count = j.elements;
+            failed.channelLength = j.channelLength;
+            failed.error = j.error;
+            j.result = std::move(failed);
+        }
+        j.table.clear();
+        j.table.shrink_to_fit();
+        if (m_done) {
+            std::lock_guard lock(m_callbackMutex);
+            try {
+                m_done(j.index, j.result);
+            } catch (...) { // a failing consumer must not take the workers down
+            }
+        }
+    }
+
+    const Model& m_model;
+    JobControl* m_control;
+    unsigned m_threads = 1;
+    TensorStatsCallback m_done;
+    uint64_t m_totalBytes = 0;
+    std::atomic<uint64_t> m_bytesDone{0};
+
+    std::mutex m_mutex; // guards the queue and the flags below
+    std::condition_variable m_wake;
+    std::deque<Task> m_queue;
+    size_t m_inflight = 0;
+    bool m_stop = false;
+    bool m_cancelled = false;
+    std::mutex m_callbackMutex;
+};
+
+std::vector<std::unique_ptr<TensorJob>> makeJobs(const Model& model, const std::vector<size_t>& indices)
+{
+    std::vector<std::unique_ptr<TensorJob>> jobs;
+    for (size_t slot = 0; slot < indices.size(); ++slot) {
+        auto j = std::make_unique<TensorJob>();
+        j->index = indices[slot];
+        j->slot = slot;
+        j->info = &model.tensors().at(indices[slot]);
+        jobs.push_back(std::move(j));
+    }
+    return jobs;
+}
+
+} // namespace
+
+BinnedHistogram TensorStats::linearHistogram(size_t bins) const
+{
+    if (!finite)
+        return {};
+    return histogram.linear(bins, min, max);
+}
+
+BinnedHistogram TensorStats::symlogHistogram(size_t bins, double linthresh) const
+{
+    if (!finite)
+        return {};
+    if (!(linthresh > 0))
+        linthresh = std > 0 ? std : (absmax > 0 ? absmax : 1.0);
+    return histogram.symlog(bins, linthresh, min, max);
+}
+
+TensorStats mergeStats(const std::vector<const TensorStats*>& parts)
+{
+    TensorStats out;
+    Moments total;
+    double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+    for (const TensorStats* p : parts) {
+        out.count += p->count;
+        out.finite += p->finite;
+        out.zeros += p->zeros;
+        out.nan += p->nan;
+        out.inf += p->inf;
+        out.histogram.merge(p->histogram);
+        out.channelAbsmax.insert(out.channelAbsmax.end(), p->channelAbsmax.begin(), p->channelAbsmax.end());
+        out.channelStd.insert(out.channelStd.end(), p->channelStd.begin(), p->channelStd.end());
+        if (p->finite) {
+            total.merge({double(p->finite), p->mean, p->m2, p->m3, p->m4});
+            mn = std::min(mn, p->min);
+            mx = std::max(mx, p->max);
+        }
+    }
+    out.min = mn;
+    out.max = mx;
+    out.mean = total.mean;
+    out.m2 = total.m2;
+    out.m3 = total.m3;
+    out.m4 = total.m4;
+    if (out.finite == 0) {
+        out.min = out.max = out.absmax = out.mean = out.std = out.kurtosis = kNaN;
+    } else {
+        const double n = double(out.finite);
+        out.absmax = std::max(std::fabs(mn), std::fabs(mx));
+        out.std = std::sqrt(out.m2 / n);
+        out.kurtosis = out.m2 > 0 ? n * out.m4 / (out.m2 * out.m2) - 3.0 : kNaN;
+    }
+    // σ-counts of a union cannot be derived from the parts' own σ-counts; leave them unset.
+    return out;
+}
+
+TensorStats computeTensorStats(const Model& model, const TensorInfo& tensor, const StatsOptions& options,
+                               JobControl* job)
+{
+    size_t index = model.tensors().size();
+    for (size_t i = 0; i < model.tensors().size(); ++i)
+        if (&model.tensors()[i] == &tensor)
+            index = i;
+    if (index == model.tensors().size())
+        throw Error(ErrorCode::Internal, "tensor " + tensor.name + " is not part of the model");
+    auto jobs = makeJobs(model, {index});
+    Engine engine(model, job, options.threads);
+    engine.run(jobs, options.chunkBytes, {});
+    if (!jobs[0]->result.error.empty())
+        throw Error(ErrorCode::Unsupported, tensor.name + ": " + jobs[0]->result.error);
+    return std::move(jobs[0]->result);
+}
+
+std::vector<TensorStats> analyzeModel(const Model& model, const StatsOptions& options, JobControl* job,
+                                      const TensorStatsCallback& onTensorDone)
+{
+    std::vector<size_t> indices = options.tensors;
+    if (indices.empty())
+        for (size_t i = 0; i < model.tensors().size(); ++i)
+            indices.push_back(i);
+    for (size_t i : indices)
+        if (i >= model.tensors().size())
+            throw Error(ErrorCode::Internal, "tensor index out of range");
+
+    std::vector<TensorStats> results(indices.size());
+    std::vector<char> have(indices.size(), 0);
+    std::optional<StatsCache> cache;
+    if (options.useCache) {
+        cache.emplace(model, options.cacheDir);
+        cache->load();
+        for (size_t slot = 0; slot < indices.size(); ++slot) {
+            if (const TensorStats* hit = cache->find(model.tensors()[indices[slot]])) {
+                results[slot] = *hit;
+                results[slot].fromCache = true;
+                have[slot] = 1;
+                if (onTensorDone)
+                    onTensorDone(indices[slot], results[slot]);
+            }
+        }
+    }
+    std::vector<size_t> todo;
+    for (size_t slot = 0; slot < indices.size(); ++slot)
+        if (!have[slot])
+            todo.push_back(indices[slot]);
+    auto jobs = makeJobs(model, todo);
+    std::vector<char> done(jobs.size(), 0);
+    std::mutex doneMutex;
+    auto callback = [&](size_t index, const TensorStats& stats) {
+        for (auto& j : jobs)
+            if (j->index == index) {
+                std::lock_guard lock(doneMutex);
+                done[j->slot] = 1;
+            }
+        if (onTensorDone)
+            onTensorDone(index, stats);
+    };
+    auto store = [&] {
+        if (!cache)
+            return;
+        bool added = false;
+        for (auto& j : jobs)
+            if (done[j->slot] && j->result.error.empty()) {
+                cache->insert(j->result);
+                added = true;
+            }
+        if (added)
+            cache->save();
+    };
+    Engine engine(model, job, options.threads);
+    try {
+        engine.run(jobs, options.chunkBytes, callback);
+    } catch (const CancelledError&) {
+        store();
+        throw;
+    }
+    store();
+    size_t next = 0;
+    for (size_t slot = 0; slot < indices.size(); ++slot)
+        if (!have[slot])
+            results[slot] = std::move(jobs[next++]->result);
+    return results;
+}
+
+} // namespace qs

@@ -1,0 +1,143 @@
+// Throughput of the statistics engine (full statistics + histogram) on a 1 GiB BF16 and a 1 GiB F32
+// tensor held in a memory-mapped temporary file, single- and multi-threaded, with peak memory; and, for
+// comparison, numpy.histogram on the same data when python3 with numpy is available.
+// Usage: bench_stats [MiB] [dir]   (default 1024 MiB in $TMPDIR)
+#include "core/model/model.h"
+#include "core/stats/stats.h"
+
+#include <atomic>
+#include <ctime>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+double cpuSeconds()
+{
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+long statusKiB(const char* field)
+{
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    const size_t len = std::strlen(field);
+    while (std::getline(in, line))
+        if (line.compare(0, len, field) == 0)
+            return std::atol(line.c_str() + len + 1);
+    return -1;
+}
+
+// Gaussian weights with a few heavy outliers, generated quickly from a table of normal samples.
+void writeData(const std::filesystem::path& path, qs::DType type, uint64_t elements)
+{
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    std::vector<float> table(1 << 16);
+    for (auto& v : table)
+        v = normal(rng);
+    for (int i = 0; i < 64; ++i)
+        table[static_cast<size_t>(i) * 997] *= 40.0f;
+    std::ofstream out(path, std::ios::binary);
+    std::vector<char> buffer(1 << 22);
+    const size_t width = type == qs::DType::BF16 ? 2 : 4;
+    uint64_t state = 0x9E3779B97F4A7C15ull, done = 0;
+    while (done < elements) {
+        const size_t n = std::min<uint64_t>(buffer.size() / width, elements - done);
+        for (size_t i = 0; i < n; ++i) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            const float v = table[state & 0xFFFF];
+            if (width == 2) {
+                const uint16_t h = qs::floatToBf16(v);
+                std::memcpy(buffer.data() + 2 * i, &h, 2);
+            } else {
+                std::memcpy(buffer.data() + 4 * i, &v, 4);
+            }
+        }
+        out.write(buffer.data(), static_cast<std::streamsize>(n * width));
+        done += n;
+    }
+}
+
+void run(const std::filesystem::path& dir, qs::DType type, uint64_t bytes)
+{
+    const size_t width = type == qs::DType::BF16 ? 2 : 4;
+    const uint64_t cols = 16384, rows = bytes / width / cols;
+    const auto path = dir / (std::string("bench_stats_") + qs::dtypeName(type) + ".bin");
+    writeData(path, type, rows * cols);
+    auto model = std::make_shared<qs::Model>(qs::ModelFormat::Safetensors, path);
+    const uint32_t file = model->addFile(qs::MappedFile::open(path));
+    qs::TensorInfo t;
+    t.name = "bench.weight";
+    t.shape = {rows, cols};
+    t.dtype = type;
+    t.bytes = rows * cols * width;
+    t.fileIndex = file;
+    model->addTensor(t);
+    model->finalize();
+
+    for (unsigned threads : {1u, 2u}) {
+        double best = 1e30, bestCpu = 1e30;
+        qs::TensorStats s;
+        for (int rep = 0; rep < 3; ++rep) {
+            qs::StatsOptions o;
+            o.threads = threads;
+            const auto t0 = std::chrono::steady_clock::now();
+            const double c0 = cpuSeconds();
+            s = qs::computeTensorStats(*model, model->tensors()[0], o);
+            const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            best = std::min(best, sec);
+            bestCpu = std::min(bestCpu, cpuSeconds() - c0);
+        }
+        std::printf("%-5s %.2f GiB  threads %u  %.3f s  %.2f GB/s  [cpu %.3f s: %.2f GB/s per core]  (mean %.3g std %.3g kurt %.3g >3s %.4f%% "
+                    "hist keys %zu)\n",
+                    qs::dtypeName(type), double(t.bytes) / (1 << 30), threads, best, double(t.bytes) / best / 1e9,
+                    bestCpu, double(t.bytes) / bestCpu / 1e9, s.mean, s.std, s.kurtosis, 100 * s.share3Sigma(), s.histogram.keys().size());
+    }
+    std::printf("      peak RSS (VmHWM, includes the mapped file's pages) %ld MiB; RssAnon now %ld MiB\n",
+                statusKiB("VmHWM:") / 1024, statusKiB("RssAnon:") / 1024);
+
+    // numpy for comparison, on the same file.
+    const char* py = "/usr/bin/python3";
+    if (std::filesystem::exists(py)) {
+        const std::string conv = type == qs::DType::BF16
+                                     ? "x=(np.memmap(p,dtype=np.uint16,mode='r').astype(np.uint32)<<16).view(np.float32)"
+                                     : "x=np.array(np.memmap(p,dtype=np.float32,mode='r'))";
+        const std::string cmd = std::string(py) + " -c \"import numpy as np,time,sys;p=sys.argv[1];" + conv +
+                                ";t=time.perf_counter();np.histogram(x,bins=256);t=time.perf_counter()-t;"
+                                "print('      numpy.histogram(256 bins) on the decoded floats: %.3f s, %.2f GB/s of "
+                                "%s input' % (t, " +
+                                std::to_string(t.bytes) + "/t/1e9, '" + qs::dtypeName(type) + "'))\" " +
+                                path.string() + " 2>/dev/null";
+        if (std::system(cmd.c_str()) != 0)
+            std::printf("      (numpy not available)\n");
+    }
+    model.reset();
+    std::filesystem::remove(path);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    const uint64_t mib = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1024;
+    const std::filesystem::path dir = argc > 2 ? argv[2] : std::filesystem::temp_directory_path();
+    std::printf("bench_stats: %llu MiB per tensor, %u hardware threads\n", static_cast<unsigned long long>(mib),
+                std::thread::hardware_concurrency());
+    run(dir, qs::DType::BF16, mib << 20);
+    run(dir, qs::DType::F32, mib << 20);
+    return 0;
+}

@@ -1,0 +1,173 @@
+// Fit to budget: the multiple-choice knapsack solver against brute force (exact optimum) on many small
+// random instances, a hand-computed case, infeasibility, the node limit's proven bound, and the trade-off
+// curve.
+#include "core/plan/budget.h"
+#include "core/plan/modellayout.h"
+#include "core/quant/format.h"
+
+#include <QTest>
+
+#include <random>
+
+namespace {
+
+qs::BudgetProblem randomProblem(std::mt19937& rng, size_t items, size_t optionsPerItem)
+{
+    qs::BudgetProblem p;
+    std::uniform_int_distribution<int> bytes(1, 60);
+    std::uniform_real_distribution<double> err(0.0, 10.0);
+    for (size_t i = 0; i < items; ++i) {
+        p.tensors.push_back("t" + std::to_string(i));
+        std::vector<qs::BudgetOption> opts;
+        for (size_t o = 0; o < optionsPerItem; ++o)
+            opts.push_back({"f" + std::to_string(o), static_cast<uint64_t>(bytes(rng)), err(rng)});
+        p.options.push_back(std::move(opts));
+    }
+    p.fixedBytes = 7;
+    return p;
+}
+
+} // namespace
+
+class TestPlanBudget : public QObject {
+    Q_OBJECT
+private slots:
+    void handComputed()
+    {
+        // Two tensors, three formats each (bytes, error):
+        //   a: (10, 9) (20, 4) (40, 1)      b: (10, 8) (20, 2) (40, 0)
+        // Budget 50 (+5 fixed = 55): best is a=20, b=20 -> error 6 (a=10,b=40 gives 9; a=40,b=10 gives 9).
+        qs::BudgetProblem p;
+        p.tensors = {"a", "b"};
+        p.options = {{{"Q2", 10, 9}, {"Q4", 20, 4}, {"Q8", 40, 1}}, {{"Q2", 10, 8}, {"Q4", 20, 2}, {"Q8", 40, 0}}};
+        p.fixedBytes = 5;
+        auto s = qs::solveBudget(p, 55);
+        QVERIFY(s.feasible);
+        QVERIFY(s.optimal);
+        QCOMPARE(s.error, 6.0);
+        QCOMPARE(s.bytes, uint64_t(45));
+        QCOMPARE(s.choice, (std::vector<size_t>{1, 1}));
+        QCOMPARE(s.gap, 0.0);
+        // Budget 65: a=40 (1) + b=20 (2) = 3 beats a=20 + b=40 = 4.
+        s = qs::solveBudget(p, 65);
+        QCOMPARE(s.error, 3.0);
+        QCOMPARE(s.choice, (std::vector<size_t>{2, 1}));
+        // Budget 24 < 5 + 10 + 10: infeasible, reports the smallest total.
+        s = qs::solveBudget(p, 24);
+        QVERIFY(!s.feasible);
+        QCOMPARE(s.bytes, uint64_t(25));
+        // The LP bound at budget 55: start (10, 10), error 17, 30 bytes left; upgrades by error removed per
+        // byte: b 10->20 (0.6), a 10->20 (0.5), a 20->40 (0.15), b 20->40 (0.1). b and a take 20 bytes
+        // (error 6), then half of a's 20-byte step (3 x 10/20): bound 4.5.
+        qs::SolveOptions one;
+        one.maxNodes = 1;
+        s = qs::solveBudget(p, 55, nullptr, one);
+        QVERIFY(!s.optimal);
+        QCOMPARE(s.lowerBound, 4.5);
+        QCOMPARE(s.gap, s.error - 4.5);
+    }
+
+    void matchesBruteForce()
+    {
+        std::mt19937 rng(12345);
+        int checked = 0;
+        for (int trial = 0; trial < 300; ++trial) {
+            const size_t items = 2 + trial % 6;          // 2..7 tensors
+            const size_t opts = 2 + (trial / 6) % 4;     // 2..5 formats
+            const auto p = randomProblem(rng, items, opts);
+            uint64_t minB = p.fixedBytes, maxB = p.fixedBytes;
+            for (const auto& o : p.options) {
+                uint64_t lo = UINT64_MAX, hi = 0;
+                for (const auto& x : o)
+                    lo = std::min(lo, x.bytes), hi = std::max(hi, x.bytes);
+                minB += lo;
+                maxB += hi;
+            }
+            const uint64_t budget = minB + (maxB - minB) * (trial % 10) / 10 + trial % 3;
+            const auto exact = qs::bruteForceBudget(p, budget);
+            const auto s = qs::solveBudget(p, budget);
+            QCOMPARE(s.feasible, exact.feasible);
+            if (!exact.feasible)
+                continue;
+            QVERIFY(s.optimal);
+            QVERIFY(s.bytes <= budget);
+            QVERIFY2(std::abs(s.error - exact.error) <= 1e-9 * std::max(1.0, exact.error),
+                     qPrintable(QStringLiteral("trial %1: %2 vs %3").arg(trial).arg(s.error).arg(exact.error)));
+            // The chosen formats really give the reported totals.
+            double e = 0;
+            uint64_t b = p.fixedBytes;
+            for (size_t i = 0; i < items; ++i) {
+                e += p.options[i][s.choice[i]].error;
+                b += p.options[i][s.choice[i]].bytes;
+            }
+            QCOMPARE(b, s.bytes);
+            QVERIFY(std::abs(e - s.error) < 1e-9);
+            // Any early stop still brackets the optimum.
+            qs::SolveOptions few;
+            few.maxNodes = 3;
+            const auto rough = qs::solveBudget(p, budget, nullptr, few);
+            QVERIFY(rough.feasible);
+            QVERIFY(rough.lowerBound <= exact.error + 1e-9);
+            QVERIFY(rough.error >= exact.error - 1e-9);
+            ++checked;
+        }
+        QVERIFY(checked > 200);
+    }
+
+    void tradeoffCurve()
+    {
+        std::mt19937 rng(7);
+        const auto p = randomProblem(rng, 6, 4);
+        const auto curve = qs::tradeoffCurve(p);
+        QVERIFY(curve.size() >= 2);
+        for (size_t i = 1; i < curve.size(); ++i) {
+            QVERIFY(curve[i].bytes > curve[i - 1].bytes);
+            QVERIFY(curve[i].error < curve[i - 1].error);
+        }
+        // Every point is attainable and optimal for its own size: brute force at that budget agrees.
+        for (const auto& pt : curve) {
+            const auto exact = qs::bruteForceBudget(p, pt.bytes);
+            QVERIFY(exact.feasible);
+            QVERIFY(std::abs(exact.error - pt.error) < 1e-9 * std::max(1.0, pt.error));
+        }
+    }
+
+    void fromAModel()
+    {
+        const char* json = R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":2,
+            "num_attention_heads":4,"vocab_size":512,"torch_dtype":"float32"})";
+        const auto l = qs::layoutFromConfigJson(json);
+        qs::Plan plan;
+        const auto p = qs::makeBudgetProblem(plan, l, {});
+        QCOMPARE(p.tensors.size(), size_t(2 * 7 + 2));
+        QCOMPARE(p.options.front().size(), size_t(7)); // every default tier holds 256-wide rows
+        // Norms stay F32 and are fixed bytes.
+        QCOMPARE(p.fixedBytes, uint64_t((2 * 2 + 1) * 256 * 4));
+        // Budget of all-Q4_K: the solver finds a plan at most that large with error no worse.
+        uint64_t q4 = p.fixedBytes;
+        double q4err = 0;
+        for (size_t i = 0; i < p.options.size(); ++i)
+            for (const auto& o : p.options[i])
+                if (o.format == "Q4_K")
+                    q4 += o.bytes, q4err += o.error;
+        const auto s = qs::solveBudget(p, q4);
+        QVERIFY(s.feasible);
+        QVERIFY(s.bytes <= q4);
+        QVERIFY(s.error <= q4err);
+        const qs::Plan out = qs::applySolution(plan, p, s);
+        QCOMPARE(out.assignments().size(), p.tensors.size());
+        // Measured errors replace the proxy; a tensor's missing formats are not offered.
+        qs::ErrorTable table;
+        table["model.layers.0.mlp.up_proj.weight"] = {{"Q8_0", 1.0}, {"Q4_K", 2.0}};
+        const auto p2 = qs::makeBudgetProblem(plan, l, table);
+        for (size_t i = 0; i < p2.tensors.size(); ++i)
+            if (p2.tensors[i] == "model.layers.0.mlp.up_proj.weight")
+                QCOMPARE(p2.options[i].size(), size_t(2));
+        // Proxy: 4^-bits per element; Q8_0 is 8.5 bits.
+        const auto& up = *l.find("model.layers.0.mlp.up_proj.weight");
+        QVERIFY(std::abs(qs::proxyError(up, *qs::findFormat("Q8_0")) - 512.0 * 256 * std::pow(4.0, -8.5)) < 1e-12);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestPlanBudget)
+#include "tst_plan_budget.moc"
