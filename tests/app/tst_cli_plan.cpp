@@ -230,6 +230,75 @@ private slots:
         QCOMPARE(r.code, 1);
     }
 
+    void exportTargets()
+    {
+        const QString plan = m_dir.filePath(QStringLiteral("export-q4km.json"));
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
+                      QStringLiteral("--out"), plan}).code, 0);
+        // llama.cpp: pattern=type lines on stdout, the llama-quantize command on stderr.
+        Run r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp")});
+        QCOMPARE(r.code, 0);
+        QVERIFY(r.out.contains("^blk\\.\\d+\\.attn_q\\.weight$=q4_K\n"));
+        QVERIFY(r.out.contains("^output\\.weight$=q6_K\n"));
+        QVERIFY(r.err.contains("llama-quantize --tensor-type-file"));
+        // --out writes the file.
+        const QString out = m_dir.filePath(QStringLiteral("types.txt"));
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp"), QStringLiteral("--out"), out});
+        QCOMPARE(r.code, 0);
+        QFile f(out);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll().count('\n'), 11);
+        // GPTQModel cannot express Q4_K: exit code 3 and every tensor named.
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
+        QCOMPARE(r.code, 3);
+        QVERIFY(r.err.contains("model.layers.7.mlp.up_proj.weight (Q4_K)"));
+        QVERIFY(r.out.isEmpty());
+
+        // An integer plan goes to the vLLM-side tools.
+        const QString intPlan = m_dir.filePath(QStringLiteral("int.json"));
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
+                      QStringLiteral("keep-embeddings-8bit:INT4-g128-asym"), QStringLiteral("--out"), intPlan}).code, 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel"), QStringLiteral("--out"),
+                 m_dir.filePath(QStringLiteral("quantize_config.json"))});
+        QCOMPARE(r.code, 3); // the embedding is quantized: GPTQModel refuses
+        QVERIFY(r.err.contains("model.embed_tokens.weight"));
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        QCOMPARE(r.code, 3);
+        const QString rules = m_dir.filePath(QStringLiteral("int-rules.txt"));
+        QFile rf(rules);
+        QVERIFY(rf.open(QIODevice::WriteOnly));
+        rf.write("role:embedding=BF16\nrole:output_head=BF16\n.*=INT4-g128-asym\n");
+        rf.close();
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--out"), intPlan}).code, 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
+        QCOMPARE(r.code, 0);
+        const auto cfg = json(r);
+        QCOMPARE(cfg.value(QStringLiteral("bits")).toInt(), 4);
+        QCOMPARE(cfg.value(QStringLiteral("group_size")).toInt(), 128);
+        QCOMPARE(cfg.value(QStringLiteral("dynamic")).toObject().size(), 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("quantization_config")).toObject().value(QStringLiteral("ignore")).toArray(),
+                 QJsonArray{QStringLiteral("lm_head")});
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("llmcompressor")});
+        QCOMPARE(r.code, 0);
+        QVERIFY(r.out.contains("QuantizationModifier:"));
+        QVERIFY(r.out.contains("group_size: 128"));
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("json")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("version")).toInt(), 1);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("onnx")});
+        QCOMPARE(r.code, 1);
+        // A bad plan file is refused with the field named.
+        QFile bad(m_dir.filePath(QStringLiteral("bad.json")));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write(R"({"format":"quantscope-plan","version":7,"tiers":[],"assignments":{}})");
+        bad.close();
+        r = cli({QStringLiteral("export"), bad.fileName(), QStringLiteral("--to"), QStringLiteral("json")});
+        QCOMPARE(r.code, 1);
+        QVERIFY(r.err.contains("version"));
+    }
+
     void estimateErrors()
     {
         Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});
