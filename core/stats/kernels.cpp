@@ -9,7 +9,7 @@
 // The loops use GCC vector extensions (explicit SIMD without intrinsics), instantiated twice: 8 lanes
 // compiled for x86-64-v3 (AVX2) and 4 lanes for the x86-64 baseline (SSE2), chosen once at run time.
 // Lane counts match the native register width so that no vector operation is split or scalarised.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__)
 #define QS_DISPATCH 1
 #define QS_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #else

@@ -338,9 +338,13 @@ private:
         const uint64_t L = j.channelLength;
         const int order = j.path == Path::Float ? 4 : 2;
         const auto& info = dtypeInfo(j.info->dtype);
-        m_model.files()[j.info->fileIndex]->adviseSequential(
-            j.info->offset + begin / info.blockElements * info.blockBytes,
-            (end - begin) / info.blockElements * info.blockBytes);
+        // Start the kernel's read-ahead for the whole chunk: on a cold cache the disk then streams while
+        // the first blocks are being counted.
+        const auto& file = *m_model.files()[j.info->fileIndex];
+        const uint64_t chunkOffset = j.info->offset + begin / info.blockElements * info.blockBytes;
+        const uint64_t chunkLength = (end - begin) / info.blockElements * info.blockBytes;
+        file.adviseSequential(chunkOffset, chunkLength);
+        file.adviseWillNeed(chunkOffset, chunkLength);
 
         ChunkResult r;
         r.firstRow = begin / L;
