@@ -5,7 +5,6 @@
 
 #include <QElapsedTimer>
 #include <QProcess>
-
 #include <csignal>
 #include <cstdlib>
 #include <sys/prctl.h>
@@ -90,8 +89,13 @@ std::string findProbeExecutable()
         if (consider(env))
             return env;
     }
-    if (const std::string dir = selfDirectory(); !dir.empty() && consider(dir + "/quantscope-h5probe"))
-        return dir + "/quantscope-h5probe";
+    if (const std::string dir = selfDirectory(); !dir.empty()) {
+        if (consider(dir + "/quantscope-h5probe"))
+            return dir + "/quantscope-h5probe";
+        // An installed tree moved elsewhere: <prefix>/bin/quantscope -> <prefix>/libexec/quantscope/.
+        if (consider(dir + "/../libexec/quantscope/quantscope-h5probe"))
+            return dir + "/../libexec/quantscope/quantscope-h5probe";
+    }
 #ifdef QS_H5PROBE_INSTALL_PATH
     if (consider(QS_H5PROBE_INSTALL_PATH))
         return QS_H5PROBE_INSTALL_PATH;
@@ -114,8 +118,8 @@ ProbeRun runProbe(const std::filesystem::path& file, const ProbeOptions& options
 
     QStringList args;
     if (!options.copyTo.empty())
-        args << QStringLiteral("--copy-to") << QString::fromStdString(options.copyTo) << QStringLiteral("--copy-limit")
-             << QString::number(options.copyLimit);
+        args << QStringLiteral("--copy-to") << QString::fromStdString(options.copyTo)
+             << QStringLiteral("--copy-limit") << QString::number(options.copyLimit);
     args << QString::fromStdString(file.string());
 
     QProcess proc;
@@ -125,13 +129,14 @@ ProbeRun runProbe(const std::filesystem::path& file, const ProbeOptions& options
     proc.setStandardInputFile(QProcess::nullDevice());
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     env.remove(QStringLiteral("HDF5_PLUGIN_PATH"));
-    env.insert(QStringLiteral("HDF5_PLUGIN_PRELOAD"), QStringLiteral("::")); // "::" disables all plugins
+    env.insert(QStringLiteral("HDF5_PLUGIN_PRELOAD"), QStringLiteral("::"));      // "::" disables all plugins
     env.insert(QStringLiteral("HDF5_USE_FILE_LOCKING"), QStringLiteral("FALSE")); // read-only media, NFS
 #ifdef QS_ASAN_BUILD
     // Let libhdf5's crashes end the probe by the signal, as in a normal build, instead of ASan's exit 1.
-    env.insert(QStringLiteral("ASAN_OPTIONS"),
-               env.value(QStringLiteral("ASAN_OPTIONS")) +
-                   QStringLiteral(":handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=0"));
+    env.insert(
+        QStringLiteral("ASAN_OPTIONS"),
+        env.value(QStringLiteral("ASAN_OPTIONS")) +
+            QStringLiteral(":handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=0"));
 #endif
     proc.setProcessEnvironment(env);
 

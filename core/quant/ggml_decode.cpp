@@ -216,7 +216,8 @@ void decodeIQ4_XS(Bytes src, uint64_t blocks, float* y)
         const float d = halfToFloat(b.d);
         const uint8_t* qs = b.qs;
         for (int ib = 0; ib < kSuperBlock / 32; ++ib, qs += 16, y += 32) {
-            const int ls = ((b.scalesL[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b.scalesH >> (2 * ib)) & 3) << 4);
+            const int ls =
+                ((b.scalesL[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b.scalesH >> (2 * ib)) & 3) << 4);
             const float dl = d * static_cast<float>(ls - 32);
             for (int j = 0; j < 16; ++j) {
                 y[j] = dl * static_cast<float>(kIq4nlValues[qs[j] & 0xF]);
@@ -238,7 +239,10 @@ void decodeMXFP4(Bytes src, uint64_t blocks, float* y)
     }
 }
 
-void decodeF32(Bytes src, uint64_t n, float* y) { std::memcpy(y, src, n * 4); }
+void decodeF32(Bytes src, uint64_t n, float* y)
+{
+    std::memcpy(y, src, n * 4);
+}
 
 void decodeF16(Bytes src, uint64_t n, float* y)
 {
@@ -262,6 +266,7 @@ using DecodeFn = void (*)(Bytes, uint64_t, float*);
 
 DecodeFn decoderFor(DType type)
 {
+    // clang-format off
     switch (type) {
     case DType::F32: return decodeF32;
     case DType::F16: return decodeF16;
@@ -281,11 +286,15 @@ DecodeFn decoderFor(DType type)
     case DType::MXFP4: return decodeMXFP4;
     default: return nullptr;
     }
+    // clang-format on
 }
 
 } // namespace
 
-bool canDecode(DType type) { return decoderFor(type) != nullptr; }
+bool canDecode(DType type)
+{
+    return decoderFor(type) != nullptr;
+}
 
 void decode(DType type, const void* src, uint64_t n, float* dst)
 {

@@ -6,6 +6,7 @@
 #include "core/quant/ggml_rows.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -20,17 +21,34 @@ namespace {
 constexpr float kGroupMaxEps = 1e-15f;
 constexpr int kTries = 7; // scales (level0 + t) / max for t in [-7, 7]
 
-// Index of the IQ4 level nearest x; ties go to the upper level. Branch-free search over the
-// midpoints, compared at twice the scale so the midpoints stay exact integers.
+// Index of the IQ4 level nearest x; ties go to the upper level (x picks level k once 2x reaches
+// level[k-1] + level[k]). Those midpoint sums are integers, so the answer only depends on floor(2x) and a
+// table over floor(2x) gives exactly what the midpoint comparisons would, without a search.
+constexpr int kLowestMid = kIq4nlValues[0] + kIq4nlValues[1];
+constexpr int kHighestMid = kIq4nlValues[14] + kIq4nlValues[15];
+constexpr auto kLevelOfFloor2x = [] {
+    std::array<uint8_t, kHighestMid - kLowestMid + 1> table{};
+    for (int f = kLowestMid; f <= kHighestMid; ++f) {
+        int idx = 0;
+        for (int k = 1; k < 16; ++k)
+            if (f >= kIq4nlValues[k - 1] + kIq4nlValues[k])
+                idx = k;
+        table[f - kLowestMid] = static_cast<uint8_t>(idx);
+    }
+    return table;
+}();
+
 int nearestIq4Level(float x)
 {
     const float x2 = x + x;
-    int idx = 0;
-    for (int step = 8; step > 0; step >>= 1) {
-        const int j = idx + step;
-        idx = (x2 >= static_cast<float>(kIq4nlValues[j - 1] + kIq4nlValues[j])) ? j : idx;
-    }
-    return idx;
+    if (!(x2 >= static_cast<float>(kLowestMid))) // also NaN
+        return 0;
+    if (x2 >= static_cast<float>(kHighestMid))
+        return 15;
+    int f = static_cast<int>(x2);
+    if (static_cast<float>(f) > x2)
+        --f; // floor
+    return kLevelOfFloor2x[f - kLowestMid];
 }
 
 // Best scale of one block of 32 (weighted least squares over the trial scales); L gets the levels of

@@ -20,9 +20,15 @@ namespace {
 
 constexpr float kGroupMaxEps = 1e-15f;
 
-template <typename Block> void storeBlock(unsigned char* dst, const Block& b) { std::memcpy(dst, &b, sizeof b); }
+template <typename Block> void storeBlock(unsigned char* dst, const Block& b)
+{
+    std::memcpy(dst, &b, sizeof b);
+}
 
-int clampLevel(int l, int lo, int hi) { return std::max(lo, std::min(hi, l)); }
+int clampLevel(int l, int lo, int hi)
+{
+    return std::max(lo, std::min(hi, l));
+}
 
 // Four 2-bit values per byte: byte l of each 32-byte half holds values l, l+32, l+64, l+96 of that half.
 void packTwoBits(const uint8_t* L, uint8_t* qs)
@@ -73,7 +79,8 @@ void requantizeAsym(const float* x, float d, float dmin, const uint8_t* scales, 
             continue;
         const float ml = dmin * static_cast<float>(mins[j]);
         for (int ii = 0; ii < Size; ++ii)
-            L[Size * j + ii] = static_cast<uint8_t>(clampLevel(nearestInt((x[Size * j + ii] + ml) / dl), 0, nmax));
+            L[Size * j + ii] =
+                static_cast<uint8_t>(clampLevel(nearestInt((x[Size * j + ii] + ml) / dl), 0, nmax));
     }
 }
 
@@ -95,7 +102,8 @@ void q2kBlockRef(const float* x, BlockQ2_K& y)
     for (int j = 0; j < 16; ++j) {
         for (int l = 0; l < 16; ++l)
             weights[l] = std::fabs(x[16 * j + l]);
-        scales[j] = makeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+        scales[j] =
+            makeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
         if (scales[j] > maxScale)
             maxScale = scales[j];
         if (mins[j] > maxMin)
@@ -256,7 +264,8 @@ void qkxSuperBlockRef(const float* x, int nmax, float rmin, float rdelta, int ns
         const float avx = std::sqrt(blockSumSquares(xb, 32) / 32);
         for (int l = 0; l < 32; ++l)
             weights[l] = avx + std::fabs(xb[l]);
-        scales[j] = makeQkx2Quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
+        scales[j] =
+            makeQkx2Quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
         if (scales[j] > maxScale)
             maxScale = scales[j];
         if (mins[j] > maxMin)
@@ -275,7 +284,8 @@ void qkxSuperBlockRef(const float* x, int nmax, float rmin, float rdelta, int ns
     requantizeAsym<32>(x, halfToFloat(y.d), halfToFloat(y.dmin), ls, lm, nmax, L);
 }
 
-template <typename Block> void qkxSuperBlockWeighted(const float* x, const float* qw, int nmax, Block& y, uint8_t* L)
+template <typename Block>
+void qkxSuperBlockWeighted(const float* x, const float* qw, int nmax, Block& y, uint8_t* L)
 {
     uint8_t Laux[32], Ls[8], Lm[8];
     float weights[32], sw[8], mins[8], scales[8];
@@ -288,7 +298,8 @@ template <typename Block> void qkxSuperBlockWeighted(const float* x, const float
         for (int l = 0; l < 32; ++l)
             sumw += weights[l];
         sw[j] = sumw;
-        scales[j] = makeQkx3Quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+        scales[j] =
+            makeQkx3Quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
     }
     const float dBlock = makeQpQuants(8, 63, scales, Ls, sw);
     const float mBlock = makeQpQuants(8, 63, mins, Lm, sw);

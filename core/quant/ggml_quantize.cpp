@@ -9,6 +9,7 @@
 #include "core/util/checked.h"
 #include "core/util/error.h"
 
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -33,16 +34,23 @@ int truncLevel(float v, int maxLevel)
     return static_cast<int>(v);
 }
 
-// roundf() to int8 (half away from zero), saturating, NaN -> 0.
+// roundf() to int8 (half away from zero), saturating, NaN -> 0. Truncation plus an exact remainder test
+// is roundf for |v| < 2^23 and much cheaper than the libm call.
 int8_t roundToInt8(float v)
 {
-    if (!(v == v))
-        return 0;
-    v = std::fmax(-128.0f, std::fmin(127.0f, v));
-    return static_cast<int8_t>(std::lround(v));
+    if (!(v > -128.0f))
+        return v == v ? int8_t(-128) : int8_t(0);
+    if (!(v < 127.0f))
+        return 127;
+    const int i = static_cast<int>(v);
+    const float frac = v - static_cast<float>(i); // exact
+    return static_cast<int8_t>(i + static_cast<int>(frac >= 0.5f) - static_cast<int>(frac <= -0.5f));
 }
 
-template <typename Block> void storeBlock(unsigned char* dst, const Block& b) { std::memcpy(dst, &b, sizeof b); }
+template <typename Block> void storeBlock(unsigned char* dst, const Block& b)
+{
+    std::memcpy(dst, &b, sizeof b);
+}
 
 // Signed absolute maximum: the value with the largest magnitude, first one on ties.
 float signedAbsMax(const float* x, int n)
@@ -256,11 +264,28 @@ namespace {
 
 using RowFn = void (*)(const float*, int64_t, unsigned char*, const float*);
 
-void rowF32(const float* x, int64_t n, unsigned char* dst, const float*) { std::memcpy(dst, x, n * 4); }
+void rowF32(const float* x, int64_t n, unsigned char* dst, const float*)
+{
+    std::memcpy(dst, x, n * 4);
+}
+// floatToHalf() with no data-dependent branch when the result is a normal half (the common case).
+uint16_t toHalf(float f)
+{
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    const uint32_t absx = x & 0x7FFFFFFF;
+    // Outside [2^-14, 65520): zero, subnormal, overflow, infinity, NaN.
+    if (absx - 0x38800000u >= 0x477FF000u - 0x38800000u)
+        return floatToHalf(f);
+    uint32_t h = (absx - 0x38000000u) >> 13; // rebias the exponent from 127 to 15
+    const uint32_t rest = absx & 0x1FFF;
+    h += static_cast<uint32_t>(rest + (h & 1) > 0x1000); // nearest, ties to even; may carry (correctly)
+    return static_cast<uint16_t>(((x >> 16) & 0x8000) | h);
+}
+
 void rowF16(const float* x, int64_t n, unsigned char* dst, const float*)
 {
     for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = floatToHalf(x[i]);
+        const uint16_t h = toHalf(x[i]);
         std::memcpy(dst + 2 * i, &h, 2);
     }
 }
@@ -274,6 +299,7 @@ void rowBF16(const float* x, int64_t n, unsigned char* dst, const float*)
 
 RowFn rowQuantizer(DType type)
 {
+    // clang-format off
     using namespace detail;
     switch (type) {
     case DType::F32: return rowF32;
@@ -294,11 +320,15 @@ RowFn rowQuantizer(DType type)
     case DType::MXFP4: return quantizeRowMXFP4;
     default: return nullptr;
     }
+    // clang-format on
 }
 
 } // namespace
 
-bool canQuantize(DType type) { return rowQuantizer(type) != nullptr; }
+bool canQuantize(DType type)
+{
+    return rowQuantizer(type) != nullptr;
+}
 
 uint64_t quantize(DType type, const float* src, uint64_t rows, uint64_t rowLength, void* dst,
                   const float* importance)

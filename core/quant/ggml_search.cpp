@@ -1,6 +1,7 @@
 #include "core/quant/ggml_search.h"
 
 #include "core/quant/ggml_blocks.h"
+#include "core/util/error.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,19 +16,35 @@ namespace qs::ggml::detail {
 namespace {
 
 constexpr float kGroupMaxEps = 1e-15f;
+constexpr int kMaxGroup = 256; // largest group any caller passes
 
-int clampLevel(int l, int lo, int hi) { return std::max(lo, std::min(hi, l)); }
+int clampLevel(int l, int lo, int hi)
+{
+    return std::max(lo, std::min(hi, l));
+}
 
-float qxWeight(int rmseType, const float* w, const float* x, int i)
+// The weights of makeQxQuants: w itself, or a function of x chosen by rmseType.
+const float* qxWeights(int n, int rmseType, const float* w, const float* x, float* scratch)
 {
     if (w)
-        return w[i];
-    switch (rmseType) {
-    case 1: return x[i] * x[i];
-    case 2: return 1.0f;
-    case 3: return std::fabs(x[i]);
-    default: return std::sqrt(std::fabs(x[i]));
+        return w;
+    for (int i = 0; i < n; ++i) {
+        switch (rmseType) {
+        case 1:
+            scratch[i] = x[i] * x[i];
+            break;
+        case 2:
+            scratch[i] = 1.0f;
+            break;
+        case 3:
+            scratch[i] = std::fabs(x[i]);
+            break;
+        default:
+            scratch[i] = std::sqrt(std::fabs(x[i]));
+            break;
+        }
     }
+    return scratch;
 }
 
 } // namespace
@@ -52,11 +69,15 @@ float makeQxQuants(int n, int nmax, const float* x, int8_t* L, int rmseType, con
             L[i] = static_cast<int8_t>(nmax + clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1));
         return 1 / iscale;
     }
+    float scratch[kMaxGroup];
+    if (!w && n > kMaxGroup)
+        throw Error(ErrorCode::Internal, "makeQxQuants: group too large");
+    const float* weights = qxWeights(n, rmseType, w, x, scratch);
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; ++i) {
         const int l = clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1);
         L[i] = static_cast<int8_t>(l + nmax);
-        const float wi = qxWeight(rmseType, w, x, i);
+        const float wi = weights[i];
         sumlx += wi * x[i] * static_cast<float>(l);
         suml2 += wi * static_cast<float>(l) * static_cast<float>(l);
     }
@@ -69,7 +90,7 @@ float makeQxQuants(int n, int nmax, const float* x, int8_t* L, int rmseType, con
         sumlx = suml2 = 0;
         for (int i = 0; i < n; ++i) {
             const int l = clampLevel(nearestInt(iscale * x[i]), -nmax, nmax - 1);
-            const float wi = qxWeight(rmseType, w, x, i);
+            const float wi = weights[i];
             sumlx += wi * x[i] * static_cast<float>(l);
             suml2 += wi * static_cast<float>(l) * static_cast<float>(l);
         }

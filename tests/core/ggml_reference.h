@@ -8,7 +8,6 @@
 #include <QFile>
 #include <QString>
 #include <QStringList>
-
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -26,7 +25,7 @@ inline const char* const kDistributions[] = {"gauss", "student_t3", "outlier_col
 inline const char* const kTypes[] = {"f16",  "bf16", "q4_0", "q4_1", "q5_0",   "q5_1",   "q8_0", "q2_K",
                                      "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4"};
 // ... and those that also have an importance-weighted D.<type>.imx.
-inline const char* const kImxTypes[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K",
+inline const char* const kImxTypes[] = {"q4_0", "q4_1", "q5_0", "q5_1",   "q2_K",  "q3_K",
                                         "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs"};
 constexpr uint64_t kRows = 8, kCols = 2048, kCount = kRows * kCols;
 

@@ -6,7 +6,6 @@
 #include "ggml_reference.h"
 
 #include <QTest>
-
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -38,10 +37,11 @@ class TestGgmlDecode : public QObject {
 private slots:
     void canDecodeIsExact()
     {
-        const qs::DType expected[] = {qs::DType::F32,  qs::DType::F16,    qs::DType::BF16,   qs::DType::Q4_0,
-                                      qs::DType::Q4_1, qs::DType::Q5_0,   qs::DType::Q5_1,   qs::DType::Q8_0,
-                                      qs::DType::Q2_K, qs::DType::Q3_K,   qs::DType::Q4_K,   qs::DType::Q5_K,
-                                      qs::DType::Q6_K, qs::DType::IQ4_NL, qs::DType::IQ4_XS, qs::DType::MXFP4};
+        const qs::DType expected[] = {
+            qs::DType::F32,  qs::DType::F16,    qs::DType::BF16,   qs::DType::Q4_0,
+            qs::DType::Q4_1, qs::DType::Q5_0,   qs::DType::Q5_1,   qs::DType::Q8_0,
+            qs::DType::Q2_K, qs::DType::Q3_K,   qs::DType::Q4_K,   qs::DType::Q5_K,
+            qs::DType::Q6_K, qs::DType::IQ4_NL, qs::DType::IQ4_XS, qs::DType::MXFP4};
         for (int i = 0; i < static_cast<int>(qs::DType::Count); ++i) {
             const auto t = static_cast<qs::DType>(i);
             const bool want = std::find(std::begin(expected), std::end(expected), t) != std::end(expected);

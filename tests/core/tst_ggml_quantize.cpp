@@ -7,7 +7,6 @@
 #include "ggml_reference.h"
 
 #include <QTest>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -18,8 +17,8 @@ using namespace ggmlref;
 
 namespace {
 
-std::vector<unsigned char> quantizeAll(qs::DType type, const std::vector<float>& x, uint64_t rows, uint64_t cols,
-                                       const float* importance = nullptr)
+std::vector<unsigned char> quantizeAll(qs::DType type, const std::vector<float>& x, uint64_t rows,
+                                       uint64_t cols, const float* importance = nullptr)
 {
     std::vector<unsigned char> out(qs::dtypeByteSize(type, rows * cols).value());
     const uint64_t written = qs::ggml::quantize(type, x.data(), rows, cols, out.data(), importance);
@@ -103,11 +102,11 @@ private slots:
             QVERIFY2(std::abs(ggmlRmse - ref.tableRmse(name)) <= 1e-6 * ggmlRmse, name.c_str());
             const bool same = firstByteMismatch(ours, theirs) < 0;
             const double ratio = ourRmse / ggmlRmse;
-            qInfo("%-28s rmse ours %.6e  ggml %.6e  ratio %.4f  bytes %s", name.c_str(), ourRmse, ggmlRmse, ratio,
-                  same ? "identical" : "differ");
-            QVERIFY2(same || ratio <= 1.01, qPrintable(QStringLiteral("%1: rmse ratio %2")
-                                                          .arg(QString::fromStdString(name))
-                                                          .arg(ratio)));
+            qInfo("%-28s rmse ours %.6e  ggml %.6e  ratio %.4f  bytes %s", name.c_str(), ourRmse, ggmlRmse,
+                  ratio, same ? "identical" : "differ");
+            QVERIFY2(
+                same || ratio <= 1.01,
+                qPrintable(QStringLiteral("%1: rmse ratio %2").arg(QString::fromStdString(name)).arg(ratio)));
             ++checked;
             identical += same;
         };
@@ -171,9 +170,12 @@ private slots:
             double maxErr = 0;
             for (size_t i = 0; i < x.size(); ++i)
                 maxErr = std::max(maxErr, std::abs(static_cast<double>(x[i]) - y[i]));
-            const double bits = t == qs::DType::Q8_0 ? 8 : t == qs::DType::Q6_K ? 6
-                               : (t == qs::DType::Q5_0 || t == qs::DType::Q5_1 || t == qs::DType::Q5_K) ? 5
-                               : t == qs::DType::Q3_K ? 3 : t == qs::DType::Q2_K ? 2 : 4;
+            const double bits = t == qs::DType::Q8_0                                                     ? 8
+                                : t == qs::DType::Q6_K                                                   ? 6
+                                : (t == qs::DType::Q5_0 || t == qs::DType::Q5_1 || t == qs::DType::Q5_K) ? 5
+                                : t == qs::DType::Q3_K                                                   ? 3
+                                : t == qs::DType::Q2_K                                                   ? 2
+                                                                                                         : 4;
             QVERIFY2(maxErr <= 4.0 / std::exp2(bits) + 1e-3,
                      qPrintable(QStringLiteral("%1: max error %2").arg(qs::dtypeName(t)).arg(maxErr)));
         }
@@ -194,7 +196,8 @@ private slots:
             const auto t = static_cast<qs::DType>(i);
             if (!qs::ggml::canQuantize(t))
                 continue;
-            for (const float* imp : {static_cast<const float*>(nullptr), static_cast<const float*>(importance.data())}) {
+            for (const float* imp :
+                 {static_cast<const float*>(nullptr), static_cast<const float*>(importance.data())}) {
                 const auto q = quantizeAll(t, x, 2, 256, imp);
                 QCOMPARE(q.size(), size_t(qs::dtypeByteSize(t, 512).value()));
                 decodeAll(t, q.data(), 512);
@@ -202,14 +205,66 @@ private slots:
         }
     }
 
+    // ggml's Q8_0 rounds half away from zero (roundf), unlike the K-quants' nearest-even.
+    void q8_0RoundsHalfAwayFromZero()
+    {
+        std::vector<float> x(32, 0.0f);
+        const float values[] = {127.0f, 2.5f,   -2.5f,   0.5f,        -0.5f,
+                                1.5f,   126.5f, -126.5f, 0.49999997f, -127.0f};
+        const int expected[] = {127, 3, -3, 1, -1, 2, 127, -127, 0, -127};
+        std::copy(std::begin(values), std::end(values), x.begin());
+        const auto q = quantizeAll(qs::DType::Q8_0, x, 1, 32);
+        QCOMPARE(q[0], uint8_t(0x00)); // d = 127 / 127 = 1.0 = 0x3C00
+        QCOMPARE(q[1], uint8_t(0x3C));
+        for (int j = 0; j < 10; ++j)
+            QCOMPARE(static_cast<int>(static_cast<int8_t>(q[2 + j])), expected[j]);
+    }
+
+    // The F16 / BF16 row conversions agree with the scalar ones on every kind of float.
+    void floatRowsMatchScalarConversions()
+    {
+        std::mt19937 rng(1);
+        std::vector<float> x(1 << 20);
+        for (size_t i = 0; i < x.size(); ++i) {
+            uint32_t bits = static_cast<uint32_t>(rng());
+            if (i % 2) // half of them in and around the half range, where rounding matters
+                bits = (bits & 0x80001FFFu) | ((0x33000000u + (bits & 0x0FFFE000u)) & 0x7FFFE000u);
+            std::memcpy(&x[i], &bits, 4);
+        }
+        const float specials[] = {0.0f,
+                                  -0.0f,
+                                  65504.0f,
+                                  65519.99f,
+                                  65520.0f,
+                                  6.1035156e-05f,
+                                  6.1035152e-05f,
+                                  5.9604645e-08f,
+                                  1.0f + std::ldexp(1.0f, -11),
+                                  1.0f + 3 * std::ldexp(1.0f, -11),
+                                  std::numeric_limits<float>::infinity(),
+                                  std::numeric_limits<float>::quiet_NaN()};
+        std::copy(std::begin(specials), std::end(specials), x.begin());
+        const auto f16 = quantizeAll(qs::DType::F16, x, 1, x.size());
+        const auto bf16 = quantizeAll(qs::DType::BF16, x, 1, x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+            uint16_t h, b;
+            std::memcpy(&h, f16.data() + 2 * i, 2);
+            std::memcpy(&b, bf16.data() + 2 * i, 2);
+            if (h != qs::floatToHalf(x[i]) || b != qs::floatToBf16(x[i]))
+                QFAIL(qPrintable(QStringLiteral("value %1 (index %2)").arg(x[i], 0, 'g', 9).arg(i)));
+        }
+    }
+
     void rejectsBadShapes()
     {
         std::vector<float> x(300, 0.5f);
         std::vector<unsigned char> out(1024);
-        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::Q4_K, x.data(), 1, 128, out.data()));
+        QVERIFY_THROWS_EXCEPTION(qs::Error,
+                                 qs::ggml::quantize(qs::DType::Q4_K, x.data(), 1, 128, out.data()));
         QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::Q8_0, x.data(), 1, 30, out.data()));
         QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::Q8_0, x.data(), 1, 0, out.data()));
-        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::ggml::quantize(qs::DType::IQ2_XS, x.data(), 1, 256, out.data()));
+        QVERIFY_THROWS_EXCEPTION(qs::Error,
+                                 qs::ggml::quantize(qs::DType::IQ2_XS, x.data(), 1, 256, out.data()));
         QCOMPARE(qs::ggml::quantize(qs::DType::Q8_0, x.data(), 0, 32, out.data()), uint64_t(0));
     }
 };
