@@ -256,6 +256,8 @@ private:
                 cancelled = true;
             } catch (const std::exception& e) {
                 fail(*task.job, e.what());
+                // Counts of the failed chunk must not leak into the next tensor's.
+                std::fill(scratch.tables.begin(), scratch.tables.end(), 0u);
             }
             if (!cancelled) {
                 try {

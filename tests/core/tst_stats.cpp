@@ -380,6 +380,32 @@ private slots:
             QCOMPARE(all.back().finite, uint64_t(256));
     }
 
+    void brokenTensorDoesNotAffectOthers()
+    {
+        TestModel m({{"a", qs::DType::F32, {300, 1000}, f32Bytes(gaussian(300000, 1, 2, 21))},
+                     {"b", qs::DType::BF16, {300, 1000}, bf16Bytes(gaussian(300000, -1, 3, 22))}});
+        qs::StatsOptions o;
+        o.useCache = false;
+        o.chunkBytes = 1;
+        o.threads = 1;
+        const auto alone = qs::analyzeModel(m.model(), o);
+        // A tensor that claims more bytes than the file has, between the two good ones.
+        qs::TensorInfo bad = m.model().tensors()[0];
+        bad.name = "bad";
+        bad.shape = {1000, 1000};
+        bad.bytes = 4000000;
+        m.model().addTensor(bad);
+        m.model().finalize();
+        o.tensors = {0, 2, 1};
+        const auto all = qs::analyzeModel(m.model(), o);
+        QVERIFY(!all[1].error.empty());
+        QVERIFY(all[0].error.empty() && all[2].error.empty());
+        QVERIFY(all[0].histogram == alone[0].histogram);
+        QVERIFY(all[2].histogram == alone[1].histogram);
+        QCOMPARE(all[2].mean, alone[1].mean);
+        QVERIFY_EXCEPTION_THROWN(qs::computeTensorStats(m.model(), m.model().tensors()[2]), qs::Error);
+    }
+
     void firstResultsArriveBeforeTheLastTensorIsRead()
     {
         std::vector<TestModel::Tensor> tensors;
