@@ -111,6 +111,7 @@ def plain():
         f.create_dataset("flags", data=np.array([True, False, True]))
         f.create_dataset("scalar", data=np.float32(2.5))
         f.create_dataset("compressed", data=pattern((10, 7), 6), chunks=(4, 4), compression="gzip", shuffle=True)
+        f.create_dataset("chunked3d", data=pattern((3, 4, 5), 13), chunks=(2, 3, 2), compression="gzip")
         f.create_dataset("big_endian", data=pattern((5,), 7).astype(">f4"))
         f.create_dataset("big_endian_i16", data=ints((4,), 8).astype(">i2"))
         f.create_dataset("names", data=[b"alpha", b"beta"])
@@ -131,6 +132,10 @@ def external_storage():
         # Raw data in a separate file: the loader must report it and never read that file.
         f.create_dataset("outside", shape=(4,), dtype="f4", external=[("external_storage.bin", 0, 16)])
         f["outside"][...] = pattern((4,), 11)
+        # A virtual dataset: its data is assembled from other datasets (here in this file); never read.
+        layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+        layout[:] = h5py.VirtualSource(".", "inside", shape=(4,))
+        f.create_virtual_dataset("virtual", layout)
 
 
 def userblock():
@@ -139,6 +144,20 @@ def userblock():
         f.create_dataset("w", data=pattern((3, 4), 12))
     with open(os.path.join(OUT, "userblock.h5"), "r+b") as f:
         f.write(b"quantscope user block\n")
+
+
+def corrupt_chunk():
+    # Two gzip-compressed chunks, the second with its deflate stream overwritten: the first dataset and
+    # the intact one must load, the damaged one must be reported, not crash anything.
+    path = os.path.join(OUT, "corrupt_chunk.h5")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("good", data=pattern((8,), 14))
+        ds = f.create_dataset("damaged", data=pattern((8,), 15), chunks=(4,), compression="gzip")
+        info = ds.id.get_chunk_info(1)
+        where, size = info.byte_offset, info.size
+    with open(path, "r+b") as f:
+        f.seek(where)
+        f.write(bytes(0xA5 for _ in range(size)))
 
 
 def bad_files():
@@ -158,6 +177,7 @@ def main():
     plain()
     external_storage()
     userblock()
+    corrupt_chunk()
     bad_files()
     print("wrote", sorted(os.listdir(OUT)), file=sys.stderr)
 

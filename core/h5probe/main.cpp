@@ -2,15 +2,13 @@
 // core/io/hdf5_protocol.h). It runs as a separate process because libhdf5 crashes or hangs on some
 // hostile files; the parent (qs::loadHdf5) limits its time, memory and output.
 //
-// Usage: quantscope-h5probe [--copy-to FILE --copy-limit BYTES] HDF5FILE
+// Usage: quantscope-h5probe [--copy-to FILE --copy-limit BYTES] [--slab-bytes N] HDF5FILE
 //
 // Safety rules: the file is opened read-only; plugin filters are disabled; links are listed, never
 // followed unless they are hard links inside the file; datasets with external raw storage or virtual
 // layout are reported but never read, so nothing outside the file is ever touched. Datasets that cannot
 // be viewed in place (compressed, chunked, compact, big-endian, unallocated) are decoded to little-endian
 // into the copy file when one is given, up to --copy-limit bytes in total.
-
-#include <hdf5.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <hdf5.h>
 #include <set>
 #include <string>
 #include <unistd.h>
@@ -32,7 +31,7 @@ constexpr size_t kMaxObjects = 1u << 20;
 constexpr size_t kMaxAttrValues = 1u << 20;
 constexpr size_t kMaxAttrBytes = 16u << 20; // escaped, it stays under the parser's 64 MB line limit
 constexpr size_t kMaxNumericAttrValues = 64;
-constexpr uint64_t kSlabBytes = 16u << 20;
+uint64_t g_slabBytes = 16u << 20; // --slab-bytes (tests use tiny slabs to cover the slab loop)
 
 // ---- output -------------------------------------------------------------------------------------
 
@@ -89,7 +88,10 @@ void appendJsonString(std::string& out, const char* s, size_t n)
     out += '"';
 }
 
-void appendJsonString(std::string& out, const std::string& s) { appendJsonString(out, s.data(), s.size()); }
+void appendJsonString(std::string& out, const std::string& s)
+{
+    appendJsonString(out, s.data(), s.size());
+}
 
 void emitLine(const std::string& line)
 {
@@ -104,7 +106,10 @@ std::string quoted(const std::string& s)
     return out;
 }
 
-void emitWarning(const std::string& message) { emitLine("{\"t\":\"warning\",\"message\":" + quoted(message) + "}"); }
+void emitWarning(const std::string& message)
+{
+    emitLine("{\"t\":\"warning\",\"message\":" + quoted(message) + "}");
+}
 
 void emitSkip(const std::string& path, const std::string& reason)
 {
@@ -167,8 +172,8 @@ private:
 // ---- element types -------------------------------------------------------------------------------
 
 struct TypeDesc {
-    std::string name;      // protocol name or "other"
-    std::string detail;    // for "other": what it is
+    std::string name;   // protocol name or "other"
+    std::string detail; // for "other": what it is
     bool bigEndian = false;
     size_t size = 0;
 };
@@ -186,9 +191,9 @@ TypeDesc describeType(hid_t type)
         const size_t bias = H5Tget_ebias(type);
         const size_t prec = H5Tget_precision(type);
         const int off = H5Tget_offset(type);
-        const bool plain = (order == H5T_ORDER_LE || order == H5T_ORDER_BE) && off == 0 && prec == d.size * 8 &&
-                           spos == prec - 1 && mpos == 0 && epos == msize && esize + msize + 1 == prec &&
-                           H5Tget_norm(type) == H5T_NORM_IMPLIED;
+        const bool plain = (order == H5T_ORDER_LE || order == H5T_ORDER_BE) && off == 0 &&
+                           prec == d.size * 8 && spos == prec - 1 && mpos == 0 && epos == msize &&
+                           esize + msize + 1 == prec && H5Tget_norm(type) == H5T_NORM_IMPLIED;
         if (plain && d.size == 2 && esize == 5 && bias == 15)
             d.name = "f16";
         else if (plain && d.size == 2 && esize == 8 && bias == 127)
@@ -206,8 +211,8 @@ TypeDesc describeType(hid_t type)
     if (cls == H5T_INTEGER) {
         const bool sign = H5Tget_sign(type) == H5T_SGN_2;
         const size_t prec = H5Tget_precision(type);
-        if ((order == H5T_ORDER_LE || order == H5T_ORDER_BE) && H5Tget_offset(type) == 0 && prec == d.size * 8 &&
-            (d.size == 1 || d.size == 2 || d.size == 4 || d.size == 8)) {
+        if ((order == H5T_ORDER_LE || order == H5T_ORDER_BE) && H5Tget_offset(type) == 0 &&
+            prec == d.size * 8 && (d.size == 1 || d.size == 2 || d.size == 4 || d.size == 8)) {
             d.name = std::string(sign ? "i" : "u") + std::to_string(d.size * 8);
             if (d.size == 1)
                 d.bigEndian = false;
@@ -239,16 +244,36 @@ TypeDesc describeType(hid_t type)
     }
     d.name = "other";
     switch (cls) {
-    case H5T_STRING: d.detail = "string"; break;
-    case H5T_COMPOUND: d.detail = "compound"; break;
-    case H5T_ENUM: d.detail = "enum"; break;
-    case H5T_VLEN: d.detail = "variable-length"; break;
-    case H5T_ARRAY: d.detail = "array type"; break;
-    case H5T_OPAQUE: d.detail = "opaque"; break;
-    case H5T_REFERENCE: d.detail = "reference"; break;
-    case H5T_BITFIELD: d.detail = "bitfield"; break;
-    case H5T_TIME: d.detail = "time"; break;
-    default: d.detail = "unknown type class"; break;
+    case H5T_STRING:
+        d.detail = "string";
+        break;
+    case H5T_COMPOUND:
+        d.detail = "compound";
+        break;
+    case H5T_ENUM:
+        d.detail = "enum";
+        break;
+    case H5T_VLEN:
+        d.detail = "variable-length";
+        break;
+    case H5T_ARRAY:
+        d.detail = "array type";
+        break;
+    case H5T_OPAQUE:
+        d.detail = "opaque";
+        break;
+    case H5T_REFERENCE:
+        d.detail = "reference";
+        break;
+    case H5T_BITFIELD:
+        d.detail = "bitfield";
+        break;
+    case H5T_TIME:
+        d.detail = "time";
+        break;
+    default:
+        d.detail = "unknown type class";
+        break;
     }
     return d;
 }
@@ -410,18 +435,30 @@ void emitAttributes(hid_t obj, const std::string& path)
 const char* filterName(H5Z_filter_t id)
 {
     switch (id) {
-    case H5Z_FILTER_DEFLATE: return "deflate";
-    case H5Z_FILTER_SHUFFLE: return "shuffle";
-    case H5Z_FILTER_FLETCHER32: return "fletcher32";
-    case H5Z_FILTER_SZIP: return "szip";
-    case H5Z_FILTER_NBIT: return "nbit";
-    case H5Z_FILTER_SCALEOFFSET: return "scaleoffset";
-    case 32000: return "lzf";
-    case 32001: return "blosc";
-    case 32004: return "lz4";
-    case 32008: return "bitshuffle";
-    case 32015: return "zstd";
-    default: return nullptr;
+    case H5Z_FILTER_DEFLATE:
+        return "deflate";
+    case H5Z_FILTER_SHUFFLE:
+        return "shuffle";
+    case H5Z_FILTER_FLETCHER32:
+        return "fletcher32";
+    case H5Z_FILTER_SZIP:
+        return "szip";
+    case H5Z_FILTER_NBIT:
+        return "nbit";
+    case H5Z_FILTER_SCALEOFFSET:
+        return "scaleoffset";
+    case 32000:
+        return "lzf";
+    case 32001:
+        return "blosc";
+    case 32004:
+        return "lz4";
+    case 32008:
+        return "bitshuffle";
+    case 32015:
+        return "zstd";
+    default:
+        return nullptr;
     }
 }
 
@@ -451,9 +488,9 @@ void describeDataset(Walker& w, hid_t dset, const std::string& path)
 
     const H5D_layout_t layout = H5Pget_layout(dcpl.get());
     rec.layout = layout == H5D_CONTIGUOUS ? "contiguous"
-               : layout == H5D_COMPACT    ? "compact"
-               : layout == H5D_CHUNKED    ? "chunked"
-               : layout == H5D_VIRTUAL    ? "virtual"
+                 : layout == H5D_COMPACT  ? "compact"
+                 : layout == H5D_CHUNKED  ? "chunked"
+                 : layout == H5D_VIRTUAL  ? "virtual"
                                           : "unknown";
     const int nfilters = H5Pget_nfilters(dcpl.get());
     bool filtersAvailable = true;
@@ -635,11 +672,11 @@ bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const Cop
     // Split dimension k: everything after k fits in one slab; dimension k is read in runs of `run`.
     size_t k = rank - 1;
     uint64_t inner = esize; // bytes of one index step along dimension k
-    while (k > 0 && inner * rec.shape[k] <= kSlabBytes) {
+    while (k > 0 && inner * rec.shape[k] <= g_slabBytes) {
         inner *= rec.shape[k];
         --k;
     }
-    const uint64_t run = std::max<uint64_t>(1, std::min<uint64_t>(rec.shape[k], kSlabBytes / inner));
+    const uint64_t run = std::max<uint64_t>(1, std::min<uint64_t>(rec.shape[k], g_slabBytes / inner));
     std::vector<char> buf(run * inner);
     Handle fspace(H5Dget_space(dset.get()), H5Sclose);
     std::vector<hsize_t> start(rank, 0), count(rank, 1);
@@ -650,14 +687,16 @@ bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const Cop
         count[k] = std::min<uint64_t>(run, rec.shape[k] - start[k]);
         const uint64_t n = count[k] * inner;
         Handle mspace(H5Screate_simple(static_cast<int>(rank), count.data(), nullptr), H5Sclose);
-        if (H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0 ||
+        if (H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) <
+                0 ||
             H5Dread(dset.get(), mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()) < 0) {
             error = "cannot be read: " + hdf5ErrorText();
             return false;
         }
         size_t done = 0;
         while (done < n) {
-            const ssize_t r = pwrite(fd, buf.data() + done, n - done, static_cast<off_t>(offset + written + done));
+            const ssize_t r =
+                pwrite(fd, buf.data() + done, n - done, static_cast<off_t>(offset + written + done));
             if (r <= 0) {
                 error = std::string("cannot write the copy: ") + std::strerror(errno);
                 return false;
@@ -665,7 +704,8 @@ bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const Cop
             done += static_cast<size_t>(r);
         }
         written += n;
-        progress(static_cast<double>(overall.done + written) / static_cast<double>(std::max<uint64_t>(1, overall.total)),
+        progress(static_cast<double>(overall.done + written) /
+                     static_cast<double>(std::max<uint64_t>(1, overall.total)),
                  "decoding compressed data");
         // Advance the multi-index: dimension k by count[k], carrying into the outer dimensions.
         start[k] += count[k];
@@ -691,8 +731,9 @@ std::string shapeJson(const std::vector<uint64_t>& shape)
 void emitDataset(const DatasetRec& r)
 {
     std::string line = "{\"t\":\"dataset\",\"path\":" + quoted(r.path) + ",\"shape\":" + shapeJson(r.shape) +
-                       ",\"type\":" + quoted(r.type.name) + ",\"order\":\"" + (r.type.bigEndian ? "be" : "le") +
-                       "\",\"layout\":" + quoted(r.layout) + ",\"filters\":[";
+                       ",\"type\":" + quoted(r.type.name) + ",\"order\":\"" +
+                       (r.type.bigEndian ? "be" : "le") + "\",\"layout\":" + quoted(r.layout) +
+                       ",\"filters\":[";
     for (size_t i = 0; i < r.filters.size(); ++i)
         line += (i ? "," : "") + quoted(r.filters[i]);
     line += "],\"storage\":" + quoted(r.storage);
@@ -721,6 +762,8 @@ int main(int argc, char** argv)
             copyTo = argv[++i];
         else if (a == "--copy-limit" && i + 1 < argc)
             copyLimit = std::strtoull(argv[++i], nullptr, 10);
+        else if (a == "--slab-bytes" && i + 1 < argc)
+            g_slabBytes = std::max<uint64_t>(1, std::strtoull(argv[++i], nullptr, 10));
         else if (path.empty() && !a.empty() && a[0] != '-')
             path = a;
         else
@@ -733,8 +776,8 @@ int main(int argc, char** argv)
     H5PLset_loading_state(0);
     unsigned major = 0, minor = 0, rel = 0;
     H5get_libversion(&major, &minor, &rel);
-    emitLine("{\"t\":\"probe\",\"v\":" + std::to_string(kProtocolVersion) + ",\"lib\":\"" + std::to_string(major) +
-             "." + std::to_string(minor) + "." + std::to_string(rel) + "\"}");
+    emitLine("{\"t\":\"probe\",\"v\":" + std::to_string(kProtocolVersion) + ",\"lib\":\"" +
+             std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(rel) + "\"}");
 
     const htri_t isHdf5 = H5Fis_hdf5(path.c_str());
     if (isHdf5 == 0)
@@ -764,7 +807,8 @@ int main(int argc, char** argv)
     w.lapl = lapl.get();
     walkGroup(w, root.get(), "/", 0);
     if (w.limitHit)
-        emitWarning("more than " + std::to_string(kMaxObjects) + " objects; the rest of the file was not listed");
+        emitWarning("more than " + std::to_string(kMaxObjects) +
+                    " objects; the rest of the file was not listed");
 
     int fd = -1;
     if (!copyTo.empty())
@@ -780,11 +824,13 @@ int main(int argc, char** argv)
         r.needsCopy = false;
         const uint64_t offset = (copyEnd + 63) / 64 * 64;
         if (fd < 0) {
-            r.reason = "stored " + std::string(r.type.bigEndian ? "big-endian " : "") + r.layout +
-                       (r.filters.empty() ? "" : " with filters") + " and no copy file was given";
+            r.reason = "needs decoding (stored " + std::string(r.type.bigEndian ? "big-endian " : "") +
+                       r.layout + (r.filters.empty() ? "" : " with filters") +
+                       ") but no writable temporary file was available";
         } else if (r.bytes > copyLimit || offset > copyLimit - r.bytes) {
             r.reason = "decoded size " + std::to_string(r.bytes) +
-                       " bytes exceeds the copy limit for this file (" + std::to_string(copyLimit) + " bytes)";
+                       " bytes exceeds the copy limit for this file (" + std::to_string(copyLimit) +
+                       " bytes)";
         } else {
             std::string error;
             if (copyDataset(file.get(), r, fd, offset, overall, error)) {

@@ -17,8 +17,19 @@ namespace qs {
 namespace {
 
 enum GgufType : uint32_t {
-    TypeU8 = 0, TypeI8 = 1, TypeU16 = 2, TypeI16 = 3, TypeU32 = 4, TypeI32 = 5, TypeF32 = 6, TypeBool = 7,
-    TypeString = 8, TypeArray = 9, TypeU64 = 10, TypeI64 = 11, TypeF64 = 12,
+    TypeU8 = 0,
+    TypeI8 = 1,
+    TypeU16 = 2,
+    TypeI16 = 3,
+    TypeU32 = 4,
+    TypeI32 = 5,
+    TypeF32 = 6,
+    TypeBool = 7,
+    TypeString = 8,
+    TypeArray = 9,
+    TypeU64 = 10,
+    TypeI64 = 11,
+    TypeF64 = 12,
     TypeCount
 };
 
@@ -30,19 +41,33 @@ constexpr int kMaxArrayDepth = 3;
 constexpr uint64_t kMaxMetaValues = uint64_t{8} << 20;
 constexpr uint64_t kDefaultAlignment = 32;
 // Smallest encodings, used to bound declared counts by the remaining bytes.
-constexpr uint64_t kMinKvBytes = 8 + 4 + 1;           // key length, value type, one-byte value
+constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                 // key length, value type, one-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8; // name length, n_dims, one ne, type, offset
 
 uint64_t minValueBytes(uint32_t type)
 {
     switch (type) {
-    case TypeU8: case TypeI8: case TypeBool: return 1;
-    case TypeU16: case TypeI16: return 2;
-    case TypeU32: case TypeI32: case TypeF32: return 4;
-    case TypeU64: case TypeI64: case TypeF64: return 8;
-    case TypeString: return 8;
-    case TypeArray: return 4 + 8;
-    default: return 1;
+    case TypeU8:
+    case TypeI8:
+    case TypeBool:
+        return 1;
+    case TypeU16:
+    case TypeI16:
+        return 2;
+    case TypeU32:
+    case TypeI32:
+    case TypeF32:
+        return 4;
+    case TypeU64:
+    case TypeI64:
+    case TypeF64:
+        return 8;
+    case TypeString:
+        return 8;
+    case TypeArray:
+        return 4 + 8;
+    default:
+        return 1;
     }
 }
 
@@ -127,16 +152,26 @@ MetaValue readValue(ParseState& st, uint32_t type, int depth)
 {
     Reader& r = st.reader;
     switch (type) {
-    case TypeU8: return {uint64_t{r.read<uint8_t>("value")}};
-    case TypeI8: return {int64_t{r.read<int8_t>("value")}};
-    case TypeU16: return {uint64_t{r.read<uint16_t>("value")}};
-    case TypeI16: return {int64_t{r.read<int16_t>("value")}};
-    case TypeU32: return {uint64_t{r.read<uint32_t>("value")}};
-    case TypeI32: return {int64_t{r.read<int32_t>("value")}};
-    case TypeU64: return {r.read<uint64_t>("value")};
-    case TypeI64: return {r.read<int64_t>("value")};
-    case TypeF32: return {double{r.read<float>("value")}};
-    case TypeF64: return {r.read<double>("value")};
+    case TypeU8:
+        return {uint64_t{r.read<uint8_t>("value")}};
+    case TypeI8:
+        return {int64_t{r.read<int8_t>("value")}};
+    case TypeU16:
+        return {uint64_t{r.read<uint16_t>("value")}};
+    case TypeI16:
+        return {int64_t{r.read<int16_t>("value")}};
+    case TypeU32:
+        return {uint64_t{r.read<uint32_t>("value")}};
+    case TypeI32:
+        return {int64_t{r.read<int32_t>("value")}};
+    case TypeU64:
+        return {r.read<uint64_t>("value")};
+    case TypeI64:
+        return {r.read<int64_t>("value")};
+    case TypeF32:
+        return {double{r.read<float>("value")}};
+    case TypeF64:
+        return {r.read<double>("value")};
     case TypeBool: {
         const uint64_t at = r.pos();
         const auto b = r.read<uint8_t>("value");
@@ -144,7 +179,8 @@ MetaValue readValue(ParseState& st, uint32_t type, int depth)
             r.fail(ErrorCode::BadValue, "value", at, "bool holds " + std::to_string(b) + ", not 0 or 1");
         return {b == 1};
     }
-    case TypeString: return {r.readString("value")};
+    case TypeString:
+        return {r.readString("value")};
     case TypeArray: {
         if (depth >= kMaxArrayDepth)
             r.fail(ErrorCode::BadValue, "array type", r.pos(),
@@ -152,15 +188,17 @@ MetaValue readValue(ParseState& st, uint32_t type, int depth)
         const uint64_t typeAt = r.pos();
         const auto elemType = r.read<uint32_t>("array type");
         if (elemType >= TypeCount)
-            r.fail(ErrorCode::BadValue, "array type", typeAt, "unknown value type " + std::to_string(elemType));
+            r.fail(ErrorCode::BadValue, "array type", typeAt,
+                   "unknown value type " + std::to_string(elemType));
         const uint64_t countAt = r.pos();
         const auto count = r.read<uint64_t>("array length");
         const uint64_t minBytes = minValueBytes(elemType);
         if (count > r.remaining() / minBytes)
-            r.fail(ErrorCode::Truncated, "array length", countAt,
-                   std::to_string(count) + " items need at least " +
-                       (checkedMul(count, minBytes) ? std::to_string(count * minBytes) : std::string("2^64+")) +
-                       " bytes but only " + std::to_string(r.remaining()) + " remain in the file");
+            r.fail(
+                ErrorCode::Truncated, "array length", countAt,
+                std::to_string(count) + " items need at least " +
+                    (checkedMul(count, minBytes) ? std::to_string(count * minBytes) : std::string("2^64+")) +
+                    " bytes but only " + std::to_string(r.remaining()) + " remain in the file");
         st.countValues(count, countAt);
         MetaArray items;
         items.reserve(static_cast<size_t>(count));
@@ -168,7 +206,8 @@ MetaValue readValue(ParseState& st, uint32_t type, int depth)
             items.push_back(readValue(st, elemType, depth + 1));
         return {std::move(items)};
     }
-    default: break;
+    default:
+        break;
     }
     r.fail(ErrorCode::Internal, "value type", r.pos(), "unhandled value type");
 }
@@ -181,7 +220,10 @@ struct PendingTensor {
     uint64_t relOffset = 0;
 };
 
-bool isPowerOfTwo(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool isPowerOfTwo(uint64_t v)
+{
+    return v != 0 && (v & (v - 1)) == 0;
+}
 
 // Config values: any integer type, non-negative, within `max`. Arrays (per-layer values in some
 // architectures) yield their largest element.
@@ -221,7 +263,8 @@ public:
     {
         auto it = m_offsets.find(key);
         throw FormatError(ErrorCode::BadValue, m_file, key,
-                          it == m_offsets.end() ? std::nullopt : std::optional<uint64_t>(it->second), message);
+                          it == m_offsets.end() ? std::nullopt : std::optional<uint64_t>(it->second),
+                          message);
     }
 
 private:
@@ -288,7 +331,8 @@ void fillConfig(Model& model, const std::map<std::string, uint64_t>& offsets, co
                 }
             } else {
                 // Every n-th layer is global (Gemma 3 writes n; Gemma 2 alternates without saying so).
-                uint64_t n = pattern ? cr.number(key, u32max).value_or(0) : (c.architecture == "gemma2" ? 2 : 0);
+                uint64_t n =
+                    pattern ? cr.number(key, u32max).value_or(0) : (c.architecture == "gemma2" ? 2 : 0);
                 if (n > 1)
                     for (uint32_t i = 0; i < c.layers; ++i)
                         if (i % n < n - 1)
@@ -445,7 +489,8 @@ std::shared_ptr<Model> loadGguf(const std::filesystem::path& path, JobControl* j
         const auto ggmlType = r.read<uint32_t>("type");
         const auto dtype = dtypeFromGgmlType(ggmlType);
         if (!dtype)
-            r.fail(ErrorCode::Unsupported, "type", typeAt, "unknown ggml tensor type " + std::to_string(ggmlType));
+            r.fail(ErrorCode::Unsupported, "type", typeAt,
+                   "unknown ggml tensor type " + std::to_string(ggmlType));
         const auto& info = dtypeInfo(*dtype);
         if (ne[0] % info.blockElements != 0)
             r.fail(ErrorCode::BadValue, "ne", dimsAt + 4,
@@ -492,8 +537,8 @@ std::shared_ptr<Model> loadGguf(const std::filesystem::path& path, JobControl* j
         const std::string field = "offset of '" + t.name + "'";
         if (t.relOffset % alignment != 0)
             throw FormatError(ErrorCode::BadValue, file, field, t.offsetAt,
-                              "offset " + std::to_string(t.relOffset) + " is not a multiple of the alignment " +
-                                  std::to_string(alignment));
+                              "offset " + std::to_string(t.relOffset) +
+                                  " is not a multiple of the alignment " + std::to_string(alignment));
         const auto start = checkedAdd(base, t.relOffset);
         const auto end = start ? checkedAdd(*start, t.info.bytes) : std::nullopt;
         if (!end)
@@ -506,8 +551,9 @@ std::shared_ptr<Model> loadGguf(const std::filesystem::path& path, JobControl* j
         t.info.offset = *start;
     }
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-        return pending[a].info.offset != pending[b].info.offset ? pending[a].info.offset < pending[b].info.offset
-                                                                : a < b;
+        return pending[a].info.offset != pending[b].info.offset
+                   ? pending[a].info.offset < pending[b].info.offset
+                   : a < b;
     });
     for (size_t i = 1; i < order.size(); ++i) {
         const auto& prev = pending[order[i - 1]];

@@ -20,7 +20,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QTemporaryFile>
-
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -35,14 +34,22 @@ constexpr size_t kMaxWarnings = 1000;
 std::string signalName(int sig)
 {
     switch (sig) {
-    case SIGSEGV: return "SIGSEGV, segmentation fault";
-    case SIGBUS: return "SIGBUS, bus error";
-    case SIGABRT: return "SIGABRT, aborted";
-    case SIGFPE: return "SIGFPE, arithmetic error";
-    case SIGILL: return "SIGILL, illegal instruction";
-    case SIGKILL: return "SIGKILL, killed (out of memory?)";
-    case SIGXFSZ: return "SIGXFSZ, decoded data too large";
-    default: return "signal " + std::to_string(sig);
+    case SIGSEGV:
+        return "SIGSEGV, segmentation fault";
+    case SIGBUS:
+        return "SIGBUS, bus error";
+    case SIGABRT:
+        return "SIGABRT, aborted";
+    case SIGFPE:
+        return "SIGFPE, arithmetic error";
+    case SIGILL:
+        return "SIGILL, illegal instruction";
+    case SIGKILL:
+        return "SIGKILL, killed (out of memory?)";
+    case SIGXFSZ:
+        return "SIGXFSZ, decoded data too large";
+    default:
+        return "signal " + std::to_string(sig);
     }
 }
 
@@ -59,9 +66,9 @@ bool hasHdf5Signature(const MappedFile& file)
 std::optional<DType> dtypeFromProtocol(const std::string& t)
 {
     static const std::pair<const char*, DType> table[] = {
-        {"f16", DType::F16}, {"bf16", DType::BF16}, {"f32", DType::F32}, {"f64", DType::F64},
-        {"i8", DType::I8},   {"i16", DType::I16},   {"i32", DType::I32}, {"i64", DType::I64},
-        {"u8", DType::U8},   {"u16", DType::U16},   {"u32", DType::U32}, {"u64", DType::U64},
+        {"f16", DType::F16},  {"bf16", DType::BF16}, {"f32", DType::F32}, {"f64", DType::F64},
+        {"i8", DType::I8},    {"i16", DType::I16},   {"i32", DType::I32}, {"i64", DType::I64},
+        {"u8", DType::U8},    {"u16", DType::U16},   {"u32", DType::U32}, {"u64", DType::U64},
         {"bool", DType::Bool}};
     for (const auto& [name, type] : table)
         if (t == name)
@@ -70,8 +77,7 @@ std::optional<DType> dtypeFromProtocol(const std::string& t)
 }
 
 // Built by assignment: brace-initialising the variant from a temporary trips GCC 12's -Wmaybe-uninitialized.
-template <typename T>
-MetaValue metaOf(T value)
+template <typename T> MetaValue metaOf(T value)
 {
     MetaValue v;
     v.value = std::move(value);
@@ -87,7 +93,8 @@ class Builder {
 public:
     Builder(const std::filesystem::path& path, const h5::ProbeOutput& probe, std::shared_ptr<MappedFile> file,
             std::shared_ptr<MappedFile> copy)
-        : m_path(path), m_file(path.string()), m_probe(probe), m_main(std::move(file)), m_copy(std::move(copy))
+        : m_path(path), m_file(path.string()), m_probe(probe), m_main(std::move(file)),
+          m_copy(std::move(copy))
     {
         for (size_t i = 0; i < probe.attributes.size(); ++i)
             m_attrs.emplace(std::make_pair(probe.attributes[i].object, probe.attributes[i].name), i);
@@ -100,7 +107,8 @@ public:
     std::shared_ptr<Model> build()
     {
         const std::string kerasRoot = findKerasRoot();
-        auto model = std::make_shared<Model>(kerasRoot.empty() ? ModelFormat::Hdf5 : ModelFormat::Keras, m_path);
+        auto model =
+            std::make_shared<Model>(kerasRoot.empty() ? ModelFormat::Hdf5 : ModelFormat::Keras, m_path);
         m_model = model.get();
         m_model->addFile(m_main);
         if (m_copy)
@@ -162,7 +170,8 @@ private:
     // Keras writes a string-list attribute whole, or split into name0, name1, ... when it would exceed
     // the 64 KB object-header limit. Non-string attributes (Keras writes an empty float array for a
     // layer without weights) read as empty.
-    std::optional<std::vector<std::string>> stringList(const std::string& object, const std::string& name) const
+    std::optional<std::vector<std::string>> stringList(const std::string& object,
+                                                       const std::string& name) const
     {
         if (const auto* a = attr(object, name))
             return a->kind == h5::Attribute::Kind::String ? a->strings : std::vector<std::string>{};
@@ -191,7 +200,8 @@ private:
     void addKerasTensors(const std::string& root)
     {
         std::set<std::string> seenLayers;
-        const std::vector<std::string> layers = stringList(root, "layer_names").value_or(std::vector<std::string>{});
+        const std::vector<std::string> layers =
+            stringList(root, "layer_names").value_or(std::vector<std::string>{});
         for (const auto& layer : layers) {
             if (!seenLayers.insert(layer).second) {
                 warn("Keras layer " + layer + " is listed twice in layer_names");
@@ -206,15 +216,16 @@ private:
             for (const auto& weight : *weights) {
                 auto it = m_datasets.find(joinPath(group, weight));
                 if (it == m_datasets.end()) {
-                    warn("Keras layer " + layer + " lists weight " + weight + " but the file has no dataset " +
-                         joinPath(group, weight));
+                    warn("Keras layer " + layer + " lists weight " + weight +
+                         " but the file has no dataset " + joinPath(group, weight));
                     continue;
                 }
                 if (m_used.count(it->second))
                     continue;
                 m_used.insert(it->second);
                 // Weight names are unique in a well-formed file; keep both when they are not.
-                addTensor(m_probe.datasets[it->second], m_names.count(weight) ? layer + "/" + weight : weight);
+                addTensor(m_probe.datasets[it->second],
+                          m_names.count(weight) ? layer + "/" + weight : weight);
             }
         }
     }
@@ -224,13 +235,15 @@ private:
         auto& meta = m_model->mutableMetadata();
         auto& cfg = m_model->mutableConfig();
         const auto* configAttr = attr("/", "model_config");
-        if (configAttr && configAttr->kind == h5::Attribute::Kind::String && configAttr->strings.size() == 1) {
+        if (configAttr && configAttr->kind == h5::Attribute::Kind::String &&
+            configAttr->strings.size() == 1) {
             const std::string& text = configAttr->strings.front();
             const QJsonDocument doc = QJsonDocument::fromJson(
                 QByteArray::fromRawData(text.data(), static_cast<qsizetype>(text.size())));
             if (doc.isObject()) {
                 const QJsonObject o = doc.object();
-                const std::string cls = o.value(QLatin1StringView("class_name")).toString().left(256).toStdString();
+                const std::string cls =
+                    o.value(QLatin1StringView("class_name")).toString().left(256).toStdString();
                 const std::string name = o.value(QLatin1StringView("config"))
                                              .toObject()
                                              .value(QLatin1StringView("name"))
@@ -368,7 +381,8 @@ std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* j
     return loadHdf5(path, job, Hdf5Options{});
 }
 
-std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* job, const Hdf5Options& options)
+std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* job,
+                                const Hdf5Options& options)
 {
     const std::string file = path.string();
     auto mapped = MappedFile::open(path);
@@ -383,16 +397,21 @@ std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* j
     checkCancel(job);
     reportProgress(job, 0.0, "reading HDF5 structure");
 
-    QTemporaryFile copyFile(QDir::tempPath() + QStringLiteral("/quantscope-h5copy-XXXXXX.bin"));
-    if (!copyFile.open())
-        throw Error(ErrorCode::Io, file + ": cannot create a temporary file in " + QDir::tempPath().toStdString() +
-                                       " for decoded HDF5 data");
+    // Without a writable temporary directory the probe still runs; datasets that need decoding are then
+    // listed in hdf5.warnings instead of loaded.
+    const QString decodeDir =
+        options.decodeDir.empty() ? QDir::tempPath() : QString::fromStdString(options.decodeDir);
+    QTemporaryFile copyFile(decodeDir + QStringLiteral("/quantscope-h5copy-XXXXXX.bin"));
+    const bool haveCopyFile = copyFile.open();
     copyFile.close();
 
     h5::ProbeOptions po;
     po.executable = options.probe;
-    po.copyTo = copyFile.fileName().toStdString();
-    po.copyLimit = mapped->size() > (UINT64_MAX >> 4) ? UINT64_MAX >> 1 : mapped->size() * 8 + (256ull << 20);
+    if (haveCopyFile) {
+        po.copyTo = copyFile.fileName().toStdString();
+        po.copyLimit =
+            mapped->size() > (UINT64_MAX >> 4) ? UINT64_MAX >> 1 : mapped->size() * 8 + (256ull << 20);
+    }
     po.inactivityTimeoutMs = options.inactivityTimeoutMs;
     po.memoryLimitBytes = options.memoryLimitBytes;
     const h5::ProbeRun run = h5::runProbe(path, po, job);
@@ -402,17 +421,19 @@ std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* j
     case h5::ProbeRun::Status::FailedToStart:
         throw Error(ErrorCode::Io, file + ": cannot start " + run.executable + ": " + run.errorTail);
     case h5::ProbeRun::Status::Signalled:
-        throw Error(ErrorCode::Crashed, file + ": " + helper + " crashed (" + signalName(run.signal) +
-                                            ") reading this file; it is damaged or crafted to exploit libhdf5. "
-                                            "Nothing from it was loaded.");
+        throw Error(ErrorCode::Crashed,
+                    file + ": " + helper + " crashed (" + signalName(run.signal) +
+                        ") reading this file; it is damaged or crafted to exploit libhdf5. "
+                        "Nothing from it was loaded.");
     case h5::ProbeRun::Status::TimedOut:
         throw Error(ErrorCode::Crashed, file + ": " + helper + " made no progress for " +
                                             std::to_string(options.inactivityTimeoutMs / 1000) +
                                             " s and was stopped; the file is probably damaged or crafted.");
     case h5::ProbeRun::Status::OutputTooLarge:
-        throw Error(ErrorCode::Crashed, file + ": " + helper +
-                                            " described more than 256 MB of structure and was stopped.");
-    case h5::ProbeRun::Status::Exited: break;
+        throw Error(ErrorCode::Crashed,
+                    file + ": " + helper + " described more than 256 MB of structure and was stopped.");
+    case h5::ProbeRun::Status::Exited:
+        break;
     }
 
     size_t malformed = 0;
@@ -420,13 +441,13 @@ std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* j
     if (out.errorCode)
         throwProbeError(file, out, mapped->size());
     if (run.exitCode != 0)
-        throw Error(ErrorCode::Crashed, file + ": " + helper + " failed with exit code " +
-                                            std::to_string(run.exitCode) +
-                                            (run.errorTail.empty() ? "" : ": " + run.errorTail.substr(0, 500)));
+        throw Error(ErrorCode::Crashed,
+                    file + ": " + helper + " failed with exit code " + std::to_string(run.exitCode) +
+                        (run.errorTail.empty() ? "" : ": " + run.errorTail.substr(0, 500)));
     if (out.version != h5::kProtocolVersion)
-        throw Error(ErrorCode::Internal, file + ": " + run.executable + " speaks protocol version " +
-                                             std::to_string(out.version) + ", expected " +
-                                             std::to_string(h5::kProtocolVersion) + " (mismatched installation?)");
+        throw Error(ErrorCode::Internal,
+                    file + ": " + run.executable + " speaks protocol version " + std::to_string(out.version) +
+                        ", expected " + std::to_string(h5::kProtocolVersion) + " (mismatched installation?)");
     if (!out.complete || malformed)
         throw Error(ErrorCode::Crashed, file + ": " + helper + " produced " +
                                             (out.complete ? std::to_string(malformed) + " malformed records"
@@ -436,7 +457,7 @@ std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* j
     std::shared_ptr<MappedFile> copy;
     const bool anyCopy = std::any_of(out.datasets.begin(), out.datasets.end(),
                                      [](const h5::Dataset& d) { return d.storage == h5::Storage::Copy; });
-    if (anyCopy)
+    if (anyCopy && haveCopyFile)
         copy = MappedFile::open(copyFile.fileName().toStdString()); // stays valid after the unlink below
     auto model = h5::buildModel(path, out, mapped, copy);
     reportProgress(job, 1.0, "done");

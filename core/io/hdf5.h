@@ -6,10 +6,11 @@ class JobControl;
 
 // Knobs for loading HDF5; the defaults suit the application, tests tighten them.
 struct Hdf5Options {
-    std::string probe;                 // quantscope-h5probe to run; empty: QUANTSCOPE_H5PROBE, beside the
-                                       // executable, install path, build tree (in that order)
-    int inactivityTimeoutMs = 20000;   // a probe silent for this long is treated as hung and killed
+    std::string probe;               // quantscope-h5probe to run; empty: QUANTSCOPE_H5PROBE, beside the
+                                     // executable, install path, build tree (in that order)
+    int inactivityTimeoutMs = 20000; // a probe silent for this long is treated as hung and killed
     uint64_t memoryLimitBytes = 2ull << 30;
+    std::string decodeDir; // where decoded datasets are written; empty: QDir::tempPath() (TMPDIR)
 };
 
 // Keras .h5 or plain HDF5, parsed in the sandboxed quantscope-h5probe helper process so that a libhdf5
@@ -25,5 +26,6 @@ struct Hdf5Options {
 // virtual datasets, unavailable filter plugins, non-numeric data, links leaving the file) is listed in
 // the metadata key "hdf5.warnings".
 std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* job);
-std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* job, const Hdf5Options& options);
+std::shared_ptr<Model> loadHdf5(const std::filesystem::path& path, JobControl* job,
+                                const Hdf5Options& options);
 } // namespace qs

@@ -5,7 +5,6 @@
 
 #include <QElapsedTimer>
 #include <QProcess>
-
 #include <csignal>
 #include <cstdlib>
 #include <sys/prctl.h>
@@ -119,8 +118,8 @@ ProbeRun runProbe(const std::filesystem::path& file, const ProbeOptions& options
 
     QStringList args;
     if (!options.copyTo.empty())
-        args << QStringLiteral("--copy-to") << QString::fromStdString(options.copyTo) << QStringLiteral("--copy-limit")
-             << QString::number(options.copyLimit);
+        args << QStringLiteral("--copy-to") << QString::fromStdString(options.copyTo)
+             << QStringLiteral("--copy-limit") << QString::number(options.copyLimit);
     args << QString::fromStdString(file.string());
 
     QProcess proc;
@@ -130,13 +129,14 @@ ProbeRun runProbe(const std::filesystem::path& file, const ProbeOptions& options
     proc.setStandardInputFile(QProcess::nullDevice());
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     env.remove(QStringLiteral("HDF5_PLUGIN_PATH"));
-    env.insert(QStringLiteral("HDF5_PLUGIN_PRELOAD"), QStringLiteral("::")); // "::" disables all plugins
+    env.insert(QStringLiteral("HDF5_PLUGIN_PRELOAD"), QStringLiteral("::"));      // "::" disables all plugins
     env.insert(QStringLiteral("HDF5_USE_FILE_LOCKING"), QStringLiteral("FALSE")); // read-only media, NFS
 #ifdef QS_ASAN_BUILD
     // Let libhdf5's crashes end the probe by the signal, as in a normal build, instead of ASan's exit 1.
-    env.insert(QStringLiteral("ASAN_OPTIONS"),
-               env.value(QStringLiteral("ASAN_OPTIONS")) +
-                   QStringLiteral(":handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=0"));
+    env.insert(
+        QStringLiteral("ASAN_OPTIONS"),
+        env.value(QStringLiteral("ASAN_OPTIONS")) +
+            QStringLiteral(":handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_abort=0:detect_leaks=0"));
 #endif
     proc.setProcessEnvironment(env);
 

@@ -13,12 +13,12 @@ class JobControl;
 namespace qs::h5 {
 
 struct ProbeOptions {
-    std::string executable;            // empty: findProbeExecutable()
-    std::string copyTo;                // file the probe may fill with decoded datasets (empty: none)
-    uint64_t copyLimit = 0;            // bytes the probe may write there
+    std::string executable; // empty: findProbeExecutable()
+    std::string copyTo;     // file the probe may fill with decoded datasets (empty: none)
+    uint64_t copyLimit = 0; // bytes the probe may write there
     // A probe that writes nothing (no record, no progress line) for this long is considered hung.
     int inactivityTimeoutMs = 20000;
-    int totalTimeoutMs = 30 * 60 * 1000; // hard limit even while it keeps reporting progress
+    int totalTimeoutMs = 30 * 60 * 1000;    // hard limit even while it keeps reporting progress
     uint64_t memoryLimitBytes = 2ull << 30; // RLIMIT_AS of the child (not applied in sanitizer builds)
     size_t maxOutputBytes = 256u << 20;
 };
@@ -26,8 +26,8 @@ struct ProbeOptions {
 struct ProbeRun {
     enum class Status { Exited, Signalled, TimedOut, OutputTooLarge, FailedToStart };
     Status status = Status::FailedToStart;
-    int exitCode = 0; // Exited
-    int signal = 0;   // Signalled
+    int exitCode = 0;       // Exited
+    int signal = 0;         // Signalled
     std::string output;     // stdout
     std::string errorTail;  // last lines of stderr that are not progress lines
     std::string executable; // what ran

@@ -109,8 +109,8 @@ bool parseLine(std::string_view line, ProbeOutput& out)
     if (line.size() > kMaxLineBytes)
         return false;
     QJsonParseError err{};
-    const QJsonDocument doc =
-        QJsonDocument::fromJson(QByteArray::fromRawData(line.data(), static_cast<qsizetype>(line.size())), &err);
+    const QJsonDocument doc = QJsonDocument::fromJson(
+        QByteArray::fromRawData(line.data(), static_cast<qsizetype>(line.size())), &err);
     if (err.error != QJsonParseError::NoError || !doc.isObject())
         return false;
     const QJsonObject o = doc.object();

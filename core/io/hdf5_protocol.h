@@ -40,8 +40,8 @@ namespace qs::h5 {
 inline constexpr int kProtocolVersion = 1;
 
 // Parser limits: generous for real models, small enough that hostile output cannot exhaust memory.
-inline constexpr size_t kMaxOutputBytes = 256u << 20;   // whole stdout
-inline constexpr size_t kMaxLineBytes = 64u << 20;      // one record (model_config can be large)
+inline constexpr size_t kMaxOutputBytes = 256u << 20; // whole stdout
+inline constexpr size_t kMaxLineBytes = 64u << 20;    // one record (model_config can be large)
 inline constexpr size_t kMaxDatasets = 1u << 20;
 inline constexpr size_t kMaxAttributes = 1u << 20;
 inline constexpr size_t kMaxRank = 32;
@@ -52,7 +52,7 @@ enum class Storage : uint8_t { Direct, Copy, None };
 struct Dataset {
     std::string path;
     std::vector<uint64_t> shape;
-    std::string type;   // protocol type name, see above
+    std::string type; // protocol type name, see above
     bool bigEndian = false;
     std::string layout;
     std::vector<std::string> filters;

@@ -125,7 +125,7 @@ uint32_t Model::addFile(std::shared_ptr<MappedFile> file)
 
 void Model::addTensor(TensorInfo tensor)
 {
-    tensor.role = classifyTensor(tensor.name);
+    tensor.role = classifyTensor(tensor.name, tensor.shape.size());
     m_tensors.push_back(std::move(tensor));
 }
 

@@ -2,14 +2,33 @@
 // What a tensor does in the network, from its name. Later features group and constrain by role
 // (e.g. q/k/v of one block must share a format for fused kernels).
 
+#include <cstddef>
 #include <string_view>
 
 namespace qs {
 
 enum class TensorRole : uint8_t {
-    Embedding, AttnQ, AttnK, AttnV, AttnQKV, AttnOut, MlpGate, MlpUp, MlpGateUp, MlpDown,
-    MoeRouter, MoeExpertGate, MoeExpertUp, MoeExpertDown, MoeSharedExpert,
-    Norm, OutputHead, Conv, PositionEmbedding, Bias, Other,
+    Embedding,
+    AttnQ,
+    AttnK,
+    AttnV,
+    AttnQKV,
+    AttnOut,
+    MlpGate,
+    MlpUp,
+    MlpGateUp,
+    MlpDown,
+    MoeRouter,
+    MoeExpertGate,
+    MoeExpertUp,
+    MoeExpertDown,
+    MoeSharedExpert,
+    Norm,
+    OutputHead,
+    Conv,
+    PositionEmbedding,
+    Bias,
+    Other,
     Count
 };
 
@@ -19,9 +38,10 @@ struct RoleInfo {
     int expert = -1; // MoE expert index, -1 when not an expert tensor (or all experts stacked)
 };
 
-// Classifies Hugging Face names (Llama, Mistral, Qwen2, Gemma, Phi-3, GPT-2, Mixtral ...) and GGUF names
-// (blk.N.attn_q.weight ...).
-RoleInfo classifyTensor(std::string_view name);
+// Classifies Hugging Face names (Llama, Mistral, Qwen2, Gemma, Phi-3, GPT-2, Mixtral, Qwen2-MoE, DeepSeek
+// ...) and GGUF names (blk.N.attn_q.weight ...). `rank` is the number of dimensions when known (0: unknown):
+// 4-D weights are convolutions whatever their name. Every *.bias is Bias, within its block.
+RoleInfo classifyTensor(std::string_view name, size_t rank = 0);
 const char* roleName(TensorRole role); // stable identifiers: "embedding", "attn_q", ..., "other"
 bool roleFromName(std::string_view name, TensorRole* out);
 // True for weights a quantizer would normally touch (2-D matmul weights, embeddings, heads).

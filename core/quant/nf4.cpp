@@ -51,22 +51,45 @@ uint8_t nf4Index(float x)
     return idx;
 }
 
+namespace {
+
+// One block; N is the block length, a constant for full blocks so that the loops vectorise at -O2.
+template <uint64_t N>
+void nf4Block(const float* __restrict src, uint64_t len, float* __restrict out)
+{
+    const uint64_t n = N ? N : len;
+    float absMax = 0;
+    for (uint64_t i = 0; i < n; ++i)
+        absMax = std::max(absMax, std::fabs(src[i]));
+    if (!(absMax > 0)) {
+        std::fill(out, out + n, 0.0f);
+        return;
+    }
+    // bitsandbytes multiplies by the reciprocal of the block absmax. The index is the number of midpoints
+    // below the value, counted threshold by threshold.
+    const float inv = 1.0f / absMax;
+    float normalized[kNf4BlockSize];
+    int32_t index[kNf4BlockSize];
+    for (uint64_t i = 0; i < n; ++i) {
+        normalized[i] = src[i] * inv;
+        index[i] = 0;
+    }
+    for (float m : kMid)
+        for (uint64_t i = 0; i < n; ++i)
+            index[i] += normalized[i] > m ? 1 : 0;
+    for (uint64_t i = 0; i < n; ++i)
+        out[i] = kCodes[static_cast<size_t>(index[i])] * absMax;
+}
+
+} // namespace
+
 void nf4RoundTrip(const float* src, uint64_t n, float* out)
 {
-    for (uint64_t b = 0; b < n; b += kNf4BlockSize) {
-        const uint64_t len = std::min(kNf4BlockSize, n - b);
-        float absMax = 0;
-        for (uint64_t i = 0; i < len; ++i)
-            absMax = std::max(absMax, std::fabs(src[b + i]));
-        if (!(absMax > 0)) {
-            std::fill(out + b, out + b + len, 0.0f);
-            continue;
-        }
-        // bitsandbytes multiplies by the reciprocal of the block absmax.
-        const float inv = 1.0f / absMax;
-        for (uint64_t i = 0; i < len; ++i)
-            out[b + i] = kCodes[nf4Index(src[b + i] * inv)] * absMax;
-    }
+    uint64_t b = 0;
+    for (; b + kNf4BlockSize <= n; b += kNf4BlockSize)
+        nf4Block<kNf4BlockSize>(src + b, kNf4BlockSize, out + b);
+    if (b < n)
+        nf4Block<0>(src + b, n - b, out + b);
 }
 
 std::optional<uint64_t> nf4StoredBytes(uint64_t elements)

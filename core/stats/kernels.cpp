@@ -1,13 +1,17 @@
 #include "core/stats/kernels.h"
 
+#include "core/model/dtype.h"
+
+#include <atomic>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
 // The loops use GCC vector extensions (explicit SIMD without intrinsics), instantiated twice: 8 lanes
 // compiled for x86-64-v3 (AVX2) and 4 lanes for the x86-64 baseline (SSE2), chosen once at run time.
 // Lane counts match the native register width so that no vector operation is split or scalarised.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__)
 #define QS_DISPATCH 1
 #define QS_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #else
@@ -46,14 +50,28 @@ struct Lanes {
 using Wide = Lanes<F8, I8, H8, D8>;
 using Narrow = Lanes<F4, I4, H4, D4>;
 
-bool useWide()
+std::atomic<int> g_level{-1};
+
+KernelLevel detectLevel()
 {
 #if QS_DISPATCH
-    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return avx2;
-#else
-    return false;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
+        return KernelLevel::Avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return KernelLevel::Avx2;
 #endif
+    return KernelLevel::Baseline;
+}
+
+KernelLevel level()
+{
+    int l = g_level.load(std::memory_order_relaxed);
+    if (l < 0) {
+        l = static_cast<int>(bestKernelLevel());
+        g_level.store(l, std::memory_order_relaxed);
+    }
+    return static_cast<KernelLevel>(l);
 }
 
 template <typename V> [[gnu::always_inline]] inline V load(const void* p)
@@ -191,22 +209,6 @@ template <typename VU16, typename VU32>
     }
 }
 
-QS_TARGET_V3 void accumulateWide(const float* x, size_t n, float shift, int order, BlockSums& out)
-{
-    if (order > 2)
-        accumulate<Wide, true>(x, n, shift, out);
-    else
-        accumulate<Wide, false>(x, n, shift, out);
-}
-
-void accumulateNarrow(const float* x, size_t n, float shift, int order, BlockSums& out)
-{
-    if (order > 2)
-        accumulate<Narrow, true>(x, n, shift, out);
-    else
-        accumulate<Narrow, false>(x, n, shift, out);
-}
-
 QS_TARGET_V3 uint64_t outsideWide(const float* x, size_t n, float lo, float hi)
 {
     return outside<Wide>(x, n, lo, hi);
@@ -220,22 +222,91 @@ void widenNarrow(const uint16_t* x, size_t n, float* out) { widenBf16<U16x4, U32
 
 } // namespace
 
+KernelLevel bestKernelLevel()
+{
+    static const KernelLevel best = detectLevel();
+    return best;
+}
+
+KernelLevel kernelLevel() { return level(); }
+
+void setKernelLevel(KernelLevel l)
+{
+    g_level.store(static_cast<int>(std::min(l, bestKernelLevel())), std::memory_order_relaxed);
+}
+
+const char* kernelLevelName(KernelLevel l)
+{
+    switch (l) {
+    case KernelLevel::Avx512: return "avx512";
+    case KernelLevel::Avx2: return "avx2";
+    case KernelLevel::Baseline: break;
+    }
+    return "baseline";
+}
+
 void accumulateBlock(const float* x, size_t n, float shift, int order, BlockSums& out)
 {
-    if (useWide())
-        accumulateWide(x, n, shift, order, out);
+    switch (level()) {
+#if QS_DISPATCH && QS_KERNELS_X86
+    case KernelLevel::Avx512: x86::accumulateAvx512(x, n, shift, order, out); return;
+    case KernelLevel::Avx2: x86::accumulateAvx2(x, n, shift, order, out); return;
+#endif
+    default: break;
+    }
+    if (order > 2)
+        accumulate<Narrow, true>(x, n, shift, out);
     else
-        accumulateNarrow(x, n, shift, order, out);
+        accumulate<Narrow, false>(x, n, shift, out);
+    out.absmax = out.finite ? std::max(std::fabs(out.min), std::fabs(out.max)) : 0.0f;
+}
+
+void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out)
+{
+    switch (level()) {
+#if QS_DISPATCH && QS_KERNELS_X86
+    case KernelLevel::Avx512: x86::accumulateBf16Avx512(x, n, shift, out); return;
+    case KernelLevel::Avx2: x86::accumulateBf16Avx2(x, n, shift, out); return;
+#endif
+    default: break;
+    }
+    // Baseline: widen a slice at a time and reuse the float kernel.
+    out = BlockSums{};
+    float buffer[1024];
+    for (size_t i = 0; i < n; i += 1024) {
+        const size_t m = std::min<size_t>(1024, n - i);
+        bf16ToFloats(x + i, m, buffer);
+        BlockSums b;
+        accumulate<Narrow, false>(buffer, m, shift, b);
+        out.finite += b.finite;
+        out.s1 += b.s1;
+        out.s2 += b.s2;
+        if (b.finite)
+            out.absmax = std::max({out.absmax, std::fabs(b.min), std::fabs(b.max)});
+    }
+}
+
+void f16ToFloats(const uint16_t* x, size_t n, float* out)
+{
+#if QS_DISPATCH && QS_KERNELS_X86
+    static const bool f16c = __builtin_cpu_supports("f16c");
+    if (f16c && level() != KernelLevel::Baseline) {
+        x86::f16ToFloatsF16c(x, n, out);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; ++i)
+        out[i] = halfToFloat(x[i]);
 }
 
 uint64_t countOutside(const float* x, size_t n, float lo, float hi)
 {
-    return useWide() ? outsideWide(x, n, lo, hi) : outsideNarrow(x, n, lo, hi);
+    return level() != KernelLevel::Baseline ? outsideWide(x, n, lo, hi) : outsideNarrow(x, n, lo, hi);
 }
 
 void bf16ToFloats(const uint16_t* x, size_t n, float* out)
 {
-    if (useWide())
+    if (level() != KernelLevel::Baseline)
         widenWide(x, n, out);
     else
         widenNarrow(x, n, out);

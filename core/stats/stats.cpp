@@ -216,7 +216,9 @@ private:
         }
         const double bytesPerElement = double(info.blockBytes) / double(info.blockElements);
         uint64_t chunk = static_cast<uint64_t>(double(std::max<size_t>(chunkBytes, 1)) / bytesPerElement);
-        chunk = std::max<uint64_t>(65536, chunk / 65536 * 65536);
+        // Whole multiples of 64 Ki elements (block-aligned for every type), and below 2^31 elements so
+        // that the per-thread 32-bit key counters cannot overflow within a chunk.
+        chunk = std::clamp<uint64_t>(chunk / 65536 * 65536, 65536, uint64_t(1) << 30);
         j.chunkElements = chunk;
         j.chunks = static_cast<size_t>((j.elements + chunk - 1) / chunk);
         j.chunkResults.resize(j.chunks);
@@ -310,7 +312,9 @@ private:
             }
             *bits = h;
             if (type == DType::BF16)
-                detail::bf16ToFloats(h, n, s.floats.data());
+                return nullptr; // the kernels read BF16 bit patterns directly
+            if (type == DType::F16)
+                detail::f16ToFloats(h, n, s.floats.data());
             else
                 decodeToFloat(type, h, n, s.floats.data());
             return s.floats.data();
@@ -339,9 +343,13 @@ private:
         const uint64_t L = j.channelLength;
         const int order = j.path == Path::Float ? 4 : 2;
         const auto& info = dtypeInfo(j.info->dtype);
-        m_model.files()[j.info->fileIndex]->adviseSequential(
-            j.info->offset + begin / info.blockElements * info.blockBytes,
-            (end - begin) / info.blockElements * info.blockBytes);
+        // Start the kernel's read-ahead for the whole chunk: on a cold cache the disk then streams while
+        // the first blocks are being counted.
+        const auto& file = *m_model.files()[j.info->fileIndex];
+        const uint64_t chunkOffset = j.info->offset + begin / info.blockElements * info.blockBytes;
+        const uint64_t chunkLength = (end - begin) / info.blockElements * info.blockBytes;
+        file.adviseSequential(chunkOffset, chunkLength);
+        file.adviseWillNeed(chunkOffset, chunkLength);
 
         ChunkResult r;
         r.firstRow = begin / L;
@@ -363,22 +371,32 @@ private:
                 const uint64_t pos = e + off;
                 const uint64_t row = pos / L;
                 const size_t len = static_cast<size_t>(std::min<uint64_t>(n - off, (row + 1) * L - pos));
-                const float* seg = x + off;
                 // Shift by the segment's first finite value: within a few σ of its mean, so the shifted sums
                 // keep their precision whatever the segment's offset or scale.
                 float shift = 0;
-                for (size_t i = 0; i < len; ++i)
-                    if (std::isfinite(seg[i])) {
-                        shift = seg[i];
-                        break;
-                    }
                 detail::BlockSums b;
-                detail::accumulateBlock(seg, len, shift, order, b);
+                if (x) {
+                    const float* seg = x + off;
+                    for (size_t i = 0; i < len; ++i)
+                        if (std::isfinite(seg[i])) {
+                            shift = seg[i];
+                            break;
+                        }
+                    detail::accumulateBlock(seg, len, shift, order, b);
+                } else {
+                    const uint16_t* seg = static_cast<const uint16_t*>(bits) + off;
+                    for (size_t i = 0; i < len; ++i)
+                        if (std::isfinite(bf16ToFloat(seg[i]))) {
+                            shift = bf16ToFloat(seg[i]);
+                            break;
+                        }
+                    detail::accumulateBf16(seg, len, shift, b);
+                }
                 const Moments m = Moments::fromShiftedSums(double(b.finite), shift, b.s1, b.s2, b.s3, b.s4);
                 RowAcc& acc = r.rows[static_cast<size_t>(row - r.firstRow)];
                 if (b.finite) {
                     acc.m.merge(m);
-                    acc.absmax = std::max({acc.absmax, std::fabs(b.min), std::fabs(b.max)});
+                    acc.absmax = std::max(acc.absmax, b.absmax);
                     r.min = std::min(r.min, b.min);
                     r.max = std::max(r.max, b.max);
                 }
@@ -735,8 +753,12 @@ TensorStats computeTensorStats(const Model& model, const TensorInfo& tensor, con
     for (size_t i = 0; i < model.tensors().size(); ++i)
         if (&model.tensors()[i] == &tensor)
             index = i;
-    if (index == model.tensors().size())
-        throw Error(ErrorCode::Internal, "tensor " + tensor.name + " is not part of the model");
+    if (index == model.tensors().size()) { // a copy: look it up by name
+        const TensorInfo* found = model.find(tensor.name);
+        if (!found || found->dtype != tensor.dtype || found->shape != tensor.shape)
+            throw Error(ErrorCode::Internal, "tensor " + tensor.name + " is not part of the model");
+        index = static_cast<size_t>(found - model.tensors().data());
+    }
     auto jobs = makeJobs(model, {index});
     Engine engine(model, job, options.threads);
     engine.run(jobs, options.chunkBytes, {});

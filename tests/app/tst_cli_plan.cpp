@@ -230,6 +230,110 @@ private slots:
         QCOMPARE(r.code, 1);
     }
 
+    void planWithSensitivity()
+    {
+        // The sensitivity command's JSON drives the budget fit: the result is proven optimal on the sample.
+        const QString model = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
+        Run r = cli({QStringLiteral("sensitivity"), model, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const QString sens = m_dir.filePath(QStringLiteral("sens.json"));
+        QFile f(sens);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(r.out);
+        f.close();
+        r = cli({QStringLiteral("plan"), model, QStringLiteral("--budget"), QStringLiteral("200000"),
+                 QStringLiteral("--sensitivity"), sens, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r);
+        const auto b = o.value(QStringLiteral("budget")).toObject();
+        QVERIFY(o.value(QStringLiteral("weights_bytes")).toInteger() <= 200000);
+        QCOMPARE(b.value(QStringLiteral("optimal")).toBool(), true);
+        QCOMPARE(b.value(QStringLiteral("gap")).toDouble(), 0.0);
+        // The error is the sum of the chosen cells' mse x rows x cols.
+        QFile sf(sens);
+        QVERIFY(sf.open(QIODevice::ReadOnly));
+        const auto cells = QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("results")).toArray();
+        const auto asg = o.value(QStringLiteral("assignments")).toObject();
+        double total = 0;
+        for (const auto& c : cells) {
+            const auto cell = c.toObject();
+            if (asg.value(cell.value(QStringLiteral("tensor")).toString()).toString() ==
+                cell.value(QStringLiteral("format")).toString())
+                total += cell.value(QStringLiteral("mse")).toDouble() * cell.value(QStringLiteral("rows")).toDouble() *
+                         cell.value(QStringLiteral("cols")).toDouble();
+        }
+        QVERIFY(std::abs(total - b.value(QStringLiteral("error")).toDouble()) <= 1e-9 * total);
+    }
+
+    void exportTargets()
+    {
+        const QString plan = m_dir.filePath(QStringLiteral("export-q4km.json"));
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
+                      QStringLiteral("--out"), plan}).code, 0);
+        // llama.cpp: pattern=type lines on stdout, the llama-quantize command on stderr.
+        Run r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp")});
+        QCOMPARE(r.code, 0);
+        QVERIFY(r.out.contains("^blk\\.\\d+\\.attn_q\\.weight$=q4_K\n"));
+        QVERIFY(r.out.contains("^output\\.weight$=q6_K\n"));
+        QVERIFY(r.err.contains("llama-quantize --tensor-type-file"));
+        // --out writes the file.
+        const QString out = m_dir.filePath(QStringLiteral("types.txt"));
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp"), QStringLiteral("--out"), out});
+        QCOMPARE(r.code, 0);
+        QFile f(out);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll().count('\n'), 11);
+        // GPTQModel cannot express Q4_K: exit code 3 and every tensor named.
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
+        QCOMPARE(r.code, 3);
+        QVERIFY(r.err.contains("model.layers.7.mlp.up_proj.weight (Q4_K)"));
+        QVERIFY(r.out.isEmpty());
+
+        // An integer plan goes to the vLLM-side tools.
+        const QString intPlan = m_dir.filePath(QStringLiteral("int.json"));
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
+                      QStringLiteral("keep-embeddings-8bit:INT4-g128-asym"), QStringLiteral("--out"), intPlan}).code, 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel"), QStringLiteral("--out"),
+                 m_dir.filePath(QStringLiteral("quantize_config.json"))});
+        QCOMPARE(r.code, 3); // the embedding is quantized: GPTQModel refuses
+        QVERIFY(r.err.contains("model.embed_tokens.weight"));
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        QCOMPARE(r.code, 3);
+        const QString rules = m_dir.filePath(QStringLiteral("int-rules.txt"));
+        QFile rf(rules);
+        QVERIFY(rf.open(QIODevice::WriteOnly));
+        rf.write("role:embedding=BF16\nrole:output_head=BF16\n.*=INT4-g128-asym\n");
+        rf.close();
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--out"), intPlan}).code, 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
+        QCOMPARE(r.code, 0);
+        const auto cfg = json(r);
+        QCOMPARE(cfg.value(QStringLiteral("bits")).toInt(), 4);
+        QCOMPARE(cfg.value(QStringLiteral("group_size")).toInt(), 128);
+        QCOMPARE(cfg.value(QStringLiteral("dynamic")).toObject().size(), 0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("quantization_config")).toObject().value(QStringLiteral("ignore")).toArray(),
+                 QJsonArray{QStringLiteral("lm_head")});
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("llmcompressor")});
+        QCOMPARE(r.code, 0);
+        QVERIFY(r.out.contains("QuantizationModifier:"));
+        QVERIFY(r.out.contains("group_size: 128"));
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("json")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("version")).toInt(), 1);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("onnx")});
+        QCOMPARE(r.code, 1);
+        // A bad plan file is refused with the field named.
+        QFile bad(m_dir.filePath(QStringLiteral("bad.json")));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write(R"({"format":"quantscope-plan","version":7,"tiers":[],"assignments":{}})");
+        bad.close();
+        r = cli({QStringLiteral("export"), bad.fileName(), QStringLiteral("--to"), QStringLiteral("json")});
+        QCOMPARE(r.code, 1);
+        QVERIFY(r.err.contains("version"));
+    }
+
     void estimateErrors()
     {
         Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});

@@ -1,25 +1,24 @@
 // How long qs::loadGguf takes to open a Llama-70B-shaped GGUF (F16, 141 GB, 723 tensors, a 128256-token
 // vocabulary with scores, types and 280000 merges). The tensor data is a sparse hole: opening must not
 // touch it, so the figure is the header parse plus the map.
+#include "../core/gguf_builder.h"
 #include "core/io/gguf.h"
 #include "core/model/model.h"
-
-#include "../core/gguf_builder.h"
-
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sys/resource.h>
+#include <unistd.h>
 
 using B = qstest::GgufBuilder;
 
 int main(int argc, char** argv)
 {
-    const std::filesystem::path path = argc > 1 ? argv[1] : std::filesystem::temp_directory_path() / "qs-bench-70b.gguf";
+    const std::filesystem::path path =
+        argc > 1 ? argv[1] : std::filesystem::temp_directory_path() / "qs-bench-70b.gguf";
     const uint64_t hidden = 8192, ffn = 28672, kv = 1024, vocab = 128256, layers = 80;
     B b;
     b.kv("general.architecture", B::vStr("llama"))
@@ -91,8 +90,8 @@ int main(int argc, char** argv)
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    std::printf("gguf open: %zu tensors, %.1f G parameters, file %.1f GB (header %.1f MB, data sparse)\n", tensors,
-                params / 1e9, bytes / 1e9, header.size() / 1e6);
+    std::printf("gguf open: %zu tensors, %.1f G parameters, file %.1f GB (header %.1f MB, data sparse)\n",
+                tensors, params / 1e9, bytes / 1e9, header.size() / 1e6);
     std::printf("gguf open: best %.1f ms, mean %.1f ms over %d runs; peak RSS %ld MB\n", best * 1e3,
                 total / runs * 1e3, runs, ru.ru_maxrss / 1024);
     std::filesystem::remove(path);

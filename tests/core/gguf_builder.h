@@ -13,8 +13,19 @@ namespace qstest {
 class GgufBuilder {
 public:
     enum Type : uint32_t {
-        U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8, Array = 9,
-        U64 = 10, I64 = 11, F64 = 12
+        U8 = 0,
+        I8 = 1,
+        U16 = 2,
+        I16 = 3,
+        U32 = 4,
+        I32 = 5,
+        F32 = 6,
+        Bool = 7,
+        String = 8,
+        Array = 9,
+        U64 = 10,
+        I64 = 11,
+        F64 = 12
     };
 
     // Little-endian scalar encodings.
@@ -66,11 +77,11 @@ public:
     };
     struct Tensor {
         std::string name;
-        std::vector<uint64_t> ne; // ggml order: ne[0] is the row length
-        uint32_t type = 0;        // ggml type id
-        std::string data;         // stored bytes
-        std::optional<uint64_t> offset;   // relative to the data section; default: packed and aligned
-        std::optional<uint32_t> nDims;    // default: ne.size()
+        std::vector<uint64_t> ne;       // ggml order: ne[0] is the row length
+        uint32_t type = 0;              // ggml type id
+        std::string data;               // stored bytes
+        std::optional<uint64_t> offset; // relative to the data section; default: packed and aligned
+        std::optional<uint32_t> nDims;  // default: ne.size()
     };
     // Where things ended up in the last build(), for asserting error offsets.
     struct Layout {
@@ -109,8 +120,7 @@ public:
     std::string build()
     {
         layout = Layout{};
-        std::string s = magic + le<uint32_t>(version) +
-                        le<uint64_t>(tensorCount.value_or(tensors.size())) +
+        std::string s = magic + le<uint32_t>(version) + le<uint64_t>(tensorCount.value_or(tensors.size())) +
                         le<uint64_t>(kvCount.value_or(kvs.size()));
         for (const auto& k : kvs) {
             layout.kvStart.push_back(s.size());

@@ -23,12 +23,24 @@ struct Reference {
     std::vector<double> channelAbsmax, channelStd;
 };
 
-// Two passes in double: the mean, then central sums of powers.
+// Neumaier's compensated sum: a reference accurate to the last bits even when one term dwarfs the rest.
+struct CompensatedSum {
+    double sum = 0, c = 0;
+    void add(double v)
+    {
+        const double t = sum + v;
+        c += std::fabs(sum) >= std::fabs(v) ? (sum - t) + v : (v - t) + sum;
+        sum = t;
+    }
+    double value() const { return sum + c; }
+};
+
+// Two passes in double with compensated sums: the mean, then central sums of powers.
 inline Reference reference(const std::vector<float>& x, uint64_t channelLength)
 {
     Reference r;
     r.count = x.size();
-    double sum = 0;
+    CompensatedSum sum;
     r.min = std::numeric_limits<double>::infinity();
     r.max = -r.min;
     for (float v : x) {
@@ -42,20 +54,21 @@ inline Reference reference(const std::vector<float>& x, uint64_t channelLength)
         }
         ++r.finite;
         r.zeros += v == 0;
-        sum += v;
+        sum.add(v);
         r.min = std::min(r.min, double(v));
         r.max = std::max(r.max, double(v));
     }
     const double n = double(r.finite);
-    r.mean = sum / n;
-    double m2 = 0, m4 = 0;
+    r.mean = sum.value() / n;
+    CompensatedSum s2, s4;
     for (float v : x) {
         if (!std::isfinite(v))
             continue;
         const double d = v - r.mean;
-        m2 += d * d;
-        m4 += d * d * d * d;
+        s2.add(d * d);
+        s4.add(d * d * d * d);
     }
+    const double m2 = s2.value(), m4 = s4.value();
     r.std = std::sqrt(m2 / n);
     r.kurtosis = n * m4 / (m2 * m2) - 3;
     r.absmax = std::max(std::fabs(r.min), std::fabs(r.max));
@@ -157,7 +170,8 @@ private:
 inline std::vector<char> f32Bytes(const std::vector<float>& v)
 {
     std::vector<char> b(v.size() * 4);
-    std::memcpy(b.data(), v.data(), b.size());
+    if (!v.empty())
+        std::memcpy(b.data(), v.data(), b.size());
     return b;
 }
 

@@ -12,8 +12,8 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <cmath>
+#include <mutex>
 #include <thread>
 
 using namespace qs;
@@ -38,8 +38,15 @@ std::vector<float> decodeAll(const Model& m, const TensorInfo& t)
     return out;
 }
 
-template <typename F>
-Error expectError(F&& f)
+const TensorInfo& need(const Model& m, const char* name)
+{
+    const TensorInfo* t = m.find(name);
+    if (!t)
+        throw std::runtime_error(std::string("missing tensor ") + name);
+    return *t;
+}
+
+template <typename F> Error expectError(F&& f)
 {
     try {
         f();
@@ -163,12 +170,7 @@ private slots:
     {
         auto m = openModel(kDir + "plain.h5");
         QCOMPARE(m->format(), ModelFormat::Hdf5);
-        auto get = [&](const char* name) -> const TensorInfo& {
-            const TensorInfo* t = m->find(name);
-            if (!t)
-                throw std::runtime_error(std::string("missing tensor ") + name);
-            return *t;
-        };
+        auto get = [&](const char* name) -> const TensorInfo& { return need(*m, name); };
         const auto& ints = get("a/b/c/ints");
         QCOMPARE(ints.dtype, DType::I32);
         QCOMPARE(ints.shape, (std::vector<uint64_t>{2, 3}));
@@ -204,15 +206,30 @@ private slots:
         QCOMPARE(get("big_endian_i16").dtype, DType::I16);
         QCOMPARE(decodeAll(*m, get("big_endian_i16")), pattern(4, 8, 1.0f));
         QCOMPARE(decodeAll(*m, get("compact")), pattern(3, 9));
+        QCOMPARE(get("chunked3d").shape, (std::vector<uint64_t>{3, 4, 5}));
+        QCOMPARE(decodeAll(*m, get("chunked3d")), pattern(60, 13));
         QCOMPARE(m->files().size(), size_t(2));
 
-        QCOMPARE(m->tensors().size(), size_t(12));
+        QCOMPARE(m->tensors().size(), size_t(13));
         QVERIFY(!m->find("names") && !m->find("alias") && !m->find("outside"));
         QVERIFY(anyWarning(*m, "/names", "not a numeric dataset"));
         QVERIFY(anyWarning(*m, "/outside", "external link to keras_model.h5:/model_weights"));
         QVERIFY(anyWarning(*m, "/alias", "soft link"));
         QCOMPARE(m->metadata().at("description").toString(), std::string("quantscope plain HDF5 fixture"));
         QCOMPARE(m->metadata().at("answer").toString(), std::string("42"));
+    }
+
+    void noTemporaryDirectory()
+    {
+        Hdf5Options o;
+        o.decodeDir = "/nonexistent/quantscope-test";
+        auto m = loadHdf5(kDir + "plain.h5", nullptr, o);
+        QVERIFY(m);
+        QCOMPARE(m->files().size(), size_t(1));
+        QCOMPARE(m->tensors().size(), size_t(13 - 5)); // the five datasets that need decoding are listed
+        QCOMPARE(decodeAll(*m, need(*m, "a/half")), pattern(4, 2));
+        QVERIFY(anyWarning(*m, "/compressed", "no writable temporary file"));
+        QVERIFY(anyWarning(*m, "/big_endian", "no writable temporary file"));
     }
 
     void externalStorageIsNotRead()
@@ -222,6 +239,46 @@ private slots:
         QCOMPARE(m->tensors()[0].name, std::string("inside"));
         QCOMPARE(decodeAll(*m, m->tensors()[0]), pattern(4, 10));
         QVERIFY(anyWarning(*m, "/outside", "external files"));
+        QVERIFY(anyWarning(*m, "/virtual", "virtual dataset"));
+    }
+
+    void corruptChunkIsReportedNotFatal()
+    {
+        auto m = loadHdf5(kDir + "corrupt_chunk.h5", nullptr);
+        QCOMPARE(m->tensors().size(), size_t(1));
+        QCOMPARE(m->tensors()[0].name, std::string("good"));
+        QCOMPARE(decodeAll(*m, m->tensors()[0]), pattern(8, 14));
+        QVERIFY(anyWarning(*m, "/damaged", "cannot be read"));
+    }
+
+    // The probe decodes chunked data in slabs; tiny slabs make it cross chunk and dimension boundaries.
+    void probeSlabLoop_data()
+    {
+        QTest::addColumn<int>("slab");
+        for (int slab : {1, 12, 40, 100, 1 << 24})
+            QTest::newRow(qPrintable(QString::number(slab))) << slab;
+    }
+    void probeSlabLoop()
+    {
+        QFETCH(int, slab);
+        const QString copy = m_tmp.filePath(QStringLiteral("slab-%1.bin").arg(slab));
+        QFile(copy).open(QIODevice::WriteOnly);
+        QProcess p;
+        p.start(QString::fromStdString(h5::findProbeExecutable()),
+                {QStringLiteral("--copy-to"), copy, QStringLiteral("--copy-limit"), QStringLiteral("1000000"),
+                 QStringLiteral("--slab-bytes"), QString::number(slab),
+                 QString::fromStdString(kDir + "plain.h5")});
+        QVERIFY(p.waitForFinished(30000));
+        QCOMPARE(p.exitCode(), 0);
+        const QByteArray text = p.readAllStandardOutput();
+        const auto out =
+            h5::parseProbeOutput(std::string_view(text.constData(), static_cast<size_t>(text.size())));
+        QVERIFY(out.complete);
+        auto m = h5::buildModel(kDir + "plain.h5", out, MappedFile::open(kDir + "plain.h5"),
+                                MappedFile::open(copy.toStdString()));
+        QCOMPARE(decodeAll(*m, need(*m, "chunked3d")), pattern(60, 13));
+        QCOMPARE(decodeAll(*m, need(*m, "compressed")), pattern(70, 6));
+        QCOMPARE(decodeAll(*m, need(*m, "big_endian")), pattern(5, 7));
     }
 
     void userBlockOffsetsAreAbsolute()
@@ -263,7 +320,8 @@ private slots:
         } catch (const FormatError& e) {
             QCOMPARE(e.code(), ErrorCode::Truncated);
             QCOMPARE(e.file(), kDir + "truncated.h5");
-            QCOMPARE(e.offset(), std::optional<uint64_t>(QFileInfo(QString::fromStdString(kDir + "truncated.h5")).size()));
+            QCOMPARE(e.offset(), std::optional<uint64_t>(
+                                     QFileInfo(QString::fromStdString(kDir + "truncated.h5")).size()));
         }
     }
 
@@ -294,7 +352,8 @@ private slots:
             QSKIP("quantscope-cli is not built");
         for (const char* name : {"cve-2017-17507.h5", "cve-2024-32609.h5"}) {
             QProcess p;
-            p.start(cli, {QStringLiteral("inspect"), QStringLiteral(QS_TEST_DATA "/bad-inputs/hdf5/") + name});
+            p.start(cli,
+                    {QStringLiteral("inspect"), QStringLiteral(QS_TEST_DATA "/bad-inputs/hdf5/") + name});
             QVERIFY(p.waitForFinished(60000));
             QCOMPARE(p.exitStatus(), QProcess::NormalExit);
             QVERIFY(p.exitCode() != 0);
@@ -342,10 +401,12 @@ private slots:
                      loadWithFake("incomplete.sh", "echo '{\"t\":\"probe\",\"v\":1,\"lib\":\"x\"}'");
                  }).code(),
                  ErrorCode::Crashed);
-        QCOMPARE(expectError([&] { loadWithFake("exit3.sh", "echo '{\"t\":\"probe\",\"v\":1}'; exit 3"); }).code(),
-                 ErrorCode::Crashed);
-        QCOMPARE(expectError([&] { loadWithFake("v9.sh", "echo '{\"t\":\"probe\",\"v\":9}'; echo '{\"t\":\"end\"}'"); })
-                     .code(),
+        QCOMPARE(
+            expectError([&] { loadWithFake("exit3.sh", "echo '{\"t\":\"probe\",\"v\":1}'; exit 3"); }).code(),
+            ErrorCode::Crashed);
+        QCOMPARE(expectError([&] {
+                     loadWithFake("v9.sh", "echo '{\"t\":\"probe\",\"v\":9}'; echo '{\"t\":\"end\"}'");
+                 }).code(),
                  ErrorCode::Internal);
     }
 
@@ -354,10 +415,10 @@ private slots:
         const QByteArray head = "echo '{\"t\":\"probe\",\"v\":1,\"lib\":\"x\"}'\n";
         // Offset past the end of the real file.
         try {
-            loadWithFake("past.sh", head +
-                                        "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4],\"type\":\"f32\","
-                                        "\"storage\":\"direct\",\"offset\":21930,\"bytes\":16}'\n"
-                                        "echo '{\"t\":\"end\",\"objects\":1}'");
+            loadWithFake("past.sh",
+                         head + "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4],\"type\":\"f32\","
+                                "\"storage\":\"direct\",\"offset\":21930,\"bytes\":16}'\n"
+                                "echo '{\"t\":\"end\",\"objects\":1}'");
             QFAIL("accepted data past the end of the file");
         } catch (const FormatError& e) {
             QCOMPARE(e.code(), ErrorCode::Truncated);
@@ -366,27 +427,27 @@ private slots:
         }
         // Byte count that does not match shape x dtype.
         QCOMPARE(expectError([&] {
-                     loadWithFake("size.sh", head +
-                                                 "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4],\"type\":"
-                                                 "\"f32\",\"storage\":\"direct\",\"offset\":0,\"bytes\":12}'\n"
-                                                 "echo '{\"t\":\"end\"}'");
+                     loadWithFake("size.sh",
+                                  head + "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4],\"type\":"
+                                         "\"f32\",\"storage\":\"direct\",\"offset\":0,\"bytes\":12}'\n"
+                                         "echo '{\"t\":\"end\"}'");
                  }).code(),
                  ErrorCode::BadValue);
         // Shape product overflow.
         QCOMPARE(expectError([&] {
-                     loadWithFake("ovf.sh", head +
-                                                "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4294967296,"
-                                                "4294967296],\"type\":\"f32\",\"storage\":\"direct\",\"offset\":0,"
-                                                "\"bytes\":16}'\n"
-                                                "echo '{\"t\":\"end\"}'");
+                     loadWithFake("ovf.sh",
+                                  head + "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4294967296,"
+                                         "4294967296],\"type\":\"f32\",\"storage\":\"direct\",\"offset\":0,"
+                                         "\"bytes\":16}'\n"
+                                         "echo '{\"t\":\"end\"}'");
                  }).code(),
                  ErrorCode::Overflow);
         // Copied data without a copy file having been written.
         QCOMPARE(expectError([&] {
-                     loadWithFake("copy.sh", head +
-                                                 "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4],\"type\":"
-                                                 "\"f32\",\"storage\":\"copy\",\"offset\":0,\"bytes\":16}'\n"
-                                                 "echo '{\"t\":\"end\"}'");
+                     loadWithFake("copy.sh",
+                                  head + "echo '{\"t\":\"dataset\",\"path\":\"/w\",\"shape\":[4],\"type\":"
+                                         "\"f32\",\"storage\":\"copy\",\"offset\":0,\"bytes\":16}'\n"
+                                         "echo '{\"t\":\"end\"}'");
                  }).code(),
                  ErrorCode::Truncated);
     }
@@ -398,11 +459,50 @@ private slots:
 #endif
         Hdf5Options o;
         o.memoryLimitBytes = 1ull << 30;
-        o.probe = fakeProbe("limits.sh", "echo '{\"t\":\"probe\",\"v\":1}'\n"
-                                         "echo \"{\\\"t\\\":\\\"error\\\",\\\"code\\\":\\\"open_failed\\\","
-                                         "\\\"message\\\":\\\"as=$(ulimit -v) core=$(ulimit -c)\\\"}\"; exit 1");
+        o.probe =
+            fakeProbe("limits.sh", "echo '{\"t\":\"probe\",\"v\":1}'\n"
+                                   "echo \"{\\\"t\\\":\\\"error\\\",\\\"code\\\":\\\"open_failed\\\","
+                                   "\\\"message\\\":\\\"as=$(ulimit -v) core=$(ulimit -c)\\\"}\"; exit 1");
         const Error e = expectError([&] { loadHdf5(kDir + "keras_model.h5", nullptr, o); });
         QVERIFY2(contains(e.what(), "as=1048576 core=0"), e.what());
+    }
+
+    void probeOutputIsCapped()
+    {
+        h5::ProbeOptions o;
+        o.executable = fakeProbe("flood.sh", "exec yes '{\"t\":\"warning\",\"message\":\"flood\"}'");
+        o.maxOutputBytes = 1 << 20;
+        const auto run = h5::runProbe(kDir + "keras_model.h5", o, nullptr);
+        QCOMPARE(run.status, h5::ProbeRun::Status::OutputTooLarge);
+        QVERIFY(run.output.size() <= o.maxOutputBytes);
+    }
+
+    void probeProgressIsForwarded()
+    {
+        std::vector<std::pair<double, std::string>> seen;
+        std::mutex mutex;
+        JobControl job([&](double f, const std::string& stage) {
+            std::lock_guard lock(mutex);
+            seen.emplace_back(f, stage);
+        });
+        h5::ProbeOptions o;
+        o.executable = fakeProbe("progress.sh", "echo 'progress 0.25 decoding compressed data' >&2\n"
+                                                "echo 'progress 7 bogus' >&2\necho 'libhdf5 says hi' >&2");
+        const auto run = h5::runProbe(kDir + "keras_model.h5", o, &job);
+        QCOMPARE(run.status, h5::ProbeRun::Status::Exited);
+        QCOMPARE(seen.size(), size_t(1)); // the out-of-range fraction is dropped
+        QCOMPARE(seen[0].first, 0.25);
+        QCOMPARE(seen[0].second, std::string("decoding compressed data"));
+        QVERIFY(contains(run.errorTail, "libhdf5 says hi"));
+    }
+
+    void missingProbeIsAnIoError()
+    {
+        Hdf5Options o;
+        o.probe = m_tmp.filePath(QStringLiteral("no-such-probe")).toStdString();
+        const Error e = expectError([&] { loadHdf5(kDir + "keras_model.h5", nullptr, o); });
+        QCOMPARE(e.code(), ErrorCode::Io);
+        QVERIFY2(contains(e.what(), "no-such-probe"), e.what());
     }
 
     void findsTheProbe()

@@ -149,6 +149,8 @@ private slots:
         QCOMPARE(c.kvHeads, 4u);
         QCOMPARE(c.headDim, 8u);
         QCOMPARE(c.vocabSize, 512u);
+        QCOMPARE(model->find("model.layers.3.mlp.up_proj.weight")->role.role, qs::TensorRole::MlpUp);
+        QCOMPARE(model->find("model.layers.3.mlp.up_proj.weight")->role.block, 3);
     }
 
     void sameValuesAsGguf()

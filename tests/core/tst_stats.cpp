@@ -1,6 +1,7 @@
 // Statistics engine against independent double-precision two-pass references, on synthetic tensors with
 // the awkward cases (NaN / Inf / zeros, constants, one element, a huge offset) and on real weights.
 #include "core/model/model.h"
+#include "core/stats/kernels.h"
 #include "core/stats/stats.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
@@ -9,6 +10,7 @@
 #include <QtTest>
 
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -133,6 +135,44 @@ private slots:
         QCOMPARE(s.m4, s1.m4);
         QVERIFY(s.histogram == s1.histogram);
         QCOMPARE(s.channelStd, s1.channelStd);
+    }
+
+    void kernelLevelsAgree()
+    {
+        // Every instruction-set variant this CPU can run, against the reference and against each other.
+        auto x = gaussian(50 * 777, 0.5, 2.0, 9);
+        for (size_t i = 0; i < x.size(); i += 101)
+            x[i] = 0;
+        x[3] = std::numeric_limits<float>::quiet_NaN();
+        x[900] = -std::numeric_limits<float>::infinity();
+        x[1000] = 1e30f;
+        auto h = x;
+        h[1000] = 60000.0f; // within half range
+        TestModel m({{"f32", qs::DType::F32, {50, 777}, f32Bytes(x)},
+                     {"bf16", qs::DType::BF16, {50, 777}, bf16Bytes(x)},
+                     {"f16", qs::DType::F16, {50, 777}, f16Bytes(h)}});
+        const auto best = qs::detail::bestKernelLevel();
+        std::vector<qs::TensorStats> baseline;
+        for (int l = 0; l <= int(best); ++l) {
+            qs::detail::setKernelLevel(qs::detail::KernelLevel(l));
+            QCOMPARE(int(qs::detail::kernelLevel()), l);
+            qInfo("kernels: %s", qs::detail::kernelLevelName(qs::detail::kernelLevel()));
+            for (size_t t = 0; t < 3; ++t) {
+                const auto s = qs::computeTensorStats(m.model(), m.model().tensors()[t]);
+                checkAgainstReference(m.model(), m.model().tensors()[t], s);
+                if (l == 0) {
+                    baseline.push_back(s);
+                    continue;
+                }
+                QCOMPARE(s.channelAbsmax, baseline[t].channelAbsmax);
+                QVERIFY(s.histogram == baseline[t].histogram);
+                QCOMPARE(s.beyond3Sigma, baseline[t].beyond3Sigma);
+                QVERIFY_CLOSE(s.m4, baseline[t].m4, 1e-13);
+                for (size_t c = 0; c < s.channelStd.size(); ++c)
+                    QVERIFY_CLOSE(s.channelStd[c], baseline[t].channelStd[c], 1e-6);
+            }
+        }
+        qs::detail::setKernelLevel(best);
     }
 
     void hugeOffsetKeepsPrecision()
@@ -334,6 +374,34 @@ private slots:
             QVERIFY(!all.back().error.empty());
         else
             QCOMPARE(all.back().finite, uint64_t(256));
+    }
+
+    void firstResultsArriveBeforeTheLastTensorIsRead()
+    {
+        std::vector<TestModel::Tensor> tensors;
+        for (int i = 0; i < 8; ++i)
+            tensors.push_back({"t" + std::to_string(i), qs::DType::F32, {256, 4096},
+                               f32Bytes(gaussian(256 * 4096, 0, 1, unsigned(40 + i)))});
+        TestModel m(tensors);
+        qs::StatsOptions o;
+        o.useCache = false;
+        o.threads = 2;
+        o.chunkBytes = 1;
+        std::mutex mutex;
+        double progress = 0;
+        std::vector<double> progressAtResult;
+        qs::JobControl job([&](double f, const std::string&) {
+            std::lock_guard lock(mutex);
+            progress = std::max(progress, f);
+        });
+        qs::analyzeModel(m.model(), o, &job, [&](size_t, const qs::TensorStats&) {
+            std::lock_guard lock(mutex);
+            progressAtResult.push_back(progress);
+        });
+        QCOMPARE(progressAtResult.size(), size_t(8));
+        // Tensors complete in order while the rest is still being read.
+        QVERIFY2(progressAtResult.front() < 0.3, qPrintable(QString::number(progressAtResult.front())));
+        QVERIFY(progressAtResult[3] < 0.7);
     }
 
     void cancelReturnsPromptly()

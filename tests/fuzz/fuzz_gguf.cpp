@@ -5,13 +5,12 @@
 #include "core/model/model.h"
 #include "core/util/error.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <cstdlib>
-#include <cstdint>
-#include <string>
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
@@ -36,8 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
                 break;
             // The first few blocks (or the whole tensor when it is shorter).
             const auto& info = qs::dtypeInfo(t.dtype);
-            const uint64_t n = std::min<uint64_t>(t.elements(), uint64_t{4} * 256 / info.blockElements *
-                                                                    info.blockElements);
+            const uint64_t n =
+                std::min<uint64_t>(t.elements(), uint64_t{4} * 256 / info.blockElements * info.blockElements);
             out.resize(static_cast<size_t>(n));
             try {
                 model->decode(t, 0, n, out.data());

@@ -1,0 +1,641 @@
+#include "core/plan/export.h"
+
+#include "core/plan/planio.h"
+#include "core/quant/format.h"
+
+#include <QSaveFile>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <tuple>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace qs {
+
+const char* exportTargetName(ExportTarget target)
+{
+    switch (target) {
+    case ExportTarget::LlamaCpp: return "llamacpp";
+    case ExportTarget::GptqModel: return "gptqmodel";
+    case ExportTarget::LlmCompressor: return "llmcompressor";
+    case ExportTarget::CompressedTensors: return "compressed-tensors";
+    case ExportTarget::PlanJson: return "json";
+    }
+    return "json";
+}
+
+std::optional<ExportTarget> exportTargetFromName(std::string_view name)
+{
+    std::string n(name);
+    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (n == "llamacpp" || n == "llama.cpp" || n == "llama-cpp" || n == "gguf")
+        return ExportTarget::LlamaCpp;
+    if (n == "gptqmodel" || n == "gptq")
+        return ExportTarget::GptqModel;
+    if (n == "llmcompressor" || n == "llm-compressor")
+        return ExportTarget::LlmCompressor;
+    if (n == "compressed-tensors" || n == "compressedtensors" || n == "compressed_tensors")
+        return ExportTarget::CompressedTensors;
+    if (n == "json" || n == "plan")
+        return ExportTarget::PlanJson;
+    return std::nullopt;
+}
+
+const char* exportDefaultFileName(ExportTarget target)
+{
+    switch (target) {
+    case ExportTarget::LlamaCpp: return "tensor-types.txt";
+    case ExportTarget::GptqModel: return "quantize_config.json";
+    case ExportTarget::LlmCompressor: return "recipe.yaml";
+    case ExportTarget::CompressedTensors: return "quantization_config.json";
+    case ExportTarget::PlanJson: return "plan.json";
+    }
+    return "plan.json";
+}
+
+namespace {
+
+std::string describe(ExportTarget target, const std::vector<ExportProblem>& problems)
+{
+    std::string s = std::string("cannot export to ") + exportTargetName(target) + ": " +
+                    std::to_string(problems.size()) + " tensor(s) it cannot express";
+    for (size_t i = 0; i < problems.size() && i < 8; ++i)
+        s += (i ? "; " : ": ") + problems[i].tensor + (problems[i].format.empty() ? "" : " (" + problems[i].format + ")") +
+             ": " + problems[i].reason;
+    if (problems.size() > 8)
+        s += "; ...";
+    return s;
+}
+
+} // namespace
+
+ExportError::ExportError(ExportTarget target, std::vector<ExportProblem> problems)
+    : Error(ErrorCode::Unsupported, describe(target, problems)), m_target(target), m_problems(std::move(problems))
+{
+}
+
+// ---- names ----
+
+namespace {
+
+const char* ggufSuffix(TensorRole role)
+{
+    switch (role) {
+    case TensorRole::AttnQ: return "attn_q";
+    case TensorRole::AttnK: return "attn_k";
+    case TensorRole::AttnV: return "attn_v";
+    case TensorRole::AttnQKV: return "attn_qkv";
+    case TensorRole::AttnOut: return "attn_output";
+    case TensorRole::MlpGate: return "ffn_gate";
+    case TensorRole::MlpUp:
+    case TensorRole::MlpGateUp: return "ffn_up";
+    case TensorRole::MlpDown: return "ffn_down";
+    case TensorRole::MoeExpertGate: return "ffn_gate_exps";
+    case TensorRole::MoeExpertUp: return "ffn_up_exps";
+    case TensorRole::MoeExpertDown: return "ffn_down_exps";
+    default: return nullptr;
+    }
+}
+
+const char* hfSuffix(TensorRole role)
+{
+    switch (role) {
+    case TensorRole::AttnQ: return "self_attn.q_proj";
+    case TensorRole::AttnK: return "self_attn.k_proj";
+    case TensorRole::AttnV: return "self_attn.v_proj";
+    case TensorRole::AttnQKV: return "self_attn.qkv_proj";
+    case TensorRole::AttnOut: return "self_attn.o_proj";
+    case TensorRole::MlpGate: return "mlp.gate_proj";
+    case TensorRole::MlpUp: return "mlp.up_proj";
+    case TensorRole::MlpGateUp: return "mlp.gate_up_proj";
+    case TensorRole::MlpDown: return "mlp.down_proj";
+    default: return nullptr;
+    }
+}
+
+bool isGgufName(std::string_view n)
+{
+    return n.rfind("blk.", 0) == 0 || n == "token_embd.weight" || n == "output.weight";
+}
+
+bool endsWith(std::string_view s, std::string_view suffix)
+{
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+} // namespace
+
+std::optional<std::string> ggufTensorName(std::string_view name)
+{
+    if (isGgufName(name))
+        return std::string(name);
+    const RoleInfo r = planRoleFromName(name);
+    if (r.role == TensorRole::Embedding)
+        return std::string("token_embd.weight");
+    if (r.role == TensorRole::OutputHead)
+        return std::string("output.weight");
+    const char* s = ggufSuffix(r.role);
+    if (!s || r.block < 0)
+        return std::nullopt;
+    return "blk." + std::to_string(r.block) + "." + s + ".weight";
+}
+
+std::optional<std::string> hfModuleName(std::string_view name)
+{
+    if (!isGgufName(name)) {
+        if (endsWith(name, ".weight"))
+            return std::string(name.substr(0, name.size() - 7));
+        return std::string(name);
+    }
+    const RoleInfo r = planRoleFromName(name);
+    if (r.role == TensorRole::Embedding)
+        return std::string("model.embed_tokens");
+    if (r.role == TensorRole::OutputHead)
+        return std::string("lm_head");
+    const char* s = hfSuffix(r.role);
+    if (!s || r.block < 0)
+        return std::nullopt; // stacked experts have no single module
+    return "model.layers." + std::to_string(r.block) + "." + s;
+}
+
+namespace {
+
+std::string regexEscape(std::string_view s)
+{
+    std::string r;
+    for (char c : s) {
+        if (std::strchr(".^$|()[]{}*+?\\", c))
+            r.push_back('\\');
+        r.push_back(c);
+    }
+    return r;
+}
+
+// Compresses names into anchored regexes: names that differ only in their block number become one pattern
+// with an alternation of the blocks, or \d+ when every block of `allBlocks` is present.
+std::vector<std::string> compressNames(const std::vector<std::string>& names, const std::set<int>& allBlocks)
+{
+    std::map<std::pair<std::string, std::string>, std::set<int>> templates; // (prefix, suffix) -> blocks
+    std::vector<std::string> singles;
+    for (const auto& n : names) {
+        size_t pos = std::string::npos, len = 0;
+        for (const char* marker : {"layers.", "blk."}) {
+            const size_t p = n.find(marker);
+            if (p != std::string::npos && (p == 0 || n[p - 1] == '.')) {
+                pos = p + std::strlen(marker);
+                break;
+            }
+        }
+        if (pos != std::string::npos)
+            while (pos + len < n.size() && std::isdigit(static_cast<unsigned char>(n[pos + len])))
+                ++len;
+        if (pos == std::string::npos || len == 0) {
+            singles.push_back("^" + regexEscape(n) + "$");
+            continue;
+        }
+        templates[{n.substr(0, pos), n.substr(pos + len)}].insert(std::stoi(n.substr(pos, len)));
+    }
+    std::vector<std::string> out;
+    for (const auto& [key, blocks] : templates) {
+        std::string alt;
+        if (blocks == allBlocks && blocks.size() > 1) {
+            alt = "\\d+";
+        } else if (blocks.size() == 1) {
+            alt = std::to_string(*blocks.begin());
+        } else {
+            alt = "(";
+            for (int b : blocks)
+                alt += (alt.size() > 1 ? "|" : "") + std::to_string(b);
+            alt += ")";
+        }
+        out.push_back("^" + regexEscape(key.first) + alt + regexEscape(key.second) + "$");
+    }
+    out.insert(out.end(), singles.begin(), singles.end());
+    return out;
+}
+
+std::set<int> blocksOf(const Plan& plan)
+{
+    std::set<int> b;
+    for (const auto& [t, f] : plan.assignments()) {
+        const int blk = planRoleFromName(t).block;
+        if (blk >= 0)
+            b.insert(blk);
+    }
+    return b;
+}
+
+// ggml's spelling of a type name: lower case with an upper-case K ("q4_K", "q8_0", "bf16", "iq4_nl").
+std::string ggmlTypeName(const std::string& format)
+{
+    std::string s = format;
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (endsWith(s, "_k"))
+        s.back() = 'K';
+    return s;
+}
+
+bool isUnquantized(const QuantFormat& f)
+{
+    return f.traits().kind == FormatKind::Float;
+}
+
+// Tensors a vLLM-style runtime fuses must agree; names grouped by block and fused kind.
+void checkFused(const Plan& plan, std::vector<ExportProblem>& problems)
+{
+    std::map<std::string, std::map<std::string, std::string>> groups; // label -> tensor -> format
+    for (const auto& [t, f] : plan.assignments()) {
+        const RoleInfo r = planRoleFromName(t);
+        if (r.block < 0)
+            continue;
+        const std::string b = "block " + std::to_string(r.block);
+        switch (r.role) {
+        case TensorRole::AttnQ:
+        case TensorRole::AttnK:
+        case TensorRole::AttnV: groups[b + " q/k/v"][t] = f; break;
+        case TensorRole::MlpGate:
+        case TensorRole::MlpUp: groups[b + " gate/up"][t] = f; break;
+        case TensorRole::MoeExpertGate:
+        case TensorRole::MoeExpertUp:
+        case TensorRole::MoeExpertDown: groups[b + " experts"][t] = f; break;
+        default: break;
+        }
+    }
+    for (const auto& [label, members] : groups) {
+        std::set<std::string> formats;
+        for (const auto& [t, f] : members)
+            formats.insert(f);
+        if (formats.size() < 2)
+            continue;
+        for (const auto& [t, f] : members)
+            problems.push_back({t, f, label + " are fused at run time and must share one format"});
+    }
+}
+
+struct Scheme {
+    int bits = 0;
+    int groupSize = 0; // >0 group, -1 channel, 0 tensor
+    bool symmetric = true;
+    bool isFloat = false;
+    bool operator<(const Scheme& o) const
+    {
+        return std::tie(isFloat, bits, groupSize, symmetric) < std::tie(o.isFloat, o.bits, o.groupSize, o.symmetric);
+    }
+};
+
+std::string yamlQuote(const std::string& s)
+{
+    std::string r = "'";
+    for (char c : s) {
+        if (c == '\'')
+            r += "''";
+        else
+            r.push_back(c);
+    }
+    return r + "'";
+}
+
+std::string jsonQuote(const std::string& s)
+{
+    std::string r = "\"";
+    for (char c : s) {
+        switch (c) {
+        case '"': r += "\\\""; break;
+        case '\\': r += "\\\\"; break;
+        case '\n': r += "\\n"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                r += buf;
+            } else {
+                r.push_back(c);
+            }
+        }
+    }
+    return r + "\"";
+}
+
+// ---- llama.cpp ----
+
+ExportResult exportLlamaCpp(const Plan& plan)
+{
+    std::vector<ExportProblem> problems;
+    std::map<std::string, std::vector<std::string>> byType; // ggml type -> gguf tensor names
+    std::map<std::string, std::string> stacked;              // gguf stacked expert tensor -> type
+    std::string outputType, embeddingType;
+    std::map<std::string, size_t> counts;
+    for (const auto& [t, fmt] : plan.assignments()) {
+        auto f = findFormat(fmt);
+        if (!f) {
+            problems.push_back({t, fmt, "unknown format"});
+            continue;
+        }
+        const auto& tr = f->traits();
+        if (!(tr.kind == FormatKind::Ggml || (tr.kind == FormatKind::Float && tr.storage))) {
+            problems.push_back({t, f->name(), "llama.cpp has no " + f->name() + " type (only ggml block types, F16, BF16)"});
+            continue;
+        }
+        auto g = ggufTensorName(t);
+        if (!g) {
+            problems.push_back({t, f->name(), "no GGUF tensor name is known for it"});
+            continue;
+        }
+        const std::string type = ggmlTypeName(f->name());
+        const RoleInfo r = planRoleFromName(t);
+        if (r.role == TensorRole::MoeExpertGate || r.role == TensorRole::MoeExpertUp ||
+            r.role == TensorRole::MoeExpertDown) {
+            auto [it, inserted] = stacked.emplace(*g, type);
+            if (!inserted && it->second != type)
+                problems.push_back({t, f->name(), "llama.cpp stacks a layer's experts into " + *g +
+                                                      ", which holds one type (" + it->second + ")"});
+            continue;
+        }
+        if (*g == "output.weight")
+            outputType = type;
+        else if (*g == "token_embd.weight")
+            embeddingType = type;
+        byType[type].push_back(*g);
+        ++counts[type];
+    }
+    if (!problems.empty())
+        throw ExportError(ExportTarget::LlamaCpp, std::move(problems));
+    for (const auto& [g, type] : stacked) {
+        byType[type].push_back(g);
+        ++counts[type];
+    }
+    const std::set<int> blocks = blocksOf(plan);
+    ExportResult r;
+    for (auto& [type, names] : byType) {
+        std::sort(names.begin(), names.end());
+        for (const auto& pattern : compressNames(names, blocks))
+            r.text += pattern + "=" + type + "\n";
+    }
+    std::string cmd = "llama-quantize --tensor-type-file tensor-types.txt";
+    if (!outputType.empty())
+        cmd += " --output-tensor-type " + outputType;
+    if (!embeddingType.empty())
+        cmd += " --token-embedding-type " + embeddingType;
+    cmd += " model-F16.gguf model-planned.gguf Q8_0";
+    r.commands.push_back(cmd);
+    r.notes.push_back("The base type Q8_0 only decides which tensors llama-quantize touches: every planned tensor is "
+                      "overridden by the file. llama.cpp skips an override when its own choice for the tensor needs "
+                      "a fallback (row length not a multiple of the block), so fix unsupported-shape warnings first.");
+    r.notes.push_back("The type file holds nothing but pattern=type lines: llama-quantize has no comment syntax.");
+    bool lowBits = false;
+    for (const auto& [type, n] : counts)
+        lowBits |= type == "q2_K" || type.rfind("iq", 0) == 0;
+    if (lowBits)
+        r.notes.push_back("Q2_K and IQ types need an importance matrix: add --imatrix FILE.");
+    return r;
+}
+
+// ---- GPTQModel ----
+
+ExportResult exportGptqModel(const Plan& plan)
+{
+    std::vector<ExportProblem> problems;
+    std::map<std::string, Scheme> quantized; // module -> scheme
+    std::vector<std::string> skipped;         // modules left in 16 bits
+    bool lmHead = false;
+    for (const auto& [t, fmt] : plan.assignments()) {
+        auto f = findFormat(fmt);
+        if (!f) {
+            problems.push_back({t, fmt, "unknown format"});
+            continue;
+        }
+        const RoleInfo role = planRoleFromName(t);
+        auto m = hfModuleName(t);
+        if (!m) {
+            problems.push_back({t, f->name(), "no Hugging Face module name is known for it"});
+            continue;
+        }
+        if (isUnquantized(*f)) {
+            if (role.role != TensorRole::Embedding && role.role != TensorRole::OutputHead)
+                skipped.push_back(*m);
+            continue;
+        }
+        const auto& tr = f->traits();
+        if (tr.kind != FormatKind::Integer) {
+            problems.push_back({t, f->name(), "GPTQModel stores integer GPTQ weights only (no ggml, FP8 or NF4 types)"});
+            continue;
+        }
+        if (tr.groupSize == 0) {
+            problems.push_back({t, f->name(), "GPTQ has no per-tensor scale: use a group size or per-channel"});
+            continue;
+        }
+        if (tr.bits != 2 && tr.bits != 3 && tr.bits != 4 && tr.bits != 8) {
+            problems.push_back({t, f->name(), "GPTQModel packs 2, 3, 4 or 8 bits"});
+            continue;
+        }
+        if (role.role == TensorRole::Embedding) {
+            problems.push_back({t, f->name(), "GPTQModel does not quantize embeddings: keep them in BF16/F16"});
+            continue;
+        }
+        if (role.role == TensorRole::OutputHead)
+            lmHead = true;
+        quantized[*m] = {tr.bits, tr.groupSize, tr.symmetric, false};
+    }
+    checkFused(plan, problems);
+    if (!problems.empty())
+        throw ExportError(ExportTarget::GptqModel, std::move(problems));
+    if (quantized.empty())
+        throw ExportError(ExportTarget::GptqModel, {{"(plan)", "", "no tensor is assigned an integer GPTQ format"}});
+
+    // The most common scheme is the base; the others become dynamic overrides.
+    std::map<Scheme, std::vector<std::string>> byScheme;
+    for (const auto& [m, s] : quantized)
+        byScheme[s].push_back(m);
+    auto base = std::max_element(byScheme.begin(), byScheme.end(),
+                                 [](const auto& a, const auto& b) { return a.second.size() < b.second.size(); });
+    const Scheme bs = base->first;
+    const std::set<int> blocks = blocksOf(plan);
+    std::ostringstream o;
+    o << "{\n  \"bits\": " << bs.bits << ",\n  \"group_size\": " << bs.groupSize << ",\n  \"desc_act\": false,\n"
+      << "  \"sym\": " << (bs.symmetric ? "true" : "false") << ",\n  \"lm_head\": " << (lmHead ? "true" : "false")
+      << ",\n  \"quant_method\": \"gptq\",\n  \"checkpoint_format\": \"gptq\",\n  \"dynamic\": {";
+    bool first = true;
+    auto entry = [&](const std::string& key, const std::string& value) {
+        o << (first ? "\n" : ",\n") << "    " << jsonQuote(key) << ": " << value;
+        first = false;
+    };
+    std::sort(skipped.begin(), skipped.end());
+    for (const auto& p : compressNames(skipped, blocks))
+        entry("-:" + p, "{}");
+    for (const auto& [s, modules] : byScheme) {
+        if (!(s < bs) && !(bs < s))
+            continue;
+        const std::string v = "{\"bits\": " + std::to_string(s.bits) + ", \"group_size\": " + std::to_string(s.groupSize) +
+                              ", \"sym\": " + (s.symmetric ? "true" : "false") + "}";
+        for (const auto& p : compressNames(modules, blocks))
+            entry("+:" + p, v);
+    }
+    o << (first ? "}" : "\n  }") << ",\n  \"meta\": {\"quantizer\": [\"quantscope\"]}\n}\n";
+    ExportResult r;
+    r.text = o.str();
+    r.commands.push_back("QuantizeConfig.from_pretrained(DIR) or QuantizeConfig(**json.load(open('quantize_config.json'))) "
+                         "then GPTQModel.load(model_id, quant_config).quantize(calibration)");
+    r.notes.push_back("dynamic keys are Python regexes matched with re.match against module names: \"+:\" overrides "
+                      "bits/group_size/sym, \"-:\" keeps a module unquantized.");
+    return r;
+}
+
+// ---- llm-compressor and compressed-tensors ----
+
+struct CtPlan {
+    std::map<Scheme, std::vector<std::string>> groups; // scheme -> modules
+    std::vector<std::string> ignore;
+};
+
+CtPlan collectCompressedTensors(const Plan& plan, ExportTarget target)
+{
+    std::vector<ExportProblem> problems;
+    CtPlan ct;
+    for (const auto& [t, fmt] : plan.assignments()) {
+        auto f = findFormat(fmt);
+        if (!f) {
+            problems.push_back({t, fmt, "unknown format"});
+            continue;
+        }
+        const RoleInfo role = planRoleFromName(t);
+        auto m = hfModuleName(t);
+        if (!m) {
+            problems.push_back({t, f->name(), "no Hugging Face module name is known for it"});
+            continue;
+        }
+        if (isUnquantized(*f)) {
+            if (role.role != TensorRole::Embedding)
+                ct.ignore.push_back(*m);
+            continue;
+        }
+        if (role.role == TensorRole::Embedding) {
+            problems.push_back({t, f->name(), "only Linear layers are quantized: keep embeddings in BF16/F16"});
+            continue;
+        }
+        const auto& tr = f->traits();
+        Scheme s;
+        if (tr.kind == FormatKind::Integer) {
+            s = {tr.bits, tr.groupSize, tr.symmetric, false};
+        } else if (tr.kind == FormatKind::Fp8 && f->name().rfind("FP8-E4M3", 0) == 0) {
+            s = {8, tr.groupSize < 0 ? -1 : 0, true, true};
+        } else {
+            problems.push_back({t, f->name(),
+                                "compressed-tensors has integer and FP8 (E4M3) schemes only, no ggml, NF4 or E5M2 types"});
+            continue;
+        }
+        ct.groups[s].push_back(*m);
+    }
+    checkFused(plan, problems);
+    if (!problems.empty())
+        throw ExportError(target, std::move(problems));
+    if (ct.groups.empty())
+        throw ExportError(target, {{"(plan)", "", "no tensor is assigned an integer or FP8 format"}});
+    std::sort(ct.ignore.begin(), ct.ignore.end());
+    return ct;
+}
+
+const char* strategyOf(const Scheme& s) { return s.groupSize > 0 ? "group" : s.groupSize < 0 ? "channel" : "tensor"; }
+
+ExportResult exportLlmCompressor(const Plan& plan)
+{
+    const CtPlan ct = collectCompressedTensors(plan, ExportTarget::LlmCompressor);
+    const std::set<int> blocks = blocksOf(plan);
+    std::ostringstream y;
+    y << "quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      ignore: [";
+    const auto ignore = compressNames(ct.ignore, blocks);
+    for (size_t i = 0; i < ignore.size(); ++i) {
+        // lm_head is ignored by its plain name, as llm-compressor's examples do.
+        const std::string target = ignore[i] == "^lm_head$" ? "lm_head" : "re:" + ignore[i];
+        y << (i ? ", " : "") << yamlQuote(target);
+    }
+    y << "]\n      config_groups:\n";
+    int g = 0;
+    for (const auto& [s, modules] : ct.groups) {
+        y << "        group_" << g++ << ":\n          targets: [";
+        const auto targets = compressNames(modules, blocks);
+        for (size_t i = 0; i < targets.size(); ++i)
+            y << (i ? ", " : "") << yamlQuote(targets[i] == "^lm_head$" ? "lm_head" : "re:" + targets[i]);
+        y << "]\n          weights:\n            num_bits: " << s.bits << "\n            type: "
+          << (s.isFloat ? "float" : "int") << "\n            symmetric: " << (s.symmetric ? "true" : "false")
+          << "\n            strategy: " << strategyOf(s) << "\n";
+        if (s.groupSize > 0)
+            y << "            group_size: " << s.groupSize << "\n";
+    }
+    ExportResult r;
+    r.text = y.str();
+    r.commands.push_back("oneshot(model=model, dataset=..., recipe='recipe.yaml') (llmcompressor); for GPTQ rounding "
+                         "rename QuantizationModifier to GPTQModifier");
+    r.notes.push_back("Targets are \"re:\" regexes matched against module names; every module the plan leaves in "
+                      "16 bits is listed in ignore.");
+    return r;
+}
+
+ExportResult exportCompressedTensors(const Plan& plan)
+{
+    const CtPlan ct = collectCompressedTensors(plan, ExportTarget::CompressedTensors);
+    const std::set<int> blocks = blocksOf(plan);
+    bool anyInt = false, anyFloat = false;
+    for (const auto& [s, m] : ct.groups)
+        (s.isFloat ? anyFloat : anyInt) = true;
+    const char* overall = anyInt && anyFloat ? "mixed-precision" : anyFloat ? "float-quantized" : "pack-quantized";
+    std::ostringstream o;
+    o << "{\n  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"" << overall
+      << "\",\n    \"quantization_status\": \"compressed\",\n    \"kv_cache_scheme\": null,\n    \"config_groups\": {";
+    int g = 0;
+    for (const auto& [s, modules] : ct.groups) {
+        o << (g ? ",\n" : "\n") << "      \"group_" << g << "\": {\n        \"targets\": [";
+        ++g;
+        const auto targets = compressNames(modules, blocks);
+        for (size_t i = 0; i < targets.size(); ++i)
+            o << (i ? ", " : "") << jsonQuote(targets[i] == "^lm_head$" ? "lm_head" : "re:" + targets[i]);
+        o << "],\n        \"weights\": {\"num_bits\": " << s.bits << ", \"type\": \"" << (s.isFloat ? "float" : "int")
+          << "\", \"symmetric\": " << (s.symmetric ? "true" : "false") << ", \"strategy\": \"" << strategyOf(s)
+          << "\", \"group_size\": " << (s.groupSize > 0 ? std::to_string(s.groupSize) : std::string("null"))
+          << ", \"dynamic\": false, \"actorder\": null, \"block_structure\": null, \"observer\": \"minmax\", "
+             "\"observer_kwargs\": {}},\n        \"input_activations\": null,\n        \"output_activations\": null,\n"
+          << "        \"format\": \"" << (s.isFloat ? "float-quantized" : "pack-quantized") << "\"\n      }";
+    }
+    o << "\n    },\n    \"ignore\": [";
+    const auto ignore = compressNames(ct.ignore, blocks);
+    for (size_t i = 0; i < ignore.size(); ++i)
+        o << (i ? ", " : "") << jsonQuote(ignore[i] == "^lm_head$" ? "lm_head" : "re:" + ignore[i]);
+    o << "]\n  }\n}\n";
+    ExportResult r;
+    r.text = o.str();
+    r.notes.push_back("Merge \"quantization_config\" into the quantized checkpoint's config.json; vLLM reads it with "
+                      "quant_method compressed-tensors.");
+    return r;
+}
+
+} // namespace
+
+ExportResult exportPlan(const Plan& plan, ExportTarget target)
+{
+    switch (target) {
+    case ExportTarget::LlamaCpp: return exportLlamaCpp(plan);
+    case ExportTarget::GptqModel: return exportGptqModel(plan);
+    case ExportTarget::LlmCompressor: return exportLlmCompressor(plan);
+    case ExportTarget::CompressedTensors: return exportCompressedTensors(plan);
+    case ExportTarget::PlanJson: {
+        ExportResult r;
+        r.text = planToJson(plan);
+        return r;
+    }
+    }
+    return {};
+}
+
+void writeExport(const ExportResult& result, const std::filesystem::path& path)
+{
+    QSaveFile file(QString::fromStdString(path.string()));
+    if (!file.open(QIODevice::WriteOnly))
+        throw Error(ErrorCode::Io, path.string() + ": cannot write: " + file.errorString().toStdString());
+    file.write(result.text.data(), static_cast<qint64>(result.text.size()));
+    if (!file.commit())
+        throw Error(ErrorCode::Io, path.string() + ": cannot write: " + file.errorString().toStdString());
+}
+
+} // namespace qs
