@@ -84,7 +84,10 @@ int runPlan(QCommandLineParser& parser)
                                      .arg(QString::fromStdString(gpu->name)));
             budget = gpuBytes - rest.totalBytes();
         }
-        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, {});
+        qs::ErrorTable errors;
+        if (parser.isSet(QStringLiteral("sensitivity")))
+            errors = qs::loadErrorTable(parser.value(QStringLiteral("sensitivity")).toStdString());
+        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors);
         const qs::BudgetSolution sol = qs::solveBudget(problem, budget, &job);
         if (!sol.feasible)
             return cli::fail(QStringLiteral("no plan fits %1 bytes: the smallest tiers need %2 bytes")
@@ -179,6 +182,9 @@ const CliRegistrar planCommand(
                       QStringLiteral("NAME")});
          p.addOption({QStringLiteral("ctx"), QStringLiteral("Context for --gpu (4096)."), QStringLiteral("N")});
          p.addOption({QStringLiteral("batch"), QStringLiteral("Batch for --gpu (1)."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("sensitivity"),
+                      QStringLiteral("Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size proxy)."),
+                      QStringLiteral("FILE")});
          p.addOption({QStringLiteral("fused"), QStringLiteral("Also check that fused tensors share a format (vLLM).")});
          p.addOption({QStringLiteral("out"), QStringLiteral("Save the plan here."), QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});

@@ -4,6 +4,11 @@
 #include "core/util/error.h"
 #include "core/util/job.h"
 
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,6 +22,90 @@ double proxyError(const TensorInfo& tensor, const QuantFormat& format)
     auto b = format.storedBytes(tensor.rows(), tensor.columns());
     const double bits = b ? 8.0 * static_cast<double>(*b) / static_cast<double>(n) : 0.0;
     return static_cast<double>(n) * std::pow(4.0, -bits);
+}
+
+ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results, bool preferWeighted)
+{
+    ErrorTable t;
+    for (const auto& r : results) {
+        if (!r.ok())
+            continue;
+        const double n = static_cast<double>(r.rows) * static_cast<double>(r.cols);
+        const double mse = preferWeighted && r.metrics.weightedMse ? *r.metrics.weightedMse : r.metrics.mse;
+        if (std::isfinite(mse))
+            t[r.tensor][r.format] = mse * n;
+    }
+    return t;
+}
+
+ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, const std::string& fileName)
+{
+    QJsonParseError err{};
+    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
+    if (err.error != QJsonParseError::NoError)
+        throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
+                          err.errorString().toStdString());
+    const QJsonValue results = doc.object().value(QStringLiteral("results"));
+    if (!results.isArray())
+        throw FormatError(ErrorCode::BadValue, fileName, "results", std::nullopt,
+                          "expected the output of 'quantscope-cli sensitivity --json'");
+    ErrorTable t;
+    int i = 0;
+    for (const QJsonValue& v : results.toArray()) {
+        const std::string where = "results[" + std::to_string(i++) + "]";
+        const QJsonObject o = v.toObject();
+        if (o.contains(QStringLiteral("error")))
+            continue;
+        const std::string tensor = o.value(QStringLiteral("tensor")).toString().toStdString();
+        const std::string format = o.value(QStringLiteral("format")).toString().toStdString();
+        const double rows = o.value(QStringLiteral("rows")).toDouble(-1), cols = o.value(QStringLiteral("cols")).toDouble(-1);
+        QJsonValue mse = o.value(QStringLiteral("mse"));
+        if (preferWeighted && o.value(QStringLiteral("weighted_mse")).isDouble())
+            mse = o.value(QStringLiteral("weighted_mse"));
+        if (tensor.empty() || format.empty() || rows < 0 || cols < 0)
+            throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "needs tensor, format, rows and cols");
+        if (!mse.isDouble())
+            continue; // null: an infinite value written by the sensitivity command
+        t[tensor][format] = mse.toDouble() * rows * cols;
+    }
+    return t;
+}
+
+ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted)
+{
+    QFile f(QString::fromStdString(path.string()));
+    if (!f.open(QIODevice::ReadOnly))
+        throw Error(ErrorCode::Io, path.string() + ": cannot open: " + f.errorString().toStdString());
+    if (f.size() > (1ll << 30))
+        throw FormatError(ErrorCode::BadValue, path.string(), "file", std::nullopt, "larger than 1 GiB");
+    return errorTableFromJson(f.readAll().toStdString(), preferWeighted, path.string());
+}
+
+PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)
+{
+    PlanErrorSummary s;
+    for (const auto& [name, format] : plan.assignments()) {
+        const TensorInfo* t = model.find(name);
+        auto f = findFormat(format);
+        if (!t || !f)
+            continue;
+        auto row = errors.find(name);
+        if (row == errors.end()) {
+            s.error += proxyError(*t, *f);
+            ++s.proxied;
+            continue;
+        }
+        auto cell = row->second.find(f->name());
+        if (cell == row->second.end())
+            cell = row->second.find(format);
+        if (cell == row->second.end()) {
+            ++s.missing;
+            continue;
+        }
+        s.error += cell->second;
+        ++s.measured;
+    }
+    return s;
 }
 
 BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)
@@ -223,12 +312,14 @@ private:
         return b;
     }
 
-    // Best single change per pass while any change lowers the error and fits.
+    // Local search: the best single change per pass while any lowers the error and fits, then exchanges
+    // (one tensor down, another up) while one helps; capped so that huge models stay interactive.
     void improve(std::vector<size_t>& c, uint64_t capacity) const
     {
         uint64_t used = bytesOf(c);
-        for (int pass = 0; pass < 1000; ++pass) {
-            double bestGain = 0;
+        uint64_t budget = 20'000'000; // option pairs examined at most
+        for (int pass = 0; pass < 10000; ++pass) {
+            double bestGain = 1e-12;
             size_t bi = SIZE_MAX, bo = 0;
             for (size_t i = 0; i < c.size(); ++i) {
                 const auto& cur = m_p.options[i][c[i]];
@@ -240,10 +331,48 @@ private:
                     bestGain = gain, bi = i, bo = o;
                 }
             }
-            if (bi == SIZE_MAX)
+            if (bi != SIZE_MAX) {
+                used = used - m_p.options[bi][c[bi]].bytes + m_p.options[bi][bo].bytes;
+                c[bi] = bo;
+                continue;
+            }
+            // No single change helps: try an exchange.
+            bool moved = false;
+            for (size_t i = 0; i < c.size() && !moved && budget > 0; ++i) {
+                const auto& ci = m_p.options[i][c[i]];
+                for (size_t oi : m_hulls[i].pareto) {
+                    const auto& di = m_p.options[i][oi];
+                    if (di.bytes >= ci.bytes)
+                        continue; // a downgrade frees bytes
+                    const double loss = di.error - ci.error;
+                    const uint64_t room = capacity - (used - ci.bytes + di.bytes);
+                    double best = loss + 1e-12 * std::max(1.0, std::abs(loss));
+                    size_t bj = SIZE_MAX, boj = 0;
+                    for (size_t j = 0; j < c.size(); ++j) {
+                        if (j == i)
+                            continue;
+                        const auto& cj = m_p.options[j][c[j]];
+                        for (size_t oj : m_hulls[j].pareto) {
+                            --budget;
+                            const auto& uj = m_p.options[j][oj];
+                            if (uj.bytes <= cj.bytes || uj.bytes - cj.bytes > room)
+                                continue;
+                            const double gain = cj.error - uj.error;
+                            if (gain > best)
+                                best = gain, bj = j, boj = oj;
+                        }
+                    }
+                    if (bj != SIZE_MAX) {
+                        used = used - ci.bytes + di.bytes - m_p.options[bj][c[bj]].bytes + m_p.options[bj][boj].bytes;
+                        c[i] = oi;
+                        c[bj] = boj;
+                        moved = true;
+                        break;
+                    }
+                }
+            }
+            if (!moved)
                 return;
-            used = used - m_p.options[bi][c[bi]].bytes + m_p.options[bi][bo].bytes;
-            c[bi] = bo;
         }
     }
 

@@ -11,7 +11,10 @@
 
 #include "core/plan/plan.h"
 
+#include "core/quant/sensitivity.h"
+
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +38,26 @@ struct BudgetProblem {
 
 // tensor -> format -> error, e.g. the sensitivity matrix (weighted when an importance file is loaded).
 using ErrorTable = std::map<std::string, std::map<std::string, double>>;
+
+// The sensitivity matrix as an error table. Each cell's error is the tensor's total squared error,
+// mse x rows x cols (weighted_mse instead when `preferWeighted` and the cell has it), so that errors add up
+// across tensors. Failed cells are skipped.
+ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results, bool preferWeighted = true);
+// Reads the JSON of `quantscope-cli sensitivity --json` ({"results": [{"tensor", "format", "rows", "cols",
+// "mse", "weighted_mse"?}, ...]}) the same way. Throws qs::FormatError on malformed input.
+ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted = true);
+ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted = true, const std::string& fileName = {});
+
+// Total predicted error of a plan (the footprint panel's "predicted error"): the table's error for every
+// assigned (tensor, format) pair, the proxy where the table has no entry for the tensor. Tensors whose
+// format the table lacks while having other formats are counted in `missing`.
+struct PlanErrorSummary {
+    double error = 0;
+    size_t measured = 0; // tensors whose error came from the table
+    size_t proxied = 0;  // tensors without table entries (proxy used)
+    size_t missing = 0;  // tensors whose assigned format the table lacks
+};
+PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const ErrorTable& errors);
 
 // Without measurements, a size-based proxy: elements * 4^(-bits per weight), the mean squared error of a
 // uniform quantizer relative to the weights' variance, summed over the tensor.

@@ -465,6 +465,31 @@ TensorBytesFn planBytesFn(const Plan& plan)
     return [plan](const TensorInfo& t) { return plannedBytes(plan, t); };
 }
 
+TierBoard tierBoard(const Plan& plan, const ModelLayout& model)
+{
+    TierBoard b;
+    b.columns.resize(plan.tiers().size());
+    std::map<std::string, int> tierOf; // canonical lower-case format -> column
+    for (size_t i = 0; i < plan.tiers().size(); ++i)
+        tierOf.emplace(lower(canonical(plan.tiers()[i])), static_cast<int>(i));
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+        const auto& t = model.tensors[i];
+        if (!isPlannable(t))
+            continue;
+        auto f = plan.formatOf(t.name);
+        if (!f) {
+            b.unassigned.push_back(i);
+            continue;
+        }
+        auto it = tierOf.find(lower(canonical(*f)));
+        if (it == tierOf.end())
+            b.otherFormats.push_back(i);
+        else
+            b.columns[static_cast<size_t>(it->second)].push_back(i);
+    }
+    return b;
+}
+
 // ---- constraints ----
 
 const char* planIssueKindName(PlanIssueKind kind)

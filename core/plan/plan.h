@@ -6,6 +6,19 @@
 // most to least precise. *Rules* map a name regex or a role to a format, first match wins. *Presets* build a
 // whole plan in one step (llama.cpp's Q4_K_M / Q5_K_M / Q3_K_M mixes, "keep embeddings and head at 8 bits",
 // all-X). Format names are those of core/quant/format.h (findFormat, case-insensitive).
+//
+// How the GUI uses it (tier board + footprint panel):
+//   ModelLayout layout = layoutFromModel(*model);          // or openLayout(path) / layoutFromConfig(json)
+//   Plan plan = makePreset("llama.cpp-Q4_K_M", layout);    // or load: loadPlan(path) + planMatchesModel
+//   TierBoard board = tierBoard(plan, layout);             // columns of tensor indices, one per tier
+//   // a drop of tensors onto tier k: one undo step holding the plan before and after
+//   Plan before = plan; if (plan.assignMany(names, plan.tiers()[k])) undoStack.push(before, plan);
+//   // footprint panel, on every change (cheap, no I/O)
+//   WeightSummary w = summarizeWeights(layout, planBytesFn(plan));
+//   GpuFit fit = fitOnGpu(layout, w, request, gpu);       // memory.h; bars: w / kv / overhead vs gpuBytes
+//   PlanErrorSummary e = planError(plan, layout, table);  // budget.h, "predicted error"
+//   std::vector<PlanIssue> issues = checkPlan(plan, layout); plan = applyFix(plan, issues[i].fixes[0]);
+//   writeAutosave(plan, key) on a timer; newerAutosave(key, savedPath) at start-up (planio.h).
 
 #include "core/plan/memory.h"
 #include "core/plan/modellayout.h"
@@ -112,6 +125,16 @@ std::string llamaCppFallback(const std::string& format, uint64_t cols);
 // unassigned or when the format cannot hold the shape (the constraint check reports that).
 uint64_t plannedBytes(const Plan& plan, const TensorInfo& tensor);
 TensorBytesFn planBytesFn(const Plan& plan);
+
+// The tier board's columns: for each tier (same order as plan.tiers()), the indices into model.tensors of
+// the plannable tensors assigned to it; `otherFormats` holds tensors assigned to a format that is not a
+// tier, `unassigned` plannable tensors without an assignment (they keep their stored type).
+struct TierBoard {
+    std::vector<std::vector<size_t>> columns;
+    std::vector<size_t> otherFormats;
+    std::vector<size_t> unassigned;
+};
+TierBoard tierBoard(const Plan& plan, const ModelLayout& model);
 
 // ---- constraints ----
 

@@ -1,5 +1,7 @@
 #include "core/stats/kernels.h"
 
+#include "core/model/dtype.h"
+
 #include <atomic>
 #include <cmath>
 #include <algorithm>
@@ -282,6 +284,19 @@ void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out)
         if (b.finite)
             out.absmax = std::max({out.absmax, std::fabs(b.min), std::fabs(b.max)});
     }
+}
+
+void f16ToFloats(const uint16_t* x, size_t n, float* out)
+{
+#if QS_DISPATCH && QS_KERNELS_X86
+    static const bool f16c = __builtin_cpu_supports("f16c");
+    if (f16c && level() != KernelLevel::Baseline) {
+        x86::f16ToFloatsF16c(x, n, out);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; ++i)
+        out[i] = halfToFloat(x[i]);
 }
 
 uint64_t countOutside(const float* x, size_t n, float lo, float hi)

@@ -34,8 +34,9 @@ void countKeysF32(const float* x, size_t n, uint32_t* tables);   // key: the flo
 void countKeys16(const uint16_t* x, size_t n, uint32_t* tables); // key: the 16-bit pattern
 void countKeys8(const uint8_t* x, size_t n, uint32_t* tables);   // key: the byte
 
-// bfloat16 bit patterns to float.
+// bfloat16 / IEEE half bit patterns to float (F16C when the CPU has AVX2).
 void bf16ToFloats(const uint16_t* x, size_t n, float* out);
+void f16ToFloats(const uint16_t* x, size_t n, float* out);
 
 // Number of finite x[i] with x[i] < lo or x[i] > hi.
 uint64_t countOutside(const float* x, size_t n, float lo, float hi);
@@ -54,6 +55,7 @@ void accumulateAvx2(const float* x, size_t n, float shift, int order, BlockSums&
 void accumulateAvx512(const float* x, size_t n, float shift, int order, BlockSums& out);
 void accumulateBf16Avx2(const uint16_t* x, size_t n, float shift, BlockSums& out);
 void accumulateBf16Avx512(const uint16_t* x, size_t n, float shift, BlockSums& out);
+void f16ToFloatsF16c(const uint16_t* x, size_t n, float* out);
 } // namespace x86
 #else
 #define QS_KERNELS_X86 0

@@ -296,6 +296,20 @@ void accumulateBf16Avx512(const uint16_t* x, size_t n, float shift, BlockSums& o
     bf16Avx512(x, n, shift, out);
 }
 
+__attribute__((target("avx2,f16c"))) void f16ToFloatsF16c(const uint16_t* x, size_t n, float* out)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+    if (i < n) {
+        alignas(16) uint16_t h[8] = {};
+        alignas(32) float f[8];
+        std::memcpy(h, x + i, (n - i) * sizeof(uint16_t));
+        _mm256_store_ps(f, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h))));
+        std::memcpy(out + i, f, (n - i) * sizeof(float));
+    }
+}
+
 } // namespace qs::detail::x86
 
 #endif

@@ -216,7 +216,9 @@ private:
         }
         const double bytesPerElement = double(info.blockBytes) / double(info.blockElements);
         uint64_t chunk = static_cast<uint64_t>(double(std::max<size_t>(chunkBytes, 1)) / bytesPerElement);
-        chunk = std::max<uint64_t>(65536, chunk / 65536 * 65536);
+        // Whole multiples of 64 Ki elements (block-aligned for every type), and below 2^31 elements so
+        // that the per-thread 32-bit key counters cannot overflow within a chunk.
+        chunk = std::clamp<uint64_t>(chunk / 65536 * 65536, 65536, uint64_t(1) << 30);
         j.chunkElements = chunk;
         j.chunks = static_cast<size_t>((j.elements + chunk - 1) / chunk);
         j.chunkResults.resize(j.chunks);
@@ -311,7 +313,10 @@ private:
             *bits = h;
             if (type == DType::BF16)
                 return nullptr; // the kernels read BF16 bit patterns directly
-            decodeToFloat(type, h, n, s.floats.data());
+            if (type == DType::F16)
+                detail::f16ToFloats(h, n, s.floats.data());
+            else
+                decodeToFloat(type, h, n, s.floats.data());
             return s.floats.data();
         }
         if (j.path == Path::Table8) {
@@ -748,8 +753,12 @@ TensorStats computeTensorStats(const Model& model, const TensorInfo& tensor, con
     for (size_t i = 0; i < model.tensors().size(); ++i)
         if (&model.tensors()[i] == &tensor)
             index = i;
-    if (index == model.tensors().size())
-        throw Error(ErrorCode::Internal, "tensor " + tensor.name + " is not part of the model");
+    if (index == model.tensors().size()) { // a copy: look it up by name
+        const TensorInfo* found = model.find(tensor.name);
+        if (!found || found->dtype != tensor.dtype || found->shape != tensor.shape)
+            throw Error(ErrorCode::Internal, "tensor " + tensor.name + " is not part of the model");
+        index = static_cast<size_t>(found - model.tensors().data());
+    }
     auto jobs = makeJobs(model, {index});
     Engine engine(model, job, options.threads);
     engine.run(jobs, options.chunkBytes, {});

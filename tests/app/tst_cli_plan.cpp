@@ -230,6 +230,41 @@ private slots:
         QCOMPARE(r.code, 1);
     }
 
+    void planWithSensitivity()
+    {
+        // The sensitivity command's JSON drives the budget fit: the result is proven optimal on the sample.
+        const QString model = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
+        Run r = cli({QStringLiteral("sensitivity"), model, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const QString sens = m_dir.filePath(QStringLiteral("sens.json"));
+        QFile f(sens);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(r.out);
+        f.close();
+        r = cli({QStringLiteral("plan"), model, QStringLiteral("--budget"), QStringLiteral("200000"),
+                 QStringLiteral("--sensitivity"), sens, QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r);
+        const auto b = o.value(QStringLiteral("budget")).toObject();
+        QVERIFY(o.value(QStringLiteral("weights_bytes")).toInteger() <= 200000);
+        QCOMPARE(b.value(QStringLiteral("optimal")).toBool(), true);
+        QCOMPARE(b.value(QStringLiteral("gap")).toDouble(), 0.0);
+        // The error is the sum of the chosen cells' mse x rows x cols.
+        QFile sf(sens);
+        QVERIFY(sf.open(QIODevice::ReadOnly));
+        const auto cells = QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("results")).toArray();
+        const auto asg = o.value(QStringLiteral("assignments")).toObject();
+        double total = 0;
+        for (const auto& c : cells) {
+            const auto cell = c.toObject();
+            if (asg.value(cell.value(QStringLiteral("tensor")).toString()).toString() ==
+                cell.value(QStringLiteral("format")).toString())
+                total += cell.value(QStringLiteral("mse")).toDouble() * cell.value(QStringLiteral("rows")).toDouble() *
+                         cell.value(QStringLiteral("cols")).toDouble();
+        }
+        QVERIFY(std::abs(total - b.value(QStringLiteral("error")).toDouble()) <= 1e-9 * total);
+    }
+
     void exportTargets()
     {
         const QString plan = m_dir.filePath(QStringLiteral("export-q4km.json"));

@@ -170,7 +170,8 @@ private:
 inline std::vector<char> f32Bytes(const std::vector<float>& v)
 {
     std::vector<char> b(v.size() * 4);
-    std::memcpy(b.data(), v.data(), b.size());
+    if (!v.empty())
+        std::memcpy(b.data(), v.data(), b.size());
     return b;
 }
 

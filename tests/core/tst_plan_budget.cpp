@@ -3,6 +3,7 @@
 // curve.
 #include "core/plan/budget.h"
 #include "core/plan/modellayout.h"
+#include "core/util/error.h"
 #include "core/quant/format.h"
 
 #include <QTest>
@@ -166,6 +167,73 @@ private slots:
         // Proxy: 4^-bits per element; Q8_0 is 8.5 bits.
         const auto& up = *l.find("model.layers.0.mlp.up_proj.weight");
         QVERIFY(std::abs(qs::proxyError(up, *qs::findFormat("Q8_0")) - 512.0 * 256 * std::pow(4.0, -8.5)) < 1e-12);
+    }
+
+    void sensitivityTables()
+    {
+        // The JSON of `quantscope-cli sensitivity --json`: error = mse (or weighted_mse) x rows x cols; failed
+        // cells and null (infinite) values are skipped.
+        const char* json = R"({"results":[
+            {"tensor":"a","format":"Q8_0","rows":4,"cols":8,"mse":0.5},
+            {"tensor":"a","format":"Q4_K","rows":4,"cols":8,"mse":2.0,"weighted_mse":3.0},
+            {"tensor":"a","format":"Q2_K","rows":4,"cols":8,"error":"unsupported shape"},
+            {"tensor":"b","format":"Q8_0","rows":2,"cols":2,"mse":null}]})";
+        const auto t = qs::errorTableFromJson(json);
+        QCOMPARE(t.at("a").at("Q8_0"), 0.5 * 32);
+        QCOMPARE(t.at("a").at("Q4_K"), 3.0 * 32); // weighted preferred
+        QCOMPARE(qs::errorTableFromJson(json, false).at("a").at("Q4_K"), 2.0 * 32);
+        QVERIFY(!t.at("a").count("Q2_K"));
+        QVERIFY(!t.count("b"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::errorTableFromJson(R"({"formats":[]})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::errorTableFromJson("{"));
+
+        qs::SensitivityResult r;
+        r.tensor = "x";
+        r.format = "Q6_K";
+        r.rows = 3;
+        r.cols = 256;
+        r.metrics.mse = 0.25;
+        qs::SensitivityResult failed = r;
+        failed.format = "Q2_K";
+        failed.error = "codec missing";
+        const auto t2 = qs::errorTableFromSensitivity({r, failed});
+        QCOMPARE(t2.at("x").at("Q6_K"), 0.25 * 768);
+        QVERIFY(!t2.at("x").count("Q2_K"));
+    }
+
+    void planErrorAndBoard()
+    {
+        const char* json = R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":1,
+            "num_attention_heads":4,"vocab_size":512,"torch_dtype":"float32"})";
+        const auto l = qs::layoutFromConfigJson(json);
+        qs::Plan plan = qs::makePreset("all-Q4_K", l);
+        plan.assign("lm_head.weight", "Q8_0");
+        plan.assign("model.layers.0.mlp.up_proj.weight", "Q5_K"); // not a tier
+        plan.unassign("model.embed_tokens.weight");
+        qs::ErrorTable table;
+        table["lm_head.weight"] = {{"Q8_0", 1.5}};
+        table["model.layers.0.mlp.down_proj.weight"] = {{"Q8_0", 1.0}}; // lacks Q4_K
+        const auto e = qs::planError(plan, l, table);
+        QCOMPARE(e.measured, size_t(1));
+        QCOMPARE(e.missing, size_t(1));
+        QCOMPARE(e.proxied, size_t(6)); // q, k, v, o, gate, up
+        double proxy = 1.5;
+        for (const char* n : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+            const auto& t = *l.find(std::string("model.layers.0.self_attn.") + n + ".weight");
+            proxy += qs::proxyError(t, *qs::findFormat("Q4_K"));
+        }
+        proxy += qs::proxyError(*l.find("model.layers.0.mlp.gate_proj.weight"), *qs::findFormat("Q4_K"));
+        proxy += qs::proxyError(*l.find("model.layers.0.mlp.up_proj.weight"), *qs::findFormat("Q5_K"));
+        QVERIFY(std::abs(e.error - proxy) < 1e-12 * proxy);
+
+        const auto board = qs::tierBoard(plan, l);
+        QCOMPARE(board.columns.size(), plan.tiers().size());
+        QCOMPARE(board.columns[1].size(), size_t(1)); // Q8_0: lm_head
+        QCOMPARE(l.tensors[board.columns[1][0]].name, std::string("lm_head.weight"));
+        QCOMPARE(board.columns[3].size(), size_t(6)); // Q4_K
+        QCOMPARE(board.otherFormats.size(), size_t(1));
+        QCOMPARE(board.unassigned.size(), size_t(1));
+        QCOMPARE(l.tensors[board.unassigned[0]].name, std::string("model.embed_tokens.weight"));
     }
 };
 

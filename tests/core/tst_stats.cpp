@@ -10,6 +10,7 @@
 #include <QtTest>
 
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -145,14 +146,18 @@ private slots:
         x[3] = std::numeric_limits<float>::quiet_NaN();
         x[900] = -std::numeric_limits<float>::infinity();
         x[1000] = 1e30f;
-        TestModel m({{"f32", qs::DType::F32, {50, 777}, f32Bytes(x)}, {"bf16", qs::DType::BF16, {50, 777}, bf16Bytes(x)}});
+        auto h = x;
+        h[1000] = 60000.0f; // within half range
+        TestModel m({{"f32", qs::DType::F32, {50, 777}, f32Bytes(x)},
+                     {"bf16", qs::DType::BF16, {50, 777}, bf16Bytes(x)},
+                     {"f16", qs::DType::F16, {50, 777}, f16Bytes(h)}});
         const auto best = qs::detail::bestKernelLevel();
         std::vector<qs::TensorStats> baseline;
         for (int l = 0; l <= int(best); ++l) {
             qs::detail::setKernelLevel(qs::detail::KernelLevel(l));
             QCOMPARE(int(qs::detail::kernelLevel()), l);
             qInfo("kernels: %s", qs::detail::kernelLevelName(qs::detail::kernelLevel()));
-            for (size_t t = 0; t < 2; ++t) {
+            for (size_t t = 0; t < 3; ++t) {
                 const auto s = qs::computeTensorStats(m.model(), m.model().tensors()[t]);
                 checkAgainstReference(m.model(), m.model().tensors()[t], s);
                 if (l == 0) {
@@ -369,6 +374,34 @@ private slots:
             QVERIFY(!all.back().error.empty());
         else
             QCOMPARE(all.back().finite, uint64_t(256));
+    }
+
+    void firstResultsArriveBeforeTheLastTensorIsRead()
+    {
+        std::vector<TestModel::Tensor> tensors;
+        for (int i = 0; i < 8; ++i)
+            tensors.push_back({"t" + std::to_string(i), qs::DType::F32, {256, 4096},
+                               f32Bytes(gaussian(256 * 4096, 0, 1, unsigned(40 + i)))});
+        TestModel m(tensors);
+        qs::StatsOptions o;
+        o.useCache = false;
+        o.threads = 2;
+        o.chunkBytes = 1;
+        std::mutex mutex;
+        double progress = 0;
+        std::vector<double> progressAtResult;
+        qs::JobControl job([&](double f, const std::string&) {
+            std::lock_guard lock(mutex);
+            progress = std::max(progress, f);
+        });
+        qs::analyzeModel(m.model(), o, &job, [&](size_t, const qs::TensorStats&) {
+            std::lock_guard lock(mutex);
+            progressAtResult.push_back(progress);
+        });
+        QCOMPARE(progressAtResult.size(), size_t(8));
+        // Tensors complete in order while the rest is still being read.
+        QVERIFY2(progressAtResult.front() < 0.3, qPrintable(QString::number(progressAtResult.front())));
+        QVERIFY(progressAtResult[3] < 0.7);
     }
 
     void cancelReturnsPromptly()
