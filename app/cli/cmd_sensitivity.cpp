@@ -1,6 +1,5 @@
 // quantscope-cli sensitivity: error and exact size of every quantizable tensor in every candidate format.
 #include "app/cli/command.h"
-
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
@@ -10,7 +9,7 @@
 #include <QCommandLineParser>
 #include <QJsonArray>
 #include <QRegularExpression>
-
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -19,7 +18,10 @@
 namespace {
 
 // JSON has no infinities: a lossless cell's SQNR (and similar) is written as null.
-QJsonValue number(double v) { return std::isfinite(v) ? QJsonValue(v) : QJsonValue(QJsonValue::Null); }
+QJsonValue number(double v)
+{
+    return std::isfinite(v) ? QJsonValue(v) : QJsonValue(QJsonValue::Null);
+}
 
 QJsonArray strings(const std::vector<std::string>& v)
 {
@@ -37,7 +39,8 @@ int runSensitivity(QCommandLineParser& parser)
 
     qs::SensitivityOptions options;
     if (parser.isSet(QStringLiteral("formats"))) {
-        for (const QString& f : parser.value(QStringLiteral("formats")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+        for (const QString& f :
+             parser.value(QStringLiteral("formats")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
             const QString name = f.trimmed();
             if (name.compare(QLatin1String("default"), Qt::CaseInsensitive) == 0) {
                 for (const auto& d : qs::defaultSensitivityFormats())
@@ -51,7 +54,8 @@ int runSensitivity(QCommandLineParser& parser)
             }
             const auto format = qs::findFormat(name.toStdString());
             if (!format)
-                return cli::fail(QStringLiteral("unknown format '%1' (see 'quantscope-cli formats')").arg(name));
+                return cli::fail(
+                    QStringLiteral("unknown format '%1' (see 'quantscope-cli formats')").arg(name));
             options.formats.push_back(format->name());
         }
         if (options.formats.empty())
@@ -135,7 +139,8 @@ int runSensitivity(QCommandLineParser& parser)
             o[QStringLiteral("max_abs_err")] = number(m.maxAbsErr);
             o[QStringLiteral("cosine")] = number(m.cosine);
             if (importance)
-                o[QStringLiteral("weighted_mse")] = m.weightedMse ? number(*m.weightedMse) : QJsonValue(QJsonValue::Null);
+                o[QStringLiteral("weighted_mse")] =
+                    m.weightedMse ? number(*m.weightedMse) : QJsonValue(QJsonValue::Null);
             list.append(o);
         }
         root[QStringLiteral("results")] = list;
@@ -144,20 +149,23 @@ int runSensitivity(QCommandLineParser& parser)
     }
 
     // Text: one line per tensor with SQNR (dB) per format and the bits per weight of the first format.
-    std::printf("%s\nSQNR in dB (higher is better); '-' where a format does not apply\n\n", qPrintable(pos[0]));
-    std::printf("%-44s", "tensor");
-    for (const auto& f : formats)
-        std::printf(" %14s", f.c_str());
-    std::printf("\n");
+    std::printf("%s\nSQNR in dB (higher is better); '-' where a format does not apply\n\n",
+                qPrintable(pos[0]));
     std::map<std::string, std::map<std::string, const qs::SensitivityResult*>> byTensor;
     std::vector<std::string> order;
+    int width = 32;
     for (const auto& r : results) {
         if (!byTensor.count(r.tensor))
             order.push_back(r.tensor);
         byTensor[r.tensor][r.format] = &r;
+        width = std::max(width, static_cast<int>(r.tensor.size()));
     }
+    std::printf("%-*s", width, "tensor");
+    for (const auto& f : formats)
+        std::printf(" %14s", f.c_str());
+    std::printf("\n");
     for (const auto& t : order) {
-        std::printf("%-44s", t.c_str());
+        std::printf("%-*s", width, t.c_str());
         for (const auto& f : formats) {
             const auto* r = byTensor[t][f];
             if (!r || !r->ok())
@@ -169,7 +177,7 @@ int runSensitivity(QCommandLineParser& parser)
         }
         std::printf("\n");
     }
-    std::printf("\n%-44s", "bits per weight (first tensor)");
+    std::printf("\n%-*s", width, "bits per weight (first tensor)");
     for (const auto& f : formats) {
         const auto* r = order.empty() ? nullptr : byTensor[order.front()][f];
         if (r && r->ok())
@@ -198,7 +206,8 @@ const CliRegistrar sensitivity(
          p.addOption({QStringLiteral("formats"),
                       QStringLiteral("Comma-separated formats ('default', 'all' or names from 'formats')."),
                       QStringLiteral("LIST")});
-         p.addOption({QStringLiteral("imatrix"), QStringLiteral("llama.cpp importance file (GGUF or legacy .dat)."),
+         p.addOption({QStringLiteral("imatrix"),
+                      QStringLiteral("llama.cpp importance file (GGUF or legacy .dat)."),
                       QStringLiteral("FILE")});
          p.addOption({QStringLiteral("tensor"), QStringLiteral("Only tensors whose name matches this regex."),
                       QStringLiteral("REGEX")});

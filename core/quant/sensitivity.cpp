@@ -55,8 +55,9 @@ public:
         // Largest first, so that the last tensor a worker picks up is small.
         std::vector<size_t> order(m_tensors.size());
         std::iota(order.begin(), order.end(), size_t(0));
-        std::stable_sort(order.begin(), order.end(),
-                         [&](size_t a, size_t b) { return m_tensors[a]->elements() > m_tensors[b]->elements(); });
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            return m_tensors[a]->elements() > m_tensors[b]->elements();
+        });
         std::atomic<size_t> next{0};
         std::exception_ptr failure;
         std::mutex failureMutex;
@@ -78,7 +79,8 @@ public:
                 stop.store(true);
             }
         };
-        unsigned threads = m_options.threads ? m_options.threads : std::max(1u, std::thread::hardware_concurrency());
+        unsigned threads =
+            m_options.threads ? m_options.threads : std::max(1u, std::thread::hardware_concurrency());
         threads = static_cast<unsigned>(std::min<size_t>(threads, std::max<size_t>(1, m_tensors.size())));
         if (threads <= 1) {
             worker();
@@ -117,8 +119,8 @@ private:
             if (!f->available())
                 s.error = f->name() + " codec is not available in this build";
             else if (!f->supports(rows, cols) || !f->storedBytes(rows, cols))
-                s.error = f->name() + " does not support a " + std::to_string(rows) + " x " + std::to_string(cols) +
-                          " tensor";
+                s.error = f->name() + " does not support a " + std::to_string(rows) + " x " +
+                          std::to_string(cols) + " tensor";
             if (s.error.empty()) {
                 needRange = needRange || f->needsTensorRange();
                 alignment = std::lcm(alignment, std::max<uint64_t>(1, f->rowAlignment(cols)));
@@ -203,7 +205,7 @@ private:
     std::vector<std::shared_ptr<const QuantFormat>> m_formats;
     std::vector<const TensorInfo*> m_tensors;
     double m_totalWork = 0;
-    double m_doneWork = 0;     // guarded by m_progressMutex
+    double m_doneWork = 0; // guarded by m_progressMutex
     std::mutex m_progressMutex;
     std::mutex m_callbackMutex; // serialises m_onResult
 };

@@ -23,13 +23,13 @@ struct TensorInfo;
 
 struct SensitivityResult {
     std::string tensor;
-    std::string format;      // canonical format name
+    std::string format; // canonical format name
     uint64_t rows = 0;
     uint64_t cols = 0;
-    uint64_t bytes = 0;      // exact stored size in the format (0 when unsupported)
+    uint64_t bytes = 0; // exact stored size in the format (0 when unsupported)
     double bitsPerWeight = 0;
-    ErrorMetrics metrics;    // weightedMse set when importance was available for the tensor
-    std::string error;       // non-empty when the cell could not be computed (shape not supported, codec missing)
+    ErrorMetrics metrics; // weightedMse set when importance was available for the tensor
+    std::string error; // non-empty when the cell could not be computed (shape not supported, codec missing)
     bool ok() const { return error.empty(); }
 };
 
@@ -39,9 +39,10 @@ struct SensitivityOptions {
     // Quantize with the importance vector where the format supports it (ggml k-quants / IQ4), as
     // llama-quantize --imatrix does; the weighted metric is reported either way.
     bool importanceWeightedQuantization = true;
-    // Further restricts the candidates (e.g. a name regex); candidates already satisfy isSensitivityCandidate.
+    // Further restricts the candidates (e.g. a name regex); candidates already satisfy
+    // isSensitivityCandidate.
     std::function<bool(const TensorInfo&)> tensorFilter;
-    unsigned threads = 0;                        // 0: std::thread::hardware_concurrency()
+    unsigned threads = 0;                       // 0: std::thread::hardware_concurrency()
     uint64_t chunkElements = uint64_t(1) << 22; // target values per row chunk (16 MiB of float)
 };
 

@@ -1,4 +1,5 @@
 // The sensitivity matrix against direct whole-tensor round trips and metrics, on a GGUF built here.
+#include "core/gguf_builder.h"
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
@@ -6,12 +7,9 @@
 #include "core/util/error.h"
 #include "core/util/job.h"
 
-#include "core/gguf_builder.h"
-
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -66,7 +64,8 @@ private slots:
         };
         add("blk.0.attn_q.weight", 40, 256, gaussian(40 * 256, 1, 0.5f));
         add("blk.0.ffn_down.weight", 33, 96, gaussian(33 * 96, 2));
-        b.tensors.push_back({"blk.0.attn_norm.weight", {256}, 0, f32Data(std::vector<float>(256, 1)), {}, {}});
+        b.tensors.push_back(
+            {"blk.0.attn_norm.weight", {256}, 0, f32Data(std::vector<float>(256, 1)), {}, {}});
         const QString path = m_dir.filePath(QStringLiteral("tiny.gguf"));
         QFile f(path);
         QVERIFY(f.open(QIODevice::WriteOnly));
@@ -93,8 +92,8 @@ private slots:
             imp[j] = 0.5f + static_cast<float>(j % 7);
         for (float v : imp)
             put(v);
-        const auto imatrix =
-            qs::ImportanceMatrix::parseLegacy({reinterpret_cast<const std::byte*>(dat.data()), dat.size()}, "m");
+        const auto imatrix = qs::ImportanceMatrix::parseLegacy(
+            {reinterpret_cast<const std::byte*>(dat.data()), dat.size()}, "m");
 
         qs::SensitivityOptions opt;
         opt.formats = {"BF16", "INT4-g128-asym", "INT8-tensor-sym", "FP8-E4M3", "NF4", "Q8_0", "Q4_K"};
@@ -125,7 +124,8 @@ private slots:
             std::vector<float> y(x.size());
             format->roundTrip(x.data(), r.rows, r.cols, y.data(), w);
             const auto m = qs::computeErrorMetrics(x.data(), y.data(), r.rows, r.cols, w);
-            QVERIFY2(close(r.metrics.mse, m.mse), qPrintable(QString::fromStdString(r.tensor + " " + r.format)));
+            QVERIFY2(close(r.metrics.mse, m.mse),
+                     qPrintable(QString::fromStdString(r.tensor + " " + r.format)));
             QVERIFY(close(r.metrics.sqnrDb, m.sqnrDb));
             QVERIFY(close(r.metrics.cosine, m.cosine));
             QCOMPARE(r.metrics.maxAbsErr, m.maxAbsErr);
@@ -165,7 +165,9 @@ private slots:
     {
         qs::SensitivityOptions opt;
         opt.formats = {"INT8-ch-sym"};
-        opt.tensorFilter = [](const qs::TensorInfo& t) { return t.name.find("ffn_down") != std::string::npos; };
+        opt.tensorFilter = [](const qs::TensorInfo& t) {
+            return t.name.find("ffn_down") != std::string::npos;
+        };
         const auto r = qs::computeSensitivity(*m_model, opt);
         QCOMPARE(r.size(), size_t(1));
         QCOMPARE(r[0].tensor, std::string("blk.0.ffn_down.weight"));
