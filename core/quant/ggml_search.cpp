@@ -438,6 +438,104 @@ void qkxBatch(int n, int nmax, const float* x, const float* w, uint8_t* L, float
 
 } // namespace
 
+namespace {
+
+template <int G> void qxBatch(int n, int nmax, const float* x, const float* w, int8_t* L, float* scales)
+{
+    constexpr int kMaxN = 32;
+    if (n > kMaxN || n < 1 || !w)
+        throw Error(ErrorCode::Internal, "makeQxQuantsBatch: bad group");
+    static_assert(G % 4 == 0);
+    constexpr int V = G / 4;
+    float max[G], scale[G], best[G];
+    bool live[G];
+    for (int g = 0; g < G; ++g) {
+        const float* xg = x + g * n;
+        float amax = 0;
+        max[g] = 0;
+        for (int i = 0; i < n; ++i) {
+            const float ax = std::fabs(xg[i]);
+            if (ax > amax) {
+                amax = ax;
+                max[g] = xg[i];
+            }
+        }
+        live[g] = !(amax < kGroupMaxEps);
+        if (!live[g]) {
+            std::memset(L + g * n, 0, n);
+            scales[g] = 0.0f;
+            max[g] = 1.0f; // keeps the shared arithmetic finite
+        }
+    }
+    F4 xt[kMaxN][V], wt[kMaxN][V];
+    for (int i = 0; i < n; ++i)
+        for (int v = 0; v < V; ++v)
+            for (int k = 0; k < 4; ++k) {
+                xt[i][v][k] = x[(4 * v + k) * n + i];
+                wt[i][v][k] = w[(4 * v + k) * n + i];
+            }
+    const I4 hi = splatInt(nmax - 1), lo = splatInt(-nmax);
+    I4 laux[kMaxN][V];
+    // Trial 0 is the plain scale -nmax/max; then -(nmax + 0.1 is)/max for is = -9..9 except 0.
+    for (int trial = 0; trial < 19; ++trial) {
+        const int is = trial == 0 ? 0 : trial <= 9 ? trial - 10 : trial - 9;
+        F4 iscale4[V], sumlx[V], suml2[V];
+        for (int v = 0; v < V; ++v) {
+            for (int k = 0; k < 4; ++k) {
+                const float numerator = trial == 0
+                                            ? -static_cast<float>(nmax)
+                                            : -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
+                iscale4[v][k] = numerator / max[4 * v + k];
+            }
+            sumlx[v] = suml2[v] = splat(0.0f);
+        }
+        for (int i = 0; i < n; ++i) {
+            for (int v = 0; v < V; ++v) {
+                I4 l = nearestInt4(iscale4[v] * xt[i][v]);
+                l = select(l > hi, hi, l);
+                l = select(l < lo, lo, l);
+                laux[i][v] = l;
+                const F4 fl = __builtin_convertvector(l, F4);
+                sumlx[v] += wt[i][v] * xt[i][v] * fl;
+                suml2[v] += wt[i][v] * fl * fl;
+            }
+        }
+        for (int g = 0; g < G; ++g) {
+            const int v = g / 4, k = g % 4;
+            const float slx = sumlx[v][k], sl2 = suml2[v][k];
+            bool take;
+            if (trial == 0) {
+                scale[g] = sl2 ? slx / sl2 : 0.0f;
+                best[g] = scale[g] * slx;
+                take = true;
+            } else {
+                take = sl2 > 0 && slx * slx > best[g] * sl2;
+                if (take) {
+                    scale[g] = slx / sl2;
+                    best[g] = scale[g] * slx;
+                }
+            }
+            if (take && live[g])
+                for (int i = 0; i < n; ++i)
+                    L[g * n + i] = static_cast<int8_t>(nmax + laux[i][v][k]);
+        }
+    }
+    for (int g = 0; g < G; ++g)
+        if (live[g])
+            scales[g] = scale[g];
+}
+
+} // namespace
+
+template <int G>
+void makeQxQuantsBatch(int n, int nmax, const float* x, const float* weights, int8_t* L, float* scales)
+{
+    qxBatch<G>(n, nmax, x, weights, L, scales);
+}
+
+template void makeQxQuantsBatch<8>(int, int, const float*, const float*, int8_t*, float*);
+template void makeQxQuantsBatch<16>(int, int, const float*, const float*, int8_t*, float*);
+
 template <int G>
 void makeQkxQuantsBatch(bool qkx3, int n, int nmax, const float* x, const float* weights, uint8_t* L,
                         float* scales, float* negMins, float rmin, float rdelta, int nstep, bool useMad)
