@@ -466,8 +466,8 @@ private slots:
         const GgufFile g = readGguf(QStringLiteral(QS_TEST_DATA "/reference/ggml-quants.gguf"));
         // Every ggml type (the k-quants and IQ4 included) reproduces ggml's dequantized reference exactly;
         // the grid levels of a block hold every value its round trip produced.
-        for (const char* type : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
-                                 "iq4_nl", "iq4_xs", "mxfp4"}) {
+        for (const char* type : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K",
+                                 "q6_K", "iq4_nl", "iq4_xs", "mxfp4"}) {
             for (const char* dist : {"gauss", "student_t3", "real_ppocr_rec"}) {
                 const auto* in = g.find(std::string(dist) + ".f32");
                 const auto* deq = g.find(std::string(dist) + "." + type + ".deq");
