@@ -5,6 +5,7 @@
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QLabel>
+#include <QLineEdit>
 #include <QScrollArea>
 #include <QVBoxLayout>
 
@@ -132,6 +133,7 @@ void ModelSummaryWidget::rebuild()
     auto* scroll = new QScrollArea(this);
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     m_content = scroll;
     layout()->addWidget(scroll);
 
@@ -162,18 +164,26 @@ void ModelSummaryWidget::rebuild()
             form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
             vbox->addWidget(box);
         }
-        auto* label = new QLabel(row.value);
-        label->setTextInteractionFlags(Qt::TextSelectableByMouse);
-        label->setObjectName(QStringLiteral("summary:") + row.key);
+        QWidget* field = nullptr;
         if (row.key == QLatin1String("Path")) {
-            label->setWordWrap(true);
-            label->setMinimumWidth(0);
-            label->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+            // Long paths: a frameless read-only line scrolled to the end, where the file name is.
+            auto* edit = new QLineEdit(row.value);
+            edit->setReadOnly(true);
+            edit->setFrame(false);
+            edit->setStyleSheet(QStringLiteral("QLineEdit { background: transparent; }"));
+            edit->setCursorPosition(int(row.value.size()));
+            edit->setMinimumWidth(40);
+            field = edit;
+        } else {
+            auto* label = new QLabel(row.value);
+            label->setTextInteractionFlags(Qt::TextSelectableByMouse);
+            field = label;
         }
+        field->setObjectName(QStringLiteral("summary:") + row.key);
         if (!row.toolTip.isEmpty())
-            label->setToolTip(row.toolTip);
+            field->setToolTip(row.toolTip);
         auto* keyLabel = new QLabel(row.key + QLatin1Char(':'));
-        form->addRow(keyLabel, label);
+        form->addRow(keyLabel, field);
     }
     vbox->addStretch(1);
     scroll->setWidget(inner);

@@ -168,8 +168,8 @@ int runEstimate(QCommandLineParser& parser)
         root[QStringLiteral("gpu_count")] = static_cast<qint64>(req.gpuCount);
         root[QStringLiteral("kv_dtype")] = QString::fromLatin1(qs::kvCacheTypeName(req.kvType));
         root[QStringLiteral("runtime")] = QString::fromLatin1(qs::runtimeName(req.runtime.runtime));
-        root[QStringLiteral("kv_bytes_per_token")] =
-            static_cast<qint64>(qs::kvCacheBytes(layout.config, 1, 1, req.kvType));
+        root[QStringLiteral("kv_bytes_per_token")] = static_cast<qint64>(
+            qs::hasAttentionConfig(layout.config) ? qs::kvCacheBytes(layout.config, 1, 1, req.kvType) : 0);
         if (parser.isSet(QStringLiteral("plan")))
             root[QStringLiteral("plan")] = parser.value(QStringLiteral("plan"));
         QJsonArray all;

@@ -75,6 +75,21 @@ int runPlan(QCommandLineParser& parser)
             if (!ok || batch == 0)
                 return cli::fail(QStringLiteral("--batch needs a positive number"));
             req.batch = batch;
+            if (parser.isSet(QStringLiteral("runtime"))) {
+                auto rt = qs::runtimeFromName(parser.value(QStringLiteral("runtime")).toStdString());
+                if (!rt)
+                    return cli::fail(QStringLiteral("unknown runtime '%1' (llama.cpp, vllm, transformers)")
+                                         .arg(parser.value(QStringLiteral("runtime"))));
+                req.runtime.runtime = *rt;
+            }
+            if (parser.isSet(QStringLiteral("kv-dtype"))) {
+                auto kv = qs::kvCacheTypeFromName(parser.value(QStringLiteral("kv-dtype")).toStdString());
+                if (!kv || !qs::runtimeSupportsKvType(req.runtime.runtime, *kv))
+                    return cli::fail(QStringLiteral("KV dtype '%1' is unknown or not supported by %2")
+                                         .arg(parser.value(QStringLiteral("kv-dtype")),
+                                              QString::fromLatin1(qs::runtimeName(req.runtime.runtime))));
+                req.kvType = *kv;
+            }
             // Weights may take what the cache and the runtime leave: the footprint of a weightless model.
             const qs::Footprint rest = qs::estimateFootprint(layout, qs::WeightSummary{}, req);
             const uint64_t gpuBytes = qs::gpuBudgetBytes(*gpu, req.runtime);
@@ -182,6 +197,9 @@ const CliRegistrar planCommand(
                       QStringLiteral("NAME")});
          p.addOption({QStringLiteral("ctx"), QStringLiteral("Context for --gpu (4096)."), QStringLiteral("N")});
          p.addOption({QStringLiteral("batch"), QStringLiteral("Batch for --gpu (1)."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("runtime"), QStringLiteral("Runtime for --gpu: llama.cpp (default), vllm, transformers."),
+                      QStringLiteral("R")});
+         p.addOption({QStringLiteral("kv-dtype"), QStringLiteral("KV cache type for --gpu (f16)."), QStringLiteral("T")});
          p.addOption({QStringLiteral("sensitivity"),
                       QStringLiteral("Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size proxy)."),
                       QStringLiteral("FILE")});

@@ -116,6 +116,11 @@ bool runtimeSupportsKvType(Runtime runtime, KvCacheType type)
     return false;
 }
 
+bool hasAttentionConfig(const ModelConfig& config)
+{
+    return config.layers > 0 && config.kvHeads > 0 && config.headDim > 0;
+}
+
 uint64_t kvBytesPerTokenPerLayer(const ModelConfig& config, KvCacheType type)
 {
     if (config.layers == 0 || config.kvHeads == 0 || config.headDim == 0)
@@ -232,12 +237,17 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
     // KV heads when there are fewer than ranks).
     ModelConfig perGpu = c;
     perGpu.kvHeads = static_cast<uint32_t>(std::max<uint64_t>(1, ceilDiv(c.kvHeads, n)));
+    if (!hasAttentionConfig(c)) {
+        // Not a transformer we know the attention of (a vision model, an HDF5 file): no cache to count.
+        f.terms.push_back({"kv_cache", 0, "no attention configuration (layers, kv heads, head_dim): not counted"});
+    } else {
     f.kvCacheBytes = kvCacheBytes(perGpu, request.context, batch, request.kvType);
     f.terms.push_back({"kv_cache", f.kvCacheBytes,
                        std::to_string(batch) + " x " + std::to_string(request.context) + " tokens x " +
                            std::to_string(c.layers) + " layers x 2 x " + std::to_string(perGpu.kvHeads) + " kv heads x " +
                            std::to_string(c.headDim) + " head_dim, " + kvCacheTypeName(request.kvType) +
                            (c.slidingWindow ? ", sliding layers capped at " + std::to_string(c.slidingWindow) : "")});
+    }
 
     const uint64_t H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
     const uint64_t q = uint64_t(c.heads) * c.headDim, kv = uint64_t(c.kvHeads) * c.headDim;
@@ -362,10 +372,12 @@ GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const Fo
     }
 
     const uint32_t n = std::max<uint32_t>(1, request.gpuCount);
-    const long double perStep = static_cast<long double>(weights.readPerTokenBytes) +
-                                static_cast<long double>(kvCacheBytes(model.config, request.context,
-                                                                      std::max<uint32_t>(1, request.batch),
-                                                                      request.kvType));
+    const long double perStep =
+        static_cast<long double>(weights.readPerTokenBytes) +
+        (hasAttentionConfig(model.config)
+             ? static_cast<long double>(kvCacheBytes(model.config, request.context, std::max<uint32_t>(1, request.batch),
+                                                     request.kvType))
+             : 0.0L);
     if (perStep > 0)
         r.maxDecodeTokensPerSecond = static_cast<double>(static_cast<long double>(std::max<uint32_t>(1, request.batch)) *
                                                          gpu.bandwidthGBps * 1e9 * n / perStep);

@@ -73,6 +73,9 @@ WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& by
 // 2 (K and V) * row bytes of kv_heads * head_dim values in `type`. Throws qs::Error(BadValue) when the
 // configuration lacks layers / kv heads / head_dim or the row is not a multiple of the type's block.
 uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batch, KvCacheType type);
+// Whether the configuration describes attention (layers, kv heads, head_dim). Without it the footprint
+// counts no KV cache (a model we know only the tensors of).
+bool hasAttentionConfig(const ModelConfig& config);
 // Bytes one token adds to the cache in one (non-sliding) layer: 2 * row bytes.
 uint64_t kvBytesPerTokenPerLayer(const ModelConfig& config, KvCacheType type);
 

@@ -209,6 +209,8 @@ void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule
     for (const auto& r : rules) {
         requireFormat(r.format);
         Compiled c{&r, std::nullopt};
+        if (r.pattern.size() > 4096)
+            throw Error(ErrorCode::BadValue, "rule pattern longer than 4096 characters");
         if (r.match == PlanRule::Match::Regex) {
             try {
                 c.re.emplace(r.pattern, std::regex::ECMAScript);

@@ -33,6 +33,11 @@ template <int G>
 void makeQkxQuantsBatch(bool qkx3, int n, int nmax, const float* x, const float* weights, uint8_t* L,
                         float* scales, float* negMins, float rmin, float rdelta, int nstep, bool useMad);
 
+// makeQxQuants(n, nmax, x, L, 1, weights) on G consecutive groups of n <= 32 values at once (weights
+// required), bit-identical to the scalar calls group by group; scales[g] receives each group's result.
+template <int G>
+void makeQxQuantsBatch(int n, int nmax, const float* x, const float* weights, int8_t* L, float* scales);
+
 // Non-negative levels in [0, nmax] for the super-block scales of the importance-weighted K-quants:
 // weighted trial scales, then up to 5 rounds of per-value improvements. Returns the scale.
 float makeQpQuants(int n, int nmax, const float* x, uint8_t* L, const float* weights);

@@ -334,6 +334,19 @@ private slots:
         QVERIFY(r.err.contains("version"));
     }
 
+    void estimateNonTransformer()
+    {
+        // PP-OCR's recognizer has no attention configuration: weights only, no KV cache, still an answer.
+        const Run r = cli({QStringLiteral("estimate"), QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors"),
+                           QStringLiteral("--gpu"), QStringLiteral("t4"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        const auto o = json(r);
+        QCOMPARE(o.value(QStringLiteral("kv_cache_bytes")).toInteger(), 0);
+        QCOMPARE(o.value(QStringLiteral("kv_bytes_per_token")).toInteger(), 0);
+        QVERIFY(o.value(QStringLiteral("weights_bytes")).toInteger() > 2000000 * 4); // 2.7M F32 parameters
+        QCOMPARE(o.value(QStringLiteral("fits")).toBool(), true);
+    }
+
     void estimateErrors()
     {
         Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});

@@ -289,6 +289,39 @@ private slots:
                                      "vocab_size":4294967295})"));
     }
 
+    void hostileConfigs()
+    {
+        // Four billion layers would mean billions of derived tensors: refused before building any.
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":8,
+            "intermediate_size":8,"num_hidden_layers":4000000000,"num_attention_heads":1,"vocab_size":2})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"mixtral","hidden_size":8,
+            "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,
+            "num_local_experts":1000000})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":8,
+            "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":4,"vocab_size":2})"));
+    }
+
+    void noAttentionConfig()
+    {
+        // A model known only by its tensors (no layers / heads): weights and overhead, no KV cache.
+        qs::ModelLayout l;
+        qs::TensorInfo t;
+        t.name = "linear_1.w_0";
+        t.shape = {256, 512};
+        t.bytes = 256 * 512 * 4;
+        l.tensors.push_back(t);
+        QVERIFY(!qs::hasAttentionConfig(l.config));
+        const auto w = qs::summarizeWeights(l);
+        QCOMPARE(w.bytes, uint64_t(256 * 512 * 4));
+        qs::FootprintRequest req;
+        const auto f = qs::estimateFootprint(l, w, req);
+        QCOMPARE(f.kvCacheBytes, uint64_t(0));
+        QCOMPARE(f.weightsBytes, w.bytes);
+        const auto fit = qs::fitOnGpu(l, w, req, gpu(1ull << 30, 100));
+        QVERIFY(fit.fits);
+        QCOMPARE(fit.gpusNeeded, 1u);
+    }
+
     void maxContextIsExact()
     {
         const auto l = qs::layoutFromConfigJson(kLlama3_8B);
