@@ -450,6 +450,22 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
                                  .arg(QDir::toNativeSeparators(path),
                                       countNoun(m_model->tensors().size(), "tensor", "tensors")),
                              8000);
+    // Open on something to look at: the first quantizable weight of the first block (else the largest).
+    if (!m_model->tensors().empty()) {
+        const auto& tensors = m_model->tensors();
+        size_t pick = 0;
+        bool found = false;
+        for (size_t i = 0; i < tensors.size() && !found; ++i)
+            if (tensors[i].role.block >= 0 && roleIsQuantizable(tensors[i].role.role)) {
+                pick = i;
+                found = true;
+            }
+        if (!found)
+            for (size_t i = 1; i < tensors.size(); ++i)
+                if (tensors[i].bytes > tensors[pick].bytes)
+                    pick = i;
+        selectTensors({QString::fromStdString(tensors[pick].name)});
+    }
     emit modelLoaded(path);
     if (QSettings().value(QStringLiteral("analysis/automatic"), true).toBool())
         analyzeModel();
