@@ -78,6 +78,7 @@ int runSensitivity(QCommandLineParser& parser)
         options.threads = static_cast<unsigned>(n);
     }
 
+    options.useCache = !parser.isSet(QStringLiteral("no-cache"));
     std::shared_ptr<qs::Model> model;
     {
         cli::ProgressPrinter progress(QStringLiteral("loading"));
@@ -125,6 +126,7 @@ int runSensitivity(QCommandLineParser& parser)
             o[QStringLiteral("format")] = QString::fromStdString(r.format);
             o[QStringLiteral("rows")] = static_cast<qint64>(r.rows);
             o[QStringLiteral("cols")] = static_cast<qint64>(r.cols);
+            o[QStringLiteral("cached")] = r.fromCache;
             if (!r.ok()) {
                 o[QStringLiteral("error")] = QString::fromStdString(r.error);
                 list.append(o);
@@ -200,7 +202,8 @@ int runSensitivity(QCommandLineParser& parser)
 }
 
 const CliRegistrar sensitivity(
-    {"sensitivity", "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--json]",
+    {"sensitivity",
+     "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--json] [--no-cache]",
      "quantization error and exact size per tensor and format",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("formats"),
@@ -213,6 +216,8 @@ const CliRegistrar sensitivity(
                       QStringLiteral("REGEX")});
          p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
                       QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the sensitivity cache.")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));
      },

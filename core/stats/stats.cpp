@@ -367,12 +367,12 @@ private:
             const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockElements, end - e));
             const void* bits = nullptr;
             const float* x = blockFloats(j, raw, e, n, s, &bits);
-            if (j.path == Path::Float)
-                detail::countKeysF32(x, n, s.tables.data());
-            else if (j.path == Path::Table16)
+            // F32-path and BF16 keys are counted inside the moments kernels (one pass over the block).
+            if (j.path == Path::Table16 && x)
                 detail::countKeys16(static_cast<const uint16_t*>(bits), n, s.tables.data());
-            else
+            else if (j.path == Path::Table8)
                 detail::countKeys8(static_cast<const uint8_t*>(bits), n, s.tables.data());
+            uint32_t* fusedKeys = j.path == Path::Float || !x ? s.tables.data() : nullptr;
 
             // Per-channel segments of the block.
             for (size_t off = 0; off < n;) {
@@ -390,7 +390,7 @@ private:
                             shift = seg[i];
                             break;
                         }
-                    detail::accumulateBlock(seg, len, shift, order, b);
+                    detail::accumulateBlock(seg, len, shift, order, b, fusedKeys);
                 } else {
                     const uint16_t* seg = static_cast<const uint16_t*>(bits) + off;
                     for (size_t i = 0; i < len; ++i)
@@ -398,7 +398,7 @@ private:
                             shift = bf16ToFloat(seg[i]);
                             break;
                         }
-                    detail::accumulateBf16(seg, len, shift, b);
+                    detail::accumulateBf16(seg, len, shift, b, fusedKeys);
                 }
                 const Moments m = Moments::fromShiftedSums(double(b.finite), shift, b.s1, b.s2, b.s3, b.s4);
                 RowAcc& acc = r.rows[static_cast<size_t>(row - r.firstRow)];

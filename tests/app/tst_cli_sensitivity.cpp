@@ -10,6 +10,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QProcessEnvironment>
 #include <QTemporaryDir>
 #include <QTest>
 #include <cmath>
@@ -22,9 +23,19 @@ struct Run {
     QByteArray out, err;
 };
 
+// The CLI caches results; tests keep that cache in a directory of their own.
+const QTemporaryDir& cacheDir()
+{
+    static QTemporaryDir dir;
+    return dir;
+}
+
 Run cli(const QStringList& args)
 {
     QProcess p;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("QUANTSCOPE_CACHE_DIR"), cacheDir().path());
+    p.setProcessEnvironment(env);
     p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), args);
     Run r;
     if (!p.waitForFinished(120000)) {
@@ -194,6 +205,40 @@ private slots:
                 int4 = o.value(QStringLiteral("sqnr_db")).toDouble();
         }
         QVERIFY(fp8 > int4 && int4 > 0);
+    }
+
+    void cache()
+    {
+        const QStringList args = {QStringLiteral("sensitivity"),
+                                  kStories,
+                                  QStringLiteral("--json"),
+                                  QStringLiteral("--formats"),
+                                  QStringLiteral("INT3-g32-sym,Q5_1,FP8-E5M2"),
+                                  QStringLiteral("--tensor"),
+                                  QStringLiteral("blk\\.[12]\\.")};
+        const Run first = cli(args);
+        QVERIFY2(first.exitCode == 0, first.err.constData());
+        const Run second = cli(args);
+        QVERIFY2(second.exitCode == 0, second.err.constData());
+        const QJsonObject a = QJsonDocument::fromJson(first.out).object();
+        const QJsonObject b = QJsonDocument::fromJson(second.out).object();
+        const QJsonArray ra = a.value(QStringLiteral("results")).toArray();
+        const QJsonArray rb = b.value(QStringLiteral("results")).toArray();
+        QCOMPARE(ra.size(), qsizetype(2 * 7 * 3));
+        QCOMPARE(rb.size(), ra.size());
+        for (qsizetype i = 0; i < ra.size(); ++i) {
+            QJsonObject x = ra[i].toObject(), y = rb[i].toObject();
+            QVERIFY(!x.value(QStringLiteral("cached")).toBool());
+            QCOMPARE(y.value(QStringLiteral("cached")).toBool(), !y.contains(QStringLiteral("error")));
+            x.remove(QStringLiteral("cached"));
+            y.remove(QStringLiteral("cached"));
+            QCOMPARE(x, y); // the same numbers, to the last bit
+        }
+        checkAgainstCore(kStories, b); // cached values are the core's values
+        const Run off = cli(args + QStringList{QStringLiteral("--no-cache")});
+        for (const auto& v :
+             QJsonDocument::fromJson(off.out).object().value(QStringLiteral("results")).toArray())
+            QVERIFY(!v.toObject().value(QStringLiteral("cached")).toBool());
     }
 
     void errors()

@@ -464,19 +464,29 @@ private slots:
         if (!fmt("Q8_0")->available())
             QSKIP("ggml codecs not built in yet");
         const GgufFile g = readGguf(QStringLiteral(QS_TEST_DATA "/reference/ggml-quants.gguf"));
-        for (const char* type : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}) {
-            for (const char* dist : {"gauss", "real_ppocr_rec"}) {
+        // Every ggml type (the k-quants and IQ4 included) reproduces ggml's dequantized reference exactly;
+        // the grid levels of a block hold every value its round trip produced.
+        for (const char* type : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K",
+                                 "q6_K", "iq4_nl", "iq4_xs", "mxfp4"}) {
+            for (const char* dist : {"gauss", "student_t3", "real_ppocr_rec"}) {
                 const auto* in = g.find(std::string(dist) + ".f32");
                 const auto* deq = g.find(std::string(dist) + "." + type + ".deq");
                 QVERIFY(in && deq);
                 std::vector<float> out(8 * 2048);
                 fmt(type)->roundTrip(g.f32(*in), 8, 2048, out.data());
                 QVERIFY2(std::memcmp(out.data(), g.f32(*deq), out.size() * 4) == 0, type);
-                const auto levels = fmt(type)->gridLevels(g.f32(*in), 32);
-                for (int i = 0; i < 32; ++i)
-                    QVERIFY(std::find(levels.begin(), levels.end(), out[i]) != levels.end());
+                const size_t block = static_cast<size_t>(fmt(type)->traits().groupSize);
+                const auto levels = fmt(type)->gridLevels(g.f32(*in), block);
+                QVERIFY(!levels.empty());
+                for (size_t i = 0; i < block; ++i)
+                    QVERIFY2(std::find(levels.begin(), levels.end(), out[i]) != levels.end(), type);
             }
         }
+        // The full grids of the scale-only types: Q4_0 has 16 levels d * (k - 8), MXFP4 15 distinct values.
+        const auto* in = g.find("gauss.f32");
+        QCOMPARE(fmt("Q4_0")->gridLevels(g.f32(*in), 32).size(), size_t(16));
+        QCOMPARE(fmt("MXFP4")->gridLevels(g.f32(*in), 32).size(), size_t(15));
+        QCOMPARE(fmt("IQ4_NL")->gridLevels(g.f32(*in), 32).size(), size_t(16));
     }
 };
 
