@@ -1,6 +1,7 @@
 #include "core/quant/ggml_search.h"
 
 #include "core/quant/ggml_blocks.h"
+#include "core/quant/ggml_simd.h"
 #include "core/util/error.h"
 
 #include <algorithm>
@@ -256,46 +257,6 @@ float makeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint
 }
 
 namespace {
-
-// Four floats / ints in one SSE register (GCC / Clang vector extensions). Lane-wise arithmetic is the
-// same IEEE single-precision arithmetic as the scalar code.
-using F4 = float __attribute__((vector_size(16)));
-using I4 = int32_t __attribute__((vector_size(16)));
-
-F4 splat(float v)
-{
-    return F4{v, v, v, v};
-}
-I4 splatInt(int v)
-{
-    return I4{v, v, v, v};
-}
-I4 bitsOf(F4 v)
-{
-    return std::bit_cast<I4>(v);
-}
-F4 floatsOf(I4 v)
-{
-    return std::bit_cast<F4>(v);
-}
-// mask lanes are all ones (true) or all zeros, as vector comparisons produce.
-I4 select(I4 mask, I4 a, I4 b)
-{
-    return (mask & a) | (~mask & b);
-}
-F4 select(I4 mask, F4 a, F4 b)
-{
-    return floatsOf(select(mask, bitsOf(a), bitsOf(b)));
-}
-F4 absVec(F4 v)
-{
-    return floatsOf(bitsOf(v) & splatInt(0x7fffffff));
-}
-// nearestInt() lane-wise.
-I4 nearestInt4(F4 v)
-{
-    return (bitsOf(v + splat(12582912.0f)) & splatInt(0x007fffff)) - splatInt(0x00400000);
-}
 
 template <int G, bool Qkx3>
 void qkxBatch(int n, int nmax, const float* x, const float* w, uint8_t* L, float* scales, float* negMins,

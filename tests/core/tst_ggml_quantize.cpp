@@ -257,6 +257,14 @@ private slots:
                 QCOMPARE(std::bit_cast<uint32_t>(scales[g]), std::bit_cast<uint32_t>(scale));
             }
             QCOMPARE(Qb, Qs);
+            // The IQ4 scale search (blocks of 32 only).
+            if (n == 32) {
+                float batch[G];
+                d::iq4ScalesBatch8(x.data(), w.data(), batch);
+                for (int g = 0; g < G; ++g)
+                    QCOMPARE(std::bit_cast<uint32_t>(batch[g]),
+                             std::bit_cast<uint32_t>(d::iq4Scale(x.data() + g * n, w.data() + g * n)));
+            }
         }
     }
 
