@@ -15,7 +15,7 @@ mkdir -p "$out"
 # A throw-away settings folder: screenshots never depend on (or change) the user's window layout.
 config=$(mktemp -d)
 trap 'rm -rf "$config"' EXIT
-export QT_QPA_PLATFORM=offscreen XDG_CONFIG_HOME=$config
+export QT_QPA_PLATFORM=offscreen XDG_CONFIG_HOME=$config QUANTSCOPE_CACHE_DIR=$config/cache
 
 shot() { # name view [extra args...]
     local name=$1 view=$2
@@ -25,3 +25,6 @@ shot() { # name view [extra args...]
 }
 
 shot main-window tensors
+shot histogram tensors --select 'blk\.2\.ffn_down'
+shot statistics statistics --select 'blk\.1\.attn_q'
+shot depth depth --select 'blk\.3\.ffn_down'

@@ -41,7 +41,10 @@ std::vector<SummaryRow> summaryRows(const Model& model)
     rows.push_back({general, QObject::tr("Name"), displayName, {}});
     rows.push_back({general, QObject::tr("Format"), QString::fromLatin1(modelFormatName(model.format())), {}});
     const QString path = QString::fromStdString(model.path().string());
-    rows.push_back({general, QObject::tr("Path"), path, path});
+    // Zero-width spaces after separators let the label wrap a long path.
+    QString wrappable = path;
+    wrappable.replace(QLatin1String("/"), QStringLiteral("/\u200B"));
+    rows.push_back({general, QObject::tr("Path"), wrappable, path});
     QStringList files;
     for (const auto& f : model.files())
         if (f)
@@ -132,6 +135,7 @@ void ModelSummaryWidget::rebuild()
     auto* scroll = new QScrollArea(this);
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     m_content = scroll;
     layout()->addWidget(scroll);
 

@@ -1,6 +1,5 @@
 // quantscope-cli sensitivity: error and exact size of every quantizable tensor in every candidate format.
 #include "app/cli/command.h"
-
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
@@ -10,7 +9,7 @@
 #include <QCommandLineParser>
 #include <QJsonArray>
 #include <QRegularExpression>
-
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -19,7 +18,10 @@
 namespace {
 
 // JSON has no infinities: a lossless cell's SQNR (and similar) is written as null.
-QJsonValue number(double v) { return std::isfinite(v) ? QJsonValue(v) : QJsonValue(QJsonValue::Null); }
+QJsonValue number(double v)
+{
+    return std::isfinite(v) ? QJsonValue(v) : QJsonValue(QJsonValue::Null);
+}
 
 QJsonArray strings(const std::vector<std::string>& v)
 {
@@ -37,7 +39,8 @@ int runSensitivity(QCommandLineParser& parser)
 
     qs::SensitivityOptions options;
     if (parser.isSet(QStringLiteral("formats"))) {
-        for (const QString& f : parser.value(QStringLiteral("formats")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+        for (const QString& f :
+             parser.value(QStringLiteral("formats")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
             const QString name = f.trimmed();
             if (name.compare(QLatin1String("default"), Qt::CaseInsensitive) == 0) {
                 for (const auto& d : qs::defaultSensitivityFormats())
@@ -51,7 +54,8 @@ int runSensitivity(QCommandLineParser& parser)
             }
             const auto format = qs::findFormat(name.toStdString());
             if (!format)
-                return cli::fail(QStringLiteral("unknown format '%1' (see 'quantscope-cli formats')").arg(name));
+                return cli::fail(
+                    QStringLiteral("unknown format '%1' (see 'quantscope-cli formats')").arg(name));
             options.formats.push_back(format->name());
         }
         if (options.formats.empty())
@@ -74,6 +78,7 @@ int runSensitivity(QCommandLineParser& parser)
         options.threads = static_cast<unsigned>(n);
     }
 
+    options.useCache = !parser.isSet(QStringLiteral("no-cache"));
     std::shared_ptr<qs::Model> model;
     {
         cli::ProgressPrinter progress(QStringLiteral("loading"));
@@ -121,6 +126,7 @@ int runSensitivity(QCommandLineParser& parser)
             o[QStringLiteral("format")] = QString::fromStdString(r.format);
             o[QStringLiteral("rows")] = static_cast<qint64>(r.rows);
             o[QStringLiteral("cols")] = static_cast<qint64>(r.cols);
+            o[QStringLiteral("cached")] = r.fromCache;
             if (!r.ok()) {
                 o[QStringLiteral("error")] = QString::fromStdString(r.error);
                 list.append(o);
@@ -135,7 +141,8 @@ int runSensitivity(QCommandLineParser& parser)
             o[QStringLiteral("max_abs_err")] = number(m.maxAbsErr);
             o[QStringLiteral("cosine")] = number(m.cosine);
             if (importance)
-                o[QStringLiteral("weighted_mse")] = m.weightedMse ? number(*m.weightedMse) : QJsonValue(QJsonValue::Null);
+                o[QStringLiteral("weighted_mse")] =
+                    m.weightedMse ? number(*m.weightedMse) : QJsonValue(QJsonValue::Null);
             list.append(o);
         }
         root[QStringLiteral("results")] = list;
@@ -144,20 +151,23 @@ int runSensitivity(QCommandLineParser& parser)
     }
 
     // Text: one line per tensor with SQNR (dB) per format and the bits per weight of the first format.
-    std::printf("%s\nSQNR in dB (higher is better); '-' where a format does not apply\n\n", qPrintable(pos[0]));
-    std::printf("%-44s", "tensor");
-    for (const auto& f : formats)
-        std::printf(" %14s", f.c_str());
-    std::printf("\n");
+    std::printf("%s\nSQNR in dB (higher is better); '-' where a format does not apply\n\n",
+                qPrintable(pos[0]));
     std::map<std::string, std::map<std::string, const qs::SensitivityResult*>> byTensor;
     std::vector<std::string> order;
+    int width = 32;
     for (const auto& r : results) {
         if (!byTensor.count(r.tensor))
             order.push_back(r.tensor);
         byTensor[r.tensor][r.format] = &r;
+        width = std::max(width, static_cast<int>(r.tensor.size()));
     }
+    std::printf("%-*s", width, "tensor");
+    for (const auto& f : formats)
+        std::printf(" %14s", f.c_str());
+    std::printf("\n");
     for (const auto& t : order) {
-        std::printf("%-44s", t.c_str());
+        std::printf("%-*s", width, t.c_str());
         for (const auto& f : formats) {
             const auto* r = byTensor[t][f];
             if (!r || !r->ok())
@@ -169,7 +179,7 @@ int runSensitivity(QCommandLineParser& parser)
         }
         std::printf("\n");
     }
-    std::printf("\n%-44s", "bits per weight (first tensor)");
+    std::printf("\n%-*s", width, "bits per weight (first tensor)");
     for (const auto& f : formats) {
         const auto* r = order.empty() ? nullptr : byTensor[order.front()][f];
         if (r && r->ok())
@@ -192,18 +202,22 @@ int runSensitivity(QCommandLineParser& parser)
 }
 
 const CliRegistrar sensitivity(
-    {"sensitivity", "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--json]",
+    {"sensitivity",
+     "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--json] [--no-cache]",
      "quantization error and exact size per tensor and format",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("formats"),
                       QStringLiteral("Comma-separated formats ('default', 'all' or names from 'formats')."),
                       QStringLiteral("LIST")});
-         p.addOption({QStringLiteral("imatrix"), QStringLiteral("llama.cpp importance file (GGUF or legacy .dat)."),
+         p.addOption({QStringLiteral("imatrix"),
+                      QStringLiteral("llama.cpp importance file (GGUF or legacy .dat)."),
                       QStringLiteral("FILE")});
          p.addOption({QStringLiteral("tensor"), QStringLiteral("Only tensors whose name matches this regex."),
                       QStringLiteral("REGEX")});
          p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
                       QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the sensitivity cache.")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));
      },

@@ -1,6 +1,5 @@
 // quantscope-cli stats: weight statistics per tensor (the numbers behind the distribution views).
 #include "app/cli/command.h"
-
 #include "core/model/model.h"
 #include "core/stats/stats.h"
 #include "core/util/job.h"
@@ -8,7 +7,6 @@
 #include <QCommandLineParser>
 #include <QJsonArray>
 #include <QRegularExpression>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -47,7 +45,8 @@ Summary summarize(const std::vector<float>& v)
     if (v.empty())
         return s;
     std::vector<float> sorted(v);
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2), sorted.end());
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                     sorted.end());
     s.median = sorted[sorted.size() / 2];
     const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
     s.min = *lo;
@@ -166,7 +165,8 @@ int runStats(QCommandLineParser& parser)
     if (pos.size() != 1)
         return cli::fail(QStringLiteral("stats needs exactly one PATH"));
     bool ok = true;
-    const size_t bins = parser.isSet(QStringLiteral("bins")) ? parser.value(QStringLiteral("bins")).toULong(&ok) : 32;
+    const size_t bins =
+        parser.isSet(QStringLiteral("bins")) ? parser.value(QStringLiteral("bins")).toULong(&ok) : 32;
     if (!ok || bins < 1 || bins > 100000)
         return cli::fail(QStringLiteral("--bins needs a number from 1 to 100000"));
     unsigned threads = 0;
@@ -198,8 +198,9 @@ int runStats(QCommandLineParser& parser)
             filter.match(QString::fromStdString(model->tensors()[i].name)).hasMatch())
             options.tensors.push_back(i);
     if (options.tensors.empty())
-        return cli::fail(filter.pattern().isEmpty() ? QStringLiteral("%1 has no tensors").arg(pos[0])
-                                                    : QStringLiteral("no tensor matches '%1'").arg(filter.pattern()));
+        return cli::fail(filter.pattern().isEmpty()
+                             ? QStringLiteral("%1 has no tensors").arg(pos[0])
+                             : QStringLiteral("no tensor matches '%1'").arg(filter.pattern()));
 
     std::vector<qs::TensorStats> all;
     {
@@ -219,8 +220,8 @@ int runStats(QCommandLineParser& parser)
         cli::printJson(root);
         return 0;
     }
-    std::printf("%-40s %-6s %10s %11s %11s %11s %10s %10s %9s %7s %5s %7s %7s  %s\n", "tensor", "dtype", "count",
-                "min", "max", "mean", "std", "absmax", "kurtosis", "zeros", "nan", ">3σ %", ">6σ %",
+    std::printf("%-40s %-6s %10s %11s %11s %11s %10s %10s %9s %7s %5s %7s %7s  %s\n", "tensor", "dtype",
+                "count", "min", "max", "mean", "std", "absmax", "kurtosis", "zeros", "nan", ">3σ %", ">6σ %",
                 symlog ? "histogram (symlog x, log y)" : "histogram (log y)");
     for (const auto& s : all) {
         if (!s.error.empty()) {
@@ -228,11 +229,12 @@ int runStats(QCommandLineParser& parser)
                         static_cast<unsigned long long>(s.count), s.error.c_str());
             continue;
         }
-        std::printf("%-40s %-6s %10llu %11.4g %11.4g %11.4g %10.4g %10.4g %9.3g %7llu %5llu %7.3f %7.3f  %s\n",
-                    s.name.c_str(), qs::dtypeName(s.dtype), static_cast<unsigned long long>(s.count), s.min, s.max,
-                    s.mean, s.std, s.absmax, s.kurtosis, static_cast<unsigned long long>(s.zeros),
-                    static_cast<unsigned long long>(s.nan + s.inf), 100 * s.share3Sigma(), 100 * s.share6Sigma(),
-                    sparkline(histogramOf(s, bins, symlog)).c_str());
+        std::printf(
+            "%-40s %-6s %10llu %11.4g %11.4g %11.4g %10.4g %10.4g %9.3g %7llu %5llu %7.3f %7.3f  %s\n",
+            s.name.c_str(), qs::dtypeName(s.dtype), static_cast<unsigned long long>(s.count), s.min, s.max,
+            s.mean, s.std, s.absmax, s.kurtosis, static_cast<unsigned long long>(s.zeros),
+            static_cast<unsigned long long>(s.nan + s.inf), 100 * s.share3Sigma(), 100 * s.share6Sigma(),
+            sparkline(histogramOf(s, bins, symlog)).c_str());
     }
     return 0;
 }
@@ -243,12 +245,15 @@ const CliRegistrar stats(
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("tensor"), QStringLiteral("Only tensors whose name matches REGEX."),
                       QStringLiteral("REGEX")});
-         p.addOption({QStringLiteral("bins"), QStringLiteral("Histogram bins (default 32)."), QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("bins"), QStringLiteral("Histogram bins (default 32)."), QStringLiteral("N")});
          p.addOption({QStringLiteral("symlog"),
                       QStringLiteral("Symmetric-log histogram bins (linear within one std, log beyond).")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
-         p.addOption({QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the statistics cache.")});
-         p.addOption({QStringLiteral("channels"), QStringLiteral("With --json: every channel's absmax and std.")});
+         p.addOption(
+             {QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the statistics cache.")});
+         p.addOption(
+             {QStringLiteral("channels"), QStringLiteral("With --json: every channel's absmax and std.")});
          p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
                       QStringLiteral("N")});
          p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));

@@ -12,8 +12,10 @@ namespace qs {
 
 namespace {
 
-void takeScreenshot(MainWindow& window, const QString& out, const QString& view)
+void takeScreenshot(MainWindow& window, const QString& out, const QString& view, const QString& select)
 {
+    if (!select.isEmpty() && window.selectTensorsMatching(select) == 0)
+        std::fprintf(stderr, "quantscope: no tensor matches '%s'\n", qPrintable(select));
     if (!view.isEmpty() && !window.showView(view))
         std::fprintf(stderr, "quantscope: unknown view '%s' (known: %s)\n", qPrintable(view),
                      qPrintable(window.viewNames().join(QStringLiteral(", "))));
@@ -45,18 +47,24 @@ int runApplication(QApplication& app)
     const QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
                                               QStringLiteral("Render the window to <file> after loading, then quit."),
                                               QStringLiteral("file"));
-    const QCommandLineOption viewOption(QStringLiteral("view"), QStringLiteral("View to show: tensors, ..."),
+    const QCommandLineOption viewOption(QStringLiteral("view"),
+                                        QStringLiteral("View to show: tensors, statistics, depth."),
                                         QStringLiteral("name"));
+    const QCommandLineOption selectOption(QStringLiteral("select"),
+                                          QStringLiteral("Select the tensors matching <regex> (screenshots)."),
+                                          QStringLiteral("regex"));
     const QCommandLineOption sizeOption(QStringLiteral("size"), QStringLiteral("Window size for the screenshot."),
                                         QStringLiteral("WxH"), QStringLiteral("1400x860"));
     parser.addOption(screenshotOption);
     parser.addOption(viewOption);
     parser.addOption(sizeOption);
+    parser.addOption(selectOption);
     parser.process(app);
 
     MainWindow window;
     const QString screenshot = parser.value(screenshotOption);
     const QString view = parser.value(viewOption);
+    const QString select = parser.value(selectOption);
     if (!screenshot.isEmpty()) {
         const QStringList wh = parser.value(sizeOption).split(QLatin1Char('x'));
         if (wh.size() == 2)
@@ -65,17 +73,22 @@ int runApplication(QApplication& app)
         window.setErrorPresenter([](const QString&, const QString& text, const QString& detail) {
             std::fprintf(stderr, "quantscope: %s\n%s\n", qPrintable(text), qPrintable(detail));
         });
-        QObject::connect(&window, &MainWindow::modelLoaded, &window,
-                         [&window, screenshot, view] { takeScreenshot(window, screenshot, view); });
+        // After a load, wait for the analysis so the plots are filled.
+        QObject::connect(&window, &MainWindow::modelLoaded, &window, [&window, screenshot, view, select] {
+            if (!window.isAnalyzing())
+                takeScreenshot(window, screenshot, view, select);
+        });
+        QObject::connect(&window, &MainWindow::analysisFinished, &window,
+                         [&window, screenshot, view, select] { takeScreenshot(window, screenshot, view, select); });
         QObject::connect(&window, &MainWindow::loadFailed, &window,
-                         [&window, screenshot, view] { takeScreenshot(window, screenshot, view); });
+                         [&window, screenshot, view, select] { takeScreenshot(window, screenshot, view, select); });
     }
     window.show();
     const QStringList args = parser.positionalArguments();
     if (!args.isEmpty())
         window.openPath(args.front());
     else if (!screenshot.isEmpty())
-        takeScreenshot(window, screenshot, view);
+        takeScreenshot(window, screenshot, view, select);
     return app.exec();
 }
 

@@ -1,8 +1,14 @@
 #include "app/gui/mainwindow.h"
 
 #include "app/gui/modelloader.h"
+#include "core/stats/stats.h"
+#include "widgets/channelview.h"
+#include "widgets/depthview.h"
 #include "widgets/formatting.h"
+#include "widgets/histogramview.h"
 #include "widgets/modelsummary.h"
+#include "widgets/statsstore.h"
+#include "widgets/statstableview.h"
 #include "widgets/tensorfilterproxy.h"
 #include "widgets/tensortreemodel.h"
 
@@ -22,7 +28,9 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QItemSelectionModel>
 #include <QProgressBar>
+#include <QRegularExpression>
 #include <QSettings>
 #include <QStatusBar>
 #include <QStyle>
@@ -44,6 +52,7 @@ namespace {
 
 constexpr int maxRecentFiles = 10;
 constexpr int expandAllLimit = 80; // tensors; larger models open with only the first groups expanded
+constexpr int maxOverlaySeries = 8;
 
 QIcon themedIcon(const char* themeName, const char* resource)
 {
@@ -73,7 +82,8 @@ QString pathForDrop(const QMimeData* mime)
 
 } // namespace
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_loader(new ModelLoader(this))
+MainWindow::MainWindow(QWidget* parent)
+    : QMainWindow(parent), m_loader(new ModelLoader(this)), m_stats(new StatsStore(this))
 {
     initResources();
     setWindowIcon(QIcon(QStringLiteral(":/icons/quantscope.svg")));
@@ -98,6 +108,23 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_loader(new Mode
     connect(m_loader, &ModelLoader::loaded, this, &MainWindow::onLoaded);
     connect(m_loader, &ModelLoader::failed, this, &MainWindow::onLoadFailed);
     connect(m_loader, &ModelLoader::cancelled, this, &MainWindow::onLoadCancelled);
+    connect(m_stats, &StatsStore::progressChanged, this, &MainWindow::onAnalysisProgress);
+    connect(m_stats, &StatsStore::finished, this, &MainWindow::onAnalysisFinished);
+    connect(m_stats, &StatsStore::tensorsReady, this, [this](const std::vector<size_t>& indices) {
+        // Refresh the plots only when something they show has arrived.
+        if (!m_model)
+            return;
+        for (size_t i : indices) {
+            const QString name = QString::fromStdString(m_model->tensors()[i].name);
+            bool shown = m_selectedNames.contains(name);
+            for (const auto& [title, members] : m_selectedGroups)
+                shown = shown || members.contains(name);
+            if (shown) {
+                updateAnalysisViews();
+                return;
+            }
+        }
+    });
 
     readSettings();
     updateTitle();
@@ -139,8 +166,35 @@ void MainWindow::createViews()
     m_views = new QTabWidget(this);
     m_views->setDocumentMode(true);
     m_views->addTab(tensorsPage, tr("Tensors"));
-    m_views->widget(0)->setObjectName(QStringLiteral("view:tensors"));
+    tensorsPage->setObjectName(QStringLiteral("view:tensors"));
+    m_statsView = new StatsTableView(m_stats);
+    m_statsView->setObjectName(QStringLiteral("view:statistics"));
+    m_views->addTab(m_statsView, tr("Statistics"));
+    m_depth = new DepthView(m_stats);
+    m_depth->setObjectName(QStringLiteral("view:depth"));
+    m_views->addTab(m_depth, tr("Depth Overview"));
     setCentralWidget(m_views);
+
+    connect(m_tensorView->selectionModel(), &QItemSelectionModel::selectionChanged, this,
+            &MainWindow::onTreeSelectionChanged);
+    connect(m_statsView, &StatsTableView::selectionChanged, this, [this](const QStringList& names) {
+        if (!m_syncingSelection)
+            selectTensors(names);
+    });
+    connect(m_depth, &DepthView::tensorActivated, this, [this](const QString& name) { selectTensors({name}); });
+
+    m_histogram = new HistogramView(this);
+    auto* histogramDock = new QDockWidget(tr("Histogram"), this);
+    histogramDock->setObjectName(QStringLiteral("histogramDock"));
+    histogramDock->setWidget(m_histogram);
+    addDockWidget(Qt::BottomDockWidgetArea, histogramDock);
+    m_channels = new ChannelView(this);
+    auto* channelDock = new QDockWidget(tr("Channels"), this);
+    channelDock->setObjectName(QStringLiteral("channelDock"));
+    channelDock->setWidget(m_channels);
+    addDockWidget(Qt::BottomDockWidgetArea, channelDock);
+    splitDockWidget(histogramDock, channelDock, Qt::Horizontal);
+    resizeDocks({histogramDock}, {360}, Qt::Vertical);
 
     m_summary = new ModelSummaryWidget(this);
     auto* summaryDock = new QDockWidget(tr("Model"), this);
@@ -192,6 +246,22 @@ void MainWindow::createActions()
     for (auto* dock : findChildren<QDockWidget*>())
         m_viewMenu->addAction(dock->toggleViewAction());
 
+    auto* analysisMenu = menuBar()->addMenu(tr("&Analysis"));
+    m_analyzeAction = analysisMenu->addAction(QIcon(QStringLiteral(":/icons/analyze.svg")), tr("&Analyse Model"), this,
+                                              &MainWindow::analyzeModel);
+    m_analyzeAction->setShortcut(QKeySequence(tr("Ctrl+R")));
+    m_analyzeAction->setToolTip(tr("Compute the statistics of every tensor (in the background, cached)"));
+    m_analyzeAction->setEnabled(false);
+    m_cancelAnalysisAction = analysisMenu->addAction(themedIcon("process-stop", ":/icons/cancel.svg"),
+                                                     tr("&Cancel Analysis"), this, &MainWindow::cancelAnalysis);
+    m_cancelAnalysisAction->setEnabled(false);
+    analysisMenu->addSeparator();
+    analysisMenu->addAction(QIcon(QStringLiteral(":/icons/export.svg")), tr("Export Statistics as &CSV…"),
+                            m_statsView, &StatsTableView::exportCsvDialog);
+    analysisMenu->addAction(tr("Export &Histogram…"), m_histogram, &HistogramView::exportPlot);
+    analysisMenu->addAction(tr("Export C&hannel Plot…"), m_channels, &ChannelView::exportPlot);
+    analysisMenu->addAction(tr("Export &Depth Chart…"), m_depth, &DepthView::exportPlot);
+
     auto* helpMenu = menuBar()->addMenu(tr("&Help"));
     helpMenu->addAction(tr("&About Quantscope"), this, &MainWindow::showAbout);
     helpMenu->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt);
@@ -206,6 +276,8 @@ void MainWindow::createActions()
     toolBar->addSeparator();
     toolBar->addAction(expandAction);
     toolBar->addAction(collapseAction);
+    toolBar->addSeparator();
+    toolBar->addAction(m_analyzeAction);
 }
 
 void MainWindow::createStatusBar()
@@ -225,8 +297,22 @@ void MainWindow::createStatusBar()
     m_cancelButton->setAutoRaise(true);
     m_cancelButton->hide();
     connect(m_cancelButton, &QToolButton::clicked, m_loader, &ModelLoader::cancel);
+    m_analysisBar = new QProgressBar(this);
+    m_analysisBar->setRange(0, 1000);
+    m_analysisBar->setMaximumWidth(220);
+    m_analysisBar->setFormat(tr("Analysing %p%"));
+    m_analysisBar->hide();
+    m_analysisCancel = new QToolButton(this);
+    m_analysisCancel->setObjectName(QStringLiteral("cancelAnalysisButton"));
+    m_analysisCancel->setIcon(themedIcon("process-stop", ":/icons/cancel.svg"));
+    m_analysisCancel->setToolTip(tr("Cancel the analysis"));
+    m_analysisCancel->setAutoRaise(true);
+    m_analysisCancel->hide();
+    connect(m_analysisCancel, &QToolButton::clicked, this, &MainWindow::cancelAnalysis);
     statusBar()->addPermanentWidget(m_progressBar);
     statusBar()->addPermanentWidget(m_cancelButton);
+    statusBar()->addPermanentWidget(m_analysisBar);
+    statusBar()->addPermanentWidget(m_analysisCancel);
     statusBar()->addPermanentWidget(m_modelLabel);
     statusBar()->showMessage(tr("Ready. Open a model or drop one on the window."));
 }
@@ -334,8 +420,14 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
     finishLoadingUi();
     m_model = std::move(model);
     m_modelPath = path;
+    m_selectedNames.clear();
+    m_selectedGroups.clear();
     m_treeModel->setModel(m_model);
     m_summary->setModel(m_model);
+    m_stats->setModel(m_model);
+    m_histogram->setModel(m_model);
+    m_analyzeAction->setEnabled(true);
+    updateAnalysisViews();
 
     if (m_model->tensors().size() <= size_t(expandAllLimit)) {
         m_tensorView->expandAll();
@@ -359,6 +451,8 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
                                       countNoun(m_model->tensors().size(), "tensor", "tensors")),
                              8000);
     emit modelLoaded(path);
+    if (QSettings().value(QStringLiteral("analysis/automatic"), true).toBool())
+        analyzeModel();
 }
 
 void MainWindow::onLoadFailed(const QString& path, const QString& message, const QString& kind)
@@ -475,6 +569,7 @@ void MainWindow::writeSettings() const
 void MainWindow::closeEvent(QCloseEvent* event)
 {
     m_loader->cancel();
+    m_stats->cancel();
     writeSettings();
     event->accept();
 }
@@ -493,5 +588,207 @@ void MainWindow::dropEvent(QDropEvent* event)
     event->acceptProposedAction();
     openPath(path);
 }
+
+void MainWindow::analyzeModel()
+{
+    if (!m_model || m_stats->isRunning())
+        return;
+    m_analysisBar->setValue(0);
+    m_analysisBar->show();
+    m_analysisCancel->show();
+    m_cancelAnalysisAction->setEnabled(true);
+    m_analyzeAction->setEnabled(false);
+    m_stats->analyze();
+    if (!m_stats->isRunning()) // nothing left to analyse
+        onAnalysisFinished(false, {});
+    updateAnalysisViews();
+}
+
+void MainWindow::cancelAnalysis()
+{
+    m_stats->cancel();
+}
+
+bool MainWindow::isAnalyzing() const
+{
+    return m_stats->isRunning();
+}
+
+void MainWindow::onAnalysisProgress(double fraction, const QString&)
+{
+    m_analysisBar->setValue(int(fraction * 1000.0));
+}
+
+void MainWindow::onAnalysisFinished(bool cancelled, const QString& error)
+{
+    m_analysisBar->hide();
+    m_analysisCancel->hide();
+    m_cancelAnalysisAction->setEnabled(false);
+    m_analyzeAction->setEnabled(m_model != nullptr);
+    size_t failed = 0;
+    if (m_model)
+        for (size_t i = 0; i < m_model->tensors().size(); ++i)
+            if (const TensorStats* s = m_stats->stats(i); s && !s->error.empty())
+                ++failed;
+    if (!error.isEmpty())
+        statusBar()->showMessage(tr("Analysis failed: %1").arg(error), 10000);
+    else if (cancelled)
+        statusBar()->showMessage(tr("Analysis cancelled after %1").arg(countNoun(m_stats->doneCount(), "tensor", "tensors")),
+                                 8000);
+    else
+        statusBar()->showMessage(
+            failed ? tr("Analysis done: %1 could not be decoded").arg(countNoun(failed, "tensor", "tensors"))
+                   : tr("Analysis done: %1").arg(countNoun(m_stats->doneCount(), "tensor", "tensors")),
+            8000);
+    updateAnalysisViews();
+    emit analysisFinished(cancelled);
+}
+
+void MainWindow::onTreeSelectionChanged()
+{
+    if (m_syncingSelection)
+        return;
+    m_selectedNames.clear();
+    m_selectedGroups.clear();
+    for (const QModelIndex& idx : m_tensorView->selectionModel()->selectedRows()) {
+        const QString name = idx.data(TensorTreeModel::TensorNameRole).toString();
+        if (!name.isEmpty()) {
+            m_selectedNames << name;
+            continue;
+        }
+        QStringList members;
+        const QModelIndex source = m_proxy->mapToSource(idx);
+        for (int r = 0; r < m_treeModel->rowCount(source); ++r)
+            members << m_treeModel->index(r, 0, source).data(TensorTreeModel::TensorNameRole).toString();
+        m_selectedGroups.emplace_back(idx.data().toString(), members);
+    }
+    if (m_selectedNames.size() == 1) {
+        m_syncingSelection = true;
+        m_statsView->selectTensor(m_selectedNames.front());
+        m_syncingSelection = false;
+    }
+    updateAnalysisViews();
+}
+
+void MainWindow::selectTensors(const QStringList& names)
+{
+    m_syncingSelection = true;
+    QItemSelection selection;
+    QModelIndex first;
+    for (const QString& name : names) {
+        const QModelIndex idx = m_proxy->mapFromSource(m_treeModel->indexForTensor(name));
+        if (!idx.isValid())
+            continue;
+        if (!first.isValid())
+            first = idx;
+        m_tensorView->expand(idx.parent());
+        selection.select(idx, idx);
+    }
+    m_tensorView->selectionModel()->select(selection, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    if (first.isValid()) {
+        m_tensorView->selectionModel()->setCurrentIndex(first, QItemSelectionModel::NoUpdate);
+        m_tensorView->scrollTo(first);
+    }
+    if (names.size() == 1)
+        m_statsView->selectTensor(names.front());
+    m_syncingSelection = false;
+    m_selectedNames = names;
+    m_selectedGroups.clear();
+    updateAnalysisViews();
+}
+
+int MainWindow::selectTensorsMatching(const QString& pattern)
+{
+    if (!m_model)
+        return 0;
+    const QRegularExpression re(pattern);
+    QStringList names;
+    for (const auto& t : m_model->tensors()) {
+        const QString name = QString::fromStdString(t.name);
+        if (re.match(name).hasMatch())
+            names << name;
+    }
+    selectTensors(names);
+    return int(names.size());
+}
+
+void MainWindow::updateAnalysisViews()
+{
+    if (!m_model) {
+        m_histogram->setMessage(tr("Open a model to see the value distributions of its tensors."));
+        m_channels->setMessage(tr("Open a model to see per-channel statistics."));
+        return;
+    }
+    const QString waiting =
+        m_stats->isRunning() ? tr("Analysing… statistics appear as soon as this tensor is done.")
+                             : tr("No statistics yet: run Analysis › Analyse Model (Ctrl+R).");
+    std::vector<HistogramView::Series> series;
+    QStringList pending;
+    QStringList failures;
+    for (const auto& [title, members] : m_selectedGroups) {
+        std::vector<std::shared_ptr<const TensorStats>> parts;
+        std::vector<const TensorStats*> raw;
+        bool complete = true;
+        for (const QString& name : members) {
+            const int index = m_stats->tensorIndex(name);
+            auto s = index >= 0 ? m_stats->shared(size_t(index)) : nullptr;
+            if (!s) {
+                complete = false;
+                break;
+            }
+            if (s->error.empty() && s->finite > 0) {
+                raw.push_back(s.get());
+                parts.push_back(std::move(s));
+            }
+        }
+        if (!complete) {
+            pending << title;
+            continue;
+        }
+        if (raw.empty())
+            continue;
+        auto merged = std::make_shared<TensorStats>(mergeStats(raw));
+        series.push_back({tr("%1 (%2 merged)").arg(title, countNoun(raw.size(), "tensor", "tensors")), merged, -1});
+    }
+    for (const QString& name : m_selectedNames) {
+        if (series.size() >= size_t(maxOverlaySeries))
+            break;
+        const int index = m_stats->tensorIndex(name);
+        auto s = index >= 0 ? m_stats->shared(size_t(index)) : nullptr;
+        if (!s)
+            pending << name;
+        else if (!s->error.empty())
+            failures << QStringLiteral("%1: %2").arg(name, QString::fromStdString(s->error));
+        else
+            series.push_back({name, s, index});
+    }
+    if (series.empty()) {
+        if (m_selectedNames.isEmpty() && m_selectedGroups.empty())
+            m_histogram->setMessage(tr("Select one or more tensors — or a whole group such as a block — in the "
+                                       "tree, the statistics table or the depth overview."));
+        else if (!failures.isEmpty())
+            m_histogram->setMessage(failures.join(QLatin1Char('\n')));
+        else
+            m_histogram->setMessage(waiting);
+    } else {
+        m_histogram->setSeries(std::move(series));
+    }
+
+    // The channel view follows the first selected tensor.
+    if (m_selectedNames.isEmpty()) {
+        m_channels->setMessage(tr("Select a tensor to see its per-channel absmax and standard deviation."));
+    } else {
+        const QString& name = m_selectedNames.front();
+        const int index = m_stats->tensorIndex(name);
+        auto s = index >= 0 ? m_stats->shared(size_t(index)) : nullptr;
+        if (!s)
+            m_channels->setMessage(waiting);
+        else if (!s->error.empty())
+            m_channels->setMessage(QString::fromStdString(s->error));
+        else
+            m_channels->setTensor(name, s);
+    }
+}
+
 
 } // namespace qs

@@ -20,8 +20,13 @@ class QTreeView;
 
 namespace qs {
 
+class ChannelView;
+class DepthView;
+class HistogramView;
 class ModelLoader;
 class ModelSummaryWidget;
+class StatsStore;
+class StatsTableView;
 class TensorFilterProxy;
 class TensorTreeModel;
 
@@ -55,6 +60,22 @@ public:
     ModelSummaryWidget* summaryWidget() const { return m_summary; }
     ModelLoader* loader() const { return m_loader; }
     QMenu* recentMenu() const { return m_recentMenu; }
+    StatsStore* statsStore() const { return m_stats; }
+    HistogramView* histogramView() const { return m_histogram; }
+    ChannelView* channelView() const { return m_channels; }
+    DepthView* depthView() const { return m_depth; }
+    StatsTableView* statsView() const { return m_statsView; }
+
+    // Starts the whole-model analysis (cached results come back at once). Also started after every load
+    // unless the "analysis/automatic" setting is false.
+    void analyzeModel();
+    void cancelAnalysis();
+    bool isAnalyzing() const;
+    // Selects tensors in every view (tree, table) and shows them in the histogram and channel views.
+    void selectTensors(const QStringList& names);
+    // Selects every tensor whose name matches the regular expression; returns how many.
+    int selectTensorsMatching(const QString& pattern);
+    QStringList selectedTensors() const { return m_selectedNames; }
 
     // Where the bundled sample model is (source tree or installed), empty when missing.
     static QString samplePath();
@@ -63,6 +84,7 @@ signals:
     void modelLoaded(const QString& path);
     void loadFailed(const QString& path, const QString& message);
     void loadCancelled(const QString& path);
+    void analysisFinished(bool cancelled);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -90,6 +112,10 @@ private:
     void applyFilter(const QString& text);
     void updateTitle();
     void showAbout();
+    void onTreeSelectionChanged();
+    void updateAnalysisViews();
+    void onAnalysisProgress(double fraction, const QString& stage);
+    void onAnalysisFinished(bool cancelled, const QString& error);
 
     ModelLoader* m_loader = nullptr;
     std::shared_ptr<const Model> m_model;
@@ -109,6 +135,20 @@ private:
     QProgressBar* m_progressBar = nullptr;
     QToolButton* m_cancelButton = nullptr;
     QLabel* m_modelLabel = nullptr;
+
+    StatsStore* m_stats = nullptr;
+    HistogramView* m_histogram = nullptr;
+    ChannelView* m_channels = nullptr;
+    DepthView* m_depth = nullptr;
+    StatsTableView* m_statsView = nullptr;
+    QProgressBar* m_analysisBar = nullptr;
+    QToolButton* m_analysisCancel = nullptr;
+    QAction* m_analyzeAction = nullptr;
+    QAction* m_cancelAnalysisAction = nullptr;
+    // The selection shown by the analysis views: tensor names, plus groups (title -> member names).
+    QStringList m_selectedNames;
+    std::vector<std::pair<QString, QStringList>> m_selectedGroups;
+    bool m_syncingSelection = false;
 };
 
 } // namespace qs

@@ -18,6 +18,8 @@ namespace qs {
 namespace {
 
 constexpr uint64_t kMaxConfigBytes = 16ull * 1024 * 1024;
+// Far beyond any real network, small enough that per-layer lists stay cheap whatever the file claims.
+constexpr uint64_t kMaxLayers = 65536;
 
 struct Scope {
     QJsonObject object;
@@ -226,7 +228,8 @@ ModelConfig readHfConfig(const std::filesystem::path& path)
     const std::string type = r.string("model_type", false).value_or(topType);
     c.architecture = topType.empty() ? type : topType;
 
-    c.layers = r.u32({"num_hidden_layers", "n_layer", "num_layers"}).value_or(0);
+    c.layers = static_cast<uint32_t>(
+        r.count({"num_hidden_layers", "n_layer", "num_layers"}, kMaxLayers).value_or(0));
     c.hiddenSize = r.u32({"hidden_size", "n_embd", "d_model"}).value_or(0);
     c.heads = r.u32({"num_attention_heads", "n_head", "num_heads"}).value_or(0);
     if (const auto kv = r.u32({"num_key_value_heads", "num_kv_heads", "n_head_kv"}))

@@ -306,11 +306,14 @@ MetaValue toMeta(const QJsonValue& v)
     if (v.isString())
         return {v.toString().toStdString()};
     if (v.isDouble()) {
+        // toInteger() returns the default unless the number is a whole value that fits in qint64.
         const qint64 i = v.toInteger(-1);
         if (i >= 0)
             return {static_cast<uint64_t>(i)};
-        if (v.toDouble() == static_cast<double>(v.toInteger(1)))
-            return {static_cast<int64_t>(v.toInteger())};
+        if (i == -1 && v.toInteger(0) == -1)
+            return {int64_t{-1}};
+        if (i < -1)
+            return {static_cast<int64_t>(i)};
         return {v.toDouble()};
     }
     if (v.isArray())

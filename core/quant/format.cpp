@@ -88,20 +88,27 @@ private:
 int ggmlBits(DType t)
 {
     switch (t) {
-    case DType::Q8_0: return 8;
-    case DType::Q6_K: return 6;
+    case DType::Q8_0:
+        return 8;
+    case DType::Q6_K:
+        return 6;
     case DType::Q5_0:
     case DType::Q5_1:
-    case DType::Q5_K: return 5;
-    case DType::Q3_K: return 3;
-    case DType::Q2_K: return 2;
-    default: return 4;
+    case DType::Q5_K:
+        return 5;
+    case DType::Q3_K:
+        return 3;
+    case DType::Q2_K:
+        return 2;
+    default:
+        return 4;
     }
 }
 
 bool ggmlSymmetric(DType t)
 {
-    return !(t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q2_K || t == DType::Q4_K || t == DType::Q5_K);
+    return !(t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q2_K || t == DType::Q4_K ||
+             t == DType::Q5_K);
 }
 
 class GgmlFormat final : public QuantFormat {
@@ -174,11 +181,21 @@ std::vector<float> GgmlFormat::gridLevels(const float* values, size_t count) con
             levels.push_back(d * static_cast<float>(k) + m);
     };
     switch (m_type) {
-    case DType::Q8_0: affine(half(0), 0, -128, 127); break;
-    case DType::Q4_0: affine(half(0), 0, -8, 7); break;
-    case DType::Q5_0: affine(half(0), 0, -16, 15); break;
-    case DType::Q4_1: affine(half(0), half(2), 0, 15); break;
-    case DType::Q5_1: affine(half(0), half(2), 0, 31); break;
+    case DType::Q8_0:
+        affine(half(0), 0, -128, 127);
+        break;
+    case DType::Q4_0:
+        affine(half(0), 0, -8, 7);
+        break;
+    case DType::Q5_0:
+        affine(half(0), 0, -16, 15);
+        break;
+    case DType::Q4_1:
+        affine(half(0), half(2), 0, 15);
+        break;
+    case DType::Q5_1:
+        affine(half(0), half(2), 0, 31);
+        break;
     case DType::IQ4_NL: {
         static constexpr int kValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                             1,    13,   25,  38,  53,  69,  89,  113};
@@ -214,14 +231,14 @@ public:
         std::string granularity = config.groupSize > 0    ? "g" + std::to_string(config.groupSize)
                                   : config.groupSize == 0 ? "tensor"
                                                           : "ch";
-        m_traits.name = "INT" + std::to_string(config.bits) + "-" + granularity +
-                        (config.symmetric ? "-sym" : "-asym");
+        m_traits.name =
+            "INT" + std::to_string(config.bits) + "-" + granularity + (config.symmetric ? "-sym" : "-asym");
         m_traits.kind = FormatKind::Integer;
         m_traits.bits = config.bits;
         m_traits.groupSize = config.groupSize;
         m_traits.symmetric = config.symmetric;
-        const std::string scaleText = config.groupSize > 0    ? "per " + std::to_string(config.groupSize) +
-                                                                    " columns of each row"
+        const std::string scaleText = config.groupSize > 0
+                                          ? "per " + std::to_string(config.groupSize) + " columns of each row"
                                       : config.groupSize == 0 ? "for the tensor"
                                                               : "per row";
         m_traits.layout = "GPTQ: int32-packed " + std::to_string(config.bits) + "-bit qweight, fp16 scale " +
@@ -268,14 +285,16 @@ class Fp8Format final : public QuantFormat {
 public:
     Fp8Format(Fp8Kind kind, bool perChannel) : m_kind(kind), m_perChannel(perChannel)
     {
-        m_traits.name = std::string(kind == Fp8Kind::E4M3 ? "FP8-E4M3" : "FP8-E5M2") + (perChannel ? "-ch" : "");
+        m_traits.name =
+            std::string(kind == Fp8Kind::E4M3 ? "FP8-E4M3" : "FP8-E5M2") + (perChannel ? "-ch" : "");
         m_traits.kind = FormatKind::Fp8;
         m_traits.bits = 8;
         m_traits.groupSize = perChannel ? -1 : 0;
         m_traits.symmetric = true;
         m_traits.storage = kind == Fp8Kind::E4M3 ? DType::F8_E4M3 : DType::F8_E5M2;
         m_traits.layout = std::string("1 byte per weight, float32 scale = absmax / ") +
-                          (kind == Fp8Kind::E4M3 ? "448" : "57344") + (perChannel ? " per row" : " per tensor");
+                          (kind == Fp8Kind::E4M3 ? "448" : "57344") +
+                          (perChannel ? " per row" : " per tensor");
     }
     const FormatTraits& traits() const override { return m_traits; }
     bool supports(uint64_t rows, uint64_t cols) const override { return rows > 0 && cols > 0; }
@@ -366,8 +385,9 @@ struct Registry {
     {
         add(std::make_shared<FloatFormat>(DType::BF16));
         add(std::make_shared<FloatFormat>(DType::F16));
-        for (DType t : {DType::Q8_0, DType::Q6_K, DType::Q5_K, DType::Q5_1, DType::Q5_0, DType::Q4_K, DType::Q4_1,
-                        DType::Q4_0, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4, DType::Q3_K, DType::Q2_K})
+        for (DType t :
+             {DType::Q8_0, DType::Q6_K, DType::Q5_K, DType::Q5_1, DType::Q5_0, DType::Q4_K, DType::Q4_1,
+              DType::Q4_0, DType::IQ4_NL, DType::IQ4_XS, DType::MXFP4, DType::Q3_K, DType::Q2_K})
             add(std::make_shared<GgmlFormat>(t));
         for (int bits = 8; bits >= 2; --bits)
             for (int group : {-1, 128, 64, 32, 0})
@@ -379,7 +399,8 @@ struct Registry {
         add(std::make_shared<Nf4Format>());
 
         for (int bits = 2; bits <= 8; ++bits) {
-            const std::string target = bits == 8 ? "INT8-ch-sym" : "INT" + std::to_string(bits) + "-g128-asym";
+            const std::string target =
+                bits == 8 ? "INT8-ch-sym" : "INT" + std::to_string(bits) + "-g128-asym";
             alias("int" + std::to_string(bits), target);
             alias("w" + std::to_string(bits), target);
         }
@@ -398,7 +419,10 @@ struct Registry {
         byName[lower(f->name())] = f;
         formats.push_back(std::move(f));
     }
-    void alias(const std::string& name, const std::string& target) { byName[name] = byName.at(lower(target)); }
+    void alias(const std::string& name, const std::string& target)
+    {
+        byName[name] = byName.at(lower(target));
+    }
 };
 
 const Registry& registry()
@@ -432,7 +456,8 @@ std::vector<std::string> allFormatNames()
 
 std::vector<std::string> defaultSensitivityFormats()
 {
-    return {"BF16", "Q8_0", "INT8-ch-sym", "Q6_K", "Q5_K", "Q4_K", "INT4-g128-asym", "Q3_K", "Q2_K", "FP8-E4M3", "NF4"};
+    return {"BF16",           "Q8_0", "INT8-ch-sym", "Q6_K",     "Q5_K", "Q4_K",
+            "INT4-g128-asym", "Q3_K", "Q2_K",        "FP8-E4M3", "NF4"};
 }
 
 std::optional<double> formatBitsPerWeight(const QuantFormat& format, uint64_t rows, uint64_t cols)

@@ -59,7 +59,10 @@ inline float roundToFp8Grid(float a, int m, float minNormal, float subQuantum, f
 
 } // namespace
 
-float fp8MaxFinite(Fp8Kind kind) { return spec(kind).maxFinite; }
+float fp8MaxFinite(Fp8Kind kind)
+{
+    return spec(kind).maxFinite;
+}
 
 uint8_t floatToFp8(Fp8Kind kind, float value)
 {
@@ -84,7 +87,10 @@ uint8_t floatToFp8(Fp8Kind kind, float value)
     return static_cast<uint8_t>(sign | code);
 }
 
-float fp8ToFloat(Fp8Kind kind, uint8_t code) { return decodeTable(kind)[code]; }
+float fp8ToFloat(Fp8Kind kind, uint8_t code)
+{
+    return decodeTable(kind)[code];
+}
 
 float fp8ScaleFor(Fp8Kind kind, float absMax)
 {
@@ -112,7 +118,8 @@ inline float fp8Value(float x, float scale, const GridParams& g)
 // Tiles of constant length with restrict pointers: what GCC -O2 vectorises.
 constexpr uint64_t kTile = 16;
 
-void applyScale(const float* __restrict src, uint64_t n, float* __restrict out, float scale, const GridParams& g)
+void applyScale(const float* __restrict src, uint64_t n, float* __restrict out, float scale,
+                const GridParams& g)
 {
     uint64_t i = 0;
     for (; i + kTile <= n; i += kTile)
@@ -155,7 +162,8 @@ void fp8RoundTrip(Fp8Kind kind, bool perChannel, const float* src, uint64_t rows
         return;
     }
     for (uint64_t r = 0; r < rows; ++r)
-        applyScale(src + r * cols, cols, out + r * cols, fp8ScaleFor(kind, absMaxOf(src + r * cols, cols)), g);
+        applyScale(src + r * cols, cols, out + r * cols, fp8ScaleFor(kind, absMaxOf(src + r * cols, cols)),
+                   g);
 }
 
 std::optional<uint64_t> fp8StoredBytes(bool perChannel, uint64_t rows, uint64_t cols)

@@ -96,14 +96,13 @@ float blockSumSquares(const float* x, int n)
 
 void q2kBlockRef(const float* x, BlockQ2_K& y)
 {
-    uint8_t L[kSuperBlock], Laux[16];
-    float weights[16], mins[16], scales[16];
+    uint8_t L[kSuperBlock];
+    float weights[kSuperBlock], mins[16], scales[16];
+    for (int l = 0; l < kSuperBlock; ++l)
+        weights[l] = std::fabs(x[l]);
+    makeQkxQuantsBatch<16>(false, 16, 3, x, weights, L, scales, mins, -0.5f, 0.1f, 15, true);
     float maxScale = 0, maxMin = 0;
     for (int j = 0; j < 16; ++j) {
-        for (int l = 0; l < 16; ++l)
-            weights[l] = std::fabs(x[16 * j + l]);
-        scales[j] =
-            makeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
         if (scales[j] > maxScale)
             maxScale = scales[j];
         if (mins[j] > maxMin)
@@ -139,18 +138,17 @@ void q2kBlockRef(const float* x, BlockQ2_K& y)
 
 void q2kBlockWeighted(const float* x, const float* qw, BlockQ2_K& y)
 {
-    uint8_t L[kSuperBlock], Laux[16], Ls[16], Lm[16];
-    float mins[16], scales[16], sw[16], weight[16];
+    uint8_t L[kSuperBlock], Ls[16], Lm[16];
+    float mins[16], scales[16], sw[16], weight[kSuperBlock];
     const float sigma2 = blockSumSquares(x, kSuperBlock) / kSuperBlock;
+    for (int l = 0; l < kSuperBlock; ++l)
+        weight[l] = qw[l] * std::sqrt(sigma2 + x[l] * x[l]);
     for (int j = 0; j < 16; ++j) {
-        const float* xb = x + 16 * j;
         sw[j] = 0;
         for (int l = 0; l < 16; ++l)
-            weight[l] = qw[16 * j + l] * std::sqrt(sigma2 + xb[l] * xb[l]);
-        for (int l = 0; l < 16; ++l)
-            sw[j] += weight[l];
-        scales[j] = makeQkx3Quants(16, 3, xb, weight, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
+            sw[j] += weight[16 * j + l];
     }
+    makeQkxQuantsBatch<16>(true, 16, 3, x, weight, L, scales, mins, -0.9f, 0.05f, 36, false);
     const float dm = makeQpQuants(16, 15, scales, Ls, sw);
     const float mm = makeQpQuants(16, 15, mins, Lm, sw);
     y.d = floatToHalf(dm);
@@ -256,16 +254,16 @@ void q3kBlockWeighted(const float* x, const float* qw, BlockQ3_K& y)
 template <typename Block>
 void qkxSuperBlockRef(const float* x, int nmax, float rmin, float rdelta, int nstep, Block& y, uint8_t* L)
 {
-    uint8_t Laux[32];
-    float weights[32], mins[8], scales[8];
-    float maxScale = 0, maxMin = 0;
+    float weights[kSuperBlock], mins[8], scales[8];
     for (int j = 0; j < 8; ++j) {
         const float* xb = x + 32 * j;
         const float avx = std::sqrt(blockSumSquares(xb, 32) / 32);
         for (int l = 0; l < 32; ++l)
-            weights[l] = avx + std::fabs(xb[l]);
-        scales[j] =
-            makeQkx2Quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
+            weights[32 * j + l] = avx + std::fabs(xb[l]);
+    }
+    makeQkxQuantsBatch<8>(false, 32, nmax, x, weights, L, scales, mins, rmin, rdelta, nstep, false);
+    float maxScale = 0, maxMin = 0;
+    for (int j = 0; j < 8; ++j) {
         if (scales[j] > maxScale)
             maxScale = scales[j];
         if (mins[j] > maxMin)
@@ -287,20 +285,18 @@ void qkxSuperBlockRef(const float* x, int nmax, float rmin, float rdelta, int ns
 template <typename Block>
 void qkxSuperBlockWeighted(const float* x, const float* qw, int nmax, Block& y, uint8_t* L)
 {
-    uint8_t Laux[32], Ls[8], Lm[8];
-    float weights[32], sw[8], mins[8], scales[8];
+    uint8_t Ls[8], Lm[8];
+    float weights[kSuperBlock], sw[8], mins[8], scales[8];
     const float sigma2 = 2 * blockSumSquares(x, kSuperBlock) / kSuperBlock;
+    for (int l = 0; l < kSuperBlock; ++l)
+        weights[l] = qw[l] * std::sqrt(sigma2 + x[l] * x[l]);
     for (int j = 0; j < 8; ++j) {
-        const float* xb = x + 32 * j;
-        for (int l = 0; l < 32; ++l)
-            weights[l] = qw[32 * j + l] * std::sqrt(sigma2 + xb[l] * xb[l]);
         float sumw = 0;
         for (int l = 0; l < 32; ++l)
-            sumw += weights[l];
+            sumw += weights[32 * j + l];
         sw[j] = sumw;
-        scales[j] =
-            makeQkx3Quants(32, nmax, xb, weights, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false);
     }
+    makeQkxQuantsBatch<8>(true, 32, nmax, x, weights, L, scales, mins, -0.9f, 0.05f, 36, false);
     const float dBlock = makeQpQuants(8, 63, scales, Ls, sw);
     const float mBlock = makeQpQuants(8, 63, mins, Lm, sw);
     for (int j = 0; j < 8; ++j) {

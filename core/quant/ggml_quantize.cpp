@@ -104,6 +104,33 @@ void packFiveBits(const uint8_t* L, uint8_t* qs, uint8_t* qhBytes)
     std::memcpy(qhBytes, &qh, 4);
 }
 
+// The importance-weighted Q4_1 / Q5_1 search (makeQkx3Quants) over the nb blocks of a row: eight
+// blocks at a time through the batched search, the rest one by one. emit(block, d, negMin, levels).
+template <typename Emit>
+void weightedAsymBlocks(const float* x, int64_t nb, const float* importance, float sigma2, int nmax,
+                        Emit&& emit)
+{
+    constexpr int kBatch = 8;
+    float weight[kBatch * kBlock], d[kBatch], negMin[kBatch];
+    uint8_t L[kBatch * kBlock], Laux[kBlock];
+    int64_t i = 0;
+    for (; i + kBatch <= nb; i += kBatch) {
+        for (int k = 0; k < kBatch; ++k)
+            importanceWeights(x + (i + k) * kBlock, importance + (i + k) * kBlock, sigma2, kBlock,
+                              weight + k * kBlock);
+        makeQkxQuantsBatch<kBatch>(true, kBlock, nmax, x + i * kBlock, weight, L, d, negMin, -0.9f, 0.05f, 36,
+                                   false);
+        for (int k = 0; k < kBatch; ++k)
+            emit(i + k, d[k], negMin[k], L + k * kBlock);
+    }
+    for (; i < nb; ++i) {
+        importanceWeights(x + i * kBlock, importance + i * kBlock, sigma2, kBlock, weight);
+        d[0] = makeQkx3Quants(kBlock, nmax, x + i * kBlock, weight, L, &negMin[0], Laux, -0.9f, 0.05f, 36,
+                              false);
+        emit(i, d[0], negMin[0], L);
+    }
+}
+
 } // namespace
 
 void quantizeRowQ4_0(const float* x, int64_t n, unsigned char* dst, const float* importance)
@@ -158,20 +185,15 @@ void quantizeRowQ4_1(const float* x, int64_t n, unsigned char* dst, const float*
         }
         return;
     }
-    const float sigma2 = rowSigma2(x, n);
-    float weight[kBlock];
-    uint8_t L[kBlock], Laux[kBlock];
-    for (int64_t i = 0; i < nb; ++i, x += kBlock, importance += kBlock, dst += sizeof(BlockQ4_1)) {
-        importanceWeights(x, importance, sigma2, kBlock, weight);
-        float negMin;
-        const float d = makeQkx3Quants(kBlock, 15, x, weight, L, &negMin, Laux, -0.9f, 0.05f, 36, false);
-        BlockQ4_1 b;
-        b.d = floatToHalf(d);
-        b.m = floatToHalf(-negMin);
-        for (int j = 0; j < kBlock / 2; ++j)
-            b.qs[j] = static_cast<uint8_t>(L[j] | (L[j + kBlock / 2] << 4));
-        storeBlock(dst, b);
-    }
+    weightedAsymBlocks(x, nb, importance, rowSigma2(x, n), 15,
+                       [&](int64_t i, float d, float negMin, const uint8_t* L) {
+                           BlockQ4_1 b;
+                           b.d = floatToHalf(d);
+                           b.m = floatToHalf(-negMin);
+                           for (int j = 0; j < kBlock / 2; ++j)
+                               b.qs[j] = static_cast<uint8_t>(L[j] | (L[j + kBlock / 2] << 4));
+                           storeBlock(dst + i * sizeof(BlockQ4_1), b);
+                       });
 }
 
 void quantizeRowQ5_0(const float* x, int64_t n, unsigned char* dst, const float* importance)
@@ -225,19 +247,14 @@ void quantizeRowQ5_1(const float* x, int64_t n, unsigned char* dst, const float*
         }
         return;
     }
-    const float sigma2 = rowSigma2(x, n);
-    float weight[kBlock];
-    uint8_t Laux[kBlock];
-    for (int64_t i = 0; i < nb; ++i, x += kBlock, importance += kBlock, dst += sizeof(BlockQ5_1)) {
-        importanceWeights(x, importance, sigma2, kBlock, weight);
-        float negMin;
-        const float d = makeQkx3Quants(kBlock, 31, x, weight, L, &negMin, Laux, -0.9f, 0.05f, 36, false);
-        BlockQ5_1 b;
-        b.d = floatToHalf(d);
-        b.m = floatToHalf(-negMin);
-        packFiveBits(L, b.qs, b.qh);
-        storeBlock(dst, b);
-    }
+    weightedAsymBlocks(x, nb, importance, rowSigma2(x, n), 31,
+                       [&](int64_t i, float d, float negMin, const uint8_t* L) {
+                           BlockQ5_1 b;
+                           b.d = floatToHalf(d);
+                           b.m = floatToHalf(-negMin);
+                           packFiveBits(L, b.qs, b.qh);
+                           storeBlock(dst + i * sizeof(BlockQ5_1), b);
+                       });
 }
 
 void quantizeRowQ8_0(const float* x, int64_t n, unsigned char* dst, const float*)

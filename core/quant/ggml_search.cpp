@@ -254,6 +254,134 @@ float makeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint
     return makeQkxQuants<true>(n, nmax, x, weights, L, negMin, Laux, rmin, rdelta, nstep, useMad);
 }
 
+namespace {
+
+template <int G, bool Qkx3>
+void qkxBatch(int n, int nmax, const float* x, const float* w, uint8_t* L, float* scales, float* negMins,
+              float rmin, float rdelta, int nstep, bool useMad)
+{
+    constexpr int kMaxN = 32;
+    if (n > kMaxN || n < 1 || !w)
+        throw Error(ErrorCode::Internal, "makeQkxQuantsBatch: bad group");
+    const float fmax = static_cast<float>(nmax);
+    float min[G], max[G], sumW[G], sumX[G], scale[G], best[G], iscale[G];
+    bool live[G];
+    for (int g = 0; g < G; ++g) {
+        const float* xg = x + g * n;
+        const float* wg = w + g * n;
+        min[g] = max[g] = xg[0];
+        sumW[g] = wg[0];
+        sumX[g] = sumW[g] * xg[0];
+        for (int i = 1; i < n; ++i) {
+            if (xg[i] < min[g])
+                min[g] = xg[i];
+            if (xg[i] > max[g])
+                max[g] = xg[i];
+            sumW[g] += wg[i];
+            sumX[g] += wg[i] * xg[i];
+        }
+        if (min[g] > 0)
+            min[g] = 0;
+        live[g] = Qkx3 ? max[g] > min[g] : max[g] != min[g];
+        if (!live[g]) { // finished: outputs now, then harmless values so the shared loops stay finite
+            negMins[g] = -min[g];
+            scales[g] = 0.0f;
+            min[g] = 0.0f;
+            max[g] = 1.0f;
+        }
+        iscale[g] = fmax / (max[g] - min[g]);
+        scale[g] = 1 / iscale[g];
+        best[g] = 0;
+    }
+    for (int i = 0; i < n; ++i) {
+        for (int g = 0; g < G; ++g) {
+            const float xi = x[g * n + i];
+            const int l = clampLevel(nearestInt(iscale[g] * (xi - min[g])), 0, nmax);
+            L[g * n + i] = static_cast<uint8_t>(l);
+            float diff = scale[g] * static_cast<float>(l) + min[g] - xi;
+            diff = useMad ? std::fabs(diff) : diff * diff;
+            best[g] += w[g * n + i] * diff;
+        }
+    }
+    uint8_t Laux[G * kMaxN];
+    for (int is = 0; nstep >= 1 && is <= nstep; ++is) {
+        const float numerator = rmin + rdelta * static_cast<float>(is) + fmax;
+        float sumL[G] = {}, sumL2[G] = {}, sumXL[G] = {};
+        for (int g = 0; g < G; ++g)
+            iscale[g] = numerator / (max[g] - min[g]);
+        for (int i = 0; i < n; ++i) {
+            for (int g = 0; g < G; ++g) {
+                const float xi = x[g * n + i];
+                int l;
+                if constexpr (Qkx3) {
+                    const float v = iscale[g] * (xi - min[g]);
+                    l = v > 0 ? nearestInt(std::min(v, fmax)) : 0;
+                } else {
+                    l = clampLevel(nearestInt(iscale[g] * (xi - min[g])), 0, nmax);
+                }
+                Laux[g * n + i] = static_cast<uint8_t>(l);
+                const float wi = w[g * n + i];
+                const float fl = static_cast<float>(l);
+                sumL[g] += wi * fl;
+                sumL2[g] += wi * fl * fl;
+                sumXL[g] += wi * fl * xi;
+            }
+        }
+        float thisScale[G], thisMin[G], error[G] = {};
+        bool ok[G];
+        for (int g = 0; g < G; ++g) {
+            const float D = sumW[g] * sumL2[g] - sumL[g] * sumL[g];
+            ok[g] = live[g] && D > 0;
+            thisScale[g] = ok[g] ? (sumW[g] * sumXL[g] - sumX[g] * sumL[g]) / D : 0.0f;
+            thisMin[g] = ok[g] ? (sumL2[g] * sumX[g] - sumL[g] * sumXL[g]) / D : 0.0f;
+            if (thisMin[g] > 0) {
+                thisMin[g] = 0;
+                thisScale[g] = sumXL[g] / sumL2[g];
+            }
+        }
+        for (int i = 0; i < n; ++i) {
+            for (int g = 0; g < G; ++g) {
+                float diff = thisScale[g] * static_cast<float>(Laux[g * n + i]) + thisMin[g] - x[g * n + i];
+                diff = useMad ? std::fabs(diff) : diff * diff;
+                error[g] += w[g * n + i] * diff;
+            }
+        }
+        for (int g = 0; g < G; ++g) {
+            if (ok[g] && error[g] < best[g]) {
+                std::memcpy(L + g * n, Laux + g * n, n);
+                best[g] = error[g];
+                scale[g] = thisScale[g];
+                min[g] = thisMin[g];
+            }
+        }
+    }
+    for (int g = 0; g < G; ++g) {
+        if (live[g]) {
+            scales[g] = scale[g];
+            negMins[g] = -min[g];
+        } else {
+            std::memset(L + g * n, 0, n);
+        }
+    }
+}
+
+} // namespace
+
+template <int G>
+void makeQkxQuantsBatch(bool qkx3, int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                        float* scales, float* negMins, float rmin, float rdelta, int nstep, bool useMad)
+{
+    if (qkx3)
+        qkxBatch<G, true>(n, nmax, x, weights, L, scales, negMins, rmin, rdelta, nstep, useMad);
+    else
+        qkxBatch<G, false>(n, nmax, x, weights, L, scales, negMins, rmin, rdelta, nstep, useMad);
+}
+
+template void makeQkxQuantsBatch<8>(bool, int, int, const float*, const float*, uint8_t*, float*, float*,
+                                    float, float, int, bool);
+template void makeQkxQuantsBatch<16>(bool, int, int, const float*, const float*, uint8_t*, float*, float*,
+                                     float, float, int, bool);
+
 float makeQpQuants(int n, int nmax, const float* x, uint8_t* L, const float* weights)
 {
     float max = 0;

@@ -24,6 +24,15 @@ float makeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint
 float makeQkx3Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* negMin,
                      uint8_t* Laux, float rmin, float rdelta, int nstep, bool useMad);
 
+// makeQkx2Quants (qkx3 false) or makeQkx3Quants on G consecutive groups of n <= 32 values at once: x,
+// weights (required) and L advance by n per group, scales[g] / negMins[g] receive each group's result.
+// Bit-identical to calling the scalar function group by group (each group keeps its own operation
+// order); interleaving the groups only overlaps their independent floating-point dependency chains,
+// which makes the K-quant searches several times faster. G is 8 or 16.
+template <int G>
+void makeQkxQuantsBatch(bool qkx3, int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                        float* scales, float* negMins, float rmin, float rdelta, int nstep, bool useMad);
+
 // Non-negative levels in [0, nmax] for the super-block scales of the importance-weighted K-quants:
 // weighted trial scales, then up to 5 rounds of per-value improvements. Returns the scale.
 float makeQpQuants(int n, int nmax, const float* x, uint8_t* L, const float* weights);

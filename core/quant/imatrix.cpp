@@ -46,7 +46,8 @@ public:
         m_offset += n;
         return p;
     }
-    [[noreturn]] void fail(ErrorCode code, const std::string& field, uint64_t at, const std::string& msg) const
+    [[noreturn]] void fail(ErrorCode code, const std::string& field, uint64_t at,
+                           const std::string& msg) const
     {
         throw FormatError(code, m_file, field, at, msg);
     }
@@ -103,11 +104,16 @@ constexpr NamePair kGlobal[] = {
     {"output", "lm_head"},
 };
 constexpr NamePair kBlock[] = {
-    {"attn_q", "self_attn.q_proj"},       {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},       {"attn_output", "self_attn.o_proj"},
-    {"ffn_gate", "mlp.gate_proj"},        {"ffn_up", "mlp.up_proj"},
-    {"ffn_down", "mlp.down_proj"},        {"attn_norm", "input_layernorm"},
-    {"ffn_norm", "post_attention_layernorm"}, {"ffn_gate_inp", "block_sparse_moe.gate"},
+    {"attn_q", "self_attn.q_proj"},
+    {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},
+    {"attn_output", "self_attn.o_proj"},
+    {"ffn_gate", "mlp.gate_proj"},
+    {"ffn_up", "mlp.up_proj"},
+    {"ffn_down", "mlp.down_proj"},
+    {"attn_norm", "input_layernorm"},
+    {"ffn_norm", "post_attention_layernorm"},
+    {"ffn_gate_inp", "block_sparse_moe.gate"},
 };
 struct ExpertName {
     const char* hfPrefix; // after model.layers.N.
@@ -120,7 +126,10 @@ constexpr ExpertName kExperts[] = {
     {"mlp.experts.", "up_proj", "ffn_up_exps"},           {"mlp.experts.", "down_proj", "ffn_down_exps"},
 };
 
-bool startsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool startsWith(std::string_view s, std::string_view p)
+{
+    return s.substr(0, p.size()) == p;
+}
 
 } // namespace
 
@@ -172,7 +181,8 @@ std::optional<std::string> hfToGgufName(std::string_view name, uint64_t* expert)
         const std::string_view tail = leaf.substr(std::strlen(e.hfPrefix));
         const size_t d = tail.find('.');
         uint64_t index;
-        if (d == std::string_view::npos || !parseIndex(tail.substr(0, d), index) || tail.substr(d + 1) != e.hfLeaf)
+        if (d == std::string_view::npos || !parseIndex(tail.substr(0, d), index) ||
+            tail.substr(d + 1) != e.hfLeaf)
             continue;
         if (expert)
             *expert = index;
@@ -229,8 +239,9 @@ ImportanceMatrix ImportanceMatrix::parseLegacy(std::span<const std::byte> data, 
         const int32_t len = r.i32("dataset name length");
         if (len < 0 || static_cast<uint64_t>(len) > r.left())
             r.fail(ErrorCode::BadValue, "dataset name length", lenAt, "length " + std::to_string(len));
-        m.m_datasets.emplace_back(reinterpret_cast<const char*>(r.take(static_cast<uint64_t>(len), "dataset name")),
-                                  static_cast<size_t>(len));
+        m.m_datasets.emplace_back(
+            reinterpret_cast<const char*>(r.take(static_cast<uint64_t>(len), "dataset name")),
+            static_cast<size_t>(len));
         if (r.left() > 0)
             r.fail(ErrorCode::BadValue, "end of file", r.offset(),
                    std::to_string(r.left()) + " unexpected bytes after the dataset name");
@@ -260,7 +271,8 @@ ImportanceMatrix ImportanceMatrix::fromGgufModel(const Model& model)
             throw FormatError(ErrorCode::BadValue, file, name + (sums ? ".counts" : ".in_sum2"),
                               (sums ? sums : counts)->offset, "the matching tensor is missing");
         if (sums->dtype != DType::F32 || counts->dtype != DType::F32)
-            throw FormatError(ErrorCode::BadValue, file, name, sums->offset, "in_sum2 and counts must be F32");
+            throw FormatError(ErrorCode::BadValue, file, name, sums->offset,
+                              "in_sum2 and counts must be F32");
         if (sums->shape.empty() || sums->shape.size() > 2)
             throw FormatError(ErrorCode::BadValue, file, name + ".in_sum2", sums->offset,
                               "expected 1 or 2 dimensions");

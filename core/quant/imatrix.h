@@ -33,11 +33,11 @@ class JobControl;
 enum class ImportanceFileFormat : uint8_t { Gguf, LegacyDat };
 
 struct ImportanceEntry {
-    std::string name;           // as stored (GGUF naming)
-    uint64_t columns = 0;       // values per matrix: the weight's input features
-    uint64_t matrices = 1;      // > 1 for stacked MoE expert weights
-    std::vector<float> values;  // matrices x columns importance values (already divided by the counts)
-    std::vector<float> counts;  // per matrix: GGUF token counts, or the legacy ncall
+    std::string name;          // as stored (GGUF naming)
+    uint64_t columns = 0;      // values per matrix: the weight's input features
+    uint64_t matrices = 1;     // > 1 for stacked MoE expert weights
+    std::vector<float> values; // matrices x columns importance values (already divided by the counts)
+    std::vector<float> counts; // per matrix: GGUF token counts, or the legacy ncall
     std::span<const float> matrix(uint64_t index) const;
 };
 
@@ -76,7 +76,8 @@ private:
 // blk.N.attn_norm / ffn_norm <-> input_layernorm / post_attention_layernorm,
 // blk.N.ffn_gate_inp <-> block_sparse_moe.gate; the suffix (.weight / .bias) is kept.
 // Per-expert HF names (block_sparse_moe.experts.E.w1/w3/w2, mlp.experts.E.gate_proj/up_proj/down_proj)
-// map to the stacked blk.N.ffn_{gate,up,down}_exps with *expert = E. nullopt when the name is not one of these.
+// map to the stacked blk.N.ffn_{gate,up,down}_exps with *expert = E. nullopt when the name is not one of
+// these.
 std::optional<std::string> hfToGgufName(std::string_view hfName, uint64_t* expert = nullptr);
 std::optional<std::string> ggufToHfName(std::string_view ggufName);
 
@@ -87,7 +88,7 @@ struct ImportanceCoverage {
         uint64_t matrix = 0;
     };
     std::vector<Match> matched;
-    std::vector<std::string> missing;    // sensitivity candidates (see isSensitivityCandidate) without an entry
+    std::vector<std::string> missing; // sensitivity candidates (see isSensitivityCandidate) without an entry
     std::vector<std::string> mismatched; // an entry exists but its length is not the tensor's columns
     std::vector<std::string> unused;     // entries that belong to no model tensor
 };

@@ -66,11 +66,17 @@ void applyGrid(const IntGrid& g, const float* __restrict src, uint64_t n, float*
         out[i] = gridValue(src[i], scale, zero, maxq);
 }
 
-std::optional<uint64_t> ceilDiv(uint64_t a, uint64_t b) { return b ? std::optional(a / b + (a % b != 0)) : std::nullopt; }
+std::optional<uint64_t> ceilDiv(uint64_t a, uint64_t b)
+{
+    return b ? std::optional(a / b + (a % b != 0)) : std::nullopt;
+}
 
 } // namespace
 
-float IntGrid::quantize(float x) const { return gridValue(x, scale, zero, static_cast<float>(maxq)); }
+float IntGrid::quantize(float x) const
+{
+    return gridValue(x, scale, zero, static_cast<float>(maxq));
+}
 
 IntGrid intGridFor(float minValue, float maxValue, int bits, bool symmetric)
 {
@@ -110,7 +116,8 @@ std::optional<uint64_t> intStoredBytes(const IntQuantConfig& c, uint64_t rows, u
     auto qzeros = checkedMul(groups, *ceilDiv(*nBits, 32));
     auto scales = checkedMul(groups, rows);
     auto gidx = checkedMul(cols, 4);
-    if (!qzeros || !(qzeros = checkedMul(*qzeros, 4)) || !scales || !(scales = checkedMul(*scales, 2)) || !gidx)
+    if (!qzeros || !(qzeros = checkedMul(*qzeros, 4)) || !scales || !(scales = checkedMul(*scales, 2)) ||
+        !gidx)
         return std::nullopt;
     auto total = checkedAdd(*qweight, *qzeros);
     if (total)

@@ -30,8 +30,8 @@
 namespace qs {
 
 struct IntQuantConfig {
-    int bits = 4;            // 2..8
-    int groupSize = 128;     // > 0: group of columns; 0: whole tensor; -1: whole row (per output channel)
+    int bits = 4;        // 2..8
+    int groupSize = 128; // > 0: group of columns; 0: whole tensor; -1: whole row (per output channel)
     bool symmetric = false;
 };
 

@@ -17,7 +17,8 @@ struct RowSums {
 
 RowSums rowSums(const float* __restrict x, const float* __restrict y, uint64_t n, const float* __restrict imp)
 {
-    double x2[kLanes] = {}, y2[kLanes] = {}, xy[kLanes] = {}, e2[kLanes] = {}, mx[kLanes] = {}, w[kLanes] = {};
+    double x2[kLanes] = {}, y2[kLanes] = {}, xy[kLanes] = {}, e2[kLanes] = {}, mx[kLanes] = {},
+           w[kLanes] = {};
     uint64_t i = 0;
     for (; i + kLanes <= n; i += kLanes)
         for (uint64_t k = 0; k < kLanes; ++k) {
@@ -58,7 +59,8 @@ RowSums rowSums(const float* __restrict x, const float* __restrict y, uint64_t n
 
 } // namespace
 
-void ErrorAccumulator::add(const float* x, const float* y, uint64_t rows, uint64_t cols, const float* importance)
+void ErrorAccumulator::add(const float* x, const float* y, uint64_t rows, uint64_t cols,
+                           const float* importance)
 {
     double sx2 = 0, sy2 = 0, sxy = 0, se2 = 0, maxAbs = m_maxAbs, swe2 = 0;
     double impSum = 0;

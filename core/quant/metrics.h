@@ -26,7 +26,7 @@ struct ErrorMetrics {
     double sqnrDb = 0;
     double maxAbsErr = 0;
     double cosine = 1;
-    double meanSquare = 0; // mean(x^2) of the original
+    double meanSquare = 0;             // mean(x^2) of the original
     std::optional<double> weightedMse; // only when every chunk came with importance
 };
 

@@ -40,7 +40,10 @@ constexpr std::array<float, 15> kMid = midpoints();
 
 } // namespace
 
-const std::array<float, 16>& nf4Codebook() { return kCodes; }
+const std::array<float, 16>& nf4Codebook()
+{
+    return kCodes;
+}
 
 uint8_t nf4Index(float x)
 {
@@ -54,8 +57,7 @@ uint8_t nf4Index(float x)
 namespace {
 
 // One block; N is the block length, a constant for full blocks so that the loops vectorise at -O2.
-template <uint64_t N>
-void nf4Block(const float* __restrict src, uint64_t len, float* __restrict out)
+template <uint64_t N> void nf4Block(const float* __restrict src, uint64_t len, float* __restrict out)
 {
     const uint64_t n = N ? N : len;
     float absMax = 0;

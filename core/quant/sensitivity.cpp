@@ -3,14 +3,26 @@
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
+#include "core/stats/statscache.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
 
+#include <QByteArray>
+#include <QCryptographicHash>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSaveFile>
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <exception>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 namespace qs {
@@ -23,10 +35,163 @@ bool isSensitivityCandidate(const TensorInfo& t)
 
 namespace {
 
+// ---- cache ----
+
+// Bump whenever a quantizer or metric changes its results: old caches then no longer match. The project
+// version is part of the key too.
+constexpr const char* kCacheVersion = "quantscope-sensitivity-cache 1";
+constexpr qint64 kMaxCacheBytes = qint64(256) << 20;
+
+std::string sha256Hex(const QByteArray& bytes)
+{
+    return QCryptographicHash::hash(bytes, QCryptographicHash::Sha256).toHex().toStdString();
+}
+
+std::filesystem::path canonicalPath(const std::filesystem::path& p)
+{
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(p, ec);
+    auto c = std::filesystem::weakly_canonical(ec ? p : abs, ec);
+    return ec ? p : c;
+}
+
+// Empty when a file cannot be stat'ed (then nothing is cached).
+std::string modelKey(const Model& model)
+{
+    std::ostringstream key;
+    key << kCacheVersion << ' ' << QS_VERSION << '\n' << canonicalPath(model.path()).string() << '\n';
+    for (const auto& file : model.files()) {
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(file->path(), ec);
+        if (ec)
+            return {};
+        const auto mtime = std::filesystem::last_write_time(file->path(), ec);
+        if (ec)
+            return {};
+        key << canonicalPath(file->path()).string() << '\t' << size << '\t'
+            << mtime.time_since_epoch().count() << '\n';
+    }
+    return key.str();
+}
+
+std::string cellKey(const TensorInfo& t, const std::string& format, const std::string& importanceTag)
+{
+    return t.name + '\n' + dtypeName(t.dtype) + '\n' + std::to_string(t.shape[0]) + 'x' +
+           std::to_string(t.shape[1]) + '\n' + format + '\n' + importanceTag;
+}
+
+QJsonValue encodeDouble(double v)
+{
+    if (std::isfinite(v))
+        return v;
+    return QString::fromLatin1(std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+}
+
+std::optional<double> decodeDouble(const QJsonValue& v)
+{
+    if (v.isDouble())
+        return v.toDouble();
+    const QString s = v.toString();
+    if (s == QLatin1String("inf"))
+        return std::numeric_limits<double>::infinity();
+    if (s == QLatin1String("-inf"))
+        return -std::numeric_limits<double>::infinity();
+    if (s == QLatin1String("nan"))
+        return std::numeric_limits<double>::quiet_NaN();
+    return std::nullopt;
+}
+
+using CellMap = std::map<std::string, SensitivityResult>;
+
+CellMap loadCache(const std::filesystem::path& file, const std::string& key)
+{
+    CellMap cells;
+    QFile f(QString::fromStdString(file.string()));
+    if (key.empty() || !f.open(QIODevice::ReadOnly) || f.size() > kMaxCacheBytes)
+        return cells;
+    const QJsonDocument doc = QJsonDocument::fromJson(f.readAll());
+    const QJsonObject root = doc.object();
+    if (root.value(QStringLiteral("version")).toString().toStdString() != kCacheVersion ||
+        root.value(QStringLiteral("key")).toString().toStdString() != key)
+        return cells;
+    for (const auto& v : root.value(QStringLiteral("cells")).toArray()) {
+        const QJsonObject o = v.toObject();
+        auto num = [&](const char* k) { return decodeDouble(o.value(QLatin1String(k))); };
+        const auto rows = num("rows"), cols = num("cols"), bytes = num("bytes"), count = num("count");
+        const auto mse = num("mse"), rel = num("rel_mse"), sqnr = num("sqnr_db"), maxAbs = num("max_abs_err"),
+                   cosine = num("cosine"), meanSquare = num("mean_square");
+        const QString cell = o.value(QStringLiteral("cell")).toString();
+        if (cell.isEmpty() || !rows || !cols || !bytes || !count || !mse || !rel || !sqnr || !maxAbs ||
+            !cosine || !meanSquare || *rows < 1 || *cols < 1 || *rows > 9e15 || *cols > 9e15 || *bytes < 0 ||
+            *count < 0)
+            return {}; // anything malformed: ignore the whole file
+        SensitivityResult r;
+        r.tensor = o.value(QStringLiteral("tensor")).toString().toStdString();
+        r.format = o.value(QStringLiteral("format")).toString().toStdString();
+        r.rows = static_cast<uint64_t>(*rows);
+        r.cols = static_cast<uint64_t>(*cols);
+        r.bytes = static_cast<uint64_t>(*bytes);
+        r.bitsPerWeight = 8.0 * static_cast<double>(r.bytes) / (static_cast<double>(r.rows) * r.cols);
+        r.metrics.count = static_cast<uint64_t>(*count);
+        r.metrics.mse = *mse;
+        r.metrics.relMse = *rel;
+        r.metrics.sqnrDb = *sqnr;
+        r.metrics.maxAbsErr = *maxAbs;
+        r.metrics.cosine = *cosine;
+        r.metrics.meanSquare = *meanSquare;
+        if (o.contains(QStringLiteral("weighted_mse"))) {
+            const auto w = num("weighted_mse");
+            if (!w)
+                return {};
+            r.metrics.weightedMse = *w;
+        }
+        r.fromCache = true;
+        cells[cell.toStdString()] = std::move(r);
+    }
+    return cells;
+}
+
+bool saveCache(const std::filesystem::path& file, const std::string& key, const CellMap& cells)
+{
+    QJsonArray list;
+    for (const auto& [cell, r] : cells) {
+        QJsonObject o;
+        o[QStringLiteral("cell")] = QString::fromStdString(cell);
+        o[QStringLiteral("tensor")] = QString::fromStdString(r.tensor);
+        o[QStringLiteral("format")] = QString::fromStdString(r.format);
+        o[QStringLiteral("rows")] = static_cast<double>(r.rows);
+        o[QStringLiteral("cols")] = static_cast<double>(r.cols);
+        o[QStringLiteral("bytes")] = static_cast<double>(r.bytes);
+        o[QStringLiteral("count")] = static_cast<double>(r.metrics.count);
+        o[QStringLiteral("mse")] = encodeDouble(r.metrics.mse);
+        o[QStringLiteral("rel_mse")] = encodeDouble(r.metrics.relMse);
+        o[QStringLiteral("sqnr_db")] = encodeDouble(r.metrics.sqnrDb);
+        o[QStringLiteral("max_abs_err")] = encodeDouble(r.metrics.maxAbsErr);
+        o[QStringLiteral("cosine")] = encodeDouble(r.metrics.cosine);
+        o[QStringLiteral("mean_square")] = encodeDouble(r.metrics.meanSquare);
+        if (r.metrics.weightedMse)
+            o[QStringLiteral("weighted_mse")] = encodeDouble(*r.metrics.weightedMse);
+        list.append(o);
+    }
+    QJsonObject root;
+    root[QStringLiteral("version")] = QString::fromLatin1(kCacheVersion);
+    root[QStringLiteral("key")] = QString::fromStdString(key);
+    root[QStringLiteral("cells")] = list;
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    QSaveFile out(QString::fromStdString(file.string()));
+    if (!out.open(QIODevice::WriteOnly))
+        return false;
+    out.write(QJsonDocument(root).toJson(QJsonDocument::Compact));
+    return out.commit();
+}
+
 struct FormatSlot {
     std::shared_ptr<const QuantFormat> format;
     ErrorAccumulator acc;
     std::string error;
+    std::string cell; // cache key of this tensor x format
+    std::optional<SensitivityResult> cached;
 };
 
 class Runner {
@@ -47,6 +212,12 @@ public:
                 m_tensors.push_back(&t);
         for (const auto* t : m_tensors)
             m_totalWork += static_cast<double>(t->elements());
+        if (options.useCache) {
+            m_cacheFile = sensitivityCacheFile(model, options.cacheDir);
+            m_cacheKey = m_cacheFile.empty() ? std::string() : modelKey(model);
+            if (!m_cacheKey.empty())
+                m_cells = loadCache(m_cacheFile, m_cacheKey);
+        }
     }
 
     std::vector<SensitivityResult> run()
@@ -55,8 +226,9 @@ public:
         // Largest first, so that the last tensor a worker picks up is small.
         std::vector<size_t> order(m_tensors.size());
         std::iota(order.begin(), order.end(), size_t(0));
-        std::stable_sort(order.begin(), order.end(),
-                         [&](size_t a, size_t b) { return m_tensors[a]->elements() > m_tensors[b]->elements(); });
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            return m_tensors[a]->elements() > m_tensors[b]->elements();
+        });
         std::atomic<size_t> next{0};
         std::exception_ptr failure;
         std::mutex failureMutex;
@@ -78,7 +250,8 @@ public:
                 stop.store(true);
             }
         };
-        unsigned threads = m_options.threads ? m_options.threads : std::max(1u, std::thread::hardware_concurrency());
+        unsigned threads =
+            m_options.threads ? m_options.threads : std::max(1u, std::thread::hardware_concurrency());
         threads = static_cast<unsigned>(std::min<size_t>(threads, std::max<size_t>(1, m_tensors.size())));
         if (threads <= 1) {
             worker();
@@ -88,6 +261,13 @@ public:
                 pool.emplace_back(worker);
             for (auto& t : pool)
                 t.join();
+        }
+        // What was finished is kept even when the run was cancelled or failed.
+        if (!m_cacheKey.empty() && !m_newCells.empty()) {
+            CellMap merged = m_cells;
+            for (auto& [cell, r] : m_newCells)
+                merged[cell] = r;
+            saveCache(m_cacheFile, m_cacheKey, merged);
         }
         if (failure)
             std::rethrow_exception(failure);
@@ -108,32 +288,47 @@ private:
             importance = m_options.importance->importanceFor(t.name, cols);
         const float* imp = importance.empty() ? nullptr : importance.data();
         const float* quantImp = m_options.importanceWeightedQuantization ? imp : nullptr;
+        std::string importanceTag;
+        if (imp && !m_cacheKey.empty())
+            importanceTag = sha256Hex(QByteArray::fromRawData(reinterpret_cast<const char*>(imp),
+                                                              static_cast<qsizetype>(cols * sizeof(float))))
+                                .substr(0, 32) +
+                            (quantImp ? ":q" : ":m");
 
-        std::vector<FormatSlot> slots;
+        std::vector<FormatSlot> formatSlots;
+        size_t toCompute = 0;
         bool needRange = false;
         uint64_t alignment = 1;
         for (const auto& f : m_formats) {
-            FormatSlot s{f, {}, {}};
+            FormatSlot s;
+            s.format = f;
             if (!f->available())
                 s.error = f->name() + " codec is not available in this build";
             else if (!f->supports(rows, cols) || !f->storedBytes(rows, cols))
-                s.error = f->name() + " does not support a " + std::to_string(rows) + " x " + std::to_string(cols) +
-                          " tensor";
-            if (s.error.empty()) {
+                s.error = f->name() + " does not support a " + std::to_string(rows) + " x " +
+                          std::to_string(cols) + " tensor";
+            if (s.error.empty() && !m_cacheKey.empty()) {
+                s.cell = cellKey(t, f->name(), importanceTag);
+                if (auto it = m_cells.find(s.cell); it != m_cells.end())
+                    s.cached = it->second;
+            }
+            if (s.error.empty() && !s.cached) {
                 needRange = needRange || f->needsTensorRange();
                 alignment = std::lcm(alignment, std::max<uint64_t>(1, f->rowAlignment(cols)));
+                ++toCompute;
             }
-            slots.push_back(std::move(s));
+            formatSlots.push_back(std::move(s));
         }
 
+        const uint64_t firstRow = toCompute ? 0 : rows; // everything cached: the weights are not read
         uint64_t chunkRows = std::max<uint64_t>(1, m_options.chunkElements / cols);
         chunkRows = std::max(alignment, chunkRows / alignment * alignment);
         chunkRows = std::min(chunkRows, rows);
-        std::vector<float> src(chunkRows * cols), out(chunkRows * cols);
+        std::vector<float> src(toCompute ? chunkRows * cols : 0), out(toCompute ? chunkRows * cols : 0);
 
         TensorRange range;
         if (needRange) {
-            for (uint64_t r = 0; r < rows; r += chunkRows) {
+            for (uint64_t r = firstRow; r < rows; r += chunkRows) {
                 checkCancel(m_job);
                 const uint64_t n = std::min(chunkRows, rows - r);
                 m_model.decodeRows(t, r, n, src.data());
@@ -144,12 +339,12 @@ private:
             }
         }
         // Each chunk is decoded once and round-tripped through every format.
-        for (uint64_t r = 0; r < rows; r += chunkRows) {
+        for (uint64_t r = firstRow; r < rows; r += chunkRows) {
             checkCancel(m_job);
             const uint64_t n = std::min(chunkRows, rows - r);
             m_model.decodeRows(t, r, n, src.data());
-            for (auto& s : slots) {
-                if (!s.error.empty())
+            for (auto& s : formatSlots) {
+                if (!s.error.empty() || s.cached)
                     continue;
                 try {
                     s.format->roundTripChunk(src.data(), n, cols, out.data(), quantImp, range);
@@ -163,9 +358,15 @@ private:
             }
             addProgress(static_cast<double>(n * cols));
         }
+        if (!toCompute)
+            addProgress(static_cast<double>(rows * cols));
 
         std::vector<SensitivityResult> results;
-        for (auto& s : slots) {
+        for (auto& s : formatSlots) {
+            if (s.cached) {
+                results.push_back(*s.cached);
+                continue;
+            }
             SensitivityResult res;
             res.tensor = t.name;
             res.format = s.format->name();
@@ -176,6 +377,10 @@ private:
                 res.bytes = *s.format->storedBytes(rows, cols);
                 res.bitsPerWeight = 8.0 * static_cast<double>(res.bytes) / static_cast<double>(rows * cols);
                 res.metrics = s.acc.result();
+            }
+            if (res.ok() && !s.cell.empty()) {
+                std::lock_guard lock(m_cacheMutex);
+                m_newCells.emplace_back(s.cell, res);
             }
             results.push_back(std::move(res));
         }
@@ -203,12 +408,26 @@ private:
     std::vector<std::shared_ptr<const QuantFormat>> m_formats;
     std::vector<const TensorInfo*> m_tensors;
     double m_totalWork = 0;
-    double m_doneWork = 0;     // guarded by m_progressMutex
+    double m_doneWork = 0; // guarded by m_progressMutex
     std::mutex m_progressMutex;
     std::mutex m_callbackMutex; // serialises m_onResult
+    std::filesystem::path m_cacheFile;
+    std::string m_cacheKey;                                            // empty: no cache
+    CellMap m_cells;                                                   // loaded; read-only while workers run
+    std::vector<std::pair<std::string, SensitivityResult>> m_newCells; // guarded by m_cacheMutex
+    std::mutex m_cacheMutex;
 };
 
 } // namespace
+
+std::filesystem::path sensitivityCacheFile(const Model& model, const std::filesystem::path& cacheDir)
+{
+    const std::filesystem::path dir = cacheDir.empty() ? StatsCache::defaultDirectory() : cacheDir;
+    if (dir.empty())
+        return {};
+    const std::string path = canonicalPath(model.path()).string();
+    return dir / (sha256Hex(QByteArray::fromStdString(path)).substr(0, 32) + ".sensitivity.json");
+}
 
 std::vector<SensitivityResult> computeSensitivity(const Model& model, const SensitivityOptions& options,
                                                   const SensitivityCallback& onResult, JobControl* job)

@@ -6,10 +6,17 @@
 // decoded in row chunks of bounded size (per-tensor-scaled formats get the tensor's range from a first pass,
 // NF4 chunks keep its 64-value blocks whole), so memory stays at a few chunk buffers per worker whatever the
 // model size. Results of a tensor are streamed through the callback as soon as it is done.
+//
+// Cache: with useCache, cells are kept in a JSON file in the analysis cache directory (beside the statistics
+// cache; one file per model, named by a hash of its path). Entries are keyed by every model file's path, size
+// and modification time, and each cell by tensor name, dtype, shape, format and a hash of the importance
+// vector it was computed with. A cell found there is returned (fromCache) without touching the weights; a
+// stale, foreign or malformed file is ignored and rewritten. Cells that failed are never cached.
 
 #include "core/quant/metrics.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -23,13 +30,14 @@ struct TensorInfo;
 
 struct SensitivityResult {
     std::string tensor;
-    std::string format;      // canonical format name
+    std::string format; // canonical format name
     uint64_t rows = 0;
     uint64_t cols = 0;
-    uint64_t bytes = 0;      // exact stored size in the format (0 when unsupported)
+    uint64_t bytes = 0; // exact stored size in the format (0 when unsupported)
     double bitsPerWeight = 0;
-    ErrorMetrics metrics;    // weightedMse set when importance was available for the tensor
-    std::string error;       // non-empty when the cell could not be computed (shape not supported, codec missing)
+    ErrorMetrics metrics; // weightedMse set when importance was available for the tensor
+    std::string error; // non-empty when the cell could not be computed (shape not supported, codec missing)
+    bool fromCache = false;
     bool ok() const { return error.empty(); }
 };
 
@@ -39,11 +47,17 @@ struct SensitivityOptions {
     // Quantize with the importance vector where the format supports it (ggml k-quants / IQ4), as
     // llama-quantize --imatrix does; the weighted metric is reported either way.
     bool importanceWeightedQuantization = true;
-    // Further restricts the candidates (e.g. a name regex); candidates already satisfy isSensitivityCandidate.
+    // Further restricts the candidates (e.g. a name regex); candidates already satisfy
+    // isSensitivityCandidate.
     std::function<bool(const TensorInfo&)> tensorFilter;
-    unsigned threads = 0;                        // 0: std::thread::hardware_concurrency()
+    unsigned threads = 0;                       // 0: std::thread::hardware_concurrency()
     uint64_t chunkElements = uint64_t(1) << 22; // target values per row chunk (16 MiB of float)
+    bool useCache = false;
+    std::filesystem::path cacheDir; // empty: StatsCache::defaultDirectory() ($QUANTSCOPE_CACHE_DIR ...)
 };
+
+// The cache file computeSensitivity uses for this model (empty when no cache directory is known).
+std::filesystem::path sensitivityCacheFile(const Model& model, const std::filesystem::path& cacheDir = {});
 
 // A tensor the matrix covers: two dimensions, decodable dtype, and a quantizable role (roleIsQuantizable) or
 // an unclassified one (TensorRole::Other): outside the known LLM namings (e.g. PaddleOCR's linear_N.w_0) a

@@ -7,9 +7,15 @@
 
 namespace qs {
 
-uint16_t Histogram::keyOf(float value) { return static_cast<uint16_t>(std::bit_cast<uint32_t>(value) >> 16); }
+uint16_t Histogram::keyOf(float value)
+{
+    return static_cast<uint16_t>(std::bit_cast<uint32_t>(value) >> 16);
+}
 
-float Histogram::keyValue(uint16_t key) { return std::bit_cast<float>(static_cast<uint32_t>(key) << 16); }
+float Histogram::keyValue(uint16_t key)
+{
+    return std::bit_cast<float>(static_cast<uint32_t>(key) << 16);
+}
 
 float Histogram::keyLow(uint16_t key)
 {
@@ -34,7 +40,8 @@ Histogram Histogram::fromDense(const uint64_t* counts, bool exact)
     return h;
 }
 
-bool Histogram::fromSparse(std::vector<uint16_t> keys, std::vector<uint64_t> counts, bool exact, Histogram* out)
+bool Histogram::fromSparse(std::vector<uint16_t> keys, std::vector<uint64_t> counts, bool exact,
+                           Histogram* out)
 {
     if (keys.size() != counts.size())
         return false;

@@ -17,7 +17,7 @@ namespace qs {
 
 // A plotted histogram: counts[i] values lie in [edges[i], edges[i + 1]) (the last bin is closed).
 struct BinnedHistogram {
-    std::vector<double> edges;     // counts.size() + 1 increasing edges, in value space
+    std::vector<double> edges; // counts.size() + 1 increasing edges, in value space
     std::vector<uint64_t> counts;
     uint64_t below = 0, above = 0; // values outside [edges.front(), edges.back()]
     bool symlog = false;           // bins are uniform in sign(x) * log1p(|x| / linthresh)
@@ -66,8 +66,7 @@ public:
     bool operator==(const Histogram& other) const = default;
 
 private:
-    template <typename Transform>
-    BinnedHistogram bin(size_t bins, double lo, double hi, Transform t) const;
+    template <typename Transform> BinnedHistogram bin(size_t bins, double lo, double hi, Transform t) const;
 
     std::vector<uint16_t> m_keys;
     std::vector<uint64_t> m_counts;

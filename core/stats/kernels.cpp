@@ -2,9 +2,9 @@
 
 #include "core/model/dtype.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -28,8 +28,8 @@ namespace {
 // 8-lane (256-bit) and 4-lane (128-bit) vector types.
 using F8 = float __attribute__((vector_size(32)));
 using I8 = int32_t __attribute__((vector_size(32)));
-using H8 = float __attribute__((vector_size(16)));   // half of F8
-using D8 = double __attribute__((vector_size(32)));  // H8 widened
+using H8 = float __attribute__((vector_size(16)));  // half of F8
+using D8 = double __attribute__((vector_size(32))); // H8 widened
 using U16x8 = uint16_t __attribute__((vector_size(16)));
 using U32x8 = uint32_t __attribute__((vector_size(32)));
 using F4 = float __attribute__((vector_size(16)));
@@ -39,8 +39,7 @@ using D4 = double __attribute__((vector_size(16)));
 using U16x4 = uint16_t __attribute__((vector_size(8)));
 using U32x4 = uint32_t __attribute__((vector_size(16)));
 
-template <typename VF, typename VI, typename VH, typename VD>
-struct Lanes {
+template <typename VF, typename VI, typename VH, typename VD> struct Lanes {
     using F = VF;
     using I = VI;
     using H = VH;
@@ -56,7 +55,8 @@ KernelLevel detectLevel()
 {
 #if QS_DISPATCH
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("fma"))
         return KernelLevel::Avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return KernelLevel::Avx2;
@@ -214,11 +214,20 @@ QS_TARGET_V3 uint64_t outsideWide(const float* x, size_t n, float lo, float hi)
     return outside<Wide>(x, n, lo, hi);
 }
 
-uint64_t outsideNarrow(const float* x, size_t n, float lo, float hi) { return outside<Narrow>(x, n, lo, hi); }
+uint64_t outsideNarrow(const float* x, size_t n, float lo, float hi)
+{
+    return outside<Narrow>(x, n, lo, hi);
+}
 
-QS_TARGET_V3 void widenWide(const uint16_t* x, size_t n, float* out) { widenBf16<U16x8, U32x8>(x, n, out); }
+QS_TARGET_V3 void widenWide(const uint16_t* x, size_t n, float* out)
+{
+    widenBf16<U16x8, U32x8>(x, n, out);
+}
 
-void widenNarrow(const uint16_t* x, size_t n, float* out) { widenBf16<U16x4, U32x4>(x, n, out); }
+void widenNarrow(const uint16_t* x, size_t n, float* out)
+{
+    widenBf16<U16x4, U32x4>(x, n, out);
+}
 
 } // namespace
 
@@ -228,7 +237,10 @@ KernelLevel bestKernelLevel()
     return best;
 }
 
-KernelLevel kernelLevel() { return level(); }
+KernelLevel kernelLevel()
+{
+    return level();
+}
 
 void setKernelLevel(KernelLevel l)
 {
@@ -238,9 +250,12 @@ void setKernelLevel(KernelLevel l)
 const char* kernelLevelName(KernelLevel l)
 {
     switch (l) {
-    case KernelLevel::Avx512: return "avx512";
-    case KernelLevel::Avx2: return "avx2";
-    case KernelLevel::Baseline: break;
+    case KernelLevel::Avx512:
+        return "avx512";
+    case KernelLevel::Avx2:
+        return "avx2";
+    case KernelLevel::Baseline:
+        break;
     }
     return "baseline";
 }
@@ -249,10 +264,15 @@ void accumulateBlock(const float* x, size_t n, float shift, int order, BlockSums
 {
     switch (level()) {
 #if QS_DISPATCH && QS_KERNELS_X86
-    case KernelLevel::Avx512: x86::accumulateAvx512(x, n, shift, order, out); return;
-    case KernelLevel::Avx2: x86::accumulateAvx2(x, n, shift, order, out); return;
+    case KernelLevel::Avx512:
+        x86::accumulateAvx512(x, n, shift, order, out);
+        return;
+    case KernelLevel::Avx2:
+        x86::accumulateAvx2(x, n, shift, order, out);
+        return;
 #endif
-    default: break;
+    default:
+        break;
     }
     if (order > 2)
         accumulate<Narrow, true>(x, n, shift, out);
@@ -265,10 +285,15 @@ void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out)
 {
     switch (level()) {
 #if QS_DISPATCH && QS_KERNELS_X86
-    case KernelLevel::Avx512: x86::accumulateBf16Avx512(x, n, shift, out); return;
-    case KernelLevel::Avx2: x86::accumulateBf16Avx2(x, n, shift, out); return;
+    case KernelLevel::Avx512:
+        x86::accumulateBf16Avx512(x, n, shift, out);
+        return;
+    case KernelLevel::Avx2:
+        x86::accumulateBf16Avx2(x, n, shift, out);
+        return;
 #endif
-    default: break;
+    default:
+        break;
     }
     // Baseline: widen a slice at a time and reuse the float kernel.
     out = BlockSums{};

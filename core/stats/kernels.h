@@ -15,8 +15,8 @@ inline constexpr size_t kKeys = 65536;
 
 // Per-block results over a block of floats. Moments are sums of powers of (x - shift) over finite values.
 struct BlockSums {
-    float min = 0, max = 0;       // over finite values; meaningless when finite == 0
-    float absmax = 0;             // 0 when finite == 0
+    float min = 0, max = 0; // over finite values; meaningless when finite == 0
+    float absmax = 0;       // 0 when finite == 0
     uint64_t finite = 0, zeros = 0, nan = 0, inf = 0;
     double s1 = 0, s2 = 0, s3 = 0, s4 = 0;
 };

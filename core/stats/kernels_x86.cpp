@@ -11,12 +11,11 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <immintrin.h>
 #include <limits>
 
 namespace qs::detail::x86 {
@@ -78,7 +77,8 @@ __attribute__((target("avx2,fma"))) inline void f32Avx2(const float* x, size_t n
     const __m256d sh = _mm256_set1_pd(double(shift));
     __m256 mn = inf, mx = _mm256_set1_ps(-kInf);
     __m256i zeros = _mm256_setzero_si256(), nans = zeros, infs = zeros, fins = zeros;
-    __m256d s1a = _mm256_setzero_pd(), s1b = s1a, s2a = s1a, s2b = s1a, s3a = s1a, s3b = s1a, s4a = s1a, s4b = s1a;
+    __m256d s1a = _mm256_setzero_pd(), s1b = s1a, s2a = s1a, s2b = s1a, s3a = s1a, s3b = s1a, s4a = s1a,
+            s4b = s1a;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(x + i);
@@ -187,7 +187,8 @@ template <bool Fourth> QS_AVX512 inline void f32Avx512(const float* x, size_t n,
     const __m512i one = _mm512_set1_epi32(1);
     __m512 mn = inf, mx = _mm512_set1_ps(-kInf);
     __m512i zeros = _mm512_setzero_si512(), nans = zeros, infs = zeros, fins = zeros;
-    __m512d s1a = _mm512_setzero_pd(), s1b = s1a, s2a = s1a, s2b = s1a, s3a = s1a, s3b = s1a, s4a = s1a, s4b = s1a;
+    __m512d s1a = _mm512_setzero_pd(), s1b = s1a, s2a = s1a, s2b = s1a, s3a = s1a, s3b = s1a, s4a = s1a,
+            s4b = s1a;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 v = _mm512_loadu_ps(x + i);
@@ -289,7 +290,10 @@ void accumulateAvx512(const float* x, size_t n, float shift, int order, BlockSum
     out.absmax = out.finite ? std::max(std::fabs(out.min), std::fabs(out.max)) : 0.0f;
 }
 
-void accumulateBf16Avx2(const uint16_t* x, size_t n, float shift, BlockSums& out) { bf16Avx2(x, n, shift, out); }
+void accumulateBf16Avx2(const uint16_t* x, size_t n, float shift, BlockSums& out)
+{
+    bf16Avx2(x, n, shift, out);
+}
 
 void accumulateBf16Avx512(const uint16_t* x, size_t n, float shift, BlockSums& out)
 {

@@ -33,8 +33,8 @@ void Moments::merge(const Moments& b)
     const double m4n = m4 + b.m4 + d2 * d2 * na * nb * (na * na - na * nb + nb * nb) / (nn * nn * nn) +
                        6 * d2 * (na * na * b.m2 + nb * nb * m2) / (nn * nn) +
                        4 * delta * (na * b.m3 - nb * m3) / nn;
-    const double m3n = m3 + b.m3 + d2 * delta * na * nb * (na - nb) / (nn * nn) +
-                       3 * delta * (na * b.m2 - nb * m2) / nn;
+    const double m3n =
+        m3 + b.m3 + d2 * delta * na * nb * (na - nb) / (nn * nn) + 3 * delta * (na * b.m2 - nb * m2) / nn;
     const double m2n = m2 + b.m2 + d2 * na * nb / nn;
     mean += delta * nb / nn;
     m2 = m2n;

@@ -36,14 +36,17 @@ Path pathFor(DType type)
     case DType::F16:
     case DType::I16:
     case DType::U16:
-    case DType::I16_GGML: return Path::Table16;
+    case DType::I16_GGML:
+        return Path::Table16;
     case DType::F8_E4M3:
     case DType::F8_E5M2:
     case DType::I8:
     case DType::U8:
     case DType::Bool:
-    case DType::I8_GGML: return Path::Table8;
-    default: return Path::Float;
+    case DType::I8_GGML:
+        return Path::Table8;
+    default:
+        return Path::Float;
     }
 }
 
@@ -57,8 +60,10 @@ bool keysExact(DType type)
     case DType::I8:
     case DType::U8:
     case DType::Bool:
-    case DType::I8_GGML: return true;
-    default: return false;
+    case DType::I8_GGML:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -100,7 +105,7 @@ struct RowAcc {
 };
 
 struct ChunkResult {
-    Moments moments;                 // Float path only
+    Moments moments; // Float path only
     float min = std::numeric_limits<float>::infinity(), max = -std::numeric_limits<float>::infinity();
     uint64_t zeros = 0, nan = 0, inf = 0;
     uint64_t firstRow = 0;
@@ -108,15 +113,15 @@ struct ChunkResult {
 };
 
 struct TensorJob {
-    size_t index = 0;                // in model.tensors()
-    size_t slot = 0;                 // in the result vector
+    size_t index = 0; // in model.tensors()
+    size_t slot = 0;  // in the result vector
     const TensorInfo* info = nullptr;
     Path path = Path::Float;
     uint64_t elements = 0, channelLength = 0, chunkElements = 0;
     size_t chunks = 0;
 
-    std::mutex mutex;                // guards table and chunkResults
-    std::vector<uint64_t> table;     // dense key / bit-pattern counts
+    std::mutex mutex;            // guards table and chunkResults
+    std::vector<uint64_t> table; // dense key / bit-pattern counts
     std::vector<ChunkResult> chunkResults;
     std::atomic<size_t> remaining{0};
 
@@ -126,13 +131,13 @@ struct TensorJob {
     std::atomic<size_t> remaining2{0};
 
     std::atomic<bool> failed{false};
-    std::string error;               // set once, under mutex
+    std::string error; // set once, under mutex
     TensorStats result;
 };
 
 struct Task {
     TensorJob* job;
-    int phase;                       // 1: statistics, 2: σ counts
+    int phase; // 1: statistics, 2: σ counts
     size_t chunk;
 };
 
@@ -168,7 +173,8 @@ public:
 
     // Runs every job; on return each job's result is filled (or its error set).
     // Throws CancelledError when cancelled.
-    void run(std::vector<std::unique_ptr<TensorJob>>& jobs, size_t chunkBytes, const TensorStatsCallback& done)
+    void run(std::vector<std::unique_ptr<TensorJob>>& jobs, size_t chunkBytes,
+             const TensorStatsCallback& done)
     {
         m_done = done;
         m_totalBytes = 0;
@@ -250,6 +256,8 @@ private:
                 cancelled = true;
             } catch (const std::exception& e) {
                 fail(*task.job, e.what());
+                // Counts of the failed chunk must not leak into the next tensor's.
+                std::fill(scratch.tables.begin(), scratch.tables.end(), 0u);
             }
             if (!cancelled) {
                 try {
@@ -530,7 +538,8 @@ private:
         st.channelStd.resize(rows.size());
         for (size_t i = 0; i < rows.size(); ++i) {
             st.channelAbsmax[i] = rows[i].absmax;
-            st.channelStd[i] = rows[i].m.n > 0 ? static_cast<float>(std::sqrt(rows[i].m.m2 / rows[i].m.n)) : 0.0f;
+            st.channelStd[i] =
+                rows[i].m.n > 0 ? static_cast<float>(std::sqrt(rows[i].m.m2 / rows[i].m.n)) : 0.0f;
         }
         if (j.table.empty())
             j.table.assign(detail::kKeys, 0);

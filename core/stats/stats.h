@@ -34,13 +34,13 @@ struct TensorStats {
     DType dtype = DType::F32;
     std::vector<uint64_t> shape;
 
-    uint64_t count = 0;     // elements, including non-finite ones
-    uint64_t finite = 0;    // count - nan - inf; the population of everything below
+    uint64_t count = 0;  // elements, including non-finite ones
+    uint64_t finite = 0; // count - nan - inf; the population of everything below
     uint64_t zeros = 0, nan = 0, inf = 0;
     double min = 0, max = 0, absmax = 0; // over finite values (NaN when finite == 0)
     double mean = 0;
-    double std = 0;         // population standard deviation (divides by n)
-    double kurtosis = 0;    // excess kurtosis n·M4 / M2² − 3; NaN when std == 0
+    double std = 0;      // population standard deviation (divides by n)
+    double kurtosis = 0; // excess kurtosis n·M4 / M2² − 3; NaN when std == 0
     // Central moment sums Σ(x − mean)^k, kept so that groups of tensors can be combined (mergeStats).
     double m2 = 0, m3 = 0, m4 = 0;
     // Finite values with |x − mean| > 3·std (resp. 6·std).
@@ -70,11 +70,11 @@ struct TensorStats {
 TensorStats mergeStats(const std::vector<const TensorStats*>& parts);
 
 struct StatsOptions {
-    unsigned threads = 0;               // worker threads; 0: one per hardware thread
-    bool useCache = true;               // analyzeModel only
-    std::filesystem::path cacheDir;     // empty: $QUANTSCOPE_CACHE_DIR, else <XDG cache>/quantscope/stats
-    std::vector<size_t> tensors;        // analyzeModel: indices into model.tensors(); empty: all
-    size_t chunkBytes = 32u << 20;      // unit of parallel work (tests shrink it)
+    unsigned threads = 0;           // worker threads; 0: one per hardware thread
+    bool useCache = true;           // analyzeModel only
+    std::filesystem::path cacheDir; // empty: $QUANTSCOPE_CACHE_DIR, else <XDG cache>/quantscope/stats
+    std::vector<size_t> tensors;    // analyzeModel: indices into model.tensors(); empty: all
+    size_t chunkBytes = 32u << 20;  // unit of parallel work (tests shrink it)
 };
 
 // Statistics of one tensor, computed now (no cache), using options.threads workers.
@@ -92,6 +92,7 @@ using TensorStatsCallback = std::function<void(size_t index, const TensorStats& 
 // (what was finished by then is still written to the cache). Uses and refreshes the cache unless
 // options.useCache is false.
 std::vector<TensorStats> analyzeModel(const Model& model, const StatsOptions& options = {},
-                                      JobControl* job = nullptr, const TensorStatsCallback& onTensorDone = {});
+                                      JobControl* job = nullptr,
+                                      const TensorStatsCallback& onTensorDone = {});
 
 } // namespace qs

@@ -4,11 +4,9 @@
 
 #include <QCryptographicHash>
 #include <QStandardPaths>
-
-#include <hdf5.h>
-
 #include <cstdlib>
 #include <fstream>
+#include <hdf5.h>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -53,11 +51,26 @@ std::optional<QByteArray> readWhole(const std::filesystem::path& path, uint64_t 
 }
 
 template <typename T> hid_t nativeType();
-template <> hid_t nativeType<uint8_t>() { return H5T_NATIVE_UINT8; }
-template <> hid_t nativeType<uint16_t>() { return H5T_NATIVE_UINT16; }
-template <> hid_t nativeType<uint64_t>() { return H5T_NATIVE_UINT64; }
-template <> hid_t nativeType<float>() { return H5T_NATIVE_FLOAT; }
-template <> hid_t nativeType<double>() { return H5T_NATIVE_DOUBLE; }
+template <> hid_t nativeType<uint8_t>()
+{
+    return H5T_NATIVE_UINT8;
+}
+template <> hid_t nativeType<uint16_t>()
+{
+    return H5T_NATIVE_UINT16;
+}
+template <> hid_t nativeType<uint64_t>()
+{
+    return H5T_NATIVE_UINT64;
+}
+template <> hid_t nativeType<float>()
+{
+    return H5T_NATIVE_FLOAT;
+}
+template <> hid_t nativeType<double>()
+{
+    return H5T_NATIVE_DOUBLE;
+}
 
 // Closes an HDF5 handle with the matching function on scope exit.
 class Handle {
@@ -78,7 +91,8 @@ private:
     herr_t (*m_close)(hid_t);
 };
 
-template <typename T> bool writeArray(hid_t file, const char* name, const std::vector<T>& v, hsize_t columns = 1)
+template <typename T>
+bool writeArray(hid_t file, const char* name, const std::vector<T>& v, hsize_t columns = 1)
 {
     const hsize_t dims[2] = {columns ? v.size() / columns : 0, columns};
     Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
@@ -136,8 +150,8 @@ StatsCache::StatsCache(const Model& model, std::filesystem::path dir)
             m_key.clear(); // cannot key what cannot be stat'ed: no cache
             return;
         }
-        key << std::filesystem::absolute(file->path(), ec).string() << '\t' << st.st_size << '\t' << st.st_mtim.tv_sec
-            << '.' << st.st_mtim.tv_nsec << '\n';
+        key << std::filesystem::absolute(file->path(), ec).string() << '\t' << st.st_size << '\t'
+            << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec << '\n';
     }
     m_key = key.str();
     if (!dir.empty())
@@ -195,8 +209,10 @@ size_t StatsCache::load()
         !readArray(f, "names", names, 1, limit) || !readArray(f, "dtypes", dtypes, 1, limit) ||
         !readArray(f, "shape_offsets", shapeOffsets, 1, limit) || !readArray(f, "shapes", shapes, 1, limit) ||
         !readArray(f, "u64", u64, kU64Fields, limit) || !readArray(f, "f64", f64, kF64Fields, limit) ||
-        !readArray(f, "hist_offsets", histOffsets, 1, limit) || !readArray(f, "hist_keys", histKeys, 1, limit) ||
-        !readArray(f, "hist_counts", histCounts, 1, limit) || !readArray(f, "chan_offsets", chanOffsets, 1, limit) ||
+        !readArray(f, "hist_offsets", histOffsets, 1, limit) ||
+        !readArray(f, "hist_keys", histKeys, 1, limit) ||
+        !readArray(f, "hist_counts", histCounts, 1, limit) ||
+        !readArray(f, "chan_offsets", chanOffsets, 1, limit) ||
         !readArray(f, "chan_absmax", chanAbsmax, 1, limit) || !readArray(f, "chan_std", chanStd, 1, limit))
         return 0;
     const size_t n = nameOffsets.size() - 1;
@@ -235,12 +251,14 @@ size_t StatsCache::load()
         s.m2 = d[6];
         s.m3 = d[7];
         s.m4 = d[8];
-        const auto h0 = static_cast<ptrdiff_t>(histOffsets[i]), h1 = static_cast<ptrdiff_t>(histOffsets[i + 1]);
+        const auto h0 = static_cast<ptrdiff_t>(histOffsets[i]),
+                   h1 = static_cast<ptrdiff_t>(histOffsets[i + 1]);
         if (u[8] > 1 || !Histogram::fromSparse({histKeys.begin() + h0, histKeys.begin() + h1},
                                                {histCounts.begin() + h0, histCounts.begin() + h1}, u[8] == 1,
                                                &s.histogram))
             return 0;
-        const auto c0 = static_cast<ptrdiff_t>(chanOffsets[i]), c1 = static_cast<ptrdiff_t>(chanOffsets[i + 1]);
+        const auto c0 = static_cast<ptrdiff_t>(chanOffsets[i]),
+                   c1 = static_cast<ptrdiff_t>(chanOffsets[i + 1]);
         s.channelAbsmax.assign(chanAbsmax.begin() + c0, chanAbsmax.begin() + c1);
         s.channelStd.assign(chanStd.begin() + c0, chanStd.begin() + c1);
         // Internal consistency: counts add up, the histogram holds every finite value, one value per channel.
@@ -278,7 +296,8 @@ bool StatsCache::save()
     std::filesystem::create_directories(m_file.parent_path(), ec);
 
     std::vector<uint8_t> key(m_key.begin(), m_key.end()), names, dtypes;
-    std::vector<uint64_t> nameOffsets{0}, shapeOffsets{0}, shapes, u64, histOffsets{0}, histCounts, chanOffsets{0};
+    std::vector<uint64_t> nameOffsets{0}, shapeOffsets{0}, shapes, u64, histOffsets{0}, histCounts,
+        chanOffsets{0};
     std::vector<uint16_t> histKeys;
     std::vector<double> f64;
     std::vector<float> chanAbsmax, chanStd;
@@ -316,7 +335,8 @@ bool StatsCache::save()
                         writeArray(f, "shapes", shapes) && writeArray(f, "shape_offsets", shapeOffsets) &&
                         writeArray(f, "u64", u64, kU64Fields) && writeArray(f, "f64", f64, kF64Fields) &&
                         writeArray(f, "hist_offsets", histOffsets) && writeArray(f, "hist_keys", histKeys) &&
-                        writeArray(f, "hist_counts", histCounts) && writeArray(f, "chan_offsets", chanOffsets) &&
+                        writeArray(f, "hist_counts", histCounts) &&
+                        writeArray(f, "chan_offsets", chanOffsets) &&
                         writeArray(f, "chan_absmax", chanAbsmax) && writeArray(f, "chan_std", chanStd);
         if (!ok) {
             std::filesystem::remove(tmp, ec);

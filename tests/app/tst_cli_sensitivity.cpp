@@ -10,9 +10,9 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QProcessEnvironment>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <cmath>
 #include <cstring>
 
@@ -23,9 +23,19 @@ struct Run {
     QByteArray out, err;
 };
 
+// The CLI caches results; tests keep that cache in a directory of their own.
+const QTemporaryDir& cacheDir()
+{
+    static QTemporaryDir dir;
+    return dir;
+}
+
 Run cli(const QStringList& args)
 {
     QProcess p;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("QUANTSCOPE_CACHE_DIR"), cacheDir().path());
+    p.setProcessEnvironment(env);
     p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), args);
     Run r;
     if (!p.waitForFinished(120000)) {
@@ -38,13 +48,17 @@ Run cli(const QStringList& args)
     return r;
 }
 
-bool close(double a, double b) { return std::fabs(a - b) <= 1e-12 * std::max(std::fabs(a), std::fabs(b)) + 1e-300; }
+bool close(double a, double b)
+{
+    return std::fabs(a - b) <= 1e-12 * std::max(std::fabs(a), std::fabs(b)) + 1e-300;
+}
 
 const QString kStories = QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
 const QString kPpocr = QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors");
 
 // Checks every cell of a sensitivity JSON against a direct whole-tensor round trip of the same tensor.
-void checkAgainstCore(const QString& path, const QJsonObject& root, const std::vector<float>* importance = nullptr,
+void checkAgainstCore(const QString& path, const QJsonObject& root,
+                      const std::vector<float>* importance = nullptr,
                       const std::string& importanceTensor = {})
 {
     const auto model = qs::openModel(path.toStdString());
@@ -88,7 +102,8 @@ void checkAgainstCore(const QString& path, const QJsonObject& root, const std::v
         if (importance) {
             QVERIFY(o.contains(QStringLiteral("weighted_mse")));
             if (w)
-                QVERIFY2(close(o.value(QStringLiteral("weighted_mse")).toDouble(), *m.weightedMse), where.c_str());
+                QVERIFY2(close(o.value(QStringLiteral("weighted_mse")).toDouble(), *m.weightedMse),
+                         where.c_str());
             else
                 QVERIFY(o.value(QStringLiteral("weighted_mse")).isNull());
         } else {
@@ -109,7 +124,8 @@ private slots:
         const Run r = cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--json")});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject root = QJsonDocument::fromJson(r.out).object();
-        QCOMPARE(root.value(QStringLiteral("formats")).toArray().size(), qsizetype(qs::defaultSensitivityFormats().size()));
+        QCOMPARE(root.value(QStringLiteral("formats")).toArray().size(),
+                 qsizetype(qs::defaultSensitivityFormats().size()));
         const auto model = qs::openModel(kStories.toStdString());
         size_t candidates = 0;
         for (const auto& t : model->tensors())
@@ -146,28 +162,32 @@ private slots:
         f.write(data);
         f.close();
 
-        const Run r = cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--json"), QStringLiteral("--imatrix"),
-                           imx, QStringLiteral("--formats"), QStringLiteral("q8_0,INT4,fp8,nf4,Q4_K"),
-                           QStringLiteral("--tensor"), QStringLiteral("^blk\\.0\\.")});
+        const Run r = cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--json"),
+                           QStringLiteral("--imatrix"), imx, QStringLiteral("--formats"),
+                           QStringLiteral("q8_0,INT4,fp8,nf4,Q4_K"), QStringLiteral("--tensor"),
+                           QStringLiteral("^blk\\.0\\.")});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject root = QJsonDocument::fromJson(r.out).object();
-        QCOMPARE(root.value(QStringLiteral("formats")).toArray().at(1).toString(), QStringLiteral("INT4-g128-asym"));
+        QCOMPARE(root.value(QStringLiteral("formats")).toArray().at(1).toString(),
+                 QStringLiteral("INT4-g128-asym"));
         QCOMPARE(root.value(QStringLiteral("results")).toArray().size(), qsizetype(7 * 5));
         const QJsonObject cover = root.value(QStringLiteral("imatrix")).toObject();
         QCOMPARE(cover.value(QStringLiteral("format")).toString(), QStringLiteral("legacy"));
         QCOMPARE(cover.value(QStringLiteral("matched")).toInt(), 1);
         const QJsonArray missing = cover.value(QStringLiteral("missing")).toArray();
         QVERIFY(missing.contains(QStringLiteral("blk.0.attn_k.weight")));
-        QVERIFY(missing.contains(QStringLiteral("blk.4.ffn_down.weight"))); // coverage is over the whole model
+        QVERIFY(
+            missing.contains(QStringLiteral("blk.4.ffn_down.weight"))); // coverage is over the whole model
         QVERIFY(!missing.contains(QStringLiteral("blk.0.attn_q.weight")));
         checkAgainstCore(kStories, root, &importance, name);
     }
 
     void ppocr()
     {
-        const Run r = cli({QStringLiteral("sensitivity"), kPpocr, QStringLiteral("--json"), QStringLiteral("--formats"),
-                           QStringLiteral("BF16,INT8-ch-sym,INT4-g128-asym,INT4-g32-sym,FP8-E4M3,FP8-E5M2-ch,NF4,Q8_0"),
-                           QStringLiteral("--threads"), QStringLiteral("2")});
+        const Run r =
+            cli({QStringLiteral("sensitivity"), kPpocr, QStringLiteral("--json"), QStringLiteral("--formats"),
+                 QStringLiteral("BF16,INT8-ch-sym,INT4-g128-asym,INT4-g32-sym,FP8-E4M3,FP8-E5M2-ch,NF4,Q8_0"),
+                 QStringLiteral("--threads"), QStringLiteral("2")});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject root = QJsonDocument::fromJson(r.out).object();
         // The nine 2-D linear weights (convolutions are 4-D).
@@ -187,14 +207,57 @@ private slots:
         QVERIFY(fp8 > int4 && int4 > 0);
     }
 
+    void cache()
+    {
+        const QStringList args = {QStringLiteral("sensitivity"),
+                                  kStories,
+                                  QStringLiteral("--json"),
+                                  QStringLiteral("--formats"),
+                                  QStringLiteral("INT3-g32-sym,Q5_1,FP8-E5M2"),
+                                  QStringLiteral("--tensor"),
+                                  QStringLiteral("blk\\.[12]\\.")};
+        const Run first = cli(args);
+        QVERIFY2(first.exitCode == 0, first.err.constData());
+        const Run second = cli(args);
+        QVERIFY2(second.exitCode == 0, second.err.constData());
+        const QJsonObject a = QJsonDocument::fromJson(first.out).object();
+        const QJsonObject b = QJsonDocument::fromJson(second.out).object();
+        const QJsonArray ra = a.value(QStringLiteral("results")).toArray();
+        const QJsonArray rb = b.value(QStringLiteral("results")).toArray();
+        QCOMPARE(ra.size(), qsizetype(2 * 7 * 3));
+        QCOMPARE(rb.size(), ra.size());
+        for (qsizetype i = 0; i < ra.size(); ++i) {
+            QJsonObject x = ra[i].toObject(), y = rb[i].toObject();
+            QVERIFY(!x.value(QStringLiteral("cached")).toBool());
+            QCOMPARE(y.value(QStringLiteral("cached")).toBool(), !y.contains(QStringLiteral("error")));
+            x.remove(QStringLiteral("cached"));
+            y.remove(QStringLiteral("cached"));
+            QCOMPARE(x, y); // the same numbers, to the last bit
+        }
+        checkAgainstCore(kStories, b); // cached values are the core's values
+        const Run off = cli(args + QStringList{QStringLiteral("--no-cache")});
+        for (const auto& v :
+             QJsonDocument::fromJson(off.out).object().value(QStringLiteral("results")).toArray())
+            QVERIFY(!v.toObject().value(QStringLiteral("cached")).toBool());
+    }
+
     void errors()
     {
-        QCOMPARE(cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--formats"), QStringLiteral("Q4_X")}).exitCode, 1);
-        QCOMPARE(cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--tensor"), QStringLiteral("(")}).exitCode, 1);
+        QCOMPARE(cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--formats"),
+                      QStringLiteral("Q4_X")})
+                     .exitCode,
+                 1);
+        QCOMPARE(
+            cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--tensor"), QStringLiteral("(")})
+                .exitCode,
+            1);
         QCOMPARE(cli({QStringLiteral("sensitivity")}).exitCode, 1);
         QCOMPARE(cli({QStringLiteral("sensitivity"), QStringLiteral("/nonexistent.gguf")}).exitCode, 1);
-        QCOMPARE(cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--imatrix"), kStories}).exitCode, 1);
-        const Run text = cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--tensor"), QStringLiteral("attn_q")});
+        QCOMPARE(
+            cli({QStringLiteral("sensitivity"), kStories, QStringLiteral("--imatrix"), kStories}).exitCode,
+            1);
+        const Run text = cli(
+            {QStringLiteral("sensitivity"), kStories, QStringLiteral("--tensor"), QStringLiteral("attn_q")});
         QCOMPARE(text.exitCode, 0);
         QVERIFY(text.out.contains("blk.4.attn_q.weight"));
         QVERIFY(!text.out.contains("ffn_up"));
@@ -204,16 +267,19 @@ private slots:
     {
         const Run r = cli({QStringLiteral("formats"), QStringLiteral("--json")});
         QVERIFY2(r.exitCode == 0, r.err.constData());
-        const QJsonArray list = QJsonDocument::fromJson(r.out).object().value(QStringLiteral("formats")).toArray();
+        const QJsonArray list =
+            QJsonDocument::fromJson(r.out).object().value(QStringLiteral("formats")).toArray();
         QCOMPARE(list.size(), qsizetype(qs::allFormatNames().size()));
         std::map<QString, QJsonObject> byName;
         for (const auto& v : list)
             byName[v.toObject().value(QStringLiteral("name")).toString()] = v.toObject();
         QCOMPARE(byName[QStringLiteral("Q4_K")].value(QStringLiteral("bits_per_weight")).toDouble(), 4.5);
         QCOMPARE(byName[QStringLiteral("Q6_K")].value(QStringLiteral("bits_per_weight")).toDouble(), 6.5625);
-        QCOMPARE(byName[QStringLiteral("INT4-g128-asym")].value(QStringLiteral("bytes_4096x4096")).toInteger(),
-                 qint64(8732672));
-        QCOMPARE(byName[QStringLiteral("INT4-g128-asym")].value(QStringLiteral("bits_per_weight")).toDouble(), 4.1640625);
+        QCOMPARE(
+            byName[QStringLiteral("INT4-g128-asym")].value(QStringLiteral("bytes_4096x4096")).toInteger(),
+            qint64(8732672));
+        QCOMPARE(byName[QStringLiteral("INT4-g128-asym")].value(QStringLiteral("bits_per_weight")).toDouble(),
+                 4.1640625);
         QCOMPARE(byName[QStringLiteral("NF4")].value(QStringLiteral("bits_per_weight")).toDouble(), 4.5);
         QCOMPARE(byName[QStringLiteral("FP8-E4M3")].value(QStringLiteral("bytes_4096x4096")).toInteger(),
                  qint64(16777220));

@@ -48,18 +48,20 @@ private:
 private slots:
     void jsonMatchesIndependentComputation()
     {
-        const Run r = runCli({kPpocr, QStringLiteral("--json"), QStringLiteral("--bins"), QStringLiteral("16"),
-                              QStringLiteral("--tensor"), QStringLiteral("^(conv2d_1[0-9]+|linear_7[0-9])\\.w_0$")},
-                             m_cache.path());
+        const Run r =
+            runCli({kPpocr, QStringLiteral("--json"), QStringLiteral("--bins"), QStringLiteral("16"),
+                    QStringLiteral("--tensor"), QStringLiteral("^(conv2d_1[0-9]+|linear_7[0-9])\\.w_0$")},
+                   m_cache.path());
         QCOMPARE(r.exitCode, 0);
         QVERIFY2(r.err.isEmpty(), r.err.constData()); // no progress bar for a sub-second run
-        const QJsonArray tensors = QJsonDocument::fromJson(r.out).object().value(QStringLiteral("tensors")).toArray();
+        const QJsonArray tensors =
+            QJsonDocument::fromJson(r.out).object().value(QStringLiteral("tensors")).toArray();
         auto model = qs::openModel(kPpocr.toStdString());
         const QRegularExpression re(QStringLiteral("^(conv2d_1[0-9]+|linear_7[0-9])\\.w_0$"));
-        const auto matching = std::count_if(model->tensors().begin(), model->tensors().end(),
-                                            [&](const qs::TensorInfo& t) {
-                                                return re.match(QString::fromStdString(t.name)).hasMatch();
-                                            });
+        const auto matching =
+            std::count_if(model->tensors().begin(), model->tensors().end(), [&](const qs::TensorInfo& t) {
+                return re.match(QString::fromStdString(t.name)).hasMatch();
+            });
         QVERIFY(matching >= 10);
         QCOMPARE(tensors.size(), qsizetype(matching));
         for (const auto& v : tensors) {
@@ -99,20 +101,26 @@ private slots:
             const uint64_t channels = t->shape.size() >= 4 ? t->shape[0] : t->rows();
             QCOMPARE(ch.value(QStringLiteral("count")).toInteger(), qint64(channels));
             const auto perChannel = reference(x, x.size() / channels);
-            const double maxAbs = *std::max_element(perChannel.channelAbsmax.begin(), perChannel.channelAbsmax.end());
-            QCOMPARE(ch.value(QStringLiteral("absmax")).toObject().value(QStringLiteral("max")).toDouble(), maxAbs);
+            const double maxAbs =
+                *std::max_element(perChannel.channelAbsmax.begin(), perChannel.channelAbsmax.end());
+            QCOMPARE(ch.value(QStringLiteral("absmax")).toObject().value(QStringLiteral("max")).toDouble(),
+                     maxAbs);
         }
     }
 
     void optionsShapeTheOutput()
     {
-        const Run sym = runCli({kPpocr, QStringLiteral("--json"), QStringLiteral("--symlog"), QStringLiteral("--bins"),
-                                QStringLiteral("40"), QStringLiteral("--tensor"), QStringLiteral("conv2d_106.w_0"),
-                                QStringLiteral("--channels")},
+        const Run sym = runCli({kPpocr, QStringLiteral("--json"), QStringLiteral("--symlog"),
+                                QStringLiteral("--bins"), QStringLiteral("40"), QStringLiteral("--tensor"),
+                                QStringLiteral("conv2d_106.w_0"), QStringLiteral("--channels")},
                                m_cache.path());
         QCOMPARE(sym.exitCode, 0);
-        const QJsonObject o =
-            QJsonDocument::fromJson(sym.out).object().value(QStringLiteral("tensors")).toArray().first().toObject();
+        const QJsonObject o = QJsonDocument::fromJson(sym.out)
+                                  .object()
+                                  .value(QStringLiteral("tensors"))
+                                  .toArray()
+                                  .first()
+                                  .toObject();
         const QJsonObject h = o.value(QStringLiteral("histogram")).toObject();
         QCOMPARE(h.value(QStringLiteral("scale")).toString(), QStringLiteral("symlog"));
         QCOMPARE(h.value(QStringLiteral("linthresh")).toDouble(), o.value(QStringLiteral("std")).toDouble());
@@ -121,10 +129,15 @@ private slots:
         for (const auto& c : h.value(QStringLiteral("counts")).toArray())
             total += c.toInteger();
         QCOMPARE(total, o.value(QStringLiteral("finite")).toInteger());
-        QCOMPARE(o.value(QStringLiteral("channels")).toObject().value(QStringLiteral("absmax_values")).toArray().size(),
+        QCOMPARE(o.value(QStringLiteral("channels"))
+                     .toObject()
+                     .value(QStringLiteral("absmax_values"))
+                     .toArray()
+                     .size(),
                  60);
 
-        const Run text = runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("^conv2d_106")}, m_cache.path());
+        const Run text =
+            runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("^conv2d_106")}, m_cache.path());
         QCOMPARE(text.exitCode, 0);
         QVERIFY(text.out.contains("conv2d_106.w_0"));
         QVERIFY(text.out.contains("conv2d_106.b_0"));
@@ -135,10 +148,12 @@ private slots:
     void cacheIsUsedUnlessDisabled()
     {
         QTemporaryDir cache;
-        const QStringList args{kPpocr, QStringLiteral("--json"), QStringLiteral("--tensor"), QStringLiteral("^linear_7")};
+        const QStringList args{kPpocr, QStringLiteral("--json"), QStringLiteral("--tensor"),
+                               QStringLiteral("^linear_7")};
         auto cachedFlags = [](const Run& r) {
             QList<bool> flags;
-            for (const auto& v : QJsonDocument::fromJson(r.out).object().value(QStringLiteral("tensors")).toArray())
+            for (const auto& v :
+                 QJsonDocument::fromJson(r.out).object().value(QStringLiteral("tensors")).toArray())
                 flags.append(v.toObject().value(QStringLiteral("cached")).toBool());
             return flags;
         };
@@ -157,12 +172,13 @@ private slots:
 
     void errors()
     {
-        const Run none = runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("^no-such-tensor$")},
-                                m_cache.path());
+        const Run none =
+            runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("^no-such-tensor$")}, m_cache.path());
         QCOMPARE(none.exitCode, 1);
         QVERIFY(none.err.contains("no tensor matches"));
         QCOMPARE(runCli({kPpocr, QStringLiteral("--bins"), QStringLiteral("0")}, m_cache.path()).exitCode, 1);
-        QCOMPARE(runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("(")}, m_cache.path()).exitCode, 1);
+        QCOMPARE(runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("(")}, m_cache.path()).exitCode,
+                 1);
         QCOMPARE(runCli({QStringLiteral("/no/such/model.safetensors")}, m_cache.path()).exitCode, 1);
         QCOMPARE(runCli({}, m_cache.path()).exitCode, 1);
     }

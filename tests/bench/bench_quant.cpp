@@ -8,10 +8,10 @@
 #include "core/quant/sensitivity.h"
 
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -24,7 +24,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds(Clock::time_point a, Clock::time_point b)
+{
+    return std::chrono::duration<double>(b - a).count();
+}
 
 std::vector<float> gaussianWeights(uint64_t n, unsigned seed)
 {
@@ -73,9 +76,12 @@ void writeSafetensorsBlock(const std::filesystem::path& path)
         uint64_t rows, cols;
     };
     const std::vector<T> tensors = {
-        {"model.layers.0.self_attn.q_proj.weight", 4096, 4096}, {"model.layers.0.self_attn.k_proj.weight", 4096, 4096},
-        {"model.layers.0.self_attn.v_proj.weight", 4096, 4096}, {"model.layers.0.self_attn.o_proj.weight", 4096, 4096},
-        {"model.layers.0.mlp.gate_proj.weight", 11008, 4096},   {"model.layers.0.mlp.up_proj.weight", 11008, 4096},
+        {"model.layers.0.self_attn.q_proj.weight", 4096, 4096},
+        {"model.layers.0.self_attn.k_proj.weight", 4096, 4096},
+        {"model.layers.0.self_attn.v_proj.weight", 4096, 4096},
+        {"model.layers.0.self_attn.o_proj.weight", 4096, 4096},
+        {"model.layers.0.mlp.gate_proj.weight", 11008, 4096},
+        {"model.layers.0.mlp.up_proj.weight", 11008, 4096},
         {"model.layers.0.mlp.down_proj.weight", 4096, 11008},
     };
     std::string header = "{";
@@ -138,7 +144,8 @@ int main(int argc, char** argv)
         const auto& t = f->traits();
         // The integer family is one kernel: time a representative subset.
         if (t.kind == qs::FormatKind::Integer && name != "INT8-ch-sym" && name != "INT4-g128-asym" &&
-            name != "INT4-g128-sym" && name != "INT3-g64-asym" && name != "INT2-g32-asym" && name != "INT4-tensor-sym")
+            name != "INT4-g128-sym" && name != "INT3-g64-asym" && name != "INT2-g32-asym" &&
+            name != "INT4-tensor-sym")
             continue;
         if (!f->available()) {
             std::printf("%-16s (codec not available)\n", name.c_str());
@@ -148,7 +155,8 @@ int main(int argc, char** argv)
         std::string quant = "-", quantImx = "-";
         if (t.storage && (t.kind == qs::FormatKind::Ggml || t.kind == qs::FormatKind::Mx)) {
             std::vector<unsigned char> buf(*f->storedBytes(rows, cols));
-            const double q = timeIt(repeat, [&] { qs::ggml::quantize(*t.storage, w.data(), rows, cols, buf.data()); });
+            const double q =
+                timeIt(repeat, [&] { qs::ggml::quantize(*t.storage, w.data(), rows, cols, buf.data()); });
             const double qi = timeIt(repeat, [&] {
                 qs::ggml::quantize(*t.storage, w.data(), rows, cols, buf.data(), importance.data());
             });
@@ -158,14 +166,15 @@ int main(int argc, char** argv)
             quant = a;
             quantImx = b;
         }
-        std::printf("%-16s %8.4f %12.3f %12s %12s\n", name.c_str(), *qs::formatBitsPerWeight(*f, rows, cols), gb / rt,
-                    quant.c_str(), quantImx.c_str());
+        std::printf("%-16s %8.4f %12.3f %12s %12s\n", name.c_str(), *qs::formatBitsPerWeight(*f, rows, cols),
+                    gb / rt, quant.c_str(), quantImx.c_str());
         std::fflush(stdout);
     }
 
     if (!matrix)
         return 0;
-    const auto dir = std::filesystem::temp_directory_path() / ("qs-bench-quant-" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("qs-bench-quant-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     const auto file = dir / "block.safetensors";
     std::printf("\nwriting one Llama-2-7B block (BF16, 202M weights) to %s ...\n", file.c_str());
@@ -183,12 +192,14 @@ int main(int argc, char** argv)
         int failed = 0;
         for (const auto& r : results)
             failed += !r.ok();
-        std::printf("sensitivity matrix, %zu tensors x %zu default formats (%d cells not computed), %u threads:\n",
-                    results.size() / qs::defaultSensitivityFormats().size(), qs::defaultSensitivityFormats().size(),
-                    failed, used);
-        std::printf("  one block: %.2f s wall, %.2f s CPU   32 blocks (Llama-2-7B without embeddings/head): %.1f s "
-                    "wall, %.1f s CPU\n",
-                    s, cpu, 32 * s, 32 * cpu);
+        std::printf(
+            "sensitivity matrix, %zu tensors x %zu default formats (%d cells not computed), %u threads:\n",
+            results.size() / qs::defaultSensitivityFormats().size(), qs::defaultSensitivityFormats().size(),
+            failed, used);
+        std::printf(
+            "  one block: %.2f s wall, %.2f s CPU   32 blocks (Llama-2-7B without embeddings/head): %.1f s "
+            "wall, %.1f s CPU\n",
+            s, cpu, 32 * s, 32 * cpu);
         // Per format: the CPU time of its round trips over the block, from a single-format run each.
         if (!quick) {
             for (const auto& name : qs::defaultSensitivityFormats()) {

@@ -5,14 +5,14 @@
 #include "core/model/model.h"
 #include "core/stats/stats.h"
 
+#include <algorithm>
 #include <atomic>
-#include <ctime>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -112,31 +112,35 @@ void run(const std::filesystem::path& dir, qs::DType type, uint64_t bytes)
             best = std::min(best, sec);
             bestCpu = std::min(bestCpu, cpuSeconds() - c0);
         }
-        std::printf("%-5s %.2f GiB  threads %u  %.3f s  %.2f GB/s  [cpu %.3f s: %.2f GB/s per core]  (mean %.3g std %.3g kurt %.3g >3s %.4f%% "
+        std::printf("%-5s %.2f GiB  threads %u  %.3f s  %.2f GB/s  [cpu %.3f s: %.2f GB/s per core]  (mean "
+                    "%.3g std %.3g kurt %.3g >3s %.4f%% "
                     "hist keys %zu)\n",
-                    qs::dtypeName(type), double(t.bytes) / (1 << 30), threads, best, double(t.bytes) / best / 1e9,
-                    bestCpu, double(t.bytes) / bestCpu / 1e9, s.mean, s.std, s.kurtosis, 100 * s.share3Sigma(), s.histogram.keys().size());
+                    qs::dtypeName(type), double(t.bytes) / (1 << 30), threads, best,
+                    double(t.bytes) / best / 1e9, bestCpu, double(t.bytes) / bestCpu / 1e9, s.mean, s.std,
+                    s.kurtosis, 100 * s.share3Sigma(), s.histogram.keys().size());
     }
     sampling = false;
     sampler.join();
-    std::printf("      peak anonymous memory (RssAnon) %.1f MiB; peak RSS incl. the mapped file's pages (VmHWM) "
-                "%ld MiB\n",
-                double(peakAnon.load()) / 1024, statusKiB("VmHWM:") / 1024);
+    std::printf(
+        "      peak anonymous memory (RssAnon) %.1f MiB; peak RSS incl. the mapped file's pages (VmHWM) "
+        "%ld MiB\n",
+        double(peakAnon.load()) / 1024, statusKiB("VmHWM:") / 1024);
 
     // numpy for comparison, on the same file.
     const char* py = "/usr/bin/python3";
     if (std::filesystem::exists(py)) {
-        const std::string conv = type == qs::DType::BF16
-                                     ? "x=(np.memmap(p,dtype=np.uint16,mode='r').astype(np.uint32)<<16).view(np.float32)"
-                                     : "x=np.array(np.memmap(p,dtype=np.float32,mode='r'))";
-        const std::string cmd = std::string(py) + " -c \"import numpy as np,time,sys;p=sys.argv[1];" + conv +
-                                ";t=time.perf_counter();c=time.process_time();np.histogram(x,bins=256);"
-                                "c=time.process_time()-c;t=time.perf_counter()-t;"
-                                "print('      numpy.histogram(x, bins=256) alone, x already decoded: %.3f s, %.2f GB/s "
-                                "[cpu %.3f s: %.2f GB/s per core] of %s input' % (t, " +
-                                std::to_string(t.bytes) + "/t/1e9, c, " + std::to_string(t.bytes) + "/c/1e9, '" +
-                                qs::dtypeName(type) + "'))\" " +
-                                path.string() + " 2>/dev/null";
+        const std::string conv =
+            type == qs::DType::BF16
+                ? "x=(np.memmap(p,dtype=np.uint16,mode='r').astype(np.uint32)<<16).view(np.float32)"
+                : "x=np.array(np.memmap(p,dtype=np.float32,mode='r'))";
+        const std::string cmd =
+            std::string(py) + " -c \"import numpy as np,time,sys;p=sys.argv[1];" + conv +
+            ";t=time.perf_counter();c=time.process_time();np.histogram(x,bins=256);"
+            "c=time.process_time()-c;t=time.perf_counter()-t;"
+            "print('      numpy.histogram(x, bins=256) alone, x already decoded: %.3f s, %.2f GB/s "
+            "[cpu %.3f s: %.2f GB/s per core] of %s input' % (t, " +
+            std::to_string(t.bytes) + "/t/1e9, c, " + std::to_string(t.bytes) + "/c/1e9, '" +
+            qs::dtypeName(type) + "'))\" " + path.string() + " 2>/dev/null";
         std::fflush(stdout);
         if (std::system(cmd.c_str()) != 0)
             std::printf("      (numpy not available)\n");
@@ -151,8 +155,8 @@ int main(int argc, char** argv)
 {
     const uint64_t mib = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1024;
     const std::filesystem::path dir = argc > 2 ? argv[2] : std::filesystem::temp_directory_path();
-    std::printf("bench_stats: %llu MiB per tensor, %u hardware threads\n", static_cast<unsigned long long>(mib),
-                std::thread::hardware_concurrency());
+    std::printf("bench_stats: %llu MiB per tensor, %u hardware threads\n",
+                static_cast<unsigned long long>(mib), std::thread::hardware_concurrency());
     run(dir, qs::DType::BF16, mib << 20);
     run(dir, qs::DType::F32, mib << 20);
     return 0;

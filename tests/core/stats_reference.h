@@ -6,7 +6,6 @@
 #include "core/stats/histogram.h"
 
 #include <QTemporaryDir>
-
 #include <cmath>
 #include <cstring>
 #include <fstream>

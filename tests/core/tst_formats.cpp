@@ -9,11 +9,10 @@
 
 #include <QFile>
 #include <QTest>
-
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <random>
 
@@ -184,15 +183,17 @@ private slots:
         // scales fp16 [32, 4096] = 262144; g_idx int32 [4096] = 16384.
         QCOMPARE(*fmt("INT4-g128-asym")->storedBytes(4096, 4096), uint64_t(8732672));
         QCOMPARE(*fmt("INT4-g128-sym")->storedBytes(4096, 4096), uint64_t(8732672)); // qzeros stored anyway
-        QCOMPARE(*qs::formatBitsPerWeight(*fmt("INT4-g128-asym"), 4096, 4096), 8732672.0 * 8 / (4096.0 * 4096));
+        QCOMPARE(*qs::formatBitsPerWeight(*fmt("INT4-g128-asym"), 4096, 4096),
+                 8732672.0 * 8 / (4096.0 * 4096));
         // per channel: one group; qzeros [1, 512] = 2048, scales [1, 4096] = 8192.
         QCOMPARE(*fmt("INT4-ch-sym")->storedBytes(4096, 4096), uint64_t(8388608 + 2048 + 8192 + 16384));
         // Llama-2-7B down_proj seen as rows = 4096 out, cols = 11008 in, 3 bits g64:
         // qweight ceil(11008*3/32) = 1032 rows x 4096 x 4 = 16908288; G = 172; qzeros [172, 384] x 4 =
         // 264192; scales [172, 4096] x 2 = 1409024; g_idx 11008 x 4 = 44032.
-        QCOMPARE(*fmt("INT3-g64-asym")->storedBytes(4096, 11008), uint64_t(16908288 + 264192 + 1409024 + 44032));
-        // 8 bits per channel, 11008 x 4096: qweight [1024, 11008] x 4 = 45088768; qzeros [1, 2752] x 4 = 11008;
-        // scales 22016; g_idx 16384.
+        QCOMPARE(*fmt("INT3-g64-asym")->storedBytes(4096, 11008),
+                 uint64_t(16908288 + 264192 + 1409024 + 44032));
+        // 8 bits per channel, 11008 x 4096: qweight [1024, 11008] x 4 = 45088768; qzeros [1, 2752] x 4 =
+        // 11008; scales 22016; g_idx 16384.
         QCOMPARE(*fmt("INT8-ch-sym")->storedBytes(11008, 4096), uint64_t(45088768 + 11008 + 22016 + 16384));
         // Partial last group and padded packing: 64 x 172, 4 bits, g128 -> G = 2; qweight ceil(688/32) = 22
         // words x 64 x 4 = 5632; qzeros 2 x ceil(256/32) x 4 = 64; scales 2 x 64 x 2 = 256; g_idx 688.
@@ -313,17 +314,17 @@ private slots:
         QCOMPARE(y2[4], s2 * 7.0f);  // 15 -> clipped to 7
         QCOMPARE(y2[5], s2 * 5.0f);  // 5
         QCOMPARE(y2[6], 0.0f);
-        QCOMPARE(y2[7], s2 * 7.0f);  // 7.5 -> 8 (ties to even) -> clipped to 7
+        QCOMPARE(y2[7], s2 * 7.0f); // 7.5 -> 8 (ties to even) -> clipped to 7
         // Groups: 2 bits, g32, asymmetric; the second group has its own range.
         std::vector<float> g(64);
         for (int i = 0; i < 64; ++i)
             g[i] = i < 32 ? static_cast<float>(i) : -static_cast<float>(i - 32) * 0.25f;
         std::vector<float> out(64);
         fmt("INT2-g32-asym")->roundTrip(g.data(), 1, 64, out.data());
-        QCOMPARE(out[31], 31.0f / 3 * 3);   // scale 31/3, zero 0: 3 steps
-        QCOMPARE(out[16], 31.0f / 3 * 2);   // 16 / 10.33 = 1.55 -> 2
-        QCOMPARE(out[63], 7.75f / 3 * -3);  // scale 7.75/3, zero 3
-        QCOMPARE(out[40], 7.75f / 3 * -1);  // -2 / 2.583 = -0.77 -> -1
+        QCOMPARE(out[31], 31.0f / 3 * 3);  // scale 31/3, zero 0: 3 steps
+        QCOMPARE(out[16], 31.0f / 3 * 2);  // 16 / 10.33 = 1.55 -> 2
+        QCOMPARE(out[63], 7.75f / 3 * -3); // scale 7.75/3, zero 3
+        QCOMPARE(out[40], 7.75f / 3 * -1); // -2 / 2.583 = -0.77 -> -1
         const auto levels = fmt("INT2-g32-asym")->gridLevels(g.data(), 32);
         QCOMPARE(levels.size(), size_t(4));
         QCOMPARE(levels[3], 31.0f / 3 * 3);
@@ -463,19 +464,29 @@ private slots:
         if (!fmt("Q8_0")->available())
             QSKIP("ggml codecs not built in yet");
         const GgufFile g = readGguf(QStringLiteral(QS_TEST_DATA "/reference/ggml-quants.gguf"));
-        for (const char* type : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}) {
-            for (const char* dist : {"gauss", "real_ppocr_rec"}) {
+        // Every ggml type (the k-quants and IQ4 included) reproduces ggml's dequantized reference exactly;
+        // the grid levels of a block hold every value its round trip produced.
+        for (const char* type : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K",
+                                 "q6_K", "iq4_nl", "iq4_xs", "mxfp4"}) {
+            for (const char* dist : {"gauss", "student_t3", "real_ppocr_rec"}) {
                 const auto* in = g.find(std::string(dist) + ".f32");
                 const auto* deq = g.find(std::string(dist) + "." + type + ".deq");
                 QVERIFY(in && deq);
                 std::vector<float> out(8 * 2048);
                 fmt(type)->roundTrip(g.f32(*in), 8, 2048, out.data());
                 QVERIFY2(std::memcmp(out.data(), g.f32(*deq), out.size() * 4) == 0, type);
-                const auto levels = fmt(type)->gridLevels(g.f32(*in), 32);
-                for (int i = 0; i < 32; ++i)
-                    QVERIFY(std::find(levels.begin(), levels.end(), out[i]) != levels.end());
+                const size_t block = static_cast<size_t>(fmt(type)->traits().groupSize);
+                const auto levels = fmt(type)->gridLevels(g.f32(*in), block);
+                QVERIFY(!levels.empty());
+                for (size_t i = 0; i < block; ++i)
+                    QVERIFY2(std::find(levels.begin(), levels.end(), out[i]) != levels.end(), type);
             }
         }
+        // The full grids of the scale-only types: Q4_0 has 16 levels d * (k - 8), MXFP4 15 distinct values.
+        const auto* in = g.find("gauss.f32");
+        QCOMPARE(fmt("Q4_0")->gridLevels(g.f32(*in), 32).size(), size_t(16));
+        QCOMPARE(fmt("MXFP4")->gridLevels(g.f32(*in), 32).size(), size_t(15));
+        QCOMPARE(fmt("IQ4_NL")->gridLevels(g.f32(*in), 32).size(), size_t(16));
     }
 };
 

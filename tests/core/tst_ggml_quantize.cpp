@@ -3,10 +3,12 @@
 // 1.01 x ggml's. The figures are printed with qInfo so they can be recorded.
 #include "core/model/dtype.h"
 #include "core/quant/ggml.h"
+#include "core/quant/ggml_search.h"
 #include "core/util/error.h"
 #include "ggml_reference.h"
 
 #include <QTest>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -201,6 +203,48 @@ private slots:
                 const auto q = quantizeAll(t, x, 2, 256, imp);
                 QCOMPARE(q.size(), size_t(qs::dtypeByteSize(t, 512).value()));
                 decodeAll(t, q.data(), 512);
+            }
+        }
+    }
+
+    // The batched scale search is bit-identical to the scalar one, group by group, including degenerate
+    // groups (constant, all zero, all positive) that finish early.
+    void batchedSearchMatchesScalar()
+    {
+        namespace d = qs::ggml::detail;
+        std::mt19937 rng(3);
+        std::normal_distribution<float> gauss(0.0f, 1.0f);
+        for (int trial = 0; trial < 200; ++trial) {
+            const int n = trial % 2 ? 16 : 32;
+            constexpr int G = 8;
+            std::vector<float> x(G * n), w(G * n);
+            for (int i = 0; i < G * n; ++i) {
+                x[i] = gauss(rng) * (trial % 5 == 0 ? 100.0f : 0.02f);
+                w[i] = std::abs(gauss(rng)) + 0.01f;
+            }
+            std::fill_n(x.begin() + 1 * n, n, 0.25f); // constant positive
+            std::fill_n(x.begin() + 2 * n, n, 0.0f);  // all zero
+            for (int i = 3 * n; i < 4 * n; ++i)
+                x[i] = std::abs(x[i]); // all positive
+            x[5 * n] = -x[5 * n + 1];  // a tie of magnitudes
+            for (const bool qkx3 : {false, true}) {
+                const int nmax = trial % 3 == 0 ? 3 : trial % 3 == 1 ? 15 : 31;
+                const float rmin = qkx3 ? -0.9f : -1.0f, rdelta = qkx3 ? 0.05f : 0.1f;
+                const int nstep = qkx3 ? 36 : 20;
+                const bool mad = !qkx3 && trial % 4 == 0;
+                std::vector<uint8_t> Lb(G * n), Ls(G * n), aux(n);
+                float scales[G], mins[G];
+                d::makeQkxQuantsBatch<G>(qkx3, n, nmax, x.data(), w.data(), Lb.data(), scales, mins, rmin,
+                                         rdelta, nstep, mad);
+                for (int g = 0; g < G; ++g) {
+                    float negMin;
+                    const auto fn = qkx3 ? d::makeQkx3Quants : d::makeQkx2Quants;
+                    const float scale = fn(n, nmax, x.data() + g * n, w.data() + g * n, Ls.data() + g * n,
+                                           &negMin, aux.data(), rmin, rdelta, nstep, mad);
+                    QCOMPARE(std::bit_cast<uint32_t>(scales[g]), std::bit_cast<uint32_t>(scale));
+                    QCOMPARE(std::bit_cast<uint32_t>(mins[g]), std::bit_cast<uint32_t>(negMin));
+                }
+                QCOMPARE(Lb, Ls);
             }
         }
     }

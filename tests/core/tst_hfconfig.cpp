@@ -249,6 +249,9 @@ private slots:
             ErrorCode::BadValue, "layer_types", "[1]");
         row("4 x n_embd overflow", R"({"model_type":"gpt2","n_embd":2000000000})", ErrorCode::Overflow,
             "n_embd", "2000000000");
+        row("absurd layer count",
+            R"({"model_type":"gemma2","num_hidden_layers":4000000000,"sliding_window":4})",
+            ErrorCode::Overflow, "num_hidden_layers", "4000000000");
         row("use_sliding_window string", R"({"sliding_window":4,"use_sliding_window":"yes"})",
             ErrorCode::BadValue, "use_sliding_window", "\"yes");
     }

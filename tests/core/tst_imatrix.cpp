@@ -1,21 +1,22 @@
 // llama.cpp importance files (GGUF and legacy .dat, built here byte by byte), name mapping and coverage.
+#include "core/gguf_builder.h"
 #include "core/model/model.h"
 #include "core/quant/imatrix.h"
 #include "core/util/error.h"
 
-#include "core/gguf_builder.h"
-
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <cstring>
 
 using qstest::GgufBuilder;
 
 namespace {
 
-template <typename T> void put(std::string& s, T v) { s += GgufBuilder::le(v); }
+template <typename T> void put(std::string& s, T v)
+{
+    s += GgufBuilder::le(v);
+}
 
 struct LegacyEntry {
     std::string name;
@@ -23,7 +24,8 @@ struct LegacyEntry {
     std::vector<float> values;
 };
 
-std::string legacyFile(const std::vector<LegacyEntry>& entries, std::optional<std::pair<int32_t, std::string>> trailer)
+std::string legacyFile(const std::vector<LegacyEntry>& entries,
+                       std::optional<std::pair<int32_t, std::string>> trailer)
 {
     std::string s;
     put<int32_t>(s, static_cast<int32_t>(entries.size()));
@@ -43,7 +45,10 @@ std::string legacyFile(const std::vector<LegacyEntry>& entries, std::optional<st
     return s;
 }
 
-std::span<const std::byte> bytes(const std::string& s) { return {reinterpret_cast<const std::byte*>(s.data()), s.size()}; }
+std::span<const std::byte> bytes(const std::string& s)
+{
+    return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
 
 std::string f32Data(const std::vector<float>& v)
 {
@@ -87,20 +92,22 @@ class TestImatrix : public QObject {
 private slots:
     void legacy()
     {
-        const std::string data = legacyFile({{"blk.0.ffn_down.weight", 4, {4, 8, 0}}, {"output.weight", 0, {1.5f, 2}}},
-                                            std::pair<int32_t, std::string>{10, "wiki.txt"});
+        const std::string data =
+            legacyFile({{"blk.0.ffn_down.weight", 4, {4, 8, 0}}, {"output.weight", 0, {1.5f, 2}}},
+                       std::pair<int32_t, std::string>{10, "wiki.txt"});
         const auto m = qs::ImportanceMatrix::parseLegacy(bytes(data), "x.dat");
         QCOMPARE(m.format(), qs::ImportanceFileFormat::LegacyDat);
         QCOMPARE(m.entries().size(), size_t(2));
         const auto& e = m.entries()[0];
         QCOMPARE(e.name, std::string("blk.0.ffn_down.weight"));
         QCOMPARE(e.columns, uint64_t(3));
-        QCOMPARE(e.values, (std::vector<float>{1, 2, 0})); // divided by ncall = 4
+        QCOMPARE(e.values, (std::vector<float>{1, 2, 0}));              // divided by ncall = 4
         QCOMPARE(m.entries()[1].values, (std::vector<float>{1.5f, 2})); // ncall 0: unchanged
         QCOMPARE(m.chunkCount(), uint64_t(10));
         QCOMPARE(m.datasets(), (std::vector<std::string>{"wiki.txt"}));
         // Without the trailer (older files).
-        const auto old = qs::ImportanceMatrix::parseLegacy(bytes(legacyFile({{"a.weight", 2, {2}}}, std::nullopt)), "x");
+        const auto old =
+            qs::ImportanceMatrix::parseLegacy(bytes(legacyFile({{"a.weight", 2, {2}}}, std::nullopt)), "x");
         QCOMPARE(old.entries()[0].values, std::vector<float>{1});
         QVERIFY(old.datasets().empty());
         // Through the file loader (no GGUF magic -> legacy).
@@ -118,7 +125,8 @@ private slots:
     {
         const std::string good = legacyFile({{"blk.0.ffn_down.weight", 4, {4, 8, 0}}, {"b.weight", 1, {1}}},
                                             std::pair<int32_t, std::string>{3, "data"});
-        // Every truncation is rejected with a typed error (a cut exactly after the entries is a valid old file).
+        // Every truncation is rejected with a typed error (a cut exactly after the entries is a valid old
+        // file).
         const size_t entriesEnd = good.size() - 4 - 4 - 4;
         for (size_t n = 0; n < good.size(); ++n) {
             if (n == entriesEnd)
@@ -198,27 +206,31 @@ private slots:
         GgufBuilder c = imatrixGguf();
         c.tensors[3].data = f32Data({2}); // one count for two matrices
         c.tensors[3].ne = {1};
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError,
-                                 qs::ImportanceMatrix::load(writeFile(dir, "b.gguf", c.build()).toStdString()));
+        QVERIFY_THROWS_EXCEPTION(
+            qs::FormatError, qs::ImportanceMatrix::load(writeFile(dir, "b.gguf", c.build()).toStdString()));
         GgufBuilder d; // a GGUF model without any imatrix tensor
         d.kv("general.architecture", GgufBuilder::vStr("llama"));
         d.tensors.push_back({"blk.0.attn_q.weight", {4, 4}, 0, f32Data(std::vector<float>(16, 1)), {}, {}});
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError,
-                                 qs::ImportanceMatrix::load(writeFile(dir, "c.gguf", d.build()).toStdString()));
+        QVERIFY_THROWS_EXCEPTION(
+            qs::FormatError, qs::ImportanceMatrix::load(writeFile(dir, "c.gguf", d.build()).toStdString()));
     }
 
     void nameMapping()
     {
-        QCOMPARE(*qs::ggufToHfName("blk.12.ffn_down.weight"), std::string("model.layers.12.mlp.down_proj.weight"));
-        QCOMPARE(*qs::ggufToHfName("blk.0.attn_output.weight"), std::string("model.layers.0.self_attn.o_proj.weight"));
+        QCOMPARE(*qs::ggufToHfName("blk.12.ffn_down.weight"),
+                 std::string("model.layers.12.mlp.down_proj.weight"));
+        QCOMPARE(*qs::ggufToHfName("blk.0.attn_output.weight"),
+                 std::string("model.layers.0.self_attn.o_proj.weight"));
         QCOMPARE(*qs::ggufToHfName("blk.3.attn_q.bias"), std::string("model.layers.3.self_attn.q_proj.bias"));
         QCOMPARE(*qs::ggufToHfName("token_embd.weight"), std::string("model.embed_tokens.weight"));
         QCOMPARE(*qs::ggufToHfName("output.weight"), std::string("lm_head.weight"));
         QCOMPARE(*qs::ggufToHfName("output_norm.weight"), std::string("model.norm.weight"));
         QCOMPARE(*qs::ggufToHfName("blk.1.ffn_norm.weight"),
                  std::string("model.layers.1.post_attention_layernorm.weight"));
-        QCOMPARE(*qs::hfToGgufName("model.layers.31.mlp.gate_proj.weight"), std::string("blk.31.ffn_gate.weight"));
-        QCOMPARE(*qs::hfToGgufName("model.layers.2.self_attn.v_proj.weight"), std::string("blk.2.attn_v.weight"));
+        QCOMPARE(*qs::hfToGgufName("model.layers.31.mlp.gate_proj.weight"),
+                 std::string("blk.31.ffn_gate.weight"));
+        QCOMPARE(*qs::hfToGgufName("model.layers.2.self_attn.v_proj.weight"),
+                 std::string("blk.2.attn_v.weight"));
         QCOMPARE(*qs::hfToGgufName("lm_head.weight"), std::string("output.weight"));
         uint64_t expert = 0;
         QCOMPARE(*qs::hfToGgufName("model.layers.4.mlp.experts.17.up_proj.weight", &expert),
@@ -228,8 +240,8 @@ private slots:
                  std::string("blk.4.ffn_gate_exps.weight"));
         QCOMPARE(expert, uint64_t(3));
         // Round trips over every block name.
-        for (const char* leaf : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
-                                 "attn_norm", "ffn_norm", "ffn_gate_inp"}) {
+        for (const char* leaf : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
+                                 "ffn_down", "attn_norm", "ffn_norm", "ffn_gate_inp"}) {
             const std::string g = std::string("blk.7.") + leaf + ".weight";
             QCOMPARE(*qs::hfToGgufName(*qs::ggufToHfName(g)), g);
         }

@@ -2,7 +2,6 @@
 #include "core/quant/metrics.h"
 
 #include <QTest>
-
 #include <cmath>
 #include <limits>
 #include <random>

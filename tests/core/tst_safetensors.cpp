@@ -254,6 +254,18 @@ private slots:
         qs::loadSafetensors(kSample / "hf-bf16-sharded", &job);
         QCOMPARE(fractions, (std::vector<double>{0.0, 0.5, 1.0}));
 
+        // Cancelled while the first shard is being read: the second is never opened.
+        int reports = 0;
+        qs::JobControl* self = nullptr;
+        qs::JobControl midway([&](double, const std::string&) {
+            ++reports;
+            self->cancel();
+        });
+        self = &midway;
+        QVERIFY_THROWS_EXCEPTION(qs::CancelledError,
+                                 qs::loadSafetensors(kSample / "hf-bf16-sharded", &midway));
+        QCOMPARE(reports, 1);
+
         qs::JobControl cancelled;
         cancelled.cancel();
         QVERIFY_THROWS_EXCEPTION(qs::CancelledError,

@@ -1,4 +1,5 @@
 // The sensitivity matrix against direct whole-tensor round trips and metrics, on a GGUF built here.
+#include "core/gguf_builder.h"
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
@@ -6,15 +7,14 @@
 #include "core/util/error.h"
 #include "core/util/job.h"
 
-#include "core/gguf_builder.h"
-
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 using qstest::GgufBuilder;
@@ -66,7 +66,8 @@ private slots:
         };
         add("blk.0.attn_q.weight", 40, 256, gaussian(40 * 256, 1, 0.5f));
         add("blk.0.ffn_down.weight", 33, 96, gaussian(33 * 96, 2));
-        b.tensors.push_back({"blk.0.attn_norm.weight", {256}, 0, f32Data(std::vector<float>(256, 1)), {}, {}});
+        b.tensors.push_back(
+            {"blk.0.attn_norm.weight", {256}, 0, f32Data(std::vector<float>(256, 1)), {}, {}});
         const QString path = m_dir.filePath(QStringLiteral("tiny.gguf"));
         QFile f(path);
         QVERIFY(f.open(QIODevice::WriteOnly));
@@ -93,8 +94,8 @@ private slots:
             imp[j] = 0.5f + static_cast<float>(j % 7);
         for (float v : imp)
             put(v);
-        const auto imatrix =
-            qs::ImportanceMatrix::parseLegacy({reinterpret_cast<const std::byte*>(dat.data()), dat.size()}, "m");
+        const auto imatrix = qs::ImportanceMatrix::parseLegacy(
+            {reinterpret_cast<const std::byte*>(dat.data()), dat.size()}, "m");
 
         qs::SensitivityOptions opt;
         opt.formats = {"BF16", "INT4-g128-asym", "INT8-tensor-sym", "FP8-E4M3", "NF4", "Q8_0", "Q4_K"};
@@ -125,7 +126,8 @@ private slots:
             std::vector<float> y(x.size());
             format->roundTrip(x.data(), r.rows, r.cols, y.data(), w);
             const auto m = qs::computeErrorMetrics(x.data(), y.data(), r.rows, r.cols, w);
-            QVERIFY2(close(r.metrics.mse, m.mse), qPrintable(QString::fromStdString(r.tensor + " " + r.format)));
+            QVERIFY2(close(r.metrics.mse, m.mse),
+                     qPrintable(QString::fromStdString(r.tensor + " " + r.format)));
             QVERIFY(close(r.metrics.sqnrDb, m.sqnrDb));
             QVERIFY(close(r.metrics.cosine, m.cosine));
             QCOMPARE(r.metrics.maxAbsErr, m.maxAbsErr);
@@ -165,7 +167,9 @@ private slots:
     {
         qs::SensitivityOptions opt;
         opt.formats = {"INT8-ch-sym"};
-        opt.tensorFilter = [](const qs::TensorInfo& t) { return t.name.find("ffn_down") != std::string::npos; };
+        opt.tensorFilter = [](const qs::TensorInfo& t) {
+            return t.name.find("ffn_down") != std::string::npos;
+        };
         const auto r = qs::computeSensitivity(*m_model, opt);
         QCOMPARE(r.size(), size_t(1));
         QCOMPARE(r[0].tensor, std::string("blk.0.ffn_down.weight"));
@@ -181,6 +185,90 @@ private slots:
         qs::SensitivityOptions def;
         def.tensorFilter = opt.tensorFilter;
         QCOMPARE(qs::computeSensitivity(*m_model, def).size(), qs::defaultSensitivityFormats().size());
+    }
+    void cache()
+    {
+        QTemporaryDir cacheDir;
+        qs::SensitivityOptions opt;
+        opt.formats = {"INT4-g128-asym", "NF4", "Q4_K"};
+        opt.useCache = true;
+        opt.cacheDir = cacheDir.path().toStdString();
+        const auto file = qs::sensitivityCacheFile(*m_model, opt.cacheDir);
+        QVERIFY(file.parent_path() == opt.cacheDir);
+        const auto first = qs::computeSensitivity(*m_model, opt);
+        QCOMPARE(first.size(), size_t(6));
+        for (const auto& r : first)
+            QVERIFY(!r.fromCache);
+        QVERIFY(std::filesystem::exists(file));
+
+        auto same = [](const qs::SensitivityResult& a, const qs::SensitivityResult& b) {
+            return a.tensor == b.tensor && a.format == b.format && a.bytes == b.bytes && a.error == b.error &&
+                   a.metrics.mse == b.metrics.mse && a.metrics.sqnrDb == b.metrics.sqnrDb &&
+                   a.metrics.cosine == b.metrics.cosine && a.metrics.maxAbsErr == b.metrics.maxAbsErr &&
+                   a.metrics.relMse == b.metrics.relMse && a.metrics.count == b.metrics.count &&
+                   a.metrics.weightedMse == b.metrics.weightedMse && a.bitsPerWeight == b.bitsPerWeight;
+        };
+        // Second run: every computed cell comes from the cache, bit for bit; failed cells are not cached.
+        const auto second = qs::computeSensitivity(*m_model, opt);
+        QCOMPARE(second.size(), first.size());
+        for (size_t i = 0; i < first.size(); ++i) {
+            QVERIFY(same(first[i], second[i]));
+            QCOMPARE(second[i].fromCache, first[i].ok());
+        }
+        QVERIFY(!second[5].ok()); // Q4_K on 96 columns
+
+        // A new format is computed, the others still come from the cache.
+        opt.formats.push_back("FP8-E4M3");
+        for (const auto& r : qs::computeSensitivity(*m_model, opt))
+            QCOMPARE(r.fromCache, r.ok() && r.format != "FP8-E4M3");
+
+        // Importance makes different cells (and the plain ones stay cached beside them).
+        std::string dat;
+        auto put = [&](auto v) { dat += GgufBuilder::le(v); };
+        put(int32_t(1));
+        const std::string name = "blk.0.ffn_down.weight";
+        put(int32_t(name.size()));
+        dat += name;
+        put(int32_t(1));
+        put(int32_t(96));
+        for (int j = 0; j < 96; ++j)
+            put(float(1 + j % 3));
+        const auto imatrix = qs::ImportanceMatrix::parseLegacy(
+            {reinterpret_cast<const std::byte*>(dat.data()), dat.size()}, "m");
+        qs::SensitivityOptions withImp = opt;
+        withImp.importance = &imatrix;
+        const auto a = qs::computeSensitivity(*m_model, withImp);
+        const auto b = qs::computeSensitivity(*m_model, withImp);
+        for (size_t i = 0; i < a.size(); ++i) {
+            QVERIFY(same(a[i], b[i]));
+            const bool hasImp = a[i].tensor == name;
+            QCOMPARE(a[i].fromCache, a[i].ok() && !hasImp); // attn_q has no importance: its plain cells
+            QCOMPARE(b[i].fromCache, a[i].ok());
+            QCOMPARE(bool(b[i].metrics.weightedMse), hasImp && a[i].ok());
+        }
+
+        // A corrupt cache is ignored and rewritten.
+        {
+            QFile f(QString::fromStdString(file.string()));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("{\"version\": 7, \"cells\": [1, 2");
+        }
+        for (const auto& r : qs::computeSensitivity(*m_model, opt))
+            QVERIFY(!r.fromCache);
+        for (const auto& r : qs::computeSensitivity(*m_model, opt))
+            QCOMPARE(r.fromCache, r.ok());
+
+        // A changed model file (modification time) invalidates every cell.
+        const auto modelFile = m_model->files().front()->path();
+        std::filesystem::last_write_time(modelFile, std::filesystem::last_write_time(modelFile) +
+                                                        std::chrono::seconds(5));
+        for (const auto& r : qs::computeSensitivity(*m_model, opt))
+            QVERIFY(!r.fromCache);
+
+        // Without useCache nothing is read.
+        opt.useCache = false;
+        for (const auto& r : qs::computeSensitivity(*m_model, opt))
+            QVERIFY(!r.fromCache);
     }
 };
 

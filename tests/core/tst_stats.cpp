@@ -8,10 +8,9 @@
 #include "stats_reference.h"
 
 #include <QtTest>
-
 #include <atomic>
-#include <mutex>
 #include <chrono>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -36,11 +35,11 @@ bool close(double a, double b, double rel, double abs = 0)
     return std::fabs(a - b) <= std::max(abs, rel * std::max(std::fabs(a), std::fabs(b)));
 }
 
-#define QVERIFY_CLOSE(a, b, rel)                                                                                  \
-    QVERIFY2(close((a), (b), (rel)), qPrintable(QStringLiteral("%1 = %2, expected %3 (rel %4)")                    \
-                                                    .arg(QStringLiteral(#a))                                     \
-                                                    .arg(double(a), 0, 'g', 17)                                  \
-                                                    .arg(double(b), 0, 'g', 17)                                  \
+#define QVERIFY_CLOSE(a, b, rel)                                                                             \
+    QVERIFY2(close((a), (b), (rel)), qPrintable(QStringLiteral("%1 = %2, expected %3 (rel %4)")              \
+                                                    .arg(QStringLiteral(#a))                                 \
+                                                    .arg(double(a), 0, 'g', 17)                              \
+                                                    .arg(double(b), 0, 'g', 17)                              \
                                                     .arg(double(rel))))
 
 // Checks every statistic of `s` against the reference computed from the decoded values.
@@ -113,7 +112,7 @@ private slots:
         x[5] = std::numeric_limits<float>::quiet_NaN();
         x[70000] = std::numeric_limits<float>::infinity();
         x[140000] = -std::numeric_limits<float>::infinity();
-        x[200000] = 3.5f; // an outlier
+        x[200000] = 3.5f;                          // an outlier
         for (size_t i = 999 * 7; i < 999 * 8; ++i) // a whole channel of NaN
             x[i] = std::numeric_limits<float>::quiet_NaN();
         TestModel m({{"w", qs::DType::F32, {300, 999}, f32Bytes(x)}}, size_t(misalign));
@@ -284,8 +283,11 @@ private slots:
         const auto bytes = f32Bytes(x);
         std::vector<TestModel::Tensor> tensors{{"whole", qs::DType::F32, {3, 70000}, bytes}};
         for (int p = 0; p < 3; ++p)
-            tensors.push_back({"part" + std::to_string(p), qs::DType::F32, {70000},
-                               std::vector<char>(bytes.begin() + p * 280000, bytes.begin() + (p + 1) * 280000)});
+            tensors.push_back(
+                {"part" + std::to_string(p),
+                 qs::DType::F32,
+                 {70000},
+                 std::vector<char>(bytes.begin() + p * 280000, bytes.begin() + (p + 1) * 280000)});
         TestModel m(tensors);
         qs::StatsOptions o;
         o.useCache = false;
@@ -345,7 +347,9 @@ private slots:
     {
         std::vector<TestModel::Tensor> tensors;
         for (int i = 0; i < 12; ++i)
-            tensors.push_back({"t" + std::to_string(i), qs::DType::F32, {100, 100},
+            tensors.push_back({"t" + std::to_string(i),
+                               qs::DType::F32,
+                               {100, 100},
                                f32Bytes(gaussian(10000, i, 1, unsigned(10 + i)))});
         tensors.push_back({"q", qs::DType::Q4_K, {1, 256}, std::vector<char>(144, 0)});
         TestModel m(tensors);
@@ -376,11 +380,39 @@ private slots:
             QCOMPARE(all.back().finite, uint64_t(256));
     }
 
+    void brokenTensorDoesNotAffectOthers()
+    {
+        TestModel m({{"a", qs::DType::F32, {300, 1000}, f32Bytes(gaussian(300000, 1, 2, 21))},
+                     {"b", qs::DType::BF16, {300, 1000}, bf16Bytes(gaussian(300000, -1, 3, 22))}});
+        qs::StatsOptions o;
+        o.useCache = false;
+        o.chunkBytes = 1;
+        o.threads = 1;
+        const auto alone = qs::analyzeModel(m.model(), o);
+        // A tensor that claims more bytes than the file has, between the two good ones.
+        qs::TensorInfo bad = m.model().tensors()[0];
+        bad.name = "bad";
+        bad.shape = {1000, 1000};
+        bad.bytes = 4000000;
+        m.model().addTensor(bad);
+        m.model().finalize();
+        o.tensors = {0, 2, 1};
+        const auto all = qs::analyzeModel(m.model(), o);
+        QVERIFY(!all[1].error.empty());
+        QVERIFY(all[0].error.empty() && all[2].error.empty());
+        QVERIFY(all[0].histogram == alone[0].histogram);
+        QVERIFY(all[2].histogram == alone[1].histogram);
+        QCOMPARE(all[2].mean, alone[1].mean);
+        QVERIFY_EXCEPTION_THROWN(qs::computeTensorStats(m.model(), m.model().tensors()[2]), qs::Error);
+    }
+
     void firstResultsArriveBeforeTheLastTensorIsRead()
     {
         std::vector<TestModel::Tensor> tensors;
         for (int i = 0; i < 8; ++i)
-            tensors.push_back({"t" + std::to_string(i), qs::DType::F32, {256, 4096},
+            tensors.push_back({"t" + std::to_string(i),
+                               qs::DType::F32,
+                               {256, 4096},
                                f32Bytes(gaussian(256 * 4096, 0, 1, unsigned(40 + i)))});
         TestModel m(tensors);
         qs::StatsOptions o;
@@ -460,7 +492,8 @@ private slots:
         QTest::newRow("ppocr (heavy tails)") << QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors");
         QTest::newRow("stories260K gguf") << QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
         QTest::newRow("stories260K f32") << QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
-        QTest::newRow("stories260K bf16 sharded") << QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-bf16-sharded");
+        QTest::newRow("stories260K bf16 sharded")
+            << QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-bf16-sharded");
     }
 
     void realWeightsMatchReference()

@@ -1,12 +1,11 @@
 // The statistics cache: hits on a second run, invalidated by a changed model file, and never trusted when
 // damaged (ignored, rebuilt, no crash).
 #include "core/model/model.h"
-#include "core/stats/statscache.h"
 #include "core/stats/stats.h"
+#include "core/stats/statscache.h"
 #include "stats_reference.h"
 
 #include <QtTest>
-
 #include <random>
 
 using namespace qstest;
@@ -83,10 +82,11 @@ private slots:
         QVERIFY(std::filesystem::exists(cacheFile(m.model())));
         QVERIFY(cacheFile(m.model()).string().rfind(m_cacheDir.path().toStdString(), 0) == 0);
         int streamed = 0;
-        const auto second = qs::analyzeModel(m.model(), options(), nullptr, [&](size_t, const qs::TensorStats& s) {
-            QVERIFY(s.fromCache);
-            ++streamed;
-        });
+        const auto second =
+            qs::analyzeModel(m.model(), options(), nullptr, [&](size_t, const qs::TensorStats& s) {
+                QVERIFY(s.fromCache);
+                ++streamed;
+            });
         QCOMPARE(streamed, 4);
         QCOMPARE(cachedCount(second), 4);
         for (size_t i = 0; i < first.size(); ++i)
@@ -194,7 +194,8 @@ private slots:
         QCOMPARE(qs::StatsCache::defaultDirectory(), std::filesystem::path(dir.path().toStdString()));
         TestModel m(someTensors());
         qs::analyzeModel(m.model()); // default options: cache on, default directory
-        QCOMPARE(qs::StatsCache(m.model()).file().parent_path(), std::filesystem::path(dir.path().toStdString()));
+        QCOMPARE(qs::StatsCache(m.model()).file().parent_path(),
+                 std::filesystem::path(dir.path().toStdString()));
         QVERIFY(std::filesystem::exists(qs::StatsCache(m.model()).file()));
         qunsetenv("QUANTSCOPE_CACHE_DIR");
     }

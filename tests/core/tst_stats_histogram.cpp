@@ -2,7 +2,6 @@
 #include "core/stats/histogram.h"
 
 #include <QtTest>
-
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -93,13 +92,13 @@ private slots:
         QCOMPARE(h.total(), uint64_t(6));
         QVERIFY(h.exact());
         qs::Histogram untouched;
-        QVERIFY(!qs::Histogram::fromSparse({5, 1}, {1, 1}, true, &untouched));          // unsorted
-        QVERIFY(!qs::Histogram::fromSparse({1, 1}, {1, 1}, true, &untouched));          // duplicate
-        QVERIFY(!qs::Histogram::fromSparse({0x7F80}, {1}, true, &untouched));           // +inf key
-        QVERIFY(!qs::Histogram::fromSparse({0xFFC0}, {1}, true, &untouched));           // NaN key
-        QVERIFY(!qs::Histogram::fromSparse({1}, {0}, true, &untouched));                // empty count
-        QVERIFY(!qs::Histogram::fromSparse({1, 2}, {1}, true, &untouched));             // lengths differ
-        QVERIFY(!qs::Histogram::fromSparse({1, 2}, {~0ull, 1}, true, &untouched));      // total overflows
+        QVERIFY(!qs::Histogram::fromSparse({5, 1}, {1, 1}, true, &untouched));     // unsorted
+        QVERIFY(!qs::Histogram::fromSparse({1, 1}, {1, 1}, true, &untouched));     // duplicate
+        QVERIFY(!qs::Histogram::fromSparse({0x7F80}, {1}, true, &untouched));      // +inf key
+        QVERIFY(!qs::Histogram::fromSparse({0xFFC0}, {1}, true, &untouched));      // NaN key
+        QVERIFY(!qs::Histogram::fromSparse({1}, {0}, true, &untouched));           // empty count
+        QVERIFY(!qs::Histogram::fromSparse({1, 2}, {1}, true, &untouched));        // lengths differ
+        QVERIFY(!qs::Histogram::fromSparse({1, 2}, {~0ull, 1}, true, &untouched)); // total overflows
         QVERIFY(untouched.empty());
     }
 

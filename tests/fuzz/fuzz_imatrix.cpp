@@ -10,7 +10,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
     try {
-        const auto m = qs::ImportanceMatrix::parseLegacy({reinterpret_cast<const std::byte*>(data), size}, "fuzz.dat");
+        const auto m =
+            qs::ImportanceMatrix::parseLegacy({reinterpret_cast<const std::byte*>(data), size}, "fuzz.dat");
         for (const auto& e : m.entries()) {
             (void)m.importanceFor(e.name, e.columns);
             if (auto hf = qs::ggufToHfName(e.name))

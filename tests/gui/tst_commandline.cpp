@@ -20,6 +20,7 @@ QProcessEnvironment offscreenEnv(const QString& configDir)
     auto env = QProcessEnvironment::systemEnvironment();
     env.insert(QStringLiteral("QT_QPA_PLATFORM"), QStringLiteral("offscreen"));
     env.insert(QStringLiteral("XDG_CONFIG_HOME"), configDir); // keep the user's settings untouched
+    env.insert(QStringLiteral("QUANTSCOPE_CACHE_DIR"), configDir + QStringLiteral("/cache"));
     return env;
 }
 
