@@ -34,6 +34,7 @@
 #include <QMimeData>
 #include <QComboBox>
 #include <QItemSelectionModel>
+#include <QScrollArea>
 #include <QSplitter>
 #include <QUndoStack>
 #include <QProgressBar>
@@ -259,8 +260,14 @@ QWidget* MainWindow::createPlanView()
     connect(m_tierBoard, &TierBoardView::tensorActivated, this, [this](const QString& name) { selectTensors({name}); });
     splitter->addWidget(m_tierBoard);
     m_footprint = new FootprintPanel(m_plan);
-    m_footprint->setMaximumWidth(460);
-    splitter->addWidget(m_footprint);
+    // Scrolls instead of imposing its height on the window.
+    auto* footprintScroll = new QScrollArea;
+    footprintScroll->setWidget(m_footprint);
+    footprintScroll->setWidgetResizable(true);
+    footprintScroll->setFrameShape(QFrame::NoFrame);
+    footprintScroll->setMaximumWidth(480);
+    footprintScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    splitter->addWidget(footprintScroll);
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 1);
     layout->addWidget(splitter, 1);
