@@ -109,6 +109,12 @@ int runPlan(QCommandLineParser& parser)
                                  .arg(budget)
                                  .arg(sol.bytes));
         plan = qs::applySolution(plan, problem, sol);
+        if (parser.isSet(QStringLiteral("curve"))) {
+            QJsonArray curve;
+            for (const auto& p : qs::tradeoffCurve(problem))
+                curve.append(QJsonArray{static_cast<qint64>(p.bytes), p.error});
+            budgetJson[QStringLiteral("curve")] = curve;
+        }
         budgetJson[QStringLiteral("budget_bytes")] = static_cast<qint64>(budget);
         budgetJson[QStringLiteral("weights_bytes")] = static_cast<qint64>(sol.bytes);
         budgetJson[QStringLiteral("error")] = sol.error;
@@ -203,6 +209,8 @@ const CliRegistrar planCommand(
          p.addOption({QStringLiteral("sensitivity"),
                       QStringLiteral("Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size proxy)."),
                       QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("curve"),
+                      QStringLiteral("With --budget/--gpu and --json: add the size/error trade-off curve ([bytes, error] points).")});
          p.addOption({QStringLiteral("fused"), QStringLiteral("Also check that fused tensors share a format (vLLM).")});
          p.addOption({QStringLiteral("out"), QStringLiteral("Save the plan here."), QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});

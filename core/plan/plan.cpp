@@ -570,7 +570,9 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
         }
     }
     if (options.fusedGroups) {
-        for (const auto& [label, names] : fusedGroups(model)) {
+        for (const auto& group : fusedGroups(model)) {
+            const std::string& label = group.first;
+            const std::vector<std::string>& names = group.second;
             std::set<std::string> formats;
             for (const auto& n : names)
                 formats.insert(plan.formatOf(n).value_or(""));

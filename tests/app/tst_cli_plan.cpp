@@ -242,13 +242,27 @@ private slots:
         f.write(r.out);
         f.close();
         r = cli({QStringLiteral("plan"), model, QStringLiteral("--budget"), QStringLiteral("200000"),
-                 QStringLiteral("--sensitivity"), sens, QStringLiteral("--json")});
+                 QStringLiteral("--sensitivity"), sens, QStringLiteral("--curve"), QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         const auto o = json(r);
         const auto b = o.value(QStringLiteral("budget")).toObject();
         QVERIFY(o.value(QStringLiteral("weights_bytes")).toInteger() <= 200000);
         QCOMPARE(b.value(QStringLiteral("optimal")).toBool(), true);
         QCOMPARE(b.value(QStringLiteral("gap")).toDouble(), 0.0);
+        // The trade-off curve: sizes up, errors down; the chosen plan is no worse than the curve at its size.
+        const auto curve = b.value(QStringLiteral("curve")).toArray();
+        QVERIFY(curve.size() > 2);
+        double bestOnCurve = 1e300;
+        for (qsizetype i = 0; i < curve.size(); ++i) {
+            const auto pt = curve[i].toArray();
+            if (i > 0) {
+                QVERIFY(pt[0].toInteger() > curve[i - 1].toArray()[0].toInteger());
+                QVERIFY(pt[1].toDouble() < curve[i - 1].toArray()[1].toDouble());
+            }
+            if (pt[0].toInteger() <= 200000)
+                bestOnCurve = std::min(bestOnCurve, pt[1].toDouble());
+        }
+        QVERIFY(b.value(QStringLiteral("error")).toDouble() <= bestOnCurve * (1 + 1e-12));
         // The error is the sum of the chosen cells' mse x rows x cols.
         QFile sf(sens);
         QVERIFY(sf.open(QIODevice::ReadOnly));

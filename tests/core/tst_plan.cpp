@@ -169,6 +169,30 @@ private slots:
         QCOMPARE(qs::summarizeWeights(l, qs::planBytesFn(empty)).bytes, uint64_t(6738415616) * 2);
     }
 
+    void stories260KSample()
+    {
+        // The real sample GGUF (F32, dim 64, FFN 172): llama.cpp's Q4_K_M there is almost all fallbacks.
+        const auto l = qs::openLayout(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
+        QCOMPARE(l.parameterCount(), uint64_t(292800));
+        const qs::Plan p = qs::makePreset("llama.cpp-Q4_K_M", l);
+        QCOMPARE(*p.formatOf("token_embd.weight"), std::string("Q5_0"));   // Q4_K -> Q5_0 (64 % 256 != 0)
+        QCOMPARE(*p.formatOf("output.weight"), std::string("Q8_0"));       // head: Q8_0 when 256 does not divide
+        QCOMPARE(*p.formatOf("blk.2.attn_v.weight"), std::string("Q8_0")); // use_more_bits(2, 5): Q6_K -> Q8_0
+        QCOMPARE(*p.formatOf("blk.1.attn_v.weight"), std::string("Q5_0"));
+        QCOMPARE(*p.formatOf("blk.0.ffn_down.weight"), std::string("F16")); // 172 % 32 != 0
+        // By hand: Q5_0 22 bytes / 32 values, Q8_0 34 / 32, F16 2 per value, norms stay F32.
+        const uint64_t q50 = 22, q80 = 34;
+        const uint64_t embed = 512 * 64 / 32 * q50, head = 512 * 64 / 32 * q80;
+        const uint64_t layer = 64 * 64 / 32 * q50 * 2 /* q, o */ + 32 * 64 / 32 * q50 /* k */ +
+                               2 * (172 * 64 / 32 * q50) /* gate, up */ + 64 * 172 * 2 /* down */ + 2 * 64 * 4;
+        const uint64_t v = 3 * (32 * 64 / 32 * q50) + 2 * (32 * 64 / 32 * q80); // layers 2 and 4 in Q8_0
+        const uint64_t expected = embed + head + 5 * layer + v + 64 * 4;
+        QCOMPARE(expected, uint64_t(289696));
+        QCOMPARE(qs::summarizeWeights(l, qs::planBytesFn(p)).bytes, expected);
+        // And its KV cache from the GGUF metadata: 5 layers x 4 kv heads x 8 x 2 x 2 bytes per token.
+        QCOMPARE(qs::kvCacheBytes(l.config, 512, 1, qs::KvCacheType::F16), uint64_t(512 * 640));
+    }
+
     void rules()
     {
         const auto l = qs::layoutFromConfigJson(kLlama2_7B);
