@@ -28,3 +28,5 @@ shot main-window tensors
 shot histogram tensors --select 'blk\.2\.ffn_down'
 shot statistics statistics --select 'blk\.1\.attn_q'
 shot depth depth --select 'blk\.3\.ffn_down'
+shot histogram-grid tensors --select 'blk\.0\.attn_q' --grid Q4_K --log-y --symlog
+shot plan plan --select 'blk\.0\.ffn_down'

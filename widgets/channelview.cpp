@@ -211,7 +211,7 @@ void ChannelView::refresh()
                            .arg(m_outliers.size())
                            .arg(m_outliers.size() == 1 ? QString() : QStringLiteral("s")));
     m_stack->setCurrentWidget(m_plot);
-    m_plot->replot();
+    m_plot->replot(QCustomPlot::rpQueuedReplot); // coalesced, drawn from the event loop
 }
 
 void ChannelView::exportPlot()

@@ -310,7 +310,7 @@ void DepthView::refresh()
         m_plot->yAxis->setRange(lo - pad, hi + pad);
     }
     m_stack->setCurrentWidget(m_plot);
-    m_plot->replot();
+    m_plot->replot(QCustomPlot::rpQueuedReplot); // coalesced, drawn from the event loop
 }
 
 QString DepthView::tensorAt(int series, int point) const

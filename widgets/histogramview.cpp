@@ -329,7 +329,7 @@ void HistogramView::resetZoom()
         m_plot->yAxis->setRange(std::isfinite(yMin) ? yMin * 0.5 : 0.5, yMax * 2.0);
     else
         m_plot->yAxis->setRange(0, yMax * 1.08);
-    m_plot->replot();
+    m_plot->replot(QCustomPlot::rpQueuedReplot); // coalesced, drawn from the event loop
 }
 
 void HistogramView::updateGrid()

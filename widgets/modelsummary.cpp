@@ -5,6 +5,7 @@
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QLabel>
+#include <QLineEdit>
 #include <QScrollArea>
 #include <QVBoxLayout>
 
@@ -41,10 +42,7 @@ std::vector<SummaryRow> summaryRows(const Model& model)
     rows.push_back({general, QObject::tr("Name"), displayName, {}});
     rows.push_back({general, QObject::tr("Format"), QString::fromLatin1(modelFormatName(model.format())), {}});
     const QString path = QString::fromStdString(model.path().string());
-    // Zero-width spaces after separators let the label wrap a long path.
-    QString wrappable = path;
-    wrappable.replace(QLatin1String("/"), QStringLiteral("/\u200B"));
-    rows.push_back({general, QObject::tr("Path"), wrappable, path});
+    rows.push_back({general, QObject::tr("Path"), path, path});
     QStringList files;
     for (const auto& f : model.files())
         if (f)
@@ -166,18 +164,26 @@ void ModelSummaryWidget::rebuild()
             form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
             vbox->addWidget(box);
         }
-        auto* label = new QLabel(row.value);
-        label->setTextInteractionFlags(Qt::TextSelectableByMouse);
-        label->setObjectName(QStringLiteral("summary:") + row.key);
+        QWidget* field = nullptr;
         if (row.key == QLatin1String("Path")) {
-            label->setWordWrap(true);
-            label->setMinimumWidth(0);
-            label->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+            // Long paths: a frameless read-only line scrolled to the end, where the file name is.
+            auto* edit = new QLineEdit(row.value);
+            edit->setReadOnly(true);
+            edit->setFrame(false);
+            edit->setStyleSheet(QStringLiteral("QLineEdit { background: transparent; }"));
+            edit->setCursorPosition(int(row.value.size()));
+            edit->setMinimumWidth(40);
+            field = edit;
+        } else {
+            auto* label = new QLabel(row.value);
+            label->setTextInteractionFlags(Qt::TextSelectableByMouse);
+            field = label;
         }
+        field->setObjectName(QStringLiteral("summary:") + row.key);
         if (!row.toolTip.isEmpty())
-            label->setToolTip(row.toolTip);
+            field->setToolTip(row.toolTip);
         auto* keyLabel = new QLabel(row.key + QLatin1Char(':'));
-        form->addRow(keyLabel, label);
+        form->addRow(keyLabel, field);
     }
     vbox->addStretch(1);
     scroll->setWidget(inner);

@@ -70,7 +70,9 @@ private:
 void stylePlot(QCustomPlot* plot)
 {
     plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
-    plot->setAntialiasedElements(QCP::aeAll);
+    // Antialiased text and axes; data lines are drawn plain (thousands of impulses stay cheap).
+    plot->setAntialiasedElements(QCP::aeAxes | QCP::aeLegend | QCP::aeLegendItems | QCP::aeItems);
+    plot->setNotAntialiasedElements(QCP::aePlottables | QCP::aeFills | QCP::aeGrid | QCP::aeSubGrid);
     plot->setNoAntialiasingOnDrag(true);
     QFont font = plot->font();
     font.setPointSizeF(std::max(9.0, font.pointSizeF()));

@@ -1,6 +1,7 @@
 #include "app/gui/application.h"
 
 #include "app/gui/mainwindow.h"
+#include "widgets/histogramview.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -59,9 +60,21 @@ int runApplication(QApplication& app)
     parser.addOption(viewOption);
     parser.addOption(sizeOption);
     parser.addOption(selectOption);
+    const QCommandLineOption gridOption(QStringLiteral("grid"),
+                                        QStringLiteral("Histogram: overlay the grid of <format> (screenshots)."),
+                                        QStringLiteral("format"));
+    const QCommandLineOption logYOption(QStringLiteral("log-y"), QStringLiteral("Histogram: logarithmic counts."));
+    const QCommandLineOption symlogOption(QStringLiteral("symlog"), QStringLiteral("Histogram: symmetric-log values."));
+    parser.addOption(gridOption);
+    parser.addOption(logYOption);
+    parser.addOption(symlogOption);
     parser.process(app);
 
     MainWindow window;
+    if (parser.isSet(gridOption))
+        window.histogramView()->setGridFormat(parser.value(gridOption));
+    window.histogramView()->setLogY(parser.isSet(logYOption));
+    window.histogramView()->setSymlogX(parser.isSet(symlogOption));
     const QString screenshot = parser.value(screenshotOption);
     const QString view = parser.value(viewOption);
     const QString select = parser.value(selectOption);

@@ -4,7 +4,11 @@
 #include "core/stats/stats.h"
 #include "widgets/channelview.h"
 #include "widgets/depthview.h"
+#include "core/plan/modellayout.h"
+#include "widgets/footprintpanel.h"
 #include "widgets/formatting.h"
+#include "widgets/plandocument.h"
+#include "widgets/tierboardview.h"
 #include "widgets/histogramview.h"
 #include "widgets/modelsummary.h"
 #include "widgets/statsstore.h"
@@ -28,7 +32,11 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QComboBox>
 #include <QItemSelectionModel>
+#include <QScrollArea>
+#include <QSplitter>
+#include <QUndoStack>
 #include <QProgressBar>
 #include <QRegularExpression>
 #include <QSettings>
@@ -83,7 +91,8 @@ QString pathForDrop(const QMimeData* mime)
 } // namespace
 
 MainWindow::MainWindow(QWidget* parent)
-    : QMainWindow(parent), m_loader(new ModelLoader(this)), m_stats(new StatsStore(this))
+    : QMainWindow(parent), m_loader(new ModelLoader(this)), m_stats(new StatsStore(this)),
+      m_plan(new PlanDocument(this))
 {
     initResources();
     setWindowIcon(QIcon(QStringLiteral(":/icons/quantscope.svg")));
@@ -173,6 +182,9 @@ void MainWindow::createViews()
     m_depth = new DepthView(m_stats);
     m_depth->setObjectName(QStringLiteral("view:depth"));
     m_views->addTab(m_depth, tr("Depth Overview"));
+    QWidget* planPage = createPlanView();
+    planPage->setObjectName(QStringLiteral("view:plan"));
+    m_views->addTab(planPage, tr("Plan"));
     setCentralWidget(m_views);
 
     connect(m_tensorView->selectionModel(), &QItemSelectionModel::selectionChanged, this,
@@ -204,6 +216,64 @@ void MainWindow::createViews()
     addDockWidget(Qt::RightDockWidgetArea, summaryDock);
 }
 
+QWidget* MainWindow::createPlanView()
+{
+    auto* page = new QWidget;
+    auto* layout = new QVBoxLayout(page);
+    layout->setContentsMargins(4, 4, 4, 4);
+    auto* bar = new QToolBar;
+    bar->setIconSize(QSize(16, 16));
+    bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    auto* presetLabel = new QLabel(tr("Preset: "));
+    bar->addWidget(presetLabel);
+    auto* presets = new QComboBox;
+    presets->setObjectName(QStringLiteral("planPreset"));
+    for (const std::string& name : presetNames())
+        presets->addItem(QString::fromStdString(name));
+    bar->addWidget(presets);
+    bar->addAction(tr("Apply Preset"), this, [this, presets] {
+        try {
+            m_plan->applyPreset(presets->currentText());
+        } catch (const std::exception& e) {
+            m_errorPresenter(tr("Preset"), tr("Cannot apply %1").arg(presets->currentText()),
+                             QString::fromStdString(e.what()));
+        }
+    });
+    bar->addSeparator();
+    QAction* undo = m_plan->undoStack()->createUndoAction(this, tr("Undo"));
+    undo->setIcon(themedIcon("edit-undo", ":/icons/undo.svg"));
+    undo->setShortcut(QKeySequence::Undo);
+    QAction* redo = m_plan->undoStack()->createRedoAction(this, tr("Redo"));
+    redo->setIcon(themedIcon("edit-redo", ":/icons/redo.svg"));
+    redo->setShortcuts({QKeySequence(tr("Ctrl+Shift+Z")), QKeySequence::Redo});
+    undo->setObjectName(QStringLiteral("undoAction"));
+    redo->setObjectName(QStringLiteral("redoAction"));
+    bar->addAction(undo);
+    bar->addAction(redo);
+    auto* hint = new QLabel(tr("   Drag tensors or whole blocks between tiers · right-click or Ctrl+←/→ to move"));
+    hint->setStyleSheet(QStringLiteral("color: #666;"));
+    bar->addWidget(hint);
+    layout->addWidget(bar);
+
+    auto* splitter = new QSplitter(Qt::Horizontal);
+    m_tierBoard = new TierBoardView(m_plan);
+    connect(m_tierBoard, &TierBoardView::tensorActivated, this, [this](const QString& name) { selectTensors({name}); });
+    splitter->addWidget(m_tierBoard);
+    m_footprint = new FootprintPanel(m_plan);
+    // Scrolls instead of imposing its height on the window.
+    auto* footprintScroll = new QScrollArea;
+    footprintScroll->setWidget(m_footprint);
+    footprintScroll->setWidgetResizable(true);
+    footprintScroll->setFrameShape(QFrame::NoFrame);
+    footprintScroll->setMaximumWidth(480);
+    footprintScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    splitter->addWidget(footprintScroll);
+    splitter->setStretchFactor(0, 3);
+    splitter->setStretchFactor(1, 1);
+    layout->addWidget(splitter, 1);
+    return page;
+}
+
 void MainWindow::createActions()
 {
     auto* fileMenu = menuBar()->addMenu(tr("&File"));
@@ -230,6 +300,11 @@ void MainWindow::createActions()
     fileMenu->addSeparator();
     auto* quitAction = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
     quitAction->setShortcut(QKeySequence::Quit);
+
+    auto* editMenu = menuBar()->addMenu(tr("&Edit"));
+    for (QAction* a : findChildren<QAction*>())
+        if (a->objectName() == QLatin1String("undoAction") || a->objectName() == QLatin1String("redoAction"))
+            editMenu->addAction(a);
 
     m_viewMenu = menuBar()->addMenu(tr("&View"));
     auto* expandAction = m_viewMenu->addAction(QIcon(QStringLiteral(":/icons/expand.svg")), tr("&Expand All"),
@@ -426,6 +501,7 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
     m_summary->setModel(m_model);
     m_stats->setModel(m_model);
     m_histogram->setModel(m_model);
+    m_plan->setLayout(layoutFromModel(*m_model));
     m_analyzeAction->setEnabled(true);
     updateAnalysisViews();
 
@@ -450,6 +526,22 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
                                  .arg(QDir::toNativeSeparators(path),
                                       countNoun(m_model->tensors().size(), "tensor", "tensors")),
                              8000);
+    // Open on something to look at: the first quantizable weight of the first block (else the largest).
+    if (!m_model->tensors().empty()) {
+        const auto& tensors = m_model->tensors();
+        size_t pick = 0;
+        bool found = false;
+        for (size_t i = 0; i < tensors.size() && !found; ++i)
+            if (tensors[i].role.block >= 0 && roleIsQuantizable(tensors[i].role.role)) {
+                pick = i;
+                found = true;
+            }
+        if (!found)
+            for (size_t i = 1; i < tensors.size(); ++i)
+                if (tensors[i].bytes > tensors[pick].bytes)
+                    pick = i;
+        selectTensors({QString::fromStdString(tensors[pick].name)});
+    }
     emit modelLoaded(path);
     if (QSettings().value(QStringLiteral("analysis/automatic"), true).toBool())
         analyzeModel();

@@ -4,6 +4,8 @@
 #include "core/model/dtype.h"
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/ggml_rows.h"
+#include "core/quant/ggml_search.h"
+#include "core/quant/ggml_simd.h"
 
 #include <algorithm>
 #include <array>
@@ -38,6 +40,15 @@ constexpr auto kLevelOfFloor2x = [] {
     return table;
 }();
 
+// The level value for floor(2x) in [kLowestMid - 1, kHighestMid] (the batched search reads values).
+constexpr auto kValueOfFloor2x = [] {
+    std::array<float, kHighestMid - kLowestMid + 2> table{};
+    table[0] = kIq4nlValues[0];
+    for (int f = kLowestMid; f <= kHighestMid; ++f)
+        table[f - kLowestMid + 1] = kIq4nlValues[kLevelOfFloor2x[f - kLowestMid]];
+    return table;
+}();
+
 int nearestIq4Level(float x)
 {
     const float x2 = x + x;
@@ -51,9 +62,9 @@ int nearestIq4Level(float x)
     return kLevelOfFloor2x[f - kLowestMid];
 }
 
-// Best scale of one block of 32 (weighted least squares over the trial scales); L gets the levels of
-// the first trial. Returns 0 for an all-zero block.
-float iq4BlockScale(const float* xb, const float* weight, uint8_t* L)
+} // namespace
+
+float iq4Scale(const float* xb, const float* weight)
 {
     float amax = 0, max = 0;
     for (int j = 0; j < 32; ++j) {
@@ -63,18 +74,14 @@ float iq4BlockScale(const float* xb, const float* weight, uint8_t* L)
             max = xb[j];
         }
     }
-    if (amax < kGroupMaxEps) {
-        std::memset(L, 0, 32);
+    if (amax < kGroupMaxEps)
         return 0.0f;
-    }
     const float level0 = kIq4nlValues[0];
     float d = -max / level0;
     float id = 1 / d;
     float sumqx = 0, sumq2 = 0;
     for (int j = 0; j < 32; ++j) {
-        const int l = nearestIq4Level(id * xb[j]);
-        L[j] = static_cast<uint8_t>(l);
-        const float q = kIq4nlValues[l];
+        const float q = kIq4nlValues[nearestIq4Level(id * xb[j])];
         sumqx += weight[j] * q * xb[j];
         sumq2 += weight[j] * q * q;
     }
@@ -95,6 +102,89 @@ float iq4BlockScale(const float* xb, const float* weight, uint8_t* L)
     }
     return d;
 }
+
+namespace {
+
+// The level value nearest each lane of x (as nearestIq4Level, then the level), for the batched search.
+F4 nearestIq4Value4(F4 x)
+{
+    // Clamp 2x into [lowest mid - 1, highest mid] (NaN to the bottom), then index the table by floor(2x).
+    constexpr float kLow = static_cast<float>(kLowestMid - 1), kHigh = static_cast<float>(kHighestMid);
+    F4 x2 = x + x;
+    x2 = select(x2 >= splat(kLow), x2, splat(kLow));
+    x2 = select(x2 > splat(kHigh), splat(kHigh), x2);
+    I4 f = __builtin_convertvector(x2, I4);                                     // truncation
+    f -= select(__builtin_convertvector(f, F4) > x2, splatInt(1), splatInt(0)); // floor
+    F4 q;
+    for (int k = 0; k < 4; ++k)
+        q[k] = kValueOfFloor2x[f[k] - (kLowestMid - 1)];
+    return q;
+}
+
+} // namespace
+
+void iq4ScalesBatch8(const float* x, const float* w, float* scales)
+{
+    constexpr int G = 8, V = 2;
+    float max[G];
+    bool live[G];
+    for (int g = 0; g < G; ++g) {
+        float amax = 0;
+        max[g] = 0;
+        for (int j = 0; j < 32; ++j) {
+            const float ax = std::fabs(x[32 * g + j]);
+            if (ax > amax) {
+                amax = ax;
+                max[g] = x[32 * g + j];
+            }
+        }
+        live[g] = !(amax < kGroupMaxEps);
+        if (!live[g])
+            max[g] = 1.0f; // keeps the shared arithmetic finite
+    }
+    F4 xt[32][V], wt[32][V];
+    for (int j = 0; j < 32; ++j)
+        for (int v = 0; v < V; ++v)
+            for (int k = 0; k < 4; ++k) {
+                xt[j][v][k] = x[32 * (4 * v + k) + j];
+                wt[j][v][k] = w[32 * (4 * v + k) + j];
+            }
+    const float level0 = kIq4nlValues[0];
+    float d[G], best[G];
+    // Trial 0 starts from d = -max / level0 (id = 1 / d); then id = (t + level0) / max, t = -7..7.
+    for (int trial = 0; trial <= 2 * kTries + 1; ++trial) {
+        F4 id4[V], sumqx[V], sumq2[V];
+        for (int v = 0; v < V; ++v) {
+            for (int k = 0; k < 4; ++k) {
+                const float m = max[4 * v + k];
+                id4[v][k] =
+                    trial == 0 ? 1 / (-m / level0) : (static_cast<float>(trial - 1 - kTries) + level0) / m;
+            }
+            sumqx[v] = sumq2[v] = splat(0.0f);
+        }
+        for (int j = 0; j < 32; ++j) {
+            for (int v = 0; v < V; ++v) {
+                const F4 q = nearestIq4Value4(id4[v] * xt[j][v]);
+                sumqx[v] += wt[j][v] * q * xt[j][v];
+                sumq2[v] += wt[j][v] * q * q;
+            }
+        }
+        for (int g = 0; g < G; ++g) {
+            const float sqx = sumqx[g / 4][g % 4], sq2 = sumq2[g / 4][g % 4];
+            if (trial == 0) {
+                d[g] = sq2 > 0 ? sqx / sq2 : 0.0f;
+                best[g] = d[g] * sqx;
+            } else if (sq2 > 0 && sqx * sqx > best[g] * sq2) {
+                d[g] = sqx / sq2;
+                best[g] = d[g] * sqx;
+            }
+        }
+    }
+    for (int g = 0; g < G; ++g)
+        scales[g] = live[g] ? d[g] : 0.0f;
+}
+
+namespace {
 
 // Weights of one block of 32: importance * sqrt(sigma2 + x^2), or x^2 without importance.
 void iq4Weights(const float* xb, const float* qw, float sigma2, float* weight)
@@ -121,33 +211,50 @@ void packNibbles(const uint8_t* L, uint8_t* qs)
 
 void quantizeRowIQ4_NL(const float* x, int64_t n, unsigned char* dst, const float* importance)
 {
-    float weight[32];
-    uint8_t L[32];
-    for (int64_t ib = 0; ib < n / kBlock; ++ib, x += kBlock, dst += sizeof(BlockIQ4_NL)) {
-        const float* qw = importance ? importance + kBlock * ib : nullptr;
-        iq4Weights(x, qw, iq4Sigma2(x, kBlock), weight);
-        const float d = iq4BlockScale(x, weight, L);
+    const int64_t nb = n / kBlock;
+    float weight[8 * kBlock], d[8];
+    auto emit = [&](int64_t ib, float scale) {
         BlockIQ4_NL y;
-        y.d = floatToHalf(d);
-        const float id = d ? 1 / d : 0.0f;
+        y.d = floatToHalf(scale);
+        const float id = scale ? 1 / scale : 0.0f;
+        uint8_t L[kBlock];
         for (int j = 0; j < kBlock; ++j)
-            L[j] = static_cast<uint8_t>(nearestIq4Level(id * x[j]));
+            L[j] = static_cast<uint8_t>(nearestIq4Level(id * x[kBlock * ib + j]));
         packNibbles(L, y.qs);
-        std::memcpy(dst, &y, sizeof y);
+        std::memcpy(dst + ib * sizeof(BlockIQ4_NL), &y, sizeof y);
+    };
+    // Each block is its own super-block (its own sigma2); eight at a time through the batched search.
+    int64_t ib = 0;
+    for (; ib + 8 <= nb; ib += 8) {
+        for (int k = 0; k < 8; ++k) {
+            const float* xb = x + kBlock * (ib + k);
+            iq4Weights(xb, importance ? importance + kBlock * (ib + k) : nullptr, iq4Sigma2(xb, kBlock),
+                       weight + kBlock * k);
+        }
+        iq4ScalesBatch8(x + kBlock * ib, weight, d);
+        for (int k = 0; k < 8; ++k)
+            emit(ib + k, d[k]);
+    }
+    for (; ib < nb; ++ib) {
+        const float* xb = x + kBlock * ib;
+        iq4Weights(xb, importance ? importance + kBlock * ib : nullptr, iq4Sigma2(xb, kBlock), weight);
+        emit(ib, iq4Scale(xb, weight));
     }
 }
 
 void quantizeRowIQ4_XS(const float* x, int64_t n, unsigned char* dst, const float* importance)
 {
-    float weight[32], scales[8];
+    float weight[kSuperBlock], scales[8];
     uint8_t L[kSuperBlock];
     for (int64_t ibl = 0; ibl < n / kSuperBlock; ++ibl, x += kSuperBlock, dst += sizeof(BlockIQ4_XS)) {
         const float sigma2 = iq4Sigma2(x, kSuperBlock);
-        float maxScale = 0, amaxScale = 0;
         for (int ib = 0; ib < 8; ++ib) {
             const float* qw = importance ? importance + kSuperBlock * ibl + 32 * ib : nullptr;
-            iq4Weights(x + 32 * ib, qw, sigma2, weight);
-            scales[ib] = iq4BlockScale(x + 32 * ib, weight, L + 32 * ib);
+            iq4Weights(x + 32 * ib, qw, sigma2, weight + 32 * ib);
+        }
+        iq4ScalesBatch8(x, weight, scales);
+        float maxScale = 0, amaxScale = 0;
+        for (int ib = 0; ib < 8; ++ib) {
             if (std::fabs(scales[ib]) > amaxScale) {
                 amaxScale = std::fabs(scales[ib]);
                 maxScale = scales[ib];

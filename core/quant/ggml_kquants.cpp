@@ -224,18 +224,17 @@ void q3kBlockRef(const float* x, BlockQ3_K& y)
 void q3kBlockWeighted(const float* x, const float* qw, BlockQ3_K& y)
 {
     int8_t L[kSuperBlock], Ls[16];
-    float scales[16], weight[16], sw[16];
+    float scales[16], weight[kSuperBlock], sw[16];
     const float sigma2 = 2 * blockSumSquares(x, kSuperBlock) / kSuperBlock;
+    for (int l = 0; l < kSuperBlock; ++l)
+        weight[l] = qw[l] * std::sqrt(sigma2 + x[l] * x[l]);
     for (int j = 0; j < 16; ++j) {
-        const float* xb = x + 16 * j;
-        for (int l = 0; l < 16; ++l)
-            weight[l] = qw[16 * j + l] * std::sqrt(sigma2 + xb[l] * xb[l]);
         float sumw = 0;
         for (int l = 0; l < 16; ++l)
-            sumw += weight[l];
+            sumw += weight[16 * j + l];
         sw[j] = sumw;
-        scales[j] = makeQxQuants(16, 4, xb, L + 16 * j, 1, weight);
     }
+    makeQxQuantsBatch<16>(16, 4, x, weight, L, scales);
     const float dBlock = makeQxQuants(16, 32, scales, Ls, 1, sw);
     int levels[16];
     for (int j = 0; j < 16; ++j)
@@ -345,9 +344,14 @@ void q6kBlock(const float* x, const float* qw, BlockQ6_K& y)
     int8_t L[kSuperBlock];
     float scales[16];
     float maxScale = 0, maxAbsScale = 0;
+    // ggml weights Q6_K by the raw importance (no variance term), and by x^2 without it.
+    float squares[kSuperBlock];
+    if (!qw) {
+        for (int l = 0; l < kSuperBlock; ++l)
+            squares[l] = x[l] * x[l];
+    }
+    makeQxQuantsBatch<16>(16, 32, x, qw ? qw : squares, L, scales);
     for (int ib = 0; ib < 16; ++ib) {
-        // ggml weights Q6_K by the raw importance (no variance term) and by x^2 without it.
-        scales[ib] = makeQxQuants(16, 32, x + 16 * ib, L + 16 * ib, 1, qw ? qw + 16 * ib : nullptr);
         const float a = std::fabs(scales[ib]);
         if (a > maxAbsScale) {
             maxAbsScale = a;

@@ -104,6 +104,30 @@ void packFiveBits(const uint8_t* L, uint8_t* qs, uint8_t* qhBytes)
     std::memcpy(qhBytes, &qh, 4);
 }
 
+// The importance-weighted Q4_0 / Q5_0 search (makeQxQuants) over the nb blocks of a row, eight blocks
+// at a time through the batched search, the rest one by one. emit(block, d, levels).
+template <typename Emit>
+void weightedSymBlocks(const float* x, int64_t nb, const float* importance, float sigma2, int nmax,
+                       Emit&& emit)
+{
+    constexpr int kBatch = 8;
+    float weight[kBatch * kBlock], d[kBatch];
+    int8_t L[kBatch * kBlock];
+    int64_t i = 0;
+    for (; i + kBatch <= nb; i += kBatch) {
+        for (int k = 0; k < kBatch; ++k)
+            importanceWeights(x + (i + k) * kBlock, importance + (i + k) * kBlock, sigma2, kBlock,
+                              weight + k * kBlock);
+        makeQxQuantsBatch<kBatch>(kBlock, nmax, x + i * kBlock, weight, L, d);
+        for (int k = 0; k < kBatch; ++k)
+            emit(i + k, d[k], L + k * kBlock);
+    }
+    for (; i < nb; ++i) {
+        importanceWeights(x + i * kBlock, importance + i * kBlock, sigma2, kBlock, weight);
+        emit(i, makeQxQuants(kBlock, nmax, x + i * kBlock, L, 1, weight), L);
+    }
+}
+
 // The importance-weighted Q4_1 / Q5_1 search (makeQkx3Quants) over the nb blocks of a row: eight
 // blocks at a time through the batched search, the rest one by one. emit(block, d, negMin, levels).
 template <typename Emit>
@@ -151,17 +175,13 @@ void quantizeRowQ4_0(const float* x, int64_t n, unsigned char* dst, const float*
         }
         return;
     }
-    const float sigma2 = rowSigma2(x, n);
-    float weight[kBlock];
-    int8_t L[kBlock];
-    for (int64_t i = 0; i < nb; ++i, x += kBlock, importance += kBlock, dst += sizeof(BlockQ4_0)) {
-        importanceWeights(x, importance, sigma2, kBlock, weight);
+    weightedSymBlocks(x, nb, importance, rowSigma2(x, n), 8, [&](int64_t i, float d, const int8_t* L) {
         BlockQ4_0 b;
-        b.d = floatToHalf(makeQxQuants(kBlock, 8, x, L, 1, weight));
+        b.d = floatToHalf(d);
         for (int j = 0; j < kBlock / 2; ++j)
             b.qs[j] = static_cast<uint8_t>(L[j] | (L[j + kBlock / 2] << 4));
-        storeBlock(dst, b);
-    }
+        storeBlock(dst + i * sizeof(BlockQ4_0), b);
+    });
 }
 
 void quantizeRowQ4_1(const float* x, int64_t n, unsigned char* dst, const float* importance)
@@ -213,18 +233,15 @@ void quantizeRowQ5_0(const float* x, int64_t n, unsigned char* dst, const float*
         }
         return;
     }
-    const float sigma2 = rowSigma2(x, n);
-    float weight[kBlock];
-    int8_t Ls[kBlock];
-    for (int64_t i = 0; i < nb; ++i, x += kBlock, importance += kBlock, dst += sizeof(BlockQ5_0)) {
-        importanceWeights(x, importance, sigma2, kBlock, weight);
+    weightedSymBlocks(x, nb, importance, rowSigma2(x, n), 16, [&](int64_t i, float d, const int8_t* Ls) {
         BlockQ5_0 b;
-        b.d = floatToHalf(makeQxQuants(kBlock, 16, x, Ls, 1, weight));
+        b.d = floatToHalf(d);
+        uint8_t levels[kBlock];
         for (int j = 0; j < kBlock; ++j)
-            L[j] = static_cast<uint8_t>(Ls[j]);
-        packFiveBits(L, b.qs, b.qh);
-        storeBlock(dst, b);
-    }
+            levels[j] = static_cast<uint8_t>(Ls[j]);
+        packFiveBits(levels, b.qs, b.qh);
+        storeBlock(dst + i * sizeof(BlockQ5_0), b);
+    });
 }
 
 void quantizeRowQ5_1(const float* x, int64_t n, unsigned char* dst, const float* importance)

@@ -1,9 +1,11 @@
 #include "core/quant/ggml_search.h"
 
 #include "core/quant/ggml_blocks.h"
+#include "core/quant/ggml_simd.h"
 #include "core/util/error.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -303,55 +305,85 @@ void qkxBatch(int n, int nmax, const float* x, const float* w, uint8_t* L, float
             best[g] += w[g * n + i] * diff;
         }
     }
-    uint8_t Laux[G * kMaxN];
+    // The trial steps run four groups per SSE vector: lane g of every vector is group g, and each lane
+    // performs exactly the scalar operations of its group in the same order.
+    static_assert(G % 4 == 0);
+    constexpr int V = G / 4;
+    F4 xt[kMaxN][V], wt[kMaxN][V]; // transposed: xt[i][v] lane k = x of group 4v+k at i
+    for (int i = 0; i < n; ++i)
+        for (int v = 0; v < V; ++v)
+            for (int k = 0; k < 4; ++k) {
+                xt[i][v][k] = x[(4 * v + k) * n + i];
+                wt[i][v][k] = w[(4 * v + k) * n + i];
+            }
+    const F4 fmax4 = splat(fmax);
+    const I4 nmax4 = splatInt(nmax), zero4 = splatInt(0);
+    I4 laux[kMaxN][V];
     for (int is = 0; nstep >= 1 && is <= nstep; ++is) {
         const float numerator = rmin + rdelta * static_cast<float>(is) + fmax;
-        float sumL[G] = {}, sumL2[G] = {}, sumXL[G] = {};
-        for (int g = 0; g < G; ++g)
-            iscale[g] = numerator / (max[g] - min[g]);
+        F4 iscale4[V], min4[V], sumL[V], sumL2[V], sumXL[V];
+        for (int v = 0; v < V; ++v) {
+            for (int k = 0; k < 4; ++k) {
+                iscale4[v][k] = numerator / (max[4 * v + k] - min[4 * v + k]);
+                min4[v][k] = min[4 * v + k];
+            }
+            sumL[v] = sumL2[v] = sumXL[v] = splat(0.0f);
+        }
         for (int i = 0; i < n; ++i) {
-            for (int g = 0; g < G; ++g) {
-                const float xi = x[g * n + i];
-                int l;
+            for (int v = 0; v < V; ++v) {
+                const F4 xi = xt[i][v];
+                const F4 t = iscale4[v] * (xi - min4[v]);
+                I4 l;
                 if constexpr (Qkx3) {
-                    const float v = iscale[g] * (xi - min[g]);
-                    l = v > 0 ? nearestInt(std::min(v, fmax)) : 0;
+                    l = nearestInt4(select(fmax4 < t, fmax4, t));
+                    l = select(t > splat(0.0f), l, zero4);
                 } else {
-                    l = clampLevel(nearestInt(iscale[g] * (xi - min[g])), 0, nmax);
+                    l = nearestInt4(t);
+                    l = select(l > nmax4, nmax4, l);
+                    l = select(l < zero4, zero4, l);
                 }
-                Laux[g * n + i] = static_cast<uint8_t>(l);
-                const float wi = w[g * n + i];
-                const float fl = static_cast<float>(l);
-                sumL[g] += wi * fl;
-                sumL2[g] += wi * fl * fl;
-                sumXL[g] += wi * fl * xi;
+                laux[i][v] = l;
+                const F4 wi = wt[i][v];
+                const F4 fl = __builtin_convertvector(l, F4);
+                sumL[v] += wi * fl;
+                sumL2[v] += wi * fl * fl;
+                sumXL[v] += wi * fl * xi;
             }
         }
-        float thisScale[G], thisMin[G], error[G] = {};
+        F4 thisScale4[V], thisMin4[V], error4[V];
         bool ok[G];
-        for (int g = 0; g < G; ++g) {
-            const float D = sumW[g] * sumL2[g] - sumL[g] * sumL[g];
-            ok[g] = live[g] && D > 0;
-            thisScale[g] = ok[g] ? (sumW[g] * sumXL[g] - sumX[g] * sumL[g]) / D : 0.0f;
-            thisMin[g] = ok[g] ? (sumL2[g] * sumX[g] - sumL[g] * sumXL[g]) / D : 0.0f;
-            if (thisMin[g] > 0) {
-                thisMin[g] = 0;
-                thisScale[g] = sumXL[g] / sumL2[g];
+        for (int v = 0; v < V; ++v) {
+            for (int k = 0; k < 4; ++k) {
+                const int g = 4 * v + k;
+                const float sl = sumL[v][k], sl2 = sumL2[v][k], sxl = sumXL[v][k];
+                const float D = sumW[g] * sl2 - sl * sl;
+                ok[g] = live[g] && D > 0;
+                float ts = ok[g] ? (sumW[g] * sxl - sumX[g] * sl) / D : 0.0f;
+                float tm = ok[g] ? (sl2 * sumX[g] - sl * sxl) / D : 0.0f;
+                if (tm > 0) {
+                    tm = 0;
+                    ts = sxl / sl2;
+                }
+                thisScale4[v][k] = ts;
+                thisMin4[v][k] = tm;
             }
+            error4[v] = splat(0.0f);
         }
         for (int i = 0; i < n; ++i) {
-            for (int g = 0; g < G; ++g) {
-                float diff = thisScale[g] * static_cast<float>(Laux[g * n + i]) + thisMin[g] - x[g * n + i];
-                diff = useMad ? std::fabs(diff) : diff * diff;
-                error[g] += w[g * n + i] * diff;
+            for (int v = 0; v < V; ++v) {
+                F4 diff = thisScale4[v] * __builtin_convertvector(laux[i][v], F4) + thisMin4[v] - xt[i][v];
+                diff = useMad ? absVec(diff) : diff * diff;
+                error4[v] += wt[i][v] * diff;
             }
         }
         for (int g = 0; g < G; ++g) {
-            if (ok[g] && error[g] < best[g]) {
-                std::memcpy(L + g * n, Laux + g * n, n);
-                best[g] = error[g];
-                scale[g] = thisScale[g];
-                min[g] = thisMin[g];
+            const int v = g / 4, k = g % 4;
+            if (ok[g] && error4[v][k] < best[g]) {
+                for (int i = 0; i < n; ++i)
+                    L[g * n + i] = static_cast<uint8_t>(laux[i][v][k]);
+                best[g] = error4[v][k];
+                scale[g] = thisScale4[v][k];
+                min[g] = thisMin4[v][k];
             }
         }
     }
@@ -366,6 +398,104 @@ void qkxBatch(int n, int nmax, const float* x, const float* w, uint8_t* L, float
 }
 
 } // namespace
+
+namespace {
+
+template <int G> void qxBatch(int n, int nmax, const float* x, const float* w, int8_t* L, float* scales)
+{
+    constexpr int kMaxN = 32;
+    if (n > kMaxN || n < 1 || !w)
+        throw Error(ErrorCode::Internal, "makeQxQuantsBatch: bad group");
+    static_assert(G % 4 == 0);
+    constexpr int V = G / 4;
+    float max[G], scale[G], best[G];
+    bool live[G];
+    for (int g = 0; g < G; ++g) {
+        const float* xg = x + g * n;
+        float amax = 0;
+        max[g] = 0;
+        for (int i = 0; i < n; ++i) {
+            const float ax = std::fabs(xg[i]);
+            if (ax > amax) {
+                amax = ax;
+                max[g] = xg[i];
+            }
+        }
+        live[g] = !(amax < kGroupMaxEps);
+        if (!live[g]) {
+            std::memset(L + g * n, 0, n);
+            scales[g] = 0.0f;
+            max[g] = 1.0f; // keeps the shared arithmetic finite
+        }
+    }
+    F4 xt[kMaxN][V], wt[kMaxN][V];
+    for (int i = 0; i < n; ++i)
+        for (int v = 0; v < V; ++v)
+            for (int k = 0; k < 4; ++k) {
+                xt[i][v][k] = x[(4 * v + k) * n + i];
+                wt[i][v][k] = w[(4 * v + k) * n + i];
+            }
+    const I4 hi = splatInt(nmax - 1), lo = splatInt(-nmax);
+    I4 laux[kMaxN][V];
+    // Trial 0 is the plain scale -nmax/max; then -(nmax + 0.1 is)/max for is = -9..9 except 0.
+    for (int trial = 0; trial < 19; ++trial) {
+        const int is = trial == 0 ? 0 : trial <= 9 ? trial - 10 : trial - 9;
+        F4 iscale4[V], sumlx[V], suml2[V];
+        for (int v = 0; v < V; ++v) {
+            for (int k = 0; k < 4; ++k) {
+                const float numerator = trial == 0
+                                            ? -static_cast<float>(nmax)
+                                            : -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is));
+                iscale4[v][k] = numerator / max[4 * v + k];
+            }
+            sumlx[v] = suml2[v] = splat(0.0f);
+        }
+        for (int i = 0; i < n; ++i) {
+            for (int v = 0; v < V; ++v) {
+                I4 l = nearestInt4(iscale4[v] * xt[i][v]);
+                l = select(l > hi, hi, l);
+                l = select(l < lo, lo, l);
+                laux[i][v] = l;
+                const F4 fl = __builtin_convertvector(l, F4);
+                sumlx[v] += wt[i][v] * xt[i][v] * fl;
+                suml2[v] += wt[i][v] * fl * fl;
+            }
+        }
+        for (int g = 0; g < G; ++g) {
+            const int v = g / 4, k = g % 4;
+            const float slx = sumlx[v][k], sl2 = suml2[v][k];
+            bool take;
+            if (trial == 0) {
+                scale[g] = sl2 ? slx / sl2 : 0.0f;
+                best[g] = scale[g] * slx;
+                take = true;
+            } else {
+                take = sl2 > 0 && slx * slx > best[g] * sl2;
+                if (take) {
+                    scale[g] = slx / sl2;
+                    best[g] = scale[g] * slx;
+                }
+            }
+            if (take && live[g])
+                for (int i = 0; i < n; ++i)
+                    L[g * n + i] = static_cast<int8_t>(nmax + laux[i][v][k]);
+        }
+    }
+    for (int g = 0; g < G; ++g)
+        if (live[g])
+            scales[g] = scale[g];
+}
+
+} // namespace
+
+template <int G>
+void makeQxQuantsBatch(int n, int nmax, const float* x, const float* weights, int8_t* L, float* scales)
+{
+    qxBatch<G>(n, nmax, x, weights, L, scales);
+}
+
+template void makeQxQuantsBatch<8>(int, int, const float*, const float*, int8_t*, float*);
+template void makeQxQuantsBatch<16>(int, int, const float*, const float*, int8_t*, float*);
 
 template <int G>
 void makeQkxQuantsBatch(bool qkx3, int n, int nmax, const float* x, const float* weights, uint8_t* L,

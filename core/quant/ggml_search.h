@@ -33,6 +33,17 @@ template <int G>
 void makeQkxQuantsBatch(bool qkx3, int n, int nmax, const float* x, const float* weights, uint8_t* L,
                         float* scales, float* negMins, float rmin, float rdelta, int nstep, bool useMad);
 
+// makeQxQuants(n, nmax, x, L, 1, weights) on G consecutive groups of n <= 32 values at once (weights
+// required), bit-identical to the scalar calls group by group; scales[g] receives each group's result.
+template <int G>
+void makeQxQuantsBatch(int n, int nmax, const float* x, const float* weights, int8_t* L, float* scales);
+
+// The IQ4 scale search of one block of 32 values with weights w (ggml's quantize_row_iq4_nl_impl
+// search with 7 trials each side): the best scale, 0 for an all-zero block. iq4ScalesBatch8 does the
+// same for 8 consecutive blocks (x and w advance by 32), bit-identical to the scalar calls.
+float iq4Scale(const float* x, const float* w);
+void iq4ScalesBatch8(const float* x, const float* w, float* scales);
+
 // Non-negative levels in [0, nmax] for the super-block scales of the importance-weighted K-quants:
 // weighted trial scales, then up to 5 rounds of per-value improvements. Returns the scale.
 float makeQpQuants(int n, int nmax, const float* x, uint8_t* L, const float* weights);

@@ -309,8 +309,19 @@ private:
                           std::to_string(cols) + " tensor";
             if (s.error.empty() && !m_cacheKey.empty()) {
                 s.cell = cellKey(t, f->name(), importanceTag);
-                if (auto it = m_cells.find(s.cell); it != m_cells.end())
+                if (auto it = m_cells.find(s.cell); it != m_cells.end()) {
+                    // Identity and size come from the tensor and the format, not from the file.
                     s.cached = it->second;
+                    s.cached->tensor = t.name;
+                    s.cached->format = f->name();
+                    s.cached->rows = rows;
+                    s.cached->cols = cols;
+                    s.cached->bytes = *f->storedBytes(rows, cols);
+                    s.cached->bitsPerWeight =
+                        8.0 * static_cast<double>(s.cached->bytes) / static_cast<double>(rows * cols);
+                    if (s.cached->metrics.count != rows * cols)
+                        s.cached.reset();
+                }
             }
             if (s.error.empty() && !s.cached) {
                 needRange = needRange || f->needsTensorRange();

@@ -25,6 +25,9 @@ namespace qs::detail {
 
 namespace {
 
+// Software prefetch distance (see kernels_x86.cpp): one 4 KiB page ahead.
+constexpr size_t kPrefetch = 4096;
+
 // 8-lane (256-bit) and 4-lane (128-bit) vector types.
 using F8 = float __attribute__((vector_size(32)));
 using I8 = int32_t __attribute__((vector_size(32)));
@@ -99,6 +102,7 @@ template <typename T, bool Fourth>
     size_t i = 0;
     // Integer lane counters hold at most n / kLanes increments; blocks are far below 2^31 elements.
     for (; i + kLanes <= n; i += kLanes) {
+        __builtin_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetch);
         const VF v = load<VF>(x + i);
         const VF a = v < 0 ? -v : v;
         const VI fin = a < inf; // false for NaN and +-inf
@@ -182,6 +186,7 @@ template <typename T>
     VI c{};
     size_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
+        __builtin_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetch);
         const VF v = load<VF>(x + i);
         const VF a = v < 0 ? -v : v;
         c -= ((v < vlo) | (v > vhi)) & (a < inf);
@@ -260,20 +265,22 @@ const char* kernelLevelName(KernelLevel l)
     return "baseline";
 }
 
-void accumulateBlock(const float* x, size_t n, float shift, int order, BlockSums& out)
+void accumulateBlock(const float* x, size_t n, float shift, int order, BlockSums& out, uint32_t* keyTables)
 {
     switch (level()) {
 #if QS_DISPATCH && QS_KERNELS_X86
     case KernelLevel::Avx512:
-        x86::accumulateAvx512(x, n, shift, order, out);
+        x86::accumulateAvx512(x, n, shift, order, out, keyTables);
         return;
     case KernelLevel::Avx2:
-        x86::accumulateAvx2(x, n, shift, order, out);
+        x86::accumulateAvx2(x, n, shift, order, out, keyTables);
         return;
 #endif
     default:
         break;
     }
+    if (keyTables)
+        countKeysF32(x, n, keyTables);
     if (order > 2)
         accumulate<Narrow, true>(x, n, shift, out);
     else
@@ -281,20 +288,22 @@ void accumulateBlock(const float* x, size_t n, float shift, int order, BlockSums
     out.absmax = out.finite ? std::max(std::fabs(out.min), std::fabs(out.max)) : 0.0f;
 }
 
-void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out)
+void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out, uint32_t* keyTables)
 {
     switch (level()) {
 #if QS_DISPATCH && QS_KERNELS_X86
     case KernelLevel::Avx512:
-        x86::accumulateBf16Avx512(x, n, shift, out);
+        x86::accumulateBf16Avx512(x, n, shift, out, keyTables);
         return;
     case KernelLevel::Avx2:
-        x86::accumulateBf16Avx2(x, n, shift, out);
+        x86::accumulateBf16Avx2(x, n, shift, out, keyTables);
         return;
 #endif
     default:
         break;
     }
+    if (keyTables)
+        countKeys16(x, n, keyTables);
     // Baseline: widen a slice at a time and reuse the float kernel.
     out = BlockSums{};
     float buffer[1024];
@@ -345,6 +354,7 @@ void countKeysF32(const float* x, size_t n, uint32_t* tables)
     uint32_t* t3 = tables + 3 * kKeys;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
+        __builtin_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetch);
         uint32_t b[4];
         std::memcpy(b, x + i, sizeof b);
         ++t0[b[0] >> 16];
@@ -367,6 +377,7 @@ void countKeys16(const uint16_t* x, size_t n, uint32_t* tables)
     uint32_t* t3 = tables + 3 * kKeys;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
+        __builtin_prefetch(reinterpret_cast<const char*>(x + i) + kPrefetch);
         uint64_t b;
         std::memcpy(&b, x + i, sizeof b);
         ++t0[b & 0xFFFF];

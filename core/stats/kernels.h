@@ -23,11 +23,13 @@ struct BlockSums {
 
 // One pass over x[0, n): min, max, counts, and sums of (x - shift)^k for k = 1..order (order 2 or 4),
 // the differences taken in double. Non-finite values stand in as `shift` and so add exactly zero.
-void accumulateBlock(const float* x, size_t n, float shift, int order, BlockSums& out);
+// With keyTables, also counts every value's key (its top 16 bits) like countKeysF32, in the same pass.
+void accumulateBlock(const float* x, size_t n, float shift, int order, BlockSums& out,
+                     uint32_t* keyTables = nullptr);
 
 // BF16 data straight from its bit patterns: finite, absmax, s1 and s2 only (min, max and the counts are
-// left 0: the bit-pattern table gives them exactly).
-void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out);
+// left 0: the bit-pattern table gives them exactly). With keyTables, also counts the patterns.
+void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out, uint32_t* keyTables = nullptr);
 
 // Adds one count per value to tables[(i % kKeyTables) * kKeys + key(x[i])].
 void countKeysF32(const float* x, size_t n, uint32_t* tables);   // key: the float's top 16 bits
@@ -51,10 +53,10 @@ const char* kernelLevelName(KernelLevel level);
 #if defined(__x86_64__) && defined(__GNUC__)
 #define QS_KERNELS_X86 1
 namespace x86 { // kernels_x86.cpp
-void accumulateAvx2(const float* x, size_t n, float shift, int order, BlockSums& out);
-void accumulateAvx512(const float* x, size_t n, float shift, int order, BlockSums& out);
-void accumulateBf16Avx2(const uint16_t* x, size_t n, float shift, BlockSums& out);
-void accumulateBf16Avx512(const uint16_t* x, size_t n, float shift, BlockSums& out);
+void accumulateAvx2(const float* x, size_t n, float shift, int order, BlockSums& out, uint32_t* keys);
+void accumulateAvx512(const float* x, size_t n, float shift, int order, BlockSums& out, uint32_t* keys);
+void accumulateBf16Avx2(const uint16_t* x, size_t n, float shift, BlockSums& out, uint32_t* keys);
+void accumulateBf16Avx512(const uint16_t* x, size_t n, float shift, BlockSums& out, uint32_t* keys);
 void f16ToFloatsF16c(const uint16_t* x, size_t n, float* out);
 } // namespace x86
 #else

@@ -73,6 +73,36 @@ void writeData(const std::filesystem::path& path, qs::DType type, uint64_t eleme
     }
 }
 
+// The roofline: a plain read of the same mapped bytes (64-bit sums), split over `threads` threads.
+double readBandwidth(const std::byte* data, uint64_t bytes, unsigned threads)
+{
+    double best = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+        std::vector<uint64_t> sums(threads);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<std::thread> workers;
+        for (unsigned k = 0; k < threads; ++k)
+            workers.emplace_back([&, k] {
+                const uint64_t words = bytes / 8 / threads;
+                const auto* p = reinterpret_cast<const uint64_t*>(data) + k * words;
+                uint64_t a = 0, b = 0, c = 0, d = 0;
+                for (uint64_t i = 0; i + 4 <= words; i += 4) {
+                    a += p[i];
+                    b += p[i + 1];
+                    c += p[i + 2];
+                    d += p[i + 3];
+                }
+                sums[k] = a + b + c + d;
+            });
+        for (auto& w : workers)
+            w.join();
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (sums[0] == 42) // keep the sums alive
+            std::printf(" ");
+    }
+    return double(bytes) / best / 1e9;
+}
+
 void run(const std::filesystem::path& dir, qs::DType type, uint64_t bytes)
 {
     const size_t width = type == qs::DType::BF16 ? 2 : 4;
@@ -99,6 +129,12 @@ void run(const std::filesystem::path& dir, qs::DType type, uint64_t bytes)
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
     });
+    const auto raw = model->rawData(model->tensors()[0]);
+    std::printf(
+        "%-5s plain read of the mapped data (memory-bandwidth roofline): %.2f GB/s 1 thread, %.2f GB/s "
+        "2 threads\n",
+        qs::dtypeName(type), readBandwidth(raw.data(), raw.size(), 1),
+        readBandwidth(raw.data(), raw.size(), 2));
     for (unsigned threads : {1u, 2u}) {
         double best = 1e30, bestCpu = 1e30;
         qs::TensorStats s;

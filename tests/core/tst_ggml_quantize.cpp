@@ -246,6 +246,25 @@ private slots:
                 }
                 QCOMPARE(Lb, Ls);
             }
+            // The symmetric search (makeQxQuants, weighted least squares).
+            const int nmax = trial % 3 == 0 ? 4 : trial % 3 == 1 ? 8 : 32;
+            std::vector<int8_t> Qb(G * n), Qs(G * n);
+            float scales[G];
+            d::makeQxQuantsBatch<G>(n, nmax, x.data(), w.data(), Qb.data(), scales);
+            for (int g = 0; g < G; ++g) {
+                const float scale =
+                    d::makeQxQuants(n, nmax, x.data() + g * n, Qs.data() + g * n, 1, w.data() + g * n);
+                QCOMPARE(std::bit_cast<uint32_t>(scales[g]), std::bit_cast<uint32_t>(scale));
+            }
+            QCOMPARE(Qb, Qs);
+            // The IQ4 scale search (blocks of 32 only).
+            if (n == 32) {
+                float batch[G];
+                d::iq4ScalesBatch8(x.data(), w.data(), batch);
+                for (int g = 0; g < G; ++g)
+                    QCOMPARE(std::bit_cast<uint32_t>(batch[g]),
+                             std::bit_cast<uint32_t>(d::iq4Scale(x.data() + g * n, w.data() + g * n)));
+            }
         }
     }
 
