@@ -21,6 +21,16 @@ namespace qs {
 namespace {
 
 constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+
+// "NVIDIA GeForce RTX 4090 24GB" -> "RTX 4090 24GB": the vendor is implied by the model name.
+QString shortName(const GpuSpec& gpu)
+{
+    QString name = QString::fromStdString(gpu.name);
+    for (const char* prefix : {"NVIDIA ", "GeForce ", "AMD ", "Radeon ", "Intel "})
+        if (name.startsWith(QLatin1String(prefix)))
+            name.remove(0, int(qstrlen(prefix)));
+    return name;
+}
 const char* const defaultGpus[] = {"rtx-3060-12", "rtx-4090", "m4-max-128", "a100-80-sxm", "h100-sxm"};
 
 } // namespace
@@ -85,17 +95,16 @@ FootprintPanel::FootprintPanel(PlanDocument* document, QWidget* parent) : QWidge
     stylePlot(m_plot);
     m_plot->setInteractions(QCP::Interactions());
     m_plot->legend->setVisible(true);
-    putLegendAbove(m_plot);
+    putLegendAbove(m_plot, 2);
     layout->addWidget(m_plot, 2);
 
     m_table = new QTableWidget;
     m_table->setObjectName(QStringLiteral("footprintTable"));
-    m_table->setColumnCount(5);
-    m_table->setHorizontalHeaderLabels({tr("GPU"), tr("Total / usable"), tr("Fits"), tr("Max context"), tr("Decode ≤")});
+    m_table->setColumnCount(4);
+    m_table->setHorizontalHeaderLabels({tr("GPU"), tr("Fits"), tr("Max context"), tr("Decode ≤")});
     m_table->verticalHeader()->setVisible(false);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_table->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
-    for (int c = 1; c < 5; ++c)
+    for (int c = 0; c < 4; ++c)
         m_table->horizontalHeader()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
     layout->addWidget(m_table, 1);
 
@@ -187,7 +196,7 @@ void FootprintPanel::refresh()
         m_fits.push_back(fit);
         m_shownGpus.push_back(gpu);
         ticks << double(row);
-        labels << QString::fromStdString(gpu->name);
+        labels << shortName(*gpu);
         weights << double(fit.footprint.weightsBytes) / gib;
         kv << double(fit.footprint.kvCacheBytes) / gib;
         overhead << double(fit.footprint.overheadBytes()) / gib;
@@ -205,15 +214,17 @@ void FootprintPanel::refresh()
         for (const auto& term : fit.footprint.terms)
             terms << QStringLiteral("%1: %2 — %3").arg(QString::fromStdString(term.name), formatBytes(term.bytes),
                                                        QString::fromStdString(term.detail));
-        set(0, QString::fromStdString(gpu->name));
-        set(1, QStringLiteral("%1 / %2").arg(formatBytes(fit.footprint.totalBytes()), formatBytes(fit.gpuBytes)),
-            terms.join(QLatin1Char('\n')));
-        auto* fits = new QTableWidgetItem(fit.fits ? tr("yes, %1 free").arg(formatBytes(uint64_t(fit.headroomBytes)))
-                                                   : tr("no — needs %1 GPUs").arg(fit.gpusNeeded));
+        set(0, shortName(*gpu), QString::fromStdString(gpu->name));
+        auto* fits = new QTableWidgetItem(fit.fits ? tr("✓ %1 free").arg(formatBytes(uint64_t(fit.headroomBytes)))
+                                                   : tr("✗ needs %1 GPUs").arg(fit.gpusNeeded));
         fits->setForeground(fit.fits ? QColor(30, 120, 50) : QColor(180, 40, 30));
-        m_table->setItem(row, 2, fits);
-        set(3, formatExact(fit.maxContext));
-        set(4, tr("%1 tok/s").arg(fit.maxDecodeTokensPerSecond, 0, 'f', 0));
+        fits->setToolTip(tr("%1 of %2 usable\n%3")
+                             .arg(formatBytes(fit.footprint.totalBytes()), formatBytes(fit.gpuBytes),
+                                  terms.join(QLatin1Char('\n'))));
+        m_table->setItem(row, 1, fits);
+        set(2, formatExact(fit.maxContext));
+        set(3, tr("%1 tok/s").arg(fit.maxDecodeTokensPerSecond, 0, 'f', 0),
+            tr("Upper bound from memory bandwidth (%1 GB/s)").arg(gpu->bandwidthGBps));
     }
 
     // Stacked horizontal bars, the usable memory drawn behind each.

@@ -1,11 +1,38 @@
 #include "widgets/plandocument.h"
 
+#include "core/quant/format.h"
+
 #include <QUndoCommand>
 #include <QUndoStack>
 
 namespace qs {
 
 namespace {
+
+double bitsPerWeightOf(const std::string& format)
+{
+    const auto f = findFormat(format);
+    const auto bytes = f ? f->storedBytes(1, 4096) : std::nullopt;
+    return bytes ? 8.0 * double(*bytes) / 4096.0 : 0.0;
+}
+
+// Every format the plan uses becomes a column of the board, placed by its bits per weight among the
+// tiers (most precise first), so no tensor hides in an "other formats" column.
+void ensureTiersForAssignments(Plan& plan)
+{
+    for (const auto& [tensor, format] : plan.assignments()) {
+        if (plan.tierIndex(format) >= 0 || !findFormat(format))
+            continue;
+        const double bits = bitsPerWeightOf(format);
+        size_t at = plan.tiers().size();
+        for (size_t i = 0; i < plan.tiers().size(); ++i)
+            if (bitsPerWeightOf(plan.tiers()[i]) < bits) {
+                at = i;
+                break;
+            }
+        plan.addTier(format, at);
+    }
+}
 
 class PlanCommand final : public QUndoCommand {
 public:
@@ -37,6 +64,7 @@ void PlanDocument::setLayout(ModelLayout layout, const QString& preset)
     if (!preset.isEmpty() && !m_layout.tensors.empty()) {
         try {
             m_plan = makePreset(preset.toStdString(), m_layout);
+            ensureTiersForAssignments(m_plan);
         } catch (const std::exception&) {
             // An architecture the preset does not know: start from an empty plan.
         }
@@ -71,7 +99,9 @@ bool PlanDocument::applyPreset(const QString& preset)
     Plan after = built;
     after.setTiers(m_plan.tiers());
     for (const auto& tier : built.tiers())
-        after.addTier(tier);
+        if (after.tierIndex(tier) < 0)
+            after.addTier(tier);
+    ensureTiersForAssignments(after);
     return setPlan(after, tr("Apply preset %1").arg(preset));
 }
 

@@ -82,7 +82,8 @@ void TierBoardView::rebuildColumns()
         const QModelIndex root = m_model->tierIndex(t);
         auto* panel = new QFrame;
         panel->setFrameShape(QFrame::StyledPanel);
-        panel->setMinimumWidth(175);
+        const bool empty = m_model->rowCount(root) == 0;
+        panel->setMinimumWidth(empty ? 120 : 190);
         auto* layout = new QVBoxLayout(panel);
         layout->setContentsMargins(4, 4, 4, 4);
         layout->setSpacing(2);
@@ -142,7 +143,7 @@ void TierBoardView::rebuildColumns()
                 view->expand(g);
         }
         layout->addWidget(view, 1);
-        m_columns->addWidget(panel, 1);
+        m_columns->addWidget(panel, empty ? 0 : 2);
         m_panels.push_back(panel);
         m_views.push_back(view);
         m_headers.push_back(header);

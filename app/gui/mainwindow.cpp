@@ -186,6 +186,23 @@ void MainWindow::createViews()
     planPage->setObjectName(QStringLiteral("view:plan"));
     m_views->addTab(planPage, tr("Plan"));
     setCentralWidget(m_views);
+    // The plan needs the room: the histogram and channel docks step aside while it is shown.
+    connect(m_views, &QTabWidget::currentChanged, this, [this, planPage](int index) {
+        static const char* const docks[] = {"histogramDock", "channelDock", "summaryDock"};
+        const bool plan = m_views->widget(index) == planPage;
+        for (const char* name : docks) {
+            auto* dock = findChild<QDockWidget*>(QLatin1String(name));
+            if (!dock)
+                continue;
+            if (plan) {
+                dock->setProperty("shownBeforePlan", dock->isVisible());
+                dock->hide();
+            } else if (dock->property("shownBeforePlan").toBool()) {
+                dock->setProperty("shownBeforePlan", false);
+                dock->show();
+            }
+        }
+    });
 
     connect(m_tensorView->selectionModel(), &QItemSelectionModel::selectionChanged, this,
             &MainWindow::onTreeSelectionChanged);
@@ -265,7 +282,7 @@ QWidget* MainWindow::createPlanView()
     footprintScroll->setWidget(m_footprint);
     footprintScroll->setWidgetResizable(true);
     footprintScroll->setFrameShape(QFrame::NoFrame);
-    footprintScroll->setMaximumWidth(480);
+    footprintScroll->setMaximumWidth(440);
     footprintScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     splitter->addWidget(footprintScroll);
     splitter->setStretchFactor(0, 3);
@@ -662,6 +679,7 @@ void MainWindow::closeEvent(QCloseEvent* event)
 {
     m_loader->cancel();
     m_stats->cancel();
+    m_views->setCurrentIndex(0); // brings back docks the plan view hid, so the saved layout has them
     writeSettings();
     event->accept();
 }
