@@ -429,6 +429,22 @@ ExportResult exportLlamaCpp(const Plan& plan)
         cmd += " --token-embedding-type " + embeddingType;
     cmd += " model-F16.gguf model-planned.gguf Q8_0";
     r.commands.push_back(cmd);
+    // The same overrides as repeated --tensor-type arguments, for short plans (single-quoted for the shell;
+    // patterns never contain quotes).
+    std::istringstream lines(r.text);
+    std::vector<std::string> args;
+    for (std::string line; std::getline(lines, line);)
+        args.push_back(line);
+    if (!args.empty() && args.size() <= 24) {
+        std::string inlineCmd = "llama-quantize";
+        for (const auto& a : args)
+            inlineCmd += " --tensor-type '" + a + "'";
+        if (!outputType.empty())
+            inlineCmd += " --output-tensor-type " + outputType;
+        if (!embeddingType.empty())
+            inlineCmd += " --token-embedding-type " + embeddingType;
+        r.commands.push_back(inlineCmd + " model-F16.gguf model-planned.gguf Q8_0");
+    }
     r.notes.push_back(
         "The base type Q8_0 only decides which tensors llama-quantize touches: every planned tensor is "
         "overridden by the file. llama.cpp skips an override when its own choice for the tensor needs "

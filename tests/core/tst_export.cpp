@@ -215,7 +215,10 @@ private slots:
         // ggml's own spelling of the types, and the extra flags for the head and embedding.
         QVERIFY(r.text.find("=q6_K\n") != std::string::npos);
         QVERIFY(r.text.find("=q4_K\n") != std::string::npos);
-        QCOMPARE(r.commands.size(), size_t(1));
+        QCOMPARE(r.commands.size(), size_t(2));
+        // The inline form carries the same lines as --tensor-type arguments.
+        QVERIFY(r.commands[1].find("--tensor-type '^blk\\.\\d+\\.attn_q\\.weight$=q4_K'") !=
+                std::string::npos);
         QVERIFY(r.commands[0].find("--tensor-type-file") != std::string::npos);
         QVERIFY(r.commands[0].find("--output-tensor-type q6_K") != std::string::npos);
         QVERIFY(r.commands[0].find("--token-embedding-type q4_K") != std::string::npos);
