@@ -8,7 +8,6 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -58,12 +57,14 @@ ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, cons
             continue;
         const std::string tensor = o.value(QStringLiteral("tensor")).toString().toStdString();
         const std::string format = o.value(QStringLiteral("format")).toString().toStdString();
-        const double rows = o.value(QStringLiteral("rows")).toDouble(-1), cols = o.value(QStringLiteral("cols")).toDouble(-1);
+        const double rows = o.value(QStringLiteral("rows")).toDouble(-1),
+                     cols = o.value(QStringLiteral("cols")).toDouble(-1);
         QJsonValue mse = o.value(QStringLiteral("mse"));
         if (preferWeighted && o.value(QStringLiteral("weighted_mse")).isDouble())
             mse = o.value(QStringLiteral("weighted_mse"));
         if (tensor.empty() || format.empty() || rows < 0 || cols < 0)
-            throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "needs tensor, format, rows and cols");
+            throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt,
+                              "needs tensor, format, rows and cols");
         if (!mse.isDouble())
             continue; // null: an infinite value written by the sensitivity command
         t[tensor][format] = mse.toDouble() * rows * cols;
@@ -211,7 +212,8 @@ public:
             const auto& h = m_hulls[i];
             range[i] = p.options[i][h.pareto.front()].error - p.options[i][h.pareto.back()].error;
         }
-        std::stable_sort(m_order.begin(), m_order.end(), [&](size_t a, size_t b) { return range[a] > range[b]; });
+        std::stable_sort(m_order.begin(), m_order.end(),
+                         [&](size_t a, size_t b) { return range[a] > range[b]; });
         m_rank.resize(n);
         for (size_t r = 0; r < n; ++r)
             m_rank[m_order[r]] = r;
@@ -225,7 +227,8 @@ public:
         }
         // Decreasing error removed per byte; convexity keeps each item's steps in order.
         std::stable_sort(m_upgrades.begin(), m_upgrades.end(), [](const Upgrade& x, const Upgrade& y) {
-            return x.dError * static_cast<long double>(y.dBytes) > y.dError * static_cast<long double>(x.dBytes);
+            return x.dError * static_cast<long double>(y.dBytes) >
+                   y.dError * static_cast<long double>(x.dBytes);
         });
         m_budget = budget;
     }
@@ -363,7 +366,8 @@ private:
                         }
                     }
                     if (bj != SIZE_MAX) {
-                        used = used - ci.bytes + di.bytes - m_p.options[bj][c[bj]].bytes + m_p.options[bj][boj].bytes;
+                        used = used - ci.bytes + di.bytes - m_p.options[bj][c[bj]].bytes +
+                               m_p.options[bj][boj].bytes;
                         c[i] = oi;
                         c[bj] = boj;
                         moved = true;

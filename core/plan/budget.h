@@ -10,7 +10,6 @@
 // among plans on the convex frontier, so users can pick a size and see the error it costs.
 
 #include "core/plan/plan.h"
-
 #include "core/quant/sensitivity.h"
 
 #include <cstdint>
@@ -42,11 +41,13 @@ using ErrorTable = std::map<std::string, std::map<std::string, double>>;
 // The sensitivity matrix as an error table. Each cell's error is the tensor's total squared error,
 // mse x rows x cols (weighted_mse instead when `preferWeighted` and the cell has it), so that errors add up
 // across tensors. Failed cells are skipped.
-ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results, bool preferWeighted = true);
+ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results,
+                                     bool preferWeighted = true);
 // Reads the JSON of `quantscope-cli sensitivity --json` ({"results": [{"tensor", "format", "rows", "cols",
 // "mse", "weighted_mse"?}, ...]}) the same way. Throws qs::FormatError on malformed input.
 ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted = true);
-ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted = true, const std::string& fileName = {});
+ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted = true,
+                              const std::string& fileName = {});
 
 // Total predicted error of a plan (the footprint panel's "predicted error"): the table's error for every
 // assigned (tensor, format) pair, the proxy where the table has no entry for the tensor. Tensors whose
@@ -73,10 +74,10 @@ struct BudgetSolution {
     std::vector<size_t> choice; // option index per item
     uint64_t bytes = 0;         // fixedBytes + chosen bytes (when infeasible: the smallest possible total)
     double error = 0;
-    double lowerBound = 0;      // proven: no plan within the budget has a smaller error
-    double gap = 0;             // error - lowerBound (0 when proven optimal)
+    double lowerBound = 0; // proven: no plan within the budget has a smaller error
+    double gap = 0;        // error - lowerBound (0 when proven optimal)
     bool optimal = false;
-    uint64_t nodes = 0;         // branch-and-bound nodes explored
+    uint64_t nodes = 0; // branch-and-bound nodes explored
 };
 
 struct SolveOptions {

@@ -163,11 +163,23 @@ void flushTables(Scratch& s, TensorJob& job, size_t keys)
     static_assert(detail::kKeyTables == 4);
     std::lock_guard lock(job.mutex);
     uint64_t* table = job.table.data();
-    for (size_t k = 0; k < keys; ++k) {
-        const uint64_t sum = uint64_t(t0[k]) + t1[k] + t2[k] + t3[k];
-        if (sum) {
-            table[k] += sum;
-            t0[k] = t1[k] = t2[k] = t3[k] = 0;
+    constexpr size_t kGroup = 16; // skip empty runs of keys with one vectorised test
+    for (size_t g = 0; g < keys; g += kGroup) {
+        const size_t n = std::min(kGroup, keys - g);
+        uint32_t any = 0;
+        if (n == kGroup)
+            for (size_t q = 0; q < kGroup; ++q)
+                any |= t0[g + q] | t1[g + q] | t2[g + q] | t3[g + q];
+        else
+            any = 1;
+        if (!any)
+            continue;
+        for (size_t k = g; k < g + n; ++k) {
+            const uint64_t sum = uint64_t(t0[k]) + t1[k] + t2[k] + t3[k];
+            if (sum) {
+                table[k] += sum;
+                t0[k] = t1[k] = t2[k] = t3[k] = 0;
+            }
         }
     }
 }
@@ -195,10 +207,20 @@ void flushSparse(Scratch& s, size_t n, KeyAt keyAt, std::vector<std::pair<uint16
 std::vector<std::pair<uint16_t, uint64_t>> takeEntries(std::vector<uint64_t>& table, size_t size)
 {
     std::vector<std::pair<uint16_t, uint64_t>> entries;
-    for (size_t k = 0; k < size; ++k) {
-        if (table[k]) {
-            entries.emplace_back(static_cast<uint16_t>(k), table[k]);
-            table[k] = 0;
+    constexpr size_t kGroup = 8;
+    for (size_t g = 0; g < size; g += kGroup) {
+        const size_t n = std::min(kGroup, size - g);
+        uint64_t any = n == kGroup ? 0 : 1;
+        if (n == kGroup)
+            for (size_t q = 0; q < kGroup; ++q)
+                any |= table[g + q];
+        if (!any)
+            continue;
+        for (size_t k = g; k < g + n; ++k) {
+            if (table[k]) {
+                entries.emplace_back(static_cast<uint16_t>(k), table[k]);
+                table[k] = 0;
+            }
         }
     }
     return entries;
