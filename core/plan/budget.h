@@ -30,9 +30,11 @@ struct BudgetOption {
 };
 
 struct BudgetProblem {
-    std::vector<std::string> tensors;               // one item per tensor
+    std::vector<std::string> tensors;               // one item per tensor (or per tied group: its label)
     std::vector<std::vector<BudgetOption>> options; // at least one option per item
     uint64_t fixedBytes = 0;                        // bytes outside the choice (norms, biases, ...)
+    // Tensors each item assigns; empty means the item is the single tensor `tensors[i]`.
+    std::vector<std::vector<std::string>> members;
 };
 
 // tensor -> format -> error, e.g. the sensitivity matrix (weighted when an importance file is loaded).
@@ -67,7 +69,14 @@ double proxyError(const TensorInfo& tensor, const QuantFormat& format);
 // One item per plannable tensor, with the plan's tiers that can store its shape as options. With an error
 // table, options missing from it are dropped (unless the tensor has no entry at all, then the proxy is used
 // for all of its options, so that scales never mix within a tensor).
-BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors);
+struct BudgetOptions {
+    // One item per fused group (q/k/v, gate/up, a layer's experts; see fusedGroups): the group takes one
+    // format, available when every member can store it, with the members' bytes and errors summed. What
+    // vLLM-style exports need.
+    bool tieFusedGroups = false;
+};
+BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors,
+                                const BudgetOptions& options = {});
 
 struct BudgetSolution {
     bool feasible = false;
