@@ -3,11 +3,14 @@
 // the weights fit in a byte budget. This is a multiple-choice knapsack. We solve it with branch and bound
 // whose bounds come from the LP relaxation over each tensor's lower convex hull of (bytes, error) options
 // (the classical MCKP relaxation, solved greedily by decreasing error-per-byte); the first incumbent is
-// the LP's integral part plus a greedy repair. When the node limit stops the search early, the result
-// still carries a proven lower bound and its gap.
+// the LP's integral part improved by local search (single changes, then one-down-one-up exchanges). When
+// the node limit stops the search early, the result still carries a proven lower bound and its gap.
 //
-// The same hull gives the trade-off curve: every point is an integral plan that is optimal for its own size
-// among plans on the convex frontier, so users can pick a size and see the error it costs.
+// The same hull gives the trade-off curve: at each breakpoint the LP solution is integral, so every point
+// is a plan that is optimal for its own size; users pick a size on it and see the error it costs.
+//
+// Everything here is pure and single-threaded. solveBudget takes up to a few hundred milliseconds on large
+// models (docs/plan-schema.md): run it off the UI thread; it polls JobControl::cancelled().
 
 #include "core/plan/plan.h"
 #include "core/quant/sensitivity.h"
