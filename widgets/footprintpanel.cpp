@@ -1,5 +1,6 @@
 #include "widgets/footprintpanel.h"
 
+#include "core/plan/budget.h"
 #include "core/plan/plan.h"
 #include "widgets/formatting.h"
 #include "widgets/plandocument.h"
@@ -176,6 +177,12 @@ void FootprintPanel::refresh()
                            .arg(bitsPerWeight(), 0, 'f', 2)
                            .arg(formatCount(m_weights.parameters)));
 
+    try {
+        const PlanErrorSummary e = planError(m_document->plan(), layout, {});
+        m_summary->setText(m_summary->text() +
+                           tr("<br>Predicted error (size proxy, no sensitivity measured): %1").arg(formatStat(e.error)));
+    } catch (const std::exception&) {
+    }
     const FootprintRequest req = request();
     const QStringList ids = gpus();
     QVector<double> ticks, weights, kv, overhead, budget;

@@ -4,7 +4,10 @@
 #include "core/stats/stats.h"
 #include "widgets/channelview.h"
 #include "widgets/depthview.h"
+#include "core/plan/budget.h"
+#include "core/plan/export.h"
 #include "core/plan/modellayout.h"
+#include "core/plan/planio.h"
 #include "widgets/footprintpanel.h"
 #include "widgets/formatting.h"
 #include "widgets/plandocument.h"
@@ -33,7 +36,9 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QComboBox>
+#include <QInputDialog>
 #include <QItemSelectionModel>
+#include <QMenu>
 #include <QScrollArea>
 #include <QSplitter>
 #include <QUndoStack>
@@ -257,6 +262,25 @@ QWidget* MainWindow::createPlanView()
         }
     });
     bar->addSeparator();
+    bar->addAction(tr("Fit to Budget…"), this, &MainWindow::fitPlanToBudget)
+        ->setToolTip(tr("Choose every tensor's tier to minimise the predicted error within a size budget"));
+    auto* exportButton = new QToolButton;
+    exportButton->setText(tr("Export"));
+    exportButton->setIcon(themedIcon("document-export", ":/icons/export.svg"));
+    exportButton->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    exportButton->setPopupMode(QToolButton::InstantPopup);
+    auto* exportMenu = new QMenu(exportButton);
+    for (auto target : {ExportTarget::LlamaCpp, ExportTarget::GptqModel, ExportTarget::LlmCompressor,
+                        ExportTarget::CompressedTensors, ExportTarget::PlanJson}) {
+        static const char* const titles[] = {"llama.cpp tensor types…", "GPTQModel quantize_config…",
+                                             "llm-compressor recipe…", "compressed-tensors config…",
+                                             "Quantscope plan (JSON)…"};
+        exportMenu->addAction(tr(titles[int(target)]), this, [this, target] { exportPlanTo(int(target)); });
+    }
+    exportButton->setMenu(exportMenu);
+    bar->addWidget(exportButton);
+    bar->addAction(tr("Open Plan…"), this, &MainWindow::openPlanFile);
+    bar->addSeparator();
     QAction* undo = m_plan->undoStack()->createUndoAction(this, tr("Undo"));
     undo->setIcon(themedIcon("edit-undo", ":/icons/undo.svg"));
     undo->setShortcut(QKeySequence::Undo);
@@ -289,6 +313,90 @@ QWidget* MainWindow::createPlanView()
     splitter->setStretchFactor(1, 1);
     layout->addWidget(splitter, 1);
     return page;
+}
+
+void MainWindow::fitPlanToBudget()
+{
+    if (!m_plan->hasModel())
+        return;
+    const ModelLayout& layout = m_plan->layout();
+    const double currentMiB = double(summarizeWeights(layout, planBytesFn(m_plan->plan())).bytes) / (1024.0 * 1024.0);
+    bool ok = false;
+    const double mib = QInputDialog::getDouble(this, tr("Fit to Budget"), tr("Weight budget in MiB:"),
+                                               std::max(0.01, currentMiB * 0.8), 0.001, 1e9, 3, &ok);
+    if (!ok)
+        return;
+    try {
+        const BudgetProblem problem = makeBudgetProblem(m_plan->plan(), layout, {});
+        const BudgetSolution solution = solveBudget(problem, uint64_t(mib * 1024.0 * 1024.0));
+        if (!solution.feasible) {
+            m_errorPresenter(tr("Fit to Budget"), tr("No plan fits in %1 MiB.").arg(mib),
+                             tr("The smallest plan with these tiers needs %1.").arg(formatBytes(solution.bytes)));
+            return;
+        }
+        m_plan->setPlan(applySolution(m_plan->plan(), problem, solution), tr("Fit to %1 MiB").arg(mib));
+        statusBar()->showMessage(tr("Fitted to %1: %2%3").arg(formatBytes(uint64_t(mib * 1024 * 1024)),
+                                                              formatBytes(solution.bytes),
+                                                              solution.optimal ? tr(", proven optimal")
+                                                                               : tr(", gap %1").arg(solution.gap)),
+                                 8000);
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Fit to Budget"), tr("The budget could not be solved."), QString::fromStdString(e.what()));
+    }
+}
+
+void MainWindow::exportPlanTo(int targetId)
+{
+    if (!m_plan->hasModel())
+        return;
+    const auto target = ExportTarget(targetId);
+    try {
+        const ExportResult result = exportPlan(m_plan->plan(), target);
+        QSettings settings;
+        const QString dir = settings.value(QStringLiteral("exportDirectory")).toString();
+        const QString path = QFileDialog::getSaveFileName(
+            this, tr("Export Plan"), QDir(dir).filePath(QString::fromLatin1(exportDefaultFileName(target))));
+        if (path.isEmpty())
+            return;
+        settings.setValue(QStringLiteral("exportDirectory"), QFileInfo(path).absolutePath());
+        writeExport(result, path.toStdString());
+        QStringList how;
+        for (const auto& c : result.commands)
+            how << QString::fromStdString(c);
+        for (const auto& n : result.notes)
+            how << QString::fromStdString(n);
+        statusBar()->showMessage(tr("Exported %1").arg(QDir::toNativeSeparators(path)), 8000);
+        if (!how.isEmpty())
+            QMessageBox::information(this, tr("Plan Exported"), tr("Wrote %1").arg(path), QMessageBox::Ok);
+    } catch (const ExportError& e) {
+        QStringList lines;
+        for (const auto& p : e.problems())
+            lines << QStringLiteral("%1 (%2): %3").arg(QString::fromStdString(p.tensor), QString::fromStdString(p.format),
+                                                       QString::fromStdString(p.reason));
+        m_errorPresenter(tr("Export Plan"),
+                         tr("This plan cannot be expressed for %1.").arg(QString::fromLatin1(exportTargetName(target))),
+                         lines.mid(0, 20).join(QLatin1Char('\n')));
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Export Plan"), tr("The plan could not be exported."), QString::fromStdString(e.what()));
+    }
+}
+
+void MainWindow::openPlanFile()
+{
+    if (!m_plan->hasModel())
+        return;
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open Plan"), m_lastDir, tr("Plans (*.json)"));
+    if (path.isEmpty())
+        return;
+    try {
+        Plan plan = loadPlan(path.toStdString());
+        std::string why;
+        if (!planMatchesModel(plan, m_plan->layout(), &why))
+            statusBar()->showMessage(tr("Note: %1").arg(QString::fromStdString(why)), 10000);
+        m_plan->setPlan(plan, tr("Open plan %1").arg(QFileInfo(path).fileName()));
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Open Plan"), tr("Cannot open %1").arg(path), QString::fromStdString(e.what()));
+    }
 }
 
 void MainWindow::createActions()

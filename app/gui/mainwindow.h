@@ -101,6 +101,9 @@ private:
     void createActions();
     void createViews();
     QWidget* createPlanView();
+    void fitPlanToBudget();
+    void exportPlanTo(int target);
+    void openPlanFile();
     void createStatusBar();
     void readSettings();
     void writeSettings() const;
