@@ -107,7 +107,9 @@ int runPlan(QCommandLineParser& parser)
         qs::ErrorTable errors;
         if (parser.isSet(QStringLiteral("sensitivity")))
             errors = qs::loadErrorTable(parser.value(QStringLiteral("sensitivity")).toStdString());
-        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors);
+        qs::BudgetOptions budgetOptions;
+        budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused"));
+        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors, budgetOptions);
         const qs::BudgetSolution sol = qs::solveBudget(problem, budget, &job);
         if (!sol.feasible)
             return cli::fail(QStringLiteral("no plan fits %1 bytes: the smallest tiers need %2 bytes")
@@ -232,7 +234,8 @@ const CliRegistrar planCommand(
              {QStringLiteral("curve"), QStringLiteral("With --budget/--gpu and --json: add the size/error "
                                                       "trade-off curve ([bytes, error] points).")});
          p.addOption({QStringLiteral("fused"),
-                      QStringLiteral("Also check that fused tensors share a format (vLLM).")});
+                      QStringLiteral("Fused tensors (q/k/v, gate/up, experts) share a format: checked, and "
+                                     "kept by --budget/--gpu (vLLM).")});
          p.addOption({QStringLiteral("out"), QStringLiteral("Save the plan here."), QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"),

@@ -44,7 +44,10 @@ struct RoleInfo {
 RoleInfo classifyTensor(std::string_view name, size_t rank = 0);
 const char* roleName(TensorRole role); // stable identifiers: "embedding", "attn_q", ..., "other"
 bool roleFromName(std::string_view name, TensorRole* out);
-// True for weights a quantizer would normally touch (2-D matmul weights, embeddings, heads).
+// True for weights a quantizer would normally touch: the matmul weights of attention, MLP and experts,
+// token embeddings and the output head. MoE routers are matmuls too but stay in high precision (llama.cpp
+// never quantizes ffn_gate_inp: routing flips under small errors); norms, biases, convolutions, position
+// embeddings and unrecognised tensors are left alone.
 bool roleIsQuantizable(TensorRole role);
 
 } // namespace qs

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <set>
 
 namespace qs {
 
@@ -109,42 +110,99 @@ PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const Err
     return s;
 }
 
-BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)
+namespace {
+
+// The options of one tensor: the tiers that can store it, with their exact bytes and error; empty when none.
+std::vector<BudgetOption> tensorOptions(const Plan& plan, const TensorInfo& t, const ErrorTable& errors)
+{
+    auto measured = errors.find(t.name);
+    std::vector<BudgetOption> opts;
+    for (const auto& tier : plan.tiers()) {
+        auto f = findFormat(tier);
+        if (!f || !f->supports(t.rows(), t.columns()))
+            continue;
+        auto bytes = f->storedBytes(t.rows(), t.columns());
+        if (!bytes)
+            continue;
+        double err;
+        if (measured != errors.end()) {
+            auto e = measured->second.find(f->name());
+            if (e == measured->second.end())
+                e = measured->second.find(tier);
+            if (e == measured->second.end())
+                continue;
+            err = e->second;
+        } else {
+            err = proxyError(t, *f);
+        }
+        opts.push_back({f->name(), *bytes, err});
+    }
+    return opts;
+}
+
+} // namespace
+
+BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors,
+                                const BudgetOptions& options)
 {
     BudgetProblem p;
+    std::map<std::string, std::string> groupOf; // tensor -> fused group label
+    std::map<std::string, std::vector<std::string>> groups;
+    if (options.tieFusedGroups) {
+        groups = fusedGroups(model);
+        for (const auto& g : groups)
+            for (const auto& n : g.second)
+                groupOf[n] = g.first;
+    }
+    std::set<std::string> done;
     for (const auto& t : model.tensors) {
         if (!isPlannable(t)) {
             p.fixedBytes += t.bytes;
             continue;
         }
-        auto measured = errors.find(t.name);
-        std::vector<BudgetOption> opts;
-        for (const auto& tier : plan.tiers()) {
-            auto f = findFormat(tier);
-            if (!f || !f->supports(t.rows(), t.columns()))
+        auto g = groupOf.find(t.name);
+        if (g == groupOf.end()) {
+            auto opts = tensorOptions(plan, t, errors);
+            if (opts.empty()) { // nothing in the tiers fits this tensor: it keeps its stored type
+                p.fixedBytes += t.bytes;
                 continue;
-            auto bytes = f->storedBytes(t.rows(), t.columns());
-            if (!bytes)
-                continue;
-            double err;
-            if (measured != errors.end()) {
-                auto e = measured->second.find(f->name());
-                if (e == measured->second.end())
-                    e = measured->second.find(tier);
-                if (e == measured->second.end())
-                    continue;
-                err = e->second;
-            } else {
-                err = proxyError(t, *f);
             }
-            opts.push_back({f->name(), *bytes, err});
-        }
-        if (opts.empty()) { // nothing in the tiers fits this tensor: it keeps its stored type
-            p.fixedBytes += t.bytes;
+            p.tensors.push_back(t.name);
+            p.options.push_back(std::move(opts));
+            p.members.push_back({t.name});
             continue;
         }
-        p.tensors.push_back(t.name);
+        if (!done.insert(g->second).second)
+            continue;
+        // A fused group: formats every member can take, bytes and errors summed.
+        const auto& names = groups.at(g->second);
+        std::map<std::string, BudgetOption> sum;
+        std::map<std::string, size_t> count;
+        uint64_t stored = 0;
+        for (const auto& n : names) {
+            const TensorInfo* m = model.find(n);
+            stored += m->bytes;
+            for (const auto& o : tensorOptions(plan, *m, errors)) {
+                auto& s = sum[o.format];
+                s.format = o.format;
+                s.bytes += o.bytes;
+                s.error += o.error;
+                ++count[o.format];
+            }
+        }
+        std::vector<BudgetOption> opts;
+        for (const auto& tier : plan.tiers()) { // keep the tier order
+            auto f = findFormat(tier);
+            if (f && count[f->name()] == names.size())
+                opts.push_back(sum[f->name()]);
+        }
+        if (opts.empty()) {
+            p.fixedBytes += stored;
+            continue;
+        }
+        p.tensors.push_back(g->second);
         p.options.push_back(std::move(opts));
+        p.members.push_back(names);
     }
     return p;
 }
@@ -503,8 +561,13 @@ Plan applySolution(Plan plan, const BudgetProblem& problem, const BudgetSolution
 {
     if (!solution.feasible || solution.choice.size() != problem.options.size())
         return plan;
-    for (size_t i = 0; i < problem.tensors.size(); ++i)
-        plan.assign(problem.tensors[i], problem.options[i][solution.choice[i]].format);
+    for (size_t i = 0; i < problem.options.size(); ++i) {
+        const std::string& format = problem.options[i][solution.choice[i]].format;
+        if (i < problem.members.size() && !problem.members[i].empty())
+            plan.assignMany(problem.members[i], format);
+        else
+            plan.assign(problem.tensors[i], format);
+    }
     return plan;
 }
 

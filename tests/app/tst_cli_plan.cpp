@@ -213,6 +213,21 @@ private slots:
         QVERIFY(json(r).value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
         QVERIFY(b.value(QStringLiteral("lower_bound")).toDouble() <=
                 b.value(QStringLiteral("error")).toDouble());
+        // --fused keeps q/k/v and gate/up together: no fused-mismatch issue in the result.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("5000000000"),
+                 QStringLiteral("--fused"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("issues")).toArray().size(), 0);
+        const auto fa = json(r).value(QStringLiteral("assignments")).toObject();
+        for (int i = 0; i < 32; ++i) {
+            const QString p = QStringLiteral("model.layers.%1.").arg(i);
+            QCOMPARE(fa.value(p + QStringLiteral("self_attn.k_proj.weight")),
+                     fa.value(p + QStringLiteral("self_attn.q_proj.weight")));
+            QCOMPARE(fa.value(p + QStringLiteral("self_attn.v_proj.weight")),
+                     fa.value(p + QStringLiteral("self_attn.q_proj.weight")));
+            QCOMPARE(fa.value(p + QStringLiteral("mlp.up_proj.weight")),
+                     fa.value(p + QStringLiteral("mlp.gate_proj.weight")));
+        }
         // Too small a budget is refused.
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("1000")});
         QCOMPARE(r.code, 1);

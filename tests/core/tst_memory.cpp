@@ -338,10 +338,18 @@ private slots:
         req.runtime.runtime = qs::Runtime::LlamaCpp; // flash attention: the compute buffer is the logits
         req.context = 0;
         const auto base = qs::estimateFootprint(l, w, req);
-        // Logits of a 512-token ubatch: 512 x (128256 + 4096) x 4 bytes, independent of the context.
+        // Logits of a 512-token ubatch: 512 x (128256 + 4096) x 4 bytes = 258.50 MiB, independent of the
+        // context; a llama.cpp log of Llama-3-8B at n_ctx 512 prints "CUDA0 compute buffer size = 258.50
+        // MiB".
         req.context = 100000;
         QCOMPARE(qs::estimateFootprint(l, w, req).activationBytes, uint64_t(512) * (128256 + 4096) * 4);
         QCOMPARE(base.activationBytes, uint64_t(1) * (128256 + 4096) * 4); // ubatch is capped by the tokens
+        req.context = 512;
+        req.runtime.flashAttention = false;
+        QCOMPARE(qs::estimateFootprint(l, w, req).activationBytes, uint64_t(271056896));
+        QCOMPARE(qs::estimateFootprint(l, w, req).kvCacheBytes, uint64_t(64)
+                                                                    << 20); // "KV buffer size = 64.00 MiB"
+        req.runtime.flashAttention = true;
         const uint64_t fixed = w.bytes + 384ull * 1024 * 1024 + uint64_t(512) * (128256 + 4096) * 4;
         const uint64_t budget = fixed + 131072ull * 5000 + 131071;
         QCOMPARE(qs::maxContextForBudget(l, w, req, budget), uint64_t(5000));

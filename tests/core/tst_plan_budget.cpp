@@ -172,6 +172,47 @@ private slots:
                 1e-12);
     }
 
+    void tiedFusedGroups()
+    {
+        const char* json =
+            R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":2,
+            "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,"torch_dtype":"float32"})";
+        const auto l = qs::layoutFromConfigJson(json);
+        qs::Plan plan;
+        qs::BudgetOptions tie;
+        tie.tieFusedGroups = true;
+        const auto p = qs::makeBudgetProblem(plan, l, {}, tie);
+        // Items: per block q/k/v, gate/up, o, down; plus embedding and head.
+        QCOMPARE(p.tensors.size(), size_t(2 * 4 + 2));
+        const auto loose = qs::makeBudgetProblem(plan, l, {});
+        QCOMPARE(loose.tensors.size(), size_t(2 * 7 + 2));
+        // A group's option is the members' sum.
+        for (size_t i = 0; i < p.tensors.size(); ++i) {
+            if (p.tensors[i] != "block 1 q/k/v")
+                continue;
+            QCOMPARE(p.members[i].size(), size_t(3));
+            for (const auto& o : p.options[i]) {
+                uint64_t bytes = 0;
+                for (const auto& n : p.members[i])
+                    bytes += *qs::findFormat(o.format)->storedBytes(l.find(n)->rows(), l.find(n)->columns());
+                QCOMPARE(o.bytes, bytes);
+            }
+        }
+        // The solution never splits a fused group, and is no better than the untied optimum.
+        uint64_t minB = p.fixedBytes, maxB = p.fixedBytes;
+        for (const auto& o : p.options) {
+            minB += o.front().bytes < o.back().bytes ? o.front().bytes : o.back().bytes;
+            maxB += o.front().bytes > o.back().bytes ? o.front().bytes : o.back().bytes;
+        }
+        const uint64_t budget = (minB + maxB) / 2;
+        const auto s = qs::solveBudget(p, budget);
+        QVERIFY(s.feasible);
+        const qs::Plan out = qs::applySolution(plan, p, s);
+        QVERIFY(qs::checkPlan(out, l).empty());
+        const auto free = qs::solveBudget(loose, budget);
+        QVERIFY(free.error <= s.error + 1e-9);
+    }
+
     void sensitivityTables()
     {
         // The JSON of `quantscope-cli sensitivity --json`: error = mse (or weighted_mse) x rows x cols;
