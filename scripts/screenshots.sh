@@ -17,10 +17,10 @@ config=$(mktemp -d)
 trap 'rm -rf "$config"' EXIT
 export QT_QPA_PLATFORM=offscreen XDG_CONFIG_HOME=$config QUANTSCOPE_CACHE_DIR=$config/cache
 
-shot() { # name view [extra args...]
+shot() { # name view [extra args...]; MODEL=path overrides the sample
     local name=$1 view=$2
     shift 2
-    "$exe" "$sample" --screenshot "$out/$name.png" --view "$view" --size 1400x860 "$@"
+    "$exe" "${MODEL:-$sample}" --screenshot "$out/$name.png" --view "$view" --size 1400x860 "$@"
     echo "wrote docs/screenshots/$name.png"
 }
 
@@ -29,3 +29,6 @@ shot histogram tensors --select 'blk\.2\.ffn_down'
 shot statistics statistics --select 'blk\.1\.attn_q'
 shot depth depth --select 'blk\.3\.ffn_down'
 shot histogram-grid tensors --select 'blk\.0\.attn_q' --grid Q4_K --log-y --symlog
+shot plan plan --select 'blk\.0\.ffn_down'
+MODEL=$root/resources/samples/stories260K/hf-bf16-sharded shot sharded-safetensors tensors --select 'layers\.3\.mlp\.down_proj'
+MODEL=$root/tests/data/hdf5/keras_model.h5 shot keras-h5 tensors --select 'conv2d/kernel'

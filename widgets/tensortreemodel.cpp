@@ -5,6 +5,7 @@
 #include <QFont>
 #include <QStringList>
 
+#include <algorithm>
 #include <map>
 
 namespace qs {
@@ -14,7 +15,9 @@ namespace {
 // internalId 0 marks a group row; a tensor row stores its group's row + 1.
 constexpr quintptr groupMarker = 0;
 
-TensorTreeModel::GroupKind groupKindOf(const TensorInfo& tensor)
+// modelHasBlocks: a norm outside the blocks is the final norm (head) only in a block-structured model;
+// in a convolutional network it is just another layer.
+TensorTreeModel::GroupKind groupKindOf(const TensorInfo& tensor, bool modelHasBlocks)
 {
     using Kind = TensorTreeModel::GroupKind;
     if (tensor.role.block >= 0)
@@ -24,8 +27,9 @@ TensorTreeModel::GroupKind groupKindOf(const TensorInfo& tensor)
     case TensorRole::PositionEmbedding:
         return Kind::Embedding;
     case TensorRole::OutputHead:
-    case TensorRole::Norm:
         return Kind::Head;
+    case TensorRole::Norm:
+        return modelHasBlocks ? Kind::Head : Kind::Other;
     default:
         return Kind::Other;
     }
@@ -45,11 +49,12 @@ void TensorTreeModel::setModel(std::shared_ptr<const Model> model)
     m_tensorPosition.clear();
     if (m_model) {
         const auto& tensors = m_model->tensors();
+        m_hasBlocks = std::any_of(tensors.begin(), tensors.end(), [](const TensorInfo& t) { return t.role.block >= 0; });
         // Ordered key: (kind order, block) so blocks come out numerically between embedding and head.
         std::map<std::pair<int, int>, Group> grouped;
         for (size_t i = 0; i < tensors.size(); ++i) {
             const TensorInfo& t = tensors[i];
-            const GroupKind kind = groupKindOf(t);
+            const GroupKind kind = groupKindOf(t, m_hasBlocks);
             const int order = kind == GroupKind::Embedding ? 0 : kind == GroupKind::Block ? 1
                               : kind == GroupKind::Head    ? 2 : 3;
             Group& g = grouped[{order, kind == GroupKind::Block ? t.role.block : -1}];
@@ -271,7 +276,7 @@ QVariant TensorTreeModel::tensorData(int tensorIndex, int column, int role) cons
     case TensorIndexRole:
         return tensorIndex;
     case GroupRole:
-        return int(groupKindOf(t));
+        return int(groupKindOf(t, m_hasBlocks));
     case BlockRole:
         return t.role.block;
     case FilterTextRole:

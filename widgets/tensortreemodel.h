@@ -60,6 +60,7 @@ private:
     QVariant tensorData(int tensorIndex, int column, int role) const;
 
     std::shared_ptr<const Model> m_model;
+    bool m_hasBlocks = false;
     std::vector<Group> m_groups;
     std::vector<std::pair<int, int>> m_tensorPosition; // tensor index -> (group, row)
 };

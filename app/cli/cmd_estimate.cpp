@@ -1,6 +1,5 @@
 // quantscope-cli estimate: GPU memory footprint of a model (or of a plan for it) on catalogue GPUs.
 #include "app/cli/command.h"
-
 #include "core/plan/gpucatalog.h"
 #include "core/plan/memory.h"
 #include "core/plan/modellayout.h"
@@ -10,7 +9,6 @@
 
 #include <QCommandLineParser>
 #include <QJsonArray>
-
 #include <cstdio>
 
 namespace {
@@ -62,7 +60,10 @@ QJsonObject fitJson(const qs::GpuSpec& gpu, const qs::GpuFit& fit)
     return o;
 }
 
-double gib(uint64_t b) { return static_cast<double>(b) / (1ull << 30); }
+double gib(uint64_t b)
+{
+    return static_cast<double>(b) / (1ull << 30);
+}
 
 int runEstimate(QCommandLineParser& parser)
 {
@@ -88,7 +89,8 @@ int runEstimate(QCommandLineParser& parser)
         !parseUInt(parser, QStringLiteral("batch"), batch, 1, 1 << 20) ||
         !parseUInt(parser, QStringLiteral("gpu-count"), gpuCount, 1, 64) ||
         !parseUInt(parser, QStringLiteral("ubatch"), ubatch, 1, 1 << 20) ||
-        !parseUInt(parser, QStringLiteral("max-num-batched-tokens"), req.runtime.maxNumBatchedTokens, 1, 1ull << 24))
+        !parseUInt(parser, QStringLiteral("max-num-batched-tokens"), req.runtime.maxNumBatchedTokens, 1,
+                   1ull << 24))
         return 1;
     req.batch = static_cast<uint32_t>(batch);
     req.gpuCount = static_cast<uint32_t>(gpuCount);
@@ -131,7 +133,8 @@ int runEstimate(QCommandLineParser& parser)
     for (const auto& name : gpuNames) {
         const auto* g = catalog.find(name.toStdString());
         if (!g)
-            return cli::fail(QStringLiteral("unknown or ambiguous GPU '%1' (see 'quantscope-cli gpus')").arg(name));
+            return cli::fail(
+                QStringLiteral("unknown or ambiguous GPU '%1' (see 'quantscope-cli gpus')").arg(name));
         gpus.push_back(g);
     }
 
@@ -146,7 +149,8 @@ int runEstimate(QCommandLineParser& parser)
         const qs::Plan plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
         std::string why;
         if (!qs::planMatchesModel(plan, layout, &why))
-            return cli::fail(QStringLiteral("the plan does not fit this model: %1").arg(QString::fromStdString(why)));
+            return cli::fail(
+                QStringLiteral("the plan does not fit this model: %1").arg(QString::fromStdString(why)));
         bytesOf = qs::planBytesFn(plan);
     }
     const qs::WeightSummary weights = qs::summarizeWeights(layout, bytesOf);
@@ -181,11 +185,13 @@ int runEstimate(QCommandLineParser& parser)
     }
 
     std::printf("%s (%s%s), %llu parameters, weights %.2f GiB\n", qPrintable(path),
-                layout.config.architecture.empty() ? "unknown architecture" : layout.config.architecture.c_str(),
+                layout.config.architecture.empty() ? "unknown architecture"
+                                                   : layout.config.architecture.c_str(),
                 layout.derivedFromConfig ? ", shapes derived from config.json" : "",
                 static_cast<unsigned long long>(weights.parameters), gib(weights.bytes));
-    std::printf("runtime %s, context %llu x batch %u, KV %s, %u GPU(s)\n\n", qs::runtimeName(req.runtime.runtime),
-                static_cast<unsigned long long>(req.context), req.batch, qs::kvCacheTypeName(req.kvType), req.gpuCount);
+    std::printf("runtime %s, context %llu x batch %u, KV %s, %u GPU(s)\n\n",
+                qs::runtimeName(req.runtime.runtime), static_cast<unsigned long long>(req.context), req.batch,
+                qs::kvCacheTypeName(req.kvType), req.gpuCount);
     for (size_t i = 0; i < gpus.size(); ++i) {
         const auto& fit = fits[i];
         std::printf("%s\n", gpus[i]->name.c_str());
@@ -195,14 +201,16 @@ int runEstimate(QCommandLineParser& parser)
                     gib(fit.footprint.totalBytes()), gib(fit.gpuBytes), fit.fits ? "FITS" : "DOES NOT FIT",
                     static_cast<double>(fit.headroomBytes) / (1ull << 30));
         std::printf("  max context %llu, GPUs needed %u, decode <= %.1f tokens/s\n\n",
-                    static_cast<unsigned long long>(fit.maxContext), fit.gpusNeeded, fit.maxDecodeTokensPerSecond);
+                    static_cast<unsigned long long>(fit.maxContext), fit.gpusNeeded,
+                    fit.maxDecodeTokensPerSecond);
     }
     return 0;
 }
 
 const CliRegistrar estimate(
     {"estimate",
-     "estimate (PATH | --config config.json) [--plan plan.json] --gpu NAME [--ctx N] [--batch N] [--kv-dtype T] "
+     "estimate (PATH | --config config.json) [--plan plan.json] --gpu NAME [--ctx N] [--batch N] [--kv-dtype "
+     "T] "
      "[--runtime R] [--json]",
      "GPU memory footprint, fit, maximum context and decode speed bound",
      [](QCommandLineParser& p) {
@@ -210,28 +218,32 @@ const CliRegistrar estimate(
                       QStringLiteral("FILE")});
          p.addOption({QStringLiteral("plan"), QStringLiteral("Size the weights as this plan stores them."),
                       QStringLiteral("FILE")});
-         p.addOption({QStringLiteral("gpu"), QStringLiteral("GPU id or name from the catalogue (repeatable)."),
+         p.addOption({QStringLiteral("gpu"),
+                      QStringLiteral("GPU id or name from the catalogue (repeatable)."),
                       QStringLiteral("NAME")});
          p.addOption({QStringLiteral("ctx"), QStringLiteral("Context length per sequence (default 4096)."),
                       QStringLiteral("N")});
-         p.addOption({QStringLiteral("batch"), QStringLiteral("Concurrent sequences (default 1)."), QStringLiteral("N")});
-         p.addOption({QStringLiteral("kv-dtype"), QStringLiteral("KV cache type: f16, bf16, fp8, q8_0, q4_0."),
-                      QStringLiteral("T")});
+         p.addOption({QStringLiteral("batch"), QStringLiteral("Concurrent sequences (default 1)."),
+                      QStringLiteral("N")});
+         p.addOption({QStringLiteral("kv-dtype"),
+                      QStringLiteral("KV cache type: f16, bf16, fp8, q8_0, q4_0."), QStringLiteral("T")});
          p.addOption({QStringLiteral("runtime"), QStringLiteral("llama.cpp (default), vllm or transformers."),
                       QStringLiteral("R")});
-         p.addOption({QStringLiteral("gpu-count"), QStringLiteral("GPUs the model is split over (default 1)."),
+         p.addOption({QStringLiteral("gpu-count"),
+                      QStringLiteral("GPUs the model is split over (default 1)."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("gpu-memory-utilization"),
+                      QStringLiteral("vLLM's share of GPU memory (0.9)."), QStringLiteral("U")});
+         p.addOption({QStringLiteral("max-num-batched-tokens"),
+                      QStringLiteral("vLLM profiling batch (2048)."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("ubatch"), QStringLiteral("llama.cpp physical batch (512)."),
                       QStringLiteral("N")});
-         p.addOption({QStringLiteral("gpu-memory-utilization"), QStringLiteral("vLLM's share of GPU memory (0.9)."),
-                      QStringLiteral("U")});
-         p.addOption({QStringLiteral("max-num-batched-tokens"), QStringLiteral("vLLM profiling batch (2048)."),
-                      QStringLiteral("N")});
-         p.addOption({QStringLiteral("ubatch"), QStringLiteral("llama.cpp physical batch (512)."), QStringLiteral("N")});
          p.addOption({QStringLiteral("fixed-overhead"),
                       QStringLiteral("Measured fixed overhead per GPU in bytes (replaces the default)."),
                       QStringLiteral("BYTES")});
          p.addOption({QStringLiteral("no-flash-attn"), QStringLiteral("llama.cpp without flash attention.")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
-         p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder, or config.json."));
+         p.addPositionalArgument(QStringLiteral("PATH"),
+                                 QStringLiteral("Model file or folder, or config.json."));
      },
      runEstimate});
 

@@ -1,13 +1,11 @@
 // quantscope-cli export: hand a plan to the tool that quantizes (llama.cpp, GPTQModel, llm-compressor,
 // compressed-tensors) or re-save it as plan JSON.
 #include "app/cli/command.h"
-
 #include "core/plan/export.h"
 #include "core/plan/planio.h"
 
 #include <QCommandLineParser>
 #include <QJsonArray>
-
 #include <cstdio>
 
 namespace {
@@ -20,17 +18,18 @@ int runExport(QCommandLineParser& parser)
     const QString to = parser.value(QStringLiteral("to"));
     auto target = qs::exportTargetFromName(to.toStdString());
     if (!target)
-        return cli::fail(QStringLiteral("--to needs llamacpp, gptqmodel, llmcompressor, compressed-tensors or json"));
+        return cli::fail(
+            QStringLiteral("--to needs llamacpp, gptqmodel, llmcompressor, compressed-tensors or json"));
     const qs::Plan plan = qs::loadPlan(pos[0].toStdString());
     qs::ExportResult result;
     try {
         result = qs::exportPlan(plan, *target);
     } catch (const qs::ExportError& e) {
-        std::fprintf(stderr, "quantscope-cli: %s cannot express this plan (%zu tensor(s)):\n", qs::exportTargetName(*target),
-                     e.problems().size());
+        std::fprintf(stderr, "quantscope-cli: %s cannot express this plan (%zu tensor(s)):\n",
+                     qs::exportTargetName(*target), e.problems().size());
         for (const auto& p : e.problems())
-            std::fprintf(stderr, "  %s%s: %s\n", p.tensor.c_str(), p.format.empty() ? "" : (" (" + p.format + ")").c_str(),
-                         p.reason.c_str());
+            std::fprintf(stderr, "  %s%s: %s\n", p.tensor.c_str(),
+                         p.format.empty() ? "" : (" (" + p.format + ")").c_str(), p.reason.c_str());
         return 3;
     }
     if (parser.isSet(QStringLiteral("out"))) {

@@ -1,11 +1,9 @@
 // quantscope-cli gpus: the GPU catalogue (built-in plus the user's additions).
 #include "app/cli/command.h"
-
 #include "core/plan/gpucatalog.h"
 
 #include <QCommandLineParser>
 #include <QJsonArray>
-
 #include <cstdio>
 
 namespace {
@@ -19,7 +17,8 @@ int runGpus(QCommandLineParser& parser)
         for (const auto& s : catalog.sources())
             sources.append(QString::fromStdString(s.string()));
         root[QStringLiteral("sources")] = sources;
-        root[QStringLiteral("user_file")] = QString::fromStdString(qs::GpuCatalog::userCatalogPath().string());
+        root[QStringLiteral("user_file")] =
+            QString::fromStdString(qs::GpuCatalog::userCatalogPath().string());
         QJsonArray gpus;
         for (const auto& g : catalog.gpus()) {
             QJsonObject o;
@@ -42,8 +41,9 @@ int runGpus(QCommandLineParser& parser)
     }
     std::printf("%-16s %-40s %-12s %10s %10s\n", "id", "name", "kind", "memory", "bandwidth");
     for (const auto& g : catalog.gpus())
-        std::printf("%-16s %-40s %-12s %7.1f GiB %6.0f GB/s\n", g.id.c_str(), g.name.c_str(), qs::gpuKindName(g.kind),
-                    static_cast<double>(g.memoryBytes) / (1ull << 30), g.bandwidthGBps);
+        std::printf("%-16s %-40s %-12s %7.1f GiB %6.0f GB/s\n", g.id.c_str(), g.name.c_str(),
+                    qs::gpuKindName(g.kind), static_cast<double>(g.memoryBytes) / (1ull << 30),
+                    g.bandwidthGBps);
     std::printf("\n%zu devices from", catalog.gpus().size());
     for (const auto& s : catalog.sources())
         std::printf(" %s", s.string().c_str());
@@ -52,7 +52,9 @@ int runGpus(QCommandLineParser& parser)
 }
 
 const CliRegistrar gpus({"gpus", "gpus [--json]", "list the GPU catalogue (memory, bandwidth)",
-                         [](QCommandLineParser& p) { p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")}); },
+                         [](QCommandLineParser& p) {
+                             p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
+                         },
                          runGpus});
 
 } // namespace

@@ -1,6 +1,5 @@
 // quantscope-cli plan: build a precision plan from a preset, rules or a byte budget and save it.
 #include "app/cli/command.h"
-
 #include "core/plan/budget.h"
 #include "core/plan/gpucatalog.h"
 #include "core/plan/memory.h"
@@ -13,13 +12,15 @@
 #include <QCommandLineParser>
 #include <QFile>
 #include <QJsonArray>
-
 #include <cstdio>
 #include <map>
 
 namespace {
 
-double gib(uint64_t b) { return static_cast<double>(b) / (1ull << 30); }
+double gib(uint64_t b)
+{
+    return static_cast<double>(b) / (1ull << 30);
+}
 
 int runPlan(QCommandLineParser& parser)
 {
@@ -65,13 +66,17 @@ int runPlan(QCommandLineParser& parser)
             const qs::GpuCatalog catalog = qs::GpuCatalog::load();
             const auto* gpu = catalog.find(parser.value(QStringLiteral("gpu")).toStdString());
             if (!gpu)
-                return cli::fail(QStringLiteral("unknown or ambiguous GPU '%1'").arg(parser.value(QStringLiteral("gpu"))));
+                return cli::fail(
+                    QStringLiteral("unknown or ambiguous GPU '%1'").arg(parser.value(QStringLiteral("gpu"))));
             qs::FootprintRequest req;
             bool ok = true;
-            req.context = parser.isSet(QStringLiteral("ctx")) ? parser.value(QStringLiteral("ctx")).toULongLong(&ok) : 4096;
+            req.context = parser.isSet(QStringLiteral("ctx"))
+                              ? parser.value(QStringLiteral("ctx")).toULongLong(&ok)
+                              : 4096;
             if (!ok)
                 return cli::fail(QStringLiteral("--ctx needs a number"));
-            const uint batch = parser.isSet(QStringLiteral("batch")) ? parser.value(QStringLiteral("batch")).toUInt(&ok) : 1;
+            const uint batch =
+                parser.isSet(QStringLiteral("batch")) ? parser.value(QStringLiteral("batch")).toUInt(&ok) : 1;
             if (!ok || batch == 0)
                 return cli::fail(QStringLiteral("--batch needs a positive number"));
             req.batch = batch;
@@ -102,7 +107,9 @@ int runPlan(QCommandLineParser& parser)
         qs::ErrorTable errors;
         if (parser.isSet(QStringLiteral("sensitivity")))
             errors = qs::loadErrorTable(parser.value(QStringLiteral("sensitivity")).toStdString());
-        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors);
+        qs::BudgetOptions budgetOptions;
+        budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused"));
+        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors, budgetOptions);
         const qs::BudgetSolution sol = qs::solveBudget(problem, budget, &job);
         if (!sol.feasible)
             return cli::fail(QStringLiteral("no plan fits %1 bytes: the smallest tiers need %2 bytes")
@@ -138,7 +145,9 @@ int runPlan(QCommandLineParser& parser)
         root[QStringLiteral("weights_bytes")] = static_cast<qint64>(weights.bytes);
         root[QStringLiteral("parameters")] = static_cast<qint64>(weights.parameters);
         root[QStringLiteral("bits_per_weight")] =
-            weights.parameters ? 8.0 * static_cast<double>(weights.bytes) / static_cast<double>(weights.parameters) : 0.0;
+            weights.parameters
+                ? 8.0 * static_cast<double>(weights.bytes) / static_cast<double>(weights.parameters)
+                : 0.0;
         QJsonObject counts;
         for (const auto& [f, n] : perFormat)
             counts[QString::fromStdString(f)] = static_cast<qint64>(n);
@@ -167,13 +176,16 @@ int runPlan(QCommandLineParser& parser)
     std::printf("%s: %s, %zu tensors planned, weights %llu bytes = %.3f GiB (%.3f bits per weight)\n",
                 qPrintable(pos[0]), plan.preset().empty() ? "custom plan" : plan.preset().c_str(),
                 plan.assignments().size(), static_cast<unsigned long long>(weights.bytes), gib(weights.bytes),
-                weights.parameters ? 8.0 * static_cast<double>(weights.bytes) / static_cast<double>(weights.parameters) : 0.0);
+                weights.parameters
+                    ? 8.0 * static_cast<double>(weights.bytes) / static_cast<double>(weights.parameters)
+                    : 0.0);
     for (const auto& [f, n] : perFormat)
         std::printf("  %-16s %llu tensors\n", f.c_str(), static_cast<unsigned long long>(n));
     if (!budgetJson.isEmpty())
         std::printf("budget %lld bytes: error %.6g, lower bound %.6g, gap %.3g%s\n",
                     static_cast<long long>(budgetJson[QStringLiteral("budget_bytes")].toInteger()),
-                    budgetJson[QStringLiteral("error")].toDouble(), budgetJson[QStringLiteral("lower_bound")].toDouble(),
+                    budgetJson[QStringLiteral("error")].toDouble(),
+                    budgetJson[QStringLiteral("lower_bound")].toDouble(),
                     budgetJson[QStringLiteral("gap")].toDouble(),
                     budgetJson[QStringLiteral("optimal")].toBool() ? " (optimal)" : "");
     for (const auto& i : issues)
@@ -186,35 +198,48 @@ int runPlan(QCommandLineParser& parser)
 
 const CliRegistrar planCommand(
     {"plan",
-     "plan PATH [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] [--out plan.json] [--json]",
+     "plan PATH [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] [--out "
+     "plan.json] [--json]",
      "build a precision plan (preset, rules, fit to a budget) and save it",
      [](QCommandLineParser& p) {
          std::string presets;
          for (const auto& n : qs::presetNames())
              presets += (presets.empty() ? "" : ", ") + n;
-         p.addOption({QStringLiteral("preset"), QStringLiteral("Preset: %1 (all-FORMAT for any format).")
-                                                    .arg(QString::fromStdString(presets)),
-                      QStringLiteral("NAME")});
-         p.addOption({QStringLiteral("rules"), QStringLiteral("Rules file (REGEX=FORMAT / role:ROLE=FORMAT lines or JSON)."),
+         p.addOption(
+             {QStringLiteral("preset"),
+              QStringLiteral("Preset: %1 (all-FORMAT for any format).").arg(QString::fromStdString(presets)),
+              QStringLiteral("NAME")});
+         p.addOption({QStringLiteral("rules"),
+                      QStringLiteral("Rules file (REGEX=FORMAT / role:ROLE=FORMAT lines or JSON)."),
                       QStringLiteral("FILE")});
          p.addOption({QStringLiteral("budget"), QStringLiteral("Fit the weights into this many bytes."),
                       QStringLiteral("BYTES")});
-         p.addOption({QStringLiteral("gpu"), QStringLiteral("Fit the model, its KV cache and overhead on this GPU."),
+         p.addOption({QStringLiteral("gpu"),
+                      QStringLiteral("Fit the model, its KV cache and overhead on this GPU."),
                       QStringLiteral("NAME")});
-         p.addOption({QStringLiteral("ctx"), QStringLiteral("Context for --gpu (4096)."), QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("ctx"), QStringLiteral("Context for --gpu (4096)."), QStringLiteral("N")});
          p.addOption({QStringLiteral("batch"), QStringLiteral("Batch for --gpu (1)."), QStringLiteral("N")});
-         p.addOption({QStringLiteral("runtime"), QStringLiteral("Runtime for --gpu: llama.cpp (default), vllm, transformers."),
+         p.addOption({QStringLiteral("runtime"),
+                      QStringLiteral("Runtime for --gpu: llama.cpp (default), vllm, transformers."),
                       QStringLiteral("R")});
-         p.addOption({QStringLiteral("kv-dtype"), QStringLiteral("KV cache type for --gpu (f16)."), QStringLiteral("T")});
-         p.addOption({QStringLiteral("sensitivity"),
-                      QStringLiteral("Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size proxy)."),
-                      QStringLiteral("FILE")});
-         p.addOption({QStringLiteral("curve"),
-                      QStringLiteral("With --budget/--gpu and --json: add the size/error trade-off curve ([bytes, error] points).")});
-         p.addOption({QStringLiteral("fused"), QStringLiteral("Also check that fused tensors share a format (vLLM).")});
+         p.addOption({QStringLiteral("kv-dtype"), QStringLiteral("KV cache type for --gpu (f16)."),
+                      QStringLiteral("T")});
+         p.addOption(
+             {QStringLiteral("sensitivity"),
+              QStringLiteral(
+                  "Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size proxy)."),
+              QStringLiteral("FILE")});
+         p.addOption(
+             {QStringLiteral("curve"), QStringLiteral("With --budget/--gpu and --json: add the size/error "
+                                                      "trade-off curve ([bytes, error] points).")});
+         p.addOption({QStringLiteral("fused"),
+                      QStringLiteral("Fused tensors (q/k/v, gate/up, experts) share a format: checked, and "
+                                     "kept by --budget/--gpu (vLLM).")});
          p.addOption({QStringLiteral("out"), QStringLiteral("Save the plan here."), QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
-         p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder, or config.json."));
+         p.addPositionalArgument(QStringLiteral("PATH"),
+                                 QStringLiteral("Model file or folder, or config.json."));
      },
      runPlan});
 

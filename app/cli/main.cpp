@@ -9,7 +9,9 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 std::vector<CliCommand>& cliCommands()
@@ -84,8 +86,13 @@ void ProgressPrinter::update(double fraction, const std::string& stage)
 static void printUsage()
 {
     std::fprintf(stderr, "usage: quantscope-cli COMMAND [options]\n\ncommands:\n");
+    std::vector<const CliCommand*> sorted;
     for (const auto& c : cliCommands())
-        std::fprintf(stderr, "  %-60s %s\n", c.synopsis, c.summary);
+        sorted.push_back(&c);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const CliCommand* a, const CliCommand* b) { return std::strcmp(a->name, b->name) < 0; });
+    for (const auto* c : sorted)
+        std::fprintf(stderr, "  %-12s %s\n", c->name, c->summary);
     std::fprintf(stderr, "\nRun 'quantscope-cli COMMAND --help' for a command's options.\n");
 }
 
@@ -120,7 +127,11 @@ int main(int argc, char* argv[])
         if (!parser.parse(args))
             return cli::fail(parser.errorText());
         if (parser.isSet(QStringLiteral("help"))) {
-            std::printf("usage: quantscope-cli %s\n\n%s", command.synopsis, qPrintable(parser.helpText()));
+            // Our synopsis replaces QCommandLineParser's generic "Usage:" line.
+            QString help = parser.helpText();
+            if (help.startsWith(QLatin1String("Usage:")))
+                help = help.mid(help.indexOf(QLatin1Char('\n')) + 1);
+            std::printf("usage: quantscope-cli %s\n%s", command.synopsis, qPrintable(help));
             return 0;
         }
         return cli::guarded([&] { return command.run(parser); });

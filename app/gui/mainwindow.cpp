@@ -4,7 +4,14 @@
 #include "core/stats/stats.h"
 #include "widgets/channelview.h"
 #include "widgets/depthview.h"
+#include "core/plan/budget.h"
+#include "core/plan/export.h"
+#include "core/plan/modellayout.h"
+#include "core/plan/planio.h"
+#include "widgets/footprintpanel.h"
 #include "widgets/formatting.h"
+#include "widgets/plandocument.h"
+#include "widgets/tierboardview.h"
 #include "widgets/histogramview.h"
 #include "widgets/modelsummary.h"
 #include "widgets/statsstore.h"
@@ -28,7 +35,13 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QComboBox>
+#include <QInputDialog>
 #include <QItemSelectionModel>
+#include <QMenu>
+#include <QScrollArea>
+#include <QSplitter>
+#include <QUndoStack>
 #include <QProgressBar>
 #include <QRegularExpression>
 #include <QSettings>
@@ -83,7 +96,8 @@ QString pathForDrop(const QMimeData* mime)
 } // namespace
 
 MainWindow::MainWindow(QWidget* parent)
-    : QMainWindow(parent), m_loader(new ModelLoader(this)), m_stats(new StatsStore(this))
+    : QMainWindow(parent), m_loader(new ModelLoader(this)), m_stats(new StatsStore(this)),
+      m_plan(new PlanDocument(this))
 {
     initResources();
     setWindowIcon(QIcon(QStringLiteral(":/icons/quantscope.svg")));
@@ -173,7 +187,27 @@ void MainWindow::createViews()
     m_depth = new DepthView(m_stats);
     m_depth->setObjectName(QStringLiteral("view:depth"));
     m_views->addTab(m_depth, tr("Depth Overview"));
+    QWidget* planPage = createPlanView();
+    planPage->setObjectName(QStringLiteral("view:plan"));
+    m_views->addTab(planPage, tr("Plan"));
     setCentralWidget(m_views);
+    // The plan needs the room: the histogram and channel docks step aside while it is shown.
+    connect(m_views, &QTabWidget::currentChanged, this, [this, planPage](int index) {
+        static const char* const docks[] = {"histogramDock", "channelDock", "summaryDock"};
+        const bool plan = m_views->widget(index) == planPage;
+        for (const char* name : docks) {
+            auto* dock = findChild<QDockWidget*>(QLatin1String(name));
+            if (!dock)
+                continue;
+            if (plan) {
+                dock->setProperty("shownBeforePlan", dock->isVisible());
+                dock->hide();
+            } else if (dock->property("shownBeforePlan").toBool()) {
+                dock->setProperty("shownBeforePlan", false);
+                dock->show();
+            }
+        }
+    });
 
     connect(m_tensorView->selectionModel(), &QItemSelectionModel::selectionChanged, this,
             &MainWindow::onTreeSelectionChanged);
@@ -204,6 +238,167 @@ void MainWindow::createViews()
     addDockWidget(Qt::RightDockWidgetArea, summaryDock);
 }
 
+QWidget* MainWindow::createPlanView()
+{
+    auto* page = new QWidget;
+    auto* layout = new QVBoxLayout(page);
+    layout->setContentsMargins(4, 4, 4, 4);
+    auto* bar = new QToolBar;
+    bar->setIconSize(QSize(16, 16));
+    bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    auto* presetLabel = new QLabel(tr("Preset: "));
+    bar->addWidget(presetLabel);
+    auto* presets = new QComboBox;
+    presets->setObjectName(QStringLiteral("planPreset"));
+    for (const std::string& name : presetNames())
+        presets->addItem(QString::fromStdString(name));
+    bar->addWidget(presets);
+    bar->addAction(tr("Apply Preset"), this, [this, presets] {
+        try {
+            m_plan->applyPreset(presets->currentText());
+        } catch (const std::exception& e) {
+            m_errorPresenter(tr("Preset"), tr("Cannot apply %1").arg(presets->currentText()),
+                             QString::fromStdString(e.what()));
+        }
+    });
+    bar->addSeparator();
+    bar->addAction(tr("Fit to Budget…"), this, &MainWindow::fitPlanToBudget)
+        ->setToolTip(tr("Choose every tensor's tier to minimise the predicted error within a size budget"));
+    auto* exportButton = new QToolButton;
+    exportButton->setText(tr("Export"));
+    exportButton->setIcon(themedIcon("document-export", ":/icons/export.svg"));
+    exportButton->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    exportButton->setPopupMode(QToolButton::InstantPopup);
+    auto* exportMenu = new QMenu(exportButton);
+    for (auto target : {ExportTarget::LlamaCpp, ExportTarget::GptqModel, ExportTarget::LlmCompressor,
+                        ExportTarget::CompressedTensors, ExportTarget::PlanJson}) {
+        static const char* const titles[] = {"llama.cpp tensor types…", "GPTQModel quantize_config…",
+                                             "llm-compressor recipe…", "compressed-tensors config…",
+                                             "Quantscope plan (JSON)…"};
+        exportMenu->addAction(tr(titles[int(target)]), this, [this, target] { exportPlanTo(int(target)); });
+    }
+    exportButton->setMenu(exportMenu);
+    bar->addWidget(exportButton);
+    bar->addAction(tr("Open Plan…"), this, &MainWindow::openPlanFile);
+    bar->addSeparator();
+    QAction* undo = m_plan->undoStack()->createUndoAction(this, tr("Undo"));
+    undo->setIcon(themedIcon("edit-undo", ":/icons/undo.svg"));
+    undo->setShortcut(QKeySequence::Undo);
+    QAction* redo = m_plan->undoStack()->createRedoAction(this, tr("Redo"));
+    redo->setIcon(themedIcon("edit-redo", ":/icons/redo.svg"));
+    redo->setShortcuts({QKeySequence(tr("Ctrl+Shift+Z")), QKeySequence::Redo});
+    undo->setObjectName(QStringLiteral("undoAction"));
+    redo->setObjectName(QStringLiteral("redoAction"));
+    bar->addAction(undo);
+    bar->addAction(redo);
+    auto* hint = new QLabel(tr("   Drag tensors or whole blocks between tiers · right-click or Ctrl+←/→ to move"));
+    hint->setStyleSheet(QStringLiteral("color: #666;"));
+    bar->addWidget(hint);
+    layout->addWidget(bar);
+
+    auto* splitter = new QSplitter(Qt::Horizontal);
+    m_tierBoard = new TierBoardView(m_plan);
+    connect(m_tierBoard, &TierBoardView::tensorActivated, this, [this](const QString& name) { selectTensors({name}); });
+    splitter->addWidget(m_tierBoard);
+    m_footprint = new FootprintPanel(m_plan);
+    // Scrolls instead of imposing its height on the window.
+    auto* footprintScroll = new QScrollArea;
+    footprintScroll->setWidget(m_footprint);
+    footprintScroll->setWidgetResizable(true);
+    footprintScroll->setFrameShape(QFrame::NoFrame);
+    footprintScroll->setMaximumWidth(440);
+    footprintScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    splitter->addWidget(footprintScroll);
+    splitter->setStretchFactor(0, 3);
+    splitter->setStretchFactor(1, 1);
+    layout->addWidget(splitter, 1);
+    return page;
+}
+
+void MainWindow::fitPlanToBudget()
+{
+    if (!m_plan->hasModel())
+        return;
+    const ModelLayout& layout = m_plan->layout();
+    const double currentMiB = double(summarizeWeights(layout, planBytesFn(m_plan->plan())).bytes) / (1024.0 * 1024.0);
+    bool ok = false;
+    const double mib = QInputDialog::getDouble(this, tr("Fit to Budget"), tr("Weight budget in MiB:"),
+                                               std::max(0.01, currentMiB * 0.8), 0.001, 1e9, 3, &ok);
+    if (!ok)
+        return;
+    try {
+        const BudgetProblem problem = makeBudgetProblem(m_plan->plan(), layout, {});
+        const BudgetSolution solution = solveBudget(problem, uint64_t(mib * 1024.0 * 1024.0));
+        if (!solution.feasible) {
+            m_errorPresenter(tr("Fit to Budget"), tr("No plan fits in %1 MiB.").arg(mib),
+                             tr("The smallest plan with these tiers needs %1.").arg(formatBytes(solution.bytes)));
+            return;
+        }
+        m_plan->setPlan(applySolution(m_plan->plan(), problem, solution), tr("Fit to %1 MiB").arg(mib));
+        statusBar()->showMessage(tr("Fitted to %1: %2%3").arg(formatBytes(uint64_t(mib * 1024 * 1024)),
+                                                              formatBytes(solution.bytes),
+                                                              solution.optimal ? tr(", proven optimal")
+                                                                               : tr(", gap %1").arg(solution.gap)),
+                                 8000);
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Fit to Budget"), tr("The budget could not be solved."), QString::fromStdString(e.what()));
+    }
+}
+
+void MainWindow::exportPlanTo(int targetId)
+{
+    if (!m_plan->hasModel())
+        return;
+    const auto target = ExportTarget(targetId);
+    try {
+        const ExportResult result = exportPlan(m_plan->plan(), target);
+        QSettings settings;
+        const QString dir = settings.value(QStringLiteral("exportDirectory")).toString();
+        const QString path = QFileDialog::getSaveFileName(
+            this, tr("Export Plan"), QDir(dir).filePath(QString::fromLatin1(exportDefaultFileName(target))));
+        if (path.isEmpty())
+            return;
+        settings.setValue(QStringLiteral("exportDirectory"), QFileInfo(path).absolutePath());
+        writeExport(result, path.toStdString());
+        QStringList how;
+        for (const auto& c : result.commands)
+            how << QString::fromStdString(c);
+        for (const auto& n : result.notes)
+            how << QString::fromStdString(n);
+        statusBar()->showMessage(tr("Exported %1").arg(QDir::toNativeSeparators(path)), 8000);
+        if (!how.isEmpty())
+            QMessageBox::information(this, tr("Plan Exported"), tr("Wrote %1").arg(path), QMessageBox::Ok);
+    } catch (const ExportError& e) {
+        QStringList lines;
+        for (const auto& p : e.problems())
+            lines << QStringLiteral("%1 (%2): %3").arg(QString::fromStdString(p.tensor), QString::fromStdString(p.format),
+                                                       QString::fromStdString(p.reason));
+        m_errorPresenter(tr("Export Plan"),
+                         tr("This plan cannot be expressed for %1.").arg(QString::fromLatin1(exportTargetName(target))),
+                         lines.mid(0, 20).join(QLatin1Char('\n')));
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Export Plan"), tr("The plan could not be exported."), QString::fromStdString(e.what()));
+    }
+}
+
+void MainWindow::openPlanFile()
+{
+    if (!m_plan->hasModel())
+        return;
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open Plan"), m_lastDir, tr("Plans (*.json)"));
+    if (path.isEmpty())
+        return;
+    try {
+        Plan plan = loadPlan(path.toStdString());
+        std::string why;
+        if (!planMatchesModel(plan, m_plan->layout(), &why))
+            statusBar()->showMessage(tr("Note: %1").arg(QString::fromStdString(why)), 10000);
+        m_plan->setPlan(plan, tr("Open plan %1").arg(QFileInfo(path).fileName()));
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Open Plan"), tr("Cannot open %1").arg(path), QString::fromStdString(e.what()));
+    }
+}
+
 void MainWindow::createActions()
 {
     auto* fileMenu = menuBar()->addMenu(tr("&File"));
@@ -230,6 +425,11 @@ void MainWindow::createActions()
     fileMenu->addSeparator();
     auto* quitAction = fileMenu->addAction(tr("&Quit"), this, &QWidget::close);
     quitAction->setShortcut(QKeySequence::Quit);
+
+    auto* editMenu = menuBar()->addMenu(tr("&Edit"));
+    for (QAction* a : findChildren<QAction*>())
+        if (a->objectName() == QLatin1String("undoAction") || a->objectName() == QLatin1String("redoAction"))
+            editMenu->addAction(a);
 
     m_viewMenu = menuBar()->addMenu(tr("&View"));
     auto* expandAction = m_viewMenu->addAction(QIcon(QStringLiteral(":/icons/expand.svg")), tr("&Expand All"),
@@ -426,6 +626,7 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
     m_summary->setModel(m_model);
     m_stats->setModel(m_model);
     m_histogram->setModel(m_model);
+    m_plan->setLayout(layoutFromModel(*m_model));
     m_analyzeAction->setEnabled(true);
     updateAnalysisViews();
 
@@ -586,6 +787,7 @@ void MainWindow::closeEvent(QCloseEvent* event)
 {
     m_loader->cancel();
     m_stats->cancel();
+    m_views->setCurrentIndex(0); // brings back docks the plan view hid, so the saved layout has them
     writeSettings();
     event->accept();
 }

@@ -21,6 +21,9 @@ class QTreeView;
 namespace qs {
 
 class ChannelView;
+class FootprintPanel;
+class PlanDocument;
+class TierBoardView;
 class DepthView;
 class HistogramView;
 class ModelLoader;
@@ -65,6 +68,9 @@ public:
     ChannelView* channelView() const { return m_channels; }
     DepthView* depthView() const { return m_depth; }
     StatsTableView* statsView() const { return m_statsView; }
+    PlanDocument* planDocument() const { return m_plan; }
+    TierBoardView* tierBoard() const { return m_tierBoard; }
+    FootprintPanel* footprintPanel() const { return m_footprint; }
 
     // Starts the whole-model analysis (cached results come back at once). Also started after every load
     // unless the "analysis/automatic" setting is false.
@@ -94,6 +100,10 @@ protected:
 private:
     void createActions();
     void createViews();
+    QWidget* createPlanView();
+    void fitPlanToBudget();
+    void exportPlanTo(int target);
+    void openPlanFile();
     void createStatusBar();
     void readSettings();
     void writeSettings() const;
@@ -137,6 +147,9 @@ private:
     QLabel* m_modelLabel = nullptr;
 
     StatsStore* m_stats = nullptr;
+    PlanDocument* m_plan = nullptr;
+    TierBoardView* m_tierBoard = nullptr;
+    FootprintPanel* m_footprint = nullptr;
     HistogramView* m_histogram = nullptr;
     ChannelView* m_channels = nullptr;
     DepthView* m_depth = nullptr;

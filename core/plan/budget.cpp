@@ -8,11 +8,11 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <set>
 
 namespace qs {
 
@@ -58,12 +58,14 @@ ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, cons
             continue;
         const std::string tensor = o.value(QStringLiteral("tensor")).toString().toStdString();
         const std::string format = o.value(QStringLiteral("format")).toString().toStdString();
-        const double rows = o.value(QStringLiteral("rows")).toDouble(-1), cols = o.value(QStringLiteral("cols")).toDouble(-1);
+        const double rows = o.value(QStringLiteral("rows")).toDouble(-1),
+                     cols = o.value(QStringLiteral("cols")).toDouble(-1);
         QJsonValue mse = o.value(QStringLiteral("mse"));
         if (preferWeighted && o.value(QStringLiteral("weighted_mse")).isDouble())
             mse = o.value(QStringLiteral("weighted_mse"));
         if (tensor.empty() || format.empty() || rows < 0 || cols < 0)
-            throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "needs tensor, format, rows and cols");
+            throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt,
+                              "needs tensor, format, rows and cols");
         if (!mse.isDouble())
             continue; // null: an infinite value written by the sensitivity command
         t[tensor][format] = mse.toDouble() * rows * cols;
@@ -108,42 +110,99 @@ PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const Err
     return s;
 }
 
-BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)
+namespace {
+
+// The options of one tensor: the tiers that can store it, with their exact bytes and error; empty when none.
+std::vector<BudgetOption> tensorOptions(const Plan& plan, const TensorInfo& t, const ErrorTable& errors)
+{
+    auto measured = errors.find(t.name);
+    std::vector<BudgetOption> opts;
+    for (const auto& tier : plan.tiers()) {
+        auto f = findFormat(tier);
+        if (!f || !f->supports(t.rows(), t.columns()))
+            continue;
+        auto bytes = f->storedBytes(t.rows(), t.columns());
+        if (!bytes)
+            continue;
+        double err;
+        if (measured != errors.end()) {
+            auto e = measured->second.find(f->name());
+            if (e == measured->second.end())
+                e = measured->second.find(tier);
+            if (e == measured->second.end())
+                continue;
+            err = e->second;
+        } else {
+            err = proxyError(t, *f);
+        }
+        opts.push_back({f->name(), *bytes, err});
+    }
+    return opts;
+}
+
+} // namespace
+
+BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors,
+                                const BudgetOptions& options)
 {
     BudgetProblem p;
+    std::map<std::string, std::string> groupOf; // tensor -> fused group label
+    std::map<std::string, std::vector<std::string>> groups;
+    if (options.tieFusedGroups) {
+        groups = fusedGroups(model);
+        for (const auto& g : groups)
+            for (const auto& n : g.second)
+                groupOf[n] = g.first;
+    }
+    std::set<std::string> done;
     for (const auto& t : model.tensors) {
         if (!isPlannable(t)) {
             p.fixedBytes += t.bytes;
             continue;
         }
-        auto measured = errors.find(t.name);
-        std::vector<BudgetOption> opts;
-        for (const auto& tier : plan.tiers()) {
-            auto f = findFormat(tier);
-            if (!f || !f->supports(t.rows(), t.columns()))
+        auto g = groupOf.find(t.name);
+        if (g == groupOf.end()) {
+            auto opts = tensorOptions(plan, t, errors);
+            if (opts.empty()) { // nothing in the tiers fits this tensor: it keeps its stored type
+                p.fixedBytes += t.bytes;
                 continue;
-            auto bytes = f->storedBytes(t.rows(), t.columns());
-            if (!bytes)
-                continue;
-            double err;
-            if (measured != errors.end()) {
-                auto e = measured->second.find(f->name());
-                if (e == measured->second.end())
-                    e = measured->second.find(tier);
-                if (e == measured->second.end())
-                    continue;
-                err = e->second;
-            } else {
-                err = proxyError(t, *f);
             }
-            opts.push_back({f->name(), *bytes, err});
-        }
-        if (opts.empty()) { // nothing in the tiers fits this tensor: it keeps its stored type
-            p.fixedBytes += t.bytes;
+            p.tensors.push_back(t.name);
+            p.options.push_back(std::move(opts));
+            p.members.push_back({t.name});
             continue;
         }
-        p.tensors.push_back(t.name);
+        if (!done.insert(g->second).second)
+            continue;
+        // A fused group: formats every member can take, bytes and errors summed.
+        const auto& names = groups.at(g->second);
+        std::map<std::string, BudgetOption> sum;
+        std::map<std::string, size_t> count;
+        uint64_t stored = 0;
+        for (const auto& n : names) {
+            const TensorInfo* m = model.find(n);
+            stored += m->bytes;
+            for (const auto& o : tensorOptions(plan, *m, errors)) {
+                auto& s = sum[o.format];
+                s.format = o.format;
+                s.bytes += o.bytes;
+                s.error += o.error;
+                ++count[o.format];
+            }
+        }
+        std::vector<BudgetOption> opts;
+        for (const auto& tier : plan.tiers()) { // keep the tier order
+            auto f = findFormat(tier);
+            if (f && count[f->name()] == names.size())
+                opts.push_back(sum[f->name()]);
+        }
+        if (opts.empty()) {
+            p.fixedBytes += stored;
+            continue;
+        }
+        p.tensors.push_back(g->second);
         p.options.push_back(std::move(opts));
+        p.members.push_back(names);
     }
     return p;
 }
@@ -211,7 +270,8 @@ public:
             const auto& h = m_hulls[i];
             range[i] = p.options[i][h.pareto.front()].error - p.options[i][h.pareto.back()].error;
         }
-        std::stable_sort(m_order.begin(), m_order.end(), [&](size_t a, size_t b) { return range[a] > range[b]; });
+        std::stable_sort(m_order.begin(), m_order.end(),
+                         [&](size_t a, size_t b) { return range[a] > range[b]; });
         m_rank.resize(n);
         for (size_t r = 0; r < n; ++r)
             m_rank[m_order[r]] = r;
@@ -225,7 +285,8 @@ public:
         }
         // Decreasing error removed per byte; convexity keeps each item's steps in order.
         std::stable_sort(m_upgrades.begin(), m_upgrades.end(), [](const Upgrade& x, const Upgrade& y) {
-            return x.dError * static_cast<long double>(y.dBytes) > y.dError * static_cast<long double>(x.dBytes);
+            return x.dError * static_cast<long double>(y.dBytes) >
+                   y.dError * static_cast<long double>(x.dBytes);
         });
         m_budget = budget;
     }
@@ -363,7 +424,8 @@ private:
                         }
                     }
                     if (bj != SIZE_MAX) {
-                        used = used - ci.bytes + di.bytes - m_p.options[bj][c[bj]].bytes + m_p.options[bj][boj].bytes;
+                        used = used - ci.bytes + di.bytes - m_p.options[bj][c[bj]].bytes +
+                               m_p.options[bj][boj].bytes;
                         c[i] = oi;
                         c[bj] = boj;
                         moved = true;
@@ -499,8 +561,13 @@ Plan applySolution(Plan plan, const BudgetProblem& problem, const BudgetSolution
 {
     if (!solution.feasible || solution.choice.size() != problem.options.size())
         return plan;
-    for (size_t i = 0; i < problem.tensors.size(); ++i)
-        plan.assign(problem.tensors[i], problem.options[i][solution.choice[i]].format);
+    for (size_t i = 0; i < problem.options.size(); ++i) {
+        const std::string& format = problem.options[i][solution.choice[i]].format;
+        if (i < problem.members.size() && !problem.members[i].empty())
+            plan.assignMany(problem.members[i], format);
+        else
+            plan.assign(problem.tensors[i], format);
+    }
     return plan;
 }
 

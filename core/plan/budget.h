@@ -3,14 +3,16 @@
 // the weights fit in a byte budget. This is a multiple-choice knapsack. We solve it with branch and bound
 // whose bounds come from the LP relaxation over each tensor's lower convex hull of (bytes, error) options
 // (the classical MCKP relaxation, solved greedily by decreasing error-per-byte); the first incumbent is
-// the LP's integral part plus a greedy repair. When the node limit stops the search early, the result
-// still carries a proven lower bound and its gap.
+// the LP's integral part improved by local search (single changes, then one-down-one-up exchanges). When
+// the node limit stops the search early, the result still carries a proven lower bound and its gap.
 //
-// The same hull gives the trade-off curve: every point is an integral plan that is optimal for its own size
-// among plans on the convex frontier, so users can pick a size and see the error it costs.
+// The same hull gives the trade-off curve: at each breakpoint the LP solution is integral, so every point
+// is a plan that is optimal for its own size; users pick a size on it and see the error it costs.
+//
+// Everything here is pure and single-threaded. solveBudget takes up to a few hundred milliseconds on large
+// models (docs/plan-schema.md): run it off the UI thread; it polls JobControl::cancelled().
 
 #include "core/plan/plan.h"
-
 #include "core/quant/sensitivity.h"
 
 #include <cstdint>
@@ -31,9 +33,11 @@ struct BudgetOption {
 };
 
 struct BudgetProblem {
-    std::vector<std::string> tensors;               // one item per tensor
+    std::vector<std::string> tensors;               // one item per tensor (or per tied group: its label)
     std::vector<std::vector<BudgetOption>> options; // at least one option per item
     uint64_t fixedBytes = 0;                        // bytes outside the choice (norms, biases, ...)
+    // Tensors each item assigns; empty means the item is the single tensor `tensors[i]`.
+    std::vector<std::vector<std::string>> members;
 };
 
 // tensor -> format -> error, e.g. the sensitivity matrix (weighted when an importance file is loaded).
@@ -42,11 +46,13 @@ using ErrorTable = std::map<std::string, std::map<std::string, double>>;
 // The sensitivity matrix as an error table. Each cell's error is the tensor's total squared error,
 // mse x rows x cols (weighted_mse instead when `preferWeighted` and the cell has it), so that errors add up
 // across tensors. Failed cells are skipped.
-ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results, bool preferWeighted = true);
+ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results,
+                                     bool preferWeighted = true);
 // Reads the JSON of `quantscope-cli sensitivity --json` ({"results": [{"tensor", "format", "rows", "cols",
 // "mse", "weighted_mse"?}, ...]}) the same way. Throws qs::FormatError on malformed input.
 ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted = true);
-ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted = true, const std::string& fileName = {});
+ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted = true,
+                              const std::string& fileName = {});
 
 // Total predicted error of a plan (the footprint panel's "predicted error"): the table's error for every
 // assigned (tensor, format) pair, the proxy where the table has no entry for the tensor. Tensors whose
@@ -66,17 +72,24 @@ double proxyError(const TensorInfo& tensor, const QuantFormat& format);
 // One item per plannable tensor, with the plan's tiers that can store its shape as options. With an error
 // table, options missing from it are dropped (unless the tensor has no entry at all, then the proxy is used
 // for all of its options, so that scales never mix within a tensor).
-BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors);
+struct BudgetOptions {
+    // One item per fused group (q/k/v, gate/up, a layer's experts; see fusedGroups): the group takes one
+    // format, available when every member can store it, with the members' bytes and errors summed. What
+    // vLLM-style exports need.
+    bool tieFusedGroups = false;
+};
+BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors,
+                                const BudgetOptions& options = {});
 
 struct BudgetSolution {
     bool feasible = false;
     std::vector<size_t> choice; // option index per item
     uint64_t bytes = 0;         // fixedBytes + chosen bytes (when infeasible: the smallest possible total)
     double error = 0;
-    double lowerBound = 0;      // proven: no plan within the budget has a smaller error
-    double gap = 0;             // error - lowerBound (0 when proven optimal)
+    double lowerBound = 0; // proven: no plan within the budget has a smaller error
+    double gap = 0;        // error - lowerBound (0 when proven optimal)
     bool optimal = false;
-    uint64_t nodes = 0;         // branch-and-bound nodes explored
+    uint64_t nodes = 0; // branch-and-bound nodes explored
 };
 
 struct SolveOptions {

@@ -4,25 +4,29 @@
 #include "core/quant/format.h"
 
 #include <QSaveFile>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <tuple>
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace qs {
 
 const char* exportTargetName(ExportTarget target)
 {
     switch (target) {
-    case ExportTarget::LlamaCpp: return "llamacpp";
-    case ExportTarget::GptqModel: return "gptqmodel";
-    case ExportTarget::LlmCompressor: return "llmcompressor";
-    case ExportTarget::CompressedTensors: return "compressed-tensors";
-    case ExportTarget::PlanJson: return "json";
+    case ExportTarget::LlamaCpp:
+        return "llamacpp";
+    case ExportTarget::GptqModel:
+        return "gptqmodel";
+    case ExportTarget::LlmCompressor:
+        return "llmcompressor";
+    case ExportTarget::CompressedTensors:
+        return "compressed-tensors";
+    case ExportTarget::PlanJson:
+        return "json";
     }
     return "json";
 }
@@ -47,11 +51,16 @@ std::optional<ExportTarget> exportTargetFromName(std::string_view name)
 const char* exportDefaultFileName(ExportTarget target)
 {
     switch (target) {
-    case ExportTarget::LlamaCpp: return "tensor-types.txt";
-    case ExportTarget::GptqModel: return "quantize_config.json";
-    case ExportTarget::LlmCompressor: return "recipe.yaml";
-    case ExportTarget::CompressedTensors: return "quantization_config.json";
-    case ExportTarget::PlanJson: return "plan.json";
+    case ExportTarget::LlamaCpp:
+        return "tensor-types.txt";
+    case ExportTarget::GptqModel:
+        return "quantize_config.json";
+    case ExportTarget::LlmCompressor:
+        return "recipe.yaml";
+    case ExportTarget::CompressedTensors:
+        return "quantization_config.json";
+    case ExportTarget::PlanJson:
+        return "plan.json";
     }
     return "plan.json";
 }
@@ -63,8 +72,8 @@ std::string describe(ExportTarget target, const std::vector<ExportProblem>& prob
     std::string s = std::string("cannot export to ") + exportTargetName(target) + ": " +
                     std::to_string(problems.size()) + " tensor(s) it cannot express";
     for (size_t i = 0; i < problems.size() && i < 8; ++i)
-        s += (i ? "; " : ": ") + problems[i].tensor + (problems[i].format.empty() ? "" : " (" + problems[i].format + ")") +
-             ": " + problems[i].reason;
+        s += (i ? "; " : ": ") + problems[i].tensor +
+             (problems[i].format.empty() ? "" : " (" + problems[i].format + ")") + ": " + problems[i].reason;
     if (problems.size() > 8)
         s += "; ...";
     return s;
@@ -73,7 +82,8 @@ std::string describe(ExportTarget target, const std::vector<ExportProblem>& prob
 } // namespace
 
 ExportError::ExportError(ExportTarget target, std::vector<ExportProblem> problems)
-    : Error(ErrorCode::Unsupported, describe(target, problems)), m_target(target), m_problems(std::move(problems))
+    : Error(ErrorCode::Unsupported, describe(target, problems)), m_target(target),
+      m_problems(std::move(problems))
 {
 }
 
@@ -84,35 +94,57 @@ namespace {
 const char* ggufSuffix(TensorRole role)
 {
     switch (role) {
-    case TensorRole::AttnQ: return "attn_q";
-    case TensorRole::AttnK: return "attn_k";
-    case TensorRole::AttnV: return "attn_v";
-    case TensorRole::AttnQKV: return "attn_qkv";
-    case TensorRole::AttnOut: return "attn_output";
-    case TensorRole::MlpGate: return "ffn_gate";
+    case TensorRole::AttnQ:
+        return "attn_q";
+    case TensorRole::AttnK:
+        return "attn_k";
+    case TensorRole::AttnV:
+        return "attn_v";
+    case TensorRole::AttnQKV:
+        return "attn_qkv";
+    case TensorRole::AttnOut:
+        return "attn_output";
+    case TensorRole::MlpGate:
+        return "ffn_gate";
     case TensorRole::MlpUp:
-    case TensorRole::MlpGateUp: return "ffn_up";
-    case TensorRole::MlpDown: return "ffn_down";
-    case TensorRole::MoeExpertGate: return "ffn_gate_exps";
-    case TensorRole::MoeExpertUp: return "ffn_up_exps";
-    case TensorRole::MoeExpertDown: return "ffn_down_exps";
-    default: return nullptr;
+    case TensorRole::MlpGateUp:
+        return "ffn_up";
+    case TensorRole::MlpDown:
+        return "ffn_down";
+    case TensorRole::MoeExpertGate:
+        return "ffn_gate_exps";
+    case TensorRole::MoeExpertUp:
+        return "ffn_up_exps";
+    case TensorRole::MoeExpertDown:
+        return "ffn_down_exps";
+    default:
+        return nullptr;
     }
 }
 
 const char* hfSuffix(TensorRole role)
 {
     switch (role) {
-    case TensorRole::AttnQ: return "self_attn.q_proj";
-    case TensorRole::AttnK: return "self_attn.k_proj";
-    case TensorRole::AttnV: return "self_attn.v_proj";
-    case TensorRole::AttnQKV: return "self_attn.qkv_proj";
-    case TensorRole::AttnOut: return "self_attn.o_proj";
-    case TensorRole::MlpGate: return "mlp.gate_proj";
-    case TensorRole::MlpUp: return "mlp.up_proj";
-    case TensorRole::MlpGateUp: return "mlp.gate_up_proj";
-    case TensorRole::MlpDown: return "mlp.down_proj";
-    default: return nullptr;
+    case TensorRole::AttnQ:
+        return "self_attn.q_proj";
+    case TensorRole::AttnK:
+        return "self_attn.k_proj";
+    case TensorRole::AttnV:
+        return "self_attn.v_proj";
+    case TensorRole::AttnQKV:
+        return "self_attn.qkv_proj";
+    case TensorRole::AttnOut:
+        return "self_attn.o_proj";
+    case TensorRole::MlpGate:
+        return "mlp.gate_proj";
+    case TensorRole::MlpUp:
+        return "mlp.up_proj";
+    case TensorRole::MlpGateUp:
+        return "mlp.gate_up_proj";
+    case TensorRole::MlpDown:
+        return "mlp.down_proj";
+    default:
+        return nullptr;
     }
 }
 
@@ -255,13 +287,20 @@ void checkFused(const Plan& plan, std::vector<ExportProblem>& problems)
         switch (r.role) {
         case TensorRole::AttnQ:
         case TensorRole::AttnK:
-        case TensorRole::AttnV: groups[b + " q/k/v"][t] = f; break;
+        case TensorRole::AttnV:
+            groups[b + " q/k/v"][t] = f;
+            break;
         case TensorRole::MlpGate:
-        case TensorRole::MlpUp: groups[b + " gate/up"][t] = f; break;
+        case TensorRole::MlpUp:
+            groups[b + " gate/up"][t] = f;
+            break;
         case TensorRole::MoeExpertGate:
         case TensorRole::MoeExpertUp:
-        case TensorRole::MoeExpertDown: groups[b + " experts"][t] = f; break;
-        default: break;
+        case TensorRole::MoeExpertDown:
+            groups[b + " experts"][t] = f;
+            break;
+        default:
+            break;
         }
     }
     for (const auto& [label, members] : groups) {
@@ -282,7 +321,8 @@ struct Scheme {
     bool isFloat = false;
     bool operator<(const Scheme& o) const
     {
-        return std::tie(isFloat, bits, groupSize, symmetric) < std::tie(o.isFloat, o.bits, o.groupSize, o.symmetric);
+        return std::tie(isFloat, bits, groupSize, symmetric) <
+               std::tie(o.isFloat, o.bits, o.groupSize, o.symmetric);
     }
 };
 
@@ -303,9 +343,15 @@ std::string jsonQuote(const std::string& s)
     std::string r = "\"";
     for (char c : s) {
         switch (c) {
-        case '"': r += "\\\""; break;
-        case '\\': r += "\\\\"; break;
-        case '\n': r += "\\n"; break;
+        case '"':
+            r += "\\\"";
+            break;
+        case '\\':
+            r += "\\\\";
+            break;
+        case '\n':
+            r += "\\n";
+            break;
         default:
             if (static_cast<unsigned char>(c) < 0x20) {
                 char buf[8];
@@ -325,7 +371,7 @@ ExportResult exportLlamaCpp(const Plan& plan)
 {
     std::vector<ExportProblem> problems;
     std::map<std::string, std::vector<std::string>> byType; // ggml type -> gguf tensor names
-    std::map<std::string, std::string> stacked;              // gguf stacked expert tensor -> type
+    std::map<std::string, std::string> stacked;             // gguf stacked expert tensor -> type
     std::string outputType, embeddingType;
     std::map<std::string, size_t> counts;
     for (const auto& [t, fmt] : plan.assignments()) {
@@ -336,7 +382,8 @@ ExportResult exportLlamaCpp(const Plan& plan)
         }
         const auto& tr = f->traits();
         if (!(tr.kind == FormatKind::Ggml || (tr.kind == FormatKind::Float && tr.storage))) {
-            problems.push_back({t, f->name(), "llama.cpp has no " + f->name() + " type (only ggml block types, F16, BF16)"});
+            problems.push_back(
+                {t, f->name(), "llama.cpp has no " + f->name() + " type (only ggml block types, F16, BF16)"});
             continue;
         }
         auto g = ggufTensorName(t);
@@ -350,8 +397,9 @@ ExportResult exportLlamaCpp(const Plan& plan)
             r.role == TensorRole::MoeExpertDown) {
             auto [it, inserted] = stacked.emplace(*g, type);
             if (!inserted && it->second != type)
-                problems.push_back({t, f->name(), "llama.cpp stacks a layer's experts into " + *g +
-                                                      ", which holds one type (" + it->second + ")"});
+                problems.push_back({t, f->name(),
+                                    "llama.cpp stacks a layer's experts into " + *g +
+                                        ", which holds one type (" + it->second + ")"});
             continue;
         }
         if (*g == "output.weight")
@@ -381,10 +429,28 @@ ExportResult exportLlamaCpp(const Plan& plan)
         cmd += " --token-embedding-type " + embeddingType;
     cmd += " model-F16.gguf model-planned.gguf Q8_0";
     r.commands.push_back(cmd);
-    r.notes.push_back("The base type Q8_0 only decides which tensors llama-quantize touches: every planned tensor is "
-                      "overridden by the file. llama.cpp skips an override when its own choice for the tensor needs "
-                      "a fallback (row length not a multiple of the block), so fix unsupported-shape warnings first.");
-    r.notes.push_back("The type file holds nothing but pattern=type lines: llama-quantize has no comment syntax.");
+    // The same overrides as repeated --tensor-type arguments, for short plans (single-quoted for the shell;
+    // patterns never contain quotes).
+    std::istringstream lines(r.text);
+    std::vector<std::string> args;
+    for (std::string line; std::getline(lines, line);)
+        args.push_back(line);
+    if (!args.empty() && args.size() <= 24) {
+        std::string inlineCmd = "llama-quantize";
+        for (const auto& a : args)
+            inlineCmd += " --tensor-type '" + a + "'";
+        if (!outputType.empty())
+            inlineCmd += " --output-tensor-type " + outputType;
+        if (!embeddingType.empty())
+            inlineCmd += " --token-embedding-type " + embeddingType;
+        r.commands.push_back(inlineCmd + " model-F16.gguf model-planned.gguf Q8_0");
+    }
+    r.notes.push_back(
+        "The base type Q8_0 only decides which tensors llama-quantize touches: every planned tensor is "
+        "overridden by the file. llama.cpp skips an override when its own choice for the tensor needs "
+        "a fallback (row length not a multiple of the block), so fix unsupported-shape warnings first.");
+    r.notes.push_back(
+        "The type file holds nothing but pattern=type lines: llama-quantize has no comment syntax.");
     bool lowBits = false;
     for (const auto& [type, n] : counts)
         lowBits |= type == "q2_K" || type.rfind("iq", 0) == 0;
@@ -399,7 +465,7 @@ ExportResult exportGptqModel(const Plan& plan)
 {
     std::vector<ExportProblem> problems;
     std::map<std::string, Scheme> quantized; // module -> scheme
-    std::vector<std::string> skipped;         // modules left in 16 bits
+    std::vector<std::string> skipped;        // modules left in 16 bits
     bool lmHead = false;
     for (const auto& [t, fmt] : plan.assignments()) {
         auto f = findFormat(fmt);
@@ -420,11 +486,13 @@ ExportResult exportGptqModel(const Plan& plan)
         }
         const auto& tr = f->traits();
         if (tr.kind != FormatKind::Integer) {
-            problems.push_back({t, f->name(), "GPTQModel stores integer GPTQ weights only (no ggml, FP8 or NF4 types)"});
+            problems.push_back(
+                {t, f->name(), "GPTQModel stores integer GPTQ weights only (no ggml, FP8 or NF4 types)"});
             continue;
         }
         if (tr.groupSize == 0) {
-            problems.push_back({t, f->name(), "GPTQ has no per-tensor scale: use a group size or per-channel"});
+            problems.push_back(
+                {t, f->name(), "GPTQ has no per-tensor scale: use a group size or per-channel"});
             continue;
         }
         if (tr.bits != 2 && tr.bits != 3 && tr.bits != 4 && tr.bits != 8) {
@@ -432,7 +500,8 @@ ExportResult exportGptqModel(const Plan& plan)
             continue;
         }
         if (role.role == TensorRole::Embedding) {
-            problems.push_back({t, f->name(), "GPTQModel does not quantize embeddings: keep them in BF16/F16"});
+            problems.push_back(
+                {t, f->name(), "GPTQModel does not quantize embeddings: keep them in BF16/F16"});
             continue;
         }
         if (role.role == TensorRole::OutputHead)
@@ -443,19 +512,23 @@ ExportResult exportGptqModel(const Plan& plan)
     if (!problems.empty())
         throw ExportError(ExportTarget::GptqModel, std::move(problems));
     if (quantized.empty())
-        throw ExportError(ExportTarget::GptqModel, {{"(plan)", "", "no tensor is assigned an integer GPTQ format"}});
+        throw ExportError(ExportTarget::GptqModel,
+                          {{"(plan)", "", "no tensor is assigned an integer GPTQ format"}});
 
     // The most common scheme is the base; the others become dynamic overrides.
     std::map<Scheme, std::vector<std::string>> byScheme;
     for (const auto& [m, s] : quantized)
         byScheme[s].push_back(m);
-    auto base = std::max_element(byScheme.begin(), byScheme.end(),
-                                 [](const auto& a, const auto& b) { return a.second.size() < b.second.size(); });
+    auto base = std::max_element(byScheme.begin(), byScheme.end(), [](const auto& a, const auto& b) {
+        return a.second.size() < b.second.size();
+    });
     const Scheme bs = base->first;
     const std::set<int> blocks = blocksOf(plan);
     std::ostringstream o;
-    o << "{\n  \"bits\": " << bs.bits << ",\n  \"group_size\": " << bs.groupSize << ",\n  \"desc_act\": false,\n"
-      << "  \"sym\": " << (bs.symmetric ? "true" : "false") << ",\n  \"lm_head\": " << (lmHead ? "true" : "false")
+    o << "{\n  \"bits\": " << bs.bits << ",\n  \"group_size\": " << bs.groupSize
+      << ",\n  \"desc_act\": false,\n"
+      << "  \"sym\": " << (bs.symmetric ? "true" : "false")
+      << ",\n  \"lm_head\": " << (lmHead ? "true" : "false")
       << ",\n  \"quant_method\": \"gptq\",\n  \"checkpoint_format\": \"gptq\",\n  \"dynamic\": {";
     bool first = true;
     auto entry = [&](const std::string& key, const std::string& value) {
@@ -468,7 +541,8 @@ ExportResult exportGptqModel(const Plan& plan)
     for (const auto& [s, modules] : byScheme) {
         if (!(s < bs) && !(bs < s))
             continue;
-        const std::string v = "{\"bits\": " + std::to_string(s.bits) + ", \"group_size\": " + std::to_string(s.groupSize) +
+        const std::string v = "{\"bits\": " + std::to_string(s.bits) +
+                              ", \"group_size\": " + std::to_string(s.groupSize) +
                               ", \"sym\": " + (s.symmetric ? "true" : "false") + "}";
         for (const auto& p : compressNames(modules, blocks))
             entry("+:" + p, v);
@@ -476,10 +550,12 @@ ExportResult exportGptqModel(const Plan& plan)
     o << (first ? "}" : "\n  }") << ",\n  \"meta\": {\"quantizer\": [\"quantscope\"]}\n}\n";
     ExportResult r;
     r.text = o.str();
-    r.commands.push_back("QuantizeConfig.from_pretrained(DIR) or QuantizeConfig(**json.load(open('quantize_config.json'))) "
-                         "then GPTQModel.load(model_id, quant_config).quantize(calibration)");
-    r.notes.push_back("dynamic keys are Python regexes matched with re.match against module names: \"+:\" overrides "
-                      "bits/group_size/sym, \"-:\" keeps a module unquantized.");
+    r.commands.push_back(
+        "QuantizeConfig.from_pretrained(DIR) or QuantizeConfig(**json.load(open('quantize_config.json'))) "
+        "then GPTQModel.load(model_id, quant_config).quantize(calibration)");
+    r.notes.push_back(
+        "dynamic keys are Python regexes matched with re.match against module names: \"+:\" overrides "
+        "bits/group_size/sym, \"-:\" keeps a module unquantized.");
     return r;
 }
 
@@ -512,7 +588,8 @@ CtPlan collectCompressedTensors(const Plan& plan, ExportTarget target)
             continue;
         }
         if (role.role == TensorRole::Embedding) {
-            problems.push_back({t, f->name(), "only Linear layers are quantized: keep embeddings in BF16/F16"});
+            problems.push_back(
+                {t, f->name(), "only Linear layers are quantized: keep embeddings in BF16/F16"});
             continue;
         }
         const auto& tr = f->traits();
@@ -522,8 +599,9 @@ CtPlan collectCompressedTensors(const Plan& plan, ExportTarget target)
         } else if (tr.kind == FormatKind::Fp8 && f->name().rfind("FP8-E4M3", 0) == 0) {
             s = {8, tr.groupSize < 0 ? -1 : 0, true, true};
         } else {
-            problems.push_back({t, f->name(),
-                                "compressed-tensors has integer and FP8 (E4M3) schemes only, no ggml, NF4 or E5M2 types"});
+            problems.push_back(
+                {t, f->name(),
+                 "compressed-tensors has integer and FP8 (E4M3) schemes only, no ggml, NF4 or E5M2 types"});
             continue;
         }
         ct.groups[s].push_back(*m);
@@ -537,7 +615,10 @@ CtPlan collectCompressedTensors(const Plan& plan, ExportTarget target)
     return ct;
 }
 
-const char* strategyOf(const Scheme& s) { return s.groupSize > 0 ? "group" : s.groupSize < 0 ? "channel" : "tensor"; }
+const char* strategyOf(const Scheme& s)
+{
+    return s.groupSize > 0 ? "group" : s.groupSize < 0 ? "channel" : "tensor";
+}
 
 ExportResult exportLlmCompressor(const Plan& plan)
 {
@@ -558,18 +639,21 @@ ExportResult exportLlmCompressor(const Plan& plan)
         const auto targets = compressNames(modules, blocks);
         for (size_t i = 0; i < targets.size(); ++i)
             y << (i ? ", " : "") << yamlQuote(targets[i] == "^lm_head$" ? "lm_head" : "re:" + targets[i]);
-        y << "]\n          weights:\n            num_bits: " << s.bits << "\n            type: "
-          << (s.isFloat ? "float" : "int") << "\n            symmetric: " << (s.symmetric ? "true" : "false")
+        y << "]\n          weights:\n            num_bits: " << s.bits
+          << "\n            type: " << (s.isFloat ? "float" : "int")
+          << "\n            symmetric: " << (s.symmetric ? "true" : "false")
           << "\n            strategy: " << strategyOf(s) << "\n";
         if (s.groupSize > 0)
             y << "            group_size: " << s.groupSize << "\n";
     }
     ExportResult r;
     r.text = y.str();
-    r.commands.push_back("oneshot(model=model, dataset=..., recipe='recipe.yaml') (llmcompressor); for GPTQ rounding "
-                         "rename QuantizationModifier to GPTQModifier");
-    r.notes.push_back("Targets are \"re:\" regexes matched against module names; every module the plan leaves in "
-                      "16 bits is listed in ignore.");
+    r.commands.push_back(
+        "oneshot(model=model, dataset=..., recipe='recipe.yaml') (llmcompressor); for GPTQ rounding "
+        "rename QuantizationModifier to GPTQModifier");
+    r.notes.push_back(
+        "Targets are \"re:\" regexes matched against module names; every module the plan leaves in "
+        "16 bits is listed in ignore.");
     return r;
 }
 
@@ -580,10 +664,14 @@ ExportResult exportCompressedTensors(const Plan& plan)
     bool anyInt = false, anyFloat = false;
     for (const auto& [s, m] : ct.groups)
         (s.isFloat ? anyFloat : anyInt) = true;
-    const char* overall = anyInt && anyFloat ? "mixed-precision" : anyFloat ? "float-quantized" : "pack-quantized";
+    const char* overall = anyInt && anyFloat ? "mixed-precision"
+                          : anyFloat         ? "float-quantized"
+                                             : "pack-quantized";
     std::ostringstream o;
-    o << "{\n  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \"" << overall
-      << "\",\n    \"quantization_status\": \"compressed\",\n    \"kv_cache_scheme\": null,\n    \"config_groups\": {";
+    o << "{\n  \"quantization_config\": {\n    \"quant_method\": \"compressed-tensors\",\n    \"format\": \""
+      << overall
+      << "\",\n    \"quantization_status\": \"compressed\",\n    \"kv_cache_scheme\": null,\n    "
+         "\"config_groups\": {";
     int g = 0;
     for (const auto& [s, modules] : ct.groups) {
         o << (g ? ",\n" : "\n") << "      \"group_" << g << "\": {\n        \"targets\": [";
@@ -591,11 +679,13 @@ ExportResult exportCompressedTensors(const Plan& plan)
         const auto targets = compressNames(modules, blocks);
         for (size_t i = 0; i < targets.size(); ++i)
             o << (i ? ", " : "") << jsonQuote(targets[i] == "^lm_head$" ? "lm_head" : "re:" + targets[i]);
-        o << "],\n        \"weights\": {\"num_bits\": " << s.bits << ", \"type\": \"" << (s.isFloat ? "float" : "int")
-          << "\", \"symmetric\": " << (s.symmetric ? "true" : "false") << ", \"strategy\": \"" << strategyOf(s)
+        o << "],\n        \"weights\": {\"num_bits\": " << s.bits << ", \"type\": \""
+          << (s.isFloat ? "float" : "int") << "\", \"symmetric\": " << (s.symmetric ? "true" : "false")
+          << ", \"strategy\": \"" << strategyOf(s)
           << "\", \"group_size\": " << (s.groupSize > 0 ? std::to_string(s.groupSize) : std::string("null"))
           << ", \"dynamic\": false, \"actorder\": null, \"block_structure\": null, \"observer\": \"minmax\", "
-             "\"observer_kwargs\": {}},\n        \"input_activations\": null,\n        \"output_activations\": null,\n"
+             "\"observer_kwargs\": {}},\n        \"input_activations\": null,\n        "
+             "\"output_activations\": null,\n"
           << "        \"format\": \"" << (s.isFloat ? "float-quantized" : "pack-quantized") << "\"\n      }";
     }
     o << "\n    },\n    \"ignore\": [";
@@ -605,8 +695,9 @@ ExportResult exportCompressedTensors(const Plan& plan)
     o << "]\n  }\n}\n";
     ExportResult r;
     r.text = o.str();
-    r.notes.push_back("Merge \"quantization_config\" into the quantized checkpoint's config.json; vLLM reads it with "
-                      "quant_method compressed-tensors.");
+    r.notes.push_back(
+        "Merge \"quantization_config\" into the quantized checkpoint's config.json; vLLM reads it with "
+        "quant_method compressed-tensors.");
     return r;
 }
 
@@ -615,10 +706,14 @@ ExportResult exportCompressedTensors(const Plan& plan)
 ExportResult exportPlan(const Plan& plan, ExportTarget target)
 {
     switch (target) {
-    case ExportTarget::LlamaCpp: return exportLlamaCpp(plan);
-    case ExportTarget::GptqModel: return exportGptqModel(plan);
-    case ExportTarget::LlmCompressor: return exportLlmCompressor(plan);
-    case ExportTarget::CompressedTensors: return exportCompressedTensors(plan);
+    case ExportTarget::LlamaCpp:
+        return exportLlamaCpp(plan);
+    case ExportTarget::GptqModel:
+        return exportGptqModel(plan);
+    case ExportTarget::LlmCompressor:
+        return exportLlmCompressor(plan);
+    case ExportTarget::CompressedTensors:
+        return exportCompressedTensors(plan);
     case ExportTarget::PlanJson: {
         ExportResult r;
         r.text = planToJson(plan);

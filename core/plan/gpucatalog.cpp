@@ -8,7 +8,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QStandardPaths>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -45,10 +44,14 @@ std::string squash(std::string_view s)
 const char* gpuKindName(GpuKind kind)
 {
     switch (kind) {
-    case GpuKind::Datacenter: return "datacenter";
-    case GpuKind::Workstation: return "workstation";
-    case GpuKind::Consumer: return "consumer";
-    case GpuKind::Unified: return "unified";
+    case GpuKind::Datacenter:
+        return "datacenter";
+    case GpuKind::Workstation:
+        return "workstation";
+    case GpuKind::Consumer:
+        return "consumer";
+    case GpuKind::Unified:
+        return "unified";
     }
     return "consumer";
 }
@@ -57,7 +60,8 @@ uint64_t GpuSpec::usableBytes() const
 {
     if (usableFraction >= 1.0)
         return memoryBytes;
-    return static_cast<uint64_t>(std::floor(static_cast<double>(memoryBytes) * std::max(0.0, usableFraction)));
+    return static_cast<uint64_t>(
+        std::floor(static_cast<double>(memoryBytes) * std::max(0.0, usableFraction)));
 }
 
 const GpuSpec* GpuCatalog::find(std::string_view key) const
@@ -124,7 +128,8 @@ GpuCatalog GpuCatalog::fromJson(const std::string& json, const std::string& file
             bad(fileName, where + ".id", "missing or empty");
         g.name = o.value(QStringLiteral("name")).toString(QString::fromStdString(g.id)).toStdString();
         g.vendor = o.value(QStringLiteral("vendor")).toString().toStdString();
-        const std::string kind = lower(o.value(QStringLiteral("kind")).toString(QStringLiteral("consumer")).toStdString());
+        const std::string kind =
+            lower(o.value(QStringLiteral("kind")).toString(QStringLiteral("consumer")).toStdString());
         if (kind == "datacenter")
             g.kind = GpuKind::Datacenter;
         else if (kind == "workstation")
@@ -189,8 +194,9 @@ GpuCatalog GpuCatalog::load()
         candidates.emplace_back(std::filesystem::path(QS_DATA_INSTALL_DIR) / "gpus.json");
 #endif
         if (QCoreApplication::instance())
-            candidates.emplace_back(std::filesystem::path(QCoreApplication::applicationDirPath().toStdString()) /
-                                    ".." / "share" / "quantscope" / "gpus.json");
+            candidates.emplace_back(
+                std::filesystem::path(QCoreApplication::applicationDirPath().toStdString()) / ".." / "share" /
+                "quantscope" / "gpus.json");
 #ifdef QS_RESOURCE_SOURCE_DIR
         candidates.emplace_back(std::filesystem::path(QS_RESOURCE_SOURCE_DIR) / "gpus.json");
 #endif

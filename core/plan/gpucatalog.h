@@ -16,12 +16,12 @@ enum class GpuKind : uint8_t { Datacenter, Workstation, Consumer, Unified };
 const char* gpuKindName(GpuKind kind); // "datacenter", "workstation", "consumer", "unified"
 
 struct GpuSpec {
-    std::string id;            // stable key, e.g. "rtx-4090"
-    std::string name;          // display name, e.g. "NVIDIA GeForce RTX 4090 24GB"
+    std::string id;   // stable key, e.g. "rtx-4090"
+    std::string name; // display name, e.g. "NVIDIA GeForce RTX 4090 24GB"
     std::string vendor;
     GpuKind kind = GpuKind::Consumer;
-    uint64_t memoryBytes = 0;  // nominal memory (24 GB card = 24 GiB)
-    double bandwidthGBps = 0;  // peak memory bandwidth, 1e9 bytes per second
+    uint64_t memoryBytes = 0; // nominal memory (24 GB card = 24 GiB)
+    double bandwidthGBps = 0; // peak memory bandwidth, 1e9 bytes per second
     // Share of memoryBytes a GPU program may allocate: 1 for discrete cards; Apple unified memory is
     // capped by macOS (recommendedMaxWorkingSetSize, about 3/4 of RAM by default).
     double usableFraction = 1.0;

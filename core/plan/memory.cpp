@@ -42,7 +42,10 @@ uint64_t add(uint64_t a, uint64_t b)
     return *r;
 }
 
-uint64_t ceilDiv(uint64_t a, uint64_t b) { return b == 0 ? a : a / b + (a % b != 0); }
+uint64_t ceilDiv(uint64_t a, uint64_t b)
+{
+    return b == 0 ? a : a / b + (a % b != 0);
+}
 
 bool isSlidingLayer(const ModelConfig& c, uint32_t layer)
 {
@@ -59,11 +62,16 @@ bool isSlidingLayer(const ModelConfig& c, uint32_t layer)
 const char* kvCacheTypeName(KvCacheType type)
 {
     switch (type) {
-    case KvCacheType::F16: return "f16";
-    case KvCacheType::BF16: return "bf16";
-    case KvCacheType::FP8: return "fp8";
-    case KvCacheType::Q8_0: return "q8_0";
-    case KvCacheType::Q4_0: return "q4_0";
+    case KvCacheType::F16:
+        return "f16";
+    case KvCacheType::BF16:
+        return "bf16";
+    case KvCacheType::FP8:
+        return "fp8";
+    case KvCacheType::Q8_0:
+        return "q8_0";
+    case KvCacheType::Q4_0:
+        return "q4_0";
     }
     return "f16";
 }
@@ -87,9 +95,12 @@ std::optional<KvCacheType> kvCacheTypeFromName(std::string_view name)
 const char* runtimeName(Runtime runtime)
 {
     switch (runtime) {
-    case Runtime::LlamaCpp: return "llama.cpp";
-    case Runtime::Vllm: return "vllm";
-    case Runtime::Transformers: return "transformers";
+    case Runtime::LlamaCpp:
+        return "llama.cpp";
+    case Runtime::Vllm:
+        return "vllm";
+    case Runtime::Transformers:
+        return "transformers";
     }
     return "llama.cpp";
 }
@@ -109,9 +120,12 @@ std::optional<Runtime> runtimeFromName(std::string_view name)
 bool runtimeSupportsKvType(Runtime runtime, KvCacheType type)
 {
     switch (runtime) {
-    case Runtime::LlamaCpp: return type != KvCacheType::FP8;
-    case Runtime::Vllm: return type == KvCacheType::F16 || type == KvCacheType::BF16 || type == KvCacheType::FP8;
-    case Runtime::Transformers: return type == KvCacheType::F16 || type == KvCacheType::BF16;
+    case Runtime::LlamaCpp:
+        return type != KvCacheType::FP8;
+    case Runtime::Vllm:
+        return type == KvCacheType::F16 || type == KvCacheType::BF16 || type == KvCacheType::FP8;
+    case Runtime::Transformers:
+        return type == KvCacheType::F16 || type == KvCacheType::BF16;
     }
     return false;
 }
@@ -130,8 +144,12 @@ uint64_t kvBytesPerTokenPerLayer(const ModelConfig& config, KvCacheType type)
     uint64_t rowBytes = 0;
     switch (type) {
     case KvCacheType::F16:
-    case KvCacheType::BF16: rowBytes = mul(row, 2); break;
-    case KvCacheType::FP8: rowBytes = row; break;
+    case KvCacheType::BF16:
+        rowBytes = mul(row, 2);
+        break;
+    case KvCacheType::FP8:
+        rowBytes = row;
+        break;
     case KvCacheType::Q8_0:
     case KvCacheType::Q4_0: {
         auto b = dtypeByteSize(type == KvCacheType::Q8_0 ? DType::Q8_0 : DType::Q4_0, row);
@@ -151,7 +169,8 @@ uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batc
     const uint64_t perLayer = kvBytesPerTokenPerLayer(config, type);
     uint64_t tokens = 0; // token-layers of one sequence
     for (uint32_t l = 0; l < config.layers; ++l)
-        tokens = add(tokens, isSlidingLayer(config, l) ? std::min<uint64_t>(context, config.slidingWindow) : context);
+        tokens = add(tokens,
+                     isSlidingLayer(config, l) ? std::min<uint64_t>(context, config.slidingWindow) : context);
     return mul(mul(tokens, perLayer), batch);
 }
 
@@ -221,7 +240,8 @@ uint64_t gpuBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime)
     return static_cast<uint64_t>(std::floor(static_cast<double>(usable) * u));
 }
 
-Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& request)
+Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weights,
+                            const FootprintRequest& request)
 {
     const ModelConfig& c = model.config;
     const uint32_t n = std::max<uint32_t>(1, request.gpuCount);
@@ -229,9 +249,10 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
     Footprint f;
 
     f.weightsBytes = ceilDiv(weights.bytes, n);
-    f.terms.push_back({"weights", f.weightsBytes,
-                       n > 1 ? "plan bytes " + std::to_string(weights.bytes) + " / " + std::to_string(n) + " GPUs"
-                             : "exact bytes of every tensor in its planned format"});
+    f.terms.push_back(
+        {"weights", f.weightsBytes,
+         n > 1 ? "plan bytes " + std::to_string(weights.bytes) + " / " + std::to_string(n) + " GPUs"
+               : "exact bytes of every tensor in its planned format"});
 
     // KV heads are split across tensor-parallel ranks; a rank always holds at least one (vLLM replicates
     // KV heads when there are fewer than ranks).
@@ -239,14 +260,17 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
     perGpu.kvHeads = static_cast<uint32_t>(std::max<uint64_t>(1, ceilDiv(c.kvHeads, n)));
     if (!hasAttentionConfig(c)) {
         // Not a transformer we know the attention of (a vision model, an HDF5 file): no cache to count.
-        f.terms.push_back({"kv_cache", 0, "no attention configuration (layers, kv heads, head_dim): not counted"});
+        f.terms.push_back(
+            {"kv_cache", 0, "no attention configuration (layers, kv heads, head_dim): not counted"});
     } else {
-    f.kvCacheBytes = kvCacheBytes(perGpu, request.context, batch, request.kvType);
-    f.terms.push_back({"kv_cache", f.kvCacheBytes,
-                       std::to_string(batch) + " x " + std::to_string(request.context) + " tokens x " +
-                           std::to_string(c.layers) + " layers x 2 x " + std::to_string(perGpu.kvHeads) + " kv heads x " +
-                           std::to_string(c.headDim) + " head_dim, " + kvCacheTypeName(request.kvType) +
-                           (c.slidingWindow ? ", sliding layers capped at " + std::to_string(c.slidingWindow) : "")});
+        f.kvCacheBytes = kvCacheBytes(perGpu, request.context, batch, request.kvType);
+        f.terms.push_back(
+            {"kv_cache", f.kvCacheBytes,
+             std::to_string(batch) + " x " + std::to_string(request.context) + " tokens x " +
+                 std::to_string(c.layers) + " layers x 2 x " + std::to_string(perGpu.kvHeads) +
+                 " kv heads x " + std::to_string(c.headDim) + " head_dim, " +
+                 kvCacheTypeName(request.kvType) +
+                 (c.slidingWindow ? ", sliding layers capped at " + std::to_string(c.slidingWindow) : "")});
     }
 
     const uint64_t H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
@@ -258,7 +282,8 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
     case Runtime::LlamaCpp: {
         // ggml's graph allocator reserves the worst-case graph of one physical batch (ubatch tokens against
         // the full cache) and reuses memory between nodes, so the buffer is the largest live set.
-        const uint64_t tokens = std::max<uint64_t>(1, std::min<uint64_t>(rt.ubatch, mul(request.context, batch)));
+        const uint64_t tokens =
+            std::max<uint64_t>(1, std::min<uint64_t>(rt.ubatch, mul(request.context, batch)));
         const uint64_t nkv = mul(request.context, batch);
         const uint64_t output = mul(mul(tokens, add(V, H)), 4);
         const uint64_t ffn = mul(mul(tokens, add(mul(3, ffnWidth), mul(2, H))), 4);
@@ -273,24 +298,31 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         }
         const uint64_t compute = std::max({output, ffn, attn});
         f.activationBytes = compute;
-        const char* which = compute == output ? "output logits" : compute == ffn ? "feed-forward" : "attention";
+        const char* which = compute == output ? "output logits"
+                            : compute == ffn  ? "feed-forward"
+                                              : "attention";
         f.terms.push_back({"compute_buffer", compute,
-                           std::string("llama.cpp graph buffer for ubatch ") + std::to_string(tokens) + ", largest: " +
-                               which + (rt.flashAttention ? " (flash attention)" : " (no flash attention)")});
+                           std::string("llama.cpp graph buffer for ubatch ") + std::to_string(tokens) +
+                               ", largest: " + which +
+                               (rt.flashAttention ? " (flash attention)" : " (no flash attention)")});
         f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kLlamaCppFixed);
-        f.terms.push_back({"cuda_context", f.fixedOverheadBytes, "CUDA context, cuBLAS workspace, ggml pools"});
+        f.terms.push_back(
+            {"cuda_context", f.fixedOverheadBytes, "CUDA context, cuBLAS workspace, ggml pools"});
         break;
     }
     case Runtime::Vllm: {
         const uint64_t t = std::max<uint64_t>(1, rt.maxNumBatchedTokens);
-        const uint64_t perToken = mul(add(mul(3, ceilDiv(ffnWidth, n)), add(ceilDiv(q + 2 * kv, n), 2 * H)), 2);
+        const uint64_t perToken =
+            mul(add(mul(3, ceilDiv(ffnWidth, n)), add(ceilDiv(q + 2 * kv, n), 2 * H)), 2);
         const uint64_t act = mul(t, perToken);
         const uint64_t logits = mul(mul(std::max<uint32_t>(1, rt.maxNumSeqs), V), 4);
         f.activationBytes = add(act, logits);
-        f.terms.push_back({"activation_peak", act,
-                           "profiling forward pass of " + std::to_string(t) + " tokens (max_num_batched_tokens)"});
-        f.terms.push_back({"sampler_logits", logits,
-                           std::to_string(rt.maxNumSeqs) + " sequences x vocab " + std::to_string(V) + " x fp32"});
+        f.terms.push_back(
+            {"activation_peak", act,
+             "profiling forward pass of " + std::to_string(t) + " tokens (max_num_batched_tokens)"});
+        f.terms.push_back(
+            {"sampler_logits", logits,
+             std::to_string(rt.maxNumSeqs) + " sequences x vocab " + std::to_string(V) + " x fp32"});
         f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kVllmFixed);
         f.terms.push_back({"non_torch_and_graphs", f.fixedOverheadBytes,
                            "CUDA context and non-torch memory, CUDA graphs, torch.compile"});
@@ -303,7 +335,8 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         const uint64_t logits = mul(mul(mul(batch, V), 4), 2);
         const uint64_t slack = (add(act, f.kvCacheBytes)) / 20;
         f.activationBytes = add(add(act, logits), slack);
-        f.terms.push_back({"prefill_activations", act, "one forward pass over " + std::to_string(tokens) + " tokens"});
+        f.terms.push_back(
+            {"prefill_activations", act, "one forward pass over " + std::to_string(tokens) + " tokens"});
         f.terms.push_back({"logits", logits, "last-token logits in fp32 and their softmax"});
         f.terms.push_back({"allocator_slack", slack, "5% of activations and cache (caching allocator)"});
         f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kTransformersFixed);
@@ -375,12 +408,13 @@ GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const Fo
     const long double perStep =
         static_cast<long double>(weights.readPerTokenBytes) +
         (hasAttentionConfig(model.config)
-             ? static_cast<long double>(kvCacheBytes(model.config, request.context, std::max<uint32_t>(1, request.batch),
-                                                     request.kvType))
+             ? static_cast<long double>(kvCacheBytes(model.config, request.context,
+                                                     std::max<uint32_t>(1, request.batch), request.kvType))
              : 0.0L);
     if (perStep > 0)
-        r.maxDecodeTokensPerSecond = static_cast<double>(static_cast<long double>(std::max<uint32_t>(1, request.batch)) *
-                                                         gpu.bandwidthGBps * 1e9 * n / perStep);
+        r.maxDecodeTokensPerSecond =
+            static_cast<double>(static_cast<long double>(std::max<uint32_t>(1, request.batch)) *
+                                gpu.bandwidthGBps * 1e9 * n / perStep);
     return r;
 }
 

@@ -21,11 +21,11 @@ namespace qs {
 // kv_heads * head_dim values is stored in 32-value blocks of 34 / 18 bytes. FP8 is one byte per value
 // (vLLM --kv-cache-dtype fp8; its per-tensor scales are negligible and not counted).
 enum class KvCacheType : uint8_t { F16, BF16, FP8, Q8_0, Q4_0 };
-const char* kvCacheTypeName(KvCacheType type); // "f16", "bf16", "fp8", "q8_0", "q4_0"
+const char* kvCacheTypeName(KvCacheType type);                         // "f16", "bf16", "fp8", "q8_0", "q4_0"
 std::optional<KvCacheType> kvCacheTypeFromName(std::string_view name); // case-insensitive, "fp8_e4m3" too
 
 enum class Runtime : uint8_t { LlamaCpp, Vllm, Transformers };
-const char* runtimeName(Runtime runtime); // "llama.cpp", "vllm", "transformers"
+const char* runtimeName(Runtime runtime);                      // "llama.cpp", "vllm", "transformers"
 std::optional<Runtime> runtimeFromName(std::string_view name); // "llamacpp", "llama.cpp", "vllm", "hf", ...
 // Whether the runtime can hold its KV cache in this type (llama.cpp: f16/bf16/q8_0/q4_0; vLLM:
 // f16/bf16/fp8; transformers: f16/bf16).
@@ -52,14 +52,14 @@ struct FootprintRequest {
     uint32_t batch = 1;      // concurrent sequences
     KvCacheType kvType = KvCacheType::F16;
     RuntimeSettings runtime;
-    uint32_t gpuCount = 1;   // tensor parallel degree (weights and KV split, overhead per GPU)
+    uint32_t gpuCount = 1; // tensor parallel degree (weights and KV split, overhead per GPU)
 };
 
 // Weights as they would be stored: per-tensor bytes come from bytesOf (a plan's formats) or the stored
 // bytes. Tied embeddings are counted once: an output head that duplicates a same-shaped embedding of a
 // tied model costs nothing.
 struct WeightSummary {
-    uint64_t bytes = 0;            // resident weight bytes
+    uint64_t bytes = 0; // resident weight bytes
     uint64_t parameters = 0;
     uint64_t readPerTokenBytes = 0; // bytes a decode step streams: all weights except the embedding lookup
                                     // (one row); only expertsUsed/experts of MoE expert weights
@@ -81,7 +81,7 @@ uint64_t kvBytesPerTokenPerLayer(const ModelConfig& config, KvCacheType type);
 
 // One named line of the breakdown, for tooltips and the CLI.
 struct FootprintTerm {
-    std::string name;   // "weights", "kv_cache", "compute_buffer", "cuda_context", ...
+    std::string name; // "weights", "kv_cache", "compute_buffer", "cuda_context", ...
     uint64_t bytes = 0;
     std::string detail; // formula with the numbers filled in
 };
@@ -97,16 +97,17 @@ struct Footprint {
     uint64_t overheadBytes() const { return activationBytes + fixedOverheadBytes; }
     uint64_t totalBytes() const { return weightsBytes + kvCacheBytes + overheadBytes(); }
 };
-Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& request);
+Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weights,
+                            const FootprintRequest& request);
 
 // Memory a runtime may use on one GPU: usable bytes, times gpu_memory_utilization for vLLM.
 uint64_t gpuBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime);
 
 struct GpuFit {
-    Footprint footprint;     // per GPU at request.gpuCount
-    uint64_t gpuBytes = 0;   // budget per GPU (gpuBudgetBytes)
+    Footprint footprint;   // per GPU at request.gpuCount
+    uint64_t gpuBytes = 0; // budget per GPU (gpuBudgetBytes)
     bool fits = false;
-    int64_t headroomBytes = 0;    // budget - total, negative when it does not fit
+    int64_t headroomBytes = 0; // budget - total, negative when it does not fit
     // Largest context (tokens per sequence, same batch) that fits, from the memory alone and capped at the
     // model's trained context when known; 0 when not even an empty cache fits.
     uint64_t maxContext = 0;

@@ -7,7 +7,6 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -41,7 +40,10 @@ const TensorInfo* ModelLayout::find(std::string_view name) const
 
 namespace {
 
-bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+bool contains(std::string_view s, std::string_view part)
+{
+    return s.find(part) != std::string_view::npos;
+}
 bool endsWith(std::string_view s, std::string_view suffix)
 {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -175,7 +177,8 @@ struct ConfigReader {
             return std::nullopt;
         const double d = v.toDouble(-1);
         if (!v.isDouble() || d < 0 || d > 4294967295.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
-            throw FormatError(ErrorCode::BadValue, file, key, std::nullopt, "expected a non-negative integer");
+            throw FormatError(ErrorCode::BadValue, file, key, std::nullopt,
+                              "expected a non-negative integer");
         return static_cast<uint64_t>(d);
     }
     uint32_t uint(const char* key, uint32_t fallback) const
@@ -198,13 +201,13 @@ struct ConfigReader {
 };
 
 struct ArchFlags {
-    bool qkvBias = false;      // q/k/v projections carry a bias (Qwen2, llama attention_bias)
-    bool outBias = false;      // o_proj carries a bias (llama attention_bias)
+    bool qkvBias = false; // q/k/v projections carry a bias (Qwen2, llama attention_bias)
+    bool outBias = false; // o_proj carries a bias (llama attention_bias)
     bool mlpBias = false;
-    bool qkNorm = false;       // per-head q_norm / k_norm (Qwen3, Gemma 3)
+    bool qkNorm = false;        // per-head q_norm / k_norm (Qwen3, Gemma 3)
     bool sandwichNorms = false; // pre/post feed-forward norms (Gemma 2/3)
-    bool fusedQkv = false;     // Phi-3: qkv_proj and gate_up_proj
-    bool moe = false;          // Mixtral: block_sparse_moe
+    bool fusedQkv = false;      // Phi-3: qkv_proj and gate_up_proj
+    bool moe = false;           // Mixtral: block_sparse_moe
 };
 
 void addTensor(ModelLayout& l, DType dtype, std::string name, std::vector<uint64_t> shape)
@@ -250,9 +253,9 @@ ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fil
         const auto archs = c.o.value(QStringLiteral("architectures")).toArray();
         const std::string a = archs.isEmpty() ? std::string() : archs.first().toString().toStdString();
         static const std::pair<const char*, const char*> map[] = {
-            {"LlamaForCausalLM", "llama"},   {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"},
-            {"Qwen3ForCausalLM", "qwen3"},   {"GemmaForCausalLM", "gemma"},     {"Gemma2ForCausalLM", "gemma2"},
-            {"Phi3ForCausalLM", "phi3"},     {"MixtralForCausalLM", "mixtral"},
+            {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"},
+            {"Qwen3ForCausalLM", "qwen3"}, {"GemmaForCausalLM", "gemma"},     {"Gemma2ForCausalLM", "gemma2"},
+            {"Phi3ForCausalLM", "phi3"},   {"MixtralForCausalLM", "mixtral"},
         };
         for (const auto& [arch, t] : map)
             if (a == arch)
@@ -283,9 +286,10 @@ ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fil
     } else if (type == "mixtral") {
         f.moe = true;
     } else {
-        throw Error(ErrorCode::Unsupported,
-                    fileName + ": cannot derive tensor shapes for model_type '" + type +
-                        "' (supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, mixtral)");
+        throw Error(
+            ErrorCode::Unsupported,
+            fileName + ": cannot derive tensor shapes for model_type '" + type +
+                "' (supported: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, mixtral)");
     }
 
     ModelLayout l;
@@ -311,14 +315,16 @@ ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fil
     m.vocabSize = c.required("vocab_size");
     // Limits far above any real model, so that a hostile file cannot make us build billions of tensors.
     if (m.layers > 4096 || m.heads > 65536 || m.kvHeads > m.heads || m.headDim > 65536)
-        throw FormatError(ErrorCode::BadValue, fileName, "num_hidden_layers", std::nullopt,
-                          "implausible architecture (more than 4096 layers, kv heads above heads, or huge heads)");
+        throw FormatError(
+            ErrorCode::BadValue, fileName, "num_hidden_layers", std::nullopt,
+            "implausible architecture (more than 4096 layers, kv heads above heads, or huge heads)");
     m.contextLength = c.optUInt("max_position_embeddings").value_or(0);
     m.tiedEmbeddings = c.boolean("tie_word_embeddings", tiedDefault);
     if (f.moe) {
         m.experts = c.required("num_local_experts");
         if (m.experts > 1024)
-            throw FormatError(ErrorCode::BadValue, fileName, "num_local_experts", std::nullopt, "more than 1024 experts");
+            throw FormatError(ErrorCode::BadValue, fileName, "num_local_experts", std::nullopt,
+                              "more than 1024 experts");
         m.expertsUsed = c.uint("num_experts_per_tok", 2);
     }
     // Sliding-window layers. Explicit layer_types win; otherwise the architecture's convention.
@@ -459,9 +465,11 @@ ModelLayout layoutFromConfig(const std::filesystem::path& configJson)
 {
     QFile file(QString::fromStdString(configJson.string()));
     if (!file.open(QIODevice::ReadOnly))
-        throw Error(ErrorCode::Io, configJson.string() + ": cannot open: " + file.errorString().toStdString());
+        throw Error(ErrorCode::Io,
+                    configJson.string() + ": cannot open: " + file.errorString().toStdString());
     if (file.size() > (64 << 20))
-        throw FormatError(ErrorCode::BadValue, configJson.string(), "file", std::nullopt, "larger than 64 MiB");
+        throw FormatError(ErrorCode::BadValue, configJson.string(), "file", std::nullopt,
+                          "larger than 64 MiB");
     ModelLayout l = layoutFromConfigJson(file.readAll().toStdString(), configJson.string());
     l.path = configJson.string();
     return l;

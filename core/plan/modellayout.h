@@ -13,14 +13,14 @@
 namespace qs {
 
 struct ModelLayout {
-    std::string path;                 // what the user opened (model file, folder or config.json)
+    std::string path; // what the user opened (model file, folder or config.json)
     ModelFormat format = ModelFormat::ConfigOnly;
     ModelConfig config;
     // Every tensor with its role filled in (see planRole). For ConfigOnly layouts the shapes are derived
     // from the architecture and `bytes` assumes the checkpoint dtype (torch_dtype, BF16 when absent);
     // fileIndex / offset are meaningless.
     std::vector<TensorInfo> tensors;
-    std::vector<uint64_t> fileSizes;  // sizes of Model::files(), for plan identity (empty when derived)
+    std::vector<uint64_t> fileSizes; // sizes of Model::files(), for plan identity (empty when derived)
     bool derivedFromConfig = false;
 
     uint64_t parameterCount() const;

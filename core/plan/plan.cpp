@@ -6,7 +6,6 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-
 #include <algorithm>
 #include <cctype>
 #include <regex>
@@ -123,7 +122,10 @@ ModelIdentity identityOf(const ModelLayout& model)
     return id;
 }
 
-std::vector<std::string> Plan::defaultTiers() { return {"BF16", "Q8_0", "Q6_K", "Q4_K", "INT4-g128-asym", "Q3_K", "Q2_K"}; }
+std::vector<std::string> Plan::defaultTiers()
+{
+    return {"BF16", "Q8_0", "Q6_K", "Q4_K", "INT4-g128-asym", "Q3_K", "Q2_K"};
+}
 
 int Plan::tierIndex(const std::string& format) const
 {
@@ -138,7 +140,8 @@ bool Plan::addTier(const std::string& format, size_t index)
 {
     if (tierIndex(format) >= 0)
         return false;
-    m_tiers.insert(m_tiers.begin() + static_cast<std::ptrdiff_t>(std::min(index, m_tiers.size())), canonical(format));
+    m_tiers.insert(m_tiers.begin() + static_cast<std::ptrdiff_t>(std::min(index, m_tiers.size())),
+                   canonical(format));
     return true;
 }
 
@@ -195,7 +198,10 @@ size_t Plan::assignMany(const std::map<std::string, std::string>& assignments)
     return n;
 }
 
-bool Plan::unassign(const std::string& tensor) { return m_assignments.erase(tensor) > 0; }
+bool Plan::unassign(const std::string& tensor)
+{
+    return m_assignments.erase(tensor) > 0;
+}
 
 void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
                 const std::string& fallbackFormat)
@@ -266,11 +272,13 @@ std::vector<PlanRule> parseRules(const std::string& text, const std::string& fil
                 r.match = PlanRule::Match::Role;
                 r.pattern = o.value(QStringLiteral("role")).toString().toStdString();
             } else {
-                throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "needs \"regex\" or \"role\"");
+                throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt,
+                                  "needs \"regex\" or \"role\"");
             }
             r.format = o.value(QStringLiteral("format")).toString().toStdString();
             if (r.pattern.empty() || r.format.empty())
-                throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "empty pattern or format");
+                throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt,
+                                  "empty pattern or format");
             rules.push_back(std::move(r));
         }
         return rules;
@@ -304,7 +312,10 @@ std::vector<PlanRule> parseRules(const std::string& text, const std::string& fil
 namespace {
 
 // llama.cpp's use_more_bits: the first and last eighth of the layers and every third layer in between.
-bool useMoreBits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+bool useMoreBits(int i, int n)
+{
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
 
 std::string normaliseFtype(const std::string& name)
 {
@@ -324,7 +335,8 @@ std::string llamaCppMixType(const std::string& ftypeName, const TensorInfo& tens
 {
     const std::string ftype = normaliseFtype(ftypeName);
     if (ftype.empty())
-        throw Error(ErrorCode::BadValue, "unknown llama.cpp mix '" + ftypeName + "' (Q4_K_M, Q5_K_M, Q3_K_M)");
+        throw Error(ErrorCode::BadValue,
+                    "unknown llama.cpp mix '" + ftypeName + "' (Q4_K_M, Q5_K_M, Q3_K_M)");
     const bool q3 = ftype == "q3_k_m", q4 = ftype == "q4_k_m";
     std::string type = q3 ? "Q3_K" : q4 ? "Q4_K" : "Q5_K";
     const ModelConfig& c = model.config;
@@ -405,7 +417,8 @@ std::string llamaCppFallback(const std::string& format, uint64_t cols)
 
 std::vector<std::string> presetNames()
 {
-    std::vector<std::string> names = {"llama.cpp-Q4_K_M", "llama.cpp-Q5_K_M", "llama.cpp-Q3_K_M", "keep-embeddings-8bit"};
+    std::vector<std::string> names = {"llama.cpp-Q4_K_M", "llama.cpp-Q5_K_M", "llama.cpp-Q3_K_M",
+                                      "keep-embeddings-8bit"};
     for (const auto& t : Plan::defaultTiers())
         names.push_back("all-" + t);
     return names;
@@ -421,7 +434,9 @@ Plan makePreset(const std::string& name, const ModelLayout& model)
         for (const auto& t : model.tensors)
             if (isPlannable(t))
                 plan.assign(t.name, llamaCppFallback(llamaCppMixType(ftype, t, model), t.columns()));
-        plan.setPreset("llama.cpp-" + std::string(ftype == "q4_k_m" ? "Q4_K_M" : ftype == "q5_k_m" ? "Q5_K_M" : "Q3_K_M"));
+        plan.setPreset("llama.cpp-" + std::string(ftype == "q4_k_m"   ? "Q4_K_M"
+                                                  : ftype == "q5_k_m" ? "Q5_K_M"
+                                                                      : "Q3_K_M"));
         return plan;
     }
     if (n.rfind("keep-embeddings-8bit", 0) == 0) {
@@ -433,11 +448,15 @@ Plan makePreset(const std::string& name, const ModelLayout& model)
         }
         auto bf = requireFormat(base);
         const FormatKind k = bf->traits().kind;
-        const std::string eight = k == FormatKind::Integer ? "INT8-ch-sym" : k == FormatKind::Fp8 ? "FP8-E4M3-ch" : "Q8_0";
-        applyRules(plan, model,
-                   {{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}},
-                   bf->name());
-        plan.setRules({{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}});
+        const std::string eight = k == FormatKind::Integer ? "INT8-ch-sym"
+                                  : k == FormatKind::Fp8   ? "FP8-E4M3-ch"
+                                                           : "Q8_0";
+        applyRules(
+            plan, model,
+            {{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}},
+            bf->name());
+        plan.setRules(
+            {{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}});
         plan.setPreset("keep-embeddings-8bit:" + bf->name());
         return plan;
     }
@@ -497,10 +516,14 @@ TierBoard tierBoard(const Plan& plan, const ModelLayout& model)
 const char* planIssueKindName(PlanIssueKind kind)
 {
     switch (kind) {
-    case PlanIssueKind::UnknownFormat: return "unknown-format";
-    case PlanIssueKind::UnsupportedShape: return "unsupported-shape";
-    case PlanIssueKind::FusedMismatch: return "fused-mismatch";
-    case PlanIssueKind::NotPlannable: return "not-plannable";
+    case PlanIssueKind::UnknownFormat:
+        return "unknown-format";
+    case PlanIssueKind::UnsupportedShape:
+        return "unsupported-shape";
+    case PlanIssueKind::FusedMismatch:
+        return "fused-mismatch";
+    case PlanIssueKind::NotPlannable:
+        return "not-plannable";
     }
     return "unknown";
 }
@@ -518,13 +541,20 @@ std::map<std::string, std::vector<std::string>> fusedGroups(const ModelLayout& m
         switch (r.role) {
         case TensorRole::AttnQ:
         case TensorRole::AttnK:
-        case TensorRole::AttnV: groups[b + " q/k/v"].push_back(t.name); break;
+        case TensorRole::AttnV:
+            groups[b + " q/k/v"].push_back(t.name);
+            break;
         case TensorRole::MlpGate:
-        case TensorRole::MlpUp: groups[b + " gate/up"].push_back(t.name); break;
+        case TensorRole::MlpUp:
+            groups[b + " gate/up"].push_back(t.name);
+            break;
         case TensorRole::MoeExpertGate:
         case TensorRole::MoeExpertUp:
-        case TensorRole::MoeExpertDown: groups[b + " experts"].push_back(t.name); break;
-        default: break;
+        case TensorRole::MoeExpertDown:
+            groups[b + " experts"].push_back(t.name);
+            break;
+        default:
+            break;
         }
     }
     for (auto it = groups.begin(); it != groups.end();)
@@ -538,22 +568,27 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
     for (const auto& [name, format] : plan.assignments()) {
         const TensorInfo* t = model.find(name);
         if (!t || !isPlannable(*t)) {
-            PlanIssue i{PlanIssueKind::NotPlannable,
-                        name + (t ? " is not a weight matrix and keeps its stored type" : " is not in the model"),
-                        {name}, {}};
+            PlanIssue i{
+                PlanIssueKind::NotPlannable,
+                name + (t ? " is not a weight matrix and keeps its stored type" : " is not in the model"),
+                {name},
+                {}};
             i.fixes.push_back({"Remove the assignment", {{name, ""}}});
             issues.push_back(std::move(i));
             continue;
         }
         auto f = findFormat(format);
         if (!f) {
-            issues.push_back({PlanIssueKind::UnknownFormat, name + ": unknown format '" + format + "'", {name}, {}});
+            issues.push_back(
+                {PlanIssueKind::UnknownFormat, name + ": unknown format '" + format + "'", {name}, {}});
             continue;
         }
         if (!f->supports(t->rows(), t->columns())) {
             PlanIssue i{PlanIssueKind::UnsupportedShape,
-                        name + ": " + f->name() + " cannot store rows of " + std::to_string(t->columns()) + " values",
-                        {name}, {}};
+                        name + ": " + f->name() + " cannot store rows of " + std::to_string(t->columns()) +
+                            " values",
+                        {name},
+                        {}};
             const std::string fb = llamaCppFallback(f->name(), t->columns());
             if (fb != f->name())
                 i.fixes.push_back({"Use " + fb + " (llama.cpp's fallback)", {{name, fb}}});
@@ -584,8 +619,9 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
             double mostBits = -1, leastBits = 1e18;
             for (const auto& fmt : formats) {
                 auto f = fmt.empty() ? nullptr : findFormat(fmt);
-                const double b = f ? bitsOf(*f, *first)
-                                   : 8.0 * static_cast<double>(first->bytes) / std::max<uint64_t>(1, first->elements());
+                const double b =
+                    f ? bitsOf(*f, *first)
+                      : 8.0 * static_cast<double>(first->bytes) / std::max<uint64_t>(1, first->elements());
                 if (b > mostBits)
                     mostBits = b, most = fmt;
                 if (b < leastBits)
@@ -595,7 +631,9 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
             for (const auto& fmt : formats)
                 list += (list.empty() ? "" : ", ") + (fmt.empty() ? std::string("stored") : fmt);
             PlanIssue i{PlanIssueKind::FusedMismatch,
-                        label + " are fused at run time but use different formats (" + list + ")", names, {}};
+                        label + " are fused at run time but use different formats (" + list + ")",
+                        names,
+                        {}};
             auto fixAll = [&](const std::string& fmt, const std::string& verb) {
                 PlanFix fix{verb + " " + label + " to " + (fmt.empty() ? "the stored type" : fmt), {}};
                 for (const auto& n : names)

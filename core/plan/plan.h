@@ -107,8 +107,8 @@ void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule
 std::vector<PlanRule> parseRules(const std::string& text, const std::string& fileName = {});
 
 // Presets. Names (case-insensitive): "llama.cpp-Q4_K_M", "llama.cpp-Q5_K_M", "llama.cpp-Q3_K_M" (also bare
-// "Q4_K_M" ...), "keep-embeddings-8bit[:BASE]" (BASE default Q4_K; embeddings and head at Q8_0, INT8-ch-sym or
-// FP8-E4M3-ch matching the base's family) and "all-FORMAT" ("all-Q4_K", "all-INT4-g128-asym").
+// "Q4_K_M" ...), "keep-embeddings-8bit[:BASE]" (BASE default Q4_K; embeddings and head at Q8_0, INT8-ch-sym
+// or FP8-E4M3-ch matching the base's family) and "all-FORMAT" ("all-Q4_K", "all-INT4-g128-asym").
 std::vector<std::string> presetNames();
 // Builds a plan for every plannable tensor. Throws qs::Error(BadValue) for unknown presets / formats.
 Plan makePreset(const std::string& name, const ModelLayout& model);
@@ -162,7 +162,8 @@ struct PlanIssue {
 struct CheckOptions {
     bool fusedGroups = true; // vLLM-style exports need fused tensors to share a format
 };
-std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, const CheckOptions& options = {});
+std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model,
+                                 const CheckOptions& options = {});
 // Returns the plan with the fix applied (plans are values: the caller pushes the old one on its undo stack).
 Plan applyFix(Plan plan, const PlanFix& fix);
 

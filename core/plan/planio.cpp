@@ -10,8 +10,8 @@
 
 namespace qs {
 
-PlanFileError::PlanFileError(PlanErrorKind kind, std::string file, std::string field, std::optional<uint64_t> offset,
-                             std::string message)
+PlanFileError::PlanFileError(PlanErrorKind kind, std::string file, std::string field,
+                             std::optional<uint64_t> offset, std::string message)
     : FormatError(kind == PlanErrorKind::Io                   ? ErrorCode::Io
                   : kind == PlanErrorKind::UnsupportedVersion ? ErrorCode::BadVersion
                   : kind == PlanErrorKind::NotAPlan           ? ErrorCode::BadMagic
@@ -23,7 +23,10 @@ PlanFileError::PlanFileError(PlanErrorKind kind, std::string file, std::string f
 
 namespace {
 
-QString q(const std::string& s) { return QString::fromStdString(s); }
+QString q(const std::string& s)
+{
+    return QString::fromStdString(s);
+}
 
 } // namespace
 
@@ -52,7 +55,8 @@ std::string planToJson(const Plan& plan)
     QJsonArray rules;
     for (const auto& r : plan.rules()) {
         QJsonObject o;
-        o[r.match == PlanRule::Match::Regex ? QStringLiteral("regex") : QStringLiteral("role")] = q(r.pattern);
+        o[r.match == PlanRule::Match::Regex ? QStringLiteral("regex") : QStringLiteral("role")] =
+            q(r.pattern);
         o[QStringLiteral("format")] = q(r.format);
         rules.append(o);
     }
@@ -72,18 +76,21 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
         throw PlanFileError(PlanErrorKind::NotJson, fileName, "json", static_cast<uint64_t>(err.offset),
                             err.errorString().toStdString());
     if (!doc.isObject())
-        throw PlanFileError(PlanErrorKind::NotAPlan, fileName, "root", std::nullopt, "expected a JSON object");
+        throw PlanFileError(PlanErrorKind::NotAPlan, fileName, "root", std::nullopt,
+                            "expected a JSON object");
     const QJsonObject root = doc.object();
     if (root.value(QStringLiteral("format")).toString() != QLatin1String("quantscope-plan"))
         throw PlanFileError(PlanErrorKind::NotAPlan, fileName, "format", std::nullopt,
                             "not a Quantscope plan (\"format\" must be \"quantscope-plan\")");
     const QJsonValue v = root.value(QStringLiteral("version"));
     if (!v.isDouble())
-        throw PlanFileError(PlanErrorKind::UnsupportedVersion, fileName, "version", std::nullopt, "missing version");
+        throw PlanFileError(PlanErrorKind::UnsupportedVersion, fileName, "version", std::nullopt,
+                            "missing version");
     if (v.toDouble() != kPlanFormatVersion)
         throw PlanFileError(PlanErrorKind::UnsupportedVersion, fileName, "version", std::nullopt,
-                            "plan version " + QString::number(v.toDouble()).toStdString() + " is not supported (this build reads " +
-                                std::to_string(kPlanFormatVersion) + ")");
+                            "plan version " + QString::number(v.toDouble()).toStdString() +
+                                " is not supported (this build reads " + std::to_string(kPlanFormatVersion) +
+                                ")");
     auto bad = [&](const std::string& field, const std::string& msg) {
         return PlanFileError(PlanErrorKind::BadField, fileName, field, std::nullopt, msg);
     };
@@ -179,7 +186,8 @@ Plan loadPlan(const std::filesystem::path& path)
         throw PlanFileError(PlanErrorKind::Io, path.string(), {}, std::nullopt,
                             "cannot open: " + file.errorString().toStdString());
     if (file.size() > (256 << 20))
-        throw PlanFileError(PlanErrorKind::BadField, path.string(), "file", std::nullopt, "larger than 256 MiB");
+        throw PlanFileError(PlanErrorKind::BadField, path.string(), "file", std::nullopt,
+                            "larger than 256 MiB");
     return planFromJson(file.readAll().toStdString(), path.string());
 }
 
@@ -192,8 +200,8 @@ bool planMatchesModel(const Plan& plan, const ModelLayout& model, std::string* w
     };
     const auto& id = plan.identity();
     if (id.tensorCount != 0 && id.tensorCount != model.tensors.size())
-        return fail("the plan was made for a model with " + std::to_string(id.tensorCount) + " tensors, this one has " +
-                    std::to_string(model.tensors.size()));
+        return fail("the plan was made for a model with " + std::to_string(id.tensorCount) +
+                    " tensors, this one has " + std::to_string(model.tensors.size()));
     if (id.parameterCount != 0 && id.parameterCount != model.parameterCount())
         return fail("the plan was made for a model with " + std::to_string(id.parameterCount) +
                     " parameters, this one has " + std::to_string(model.parameterCount()));
@@ -211,7 +219,8 @@ std::filesystem::path autosaveDirectory()
 
 std::filesystem::path autosavePath(const std::string& key)
 {
-    const QByteArray hash = QCryptographicHash::hash(QByteArray::fromStdString(key), QCryptographicHash::Sha1).toHex();
+    const QByteArray hash =
+        QCryptographicHash::hash(QByteArray::fromStdString(key), QCryptographicHash::Sha1).toHex();
     return autosaveDirectory() / (hash.left(16).toStdString() + ".plan.json");
 }
 
@@ -224,7 +233,8 @@ std::filesystem::path writeAutosave(const Plan& plan, const std::string& key)
     return path;
 }
 
-std::optional<std::filesystem::path> newerAutosave(const std::string& key, const std::filesystem::path& savedPlan)
+std::optional<std::filesystem::path> newerAutosave(const std::string& key,
+                                                   const std::filesystem::path& savedPlan)
 {
     const auto path = autosavePath(key);
     std::error_code ec;

@@ -49,7 +49,8 @@ std::filesystem::path autosavePath(const std::string& key);
 std::filesystem::path writeAutosave(const Plan& plan, const std::string& key);
 // The autosave for `key` when it exists and is newer than `savedPlan` (or savedPlan does not exist):
 // what the GUI offers to restore at start-up.
-std::optional<std::filesystem::path> newerAutosave(const std::string& key, const std::filesystem::path& savedPlan = {});
+std::optional<std::filesystem::path> newerAutosave(const std::string& key,
+                                                   const std::filesystem::path& savedPlan = {});
 // Removes the autosave (after a save, or when the user declines to restore).
 void discardAutosave(const std::string& key);
 

@@ -26,6 +26,9 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr size_t kBlockElements = 16384; // one decoded block: 64 KiB of floats, stays in L2
+// One-chunk tensors up to this size collect their counts by re-reading their keys instead of scanning the
+// 65536-entry tables (which would dominate the time of small tensors such as norms and biases).
+constexpr size_t kSparseFlushElements = 32768;
 
 enum class Path : uint8_t { Float, Table16, Table8 };
 
@@ -120,8 +123,9 @@ struct TensorJob {
     uint64_t elements = 0, channelLength = 0, chunkElements = 0;
     size_t chunks = 0;
 
-    std::mutex mutex;            // guards table and chunkResults
-    std::vector<uint64_t> table; // dense key / bit-pattern counts
+    std::mutex mutex;                                  // guards table and chunkResults
+    std::vector<uint64_t> table;                       // dense key / bit-pattern counts
+    std::vector<std::pair<uint16_t, uint64_t>> sparse; // instead of `table` for small one-chunk tensors
     std::vector<ChunkResult> chunkResults;
     std::atomic<size_t> remaining{0};
 
@@ -148,20 +152,111 @@ struct Scratch {
     std::vector<uint32_t> tables = std::vector<uint32_t>(detail::kKeyTables * detail::kKeys);
 };
 
+// Adds a worker's key counts to the tensor's table and leaves the worker's tables zeroed, in one pass that
+// writes only the keys that occurred.
 void flushTables(Scratch& s, TensorJob& job, size_t keys)
 {
+    uint32_t* t0 = s.tables.data();
+    uint32_t* t1 = t0 + detail::kKeys;
+    uint32_t* t2 = t1 + detail::kKeys;
+    uint32_t* t3 = t2 + detail::kKeys;
+    static_assert(detail::kKeyTables == 4);
     std::lock_guard lock(job.mutex);
-    if (job.table.empty())
-        job.table.assign(detail::kKeys, 0);
-    uint32_t* t = s.tables.data();
-    for (size_t k = 0; k < keys; ++k) {
-        uint64_t sum = 0;
-        for (size_t j = 0; j < detail::kKeyTables; ++j)
-            sum += t[j * detail::kKeys + k];
-        job.table[k] += sum;
+    uint64_t* table = job.table.data();
+    constexpr size_t kGroup = 16; // skip empty runs of keys with one vectorised test
+    for (size_t g = 0; g < keys; g += kGroup) {
+        const size_t n = std::min(kGroup, keys - g);
+        uint32_t any = 0;
+        if (n == kGroup)
+            for (size_t q = 0; q < kGroup; ++q)
+                any |= t0[g + q] | t1[g + q] | t2[g + q] | t3[g + q];
+        else
+            any = 1;
+        if (!any)
+            continue;
+        for (size_t k = g; k < g + n; ++k) {
+            const uint64_t sum = uint64_t(t0[k]) + t1[k] + t2[k] + t3[k];
+            if (sum) {
+                table[k] += sum;
+                t0[k] = t1[k] = t2[k] = t3[k] = 0;
+            }
+        }
     }
-    for (size_t j = 0; j < detail::kKeyTables; ++j)
-        std::memset(t + j * detail::kKeys, 0, keys * sizeof(uint32_t));
+}
+
+// For a small chunk: moves the worker's counts of the keys that occur in it (found again by re-reading the
+// chunk's keys, cheaper than scanning all 65536) into `out`, leaving the worker's tables zeroed.
+template <typename KeyAt>
+void flushSparse(Scratch& s, size_t n, KeyAt keyAt, std::vector<std::pair<uint16_t, uint64_t>>& out)
+{
+    uint32_t* t0 = s.tables.data();
+    uint32_t* t1 = t0 + detail::kKeys;
+    uint32_t* t2 = t1 + detail::kKeys;
+    uint32_t* t3 = t2 + detail::kKeys;
+    for (size_t i = 0; i < n; ++i) {
+        const uint16_t k = keyAt(i);
+        const uint64_t sum = uint64_t(t0[k]) + t1[k] + t2[k] + t3[k];
+        if (sum) {
+            out.emplace_back(k, sum);
+            t0[k] = t1[k] = t2[k] = t3[k] = 0;
+        }
+    }
+}
+
+// The non-zero entries of a dense count table, in key order; zeroes them so the table can be reused.
+std::vector<std::pair<uint16_t, uint64_t>> takeEntries(std::vector<uint64_t>& table, size_t size)
+{
+    std::vector<std::pair<uint16_t, uint64_t>> entries;
+    constexpr size_t kGroup = 8;
+    for (size_t g = 0; g < size; g += kGroup) {
+        const size_t n = std::min(kGroup, size - g);
+        uint64_t any = n == kGroup ? 0 : 1;
+        if (n == kGroup)
+            for (size_t q = 0; q < kGroup; ++q)
+                any |= table[g + q];
+        if (!any)
+            continue;
+        for (size_t k = g; k < g + n; ++k) {
+            if (table[k]) {
+                entries.emplace_back(static_cast<uint16_t>(k), table[k]);
+                table[k] = 0;
+            }
+        }
+    }
+    return entries;
+}
+
+// A histogram from (key, count) pairs in any order, possibly repeating keys; non-finite keys are dropped.
+Histogram histogramFrom(std::vector<std::pair<uint16_t, uint64_t>> entries, bool exact)
+{
+    // Two-pass LSD radix sort on the 16-bit key: linear, where a comparison sort of a few thousand
+    // entries would cost more than counting a small tensor.
+    std::vector<std::pair<uint16_t, uint64_t>> tmp(entries.size());
+    for (int shift : {0, 8}) {
+        size_t start[257] = {};
+        for (const auto& e : entries)
+            ++start[((e.first >> shift) & 0xFF) + 1];
+        for (int b = 0; b < 256; ++b)
+            start[b + 1] += start[b];
+        for (const auto& e : entries)
+            tmp[start[(e.first >> shift) & 0xFF]++] = e;
+        entries.swap(tmp);
+    }
+    std::vector<uint16_t> keys;
+    std::vector<uint64_t> counts;
+    for (const auto& [k, c] : entries) {
+        if (!Histogram::finiteKey(k) || c == 0)
+            continue;
+        if (!keys.empty() && keys.back() == k)
+            counts.back() += c;
+        else {
+            keys.push_back(k);
+            counts.push_back(c);
+        }
+    }
+    Histogram h;
+    Histogram::fromSparse(std::move(keys), std::move(counts), exact, &h); // valid by construction
+    return h;
 }
 
 class Engine {
@@ -417,6 +512,54 @@ private:
             }
             e += n;
         }
+        const auto* rawBytes = reinterpret_cast<const unsigned char*>(raw.data());
+        const size_t n = static_cast<size_t>(end - begin);
+        const bool rawKeys = j.path != Path::Float || j.info->dtype == DType::F32;
+        if (j.chunks == 1 && n <= kSparseFlushElements && (rawKeys || n <= kBlockElements)) {
+            std::vector<std::pair<uint16_t, uint64_t>> entries;
+            if (j.path == Path::Table8) {
+                flushSparse(
+                    s, n, [&](size_t i) { return uint16_t(rawBytes[begin + i]); }, entries);
+            } else if (j.path == Path::Table16) {
+                flushSparse(
+                    s, n,
+                    [&](size_t i) {
+                        uint16_t h;
+                        std::memcpy(&h, rawBytes + 2 * (begin + i), 2);
+                        return h;
+                    },
+                    entries);
+            } else {
+                // F32 from the file, other types from the block buffer (the chunk was one block).
+                const unsigned char* src =
+                    rawKeys ? rawBytes + 4 * begin : reinterpret_cast<const unsigned char*>(s.floats.data());
+                flushSparse(
+                    s, n,
+                    [&](size_t i) {
+                        uint32_t b;
+                        std::memcpy(&b, src + 4 * i, 4);
+                        return uint16_t(b >> 16);
+                    },
+                    entries);
+            }
+            std::lock_guard lock(j.mutex);
+            j.sparse = std::move(entries);
+            j.chunkResults[chunk] = std::move(r);
+            addProgress((end - begin) / info.blockElements * info.blockBytes, j);
+            return;
+        }
+        {
+            std::unique_lock lock(j.mutex);
+            if (j.table.empty()) {
+                lock.unlock();
+                auto fresh = acquireTable();
+                lock.lock();
+                if (j.table.empty())
+                    j.table = std::move(fresh);
+                else
+                    releaseTable(std::move(fresh), true);
+            }
+        }
         flushTables(s, j, j.path == Path::Table8 ? 256 : detail::kKeys);
         {
             std::lock_guard lock(j.mutex);
@@ -459,11 +602,10 @@ private:
     bool countOutsideFromKeys(TensorJob& j)
     {
         uint64_t out3 = 0, out6 = 0;
-        for (size_t k = 0; k < detail::kKeys; ++k) {
-            const uint64_t c = j.table[k];
-            const auto key = static_cast<uint16_t>(k);
-            if (!c || !Histogram::finiteKey(key))
-                continue;
+        const Histogram& h = j.result.histogram;
+        for (size_t i = 0; i < h.keys().size(); ++i) {
+            const uint64_t c = h.counts()[i];
+            const uint16_t key = h.keys()[i];
             const float a = Histogram::keyLow(key), b = Histogram::keyHigh(key);
             auto classify = [&](float lo, float hi, uint64_t& out) {
                 if (b < lo || a > hi)
@@ -541,8 +683,13 @@ private:
             st.channelStd[i] =
                 rows[i].m.n > 0 ? static_cast<float>(std::sqrt(rows[i].m.m2 / rows[i].m.n)) : 0.0f;
         }
-        if (j.table.empty())
-            j.table.assign(detail::kKeys, 0);
+        const size_t patterns = j.path == Path::Table8 ? 256 : detail::kKeys;
+        std::vector<std::pair<uint16_t, uint64_t>> entries = std::move(j.sparse);
+        if (!j.table.empty()) {
+            entries = takeEntries(j.table, patterns);
+            releaseTable(std::move(j.table), true);
+            j.table = {};
+        }
 
         if (j.path == Path::Float) {
             st.finite = static_cast<uint64_t>(total.n);
@@ -555,9 +702,9 @@ private:
             st.m2 = total.m2;
             st.m3 = total.m3;
             st.m4 = total.m4;
-            st.histogram = Histogram::fromDense(j.table.data(), keysExact(j.info->dtype));
+            st.histogram = histogramFrom(std::move(entries), keysExact(j.info->dtype));
         } else {
-            combineTable(j);
+            combineTable(j, entries);
         }
         finishMoments(st);
         if (j.path == Path::Float && st.finite && st.std > 0) {
@@ -581,17 +728,13 @@ private:
     }
 
     // Exact statistics from per-bit-pattern counts.
-    void combineTable(TensorJob& j)
+    void combineTable(TensorJob& j, const std::vector<std::pair<uint16_t, uint64_t>>& patterns)
     {
         TensorStats& st = j.result;
         const DType type = j.info->dtype;
-        const size_t patterns = j.path == Path::Table8 ? 256 : detail::kKeys;
         std::vector<std::pair<double, uint64_t>> values; // finite values with counts
-        std::vector<uint64_t> keys(detail::kKeys, 0);
-        for (size_t p = 0; p < patterns; ++p) {
-            const uint64_t c = j.table[p];
-            if (!c)
-                continue;
+        std::vector<std::pair<uint16_t, uint64_t>> keys;
+        for (const auto& [p, c] : patterns) {
             float v;
             if (j.path == Path::Table8) {
                 const auto b = static_cast<uint8_t>(p);
@@ -607,7 +750,7 @@ private:
             } else {
                 st.zeros += v == 0 ? c : 0;
                 values.emplace_back(v, c);
-                keys[Histogram::keyOf(v)] += c;
+                keys.emplace_back(Histogram::keyOf(v), c);
             }
         }
         uint64_t n = 0;
@@ -644,7 +787,7 @@ private:
                 st.beyond6Sigma += (v < lo6 || v > hi6) ? c : 0;
             }
         }
-        st.histogram = Histogram::fromDense(keys.data(), keysExact(type));
+        st.histogram = histogramFrom(std::move(keys), keysExact(type));
     }
 
     void finish(TensorJob& j)
@@ -659,8 +802,9 @@ private:
             failed.error = j.error;
             j.result = std::move(failed);
         }
-        j.table.clear();
-        j.table.shrink_to_fit();
+        if (!j.table.empty()) // a failed tensor's table
+            releaseTable(std::move(j.table), false);
+        j.table = {};
         if (m_done) {
             std::lock_guard lock(m_callbackMutex);
             try {
@@ -670,8 +814,32 @@ private:
         }
     }
 
+    // Dense per-tensor tables are recycled (always returned zeroed): a fresh 512 KiB allocation per tensor
+    // costs page faults that dominate small tensors.
+    std::vector<uint64_t> acquireTable()
+    {
+        std::lock_guard lock(m_poolMutex);
+        if (m_pool.empty())
+            return std::vector<uint64_t>(detail::kKeys, 0);
+        auto t = std::move(m_pool.back());
+        m_pool.pop_back();
+        return t;
+    }
+
+    void releaseTable(std::vector<uint64_t>&& table, bool zeroed)
+    {
+        if (table.size() != detail::kKeys)
+            return;
+        if (!zeroed)
+            std::fill(table.begin(), table.end(), 0);
+        std::lock_guard lock(m_poolMutex);
+        m_pool.push_back(std::move(table));
+    }
+
     const Model& m_model;
     JobControl* m_control;
+    std::mutex m_poolMutex;
+    std::vector<std::vector<uint64_t>> m_pool;
     unsigned m_threads = 1;
     TensorStatsCallback m_done;
     uint64_t m_totalBytes = 0;
@@ -808,14 +976,9 @@ std::vector<TensorStats> analyzeModel(const Model& model, const StatsOptions& op
         if (!have[slot])
             todo.push_back(indices[slot]);
     auto jobs = makeJobs(model, todo);
-    std::vector<char> done(jobs.size(), 0);
-    std::mutex doneMutex;
+    std::vector<char> done(model.tensors().size(), 0); // by tensor index; written under the callback lock
     auto callback = [&](size_t index, const TensorStats& stats) {
-        for (auto& j : jobs)
-            if (j->index == index) {
-                std::lock_guard lock(doneMutex);
-                done[j->slot] = 1;
-            }
+        done[index] = 1;
         if (onTensorDone)
             onTensorDone(index, stats);
     };
@@ -824,7 +987,7 @@ std::vector<TensorStats> analyzeModel(const Model& model, const StatsOptions& op
             return;
         bool added = false;
         for (auto& j : jobs)
-            if (done[j->slot] && j->result.error.empty()) {
+            if (done[j->index] && j->result.error.empty()) {
                 cache->insert(j->result);
                 added = true;
             }

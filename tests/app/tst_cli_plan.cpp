@@ -7,7 +7,6 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <cmath>
 
 namespace {
@@ -33,7 +32,10 @@ Run cli(const QStringList& args, const QProcessEnvironment& env = QProcessEnviro
     return r;
 }
 
-QJsonObject json(const Run& r) { return QJsonDocument::fromJson(r.out).object(); }
+QJsonObject json(const Run& r)
+{
+    return QJsonDocument::fromJson(r.out).object();
+}
 
 const char* kLlama3_8B = R"({"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,
  "intermediate_size":14336,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,
@@ -87,8 +89,8 @@ private slots:
         f.close();
         auto env = QProcessEnvironment::systemEnvironment();
         env.insert(QStringLiteral("XDG_CONFIG_HOME"), home.path());
-        const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("lab-card"),
-                           QStringLiteral("--json")},
+        const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"),
+                           QStringLiteral("lab-card"), QStringLiteral("--json")},
                           env);
         QCOMPARE(r.code, 0);
         QCOMPARE(json(r).value(QStringLiteral("gpu_bytes")).toInteger(), qint64(1) << 30);
@@ -97,9 +99,9 @@ private slots:
 
     void estimateFromConfig()
     {
-        const Run r = cli({QStringLiteral("estimate"), QStringLiteral("--config"), m_config, QStringLiteral("--gpu"),
-                           QStringLiteral("rtx-4090"), QStringLiteral("--ctx"), QStringLiteral("8192"),
-                           QStringLiteral("--json")});
+        const Run r = cli({QStringLiteral("estimate"), QStringLiteral("--config"), m_config,
+                           QStringLiteral("--gpu"), QStringLiteral("rtx-4090"), QStringLiteral("--ctx"),
+                           QStringLiteral("8192"), QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         const auto o = json(r);
         // 8,030,261,248 parameters in BF16; 131072 bytes of F16 KV per token.
@@ -120,19 +122,20 @@ private slots:
         QVERIFY(o.value(QStringLiteral("max_decode_tokens_per_s")).toDouble() < 70);
 
         // Q8_0 KV: 34 bytes per 32 values.
-        const Run q = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("l4"),
-                           QStringLiteral("--ctx"), QStringLiteral("1000"), QStringLiteral("--kv-dtype"),
-                           QStringLiteral("q8_0"), QStringLiteral("--batch"), QStringLiteral("2"),
-                           QStringLiteral("--json")});
+        const Run q = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"),
+                           QStringLiteral("l4"), QStringLiteral("--ctx"), QStringLiteral("1000"),
+                           QStringLiteral("--kv-dtype"), QStringLiteral("q8_0"), QStringLiteral("--batch"),
+                           QStringLiteral("2"), QStringLiteral("--json")});
         QCOMPARE(q.code, 0);
-        QCOMPARE(json(q).value(QStringLiteral("kv_cache_bytes")).toInteger(), qint64(2) * 1000 * 32 * 2 * 32 * 34);
+        QCOMPARE(json(q).value(QStringLiteral("kv_cache_bytes")).toInteger(),
+                 qint64(2) * 1000 * 32 * 2 * 32 * 34);
     }
 
     void estimateSeveralGpus()
     {
-        const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
-                           QStringLiteral("--gpu"), QStringLiteral("h100"), QStringLiteral("--runtime"),
-                           QStringLiteral("vllm"), QStringLiteral("--json")});
+        const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"),
+                           QStringLiteral("rtx-3080-10"), QStringLiteral("--gpu"), QStringLiteral("h100"),
+                           QStringLiteral("--runtime"), QStringLiteral("vllm"), QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         const auto per = json(r).value(QStringLiteral("per_gpu")).toArray();
         QCOMPARE(per.size(), 2);
@@ -147,14 +150,23 @@ private slots:
     void planPresetAndEstimate()
     {
         const QString out = m_dir.filePath(QStringLiteral("q4km.json"));
-        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("llama.cpp-Q4_K_M"),
-                     QStringLiteral("--out"), out, QStringLiteral("--json")});
+        Run r =
+            cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
+                 QStringLiteral("llama.cpp-Q4_K_M"), QStringLiteral("--out"), out, QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         const auto o = json(r);
         QCOMPARE(o.value(QStringLiteral("preset")).toString(), QStringLiteral("llama.cpp-Q4_K_M"));
         // 193 tensors in Q4_K, 33 in Q6_K (16 attn_v, 16 ffn_down, the head).
-        QCOMPARE(o.value(QStringLiteral("tensors_per_format")).toObject().value(QStringLiteral("Q6_K")).toInteger(), 33);
-        QCOMPARE(o.value(QStringLiteral("tensors_per_format")).toObject().value(QStringLiteral("Q4_K")).toInteger(), 193);
+        QCOMPARE(o.value(QStringLiteral("tensors_per_format"))
+                     .toObject()
+                     .value(QStringLiteral("Q6_K"))
+                     .toInteger(),
+                 33);
+        QCOMPARE(o.value(QStringLiteral("tensors_per_format"))
+                     .toObject()
+                     .value(QStringLiteral("Q4_K"))
+                     .toInteger(),
+                 193);
         const qint64 weights = o.value(QStringLiteral("weights_bytes")).toInteger();
         QVERIFY(std::abs(double(weights) / (1ll << 30) - 4.58) < 0.01); // llama-quantize: 4.58G
         QFile f(out);
@@ -166,7 +178,8 @@ private slots:
 
         // estimate --plan sizes the weights as the plan stores them.
         r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--plan"), out, QStringLiteral("--gpu"),
-                 QStringLiteral("rtx-3080-10"), QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--json")});
+                 QStringLiteral("rtx-3080-10"), QStringLiteral("--ctx"), QStringLiteral("8192"),
+                 QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         QCOMPARE(json(r).value(QStringLiteral("weights_bytes")).toInteger(), weights);
         QCOMPARE(json(r).value(QStringLiteral("fits")).toBool(), true);
@@ -179,13 +192,17 @@ private slots:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write("# keep the ends precise\nrole:output_head=Q8_0\n^model\\.layers\\.0\\.=Q6_K\nmlp=Q3_K\n");
         f.close();
-        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--json")});
+        Run r = cli(
+            {QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         const auto a = json(r).value(QStringLiteral("assignments")).toObject();
         QCOMPARE(a.value(QStringLiteral("lm_head.weight")).toString(), QStringLiteral("Q8_0"));
-        QCOMPARE(a.value(QStringLiteral("model.layers.0.mlp.up_proj.weight")).toString(), QStringLiteral("Q6_K"));
-        QCOMPARE(a.value(QStringLiteral("model.layers.5.mlp.up_proj.weight")).toString(), QStringLiteral("Q3_K"));
-        QCOMPARE(a.value(QStringLiteral("model.layers.5.self_attn.q_proj.weight")).toString(), QStringLiteral("BF16"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.0.mlp.up_proj.weight")).toString(),
+                 QStringLiteral("Q6_K"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.5.mlp.up_proj.weight")).toString(),
+                 QStringLiteral("Q3_K"));
+        QCOMPARE(a.value(QStringLiteral("model.layers.5.self_attn.q_proj.weight")).toString(),
+                 QStringLiteral("BF16"));
 
         // Fit to 5 GB: the result is within budget and reports its bound.
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("5000000000"),
@@ -194,7 +211,23 @@ private slots:
         const auto b = json(r).value(QStringLiteral("budget")).toObject();
         QVERIFY(b.value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
         QVERIFY(json(r).value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
-        QVERIFY(b.value(QStringLiteral("lower_bound")).toDouble() <= b.value(QStringLiteral("error")).toDouble());
+        QVERIFY(b.value(QStringLiteral("lower_bound")).toDouble() <=
+                b.value(QStringLiteral("error")).toDouble());
+        // --fused keeps q/k/v and gate/up together: no fused-mismatch issue in the result.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("5000000000"),
+                 QStringLiteral("--fused"), QStringLiteral("--json")});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(json(r).value(QStringLiteral("issues")).toArray().size(), 0);
+        const auto fa = json(r).value(QStringLiteral("assignments")).toObject();
+        for (int i = 0; i < 32; ++i) {
+            const QString p = QStringLiteral("model.layers.%1.").arg(i);
+            QCOMPARE(fa.value(p + QStringLiteral("self_attn.k_proj.weight")),
+                     fa.value(p + QStringLiteral("self_attn.q_proj.weight")));
+            QCOMPARE(fa.value(p + QStringLiteral("self_attn.v_proj.weight")),
+                     fa.value(p + QStringLiteral("self_attn.q_proj.weight")));
+            QCOMPARE(fa.value(p + QStringLiteral("mlp.up_proj.weight")),
+                     fa.value(p + QStringLiteral("mlp.gate_proj.weight")));
+        }
         // Too small a budget is refused.
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("1000")});
         QCOMPARE(r.code, 1);
@@ -217,15 +250,18 @@ private slots:
         const auto a = json(r).value(QStringLiteral("assignments")).toObject();
         QCOMPARE(a.value(QStringLiteral("blk.0.ffn_down.weight")).toString(), QStringLiteral("F16"));
         QCOMPARE(a.value(QStringLiteral("output.weight")).toString(), QStringLiteral("Q8_0"));
-        QCOMPARE(a.value(QStringLiteral("blk.2.attn_v.weight")).toString(), QStringLiteral("Q8_0")); // Q6_K fallback
-        QCOMPARE(a.value(QStringLiteral("blk.1.attn_v.weight")).toString(), QStringLiteral("Q5_0"));  // Q4_K fallback
+        QCOMPARE(a.value(QStringLiteral("blk.2.attn_v.weight")).toString(),
+                 QStringLiteral("Q8_0")); // Q6_K fallback
+        QCOMPARE(a.value(QStringLiteral("blk.1.attn_v.weight")).toString(),
+                 QStringLiteral("Q5_0")); // Q4_K fallback
         // all-Q4_K on it: every 64-wide tensor is flagged with the fallback fix.
         r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("all-Q4_K"),
                  QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         const auto issues = json(r).value(QStringLiteral("issues")).toArray();
         QCOMPARE(issues.size(), 37);
-        QCOMPARE(issues[0].toObject().value(QStringLiteral("kind")).toString(), QStringLiteral("unsupported-shape"));
+        QCOMPARE(issues[0].toObject().value(QStringLiteral("kind")).toString(),
+                 QStringLiteral("unsupported-shape"));
         r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q9_K_Z")});
         QCOMPARE(r.code, 1);
     }
@@ -266,14 +302,16 @@ private slots:
         // The error is the sum of the chosen cells' mse x rows x cols.
         QFile sf(sens);
         QVERIFY(sf.open(QIODevice::ReadOnly));
-        const auto cells = QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("results")).toArray();
+        const auto cells =
+            QJsonDocument::fromJson(sf.readAll()).object().value(QStringLiteral("results")).toArray();
         const auto asg = o.value(QStringLiteral("assignments")).toObject();
         double total = 0;
         for (const auto& c : cells) {
             const auto cell = c.toObject();
             if (asg.value(cell.value(QStringLiteral("tensor")).toString()).toString() ==
                 cell.value(QStringLiteral("format")).toString())
-                total += cell.value(QStringLiteral("mse")).toDouble() * cell.value(QStringLiteral("rows")).toDouble() *
+                total += cell.value(QStringLiteral("mse")).toDouble() *
+                         cell.value(QStringLiteral("rows")).toDouble() *
                          cell.value(QStringLiteral("cols")).toDouble();
         }
         QVERIFY(std::abs(total - b.value(QStringLiteral("error")).toDouble()) <= 1e-9 * total);
@@ -283,7 +321,9 @@ private slots:
     {
         const QString plan = m_dir.filePath(QStringLiteral("export-q4km.json"));
         QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
-                      QStringLiteral("--out"), plan}).code, 0);
+                      QStringLiteral("--out"), plan})
+                     .code,
+                 0);
         // llama.cpp: pattern=type lines on stdout, the llama-quantize command on stderr.
         Run r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp")});
         QCOMPARE(r.code, 0);
@@ -292,7 +332,8 @@ private slots:
         QVERIFY(r.err.contains("llama-quantize --tensor-type-file"));
         // --out writes the file.
         const QString out = m_dir.filePath(QStringLiteral("types.txt"));
-        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp"), QStringLiteral("--out"), out});
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp"),
+                 QStringLiteral("--out"), out});
         QCOMPARE(r.code, 0);
         QFile f(out);
         QVERIFY(f.open(QIODevice::ReadOnly));
@@ -305,29 +346,41 @@ private slots:
 
         // An integer plan goes to the vLLM-side tools.
         const QString intPlan = m_dir.filePath(QStringLiteral("int.json"));
-        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
-                      QStringLiteral("keep-embeddings-8bit:INT4-g128-asym"), QStringLiteral("--out"), intPlan}).code, 0);
-        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel"), QStringLiteral("--out"),
-                 m_dir.filePath(QStringLiteral("quantize_config.json"))});
+        QCOMPARE(
+            cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
+                 QStringLiteral("keep-embeddings-8bit:INT4-g128-asym"), QStringLiteral("--out"), intPlan})
+                .code,
+            0);
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel"),
+                 QStringLiteral("--out"), m_dir.filePath(QStringLiteral("quantize_config.json"))});
         QCOMPARE(r.code, 3); // the embedding is quantized: GPTQModel refuses
         QVERIFY(r.err.contains("model.embed_tokens.weight"));
-        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"),
+                 QStringLiteral("compressed-tensors")});
         QCOMPARE(r.code, 3);
         const QString rules = m_dir.filePath(QStringLiteral("int-rules.txt"));
         QFile rf(rules);
         QVERIFY(rf.open(QIODevice::WriteOnly));
         rf.write("role:embedding=BF16\nrole:output_head=BF16\n.*=INT4-g128-asym\n");
         rf.close();
-        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--out"), intPlan}).code, 0);
+        QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules,
+                      QStringLiteral("--out"), intPlan})
+                     .code,
+                 0);
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
         QCOMPARE(r.code, 0);
         const auto cfg = json(r);
         QCOMPARE(cfg.value(QStringLiteral("bits")).toInt(), 4);
         QCOMPARE(cfg.value(QStringLiteral("group_size")).toInt(), 128);
         QCOMPARE(cfg.value(QStringLiteral("dynamic")).toObject().size(), 0);
-        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"),
+                 QStringLiteral("compressed-tensors")});
         QCOMPARE(r.code, 0);
-        QCOMPARE(json(r).value(QStringLiteral("quantization_config")).toObject().value(QStringLiteral("ignore")).toArray(),
+        QCOMPARE(json(r)
+                     .value(QStringLiteral("quantization_config"))
+                     .toObject()
+                     .value(QStringLiteral("ignore"))
+                     .toArray(),
                  QJsonArray{QStringLiteral("lm_head")});
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("llmcompressor")});
         QCOMPARE(r.code, 0);
@@ -351,8 +404,9 @@ private slots:
     void estimateNonTransformer()
     {
         // PP-OCR's recognizer has no attention configuration: weights only, no KV cache, still an answer.
-        const Run r = cli({QStringLiteral("estimate"), QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors"),
-                           QStringLiteral("--gpu"), QStringLiteral("t4"), QStringLiteral("--json")});
+        const Run r =
+            cli({QStringLiteral("estimate"), QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors"),
+                 QStringLiteral("--gpu"), QStringLiteral("t4"), QStringLiteral("--json")});
         QCOMPARE(r.code, 0);
         const auto o = json(r);
         QCOMPARE(o.value(QStringLiteral("kv_cache_bytes")).toInteger(), 0);
@@ -363,17 +417,19 @@ private slots:
 
     void estimateErrors()
     {
-        Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});
+        Run r =
+            cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});
         QCOMPARE(r.code, 1);
         QVERIFY(r.err.contains("voodoo5"));
         r = cli({QStringLiteral("estimate"), m_config});
         QCOMPARE(r.code, 1);
         r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("h100"),
-                 QStringLiteral("--runtime"), QStringLiteral("vllm"), QStringLiteral("--kv-dtype"), QStringLiteral("q4_0")});
+                 QStringLiteral("--runtime"), QStringLiteral("vllm"), QStringLiteral("--kv-dtype"),
+                 QStringLiteral("q4_0")});
         QCOMPARE(r.code, 1);
         QVERIFY(r.err.contains("q4_0"));
-        r = cli({QStringLiteral("estimate"), m_dir.filePath(QStringLiteral("missing.json")), QStringLiteral("--gpu"),
-                 QStringLiteral("h100")});
+        r = cli({QStringLiteral("estimate"), m_dir.filePath(QStringLiteral("missing.json")),
+                 QStringLiteral("--gpu"), QStringLiteral("h100")});
         QCOMPARE(r.code, 1);
     }
 };

@@ -185,6 +185,41 @@ void run(const std::filesystem::path& dir, qs::DType type, uint64_t bytes)
     std::filesystem::remove(path);
 }
 
+// Per-tensor overhead: a whole-model analysis of many small BF16 tensors (norms, biases, small experts).
+void runMany(const std::filesystem::path& dir, uint64_t elements, int count)
+{
+    const auto path = dir / "bench_stats_many.bin";
+    writeData(path, qs::DType::BF16, elements * uint64_t(count));
+    auto model = std::make_shared<qs::Model>(qs::ModelFormat::Safetensors, path);
+    const uint32_t file = model->addFile(qs::MappedFile::open(path));
+    for (int i = 0; i < count; ++i) {
+        qs::TensorInfo t;
+        t.name = "t" + std::to_string(i);
+        t.shape = {elements / 4096, 4096};
+        t.dtype = qs::DType::BF16;
+        t.bytes = elements * 2;
+        t.fileIndex = file;
+        t.offset = uint64_t(i) * t.bytes;
+        model->addTensor(t);
+    }
+    model->finalize();
+    qs::StatsOptions o;
+    o.useCache = false;
+    o.threads = 1;
+    double best = 1e30, bestCpu = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = cpuSeconds();
+        qs::analyzeModel(*model, o);
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        bestCpu = std::min(bestCpu, cpuSeconds() - c0);
+    }
+    std::printf("%d BF16 tensors of %llu values, 1 thread: %.1f us per tensor wall, %.1f us CPU\n", count,
+                static_cast<unsigned long long>(elements), best * 1e6 / count, bestCpu * 1e6 / count);
+    model.reset();
+    std::filesystem::remove(path);
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -195,5 +230,7 @@ int main(int argc, char** argv)
                 static_cast<unsigned long long>(mib), std::thread::hardware_concurrency());
     run(dir, qs::DType::BF16, mib << 20);
     run(dir, qs::DType::F32, mib << 20);
+    runMany(dir, 4096, 2000);
+    runMany(dir, 65536, 2000);
     return 0;
 }

@@ -14,7 +14,6 @@
 #include <QJsonObject>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <regex>
 #include <sstream>
 
@@ -32,8 +31,8 @@ std::string lower(std::string s)
 
 // llama-quantize: the file is whitespace-separated pattern=type tokens; a tensor takes the type of the last
 // matching pattern. Returns tensor -> type for the given GGUF names.
-std::map<std::string, std::string> applyLlamaCpp(const std::string& file, const std::vector<std::string>& names,
-                                                 int* maxMatches)
+std::map<std::string, std::string> applyLlamaCpp(const std::string& file,
+                                                 const std::vector<std::string>& names, int* maxMatches)
 {
     std::vector<std::pair<std::regex, std::string>> rules;
     std::istringstream in(file);
@@ -79,8 +78,9 @@ Effective expected(const std::string& format)
 Effective applyGptq(const QJsonObject& cfg, const std::string& module)
 {
     const QJsonObject dyn = cfg.value(QStringLiteral("dynamic")).toObject();
-    Effective e{true, cfg.value(QStringLiteral("bits")).toInt(), cfg.value(QStringLiteral("group_size")).toInt(),
-                cfg.value(QStringLiteral("sym")).toBool(), false};
+    Effective e{true, cfg.value(QStringLiteral("bits")).toInt(),
+                cfg.value(QStringLiteral("group_size")).toInt(), cfg.value(QStringLiteral("sym")).toBool(),
+                false};
     if (module == "lm_head" && !cfg.value(QStringLiteral("lm_head")).toBool())
         return {};
     // QJsonObject iterates keys sorted, not in file order: the exporter must not depend on order, so the
@@ -112,7 +112,8 @@ Effective applyGptq(const QJsonObject& cfg, const std::string& module)
 bool ctMatches(const QString& target, const std::string& module)
 {
     if (target.startsWith(QLatin1String("re:")))
-        return std::regex_search(module, std::regex(target.mid(3).toStdString()), std::regex_constants::match_continuous);
+        return std::regex_search(module, std::regex(target.mid(3).toStdString()),
+                                 std::regex_constants::match_continuous);
     return target.toStdString() == module;
 }
 
@@ -133,9 +134,11 @@ Effective applyCompressedTensors(const QJsonObject& qc, const std::string& modul
             const QJsonObject w = g.value(QStringLiteral("weights")).toObject();
             const QString strategy = w.value(QStringLiteral("strategy")).toString();
             e = {true, w.value(QStringLiteral("num_bits")).toInt(),
-                 strategy == QLatin1String("group") ? w.value(QStringLiteral("group_size")).toInt()
-                 : strategy == QLatin1String("channel") ? -1 : 0,
-                 w.value(QStringLiteral("symmetric")).toBool(), w.value(QStringLiteral("type")).toString() == QLatin1String("float")};
+                 strategy == QLatin1String("group")     ? w.value(QStringLiteral("group_size")).toInt()
+                 : strategy == QLatin1String("channel") ? -1
+                                                        : 0,
+                 w.value(QStringLiteral("symmetric")).toBool(),
+                 w.value(QStringLiteral("type")).toString() == QLatin1String("float")};
         }
     }
     if (hits > 1)
@@ -163,8 +166,10 @@ class TestExport : public QObject {
 private slots:
     void names()
     {
-        QCOMPARE(*qs::ggufTensorName("model.layers.7.self_attn.o_proj.weight"), std::string("blk.7.attn_output.weight"));
-        QCOMPARE(*qs::ggufTensorName("model.layers.7.mlp.down_proj.weight"), std::string("blk.7.ffn_down.weight"));
+        QCOMPARE(*qs::ggufTensorName("model.layers.7.self_attn.o_proj.weight"),
+                 std::string("blk.7.attn_output.weight"));
+        QCOMPARE(*qs::ggufTensorName("model.layers.7.mlp.down_proj.weight"),
+                 std::string("blk.7.ffn_down.weight"));
         QCOMPARE(*qs::ggufTensorName("model.embed_tokens.weight"), std::string("token_embd.weight"));
         QCOMPARE(*qs::ggufTensorName("lm_head.weight"), std::string("output.weight"));
         QCOMPARE(*qs::ggufTensorName("model.layers.1.block_sparse_moe.experts.3.w2.weight"),
@@ -172,9 +177,11 @@ private slots:
         QCOMPARE(*qs::ggufTensorName("blk.2.attn_v.weight"), std::string("blk.2.attn_v.weight"));
         QCOMPARE(*qs::hfModuleName("blk.2.attn_v.weight"), std::string("model.layers.2.self_attn.v_proj"));
         QCOMPARE(*qs::hfModuleName("output.weight"), std::string("lm_head"));
-        QCOMPARE(*qs::hfModuleName("model.layers.2.mlp.up_proj.weight"), std::string("model.layers.2.mlp.up_proj"));
+        QCOMPARE(*qs::hfModuleName("model.layers.2.mlp.up_proj.weight"),
+                 std::string("model.layers.2.mlp.up_proj"));
         QVERIFY(!qs::hfModuleName("blk.1.ffn_down_exps.weight"));
-        QCOMPARE(*qs::ggufTensorName("transformer.h.0.attn.c_attn.weight"), std::string("blk.0.attn_qkv.weight"));
+        QCOMPARE(*qs::ggufTensorName("transformer.h.0.attn.c_attn.weight"),
+                 std::string("blk.0.attn_qkv.weight"));
         QVERIFY(!qs::ggufTensorName("vision_tower.patch_embed.proj.weight"));
         QCOMPARE(*qs::exportTargetFromName("llama.cpp"), qs::ExportTarget::LlamaCpp);
         QCOMPARE(*qs::exportTargetFromName("compressed-tensors"), qs::ExportTarget::CompressedTensors);
@@ -208,7 +215,10 @@ private slots:
         // ggml's own spelling of the types, and the extra flags for the head and embedding.
         QVERIFY(r.text.find("=q6_K\n") != std::string::npos);
         QVERIFY(r.text.find("=q4_K\n") != std::string::npos);
-        QCOMPARE(r.commands.size(), size_t(1));
+        QCOMPARE(r.commands.size(), size_t(2));
+        // The inline form carries the same lines as --tensor-type arguments.
+        QVERIFY(r.commands[1].find("--tensor-type '^blk\\.\\d+\\.attn_q\\.weight$=q4_K'") !=
+                std::string::npos);
         QVERIFY(r.commands[0].find("--tensor-type-file") != std::string::npos);
         QVERIFY(r.commands[0].find("--output-tensor-type q6_K") != std::string::npos);
         QVERIFY(r.commands[0].find("--token-embedding-type q4_K") != std::string::npos);
@@ -297,7 +307,10 @@ private slots:
         qs::Plan plan = mixedIntPlan(l);
         const auto asCt = [&](const qs::Plan& p) {
             const auto r = qs::exportPlan(p, qs::ExportTarget::CompressedTensors);
-            return QJsonDocument::fromJson(QByteArray::fromStdString(r.text)).object().value(QStringLiteral("quantization_config")).toObject();
+            return QJsonDocument::fromJson(QByteArray::fromStdString(r.text))
+                .object()
+                .value(QStringLiteral("quantization_config"))
+                .toObject();
         };
         QJsonObject qc = asCt(plan);
         QCOMPARE(qc.value(QStringLiteral("quant_method")).toString(), QStringLiteral("compressed-tensors"));
@@ -313,7 +326,8 @@ private slots:
             plan.assign("model.layers." + std::to_string(b) + ".self_attn.o_proj.weight", "FP8-E4M3-ch");
         qc = asCt(plan);
         QCOMPARE(qc.value(QStringLiteral("format")).toString(), QStringLiteral("mixed-precision"));
-        QCOMPARE(applyCompressedTensors(qc, "model.layers.2.self_attn.o_proj"), (Effective{true, 8, -1, true, true}));
+        QCOMPARE(applyCompressedTensors(qc, "model.layers.2.self_attn.o_proj"),
+                 (Effective{true, 8, -1, true, true}));
         // ggml formats are refused.
         plan.assign("model.layers.1.mlp.down_proj.weight", "Q6_K");
         QVERIFY_THROWS_EXCEPTION(qs::ExportError, qs::exportPlan(plan, qs::ExportTarget::CompressedTensors));
@@ -324,10 +338,12 @@ private slots:
         const auto l = qs::layoutFromConfigJson(kLlama);
         const qs::Plan plan = mixedIntPlan(l);
         const std::string y = qs::exportPlan(plan, qs::ExportTarget::LlmCompressor).text;
-        // Structure of llm-compressor's recipe: a stage, a QuantizationModifier with ignore and config_groups.
-        QVERIFY(y.rfind("quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      ignore: [", 0) == 0);
-        // Parse the groups back (targets, num_bits, type, symmetric, strategy, group_size) and apply them like
-        // compressed-tensors does.
+        // Structure of llm-compressor's recipe: a stage, a QuantizationModifier with ignore and
+        // config_groups.
+        QVERIFY(y.rfind("quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      ignore: [", 0) ==
+                0);
+        // Parse the groups back (targets, num_bits, type, symmetric, strategy, group_size) and apply them
+        // like compressed-tensors does.
         QJsonObject groups;
         QJsonArray ignore;
         std::istringstream in(y);
@@ -361,9 +377,10 @@ private slots:
                 const QString v = QString::fromStdString(m[2]);
                 bool isInt = false;
                 const int n = v.toInt(&isInt);
-                weights[QString::fromStdString(m[1])] = isInt ? QJsonValue(n) : v == QLatin1String("true") ? QJsonValue(true)
-                                                         : v == QLatin1String("false")                     ? QJsonValue(false)
-                                                                                                            : QJsonValue(v);
+                weights[QString::fromStdString(m[1])] = isInt                         ? QJsonValue(n)
+                                                        : v == QLatin1String("true")  ? QJsonValue(true)
+                                                        : v == QLatin1String("false") ? QJsonValue(false)
+                                                                                      : QJsonValue(v);
             }
         }
         flush();
@@ -375,8 +392,8 @@ private slots:
             const std::string m = *qs::hfModuleName(t);
             QVERIFY2(applyCompressedTensors(qc, m) == expected(f), m.c_str());
         }
-        QVERIFY_THROWS_EXCEPTION(qs::ExportError,
-                                 qs::exportPlan(qs::makePreset("all-Q8_0", l), qs::ExportTarget::LlmCompressor));
+        QVERIFY_THROWS_EXCEPTION(
+            qs::ExportError, qs::exportPlan(qs::makePreset("all-Q8_0", l), qs::ExportTarget::LlmCompressor));
     }
 
     void ggufNamedPlanToHf()
@@ -388,7 +405,8 @@ private slots:
         p.assign("blk.0.attn_v.weight", "INT4-g128-asym");
         p.assign("output.weight", "BF16");
         const auto cfg = QJsonDocument::fromJson(
-            QByteArray::fromStdString(qs::exportPlan(p, qs::ExportTarget::GptqModel).text)).object();
+                             QByteArray::fromStdString(qs::exportPlan(p, qs::ExportTarget::GptqModel).text))
+                             .object();
         QCOMPARE(applyGptq(cfg, "model.layers.0.self_attn.k_proj"), (Effective{true, 4, 128, false, false}));
         QCOMPARE(cfg.value(QStringLiteral("lm_head")).toBool(), false);
     }

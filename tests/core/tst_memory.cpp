@@ -10,7 +10,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QTest>
-
 #include <cstring>
 
 namespace {
@@ -77,7 +76,8 @@ private slots:
         // Q8_0: a 1024-value row is 32 blocks of 34 bytes; Q4_0 32 blocks of 18 bytes.
         QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::Q8_0), uint64_t(32 * 2 * 32 * 34));
         QCOMPARE(qs::kvCacheBytes(l.config, 1, 1, qs::KvCacheType::Q4_0), uint64_t(32 * 2 * 32 * 18));
-        QCOMPARE(qs::kvCacheBytes(l.config, 1000, 3, qs::KvCacheType::Q4_0), uint64_t(3) * 1000 * 32 * 2 * 32 * 18);
+        QCOMPARE(qs::kvCacheBytes(l.config, 1000, 3, qs::KvCacheType::Q4_0),
+                 uint64_t(3) * 1000 * 32 * 2 * 32 * 18);
     }
 
     void quantizedKvNeedsWholeBlocks()
@@ -113,7 +113,8 @@ private slots:
         const uint64_t perLayer = 2ull * 8 * 256 * 2; // 8192 bytes per token per layer
         QCOMPARE(qs::kvBytesPerTokenPerLayer(l.config, qs::KvCacheType::F16), perLayer);
         // 21 local layers hold 4096 tokens, 21 global layers the full 8192.
-        QCOMPARE(qs::kvCacheBytes(l.config, 8192, 1, qs::KvCacheType::F16), perLayer * (21 * 4096 + 21 * 8192));
+        QCOMPARE(qs::kvCacheBytes(l.config, 8192, 1, qs::KvCacheType::F16),
+                 perLayer * (21 * 4096 + 21 * 8192));
         QCOMPARE(qs::kvCacheBytes(l.config, 8192, 1, qs::KvCacheType::F16), uint64_t(2113929216));
         QCOMPARE(qs::kvCacheBytes(l.config, 1000, 1, qs::KvCacheType::F16), perLayer * 42 * 1000);
         // Gemma ties its embeddings: no lm_head, and the published parameter count.
@@ -125,7 +126,8 @@ private slots:
 
     void explicitLayerTypes()
     {
-        const char* json = R"({"model_type":"qwen3","hidden_size":64,"intermediate_size":128,"num_hidden_layers":4,
+        const char* json =
+            R"({"model_type":"qwen3","hidden_size":64,"intermediate_size":128,"num_hidden_layers":4,
             "num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"vocab_size":100,"sliding_window":16,
             "layer_types":["full_attention","sliding_attention","sliding_attention","full_attention"]})";
         const auto l = qs::layoutFromConfigJson(json);
@@ -175,9 +177,8 @@ private slots:
         uint64_t expected = 0;
         for (const auto& t : l.tensors)
             expected += t.shape.size() == 2 ? t.elements() * 9 / 16 : t.bytes;
-        const auto w = qs::summarizeWeights(l, [](const qs::TensorInfo& t) {
-            return t.shape.size() == 2 ? t.elements() * 9 / 16 : t.bytes;
-        });
+        const auto w = qs::summarizeWeights(
+            l, [](const qs::TensorInfo& t) { return t.shape.size() == 2 ? t.elements() * 9 / 16 : t.bytes; });
         QCOMPARE(w.bytes, expected);
         QCOMPARE(w.bytes, uint64_t(6738415616 - 32 * 2 * 4096 - 4096) * 9 / 16 + (32 * 2 * 4096 + 4096) * 2);
     }
@@ -185,7 +186,8 @@ private slots:
     void tiedEmbeddingsCountOnce()
     {
         // A tied model whose file also stores lm_head: it is the same matrix at run time.
-        const char* json = R"({"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":1,
+        const char* json =
+            R"({"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":1,
             "num_attention_heads":4,"vocab_size":1000,"tie_word_embeddings":false,"torch_dtype":"float32"})";
         auto l = qs::layoutFromConfigJson(json);
         const uint64_t untied = qs::summarizeWeights(l).bytes;
@@ -214,7 +216,8 @@ private slots:
     {
         const auto l = qs::layoutFromConfigJson(kPhi3Mini);
         QVERIFY(l.find("model.layers.3.self_attn.qkv_proj.weight"));
-        QCOMPARE(l.find("model.layers.3.mlp.gate_up_proj.weight")->shape, (std::vector<uint64_t>{16384, 3072}));
+        QCOMPARE(l.find("model.layers.3.mlp.gate_up_proj.weight")->shape,
+                 (std::vector<uint64_t>{16384, 3072}));
         // Published: Phi-3-mini has 3,821,079,552 parameters.
         QCOMPARE(l.parameterCount(), uint64_t(3821079552));
         QCOMPARE(l.config.slidingWindow, 2047u);
@@ -266,7 +269,8 @@ private slots:
         QCOMPARE(qs::planRoleFromName("blk.3.ffn_gate_inp.weight").role, R::MoeRouter);
         QCOMPARE(qs::planRoleFromName("model.layers.12.mlp.down_proj.weight").role, R::MlpDown);
         QCOMPARE(qs::planRoleFromName("model.layers.12.mlp.down_proj.weight").block, 12);
-        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.experts.5.w2.weight").role, R::MoeExpertDown);
+        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.experts.5.w2.weight").role,
+                 R::MoeExpertDown);
         QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.experts.5.w2.weight").expert, 5);
         QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.gate.weight").role, R::MoeRouter);
         QCOMPARE(qs::planRoleFromName("model.layers.1.input_layernorm.weight").role, R::Norm);
@@ -276,7 +280,8 @@ private slots:
 
     void unsupportedAndMalformedConfigs()
     {
-        QVERIFY_THROWS_EXCEPTION(qs::Error, qs::layoutFromConfigJson(R"({"model_type":"bert","hidden_size":8})"));
+        QVERIFY_THROWS_EXCEPTION(qs::Error,
+                                 qs::layoutFromConfigJson(R"({"model_type":"bert","hidden_size":8})"));
         QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson("{not json"));
         QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"llama"})"));
         QVERIFY_THROWS_EXCEPTION(qs::FormatError,
@@ -292,12 +297,15 @@ private slots:
     void hostileConfigs()
     {
         // Four billion layers would mean billions of derived tensors: refused before building any.
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":8,
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError,
+                                 qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":8,
             "intermediate_size":8,"num_hidden_layers":4000000000,"num_attention_heads":1,"vocab_size":2})"));
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"mixtral","hidden_size":8,
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError,
+                                 qs::layoutFromConfigJson(R"({"model_type":"mixtral","hidden_size":8,
             "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":1,"vocab_size":2,
             "num_local_experts":1000000})"));
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":8,
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError,
+                                 qs::layoutFromConfigJson(R"({"model_type":"llama","hidden_size":8,
             "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":4,"vocab_size":2})"));
     }
 
@@ -330,10 +338,18 @@ private slots:
         req.runtime.runtime = qs::Runtime::LlamaCpp; // flash attention: the compute buffer is the logits
         req.context = 0;
         const auto base = qs::estimateFootprint(l, w, req);
-        // Logits of a 512-token ubatch: 512 x (128256 + 4096) x 4 bytes, independent of the context.
+        // Logits of a 512-token ubatch: 512 x (128256 + 4096) x 4 bytes = 258.50 MiB, independent of the
+        // context; a llama.cpp log of Llama-3-8B at n_ctx 512 prints "CUDA0 compute buffer size = 258.50
+        // MiB".
         req.context = 100000;
         QCOMPARE(qs::estimateFootprint(l, w, req).activationBytes, uint64_t(512) * (128256 + 4096) * 4);
         QCOMPARE(base.activationBytes, uint64_t(1) * (128256 + 4096) * 4); // ubatch is capped by the tokens
+        req.context = 512;
+        req.runtime.flashAttention = false;
+        QCOMPARE(qs::estimateFootprint(l, w, req).activationBytes, uint64_t(271056896));
+        QCOMPARE(qs::estimateFootprint(l, w, req).kvCacheBytes, uint64_t(64)
+                                                                    << 20); // "KV buffer size = 64.00 MiB"
+        req.runtime.flashAttention = true;
         const uint64_t fixed = w.bytes + 384ull * 1024 * 1024 + uint64_t(512) * (128256 + 4096) * 4;
         const uint64_t budget = fixed + 131072ull * 5000 + 131071;
         QCOMPARE(qs::maxContextForBudget(l, w, req, budget), uint64_t(5000));
@@ -368,7 +384,8 @@ private slots:
         // Decode bound: bandwidth / (weights streamed + whole cache).
         const double perStep = double(w.readPerTokenBytes) + double(1ull << 30);
         QCOMPARE(w.readPerTokenBytes, w.bytes - 128256ull * 4096 * 2 + 4096 * 2);
-        QVERIFY(std::abs(fit.maxDecodeTokensPerSecond - 1000e9 / perStep) < 1e-9 * fit.maxDecodeTokensPerSecond);
+        QVERIFY(std::abs(fit.maxDecodeTokensPerSecond - 1000e9 / perStep) <
+                1e-9 * fit.maxDecodeTokensPerSecond);
 
         // 10 GiB cannot hold 15 GiB of weights: two GPUs split them.
         const auto small = gpu(10ull << 30, 500);
@@ -396,7 +413,8 @@ private slots:
         const auto f = qs::estimateFootprint(l, w, req);
         // Profiling pass: 2048 tokens x (3 x 14336 + 4096 + 2 x 1024 + 2 x 4096) x 2 bytes; sampler:
         // 256 x 128256 x 4.
-        QCOMPARE(f.activationBytes, uint64_t(2048) * (3 * 14336 + 4096 + 2048 + 8192) * 2 + 256ull * 128256 * 4);
+        QCOMPARE(f.activationBytes,
+                 uint64_t(2048) * (3 * 14336 + 4096 + 2048 + 8192) * 2 + 256ull * 128256 * 4);
         // Tensor parallel degrees must divide the 32 heads: 3 is skipped.
         const auto tiny = gpu(7ull << 30, 1000);
         req.runtime.gpuMemoryUtilization = 0.9;
@@ -455,11 +473,16 @@ private slots:
         QCOMPARE(base.find("lab card")->memoryBytes, uint64_t(12) << 30);
 
         QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(R"({"version":2,"gpus":[]})"));
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(R"({"version":1,"gpus":[{"id":"x"}]})"));
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(
-            R"({"version":1,"gpus":[{"id":"x","memory_bytes":1e30,"bandwidth_gb_s":1}]})"));
-        QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson(
-            R"({"version":1,"gpus":[{"id":"x","kind":"toaster","memory_bytes":10,"bandwidth_gb_s":1}]})"));
+        QVERIFY_THROWS_EXCEPTION(qs::FormatError,
+                                 qs::GpuCatalog::fromJson(R"({"version":1,"gpus":[{"id":"x"}]})"));
+        QVERIFY_THROWS_EXCEPTION(
+            qs::FormatError,
+            qs::GpuCatalog::fromJson(
+                R"({"version":1,"gpus":[{"id":"x","memory_bytes":1e30,"bandwidth_gb_s":1}]})"));
+        QVERIFY_THROWS_EXCEPTION(
+            qs::FormatError,
+            qs::GpuCatalog::fromJson(
+                R"({"version":1,"gpus":[{"id":"x","kind":"toaster","memory_bytes":10,"bandwidth_gb_s":1}]})"));
         QVERIFY_THROWS_EXCEPTION(qs::FormatError, qs::GpuCatalog::fromJson("[1,2"));
     }
 };

@@ -8,7 +8,6 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
-
 #include <thread>
 
 namespace {
@@ -18,12 +17,19 @@ const char* kLlama3_8B = R"({"model_type":"llama","hidden_size":4096,"intermedia
  "max_position_embeddings":8192,"torch_dtype":"bfloat16"})";
 const char* kLlama2_7B = R"({"model_type":"llama","hidden_size":4096,"intermediate_size":11008,
  "num_hidden_layers":32,"num_attention_heads":32,"vocab_size":32000,"torch_dtype":"float16"})";
-const char* kTinyTied = R"({"model_type":"gemma","hidden_size":256,"intermediate_size":512,"num_hidden_layers":2,
+const char* kTinyTied =
+    R"({"model_type":"gemma","hidden_size":256,"intermediate_size":512,"num_hidden_layers":2,
  "num_attention_heads":2,"num_key_value_heads":1,"head_dim":128,"vocab_size":1000,"torch_dtype":"float32"})";
 
-std::string layerName(int i, const char* part) { return "model.layers." + std::to_string(i) + "." + part; }
+std::string layerName(int i, const char* part)
+{
+    return "model.layers." + std::to_string(i) + "." + part;
+}
 
-double gib(uint64_t b) { return static_cast<double>(b) / (1ull << 30); }
+double gib(uint64_t b)
+{
+    return static_cast<double>(b) / (1ull << 30);
+}
 
 } // namespace
 
@@ -33,10 +39,11 @@ private slots:
     void valueApi()
     {
         qs::Plan p;
-        QCOMPARE(p.tiers(), (std::vector<std::string>{"BF16", "Q8_0", "Q6_K", "Q4_K", "INT4-g128-asym", "Q3_K", "Q2_K"}));
+        QCOMPARE(p.tiers(), (std::vector<std::string>{"BF16", "Q8_0", "Q6_K", "Q4_K", "INT4-g128-asym",
+                                                      "Q3_K", "Q2_K"}));
         QVERIFY(p.assign("a", "q4_k"));
         QCOMPARE(*p.formatOf("a"), std::string("Q4_K")); // canonical spelling
-        QVERIFY(!p.assign("a", "Q4_K"));                  // no-op edits report no change
+        QVERIFY(!p.assign("a", "Q4_K"));                 // no-op edits report no change
         QCOMPARE(p.assignMany({"a", "b", "c"}, "Q8_0"), size_t(3));
         QCOMPARE(p.assignMany({"a", "b"}, "Q8_0"), size_t(0));
         qs::Plan copy = p;
@@ -120,7 +127,8 @@ private slots:
         QCOMPARE(qs::llamaCppFallback("INT4-g128-asym", 100), std::string("INT4-g128-asym"));
 
         // A mix on a model with 4544-wide rows uses the fallbacks.
-        const char* json = R"({"model_type":"llama","hidden_size":4544,"intermediate_size":512,"num_hidden_layers":1,
+        const char* json =
+            R"({"model_type":"llama","hidden_size":4544,"intermediate_size":512,"num_hidden_layers":1,
             "num_attention_heads":71,"vocab_size":256,"torch_dtype":"float32"})";
         const auto l = qs::layoutFromConfigJson(json);
         const qs::Plan p = qs::makePreset("Q4_K_M", l);
@@ -158,7 +166,7 @@ private slots:
         const uint64_t sq = 4096ull * 4096, ffn = 4096ull * 11008, emb = 32000ull * 4096;
         const auto q4 = [](uint64_t n) { return n / 256 * 144; };
         const auto q6 = [](uint64_t n) { return n / 256 * 210; };
-        const uint64_t perLayerBase = q4(sq) * 3 + q4(ffn) * 2;                 // q, k, o, gate, up
+        const uint64_t perLayerBase = q4(sq) * 3 + q4(ffn) * 2; // q, k, o, gate, up
         const uint64_t expected = 32 * perLayerBase + 16 * (q6(sq) + q6(ffn)) + 16 * (q4(sq) + q4(ffn)) +
                                   q4(emb) + q6(emb) + (65 * 4096) * 2;
         const auto plan = qs::makePreset("llama.cpp-Q4_K_M", l);
@@ -175,16 +183,18 @@ private slots:
         const auto l = qs::openLayout(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
         QCOMPARE(l.parameterCount(), uint64_t(292800));
         const qs::Plan p = qs::makePreset("llama.cpp-Q4_K_M", l);
-        QCOMPARE(*p.formatOf("token_embd.weight"), std::string("Q5_0"));   // Q4_K -> Q5_0 (64 % 256 != 0)
-        QCOMPARE(*p.formatOf("output.weight"), std::string("Q8_0"));       // head: Q8_0 when 256 does not divide
-        QCOMPARE(*p.formatOf("blk.2.attn_v.weight"), std::string("Q8_0")); // use_more_bits(2, 5): Q6_K -> Q8_0
+        QCOMPARE(*p.formatOf("token_embd.weight"), std::string("Q5_0")); // Q4_K -> Q5_0 (64 % 256 != 0)
+        QCOMPARE(*p.formatOf("output.weight"), std::string("Q8_0")); // head: Q8_0 when 256 does not divide
+        QCOMPARE(*p.formatOf("blk.2.attn_v.weight"),
+                 std::string("Q8_0")); // use_more_bits(2, 5): Q6_K -> Q8_0
         QCOMPARE(*p.formatOf("blk.1.attn_v.weight"), std::string("Q5_0"));
         QCOMPARE(*p.formatOf("blk.0.ffn_down.weight"), std::string("F16")); // 172 % 32 != 0
         // By hand: Q5_0 22 bytes / 32 values, Q8_0 34 / 32, F16 2 per value, norms stay F32.
         const uint64_t q50 = 22, q80 = 34;
         const uint64_t embed = 512 * 64 / 32 * q50, head = 512 * 64 / 32 * q80;
         const uint64_t layer = 64 * 64 / 32 * q50 * 2 /* q, o */ + 32 * 64 / 32 * q50 /* k */ +
-                               2 * (172 * 64 / 32 * q50) /* gate, up */ + 64 * 172 * 2 /* down */ + 2 * 64 * 4;
+                               2 * (172 * 64 / 32 * q50) /* gate, up */ + 64 * 172 * 2 /* down */ +
+                               2 * 64 * 4;
         const uint64_t v = 3 * (32 * 64 / 32 * q50) + 2 * (32 * 64 / 32 * q80); // layers 2 and 4 in Q8_0
         const uint64_t expected = embed + head + 5 * layer + v + 64 * 4;
         QCOMPARE(expected, uint64_t(289696));
@@ -204,12 +214,14 @@ private slots:
         QCOMPARE(rules[0].match, qs::PlanRule::Match::Role);
         qs::Plan p;
         qs::applyRules(p, l, rules, "Q4_K");
-        QCOMPARE(*p.formatOf(layerName(0, "self_attn.v_proj.weight")), std::string("Q8_0")); // first match wins
+        QCOMPARE(*p.formatOf(layerName(0, "self_attn.v_proj.weight")),
+                 std::string("Q8_0")); // first match wins
         QCOMPARE(*p.formatOf(layerName(0, "mlp.down_proj.weight")), std::string("Q6_K"));
         QCOMPARE(*p.formatOf(layerName(5, "mlp.down_proj.weight")), std::string("Q3_K"));
         QCOMPARE(*p.formatOf(layerName(5, "self_attn.q_proj.weight")), std::string("Q4_K"));
         QVERIFY(!p.formatOf(layerName(5, "input_layernorm.weight")));
-        const auto json = qs::parseRules(R"({"rules":[{"regex":"lm_head","format":"Q8_0"},{"role":"embedding","format":"BF16"}]})");
+        const auto json = qs::parseRules(
+            R"({"rules":[{"regex":"lm_head","format":"Q8_0"},{"role":"embedding","format":"BF16"}]})");
         QCOMPARE(json.size(), size_t(2));
         QCOMPARE(json[1].pattern, std::string("embedding"));
         QVERIFY_THROWS_EXCEPTION(qs::Error, qs::applyRules(p, l, qs::parseRules("([=Q4_K"), ""));
@@ -242,7 +254,8 @@ private slots:
 
     void shapeConstraint()
     {
-        const char* json = R"({"model_type":"llama","hidden_size":4544,"intermediate_size":512,"num_hidden_layers":1,
+        const char* json =
+            R"({"model_type":"llama","hidden_size":4544,"intermediate_size":512,"num_hidden_layers":1,
             "num_attention_heads":71,"vocab_size":256,"torch_dtype":"float32"})";
         const auto l = qs::layoutFromConfigJson(json);
         qs::Plan p = qs::makePreset("all-Q8_0", l);
@@ -293,20 +306,29 @@ private slots:
         QTest::addColumn<QString>("json");
         QTest::addColumn<int>("kind");
         const int notJson = int(qs::PlanErrorKind::NotJson), notPlan = int(qs::PlanErrorKind::NotAPlan),
-                  version = int(qs::PlanErrorKind::UnsupportedVersion), field = int(qs::PlanErrorKind::BadField);
+                  version = int(qs::PlanErrorKind::UnsupportedVersion),
+                  field = int(qs::PlanErrorKind::BadField);
         QTest::newRow("truncated") << QStringLiteral("{\"format\":\"quantscope-plan\",\"vers") << notJson;
         QTest::newRow("array") << "[1]" << notPlan;
         QTest::newRow("other format") << R"({"format":"something","version":1})" << notPlan;
-        QTest::newRow("no version") << R"({"format":"quantscope-plan","tiers":[],"assignments":{}})" << version;
-        QTest::newRow("future") << R"({"format":"quantscope-plan","version":2,"tiers":[],"assignments":{}})" << version;
-        QTest::newRow("zero") << R"({"format":"quantscope-plan","version":0,"tiers":[],"assignments":{}})" << version;
-        QTest::newRow("tiers") << R"({"format":"quantscope-plan","version":1,"tiers":"Q4_K","assignments":{}})" << field;
-        QTest::newRow("assignment") << R"({"format":"quantscope-plan","version":1,"tiers":[],"assignments":{"a":3}})"
-                                    << field;
-        QTest::newRow("rule") << R"({"format":"quantscope-plan","version":1,"tiers":[],"rules":[{"format":"Q4_K"}],
-                                    "assignments":{}})" << field;
-        QTest::newRow("count") << R"({"format":"quantscope-plan","version":1,"model":{"tensor_count":-1},"tiers":[],
-                                     "assignments":{}})" << field;
+        QTest::newRow("no version") << R"({"format":"quantscope-plan","tiers":[],"assignments":{}})"
+                                    << version;
+        QTest::newRow("future") << R"({"format":"quantscope-plan","version":2,"tiers":[],"assignments":{}})"
+                                << version;
+        QTest::newRow("zero") << R"({"format":"quantscope-plan","version":0,"tiers":[],"assignments":{}})"
+                              << version;
+        QTest::newRow("tiers")
+            << R"({"format":"quantscope-plan","version":1,"tiers":"Q4_K","assignments":{}})" << field;
+        QTest::newRow("assignment")
+            << R"({"format":"quantscope-plan","version":1,"tiers":[],"assignments":{"a":3}})" << field;
+        QTest::newRow("rule")
+            << R"({"format":"quantscope-plan","version":1,"tiers":[],"rules":[{"format":"Q4_K"}],
+                                    "assignments":{}})"
+            << field;
+        QTest::newRow("count")
+            << R"({"format":"quantscope-plan","version":1,"model":{"tensor_count":-1},"tiers":[],
+                                     "assignments":{}})"
+            << field;
     }
 
     void loadRejects()

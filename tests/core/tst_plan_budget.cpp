@@ -3,11 +3,10 @@
 // curve.
 #include "core/plan/budget.h"
 #include "core/plan/modellayout.h"
-#include "core/util/error.h"
 #include "core/quant/format.h"
+#include "core/util/error.h"
 
 #include <QTest>
-
 #include <random>
 
 namespace {
@@ -40,7 +39,8 @@ private slots:
         // Budget 50 (+5 fixed = 55): best is a=20, b=20 -> error 6 (a=10,b=40 gives 9; a=40,b=10 gives 9).
         qs::BudgetProblem p;
         p.tensors = {"a", "b"};
-        p.options = {{{"Q2", 10, 9}, {"Q4", 20, 4}, {"Q8", 40, 1}}, {{"Q2", 10, 8}, {"Q4", 20, 2}, {"Q8", 40, 0}}};
+        p.options = {{{"Q2", 10, 9}, {"Q4", 20, 4}, {"Q8", 40, 1}},
+                     {{"Q2", 10, 8}, {"Q4", 20, 2}, {"Q8", 40, 0}}};
         p.fixedBytes = 5;
         auto s = qs::solveBudget(p, 55);
         QVERIFY(s.feasible);
@@ -73,8 +73,8 @@ private slots:
         std::mt19937 rng(12345);
         int checked = 0;
         for (int trial = 0; trial < 300; ++trial) {
-            const size_t items = 2 + trial % 6;          // 2..7 tensors
-            const size_t opts = 2 + (trial / 6) % 4;     // 2..5 formats
+            const size_t items = 2 + trial % 6;      // 2..7 tensors
+            const size_t opts = 2 + (trial / 6) % 4; // 2..5 formats
             const auto p = randomProblem(rng, items, opts);
             uint64_t minB = p.fixedBytes, maxB = p.fixedBytes;
             for (const auto& o : p.options) {
@@ -92,8 +92,9 @@ private slots:
                 continue;
             QVERIFY(s.optimal);
             QVERIFY(s.bytes <= budget);
-            QVERIFY2(std::abs(s.error - exact.error) <= 1e-9 * std::max(1.0, exact.error),
-                     qPrintable(QStringLiteral("trial %1: %2 vs %3").arg(trial).arg(s.error).arg(exact.error)));
+            QVERIFY2(
+                std::abs(s.error - exact.error) <= 1e-9 * std::max(1.0, exact.error),
+                qPrintable(QStringLiteral("trial %1: %2 vs %3").arg(trial).arg(s.error).arg(exact.error)));
             // The chosen formats really give the reported totals.
             double e = 0;
             uint64_t b = p.fixedBytes;
@@ -135,7 +136,8 @@ private slots:
 
     void fromAModel()
     {
-        const char* json = R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":2,
+        const char* json =
+            R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":2,
             "num_attention_heads":4,"vocab_size":512,"torch_dtype":"float32"})";
         const auto l = qs::layoutFromConfigJson(json);
         qs::Plan plan;
@@ -166,13 +168,55 @@ private slots:
                 QCOMPARE(p2.options[i].size(), size_t(2));
         // Proxy: 4^-bits per element; Q8_0 is 8.5 bits.
         const auto& up = *l.find("model.layers.0.mlp.up_proj.weight");
-        QVERIFY(std::abs(qs::proxyError(up, *qs::findFormat("Q8_0")) - 512.0 * 256 * std::pow(4.0, -8.5)) < 1e-12);
+        QVERIFY(std::abs(qs::proxyError(up, *qs::findFormat("Q8_0")) - 512.0 * 256 * std::pow(4.0, -8.5)) <
+                1e-12);
+    }
+
+    void tiedFusedGroups()
+    {
+        const char* json =
+            R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":2,
+            "num_attention_heads":4,"num_key_value_heads":2,"vocab_size":512,"torch_dtype":"float32"})";
+        const auto l = qs::layoutFromConfigJson(json);
+        qs::Plan plan;
+        qs::BudgetOptions tie;
+        tie.tieFusedGroups = true;
+        const auto p = qs::makeBudgetProblem(plan, l, {}, tie);
+        // Items: per block q/k/v, gate/up, o, down; plus embedding and head.
+        QCOMPARE(p.tensors.size(), size_t(2 * 4 + 2));
+        const auto loose = qs::makeBudgetProblem(plan, l, {});
+        QCOMPARE(loose.tensors.size(), size_t(2 * 7 + 2));
+        // A group's option is the members' sum.
+        for (size_t i = 0; i < p.tensors.size(); ++i) {
+            if (p.tensors[i] != "block 1 q/k/v")
+                continue;
+            QCOMPARE(p.members[i].size(), size_t(3));
+            for (const auto& o : p.options[i]) {
+                uint64_t bytes = 0;
+                for (const auto& n : p.members[i])
+                    bytes += *qs::findFormat(o.format)->storedBytes(l.find(n)->rows(), l.find(n)->columns());
+                QCOMPARE(o.bytes, bytes);
+            }
+        }
+        // The solution never splits a fused group, and is no better than the untied optimum.
+        uint64_t minB = p.fixedBytes, maxB = p.fixedBytes;
+        for (const auto& o : p.options) {
+            minB += o.front().bytes < o.back().bytes ? o.front().bytes : o.back().bytes;
+            maxB += o.front().bytes > o.back().bytes ? o.front().bytes : o.back().bytes;
+        }
+        const uint64_t budget = (minB + maxB) / 2;
+        const auto s = qs::solveBudget(p, budget);
+        QVERIFY(s.feasible);
+        const qs::Plan out = qs::applySolution(plan, p, s);
+        QVERIFY(qs::checkPlan(out, l).empty());
+        const auto free = qs::solveBudget(loose, budget);
+        QVERIFY(free.error <= s.error + 1e-9);
     }
 
     void sensitivityTables()
     {
-        // The JSON of `quantscope-cli sensitivity --json`: error = mse (or weighted_mse) x rows x cols; failed
-        // cells and null (infinite) values are skipped.
+        // The JSON of `quantscope-cli sensitivity --json`: error = mse (or weighted_mse) x rows x cols;
+        // failed cells and null (infinite) values are skipped.
         const char* json = R"({"results":[
             {"tensor":"a","format":"Q8_0","rows":4,"cols":8,"mse":0.5},
             {"tensor":"a","format":"Q4_K","rows":4,"cols":8,"mse":2.0,"weighted_mse":3.0},
@@ -203,7 +247,8 @@ private slots:
 
     void planErrorAndBoard()
     {
-        const char* json = R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":1,
+        const char* json =
+            R"({"model_type":"llama","hidden_size":256,"intermediate_size":512,"num_hidden_layers":1,
             "num_attention_heads":4,"vocab_size":512,"torch_dtype":"float32"})";
         const auto l = qs::layoutFromConfigJson(json);
         qs::Plan plan = qs::makePreset("all-Q4_K", l);

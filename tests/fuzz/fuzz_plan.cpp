@@ -24,8 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         case 0: {
             const qs::Plan plan = qs::planFromJson(text, "fuzz.json");
             (void)qs::planToJson(plan);
-            for (auto target : {qs::ExportTarget::LlamaCpp, qs::ExportTarget::GptqModel, qs::ExportTarget::LlmCompressor,
-                                qs::ExportTarget::CompressedTensors}) {
+            for (auto target : {qs::ExportTarget::LlamaCpp, qs::ExportTarget::GptqModel,
+                                qs::ExportTarget::LlmCompressor, qs::ExportTarget::CompressedTensors}) {
                 try {
                     (void)qs::exportPlan(plan, target);
                 } catch (const qs::ExportError&) {
@@ -45,9 +45,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
             (void)qs::makePreset("llama.cpp-Q4_K_M", l);
             break;
         }
-        case 2: (void)qs::GpuCatalog::fromJson(text, "gpus.json"); break;
-        case 3: (void)qs::parseRules(text, "rules.txt"); break;
-        case 4: (void)qs::errorTableFromJson(text, true, "sensitivity.json"); break;
+        case 2:
+            (void)qs::GpuCatalog::fromJson(text, "gpus.json");
+            break;
+        case 3:
+            (void)qs::parseRules(text, "rules.txt");
+            break;
+        case 4:
+            (void)qs::errorTableFromJson(text, true, "sensitivity.json");
+            break;
         }
     } catch (const qs::Error&) {
     }

@@ -74,6 +74,7 @@ private slots:
     void modelContract();
     void groupsMatchRoles();
     void groupingByBlock();
+    void normsOutsideBlocklessModelsAreNotHead();
     void columnsAndAggregates();
     void indexForTensor();
     void filtering();
@@ -140,6 +141,30 @@ void TestTensorTreeModel::groupingByBlock()
     QCOMPARE(model.index(0, 0, model.index(4, 0)).data().toString(), QStringLiteral("output_norm.weight"));
     QCOMPARE(model.index(1, TensorTreeModel::RoleColumn, model.index(1, 0)).data().toString(),
              QStringLiteral("attn_q"));
+}
+
+void TestTensorTreeModel::normsOutsideBlocklessModelsAreNotHead()
+{
+    if (classifyTensor("model.norm.weight").role != TensorRole::Norm)
+        QSKIP("classifier does not know model.norm.weight");
+    auto m = std::make_shared<Model>(ModelFormat::Keras, "/tmp/net.h5");
+    for (const char* name : {"conv1.weight", "model.norm.weight"}) {
+        TensorInfo t;
+        t.name = name;
+        t.shape = {4};
+        t.bytes = 16;
+        m->addTensor(t);
+    }
+    m->finalize();
+    TensorTreeModel model;
+    model.setModel(m);
+    for (int g = 0; g < model.rowCount(); ++g)
+        QVERIFY(model.index(g, 0).data().toString() != QStringLiteral("Head"));
+    // With blocks, the same final norm belongs to the head.
+    model.setModel(makeModel());
+    const QModelIndex norm = model.indexForTensor(QStringLiteral("output_norm.weight"));
+    if (classifierKnowsGguf())
+        QCOMPARE(norm.parent().data().toString(), QStringLiteral("Head"));
 }
 
 void TestTensorTreeModel::columnsAndAggregates()

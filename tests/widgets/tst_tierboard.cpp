@@ -1,0 +1,238 @@
+// The tier board model and its plan document: the drag-and-drop round trip (mimeData -> dropMimeData)
+// moves exactly the dragged tensors, one undo step per drop, undo/redo restore the plan exactly; whole
+// groups drag all their tensors; non-plannable tensors and foreign MIME data are refused; the footprint
+// panel follows every change with the bytes the plan implies.
+#include "core/plan/plan.h"
+#include "widgets/footprintpanel.h"
+#include "widgets/plandocument.h"
+#include "widgets/tierboardmodel.h"
+#include "widgets/tierboardview.h"
+
+#include <QAbstractItemModelTester>
+#include <QMimeData>
+#include <QTreeView>
+#include <QUndoStack>
+#include <QtTest>
+
+using namespace qs;
+
+namespace {
+
+// Two llama-like blocks in HF naming; every row length (256) fits K-quant blocks.
+ModelLayout makeLayout()
+{
+    ModelLayout layout;
+    layout.path = "/tmp/fake";
+    layout.format = ModelFormat::Safetensors;
+    layout.config.architecture = "llama";
+    layout.config.layers = 2;
+    layout.config.hiddenSize = 256;
+    layout.config.heads = 4;
+    layout.config.kvHeads = 2;
+    layout.config.headDim = 64;
+    layout.config.vocabSize = 1024;
+    layout.config.contextLength = 2048;
+    auto add = [&](const std::string& name, std::vector<uint64_t> shape) {
+        TensorInfo t;
+        t.name = name;
+        t.shape = std::move(shape);
+        t.dtype = DType::BF16;
+        t.bytes = t.elements() * 2;
+        t.role = planRoleFromName(name);
+        layout.tensors.push_back(t);
+    };
+    add("model.embed_tokens.weight", {1024, 256});
+    for (int b = 0; b < 2; ++b) {
+        const std::string p = "model.layers." + std::to_string(b) + ".";
+        add(p + "input_layernorm.weight", {256});
+        add(p + "self_attn.q_proj.weight", {256, 256});
+        add(p + "self_attn.k_proj.weight", {128, 256});
+        add(p + "self_attn.v_proj.weight", {128, 256});
+        add(p + "self_attn.o_proj.weight", {256, 256});
+        add(p + "mlp.gate_proj.weight", {512, 256});
+        add(p + "mlp.up_proj.weight", {512, 256});
+        add(p + "mlp.down_proj.weight", {256, 512});
+    }
+    add("model.norm.weight", {256});
+    add("lm_head.weight", {1024, 256});
+    return layout;
+}
+
+QModelIndex findTensor(const TierBoardModel& model, const QString& name)
+{
+    return model.indexForTensor(name);
+}
+
+} // namespace
+
+class TestTierBoard : public QObject {
+    Q_OBJECT
+
+private slots:
+    void modelContract();
+    void dropRoundTripAndUndo();
+    void groupDragMovesAllTensors();
+    void refusesForeignAndNonPlannable();
+    void footprintFollowsPlan();
+    void keyboardMove();
+};
+
+void TestTierBoard::modelContract()
+{
+    PlanDocument doc;
+    TierBoardModel model(&doc);
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q4_K"));
+    QVERIFY(model.tierCount() >= 1 + int(Plan::defaultTiers().size()));
+    QVERIFY(doc.assign({QStringLiteral("lm_head.weight")}, QStringLiteral("Q8_0")));
+    doc.undoStack()->undo();
+    doc.undoStack()->redo();
+}
+
+void TestTierBoard::dropRoundTripAndUndo()
+{
+    PlanDocument doc;
+    TierBoardModel model(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q4_K"));
+    const Plan initial = doc.plan();
+    QCOMPARE(initial.formatOf("model.layers.1.mlp.down_proj.weight").value_or(""), std::string("Q4_K"));
+    QCOMPARE(doc.undoStack()->count(), 0);
+
+    // Drag two tensors out of the Q4_K column...
+    const QModelIndex a = findTensor(model, QStringLiteral("model.layers.1.mlp.down_proj.weight"));
+    const QModelIndex b = findTensor(model, QStringLiteral("model.layers.0.self_attn.v_proj.weight"));
+    QVERIFY(a.isValid() && b.isValid());
+    QCOMPARE(model.tierFormat(model.tierOf(a)), QStringLiteral("Q4_K"));
+    std::unique_ptr<QMimeData> mime(model.mimeData({a, b}));
+    QVERIFY(mime);
+    QVERIFY(mime->hasFormat(QString::fromLatin1(TierBoardModel::mimeType)));
+    QCOMPARE(TierBoardModel::namesFromMime(mime.get()),
+             (QStringList{"model.layers.1.mlp.down_proj.weight", "model.layers.0.self_attn.v_proj.weight"}));
+
+    // ... and drop them on the Q6_K column (its root, as when dropped on empty space).
+    const int q6 = model.tierForFormat(QStringLiteral("Q6_K"));
+    QVERIFY(q6 > 0);
+    QVERIFY(model.canDropMimeData(mime.get(), Qt::MoveAction, -1, 0, model.tierIndex(q6)));
+    QVERIFY(model.dropMimeData(mime.get(), Qt::MoveAction, -1, 0, model.tierIndex(q6)));
+    QCOMPARE(doc.plan().formatOf("model.layers.1.mlp.down_proj.weight").value_or(""), std::string("Q6_K"));
+    QCOMPARE(doc.plan().formatOf("model.layers.0.self_attn.v_proj.weight").value_or(""), std::string("Q6_K"));
+    QCOMPARE(doc.undoStack()->count(), 1); // one drop, one undo step
+    // Nothing else changed.
+    Plan expected = initial;
+    expected.assign("model.layers.1.mlp.down_proj.weight", "Q6_K");
+    expected.assign("model.layers.0.self_attn.v_proj.weight", "Q6_K");
+    QVERIFY(doc.plan() == expected);
+    // The board shows them in the Q6_K column now.
+    QCOMPARE(model.tierOf(findTensor(model, QStringLiteral("model.layers.1.mlp.down_proj.weight"))), q6);
+    QCOMPARE(model.tierIndex(q6).data(TierBoardModel::TensorNamesRole).toStringList().size(), 2);
+
+    // Dropping inside a group of a column (parent = a group index) works the same way.
+    std::unique_ptr<QMimeData> again(model.mimeData({findTensor(model, QStringLiteral("lm_head.weight"))}));
+    const QModelIndex q6Group = model.index(0, 0, model.tierIndex(q6));
+    QVERIFY(model.dropMimeData(again.get(), Qt::MoveAction, 0, 0, q6Group));
+    QCOMPARE(doc.plan().formatOf("lm_head.weight").value_or(""), std::string("Q6_K"));
+    QCOMPARE(doc.undoStack()->count(), 2);
+
+    doc.undoStack()->undo();
+    QVERIFY(doc.plan() == expected);
+    doc.undoStack()->undo();
+    QVERIFY(doc.plan() == initial);
+    QCOMPARE(model.tierOf(findTensor(model, QStringLiteral("model.layers.1.mlp.down_proj.weight"))),
+             model.tierForFormat(QStringLiteral("Q4_K")));
+    doc.undoStack()->redo();
+    QVERIFY(doc.plan() == expected);
+
+    // A drop that changes nothing is no undo step.
+    std::unique_ptr<QMimeData> same(model.mimeData({findTensor(model, QStringLiteral("model.layers.1.mlp.down_proj.weight"))}));
+    model.dropMimeData(same.get(), Qt::MoveAction, -1, 0, model.tierIndex(q6));
+    QCOMPARE(doc.undoStack()->index(), 1);
+
+    // Dropping on "Unchanged" removes the assignment.
+    QVERIFY(model.dropMimeData(same.get(), Qt::MoveAction, -1, 0, model.tierIndex(0)));
+    QVERIFY(!doc.plan().formatOf("model.layers.1.mlp.down_proj.weight"));
+}
+
+void TestTierBoard::groupDragMovesAllTensors()
+{
+    PlanDocument doc;
+    TierBoardModel model(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q4_K"));
+    const int q4 = model.tierForFormat(QStringLiteral("Q4_K"));
+    // The first group of the Q4_K column is Block 0 with its 7 plannable matrices.
+    const QModelIndex group = model.index(0, 0, model.tierIndex(q4));
+    QCOMPARE(group.data(TierBoardModel::NodeKindRole).toInt(), int(TierBoardModel::NodeKind::Group));
+    const QStringList names = group.data(TierBoardModel::TensorNamesRole).toStringList();
+    QCOMPARE(names.size(), 7);
+    for (const QString& n : names)
+        QVERIFY(n.startsWith(QStringLiteral("model.layers.0.")));
+    std::unique_ptr<QMimeData> mime(model.mimeData({group}));
+    const int q8 = model.tierForFormat(QStringLiteral("Q8_0"));
+    QVERIFY(model.dropMimeData(mime.get(), Qt::MoveAction, -1, 0, model.tierIndex(q8)));
+    for (const QString& n : names)
+        QCOMPARE(doc.plan().formatOf(n.toStdString()).value_or(""), std::string("Q8_0"));
+    QCOMPARE(doc.undoStack()->count(), 1);
+    QCOMPARE(doc.undoStack()->text(0), QStringLiteral("Move 7 tensors to Q8_0"));
+}
+
+void TestTierBoard::refusesForeignAndNonPlannable()
+{
+    PlanDocument doc;
+    TierBoardModel model(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q4_K"));
+    QMimeData text;
+    text.setText(QStringLiteral("model.layers.0.mlp.up_proj.weight"));
+    QVERIFY(!model.canDropMimeData(&text, Qt::MoveAction, -1, 0, model.tierIndex(1)));
+    QVERIFY(!model.dropMimeData(&text, Qt::MoveAction, -1, 0, model.tierIndex(1)));
+    QVERIFY(!model.dropMimeData(&text, Qt::MoveAction, -1, 0, QModelIndex()));
+    // Norms are not plannable: a (forged) drag of one changes nothing.
+    QVERIFY(!doc.assign({QStringLiteral("model.norm.weight")}, QStringLiteral("Q8_0")));
+    QCOMPARE(doc.undoStack()->count(), 0);
+    // A corrupt payload yields no names.
+    QMimeData bad;
+    bad.setData(QString::fromLatin1(TierBoardModel::mimeType), QByteArray("\x00\x00\x00\x07garbage", 11));
+    QVERIFY(TierBoardModel::namesFromMime(&bad).isEmpty());
+}
+
+void TestTierBoard::footprintFollowsPlan()
+{
+    PlanDocument doc;
+    FootprintPanel panel(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q8_0"));
+    // Q8_0: 34 bytes per 32 weights; norms stay BF16 (2 bytes each).
+    const ModelLayout& layout = doc.layout();
+    uint64_t expected = 0;
+    for (const auto& t : layout.tensors)
+        expected += isPlannable(t) ? t.elements() / 32 * 34 : t.bytes;
+    QCOMPARE(panel.weightBytes(), expected);
+    const uint64_t before = panel.weightBytes();
+    QVERIFY(doc.assign({QStringLiteral("lm_head.weight")}, QStringLiteral("Q4_0"))); // 18 bytes per 32
+    QCOMPARE(panel.weightBytes(), before - 1024 * 256 / 32 * (34 - 18));
+    doc.undoStack()->undo();
+    QCOMPARE(panel.weightBytes(), before);
+    // GPU fits are computed for each chosen GPU when the catalogue is available.
+    panel.setGpus({QStringLiteral("rtx-4090")});
+    if (!panel.gpus().isEmpty()) {
+        QCOMPARE(panel.fits().size(), size_t(1));
+        QCOMPARE(panel.fits().front().footprint.weightsBytes, before);
+        QVERIFY(panel.fits().front().fits);
+    }
+}
+
+void TestTierBoard::keyboardMove()
+{
+    PlanDocument doc;
+    TierBoardView board(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q4_K"));
+    TierBoardModel* model = board.model();
+    const int q4 = model->tierForFormat(QStringLiteral("Q4_K"));
+    QTreeView* view = board.tierView(q4);
+    QVERIFY(view);
+    const QModelIndex t = model->indexForTensor(QStringLiteral("lm_head.weight"));
+    view->selectionModel()->select(t, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    QVERIFY(board.moveSelection(view, q4 - 1)); // one tier more precise
+    QCOMPARE(QString::fromStdString(doc.plan().formatOf("lm_head.weight").value_or("")), model->tierFormat(q4 - 1));
+    QCOMPARE(doc.undoStack()->count(), 1);
+}
+
+QTEST_MAIN(TestTierBoard)
+#include "tst_tierboard.moc"

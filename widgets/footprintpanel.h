@@ -1,0 +1,62 @@
+#pragma once
+// Live memory footprint of the plan: total weight size, average bits per weight, and for each chosen GPU
+// a stacked bar (weights / KV cache / overhead) against the memory the runtime may use, with fit,
+// headroom, maximum context and a bandwidth bound on decode speed (core/plan/memory.h).
+
+#include "core/plan/gpucatalog.h"
+#include "core/plan/memory.h"
+
+#include <QWidget>
+
+#include <vector>
+
+class QComboBox;
+class QCustomPlot;
+class QLabel;
+class QListWidget;
+class QSpinBox;
+class QTableWidget;
+
+namespace qs {
+
+class PlanDocument;
+
+class FootprintPanel final : public QWidget {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(FootprintPanel)
+
+public:
+    explicit FootprintPanel(PlanDocument* document, QWidget* parent = nullptr);
+
+    // GPU ids (catalogue keys) to compare against.
+    void setGpus(const QStringList& ids);
+    QStringList gpus() const;
+    // The figures shown, for tests.
+    uint64_t weightBytes() const { return m_weights.bytes; }
+    double bitsPerWeight() const;
+    const std::vector<GpuFit>& fits() const { return m_fits; }
+    QCustomPlot* plot() const { return m_plot; }
+
+public slots:
+    void refresh();
+
+private:
+    FootprintRequest request() const;
+
+    PlanDocument* m_document;
+    GpuCatalog m_catalog;
+    WeightSummary m_weights;
+    std::vector<GpuFit> m_fits;
+    std::vector<const GpuSpec*> m_shownGpus;
+
+    QLabel* m_summary = nullptr;
+    QSpinBox* m_context = nullptr;
+    QSpinBox* m_batch = nullptr;
+    QComboBox* m_kvType = nullptr;
+    QComboBox* m_runtime = nullptr;
+    QListWidget* m_gpuList = nullptr;
+    QCustomPlot* m_plot = nullptr;
+    QTableWidget* m_table = nullptr;
+};
+
+} // namespace qs

@@ -1,0 +1,50 @@
+#pragma once
+// The precision plan being edited for the open model, with its undo history. Every change (a drop on the
+// tier board, a menu command, a preset) is one QUndoStack command holding the plan before and after —
+// plans are plain values (core/plan/plan.h), so undo is exact.
+
+#include "core/plan/modellayout.h"
+#include "core/plan/plan.h"
+
+#include <QObject>
+#include <QStringList>
+
+class QUndoStack;
+
+namespace qs {
+
+class PlanDocument final : public QObject {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(PlanDocument)
+
+public:
+    explicit PlanDocument(QObject* parent = nullptr);
+    ~PlanDocument() override;
+
+    // Starts a new plan for a model (the preset when it applies, else no assignments); clears the history.
+    void setLayout(ModelLayout layout, const QString& preset = QStringLiteral("llama.cpp-Q4_K_M"));
+    const ModelLayout& layout() const { return m_layout; }
+    const Plan& plan() const { return m_plan; }
+    bool hasModel() const { return !m_layout.tensors.empty(); }
+    QUndoStack* undoStack() const { return m_undo; }
+
+    // Each pushes one undo step when something changes and returns whether it did. An empty format
+    // removes the assignments (the tensors keep their stored type).
+    bool assign(const QStringList& tensors, const QString& format);
+    bool applyPreset(const QString& preset);
+    bool setPlan(const Plan& plan, const QString& description);
+
+    // Used by the undo commands.
+    void restore(const Plan& plan);
+
+signals:
+    void planChanged();
+    void layoutChanged();
+
+private:
+    ModelLayout m_layout;
+    Plan m_plan;
+    QUndoStack* m_undo;
+};
+
+} // namespace qs

@@ -1,0 +1,194 @@
+#include "widgets/tierboardview.h"
+
+#include "core/quant/format.h"
+#include "widgets/formatting.h"
+#include "widgets/plandocument.h"
+#include "widgets/tierboardmodel.h"
+
+#include <QAction>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QMenu>
+#include <QScrollArea>
+#include <QTreeView>
+#include <QVBoxLayout>
+
+namespace qs {
+
+namespace {
+
+QString groupKey(const QModelIndex& index)
+{
+    const QString format = index.data(TierBoardModel::FormatRole).toString();
+    QString title = index.data().toString();
+    title = title.left(title.lastIndexOf(QLatin1String(" (")));
+    return format + QLatin1Char('|') + title;
+}
+
+} // namespace
+
+TierBoardView::TierBoardView(PlanDocument* document, QWidget* parent)
+    : QWidget(parent), m_document(document), m_model(new TierBoardModel(document, this))
+{
+    auto* outer = new QVBoxLayout(this);
+    outer->setContentsMargins(0, 0, 0, 0);
+    auto* scroll = new QScrollArea;
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    auto* inner = new QWidget;
+    m_columns = new QHBoxLayout(inner);
+    m_columns->setContentsMargins(4, 4, 4, 4);
+    m_columns->setSpacing(6);
+    scroll->setWidget(inner);
+    outer->addWidget(scroll);
+
+    connect(m_model, &QAbstractItemModel::modelAboutToBeReset, this, &TierBoardView::saveExpansion);
+    connect(m_model, &QAbstractItemModel::modelReset, this, &TierBoardView::rebuildColumns);
+    rebuildColumns();
+}
+
+QTreeView* TierBoardView::tierView(int tier) const
+{
+    return tier >= 0 && tier < int(m_views.size()) ? m_views[size_t(tier)] : nullptr;
+}
+
+void TierBoardView::saveExpansion()
+{
+    for (QTreeView* view : m_views) {
+        const QModelIndex root = view->rootIndex();
+        for (int r = 0; r < m_model->rowCount(root); ++r) {
+            const QModelIndex g = m_model->index(r, 0, root);
+            if (view->isExpanded(g))
+                m_expanded.insert(groupKey(g));
+            else
+                m_expanded.remove(groupKey(g));
+        }
+    }
+}
+
+void TierBoardView::rebuildColumns()
+{
+    for (QWidget* panel : m_panels)
+        delete panel;
+    m_panels.clear();
+    m_views.clear();
+    m_headers.clear();
+    while (QLayoutItem* item = m_columns->takeAt(0))
+        delete item;
+
+    const uint64_t totalParams = m_document->layout().parameterCount();
+    for (int t = 0; t < m_model->tierCount(); ++t) {
+        const QModelIndex root = m_model->tierIndex(t);
+        auto* panel = new QFrame;
+        panel->setFrameShape(QFrame::StyledPanel);
+        const bool empty = m_model->rowCount(root) == 0;
+        panel->setMinimumWidth(empty ? 120 : 190);
+        auto* layout = new QVBoxLayout(panel);
+        layout->setContentsMargins(4, 4, 4, 4);
+        layout->setSpacing(2);
+        const QString format = m_model->tierFormat(t);
+        const auto names = root.data(TierBoardModel::TensorNamesRole).toStringList();
+        const auto bytes = root.data(TierBoardModel::BytesRole).toULongLong();
+        QString bits;
+        if (!format.isEmpty()) {
+            if (auto f = findFormat(format.toStdString())) {
+                if (auto b = f->storedBytes(1, 4096))
+                    bits = tr(" · %1 bpw").arg(8.0 * double(*b) / 4096.0, 0, 'f', 2);
+            }
+        }
+        auto* header = new QLabel(tr("<b>%1</b>%2<br><span style='color:#555'>%3 · %4</span>")
+                                      .arg(m_model->tierTitle(t).toHtmlEscaped(), bits)
+                                      .arg(countNoun(uint64_t(names.size()), "tensor", "tensors"), formatBytes(bytes)));
+        header->setToolTip(format.isEmpty() && m_model->tierAcceptsDrops(t)
+                               ? tr("Tensors kept in their stored type; drop here to remove an assignment")
+                               : tr("Drop tensors or groups here to store them as %1").arg(m_model->tierTitle(t)));
+        Q_UNUSED(totalParams);
+        layout->addWidget(header);
+
+        auto* view = new QTreeView;
+        view->setObjectName(QStringLiteral("tier:") + m_model->tierTitle(t));
+        view->setModel(m_model);
+        view->setRootIndex(root);
+        view->setHeaderHidden(true);
+        view->setSelectionMode(QAbstractItemView::ExtendedSelection);
+        view->setDragDropMode(m_model->tierAcceptsDrops(t) ? QAbstractItemView::DragDrop
+                                                           : QAbstractItemView::DragOnly);
+        view->setDefaultDropAction(Qt::MoveAction);
+        view->setDropIndicatorShown(true);
+        view->setUniformRowHeights(true);
+        view->header()->setStretchLastSection(false);
+        view->header()->setSectionResizeMode(TierBoardModel::NameColumn, QHeaderView::Stretch);
+        view->header()->setSectionResizeMode(TierBoardModel::SizeColumn, QHeaderView::ResizeToContents);
+        view->setContextMenuPolicy(Qt::CustomContextMenu);
+        connect(view, &QWidget::customContextMenuRequested, this,
+                [this, view](const QPoint& pos) { showContextMenu(view, pos); });
+        connect(view, &QTreeView::activated, this, [this](const QModelIndex& idx) {
+            if (idx.data(TierBoardModel::NodeKindRole).toInt() == int(TierBoardModel::NodeKind::Tensor))
+                emit tensorActivated(idx.data(TierBoardModel::TensorNamesRole).toStringList().value(0));
+        });
+        auto* less = new QAction(tr("Less Precise Tier"), view);
+        less->setShortcut(QKeySequence(tr("Ctrl+Right")));
+        less->setShortcutContext(Qt::WidgetShortcut);
+        connect(less, &QAction::triggered, this, [this, view, t] { moveSelection(view, t + 1); });
+        view->addAction(less);
+        auto* more = new QAction(tr("More Precise Tier"), view);
+        more->setShortcut(QKeySequence(tr("Ctrl+Left")));
+        more->setShortcutContext(Qt::WidgetShortcut);
+        connect(more, &QAction::triggered, this, [this, view, t] { moveSelection(view, t - 1); });
+        view->addAction(more);
+        for (int r = 0; r < m_model->rowCount(root); ++r) {
+            const QModelIndex g = m_model->index(r, 0, root);
+            if (m_expanded.contains(groupKey(g)))
+                view->expand(g);
+        }
+        layout->addWidget(view, 1);
+        m_columns->addWidget(panel, empty ? 0 : 2);
+        m_panels.push_back(panel);
+        m_views.push_back(view);
+        m_headers.push_back(header);
+    }
+}
+
+QStringList TierBoardView::selectedNames(QTreeView* view) const
+{
+    QStringList names;
+    for (const QModelIndex& idx : view->selectionModel()->selectedRows())
+        for (const QString& n : idx.data(TierBoardModel::TensorNamesRole).toStringList())
+            if (!names.contains(n))
+                names << n;
+    return names;
+}
+
+bool TierBoardView::moveSelection(QTreeView* view, int tier)
+{
+    if (!m_model->tierAcceptsDrops(tier))
+        return false;
+    const QStringList names = selectedNames(view);
+    return !names.isEmpty() && m_document->assign(names, m_model->tierFormat(tier));
+}
+
+void TierBoardView::showContextMenu(QTreeView* view, const QPoint& pos)
+{
+    const QModelIndex under = view->indexAt(pos);
+    if (under.isValid() && !view->selectionModel()->isSelected(under))
+        view->selectionModel()->select(under, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    const QStringList names = selectedNames(view);
+    if (names.isEmpty())
+        return;
+    QMenu menu(this);
+    QMenu* moveTo = menu.addMenu(tr("Move %1 to").arg(names.size() == 1 ? names.front() : tr("%1 tensors").arg(names.size())));
+    const int current = m_model->tierOf(under.isValid() ? under : view->rootIndex());
+    for (int t = 0; t < m_model->tierCount(); ++t) {
+        if (!m_model->tierAcceptsDrops(t))
+            continue;
+        QAction* a = moveTo->addAction(m_model->tierTitle(t), this, [this, view, t] { moveSelection(view, t); });
+        a->setEnabled(t != current);
+    }
+    menu.addSeparator();
+    for (QAction* a : view->actions())
+        menu.addAction(a);
+    menu.exec(view->viewport()->mapToGlobal(pos));
+}
+
+} // namespace qs
