@@ -58,7 +58,8 @@ QString StatsTableModel::columnKey(int column)
 {
     static const char* const keys[] = {"name",   "role",     "block",    "dtype", "count",        "min",
                                        "max",    "mean",     "std",      "absmax", "kurtosis",    "zeros",
-                                       "nan",    "inf",      "beyond_3sigma", "beyond_6sigma", "channel_ratio"};
+                                       "nan",    "inf",      "beyond_3sigma", "beyond_6sigma", "channel_ratio",
+                                       "plan"};
     return column >= 0 && column < ColumnCount ? QString::fromLatin1(keys[column]) : QString();
 }
 
@@ -141,6 +142,11 @@ QVariant StatsTableModel::data(const QModelIndex& index, int role) const
         break;
     }
 
+    if (column == PlanColumn) {
+        if (role == Qt::DisplayRole || role == ExportRole || role == SortRole)
+            return m_formatOf ? m_formatOf(t.name) : QString();
+        return {};
+    }
     if (column <= DTypeColumn) {
         switch (column) {
         case NameColumn:
@@ -222,7 +228,8 @@ QVariant StatsTableModel::headerData(int section, Qt::Orientation orientation, i
     if (role == Qt::DisplayRole) {
         static const char* const titles[] = {"Name",  "Role",     "Block",     "DType",    "Elements", "Min",
                                              "Max",   "Mean",     "Std",       "Absmax",   "Kurtosis", "Zeros",
-                                             "NaN",   "Inf",      ">3σ %",     ">6σ %",    "Ch. ratio"};
+                                             "NaN",   "Inf",      ">3σ %",     ">6σ %",    "Ch. ratio",
+                                             "Plan"};
         return tr(titles[section]);
     }
     if (role == Qt::ToolTipRole) {
@@ -235,6 +242,18 @@ QVariant StatsTableModel::headerData(int section, Qt::Orientation orientation, i
         }
     }
     return {};
+}
+
+void StatsTableModel::setFormatLookup(std::function<QString(const std::string&)> lookup)
+{
+    m_formatOf = std::move(lookup);
+    planChanged();
+}
+
+void StatsTableModel::planChanged()
+{
+    if (rowCount() > 0)
+        emit dataChanged(index(0, PlanColumn), index(rowCount() - 1, PlanColumn));
 }
 
 QModelIndex StatsTableModel::indexForTensor(const QString& name) const

@@ -9,6 +9,7 @@
 #include <QSortFilterProxyModel>
 #include <QRegularExpression>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -27,7 +28,7 @@ public:
     enum Column {
         NameColumn, RoleColumn, BlockColumn, DTypeColumn, ElementsColumn, MinColumn, MaxColumn, MeanColumn,
         StdColumn, AbsmaxColumn, KurtosisColumn, ZerosColumn, NanColumn, InfColumn, Beyond3Column,
-        Beyond6Column, ChannelRatioColumn, ColumnCount
+        Beyond6Column, ChannelRatioColumn, PlanColumn, ColumnCount
     };
     enum Roles {
         TensorNameRole = Qt::UserRole + 1,
@@ -52,6 +53,9 @@ public:
     QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
 
     QModelIndex indexForTensor(const QString& name) const;
+    // Where the Plan column reads a tensor's assigned format from; planChanged() after every plan edit.
+    void setFormatLookup(std::function<QString(const std::string&)> lookup);
+    void planChanged();
 
 private:
     void onTensorsReady(const std::vector<size_t>& indices);
@@ -59,6 +63,7 @@ private:
 
     StatsStore* m_store;
     std::shared_ptr<const Model> m_model;
+    std::function<QString(const std::string&)> m_formatOf;
 };
 
 // Filters the statistics table by name regular expression, role and block range.

@@ -82,6 +82,25 @@ void TensorTreeModel::setModel(std::shared_ptr<const Model> model)
     endResetModel();
 }
 
+void TensorTreeModel::setFormatLookup(FormatLookup lookup)
+{
+    m_formatOf = std::move(lookup);
+    planChanged();
+}
+
+void TensorTreeModel::planChanged()
+{
+    if (m_groups.empty())
+        return;
+    emit dataChanged(index(0, PlanColumn), index(groupCount() - 1, PlanColumn));
+    for (int g = 0; g < groupCount(); ++g) {
+        const QModelIndex parent = index(g, 0);
+        const int rows = rowCount(parent);
+        if (rows > 0)
+            emit dataChanged(index(0, PlanColumn, parent), index(rows - 1, PlanColumn, parent));
+    }
+}
+
 QModelIndex TensorTreeModel::indexForTensor(const QString& name) const
 {
     if (!m_model)
@@ -174,6 +193,17 @@ QVariant TensorTreeModel::groupData(const Group& group, int column, int role) co
             return formatBytes(group.bytes);
         case RoleColumn:
             return countNoun(group.tensors.size(), "tensor", "tensors");
+        case PlanColumn: {
+            if (!m_formatOf)
+                return {};
+            QStringList formats;
+            for (int ti : group.tensors) {
+                const QString f = m_formatOf(m_model->tensors()[size_t(ti)].name);
+                if (!f.isEmpty() && !formats.contains(f))
+                    formats << f;
+            }
+            return formats.join(QStringLiteral(", "));
+        }
         default:
             return {};
         }
@@ -238,6 +268,8 @@ QVariant TensorTreeModel::tensorData(int tensorIndex, int column, int role) cons
             return formatCount(t.elements());
         case SizeColumn:
             return formatBytes(t.bytes);
+        case PlanColumn:
+            return m_formatOf ? m_formatOf(t.name) : QString();
         default:
             return {};
         }
@@ -304,6 +336,8 @@ QVariant TensorTreeModel::headerData(int section, Qt::Orientation orientation, i
             return tr("Parameters");
         case SizeColumn:
             return tr("Size");
+        case PlanColumn:
+            return tr("Plan");
         default:
             return {};
         }

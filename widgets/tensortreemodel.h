@@ -7,6 +7,7 @@
 
 #include <QAbstractItemModel>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -17,7 +18,9 @@ class TensorTreeModel final : public QAbstractItemModel {
     Q_DISABLE_COPY_MOVE(TensorTreeModel)
 
 public:
-    enum Column { NameColumn, RoleColumn, ShapeColumn, DTypeColumn, ParametersColumn, SizeColumn, ColumnCount };
+    enum Column {
+        NameColumn, RoleColumn, ShapeColumn, DTypeColumn, ParametersColumn, SizeColumn, PlanColumn, ColumnCount
+    };
     enum Roles {
         TensorNameRole = Qt::UserRole + 1, // QString: full tensor name (stable id); empty on group rows
         TensorIndexRole,                   // int: index into Model::tensors(), -1 on group rows
@@ -32,6 +35,11 @@ public:
     ~TensorTreeModel() override;
 
     void setModel(std::shared_ptr<const Model> model);
+    // Where the Plan column reads a tensor's assigned format from (empty: none); call planChanged() after
+    // every edit of the plan.
+    using FormatLookup = std::function<QString(const std::string& tensorName)>;
+    void setFormatLookup(FormatLookup lookup);
+    void planChanged();
     const std::shared_ptr<const Model>& model() const { return m_model; }
 
     // The index of a tensor by name (column 0), invalid when unknown.
@@ -61,6 +69,7 @@ private:
 
     std::shared_ptr<const Model> m_model;
     bool m_hasBlocks = false;
+    FormatLookup m_formatOf;
     std::vector<Group> m_groups;
     std::vector<std::pair<int, int>> m_tensorPosition; // tensor index -> (group, row)
 };

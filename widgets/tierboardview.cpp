@@ -8,6 +8,7 @@
 #include <QAction>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QItemSelectionModel>
 #include <QLabel>
 #include <QMenu>
 #include <QScrollArea>
@@ -127,6 +128,21 @@ void TierBoardView::rebuildColumns()
             if (idx.data(TierBoardModel::NodeKindRole).toInt() == int(TierBoardModel::NodeKind::Tensor))
                 emit tensorActivated(idx.data(TierBoardModel::TensorNamesRole).toStringList().value(0));
         });
+        connect(view->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this, view] {
+            if (m_selecting)
+                return;
+            const QModelIndexList rows = view->selectionModel()->selectedRows();
+            if (rows.size() == 1 &&
+                rows.front().data(TierBoardModel::NodeKindRole).toInt() == int(TierBoardModel::NodeKind::Tensor)) {
+                // One selection on the whole board: clear the other columns.
+                m_selecting = true;
+                for (QTreeView* other : m_views)
+                    if (other != view)
+                        other->clearSelection();
+                m_selecting = false;
+                emit tensorSelected(rows.front().data(TierBoardModel::TensorNamesRole).toStringList().value(0));
+            }
+        });
         auto* less = new QAction(tr("Less Precise Tier"), view);
         less->setShortcut(QKeySequence(tr("Ctrl+Right")));
         less->setShortcutContext(Qt::WidgetShortcut);
@@ -148,6 +164,20 @@ void TierBoardView::rebuildColumns()
         m_views.push_back(view);
         m_headers.push_back(header);
     }
+}
+
+void TierBoardView::selectTensor(const QString& name)
+{
+    const QModelIndex idx = m_model->indexForTensor(name);
+    m_selecting = true;
+    for (QTreeView* view : m_views)
+        view->clearSelection();
+    if (QTreeView* view = tierView(m_model->tierOf(idx))) {
+        view->expand(idx.parent());
+        view->selectionModel()->select(idx, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+        view->scrollTo(idx);
+    }
+    m_selecting = false;
 }
 
 QStringList TierBoardView::selectedNames(QTreeView* view) const

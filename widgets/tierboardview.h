@@ -30,9 +30,13 @@ public:
     int tierViewCount() const { return int(m_views.size()); }
     // Moves the selected tensors of `view` to board column `tier`.
     bool moveSelection(QTreeView* view, int tier);
+    // Selects a tensor in its column (expanding its group) without emitting tensorSelected.
+    void selectTensor(const QString& name);
 
 signals:
     void tensorActivated(const QString& name);
+    // A single tensor was selected on the board by the user.
+    void tensorSelected(const QString& name);
 
 private:
     void rebuildColumns();
@@ -46,7 +50,8 @@ private:
     std::vector<QWidget*> m_panels;
     std::vector<QTreeView*> m_views;
     std::vector<QLabel*> m_headers;
-    QSet<QString> m_expanded; // "tier format|group title" of expanded groups, kept across rebuilds
+    QSet<QString> m_expanded;
+    bool m_selecting = false; // "tier format|group title" of expanded groups, kept across rebuilds
 };
 
 } // namespace qs

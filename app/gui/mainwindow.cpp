@@ -15,6 +15,7 @@
 #include "widgets/histogramview.h"
 #include "widgets/modelsummary.h"
 #include "widgets/statsstore.h"
+#include "widgets/statstablemodel.h"
 #include "widgets/statstableview.h"
 #include "widgets/tensorfilterproxy.h"
 #include "widgets/tensortreemodel.h"
@@ -116,6 +117,18 @@ MainWindow::MainWindow(QWidget* parent)
     createViews();
     createActions();
     createStatusBar();
+
+    // The tree and the table show each tensor's planned format and follow every plan edit.
+    auto formatOf = [this](const std::string& name) {
+        const auto f = m_plan->plan().formatOf(name);
+        return f ? QString::fromStdString(*f) : QString();
+    };
+    m_treeModel->setFormatLookup(formatOf);
+    m_statsView->tableModel()->setFormatLookup(formatOf);
+    connect(m_plan, &PlanDocument::planChanged, this, [this] {
+        m_treeModel->planChanged();
+        m_statsView->tableModel()->planChanged();
+    });
 
     connect(m_loader, &ModelLoader::started, this, &MainWindow::onLoadStarted);
     connect(m_loader, &ModelLoader::progress, this, &MainWindow::onLoadProgress);
@@ -299,6 +312,10 @@ QWidget* MainWindow::createPlanView()
     auto* splitter = new QSplitter(Qt::Horizontal);
     m_tierBoard = new TierBoardView(m_plan);
     connect(m_tierBoard, &TierBoardView::tensorActivated, this, [this](const QString& name) { selectTensors({name}); });
+    connect(m_tierBoard, &TierBoardView::tensorSelected, this, [this](const QString& name) {
+        if (!m_syncingSelection)
+            selectTensors({name});
+    });
     splitter->addWidget(m_tierBoard);
     m_footprint = new FootprintPanel(m_plan);
     // Scrolls instead of imposing its height on the window.
@@ -883,6 +900,7 @@ void MainWindow::onTreeSelectionChanged()
     if (m_selectedNames.size() == 1) {
         m_syncingSelection = true;
         m_statsView->selectTensor(m_selectedNames.front());
+        m_tierBoard->selectTensor(m_selectedNames.front());
         m_syncingSelection = false;
     }
     updateAnalysisViews();
@@ -907,8 +925,10 @@ void MainWindow::selectTensors(const QStringList& names)
         m_tensorView->selectionModel()->setCurrentIndex(first, QItemSelectionModel::NoUpdate);
         m_tensorView->scrollTo(first);
     }
-    if (names.size() == 1)
+    if (names.size() == 1) {
         m_statsView->selectTensor(names.front());
+        m_tierBoard->selectTensor(names.front());
+    }
     m_syncingSelection = false;
     m_selectedNames = names;
     m_selectedGroups.clear();

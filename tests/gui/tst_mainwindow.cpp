@@ -4,6 +4,9 @@
 #include "app/gui/mainwindow.h"
 #include "app/gui/modelloader.h"
 #include "widgets/modelsummary.h"
+#include "widgets/plandocument.h"
+#include "widgets/tierboardmodel.h"
+#include "widgets/tierboardview.h"
 #include "widgets/tensortreemodel.h"
 
 #include <QLineEdit>
@@ -14,6 +17,7 @@
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTreeView>
+#include <QUndoStack>
 #include <QtTest>
 
 using namespace qs;
@@ -47,6 +51,7 @@ private slots:
     void dropOpensFile();
     void cancelDropsResult();
     void persistsRecentFilesAndGeometry();
+    void planUndoShortcutsAndSync();
 
 private:
     QTemporaryDir m_dir;
@@ -215,6 +220,45 @@ void TestMainWindow::persistsRecentFilesAndGeometry()
     entry->trigger();
     QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
     QCOMPARE(again.modelPath(), sample);
+}
+
+void TestMainWindow::planUndoShortcutsAndSync()
+{
+    MainWindow window;
+    window.show();
+    QApplication::setActiveWindow(&window);
+    QVERIFY(QTest::qWaitForWindowActive(&window));
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    PlanDocument* plan = window.planDocument();
+    QVERIFY(plan->hasModel());
+    QVERIFY(!plan->plan().assignments().empty()); // the default preset assigned formats
+
+    const QString name = QStringLiteral("blk.1.ffn_up.weight");
+    const QString before = QString::fromStdString(plan->plan().formatOf(name.toStdString()).value_or(""));
+    auto* tree = window.tensorModel();
+    const QModelIndex planCell = tree->indexForTensor(name).siblingAtColumn(TensorTreeModel::PlanColumn);
+    QCOMPARE(planCell.data().toString(), before);
+
+    const QString target = before == QLatin1String("Q8_0") ? QStringLiteral("BF16") : QStringLiteral("Q8_0");
+    QVERIFY(plan->assign({name}, target));
+    QCOMPARE(planCell.data().toString(), target); // the tree follows the plan
+
+    QVERIFY(window.showView(QStringLiteral("plan")));
+    QTest::keySequence(&window, QKeySequence(QStringLiteral("Ctrl+Z")));
+    QCOMPARE(QString::fromStdString(plan->plan().formatOf(name.toStdString()).value_or("")), before);
+    QCOMPARE(planCell.data().toString(), before);
+    QTest::keySequence(&window, QKeySequence(QStringLiteral("Ctrl+Shift+Z")));
+    QCOMPARE(QString::fromStdString(plan->plan().formatOf(name.toStdString()).value_or("")), target);
+
+    // Selecting a tensor anywhere selects it on the tier board too.
+    window.selectTensors({name});
+    TierBoardModel* board = window.tierBoard()->model();
+    const QModelIndex onBoard = board->indexForTensor(name);
+    QTreeView* column = window.tierBoard()->tierView(board->tierOf(onBoard));
+    QVERIFY(column);
+    QVERIFY(column->selectionModel()->isSelected(onBoard));
 }
 
 QTEST_MAIN(TestMainWindow)
