@@ -471,6 +471,28 @@ Checkpoint resolve(const fs::path& path)
     return cp;
 }
 
+// Without config.json, what the tensors themselves show: block count, embedding size, vocabulary, whether
+// the head is tied (an embedding and no head). Heads and the architecture cannot be seen and stay unknown.
+void inferConfig(Model& model)
+{
+    ModelConfig& c = model.mutableConfig();
+    int maxBlock = -1;
+    const TensorInfo* embedding = nullptr;
+    bool head = false;
+    for (const auto& t : model.tensors()) {
+        maxBlock = std::max(maxBlock, t.role.block);
+        if (t.role.role == TensorRole::Embedding && t.shape.size() == 2 && !embedding)
+            embedding = &t;
+        head = head || t.role.role == TensorRole::OutputHead;
+    }
+    c.layers = static_cast<uint32_t>(maxBlock + 1);
+    if (embedding && embedding->shape[0] <= UINT32_MAX && embedding->shape[1] <= UINT32_MAX) {
+        c.vocabSize = static_cast<uint32_t>(embedding->shape[0]);
+        c.hiddenSize = static_cast<uint32_t>(embedding->shape[1]);
+        c.tiedEmbeddings = !head;
+    }
+}
+
 } // namespace
 
 std::shared_ptr<Model> loadSafetensors(const std::filesystem::path& path, JobControl* job)
@@ -529,15 +551,19 @@ std::shared_ptr<Model> loadSafetensors(const std::filesystem::path& path, JobCon
     std::error_code ec;
     const fs::path folder = fs::is_directory(path, ec) ? path : path.parent_path();
     const fs::path config = (folder.empty() ? fs::path(".") : folder) / "config.json";
+    bool haveConfig = false;
     if (fs::is_regular_file(config, ec)) {
         try {
             model->mutableConfig() = readHfConfig(config);
+            haveConfig = true;
         } catch (const CancelledError&) {
             throw;
         } catch (const Error& e) {
             model->mutableMetadata()["config_error"] = MetaValue{std::string(e.what())};
         }
     }
+    if (!haveConfig)
+        inferConfig(*model);
     model->finalize();
     reportProgress(job, 1.0, "Done");
     return model;

@@ -18,6 +18,7 @@ class JobControl;
 // defines but the model cannot hold (F8_E8M0, F4, F6_*, C64) throw ErrorCode::Unsupported naming the tensor.
 // Progress is reported per shard; cancellation throws qs::CancelledError.
 // config.json beside the weights fills ModelConfig; if it cannot be read the weights still open and the
-// reason is stored in metadata()["config_error"].
+// reason is stored in metadata()["config_error"]. Without a usable config.json, the block count, hidden size,
+// vocabulary and tied head are inferred from the tensors (architecture and heads stay unknown).
 std::shared_ptr<Model> loadSafetensors(const std::filesystem::path& path, JobControl* job);
 } // namespace qs

@@ -361,6 +361,34 @@ private slots:
         QCOMPARE(v, 42.0f);
     }
 
+    void configInferredWithoutConfigJson()
+    {
+        QTemporaryDir dir;
+        QByteArray header = "{" + entry("model.embed_tokens.weight", "F16", "[10,4]", 0, 80);
+        quint64 off = 80;
+        for (int b = 0; b < 3; ++b) {
+            const QByteArray name = "model.layers." + QByteArray::number(b) + ".self_attn.q_proj.weight";
+            header += "," + entry(name.constData(), "F16", "[4,4]", off, off + 32);
+            off += 32;
+        }
+        header += "}";
+        writeFile(dir.filePath("model.safetensors"), stFile(header, QByteArray(int(off), 0)));
+        const auto model = qs::loadSafetensors(dir.path().toStdString(), nullptr);
+        QCOMPARE(model->config().layers, 3u);
+        QCOMPARE(model->config().vocabSize, 10u);
+        QCOMPARE(model->config().hiddenSize, 4u);
+        QVERIFY(model->config().tiedEmbeddings); // no lm_head
+        QCOMPARE(model->config().heads, 0u);
+        QVERIFY(model->config().architecture.empty());
+
+        // A broken config.json does not stop the weights from opening; the reason is kept.
+        writeFile(dir.filePath("config.json"), "{\"num_hidden_layers\": \"x\"}");
+        const auto withBad = qs::loadSafetensors(dir.path().toStdString(), nullptr);
+        QVERIFY(withBad->metadata().at("config_error").toString().find("num_hidden_layers") !=
+                std::string::npos);
+        QCOMPARE(withBad->config().layers, 3u);
+    }
+
     void emptyHeader()
     {
         QTemporaryDir dir;
