@@ -85,6 +85,7 @@ DepthView::DepthView(StatsStore* store, QWidget* parent) : QWidget(parent), m_st
     m_plot = new QCustomPlot;
     m_plot->setObjectName(QStringLiteral("depthPlot"));
     stylePlot(m_plot);
+    m_plot->setAntialiasedElement(QCP::aePlottables, true); // few points: smooth lines are cheap here
     m_plot->legend->setVisible(true);
     putLegendAbove(m_plot, 6);
     m_plot->setMouseTracking(true);
@@ -149,6 +150,14 @@ void DepthView::setRoles(const std::vector<int>& roles)
         item->setCheckState(on ? Qt::Checked : Qt::Unchecked);
     }
     refresh();
+}
+
+void DepthView::setHighlighted(const QStringList& names)
+{
+    if (names == m_highlighted)
+        return;
+    m_highlighted = names;
+    scheduleRefresh();
 }
 
 void DepthView::rebuildRoleList()
@@ -281,6 +290,24 @@ void DepthView::refresh()
         m_seriesTensors.push_back(std::move(names));
         ++drawn;
     }
+    // Rings around the selected tensors' points, drawn last (not part of m_seriesTensors / clicks).
+    if (!m_highlighted.isEmpty()) {
+        QVector<double> hx, hy;
+        for (int g = 0; g < m_plot->graphCount(); ++g)
+            for (int i = 0; i < m_plot->graph(g)->dataCount(); ++i)
+                if (m_highlighted.contains(m_seriesTensors[size_t(g)][size_t(i)])) {
+                    hx << m_plot->graph(g)->data()->at(i)->key;
+                    hy << m_plot->graph(g)->data()->at(i)->value;
+                }
+        if (!hx.isEmpty()) {
+            QCPGraph* ring = m_plot->addGraph();
+            ring->setName(tr("selected"));
+            ring->setLineStyle(QCPGraph::lsNone);
+            ring->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(QColor(20, 20, 20), 2), Qt::NoBrush, 13));
+            ring->setData(hx, hy);
+            ring->removeFromLegend();
+        }
+    }
     if (drawn == 0) {
         m_message->setText(m_store->isRunning() ? tr("Analysing… the chart fills in as tensors finish.")
                                                 : tr("No statistics yet for the chosen roles. Run the analysis "
@@ -325,7 +352,7 @@ int DepthView::nearestPoint(const QPointF& pos, int* series) const
 {
     double best = 12.0; // pixels
     int bestPoint = -1;
-    for (int g = 0; g < m_plot->graphCount(); ++g) {
+    for (int g = 0; g < std::min(m_plot->graphCount(), int(m_seriesTensors.size())); ++g) {
         const auto data = m_plot->graph(g)->data();
         for (int i = 0; i < data->size(); ++i) {
             const auto d = data->at(i);

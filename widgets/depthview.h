@@ -3,6 +3,7 @@
 // every ffn_down) against its block index. Clicking a point activates that tensor. Models without
 // transformer blocks are plotted against their tensor order.
 
+#include <QStringList>
 #include <QWidget>
 
 #include <map>
@@ -33,6 +34,9 @@ public:
     // Roles (int(TensorRole)) to draw; the default is every quantizable role present.
     void setRoles(const std::vector<int>& roles);
 
+    // Tensors drawn with a highlight ring (the current selection elsewhere).
+    void setHighlighted(const QStringList& names);
+
     QCustomPlot* plot() const { return m_plot; }
     // The tensor behind point `point` of series `series` (as drawn), for tests and clicks.
     QString tensorAt(int series, int point) const;
@@ -59,6 +63,7 @@ private:
     std::vector<std::vector<QString>> m_seriesTensors; // per graph, per data point
     bool m_byBlock = true;
     bool m_dirty = false;
+    QStringList m_highlighted;
     bool m_refreshPending = false;
 
     QComboBox* m_statistic = nullptr;

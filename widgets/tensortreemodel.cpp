@@ -230,6 +230,8 @@ QVariant TensorTreeModel::groupData(const Group& group, int column, int role) co
     case Qt::TextAlignmentRole:
         if (column == ParametersColumn || column == SizeColumn)
             return int(Qt::AlignRight | Qt::AlignVCenter);
+        if (column == PlanColumn)
+            return int(Qt::AlignCenter);
         return {};
     case Qt::ToolTipRole:
         if (column == ParametersColumn)
@@ -289,6 +291,8 @@ QVariant TensorTreeModel::tensorData(int tensorIndex, int column, int role) cons
     case Qt::TextAlignmentRole:
         if (column == ParametersColumn || column == SizeColumn)
             return int(Qt::AlignRight | Qt::AlignVCenter);
+        if (column == PlanColumn)
+            return int(Qt::AlignCenter);
         return {};
     case Qt::ToolTipRole:
         switch (column) {

@@ -118,6 +118,7 @@ void TierBoardView::rebuildColumns()
         view->setDefaultDropAction(Qt::MoveAction);
         view->setDropIndicatorShown(true);
         view->setUniformRowHeights(true);
+        view->setTextElideMode(Qt::ElideLeft); // the end of a name (attn_q.weight) says the most
         view->header()->setStretchLastSection(false);
         view->header()->setSectionResizeMode(TierBoardModel::NameColumn, QHeaderView::Stretch);
         view->header()->setSectionResizeMode(TierBoardModel::SizeColumn, QHeaderView::ResizeToContents);

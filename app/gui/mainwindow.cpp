@@ -322,6 +322,50 @@ QWidget* MainWindow::createPlanView()
                                    &MainWindow::savePlanDialog);
     save->setShortcut(QKeySequence::Save);
     bar->addSeparator();
+    // Constraint warnings (fused q/k/v, unsupported shapes ...) with their one-click fixes.
+    auto* issues = new QToolButton;
+    issues->setObjectName(QStringLiteral("planIssues"));
+    issues->setPopupMode(QToolButton::InstantPopup);
+    issues->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    auto* issuesMenu = new QMenu(issues);
+    issues->setMenu(issuesMenu);
+    bar->addWidget(issues);
+    auto updateIssues = [this, issues, issuesMenu] {
+        issuesMenu->clear();
+        std::vector<PlanIssue> found;
+        if (m_plan->hasModel()) {
+            try {
+                found = checkPlan(m_plan->plan(), m_plan->layout());
+            } catch (const std::exception&) {
+            }
+        }
+        issues->setText(found.empty() ? tr("No issues") : tr("%1 issue(s)").arg(found.size()));
+        issues->setIcon(found.empty() ? QIcon() : style()->standardIcon(QStyle::SP_MessageBoxWarning));
+        issues->setEnabled(!found.empty());
+        for (const PlanIssue& issue : found) {
+            QMenu* sub = issuesMenu->addMenu(QString::fromStdString(issue.message).left(120));
+            sub->setToolTipsVisible(true);
+            for (const PlanFix& fix : issue.fixes)
+                sub->addAction(QString::fromStdString(fix.label), this, [this, fix] {
+                    m_plan->setPlan(applyFix(m_plan->plan(), fix), QString::fromStdString(fix.label));
+                });
+            if (issue.fixes.empty())
+                sub->addAction(tr("No automatic fix"))->setEnabled(false);
+        }
+        if (found.size() > 1) {
+            issuesMenu->addSeparator();
+            issuesMenu->addAction(tr("Apply Every Recommended Fix"), this, [this, found] {
+                Plan fixed = m_plan->plan();
+                for (const PlanIssue& issue : found)
+                    if (!issue.fixes.empty())
+                        fixed = applyFix(fixed, issue.fixes.front());
+                m_plan->setPlan(fixed, tr("Fix %1 issues").arg(found.size()));
+            });
+        }
+    };
+    connect(m_plan, &PlanDocument::planChanged, this, updateIssues);
+    updateIssues();
+    bar->addSeparator();
     QAction* undo = m_plan->undoStack()->createUndoAction(this, tr("Undo"));
     undo->setIcon(themedIcon("edit-undo", ":/icons/undo.svg"));
     undo->setShortcut(QKeySequence::Undo);
@@ -1047,6 +1091,7 @@ int MainWindow::selectTensorsMatching(const QString& pattern)
 
 void MainWindow::updateAnalysisViews()
 {
+    m_depth->setHighlighted(m_selectedNames);
     if (!m_model) {
         m_histogram->setMessage(tr("Open a model to see the value distributions of its tensors."));
         m_channels->setMessage(tr("Open a model to see per-channel statistics."));
