@@ -15,7 +15,7 @@ mkdir -p "$out"
 # A throw-away settings folder: screenshots never depend on (or change) the user's window layout.
 config=$(mktemp -d)
 trap 'rm -rf "$config"' EXIT
-export QT_QPA_PLATFORM=offscreen XDG_CONFIG_HOME=$config QUANTSCOPE_CACHE_DIR=$config/cache
+export QT_QPA_PLATFORM=offscreen XDG_CONFIG_HOME=$config QUANTSCOPE_CACHE_DIR=$config/cache XDG_DATA_HOME=$config/data
 
 shot() { # name view [extra args...]; MODEL=path overrides the sample
     local name=$1 view=$2

@@ -82,6 +82,8 @@ int runApplication(QApplication& app)
         const QStringList wh = parser.value(sizeOption).split(QLatin1Char('x'));
         if (wh.size() == 2)
             window.resize(wh[0].toInt(), wh[1].toInt());
+        // Screenshots never ask about (nor discard) autosaved plans.
+        window.setRestorePrompt([](const QString&, std::function<void(bool)>) {});
         // Errors still produce a screenshot (of the dialog-free window) instead of blocking.
         window.setErrorPresenter([](const QString&, const QString& text, const QString& detail) {
             std::fprintf(stderr, "quantscope: %s\n%s\n", qPrintable(text), qPrintable(detail));

@@ -49,6 +49,7 @@
 #include <QStatusBar>
 #include <QStyle>
 #include <QTabWidget>
+#include <QTimer>
 #include <QToolBar>
 #include <QToolButton>
 #include <QTreeView>
@@ -129,6 +130,30 @@ MainWindow::MainWindow(QWidget* parent)
         m_treeModel->planChanged();
         m_statsView->tableModel()->planChanged();
     });
+    // (The undo stack's index moves after the command ran, so this, not planChanged, knows "clean".)
+    connect(m_plan->undoStack(), &QUndoStack::indexChanged, this, [this] {
+        if (m_plan->undoStack()->isClean())
+            m_autosaveTimer->stop();
+        else
+            m_autosaveTimer->start();
+    });
+    // Edits are autosaved shortly after they happen, so a crash loses at most a second or two.
+    m_autosaveTimer = new QTimer(this);
+    m_autosaveTimer->setSingleShot(true);
+    m_autosaveTimer->setInterval(1500);
+    connect(m_autosaveTimer, &QTimer::timeout, this, &MainWindow::autosavePlan);
+    m_restorePrompt = [this](const QString& autosave, std::function<void(bool)> answer) {
+        auto* box = new QMessageBox(QMessageBox::Question, tr("Restore Plan"),
+                                    tr("An unsaved precision plan for this model was found."),
+                                    QMessageBox::Yes | QMessageBox::No, this);
+        box->setInformativeText(tr("Restore it? (%1)").arg(QDir::toNativeSeparators(autosave)));
+        box->setAttribute(Qt::WA_DeleteOnClose);
+        box->setObjectName(QStringLiteral("restorePlanBox"));
+        connect(box, &QMessageBox::finished, this, [box, answer](int) {
+            answer(box->standardButton(box->clickedButton()) == QMessageBox::Yes);
+        });
+        box->open();
+    };
 
     connect(m_loader, &ModelLoader::started, this, &MainWindow::onLoadStarted);
     connect(m_loader, &ModelLoader::progress, this, &MainWindow::onLoadProgress);
@@ -293,6 +318,9 @@ QWidget* MainWindow::createPlanView()
     exportButton->setMenu(exportMenu);
     bar->addWidget(exportButton);
     bar->addAction(tr("Open Plan…"), this, &MainWindow::openPlanFile);
+    QAction* save = bar->addAction(themedIcon("document-save", ":/icons/export.svg"), tr("Save Plan…"), this,
+                                   &MainWindow::savePlanDialog);
+    save->setShortcut(QKeySequence::Save);
     bar->addSeparator();
     QAction* undo = m_plan->undoStack()->createUndoAction(this, tr("Undo"));
     undo->setIcon(themedIcon("edit-undo", ":/icons/undo.svg"));
@@ -396,6 +424,54 @@ void MainWindow::exportPlanTo(int targetId)
     } catch (const std::exception& e) {
         m_errorPresenter(tr("Export Plan"), tr("The plan could not be exported."), QString::fromStdString(e.what()));
     }
+}
+
+QString MainWindow::planKey() const
+{
+    return m_planPath.isEmpty() ? m_modelPath : m_planPath;
+}
+
+void MainWindow::autosavePlan()
+{
+    if (!m_plan->hasModel() || m_plan->undoStack()->isClean())
+        return;
+    try {
+        writeAutosave(m_plan->plan(), planKey().toStdString());
+    } catch (const std::exception& e) {
+        statusBar()->showMessage(tr("Autosave failed: %1").arg(QString::fromStdString(e.what())), 8000);
+    }
+}
+
+bool MainWindow::savePlanTo(const QString& path)
+{
+    try {
+        savePlan(m_plan->plan(), path.toStdString());
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Save Plan"), tr("Cannot save %1").arg(path), QString::fromStdString(e.what()));
+        return false;
+    }
+    discardAutosave(planKey().toStdString());
+    m_planPath = QFileInfo(path).absoluteFilePath();
+    discardAutosave(planKey().toStdString());
+    m_autosaveTimer->stop();
+    m_plan->undoStack()->setClean();
+    statusBar()->showMessage(tr("Saved plan %1").arg(QDir::toNativeSeparators(path)), 6000);
+    return true;
+}
+
+void MainWindow::savePlanDialog()
+{
+    if (!m_plan->hasModel())
+        return;
+    const QString suggestion = m_planPath.isEmpty() ? QFileInfo(m_modelPath).completeBaseName() + QStringLiteral(".plan.json")
+                                                    : m_planPath;
+    QString path = QFileDialog::getSaveFileName(this, tr("Save Plan"), QDir(m_lastDir).filePath(suggestion),
+                                                tr("Plans (*.json)"));
+    if (path.isEmpty())
+        return;
+    if (QFileInfo(path).suffix().isEmpty())
+        path += QStringLiteral(".json");
+    savePlanTo(path);
 }
 
 void MainWindow::openPlanFile()
@@ -644,6 +720,25 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
     m_stats->setModel(m_model);
     m_histogram->setModel(m_model);
     m_plan->setLayout(layoutFromModel(*m_model));
+    m_planPath.clear();
+    if (const auto autosave = newerAutosave(planKey().toStdString())) {
+        const QString autosavePath = QString::fromStdString(autosave->string());
+        const QString key = planKey();
+        m_restorePrompt(autosavePath, [this, autosavePath, key](bool restore) {
+            if (key != planKey())
+                return; // another model was opened meanwhile
+            if (!restore) {
+                discardAutosave(key.toStdString());
+                return;
+            }
+            try {
+                m_plan->setPlan(loadPlan(autosavePath.toStdString()), tr("Restore autosaved plan"));
+            } catch (const std::exception& e) {
+                m_errorPresenter(tr("Restore Plan"), tr("The autosaved plan could not be read."),
+                                 QString::fromStdString(e.what()));
+            }
+        });
+    }
     m_analyzeAction->setEnabled(true);
     updateAnalysisViews();
 

@@ -16,6 +16,7 @@ class QMenu;
 class QProgressBar;
 class QTabWidget;
 class QToolButton;
+class QTimer;
 class QTreeView;
 
 namespace qs {
@@ -47,6 +48,12 @@ public:
     // Starts loading a file or folder in the background; the current model stays until it succeeds.
     void openPath(const QString& path);
     void setErrorPresenter(ErrorPresenter presenter) { m_errorPresenter = std::move(presenter); }
+    // Asks whether to restore an autosaved plan found at load (newer than the saved one); calls
+    // answer(true) to restore. The default is a non-blocking question box.
+    using RestorePrompt = std::function<void(const QString& autosavePath, std::function<void(bool)> answer)>;
+    void setRestorePrompt(RestorePrompt prompt) { m_restorePrompt = std::move(prompt); }
+    // Saves the plan as JSON (the plan's autosave is then discarded).
+    bool savePlanTo(const QString& path);
 
     std::shared_ptr<const Model> model() const { return m_model; }
     QString modelPath() const { return m_modelPath; }
@@ -104,6 +111,9 @@ private:
     void fitPlanToBudget();
     void exportPlanTo(int target);
     void openPlanFile();
+    void savePlanDialog();
+    void autosavePlan();
+    QString planKey() const;
     void createStatusBar();
     void readSettings();
     void writeSettings() const;
@@ -133,6 +143,9 @@ private:
     QString m_lastDir;
     QStringList m_recent;
     ErrorPresenter m_errorPresenter;
+    RestorePrompt m_restorePrompt;
+    QString m_planPath;
+    QTimer* m_autosaveTimer = nullptr;
 
     QTabWidget* m_views = nullptr;
     TensorTreeModel* m_treeModel = nullptr;

@@ -26,6 +26,7 @@ void TestAnalysisLatency::uiStaysResponsive()
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     qputenv("QUANTSCOPE_CACHE_DIR", dir.filePath(QStringLiteral("cache")).toLocal8Bit());
+    qputenv("XDG_DATA_HOME", dir.filePath(QStringLiteral("data")).toLocal8Bit());
     QSettings::setDefaultFormat(QSettings::IniFormat);
     QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, dir.path());
 

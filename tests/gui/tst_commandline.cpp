@@ -21,6 +21,7 @@ QProcessEnvironment offscreenEnv(const QString& configDir)
     env.insert(QStringLiteral("QT_QPA_PLATFORM"), QStringLiteral("offscreen"));
     env.insert(QStringLiteral("XDG_CONFIG_HOME"), configDir); // keep the user's settings untouched
     env.insert(QStringLiteral("QUANTSCOPE_CACHE_DIR"), configDir + QStringLiteral("/cache"));
+    env.insert(QStringLiteral("XDG_DATA_HOME"), configDir + QStringLiteral("/data"));
     return env;
 }
 

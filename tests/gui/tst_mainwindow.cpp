@@ -4,6 +4,7 @@
 #include "app/gui/mainwindow.h"
 #include "app/gui/modelloader.h"
 #include "widgets/modelsummary.h"
+#include "core/plan/planio.h"
 #include "widgets/plandocument.h"
 #include "widgets/tierboardmodel.h"
 #include "widgets/tierboardview.h"
@@ -52,6 +53,7 @@ private slots:
     void cancelDropsResult();
     void persistsRecentFilesAndGeometry();
     void planUndoShortcutsAndSync();
+    void autosavedPlanIsOfferedAfterCrash();
 
 private:
     QTemporaryDir m_dir;
@@ -62,6 +64,7 @@ void TestMainWindow::initTestCase()
 {
     QVERIFY(m_dir.isValid());
     qputenv("QUANTSCOPE_CACHE_DIR", m_dir.filePath(QStringLiteral("cache")).toLocal8Bit());
+    qputenv("XDG_DATA_HOME", m_dir.filePath(QStringLiteral("data")).toLocal8Bit()); // plan autosaves
     QSettings::setDefaultFormat(QSettings::IniFormat);
     QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, m_dir.path());
     QCoreApplication::setOrganizationName(QStringLiteral("QuantscopeTest"));
@@ -259,6 +262,41 @@ void TestMainWindow::planUndoShortcutsAndSync()
     QTreeView* column = window.tierBoard()->tierView(board->tierOf(onBoard));
     QVERIFY(column);
     QVERIFY(column->selectionModel()->isSelected(onBoard));
+}
+
+void TestMainWindow::autosavedPlanIsOfferedAfterCrash()
+{
+    const QString model = QFileInfo(samplePath()).absoluteFilePath();
+    const std::string name = "blk.2.attn_v.weight";
+    discardAutosave(model.toStdString());
+    {
+        auto* window = new MainWindow; // never closed normally: the "crash"
+        window->setRestorePrompt([](const QString&, std::function<void(bool)>) { QFAIL("nothing to restore yet"); });
+        QSignalSpy loaded(window, &MainWindow::modelLoaded);
+        window->openPath(samplePath());
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+        QVERIFY(window->planDocument()->assign({QString::fromStdString(name)}, QStringLiteral("BF16")));
+        QTRY_VERIFY_WITH_TIMEOUT(QFileInfo::exists(QString::fromStdString(autosavePath(model.toStdString()).string())),
+                                 10000);
+        delete window;
+    }
+    MainWindow again;
+    QStringList offered;
+    again.setRestorePrompt([&](const QString& path, std::function<void(bool)> answer) {
+        offered << path;
+        answer(true);
+    });
+    QSignalSpy loaded(&again, &MainWindow::modelLoaded);
+    again.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QCOMPARE(offered.size(), 1);
+    QCOMPARE(again.planDocument()->plan().formatOf(name).value_or(""), std::string("BF16"));
+    QCOMPARE(again.planDocument()->undoStack()->count(), 1); // restoring is itself undoable
+
+    // Saving the plan discards the autosave: the next start offers nothing.
+    QVERIFY(again.savePlanTo(m_dir.filePath(QStringLiteral("saved.plan.json"))));
+    QVERIFY(!QFileInfo::exists(QString::fromStdString(autosavePath(model.toStdString()).string())));
+    QVERIFY(loadPlan(m_dir.filePath(QStringLiteral("saved.plan.json")).toStdString()) == again.planDocument()->plan());
 }
 
 QTEST_MAIN(TestMainWindow)
