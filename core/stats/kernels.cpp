@@ -13,6 +13,7 @@
 // Lane counts match the native register width so that no vector operation is split or scalarised.
 #if defined(__x86_64__) && defined(__GNUC__)
 #define QS_DISPATCH 1
+#include <cpuid.h>
 #define QS_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
 #else
 #define QS_DISPATCH 0
@@ -323,7 +324,11 @@ void accumulateBf16(const uint16_t* x, size_t n, float shift, BlockSums& out, ui
 void f16ToFloats(const uint16_t* x, size_t n, float* out)
 {
 #if QS_DISPATCH && QS_KERNELS_X86
-    static const bool f16c = __builtin_cpu_supports("f16c");
+    // CPUID leaf 1, ECX bit 29: clang 14's __builtin_cpu_supports does not know "f16c".
+    static const bool f16c = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+    }();
     if (f16c && level() != KernelLevel::Baseline) {
         x86::f16ToFloatsF16c(x, n, out);
         return;

@@ -126,6 +126,7 @@ struct TensorJob {
     std::mutex mutex;                                  // guards table and chunkResults
     std::vector<uint64_t> table;                       // dense key / bit-pattern counts
     std::vector<std::pair<uint16_t, uint64_t>> sparse; // instead of `table` for small one-chunk tensors
+    size_t magnitudeKeys = 0;                          // span of `table` that holds counts (see KeySpan)
     std::vector<ChunkResult> chunkResults;
     std::atomic<size_t> remaining{0};
 
@@ -154,18 +155,16 @@ struct Scratch {
 
 // Adds a worker's key counts to the tensor's table and leaves the worker's tables zeroed, in one pass that
 // writes only the keys that occurred.
-void flushTables(Scratch& s, TensorJob& job, size_t keys)
+void flushRange(Scratch& s, uint64_t* table, size_t from, size_t to)
 {
     uint32_t* t0 = s.tables.data();
     uint32_t* t1 = t0 + detail::kKeys;
     uint32_t* t2 = t1 + detail::kKeys;
     uint32_t* t3 = t2 + detail::kKeys;
     static_assert(detail::kKeyTables == 4);
-    std::lock_guard lock(job.mutex);
-    uint64_t* table = job.table.data();
     constexpr size_t kGroup = 16; // skip empty runs of keys with one vectorised test
-    for (size_t g = 0; g < keys; g += kGroup) {
-        const size_t n = std::min(kGroup, keys - g);
+    for (size_t g = from; g < to; g += kGroup) {
+        const size_t n = std::min(kGroup, to - g);
         uint32_t any = 0;
         if (n == kGroup)
             for (size_t q = 0; q < kGroup; ++q)
@@ -182,6 +181,26 @@ void flushTables(Scratch& s, TensorJob& job, size_t keys)
             }
         }
     }
+}
+
+// Key ranges that can hold counts: with every value finite and |x| <= absmax, only magnitude keys up to
+// keyOf(absmax) in each sign half (for weights about half the table, less for small absmax).
+struct KeySpan {
+    size_t magnitudeKeys = detail::kKeys / 2; // keys [0, m) and [0x8000, 0x8000 + m)
+    size_t patterns = detail::kKeys;          // 256 for 8-bit tables (then magnitudeKeys is unused)
+};
+
+void flushTables(Scratch& s, TensorJob& job, KeySpan span)
+{
+    std::lock_guard lock(job.mutex);
+    uint64_t* table = job.table.data();
+    if (span.patterns < detail::kKeys) {
+        flushRange(s, table, 0, span.patterns);
+        return;
+    }
+    flushRange(s, table, 0, span.magnitudeKeys);
+    flushRange(s, table, detail::kKeys / 2, detail::kKeys / 2 + span.magnitudeKeys);
+    job.magnitudeKeys = std::max(job.magnitudeKeys, span.magnitudeKeys);
 }
 
 // For a small chunk: moves the worker's counts of the keys that occur in it (found again by re-reading the
@@ -204,12 +223,12 @@ void flushSparse(Scratch& s, size_t n, KeyAt keyAt, std::vector<std::pair<uint16
 }
 
 // The non-zero entries of a dense count table, in key order; zeroes them so the table can be reused.
-std::vector<std::pair<uint16_t, uint64_t>> takeEntries(std::vector<uint64_t>& table, size_t size)
+void takeRange(std::vector<uint64_t>& table, size_t from, size_t to,
+               std::vector<std::pair<uint16_t, uint64_t>>& entries)
 {
-    std::vector<std::pair<uint16_t, uint64_t>> entries;
     constexpr size_t kGroup = 8;
-    for (size_t g = 0; g < size; g += kGroup) {
-        const size_t n = std::min(kGroup, size - g);
+    for (size_t g = from; g < to; g += kGroup) {
+        const size_t n = std::min(kGroup, to - g);
         uint64_t any = n == kGroup ? 0 : 1;
         if (n == kGroup)
             for (size_t q = 0; q < kGroup; ++q)
@@ -222,6 +241,18 @@ std::vector<std::pair<uint16_t, uint64_t>> takeEntries(std::vector<uint64_t>& ta
                 table[k] = 0;
             }
         }
+    }
+}
+
+std::vector<std::pair<uint16_t, uint64_t>> takeEntries(std::vector<uint64_t>& table, size_t patterns,
+                                                       size_t magnitudeKeys)
+{
+    std::vector<std::pair<uint16_t, uint64_t>> entries;
+    if (patterns < detail::kKeys) {
+        takeRange(table, 0, patterns, entries);
+    } else {
+        takeRange(table, 0, magnitudeKeys, entries);
+        takeRange(table, detail::kKeys / 2, detail::kKeys / 2 + magnitudeKeys, entries);
     }
     return entries;
 }
@@ -455,6 +486,9 @@ private:
         file.adviseWillNeed(chunkOffset, chunkLength);
 
         ChunkResult r;
+        const bool haveFloats = !(j.path == Path::Table16 && j.info->dtype == DType::BF16);
+        float chunkAbsmax = 0;
+        uint64_t chunkFinite = 0;
         r.firstRow = begin / L;
         r.rows.resize(static_cast<size_t>((end - 1) / L - r.firstRow + 1));
         for (uint64_t e = begin; e < end;) {
@@ -497,6 +531,8 @@ private:
                 }
                 const Moments m = Moments::fromShiftedSums(double(b.finite), shift, b.s1, b.s2, b.s3, b.s4);
                 RowAcc& acc = r.rows[static_cast<size_t>(row - r.firstRow)];
+                chunkFinite += b.finite;
+                chunkAbsmax = std::max(chunkAbsmax, b.absmax);
                 if (b.finite) {
                     acc.m.merge(m);
                     acc.absmax = std::max(acc.absmax, b.absmax);
@@ -560,7 +596,14 @@ private:
                     releaseTable(std::move(fresh), true);
             }
         }
-        flushTables(s, j, j.path == Path::Table8 ? 256 : detail::kKeys);
+        KeySpan span;
+        if (j.path == Path::Table8) {
+            span.patterns = 256;
+        } else if ((j.path == Path::Float || !haveFloats) && chunkFinite == end - begin) {
+            // Float keys and BF16 patterns are both the top 16 bits of the value: bounded by the absmax's.
+            span.magnitudeKeys = (Histogram::keyOf(chunkAbsmax) & 0x7FFFu) + 1u;
+        }
+        flushTables(s, j, span);
         {
             std::lock_guard lock(j.mutex);
             j.chunkResults[chunk] = std::move(r);
@@ -686,7 +729,7 @@ private:
         const size_t patterns = j.path == Path::Table8 ? 256 : detail::kKeys;
         std::vector<std::pair<uint16_t, uint64_t>> entries = std::move(j.sparse);
         if (!j.table.empty()) {
-            entries = takeEntries(j.table, patterns);
+            entries = takeEntries(j.table, patterns, j.magnitudeKeys);
             releaseTable(std::move(j.table), true);
             j.table = {};
         }
