@@ -3,6 +3,8 @@
 // stays), drag and drop, cancel, and what persists in QSettings.
 #include "app/gui/mainwindow.h"
 #include "app/gui/modelloader.h"
+#include "core/stats/stats.h"
+#include "widgets/histogramview.h"
 #include "widgets/modelsummary.h"
 #include "core/plan/planio.h"
 #include "widgets/plandocument.h"
@@ -20,6 +22,7 @@
 #include <QTreeView>
 #include <QUndoStack>
 #include <QtTest>
+#include <qcustomplot.h>
 
 using namespace qs;
 
@@ -54,6 +57,7 @@ private slots:
     void persistsRecentFilesAndGeometry();
     void planUndoShortcutsAndSync();
     void autosavedPlanIsOfferedAfterCrash();
+    void groupSelectionShowsMergedHistogram();
 
 private:
     QTemporaryDir m_dir;
@@ -297,6 +301,35 @@ void TestMainWindow::autosavedPlanIsOfferedAfterCrash()
     QVERIFY(again.savePlanTo(m_dir.filePath(QStringLiteral("saved.plan.json"))));
     QVERIFY(!QFileInfo::exists(QString::fromStdString(autosavePath(model.toStdString()).string())));
     QVERIFY(loadPlan(m_dir.filePath(QStringLiteral("saved.plan.json")).toStdString()) == again.planDocument()->plan());
+}
+
+void TestMainWindow::groupSelectionShowsMergedHistogram()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy analysed(&window, &MainWindow::analysisFinished);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(analysed.count(), 1, 30000);
+    // Select the "Block 1" group row of the tree.
+    QAbstractItemModel* shown = window.tensorView()->model();
+    QModelIndex block1;
+    for (int g = 0; g < shown->rowCount(); ++g)
+        if (shown->index(g, 0).data().toString() == QLatin1String("Block 1"))
+            block1 = shown->index(g, 0);
+    if (!block1.isValid())
+        QSKIP("no block groups (classifier)");
+    window.tensorView()->selectionModel()->select(block1, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    QCOMPARE(window.histogramView()->binned().size(), size_t(1));
+    uint64_t plotted = 0;
+    for (uint64_t c : window.histogramView()->binned().front().counts)
+        plotted += c;
+    // Every value of the block's 9 tensors (all finite F32), counted from the model here.
+    uint64_t expected = 0;
+    for (const auto& t : window.model()->tensors())
+        if (t.role.block == 1)
+            expected += t.elements();
+    QCOMPARE(plotted, expected);
+    QVERIFY(window.histogramView()->plot()->graph(0)->name().contains(QStringLiteral("merged")));
 }
 
 QTEST_MAIN(TestMainWindow)
