@@ -182,7 +182,17 @@ MainWindow::MainWindow(QWidget* parent)
     updateTitle();
 }
 
-MainWindow::~MainWindow() = default;
+MainWindow::~MainWindow()
+{
+    // Children are destroyed after this body, while MainWindow is already gone: nothing they emit on the
+    // way may reach back into it.
+    m_treeModel->setFormatLookup({});
+    m_statsView->tableModel()->setFormatLookup({});
+    for (QObject* child : findChildren<QObject*>())
+        child->disconnect(this);
+    m_stats->cancel();
+    m_loader->cancel();
+}
 
 void MainWindow::createViews()
 {
