@@ -12,6 +12,7 @@
 #include "widgets/formatting.h"
 #include "widgets/plandocument.h"
 #include "widgets/tierboardview.h"
+#include "widgets/tradeoffview.h"
 #include "widgets/histogramview.h"
 #include "widgets/modelsummary.h"
 #include "widgets/statsstore.h"
@@ -37,7 +38,10 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QComboBox>
-#include <QInputDialog>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QDoubleSpinBox>
+#include <QPushButton>
 #include <QItemSelectionModel>
 #include <QMenu>
 #include <QScrollArea>
@@ -419,28 +423,85 @@ void MainWindow::fitPlanToBudget()
     if (!m_plan->hasModel())
         return;
     const ModelLayout& layout = m_plan->layout();
-    const double currentMiB = double(summarizeWeights(layout, planBytesFn(m_plan->plan())).bytes) / (1024.0 * 1024.0);
-    bool ok = false;
-    const double mib = QInputDialog::getDouble(this, tr("Fit to Budget"), tr("Weight budget in MiB:"),
-                                               std::max(0.01, currentMiB * 0.8), 0.001, 1e9, 3, &ok);
-    if (!ok)
-        return;
+    BudgetProblem problem;
+    std::vector<TradeoffPoint> curve;
     try {
-        const BudgetProblem problem = makeBudgetProblem(m_plan->plan(), layout, {});
-        const BudgetSolution solution = solveBudget(problem, uint64_t(mib * 1024.0 * 1024.0));
+        problem = makeBudgetProblem(m_plan->plan(), layout, {});
+        curve = tradeoffCurve(problem);
+    } catch (const std::exception& e) {
+        m_errorPresenter(tr("Fit to Budget"), tr("The budget problem could not be built."),
+                         QString::fromStdString(e.what()));
+        return;
+    }
+    const uint64_t currentBytes = summarizeWeights(layout, planBytesFn(m_plan->plan())).bytes;
+    double currentError = 0;
+    try {
+        currentError = planError(m_plan->plan(), layout, {}).error;
+    } catch (const std::exception&) {
+    }
+
+    // Non-blocking dialog: the trade-off curve to pick a point on, or a number to type.
+    auto* dialog = new QDialog(this);
+    dialog->setObjectName(QStringLiteral("budgetDialog"));
+    dialog->setWindowTitle(tr("Fit to Budget"));
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    auto* layoutBox = new QVBoxLayout(dialog);
+    auto* intro = new QLabel(tr("Each tensor gets the tier that minimises the total predicted error within the budget "
+                                "(exact multiple-choice knapsack). Without a sensitivity table the error is a size-based "
+                                "proxy. Click the curve to pick a size."));
+    intro->setWordWrap(true);
+    layoutBox->addWidget(intro);
+    auto* view = new TradeoffView;
+    view->setCurve(curve, currentBytes, currentError);
+    layoutBox->addWidget(view, 1);
+    auto* row = new QHBoxLayout;
+    row->addWidget(new QLabel(tr("Weight budget:")));
+    auto* spin = new QDoubleSpinBox;
+    spin->setDecimals(3);
+    spin->setRange(0.001, 1e9);
+    spin->setSuffix(tr(" MiB"));
+    spin->setValue(double(currentBytes) * 0.8 / (1024.0 * 1024.0));
+    row->addWidget(spin, 1);
+    layoutBox->addLayout(row);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+    buttons->button(QDialogButtonBox::Ok)->setText(tr("Fit"));
+    layoutBox->addWidget(buttons);
+    view->setBudget(uint64_t(spin->value() * 1024.0 * 1024.0));
+    connect(view, &TradeoffView::budgetChosen, spin, [spin](uint64_t bytes) {
+        spin->setValue(double(bytes) / (1024.0 * 1024.0));
+    });
+    connect(spin, &QDoubleSpinBox::valueChanged, view, [view](double value) {
+        view->setBudget(uint64_t(value * 1024.0 * 1024.0));
+    });
+    connect(buttons, &QDialogButtonBox::rejected, dialog, &QDialog::reject);
+    connect(buttons, &QDialogButtonBox::accepted, dialog, &QDialog::accept);
+    connect(dialog, &QDialog::accepted, this, [this, spin, problem] {
+        const double value = spin->value();
+        applyBudget(problem, uint64_t(value * 1024.0 * 1024.0));
+    });
+    dialog->resize(640, 480);
+    dialog->open();
+}
+
+bool MainWindow::applyBudget(const BudgetProblem& problem, uint64_t budgetBytes)
+{
+    try {
+        const BudgetSolution solution = solveBudget(problem, budgetBytes);
         if (!solution.feasible) {
-            m_errorPresenter(tr("Fit to Budget"), tr("No plan fits in %1 MiB.").arg(mib),
+            m_errorPresenter(tr("Fit to Budget"), tr("No plan fits in %1.").arg(formatBytes(budgetBytes)),
                              tr("The smallest plan with these tiers needs %1.").arg(formatBytes(solution.bytes)));
-            return;
+            return false;
         }
-        m_plan->setPlan(applySolution(m_plan->plan(), problem, solution), tr("Fit to %1 MiB").arg(mib));
-        statusBar()->showMessage(tr("Fitted to %1: %2%3").arg(formatBytes(uint64_t(mib * 1024 * 1024)),
-                                                              formatBytes(solution.bytes),
-                                                              solution.optimal ? tr(", proven optimal")
-                                                                               : tr(", gap %1").arg(solution.gap)),
+        m_plan->setPlan(applySolution(m_plan->plan(), problem, solution),
+                        tr("Fit to %1").arg(formatBytes(budgetBytes)));
+        statusBar()->showMessage(tr("Fitted to %1: %2%3")
+                                     .arg(formatBytes(budgetBytes), formatBytes(solution.bytes),
+                                          solution.optimal ? tr(", proven optimal") : tr(", gap %1").arg(solution.gap)),
                                  8000);
+        return true;
     } catch (const std::exception& e) {
         m_errorPresenter(tr("Fit to Budget"), tr("The budget could not be solved."), QString::fromStdString(e.what()));
+        return false;
     }
 }
 

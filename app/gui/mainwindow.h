@@ -4,6 +4,7 @@
 // command line, recent files) goes through openPath(), so tests exercise the same path users do.
 
 #include "core/model/model.h"
+#include "core/plan/budget.h"
 
 #include <QMainWindow>
 
@@ -82,6 +83,8 @@ public:
     // Starts the whole-model analysis (cached results come back at once). Also started after every load
     // unless the "analysis/automatic" setting is false.
     void analyzeModel();
+    // Opens the (non-blocking) fit-to-budget dialog with the size / error trade-off curve.
+    void fitPlanToBudget();
     void cancelAnalysis();
     bool isAnalyzing() const;
     // Selects tensors in every view (tree, table) and shows them in the histogram and channel views.
@@ -108,7 +111,7 @@ private:
     void createActions();
     void createViews();
     QWidget* createPlanView();
-    void fitPlanToBudget();
+    bool applyBudget(const BudgetProblem& problem, uint64_t budgetBytes);
     void exportPlanTo(int target);
     void openPlanFile();
     void savePlanDialog();

@@ -10,8 +10,12 @@
 #include "widgets/plandocument.h"
 #include "widgets/tierboardmodel.h"
 #include "widgets/tierboardview.h"
+#include "widgets/footprintpanel.h"
+#include "widgets/tradeoffview.h"
 #include "widgets/tensortreemodel.h"
 
+#include <QDialog>
+#include <QDoubleSpinBox>
 #include <QLineEdit>
 #include <QMenu>
 #include <QMessageBox>
@@ -58,6 +62,7 @@ private slots:
     void planUndoShortcutsAndSync();
     void autosavedPlanIsOfferedAfterCrash();
     void groupSelectionShowsMergedHistogram();
+    void fitToBudgetDialog();
 
 private:
     QTemporaryDir m_dir;
@@ -330,6 +335,37 @@ void TestMainWindow::groupSelectionShowsMergedHistogram()
             expected += t.elements();
     QCOMPARE(plotted, expected);
     QVERIFY(window.histogramView()->plot()->graph(0)->name().contains(QStringLiteral("merged")));
+}
+
+void TestMainWindow::fitToBudgetDialog()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    window.fitPlanToBudget();
+    QDialog* dialog = window.findChild<QDialog*>(QStringLiteral("budgetDialog"));
+    QVERIFY(dialog && dialog->isVisible());
+    auto* view = dialog->findChild<TradeoffView*>();
+    QVERIFY(view);
+    const auto& curve = view->curve();
+    QVERIFY(curve.size() >= 2);
+    for (size_t i = 1; i < curve.size(); ++i) { // the frontier: larger plans, smaller error
+        QVERIFY(curve[i].bytes > curve[i - 1].bytes);
+        QVERIFY(curve[i].error <= curve[i - 1].error);
+    }
+    // Ask for the middle of the curve.
+    const uint64_t budget = (curve.front().bytes + curve.back().bytes) / 2;
+    auto* spin = dialog->findChild<QDoubleSpinBox*>();
+    spin->setValue(double(budget) / (1024.0 * 1024.0));
+    const int steps = window.planDocument()->undoStack()->count();
+    const uint64_t asked = uint64_t(spin->value() * 1024.0 * 1024.0);
+    dialog->accept(); // the dialog deletes itself
+    QCOMPARE(window.planDocument()->undoStack()->count(), steps + 1);
+    QVERIFY(window.footprintPanel()->weightBytes() <= asked);
+    // Better than the smallest plan: the solver used the room it was given.
+    QVERIFY(window.footprintPanel()->weightBytes() > curve.front().bytes);
 }
 
 QTEST_MAIN(TestMainWindow)
