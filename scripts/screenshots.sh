@@ -32,3 +32,4 @@ shot histogram-grid tensors --select 'blk\.0\.attn_q' --grid Q4_K --log-y --syml
 shot plan plan --select 'blk\.0\.ffn_down'
 MODEL=$root/resources/samples/stories260K/hf-bf16-sharded shot sharded-safetensors tensors --select 'layers\.3\.mlp\.down_proj'
 MODEL=$root/tests/data/hdf5/keras_model.h5 shot keras-h5 tensors --select 'conv2d/kernel'
+shot budget-dialog plan --budget-dialog

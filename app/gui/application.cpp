@@ -5,6 +5,7 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QDialog>
 #include <QTimer>
 
 #include <cstdio>
@@ -12,6 +13,8 @@
 namespace qs {
 
 namespace {
+
+bool g_budgetDialog = false; // --budget-dialog: grab the fit-to-budget dialog instead of the window
 
 void takeScreenshot(MainWindow& window, const QString& out, const QString& view, const QString& select)
 {
@@ -21,8 +24,13 @@ void takeScreenshot(MainWindow& window, const QString& out, const QString& view,
         std::fprintf(stderr, "quantscope: unknown view '%s' (known: %s)\n", qPrintable(view),
                      qPrintable(window.viewNames().join(QStringLiteral(", "))));
     // Let layouts and plots settle before grabbing.
+    if (g_budgetDialog)
+        window.fitPlanToBudget();
     QTimer::singleShot(400, &window, [&window, out] {
-        const bool ok = window.grab().save(out);
+        QWidget* target = &window;
+        if (auto* dialog = window.findChild<QDialog*>(QStringLiteral("budgetDialog")); dialog && g_budgetDialog)
+            target = dialog;
+        const bool ok = target->grab().save(out);
         if (!ok)
             std::fprintf(stderr, "quantscope: cannot write %s\n", qPrintable(out));
         QCoreApplication::exit(ok ? 0 : 1);
@@ -66,10 +74,14 @@ int runApplication(QApplication& app)
     const QCommandLineOption logYOption(QStringLiteral("log-y"), QStringLiteral("Histogram: logarithmic counts."));
     const QCommandLineOption symlogOption(QStringLiteral("symlog"), QStringLiteral("Histogram: symmetric-log values."));
     parser.addOption(gridOption);
+    const QCommandLineOption budgetOption(QStringLiteral("budget-dialog"),
+                                          QStringLiteral("Screenshot the fit-to-budget dialog instead of the window."));
+    parser.addOption(budgetOption);
     parser.addOption(logYOption);
     parser.addOption(symlogOption);
     parser.process(app);
 
+    g_budgetDialog = parser.isSet(budgetOption);
     MainWindow window;
     if (parser.isSet(gridOption))
         window.histogramView()->setGridFormat(parser.value(gridOption));
