@@ -183,8 +183,17 @@ QVariant TierBoardModel::data(const QModelIndex& index, int role) const
     case Qt::DisplayRole:
         if (index.column() == SizeColumn)
             return formatBytes(n->bytes);
-        if (n->kind == NodeKind::Tensor)
+        if (n->kind == NodeKind::Tensor) {
+            // Inside "Block 3" the "model.layers.3." prefix says nothing new: show what follows it.
+            const int block = planRole(m_document->layout().tensors[n->tensor]).block;
+            if (block >= 0) {
+                const QString marker = QStringLiteral(".%1.").arg(block);
+                const int at = n->title.indexOf(marker);
+                if (at >= 0)
+                    return n->title.mid(at + marker.size());
+            }
             return n->title;
+        }
         return QStringLiteral("%1 (%2)").arg(n->title).arg(n->names.size());
     case Qt::ToolTipRole:
         if (n->kind == NodeKind::Tensor) {

@@ -826,6 +826,27 @@ void MainWindow::finishLoadingUi()
 void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
 {
     finishLoadingUi();
+    // config.json alone: plan before downloading. The tensors the checkpoint would have are derived from
+    // the architecture and shown (without data: no analysis).
+    ModelLayout layout;
+    if (model->format() == ModelFormat::ConfigOnly) {
+        try {
+            layout = openLayout(path.toStdString());
+            auto derived = std::make_shared<Model>(ModelFormat::ConfigOnly, model->path());
+            for (const TensorInfo& t : layout.tensors)
+                derived->addTensor(t);
+            derived->mutableConfig() = layout.config;
+            derived->mutableMetadata() = model->metadata();
+            derived->finalize();
+            model = std::move(derived);
+        } catch (const std::exception& e) {
+            statusBar()->showMessage(tr("No tensors derived from %1: %2")
+                                         .arg(QFileInfo(path).fileName(), QString::fromStdString(e.what())),
+                                     10000);
+        }
+    } else {
+        layout = layoutFromModel(*model);
+    }
     m_model = std::move(model);
     m_modelPath = path;
     m_selectedNames.clear();
@@ -834,7 +855,7 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
     m_summary->setModel(m_model);
     m_stats->setModel(m_model);
     m_histogram->setModel(m_model);
-    m_plan->setLayout(layoutFromModel(*m_model));
+    m_plan->setLayout(std::move(layout));
     m_planPath.clear();
     if (const auto autosave = newerAutosave(planKey().toStdString())) {
         const QString autosavePath = QString::fromStdString(autosave->string());
@@ -854,7 +875,7 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
             }
         });
     }
-    m_analyzeAction->setEnabled(true);
+    m_analyzeAction->setEnabled(m_model->format() != ModelFormat::ConfigOnly);
     updateAnalysisViews();
 
     if (m_model->tensors().size() <= size_t(expandAllLimit)) {
@@ -895,7 +916,8 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
         selectTensors({QString::fromStdString(tensors[pick].name)});
     }
     emit modelLoaded(path);
-    if (QSettings().value(QStringLiteral("analysis/automatic"), true).toBool())
+    if (m_model->format() != ModelFormat::ConfigOnly &&
+        QSettings().value(QStringLiteral("analysis/automatic"), true).toBool())
         analyzeModel();
 }
 
@@ -1036,7 +1058,7 @@ void MainWindow::dropEvent(QDropEvent* event)
 
 void MainWindow::analyzeModel()
 {
-    if (!m_model || m_stats->isRunning())
+    if (!m_model || m_stats->isRunning() || m_model->format() == ModelFormat::ConfigOnly)
         return;
     m_analysisBar->setValue(0);
     m_analysisBar->show();
@@ -1169,7 +1191,9 @@ void MainWindow::updateAnalysisViews()
         return;
     }
     const QString waiting =
-        m_stats->isRunning() ? tr("Analysing… statistics appear as soon as this tensor is done.")
+        m_model->format() == ModelFormat::ConfigOnly
+            ? tr("Opened from config.json alone: there are no weights to analyse (planning works).")
+        : m_stats->isRunning() ? tr("Analysing… statistics appear as soon as this tensor is done.")
                              : tr("No statistics yet: run Analysis › Analyse Model (Ctrl+R).");
     std::vector<HistogramView::Series> series;
     QStringList pending;

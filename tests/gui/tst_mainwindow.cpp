@@ -16,6 +16,7 @@
 
 #include <QDialog>
 #include <QDoubleSpinBox>
+#include <QDir>
 #include <QLineEdit>
 #include <QMenu>
 #include <QMessageBox>
@@ -63,6 +64,7 @@ private slots:
     void autosavedPlanIsOfferedAfterCrash();
     void groupSelectionShowsMergedHistogram();
     void fitToBudgetDialog();
+    void configOnlyPlansWithoutWeights();
 
 private:
     QTemporaryDir m_dir;
@@ -366,6 +368,32 @@ void TestMainWindow::fitToBudgetDialog()
     QVERIFY(window.footprintPanel()->weightBytes() <= asked);
     // Better than the smallest plan: the solver used the room it was given.
     QVERIFY(window.footprintPanel()->weightBytes() > curve.front().bytes);
+}
+
+void TestMainWindow::configOnlyPlansWithoutWeights()
+{
+    // A Llama-3-8B-shaped config.json and nothing else.
+    const QString dir = m_dir.filePath(QStringLiteral("config-only"));
+    QVERIFY(QDir().mkpath(dir));
+    QFile config(dir + QStringLiteral("/config.json"));
+    QVERIFY(config.open(QIODevice::WriteOnly));
+    config.write(R"({"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,
+        "intermediate_size":14336,"num_attention_heads":32,"num_hidden_layers":32,"num_key_value_heads":8,
+        "vocab_size":128256,"max_position_embeddings":8192,"tie_word_embeddings":false,"torch_dtype":"bfloat16"})");
+    config.close();
+    MainWindow window;
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(config.fileName());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    // 32 blocks of 9 tensors, embedding, final norm, head.
+    QCOMPARE(window.model()->tensors().size(), size_t(32 * 9 + 3));
+    QCOMPARE(tensorRows(window.tensorView()->model()), 32 * 9 + 3);
+    QVERIFY(!window.isAnalyzing());
+    QVERIFY(window.planDocument()->hasModel());
+    QVERIFY(!window.planDocument()->plan().assignments().empty());
+    // Weights of the derived BF16 checkpoint: 8,030,261,248 parameters × 2 bytes.
+    QCOMPARE(window.model()->parameterCount(), uint64_t(8030261248));
+    QCOMPARE(window.model()->totalBytes(), uint64_t(8030261248) * 2);
 }
 
 QTEST_MAIN(TestMainWindow)
