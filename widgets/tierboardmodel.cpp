@@ -19,6 +19,7 @@ TierBoardModel::TierBoardModel(PlanDocument* document, QObject* parent) : QAbstr
         beginResetModel();
         rebuild();
         endResetModel();
+        emit rebuilt();
     });
     rebuild();
 }

@@ -62,6 +62,11 @@ public:
     // Tensor names carried by a drag (empty when the data is not ours).
     static QStringList namesFromMime(const QMimeData* data);
 
+signals:
+    // After a rebuild, once every attached view has processed the reset (views reset their root index
+    // then, so column views set theirs again on this signal).
+    void rebuilt();
+
 private:
     struct Node {
         NodeKind kind = NodeKind::Tier;

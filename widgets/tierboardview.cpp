@@ -8,6 +8,7 @@
 #include <QAction>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QKeyEvent>
 #include <QItemSelectionModel>
 #include <QLabel>
 #include <QMenu>
@@ -45,7 +46,7 @@ TierBoardView::TierBoardView(PlanDocument* document, QWidget* parent)
     outer->addWidget(scroll);
 
     connect(m_model, &QAbstractItemModel::modelAboutToBeReset, this, &TierBoardView::saveExpansion);
-    connect(m_model, &QAbstractItemModel::modelReset, this, &TierBoardView::rebuildColumns);
+    connect(m_model, &TierBoardModel::rebuilt, this, &TierBoardView::rebuildColumns);
     rebuildColumns();
 }
 
@@ -70,100 +71,122 @@ void TierBoardView::saveExpansion()
 
 void TierBoardView::rebuildColumns()
 {
-    for (QWidget* panel : m_panels)
-        delete panel;
-    m_panels.clear();
-    m_views.clear();
-    m_headers.clear();
-    while (QLayoutItem* item = m_columns->takeAt(0))
-        delete item;
-
-    const uint64_t totalParams = m_document->layout().parameterCount();
-    for (int t = 0; t < m_model->tierCount(); ++t) {
-        const QModelIndex root = m_model->tierIndex(t);
-        auto* panel = new QFrame;
-        panel->setFrameShape(QFrame::StyledPanel);
-        const bool empty = m_model->rowCount(root) == 0;
-        panel->setMinimumWidth(empty ? 120 : 190);
-        auto* layout = new QVBoxLayout(panel);
-        layout->setContentsMargins(4, 4, 4, 4);
-        layout->setSpacing(2);
-        const QString format = m_model->tierFormat(t);
-        const auto names = root.data(TierBoardModel::TensorNamesRole).toStringList();
-        const auto bytes = root.data(TierBoardModel::BytesRole).toULongLong();
-        QString bits;
-        if (!format.isEmpty()) {
-            if (auto f = findFormat(format.toStdString())) {
-                if (auto b = f->storedBytes(1, 4096))
-                    bits = tr(" · %1 bpw").arg(8.0 * double(*b) / 4096.0, 0, 'f', 2);
-            }
+    // A drop on a column resets the model while that column's view is still inside its dropEvent: views
+    // are therefore reused when the tiers stay the same, and otherwise deleted later, never right away.
+    if (int(m_views.size()) != m_model->tierCount()) {
+        for (QWidget* panel : m_panels) {
+            panel->hide();
+            panel->deleteLater();
         }
-        auto* header = new QLabel(tr("<b>%1</b>%2<br><span style='color:#555'>%3 · %4</span>")
-                                      .arg(m_model->tierTitle(t).toHtmlEscaped(), bits)
-                                      .arg(countNoun(uint64_t(names.size()), "tensor", "tensors"), formatBytes(bytes)));
-        header->setToolTip(format.isEmpty() && m_model->tierAcceptsDrops(t)
-                               ? tr("Tensors kept in their stored type; drop here to remove an assignment")
-                               : tr("Drop tensors or groups here to store them as %1").arg(m_model->tierTitle(t)));
-        Q_UNUSED(totalParams);
-        layout->addWidget(header);
+        m_panels.clear();
+        m_views.clear();
+        m_headers.clear();
+        while (QLayoutItem* item = m_columns->takeAt(0))
+            delete item;
+        for (int t = 0; t < m_model->tierCount(); ++t)
+            createColumn();
+    }
+    for (int t = 0; t < m_model->tierCount(); ++t)
+        configureColumn(t);
+}
 
-        auto* view = new QTreeView;
-        view->setObjectName(QStringLiteral("tier:") + m_model->tierTitle(t));
-        view->setModel(m_model);
-        view->setRootIndex(root);
-        view->setHeaderHidden(true);
-        view->setSelectionMode(QAbstractItemView::ExtendedSelection);
-        view->setDragDropMode(m_model->tierAcceptsDrops(t) ? QAbstractItemView::DragDrop
-                                                           : QAbstractItemView::DragOnly);
-        view->setDefaultDropAction(Qt::MoveAction);
-        view->setDropIndicatorShown(true);
-        view->setUniformRowHeights(true);
-        view->setTextElideMode(Qt::ElideLeft); // the end of a name (attn_q.weight) says the most
-        view->header()->setStretchLastSection(false);
-        view->header()->setSectionResizeMode(TierBoardModel::NameColumn, QHeaderView::Stretch);
-        view->header()->setSectionResizeMode(TierBoardModel::SizeColumn, QHeaderView::ResizeToContents);
-        view->setContextMenuPolicy(Qt::CustomContextMenu);
-        connect(view, &QWidget::customContextMenuRequested, this,
-                [this, view](const QPoint& pos) { showContextMenu(view, pos); });
-        connect(view, &QTreeView::activated, this, [this](const QModelIndex& idx) {
-            if (idx.data(TierBoardModel::NodeKindRole).toInt() == int(TierBoardModel::NodeKind::Tensor))
-                emit tensorActivated(idx.data(TierBoardModel::TensorNamesRole).toStringList().value(0));
-        });
-        connect(view->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this, view] {
-            if (m_selecting)
-                return;
-            const QModelIndexList rows = view->selectionModel()->selectedRows();
-            if (rows.size() == 1 &&
-                rows.front().data(TierBoardModel::NodeKindRole).toInt() == int(TierBoardModel::NodeKind::Tensor)) {
-                // One selection on the whole board: clear the other columns.
-                m_selecting = true;
-                for (QTreeView* other : m_views)
-                    if (other != view)
-                        other->clearSelection();
-                m_selecting = false;
-                emit tensorSelected(rows.front().data(TierBoardModel::TensorNamesRole).toStringList().value(0));
-            }
-        });
-        auto* less = new QAction(tr("Less Precise Tier"), view);
-        less->setShortcut(QKeySequence(tr("Ctrl+Right")));
-        less->setShortcutContext(Qt::WidgetShortcut);
-        connect(less, &QAction::triggered, this, [this, view, t] { moveSelection(view, t + 1); });
-        view->addAction(less);
-        auto* more = new QAction(tr("More Precise Tier"), view);
-        more->setShortcut(QKeySequence(tr("Ctrl+Left")));
-        more->setShortcutContext(Qt::WidgetShortcut);
-        connect(more, &QAction::triggered, this, [this, view, t] { moveSelection(view, t - 1); });
-        view->addAction(more);
-        for (int r = 0; r < m_model->rowCount(root); ++r) {
-            const QModelIndex g = m_model->index(r, 0, root);
-            if (m_expanded.contains(groupKey(g)))
-                view->expand(g);
+void TierBoardView::createColumn()
+{
+    auto* panel = new QFrame;
+    panel->setFrameShape(QFrame::StyledPanel);
+    auto* layout = new QVBoxLayout(panel);
+    layout->setContentsMargins(4, 4, 4, 4);
+    layout->setSpacing(2);
+    auto* header = new QLabel;
+    layout->addWidget(header);
+
+    auto* view = new QTreeView;
+    view->setModel(m_model);
+    view->setHeaderHidden(true);
+    view->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    view->setDefaultDropAction(Qt::MoveAction);
+    view->setDropIndicatorShown(true);
+    view->setUniformRowHeights(true);
+    view->setTextElideMode(Qt::ElideLeft); // the end of a name (attn_q.weight) says the most
+    view->header()->setStretchLastSection(false);
+    view->header()->setSectionResizeMode(TierBoardModel::NameColumn, QHeaderView::Stretch);
+    view->header()->setSectionResizeMode(TierBoardModel::SizeColumn, QHeaderView::ResizeToContents);
+    view->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(view, &QWidget::customContextMenuRequested, this,
+            [this, view](const QPoint& pos) { showContextMenu(view, pos); });
+    connect(view, &QTreeView::activated, this, [this](const QModelIndex& idx) {
+        if (idx.data(TierBoardModel::NodeKindRole).toInt() == int(TierBoardModel::NodeKind::Tensor))
+            emit tensorActivated(idx.data(TierBoardModel::TensorNamesRole).toStringList().value(0));
+    });
+    connect(view->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this, view] {
+        if (m_selecting)
+            return;
+        const QModelIndexList rows = view->selectionModel()->selectedRows();
+        if (rows.size() == 1 &&
+            rows.front().data(TierBoardModel::NodeKindRole).toInt() == int(TierBoardModel::NodeKind::Tensor)) {
+            // One selection on the whole board: clear the other columns.
+            m_selecting = true;
+            for (QTreeView* other : m_views)
+                if (other != view)
+                    other->clearSelection();
+            m_selecting = false;
+            emit tensorSelected(rows.front().data(TierBoardModel::TensorNamesRole).toStringList().value(0));
         }
-        layout->addWidget(view, 1);
-        m_columns->addWidget(panel, empty ? 0 : 2);
-        m_panels.push_back(panel);
-        m_views.push_back(view);
-        m_headers.push_back(header);
+    });
+    auto* less = new QAction(tr("Less Precise Tier"), view);
+    less->setShortcut(QKeySequence(tr("Ctrl+Right")));
+    less->setShortcutContext(Qt::WidgetShortcut);
+    connect(less, &QAction::triggered, this,
+            [this, view] { moveSelection(view, view->property("tier").toInt() + 1); });
+    view->addAction(less);
+    auto* more = new QAction(tr("More Precise Tier"), view);
+    more->setShortcut(QKeySequence(tr("Ctrl+Left")));
+    more->setShortcutContext(Qt::WidgetShortcut);
+    connect(more, &QAction::triggered, this,
+            [this, view] { moveSelection(view, view->property("tier").toInt() - 1); });
+    view->addAction(more);
+    view->installEventFilter(this); // Ctrl+Left/Right reach the view as keys (it claims arrow keys)
+    layout->addWidget(view, 1);
+    m_columns->addWidget(panel, 1);
+    m_panels.push_back(panel);
+    m_views.push_back(view);
+    m_headers.push_back(header);
+}
+
+void TierBoardView::configureColumn(int t)
+{
+    QTreeView* view = m_views[size_t(t)];
+    QLabel* header = m_headers[size_t(t)];
+    const QModelIndex root = m_model->tierIndex(t);
+    const bool empty = m_model->rowCount(root) == 0;
+    m_panels[size_t(t)]->setMinimumWidth(empty ? 120 : 190);
+    m_columns->setStretch(t, empty ? 0 : 2);
+
+    const QString format = m_model->tierFormat(t);
+    const auto names = root.data(TierBoardModel::TensorNamesRole).toStringList();
+    const auto bytes = root.data(TierBoardModel::BytesRole).toULongLong();
+    QString bits;
+    if (!format.isEmpty()) {
+        if (auto f = findFormat(format.toStdString())) {
+            if (auto b = f->storedBytes(1, 4096))
+                bits = tr(" · %1 bpw").arg(8.0 * double(*b) / 4096.0, 0, 'f', 2);
+        }
+    }
+    header->setText(tr("<b>%1</b>%2<br><span style='color:#555'>%3 · %4</span>")
+                        .arg(m_model->tierTitle(t).toHtmlEscaped(), bits)
+                        .arg(countNoun(uint64_t(names.size()), "tensor", "tensors"), formatBytes(bytes)));
+    header->setToolTip(format.isEmpty() && m_model->tierAcceptsDrops(t)
+                           ? tr("Tensors kept in their stored type; drop here to remove an assignment")
+                           : tr("Drop tensors or groups here to store them as %1").arg(m_model->tierTitle(t)));
+
+    view->setObjectName(QStringLiteral("tier:") + m_model->tierTitle(t));
+    view->setProperty("tier", t);
+    view->setRootIndex(root);
+    view->setDragDropMode(m_model->tierAcceptsDrops(t) ? QAbstractItemView::DragDrop : QAbstractItemView::DragOnly);
+    for (int r = 0; r < m_model->rowCount(root); ++r) {
+        const QModelIndex g = m_model->index(r, 0, root);
+        if (m_expanded.contains(groupKey(g)))
+            view->expand(g);
     }
 }
 
@@ -179,6 +202,21 @@ void TierBoardView::selectTensor(const QString& name)
         view->scrollTo(idx);
     }
     m_selecting = false;
+}
+
+bool TierBoardView::eventFilter(QObject* watched, QEvent* event)
+{
+    if (event->type() == QEvent::KeyPress) {
+        auto* key = static_cast<QKeyEvent*>(event);
+        auto* view = qobject_cast<QTreeView*>(watched);
+        if (view && key->modifiers() == Qt::ControlModifier &&
+            (key->key() == Qt::Key_Left || key->key() == Qt::Key_Right)) {
+            const int tier = view->property("tier").toInt();
+            moveSelection(view, key->key() == Qt::Key_Left ? tier - 1 : tier + 1);
+            return true;
+        }
+    }
+    return QWidget::eventFilter(watched, event);
 }
 
 QStringList TierBoardView::selectedNames(QTreeView* view) const

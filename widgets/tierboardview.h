@@ -38,8 +38,13 @@ signals:
     // A single tensor was selected on the board by the user.
     void tensorSelected(const QString& name);
 
+protected:
+    bool eventFilter(QObject* watched, QEvent* event) override;
+
 private:
     void rebuildColumns();
+    void createColumn();
+    void configureColumn(int tier);
     void saveExpansion();
     void showContextMenu(QTreeView* view, const QPoint& pos);
     QStringList selectedNames(QTreeView* view) const;

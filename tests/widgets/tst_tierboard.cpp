@@ -9,6 +9,7 @@
 #include "widgets/tierboardview.h"
 
 #include <QAbstractItemModelTester>
+#include <QApplication>
 #include <QMimeData>
 #include <QTreeView>
 #include <QUndoStack>
@@ -75,6 +76,7 @@ private slots:
     void refusesForeignAndNonPlannable();
     void footprintFollowsPlan();
     void keyboardMove();
+    void shortcutAndSyntheticDrop();
 };
 
 void TestTierBoard::modelContract()
@@ -232,6 +234,44 @@ void TestTierBoard::keyboardMove()
     QVERIFY(board.moveSelection(view, q4 - 1)); // one tier more precise
     QCOMPARE(QString::fromStdString(doc.plan().formatOf("lm_head.weight").value_or("")), model->tierFormat(q4 - 1));
     QCOMPARE(doc.undoStack()->count(), 1);
+}
+
+void TestTierBoard::shortcutAndSyntheticDrop()
+{
+    PlanDocument doc;
+    TierBoardView board(&doc);
+    board.resize(1600, 600);
+    board.show();
+    QApplication::setActiveWindow(&board);
+    QVERIFY(QTest::qWaitForWindowActive(&board));
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q4_K"));
+    TierBoardModel* model = board.model();
+    const int q4 = model->tierForFormat(QStringLiteral("Q4_K"));
+
+    // Ctrl+Right on the focused column: one tier less precise.
+    QTreeView* view = board.tierView(q4);
+    const QModelIndex t = model->indexForTensor(QStringLiteral("model.layers.1.mlp.up_proj.weight"));
+    view->setFocus();
+    view->selectionModel()->select(t, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    QTest::keyClick(view, Qt::Key_Right, Qt::ControlModifier);
+    QCOMPARE(QString::fromStdString(doc.plan().formatOf("model.layers.1.mlp.up_proj.weight").value_or("")),
+             model->tierFormat(q4 + 1));
+
+    // A drop event delivered to another column's viewport (empty area: the column itself).
+    const int q8 = model->tierForFormat(QStringLiteral("Q8_0"));
+    QTreeView* target = board.tierView(q8);
+    QVERIFY(target);
+    std::unique_ptr<QMimeData> mime(model->mimeData({model->indexForTensor(QStringLiteral("lm_head.weight"))}));
+    const QPointF at(target->viewport()->width() / 2.0, target->viewport()->height() - 5.0);
+    QDragEnterEvent enter(at.toPoint(), Qt::MoveAction, mime.get(), Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(target->viewport(), &enter);
+    QDragMoveEvent move(at.toPoint(), Qt::MoveAction, mime.get(), Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(target->viewport(), &move);
+    QVERIFY(move.isAccepted());
+    QDropEvent drop(at, Qt::MoveAction, mime.get(), Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(target->viewport(), &drop);
+    QCOMPARE(doc.plan().formatOf("lm_head.weight").value_or(""), std::string("Q8_0"));
+    QCOMPARE(doc.undoStack()->count(), 2);
 }
 
 QTEST_MAIN(TestTierBoard)
