@@ -54,7 +54,7 @@ void TierBoardModel::rebuild()
             g.parent = tierNode;
             g.row = int(m_nodes[size_t(tierNode)].children.size());
             g.tier = m_nodes[size_t(tierNode)].tier;
-            g.title = block == INT_MAX ? tr("Embedding, head, other") : tr("Block %1").arg(block);
+            g.title = block == INT_MAX ? tr("Other") : tr("Block %1").arg(block);
             const int groupNode = int(m_nodes.size());
             m_nodes.push_back(g);
             m_nodes[size_t(tierNode)].children.push_back(groupNode);

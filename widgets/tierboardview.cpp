@@ -108,6 +108,7 @@ void TierBoardView::createColumn()
     view->setDropIndicatorShown(true);
     view->setUniformRowHeights(true);
     view->setTextElideMode(Qt::ElideLeft); // the end of a name (attn_q.weight) says the most
+    view->setIndentation(12);
     view->header()->setStretchLastSection(false);
     view->header()->setSectionResizeMode(TierBoardModel::NameColumn, QHeaderView::Stretch);
     view->header()->setSectionResizeMode(TierBoardModel::SizeColumn, QHeaderView::ResizeToContents);
@@ -159,7 +160,7 @@ void TierBoardView::configureColumn(int t)
     QLabel* header = m_headers[size_t(t)];
     const QModelIndex root = m_model->tierIndex(t);
     const bool empty = m_model->rowCount(root) == 0;
-    m_panels[size_t(t)]->setMinimumWidth(empty ? 120 : 190);
+    m_panels[size_t(t)]->setMinimumWidth(empty ? 110 : 210);
     m_columns->setStretch(t, empty ? 0 : 2);
 
     const QString format = m_model->tierFormat(t);
