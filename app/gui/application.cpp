@@ -15,9 +15,18 @@ namespace qs {
 namespace {
 
 bool g_budgetDialog = false; // --budget-dialog: grab the fit-to-budget dialog instead of the window
+bool g_sensitivityStarted = false; // --view sensitivity: the matrix is computed before grabbing
 
 void takeScreenshot(MainWindow& window, const QString& out, const QString& view, const QString& select)
 {
+    if (view == QLatin1String("sensitivity") && !g_sensitivityStarted && window.model()) {
+        g_sensitivityStarted = true;
+        QObject::connect(&window, &MainWindow::sensitivityFinished, &window,
+                         [&window, out, view, select] { takeScreenshot(window, out, view, select); });
+        window.computeSensitivity();
+        if (window.isComputingSensitivity())
+            return;
+    }
     if (!select.isEmpty() && window.selectTensorsMatching(select) == 0)
         std::fprintf(stderr, "quantscope: no tensor matches '%s'\n", qPrintable(select));
     if (!view.isEmpty() && !window.showView(view))

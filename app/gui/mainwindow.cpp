@@ -11,6 +11,8 @@
 #include "widgets/footprintpanel.h"
 #include "widgets/formatting.h"
 #include "widgets/plandocument.h"
+#include "widgets/sensitivitystore.h"
+#include "widgets/sensitivityview.h"
 #include "widgets/tierboardview.h"
 #include "widgets/tradeoffview.h"
 #include "widgets/histogramview.h"
@@ -195,6 +197,7 @@ MainWindow::~MainWindow()
     for (QObject* child : findChildren<QObject*>())
         child->disconnect(this);
     m_stats->cancel();
+    m_sensitivity->cancel();
     m_loader->cancel();
 }
 
@@ -242,6 +245,7 @@ void MainWindow::createViews()
     QWidget* planPage = createPlanView();
     planPage->setObjectName(QStringLiteral("view:plan"));
     m_views->addTab(planPage, tr("Plan"));
+    createSensitivityView();
     setCentralWidget(m_views);
     // The plan needs the room: the histogram and channel docks step aside while it is shown.
     connect(m_views, &QTabWidget::currentChanged, this, [this, planPage](int index) {
@@ -663,6 +667,12 @@ void MainWindow::createActions()
     m_cancelAnalysisAction = analysisMenu->addAction(themedIcon("process-stop", ":/icons/cancel.svg"),
                                                      tr("&Cancel Analysis"), this, &MainWindow::cancelAnalysis);
     m_cancelAnalysisAction->setEnabled(false);
+    m_sensitivityAction = analysisMenu->addAction(tr("Compute &Sensitivity Matrix"), this, [this] {
+        showView(QStringLiteral("sensitivity"));
+        computeSensitivity();
+    });
+    m_sensitivityAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    analysisMenu->addAction(tr("Cancel Sensitivity Matrix"), this, &MainWindow::cancelSensitivity);
     analysisMenu->addSeparator();
     analysisMenu->addAction(QIcon(QStringLiteral(":/icons/export.svg")), tr("Export Statistics as &CSV…"),
                             m_statsView, &StatsTableView::exportCsvDialog);
@@ -721,6 +731,20 @@ void MainWindow::createStatusBar()
     statusBar()->addPermanentWidget(m_cancelButton);
     statusBar()->addPermanentWidget(m_analysisBar);
     statusBar()->addPermanentWidget(m_analysisCancel);
+    m_sensitivityBar = new QProgressBar(this);
+    m_sensitivityBar->setRange(0, 1000);
+    m_sensitivityBar->setMaximumWidth(220);
+    m_sensitivityBar->setFormat(tr("Sensitivity %p%"));
+    m_sensitivityBar->hide();
+    m_sensitivityCancel = new QToolButton(this);
+    m_sensitivityCancel->setObjectName(QStringLiteral("cancelSensitivityButton"));
+    m_sensitivityCancel->setIcon(themedIcon("process-stop", ":/icons/cancel.svg"));
+    m_sensitivityCancel->setToolTip(tr("Cancel the sensitivity matrix"));
+    m_sensitivityCancel->setAutoRaise(true);
+    m_sensitivityCancel->hide();
+    connect(m_sensitivityCancel, &QToolButton::clicked, this, &MainWindow::cancelSensitivity);
+    statusBar()->addPermanentWidget(m_sensitivityBar);
+    statusBar()->addPermanentWidget(m_sensitivityCancel);
     statusBar()->addPermanentWidget(m_modelLabel);
     statusBar()->showMessage(tr("Ready. Open a model or drop one on the window."));
 }
@@ -855,6 +879,12 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
     m_summary->setModel(m_model);
     m_stats->setModel(m_model);
     m_histogram->setModel(m_model);
+    m_sensitivity->setModel(m_model);
+    m_sensitivityView->setTensors(m_sensitivity->tensors());
+    m_sensitivityView->setMessage(
+        m_model->format() == ModelFormat::ConfigOnly
+            ? tr("Opened from config.json alone: there are no weights to measure.")
+            : tr("Press Compute to quantize every weight matrix to each format and measure the error."));
     m_plan->setLayout(std::move(layout));
     m_planPath.clear();
     if (const auto autosave = newerAutosave(planKey().toStdString())) {
@@ -1182,9 +1212,74 @@ int MainWindow::selectTensorsMatching(const QString& pattern)
     return int(names.size());
 }
 
+void MainWindow::createSensitivityView()
+{
+    m_sensitivity = new SensitivityStore(this);
+    m_sensitivityView = new SensitivityView;
+    m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
+    m_sensitivityView->setFormats(m_sensitivity->formats());
+    m_sensitivityView->setMessage(tr("Open a model, then press Compute to measure how each weight matrix "
+                                     "survives each format."));
+    m_views->addTab(m_sensitivityView, tr("Sensitivity"));
+    connect(m_sensitivityView, &SensitivityView::computeRequested, this, &MainWindow::computeSensitivity);
+    connect(m_sensitivityView, &SensitivityView::cancelRequested, this, &MainWindow::cancelSensitivity);
+    connect(m_sensitivityView, &SensitivityView::cellClicked, this, [this](const QString& tensor, const QString& format) {
+        m_histogram->setGridFormat(format);
+        m_sensitivityView->setBarFormat(format);
+        selectTensors({tensor});
+    });
+    connect(m_sensitivity, &SensitivityStore::resultsReady, m_sensitivityView, &SensitivityView::addResults);
+    connect(m_sensitivity, &SensitivityStore::progressChanged, this,
+            [this](double fraction, const QString&) { m_sensitivityBar->setValue(int(fraction * 1000.0)); });
+    connect(m_sensitivity, &SensitivityStore::finished, this, &MainWindow::onSensitivityFinished);
+}
+
+void MainWindow::computeSensitivity()
+{
+    if (!m_model || m_sensitivity->isRunning() || m_model->format() == ModelFormat::ConfigOnly)
+        return;
+    m_sensitivityView->setTensors(m_sensitivity->tensors());
+    m_sensitivityView->setMessage(tr("Computing… cells appear as each tensor is done."));
+    m_sensitivity->setModel(m_model); // recomputes from scratch (cached cells come back at once)
+    m_sensitivityBar->setValue(0);
+    m_sensitivityBar->show();
+    m_sensitivityCancel->show();
+    m_sensitivityView->setRunning(true);
+    m_sensitivity->compute();
+}
+
+void MainWindow::cancelSensitivity()
+{
+    m_sensitivity->cancel();
+}
+
+bool MainWindow::isComputingSensitivity() const
+{
+    return m_sensitivity->isRunning();
+}
+
+void MainWindow::onSensitivityFinished(bool cancelled, const QString& error)
+{
+    m_sensitivityBar->hide();
+    m_sensitivityCancel->hide();
+    m_sensitivityView->setRunning(false);
+    if (!error.isEmpty()) {
+        m_sensitivityView->setMessage(tr("Sensitivity failed: %1").arg(error));
+        statusBar()->showMessage(tr("Sensitivity failed: %1").arg(error), 10000);
+    } else if (cancelled) {
+        m_sensitivityView->setMessage(tr("Cancelled. Press Compute to start again (finished tensors are cached)."));
+        statusBar()->showMessage(tr("Sensitivity matrix cancelled"), 5000);
+    } else {
+        statusBar()->showMessage(tr("Sensitivity matrix done: %1").arg(countNoun(m_sensitivity->resultCount(), "cell", "cells")),
+                                 5000);
+    }
+    emit sensitivityFinished(cancelled);
+}
+
 void MainWindow::updateAnalysisViews()
 {
     m_depth->setHighlighted(m_selectedNames);
+    m_sensitivityView->setHighlighted(m_selectedNames);
     if (!m_model) {
         m_histogram->setMessage(tr("Open a model to see the value distributions of its tensors."));
         m_channels->setMessage(tr("Open a model to see per-channel statistics."));

@@ -30,6 +30,8 @@ class DepthView;
 class HistogramView;
 class ModelLoader;
 class ModelSummaryWidget;
+class SensitivityStore;
+class SensitivityView;
 class StatsStore;
 class StatsTableView;
 class TensorFilterProxy;
@@ -79,6 +81,14 @@ public:
     PlanDocument* planDocument() const { return m_plan; }
     TierBoardView* tierBoard() const { return m_tierBoard; }
     FootprintPanel* footprintPanel() const { return m_footprint; }
+    SensitivityStore* sensitivityStore() const { return m_sensitivity; }
+    SensitivityView* sensitivityView() const { return m_sensitivityView; }
+
+    // Starts the sensitivity matrix (every weight matrix x the default formats) in the background; cells
+    // stream into the Sensitivity tab.
+    void computeSensitivity();
+    void cancelSensitivity();
+    bool isComputingSensitivity() const;
 
     // Starts the whole-model analysis (cached results come back at once). Also started after every load
     // unless the "analysis/automatic" setting is false.
@@ -101,6 +111,7 @@ signals:
     void loadFailed(const QString& path, const QString& message);
     void loadCancelled(const QString& path);
     void analysisFinished(bool cancelled);
+    void sensitivityFinished(bool cancelled);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -139,6 +150,8 @@ private:
     void updateAnalysisViews();
     void onAnalysisProgress(double fraction, const QString& stage);
     void onAnalysisFinished(bool cancelled, const QString& error);
+    void createSensitivityView();
+    void onSensitivityFinished(bool cancelled, const QString& error);
 
     ModelLoader* m_loader = nullptr;
     std::shared_ptr<const Model> m_model;
@@ -174,6 +187,11 @@ private:
     QToolButton* m_analysisCancel = nullptr;
     QAction* m_analyzeAction = nullptr;
     QAction* m_cancelAnalysisAction = nullptr;
+    SensitivityStore* m_sensitivity = nullptr;
+    SensitivityView* m_sensitivityView = nullptr;
+    QProgressBar* m_sensitivityBar = nullptr;
+    QToolButton* m_sensitivityCancel = nullptr;
+    QAction* m_sensitivityAction = nullptr;
     // The selection shown by the analysis views: tensor names, plus groups (title -> member names).
     QStringList m_selectedNames;
     std::vector<std::pair<QString, QStringList>> m_selectedGroups;
