@@ -1,0 +1,116 @@
+// The Sensitivity tab of the main window on the sample model: Compute runs the matrix in the background,
+// the cells equal what the core computes for the same tensor and format directly, n/a cells are the core's
+// failures, and clicking a cell selects the tensor and overlays the format's grid on the histogram.
+
+#include "app/gui/mainwindow.h"
+#include "core/model/model.h"
+#include "core/quant/format.h"
+#include "core/quant/sensitivity.h"
+#include "widgets/histogramview.h"
+#include "widgets/sensitivitystore.h"
+#include "widgets/sensitivityview.h"
+
+#include <QComboBox>
+#include <QPushButton>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace qs;
+
+class TestSensitivity : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase();
+    void computesMatrixLikeTheCore();
+
+private:
+    QTemporaryDir m_dir;
+};
+
+void TestSensitivity::initTestCase()
+{
+    QVERIFY(m_dir.isValid());
+    qputenv("QUANTSCOPE_CACHE_DIR", m_dir.filePath(QStringLiteral("cache")).toLocal8Bit());
+    qputenv("XDG_DATA_HOME", m_dir.filePath(QStringLiteral("data")).toLocal8Bit());
+    qputenv("XDG_CONFIG_HOME", m_dir.filePath(QStringLiteral("config")).toLocal8Bit());
+    QSettings::setDefaultFormat(QSettings::IniFormat);
+    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, m_dir.path());
+    QCoreApplication::setOrganizationName(QStringLiteral("QuantscopeTest"));
+    QCoreApplication::setApplicationName(QStringLiteral("tst_sensitivity"));
+    QSettings().setValue(QStringLiteral("analysis/automatic"), false);
+}
+
+void TestSensitivity::computesMatrixLikeTheCore()
+{
+    MainWindow window;
+    window.resize(1400, 1000);
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QVERIFY(window.showView(QStringLiteral("sensitivity")));
+    SensitivityView* view = window.sensitivityView();
+    // stories260K: 5 blocks x 7 matrices + token embedding + output head; norms are not candidates.
+    QCOMPARE(view->tensors().size(), 37);
+    QCOMPARE(view->tensors().front(), QStringLiteral("token_embd.weight"));
+    QCOMPARE(view->formats().size(), qsizetype(defaultSensitivityFormats().size()));
+
+    QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
+    view->computeButton()->click();
+    QVERIFY(window.isComputingSensitivity());
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    QCOMPARE(finished.at(0).at(0).toBool(), false);
+    QCOMPARE(window.sensitivityStore()->resultCount(), size_t(37) * size_t(view->formats().size()));
+
+    // The same cells computed by the core directly.
+    const QString tensor = QStringLiteral("blk.1.attn_q.weight");
+    const int row = int(view->tensors().indexOf(tensor));
+    QVERIFY(row >= 0);
+    SensitivityOptions options;
+    options.formats = {"Q8_0", "Q4_K", "INT8-ch-sym"};
+    options.tensorFilter = [](const TensorInfo& t) { return t.name == "blk.1.attn_q.weight"; };
+    const std::vector<SensitivityResult> direct = computeSensitivity(*window.model(), options);
+    QCOMPARE(direct.size(), size_t(3));
+    for (const SensitivityResult& expected : direct) {
+        const int column = int(view->formats().indexOf(QString::fromStdString(expected.format)));
+        QVERIFY2(column >= 0, expected.format.c_str());
+        const SensitivityResult* shown = view->result(row, column);
+        QVERIFY(shown);
+        QCOMPARE(shown->ok(), expected.ok());
+        QCOMPARE(shown->bytes, expected.bytes);
+        if (expected.ok()) {
+            QCOMPARE(shown->metrics.sqnrDb, expected.metrics.sqnrDb);
+            QCOMPARE(shown->metrics.relMse, expected.metrics.relMse);
+            QCOMPARE(view->cellText(row, column), QString::number(expected.metrics.sqnrDb, 'f', 1));
+        } else {
+            QCOMPARE(view->cellText(row, column), QStringLiteral("n/a"));
+        }
+    }
+    // Rows of 64 values: Q8_0 applies (blocks of 32), Q4_K (super-blocks of 256) does not.
+    QVERIFY(direct[0].ok());
+    QVERIFY(direct[0].metrics.sqnrDb > 30.0);
+    QVERIFY(!direct[1].ok());
+
+    // Clicking a cell selects the tensor everywhere and overlays that format's grid on the histogram.
+    const int q8 = int(view->formats().indexOf(QStringLiteral("Q8_0")));
+    QTest::mouseClick(view->heatmap(), Qt::LeftButton, {}, view->cellRect(row, q8).center());
+    QCOMPARE(window.selectedTensors(), QStringList{tensor});
+    auto* grid = window.histogramView()->findChild<QComboBox*>(QStringLiteral("histogramGrid"));
+    QVERIFY(grid);
+    QCOMPARE(grid->currentData().toString(), QStringLiteral("Q8_0"));
+    QCOMPARE(view->barFormat(), QStringLiteral("Q8_0"));
+    QCOMPARE(view->barValues()[size_t(row)], direct[0].metrics.sqnrDb);
+
+    // A second run comes from the cache with the same numbers.
+    view->computeButton()->click();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 60000);
+    const SensitivityResult* again = view->result(row, q8);
+    QVERIFY(again && again->fromCache);
+    QCOMPARE(again->metrics.sqnrDb, direct[0].metrics.sqnrDb);
+}
+
+QTEST_MAIN(TestSensitivity)
+#include "tst_sensitivity.moc"

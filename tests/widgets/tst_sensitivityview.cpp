@@ -1,0 +1,161 @@
+// SensitivityView: fed hand-made results, checks the painted cells (colour scale, n/a hatching, text),
+// the tooltip, the bar chart's values and the (tensor, format) reported by a click.
+
+#include "widgets/sensitivityview.h"
+
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QtTest>
+
+#include <cmath>
+
+using namespace qs;
+
+namespace {
+
+SensitivityResult cell(const char* tensor, const char* format, double sqnr, double bits, uint64_t bytes)
+{
+    SensitivityResult r;
+    r.tensor = tensor;
+    r.format = format;
+    r.rows = 8;
+    r.cols = 256;
+    r.bytes = bytes;
+    r.bitsPerWeight = bits;
+    r.metrics.sqnrDb = sqnr;
+    r.metrics.relMse = std::pow(10.0, -sqnr / 10.0);
+    r.metrics.cosine = 0.99871;
+    return r;
+}
+
+SensitivityResult failed(const char* tensor, const char* format, const char* error)
+{
+    SensitivityResult r;
+    r.tensor = tensor;
+    r.format = format;
+    r.error = error;
+    return r;
+}
+
+} // namespace
+
+class TestSensitivityView : public QObject {
+    Q_OBJECT
+
+private slots:
+    void cellsColoursAndText();
+    void clickReportsTensorAndFormat();
+    void barsFollowChosenFormat();
+};
+
+void TestSensitivityView::cellsColoursAndText()
+{
+    SensitivityView view;
+    view.resize(900, 600);
+    view.setFormats({QStringLiteral("BF16"), QStringLiteral("Q8_0"), QStringLiteral("Q4_K")});
+    view.setTensors({QStringLiteral("a.weight"), QStringLiteral("b.weight"), QStringLiteral("c.weight")});
+    view.addResults({cell("a.weight", "BF16", 47.9, 16, 4096), cell("a.weight", "Q8_0", 31.24, 8.5, 2176),
+                     cell("b.weight", "BF16", 30.0, 16, 4096), cell("a.weight", "Q4_K", 12.3, 4.5, 1152),
+                     failed("b.weight", "Q4_K", "row length 100 is not a multiple of 256"),
+                     cell("unknown.weight", "BF16", 5.0, 16, 10)}); // not a row: ignored
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+
+    // The scale spans the computed cells rounded outwards to 5 dB: 12.3 .. 47.9 -> 10 .. 50.
+    QCOMPARE(view.colorRange(), std::make_pair(10.0, 50.0));
+    QCOMPARE(view.colorFor(10.0).rgb(), QColor(0xd7, 0x30, 0x27).rgb()); // red: worst
+    QCOMPARE(view.colorFor(30.0).rgb(), QColor(0xfe, 0xe0, 0x8b).rgb()); // middle stop
+    QCOMPARE(view.colorFor(50.0).rgb(), QColor(0x1a, 0x98, 0x50).rgb()); // green: best
+    QCOMPARE(view.colorFor(-3.0).rgb(), QColor(0xd7, 0x30, 0x27).rgb()); // clamped
+
+    QCOMPARE(view.cellText(0, 0), QStringLiteral("47.9"));
+    QCOMPARE(view.cellText(0, 1), QStringLiteral("31.2"));
+    QCOMPARE(view.cellText(1, 2), QStringLiteral("n/a"));
+    QCOMPARE(view.cellText(2, 0), QString()); // not computed yet
+    QVERIFY(view.result(1, 2) && !view.result(1, 2)->ok());
+    QVERIFY(!view.result(2, 1));
+
+    // What is painted: the cell's corner (clear of the text) has the scale's colour; n/a is grey.
+    const QImage image = view.heatmap()->grab().toImage();
+    auto corner = [&](int row, int column) {
+        const QRect r = view.cellRect(row, column);
+        return QColor(image.pixel(r.left() + 3, r.top() + 3));
+    };
+    QCOMPARE(corner(1, 0).rgb(), view.colorFor(30.0).rgb());
+    QCOMPARE(corner(0, 2).rgb(), view.colorFor(12.3).rgb());
+    QCOMPARE(corner(0, 0).rgb(), view.colorFor(47.9).rgb());
+    const QColor na = corner(1, 2);
+    QCOMPARE(na.red(), na.green()); // grey (hatch or background)
+    QCOMPARE(na.green(), na.blue());
+    QVERIFY(na.red() >= 190 && na.red() <= 240);
+
+    const QString tip = view.cellToolTip(0, 1);
+    QVERIFY2(tip.contains(QStringLiteral("a.weight")) && tip.contains(QStringLiteral("Q8_0")), qPrintable(tip));
+    QVERIFY2(tip.contains(QStringLiteral("8.500")), qPrintable(tip));      // bits per weight
+    QVERIFY2(tip.contains(QStringLiteral("2,176")) || tip.contains(QStringLiteral("2176")), qPrintable(tip));
+    QVERIFY2(tip.contains(QStringLiteral("31.24 dB")), qPrintable(tip));
+    QVERIFY2(tip.contains(QStringLiteral("0.998710")), qPrintable(tip));  // cosine
+    QVERIFY2(tip.contains(QStringLiteral("0.0007516")), qPrintable(tip)); // rel MSE 10^-3.124
+    QVERIFY(view.cellToolTip(1, 2).contains(QStringLiteral("not a multiple of 256")));
+    QVERIFY(view.cellToolTip(2, 0).contains(QStringLiteral("not computed")));
+}
+
+void TestSensitivityView::clickReportsTensorAndFormat()
+{
+    SensitivityView view;
+    view.resize(900, 600);
+    view.setFormats({QStringLiteral("BF16"), QStringLiteral("Q8_0"), QStringLiteral("Q4_K")});
+    view.setTensors({QStringLiteral("a.weight"), QStringLiteral("b.weight")});
+    view.addResults({cell("b.weight", "Q4_K", 20.0, 4.5, 1152)});
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QSignalSpy clicked(&view, &SensitivityView::cellClicked);
+    QTest::mouseClick(view.heatmap(), Qt::LeftButton, {}, view.cellRect(1, 2).center());
+    QCOMPARE(clicked.count(), 1);
+    QCOMPARE(clicked.at(0).at(0).toString(), QStringLiteral("b.weight"));
+    QCOMPARE(clicked.at(0).at(1).toString(), QStringLiteral("Q4_K"));
+    // Pending cells are clickable too (the histogram and grid are there already).
+    QTest::mouseClick(view.heatmap(), Qt::LeftButton, {}, view.cellRect(0, 1).center());
+    QCOMPARE(clicked.count(), 2);
+    QCOMPARE(clicked.at(1).at(0).toString(), QStringLiteral("a.weight"));
+    QCOMPARE(clicked.at(1).at(1).toString(), QStringLiteral("Q8_0"));
+    // The name column and the header are not cells.
+    QTest::mouseClick(view.heatmap(), Qt::LeftButton, {}, QPoint(5, view.cellRect(0, 0).center().y()));
+    QTest::mouseClick(view.heatmap(), Qt::LeftButton, {}, QPoint(view.cellRect(0, 0).center().x(), 3));
+    QCOMPARE(clicked.count(), 2);
+
+    QSignalSpy compute(&view, &SensitivityView::computeRequested);
+    QSignalSpy cancel(&view, &SensitivityView::cancelRequested);
+    view.computeButton()->click();
+    view.setRunning(true);
+    view.computeButton()->click();
+    QCOMPARE(compute.count(), 1);
+    QCOMPARE(cancel.count(), 1);
+}
+
+void TestSensitivityView::barsFollowChosenFormat()
+{
+    SensitivityView view;
+    view.setFormats({QStringLiteral("BF16"), QStringLiteral("Q8_0"), QStringLiteral("Q4_K")});
+    view.setTensors({QStringLiteral("a.weight"), QStringLiteral("b.weight"), QStringLiteral("c.weight")});
+    view.addResults({cell("a.weight", "BF16", 50, 16, 1), cell("b.weight", "BF16", 51, 16, 1),
+                     cell("a.weight", "Q8_0", 35, 8.5, 1), cell("b.weight", "Q8_0", 36, 8.5, 1),
+                     cell("a.weight", "Q4_K", 20, 4.5, 1), failed("b.weight", "Q4_K", "no")});
+    // Automatic: the format covering the most tensors, then the fewest bits -> Q8_0.
+    QCOMPARE(view.barFormat(), QStringLiteral("Q8_0"));
+    auto values = view.barValues();
+    QCOMPARE(values.size(), size_t(3));
+    QCOMPARE(values[0], 35.0);
+    QCOMPARE(values[1], 36.0);
+    QVERIFY(std::isnan(values[2]));
+    view.setBarFormat(QStringLiteral("Q4_K"));
+    values = view.barValues();
+    QCOMPARE(values[0], 20.0);
+    QVERIFY(std::isnan(values[1])); // n/a
+    // An explicit choice sticks while more results arrive.
+    view.addResults({cell("c.weight", "BF16", 49, 16, 1)});
+    QCOMPARE(view.barFormat(), QStringLiteral("Q4_K"));
+}
+
+QTEST_MAIN(TestSensitivityView)
+#include "tst_sensitivityview.moc"
