@@ -115,6 +115,15 @@ const SensitivityResult* SensitivityStore::result(const QString& tensor, const Q
     return it == m_results.end() ? nullptr : &it->second;
 }
 
+std::vector<SensitivityResult> SensitivityStore::results() const
+{
+    std::vector<SensitivityResult> all;
+    all.reserve(m_results.size());
+    for (const auto& [key, r] : m_results)
+        all.push_back(r);
+    return all;
+}
+
 void SensitivityStore::deliver()
 {
     if (!m_shared)

@@ -44,6 +44,8 @@ public:
     // nullptr until that cell arrived.
     const SensitivityResult* result(const QString& tensor, const QString& format) const;
     size_t resultCount() const { return m_results.size(); }
+    // Every cell that arrived (failed ones included), for errorTableFromSensitivity.
+    std::vector<SensitivityResult> results() const;
 
     void setDeliveryInterval(int ms) { m_deliveryTimer.setInterval(ms); }
 

@@ -24,9 +24,9 @@ void takeScreenshot(MainWindow& window, const QString& out, const QString& view,
         QObject::connect(&window, &MainWindow::sensitivityFinished, &window,
                          [&window, out, view, select] { takeScreenshot(window, out, view, select); });
         window.computeSensitivity();
-        if (window.isComputingSensitivity())
-            return;
     }
+    if (view == QLatin1String("sensitivity") && window.isComputingSensitivity())
+        return; // sensitivityFinished calls again
     if (!select.isEmpty() && window.selectTensorsMatching(select) == 0)
         std::fprintf(stderr, "quantscope: no tensor matches '%s'\n", qPrintable(select));
     if (!view.isEmpty() && !window.showView(view))

@@ -429,8 +429,10 @@ void MainWindow::fitPlanToBudget()
     const ModelLayout& layout = m_plan->layout();
     BudgetProblem problem;
     std::vector<TradeoffPoint> curve;
+    // The measured sensitivity matrix, when computed, replaces the size-based proxy.
+    const ErrorTable errors = m_sensitivity->isRunning() ? ErrorTable{} : errorTableFromSensitivity(m_sensitivity->results());
     try {
-        problem = makeBudgetProblem(m_plan->plan(), layout, {});
+        problem = makeBudgetProblem(m_plan->plan(), layout, errors);
         curve = tradeoffCurve(problem);
     } catch (const std::exception& e) {
         m_errorPresenter(tr("Fit to Budget"), tr("The budget problem could not be built."),
@@ -439,8 +441,12 @@ void MainWindow::fitPlanToBudget()
     }
     const uint64_t currentBytes = summarizeWeights(layout, planBytesFn(m_plan->plan())).bytes;
     double currentError = 0;
+    size_t currentMissing = 0;
     try {
-        currentError = planError(m_plan->plan(), layout, {}).error;
+        const PlanErrorSummary summary = planError(m_plan->plan(), layout, errors);
+        // A tensor assigned a format the matrix has no cell for (n/a) has no known error: no honest point.
+        currentMissing = summary.missing;
+        currentError = currentMissing ? 0.0 : summary.error;
     } catch (const std::exception&) {
     }
 
@@ -451,8 +457,15 @@ void MainWindow::fitPlanToBudget()
     dialog->setAttribute(Qt::WA_DeleteOnClose);
     auto* layoutBox = new QVBoxLayout(dialog);
     auto* intro = new QLabel(tr("Each tensor gets the tier that minimises the total predicted error within the budget "
-                                "(exact multiple-choice knapsack). Without a sensitivity table the error is a size-based "
-                                "proxy. Click the curve to pick a size."));
+                                "(exact multiple-choice knapsack). %1 Click the curve to pick a size.")
+                                 .arg(errors.empty() ? tr("Without a sensitivity matrix (Sensitivity tab › Compute) the error "
+                                                          "is a size-based proxy.")
+                                                     : tr("Errors are the measured sensitivity matrix (total squared error "
+                                                          "per tensor; tensors without measurements use the size-based proxy).")
+                                                           + (currentMissing ? QLatin1Char(' ') + tr("The current plan is not "
+                                                                "shown: %1 a format the matrix marks n/a.")
+                                                                .arg(countNoun(currentMissing, "tensor has", "tensors have"))
+                                                                             : QString())));
     intro->setWordWrap(true);
     layoutBox->addWidget(intro);
     auto* view = new TradeoffView;

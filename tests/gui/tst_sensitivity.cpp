@@ -11,6 +11,8 @@
 #include "widgets/sensitivityview.h"
 
 #include <QComboBox>
+#include <QDialog>
+#include <QLabel>
 #include <QPushButton>
 #include <QSettings>
 #include <QSignalSpy>
@@ -110,6 +112,21 @@ void TestSensitivity::computesMatrixLikeTheCore()
     const SensitivityResult* again = view->result(row, q8);
     QVERIFY(again && again->fromCache);
     QCOMPARE(again->metrics.sqnrDb, direct[0].metrics.sqnrDb);
+
+    // Fit to budget now predicts with the measured errors.
+    QStringList errors;
+    window.setErrorPresenter([&errors](const QString&, const QString& text, const QString& detail) {
+        errors << text + QLatin1Char(' ') + detail;
+    });
+    window.fitPlanToBudget();
+    QVERIFY2(errors.isEmpty(), qPrintable(errors.join(QLatin1Char('\n'))));
+    auto* dialog = window.findChild<QDialog*>(QStringLiteral("budgetDialog"));
+    QVERIFY(dialog);
+    bool measured = false;
+    for (const QLabel* label : dialog->findChildren<QLabel*>())
+        measured = measured || label->text().contains(QStringLiteral("measured sensitivity matrix"));
+    QVERIFY(measured);
+    dialog->close();
 }
 
 QTEST_MAIN(TestSensitivity)
