@@ -33,4 +33,4 @@ shot plan plan --select 'blk\.0\.ffn_down'
 MODEL=$root/resources/samples/stories260K/hf-bf16-sharded shot sharded-safetensors tensors --select 'layers\.3\.mlp\.down_proj'
 MODEL=$root/tests/data/hdf5/keras_model.h5 shot keras-h5 tensors --select 'conv2d/kernel'
 shot budget-dialog plan --budget-dialog
-shot sensitivity sensitivity --select 'blk\.2\.ffn_down' --grid Q8_0 --size 1400x1000
+shot sensitivity sensitivity --select 'blk\.2\.attn_q' --grid Q8_0 --size 1400x1000

@@ -14,6 +14,7 @@
 #include <QScrollArea>
 #include <QScrollBar>
 #include <QSplitter>
+#include <QTimer>
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <qcustomplot.h>
@@ -339,11 +340,25 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     bars->setWidth(0.75);
     bars->setPen(Qt::NoPen);
     bars->setBrush(QColor(0x44, 0x75, 0xb4));
+    auto* selected = new QCPBars(m_bars->xAxis, m_bars->yAxis); // the window's selection, on top
+    selected->setWidthType(QCPBars::wtPlotCoords);
+    selected->setWidth(0.75);
+    selected->setPen(Qt::NoPen);
+    selected->setBrush(QColor(0xe6, 0x7e, 0x22));
+    // A click on a bar is a click on that tensor's cell of the chosen format.
+    connect(m_bars, &QCustomPlot::mousePress, this, [this](QMouseEvent* event) {
+        if (event->button() != Qt::LeftButton || !m_bars->axisRect()->rect().contains(event->position().toPoint()))
+            return;
+        const double key = m_bars->xAxis->pixelToCoord(event->position().x());
+        const int row = int(std::lround(key));
+        if (row >= 0 && row < m_tensors.size() && std::fabs(key - row) <= 0.4 && !barFormat().isEmpty())
+            emit cellClicked(m_tensors[row], barFormat());
+    });
     barsLayout->addWidget(m_bars, 1);
     splitter->addWidget(barsPage);
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 2);
-    splitter->setSizes({400, 330});
+    splitter->setSizes({390, 350});
     layout->addWidget(splitter, 1);
     setRunning(false);
     rescale();
@@ -404,11 +419,24 @@ void SensitivityView::setHighlighted(const QStringList& tensors)
 {
     m_highlighted = tensors;
     m_heatmap->update();
-    // Bring the first selected row into view.
-    if (!tensors.isEmpty())
-        if (const int row = int(m_tensors.indexOf(tensors.front())); row >= 0)
-            m_scroll->ensureVisible(0, m_heatmap->cellRect(row, 0).center().y(), 0,
-                                    m_heatmap->cellRect(0, 0).top() + m_heatmap->cellRect(row, 0).height());
+    updateBars();
+    // Once laid out (the tab may be hidden now), bring the first selected row into view.
+    QTimer::singleShot(0, this, &SensitivityView::scrollToHighlighted);
+}
+
+void SensitivityView::scrollToHighlighted()
+{
+    if (m_highlighted.isEmpty())
+        return;
+    if (const int row = int(m_tensors.indexOf(m_highlighted.front())); row >= 0)
+        m_scroll->ensureVisible(0, m_heatmap->cellRect(row, 0).center().y(), 0,
+                                m_heatmap->cellRect(0, 0).top() + m_heatmap->cellRect(row, 0).height());
+}
+
+void SensitivityView::showEvent(QShowEvent* event)
+{
+    QWidget::showEvent(event);
+    QTimer::singleShot(0, this, &SensitivityView::scrollToHighlighted);
 }
 
 void SensitivityView::setMessage(const QString& message)
@@ -577,7 +605,7 @@ void SensitivityView::updateBars()
 {
     auto* bars = qobject_cast<QCPBars*>(m_bars->plottable(0));
     const std::vector<double> values = barValues();
-    QVector<double> keys, heights;
+    QVector<double> keys, heights, selectedKeys, selectedHeights;
     QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
     double top = 0;
     for (size_t i = 0; i < values.size(); ++i) {
@@ -589,10 +617,15 @@ void SensitivityView::updateBars()
             continue;
         keys << double(i);
         heights << values[i];
+        if (m_highlighted.contains(m_tensors[int(i)])) {
+            selectedKeys << double(i);
+            selectedHeights << values[i];
+        }
         top = std::max(top, values[i]);
     }
     bars->setData(keys, heights, true);
     bars->setName(barFormat());
+    qobject_cast<QCPBars*>(m_bars->plottable(1))->setData(selectedKeys, selectedHeights, true);
     m_bars->xAxis->setTicker(ticker);
     m_bars->xAxis->setRange(-0.6, std::max(1.0, double(values.size()) - 0.4));
     m_bars->yAxis->setRange(0, top > 0 ? top * 1.08 : 10);

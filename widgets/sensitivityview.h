@@ -71,8 +71,12 @@ signals:
     void cancelRequested();
     void cellClicked(const QString& tensor, const QString& format);
 
+protected:
+    void showEvent(QShowEvent* event) override;
+
 private:
     friend class SensitivityHeatmap;
+    void scrollToHighlighted();
     void rescale();
     void updateBars();
     void pickBarFormat();
