@@ -52,8 +52,11 @@ fuzz:
 bench: build
 	@for b in $(BUILD_DIR)/bench/bench_*; do echo "== $$b"; $$b; done
 
-package: build
-	cd $(BUILD_DIR) && cpack
+# A separate Release build configured for /usr, so that compiled-in data paths match the package.
+package: deps
+	cmake --preset package
+	cmake --build build-package -j $(JOBS)
+	cd build-package && cpack
 
 clean:
 	rm -rf build build-asan build-fuzz
