@@ -27,6 +27,7 @@ class TestSensitivity : public QObject {
 private slots:
     void initTestCase();
     void computesMatrixLikeTheCore();
+    void cancelStopsAndSaysSo();
 
 private:
     QTemporaryDir m_dir;
@@ -127,6 +128,27 @@ void TestSensitivity::computesMatrixLikeTheCore()
         measured = measured || label->text().contains(QStringLiteral("measured sensitivity matrix"));
     QVERIFY(measured);
     dialog->close();
+}
+
+void TestSensitivity::cancelStopsAndSaysSo()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors"));
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
+    window.computeSensitivity();
+    QVERIFY(window.isComputingSensitivity());
+    QCOMPARE(window.sensitivityView()->computeButton()->text(), QStringLiteral("Cancel"));
+    window.sensitivityView()->computeButton()->click(); // the button cancels while running
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QCOMPARE(finished.at(0).at(0).toBool(), true);
+    QVERIFY(!window.isComputingSensitivity());
+    QCOMPARE(window.sensitivityView()->computeButton()->text(), QStringLiteral("Compute"));
+    // Cancelled before any tensor finished: fewer cells than the whole matrix.
+    QVERIFY(window.sensitivityStore()->resultCount() <
+            size_t(window.sensitivityView()->tensors().size() * window.sensitivityView()->formats().size()));
 }
 
 QTEST_MAIN(TestSensitivity)
