@@ -6,7 +6,6 @@
 
 #include <QFutureWatcher>
 #include <QtConcurrent/QtConcurrentRun>
-
 #include <algorithm>
 #include <mutex>
 #include <thread>
@@ -17,7 +16,7 @@ struct SensitivityStore::Shared {
     JobProgress progress;
     std::mutex mutex;
     std::vector<SensitivityResult> queue; // guarded by mutex
-    bool workerDone = false;             // guarded by mutex
+    bool workerDone = false;              // guarded by mutex
     bool cancelled = false;
     QString error;
 };

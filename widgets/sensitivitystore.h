@@ -9,7 +9,6 @@
 #include <QObject>
 #include <QStringList>
 #include <QTimer>
-
 #include <map>
 #include <memory>
 #include <utility>

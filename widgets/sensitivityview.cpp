@@ -17,28 +17,30 @@
 #include <QTimer>
 #include <QToolTip>
 #include <QVBoxLayout>
-#include <qcustomplot.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <qcustomplot.h>
 
 namespace qs {
 
 namespace {
 
-// Red (little signal left) through yellow to green (faithful): the reading users expect of an error map.
+// Red (little signal left) through pale yellow to blue (faithful): diverging, and readable with red-green
+// colour blindness, unlike red-to-green.
 QColor rampColor(double t)
 {
-    static const QColor stops[] = {QColor(0xd7, 0x30, 0x27), QColor(0xfc, 0x8d, 0x59), QColor(0xfe, 0xe0, 0x8b),
-                                   QColor(0x91, 0xcf, 0x60), QColor(0x1a, 0x98, 0x50)};
+    static const QColor stops[] = {QColor(0xd7, 0x30, 0x27), QColor(0xfc, 0x8d, 0x59),
+                                   QColor(0xfe, 0xe0, 0x90), QColor(0x91, 0xbf, 0xdb),
+                                   QColor(0x45, 0x75, 0xb4)};
     constexpr int n = int(std::size(stops));
     t = std::clamp(t, 0.0, 1.0) * (n - 1);
     const int i = std::min(n - 2, int(t));
     const double f = t - i;
     const QColor& a = stops[i];
     const QColor& b = stops[i + 1];
-    return QColor::fromRgbF(float(a.redF() + f * (b.redF() - a.redF())), float(a.greenF() + f * (b.greenF() - a.greenF())),
+    return QColor::fromRgbF(float(a.redF() + f * (b.redF() - a.redF())),
+                            float(a.greenF() + f * (b.greenF() - a.greenF())),
                             float(a.blueF() + f * (b.blueF() - a.blueF())));
 }
 
@@ -105,7 +107,8 @@ public:
 
     QRect cellRect(int row, int column) const
     {
-        return {m_nameWidth + column * m_cellWidth, m_headerHeight + row * m_rowHeight, m_cellWidth, m_rowHeight};
+        return {m_nameWidth + column * m_cellWidth, m_headerHeight + row * m_rowHeight, m_cellWidth,
+                m_rowHeight};
     }
 
     std::pair<int, int> cellAt(const QPoint& pos) const
@@ -161,8 +164,9 @@ protected:
         p.setBrush(Qt::NoBrush);
         for (int row = 0; row < rows; ++row)
             if (m_view->m_highlighted.contains(m_view->m_tensors[row]))
-                p.drawRect(QRect(m_nameWidth, m_headerHeight + row * m_rowHeight, columns * m_cellWidth, m_rowHeight)
-                               .adjusted(1, 1, -1, -1));
+                p.drawRect(
+                    QRect(m_nameWidth, m_headerHeight + row * m_rowHeight, columns * m_cellWidth, m_rowHeight)
+                        .adjusted(1, 1, -1, -1));
         // Name column (sticky on the left).
         p.fillRect(QRect(left, 0, m_nameWidth, height()), base);
         for (int row = 0; row < rows; ++row) {
@@ -184,7 +188,8 @@ protected:
         p.setPen(text);
         for (int c = 0; c < columns; ++c) {
             const QRect r(m_nameWidth + c * m_cellWidth, top, m_cellWidth, m_headerHeight);
-            p.drawText(r, Qt::AlignCenter, headerText(m_view->m_formats[c], QFontMetrics(bold), m_cellWidth - 14));
+            p.drawText(r, Qt::AlignCenter,
+                       headerText(m_view->m_formats[c], QFontMetrics(bold), m_cellWidth - 14));
         }
         p.fillRect(QRect(left, top, m_nameWidth, m_headerHeight), base);
         p.setPen(palette().color(QPalette::PlaceholderText));
@@ -197,8 +202,8 @@ protected:
         if (rows == 0 || m_view->m_cells.empty()) {
             if (!m_view->m_message.isEmpty()) {
                 p.setPen(palette().color(QPalette::PlaceholderText));
-                p.drawText(rect().adjusted(20, m_headerHeight + 10, -20, -10), Qt::AlignHCenter | Qt::AlignTop | Qt::TextWordWrap,
-                           m_view->m_message);
+                p.drawText(rect().adjusted(20, m_headerHeight + 10, -20, -10),
+                           Qt::AlignHCenter | Qt::AlignTop | Qt::TextWordWrap, m_view->m_message);
             }
         }
     }
@@ -339,7 +344,7 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     bars->setWidthType(QCPBars::wtPlotCoords);
     bars->setWidth(0.75);
     bars->setPen(Qt::NoPen);
-    bars->setBrush(QColor(0x44, 0x75, 0xb4));
+    bars->setBrush(QColor(0x6b, 0x8e, 0xb8));
     auto* selected = new QCPBars(m_bars->xAxis, m_bars->yAxis); // the window's selection, on top
     selected->setWidthType(QCPBars::wtPlotCoords);
     selected->setWidth(0.75);
@@ -347,7 +352,8 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     selected->setBrush(QColor(0xe6, 0x7e, 0x22));
     // A click on a bar is a click on that tensor's cell of the chosen format.
     connect(m_bars, &QCustomPlot::mousePress, this, [this](QMouseEvent* event) {
-        if (event->button() != Qt::LeftButton || !m_bars->axisRect()->rect().contains(event->position().toPoint()))
+        if (event->button() != Qt::LeftButton ||
+            !m_bars->axisRect()->rect().contains(event->position().toPoint()))
             return;
         const double key = m_bars->xAxis->pixelToCoord(event->position().x());
         const int row = int(std::lround(key));
@@ -480,13 +486,14 @@ QString SensitivityView::cellToolTip(int row, int column) const
 {
     if (row < 0 || row >= m_tensors.size() || column < 0 || column >= m_formats.size())
         return {};
-    const QString head = QStringLiteral("<b>%1</b> as <b>%2</b>").arg(m_tensors[row].toHtmlEscaped(),
-                                                                         m_formats[column].toHtmlEscaped());
+    const QString head = QStringLiteral("<b>%1</b> as <b>%2</b>")
+                             .arg(m_tensors[row].toHtmlEscaped(), m_formats[column].toHtmlEscaped());
     const SensitivityResult* r = result(row, column);
     if (!r)
         return head + QStringLiteral("<br>") + (m_running ? tr("computing…") : tr("not computed"));
     if (!r->ok())
-        return head + QStringLiteral("<br>") + tr("n/a: %1").arg(QString::fromStdString(r->error).toHtmlEscaped());
+        return head + QStringLiteral("<br>") +
+               tr("n/a: %1").arg(QString::fromStdString(r->error).toHtmlEscaped());
     const ErrorMetrics& m = r->metrics;
     QString tip = head + QStringLiteral("<table>");
     auto line = [&tip](const QString& key, const QString& value) {
@@ -588,7 +595,7 @@ void SensitivityView::rescale()
     }
     const size_t total = size_t(m_tensors.size()) * size_t(m_formats.size());
     QString text = tr("%1 × %2").arg(countNoun(size_t(m_tensors.size()), "tensor", "tensors"),
-                                      countNoun(size_t(m_formats.size()), "format", "formats"));
+                                     countNoun(size_t(m_formats.size()), "format", "formats"));
     if (!m_cells.empty()) {
         text += tr(" · %1 of %2 cells").arg(ok + na).arg(total);
         if (na)

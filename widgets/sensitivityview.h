@@ -11,7 +11,6 @@
 #include <QColor>
 #include <QStringList>
 #include <QWidget>
-
 #include <map>
 #include <optional>
 #include <utility>

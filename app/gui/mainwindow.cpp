@@ -430,7 +430,8 @@ void MainWindow::fitPlanToBudget()
     BudgetProblem problem;
     std::vector<TradeoffPoint> curve;
     // The measured sensitivity matrix, when computed, replaces the size-based proxy.
-    const ErrorTable errors = m_sensitivity->isRunning() ? ErrorTable{} : errorTableFromSensitivity(m_sensitivity->results());
+    const ErrorTable errors =
+        m_sensitivity->isRunning() ? ErrorTable{} : errorTableFromSensitivity(m_sensitivity->results());
     try {
         problem = makeBudgetProblem(m_plan->plan(), layout, errors);
         curve = tradeoffCurve(problem);
@@ -456,16 +457,21 @@ void MainWindow::fitPlanToBudget()
     dialog->setWindowTitle(tr("Fit to Budget"));
     dialog->setAttribute(Qt::WA_DeleteOnClose);
     auto* layoutBox = new QVBoxLayout(dialog);
+    QString errorSource;
+    if (errors.empty()) {
+        errorSource =
+            tr("Without a sensitivity matrix (Sensitivity tab › Compute) the error is a size-based proxy.");
+    } else {
+        errorSource = tr("Errors are the measured sensitivity matrix (total squared error per tensor; "
+                         "tensors without measurements use the size-based proxy).");
+        if (currentMissing)
+            errorSource += QLatin1Char(' ')
+                           + tr("The current plan is not shown: %1 a format the matrix marks n/a.")
+                                 .arg(countNoun(currentMissing, "tensor has", "tensors have"));
+    }
     auto* intro = new QLabel(tr("Each tensor gets the tier that minimises the total predicted error within the budget "
                                 "(exact multiple-choice knapsack). %1 Click the curve to pick a size.")
-                                 .arg(errors.empty() ? tr("Without a sensitivity matrix (Sensitivity tab › Compute) the error "
-                                                          "is a size-based proxy.")
-                                                     : tr("Errors are the measured sensitivity matrix (total squared error "
-                                                          "per tensor; tensors without measurements use the size-based proxy).")
-                                                           + (currentMissing ? QLatin1Char(' ') + tr("The current plan is not "
-                                                                "shown: %1 a format the matrix marks n/a.")
-                                                                .arg(countNoun(currentMissing, "tensor has", "tensors have"))
-                                                                             : QString())));
+                                 .arg(errorSource));
     intro->setWordWrap(true);
     layoutBox->addWidget(intro);
     auto* view = new TradeoffView;
@@ -1236,11 +1242,12 @@ void MainWindow::createSensitivityView()
     m_views->addTab(m_sensitivityView, tr("Sensitivity"));
     connect(m_sensitivityView, &SensitivityView::computeRequested, this, &MainWindow::computeSensitivity);
     connect(m_sensitivityView, &SensitivityView::cancelRequested, this, &MainWindow::cancelSensitivity);
-    connect(m_sensitivityView, &SensitivityView::cellClicked, this, [this](const QString& tensor, const QString& format) {
-        m_histogram->setGridFormat(format);
-        m_sensitivityView->setBarFormat(format);
-        selectTensors({tensor});
-    });
+    connect(m_sensitivityView, &SensitivityView::cellClicked, this,
+            [this](const QString& tensor, const QString& format) {
+                m_histogram->setGridFormat(format);
+                m_sensitivityView->setBarFormat(format);
+                selectTensors({tensor});
+            });
     connect(m_sensitivity, &SensitivityStore::resultsReady, m_sensitivityView, &SensitivityView::addResults);
     connect(m_sensitivity, &SensitivityStore::progressChanged, this,
             [this](double fraction, const QString&) { m_sensitivityBar->setValue(int(fraction * 1000.0)); });
@@ -1280,11 +1287,12 @@ void MainWindow::onSensitivityFinished(bool cancelled, const QString& error)
         m_sensitivityView->setMessage(tr("Sensitivity failed: %1").arg(error));
         statusBar()->showMessage(tr("Sensitivity failed: %1").arg(error), 10000);
     } else if (cancelled) {
-        m_sensitivityView->setMessage(tr("Cancelled. Press Compute to start again (finished tensors are cached)."));
+        m_sensitivityView->setMessage(
+            tr("Cancelled. Press Compute to start again (finished tensors are cached)."));
         statusBar()->showMessage(tr("Sensitivity matrix cancelled"), 5000);
     } else {
-        statusBar()->showMessage(tr("Sensitivity matrix done: %1").arg(countNoun(m_sensitivity->resultCount(), "cell", "cells")),
-                                 5000);
+        const QString cells = countNoun(m_sensitivity->resultCount(), "cell", "cells");
+        statusBar()->showMessage(tr("Sensitivity matrix done: %1").arg(cells), 5000);
     }
     emit sensitivityFinished(cancelled);
 }

@@ -6,8 +6,8 @@
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QtTest>
-
 #include <cmath>
+#include <qcustomplot.h>
 
 using namespace qs;
 
@@ -64,8 +64,8 @@ void TestSensitivityView::cellsColoursAndText()
     // The scale spans the computed cells rounded outwards to 5 dB: 12.3 .. 47.9 -> 10 .. 50.
     QCOMPARE(view.colorRange(), std::make_pair(10.0, 50.0));
     QCOMPARE(view.colorFor(10.0).rgb(), QColor(0xd7, 0x30, 0x27).rgb()); // red: worst
-    QCOMPARE(view.colorFor(30.0).rgb(), QColor(0xfe, 0xe0, 0x8b).rgb()); // middle stop
-    QCOMPARE(view.colorFor(50.0).rgb(), QColor(0x1a, 0x98, 0x50).rgb()); // green: best
+    QCOMPARE(view.colorFor(30.0).rgb(), QColor(0xfe, 0xe0, 0x90).rgb()); // middle stop
+    QCOMPARE(view.colorFor(50.0).rgb(), QColor(0x45, 0x75, 0xb4).rgb()); // blue: best
     QCOMPARE(view.colorFor(-3.0).rgb(), QColor(0xd7, 0x30, 0x27).rgb()); // clamped
 
     QCOMPARE(view.cellText(0, 0), QStringLiteral("47.9"));
@@ -90,8 +90,9 @@ void TestSensitivityView::cellsColoursAndText()
     QVERIFY(na.red() >= 190 && na.red() <= 240);
 
     const QString tip = view.cellToolTip(0, 1);
-    QVERIFY2(tip.contains(QStringLiteral("a.weight")) && tip.contains(QStringLiteral("Q8_0")), qPrintable(tip));
-    QVERIFY2(tip.contains(QStringLiteral("8.500")), qPrintable(tip));      // bits per weight
+    QVERIFY2(tip.contains(QStringLiteral("a.weight")) && tip.contains(QStringLiteral("Q8_0")),
+             qPrintable(tip));
+    QVERIFY2(tip.contains(QStringLiteral("8.500")), qPrintable(tip)); // bits per weight
     QVERIFY2(tip.contains(QStringLiteral("2,176")) || tip.contains(QStringLiteral("2176")), qPrintable(tip));
     QVERIFY2(tip.contains(QStringLiteral("31.24 dB")), qPrintable(tip));
     QVERIFY2(tip.contains(QStringLiteral("0.998710")), qPrintable(tip));  // cosine
@@ -155,6 +156,19 @@ void TestSensitivityView::barsFollowChosenFormat()
     // An explicit choice sticks while more results arrive.
     view.addResults({cell("c.weight", "BF16", 49, 16, 1)});
     QCOMPARE(view.barFormat(), QStringLiteral("Q4_K"));
+
+    // Clicking the second bar is clicking b.weight's cell of the bar format.
+    view.resize(900, 700);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QCustomPlot* plot = view.barPlot();
+    plot->replot();
+    QSignalSpy clicked(&view, &SensitivityView::cellClicked);
+    const QPoint bar(int(plot->xAxis->coordToPixel(1.0)), int(plot->yAxis->coordToPixel(5.0)));
+    QTest::mouseClick(plot, Qt::LeftButton, {}, bar);
+    QCOMPARE(clicked.count(), 1);
+    QCOMPARE(clicked.at(0).at(0).toString(), QStringLiteral("b.weight"));
+    QCOMPARE(clicked.at(0).at(1).toString(), QStringLiteral("Q4_K"));
 }
 
 QTEST_MAIN(TestSensitivityView)
