@@ -34,3 +34,5 @@ MODEL=$root/resources/samples/stories260K/hf-bf16-sharded shot sharded-safetenso
 MODEL=$root/tests/data/hdf5/keras_model.h5 shot keras-h5 tensors --select 'conv2d/kernel'
 shot budget-dialog plan --budget-dialog
 shot sensitivity sensitivity --select 'blk\.2\.attn_q' --grid Q8_0 --size 1400x1000
+# Planning a real-sized model from its architecture alone (no weights): Llama-3-8B with the Q4_K_M preset.
+MODEL=$root/resources/samples/configs/llama-3-8b/config.json shot plan-llama3-8b plan --select 'layers\.0\.self_attn\.q_proj'

@@ -308,7 +308,8 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     top->addWidget(m_compute);
     m_summary = new QLabel(this);
     top->addWidget(m_summary, 1);
-    top->addWidget(new SensitivityLegend(this));
+    m_legend = new SensitivityLegend(this);
+    top->addWidget(m_legend);
     layout->addLayout(top);
 
     auto* splitter = new QSplitter(Qt::Vertical, this);
@@ -604,8 +605,8 @@ void SensitivityView::rescale()
             text += tr(" · SQNR %1 to %2 dB").arg(QString::number(lo, 'f', 1), QString::number(hi, 'f', 1));
     }
     m_summary->setText(text);
-    if (auto* legend = findChild<SensitivityLegend*>())
-        legend->update();
+    if (m_legend)
+        m_legend->update();
 }
 
 void SensitivityView::updateBars()

@@ -93,6 +93,7 @@ private:
     QScrollArea* m_scroll = nullptr;
     QPushButton* m_compute = nullptr;
     QLabel* m_summary = nullptr;
+    QWidget* m_legend = nullptr; // the colour scale; repainted when the range changes
     QComboBox* m_barFormat = nullptr;
     QCustomPlot* m_bars = nullptr;
 };
