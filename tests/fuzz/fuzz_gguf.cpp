@@ -4,28 +4,20 @@
 #include "core/io/gguf.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "memfile.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
-    const int fd = memfd_create("fuzz.gguf", MFD_CLOEXEC);
-    if (fd < 0)
+    const MemFile file("fuzz.gguf", data, size);
+    if (!file.ok())
         return 0;
-    size_t written = 0;
-    while (written < size) {
-        const ssize_t n = ::write(fd, data + written, size - written);
-        if (n <= 0)
-            break;
-        written += static_cast<size_t>(n);
-    }
-    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const std::string path = file.path();
     try {
         const auto model = qs::loadGguf(path, nullptr);
         std::vector<float> out;
@@ -49,6 +41,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         (void)model->config();
     } catch (const qs::Error&) {
     }
-    ::close(fd);
     return 0;
 }

@@ -2,29 +2,20 @@
 // outcome for bad input; a crash, sanitizer report or any other exception is a finding.
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "memfile.h"
 
 #include <cstdint>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
-    const int fd = memfd_create("config.json", MFD_CLOEXEC);
-    if (fd < 0)
+    const MemFile file("config.json", data, size);
+    if (!file.ok())
         return 0;
-    size_t written = 0;
-    while (written < size) {
-        const ssize_t n = ::write(fd, data + written, size - written);
-        if (n <= 0)
-            break;
-        written += static_cast<size_t>(n);
-    }
     try {
-        const auto config = qs::readHfConfig("/proc/self/fd/" + std::to_string(fd));
+        const auto config = qs::readHfConfig(file.path());
         (void)config;
     } catch (const qs::Error&) {
     }
-    ::close(fd);
     return 0;
 }

@@ -5,27 +5,19 @@
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "memfile.h"
 
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
-    const int fd = memfd_create("fuzz.safetensors", MFD_CLOEXEC);
-    if (fd < 0)
+    const MemFile file("fuzz.safetensors", data, size);
+    if (!file.ok())
         return 0;
-    size_t written = 0;
-    while (written < size) {
-        const ssize_t n = ::write(fd, data + written, size - written);
-        if (n <= 0)
-            break;
-        written += static_cast<size_t>(n);
-    }
-    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const std::string path = file.path();
     try {
         const auto model = qs::loadSafetensors(path, nullptr);
         // The tensors tile the data region exactly.
@@ -45,6 +37,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         (void)model->parameterCount();
     } catch (const qs::Error&) {
     }
-    ::close(fd);
     return 0;
 }
