@@ -1,5 +1,7 @@
 // quantscope-cli inspect and dump, run as the real executable on the bundled sample model in all three
 // of its encodings (GGUF F32, safetensors F32, sharded safetensors BF16).
+#include "app/cli_runner.h"
+
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -13,25 +15,9 @@
 
 namespace {
 
-struct Run {
-    int code = -1;
-    QByteArray out, err;
-};
+using Run = CliRun;
 
-Run cli(const QStringList& args)
-{
-    QProcess p;
-    p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), args);
-    Run r;
-    if (!p.waitForFinished(120000)) {
-        p.kill();
-        return r;
-    }
-    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
-    r.out = p.readAllStandardOutput();
-    r.err = p.readAllStandardError();
-    return r;
-}
+Run cli(const QStringList& args) { return runQuantscopeCli(args); }
 
 QString sample(const char* rel) { return QStringLiteral(QS_SAMPLE_DIR "/stories260K/") + QLatin1String(rel); }
 
@@ -82,7 +68,7 @@ private slots:
         QFETCH(int, tensors);
         QFETCH(QString, embedding);
         const Run r = cli({QStringLiteral("inspect"), path, QStringLiteral("--json")});
-        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject o = QJsonDocument::fromJson(r.out).object();
         QCOMPARE(o.value(QStringLiteral("format")).toString(), format);
         QCOMPARE(o.value(QStringLiteral("architecture")).toString(), QStringLiteral("llama"));
@@ -113,7 +99,7 @@ private slots:
     void inspectText()
     {
         const Run r = cli({QStringLiteral("inspect"), sample("stories260K.gguf")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QVERIFY(r.out.contains("blk.4.ffn_down.weight"));
         QVERIFY(r.out.contains("1171200 bytes"));
     }
@@ -128,13 +114,13 @@ private slots:
         const QString c = m_dir.filePath(QStringLiteral("bf16.f32"));
         Run r = cli({QStringLiteral("dump"), sample("stories260K.gguf"), QStringLiteral("token_embd.weight"),
                      QStringLiteral("--f32"), a});
-        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY2(r.exitCode == 0, r.err.constData());
         r = cli({QStringLiteral("dump"), sample("hf-f32/model.safetensors"), QStringLiteral("model.embed_tokens.weight"),
                  QStringLiteral("--f32"), b});
-        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY2(r.exitCode == 0, r.err.constData());
         r = cli({QStringLiteral("dump"), sample("hf-bf16-sharded/model.safetensors.index.json"),
                  QStringLiteral("model.embed_tokens.weight"), QStringLiteral("--f32"), c});
-        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY2(r.exitCode == 0, r.err.constData());
 
         const auto va = readFloats(a), vb = readFloats(b), vc = readFloats(c);
         QCOMPARE(va.size(), size_t(512 * 64));
@@ -155,12 +141,12 @@ private slots:
     void errors()
     {
         Run r = cli({QStringLiteral("inspect"), m_dir.filePath(QStringLiteral("missing.gguf"))});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         QVERIFY(r.err.contains("missing.gguf"));
 
         r = cli({QStringLiteral("dump"), sample("stories260K.gguf"), QStringLiteral("no.such.tensor"),
                  QStringLiteral("--f32"), m_dir.filePath(QStringLiteral("x.f32"))});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         QVERIFY(r.err.contains("no.such.tensor"));
         QVERIFY(!QFile::exists(m_dir.filePath(QStringLiteral("x.f32"))));
 
@@ -170,12 +156,12 @@ private slots:
         f.write("GGUF\x03\x00\x00\x00", 8); // version 3, then nothing: truncated tensor count
         f.close();
         r = cli({QStringLiteral("inspect"), bad});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         QVERIFY(r.err.contains("bad.gguf"));
         QVERIFY(r.err.contains("byte 8"));
 
         r = cli({QStringLiteral("no-such-command")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
     }
 };
 

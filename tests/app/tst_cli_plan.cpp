@@ -1,4 +1,6 @@
 // The plan-related CLI commands (gpus, estimate, plan, export) run as the real executable.
+#include "app/cli_runner.h"
+
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
@@ -11,25 +13,11 @@
 
 namespace {
 
-struct Run {
-    int code = -1;
-    QByteArray out, err;
-};
+using Run = CliRun;
 
 Run cli(const QStringList& args, const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment())
 {
-    QProcess p;
-    p.setProcessEnvironment(env);
-    p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), args);
-    Run r;
-    if (!p.waitForFinished(120000)) {
-        p.kill();
-        return r;
-    }
-    r.code = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
-    r.out = p.readAllStandardOutput();
-    r.err = p.readAllStandardError();
-    return r;
+    return runQuantscopeCli(args, env);
 }
 
 QJsonObject json(const Run& r)
@@ -62,7 +50,7 @@ private slots:
     void gpusJson()
     {
         const Run r = cli({QStringLiteral("gpus"), QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto gpus = json(r).value(QStringLiteral("gpus")).toArray();
         QVERIFY(gpus.size() >= 30);
         bool found = false;
@@ -92,7 +80,7 @@ private slots:
         const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"),
                            QStringLiteral("lab-card"), QStringLiteral("--json")},
                           env);
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QCOMPARE(json(r).value(QStringLiteral("gpu_bytes")).toInteger(), qint64(1) << 30);
         QCOMPARE(json(r).value(QStringLiteral("fits")).toBool(), false);
     }
@@ -102,7 +90,7 @@ private slots:
         const Run r = cli({QStringLiteral("estimate"), QStringLiteral("--config"), m_config,
                            QStringLiteral("--gpu"), QStringLiteral("rtx-4090"), QStringLiteral("--ctx"),
                            QStringLiteral("8192"), QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto o = json(r);
         // 8,030,261,248 parameters in BF16; 131072 bytes of F16 KV per token.
         QCOMPARE(o.value(QStringLiteral("parameters")).toInteger(), qint64(8030261248));
@@ -126,7 +114,7 @@ private slots:
                            QStringLiteral("l4"), QStringLiteral("--ctx"), QStringLiteral("1000"),
                            QStringLiteral("--kv-dtype"), QStringLiteral("q8_0"), QStringLiteral("--batch"),
                            QStringLiteral("2"), QStringLiteral("--json")});
-        QCOMPARE(q.code, 0);
+        QCOMPARE(q.exitCode, 0);
         QCOMPARE(json(q).value(QStringLiteral("kv_cache_bytes")).toInteger(),
                  qint64(2) * 1000 * 32 * 2 * 32 * 34);
     }
@@ -136,7 +124,7 @@ private slots:
         const Run r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"),
                            QStringLiteral("rtx-3080-10"), QStringLiteral("--gpu"), QStringLiteral("h100"),
                            QStringLiteral("--runtime"), QStringLiteral("vllm"), QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto per = json(r).value(QStringLiteral("per_gpu")).toArray();
         QCOMPARE(per.size(), 2);
         QCOMPARE(per[0].toObject().value(QStringLiteral("fits")).toBool(), false);
@@ -153,7 +141,7 @@ private slots:
         Run r =
             cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
                  QStringLiteral("llama.cpp-Q4_K_M"), QStringLiteral("--out"), out, QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto o = json(r);
         QCOMPARE(o.value(QStringLiteral("preset")).toString(), QStringLiteral("llama.cpp-Q4_K_M"));
         // 193 tensors in Q4_K, 33 in Q6_K (16 attn_v, 16 ffn_down, the head).
@@ -180,7 +168,7 @@ private slots:
         r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--plan"), out, QStringLiteral("--gpu"),
                  QStringLiteral("rtx-3080-10"), QStringLiteral("--ctx"), QStringLiteral("8192"),
                  QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QCOMPARE(json(r).value(QStringLiteral("weights_bytes")).toInteger(), weights);
         QCOMPARE(json(r).value(QStringLiteral("fits")).toBool(), true);
     }
@@ -194,7 +182,7 @@ private slots:
         f.close();
         Run r = cli(
             {QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules, QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto a = json(r).value(QStringLiteral("assignments")).toObject();
         QCOMPARE(a.value(QStringLiteral("lm_head.weight")).toString(), QStringLiteral("Q8_0"));
         QCOMPARE(a.value(QStringLiteral("model.layers.0.mlp.up_proj.weight")).toString(),
@@ -207,7 +195,7 @@ private slots:
         // Fit to 5 GB: the result is within budget and reports its bound.
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("5000000000"),
                  QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto b = json(r).value(QStringLiteral("budget")).toObject();
         QVERIFY(b.value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
         QVERIFY(json(r).value(QStringLiteral("weights_bytes")).toInteger() <= 5000000000);
@@ -216,7 +204,7 @@ private slots:
         // --fused keeps q/k/v and gate/up together: no fused-mismatch issue in the result.
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("5000000000"),
                  QStringLiteral("--fused"), QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QCOMPARE(json(r).value(QStringLiteral("issues")).toArray().size(), 0);
         const auto fa = json(r).value(QStringLiteral("assignments")).toObject();
         for (int i = 0; i < 32; ++i) {
@@ -230,11 +218,11 @@ private slots:
         }
         // Too small a budget is refused.
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--budget"), QStringLiteral("1000")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         // A GPU budget: what the cache and runtime leave on a 10 GB card.
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
                  QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto g = json(r).value(QStringLiteral("budget")).toObject();
         QVERIFY(g.value(QStringLiteral("budget_bytes")).toInteger() < (10ll << 30) - (1ll << 30));
     }
@@ -246,7 +234,7 @@ private slots:
         const QString gguf = QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
         Run r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
                      QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto a = json(r).value(QStringLiteral("assignments")).toObject();
         QCOMPARE(a.value(QStringLiteral("blk.0.ffn_down.weight")).toString(), QStringLiteral("F16"));
         QCOMPARE(a.value(QStringLiteral("output.weight")).toString(), QStringLiteral("Q8_0"));
@@ -257,13 +245,13 @@ private slots:
         // all-Q4_K on it: every 64-wide tensor is flagged with the fallback fix.
         r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("all-Q4_K"),
                  QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto issues = json(r).value(QStringLiteral("issues")).toArray();
         QCOMPARE(issues.size(), 37);
         QCOMPARE(issues[0].toObject().value(QStringLiteral("kind")).toString(),
                  QStringLiteral("unsupported-shape"));
         r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q9_K_Z")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
     }
 
     void planWithSensitivity()
@@ -271,7 +259,7 @@ private slots:
         // The sensitivity command's JSON drives the budget fit: the result is proven optimal on the sample.
         const QString model = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
         Run r = cli({QStringLiteral("sensitivity"), model, QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const QString sens = m_dir.filePath(QStringLiteral("sens.json"));
         QFile f(sens);
         QVERIFY(f.open(QIODevice::WriteOnly));
@@ -279,7 +267,7 @@ private slots:
         f.close();
         r = cli({QStringLiteral("plan"), model, QStringLiteral("--budget"), QStringLiteral("200000"),
                  QStringLiteral("--sensitivity"), sens, QStringLiteral("--curve"), QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto o = json(r);
         const auto b = o.value(QStringLiteral("budget")).toObject();
         QVERIFY(o.value(QStringLiteral("weights_bytes")).toInteger() <= 200000);
@@ -322,11 +310,11 @@ private slots:
         const QString plan = m_dir.filePath(QStringLiteral("export-q4km.json"));
         QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("Q4_K_M"),
                       QStringLiteral("--out"), plan})
-                     .code,
+                     .exitCode,
                  0);
         // llama.cpp: pattern=type lines on stdout, the llama-quantize command on stderr.
         Run r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QVERIFY(r.out.contains("^blk\\.\\d+\\.attn_q\\.weight$=q4_K\n"));
         QVERIFY(r.out.contains("^output\\.weight$=q6_K\n"));
         QVERIFY(r.err.contains("llama-quantize --tensor-type-file"));
@@ -334,13 +322,13 @@ private slots:
         const QString out = m_dir.filePath(QStringLiteral("types.txt"));
         r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp"),
                  QStringLiteral("--out"), out});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QFile f(out);
         QVERIFY(f.open(QIODevice::ReadOnly));
         QCOMPARE(f.readAll().count('\n'), 11);
         // GPTQModel cannot express Q4_K: exit code 3 and every tensor named.
         r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
-        QCOMPARE(r.code, 3);
+        QCOMPARE(r.exitCode, 3);
         QVERIFY(r.err.contains("model.layers.7.mlp.up_proj.weight (Q4_K)"));
         QVERIFY(r.out.isEmpty());
 
@@ -349,15 +337,15 @@ private slots:
         QCOMPARE(
             cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"),
                  QStringLiteral("keep-embeddings-8bit:INT4-g128-asym"), QStringLiteral("--out"), intPlan})
-                .code,
+                .exitCode,
             0);
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel"),
                  QStringLiteral("--out"), m_dir.filePath(QStringLiteral("quantize_config.json"))});
-        QCOMPARE(r.code, 3); // the embedding is quantized: GPTQModel refuses
+        QCOMPARE(r.exitCode, 3); // the embedding is quantized: GPTQModel refuses
         QVERIFY(r.err.contains("model.embed_tokens.weight"));
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"),
                  QStringLiteral("compressed-tensors")});
-        QCOMPARE(r.code, 3);
+        QCOMPARE(r.exitCode, 3);
         const QString rules = m_dir.filePath(QStringLiteral("int-rules.txt"));
         QFile rf(rules);
         QVERIFY(rf.open(QIODevice::WriteOnly));
@@ -365,17 +353,17 @@ private slots:
         rf.close();
         QCOMPARE(cli({QStringLiteral("plan"), m_config, QStringLiteral("--rules"), rules,
                       QStringLiteral("--out"), intPlan})
-                     .code,
+                     .exitCode,
                  0);
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("gptqmodel")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto cfg = json(r);
         QCOMPARE(cfg.value(QStringLiteral("bits")).toInt(), 4);
         QCOMPARE(cfg.value(QStringLiteral("group_size")).toInt(), 128);
         QCOMPARE(cfg.value(QStringLiteral("dynamic")).toObject().size(), 0);
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"),
                  QStringLiteral("compressed-tensors")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QCOMPARE(json(r)
                      .value(QStringLiteral("quantization_config"))
                      .toObject()
@@ -383,21 +371,21 @@ private slots:
                      .toArray(),
                  QJsonArray{QStringLiteral("lm_head")});
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("llmcompressor")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QVERIFY(r.out.contains("QuantizationModifier:"));
         QVERIFY(r.out.contains("group_size: 128"));
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         QCOMPARE(json(r).value(QStringLiteral("version")).toInt(), 1);
         r = cli({QStringLiteral("export"), intPlan, QStringLiteral("--to"), QStringLiteral("onnx")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         // A bad plan file is refused with the field named.
         QFile bad(m_dir.filePath(QStringLiteral("bad.json")));
         QVERIFY(bad.open(QIODevice::WriteOnly));
         bad.write(R"({"format":"quantscope-plan","version":7,"tiers":[],"assignments":{}})");
         bad.close();
         r = cli({QStringLiteral("export"), bad.fileName(), QStringLiteral("--to"), QStringLiteral("json")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         QVERIFY(r.err.contains("version"));
     }
 
@@ -407,7 +395,7 @@ private slots:
         const Run r =
             cli({QStringLiteral("estimate"), QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors"),
                  QStringLiteral("--gpu"), QStringLiteral("t4"), QStringLiteral("--json")});
-        QCOMPARE(r.code, 0);
+        QCOMPARE(r.exitCode, 0);
         const auto o = json(r);
         QCOMPARE(o.value(QStringLiteral("kv_cache_bytes")).toInteger(), 0);
         QCOMPARE(o.value(QStringLiteral("kv_bytes_per_token")).toInteger(), 0);
@@ -419,18 +407,18 @@ private slots:
     {
         Run r =
             cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("voodoo5")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         QVERIFY(r.err.contains("voodoo5"));
         r = cli({QStringLiteral("estimate"), m_config});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--gpu"), QStringLiteral("h100"),
                  QStringLiteral("--runtime"), QStringLiteral("vllm"), QStringLiteral("--kv-dtype"),
                  QStringLiteral("q4_0")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
         QVERIFY(r.err.contains("q4_0"));
         r = cli({QStringLiteral("estimate"), m_dir.filePath(QStringLiteral("missing.json")),
                  QStringLiteral("--gpu"), QStringLiteral("h100")});
-        QCOMPARE(r.code, 1);
+        QCOMPARE(r.exitCode, 1);
     }
 };
 

@@ -1,5 +1,7 @@
 // quantscope-cli sensitivity / formats: the real executable on the sample model and the PP-OCR weights,
 // every number checked against direct core calls.
+#include "app/cli_runner.h"
+
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/metrics.h"
@@ -18,10 +20,7 @@
 
 namespace {
 
-struct Run {
-    int exitCode = -1;
-    QByteArray out, err;
-};
+using Run = CliRun;
 
 // The CLI caches results; tests keep that cache in a directory of their own.
 const QTemporaryDir& cacheDir()
@@ -32,20 +31,9 @@ const QTemporaryDir& cacheDir()
 
 Run cli(const QStringList& args)
 {
-    QProcess p;
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     env.insert(QStringLiteral("QUANTSCOPE_CACHE_DIR"), cacheDir().path());
-    p.setProcessEnvironment(env);
-    p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), args);
-    Run r;
-    if (!p.waitForFinished(120000)) {
-        p.kill();
-        return r;
-    }
-    r.exitCode = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
-    r.out = p.readAllStandardOutput();
-    r.err = p.readAllStandardError();
-    return r;
+    return runQuantscopeCli(args, env);
 }
 
 bool close(double a, double b)

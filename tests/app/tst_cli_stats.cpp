@@ -1,5 +1,7 @@
 // quantscope-cli stats: the JSON numbers against an independent computation from the decoded weights, the
 // options, the cache and the error paths — through the real executable.
+#include "app/cli_runner.h"
+
 #include "core/model/model.h"
 #include "core/stats/histogram.h"
 #include "core/stats_reference.h"
@@ -14,25 +16,13 @@ using namespace qstest;
 
 namespace {
 
-struct Run {
-    int exitCode = -1;
-    QByteArray out, err;
-};
+using Run = CliRun;
 
 Run runCli(const QStringList& args, const QString& cacheDir)
 {
-    QProcess p;
     auto env = QProcessEnvironment::systemEnvironment();
     env.insert(QStringLiteral("QUANTSCOPE_CACHE_DIR"), cacheDir);
-    p.setProcessEnvironment(env);
-    p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), QStringList{QStringLiteral("stats")} + args);
-    Run r;
-    if (!p.waitForFinished(120000))
-        return r;
-    r.exitCode = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -2;
-    r.out = p.readAllStandardOutput();
-    r.err = p.readAllStandardError();
-    return r;
+    return runQuantscopeCli(QStringList{QStringLiteral("stats")} + args, env);
 }
 
 const QString kPpocr = QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors");
