@@ -53,10 +53,7 @@ ChannelView::ChannelView(QWidget* parent) : QWidget(parent)
     layout->addWidget(m_summary);
 
     m_stack = new QStackedWidget;
-    m_message = new QLabel;
-    m_message->setAlignment(Qt::AlignCenter);
-    m_message->setWordWrap(true);
-    m_message->setStyleSheet(QStringLiteral("color: #666;"));
+    m_message = plotMessageLabel();
     m_stack->addWidget(m_message);
     m_plot = new QCustomPlot;
     m_plot->setObjectName(QStringLiteral("channelPlot"));

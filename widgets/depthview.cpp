@@ -77,10 +77,7 @@ DepthView::DepthView(StatsStore* store, QWidget* parent) : QWidget(parent), m_st
     m_roles->setMaximumWidth(220);
     splitter->addWidget(m_roles);
     m_stack = new QStackedWidget;
-    m_message = new QLabel;
-    m_message->setAlignment(Qt::AlignCenter);
-    m_message->setWordWrap(true);
-    m_message->setStyleSheet(QStringLiteral("color: #666;"));
+    m_message = plotMessageLabel();
     m_stack->addWidget(m_message);
     m_plot = new QCustomPlot;
     m_plot->setObjectName(QStringLiteral("depthPlot"));

@@ -187,4 +187,13 @@ QString exportPlotDialog(QWidget* parent, QCustomPlot* plot, const QString& sugg
     return path;
 }
 
+QLabel* plotMessageLabel()
+{
+    auto* label = new QLabel;
+    label->setAlignment(Qt::AlignCenter);
+    label->setWordWrap(true);
+    label->setStyleSheet(QStringLiteral("color: #666;"));
+    return label;
+}
+
 } // namespace qs

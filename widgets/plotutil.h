@@ -11,6 +11,7 @@
 #include <vector>
 
 class QCustomPlot;
+class QLabel;
 class QWidget;
 
 namespace qs {
@@ -35,6 +36,8 @@ void putLegendAbove(QCustomPlot* plot, int wrap = 0);
 QIcon toolIcon(const char* themeName, const char* resource);
 // A label for a view's tool bar, with room on its left to separate it from the previous control.
 QWidget* toolbarLabel(const QString& text);
+// The grey, centred, word-wrapped label a plot view shows instead of its plot ("select a tensor", errors).
+QLabel* plotMessageLabel();
 // A palette of distinguishable series colours.
 QColor seriesColor(int index);
 
