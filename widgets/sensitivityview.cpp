@@ -1,5 +1,6 @@
 #include "widgets/sensitivityview.h"
 
+#include "core/model/tensorrole.h"
 #include "widgets/formatting.h"
 #include "widgets/plotutil.h"
 
@@ -362,7 +363,28 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
             emit cellClicked(m_tensors[row], barFormat());
     });
     barsLayout->addWidget(m_bars, 1);
-    splitter->addWidget(barsPage);
+
+    auto* curvesPage = new QWidget;
+    auto* curvesLayout = new QVBoxLayout(curvesPage);
+    curvesLayout->setContentsMargins(0, 4, 0, 0);
+    auto* curvesTitle = new QLabel(tr("SQNR vs bits per weight: mean per role, selected tensor bold"));
+    curvesTitle->setMinimumHeight(m_barFormat->sizeHint().height());
+    curvesLayout->addWidget(curvesTitle);
+    m_curves = new QCustomPlot(curvesPage);
+    m_curves->setObjectName(QStringLiteral("sensitivityCurves"));
+    stylePlot(m_curves);
+    m_curves->xAxis->setLabel(tr("bits per weight"));
+    m_curves->yAxis->setLabel(tr("SQNR (dB)"));
+    m_curves->legend->setVisible(true);
+    putLegendAbove(m_curves, 5);
+    curvesLayout->addWidget(m_curves, 1);
+
+    auto* plots = new QSplitter(Qt::Horizontal, splitter);
+    plots->addWidget(barsPage);
+    plots->addWidget(curvesPage);
+    plots->setStretchFactor(0, 1);
+    plots->setStretchFactor(1, 1);
+    splitter->addWidget(plots);
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 2);
     splitter->setSizes({390, 350});
@@ -406,6 +428,7 @@ void SensitivityView::clear()
     rescale();
     m_heatmap->relayout();
     updateBars();
+    updateCurves();
 }
 
 void SensitivityView::addResults(const std::vector<SensitivityResult>& results)
@@ -420,6 +443,7 @@ void SensitivityView::addResults(const std::vector<SensitivityResult>& results)
     m_heatmap->update();
     pickBarFormat();
     updateBars();
+    updateCurves();
 }
 
 void SensitivityView::setHighlighted(const QStringList& tensors)
@@ -427,6 +451,7 @@ void SensitivityView::setHighlighted(const QStringList& tensors)
     m_highlighted = tensors;
     m_heatmap->update();
     updateBars();
+    updateCurves();
     // Once laid out (the tab may be hidden now), bring the first selected row into view.
     QTimer::singleShot(0, this, &SensitivityView::scrollToHighlighted);
 }
@@ -643,6 +668,108 @@ void SensitivityView::updateBars()
     font.setPointSizeF(values.size() > 40 ? 7.0 : 8.0);
     m_bars->xAxis->setTickLabelFont(font);
     m_bars->replot();
+}
+
+std::vector<SensitivityView::Curve> SensitivityView::curves() const
+{
+    // Per curve and format: sums of bits and SQNR over the computed cells.
+    struct Sum {
+        double bits = 0, sqnr = 0;
+        int n = 0;
+    };
+    auto toCurve = [this](const QString& name, bool tensor, const std::vector<Sum>& sums) {
+        Curve curve{name, tensor, {}, {}};
+        std::vector<std::pair<double, double>> points;
+        for (const Sum& s : sums)
+            if (s.n > 0)
+                points.emplace_back(s.bits / s.n, s.sqnr / s.n);
+        std::sort(points.begin(), points.end());
+        for (const auto& [bits, sqnr] : points) {
+            curve.bits.push_back(bits);
+            curve.sqnrDb.push_back(sqnr);
+        }
+        return curve;
+    };
+    const size_t columns = size_t(m_formats.size());
+    std::vector<std::vector<Sum>> roles(size_t(TensorRole::Count), std::vector<Sum>(columns));
+    for (const auto& [key, r] : m_cells) {
+        if (!r.ok() || !std::isfinite(r.metrics.sqnrDb))
+            continue;
+        const TensorRole role = classifyTensor(m_tensors[key.first].toStdString()).role;
+        Sum& s = roles[size_t(role)][size_t(key.second)];
+        s.bits += r.bitsPerWeight;
+        s.sqnr += r.metrics.sqnrDb;
+        ++s.n;
+    }
+    std::vector<Curve> out;
+    for (size_t role = 0; role < roles.size(); ++role) {
+        Curve curve = toCurve(QString::fromLatin1(roleName(TensorRole(role))), false, roles[role]);
+        if (!curve.bits.empty())
+            out.push_back(std::move(curve));
+    }
+    for (const QString& name : m_highlighted) {
+        const int row = int(m_tensors.indexOf(name));
+        if (row < 0)
+            continue;
+        std::vector<Sum> sums(columns);
+        for (size_t c = 0; c < columns; ++c)
+            if (const SensitivityResult* r = result(row, int(c));
+                r && r->ok() && std::isfinite(r->metrics.sqnrDb))
+                sums[c] = {r->bitsPerWeight, r->metrics.sqnrDb, 1};
+        Curve curve = toCurve(name, true, sums);
+        if (!curve.bits.empty())
+            out.push_back(std::move(curve));
+    }
+    return out;
+}
+
+void SensitivityView::updateCurves()
+{
+    m_curves->clearGraphs();
+    const std::vector<Curve> lines = curves();
+    std::map<QString, QColor> roleColors;
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    double left = lo, right = -lo;
+    int roleIndex = 0;
+    for (const Curve& curve : lines) {
+        QCPGraph* graph = m_curves->addGraph();
+        QColor color;
+        if (!curve.tensor) {
+            color = seriesColor(roleIndex++);
+            roleColors[curve.name] = color;
+        } else {
+            const auto it =
+                roleColors.find(QString::fromLatin1(roleName(classifyTensor(curve.name.toStdString()).role)));
+            color = it != roleColors.end() ? it->second.darker(140) : QColor(Qt::black);
+        }
+        QString label = curve.name;
+        if (curve.tensor && label.endsWith(QLatin1String(".weight")))
+            label.chop(7);
+        graph->setName(label);
+        graph->setPen(QPen(color, curve.tensor ? 3.5 : 1.5));
+        graph->setScatterStyle(curve.tensor
+                                   ? QCPScatterStyle(QCPScatterStyle::ssDisc, color, color, 9)
+                                   : QCPScatterStyle(QCPScatterStyle::ssCircle, color, Qt::white, 6));
+        graph->setData(QVector<double>(curve.bits.begin(), curve.bits.end()),
+                       QVector<double>(curve.sqnrDb.begin(), curve.sqnrDb.end()), true);
+        for (size_t i = 0; i < curve.bits.size(); ++i) {
+            left = std::min(left, curve.bits[i]);
+            right = std::max(right, curve.bits[i]);
+            lo = std::min(lo, curve.sqnrDb[i]);
+            hi = std::max(hi, curve.sqnrDb[i]);
+        }
+    }
+    if (lines.empty()) {
+        m_curves->xAxis->setRange(0, 17);
+        m_curves->yAxis->setRange(0, 60);
+    } else {
+        const double dx = std::max(0.5, (right - left) * 0.05);
+        const double dy = std::max(1.0, (hi - lo) * 0.06);
+        m_curves->xAxis->setRange(std::max(0.0, left - dx), right + dx);
+        m_curves->yAxis->setRange(lo - dy, hi + dy);
+    }
+    m_curves->legend->setVisible(!lines.empty());
+    m_curves->replot();
 }
 
 } // namespace qs

@@ -1,8 +1,9 @@
 #pragma once
 // The sensitivity matrix as a heatmap (tensors down, formats across, colour = SQNR in dB with its scale),
-// plus the per-tensor SQNR of one chosen format as bars in model order. Cells a format cannot encode are
-// hatched grey and read "n/a". Hovering a cell tells its numbers; clicking it reports (tensor, format) so the
-// window can select the tensor and overlay the format's grid on its histogram.
+// plus the per-tensor SQNR of one chosen format as bars in model order and, beside it, SQNR against bits per
+// weight: one curve per role (the mean over its tensors) and the selected tensors' own curves. Cells a format
+// cannot encode are hatched grey and read "n/a". Hovering a cell tells its numbers; clicking it reports
+// (tensor, format) so the window can select the tensor and overlay the format's grid on its histogram.
 //
 // The view only displays: it is fed the layout (setTensors / setFormats) and then results as they stream in.
 
@@ -65,6 +66,18 @@ public:
     // The bar chart's values (NaN where missing / n/a), one per tensor.
     std::vector<double> barValues() const;
 
+    // One line of the "SQNR vs bits per weight" plot, points sorted by bits. A role's point for a format is
+    // the mean over its tensors' computed cells (n/a and infinite SQNR skipped), at their mean bits.
+    struct Curve {
+        QString name; // the role ("attn_q") or, for a selected tensor, its name
+        bool tensor = false;
+        std::vector<double> bits;
+        std::vector<double> sqnrDb;
+    };
+    // Role curves in role order, then the selected tensors' curves.
+    std::vector<Curve> curves() const;
+    QCustomPlot* curvePlot() const { return m_curves; }
+
 signals:
     void computeRequested();
     void cancelRequested();
@@ -78,6 +91,7 @@ private:
     void scrollToHighlighted();
     void rescale();
     void updateBars();
+    void updateCurves();
     void pickBarFormat();
 
     QStringList m_tensors;
@@ -96,6 +110,7 @@ private:
     QWidget* m_legend = nullptr; // the colour scale; repainted when the range changes
     QComboBox* m_barFormat = nullptr;
     QCustomPlot* m_bars = nullptr;
+    QCustomPlot* m_curves = nullptr;
 };
 
 } // namespace qs

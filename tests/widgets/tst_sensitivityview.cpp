@@ -1,5 +1,5 @@
 // SensitivityView: fed hand-made results, checks the painted cells (colour scale, n/a hatching, text),
-// the tooltip, the bar chart's values and the (tensor, format) reported by a click.
+// the tooltip, the bar chart's values, the (tensor, format) reported by a click and the SQNR-vs-bits curves.
 
 #include "widgets/sensitivityview.h"
 
@@ -46,6 +46,7 @@ private slots:
     void cellsColoursAndText();
     void clickReportsTensorAndFormat();
     void barsFollowChosenFormat();
+    void curvesPerRoleAndSelection();
 };
 
 void TestSensitivityView::cellsColoursAndText()
@@ -169,6 +170,71 @@ void TestSensitivityView::barsFollowChosenFormat()
     QCOMPARE(clicked.count(), 1);
     QCOMPARE(clicked.at(0).at(0).toString(), QStringLiteral("b.weight"));
     QCOMPARE(clicked.at(0).at(1).toString(), QStringLiteral("Q4_K"));
+}
+
+void TestSensitivityView::curvesPerRoleAndSelection()
+{
+    SensitivityView view;
+    // Columns deliberately not in bits order: the curves sort their points by bits per weight.
+    view.setFormats({QStringLiteral("BF16"), QStringLiteral("Q8_0"), QStringLiteral("Q4_K")});
+    view.setTensors({QStringLiteral("blk.0.attn_q.weight"), QStringLiteral("blk.1.attn_q.weight"),
+                     QStringLiteral("blk.0.ffn_down.weight")});
+    view.addResults(
+        {cell("blk.0.attn_q.weight", "BF16", 48, 16, 1), cell("blk.0.attn_q.weight", "Q8_0", 35, 8.5, 1),
+         cell("blk.0.attn_q.weight", "Q4_K", 20, 4.5, 1), cell("blk.1.attn_q.weight", "BF16", 50, 16, 1),
+         cell("blk.1.attn_q.weight", "Q8_0", 37, 8.5, 1), failed("blk.1.attn_q.weight", "Q4_K", "no"),
+         cell("blk.0.ffn_down.weight", "BF16", INFINITY, 16, 1), // lossless: no point
+         cell("blk.0.ffn_down.weight", "Q8_0", 33, 8.5, 1),
+         cell("blk.0.ffn_down.weight", "Q4_K", 18, 4.5, 1)});
+    using V = std::vector<double>;
+    auto curves = view.curves();
+    QCOMPARE(curves.size(), size_t(2));
+    // attn_q: Q4_K only blk.0 (blk.1 is n/a) = 20; Q8_0 (35+37)/2 = 36; BF16 (48+50)/2 = 49.
+    QCOMPARE(curves[0].name, QStringLiteral("attn_q"));
+    QVERIFY(!curves[0].tensor);
+    QCOMPARE(curves[0].bits, (V{4.5, 8.5, 16}));
+    QCOMPARE(curves[0].sqnrDb, (V{20, 36, 49}));
+    // mlp_down: BF16 is infinite and skipped.
+    QCOMPARE(curves[1].name, QStringLiteral("mlp_down"));
+    QCOMPARE(curves[1].bits, (V{4.5, 8.5}));
+    QCOMPARE(curves[1].sqnrDb, (V{18, 33}));
+
+    // Selecting a tensor adds its own curve on top, thicker, named after it.
+    view.setHighlighted({QStringLiteral("blk.1.attn_q.weight")});
+    curves = view.curves();
+    QCOMPARE(curves.size(), size_t(3));
+    QVERIFY(curves[2].tensor);
+    QCOMPARE(curves[2].name, QStringLiteral("blk.1.attn_q.weight"));
+    QCOMPARE(curves[2].bits, (V{8.5, 16}));
+    QCOMPARE(curves[2].sqnrDb, (V{37, 50}));
+
+    // What the plot holds: one graph per curve with those points, the tensor's drawn last and thicker.
+    QCustomPlot* plot = view.curvePlot();
+    QCOMPARE(plot->graphCount(), 3);
+    auto points = [plot](int g) {
+        std::vector<std::pair<double, double>> out;
+        for (auto it = plot->graph(g)->data()->constBegin(); it != plot->graph(g)->data()->constEnd(); ++it)
+            out.emplace_back(it->key, it->value);
+        return out;
+    };
+    using P = std::vector<std::pair<double, double>>;
+    QCOMPARE(points(0), (P{{4.5, 20}, {8.5, 36}, {16, 49}}));
+    QCOMPARE(points(1), (P{{4.5, 18}, {8.5, 33}}));
+    QCOMPARE(points(2), (P{{8.5, 37}, {16, 50}}));
+    QCOMPARE(plot->graph(0)->name(), QStringLiteral("attn_q"));
+    QCOMPARE(plot->graph(2)->name(), QStringLiteral("blk.1.attn_q"));
+    QVERIFY(plot->graph(2)->pen().widthF() > 2 * plot->graph(0)->pen().widthF());
+    QVERIFY(plot->graph(0)->scatterStyle().shape() != QCPScatterStyle::ssNone);
+    QCOMPARE(plot->graph(0)->lineStyle(), QCPGraph::lsLine);
+    QVERIFY(plot->xAxis->range().contains(4.5) && plot->xAxis->range().contains(16));
+    QVERIFY(plot->yAxis->range().contains(18) && plot->yAxis->range().contains(50));
+
+    // Deselecting drops the tensor's curve; clearing drops everything.
+    view.setHighlighted({});
+    QCOMPARE(plot->graphCount(), 2);
+    view.clear();
+    QCOMPARE(plot->graphCount(), 0);
+    QVERIFY(view.curves().empty());
 }
 
 QTEST_MAIN(TestSensitivityView)
