@@ -178,9 +178,16 @@ void FootprintPanel::refresh()
                            .arg(formatCount(m_weights.parameters)));
 
     try {
-        const PlanErrorSummary e = planError(m_document->plan(), layout, {});
+        const PlanErrorSummary e = planError(m_document->plan(), layout, m_errors);
+        QString source;
+        if (m_errors.empty() || e.measured == 0)
+            source = tr("size proxy, no sensitivity measured");
+        else if (e.missing + e.proxied > 0)
+            source = tr("measured for %1 tensors, size proxy for %2").arg(e.measured).arg(e.missing + e.proxied);
+        else
+            source = tr("measured: total squared error");
         m_summary->setText(m_summary->text() +
-                           tr("<br>Predicted error (size proxy, no sensitivity measured): %1").arg(formatStat(e.error)));
+                           tr("<br>Predicted error (%1): %2").arg(source, formatStat(e.error)));
     } catch (const std::exception&) {
     }
     const FootprintRequest req = request();
@@ -272,6 +279,14 @@ void FootprintPanel::refresh()
     m_plot->xAxis->setRange(0, xMax * 1.05);
     m_plot->xAxis->setLabel(tr("GiB per GPU (context %1, batch %2)").arg(req.context).arg(req.batch));
     m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+QString FootprintPanel::summaryText() const { return m_summary->text(); }
+
+void FootprintPanel::setErrorTable(ErrorTable errors)
+{
+    m_errors = std::move(errors);
+    refresh();
 }
 
 } // namespace qs

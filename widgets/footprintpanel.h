@@ -3,6 +3,7 @@
 // a stacked bar (weights / KV cache / overhead) against the memory the runtime may use, with fit,
 // headroom, maximum context and a bandwidth bound on decode speed (core/plan/memory.h).
 
+#include "core/plan/budget.h"
 #include "core/plan/gpucatalog.h"
 #include "core/plan/memory.h"
 
@@ -30,12 +31,15 @@ public:
 
     // GPU ids (catalogue keys) to compare against.
     void setGpus(const QStringList& ids);
+    // Measured errors (errorTableFromSensitivity) for the predicted-error line; empty: the size proxy.
+    void setErrorTable(ErrorTable errors);
     QStringList gpus() const;
     // The figures shown, for tests.
     uint64_t weightBytes() const { return m_weights.bytes; }
     double bitsPerWeight() const;
     const std::vector<GpuFit>& fits() const { return m_fits; }
     QCustomPlot* plot() const { return m_plot; }
+    QString summaryText() const; // the weights / predicted-error lines, as rich text
 
 public slots:
     void refresh();
@@ -46,6 +50,7 @@ private:
     PlanDocument* m_document;
     GpuCatalog m_catalog;
     WeightSummary m_weights;
+    ErrorTable m_errors;
     std::vector<GpuFit> m_fits;
     std::vector<const GpuSpec*> m_shownGpus;
 

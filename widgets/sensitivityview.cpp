@@ -369,6 +369,8 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     curvesLayout->setContentsMargins(0, 4, 0, 0);
     auto* curvesTitle = new QLabel(tr("SQNR vs bits per weight: mean per role, selected tensor bold"));
     curvesTitle->setMinimumHeight(m_barFormat->sizeHint().height());
+    // The title must not set the window's minimum width (the tab shares the window with the other views).
+    curvesTitle->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
     curvesLayout->addWidget(curvesTitle);
     m_curves = new QCustomPlot(curvesPage);
     m_curves->setObjectName(QStringLiteral("sensitivityCurves"));

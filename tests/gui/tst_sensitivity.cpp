@@ -4,9 +4,13 @@
 
 #include "app/gui/mainwindow.h"
 #include "core/model/model.h"
+#include "core/plan/budget.h"
 #include "core/quant/format.h"
 #include "core/quant/sensitivity.h"
+#include "widgets/footprintpanel.h"
+#include "widgets/formatting.h"
 #include "widgets/histogramview.h"
+#include "widgets/plandocument.h"
 #include "widgets/sensitivitystore.h"
 #include "widgets/sensitivityview.h"
 
@@ -113,6 +117,16 @@ void TestSensitivity::computesMatrixLikeTheCore()
     const SensitivityResult* again = view->result(row, q8);
     QVERIFY(again && again->fromCache);
     QCOMPARE(again->metrics.sqnrDb, direct[0].metrics.sqnrDb);
+
+    // The footprint panel's predicted error is now the measured total for the current plan.
+    const PlanErrorSummary planned =
+        planError(window.planDocument()->plan(), window.planDocument()->layout(),
+                  errorTableFromSensitivity(window.sensitivityStore()->results()));
+    QVERIFY(planned.measured > 0);
+    const QString footprint = window.footprintPanel()->summaryText();
+    QVERIFY2(footprint.contains(QStringLiteral("measured")), qPrintable(footprint));
+    QVERIFY2(footprint.contains(formatStat(planned.error)), qPrintable(footprint));
+    QVERIFY(!footprint.contains(QStringLiteral("no sensitivity measured")));
 
     // Fit to budget now predicts with the measured errors.
     QStringList errors;
