@@ -899,6 +899,7 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> model)
     m_stats->setModel(m_model);
     m_histogram->setModel(m_model);
     m_sensitivity->setModel(m_model);
+    m_footprint->setErrorTable({}); // measurements belong to the previous model
     m_sensitivityView->setTensors(m_sensitivity->tensors());
     m_sensitivityView->setMessage(
         m_model->format() == ModelFormat::ConfigOnly
@@ -1291,6 +1292,7 @@ void MainWindow::onSensitivityFinished(bool cancelled, const QString& error)
             tr("Cancelled. Press Compute to start again (finished tensors are cached)."));
         statusBar()->showMessage(tr("Sensitivity matrix cancelled"), 5000);
     } else {
+        m_footprint->setErrorTable(errorTableFromSensitivity(m_sensitivity->results()));
         const QString cells = countNoun(m_sensitivity->resultCount(), "cell", "cells");
         statusBar()->showMessage(tr("Sensitivity matrix done: %1").arg(cells), 5000);
     }
