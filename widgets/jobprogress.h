@@ -13,9 +13,9 @@
 
 namespace qs {
 
-class JobProgress {
+class PolledJobProgress {
 public:
-    JobProgress()
+    PolledJobProgress()
         : m_job([this](double fraction, const std::string& stage) {
               m_fraction.store(fraction, std::memory_order_relaxed);
               std::lock_guard lock(m_mutex);
@@ -23,8 +23,8 @@ public:
           })
     {
     }
-    JobProgress(const JobProgress&) = delete;
-    JobProgress& operator=(const JobProgress&) = delete;
+    PolledJobProgress(const PolledJobProgress&) = delete;
+    PolledJobProgress& operator=(const PolledJobProgress&) = delete;
 
     JobControl* job() { return &m_job; }
     void cancel() { m_job.cancel(); }

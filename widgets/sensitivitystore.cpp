@@ -13,7 +13,7 @@
 namespace qs {
 
 struct SensitivityStore::Shared {
-    JobProgress progress;
+    PolledJobProgress progress;
     std::mutex mutex;
     std::vector<SensitivityResult> queue; // guarded by mutex
     bool workerDone = false;              // guarded by mutex

@@ -12,7 +12,7 @@
 namespace qs {
 
 struct StatsStore::Shared {
-    JobProgress progress;
+    PolledJobProgress progress;
     std::mutex mutex;
     std::vector<std::pair<size_t, TensorStats>> queue; // guarded by mutex
     bool workerDone = false;                          // guarded by mutex

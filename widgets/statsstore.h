@@ -16,7 +16,7 @@
 
 namespace qs {
 
-class JobProgress;
+class PolledJobProgress;
 
 class StatsStore final : public QObject {
     Q_OBJECT

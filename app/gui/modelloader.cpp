@@ -15,7 +15,7 @@ ModelLoader::ModelLoader(QObject* parent) : QObject(parent)
 
 ModelLoader::~ModelLoader()
 {
-    // The worker only holds its own JobProgress; cancelling lets it finish quickly on its own.
+    // The worker only holds its own PolledJobProgress; cancelling lets it finish quickly on its own.
     if (m_progress)
         m_progress->cancel();
 }
@@ -28,7 +28,7 @@ void ModelLoader::load(const QString& path)
         m_watcher->deleteLater();
     }
     m_path = path;
-    m_progress = std::make_shared<JobProgress>();
+    m_progress = std::make_shared<PolledJobProgress>();
     auto job = m_progress;
     const std::filesystem::path fsPath = path.toStdString();
     m_watcher = new QFutureWatcher<Result>(this);

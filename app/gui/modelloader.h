@@ -13,7 +13,7 @@
 
 namespace qs {
 
-class JobProgress;
+class PolledJobProgress;
 
 class ModelLoader final : public QObject {
     Q_OBJECT
@@ -47,7 +47,7 @@ private:
     void poll();
 
     QFutureWatcher<Result>* m_watcher = nullptr;
-    std::shared_ptr<JobProgress> m_progress;
+    std::shared_ptr<PolledJobProgress> m_progress;
     QTimer m_pollTimer;
     QString m_path;
     bool m_running = false; // from load() until a result signal was emitted
