@@ -77,10 +77,10 @@ JobRunner::~JobRunner()
     m_tracker->runner = nullptr;
 }
 
-JobHandle* JobRunner::start(std::shared_ptr<Job> job)
+JobHandle* JobRunner::start(std::shared_ptr<Job> job, int pollMs)
 {
     m_handles.removeIf([](const QPointer<JobHandle>& h) { return !h || h->isFinished(); });
-    auto* handle = new JobHandle(job, m_pollMs, this);
+    auto* handle = new JobHandle(job, pollMs > 0 ? pollMs : m_pollMs, this);
     m_handles.append(handle);
     QPointer<JobHandle> guard(handle);
     auto tracker = m_tracker;

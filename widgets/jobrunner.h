@@ -70,8 +70,9 @@ public:
     explicit JobRunner(QObject* parent = nullptr);
     ~JobRunner() override; // cancels running jobs and waits for them
 
-    // Starts the job now (the pool always has a thread for a job). The handle is owned by the runner.
-    JobHandle* start(std::shared_ptr<Job> job);
+    // Starts the job now (the pool always has a thread for a job). The handle is owned by the runner and
+    // polls every pollMs (0: the runner's interval).
+    JobHandle* start(std::shared_ptr<Job> job, int pollMs = 0);
     QList<JobHandle*> running() const;
     void cancelAll();
     // Blocks until every started job's run() has returned, or timeoutMs passed (then false). It waits on the

@@ -1,45 +1,35 @@
 #include "widgets/sensitivitystore.h"
 
+#include "core/jobs/jobs.h"
 #include "core/quant/format.h"
-#include "core/util/error.h"
-#include "widgets/jobprogress.h"
-
-#include <QFutureWatcher>
-#include <QtConcurrent/QtConcurrentRun>
-#include <algorithm>
-#include <mutex>
-#include <thread>
+#include "core/util/threadpool.h"
+#include "widgets/jobrunner.h"
 
 namespace qs {
-
-struct SensitivityStore::Shared {
-    PolledJobProgress progress;
-    std::mutex mutex;
-    std::vector<SensitivityResult> queue; // guarded by mutex
-    bool workerDone = false;              // guarded by mutex
-    bool cancelled = false;
-    QString error;
-};
 
 SensitivityStore::SensitivityStore(QObject* parent) : QObject(parent)
 {
     for (const std::string& f : defaultSensitivityFormats())
         m_formats << QString::fromStdString(f);
-    m_deliveryTimer.setInterval(100);
-    connect(&m_deliveryTimer, &QTimer::timeout, this, &SensitivityStore::deliver);
 }
 
 SensitivityStore::~SensitivityStore()
 {
-    if (m_shared)
-        m_shared->progress.cancel();
+    cancel();
+}
+
+JobRunner* SensitivityStore::runner()
+{
+    if (!m_runner)
+        m_runner = new JobRunner(this);
+    return m_runner;
 }
 
 void SensitivityStore::setModel(std::shared_ptr<const Model> model)
 {
     cancel();
-    m_shared.reset();
-    m_deliveryTimer.stop();
+    m_job.reset();
+    m_handle = nullptr;
     m_running = false;
     m_model = std::move(model);
     m_results.clear();
@@ -60,52 +50,40 @@ void SensitivityStore::compute()
 {
     if (!m_model || m_running || m_model->format() == ModelFormat::ConfigOnly)
         return;
-    SensitivityOptions options;
+    SensitivityParams params{m_model, {}};
     for (const QString& f : m_formats)
-        options.formats.push_back(f.toStdString());
-    options.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
-    options.useCache = true;
-    auto shared = std::make_shared<Shared>();
-    m_shared = shared;
+        params.options.formats.push_back(f.toStdString());
+    params.options.threads = std::max(1u, resolveThreads(0) - 1);
+    params.options.useCache = true;
+    auto job = std::make_shared<SensitivityJob>(std::move(params));
+    m_job = job;
     m_running = true;
-    auto model = m_model;
-    auto* watcher = new QFutureWatcher<void>(this);
-    connect(watcher, &QFutureWatcher<void>::finished, this, [this, watcher, shared] {
-        watcher->deleteLater();
-        if (shared == m_shared)
+    m_handle = runner()->start(job, m_deliveryMs);
+    connect(m_handle, &JobHandle::progressChanged, this, [this, job] {
+        if (job == m_job)
             deliver();
     });
-    watcher->setFuture(QtConcurrent::run([shared, model, options] {
-        try {
-            computeSensitivity(
-                *model, options,
-                [&shared](const SensitivityResult& r) {
-                    std::lock_guard lock(shared->mutex);
-                    shared->queue.push_back(r);
-                },
-                shared->progress.job());
-        } catch (const CancelledError&) {
-            shared->cancelled = true;
-        } catch (const std::exception& e) {
-            shared->error = QString::fromStdString(e.what());
-        }
-        std::lock_guard lock(shared->mutex);
-        shared->workerDone = true;
-    }));
-    m_deliveryTimer.start();
+    connect(m_handle, &JobHandle::finished, this, [this, job](JobStatus status, const QString& error) {
+        if (job != m_job)
+            return;
+        deliver();
+        m_running = false;
+        emit progressChanged(1.0, {});
+        emit finished(status == JobStatus::Cancelled, error);
+    });
     emit started();
     emit progressChanged(0.0, tr("Computing sensitivity"));
 }
 
 void SensitivityStore::cancel()
 {
-    if (m_shared)
-        m_shared->progress.cancel();
+    if (m_job)
+        m_job->cancel();
 }
 
 double SensitivityStore::progress() const
 {
-    return m_shared ? m_shared->progress.fraction() : 0.0;
+    return m_job ? m_job->control().progress().fraction : 0.0;
 }
 
 const SensitivityResult* SensitivityStore::result(const QString& tensor, const QString& format) const
@@ -125,30 +103,16 @@ std::vector<SensitivityResult> SensitivityStore::results() const
 
 void SensitivityStore::deliver()
 {
-    if (!m_shared)
+    if (!m_job)
         return;
-    std::vector<SensitivityResult> batch;
-    bool done = false;
-    {
-        std::lock_guard lock(m_shared->mutex);
-        batch.swap(m_shared->queue);
-        done = m_shared->workerDone;
-    }
+    const std::vector<SensitivityResult> batch = m_job->finishedCells().take();
     if (!batch.empty()) {
         for (const SensitivityResult& r : batch)
             m_results[{QString::fromStdString(r.tensor), QString::fromStdString(r.format)}] = r;
         emit resultsReady(batch);
     }
-    if (!m_running)
-        return;
-    if (done) {
-        m_running = false;
-        m_deliveryTimer.stop();
-        emit progressChanged(1.0, {});
-        emit finished(m_shared->cancelled, m_shared->error);
-    } else {
-        emit progressChanged(m_shared->progress.fraction(), m_shared->progress.stage());
-    }
+    if (m_running && m_handle)
+        emit progressChanged(m_handle->progress().fraction, QString::fromStdString(m_handle->progress().stage));
 }
 
 } // namespace qs

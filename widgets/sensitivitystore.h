@@ -1,20 +1,25 @@
 #pragma once
-// The sensitivity matrix of the open model, computed in the background (qs::computeSensitivity) the same way
-// StatsStore runs the statistics: the worker queues finished cells, a 10 Hz timer hands them to the UI thread
-// in batches, and a model change simply abandons a running worker (it keeps its own state alive).
+// The sensitivity matrix of the open model, computed as a core SensitivityJob through the one job runner
+// (widgets/jobrunner.h), like StatsStore's statistics: the worker queues finished cells, the runner's 10 Hz
+// progress tick hands them to the UI thread in batches, and a model change simply abandons a running job
+// (the worker keeps it alive until it ends).
 
 #include "core/model/model.h"
 #include "core/quant/sensitivity.h"
 
 #include <QObject>
 #include <QStringList>
-#include <QTimer>
+#include <QPointer>
 #include <map>
 #include <memory>
 #include <utility>
 #include <vector>
 
 namespace qs {
+
+class JobHandle;
+class JobRunner;
+class SensitivityJob;
 
 class SensitivityStore final : public QObject {
     Q_OBJECT
@@ -23,6 +28,10 @@ class SensitivityStore final : public QObject {
 public:
     explicit SensitivityStore(QObject* parent = nullptr);
     ~SensitivityStore() override;
+
+    // The runner jobs start on (the window's, so they show in its job area); without one the store
+    // makes its own.
+    void setJobRunner(JobRunner* runner) { m_runner = runner; }
 
     // Drops all results (cancelling a running computation) and remembers the model.
     void setModel(std::shared_ptr<const Model> model);
@@ -34,7 +43,7 @@ public:
     // The tensors the matrix covers (isSensitivityCandidate), in model order.
     QStringList tensors() const;
 
-    // Computes every cell (cached cells come back at once). One worker per core but one.
+    // Computes every cell (cached cells come back at once). One worker per thread of the policy but one.
     void compute();
     void cancel();
     bool isRunning() const { return m_running; }
@@ -46,7 +55,7 @@ public:
     // Every cell that arrived (failed ones included), for errorTableFromSensitivity.
     std::vector<SensitivityResult> results() const;
 
-    void setDeliveryInterval(int ms) { m_deliveryTimer.setInterval(ms); }
+    void setDeliveryInterval(int ms) { m_deliveryMs = ms; }
 
 signals:
     void started();
@@ -56,14 +65,16 @@ signals:
     void cleared();
 
 private:
-    struct Shared;
+    JobRunner* runner();
     void deliver();
 
     std::shared_ptr<const Model> m_model;
     QStringList m_formats;
     std::map<std::pair<QString, QString>, SensitivityResult> m_results;
-    std::shared_ptr<Shared> m_shared;
-    QTimer m_deliveryTimer;
+    JobRunner* m_runner = nullptr;
+    std::shared_ptr<SensitivityJob> m_job; // the running (or last) job; a replaced job is ignored
+    QPointer<JobHandle> m_handle;
+    int m_deliveryMs = 100;
     bool m_running = false;
 };
 

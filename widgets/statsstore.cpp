@@ -1,42 +1,30 @@
 #include "widgets/statsstore.h"
 
-#include "core/util/error.h"
-#include "widgets/jobprogress.h"
-
-#include <QFutureWatcher>
-#include <QtConcurrent/QtConcurrentRun>
-
-#include <algorithm>
-#include <thread>
+#include "core/jobs/jobs.h"
+#include "core/util/threadpool.h"
+#include "widgets/jobrunner.h"
 
 namespace qs {
 
-struct StatsStore::Shared {
-    PolledJobProgress progress;
-    std::mutex mutex;
-    std::vector<std::pair<size_t, TensorStats>> queue; // guarded by mutex
-    bool workerDone = false;                          // guarded by mutex
-    bool cancelled = false;
-    QString error;
-};
-
-StatsStore::StatsStore(QObject* parent) : QObject(parent)
-{
-    m_deliveryTimer.setInterval(100);
-    connect(&m_deliveryTimer, &QTimer::timeout, this, &StatsStore::deliver);
-}
+StatsStore::StatsStore(QObject* parent) : QObject(parent) {}
 
 StatsStore::~StatsStore()
 {
-    if (m_shared)
-        m_shared->progress.cancel();
+    cancel(); // the worker keeps its own job alive and ends soon
+}
+
+JobRunner* StatsStore::runner()
+{
+    if (!m_runner)
+        m_runner = new JobRunner(this);
+    return m_runner;
 }
 
 void StatsStore::setModel(std::shared_ptr<const Model> model)
 {
     cancel();
-    m_shared.reset(); // a running worker keeps its own reference and is ignored from now on
-    m_deliveryTimer.stop();
+    m_job.reset(); // a running job is ignored from now on
+    m_handle = nullptr;
     m_running = false;
     m_model = std::move(model);
     m_stats.clear();
@@ -49,56 +37,46 @@ void StatsStore::analyze(const StatsOptions& baseOptions)
 {
     if (!m_model || m_running)
         return;
-    StatsOptions options = baseOptions;
+    StatsParams params{m_model, baseOptions};
     // Leave one core to the UI thread: the analysis is memory-bound, the user is waiting on the window.
-    if (options.threads == 0)
-        options.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
-    options.tensors.clear();
+    if (params.options.threads == 0)
+        params.options.threads = std::max(1u, resolveThreads(0) - 1);
+    params.options.tensors.clear();
     for (size_t i = 0; i < m_stats.size(); ++i)
         if (!m_stats[i])
-            options.tensors.push_back(i);
-    if (options.tensors.empty()) {
+            params.options.tensors.push_back(i);
+    if (params.options.tensors.empty()) {
         emit finished(false, {});
         return;
     }
-    auto shared = std::make_shared<Shared>();
-    m_shared = shared;
+    auto job = std::make_shared<StatsJob>(std::move(params));
+    m_job = job;
     m_running = true;
-    auto model = m_model;
-    auto* watcher = new QFutureWatcher<void>(this);
-    connect(watcher, &QFutureWatcher<void>::finished, this, [this, watcher, shared] {
-        watcher->deleteLater();
-        if (shared == m_shared)
-            onWorkerDone();
+    m_handle = runner()->start(job, m_deliveryMs);
+    connect(m_handle, &JobHandle::progressChanged, this, [this, job] {
+        if (job == m_job)
+            deliver();
     });
-    watcher->setFuture(QtConcurrent::run([shared, model, options] {
-        try {
-            analyzeModel(*model, options, shared->progress.job(), [&shared](size_t index, const TensorStats& s) {
-                std::lock_guard lock(shared->mutex);
-                shared->queue.emplace_back(index, s);
-            });
-        } catch (const CancelledError&) {
-            shared->cancelled = true;
-        } catch (const std::exception& e) {
-            shared->error = QString::fromStdString(e.what());
-        }
-        std::lock_guard lock(shared->mutex);
-        shared->workerDone = true;
-    }));
-    m_deliveryTimer.start();
+    connect(m_handle, &JobHandle::finished, this, [this, job](JobStatus status, const QString& error) {
+        if (job != m_job)
+            return;
+        deliver(); // whatever the worker queued last
+        m_running = false;
+        emit finished(status == JobStatus::Cancelled, error);
+    });
     emit started();
     emit progressChanged(0.0, tr("Analysing"));
 }
 
 void StatsStore::cancel()
 {
-    if (m_shared)
-        m_shared->progress.cancel();
+    if (m_job)
+        m_job->cancel();
 }
 
 double StatsStore::progress() const
 {
-    return m_shared ? m_shared->progress.fraction() : 0.0;
+    return m_job ? m_job->control().progress().fraction : 0.0;
 }
 
 const TensorStats* StatsStore::stats(size_t tensorIndex) const
@@ -127,13 +105,9 @@ int StatsStore::tensorIndex(const QString& tensorName) const
 
 void StatsStore::deliver()
 {
-    if (!m_shared)
+    if (!m_job)
         return;
-    std::vector<std::pair<size_t, TensorStats>> batch;
-    {
-        std::lock_guard lock(m_shared->mutex);
-        batch.swap(m_shared->queue);
-    }
+    auto batch = m_job->finishedTensors().take();
     if (!batch.empty()) {
         std::vector<size_t> indices;
         indices.reserve(batch.size());
@@ -147,18 +121,8 @@ void StatsStore::deliver()
         }
         emit tensorsReady(indices);
     }
-    if (m_running)
-        emit progressChanged(m_shared->progress.fraction(), m_shared->progress.stage());
-}
-
-void StatsStore::onWorkerDone()
-{
-    deliver(); // whatever the worker queued last
-    m_deliveryTimer.stop();
-    m_running = false;
-    const bool cancelled = m_shared->cancelled || m_shared->progress.cancelled();
-    const QString error = m_shared->error;
-    emit finished(cancelled, error);
+    if (m_running && m_handle)
+        emit progressChanged(m_handle->progress().fraction, QString::fromStdString(m_handle->progress().stage));
 }
 
 } // namespace qs

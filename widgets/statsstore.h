@@ -1,13 +1,14 @@
 #pragma once
 // Statistics of the open model's tensors, shared by every analysis view. The whole-model analysis runs
-// in the background (qs::analyzeModel); finished tensors are queued by the worker and delivered to the UI
-// thread in batches by a 10 Hz timer, so a model with thousands of tensors never floods the event loop.
+// as a core StatsJob through the one job runner (widgets/jobrunner.h); finished tensors are queued by the
+// worker and drained on the runner's 10 Hz progress tick, so a model with thousands of tensors never
+// floods the event loop.
 
 #include "core/model/model.h"
 #include "core/stats/stats.h"
 
 #include <QObject>
-#include <QTimer>
+#include <QPointer>
 
 #include <memory>
 #include <mutex>
@@ -16,7 +17,9 @@
 
 namespace qs {
 
-class PolledJobProgress;
+class JobHandle;
+class JobRunner;
+class StatsJob;
 
 class StatsStore final : public QObject {
     Q_OBJECT
@@ -26,12 +29,16 @@ public:
     explicit StatsStore(QObject* parent = nullptr);
     ~StatsStore() override;
 
+    // The runner jobs start on (the window's, so they show in its job area); without one the store
+    // makes its own.
+    void setJobRunner(JobRunner* runner) { m_runner = runner; }
+
     // Drops all results (cancelling a running analysis) and remembers the model.
     void setModel(std::shared_ptr<const Model> model);
     const std::shared_ptr<const Model>& model() const { return m_model; }
 
     // Analyses every tensor without results yet (cached ones come back at once). options.threads == 0
-    // means one worker per core but one, so the UI thread keeps a core.
+    // means one worker per thread of the thread policy but one, so the UI thread keeps a core.
     void analyze(const StatsOptions& options = {});
     void cancel();
     bool isRunning() const { return m_running; }
@@ -46,7 +53,7 @@ public:
     size_t doneCount() const { return m_done; }
 
     // Interval at which finished tensors are handed to the UI thread.
-    void setDeliveryInterval(int ms) { m_deliveryTimer.setInterval(ms); }
+    void setDeliveryInterval(int ms) { m_deliveryMs = ms; }
 
 signals:
     void started();
@@ -58,15 +65,16 @@ signals:
     void cleared();
 
 private:
-    struct Shared; // worker-to-UI queue, outlives this object if a worker still runs
+    JobRunner* runner();
     void deliver();
-    void onWorkerDone();
 
     std::shared_ptr<const Model> m_model;
     std::vector<std::shared_ptr<const TensorStats>> m_stats;
     size_t m_done = 0;
-    std::shared_ptr<Shared> m_shared;
-    QTimer m_deliveryTimer;
+    JobRunner* m_runner = nullptr;
+    std::shared_ptr<StatsJob> m_job; // the running (or last) job; a replaced job is ignored
+    QPointer<JobHandle> m_handle;
+    int m_deliveryMs = 100;
     bool m_running = false;
 };
 

@@ -1,34 +1,34 @@
 #pragma once
-// Opens models in the background. One load at a time: starting a new one cancels the previous, whose
-// result is then dropped. Progress is polled from the job at 10 Hz; results arrive through signals on
-// the UI thread. Failures become a message (qs::FormatError's text names the field and byte offset).
+// Opens models in the background as a core LoadJob through the one job runner (widgets/jobrunner.h). One
+// load at a time: starting a new one cancels the previous, whose result is then dropped. Results arrive
+// through signals on the UI thread. Failures become a message (qs::FormatError's text names the field and
+// byte offset).
 
 #include "core/model/model.h"
+#include "core/util/job.h"
 
-#include <QFutureWatcher>
 #include <QObject>
-#include <QTimer>
+#include <QPointer>
 
 #include <memory>
 
 namespace qs {
 
-class PolledJobProgress;
+class JobHandle;
+class JobRunner;
+class LoadJob;
 
 class ModelLoader final : public QObject {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(ModelLoader)
 
 public:
-    struct Result {
-        std::shared_ptr<Model> model;
-        QString error;      // empty on success
-        QString errorKind;  // e.g. "Truncated", from qs::ErrorCode
-        bool cancelled = false;
-    };
-
     explicit ModelLoader(QObject* parent = nullptr);
     ~ModelLoader() override;
+
+    // The runner loads start on (the window's, so they show in its job area); without one the loader
+    // makes its own.
+    void setJobRunner(JobRunner* runner) { m_runner = runner; }
 
     void load(const QString& path);
     void cancel();
@@ -43,12 +43,12 @@ signals:
     void cancelled(const QString& path);
 
 private:
-    void onFinished();
-    void poll();
+    JobRunner* runner();
+    void onFinished(const std::shared_ptr<LoadJob>& job, JobStatus status, const QString& error);
 
-    QFutureWatcher<Result>* m_watcher = nullptr;
-    std::shared_ptr<PolledJobProgress> m_progress;
-    QTimer m_pollTimer;
+    JobRunner* m_runner = nullptr;
+    std::shared_ptr<LoadJob> m_job;
+    QPointer<JobHandle> m_handle;
     QString m_path;
     bool m_running = false; // from load() until a result signal was emitted
 };
