@@ -1,5 +1,7 @@
 #include "widgets/plotutil.h"
 
+#include "core/util/atomicfile.h"
+#include "core/util/error.h"
 #include "widgets/formatting.h"
 
 #include <QFileDialog>
@@ -134,9 +136,13 @@ QColor seriesColor(int index)
     return colors[size_t(index) % (sizeof(colors) / sizeof(colors[0]))];
 }
 
-bool exportPlot(QCustomPlot* plot, const QString& path, QString* error)
+bool exportPlot(QCustomPlot* plot, const QString& destination, QString* error)
 {
-    const QString suffix = QFileInfo(path).suffix().toLower();
+    const QString suffix = QFileInfo(destination).suffix().toLower();
+    // Rendered into a temporary file beside the destination, then committed durably: a failed export
+    // (full disk, unwritable folder) never replaces a good file.
+    const std::filesystem::path finalPath = destination.toStdString();
+    const QString path = QString::fromStdString(temporaryPathBeside(finalPath).string());
     bool ok = false;
     if (suffix == QLatin1String("png")) {
         ok = plot->savePng(path, plot->width(), plot->height(), 2.0);
@@ -159,8 +165,19 @@ bool exportPlot(QCustomPlot* plot, const QString& path, QString* error)
             *error = QObject::tr("Unknown image type '%1': use .png, .svg or .pdf").arg(suffix);
         return false;
     }
-    if (!ok && error)
-        *error = QObject::tr("Cannot write %1").arg(path);
+    if (ok) {
+        try {
+            commitTemporaryFile(path.toStdString(), finalPath);
+        } catch (const Error& e) {
+            if (error)
+                *error = QString::fromStdString(e.what());
+            return false;
+        }
+    } else {
+        QFile::remove(path);
+        if (error)
+            *error = QObject::tr("Cannot write %1").arg(destination);
+    }
     return ok;
 }
 

@@ -1,5 +1,8 @@
 #include "widgets/statstableview.h"
 
+#include "core/util/atomicfile.h"
+#include "core/util/error.h"
+
 #include "widgets/plotutil.h"
 #include "widgets/statsstore.h"
 #include "widgets/statstablemodel.h"
@@ -13,7 +16,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
-#include <QSaveFile>
+#include <QBuffer>
 #include <QSettings>
 #include <QSpinBox>
 #include <QTableView>
@@ -152,14 +155,17 @@ void StatsTableView::updateCount()
 
 bool StatsTableView::exportCsv(const QString& path) const
 {
-    QSaveFile file(path);
-    if (!file.open(QIODevice::WriteOnly | QIODevice::Text))
+    QByteArray bytes;
+    QBuffer buffer(&bytes);
+    buffer.open(QIODevice::WriteOnly | QIODevice::Text);
+    if (!writeCsv(*m_proxy, &buffer))
         return false;
-    if (!writeCsv(*m_proxy, &file)) {
-        file.cancelWriting();
-        return false;
+    try {
+        writeFileAtomically(path.toStdString(), std::string_view(bytes.constData(), size_t(bytes.size())));
+    } catch (const Error&) {
+        return false; // the old file, if any, is untouched
     }
-    return file.commit();
+    return true;
 }
 
 void StatsTableView::exportCsvDialog()

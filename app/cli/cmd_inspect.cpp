@@ -1,4 +1,5 @@
 // quantscope-cli inspect / dump: model summary, tensor list, raw tensor export.
+#include "core/util/atomicfile.h"
 #include "app/cli/command.h"
 
 #include "core/model/model.h"
@@ -7,7 +8,6 @@
 #include <QCommandLineParser>
 #include <QFile>
 #include <QJsonArray>
-#include <QSaveFile>
 
 #include <cstdio>
 #include <vector>
@@ -119,9 +119,7 @@ int runDump(QCommandLineParser& parser)
     if (!tensor)
         return cli::fail(QStringLiteral("no tensor named '%1' in %2").arg(pos[1], pos[0]));
 
-    QSaveFile file(out);
-    if (!file.open(QIODevice::WriteOnly))
-        return cli::fail(QStringLiteral("cannot write %1: %2").arg(out, file.errorString()));
+    qs::AtomicFile file(out.toStdString()); // checked writes; replaces `out` only when complete
     // Decode a block of rows at a time so that a huge tensor never sits in RAM whole.
     const uint64_t rows = tensor->rows(), cols = tensor->columns();
     const uint64_t rowsPerChunk = std::max<uint64_t>(1, (8u << 20) / std::max<uint64_t>(1, cols));
@@ -131,10 +129,9 @@ int runDump(QCommandLineParser& parser)
         buffer.resize(n * cols);
         model->decodeRows(*tensor, r, n, buffer.data());
         static_assert(Q_BYTE_ORDER == Q_LITTLE_ENDIAN, "dump writes the host's float layout");
-        file.write(reinterpret_cast<const char*>(buffer.data()), static_cast<qint64>(buffer.size() * 4));
+        file.write(buffer.data(), buffer.size() * 4);
     }
-    if (!file.commit())
-        return cli::fail(QStringLiteral("cannot write %1: %2").arg(out, file.errorString()));
+    file.commit(); // throws qs::Error(Io) naming the file and the reason; main() reports it
     std::fprintf(stderr, "wrote %llu float32 values to %s\n", static_cast<unsigned long long>(rows * cols),
                  qPrintable(out));
     return 0;

@@ -1,9 +1,10 @@
 #include "core/plan/export.h"
 
+#include "core/util/atomicfile.h"
+
 #include "core/plan/planio.h"
 #include "core/quant/format.h"
 
-#include <QSaveFile>
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -725,12 +726,7 @@ ExportResult exportPlan(const Plan& plan, ExportTarget target)
 
 void writeExport(const ExportResult& result, const std::filesystem::path& path)
 {
-    QSaveFile file(QString::fromStdString(path.string()));
-    if (!file.open(QIODevice::WriteOnly))
-        throw Error(ErrorCode::Io, path.string() + ": cannot write: " + file.errorString().toStdString());
-    file.write(result.text.data(), static_cast<qint64>(result.text.size()));
-    if (!file.commit())
-        throw Error(ErrorCode::Io, path.string() + ": cannot write: " + file.errorString().toStdString());
+    writeFileAtomically(path, result.text);
 }
 
 } // namespace qs

@@ -49,7 +49,7 @@ struct ExportResult {
 
 // Throws ExportError when the target cannot express the plan.
 ExportResult exportPlan(const Plan& plan, ExportTarget target);
-// Writes atomically (QSaveFile). Throws qs::Error(Io).
+// Writes atomically and durably (core/util/atomicfile.h). Throws qs::Error(Io) with the reason.
 void writeExport(const ExportResult& result, const std::filesystem::path& path);
 
 // Name mapping between Hugging Face module names and GGUF tensor names for the Llama-family layout

@@ -1,11 +1,12 @@
 #include "core/plan/planio.h"
 
+#include "core/util/atomicfile.h"
+
 #include <QCryptographicHash>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QSaveFile>
 #include <QStandardPaths>
 
 namespace qs {
@@ -168,15 +169,12 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
 
 void savePlan(const Plan& plan, const std::filesystem::path& path)
 {
-    QSaveFile file(q(path.string()));
-    if (!file.open(QIODevice::WriteOnly))
-        throw PlanFileError(PlanErrorKind::Io, path.string(), {}, std::nullopt,
-                            "cannot write: " + file.errorString().toStdString());
-    const std::string json = planToJson(plan);
-    file.write(json.data(), static_cast<qint64>(json.size()));
-    if (!file.commit())
-        throw PlanFileError(PlanErrorKind::Io, path.string(), {}, std::nullopt,
-                            "cannot write: " + file.errorString().toStdString());
+    // Every write checked, fsynced, renamed, folder fsynced: a full disk leaves the old file in place.
+    try {
+        writeFileAtomically(path, planToJson(plan));
+    } catch (const Error& e) {
+        throw PlanFileError(PlanErrorKind::Io, path.string(), {}, std::nullopt, e.what());
+    }
 }
 
 Plan loadPlan(const std::filesystem::path& path)

@@ -31,7 +31,8 @@ std::string planToJson(const Plan& plan);
 // Throws PlanFileError. Unknown format names are kept (checkPlan reports them), unknown keys are ignored.
 Plan planFromJson(const std::string& json, const std::string& fileName = {});
 
-// Atomic save (QSaveFile: a crash never leaves a half-written plan). Throws PlanFileError(Io).
+// Atomic, durable save (core/util/atomicfile.h: checked writes, fsync, rename; a crash or a full disk never
+// leaves a half-written plan or loses the previous one). Throws PlanFileError(Io) with the reason.
 void savePlan(const Plan& plan, const std::filesystem::path& path);
 Plan loadPlan(const std::filesystem::path& path);
 

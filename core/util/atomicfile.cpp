@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <random>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -46,11 +47,8 @@ void AtomicFile::setFailAfterBytesForTesting(uint64_t bytes)
 
 AtomicFile::AtomicFile(std::filesystem::path destination) : m_destination(std::move(destination))
 {
-    std::random_device rd;
     for (int attempt = 0; attempt < 16 && m_fd < 0; ++attempt) {
-        char suffix[32];
-        std::snprintf(suffix, sizeof suffix, ".%08x.tmp", unsigned(rd()));
-        m_temporary = folderOf(m_destination) / ("." + m_destination.filename().string() + suffix);
+        m_temporary = temporaryPathBeside(m_destination);
         m_fd = ::open(m_temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (m_fd < 0 && errno != EEXIST)
             fail(m_destination, "cannot create a temporary file beside it", errno);
@@ -155,6 +153,38 @@ void AtomicFileSet::commit()
     }
     if (!m_files.empty())
         syncFolder(m_files.front()->destination());
+}
+
+std::filesystem::path temporaryPathBeside(const std::filesystem::path& destination)
+{
+    std::random_device rd;
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, ".%08x.tmp", unsigned(rd()));
+    return folderOf(destination) / ("." + destination.filename().string() + suffix);
+}
+
+void commitTemporaryFile(const std::filesystem::path& temporary, const std::filesystem::path& destination)
+{
+    try {
+        const int fd = ::open(temporary.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            fail(destination, "the written file is missing", errno);
+        struct stat st {};
+        const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        const int rc = ::fsync(fd);
+        const int err = errno;
+        ::close(fd);
+        if (!regular)
+            fail(destination, "the written file is not a regular file", EINVAL);
+        if (rc != 0)
+            fail(destination, "cannot sync", err);
+        if (::rename(temporary.c_str(), destination.c_str()) != 0)
+            fail(destination, "cannot rename the temporary file into place", errno);
+    } catch (...) {
+        ::unlink(temporary.c_str());
+        throw;
+    }
+    syncFolder(destination);
 }
 
 void writeFileAtomically(const std::filesystem::path& destination, std::string_view contents)

@@ -65,6 +65,12 @@ private:
     std::vector<std::unique_ptr<AtomicFile>> m_files;
 };
 
+// For writers that can only write to a path (image and PDF libraries): write to temporaryPathBeside(dest),
+// then commitTemporaryFile(temporary, dest) fsyncs it, renames it over dest and fsyncs the folder. On any
+// failure the temporary file is removed and dest is untouched. Throws qs::Error(Io).
+std::filesystem::path temporaryPathBeside(const std::filesystem::path& destination);
+void commitTemporaryFile(const std::filesystem::path& temporary, const std::filesystem::path& destination);
+
 // Writes a whole file atomically (small files: JSON, config). Throws qs::Error(Io).
 void writeFileAtomically(const std::filesystem::path& destination, std::string_view contents);
 
