@@ -1,5 +1,6 @@
 // quantscope-cli plan: build a precision plan from a preset, rules or a byte budget and save it.
 #include "app/cli/command.h"
+#include "core/util/fileio.h"
 #include "core/plan/budget.h"
 #include "core/plan/gpucatalog.h"
 #include "core/plan/memory.h"
@@ -43,10 +44,8 @@ int runPlan(QCommandLineParser& parser)
     else
         plan.setIdentity(qs::identityOf(layout));
     if (parser.isSet(QStringLiteral("rules"))) {
-        QFile f(parser.value(QStringLiteral("rules")));
-        if (!f.open(QIODevice::ReadOnly))
-            return cli::fail(QStringLiteral("cannot read %1: %2").arg(f.fileName(), f.errorString()));
-        const auto rules = qs::parseRules(f.readAll().toStdString(), f.fileName().toStdString());
+        const std::string rulesPath = parser.value(QStringLiteral("rules")).toStdString();
+        const auto rules = qs::parseRules(qs::readRegularFile(rulesPath, qs::kMaxRulesFileBytes, "rules"), rulesPath);
         // Without a preset, tensors no rule matches go to the first tier.
         qs::applyRules(plan, layout, rules, preset.isEmpty() ? plan.tiers().front() : std::string());
         plan.setRules(rules);

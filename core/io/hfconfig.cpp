@@ -1,6 +1,7 @@
 // Hugging Face config.json -> ModelConfig. Key names differ between families (GPT-2's n_embd / n_layer,
 // Falcon's num_kv_heads, MoE expert counts), multimodal checkpoints nest the language model in text_config,
 // and defaults (tied embeddings, sliding-window layers) depend on the model type, as in transformers.
+#include "core/util/fileio.h"
 #include "core/io/jsonscan.h"
 #include "core/model/mappedfile.h"
 #include "core/model/model.h"
@@ -17,7 +18,6 @@ namespace qs {
 
 namespace {
 
-constexpr uint64_t kMaxConfigBytes = 16ull * 1024 * 1024;
 // Far beyond any real network, small enough that per-layer lists stay cheap whatever the file claims.
 constexpr uint64_t kMaxLayers = 65536;
 
@@ -214,7 +214,7 @@ ModelConfig readHfConfig(const std::filesystem::path& path)
 {
     const auto file = MappedFile::open(path);
     const std::string name = path.string();
-    if (file->size() > kMaxConfigBytes)
+    if (file->size() > kMaxConfigJsonBytes)
         throw FormatError(ErrorCode::BadValue, name, "config", 0,
                           "config.json of " + std::to_string(file->size()) +
                               " bytes exceeds the 16 MB limit");

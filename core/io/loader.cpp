@@ -4,11 +4,12 @@
 #include "core/io/safetensors.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "core/util/fileio.h"
 #include "core/util/job.h"
 
 #include <array>
 #include <cstring>
-#include <fstream>
+#include <unistd.h>
 
 namespace qs {
 
@@ -16,11 +17,13 @@ namespace {
 
 std::array<char, 8> readSignature(const std::filesystem::path& path)
 {
+    // Refuses FIFOs, devices and sockets before reading anything (opening a FIFO would block forever).
     std::array<char, 8> sig{};
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error(ErrorCode::Io, path.string() + ": cannot open");
-    in.read(sig.data(), sig.size());
+    const int fd = openRegularFile(path, nullptr);
+    const ssize_t n = ::read(fd, sig.data(), sig.size());
+    ::close(fd);
+    if (n < 0)
+        throw Error(ErrorCode::Io, path.string() + ": cannot read");
     return sig;
 }
 

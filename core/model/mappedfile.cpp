@@ -1,5 +1,7 @@
 #include "core/model/mappedfile.h"
 
+#include "core/util/fileio.h"
+
 #include "core/util/checked.h"
 #include "core/util/error.h"
 
@@ -14,17 +16,11 @@ namespace qs {
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path)
 {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw Error(ErrorCode::Io, path.string() + ": cannot open: " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        throw Error(ErrorCode::Io, path.string() + ": not a regular file");
-    }
+    uint64_t size = 0;
+    const int fd = openRegularFile(path, &size); // never blocks on a FIFO; refuses devices and folders
     std::shared_ptr<MappedFile> file(new MappedFile());
     file->m_path = path;
-    file->m_size = static_cast<uint64_t>(st.st_size);
+    file->m_size = size;
     if (file->m_size > 0) {
         void* p = ::mmap(nullptr, file->m_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {

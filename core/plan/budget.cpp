@@ -1,5 +1,7 @@
 #include "core/plan/budget.h"
 
+#include "core/util/fileio.h"
+
 #include "core/quant/format.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
@@ -75,12 +77,7 @@ ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, cons
 
 ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted)
 {
-    QFile f(QString::fromStdString(path.string()));
-    if (!f.open(QIODevice::ReadOnly))
-        throw Error(ErrorCode::Io, path.string() + ": cannot open: " + f.errorString().toStdString());
-    if (f.size() > (1ll << 30))
-        throw FormatError(ErrorCode::BadValue, path.string(), "file", std::nullopt, "larger than 1 GiB");
-    return errorTableFromJson(f.readAll().toStdString(), preferWeighted, path.string());
+    return errorTableFromJson(readRegularFile(path, kMaxSmallJsonBytes), preferWeighted, path.string());
 }
 
 PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)

@@ -1,5 +1,7 @@
 #include "core/plan/gpucatalog.h"
 
+#include "core/util/fileio.h"
+
 #include "core/util/error.h"
 
 #include <QCoreApplication>
@@ -167,13 +169,8 @@ GpuCatalog GpuCatalog::fromJson(const std::string& json, const std::string& file
 
 GpuCatalog GpuCatalog::fromFile(const std::filesystem::path& path)
 {
-    QFile f(QString::fromStdString(path.string()));
-    if (!f.open(QIODevice::ReadOnly))
-        throw Error(ErrorCode::Io, path.string() + ": cannot open: " + f.errorString().toStdString());
     // A catalogue is a few kilobytes; refuse absurd files rather than reading them whole.
-    if (f.size() > (16 << 20))
-        throw FormatError(ErrorCode::BadValue, path.string(), "file", std::nullopt, "larger than 16 MiB");
-    GpuCatalog c = fromJson(f.readAll().toStdString(), path.string());
+    GpuCatalog c = fromJson(readRegularFile(path, kMaxSmallJsonBytes), path.string());
     c.m_sources.push_back(path);
     return c;
 }

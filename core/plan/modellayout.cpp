@@ -1,5 +1,7 @@
 #include "core/plan/modellayout.h"
 
+#include "core/util/fileio.h"
+
 #include "core/util/checked.h"
 #include "core/util/error.h"
 
@@ -463,14 +465,8 @@ ModelLayout openLayout(const std::filesystem::path& path, JobControl* job)
 
 ModelLayout layoutFromConfig(const std::filesystem::path& configJson)
 {
-    QFile file(QString::fromStdString(configJson.string()));
-    if (!file.open(QIODevice::ReadOnly))
-        throw Error(ErrorCode::Io,
-                    configJson.string() + ": cannot open: " + file.errorString().toStdString());
-    if (file.size() > (64 << 20))
-        throw FormatError(ErrorCode::BadValue, configJson.string(), "file", std::nullopt,
-                          "larger than 64 MiB");
-    ModelLayout l = layoutFromConfigJson(file.readAll().toStdString(), configJson.string());
+    ModelLayout l = layoutFromConfigJson(readRegularFile(configJson, kMaxConfigJsonBytes, "config"),
+                                         configJson.string());
     l.path = configJson.string();
     return l;
 }

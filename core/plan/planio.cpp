@@ -1,6 +1,7 @@
 #include "core/plan/planio.h"
 
 #include "core/util/atomicfile.h"
+#include "core/util/fileio.h"
 
 #include <QCryptographicHash>
 #include <QFile>
@@ -179,14 +180,14 @@ void savePlan(const Plan& plan, const std::filesystem::path& path)
 
 Plan loadPlan(const std::filesystem::path& path)
 {
-    QFile file(q(path.string()));
-    if (!file.open(QIODevice::ReadOnly))
-        throw PlanFileError(PlanErrorKind::Io, path.string(), {}, std::nullopt,
-                            "cannot open: " + file.errorString().toStdString());
-    if (file.size() > (256 << 20))
-        throw PlanFileError(PlanErrorKind::BadField, path.string(), "file", std::nullopt,
-                            "larger than 256 MiB");
-    return planFromJson(file.readAll().toStdString(), path.string());
+    std::string json;
+    try {
+        json = readRegularFile(path, kMaxPlanFileBytes, "file");
+    } catch (const FormatError& e) {
+        throw PlanFileError(e.code() == ErrorCode::Io ? PlanErrorKind::Io : PlanErrorKind::BadField, path.string(),
+                            e.code() == ErrorCode::Io ? std::string() : std::string("file"), std::nullopt, e.detail());
+    }
+    return planFromJson(json, path.string());
 }
 
 bool planMatchesModel(const Plan& plan, const ModelLayout& model, std::string* why)

@@ -12,13 +12,14 @@ struct CliRun {
 };
 
 inline CliRun runQuantscopeCli(const QStringList& args,
-                               const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment())
+                               const QProcessEnvironment& env = QProcessEnvironment::systemEnvironment(),
+                               int timeoutMs = 120000)
 {
     QProcess p;
     p.setProcessEnvironment(env);
     p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"), args);
     CliRun r;
-    if (!p.waitForFinished(120000)) {
+    if (!p.waitForFinished(timeoutMs)) {
         p.kill();
         p.waitForFinished();
         return r;

@@ -172,7 +172,7 @@ private slots:
     // A job always gets a thread, even while helpers hold every compute slot.
     void jobsStartWhileWorkersAreBusy()
     {
-        std::binary_semaphore release(0), jobRan(0);
+        std::binary_semaphore release(0), jobRan(0), firstDone(0);
         std::counting_semaphore<64> helpersIn(0);
         const unsigned n = hardwareThreads() + 2;
         ThreadPool::instance().startJob([&] {
@@ -183,10 +183,13 @@ private slots:
                 }
                 helpersIn.release();
             });
+            firstDone.release();
         });
         ThreadPool::instance().startJob([&] { jobRan.release(); });
         QVERIFY(jobRan.try_acquire_for(std::chrono::seconds(60)));
         release.release();
+        // The semaphores live on this stack: wait for the first job before they go.
+        QVERIFY(firstDone.try_acquire_for(std::chrono::seconds(60)));
     }
 
     void queueHandsOverEverything()
