@@ -2,13 +2,13 @@
 
 #include "core/quant/format.h"
 #include "core/util/error.h"
+#include "core/util/namepattern.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <algorithm>
 #include <cctype>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -208,21 +208,15 @@ void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule
 {
     struct Compiled {
         const PlanRule* rule;
-        std::optional<std::regex> re;
+        std::optional<NamePattern> re;
         TensorRole role = TensorRole::Other;
     };
     std::vector<Compiled> compiled;
     for (const auto& r : rules) {
         requireFormat(r.format);
         Compiled c{&r, std::nullopt};
-        if (r.pattern.size() > 4096)
-            throw Error(ErrorCode::BadValue, "rule pattern longer than 4096 characters");
         if (r.match == PlanRule::Match::Regex) {
-            try {
-                c.re.emplace(r.pattern, std::regex::ECMAScript);
-            } catch (const std::regex_error& e) {
-                throw Error(ErrorCode::BadValue, "invalid rule regex '" + r.pattern + "': " + e.what());
-            }
+            c.re.emplace(r.pattern); // linear-time matching: names and patterns are hostile input
         } else {
             auto role = roleFromString(r.pattern);
             if (!role)
@@ -239,7 +233,7 @@ void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule
         const TensorRole role = planRole(t).role;
         bool matched = false;
         for (const auto& c : compiled) {
-            const bool hit = c.re ? std::regex_search(t.name, *c.re) : c.role == role;
+            const bool hit = c.re ? c.re->search(t.name) : c.role == role;
             if (hit) {
                 plan.assign(t.name, c.rule->format);
                 matched = true;

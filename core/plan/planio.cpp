@@ -2,6 +2,7 @@
 
 #include "core/util/atomicfile.h"
 #include "core/util/fileio.h"
+#include "core/util/namepattern.h"
 
 #include <QCryptographicHash>
 #include <QFile>
@@ -141,6 +142,9 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
         PlanRule rule;
         if (o.value(QStringLiteral("regex")).isString()) {
             rule.pattern = o.value(QStringLiteral("regex")).toString().toStdString();
+            // A saved rule must be usable: refuse it at load, not when the rules are applied.
+            if (const std::string why = NamePattern::check(rule.pattern); !why.empty())
+                throw bad(where + ".regex", why);
         } else if (o.value(QStringLiteral("role")).isString()) {
             rule.match = PlanRule::Match::Role;
             rule.pattern = o.value(QStringLiteral("role")).toString().toStdString();
