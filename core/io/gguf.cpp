@@ -1,6 +1,7 @@
 // GGUF reader. Every count and length in the header is checked against the bytes that remain in the
 // file before anything is allocated for it, so a hostile file can neither crash the parser nor make it
 // allocate much more than the file's own size.
+#include "core/model/archlimits.h"
 #include "core/io/gguf.h"
 
 #include "core/util/checked.h"
@@ -316,6 +317,7 @@ void fillConfig(Model& model, const std::map<std::string, uint64_t>& offsets, co
         c.slidingWindow = cr.u32(p + "attention.sliding_window");
         c.experts = cr.u32(p + "expert_count");
         c.expertsUsed = cr.u32(p + "expert_used_count");
+        checkArchitecture(c, file); // before anything loops over layers (block_count may be 2^32 - 1)
         if (c.slidingWindow > 0) {
             const std::string key = p + "attention.sliding_window_pattern";
             const MetaValue* pattern = cr.find(key);
@@ -361,6 +363,7 @@ void fillConfig(Model& model, const std::map<std::string, uint64_t>& offsets, co
     if (c.vocabSize == 0 && embd && embd->shape.size() == 2 && embd->shape[0] <= u32max)
         c.vocabSize = static_cast<uint32_t>(embd->shape[0]);
     c.tiedEmbeddings = embd != nullptr && !hasOutput;
+    checkArchitecture(c, file);
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 // Hugging Face config.json -> ModelConfig. Key names differ between families (GPT-2's n_embd / n_layer,
 // Falcon's num_kv_heads, MoE expert counts), multimodal checkpoints nest the language model in text_config,
 // and defaults (tied embeddings, sliding-window layers) depend on the model type, as in transformers.
+#include "core/model/archlimits.h"
 #include "core/util/fileio.h"
 #include "core/io/jsonscan.h"
 #include "core/model/mappedfile.h"
@@ -266,6 +267,7 @@ ModelConfig readHfConfig(const std::filesystem::path& path)
     readSlidingWindow(r, type, c);
     c.experts = r.u32({"num_local_experts", "num_experts", "n_routed_experts"}).value_or(0);
     c.expertsUsed = r.u32({"num_experts_per_tok", "experts_per_token", "moe_top_k"}).value_or(0);
+    checkArchitecture(c, name);
     return c;
 }
 

@@ -1,3 +1,4 @@
+#include "core/model/archlimits.h"
 #include "core/io/safetensors.h"
 
 #include "core/io/jsonscan.h"
@@ -491,6 +492,7 @@ void inferConfig(Model& model)
         c.hiddenSize = static_cast<uint32_t>(embedding->shape[1]);
         c.tiedEmbeddings = !head;
     }
+    checkArchitecture(c, model.path().string()); // a name like layers.4294967290 claims 2^32 layers
 }
 
 } // namespace

@@ -1,3 +1,4 @@
+#include "core/model/archlimits.h"
 #include "core/plan/modellayout.h"
 
 #include "core/util/fileio.h"
@@ -315,20 +316,14 @@ ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fil
         m.headDim = m.hiddenSize / m.heads;
     }
     m.vocabSize = c.required("vocab_size");
-    // Limits far above any real model, so that a hostile file cannot make us build billions of tensors.
-    if (m.layers > 4096 || m.heads > 65536 || m.kvHeads > m.heads || m.headDim > 65536)
-        throw FormatError(
-            ErrorCode::BadValue, fileName, "num_hidden_layers", std::nullopt,
-            "implausible architecture (more than 4096 layers, kv heads above heads, or huge heads)");
     m.contextLength = c.optUInt("max_position_embeddings").value_or(0);
     m.tiedEmbeddings = c.boolean("tie_word_embeddings", tiedDefault);
     if (f.moe) {
         m.experts = c.required("num_local_experts");
-        if (m.experts > 1024)
-            throw FormatError(ErrorCode::BadValue, fileName, "num_local_experts", std::nullopt,
-                              "more than 1024 experts");
         m.expertsUsed = c.uint("num_experts_per_tok", 2);
     }
+    // The same limits as every other source: a hostile file cannot make us derive millions of tensors.
+    checkArchitecture(m, fileName);
     // Sliding-window layers. Explicit layer_types win; otherwise the architecture's convention.
     const QJsonValue sw = c.o.value(QStringLiteral("sliding_window"));
     const uint64_t window = sw.isDouble() && sw.toDouble() > 0 ? c.optUInt("sliding_window").value_or(0) : 0;
