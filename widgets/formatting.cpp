@@ -1,8 +1,10 @@
 #include "widgets/formatting.h"
 
-#include <QLocale>
-#include <QStringList>
+#include "core/io/loader.h"
 
+#include <QLocale>
+#include <QObject>
+#include <QStringList>
 #include <cmath>
 
 namespace qs {
@@ -76,6 +78,23 @@ QString formatStat(double value)
     if (magnitude >= 1e5 || magnitude < 1e-3)
         return QString::number(value, 'e', 3);
     return QString::number(value, 'g', 4);
+}
+
+QString modelFileFilter()
+{
+    QStringList all;
+    QStringList perLoader;
+    for (const LoaderInfo& l : modelLoaders()) {
+        QStringList patterns;
+        for (std::string_view suffix : l.suffixes)
+            patterns << QLatin1Char('*') + QString::fromLatin1(suffix.data(), qsizetype(suffix.size()));
+        all << patterns;
+        perLoader << QString::fromLatin1(l.name) + QStringLiteral(" (") + patterns.join(QLatin1Char(' ')) +
+                         QLatin1Char(')');
+    }
+    all.removeDuplicates();
+    return QObject::tr("Models (%1)").arg(all.join(QLatin1Char(' '))) + QStringLiteral(";;") +
+           perLoader.join(QStringLiteral(";;")) + QStringLiteral(";;") + QObject::tr("All files (*)");
 }
 
 } // namespace qs

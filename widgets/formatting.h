@@ -21,4 +21,8 @@ QString countNoun(uint64_t count, const char* singular, const char* plural);
 // A statistic for tables: 4 significant digits, scientific for very large or tiny magnitudes.
 QString formatStat(double value);
 
+// File-dialog filter for models, from the loader table (core/io/loader.h): all models, then each loader,
+// then all files.
+QString modelFileFilter();
+
 } // namespace qs

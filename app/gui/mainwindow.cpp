@@ -821,10 +821,7 @@ bool MainWindow::showView(const QString& name)
 
 void MainWindow::openFileDialog()
 {
-    const QString filter = tr("Models (*.safetensors *.json *.gguf *.h5 *.hdf5 *.keras);;"
-                              "safetensors (*.safetensors *.safetensors.index.json);;GGUF (*.gguf);;"
-                              "HDF5 / Keras (*.h5 *.hdf5 *.keras);;Hugging Face config (config.json);;"
-                              "All files (*)");
+    const QString filter = modelFileFilter();
     const QString path = QFileDialog::getOpenFileName(this, tr("Open Model"), m_lastDir, filter);
     if (!path.isEmpty()) {
         m_lastDir = QFileInfo(path).absolutePath();

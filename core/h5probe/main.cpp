@@ -10,6 +10,8 @@
 // be viewed in place (compressed, chunked, compact, big-endian, unallocated) are decoded to little-endian
 // into the copy file when one is given, up to --copy-limit bytes in total.
 
+#include "core/io/hdf5handle.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -24,6 +26,8 @@
 #include <vector>
 
 namespace {
+
+using qs::Hdf5Handle;
 
 constexpr int kProtocolVersion = 1;
 constexpr int kMaxDepth = 64;
@@ -148,26 +152,6 @@ std::string hdf5ErrorText()
     H5Eclear2(H5E_DEFAULT);
     return text.empty() ? std::string("libhdf5 reported an error") : text;
 }
-
-// ---- RAII for hid_t ------------------------------------------------------------------------------
-
-class Handle {
-public:
-    Handle(hid_t id, herr_t (*close)(hid_t)) : m_id(id), m_close(close) {}
-    ~Handle()
-    {
-        if (m_id >= 0)
-            m_close(m_id);
-    }
-    Handle(const Handle&) = delete;
-    Handle& operator=(const Handle&) = delete;
-    hid_t get() const { return m_id; }
-    bool valid() const { return m_id >= 0; }
-
-private:
-    hid_t m_id;
-    herr_t (*m_close)(hid_t);
-};
 
 // ---- element types -------------------------------------------------------------------------------
 
@@ -310,13 +294,13 @@ std::string childPath(const std::string& parent, const char* name)
 herr_t attrCallback(hid_t obj, const char* name, const H5A_info_t*, void* data)
 {
     const std::string& objPath = *static_cast<const std::string*>(data);
-    Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+    Hdf5Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
     if (!attr.valid()) {
         H5Eclear2(H5E_DEFAULT);
         return 0;
     }
-    Handle type(H5Aget_type(attr.get()), H5Tclose);
-    Handle space(H5Aget_space(attr.get()), H5Sclose);
+    Hdf5Handle type(H5Aget_type(attr.get()), H5Tclose);
+    Hdf5Handle space(H5Aget_space(attr.get()), H5Sclose);
     if (!type.valid() || !space.valid()) {
         H5Eclear2(H5E_DEFAULT);
         return 0;
@@ -333,7 +317,7 @@ herr_t attrCallback(hid_t obj, const char* name, const H5A_info_t*, void* data)
         line += ",\"kind\":\"str\",\"values\":[";
         const htri_t isVar = H5Tis_variable_str(type.get());
         if (isVar > 0) {
-            Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+            Hdf5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
             H5Tset_size(mem.get(), H5T_VARIABLE);
             H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
             std::vector<char*> buf(n, nullptr);
@@ -364,7 +348,7 @@ herr_t attrCallback(hid_t obj, const char* name, const H5A_info_t*, void* data)
                 emitWarning("attribute " + objPath + "@" + name + ": larger than 16 MB, ignored");
                 return 0;
             }
-            Handle mem(H5Tcopy(type.get()), H5Tclose);
+            Hdf5Handle mem(H5Tcopy(type.get()), H5Tclose);
             std::vector<char> buf(size * n + 1, 0);
             if (n && H5Aread(attr.get(), mem.get(), buf.data()) < 0) {
                 H5Eclear2(H5E_DEFAULT);
@@ -466,9 +450,9 @@ void describeDataset(Walker& w, hid_t dset, const std::string& path)
 {
     DatasetRec rec;
     rec.path = path;
-    Handle space(H5Dget_space(dset), H5Sclose);
-    Handle type(H5Dget_type(dset), H5Tclose);
-    Handle dcpl(H5Dget_create_plist(dset), H5Pclose);
+    Hdf5Handle space(H5Dget_space(dset), H5Sclose);
+    Hdf5Handle type(H5Dget_type(dset), H5Tclose);
+    Hdf5Handle dcpl(H5Dget_create_plist(dset), H5Pclose);
     if (!space.valid() || !type.valid() || !dcpl.valid()) {
         H5Eclear2(H5E_DEFAULT);
         emitSkip(path, "dataset header cannot be read: " + hdf5ErrorText());
@@ -597,7 +581,7 @@ herr_t linkCallback(hid_t group, const char* name, const H5L_info_t* info, void*
         emitSkip(path, "second hard link to an object already listed");
         return 0;
     }
-    Handle obj(H5Oopen(group, name, w.lapl), H5Oclose);
+    Hdf5Handle obj(H5Oopen(group, name, w.lapl), H5Oclose);
     if (!obj.valid()) {
         emitSkip(path, "cannot be opened: " + hdf5ErrorText());
         return 0;
@@ -640,15 +624,15 @@ struct CopyProgress {
 bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const CopyProgress& overall,
                  std::string& error)
 {
-    Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+    Hdf5Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
     H5Pset_chunk_cache(dapl.get(), 12421, 64u << 20, 1.0);
-    Handle dset(H5Dopen2(file, rec.path.c_str(), dapl.get()), H5Dclose);
+    Hdf5Handle dset(H5Dopen2(file, rec.path.c_str(), dapl.get()), H5Dclose);
     if (!dset.valid()) {
         error = "cannot be reopened: " + hdf5ErrorText();
         return false;
     }
-    Handle ftype(H5Dget_type(dset.get()), H5Tclose);
-    Handle mtype(H5Tcopy(ftype.get()), H5Tclose);
+    Hdf5Handle ftype(H5Dget_type(dset.get()), H5Tclose);
+    Hdf5Handle mtype(H5Tcopy(ftype.get()), H5Tclose);
     if (!mtype.valid() || (rec.type.size > 1 && H5Tset_order(mtype.get(), H5T_ORDER_LE) < 0)) {
         error = "no little-endian memory type: " + hdf5ErrorText();
         return false;
@@ -678,7 +662,7 @@ bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const Cop
     }
     const uint64_t run = std::max<uint64_t>(1, std::min<uint64_t>(rec.shape[k], g_slabBytes / inner));
     std::vector<char> buf(run * inner);
-    Handle fspace(H5Dget_space(dset.get()), H5Sclose);
+    Hdf5Handle fspace(H5Dget_space(dset.get()), H5Sclose);
     std::vector<hsize_t> start(rank, 0), count(rank, 1);
     for (size_t d = k + 1; d < rank; ++d)
         count[d] = rec.shape[d];
@@ -686,7 +670,7 @@ bool copyDataset(hid_t file, DatasetRec& rec, int fd, uint64_t offset, const Cop
     for (;;) {
         count[k] = std::min<uint64_t>(run, rec.shape[k] - start[k]);
         const uint64_t n = count[k] * inner;
-        Handle mspace(H5Screate_simple(static_cast<int>(rank), count.data(), nullptr), H5Sclose);
+        Hdf5Handle mspace(H5Screate_simple(static_cast<int>(rank), count.data(), nullptr), H5Sclose);
         if (H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) <
                 0 ||
             H5Dread(dset.get(), mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()) < 0) {
@@ -787,18 +771,18 @@ int main(int argc, char** argv)
         fail(access(path.c_str(), R_OK) == 0 ? "open_failed" : "io", err);
     }
 
-    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    Hdf5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
-    Handle lapl(H5Pcreate(H5P_LINK_ACCESS), H5Pclose);
+    Hdf5Handle lapl(H5Pcreate(H5P_LINK_ACCESS), H5Pclose);
     H5Pset_elink_cb(lapl.get(), denyExternalLink, nullptr);
     H5Pset_nlinks(lapl.get(), 8);
 
-    Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+    Hdf5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
     if (!file.valid()) {
         const std::string err = hdf5ErrorText();
         fail(err.find("truncated") != std::string::npos ? "truncated" : "open_failed", err);
     }
-    Handle root(H5Gopen2(file.get(), "/", H5P_DEFAULT), H5Gclose);
+    Hdf5Handle root(H5Gopen2(file.get(), "/", H5P_DEFAULT), H5Gclose);
     if (!root.valid())
         fail("open_failed", "root group cannot be opened: " + hdf5ErrorText());
 

@@ -120,7 +120,7 @@ public:
             if (m_used.count(i))
                 continue;
             const auto& d = m_probe.datasets[i];
-            if (!kerasRoot.empty() && d.path.rfind("/optimizer_weights/", 0) == 0) {
+            if (!kerasRoot.empty() && d.path.starts_with("/optimizer_weights/")) {
                 ++optimizerDatasets;
                 continue;
             }

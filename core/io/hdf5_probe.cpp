@@ -58,7 +58,7 @@ public:
 private:
     void line(const std::string& l)
     {
-        if (l.rfind("progress ", 0) == 0) {
+        if (l.starts_with("progress ")) {
             char* end = nullptr;
             const double f = std::strtod(l.c_str() + 9, &end);
             if (m_job && end && f >= 0.0 && f <= 1.0) {

@@ -148,16 +148,11 @@ private:
     std::vector<Scope> m_scopes; // text_config first (when present), then the top level
 };
 
-bool startsWith(std::string_view s, std::string_view prefix)
-{
-    return s.substr(0, prefix.size()) == prefix;
-}
-
 // transformers' per-class default for tie_word_embeddings when config.json does not say.
 bool tiesByDefault(std::string_view type)
 {
-    return type == "gpt2" || startsWith(type, "gemma") || startsWith(type, "paligemma") || type == "opt" ||
-           type == "bloom" || type == "falcon" || startsWith(type, "cohere") || type == "mamba";
+    return type == "gpt2" || type.starts_with("gemma") || type.starts_with("paligemma") || type == "opt" ||
+           type == "bloom" || type == "falcon" || type.starts_with("cohere") || type == "mamba";
 }
 
 void readSlidingWindow(const ConfigReader& r, const std::string& type, ModelConfig& c)

@@ -278,11 +278,6 @@ struct Checkpoint {
     std::map<std::string, MetaValue> indexMetadata;
 };
 
-bool endsWith(std::string_view s, std::string_view suffix)
-{
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool isInside(const fs::path& folder, const fs::path& p)
 {
     std::error_code ec;
@@ -404,7 +399,7 @@ std::optional<fs::path> findIndexIn(const fs::path& folder)
         return folder / "model.safetensors.index.json";
     std::vector<fs::path> found;
     for (const auto& entry : fs::directory_iterator(folder, ec))
-        if (endsWith(entry.path().filename().string(), ".safetensors.index.json") &&
+        if (entry.path().filename().string().ends_with(".safetensors.index.json") &&
             entry.is_regular_file(ec))
             found.push_back(entry.path());
     std::sort(found.begin(), found.end());
@@ -433,7 +428,7 @@ Checkpoint resolve(const fs::path& path)
         return cp;
     }
     const std::string name = path.filename().string();
-    if (endsWith(name, ".index.json"))
+    if (name.ends_with(".index.json"))
         return readIndex(path);
 
     // One shard of a checkpoint: open the whole checkpoint.

@@ -3,10 +3,10 @@
 #include "core/quant/ggml.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
+#include "core/util/strings.h"
 
 #include <array>
 #include <bit>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 
@@ -141,16 +141,8 @@ double dtypeBitsPerWeight(DType type)
 
 std::optional<DType> dtypeFromName(std::string_view name)
 {
-    auto eq = [](std::string_view a, std::string_view b) {
-        if (a.size() != b.size())
-            return false;
-        for (size_t i = 0; i < a.size(); ++i)
-            if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-                return false;
-        return true;
-    };
     for (const auto& info : kTypes)
-        if (eq(info.name, name))
+        if (equalsNoCase(info.name, name))
             return info.type;
     return std::nullopt;
 }

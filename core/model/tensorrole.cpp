@@ -4,38 +4,60 @@
 // different places (GPT-2's c_proj, Mixtral's w1/w2/w3, the MoE "gate").
 #include "core/model/tensorrole.h"
 
+#include "core/util/strings.h"
+
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <vector>
 
 namespace qs {
 
 namespace {
 
-constexpr std::array<const char*, static_cast<size_t>(TensorRole::Count)> kRoleNames = {
-    "embedding",
-    "attn_q",
-    "attn_k",
-    "attn_v",
-    "attn_qkv",
-    "attn_out",
-    "mlp_gate",
-    "mlp_up",
-    "mlp_gate_up",
-    "mlp_down",
-    "moe_router",
-    "moe_expert_gate",
-    "moe_expert_up",
-    "moe_expert_down",
-    "moe_shared_expert",
-    "norm",
-    "output_head",
-    "conv",
-    "position_embedding",
-    "bias",
-    "other",
+// One row per role, in enum order. gguf/hf: the name of the role's tensor inside block N in llama.cpp
+// (blk.N.<gguf>.weight) and in transformers (model.layers.N.<hf>), nullptr where a role has no such
+// per-block name (stacked experts have no single HF module). plannable: whether a plan assigns a format;
+// norms, biases, routers and position embeddings keep their stored dtype, as llama.cpp and the
+// GPTQ/compressed-tensors tools leave them. quantizable: what a quantizer normally touches, which leaves
+// out MoE routers too (llama.cpp never quantizes ffn_gate_inp: routing flips under small errors).
+// clang-format off
+constexpr RoleTraits kRoleTraitsRows[] = {
+    // role                          id                    gguf             hf                    quant  plan
+    {TensorRole::Embedding,         "embedding",          nullptr,         nullptr,              true,  true},
+    {TensorRole::AttnQ,             "attn_q",             "attn_q",        "self_attn.q_proj",   true,  true},
+    {TensorRole::AttnK,             "attn_k",             "attn_k",        "self_attn.k_proj",   true,  true},
+    {TensorRole::AttnV,             "attn_v",             "attn_v",        "self_attn.v_proj",   true,  true},
+    {TensorRole::AttnQKV,           "attn_qkv",           "attn_qkv",      "self_attn.qkv_proj", true,  true},
+    {TensorRole::AttnOut,           "attn_out",           "attn_output",   "self_attn.o_proj",   true,  true},
+    {TensorRole::MlpGate,           "mlp_gate",           "ffn_gate",      "mlp.gate_proj",      true,  true},
+    {TensorRole::MlpUp,             "mlp_up",             "ffn_up",        "mlp.up_proj",        true,  true},
+    {TensorRole::MlpGateUp,         "mlp_gate_up",        "ffn_up",        "mlp.gate_up_proj",   true,  true},
+    {TensorRole::MlpDown,           "mlp_down",           "ffn_down",      "mlp.down_proj",      true,  true},
+    {TensorRole::MoeRouter,         "moe_router",         nullptr,         nullptr,              false, false},
+    {TensorRole::MoeExpertGate,     "moe_expert_gate",    "ffn_gate_exps", nullptr,              true,  true},
+    {TensorRole::MoeExpertUp,       "moe_expert_up",      "ffn_up_exps",   nullptr,              true,  true},
+    {TensorRole::MoeExpertDown,     "moe_expert_down",    "ffn_down_exps", nullptr,              true,  true},
+    {TensorRole::MoeSharedExpert,   "moe_shared_expert",  nullptr,         nullptr,              true,  true},
+    {TensorRole::Norm,              "norm",               nullptr,         nullptr,              false, false},
+    {TensorRole::OutputHead,        "output_head",        nullptr,         nullptr,              true,  true},
+    {TensorRole::Conv,              "conv",               nullptr,         nullptr,              false, true},
+    {TensorRole::PositionEmbedding, "position_embedding", nullptr,         nullptr,              false, false},
+    {TensorRole::Bias,              "bias",               nullptr,         nullptr,              false, false},
+    {TensorRole::Other,             "other",              nullptr,         nullptr,              false, true},
 };
+// clang-format on
+
+constexpr std::array<RoleTraits, static_cast<size_t>(TensorRole::Count)> kRoleTraits =
+    std::to_array(kRoleTraitsRows);
+
+constexpr bool rowsInEnumOrder()
+{
+    for (size_t i = 0; i < kRoleTraits.size(); ++i)
+        if (static_cast<size_t>(kRoleTraits[i].role) != i)
+            return false;
+    return true;
+}
+static_assert(rowsInEnumOrder(), "kRoleTraitsRows must list every TensorRole once, in enum order");
 
 struct KeyRole {
     std::string_view key;
@@ -111,20 +133,6 @@ constexpr KeyRole kKeys[] = {
 
 constexpr std::string_view kBlockWords[] = {"layers", "h", "blk", "blocks", "layer", "block"};
 
-std::vector<std::string_view> split(std::string_view s)
-{
-    std::vector<std::string_view> parts;
-    size_t start = 0;
-    while (true) {
-        const size_t dot = s.find('.', start);
-        parts.push_back(
-            s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
-        if (dot == std::string_view::npos)
-            return parts;
-        start = dot + 1;
-    }
-}
-
 // Small non-negative decimal (block and expert numbers), -1 otherwise.
 int smallNumber(std::string_view s)
 {
@@ -139,25 +147,9 @@ int smallNumber(std::string_view s)
     return v;
 }
 
-bool containsNoCase(std::string_view haystack, std::string_view needle)
-{
-    return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
-               return std::tolower(static_cast<unsigned char>(a)) == b;
-           }) != haystack.end();
-}
-
-bool startsWith(std::string_view s, std::string_view prefix)
-{
-    return s.substr(0, prefix.size()) == prefix;
-}
-bool endsWith(std::string_view s, std::string_view suffix)
-{
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool isNormName(std::string_view part)
 {
-    return containsNoCase(part, "norm") || part == "ln" || startsWith(part, "ln_");
+    return containsNoCase(part, "norm") || part == "ln" || part.starts_with("ln_");
 }
 
 TensorRole roleOf(const std::vector<std::string_view>& parts, size_t end, bool inExperts, size_t rank)
@@ -226,7 +218,7 @@ TensorRole roleOf(const std::vector<std::string_view>& parts, size_t end, bool i
 RoleInfo classifyTensor(std::string_view name, size_t rank)
 {
     RoleInfo info;
-    const auto parts = split(name);
+    const auto parts = split(name, '.');
     for (size_t i = 1; i < parts.size(); ++i) {
         const int n = smallNumber(parts[i]);
         if (n < 0)
@@ -239,7 +231,7 @@ RoleInfo classifyTensor(std::string_view name, size_t rank)
     }
 
     const std::string_view last = parts.back();
-    if (last == "bias" || last == "b_0" || endsWith(last, "_bias")) {
+    if (last == "bias" || last == "b_0" || last.ends_with("_bias")) {
         info.role = TensorRole::Bias;
         return info;
     }
@@ -250,7 +242,7 @@ RoleInfo classifyTensor(std::string_view name, size_t rank)
         info.expert >= 0 || std::find(parts.begin(), parts.begin() + static_cast<long>(end), "experts") !=
                                 parts.begin() + static_cast<long>(end);
     const bool inShared = std::any_of(parts.begin(), parts.begin() + static_cast<long>(end),
-                                      [](auto p) { return startsWith(p, "shared_expert"); });
+                                      [](auto p) { return p.starts_with("shared_expert"); });
     info.role = roleOf(parts, end, inExperts && !inShared, rank);
     if (inShared && info.role != TensorRole::MoeRouter && info.role != TensorRole::Norm &&
         info.role != TensorRole::Other)
@@ -258,18 +250,23 @@ RoleInfo classifyTensor(std::string_view name, size_t rank)
     return info;
 }
 
-const char* roleName(TensorRole role)
+const RoleTraits& roleTraits(TensorRole role)
 {
     const auto i = static_cast<size_t>(role);
-    return i < kRoleNames.size() ? kRoleNames[i] : "other";
+    return kRoleTraits[i < kRoleTraits.size() ? i : static_cast<size_t>(TensorRole::Other)];
+}
+
+const char* roleName(TensorRole role)
+{
+    return roleTraits(role).id;
 }
 
 bool roleFromName(std::string_view name, TensorRole* out)
 {
-    for (size_t i = 0; i < kRoleNames.size(); ++i)
-        if (name == kRoleNames[i]) {
+    for (const RoleTraits& t : kRoleTraits)
+        if (name == t.id) {
             if (out)
-                *out = static_cast<TensorRole>(i);
+                *out = t.role;
             return true;
         }
     return false;
@@ -277,26 +274,7 @@ bool roleFromName(std::string_view name, TensorRole* out)
 
 bool roleIsQuantizable(TensorRole role)
 {
-    switch (role) {
-    case TensorRole::Embedding:
-    case TensorRole::AttnQ:
-    case TensorRole::AttnK:
-    case TensorRole::AttnV:
-    case TensorRole::AttnQKV:
-    case TensorRole::AttnOut:
-    case TensorRole::MlpGate:
-    case TensorRole::MlpUp:
-    case TensorRole::MlpGateUp:
-    case TensorRole::MlpDown:
-    case TensorRole::MoeExpertGate:
-    case TensorRole::MoeExpertUp:
-    case TensorRole::MoeExpertDown:
-    case TensorRole::MoeSharedExpert:
-    case TensorRole::OutputHead:
-        return true;
-    default:
-        return false; // routers stay in high precision (as llama.cpp does), norms, biases, convs, other
-    }
+    return roleTraits(role).quantizable;
 }
 
 } // namespace qs

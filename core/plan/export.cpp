@@ -4,11 +4,14 @@
 
 #include "core/plan/planio.h"
 #include "core/quant/format.h"
+#include "core/util/strings.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -34,8 +37,7 @@ const char* exportTargetName(ExportTarget target)
 
 std::optional<ExportTarget> exportTargetFromName(std::string_view name)
 {
-    std::string n(name);
-    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string n = lower(name);
     if (n == "llamacpp" || n == "llama.cpp" || n == "llama-cpp" || n == "gguf")
         return ExportTarget::LlamaCpp;
     if (n == "gptqmodel" || n == "gptq")
@@ -92,71 +94,9 @@ ExportError::ExportError(ExportTarget target, std::vector<ExportProblem> problem
 
 namespace {
 
-const char* ggufSuffix(TensorRole role)
-{
-    switch (role) {
-    case TensorRole::AttnQ:
-        return "attn_q";
-    case TensorRole::AttnK:
-        return "attn_k";
-    case TensorRole::AttnV:
-        return "attn_v";
-    case TensorRole::AttnQKV:
-        return "attn_qkv";
-    case TensorRole::AttnOut:
-        return "attn_output";
-    case TensorRole::MlpGate:
-        return "ffn_gate";
-    case TensorRole::MlpUp:
-    case TensorRole::MlpGateUp:
-        return "ffn_up";
-    case TensorRole::MlpDown:
-        return "ffn_down";
-    case TensorRole::MoeExpertGate:
-        return "ffn_gate_exps";
-    case TensorRole::MoeExpertUp:
-        return "ffn_up_exps";
-    case TensorRole::MoeExpertDown:
-        return "ffn_down_exps";
-    default:
-        return nullptr;
-    }
-}
-
-const char* hfSuffix(TensorRole role)
-{
-    switch (role) {
-    case TensorRole::AttnQ:
-        return "self_attn.q_proj";
-    case TensorRole::AttnK:
-        return "self_attn.k_proj";
-    case TensorRole::AttnV:
-        return "self_attn.v_proj";
-    case TensorRole::AttnQKV:
-        return "self_attn.qkv_proj";
-    case TensorRole::AttnOut:
-        return "self_attn.o_proj";
-    case TensorRole::MlpGate:
-        return "mlp.gate_proj";
-    case TensorRole::MlpUp:
-        return "mlp.up_proj";
-    case TensorRole::MlpGateUp:
-        return "mlp.gate_up_proj";
-    case TensorRole::MlpDown:
-        return "mlp.down_proj";
-    default:
-        return nullptr;
-    }
-}
-
 bool isGgufName(std::string_view n)
 {
-    return n.rfind("blk.", 0) == 0 || n == "token_embd.weight" || n == "output.weight";
-}
-
-bool endsWith(std::string_view s, std::string_view suffix)
-{
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+    return n.starts_with("blk.") || n == "token_embd.weight" || n == "output.weight";
 }
 
 } // namespace
@@ -165,12 +105,12 @@ std::optional<std::string> ggufTensorName(std::string_view name)
 {
     if (isGgufName(name))
         return std::string(name);
-    const RoleInfo r = planRoleFromName(name);
+    const RoleInfo r = classifyTensor(name);
     if (r.role == TensorRole::Embedding)
         return std::string("token_embd.weight");
     if (r.role == TensorRole::OutputHead)
         return std::string("output.weight");
-    const char* s = ggufSuffix(r.role);
+    const char* s = roleTraits(r.role).ggufName;
     if (!s || r.block < 0)
         return std::nullopt;
     return "blk." + std::to_string(r.block) + "." + s + ".weight";
@@ -179,16 +119,16 @@ std::optional<std::string> ggufTensorName(std::string_view name)
 std::optional<std::string> hfModuleName(std::string_view name)
 {
     if (!isGgufName(name)) {
-        if (endsWith(name, ".weight"))
+        if (name.ends_with(".weight"))
             return std::string(name.substr(0, name.size() - 7));
         return std::string(name);
     }
-    const RoleInfo r = planRoleFromName(name);
+    const RoleInfo r = classifyTensor(name);
     if (r.role == TensorRole::Embedding)
         return std::string("model.embed_tokens");
     if (r.role == TensorRole::OutputHead)
         return std::string("lm_head");
-    const char* s = hfSuffix(r.role);
+    const char* s = roleTraits(r.role).hfModule;
     if (!s || r.block < 0)
         return std::nullopt; // stacked experts have no single module
     return "model.layers." + std::to_string(r.block) + "." + s;
@@ -254,7 +194,7 @@ std::set<int> blocksOf(const Plan& plan)
 {
     std::set<int> b;
     for (const auto& [t, f] : plan.assignments()) {
-        const int blk = planRoleFromName(t).block;
+        const int blk = classifyTensor(t).block;
         if (blk >= 0)
             b.insert(blk);
     }
@@ -264,9 +204,8 @@ std::set<int> blocksOf(const Plan& plan)
 // ggml's spelling of a type name: lower case with an upper-case K ("q4_K", "q8_0", "bf16", "iq4_nl").
 std::string ggmlTypeName(const std::string& format)
 {
-    std::string s = format;
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (endsWith(s, "_k"))
+    std::string s = lower(format);
+    if (s.ends_with("_k"))
         s.back() = 'K';
     return s;
 }
@@ -281,7 +220,7 @@ void checkFused(const Plan& plan, std::vector<ExportProblem>& problems)
 {
     std::map<std::string, std::map<std::string, std::string>> groups; // label -> tensor -> format
     for (const auto& [t, f] : plan.assignments()) {
-        const RoleInfo r = planRoleFromName(t);
+        const RoleInfo r = classifyTensor(t);
         if (r.block < 0)
             continue;
         const std::string b = "block " + std::to_string(r.block);
@@ -393,7 +332,7 @@ ExportResult exportLlamaCpp(const Plan& plan)
             continue;
         }
         const std::string type = ggmlTypeName(f->name());
-        const RoleInfo r = planRoleFromName(t);
+        const RoleInfo r = classifyTensor(t);
         if (r.role == TensorRole::MoeExpertGate || r.role == TensorRole::MoeExpertUp ||
             r.role == TensorRole::MoeExpertDown) {
             auto [it, inserted] = stacked.emplace(*g, type);
@@ -454,64 +393,79 @@ ExportResult exportLlamaCpp(const Plan& plan)
         "The type file holds nothing but pattern=type lines: llama-quantize has no comment syntax.");
     bool lowBits = false;
     for (const auto& [type, n] : counts)
-        lowBits |= type == "q2_K" || type.rfind("iq", 0) == 0;
+        lowBits |= type == "q2_K" || type.starts_with("iq");
     if (lowBits)
         r.notes.push_back("Q2_K and IQ types need an importance matrix: add --imatrix FILE.");
     return r;
 }
 
-// ---- GPTQModel ----
+// One tensor of a plan as the Hugging Face exporters see it.
+struct HfAssignment {
+    const std::string& tensor;
+    const QuantFormat& format;
+    TensorRole role;
+    const std::string& module;
+};
 
-ExportResult exportGptqModel(const Plan& plan)
+// The pass the Hugging Face exporters (GPTQModel, compressed-tensors) share: every assignment with a known
+// format and module name goes to `keep` when it stays in 16 bits, else to `quantize`, which returns why
+// the target cannot store it, if it cannot. All problems, fused q/k/v and gate/up with differing formats
+// among them, are reported together in one ExportError.
+void forEachHfAssignment(const Plan& plan, ExportTarget target,
+                         const std::function<void(const HfAssignment&)>& keep,
+                         const std::function<std::optional<std::string>(const HfAssignment&)>& quantize)
 {
     std::vector<ExportProblem> problems;
-    std::map<std::string, Scheme> quantized; // module -> scheme
-    std::vector<std::string> skipped;        // modules left in 16 bits
-    bool lmHead = false;
     for (const auto& [t, fmt] : plan.assignments()) {
         auto f = findFormat(fmt);
         if (!f) {
             problems.push_back({t, fmt, "unknown format"});
             continue;
         }
-        const RoleInfo role = planRoleFromName(t);
         auto m = hfModuleName(t);
         if (!m) {
             problems.push_back({t, f->name(), "no Hugging Face module name is known for it"});
             continue;
         }
-        if (isUnquantized(*f)) {
-            if (role.role != TensorRole::Embedding && role.role != TensorRole::OutputHead)
-                skipped.push_back(*m);
-            continue;
-        }
-        const auto& tr = f->traits();
-        if (tr.kind != FormatKind::Integer) {
-            problems.push_back(
-                {t, f->name(), "GPTQModel stores integer GPTQ weights only (no ggml, FP8 or NF4 types)"});
-            continue;
-        }
-        if (tr.groupSize == 0) {
-            problems.push_back(
-                {t, f->name(), "GPTQ has no per-tensor scale: use a group size or per-channel"});
-            continue;
-        }
-        if (tr.bits != 2 && tr.bits != 3 && tr.bits != 4 && tr.bits != 8) {
-            problems.push_back({t, f->name(), "GPTQModel packs 2, 3, 4 or 8 bits"});
-            continue;
-        }
-        if (role.role == TensorRole::Embedding) {
-            problems.push_back(
-                {t, f->name(), "GPTQModel does not quantize embeddings: keep them in BF16/F16"});
-            continue;
-        }
-        if (role.role == TensorRole::OutputHead)
-            lmHead = true;
-        quantized[*m] = {tr.bits, tr.groupSize, tr.symmetric, false};
+        const HfAssignment a{t, *f, classifyTensor(t).role, *m};
+        if (isUnquantized(*f))
+            keep(a);
+        else if (auto problem = quantize(a))
+            problems.push_back({t, f->name(), std::move(*problem)});
     }
     checkFused(plan, problems);
     if (!problems.empty())
-        throw ExportError(ExportTarget::GptqModel, std::move(problems));
+        throw ExportError(target, std::move(problems));
+}
+
+// ---- GPTQModel ----
+
+ExportResult exportGptqModel(const Plan& plan)
+{
+    std::map<std::string, Scheme> quantized; // module -> scheme
+    std::vector<std::string> skipped;        // modules left in 16 bits
+    bool lmHead = false;
+    forEachHfAssignment(
+        plan, ExportTarget::GptqModel,
+        [&](const HfAssignment& a) {
+            if (a.role != TensorRole::Embedding && a.role != TensorRole::OutputHead)
+                skipped.push_back(a.module);
+        },
+        [&](const HfAssignment& a) -> std::optional<std::string> {
+            const auto& tr = a.format.traits();
+            if (tr.kind != FormatKind::Integer)
+                return "GPTQModel stores integer GPTQ weights only (no ggml, FP8 or NF4 types)";
+            if (tr.groupSize == 0)
+                return "GPTQ has no per-tensor scale: use a group size or per-channel";
+            if (tr.bits != 2 && tr.bits != 3 && tr.bits != 4 && tr.bits != 8)
+                return "GPTQModel packs 2, 3, 4 or 8 bits";
+            if (a.role == TensorRole::Embedding)
+                return "GPTQModel does not quantize embeddings: keep them in BF16/F16";
+            if (a.role == TensorRole::OutputHead)
+                lmHead = true;
+            quantized[a.module] = {tr.bits, tr.groupSize, tr.symmetric, false};
+            return std::nullopt;
+        });
     if (quantized.empty())
         throw ExportError(ExportTarget::GptqModel,
                           {{"(plan)", "", "no tensor is assigned an integer GPTQ format"}});
@@ -569,47 +523,28 @@ struct CtPlan {
 
 CtPlan collectCompressedTensors(const Plan& plan, ExportTarget target)
 {
-    std::vector<ExportProblem> problems;
     CtPlan ct;
-    for (const auto& [t, fmt] : plan.assignments()) {
-        auto f = findFormat(fmt);
-        if (!f) {
-            problems.push_back({t, fmt, "unknown format"});
-            continue;
-        }
-        const RoleInfo role = planRoleFromName(t);
-        auto m = hfModuleName(t);
-        if (!m) {
-            problems.push_back({t, f->name(), "no Hugging Face module name is known for it"});
-            continue;
-        }
-        if (isUnquantized(*f)) {
-            if (role.role != TensorRole::Embedding)
-                ct.ignore.push_back(*m);
-            continue;
-        }
-        if (role.role == TensorRole::Embedding) {
-            problems.push_back(
-                {t, f->name(), "only Linear layers are quantized: keep embeddings in BF16/F16"});
-            continue;
-        }
-        const auto& tr = f->traits();
-        Scheme s;
-        if (tr.kind == FormatKind::Integer) {
-            s = {tr.bits, tr.groupSize, tr.symmetric, false};
-        } else if (tr.kind == FormatKind::Fp8 && f->name().rfind("FP8-E4M3", 0) == 0) {
-            s = {8, tr.groupSize < 0 ? -1 : 0, true, true};
-        } else {
-            problems.push_back(
-                {t, f->name(),
-                 "compressed-tensors has integer and FP8 (E4M3) schemes only, no ggml, NF4 or E5M2 types"});
-            continue;
-        }
-        ct.groups[s].push_back(*m);
-    }
-    checkFused(plan, problems);
-    if (!problems.empty())
-        throw ExportError(target, std::move(problems));
+    forEachHfAssignment(
+        plan, target,
+        [&](const HfAssignment& a) {
+            if (a.role != TensorRole::Embedding)
+                ct.ignore.push_back(a.module);
+        },
+        [&](const HfAssignment& a) -> std::optional<std::string> {
+            if (a.role == TensorRole::Embedding)
+                return "only Linear layers are quantized: keep embeddings in BF16/F16";
+            const auto& tr = a.format.traits();
+            Scheme s;
+            if (tr.kind == FormatKind::Integer)
+                s = {tr.bits, tr.groupSize, tr.symmetric, false};
+            else if (tr.kind == FormatKind::Fp8 && a.format.name().starts_with("FP8-E4M3"))
+                s = {8, tr.groupSize < 0 ? -1 : 0, true, true};
+            else
+                return "compressed-tensors has integer and FP8 (E4M3) schemes only, no ggml, NF4 or E5M2 "
+                       "types";
+            ct.groups[s].push_back(a.module);
+            return std::nullopt;
+        });
     if (ct.groups.empty())
         throw ExportError(target, {{"(plan)", "", "no tensor is assigned an integer or FP8 format"}});
     std::sort(ct.ignore.begin(), ct.ignore.end());

@@ -3,6 +3,7 @@
 #include "core/util/fileio.h"
 
 #include "core/util/error.h"
+#include "core/util/strings.h"
 
 #include <QCoreApplication>
 #include <QFile>
@@ -19,20 +20,13 @@ namespace qs {
 
 namespace {
 
-std::string lower(std::string_view s)
-{
-    std::string r(s);
-    std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
-    return r;
-}
-
 // Compares ignoring case, spaces, '-' and '_' so that "RTX 4090", "rtx-4090" and "rtx_4090" agree.
 std::string squash(std::string_view s)
 {
     std::string r;
     for (unsigned char c : s)
         if (!std::isspace(c) && c != '-' && c != '_')
-            r.push_back(static_cast<char>(std::tolower(c)));
+            r.push_back(lowerChar(static_cast<char>(c)));
     return r;
 }
 

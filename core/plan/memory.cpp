@@ -2,9 +2,9 @@
 
 #include "core/util/checked.h"
 #include "core/util/error.h"
+#include "core/util/strings.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 
 namespace qs {
@@ -18,13 +18,6 @@ constexpr uint64_t kLlamaCppFixed = 384 * MiB;     // CUDA context + cuBLAS work
 constexpr uint64_t kVllmFixed = 640 * MiB;         // non-torch memory + CUDA graphs + torch.compile
 constexpr uint64_t kTransformersFixed = 512 * MiB; // PyTorch CUDA context with its kernel images
 constexpr uint64_t kNcclPerGpu = 256 * MiB;        // NCCL buffers when more than one GPU is used
-
-std::string lower(std::string_view s)
-{
-    std::string r(s);
-    std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
-    return r;
-}
 
 uint64_t mul(uint64_t a, uint64_t b)
 {

@@ -11,8 +11,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <optional>
 
 namespace qs {
@@ -41,116 +39,16 @@ const TensorInfo* ModelLayout::find(std::string_view name) const
     return nullptr;
 }
 
-namespace {
-
-bool contains(std::string_view s, std::string_view part)
-{
-    return s.find(part) != std::string_view::npos;
-}
-bool endsWith(std::string_view s, std::string_view suffix)
-{
-    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// The integer after `marker` ("layers.", "blk.", "h.", "experts."), -1 when absent.
-int indexAfter(std::string_view name, std::string_view marker)
-{
-    size_t pos = 0;
-    while ((pos = name.find(marker, pos)) != std::string_view::npos) {
-        // The marker must start a dotted component ("model.layers.3", not "xlayers.3").
-        if (pos == 0 || name[pos - 1] == '.') {
-            const char* b = name.data() + pos + marker.size();
-            const char* e = name.data() + name.size();
-            int v = -1;
-            auto r = std::from_chars(b, e, v);
-            if (r.ec == std::errc() && r.ptr != b && (r.ptr == e || *r.ptr == '.'))
-                return v;
-        }
-        pos += marker.size();
-    }
-    return -1;
-}
-
-} // namespace
-
-RoleInfo planRoleFromName(std::string_view name)
-{
-    RoleInfo r;
-    r.block = indexAfter(name, "layers.");
-    if (r.block < 0)
-        r.block = indexAfter(name, "blk.");
-    if (r.block < 0)
-        r.block = indexAfter(name, "h.");
-    r.expert = indexAfter(name, "experts.");
-
-    auto is = [&](std::initializer_list<std::string_view> parts) {
-        for (auto p : parts)
-            if (contains(name, p))
-                return true;
-        return false;
-    };
-    const bool isBias = endsWith(name, ".bias");
-    if (is({"norm", "ln_f", "ln_1", "ln_2", "layernorm"}))
-        r.role = TensorRole::Norm;
-    else if (isBias)
-        r.role = TensorRole::Bias;
-    else if (is({"embed_tokens", "token_embd", "tok_embeddings", "wte.", "word_embeddings"}))
-        r.role = TensorRole::Embedding;
-    else if (is({"position_embd", "wpe.", "position_embeddings"}))
-        r.role = TensorRole::PositionEmbedding;
-    else if (name == "output.weight" || is({"lm_head", "embed_out"}))
-        r.role = TensorRole::OutputHead;
-    else if (is({"ffn_gate_inp", "block_sparse_moe.gate.", "mlp.gate.weight", "router"}))
-        r.role = TensorRole::MoeRouter;
-    else if (is({"shared_expert"}))
-        r.role = TensorRole::MoeSharedExpert;
-    else if (is({"ffn_gate_exps"}) || (r.expert >= 0 && is({".w1.", "gate_proj"})))
-        r.role = TensorRole::MoeExpertGate;
-    else if (is({"ffn_up_exps"}) || (r.expert >= 0 && is({".w3.", "up_proj"})))
-        r.role = TensorRole::MoeExpertUp;
-    else if (is({"ffn_down_exps"}) || (r.expert >= 0 && is({".w2.", "down_proj"})))
-        r.role = TensorRole::MoeExpertDown;
-    else if (is({"attn_qkv", "qkv_proj", "query_key_value", "c_attn"}))
-        r.role = TensorRole::AttnQKV;
-    else if (is({"attn_q.", "q_proj", ".wq."}))
-        r.role = TensorRole::AttnQ;
-    else if (is({"attn_k.", "k_proj", ".wk."}))
-        r.role = TensorRole::AttnK;
-    else if (is({"attn_v.", "v_proj", ".wv."}))
-        r.role = TensorRole::AttnV;
-    else if (is({"attn_output", "o_proj", ".wo.", "attention.dense", "attn.c_proj", "out_proj"}))
-        r.role = TensorRole::AttnOut;
-    else if (is({"gate_up_proj"}))
-        r.role = TensorRole::MlpGateUp;
-    else if (is({"ffn_gate", "gate_proj", ".w1."}))
-        r.role = TensorRole::MlpGate;
-    else if (is({"ffn_up", "up_proj", ".w3.", "c_fc", "dense_h_to_4h"}))
-        r.role = TensorRole::MlpUp;
-    else if (is({"ffn_down", "down_proj", ".w2.", "mlp.c_proj", "dense_4h_to_h"}))
-        r.role = TensorRole::MlpDown;
-    return r;
-}
-
 RoleInfo planRole(const TensorInfo& tensor)
 {
     if (tensor.role.role != TensorRole::Other)
         return tensor.role;
-    return planRoleFromName(tensor.name);
+    return classifyTensor(tensor.name, tensor.shape.size());
 }
 
 bool isPlannable(const TensorInfo& tensor)
 {
-    if (tensor.shape.size() < 2 || tensor.elements() == 0)
-        return false;
-    switch (planRole(tensor).role) {
-    case TensorRole::Norm:
-    case TensorRole::Bias:
-    case TensorRole::MoeRouter:
-    case TensorRole::PositionEmbedding:
-        return false;
-    default:
-        return true;
-    }
+    return tensor.shape.size() >= 2 && tensor.elements() != 0 && roleTraits(planRole(tensor).role).plannable;
 }
 
 ModelLayout layoutFromModel(const Model& model)
@@ -230,7 +128,7 @@ void addTensor(ModelLayout& l, DType dtype, std::string name, std::vector<uint64
     if (!bytes)
         throw Error(ErrorCode::Overflow, t.name + ": tensor size overflows");
     t.bytes = *bytes;
-    t.role = planRoleFromName(t.name);
+    t.role = classifyTensor(t.name, t.shape.size());
     l.tensors.push_back(std::move(t));
 }
 

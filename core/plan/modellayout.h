@@ -45,10 +45,9 @@ ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fil
 // beside the weights, the architecture is taken from it.
 ModelLayout openLayout(const std::filesystem::path& path, JobControl* job = nullptr);
 
-// Role of a tensor: TensorInfo::role when the loader classified it, else our own reading of the HF or GGUF
-// name (blk.N.attn_v.weight, model.layers.N.mlp.down_proj.weight, ...), including block and expert.
+// Role of a tensor: TensorInfo::role when set, else classifyTensor() of its name (for TensorInfo built by
+// hand, whose role was never filled in).
 RoleInfo planRole(const TensorInfo& tensor);
-RoleInfo planRoleFromName(std::string_view name);
 
 // Whether a plan assigns a format to this tensor: weights with two or more dimensions (matrices, stacked
 // experts, embeddings, heads) except norms, biases, routers and position embeddings, which stay in their

@@ -3,6 +3,7 @@
 #include "core/quant/format.h"
 #include "core/util/error.h"
 #include "core/util/namepattern.h"
+#include "core/util/strings.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -16,53 +17,11 @@ namespace qs {
 
 namespace {
 
-std::string lower(std::string_view s)
-{
-    std::string r(s);
-    std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
-    return r;
-}
-
-std::string trim(const std::string& s)
-{
-    size_t b = 0, e = s.size();
-    while (b < e && std::isspace(static_cast<unsigned char>(s[b])))
-        ++b;
-    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])))
-        --e;
-    return s.substr(b, e - b);
-}
-
-const std::pair<TensorRole, const char*> kRoleNames[] = {
-    {TensorRole::Embedding, "embedding"},
-    {TensorRole::AttnQ, "attn_q"},
-    {TensorRole::AttnK, "attn_k"},
-    {TensorRole::AttnV, "attn_v"},
-    {TensorRole::AttnQKV, "attn_qkv"},
-    {TensorRole::AttnOut, "attn_out"},
-    {TensorRole::MlpGate, "mlp_gate"},
-    {TensorRole::MlpUp, "mlp_up"},
-    {TensorRole::MlpGateUp, "mlp_gate_up"},
-    {TensorRole::MlpDown, "mlp_down"},
-    {TensorRole::MoeRouter, "moe_router"},
-    {TensorRole::MoeExpertGate, "moe_expert_gate"},
-    {TensorRole::MoeExpertUp, "moe_expert_up"},
-    {TensorRole::MoeExpertDown, "moe_expert_down"},
-    {TensorRole::MoeSharedExpert, "moe_shared_expert"},
-    {TensorRole::Norm, "norm"},
-    {TensorRole::OutputHead, "output_head"},
-    {TensorRole::Conv, "conv"},
-    {TensorRole::PositionEmbedding, "position_embedding"},
-    {TensorRole::Bias, "bias"},
-    {TensorRole::Other, "other"},
-};
-
 std::optional<TensorRole> roleFromString(std::string_view name)
 {
     const std::string n = lower(name);
-    for (const auto& [role, s] : kRoleNames)
-        if (n == s)
-            return role;
+    if (TensorRole role; roleFromName(n, &role))
+        return role;
     // llama.cpp spellings as aliases.
     if (n == "attn_output" || n == "attn_o")
         return TensorRole::AttnOut;
@@ -248,7 +207,7 @@ void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule
 std::vector<PlanRule> parseRules(const std::string& text, const std::string& fileName)
 {
     std::vector<PlanRule> rules;
-    const std::string t = trim(text);
+    const std::string t(trim(text));
     if (!t.empty() && t.front() == '{') {
         QJsonParseError err{};
         const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(t), &err);
@@ -282,7 +241,7 @@ std::vector<PlanRule> parseRules(const std::string& text, const std::string& fil
     int lineNo = 0;
     while (std::getline(in, line)) {
         ++lineNo;
-        line = trim(line);
+        line = std::string(trim(line));
         if (line.empty() || line.front() == '#')
             continue;
         const size_t eq = line.rfind('=');
@@ -290,11 +249,11 @@ std::vector<PlanRule> parseRules(const std::string& text, const std::string& fil
             throw FormatError(ErrorCode::BadValue, fileName, "line " + std::to_string(lineNo), std::nullopt,
                               "expected PATTERN=FORMAT or role:ROLE=FORMAT");
         PlanRule r;
-        r.pattern = trim(line.substr(0, eq));
-        r.format = trim(line.substr(eq + 1));
-        if (r.pattern.rfind("role:", 0) == 0) {
+        r.pattern = trim(std::string_view(line).substr(0, eq));
+        r.format = trim(std::string_view(line).substr(eq + 1));
+        if (r.pattern.starts_with("role:")) {
             r.match = PlanRule::Match::Role;
-            r.pattern = trim(r.pattern.substr(5));
+            r.pattern = std::string(trim(std::string_view(r.pattern).substr(5)));
         }
         rules.push_back(std::move(r));
     }
@@ -314,9 +273,9 @@ bool useMoreBits(int i, int n)
 std::string normaliseFtype(const std::string& name)
 {
     std::string n = lower(name);
-    if (n.rfind("llama.cpp-", 0) == 0)
+    if (n.starts_with("llama.cpp-"))
         n = n.substr(10);
-    else if (n.rfind("llamacpp-", 0) == 0)
+    else if (n.starts_with("llamacpp-"))
         n = n.substr(9);
     if (n == "q4_k_m" || n == "q5_k_m" || n == "q3_k_m")
         return n;
@@ -394,7 +353,7 @@ std::string llamaCppFallback(const std::string& format, uint64_t cols)
         return f->name();
     std::string next;
     const std::string n = f->name();
-    if (n == "Q2_K" || n == "Q3_K" || n == "IQ4_XS" || n.rfind("IQ", 0) == 0)
+    if (n == "Q2_K" || n == "Q3_K" || n == "IQ4_XS" || n.starts_with("IQ"))
         next = "IQ4_NL";
     else if (n == "Q4_K")
         next = "Q5_0";
@@ -433,7 +392,7 @@ Plan makePreset(const std::string& name, const ModelLayout& model)
                                                                       : "Q3_K_M"));
         return plan;
     }
-    if (n.rfind("keep-embeddings-8bit", 0) == 0) {
+    if (n.starts_with("keep-embeddings-8bit")) {
         std::string base = "Q4_K";
         if (n.size() > 20) {
             if (n[20] != ':')
@@ -454,7 +413,7 @@ Plan makePreset(const std::string& name, const ModelLayout& model)
         plan.setPreset("keep-embeddings-8bit:" + bf->name());
         return plan;
     }
-    if (n.rfind("all-", 0) == 0) {
+    if (n.starts_with("all-")) {
         auto f = requireFormat(name.substr(4));
         applyRules(plan, model, {}, f->name());
         plan.setPreset("all-" + f->name());

@@ -7,9 +7,9 @@
 #include "core/quant/nf4.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
+#include "core/util/strings.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -18,14 +18,6 @@
 namespace qs {
 
 namespace {
-
-std::string lower(std::string_view s)
-{
-    std::string r(s);
-    for (char& c : r)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return r;
-}
 
 std::vector<float> sortedUnique(std::vector<float> v)
 {

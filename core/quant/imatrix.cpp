@@ -126,11 +126,6 @@ constexpr ExpertName kExperts[] = {
     {"mlp.experts.", "up_proj", "ffn_up_exps"},           {"mlp.experts.", "down_proj", "ffn_down_exps"},
 };
 
-bool startsWith(std::string_view s, std::string_view p)
-{
-    return s.substr(0, p.size()) == p;
-}
-
 } // namespace
 
 std::optional<std::string> ggufToHfName(std::string_view name)
@@ -141,7 +136,7 @@ std::optional<std::string> ggufToHfName(std::string_view name)
     for (const auto& p : kGlobal)
         if (stem == p.gguf)
             return std::string(p.hf) + std::string(suffix);
-    if (!startsWith(stem, "blk."))
+    if (!stem.starts_with("blk."))
         return std::nullopt;
     const std::string_view rest = stem.substr(4);
     const size_t dot = rest.find('.');
@@ -163,7 +158,7 @@ std::optional<std::string> hfToGgufName(std::string_view name, uint64_t* expert)
     for (const auto& p : kGlobal)
         if (stem == p.hf)
             return std::string(p.gguf) + std::string(suffix);
-    if (!startsWith(stem, "model.layers."))
+    if (!stem.starts_with("model.layers."))
         return std::nullopt;
     const std::string_view rest = stem.substr(13);
     const size_t dot = rest.find('.');
@@ -176,7 +171,7 @@ std::optional<std::string> hfToGgufName(std::string_view name, uint64_t* expert)
         if (leaf == p.hf)
             return prefix + p.gguf + std::string(suffix);
     for (const auto& e : kExperts) {
-        if (!startsWith(leaf, e.hfPrefix))
+        if (!leaf.starts_with(e.hfPrefix))
             continue;
         const std::string_view tail = leaf.substr(std::strlen(e.hfPrefix));
         const size_t d = tail.find('.');
@@ -255,13 +250,10 @@ ImportanceMatrix ImportanceMatrix::fromGgufModel(const Model& model)
     m.m_format = ImportanceFileFormat::Gguf;
     const std::string file = model.path().string();
     std::map<std::string, std::pair<const TensorInfo*, const TensorInfo*>> pairs;
-    auto endsWith = [](const std::string& s, std::string_view suffix) {
-        return s.size() > suffix.size() && std::string_view(s).substr(s.size() - suffix.size()) == suffix;
-    };
     for (const auto& t : model.tensors()) {
-        if (endsWith(t.name, ".in_sum2"))
+        if (t.name.ends_with(".in_sum2"))
             pairs[t.name.substr(0, t.name.size() - 8)].first = &t;
-        else if (endsWith(t.name, ".counts"))
+        else if (t.name.ends_with(".counts"))
             pairs[t.name.substr(0, t.name.size() - 7)].second = &t;
     }
     for (const auto& [name, p] : pairs) {

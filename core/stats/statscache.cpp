@@ -1,5 +1,6 @@
 #include "core/stats/statscache.h"
 
+#include "core/io/hdf5handle.h"
 #include "core/model/model.h"
 
 #include <QCryptographicHash>
@@ -72,34 +73,16 @@ template <> hid_t nativeType<double>()
     return H5T_NATIVE_DOUBLE;
 }
 
-// Closes an HDF5 handle with the matching function on scope exit.
-class Handle {
-public:
-    Handle(hid_t id, herr_t (*close)(hid_t)) : m_id(id), m_close(close) {}
-    ~Handle()
-    {
-        if (m_id >= 0)
-            m_close(m_id);
-    }
-    Handle(const Handle&) = delete;
-    Handle& operator=(const Handle&) = delete;
-    hid_t get() const { return m_id; }
-    bool valid() const { return m_id >= 0; }
-
-private:
-    hid_t m_id;
-    herr_t (*m_close)(hid_t);
-};
-
 template <typename T>
 bool writeArray(hid_t file, const char* name, const std::vector<T>& v, hsize_t columns = 1)
 {
     const hsize_t dims[2] = {columns ? v.size() / columns : 0, columns};
-    Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+    Hdf5Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
     if (!space.valid())
         return false;
-    Handle set(H5Dcreate2(file, name, nativeType<T>(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-               H5Dclose);
+    Hdf5Handle set(
+        H5Dcreate2(file, name, nativeType<T>(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+        H5Dclose);
     if (!set.valid())
         return false;
     return v.empty() || H5Dwrite(set.get(), nativeType<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0;
@@ -109,10 +92,10 @@ bool writeArray(hid_t file, const char* name, const std::vector<T>& v, hsize_t c
 template <typename T>
 bool readArray(hid_t file, const char* name, std::vector<T>& out, hsize_t columns, uint64_t maxElements)
 {
-    Handle set(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
+    Hdf5Handle set(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose);
     if (!set.valid())
         return false;
-    Handle space(H5Dget_space(set.get()), H5Sclose);
+    Hdf5Handle space(H5Dget_space(set.get()), H5Sclose);
     if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2)
         return false;
     hsize_t dims[2] = {0, 0};
@@ -193,7 +176,7 @@ size_t StatsCache::load()
     // 2. Read every array, then check that they are consistent before building anything.
     std::lock_guard lock(hdf5Mutex());
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    Handle file(H5Fopen(m_file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    Hdf5Handle file(H5Fopen(m_file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!file.valid())
         return 0;
     const uint64_t limit = size; // no array can hold more values than the file has bytes
@@ -326,7 +309,7 @@ bool StatsCache::save()
     {
         std::lock_guard lock(hdf5Mutex());
         H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-        Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+        Hdf5Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
         if (!file.valid())
             return false;
         const hid_t f = file.get();

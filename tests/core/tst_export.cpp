@@ -258,7 +258,7 @@ private slots:
         QCOMPARE(cfg.value(QStringLiteral("quant_method")).toString(), QStringLiteral("gptq"));
         QCOMPARE(cfg.value(QStringLiteral("lm_head")).toBool(), true);
         for (const auto& [t, f] : plan.assignments()) {
-            if (qs::planRoleFromName(t).role == qs::TensorRole::Embedding)
+            if (qs::classifyTensor(t).role == qs::TensorRole::Embedding)
                 continue; // GPTQModel never touches embeddings
             const std::string m = *qs::hfModuleName(t);
             QVERIFY2(applyGptq(cfg, m) == expected(f), m.c_str());
@@ -316,7 +316,7 @@ private slots:
         QCOMPARE(qc.value(QStringLiteral("quant_method")).toString(), QStringLiteral("compressed-tensors"));
         QCOMPARE(qc.value(QStringLiteral("format")).toString(), QStringLiteral("pack-quantized"));
         for (const auto& [t, f] : plan.assignments()) {
-            if (qs::planRoleFromName(t).role == qs::TensorRole::Embedding)
+            if (qs::classifyTensor(t).role == qs::TensorRole::Embedding)
                 continue;
             const std::string m = *qs::hfModuleName(t);
             QVERIFY2(applyCompressedTensors(qc, m) == expected(f), m.c_str());
@@ -387,7 +387,7 @@ private slots:
         QCOMPARE(groups.size(), 3); // INT4 g128 asym, INT4 g32 sym, INT8 channel sym
         QJsonObject qc{{QStringLiteral("config_groups"), groups}, {QStringLiteral("ignore"), ignore}};
         for (const auto& [t, f] : plan.assignments()) {
-            if (qs::planRoleFromName(t).role == qs::TensorRole::Embedding)
+            if (qs::classifyTensor(t).role == qs::TensorRole::Embedding)
                 continue;
             const std::string m = *qs::hfModuleName(t);
             QVERIFY2(applyCompressedTensors(qc, m) == expected(f), m.c_str());

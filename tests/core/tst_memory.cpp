@@ -260,22 +260,22 @@ private slots:
     void roles()
     {
         using R = qs::TensorRole;
-        QCOMPARE(qs::planRoleFromName("blk.7.attn_v.weight").role, R::AttnV);
-        QCOMPARE(qs::planRoleFromName("blk.7.attn_v.weight").block, 7);
-        QCOMPARE(qs::planRoleFromName("blk.0.attn_output.weight").role, R::AttnOut);
-        QCOMPARE(qs::planRoleFromName("output.weight").role, R::OutputHead);
-        QCOMPARE(qs::planRoleFromName("token_embd.weight").role, R::Embedding);
-        QCOMPARE(qs::planRoleFromName("blk.3.ffn_down_exps.weight").role, R::MoeExpertDown);
-        QCOMPARE(qs::planRoleFromName("blk.3.ffn_gate_inp.weight").role, R::MoeRouter);
-        QCOMPARE(qs::planRoleFromName("model.layers.12.mlp.down_proj.weight").role, R::MlpDown);
-        QCOMPARE(qs::planRoleFromName("model.layers.12.mlp.down_proj.weight").block, 12);
-        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.experts.5.w2.weight").role,
+        QCOMPARE(qs::classifyTensor("blk.7.attn_v.weight").role, R::AttnV);
+        QCOMPARE(qs::classifyTensor("blk.7.attn_v.weight").block, 7);
+        QCOMPARE(qs::classifyTensor("blk.0.attn_output.weight").role, R::AttnOut);
+        QCOMPARE(qs::classifyTensor("output.weight").role, R::OutputHead);
+        QCOMPARE(qs::classifyTensor("token_embd.weight").role, R::Embedding);
+        QCOMPARE(qs::classifyTensor("blk.3.ffn_down_exps.weight").role, R::MoeExpertDown);
+        QCOMPARE(qs::classifyTensor("blk.3.ffn_gate_inp.weight").role, R::MoeRouter);
+        QCOMPARE(qs::classifyTensor("model.layers.12.mlp.down_proj.weight").role, R::MlpDown);
+        QCOMPARE(qs::classifyTensor("model.layers.12.mlp.down_proj.weight").block, 12);
+        QCOMPARE(qs::classifyTensor("model.layers.1.block_sparse_moe.experts.5.w2.weight").role,
                  R::MoeExpertDown);
-        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.experts.5.w2.weight").expert, 5);
-        QCOMPARE(qs::planRoleFromName("model.layers.1.block_sparse_moe.gate.weight").role, R::MoeRouter);
-        QCOMPARE(qs::planRoleFromName("model.layers.1.input_layernorm.weight").role, R::Norm);
-        QCOMPARE(qs::planRoleFromName("model.layers.1.self_attn.q_proj.bias").role, R::Bias);
-        QCOMPARE(qs::planRoleFromName("lm_head.weight").role, R::OutputHead);
+        QCOMPARE(qs::classifyTensor("model.layers.1.block_sparse_moe.experts.5.w2.weight").expert, 5);
+        QCOMPARE(qs::classifyTensor("model.layers.1.block_sparse_moe.gate.weight").role, R::MoeRouter);
+        QCOMPARE(qs::classifyTensor("model.layers.1.input_layernorm.weight").role, R::Norm);
+        QCOMPARE(qs::classifyTensor("model.layers.1.self_attn.q_proj.bias").role, R::Bias);
+        QCOMPARE(qs::classifyTensor("lm_head.weight").role, R::OutputHead);
     }
 
     void unsupportedAndMalformedConfigs()

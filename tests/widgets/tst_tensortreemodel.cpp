@@ -48,11 +48,6 @@ std::shared_ptr<Model> makeModel()
     return model;
 }
 
-bool classifierKnowsGguf()
-{
-    return classifyTensor("blk.2.attn_q.weight").block == 2;
-}
-
 // Every tensor row under the (proxy or source) model, as tensor names.
 QStringList visibleTensors(const QAbstractItemModel& m)
 {
@@ -126,8 +121,6 @@ void TestTensorTreeModel::groupsMatchRoles()
 
 void TestTensorTreeModel::groupingByBlock()
 {
-    if (!classifierKnowsGguf())
-        QSKIP("tensor role classifier not delivered yet");
     TensorTreeModel model;
     model.setModel(makeModel());
     QCOMPARE(model.rowCount(), 5); // Embedding, Block 0..2, Head
@@ -145,8 +138,6 @@ void TestTensorTreeModel::groupingByBlock()
 
 void TestTensorTreeModel::normsOutsideBlocklessModelsAreNotHead()
 {
-    if (classifyTensor("model.norm.weight").role != TensorRole::Norm)
-        QSKIP("classifier does not know model.norm.weight");
     auto m = std::make_shared<Model>(ModelFormat::Keras, "/tmp/net.h5");
     for (const char* name : {"conv1.weight", "model.norm.weight"}) {
         TensorInfo t;
@@ -163,8 +154,7 @@ void TestTensorTreeModel::normsOutsideBlocklessModelsAreNotHead()
     // With blocks, the same final norm belongs to the head.
     model.setModel(makeModel());
     const QModelIndex norm = model.indexForTensor(QStringLiteral("output_norm.weight"));
-    if (classifierKnowsGguf())
-        QCOMPARE(norm.parent().data().toString(), QStringLiteral("Head"));
+    QCOMPARE(norm.parent().data().toString(), QStringLiteral("Head"));
 }
 
 void TestTensorTreeModel::columnsAndAggregates()
@@ -207,9 +197,8 @@ void TestTensorTreeModel::columnsAndAggregates()
     QCOMPARE(model.flags(q) & Qt::ItemNeverHasChildren, Qt::ItemNeverHasChildren);
     // Group rows list the dtypes they hold, in order of first appearance.
     const QModelIndex group = q.parent();
-    if (classifierKnowsGguf())
-        QCOMPARE(group.siblingAtColumn(TensorTreeModel::DTypeColumn).data().toString(),
-                 QStringLiteral("F32, Q8_0, Q4_0"));
+    QCOMPARE(group.siblingAtColumn(TensorTreeModel::DTypeColumn).data().toString(),
+             QStringLiteral("F32, Q8_0, Q4_0"));
     QCOMPARE(group.data(TensorTreeModel::TensorIndexRole).toInt(), -1);
 }
 
@@ -249,16 +238,14 @@ void TestTensorTreeModel::filtering()
     QVERIFY(!proxy.setFilterPattern(QStringLiteral("attn_q[")));
     QCOMPARE(visibleTensors(proxy).size(), 0);
 
-    if (classifierKnowsGguf()) {
-        // A matching group title shows the whole group.
-        QVERIFY(proxy.setFilterPattern(QStringLiteral("^Block 1$")));
-        QCOMPARE(visibleTensors(proxy).size(), 9);
-        // Role names match too ("mlp_down" is not in the GGUF name).
-        const QString downRole = QString::fromLatin1(roleName(TensorRole::MlpDown));
-        QVERIFY(proxy.setFilterPattern(QStringLiteral("\\b") + downRole + QStringLiteral("\\b")));
-        QCOMPARE(visibleTensors(proxy),
-                 (QStringList{"blk.0.ffn_down.weight", "blk.1.ffn_down.weight", "blk.2.ffn_down.weight"}));
-    }
+    // A matching group title shows the whole group.
+    QVERIFY(proxy.setFilterPattern(QStringLiteral("^Block 1$")));
+    QCOMPARE(visibleTensors(proxy).size(), 9);
+    // Role names match too ("mlp_down" is not in the GGUF name).
+    const QString downRole = QString::fromLatin1(roleName(TensorRole::MlpDown));
+    QVERIFY(proxy.setFilterPattern(QStringLiteral("\\b") + downRole + QStringLiteral("\\b")));
+    QCOMPARE(visibleTensors(proxy),
+             (QStringList{"blk.0.ffn_down.weight", "blk.1.ffn_down.weight", "blk.2.ffn_down.weight"}));
     proxy.setFilterPattern(QString());
     QCOMPARE(visibleTensors(proxy).size(), int(m->tensors().size()));
 }

@@ -39,7 +39,7 @@ ModelLayout makeLayout()
         t.shape = std::move(shape);
         t.dtype = DType::BF16;
         t.bytes = t.elements() * 2;
-        t.role = planRoleFromName(name);
+        t.role = classifyTensor(name);
         layout.tensors.push_back(t);
     };
     add("model.embed_tokens.weight", {1024, 256});
