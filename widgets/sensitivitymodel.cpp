@@ -239,14 +239,25 @@ QVariant SensitivityModel::data(const QModelIndex& index, int role) const
     if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
         return {};
     const int row = index.row(), column = index.column();
+    // Answered before the lookup in the store, which the other roles need and these do not.
+    switch (role) {
+    case Qt::TextAlignmentRole:
+        return int(Qt::AlignCenter);
+    case StateRole:
+        return int(m_states[cellIndex(row, column)]);
+    case TensorNameRole:
+        return m_tensors[row];
+    case FormatNameRole:
+        return m_formats[column];
+    default:
+        break;
+    }
     const SensitivityResult* r = result(row, column);
     switch (role) {
     case Qt::DisplayRole:
         return cellText(r);
     case Qt::ToolTipRole:
         return cellToolTip(row, column);
-    case Qt::TextAlignmentRole:
-        return int(Qt::AlignCenter);
     case Qt::BackgroundRole:
         if (!r)
             return QBrush(QColor(248, 248, 248));
@@ -261,12 +272,6 @@ QVariant SensitivityModel::data(const QModelIndex& index, int role) const
         return r && r->ok() ? QVariant(r->metrics.sqnrDb) : QVariant();
     case BitsPerWeightRole:
         return r && r->ok() ? QVariant(r->bitsPerWeight) : QVariant();
-    case StateRole:
-        return int(m_states[cellIndex(row, column)]);
-    case TensorNameRole:
-        return m_tensors[row];
-    case FormatNameRole:
-        return m_formats[column];
     default:
         return {};
     }
