@@ -3,47 +3,33 @@
 #include "core/model/tensorrole.h"
 #include "widgets/formatting.h"
 #include "widgets/plotutil.h"
+#include "widgets/sensitivitydelegate.h"
+#include "widgets/sensitivitymodel.h"
 
+#include <QAbstractButton>
 #include <QComboBox>
-#include <QEvent>
+#include <QCoreApplication>
 #include <QHBoxLayout>
-#include <QHelpEvent>
+#include <QHeaderView>
 #include <QLabel>
 #include <QMouseEvent>
 #include <QPainter>
 #include <QPushButton>
-#include <QScrollArea>
+#include <QScopedValueRollback>
 #include <QScrollBar>
 #include <QSplitter>
+#include <QTableView>
 #include <QTimer>
-#include <QToolTip>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <qcustomplot.h>
 
 namespace qs {
 
 namespace {
-
-// Red (little signal left) through pale yellow to blue (faithful): diverging, and readable with red-green
-// colour blindness, unlike red-to-green.
-QColor rampColor(double t)
-{
-    static const QColor stops[] = {QColor(0xd7, 0x30, 0x27), QColor(0xfc, 0x8d, 0x59),
-                                   QColor(0xfe, 0xe0, 0x90), QColor(0x91, 0xbf, 0xdb),
-                                   QColor(0x45, 0x75, 0xb4)};
-    constexpr int n = int(std::size(stops));
-    t = std::clamp(t, 0.0, 1.0) * (n - 1);
-    const int i = std::min(n - 2, int(t));
-    const double f = t - i;
-    const QColor& a = stops[i];
-    const QColor& b = stops[i + 1];
-    return QColor::fromRgbF(float(a.redF() + f * (b.redF() - a.redF())),
-                            float(a.greenF() + f * (b.greenF() - a.greenF())),
-                            float(a.blueF() + f * (b.blueF() - a.blueF())));
-}
 
 // A format name on at most two lines, broken after a '-' ("INT4-g128-" / "asym") when too wide.
 QString headerText(const QString& name, const QFontMetrics& fm, int width)
@@ -56,189 +42,226 @@ QString headerText(const QString& name, const QFontMetrics& fm, int width)
     return name;
 }
 
-bool darkColor(const QColor& c)
+QFont boldFont(QFont font)
 {
-    return 0.299 * c.redF() + 0.587 * c.greenF() + 0.114 * c.blueF() < 0.5;
+    font.setBold(true);
+    return font;
 }
 
-void paintNotApplicable(QPainter& p, const QRect& r)
-{
-    p.fillRect(r, QColor(236, 236, 236));
-    p.fillRect(r, QBrush(QColor(200, 200, 200), Qt::BDiagPattern));
-}
+const QColor kRuleColor(190, 190, 190); // the lines under the formats and beside the names
 
-} // namespace
-
-// The painted grid: names on the left, formats on top, one coloured cell per result.
-class SensitivityHeatmap final : public QWidget {
+// The formats on top (bold, on two lines when long) and the tensor names on the left (the selected ones
+// filled with the highlight colour), on the base colour with a rule along the matrix.
+class SensitivityHeader final : public QHeaderView {
 public:
-    explicit SensitivityHeatmap(SensitivityView* view) : QWidget(view), m_view(view)
+    SensitivityHeader(Qt::Orientation orientation, QWidget* parent) : QHeaderView(orientation, parent)
     {
-        setMouseTracking(true);
-        setObjectName(QStringLiteral("sensitivityHeatmap"));
-        setBackgroundRole(QPalette::Base);
-        setAutoFillBackground(true);
-    }
-
-    void relayout()
-    {
-        const QFontMetrics fm(font());
-        m_nameWidth = 80;
-        for (const QString& t : m_view->m_tensors)
-            m_nameWidth = std::max(m_nameWidth, fm.horizontalAdvance(t) + 16);
-        m_nameWidth = std::min(m_nameWidth, 360);
-        m_cellWidth = std::max(64, fm.horizontalAdvance(QStringLiteral("−00.0")) + 16);
-        QFont bold = font();
-        bold.setBold(true);
-        const QFontMetrics bfm(bold);
-        for (const QString& f : m_view->m_formats)
-            for (const QString& line : headerText(f, bfm, 80).split(QLatin1Char('\n')))
-                m_cellWidth = std::max(m_cellWidth, bfm.horizontalAdvance(line) + 14);
-        m_rowHeight = fm.height() + 8;
-        m_headerHeight = 2 * fm.height() + 10;
-        setMinimumSize(m_nameWidth + int(m_view->m_formats.size()) * m_cellWidth + 2,
-                       m_headerHeight + int(m_view->m_tensors.size()) * m_rowHeight + 2);
-        updateGeometry();
-        update();
-    }
-
-    // The header and the name column stay in view while the matrix scrolls under them.
-    int stickyTop() const { return std::max(0, -y()); }
-    int stickyLeft() const { return std::max(0, -x()); }
-
-    QRect cellRect(int row, int column) const
-    {
-        return {m_nameWidth + column * m_cellWidth, m_headerHeight + row * m_rowHeight, m_cellWidth,
-                m_rowHeight};
-    }
-
-    std::pair<int, int> cellAt(const QPoint& pos) const
-    {
-        if (pos.x() < stickyLeft() + m_nameWidth || pos.y() < stickyTop() + m_headerHeight)
-            return {-1, -1};
-        const int column = (pos.x() - m_nameWidth) / m_cellWidth;
-        const int row = (pos.y() - m_headerHeight) / m_rowHeight;
-        if (row >= m_view->m_tensors.size() || column >= m_view->m_formats.size())
-            return {-1, -1};
-        return {row, column};
+        setSectionsClickable(false);
+        setHighlightSections(false);
+        setSectionResizeMode(QHeaderView::Fixed);
     }
 
 protected:
-    void paintEvent(QPaintEvent*) override
+    void paintEvent(QPaintEvent* event) override
     {
-        QPainter p(this);
-        const QFontMetrics fm(font());
-        const QColor text = palette().color(QPalette::Text);
-        const int rows = int(m_view->m_tensors.size());
-        const int columns = int(m_view->m_formats.size());
-        const int top = stickyTop();
-        const int left = stickyLeft();
-        const QColor base = palette().color(QPalette::Base);
-        for (int row = 0; row < rows; ++row) {
-            for (int c = 0; c < columns; ++c) {
-                const QRect r = cellRect(row, c);
-                const SensitivityResult* result = m_view->result(row, c);
-                if (!result) {
-                    p.fillRect(r, QColor(248, 248, 248));
-                } else if (!result->ok()) {
-                    paintNotApplicable(p, r);
-                    p.setPen(QColor(120, 120, 120));
-                    p.drawText(r, Qt::AlignCenter, QStringLiteral("n/a"));
-                } else {
-                    const QColor color = m_view->colorFor(result->metrics.sqnrDb);
-                    p.fillRect(r, color);
-                    p.setPen(darkColor(color) ? Qt::white : Qt::black);
-                    p.drawText(r, Qt::AlignCenter, m_view->cellText(row, c));
-                }
-            }
+        QPainter p(viewport());
+        p.fillRect(event->rect(), palette().color(QPalette::Base));
+        const bool horizontal = orientation() == Qt::Horizontal;
+        const QRect dirty = event->rect();
+        const int first = visualIndexAt(horizontal ? dirty.left() : dirty.top());
+        int last = visualIndexAt(horizontal ? dirty.right() : dirty.bottom());
+        if (last < 0)
+            last = count() - 1;
+        for (int visual = first; first >= 0 && visual <= last; ++visual) {
+            const int logical = logicalIndex(visual);
+            const int position = sectionViewportPosition(logical);
+            const QRect section = horizontal ? QRect(position, 0, sectionSize(logical), viewport()->height())
+                                             : QRect(0, position, viewport()->width(), sectionSize(logical));
+            p.save();
+            paintSection(&p, section, logical);
+            p.restore();
         }
-        // Thin separators keep neighbouring cells of similar colour apart.
-        p.setPen(QPen(base, 1));
-        for (int c = 0; c <= columns; ++c)
-            p.drawLine(m_nameWidth + c * m_cellWidth, m_headerHeight, m_nameWidth + c * m_cellWidth,
-                       m_headerHeight + rows * m_rowHeight);
-        for (int row = 0; row <= rows; ++row)
-            p.drawLine(m_nameWidth, m_headerHeight + row * m_rowHeight, m_nameWidth + columns * m_cellWidth,
-                       m_headerHeight + row * m_rowHeight);
-        // The selected tensors' rows get a frame across the matrix.
+        p.setPen(kRuleColor);
+        const QRect all = viewport()->rect();
+        if (horizontal)
+            p.drawLine(all.left(), all.bottom(), all.right(), all.bottom());
+        else
+            p.drawLine(all.right(), all.top(), all.right(), all.bottom());
+    }
+
+    void paintSection(QPainter* p, const QRect& rect, int logicalIndex) const override
+    {
+        const QString name = model()->headerData(logicalIndex, orientation()).toString();
+        if (orientation() == Qt::Horizontal) {
+            const QFont bold = boldFont(font());
+            p->setFont(bold);
+            p->setPen(palette().color(QPalette::Text));
+            p->drawText(rect, Qt::AlignCenter, headerText(name, QFontMetrics(bold), rect.width() - 14));
+            return;
+        }
+        const bool selected = selectionModel() && selectionModel()->isRowSelected(logicalIndex, {});
+        if (selected)
+            p->fillRect(rect, palette().color(QPalette::Highlight));
+        else if (logicalIndex % 2)
+            p->fillRect(rect, palette().color(QPalette::AlternateBase));
+        p->setPen(palette().color(selected ? QPalette::HighlightedText : QPalette::Text));
+        p->drawText(rect.adjusted(6, 0, -8, 0), Qt::AlignVCenter | Qt::AlignLeft,
+                    fontMetrics().elidedText(name, Qt::ElideMiddle, rect.width() - 14));
+    }
+};
+
+} // namespace
+
+// The heatmap: a table whose header and name column stay in view while the matrix scrolls under them, the
+// selected rows framed across the matrix, and a message over it while there is nothing to show.
+class SensitivityTable final : public QTableView {
+public:
+    explicit SensitivityTable(QWidget* parent) : QTableView(parent)
+    {
+        setObjectName(QStringLiteral("sensitivityHeatmap"));
+        setHorizontalHeader(new SensitivityHeader(Qt::Horizontal, this));
+        setVerticalHeader(new SensitivityHeader(Qt::Vertical, this));
+        setItemDelegate(new SensitivityDelegate(this));
+        setFrameShape(QFrame::NoFrame);
+        setShowGrid(false); // the delegate draws the separators
+        setSelectionBehavior(QAbstractItemView::SelectRows);
+        setSelectionMode(QAbstractItemView::SingleSelection);
+        setEditTriggers(QAbstractItemView::NoEditTriggers);
+        // Keys would move a selection the window does not follow yet (it listens to clicks).
+        setFocusPolicy(Qt::NoFocus);
+        setVerticalScrollMode(QAbstractItemView::ScrollPerPixel);
+        setHorizontalScrollMode(QAbstractItemView::ScrollPerPixel);
+        setCornerButtonEnabled(false);
+        m_corner = findChild<QAbstractButton*>(QString(), Qt::FindDirectChildrenOnly);
+        if (m_corner)
+            m_corner->installEventFilter(this);
+        m_message = new QLabel(this);
+        m_message->setAttribute(Qt::WA_TransparentForMouseEvents);
+        m_message->setAlignment(Qt::AlignHCenter | Qt::AlignTop);
+        m_message->setWordWrap(true);
+        m_message->setForegroundRole(QPalette::PlaceholderText);
+        m_message->hide();
+    }
+
+    // Section sizes from the font and the names: cells fit "−00.0" and their format's header lines.
+    void relayout()
+    {
+        const QFontMetrics fm(font());
+        const QFont bold = boldFont(font());
+        const QFontMetrics bfm(bold);
+        int nameWidth = 80;
+        for (int row = 0; row < model()->rowCount(); ++row)
+            nameWidth = std::max(
+                nameWidth, fm.horizontalAdvance(model()->headerData(row, Qt::Vertical).toString()) + 16);
+        nameWidth = std::min(nameWidth, 360);
+        int cellWidth = std::max(64, fm.horizontalAdvance(QStringLiteral("−00.0")) + 16);
+        for (int column = 0; column < model()->columnCount(); ++column)
+            for (const QString& line :
+                 headerText(model()->headerData(column, Qt::Horizontal).toString(), bfm, 80)
+                     .split(QLatin1Char('\n')))
+                cellWidth = std::max(cellWidth, bfm.horizontalAdvance(line) + 14);
+        const int rowHeight = fm.height() + 8;
+        for (QHeaderView* header : {horizontalHeader(), verticalHeader()})
+            header->setMinimumSectionSize(std::min(rowHeight, cellWidth));
+        horizontalHeader()->setDefaultSectionSize(cellWidth);
+        horizontalHeader()->setFixedHeight(2 * fm.height() + 10);
+        verticalHeader()->setDefaultSectionSize(rowHeight);
+        verticalHeader()->setFixedWidth(nameWidth);
+        updateGeometries();
+        placeMessage();
+    }
+
+    void setMessage(const QString& text, bool visible)
+    {
+        m_message->setText(text);
+        m_message->setVisible(visible && !text.isEmpty());
+        m_message->raise();
+    }
+
+protected:
+    void paintEvent(QPaintEvent* event) override
+    {
+        QTableView::paintEvent(event);
+        QPainter p(viewport());
         p.setPen(QPen(palette().color(QPalette::Highlight), 2));
         p.setBrush(Qt::NoBrush);
-        for (int row = 0; row < rows; ++row)
-            if (m_view->m_highlighted.contains(m_view->m_tensors[row]))
-                p.drawRect(
-                    QRect(m_nameWidth, m_headerHeight + row * m_rowHeight, columns * m_cellWidth, m_rowHeight)
-                        .adjusted(1, 1, -1, -1));
-        // Name column (sticky on the left).
-        p.fillRect(QRect(left, 0, m_nameWidth, height()), base);
-        for (int row = 0; row < rows; ++row) {
-            const QRect nameRect(left, m_headerHeight + row * m_rowHeight, m_nameWidth, m_rowHeight);
-            const bool highlighted = m_view->m_highlighted.contains(m_view->m_tensors[row]);
-            if (highlighted)
-                p.fillRect(nameRect, palette().color(QPalette::Highlight));
-            else if (row % 2)
-                p.fillRect(nameRect, palette().color(QPalette::AlternateBase));
-            p.setPen(highlighted ? palette().color(QPalette::HighlightedText) : text);
-            p.drawText(nameRect.adjusted(6, 0, -8, 0), Qt::AlignVCenter | Qt::AlignLeft,
-                       fm.elidedText(m_view->m_tensors[row], Qt::ElideMiddle, nameRect.width() - 14));
-        }
-        // Header (sticky on top).
-        p.fillRect(QRect(0, top, width(), m_headerHeight), base);
-        QFont bold = font();
-        bold.setBold(true);
-        p.setFont(bold);
-        p.setPen(text);
-        for (int c = 0; c < columns; ++c) {
-            const QRect r(m_nameWidth + c * m_cellWidth, top, m_cellWidth, m_headerHeight);
-            p.drawText(r, Qt::AlignCenter,
-                       headerText(m_view->m_formats[c], QFontMetrics(bold), m_cellWidth - 14));
-        }
-        p.fillRect(QRect(left, top, m_nameWidth, m_headerHeight), base);
-        p.setPen(palette().color(QPalette::PlaceholderText));
-        p.drawText(QRect(left + 6, top, m_nameWidth - 8, m_headerHeight), Qt::AlignVCenter | Qt::AlignLeft,
-                   SensitivityView::tr("tensor"));
-        p.setFont(font());
-        p.setPen(QColor(190, 190, 190));
-        p.drawLine(left, top + m_headerHeight - 1, width(), top + m_headerHeight - 1);
-        p.drawLine(left + m_nameWidth - 1, top, left + m_nameWidth - 1, height());
-        if (rows == 0 || m_view->m_cells.empty()) {
-            if (!m_view->m_message.isEmpty()) {
-                p.setPen(palette().color(QPalette::PlaceholderText));
-                p.drawText(rect().adjusted(20, m_headerHeight + 10, -20, -10),
-                           Qt::AlignHCenter | Qt::AlignTop | Qt::TextWordWrap, m_view->m_message);
-            }
+        const QRect rows = viewport()->rect();
+        for (const QModelIndex& index : selectionModel()->selectedRows()) {
+            const QRect r(columnViewportPosition(0), rowViewportPosition(index.row()),
+                          horizontalHeader()->length(), rowHeight(index.row()));
+            if (r.intersects(rows))
+                p.drawRect(r.adjusted(1, 1, -1, -1));
         }
     }
 
+    void selectionChanged(const QItemSelection& selected, const QItemSelection& deselected) override
+    {
+        QTableView::selectionChanged(selected, deselected);
+        verticalHeader()->viewport()->update();
+    }
+
+    // Mouse events sent to the table itself (synthesised ones: real ones go to the part under the pointer)
+    // are passed on to that part, so that a click at cellRect() reaches the cell as it did on the painted
+    // grid this table replaced. Events a part did not take come back here unspontaneous and go up as usual.
     bool event(QEvent* event) override
     {
-        if (event->type() == QEvent::ToolTip) {
-            auto* help = static_cast<QHelpEvent*>(event);
-            const auto [row, column] = cellAt(help->pos());
-            const QString tip = row >= 0 ? m_view->cellToolTip(row, column) : QString();
-            if (tip.isEmpty())
-                QToolTip::hideText();
-            else
-                QToolTip::showText(help->globalPos(), tip, this, cellRect(row, column));
-            return true;
+        switch (event->type()) {
+        case QEvent::MouseButtonPress:
+        case QEvent::MouseButtonRelease:
+        case QEvent::MouseButtonDblClick:
+        case QEvent::MouseMove:
+            if (event->spontaneous() && !m_forwarding) {
+                auto* mouse = static_cast<QMouseEvent*>(event);
+                if (QWidget* target = childAt(mouse->position().toPoint())) {
+                    QMouseEvent forwarded(mouse->type(), target->mapFrom(this, mouse->position()),
+                                          mouse->scenePosition(), mouse->globalPosition(), mouse->button(),
+                                          mouse->buttons(), mouse->modifiers(), mouse->pointingDevice());
+                    forwarded.setTimestamp(mouse->timestamp());
+                    const QScopedValueRollback guard(m_forwarding, true);
+                    QCoreApplication::sendEvent(target, &forwarded);
+                    return true;
+                }
+            }
+            break;
+        default:
+            break;
         }
-        return QWidget::event(event);
+        return QTableView::event(event);
     }
 
-    void mousePressEvent(QMouseEvent* event) override
+    // The corner above the names says what the rows are.
+    bool eventFilter(QObject* watched, QEvent* event) override
     {
-        if (event->button() != Qt::LeftButton)
-            return QWidget::mousePressEvent(event);
-        const auto [row, column] = cellAt(event->position().toPoint());
-        if (row >= 0)
-            emit m_view->cellClicked(m_view->m_tensors[row], m_view->m_formats[column]);
+        if (watched != m_corner || event->type() != QEvent::Paint)
+            return QTableView::eventFilter(watched, event);
+        QPainter p(m_corner);
+        const QRect r = m_corner->rect();
+        p.fillRect(r, palette().color(QPalette::Base));
+        p.setFont(boldFont(font()));
+        p.setPen(palette().color(QPalette::PlaceholderText));
+        p.drawText(r.adjusted(6, 0, -2, 0), Qt::AlignVCenter | Qt::AlignLeft, SensitivityView::tr("tensor"));
+        p.setPen(kRuleColor);
+        p.drawLine(r.left(), r.bottom(), r.right(), r.bottom());
+        p.drawLine(r.right(), r.top(), r.right(), r.bottom());
+        return true;
+    }
+
+    void resizeEvent(QResizeEvent* event) override
+    {
+        QTableView::resizeEvent(event);
+        placeMessage();
     }
 
 private:
-    SensitivityView* m_view;
-    int m_nameWidth = 80;
-    int m_cellWidth = 64;
-    int m_rowHeight = 20;
-    int m_headerHeight = 24;
+    void placeMessage()
+    {
+        const int top = horizontalHeader()->height() + 10;
+        m_message->setGeometry(20, top, std::max(0, width() - 40), std::max(0, height() - top - 10));
+    }
+
+    QWidget* m_corner = nullptr; // Qt's corner button, painted by eventFilter
+    QLabel* m_message = nullptr;
+    bool m_forwarding = false;
 };
 
 // The colour scale: a gradient with dB ticks, and a hatched "n/a" swatch.
@@ -264,7 +287,7 @@ protected:
         p.drawText(QRect(0, 0, titleWidth, bar.bottom() + 2), Qt::AlignVCenter | Qt::AlignLeft, title);
         QLinearGradient gradient(bar.topLeft(), bar.topRight());
         for (int i = 0; i <= 8; ++i)
-            gradient.setColorAt(i / 8.0, rampColor(i / 8.0));
+            gradient.setColorAt(i / 8.0, SensitivityModel::rampColor(i / 8.0));
         p.fillRect(bar, gradient);
         p.setPen(QColor(120, 120, 120));
         p.drawRect(bar.adjusted(0, 0, -1, -1));
@@ -279,7 +302,7 @@ protected:
             p.drawText(QRect(x - w / 2 - 2, bar.bottom() + 5, w + 4, fm.height()), Qt::AlignCenter, label);
         }
         const QRect na(bar.right() + 12, bar.top(), 22, bar.height());
-        paintNotApplicable(p, na);
+        SensitivityDelegate::paintNotApplicable(p, na);
         p.setPen(QColor(120, 120, 120));
         p.drawRect(na.adjusted(0, 0, -1, -1));
         p.setPen(palette().color(QPalette::Text));
@@ -314,14 +337,19 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     layout->addLayout(top);
 
     auto* splitter = new QSplitter(Qt::Vertical, this);
-    m_heatmap = new SensitivityHeatmap(this);
-    m_scroll = new QScrollArea(splitter);
-    m_scroll->setWidget(m_heatmap);
-    m_scroll->setWidgetResizable(true);
-    m_scroll->setFrameShape(QFrame::NoFrame);
-    for (QScrollBar* bar : {m_scroll->verticalScrollBar(), m_scroll->horizontalScrollBar()})
-        connect(bar, &QScrollBar::valueChanged, m_heatmap, qOverload<>(&QWidget::update));
-    splitter->addWidget(m_scroll);
+    m_model = new SensitivityModel(this);
+    m_table = new SensitivityTable(splitter);
+    m_table->setModel(m_model);
+    connect(m_model, &QAbstractItemModel::modelReset, this, &SensitivityView::onModelReset);
+    connect(
+        m_model, &QAbstractItemModel::dataChanged, this,
+        [this](const QModelIndex&, const QModelIndex&, const QList<int>& roles) { onCellsChanged(roles); });
+    connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this,
+            &SensitivityView::onSelectionChanged);
+    connect(m_table, &QAbstractItemView::clicked, this, [this](const QModelIndex& index) {
+        emit cellClicked(m_model->tensors()[index.row()], m_model->formats()[index.column()]);
+    });
+    splitter->addWidget(m_table);
 
     auto* barsPage = new QWidget(splitter);
     auto* barsLayout = new QVBoxLayout(barsPage);
@@ -359,8 +387,8 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
             return;
         const double key = m_bars->xAxis->pixelToCoord(event->position().x());
         const int row = int(std::lround(key));
-        if (row >= 0 && row < m_tensors.size() && std::fabs(key - row) <= 0.4 && !barFormat().isEmpty())
-            emit cellClicked(m_tensors[row], barFormat());
+        if (row >= 0 && row < m_model->rowCount() && std::fabs(key - row) <= 0.4 && !barFormat().isEmpty())
+            emit cellClicked(m_model->tensors()[row], barFormat());
     });
     barsLayout->addWidget(m_bars, 1);
 
@@ -392,161 +420,208 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     splitter->setSizes({390, 350});
     layout->addWidget(splitter, 1);
     setRunning(false);
-    rescale();
+    onModelReset();
 }
 
 SensitivityView::~SensitivityView() = default;
 
 QWidget* SensitivityView::heatmap() const
 {
-    return m_heatmap;
+    return m_table;
+}
+
+QTableView* SensitivityView::table() const
+{
+    return m_table;
+}
+
+void SensitivityView::setStore(const SensitivityStore* store)
+{
+    m_model->setStore(store);
 }
 
 void SensitivityView::setTensors(const QStringList& tensors)
 {
-    m_tensors = tensors;
-    clear();
+    m_model->setTensors(tensors);
 }
 
 void SensitivityView::setFormats(const QStringList& formats)
 {
-    m_formats = formats;
-    const QString current = m_barFormat->currentText();
-    {
-        const QSignalBlocker block(m_barFormat);
-        m_barFormat->clear();
-        m_barFormat->addItems(formats);
-        const int keep = formats.indexOf(current);
-        const int fallback = formats.indexOf(QStringLiteral("Q4_K"));
-        m_barFormat->setCurrentIndex(keep >= 0 ? keep : std::max(0, fallback));
-    }
-    clear();
+    m_model->setFormats(formats);
 }
 
 void SensitivityView::clear()
 {
-    m_cells.clear();
-    m_barChosen = false;
-    rescale();
-    m_heatmap->relayout();
-    updateBars();
-    updateCurves();
+    m_model->clear();
 }
 
 void SensitivityView::addResults(const std::vector<SensitivityResult>& results)
 {
-    for (const SensitivityResult& r : results) {
-        const int row = int(m_tensors.indexOf(QString::fromStdString(r.tensor)));
-        const int column = int(m_formats.indexOf(QString::fromStdString(r.format)));
-        if (row >= 0 && column >= 0)
-            m_cells[{row, column}] = r;
-    }
-    rescale();
-    m_heatmap->update();
+    m_model->addResults(results);
+}
+
+QStringList SensitivityView::tensors() const
+{
+    return m_model->tensors();
+}
+
+QStringList SensitivityView::formats() const
+{
+    return m_model->formats();
+}
+
+void SensitivityView::onModelReset()
+{
+    m_barChosen = false;
+    syncBarFormats();
+    m_table->relayout();
+    applySelection();
+    onCellsChanged({});
+}
+
+void SensitivityView::onCellsChanged(const QList<int>& roles)
+{
+    if (roles.size() == 1 && roles.front() == Qt::ToolTipRole)
+        return;
+    updateSummary();
+    m_table->setMessage(m_message, m_model->rowCount() == 0 || !m_model->hasResults());
     pickBarFormat();
     updateBars();
     updateCurves();
 }
 
+void SensitivityView::syncBarFormats()
+{
+    const QStringList formats = m_model->formats();
+    QStringList shown;
+    for (int i = 0; i < m_barFormat->count(); ++i)
+        shown << m_barFormat->itemText(i);
+    if (shown == formats)
+        return;
+    const QString current = m_barFormat->currentText();
+    const QSignalBlocker block(m_barFormat);
+    m_barFormat->clear();
+    m_barFormat->addItems(formats);
+    const int keep = int(formats.indexOf(current));
+    const int fallback = int(formats.indexOf(QStringLiteral("Q4_K")));
+    m_barFormat->setCurrentIndex(keep >= 0 ? keep : std::max(0, fallback));
+}
+
 void SensitivityView::setHighlighted(const QStringList& tensors)
 {
-    m_highlighted = tensors;
-    m_heatmap->update();
+    setSelectedTensors(tensors);
+}
+
+void SensitivityView::setSelectedTensors(const QStringList& tensors)
+{
+    m_selected = tensors;
+    applySelection();
     updateBars();
     updateCurves();
     // Once laid out (the tab may be hidden now), bring the first selected row into view.
-    QTimer::singleShot(0, this, &SensitivityView::scrollToHighlighted);
+    QTimer::singleShot(0, this, &SensitivityView::scrollToSelected);
 }
 
-void SensitivityView::scrollToHighlighted()
+void SensitivityView::applySelection()
 {
-    if (m_highlighted.isEmpty())
+    QItemSelection selection;
+    const int last = m_model->columnCount() - 1;
+    for (const QString& name : std::as_const(m_selected))
+        if (const int row = m_model->rowOf(name); row >= 0 && last >= 0)
+            selection.select(m_model->index(row, 0), m_model->index(row, last));
+    const QScopedValueRollback guard(m_applyingSelection, true);
+    m_table->selectionModel()->select(selection, QItemSelectionModel::ClearAndSelect);
+}
+
+void SensitivityView::onSelectionChanged()
+{
+    if (m_applyingSelection)
         return;
-    if (const int row = int(m_tensors.indexOf(m_highlighted.front())); row >= 0)
-        m_scroll->ensureVisible(0, m_heatmap->cellRect(row, 0).center().y(), 0,
-                                m_heatmap->cellRect(0, 0).top() + m_heatmap->cellRect(row, 0).height());
+    QList<int> rows;
+    for (const QModelIndex& index : m_table->selectionModel()->selectedRows())
+        rows << index.row();
+    std::sort(rows.begin(), rows.end());
+    m_selected.clear();
+    for (int row : rows)
+        m_selected << m_model->tensors()[row];
+    updateBars();
+    updateCurves();
+    emit tensorsSelected(m_selected);
+}
+
+void SensitivityView::scrollToSelected()
+{
+    const int row = m_selected.isEmpty() ? -1 : m_model->rowOf(m_selected.front());
+    if (row < 0)
+        return;
+    // As the scroll area before the table did: the row's middle with a row of context above it, and below
+    // it a row and the header's height.
+    QScrollBar* bar = m_table->verticalScrollBar();
+    const int height = m_table->rowHeight(row);
+    const int margin = m_table->horizontalHeader()->height() + height;
+    const int middle = m_table->rowViewportPosition(row) + bar->value() + (height - 1) / 2;
+    if (middle - height < bar->value())
+        bar->setValue(std::max(0, middle - height));
+    else if (middle + margin > bar->value() + m_table->viewport()->height())
+        bar->setValue(std::min(middle + margin - m_table->viewport()->height(), bar->maximum()));
 }
 
 void SensitivityView::showEvent(QShowEvent* event)
 {
     QWidget::showEvent(event);
-    QTimer::singleShot(0, this, &SensitivityView::scrollToHighlighted);
+    QTimer::singleShot(0, this, &SensitivityView::scrollToSelected);
 }
 
 void SensitivityView::setMessage(const QString& message)
 {
     m_message = message;
-    m_heatmap->update();
+    m_table->setMessage(m_message, m_model->rowCount() == 0 || !m_model->hasResults());
 }
 
 void SensitivityView::setRunning(bool running)
 {
     m_running = running;
+    m_model->setRunning(running);
     m_compute->setText(running ? tr("Cancel") : tr("Compute"));
 }
 
 const SensitivityResult* SensitivityView::result(int row, int column) const
 {
-    const auto it = m_cells.find({row, column});
-    return it == m_cells.end() ? nullptr : &it->second;
+    return m_model->result(row, column);
 }
 
 QColor SensitivityView::colorFor(double sqnrDb) const
 {
-    if (!std::isfinite(sqnrDb))
-        return rampColor(sqnrDb > 0 ? 1.0 : 0.0);
-    return rampColor((sqnrDb - m_lo) / (m_hi - m_lo));
+    return m_model->colorFor(sqnrDb);
+}
+
+std::pair<double, double> SensitivityView::colorRange() const
+{
+    return m_model->colorRange();
 }
 
 QString SensitivityView::cellText(int row, int column) const
 {
-    const SensitivityResult* r = result(row, column);
-    if (!r)
-        return {};
-    if (!r->ok())
-        return QStringLiteral("n/a");
-    if (std::isinf(r->metrics.sqnrDb))
-        return QStringLiteral("∞");
-    return QString::number(r->metrics.sqnrDb, 'f', 1);
+    return m_model->index(row, column).data(Qt::DisplayRole).toString();
 }
 
 QString SensitivityView::cellToolTip(int row, int column) const
 {
-    if (row < 0 || row >= m_tensors.size() || column < 0 || column >= m_formats.size())
-        return {};
-    const QString head = QStringLiteral("<b>%1</b> as <b>%2</b>")
-                             .arg(m_tensors[row].toHtmlEscaped(), m_formats[column].toHtmlEscaped());
-    const SensitivityResult* r = result(row, column);
-    if (!r)
-        return head + QStringLiteral("<br>") + (m_running ? tr("computing…") : tr("not computed"));
-    if (!r->ok())
-        return head + QStringLiteral("<br>") +
-               tr("n/a: %1").arg(QString::fromStdString(r->error).toHtmlEscaped());
-    const ErrorMetrics& m = r->metrics;
-    QString tip = head + QStringLiteral("<table>");
-    auto line = [&tip](const QString& key, const QString& value) {
-        tip += QStringLiteral("<tr><td>%1</td><td align=right>&nbsp;%2</td></tr>").arg(key, value);
-    };
-    line(tr("bits per weight"), QString::number(r->bitsPerWeight, 'f', 3));
-    line(tr("bytes"), QStringLiteral("%1 (%2)").arg(formatExact(r->bytes), formatBytes(r->bytes)));
-    line(tr("SQNR"), QStringLiteral("%1 dB").arg(QString::number(m.sqnrDb, 'f', 2)));
-    line(tr("rel MSE"), QString::number(m.relMse, 'g', 4));
-    line(tr("cosine"), QString::number(m.cosine, 'f', 6));
-    line(tr("max |error|"), QString::number(m.maxAbsErr, 'g', 4));
-    if (m.weightedMse)
-        line(tr("weighted MSE"), QString::number(*m.weightedMse, 'g', 4));
-    tip += QStringLiteral("</table>");
-    return tip;
+    return m_model->index(row, column).data(Qt::ToolTipRole).toString();
 }
 
 QRect SensitivityView::cellRect(int row, int column) const
 {
-    return m_heatmap->cellRect(row, column);
+    const QModelIndex index = m_model->index(row, column);
+    if (!index.isValid())
+        return {};
+    m_table->scrollTo(index);
+    return m_table->visualRect(index).translated(m_table->viewport()->geometry().topLeft());
 }
 
 void SensitivityView::setBarFormat(const QString& format)
 {
-    if (const int i = int(m_formats.indexOf(format)); i >= 0) {
+    if (const int i = m_model->columnOf(format); i >= 0) {
         m_barChosen = true;
         m_barFormat->setCurrentIndex(i);
     }
@@ -561,10 +636,10 @@ void SensitivityView::pickBarFormat()
     int best = -1;
     size_t bestCount = 0;
     double bestBits = 0;
-    for (int c = 0; c < m_formats.size(); ++c) {
+    for (int c = 0; c < m_model->columnCount(); ++c) {
         size_t count = 0;
         double bits = 0;
-        for (int row = 0; row < m_tensors.size(); ++row)
+        for (int row = 0; row < m_model->rowCount(); ++row)
             if (const SensitivityResult* r = result(row, c); r && r->ok()) {
                 ++count;
                 bits = r->bitsPerWeight;
@@ -588,48 +663,30 @@ QString SensitivityView::barFormat() const
 
 std::vector<double> SensitivityView::barValues() const
 {
-    std::vector<double> values(size_t(m_tensors.size()), std::numeric_limits<double>::quiet_NaN());
-    const int column = int(m_formats.indexOf(barFormat()));
+    std::vector<double> values(size_t(m_model->rowCount()), std::numeric_limits<double>::quiet_NaN());
+    const int column = m_model->columnOf(barFormat());
     if (column < 0)
         return values;
-    for (int row = 0; row < m_tensors.size(); ++row)
+    for (int row = 0; row < m_model->rowCount(); ++row)
         if (const SensitivityResult* r = result(row, column); r && r->ok())
             values[size_t(row)] = r->metrics.sqnrDb;
     return values;
 }
 
-void SensitivityView::rescale()
+void SensitivityView::updateSummary()
 {
-    double lo = std::numeric_limits<double>::infinity();
-    double hi = -lo;
-    size_t ok = 0, na = 0;
-    for (const auto& [key, r] : m_cells) {
-        if (!r.ok()) {
-            ++na;
-            continue;
-        }
-        ++ok;
-        if (std::isfinite(r.metrics.sqnrDb)) {
-            lo = std::min(lo, r.metrics.sqnrDb);
-            hi = std::max(hi, r.metrics.sqnrDb);
-        }
-    }
-    if (lo > hi) {
-        m_lo = 0;
-        m_hi = 60;
-    } else {
-        m_lo = std::floor(lo / 5.0) * 5.0;
-        m_hi = std::max(m_lo + 5.0, std::ceil(hi / 5.0) * 5.0);
-    }
-    const size_t total = size_t(m_tensors.size()) * size_t(m_formats.size());
-    QString text = tr("%1 × %2").arg(countNoun(size_t(m_tensors.size()), "tensor", "tensors"),
-                                     countNoun(size_t(m_formats.size()), "format", "formats"));
-    if (!m_cells.empty()) {
-        text += tr(" · %1 of %2 cells").arg(ok + na).arg(total);
-        if (na)
-            text += tr(" (%1 n/a)").arg(na);
-        if (ok)
-            text += tr(" · SQNR %1 to %2 dB").arg(QString::number(lo, 'f', 1), QString::number(hi, 'f', 1));
+    const SensitivityModel::Summary summary = m_model->summary();
+    const size_t rows = size_t(m_model->rowCount()), columns = size_t(m_model->columnCount());
+    QString text =
+        tr("%1 × %2").arg(countNoun(rows, "tensor", "tensors"), countNoun(columns, "format", "formats"));
+    if (m_model->hasResults()) {
+        text += tr(" · %1 of %2 cells").arg(summary.ok + summary.notApplicable).arg(rows * columns);
+        if (summary.notApplicable)
+            text += tr(" (%1 n/a)").arg(summary.notApplicable);
+        if (summary.ok)
+            text +=
+                tr(" · SQNR %1 to %2 dB")
+                    .arg(QString::number(summary.minSqnr, 'f', 1), QString::number(summary.maxSqnr, 'f', 1));
     }
     m_summary->setText(text);
     if (m_legend)
@@ -643,8 +700,9 @@ void SensitivityView::updateBars()
     QVector<double> keys, heights, selectedKeys, selectedHeights;
     QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
     double top = 0;
+    const QStringList tensors = m_model->tensors();
     for (size_t i = 0; i < values.size(); ++i) {
-        QString label = m_tensors[int(i)];
+        QString label = tensors[int(i)];
         if (label.endsWith(QLatin1String(".weight")))
             label.chop(7);
         ticker->addTick(double(i), label);
@@ -652,7 +710,7 @@ void SensitivityView::updateBars()
             continue;
         keys << double(i);
         heights << values[i];
-        if (m_highlighted.contains(m_tensors[int(i)])) {
+        if (m_selected.contains(tensors[int(i)])) {
             selectedKeys << double(i);
             selectedHeights << values[i];
         }
@@ -692,16 +750,20 @@ std::vector<SensitivityView::Curve> SensitivityView::curves() const
         }
         return curve;
     };
-    const size_t columns = size_t(m_formats.size());
+    const size_t columns = size_t(m_model->columnCount());
+    const QStringList tensors = m_model->tensors();
     std::vector<std::vector<Sum>> roles(size_t(TensorRole::Count), std::vector<Sum>(columns));
-    for (const auto& [key, r] : m_cells) {
-        if (!r.ok() || !std::isfinite(r.metrics.sqnrDb))
-            continue;
-        const TensorRole role = classifyTensor(m_tensors[key.first].toStdString()).role;
-        Sum& s = roles[size_t(role)][size_t(key.second)];
-        s.bits += r.bitsPerWeight;
-        s.sqnr += r.metrics.sqnrDb;
-        ++s.n;
+    for (int row = 0; row < tensors.size(); ++row) {
+        const TensorRole role = classifyTensor(tensors[row].toStdString()).role;
+        for (size_t c = 0; c < columns; ++c) {
+            const SensitivityResult* r = result(row, int(c));
+            if (!r || !r->ok() || !std::isfinite(r->metrics.sqnrDb))
+                continue;
+            Sum& s = roles[size_t(role)][c];
+            s.bits += r->bitsPerWeight;
+            s.sqnr += r->metrics.sqnrDb;
+            ++s.n;
+        }
     }
     std::vector<Curve> out;
     for (size_t role = 0; role < roles.size(); ++role) {
@@ -709,8 +771,8 @@ std::vector<SensitivityView::Curve> SensitivityView::curves() const
         if (!curve.bits.empty())
             out.push_back(std::move(curve));
     }
-    for (const QString& name : m_highlighted) {
-        const int row = int(m_tensors.indexOf(name));
+    for (const QString& name : m_selected) {
+        const int row = m_model->rowOf(name);
         if (row < 0)
             continue;
         std::vector<Sum> sums(columns);

@@ -5,15 +5,18 @@
 // cannot encode are hatched grey and read "n/a". Hovering a cell tells its numbers; clicking it reports
 // (tensor, format) so the window can select the tensor and overlay the format's grid on its histogram.
 //
-// The view only displays: it is fed the layout (setTensors / setFormats) and then results as they stream in.
+// The heatmap is a table view over a SensitivityModel painted by a SensitivityDelegate. The view only
+// displays: given a SensitivityStore it shows the store's cells (the only copy) as they stream in; without
+// one it is fed the layout (setTensors / setFormats) and the results (addResults).
+//
+// Selection: setSelectedTensors (or setHighlighted) outlines those tensors' rows and draws their curves
+// without emitting anything; a selection by the user emits tensorsSelected.
 
 #include "core/quant/sensitivity.h"
 
 #include <QColor>
 #include <QStringList>
 #include <QWidget>
-#include <map>
-#include <optional>
 #include <utility>
 #include <vector>
 
@@ -21,11 +24,13 @@ class QComboBox;
 class QCustomPlot;
 class QLabel;
 class QPushButton;
-class QScrollArea;
+class QTableView;
 
 namespace qs {
 
-class SensitivityHeatmap;
+class SensitivityModel;
+class SensitivityStore;
+class SensitivityTable;
 
 class SensitivityView final : public QWidget {
     Q_OBJECT
@@ -35,29 +40,37 @@ public:
     explicit SensitivityView(QWidget* parent = nullptr);
     ~SensitivityView() override;
 
-    // Rows (model order) and columns; both drop the results.
+    // Shows the cells of this store and follows its layout (tensors and formats, again at every cleared()).
+    void setStore(const SensitivityStore* store);
+    SensitivityModel* model() const { return m_model; }
+
+    // Rows (model order) and columns; without a store both drop the results.
     void setTensors(const QStringList& tensors);
     void setFormats(const QStringList& formats);
     void clear();
+    // Without a store: the cells to show. With one: ignored (the store's resultsReady brought them).
     void addResults(const std::vector<SensitivityResult>& results);
-    // Outlines the rows of these tensors (the window's selection).
+    // The window's selection; the same as setSelectedTensors.
     void setHighlighted(const QStringList& tensors);
+    QStringList selectedTensors() const { return m_selected; }
     // Shown over the empty heatmap ("Press Compute ...").
     void setMessage(const QString& message);
     void setRunning(bool running);
 
-    QStringList tensors() const { return m_tensors; }
-    QStringList formats() const { return m_formats; }
+    QStringList tensors() const;
+    QStringList formats() const;
     const SensitivityResult* result(int row, int column) const;
     // The colour of an SQNR under the current scale; the scale spans the computed cells, rounded to 5 dB.
     QColor colorFor(double sqnrDb) const;
-    std::pair<double, double> colorRange() const { return {m_lo, m_hi}; }
+    std::pair<double, double> colorRange() const;
     // Cell text as painted ("23.4", "n/a", "" while pending) and its tooltip.
     QString cellText(int row, int column) const;
     QString cellToolTip(int row, int column) const;
-    // The cell's rectangle in heatmap() coordinates (for tests).
+    // The cell's rectangle in heatmap() coordinates, scrolled into view first (for tests: a click there
+    // reaches the cell).
     QRect cellRect(int row, int column) const;
     QWidget* heatmap() const;
+    QTableView* table() const;
     QPushButton* computeButton() const { return m_compute; }
     QCustomPlot* barPlot() const { return m_bars; }
     // The format of the bar chart.
@@ -78,33 +91,40 @@ public:
     std::vector<Curve> curves() const;
     QCustomPlot* curvePlot() const { return m_curves; }
 
+public slots:
+    // Selects the rows of these tensors (and draws their bars and curves) without emitting tensorsSelected.
+    void setSelectedTensors(const QStringList& tensors);
+
 signals:
     void computeRequested();
     void cancelRequested();
     void cellClicked(const QString& tensor, const QString& format);
+    // The user selected these tensors in the heatmap (in row order).
+    void tensorsSelected(const QStringList& tensors);
 
 protected:
     void showEvent(QShowEvent* event) override;
 
 private:
-    friend class SensitivityHeatmap;
-    void scrollToHighlighted();
-    void rescale();
+    void onModelReset();
+    void onCellsChanged(const QList<int>& roles);
+    void onSelectionChanged();
+    void applySelection();
+    void scrollToSelected();
+    void updateSummary();
     void updateBars();
     void updateCurves();
     void pickBarFormat();
+    void syncBarFormats();
 
-    QStringList m_tensors;
-    QStringList m_formats;
-    std::map<std::pair<int, int>, SensitivityResult> m_cells;
-    QStringList m_highlighted;
+    SensitivityModel* m_model = nullptr;
+    QStringList m_selected; // may name tensors that are not rows (yet)
     QString m_message;
-    double m_lo = 0, m_hi = 60;
     bool m_running = false;
-    bool m_barChosen = false; // the user picked the bar chart's format
+    bool m_barChosen = false;         // the user picked the bar chart's format
+    bool m_applyingSelection = false; // setSelectedTensors at work: no tensorsSelected
 
-    SensitivityHeatmap* m_heatmap = nullptr;
-    QScrollArea* m_scroll = nullptr;
+    SensitivityTable* m_table = nullptr;
     QPushButton* m_compute = nullptr;
     QLabel* m_summary = nullptr;
     QWidget* m_legend = nullptr; // the colour scale; repainted when the range changes

@@ -1234,7 +1234,7 @@ void MainWindow::createSensitivityView()
     m_sensitivity = new SensitivityStore(this);
     m_sensitivityView = new SensitivityView;
     m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
-    m_sensitivityView->setFormats(m_sensitivity->formats());
+    m_sensitivityView->setStore(m_sensitivity); // the only copy of the cells; also its tensors and formats
     m_sensitivityView->setMessage(tr("Open a model, then press Compute to measure how each weight matrix "
                                      "survives each format."));
     m_views->addTab(m_sensitivityView, tr("Sensitivity"));
