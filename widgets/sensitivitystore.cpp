@@ -2,13 +2,13 @@
 
 #include "core/quant/format.h"
 #include "core/util/error.h"
+#include "core/util/threadpool.h"
 #include "widgets/jobprogress.h"
 
 #include <QFutureWatcher>
 #include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 #include <mutex>
-#include <thread>
 
 namespace qs {
 
@@ -63,7 +63,7 @@ void SensitivityStore::compute()
     SensitivityOptions options;
     for (const QString& f : m_formats)
         options.formats.push_back(f.toStdString());
-    options.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
+    options.threads = std::max(1u, resolveThreads() - 1);
     options.useCache = true;
     auto shared = std::make_shared<Shared>();
     m_shared = shared;

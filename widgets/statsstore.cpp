@@ -1,13 +1,13 @@
 #include "widgets/statsstore.h"
 
 #include "core/util/error.h"
+#include "core/util/threadpool.h"
 #include "widgets/jobprogress.h"
 
 #include <QFutureWatcher>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <algorithm>
-#include <thread>
 
 namespace qs {
 
@@ -52,7 +52,7 @@ void StatsStore::analyze(const StatsOptions& baseOptions)
     StatsOptions options = baseOptions;
     // Leave one core to the UI thread: the analysis is memory-bound, the user is waiting on the window.
     if (options.threads == 0)
-        options.threads = std::max(1u, std::thread::hardware_concurrency() - 1);
+        options.threads = std::max(1u, resolveThreads() - 1);
     options.tensors.clear();
     for (size_t i = 0; i < m_stats.size(); ++i)
         if (!m_stats[i])
