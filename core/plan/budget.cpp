@@ -444,10 +444,11 @@ private:
             return;
         }
         if ((m_nodes & 1023) == 0 && m_job) {
-            if (m_job->cancelled()) {
-                m_complete = false;
-                return;
-            }
+            // Nodes mean nothing to a user, but against the limit they bound the remaining work.
+            m_job->report(static_cast<double>(m_nodes) / static_cast<double>(std::max<uint64_t>(m_maxNodes, 1)),
+                          "fitting");
+            // A cancel is not the node limit: it ends the solve (Cancelled), never as a "not optimal" plan.
+            m_job->throwIfCancelled();
         }
         const double tolerance = 1e-12 * std::max(1.0, std::abs(m_bestError));
         if (depth == m_order.size()) {
@@ -494,6 +495,7 @@ private:
 BudgetSolution solveBudget(const BudgetProblem& problem, uint64_t budgetBytes, JobControl* job,
                            const SolveOptions& options)
 {
+    checkCancel(job);
     Solver s(problem, budgetBytes, job, options.maxNodes);
     return s.solve();
 }

@@ -10,7 +10,8 @@
 // is a plan that is optimal for its own size; users pick a size on it and see the error it costs.
 //
 // Everything here is pure and single-threaded. solveBudget takes up to a few hundred milliseconds on large
-// models (docs/plan-schema.md): run it off the UI thread; it polls JobControl::cancelled().
+// models (docs/plan-schema.md): run it off the UI thread; it polls JobControl::cancelled() and throws
+// qs::CancelledError when cancelled (the node limit, not a cancel, is what ends a solve "not optimal").
 
 #include "core/plan/plan.h"
 #include "core/quant/sensitivity.h"

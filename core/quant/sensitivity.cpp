@@ -1,11 +1,12 @@
 #include "core/quant/sensitivity.h"
 
 #include "core/model/model.h"
+#include "core/model/modelidentity.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
-#include "core/stats/statscache.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
+#include "core/util/threadpool.h"
 
 #include <QByteArray>
 #include <QCryptographicHash>
@@ -22,8 +23,6 @@
 #include <map>
 #include <mutex>
 #include <numeric>
-#include <sstream>
-#include <thread>
 
 namespace qs {
 
@@ -47,31 +46,13 @@ std::string sha256Hex(const QByteArray& bytes)
     return QCryptographicHash::hash(bytes, QCryptographicHash::Sha256).toHex().toStdString();
 }
 
-std::filesystem::path canonicalPath(const std::filesystem::path& p)
-{
-    std::error_code ec;
-    auto abs = std::filesystem::absolute(p, ec);
-    auto c = std::filesystem::weakly_canonical(ec ? p : abs, ec);
-    return ec ? p : c;
-}
-
 // Empty when a file cannot be stat'ed (then nothing is cached).
 std::string modelKey(const Model& model)
 {
-    std::ostringstream key;
-    key << kCacheVersion << ' ' << QS_VERSION << '\n' << canonicalPath(model.path()).string() << '\n';
-    for (const auto& file : model.files()) {
-        std::error_code ec;
-        const auto size = std::filesystem::file_size(file->path(), ec);
-        if (ec)
-            return {};
-        const auto mtime = std::filesystem::last_write_time(file->path(), ec);
-        if (ec)
-            return {};
-        key << canonicalPath(file->path()).string() << '\t' << size << '\t'
-            << mtime.time_since_epoch().count() << '\n';
-    }
-    return key.str();
+    const std::string identity = modelIdentity(model).key;
+    if (identity.empty())
+        return {};
+    return std::string(kCacheVersion) + ' ' + QS_VERSION + '\n' + identity;
 }
 
 std::string cellKey(const TensorInfo& t, const std::string& format, const std::string& importanceTag)
@@ -211,7 +192,7 @@ public:
             if (isSensitivityCandidate(t) && (!options.tensorFilter || options.tensorFilter(t)))
                 m_tensors.push_back(&t);
         for (const auto* t : m_tensors)
-            m_totalWork += static_cast<double>(t->elements());
+            m_totalBytes += t->bytes;
         if (options.useCache) {
             m_cacheFile = sensitivityCacheFile(model, options.cacheDir);
             m_cacheKey = m_cacheFile.empty() ? std::string() : modelKey(model);
@@ -250,18 +231,9 @@ public:
                 stop.store(true);
             }
         };
-        unsigned threads =
-            m_options.threads ? m_options.threads : std::max(1u, std::thread::hardware_concurrency());
-        threads = static_cast<unsigned>(std::min<size_t>(threads, std::max<size_t>(1, m_tensors.size())));
-        if (threads <= 1) {
-            worker();
-        } else {
-            std::vector<std::thread> pool;
-            for (unsigned i = 0; i < threads; ++i)
-                pool.emplace_back(worker);
-            for (auto& t : pool)
-                t.join();
-        }
+        const auto threads =
+            static_cast<unsigned>(std::min<size_t>(resolveThreads(m_options.threads), std::max<size_t>(1, m_tensors.size())));
+        ThreadPool::instance().runWorkers(threads, [&](unsigned) { worker(); });
         // What was finished is kept even when the run was cancelled or failed.
         if (!m_cacheKey.empty() && !m_newCells.empty()) {
             CellMap merged = m_cells;
@@ -367,10 +339,10 @@ private:
                 }
                 s.acc.add(src.data(), out.data(), n, cols, imp);
             }
-            addProgress(static_cast<double>(n * cols));
+            addProgress(bytesOfRows(t, r + n) - bytesOfRows(t, r));
         }
         if (!toCompute)
-            addProgress(static_cast<double>(rows * cols));
+            addProgress(t.bytes);
 
         std::vector<SensitivityResult> results;
         for (auto& s : formatSlots) {
@@ -403,13 +375,20 @@ private:
         return results;
     }
 
-    void addProgress(double work)
+    // Bytes of tensor data in rows [0, rows): exact at the ends, so a tensor's chunks add up to t.bytes.
+    static uint64_t bytesOfRows(const TensorInfo& t, uint64_t rows)
     {
-        if (!m_job || m_totalWork <= 0)
+        const uint64_t all = t.shape[0];
+        return rows >= all ? t.bytes : static_cast<uint64_t>(static_cast<long double>(t.bytes) * rows / all);
+    }
+
+    void addProgress(uint64_t bytes)
+    {
+        if (!m_job || m_totalBytes == 0)
             return;
         std::lock_guard lock(m_progressMutex);
-        m_doneWork += work;
-        m_job->report(std::min(1.0, m_doneWork / m_totalWork), "sensitivity");
+        m_doneBytes += bytes;
+        m_job->reportBytes(std::min(m_doneBytes, m_totalBytes), m_totalBytes, "sensitivity");
     }
 
     const Model& m_model;
@@ -418,8 +397,8 @@ private:
     JobControl* m_job;
     std::vector<std::shared_ptr<const QuantFormat>> m_formats;
     std::vector<const TensorInfo*> m_tensors;
-    double m_totalWork = 0;
-    double m_doneWork = 0; // guarded by m_progressMutex
+    uint64_t m_totalBytes = 0;
+    uint64_t m_doneBytes = 0; // guarded by m_progressMutex
     std::mutex m_progressMutex;
     std::mutex m_callbackMutex; // serialises m_onResult
     std::filesystem::path m_cacheFile;
@@ -433,11 +412,7 @@ private:
 
 std::filesystem::path sensitivityCacheFile(const Model& model, const std::filesystem::path& cacheDir)
 {
-    const std::filesystem::path dir = cacheDir.empty() ? StatsCache::defaultDirectory() : cacheDir;
-    if (dir.empty())
-        return {};
-    const std::string path = canonicalPath(model.path()).string();
-    return dir / (sha256Hex(QByteArray::fromStdString(path)).substr(0, 32) + ".sensitivity.json");
+    return modelCacheFile(model, cacheDir, ".sensitivity.json");
 }
 
 std::vector<SensitivityResult> computeSensitivity(const Model& model, const SensitivityOptions& options,

@@ -50,10 +50,10 @@ struct SensitivityOptions {
     // Further restricts the candidates (e.g. a name regex); candidates already satisfy
     // isSensitivityCandidate.
     std::function<bool(const TensorInfo&)> tensorFilter;
-    unsigned threads = 0;                       // 0: std::thread::hardware_concurrency()
+    unsigned threads = 0;                       // 0: resolveThreads() (the process default)
     uint64_t chunkElements = uint64_t(1) << 22; // target values per row chunk (16 MiB of float)
     bool useCache = false;
-    std::filesystem::path cacheDir; // empty: StatsCache::defaultDirectory() ($QUANTSCOPE_CACHE_DIR ...)
+    std::filesystem::path cacheDir; // empty: cacheDirectory() ($QUANTSCOPE_CACHE_DIR ...)
 };
 
 // The cache file computeSensitivity uses for this model (empty when no cache directory is known).

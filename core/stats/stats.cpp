@@ -6,6 +6,7 @@
 #include "core/stats/statscache.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
+#include "core/util/threadpool.h"
 
 #include <algorithm>
 #include <atomic>
@@ -18,7 +19,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 namespace qs {
 
@@ -292,9 +292,9 @@ Histogram histogramFrom(std::vector<std::pair<uint16_t, uint64_t>> entries, bool
 
 class Engine {
 public:
-    Engine(const Model& model, JobControl* job, unsigned threads) : m_model(model), m_control(job)
+    Engine(const Model& model, JobControl* job, unsigned threads)
+        : m_model(model), m_control(job), m_threads(resolveThreads(threads))
     {
-        m_threads = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
     }
 
     // Runs every job; on return each job's result is filled (or its error set).
@@ -317,13 +317,10 @@ public:
         }
         if (m_queue.empty())
             return;
-        const unsigned extra = static_cast<unsigned>(std::min<size_t>(m_threads, m_queue.size())) - 1;
-        std::vector<std::thread> workers;
-        for (unsigned i = 0; i < extra; ++i)
-            workers.emplace_back([this] { worker(); });
-        worker();
-        for (auto& w : workers)
-            w.join();
+        // A worker waits while others still run chunks (they queue the second pass of float tensors), so
+        // a late helper finds either work or nothing in flight: the pool's "pull until empty" contract.
+        const auto workers = static_cast<unsigned>(std::min<size_t>(m_threads, m_queue.size()));
+        ThreadPool::instance().runWorkers(workers, [this](unsigned) { worker(); });
         if (m_cancelled)
             throw CancelledError();
     }
@@ -426,7 +423,7 @@ private:
     {
         const uint64_t done = m_bytesDone.fetch_add(bytes) + bytes;
         if (m_control && m_totalBytes)
-            m_control->report(std::min(1.0, double(done) / double(m_totalBytes)), j.info->name);
+            m_control->reportBytes(std::min(done, m_totalBytes), m_totalBytes, j.info->name);
     }
 
     // Points at the floats of elements [e, e + n) of the tensor, decoding into scratch when needed.

@@ -70,7 +70,7 @@ struct TensorStats {
 TensorStats mergeStats(const std::vector<const TensorStats*>& parts);
 
 struct StatsOptions {
-    unsigned threads = 0;           // worker threads; 0: one per hardware thread
+    unsigned threads = 0;           // worker threads; 0: resolveThreads() (the process default)
     bool useCache = true;           // analyzeModel only
     std::filesystem::path cacheDir; // empty: $QUANTSCOPE_CACHE_DIR, else <XDG cache>/quantscope/stats
     std::vector<size_t> tensors;    // analyzeModel: indices into model.tensors(); empty: all

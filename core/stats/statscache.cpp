@@ -2,17 +2,15 @@
 
 #include "core/io/hdf5handle.h"
 #include "core/model/model.h"
+#include "core/model/modelidentity.h"
 
 #include <QCryptographicHash>
-#include <QStandardPaths>
-#include <cstdlib>
 #include <fstream>
 #include <hdf5.h>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <sstream>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace qs {
@@ -121,34 +119,16 @@ bool validOffsets(const std::vector<uint64_t>& offsets, size_t entries, size_t t
 
 StatsCache::StatsCache(const Model& model, std::filesystem::path dir)
 {
-    if (dir.empty())
-        dir = defaultDirectory();
-    std::error_code ec;
-    const auto canonical = std::filesystem::weakly_canonical(std::filesystem::absolute(model.path(), ec), ec);
-    std::ostringstream key;
-    key << kCacheVersion << '\n' << canonical.string() << '\n';
-    for (const auto& file : model.files()) {
-        struct stat st {};
-        if (::stat(file->path().c_str(), &st) != 0) {
-            m_key.clear(); // cannot key what cannot be stat'ed: no cache
-            return;
-        }
-        key << std::filesystem::absolute(file->path(), ec).string() << '\t' << st.st_size << '\t'
-            << st.st_mtim.tv_sec << '.' << st.st_mtim.tv_nsec << '\n';
-    }
-    m_key = key.str();
-    if (!dir.empty())
-        m_file = dir / (sha256Hex(QByteArray::fromStdString(canonical.string())).substr(0, 32) + ".h5");
+    const ModelIdentity id = modelIdentity(model);
+    if (id.key.empty())
+        return; // cannot key what cannot be stat'ed: no cache
+    m_key = std::string(kCacheVersion) + '\n' + id.key;
+    m_file = modelCacheFile(model, dir, ".h5");
 }
 
 std::filesystem::path StatsCache::defaultDirectory()
 {
-    if (const char* env = std::getenv("QUANTSCOPE_CACHE_DIR"); env && *env)
-        return env;
-    const QString base = QStandardPaths::writableLocation(QStandardPaths::GenericCacheLocation);
-    if (base.isEmpty())
-        return {};
-    return std::filesystem::path(base.toStdString()) / "quantscope" / "stats";
+    return cacheDirectory();
 }
 
 size_t StatsCache::load()
