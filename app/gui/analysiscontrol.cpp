@@ -8,6 +8,9 @@
 #include "widgets/sensitivityview.h"
 #include "widgets/statsstore.h"
 
+#include <QAction>
+#include <QMenu>
+
 namespace qs {
 
 AnalysisControl::AnalysisControl(StatsStore* stats, SensitivityStore* sensitivity,
@@ -26,12 +29,42 @@ AnalysisControl::AnalysisControl(StatsStore* stats, SensitivityStore* sensitivit
     connect(m_stats, &StatsStore::finished, this, &AnalysisControl::onAnalysisFinished);
 }
 
+void AnalysisControl::addActions(QMenu* menu)
+{
+    m_analyzeAction = menu->addAction(QIcon(QStringLiteral(":/icons/analyze.svg")), tr("&Analyse Model"),
+                                      this, &AnalysisControl::analyze);
+    m_analyzeAction->setShortcut(QKeySequence(tr("Ctrl+R")));
+    m_analyzeAction->setToolTip(tr("Compute the statistics of every tensor (in the background, cached)"));
+    m_analyzeAction->setEnabled(false);
+    m_cancelAnalysisAction = menu->addAction(
+        QIcon::fromTheme(QStringLiteral("process-stop"), QIcon(QStringLiteral(":/icons/cancel.svg"))),
+        tr("&Cancel Analysis"), this, &AnalysisControl::cancelAnalysis);
+    m_cancelAnalysisAction->setEnabled(false);
+    connect(this, &AnalysisControl::analysisStarted, this, [this] {
+        m_cancelAnalysisAction->setEnabled(true);
+        m_analyzeAction->setEnabled(false);
+    });
+    connect(this, &AnalysisControl::analysisFinished, this, [this] {
+        m_cancelAnalysisAction->setEnabled(false);
+        m_analyzeAction->setEnabled(m_model != nullptr);
+    });
+    menu->addAction(tr("Compute &Sensitivity Matrix"), this,
+                    [this] {
+                        emit sensitivityViewRequested();
+                        computeSensitivity();
+                    })
+        ->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    menu->addAction(tr("Cancel Sensitivity Matrix"), this, &AnalysisControl::cancelSensitivity);
+}
+
 void AnalysisControl::setModel(std::shared_ptr<const Model> model)
 {
     m_model = std::move(model);
     m_stats->setModel(m_model);
     m_sensitivity->setModel(m_model);
     m_footprint->setErrorTable({}); // measurements belong to the previous model
+    if (m_analyzeAction)
+        m_analyzeAction->setEnabled(canAnalyze());
     m_sensitivityView->setTensors(m_sensitivity->tensors());
     m_sensitivityView->setMessage(
         canAnalyze()
@@ -49,9 +82,7 @@ void AnalysisControl::analyze()
     if (!canAnalyze() || m_stats->isRunning())
         return;
     emit analysisStarted();
-    m_stats->analyze();
-    if (!m_stats->isRunning()) // nothing left to analyse
-        onAnalysisFinished(false, {});
+    m_stats->analyze(); // with nothing left to analyse, finished() comes at once
 }
 
 void AnalysisControl::cancelAnalysis()

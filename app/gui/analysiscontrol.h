@@ -8,6 +8,9 @@
 #include <QObject>
 #include <memory>
 
+class QAction;
+class QMenu;
+
 namespace qs {
 
 class FootprintPanel;
@@ -22,6 +25,11 @@ class AnalysisControl final : public QObject {
 public:
     AnalysisControl(StatsStore* stats, SensitivityStore* sensitivity, SensitivityView* sensitivityView,
                     FootprintPanel* footprint, QObject* parent = nullptr);
+
+    // Adds Analyse Model, Cancel Analysis, Compute / Cancel Sensitivity Matrix to MENU; they are enabled
+    // as the model and the runs allow.
+    void addActions(QMenu* menu);
+    QAction* analyzeAction() const { return m_analyzeAction; }
 
     void setModel(std::shared_ptr<const Model> model);
     // Whether the model has weights to analyse (not derived from config.json alone).
@@ -40,6 +48,8 @@ signals:
     void sensitivityStarted();
     void sensitivityFinished(bool cancelled);
     void message(const QString& text, int timeoutMs);
+    // The Compute Sensitivity Matrix action was triggered: the matrix is worth showing.
+    void sensitivityViewRequested();
 
 private:
     void onAnalysisFinished(bool cancelled, const QString& error);
@@ -50,6 +60,8 @@ private:
     SensitivityView* m_sensitivityView = nullptr;
     FootprintPanel* m_footprint = nullptr;
     std::shared_ptr<const Model> m_model;
+    QAction* m_analyzeAction = nullptr;
+    QAction* m_cancelAnalysisAction = nullptr;
 };
 
 } // namespace qs

@@ -18,6 +18,8 @@ AnalysisPresenter::AnalysisPresenter(StatsStore* stats, SelectionHub* selection,
     : QObject(parent), m_stats(stats), m_selection(selection), m_histogram(histogram), m_channels(channels)
 {
     connect(m_selection, &SelectionHub::selectionChanged, this, &AnalysisPresenter::refresh);
+    // Started: the plots say "Analysing…" where statistics are still to come.
+    connect(m_stats, &StatsStore::started, this, &AnalysisPresenter::refresh);
     connect(m_stats, &StatsStore::finished, this, &AnalysisPresenter::refresh);
     connect(m_stats, &StatsStore::tensorsReady, this, [this](const std::vector<size_t>& indices) {
         // Refresh the plots only when something they show has arrived.

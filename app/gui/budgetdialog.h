@@ -4,6 +4,7 @@
 // the job area can cancel it); the solution is applied to the plan as one undo step. A cancel, a failure
 // or a model opened meanwhile leaves the plan as it was. The dialog deletes itself when it is done.
 
+#include "app/gui/errorpresenter.h"
 #include "core/plan/budget.h"
 #include "core/util/job.h"
 
@@ -24,9 +25,6 @@ class BudgetDialog final : public QDialog {
     Q_DISABLE_COPY_MOVE(BudgetDialog)
 
 public:
-    using ErrorPresenter =
-        std::function<void(const QString& title, const QString& text, const QString& detail)>;
-
     // Opens the dialog for the plan's current state; ERRORS are the measured sensitivities (empty: the
     // size-based proxy). Returns nullptr, after presenting why, when the budget problem cannot be built.
     static BudgetDialog* openFor(PlanDocument* plan, JobRunner* runner, const ErrorTable& errors,

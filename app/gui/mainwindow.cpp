@@ -11,7 +11,6 @@
 #include "app/gui/statusprogress.h"
 #include "core/plan/budget.h"
 #include "core/plan/planningmodel.h"
-#include "core/stats/stats.h"
 #include "widgets/channelview.h"
 #include "widgets/depthview.h"
 #include "widgets/footprintpanel.h"
@@ -27,7 +26,7 @@
 #include "widgets/statsstore.h"
 #include "widgets/statstablemodel.h"
 #include "widgets/statstableview.h"
-#include "widgets/tensorfilterproxy.h"
+#include "widgets/tensorbrowser.h"
 #include "widgets/tensortreemodel.h"
 #include "widgets/tierboardview.h"
 
@@ -36,21 +35,16 @@
 #include <QCloseEvent>
 #include <QDir>
 #include <QDockWidget>
-#include <QFileDialog>
 #include <QFileInfo>
-#include <QHeaderView>
 #include <QLabel>
-#include <QLineEdit>
 #include <QMenuBar>
 #include <QMessageBox>
-#include <QMimeData>
 #include <QRegularExpression>
 #include <QSettings>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QToolBar>
 #include <QTreeView>
-#include <QVBoxLayout>
 
 // The resources live in the static quantscope_app library: without a reference, the linker drops them.
 static void initResources()
@@ -60,40 +54,21 @@ static void initResources()
 
 namespace qs {
 
-namespace {
-
-constexpr int expandAllLimit = 80; // tensors; larger models open with only the first groups expanded
-
-QIcon themedIcon(const char* themeName, const char* resource)
-{
-    return QIcon::fromTheme(QLatin1String(themeName), QIcon(QLatin1String(resource)));
-}
-
-} // namespace
-
 MainWindow::MainWindow(QWidget* parent)
     : QMainWindow(parent), m_loader(new ModelLoader(this)), m_runner(new JobRunner(this)),
-      m_selection(new SelectionHub(this)), m_stats(new StatsStore(this)),
-      m_sensitivity(new SensitivityStore(this))
+      m_errorPresenter(messageBoxPresenter(this)), m_selection(new SelectionHub(this)),
+      m_stats(new StatsStore(this)), m_sensitivity(new SensitivityStore(this))
 {
     initResources();
     setWindowIcon(QIcon(QStringLiteral(":/icons/quantscope.svg")));
     setAcceptDrops(true);
     setDockNestingEnabled(true);
 
-    m_errorPresenter = [this](const QString& title, const QString& text, const QString& detail) {
-        auto* box = new QMessageBox(QMessageBox::Critical, title, text, QMessageBox::Ok, this);
-        box->setInformativeText(detail);
-        box->setTextInteractionFlags(Qt::TextSelectableByMouse);
-        box->setAttribute(Qt::WA_DeleteOnClose);
-        box->setObjectName(QStringLiteral("loadErrorBox"));
-        box->open(); // window-modal, no nested event loop
-    };
-    // Forwards to whatever presenter is set when the error happens (tests replace it after construction).
-    auto presentError = [this](const QString& title, const QString& text, const QString& detail) {
+    // The parts report through whatever presenter is set when the error happens (tests replace it).
+    m_presentError = [this](const QString& title, const QString& text, const QString& detail) {
         m_errorPresenter(title, text, detail);
     };
-    m_session = new PlanSession(presentError, this);
+    m_session = new PlanSession(m_presentError, this);
     connect(m_session, &PlanSession::message, this, &MainWindow::showMessage);
 
     createViews();
@@ -101,17 +76,10 @@ MainWindow::MainWindow(QWidget* parent)
     m_presenter = new AnalysisPresenter(m_stats, m_selection, m_histogram, m_channels, this);
     m_analysis = new AnalysisControl(m_stats, m_sensitivity, m_sensitivityView, footprintPanel(), this);
     connect(m_analysis, &AnalysisControl::message, this, &MainWindow::showMessage);
-    connect(m_analysis, &AnalysisControl::analysisStarted, this, [this] {
-        m_cancelAnalysisAction->setEnabled(true);
-        m_analyzeAction->setEnabled(false);
-    });
-    connect(m_analysis, &AnalysisControl::analysisFinished, this, [this](bool cancelled) {
-        m_cancelAnalysisAction->setEnabled(false);
-        m_analyzeAction->setEnabled(m_model != nullptr);
-        emit analysisFinished(cancelled);
-    });
+    connect(m_analysis, &AnalysisControl::analysisFinished, this, &MainWindow::analysisFinished);
     connect(m_analysis, &AnalysisControl::sensitivityFinished, this, &MainWindow::sensitivityFinished);
-
+    connect(m_analysis, &AnalysisControl::sensitivityViewRequested, this,
+            [this] { showView(QStringLiteral("sensitivity")); });
     createActions();
     createStatusBar();
 
@@ -120,10 +88,10 @@ MainWindow::MainWindow(QWidget* parent)
         const auto f = plan->plan().formatOf(name);
         return f ? QString::fromStdString(*f) : QString();
     };
-    m_treeModel->setFormatLookup(formatOf);
+    tensorModel()->setFormatLookup(formatOf);
     m_statsView->tableModel()->setFormatLookup(formatOf);
     connect(planDocument(), &PlanDocument::planChanged, this, [this] {
-        m_treeModel->planChanged();
+        tensorModel()->planChanged();
         m_statsView->tableModel()->planChanged();
     });
 
@@ -146,7 +114,7 @@ MainWindow::~MainWindow()
 {
     // Children are destroyed after this body, while MainWindow is already gone: nothing they emit on the
     // way may reach back into it.
-    m_treeModel->setFormatLookup({});
+    tensorModel()->setFormatLookup({});
     m_statsView->tableModel()->setFormatLookup({});
     for (QObject* child : findChildren<QObject*>())
         child->disconnect(this);
@@ -160,62 +128,35 @@ void MainWindow::createViews()
 {
     m_views = new QTabWidget(this);
     m_views->setDocumentMode(true);
-    m_views->addTab(createTensorsPage(), tr("Tensors"));
+    m_browser = new TensorBrowser;
+    m_browser->setObjectName(QStringLiteral("view:tensors"));
+    m_views->addTab(m_browser, tr("Tensors"));
     m_statsView = new StatsTableView(m_stats);
     m_statsView->setObjectName(QStringLiteral("view:statistics"));
     m_views->addTab(m_statsView, tr("Statistics"));
     m_depth = new DepthView(m_stats);
     m_depth->setObjectName(QStringLiteral("view:depth"));
     m_views->addTab(m_depth, tr("Depth Overview"));
-    m_planPage = new PlanPage(m_session, [this](const QString& t, const QString& x, const QString& d) {
-        m_errorPresenter(t, x, d);
-    });
+    m_planPage = new PlanPage(m_session, m_presentError);
     connect(m_planPage, &PlanPage::fitToBudgetRequested, this, &MainWindow::fitPlanToBudget);
     m_views->addTab(m_planPage, tr("Plan"));
-    createSensitivityView();
+    m_sensitivityView = new SensitivityView;
+    m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
+    m_views->addTab(m_sensitivityView, tr("Sensitivity"));
     setCentralWidget(m_views);
     createDocks();
 
-    m_selection->attachTree(m_tensorView, m_treeModel, m_proxy);
+    // Before the selection hub's connection, so the histogram shows the grid of the clicked format.
+    connect(m_sensitivityView, &SensitivityView::cellClicked, this,
+            [this](const QString&, const QString& format) {
+                m_histogram->setGridFormat(format);
+                m_sensitivityView->setBarFormat(format);
+            });
+    m_selection->attachTree(m_browser->view(), m_browser->treeModel(), m_browser->proxy());
     m_selection->attachStatsTable(m_statsView);
     m_selection->attachDepth(m_depth);
     m_selection->attachTierBoard(m_planPage->tierBoard());
     m_selection->attachSensitivity(m_sensitivityView);
-}
-
-QWidget* MainWindow::createTensorsPage()
-{
-    m_treeModel = new TensorTreeModel(this);
-    m_proxy = new TensorFilterProxy(this);
-    m_proxy->setSourceModel(m_treeModel);
-    auto* page = new QWidget;
-    page->setObjectName(QStringLiteral("view:tensors"));
-    auto* layout = new QVBoxLayout(page);
-    layout->setContentsMargins(4, 4, 4, 4);
-    m_filterEdit = new QLineEdit(page);
-    m_filterEdit->setPlaceholderText(
-        tr("Filter tensors by name or role (regular expression, e.g. ffn_down|attn_q)"));
-    m_filterEdit->setClearButtonEnabled(true);
-    connect(m_filterEdit, &QLineEdit::textChanged, this, &MainWindow::applyFilter);
-    layout->addWidget(m_filterEdit);
-
-    m_tensorView = new QTreeView(page);
-    m_tensorView->setObjectName(QStringLiteral("tensorTree"));
-    m_tensorView->setModel(m_proxy);
-    m_tensorView->setSortingEnabled(true);
-    m_tensorView->sortByColumn(-1, Qt::AscendingOrder); // file order until the user clicks a header
-    m_tensorView->setAlternatingRowColors(true);
-    m_tensorView->setUniformRowHeights(true);
-    m_tensorView->setSelectionMode(QAbstractItemView::ExtendedSelection);
-    m_tensorView->setSelectionBehavior(QAbstractItemView::SelectRows);
-    QHeaderView* header = m_tensorView->header();
-    header->setStretchLastSection(false);
-    header->setSectionResizeMode(QHeaderView::Interactive);
-    header->setSectionResizeMode(TensorTreeModel::NameColumn, QHeaderView::Stretch);
-    header->setMinimumSectionSize(60);
-    header->setSortIndicatorShown(true);
-    layout->addWidget(m_tensorView);
-    return page;
 }
 
 void MainWindow::createDocks()
@@ -251,25 +192,10 @@ void MainWindow::createDocks()
     });
 }
 
-void MainWindow::createSensitivityView()
-{
-    m_sensitivityView = new SensitivityView;
-    m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
-    m_views->addTab(m_sensitivityView, tr("Sensitivity"));
-    // Before the selection hub's connection, so the histogram shows the grid of the clicked format.
-    connect(m_sensitivityView, &SensitivityView::cellClicked, this,
-            [this](const QString&, const QString& format) {
-                m_histogram->setGridFormat(format);
-                m_sensitivityView->setBarFormat(format);
-            });
-}
-
 void MainWindow::createActions()
 {
     auto* fileMenu = menuBar()->addMenu(tr("&File"));
-    m_open = new OpenActions(
-        fileMenu, [this](const QString& t, const QString& x, const QString& d) { m_errorPresenter(t, x, d); },
-        this);
+    m_open = new OpenActions(fileMenu, m_presentError, this);
     connect(m_open, &OpenActions::openRequested, this, &MainWindow::openPath);
     connect(m_open, &OpenActions::lastDirectoryChanged, m_session, &PlanSession::setStartDirectory);
     m_session->setStartDirectory(m_open->lastDirectory());
@@ -281,16 +207,16 @@ void MainWindow::createActions()
     editMenu->addAction(m_planPage->redoAction());
 
     auto* viewMenu = menuBar()->addMenu(tr("&View"));
+    QTreeView* tree = m_browser->view();
     auto* expandAction = viewMenu->addAction(QIcon(QStringLiteral(":/icons/expand.svg")), tr("&Expand All"),
-                                             m_tensorView, &QTreeView::expandAll);
+                                             tree, &QTreeView::expandAll);
     auto* collapseAction = viewMenu->addAction(QIcon(QStringLiteral(":/icons/collapse.svg")),
-                                               tr("&Collapse All"), m_tensorView, &QTreeView::collapseAll);
+                                               tr("&Collapse All"), tree, &QTreeView::collapseAll);
     viewMenu
         ->addAction(tr("&Filter Tensors"), this,
                     [this] {
                         showView(QStringLiteral("tensors"));
-                        m_filterEdit->setFocus();
-                        m_filterEdit->selectAll();
+                        m_browser->focusFilter();
                     })
         ->setShortcut(QKeySequence::Find);
     viewMenu->addSeparator();
@@ -298,23 +224,7 @@ void MainWindow::createActions()
         viewMenu->addAction(dock->toggleViewAction());
 
     auto* analysisMenu = menuBar()->addMenu(tr("&Analysis"));
-    m_analyzeAction = analysisMenu->addAction(QIcon(QStringLiteral(":/icons/analyze.svg")),
-                                              tr("&Analyse Model"), this, &MainWindow::analyzeModel);
-    m_analyzeAction->setShortcut(QKeySequence(tr("Ctrl+R")));
-    m_analyzeAction->setToolTip(tr("Compute the statistics of every tensor (in the background, cached)"));
-    m_analyzeAction->setEnabled(false);
-    m_cancelAnalysisAction =
-        analysisMenu->addAction(themedIcon("process-stop", ":/icons/cancel.svg"), tr("&Cancel Analysis"),
-                                this, &MainWindow::cancelAnalysis);
-    m_cancelAnalysisAction->setEnabled(false);
-    analysisMenu
-        ->addAction(tr("Compute &Sensitivity Matrix"), this,
-                    [this] {
-                        showView(QStringLiteral("sensitivity"));
-                        computeSensitivity();
-                    })
-        ->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
-    analysisMenu->addAction(tr("Cancel Sensitivity Matrix"), this, &MainWindow::cancelSensitivity);
+    m_analysis->addActions(analysisMenu);
     analysisMenu->addSeparator();
     analysisMenu->addAction(QIcon(QStringLiteral(":/icons/export.svg")), tr("Export Statistics as &CSV…"),
                             m_statsView, &StatsTableView::exportCsvDialog);
@@ -340,7 +250,7 @@ void MainWindow::createActions()
     toolBar->addSeparator();
     toolBar->addActions({expandAction, collapseAction});
     toolBar->addSeparator();
-    toolBar->addAction(m_analyzeAction);
+    toolBar->addAction(m_analysis->analyzeAction());
 }
 
 void MainWindow::createStatusBar()
@@ -360,73 +270,6 @@ void MainWindow::showMessage(const QString& text, int timeoutMs)
     statusBar()->showMessage(text, timeoutMs);
 }
 
-QString MainWindow::samplePath()
-{
-    return OpenActions::samplePath();
-}
-
-void MainWindow::openPath(const QString& path)
-{
-    if (!path.isEmpty())
-        m_loader->load(QFileInfo(path).absoluteFilePath());
-}
-
-bool MainWindow::isLoading() const
-{
-    return m_loader->isRunning();
-}
-
-QMenu* MainWindow::recentMenu() const
-{
-    return m_open->recentMenu();
-}
-
-QStringList MainWindow::recentFiles() const
-{
-    return m_open->recent()->paths();
-}
-
-QStringList MainWindow::viewNames() const
-{
-    QStringList names;
-    for (int i = 0; i < m_views->count(); ++i)
-        names << m_views->widget(i)->objectName().mid(5);
-    return names;
-}
-
-bool MainWindow::showView(const QString& name)
-{
-    const int index = viewNames().indexOf(name);
-    if (index >= 0)
-        m_views->setCurrentIndex(index);
-    return index >= 0;
-}
-
-PlanDocument* MainWindow::planDocument() const
-{
-    return m_session->document();
-}
-
-TierBoardView* MainWindow::tierBoard() const
-{
-    return m_planPage->tierBoard();
-}
-
-FootprintPanel* MainWindow::footprintPanel() const
-{
-    return m_planPage->footprint();
-}
-
-void MainWindow::setRestorePrompt(RestorePrompt prompt)
-{
-    m_session->setRestorePrompt(std::move(prompt));
-}
-
-bool MainWindow::savePlanTo(const QString& path)
-{
-    return m_session->saveTo(path);
-}
-
 void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> opened)
 {
     PlanningModel planning = makePlanningModel(std::move(opened), path.toStdString());
@@ -437,31 +280,12 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> opened)
     m_model = std::move(planning.model);
     m_modelPath = path;
     m_selection->reset();
-    m_treeModel->setModel(m_model);
+    m_browser->setModel(m_model);
     m_summary->setModel(m_model);
     m_analysis->setModel(m_model);
     m_presenter->setModel(m_model);
     m_session->startModel(std::move(planning.layout), path);
-    m_analyzeAction->setEnabled(m_analysis->canAnalyze());
-    showLoadedModel(path);
-    emit modelLoaded(path);
-    if (m_analysis->canAnalyze() && QSettings().value(QStringLiteral("analysis/automatic"), true).toBool())
-        analyzeModel();
-}
 
-void MainWindow::showLoadedModel(const QString& path)
-{
-    if (m_model->tensors().size() <= size_t(expandAllLimit)) {
-        m_tensorView->expandAll();
-    } else {
-        m_tensorView->collapseAll();
-        for (int row = 0; row < qMin(2, m_proxy->rowCount()); ++row)
-            m_tensorView->expand(m_proxy->index(row, 0));
-    }
-    for (int c = TensorTreeModel::RoleColumn; c < TensorTreeModel::ColumnCount; ++c) {
-        m_tensorView->resizeColumnToContents(c);
-        m_tensorView->setColumnWidth(c, m_tensorView->columnWidth(c) + 16);
-    }
     m_open->recent()->add(path);
     updateTitle();
     m_modelLabel->setText(tr("%1 · %2 parameters · %3")
@@ -472,9 +296,11 @@ void MainWindow::showLoadedModel(const QString& path)
         tr("Opened %1 (%2)")
             .arg(QDir::toNativeSeparators(path), countNoun(m_model->tensors().size(), "tensor", "tensors")),
         8000);
-    // Open on something to look at.
-    if (const auto first = firstTensorToShow(*m_model))
+    if (const auto first = firstTensorToShow(*m_model)) // open on something to look at
         selectTensors({QString::fromStdString(m_model->tensors()[*first].name)});
+    emit modelLoaded(path);
+    if (m_analysis->canAnalyze() && QSettings().value(QStringLiteral("analysis/automatic"), true).toBool())
+        analyzeModel();
 }
 
 void MainWindow::onLoadFailed(const QString& path, const QString& message, const QString& kind)
@@ -490,14 +316,6 @@ void MainWindow::onLoadFailed(const QString& path, const QString& message, const
     m_errorPresenter(tr("Cannot Open Model"),
                      tr("Quantscope could not open <b>%1</b>.").arg(path.toHtmlEscaped()), detail);
     emit loadFailed(path, message);
-}
-
-void MainWindow::applyFilter(const QString& text)
-{
-    const bool valid = m_proxy->setFilterPattern(text);
-    m_filterEdit->setToolTip(valid ? QString() : tr("Not a valid regular expression: matched literally"));
-    if (!text.isEmpty())
-        m_tensorView->expandAll();
 }
 
 void MainWindow::updateTitle()
@@ -526,7 +344,7 @@ void MainWindow::closeEvent(QCloseEvent* event)
     m_loader->cancel();
     m_stats->cancel();
     // Jobs hold the model and the plan's problem: they end before the window does. waitForAll waits on
-    // the workers (which stop at their next cancel check), not on the event loop.
+    // the workers, which stop at their next cancel check, not on the event loop.
     m_runner->cancelAll();
     m_runner->waitForAll();
     m_views->setCurrentIndex(0); // brings back docks the plan view hid, so the saved layout has them
@@ -549,10 +367,81 @@ void MainWindow::dropEvent(QDropEvent* event)
     openPath(path);
 }
 
+void MainWindow::fitPlanToBudget()
+{
+    // The measured sensitivity matrix, when complete, replaces the size-based proxy.
+    const ErrorTable errors =
+        m_sensitivity->isRunning() ? ErrorTable{} : errorTableFromSensitivity(m_sensitivity->results());
+    if (auto* dialog = BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this))
+        connect(dialog, &BudgetDialog::fitted, this,
+                [this](const QString& text) { showMessage(text, 8000); });
+}
+
+int MainWindow::selectTensorsMatching(const QString& pattern)
+{
+    if (!m_model)
+        return 0;
+    const QRegularExpression re(pattern);
+    QStringList names;
+    for (const auto& t : m_model->tensors())
+        if (const QString name = QString::fromStdString(t.name); re.match(name).hasMatch())
+            names << name;
+    selectTensors(names);
+    return int(names.size());
+}
+
+// Delegations: the window's public interface stays what tests and the command line use.
+
+QString MainWindow::samplePath()
+{
+    return OpenActions::samplePath();
+}
+
+void MainWindow::openPath(const QString& path)
+{
+    if (!path.isEmpty())
+        m_loader->load(QFileInfo(path).absoluteFilePath());
+}
+
+bool MainWindow::isLoading() const
+{
+    return m_loader->isRunning();
+}
+
+QStringList MainWindow::recentFiles() const
+{
+    return m_open->recent()->paths();
+}
+
+QStringList MainWindow::viewNames() const
+{
+    QStringList names;
+    for (int i = 0; i < m_views->count(); ++i)
+        names << m_views->widget(i)->objectName().mid(5);
+    return names;
+}
+
+bool MainWindow::showView(const QString& name)
+{
+    const int index = viewNames().indexOf(name);
+    if (index >= 0)
+        m_views->setCurrentIndex(index);
+    return index >= 0;
+}
+
+void MainWindow::setRestorePrompt(RestorePrompt prompt)
+{
+    m_session->setRestorePrompt(std::move(prompt));
+}
+
+bool MainWindow::savePlanTo(const QString& path)
+{
+    return m_session->saveTo(path);
+}
+
 void MainWindow::analyzeModel()
 {
     m_analysis->analyze();
-    m_presenter->refresh(); // "Analysing…" where statistics are still to come
 }
 
 void MainWindow::cancelAnalysis()
@@ -580,35 +469,9 @@ bool MainWindow::isComputingSensitivity() const
     return m_analysis->isComputingSensitivity();
 }
 
-void MainWindow::fitPlanToBudget()
-{
-    // The measured sensitivity matrix, when complete, replaces the size-based proxy.
-    const ErrorTable errors =
-        m_sensitivity->isRunning() ? ErrorTable{} : errorTableFromSensitivity(m_sensitivity->results());
-    auto* dialog = BudgetDialog::openFor(
-        planDocument(), m_runner, errors,
-        [this](const QString& t, const QString& x, const QString& d) { m_errorPresenter(t, x, d); }, this);
-    if (dialog)
-        connect(dialog, &BudgetDialog::fitted, this,
-                [this](const QString& text) { showMessage(text, 8000); });
-}
-
 void MainWindow::selectTensors(const QStringList& names)
 {
     m_selection->select(names);
-}
-
-int MainWindow::selectTensorsMatching(const QString& pattern)
-{
-    if (!m_model)
-        return 0;
-    const QRegularExpression re(pattern);
-    QStringList names;
-    for (const auto& t : m_model->tensors())
-        if (const QString name = QString::fromStdString(t.name); re.match(name).hasMatch())
-            names << name;
-    selectTensors(names);
-    return int(names.size());
 }
 
 QStringList MainWindow::selectedTensors() const

@@ -6,7 +6,12 @@
 // selection across the views), AnalysisPresenter (the plots), BudgetDialog, and one JobRunner whose jobs
 // show in the JobArea of the status bar.
 
+#include "app/gui/errorpresenter.h"
+#include "app/gui/openactions.h"
+#include "app/gui/planpage.h"
+#include "app/gui/plansession.h"
 #include "core/model/model.h"
+#include "widgets/tensorbrowser.h"
 
 #include <QMainWindow>
 #include <functional>
@@ -31,16 +36,12 @@ class JobArea;
 class JobRunner;
 class ModelLoader;
 class ModelSummaryWidget;
-class OpenActions;
 class PlanDocument;
-class PlanPage;
-class PlanSession;
 class SelectionHub;
 class SensitivityStore;
 class SensitivityView;
 class StatsStore;
 class StatsTableView;
-class TensorFilterProxy;
 class TensorTreeModel;
 class TierBoardView;
 
@@ -50,8 +51,7 @@ class MainWindow final : public QMainWindow {
 
 public:
     // Shows a load error; the default opens a window-modal QMessageBox without blocking (open()).
-    using ErrorPresenter =
-        std::function<void(const QString& title, const QString& text, const QString& detail)>;
+    using ErrorPresenter = qs::ErrorPresenter;
 
     explicit MainWindow(QWidget* parent = nullptr);
     ~MainWindow() override;
@@ -75,21 +75,21 @@ public:
     QStringList viewNames() const;
 
     // For tests and screenshots.
-    QTreeView* tensorView() const { return m_tensorView; }
-    TensorTreeModel* tensorModel() const { return m_treeModel; }
-    QLineEdit* filterEdit() const { return m_filterEdit; }
+    QTreeView* tensorView() const { return m_browser->view(); }
+    TensorTreeModel* tensorModel() const { return m_browser->treeModel(); }
+    QLineEdit* filterEdit() const { return m_browser->filterEdit(); }
     ModelSummaryWidget* summaryWidget() const { return m_summary; }
     ModelLoader* loader() const { return m_loader; }
-    QMenu* recentMenu() const;
+    QMenu* recentMenu() const { return m_open->recentMenu(); }
     StatsStore* statsStore() const { return m_stats; }
     HistogramView* histogramView() const { return m_histogram; }
     ChannelView* channelView() const { return m_channels; }
     DepthView* depthView() const { return m_depth; }
     StatsTableView* statsView() const { return m_statsView; }
-    PlanDocument* planDocument() const;
+    PlanDocument* planDocument() const { return m_session->document(); }
     PlanSession* planSession() const { return m_session; }
-    TierBoardView* tierBoard() const;
-    FootprintPanel* footprintPanel() const;
+    TierBoardView* tierBoard() const { return m_planPage->tierBoard(); }
+    FootprintPanel* footprintPanel() const { return m_planPage->footprint(); }
     SensitivityStore* sensitivityStore() const { return m_sensitivity; }
     SensitivityView* sensitivityView() const { return m_sensitivityView; }
     SelectionHub* selectionHub() const { return m_selection; }
@@ -133,9 +133,7 @@ protected:
 
 private:
     void createViews();
-    QWidget* createTensorsPage();
     void createDocks();
-    void createSensitivityView();
     void createActions();
     void createStatusBar();
     void readSettings();
@@ -143,8 +141,6 @@ private:
 
     void onLoaded(const QString& path, std::shared_ptr<Model> model);
     void onLoadFailed(const QString& path, const QString& message, const QString& kind);
-    void showLoadedModel(const QString& path);
-    void applyFilter(const QString& text);
     void updateTitle();
     void showMessage(const QString& text, int timeoutMs);
 
@@ -153,6 +149,7 @@ private:
     std::shared_ptr<const Model> m_model;
     QString m_modelPath;
     ErrorPresenter m_errorPresenter;
+    ErrorPresenter m_presentError; // forwards to m_errorPresenter as it is when called
 
     PlanSession* m_session = nullptr;
     SelectionHub* m_selection = nullptr;
@@ -163,10 +160,7 @@ private:
     OpenActions* m_open = nullptr;
 
     QTabWidget* m_views = nullptr;
-    TensorTreeModel* m_treeModel = nullptr;
-    TensorFilterProxy* m_proxy = nullptr;
-    QTreeView* m_tensorView = nullptr;
-    QLineEdit* m_filterEdit = nullptr;
+    TensorBrowser* m_browser = nullptr;
     ModelSummaryWidget* m_summary = nullptr;
     QLabel* m_modelLabel = nullptr;
     PlanPage* m_planPage = nullptr;
@@ -175,8 +169,6 @@ private:
     DepthView* m_depth = nullptr;
     StatsTableView* m_statsView = nullptr;
     SensitivityView* m_sensitivityView = nullptr;
-    QAction* m_analyzeAction = nullptr;
-    QAction* m_cancelAnalysisAction = nullptr;
 
     JobArea* m_jobArea = nullptr;
 };

@@ -3,6 +3,8 @@
 // entries (with their dialogs and the last directory they used, kept in QSettings), and files dropped on
 // the window. They all end in openRequested(path); the window opens it.
 
+#include "app/gui/errorpresenter.h"
+
 #include <QObject>
 #include <functional>
 
@@ -20,9 +22,6 @@ class OpenActions final : public QObject {
     Q_DISABLE_COPY_MOVE(OpenActions)
 
 public:
-    using ErrorPresenter =
-        std::function<void(const QString& title, const QString& text, const QString& detail)>;
-
     // Adds the entries to fileMenu; dialogs open on dialogParent, which also owns this.
     OpenActions(QMenu* fileMenu, ErrorPresenter presentError, QWidget* dialogParent);
 

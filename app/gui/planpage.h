@@ -3,6 +3,8 @@
 // over the tier board and the footprint panel. File operations go to the plan session; fitting to a
 // budget is asked of the window, which knows the measured errors.
 
+#include "app/gui/errorpresenter.h"
+
 #include <QWidget>
 #include <functional>
 
@@ -19,9 +21,6 @@ class PlanPage final : public QWidget {
     Q_DISABLE_COPY_MOVE(PlanPage)
 
 public:
-    using ErrorPresenter =
-        std::function<void(const QString& title, const QString& text, const QString& detail)>;
-
     PlanPage(PlanSession* session, ErrorPresenter presentError, QWidget* parent = nullptr);
 
     TierBoardView* tierBoard() const { return m_tierBoard; }

@@ -4,6 +4,7 @@
 // autosave left by a crash when the model is opened again. Autosaves are keyed by the plan file once it
 // has one, else by the model path (planKey()).
 
+#include "app/gui/errorpresenter.h"
 #include "core/plan/modellayout.h"
 
 #include <QObject>
@@ -22,8 +23,6 @@ class PlanSession final : public QObject {
     Q_DISABLE_COPY_MOVE(PlanSession)
 
 public:
-    using ErrorPresenter =
-        std::function<void(const QString& title, const QString& text, const QString& detail)>;
     // Asks whether to restore an autosave; calls answer(true) to restore. The default is a non-blocking
     // question box on the dialog parent.
     using RestorePrompt = std::function<void(const QString& autosavePath, std::function<void(bool)> answer)>;
