@@ -1,0 +1,116 @@
+#include "app/gui/planpage.h"
+
+#include "app/gui/plansession.h"
+#include "core/plan/export.h"
+#include "core/plan/plan.h"
+#include "widgets/footprintpanel.h"
+#include "widgets/issuesbutton.h"
+#include "widgets/plandocument.h"
+#include "widgets/tierboardview.h"
+
+#include <QAction>
+#include <QComboBox>
+#include <QLabel>
+#include <QMenu>
+#include <QScrollArea>
+#include <QSplitter>
+#include <QToolBar>
+#include <QToolButton>
+#include <QUndoStack>
+#include <QVBoxLayout>
+
+namespace qs {
+
+namespace {
+QIcon themedIcon(const char* themeName, const char* resource)
+{
+    return QIcon::fromTheme(QLatin1String(themeName), QIcon(QLatin1String(resource)));
+}
+} // namespace
+
+PlanPage::PlanPage(PlanSession* session, ErrorPresenter presentError, QWidget* parent) : QWidget(parent)
+{
+    setObjectName(QStringLiteral("view:plan"));
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+    layout->addWidget(createToolBar(session, std::move(presentError)));
+
+    auto* splitter = new QSplitter(Qt::Horizontal);
+    m_tierBoard = new TierBoardView(session->document());
+    splitter->addWidget(m_tierBoard);
+    m_footprint = new FootprintPanel(session->document());
+    // Scrolls instead of imposing its height on the window.
+    auto* footprintScroll = new QScrollArea;
+    footprintScroll->setWidget(m_footprint);
+    footprintScroll->setWidgetResizable(true);
+    footprintScroll->setFrameShape(QFrame::NoFrame);
+    footprintScroll->setMaximumWidth(440);
+    footprintScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    splitter->addWidget(footprintScroll);
+    splitter->setStretchFactor(0, 3);
+    splitter->setStretchFactor(1, 1);
+    layout->addWidget(splitter, 1);
+}
+
+QWidget* PlanPage::createToolBar(PlanSession* session, ErrorPresenter presentError)
+{
+    PlanDocument* plan = session->document();
+    auto* bar = new QToolBar;
+    bar->setIconSize(QSize(16, 16));
+    bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    bar->addWidget(new QLabel(tr("Preset: ")));
+    auto* presets = new QComboBox;
+    presets->setObjectName(QStringLiteral("planPreset"));
+    for (const std::string& name : presetNames())
+        presets->addItem(QString::fromStdString(name));
+    bar->addWidget(presets);
+    bar->addAction(tr("Apply Preset"), this, [plan, presets, presentError] {
+        try {
+            plan->applyPreset(presets->currentText());
+        } catch (const std::exception& e) {
+            presentError(tr("Preset"), tr("Cannot apply %1").arg(presets->currentText()),
+                         QString::fromStdString(e.what()));
+        }
+    });
+    bar->addSeparator();
+    bar->addAction(tr("Fit to Budget…"), this, &PlanPage::fitToBudgetRequested)
+        ->setToolTip(tr("Choose every tensor's tier to minimise the predicted error within a size budget"));
+    auto* exportButton = new QToolButton;
+    exportButton->setText(tr("Export"));
+    exportButton->setIcon(themedIcon("document-export", ":/icons/export.svg"));
+    exportButton->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    exportButton->setPopupMode(QToolButton::InstantPopup);
+    auto* exportMenu = new QMenu(exportButton);
+    for (auto target : {ExportTarget::LlamaCpp, ExportTarget::GptqModel, ExportTarget::LlmCompressor,
+                        ExportTarget::CompressedTensors, ExportTarget::PlanJson}) {
+        static const char* const titles[] = {"llama.cpp tensor types…", "GPTQModel quantize_config…",
+                                             "llm-compressor recipe…", "compressed-tensors config…",
+                                             "Quantscope plan (JSON)…"};
+        exportMenu->addAction(tr(titles[int(target)]), session,
+                              [session, target] { session->exportDialog(int(target)); });
+    }
+    exportButton->setMenu(exportMenu);
+    bar->addWidget(exportButton);
+    bar->addAction(tr("Open Plan…"), session, &PlanSession::openDialog);
+    QAction* save = bar->addAction(themedIcon("document-save", ":/icons/export.svg"), tr("Save Plan…"),
+                                   session, &PlanSession::saveDialog);
+    save->setShortcut(QKeySequence::Save);
+    bar->addSeparator();
+    bar->addWidget(new IssuesButton(plan));
+    bar->addSeparator();
+    m_undo = plan->undoStack()->createUndoAction(this, tr("Undo"));
+    m_undo->setIcon(themedIcon("edit-undo", ":/icons/undo.svg"));
+    m_undo->setShortcut(QKeySequence::Undo);
+    m_redo = plan->undoStack()->createRedoAction(this, tr("Redo"));
+    m_redo->setIcon(themedIcon("edit-redo", ":/icons/redo.svg"));
+    m_redo->setShortcuts({QKeySequence(tr("Ctrl+Shift+Z")), QKeySequence::Redo});
+    bar->addAction(m_undo);
+    bar->addAction(m_redo);
+    auto* hint =
+        new QLabel(tr("   Drag tensors or whole blocks between tiers · right-click or Ctrl+←/→ to move"));
+    hint->setStyleSheet(QStringLiteral("color: #666;"));
+    bar->addWidget(hint);
+    return bar;
+}
+
+} // namespace qs
