@@ -212,7 +212,10 @@ public:
         put<uint64_t>(s.size());
         m_data.append(s);
     }
-    void putRaw(std::span<const std::byte> b) { m_data.append(reinterpret_cast<const char*>(b.data()), b.size()); }
+    void putRaw(std::span<const std::byte> b)
+    {
+        m_data.append(reinterpret_cast<const char*>(b.data()), b.size());
+    }
     void putKeyU32(std::string_view key, uint32_t v)
     {
         putString(key);
@@ -370,8 +373,9 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
     const Model& model = *p.model;
     const bool gguf = p.target == QuantizeTarget::Gguf;
     if (gguf && model.format() != ModelFormat::Gguf)
-        problems.push_back({{}, std::string("GGUF output needs a GGUF input; this model is ") +
-                                    modelFormatName(model.format())});
+        problems.push_back({{},
+                            std::string("GGUF output needs a GGUF input; this model is ") +
+                                modelFormatName(model.format())});
     if (gguf && model.files().size() > 1)
         problems.push_back({{}, "GGUF output from a split GGUF input is not supported yet"});
 
@@ -412,7 +416,8 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
                                               "); re-quantizing to " + format->name() +
                                               " needs --allow-requantize"});
             else if (!ggml::canDecode(t->dtype))
-                problems.push_back({name, std::string("cannot decode its stored type ") + dtypeName(t->dtype)});
+                problems.push_back(
+                    {name, std::string("cannot decode its stored type ") + dtypeName(t->dtype)});
             else if (warnings)
                 warnings->push_back(name + ": re-quantized from " + dtypeName(t->dtype) + " to " +
                                     format->name() + " (quality is lower than from the original weights)");
@@ -454,8 +459,8 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
     for (const auto& out : paths) {
         for (const auto& in : model.files())
             if (samePath(out, in->path()))
-                problems.push_back({{}, "the output " + out.string() + " is the input file " +
-                                            in->path().string()});
+                problems.push_back(
+                    {{}, "the output " + out.string() + " is the input file " + in->path().string()});
         if (!p.importanceFile.empty() && samePath(out, p.importanceFile))
             problems.push_back({{}, "the output " + out.string() + " is the importance file"});
     }
@@ -466,48 +471,75 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
     predicted += uint64_t{layout.shards} * (headerBytes + 4096);
     const uint64_t free = freeDiskBytes(p.output);
     if (free < predicted)
-        problems.push_back({{}, "not enough disk space: the output needs about " + humanBytes(predicted) +
-                                    ", " + humanBytes(free) + " are free in " + folder.string()});
+        problems.push_back({{},
+                            "not enough disk space: the output needs about " + humanBytes(predicted) + ", " +
+                                humanBytes(free) + " are free in " + folder.string()});
     return problems;
 }
 
 uint32_t ftypeOfDType(DType t)
 {
     switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q4_1: return 3;
-    case DType::Q8_0: return 7;
-    case DType::Q5_0: return 8;
-    case DType::Q5_1: return 9;
-    case DType::Q2_K: return 10;
-    case DType::Q3_K: return 12; // Q3_K_M
-    case DType::Q4_K: return 15; // Q4_K_M
-    case DType::Q5_K: return 17; // Q5_K_M
-    case DType::Q6_K: return 18;
-    case DType::IQ2_XXS: return 19;
-    case DType::IQ2_XS: return 20;
-    case DType::IQ3_XXS: return 23;
-    case DType::IQ1_S: return 24;
-    case DType::IQ4_NL: return 25;
-    case DType::IQ3_S: return 26;
-    case DType::IQ2_S: return 28;
-    case DType::IQ4_XS: return 30;
-    case DType::IQ1_M: return 31;
-    case DType::BF16: return 32;
-    case DType::TQ1_0: return 36;
-    case DType::TQ2_0: return 37;
-    case DType::MXFP4: return 38;
-    default: return 1;
+    case DType::F32:
+        return 0;
+    case DType::F16:
+        return 1;
+    case DType::Q4_0:
+        return 2;
+    case DType::Q4_1:
+        return 3;
+    case DType::Q8_0:
+        return 7;
+    case DType::Q5_0:
+        return 8;
+    case DType::Q5_1:
+        return 9;
+    case DType::Q2_K:
+        return 10;
+    case DType::Q3_K:
+        return 12; // Q3_K_M
+    case DType::Q4_K:
+        return 15; // Q4_K_M
+    case DType::Q5_K:
+        return 17; // Q5_K_M
+    case DType::Q6_K:
+        return 18;
+    case DType::IQ2_XXS:
+        return 19;
+    case DType::IQ2_XS:
+        return 20;
+    case DType::IQ3_XXS:
+        return 23;
+    case DType::IQ1_S:
+        return 24;
+    case DType::IQ4_NL:
+        return 25;
+    case DType::IQ3_S:
+        return 26;
+    case DType::IQ2_S:
+        return 28;
+    case DType::IQ4_XS:
+        return 30;
+    case DType::IQ1_M:
+        return 31;
+    case DType::BF16:
+        return 32;
+    case DType::TQ1_0:
+        return 36;
+    case DType::TQ2_0:
+        return 37;
+    case DType::MXFP4:
+        return 38;
+    default:
+        return 1;
     }
 }
 
 // One tensor's quantized rows, written batch by batch.
 class TensorWriter {
 public:
-    TensorWriter(const Model& model, JobControl& control, unsigned threads, const ImportanceMatrix* importance,
-                 std::atomic<uint64_t>& done, uint64_t total)
+    TensorWriter(const Model& model, JobControl& control, unsigned threads,
+                 const ImportanceMatrix* importance, std::atomic<uint64_t>& done, uint64_t total)
         : m_model(model), m_control(control), m_threads(threads), m_importance(importance), m_done(done),
           m_total(total)
     {
@@ -565,7 +597,8 @@ public:
                         const uint64_t m = entry->matrices > 1 ? r / rowsPerMatrix : 0;
                         imp = entry->matrix(m).data();
                     }
-                    ggml::quantize(o.type, scratch.data(), n, cols, m_out.data() + (r - first) * rowBytes, imp);
+                    ggml::quantize(o.type, scratch.data(), n, cols, m_out.data() + (r - first) * rowBytes,
+                                   imp);
                     progress(n * rowBytes);
                 }
             });
@@ -724,10 +757,14 @@ void writeGguf(const QuantizeParams& p, const ImportanceMatrix* importance, JobC
 const char* quantizeTargetName(QuantizeTarget target)
 {
     switch (target) {
-    case QuantizeTarget::Gguf: return "gguf";
-    case QuantizeTarget::CompressedTensors: return "compressed-tensors";
-    case QuantizeTarget::Gptq: return "gptq";
-    case QuantizeTarget::FakeQuant: return "fake-quant";
+    case QuantizeTarget::Gguf:
+        return "gguf";
+    case QuantizeTarget::CompressedTensors:
+        return "compressed-tensors";
+    case QuantizeTarget::Gptq:
+        return "gptq";
+    case QuantizeTarget::FakeQuant:
+        return "fake-quant";
     }
     return "?";
 }

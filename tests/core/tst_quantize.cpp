@@ -230,9 +230,10 @@ private slots:
         QCOMPARE(problems[0].tensor, std::string("blk.7.attn_q.weight"));
         qs::QuantizeJob job(p);
         QCOMPARE(job.run(), qs::JobStatus::Failed);
-        QVERIFY2(job.errorMessage().find("tensor 'blk.7.attn_q.weight': is in the plan but not in the model") !=
-                     std::string::npos,
-                 job.errorMessage().c_str());
+        QVERIFY2(
+            job.errorMessage().find("tensor 'blk.7.attn_q.weight': is in the plan but not in the model") !=
+                std::string::npos,
+            job.errorMessage().c_str());
         QVERIFY(!fs::exists(p.output));
     }
 
@@ -252,9 +253,10 @@ private slots:
         p.output = tmp("odd-q4k.gguf");
         qs::QuantizeJob job(p);
         QCOMPARE(job.run(), qs::JobStatus::Failed);
-        QVERIFY2(job.errorMessage().find("tensor 'blk.0.ffn_down.weight': Q4_K cannot store a row of 96 values") !=
-                     std::string::npos,
-                 job.errorMessage().c_str());
+        QVERIFY2(
+            job.errorMessage().find("tensor 'blk.0.ffn_down.weight': Q4_K cannot store a row of 96 values") !=
+                std::string::npos,
+            job.errorMessage().c_str());
         QVERIFY(!fs::exists(p.output));
         // Q4_0's block of 32 does divide it.
         p.plan.assign("blk.0.ffn_down.weight", "Q4_0");
@@ -334,7 +336,8 @@ private slots:
         p.output = tmp("./self.gguf");
         qs::QuantizeJob job(p);
         QCOMPARE(job.run(), qs::JobStatus::Failed);
-        QVERIFY2(job.errorMessage().find("is the input file") != std::string::npos, job.errorMessage().c_str());
+        QVERIFY2(job.errorMessage().find("is the input file") != std::string::npos,
+                 job.errorMessage().c_str());
         QVERIFY(readAll(copy) == original);
         // A shard of a split output that would land on the input is caught too.
         p.output = tmp("self");
