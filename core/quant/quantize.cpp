@@ -17,7 +17,9 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <sys/mman.h>
 #include <system_error>
+#include <unistd.h>
 
 namespace qs {
 
@@ -535,6 +537,19 @@ uint32_t ftypeOfDType(DType t)
     }
 }
 
+// Drops input pages this job has consumed from the process (they stay in the page cache). Touched pages of
+// a file map count as resident memory, so without this the job's resident size would grow to the whole
+// model. Only whole pages inside the range are dropped; models are mapped read-only and private, so the
+// data reads back from the file if anything touches it again.
+void releaseInput(const std::byte* data, uint64_t size)
+{
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+    const auto end = (reinterpret_cast<uintptr_t>(data) + size) / page * page;
+    if (end > begin)
+        ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 // One tensor's quantized rows, written batch by batch.
 class TensorWriter {
 public:
@@ -554,12 +569,15 @@ public:
                 m_control.throwIfCancelled();
                 const uint64_t n = std::min<uint64_t>(kCopyChunk, raw.size() - at);
                 file.write(raw.data() + at, n);
+                releaseInput(raw.data() + at, n);
                 progress(n);
             }
             return;
         }
         const uint64_t rows = t.rows(), cols = t.columns();
         const uint64_t rowBytes = *dtypeByteSize(o.type, cols);
+        const auto input = m_model.rawData(t);
+        const uint64_t inRowBytes = input.size() / std::max<uint64_t>(1, rows);
         // Stacked experts: one importance vector per expert matrix.
         const uint64_t matrices = t.shape.size() >= 3 ? t.shape[0] : 1;
         const uint64_t rowsPerMatrix = matrices > 0 ? rows / matrices : rows;
@@ -604,6 +622,7 @@ public:
             });
             m_control.throwIfCancelled();
             file.write(m_out.data(), static_cast<size_t>(count * rowBytes));
+            releaseInput(input.data() + first * inRowBytes, count * inRowBytes);
         }
     }
 
