@@ -1,0 +1,203 @@
+// quantscope-cli quantize: runs a plan on a model and writes the quantized files (core/quant/quantize.h).
+#include "app/cli/command.h"
+#include "core/model/model.h"
+#include "core/plan/modellayout.h"
+#include "core/plan/planio.h"
+#include "core/quant/quantize.h"
+#include "core/util/error.h"
+
+#include <QCommandLineParser>
+#include <QJsonArray>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+// Ctrl-C cancels the running job (an atomic store, safe in a signal handler); the job then unwinds,
+// removes its temporary files and the command exits with 130.
+std::atomic<qs::Job*> g_running{nullptr};
+
+extern "C" void onInterrupt(int)
+{
+    if (qs::Job* job = g_running.load())
+        job->cancel();
+}
+
+// "2G", "500M", "64K" or plain bytes; decimal units, as llama.cpp's gguf-split reads --split-max-size.
+std::optional<uint64_t> parseSize(const QString& text)
+{
+    QString s = text.trimmed().toUpper();
+    uint64_t unit = 1;
+    if (s.endsWith(QLatin1Char('B')))
+        s.chop(1);
+    if (s.endsWith(QLatin1Char('K')))
+        unit = 1000;
+    else if (s.endsWith(QLatin1Char('M')))
+        unit = 1000 * 1000;
+    else if (s.endsWith(QLatin1Char('G')))
+        unit = 1000 * 1000 * 1000;
+    else if (s.endsWith(QLatin1Char('T')))
+        unit = uint64_t{1000} * 1000 * 1000 * 1000;
+    if (unit > 1)
+        s.chop(1);
+    bool ok = false;
+    const double v = s.toDouble(&ok);
+    if (!ok || v <= 0 || v * double(unit) >= 1.8e19)
+        return std::nullopt;
+    return static_cast<uint64_t>(v * double(unit));
+}
+
+QString gib(uint64_t bytes)
+{
+    return QString::number(double(bytes) / double(uint64_t{1} << 30), 'f', 2) + QStringLiteral(" GiB");
+}
+
+int runQuantize(QCommandLineParser& parser)
+{
+    const QStringList pos = parser.positionalArguments();
+    if (pos.size() != 1)
+        return cli::fail(QStringLiteral("quantize needs exactly one MODEL"));
+    if (!parser.isSet(QStringLiteral("plan")) || !parser.isSet(QStringLiteral("out")))
+        return cli::fail(QStringLiteral("quantize needs --plan PLAN.json and --out PATH"));
+    const QString targetName = parser.value(QStringLiteral("to")).isEmpty()
+                                   ? QStringLiteral("gguf")
+                                   : parser.value(QStringLiteral("to"));
+    const auto target = qs::quantizeTargetFromName(targetName.toStdString());
+    if (!target)
+        return cli::fail(QStringLiteral("--to must be gguf, compressed-tensors, gptq or fake-quant, not '%1'")
+                             .arg(targetName));
+    qs::QuantizeParams params;
+    params.target = *target;
+    params.output = parser.value(QStringLiteral("out")).toStdString();
+    params.allowRequantize = parser.isSet(QStringLiteral("allow-requantize"));
+    if (parser.isSet(QStringLiteral("imatrix")))
+        params.importanceFile = parser.value(QStringLiteral("imatrix")).toStdString();
+    if (parser.isSet(QStringLiteral("threads"))) {
+        bool ok = false;
+        params.threads = parser.value(QStringLiteral("threads")).toUInt(&ok);
+        if (!ok || params.threads > 1024)
+            return cli::fail(QStringLiteral("--threads needs a number from 0 to 1024"));
+    }
+    if (parser.isSet(QStringLiteral("split-max-size"))) {
+        const auto size = parseSize(parser.value(QStringLiteral("split-max-size")));
+        if (!size)
+            return cli::fail(QStringLiteral("--split-max-size needs a size such as 2G or 500M"));
+        params.splitMaxBytes = *size;
+    }
+    const bool json = parser.isSet(QStringLiteral("json"));
+
+    params.model = qs::openModel(pos[0].toStdString());
+    params.plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
+    std::string why;
+    std::vector<std::string> notes;
+    if (!qs::planMatchesModel(params.plan, qs::layoutFromModel(*params.model), &why) && !why.empty())
+        notes.push_back("the plan was made for another model: " + why);
+
+    qs::QuantizeJob job(std::move(params));
+    g_running = &job;
+    struct sigaction action = {};
+    struct sigaction previous = {};
+    action.sa_handler = onInterrupt;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous);
+
+    std::thread worker([&] { job.run(); });
+    // The progress line only on a terminal: pipes and logs get the result alone.
+    const bool tty = !json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
+    const auto start = std::chrono::steady_clock::now();
+    bool shown = false;
+    while (!job.finished()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (!tty)
+            continue;
+        const qs::JobProgress p = job.control().progress();
+        if (p.bytesTotal == 0)
+            continue;
+        const double elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double rate = elapsed > 0 ? double(p.bytesDone) / elapsed : 0;
+        const QString eta =
+            rate > 0 && p.bytesDone > 0
+                ? QStringLiteral(", %1 s left").arg(double(p.bytesTotal - p.bytesDone) / rate, 0, 'f', 0)
+                : QString();
+        std::fprintf(stderr, "\rquantizing %3d%%  %s of %s%s   ", int(p.fraction * 100),
+                     qPrintable(gib(p.bytesDone)), qPrintable(gib(p.bytesTotal)), qPrintable(eta));
+        std::fflush(stderr);
+        shown = true;
+    }
+    worker.join();
+    sigaction(SIGINT, &previous, nullptr);
+    g_running = nullptr;
+    if (shown)
+        std::fputc('\n', stderr);
+
+    if (job.status() == qs::JobStatus::Cancelled) {
+        std::fprintf(stderr, "quantscope-cli: cancelled; no output was written\n");
+        return 130;
+    }
+    if (job.status() != qs::JobStatus::Succeeded)
+        return cli::fail(cli::toQString(job.errorMessage()));
+
+    const qs::QuantizeResult& r = job.result();
+    std::vector<std::string> warnings = notes;
+    warnings.insert(warnings.end(), r.warnings.begin(), r.warnings.end());
+    if (json) {
+        QJsonObject o;
+        o[QStringLiteral("bytes_written")] = static_cast<qint64>(r.bytesWritten);
+        o[QStringLiteral("predicted_weight_bytes")] = static_cast<qint64>(r.predictedWeightBytes);
+        o[QStringLiteral("weight_bytes_written")] = static_cast<qint64>(r.weightBytesWritten);
+        o[QStringLiteral("seconds")] = r.seconds;
+        QJsonArray files, warn;
+        for (const auto& f : r.files)
+            files.append(cli::toQString(f.string()));
+        for (const auto& w : warnings)
+            warn.append(cli::toQString(w));
+        o[QStringLiteral("files")] = files;
+        o[QStringLiteral("warnings")] = warn;
+        cli::printJson(o);
+        return 0;
+    }
+    for (const auto& w : warnings)
+        std::fprintf(stderr, "warning: %s\n", w.c_str());
+    for (const auto& f : r.files)
+        std::printf("%s\n", f.string().c_str());
+    std::printf("%llu bytes written (%llu of tensor data, plan predicted %llu) in %.1f s\n",
+                static_cast<unsigned long long>(r.bytesWritten),
+                static_cast<unsigned long long>(r.weightBytesWritten),
+                static_cast<unsigned long long>(r.predictedWeightBytes), r.seconds);
+    return 0;
+}
+
+const CliRegistrar quantize(
+    {"quantize",
+     "quantize MODEL --plan PLAN.json --to gguf|compressed-tensors|gptq|fake-quant --out PATH [--imatrix "
+     "FILE] "
+     "[--threads N] [--split-max-size SIZE] [--allow-requantize] [--json]",
+     "write the quantized model a plan describes (GGUF: byte-identical to llama-quantize)",
+     [](QCommandLineParser& p) {
+         p.addOption({QStringLiteral("plan"), QStringLiteral("The plan (quantscope-cli plan ... --out)."),
+                      QStringLiteral("PLAN.json")});
+         p.addOption({QStringLiteral("to"), QStringLiteral("Output format (default gguf)."),
+                      QStringLiteral("FORMAT")});
+         p.addOption({QStringLiteral("out"), QStringLiteral("Output file."), QStringLiteral("PATH")});
+         p.addOption({QStringLiteral("imatrix"),
+                      QStringLiteral("llama.cpp importance matrix (GGUF or legacy .dat)."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
+                      QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("split-max-size"),
+              QStringLiteral("Split the output into shards of at most SIZE of tensor data (2G, 500M)."),
+              QStringLiteral("SIZE")});
+         p.addOption({QStringLiteral("allow-requantize"),
+                      QStringLiteral("Re-quantize tensors that are already quantized (lower quality).")});
+         p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
+         p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("Model file (GGUF for --to gguf)."));
+     },
+     runQuantize});
+
+} // namespace

@@ -1,0 +1,85 @@
+#pragma once
+// The quantize job: a model and a plan in, quantized files out.
+//
+// The job streams tensor by tensor from the memory-mapped input (peak memory is a bounded batch of one
+// tensor's output plus one row group of floats per worker, never the model), splits the rows of each
+// tensor across the thread pool, reports progress in bytes of tensor data and polls for cancel between
+// row groups. Output is atomic: AtomicFile (AtomicFileSet for a split output), so a failed or cancelled
+// run leaves no partial file and never touches an existing file of the same name.
+//
+// GGUF target (from GGUF input): the output is byte-identical to llama.cpp's llama-quantize for the same
+// per-tensor types and importance file: KV pairs copied in order (general.file_type and
+// general.quantization_version moved to the end as llama-quantize does, split.* dropped, the
+// quantize.imatrix.* keys appended when an importance file is used), llama-quantize's tensor order
+// (tensors outside blocks by name, then blocks by number and name), alignment and zero padding kept.
+// See docs/quantize.md.
+
+#include "core/plan/plan.h"
+#include "core/util/job.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qs {
+
+class Model;
+
+enum class QuantizeTarget : uint8_t { Gguf, CompressedTensors, Gptq, FakeQuant };
+// "gguf", "compressed-tensors", "gptq", "fake-quant"
+const char* quantizeTargetName(QuantizeTarget target);
+std::optional<QuantizeTarget> quantizeTargetFromName(std::string_view name);
+
+struct QuantizeParams {
+    std::shared_ptr<const Model> model;
+    Plan plan;
+    QuantizeTarget target = QuantizeTarget::Gguf;
+    std::filesystem::path output;
+    std::filesystem::path importanceFile; // empty: no importance matrix
+    unsigned threads = 0;                 // 0: resolveThreads() default
+    uint64_t splitMaxBytes = 0;           // 0: one file; else shards of at most this much tensor data
+    bool allowRequantize = false;         // re-quantize tensors that are already quantized (with a warning)
+};
+
+struct QuantizeResult {
+    uint64_t bytesWritten = 0;         // every byte of every output file (headers and padding included)
+    uint64_t predictedWeightBytes = 0; // the plan's prediction: sum of plannedBytes over the tensors
+    uint64_t weightBytesWritten = 0;   // tensor data actually written (no padding)
+    double seconds = 0;
+    std::vector<std::filesystem::path> files;
+    std::vector<std::string> warnings;
+};
+
+struct QuantizeProblem {
+    std::string tensor; // empty when the problem is not about one tensor (output path, disk space)
+    std::string reason;
+    std::string toString() const;
+};
+
+// Everything that would make the job fail before it writes its first byte: planned tensors that do not
+// exist, formats that cannot store their tensor or that the target cannot write, quantized input without
+// allowRequantize, an importance entry of the wrong length, not enough free disk for the predicted size,
+// an output path that is (or whose shards are) an input file. Empty when the job can run.
+std::vector<QuantizeProblem> validateQuantize(const QuantizeParams& params);
+
+// The file names of a split output, as llama.cpp names them: "<output without .gguf>-00001-of-00003.gguf"
+// (index is 0-based, the name 1-based).
+std::filesystem::path ggufSplitPath(const std::filesystem::path& output, uint32_t index, uint32_t count);
+
+// llama.cpp's general.file_type for a plan: from its llama.cpp preset (Q4_K_M = 15 ...), else the
+// "mostly" type of its largest share of weights.
+uint32_t ggufFileType(const Plan& plan, const Model& model);
+
+class QuantizeJob : public BasicJob<QuantizeParams, QuantizeResult> {
+public:
+    explicit QuantizeJob(QuantizeParams params);
+
+protected:
+    void execute(JobControl& control) override;
+};
+
+} // namespace qs

@@ -1,0 +1,187 @@
+// quantscope-cli quantize, run as the real executable: llama-quantize's bytes from a preset plan, JSON
+// result, exit codes (1 on validation / IO failure, 130 on Ctrl-C) and no partial output.
+#include "app/cli_runner.h"
+#include "core/gguf_builder.h"
+
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QTest>
+#include <csignal>
+#include <cstring>
+#include <random>
+
+namespace {
+
+const QString kRef = QStringLiteral(QS_TEST_DATA "/reference/llama-quantize");
+
+QByteArray readAll(const QString& path)
+{
+    QFile f(path);
+    return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+} // namespace
+
+class TestCliQuantize : public QObject {
+    Q_OBJECT
+private:
+    QTemporaryDir m_dir;
+    QString m_plan;
+
+    QString tmp(const QString& name) const { return m_dir.filePath(name); }
+
+private slots:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        m_plan = tmp(QStringLiteral("q4km.json"));
+        const CliRun r = runQuantscopeCli({QStringLiteral("plan"), kRef + QStringLiteral("/tiny-F16.gguf"),
+                                           QStringLiteral("--preset"), QStringLiteral("llama.cpp-Q4_K_M"),
+                                           QStringLiteral("--out"), m_plan});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+    }
+
+    void presetPlanMatchesLlamaQuantize()
+    {
+        const QString out = tmp(QStringLiteral("q4km.gguf"));
+        const CliRun r = runQuantscopeCli(
+            {QStringLiteral("quantize"), kRef + QStringLiteral("/tiny-F16.gguf"), QStringLiteral("--plan"),
+             m_plan, QStringLiteral("--to"), QStringLiteral("gguf"), QStringLiteral("--out"), out,
+             QStringLiteral("--imatrix"), kRef + QStringLiteral("/tiny.imatrix.gguf"),
+             QStringLiteral("--threads"), QStringLiteral("2"), QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        const QByteArray bytes = readAll(out);
+        QCOMPARE(o.value(QStringLiteral("bytes_written")).toInteger(), qint64(bytes.size()));
+        QCOMPARE(o.value(QStringLiteral("weight_bytes_written")).toInteger(),
+                 o.value(QStringLiteral("predicted_weight_bytes")).toInteger());
+        QVERIFY(o.value(QStringLiteral("seconds")).toDouble() > 0);
+        QCOMPARE(o.value(QStringLiteral("files")).toArray().size(), 1);
+        QVERIFY(o.value(QStringLiteral("warnings")).isArray());
+        QVERIFY(bytes == readAll(kRef + QStringLiteral("/tiny-Q4_K_M-imatrix.gguf")));
+        // Not a terminal: no progress line.
+        QVERIFY(r.err.isEmpty());
+    }
+
+    void split()
+    {
+        const CliRun r = runQuantscopeCli(
+            {QStringLiteral("quantize"), kRef + QStringLiteral("/tiny-F16.gguf"), QStringLiteral("--plan"),
+             m_plan, QStringLiteral("--out"), tmp(QStringLiteral("split.gguf")),
+             QStringLiteral("--split-max-size"), QStringLiteral("0.4M"), QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonArray files =
+            QJsonDocument::fromJson(r.out).object().value(QStringLiteral("files")).toArray();
+        QCOMPARE(files.size(), 4);
+        for (int i = 0; i < files.size(); ++i)
+            QCOMPARE(QFileInfo(files[i].toString()).fileName(),
+                     QStringLiteral("split-%1-of-00004.gguf").arg(i + 1, 5, 10, QLatin1Char('0')));
+        QVERIFY(!QFile::exists(tmp(QStringLiteral("split.gguf"))));
+    }
+
+    void failures()
+    {
+        const QString input = tmp(QStringLiteral("input.gguf"));
+        QVERIFY(QFile::copy(kRef + QStringLiteral("/tiny-F16.gguf"), input));
+        const QByteArray original = readAll(input);
+        CliRun r = runQuantscopeCli({QStringLiteral("quantize"), input, QStringLiteral("--plan"), m_plan,
+                                     QStringLiteral("--out"), input});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("is the input file"), r.err.constData());
+        QVERIFY(readAll(input) == original);
+
+        r = runQuantscopeCli({QStringLiteral("quantize"), input, QStringLiteral("--plan"), m_plan,
+                              QStringLiteral("--to"), QStringLiteral("gptq"), QStringLiteral("--out"),
+                              tmp(QStringLiteral("gptq"))});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("not built in yet"), r.err.constData());
+
+        r = runQuantscopeCli({QStringLiteral("quantize"), input, QStringLiteral("--plan"), m_plan,
+                              QStringLiteral("--to"), QStringLiteral("onnx"), QStringLiteral("--out"),
+                              tmp(QStringLiteral("x"))});
+        QCOMPARE(r.exitCode, 1);
+
+        r = runQuantscopeCli({QStringLiteral("quantize"), input, QStringLiteral("--plan"), m_plan,
+                              QStringLiteral("--out"), tmp(QStringLiteral("x.gguf")),
+                              QStringLiteral("--split-max-size"), QStringLiteral("lots")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY(r.err.contains("--split-max-size"));
+
+        // A plan naming a tensor the model lacks.
+        QFile plan(m_plan);
+        QVERIFY(plan.open(QIODevice::ReadOnly));
+        QByteArray text = plan.readAll();
+        text.replace("blk.1.ffn_up.weight", "blk.9.ffn_up.weight");
+        const QString bad = tmp(QStringLiteral("bad-plan.json"));
+        QFile out(bad);
+        QVERIFY(out.open(QIODevice::WriteOnly));
+        out.write(text);
+        out.close();
+        r = runQuantscopeCli({QStringLiteral("quantize"), input, QStringLiteral("--plan"), bad,
+                              QStringLiteral("--out"), tmp(QStringLiteral("bad.gguf"))});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("tensor 'blk.9.ffn_up.weight': is in the plan but not in the model"),
+                 r.err.constData());
+        QVERIFY(!QFile::exists(tmp(QStringLiteral("bad.gguf"))));
+    }
+
+    // Ctrl-C mid-run: exit 130, no output, no temporary file left.
+    void interrupt()
+    {
+        // Large enough to take a few seconds at Q3_K: 6 matrices of 2048 x 4096 in F16.
+        qstest::GgufBuilder b;
+        b.kv("general.architecture", qstest::GgufBuilder::vStr("llama"));
+        std::mt19937 rng(7);
+        for (int i = 0; i < 6; ++i) {
+            std::string data(size_t{2048} * 4096 * 2, '\0');
+            for (size_t k = 0; k < data.size() / 2; ++k) {
+                const uint16_t h = static_cast<uint16_t>(0x2000 + (rng() & 0x1FFF) + ((rng() & 1) << 15));
+                std::memcpy(data.data() + 2 * k, &h, 2);
+            }
+            b.tensors.push_back({"blk." + std::to_string(i) + ".ffn_down.weight",
+                                 {4096, 2048},
+                                 1,
+                                 std::move(data),
+                                 std::nullopt,
+                                 std::nullopt});
+        }
+        const QString folder = tmp(QStringLiteral("big"));
+        QVERIFY(QDir().mkpath(folder));
+        const QString model = folder + QStringLiteral("/big.gguf");
+        {
+            QFile f(model);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            const std::string bytes = b.build();
+            f.write(bytes.data(), qint64(bytes.size()));
+        }
+        const QString plan = tmp(QStringLiteral("q3k.json"));
+        CliRun r = runQuantscopeCli({QStringLiteral("plan"), model, QStringLiteral("--preset"),
+                                     QStringLiteral("all-Q3_K"), QStringLiteral("--out"), plan});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+
+        QFile::copy(kRef + QStringLiteral("/mix.txt"), folder + QStringLiteral("/out.gguf"));
+        const QByteArray existing = readAll(folder + QStringLiteral("/out.gguf"));
+        QProcess p;
+        p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"),
+                {QStringLiteral("quantize"), model, QStringLiteral("--plan"), plan, QStringLiteral("--out"),
+                 folder + QStringLiteral("/out.gguf")});
+        QVERIFY(p.waitForStarted());
+        QTest::qWait(700);
+        if (p.state() != QProcess::Running)
+            QSKIP("the quantization finished before the interrupt");
+        ::kill(static_cast<pid_t>(p.processId()), SIGINT);
+        QVERIFY(p.waitForFinished(20000));
+        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(p.exitCode(), 130);
+        QCOMPARE(readAll(folder + QStringLiteral("/out.gguf")), existing);
+        QCOMPARE(QDir(folder).entryList(QDir::Files | QDir::Hidden).size(), 2); // big.gguf, out.gguf
+    }
+};
+
+QTEST_GUILESS_MAIN(TestCliQuantize)
+#include "tst_cli_quantize.moc"
