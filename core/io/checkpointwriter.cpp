@@ -95,7 +95,8 @@ void addTargetProblems(CheckpointKind kind, const Plan& plan, std::vector<std::s
     if (kind == CheckpointKind::FakeQuant)
         return;
     try {
-        exportPlan(plan, kind == CheckpointKind::Gptq ? ExportTarget::GptqModel : ExportTarget::CompressedTensors);
+        exportPlan(plan,
+                   kind == CheckpointKind::Gptq ? ExportTarget::GptqModel : ExportTarget::CompressedTensors);
     } catch (const ExportError& e) {
         for (const auto& p : e.problems())
             out.push_back(p.tensor + (p.format.empty() ? "" : " (" + p.format + ")") + ": " + p.reason);
@@ -124,7 +125,8 @@ std::vector<std::string> checkpointProblems(CheckpointKind kind, const Model& mo
         const auto& tr = f->traits();
         const std::string where = name + " (" + f->name() + "): ";
         if (!dtypeInfo(t->dtype).decodable || !isFloatDType(t->dtype)) {
-            out.push_back(where + "stored as " + dtypeName(t->dtype) + ", which is not a float type to quantize");
+            out.push_back(where + "stored as " + dtypeName(t->dtype) +
+                          ", which is not a float type to quantize");
             continue;
         }
         if (!f->available()) {
@@ -155,7 +157,8 @@ std::vector<std::string> checkpointProblems(CheckpointKind kind, const Model& mo
         }
         if (tr.kind == FormatKind::Integer) {
             if (tr.groupSize == 0) {
-                out.push_back(where + "no per-tensor integer scheme in this target: use a group size or per-channel");
+                out.push_back(where +
+                              "no per-tensor integer scheme in this target: use a group size or per-channel");
                 continue;
             }
             if (tr.groupSize > 0 && cols % static_cast<uint64_t>(tr.groupSize) != 0) {
@@ -166,12 +169,14 @@ std::vector<std::string> checkpointProblems(CheckpointKind kind, const Model& mo
             if (kind == CheckpointKind::CompressedTensors && tr.bits != 4 && tr.bits != 8)
                 out.push_back(where + "vLLM loads pack-quantized weights of 4 or 8 bits only");
             if (kind == CheckpointKind::Gptq && tr.bits != 2 && tr.bits != 4 && tr.bits != 8)
-                out.push_back(where + "GPTQ checkpoints are written with 2, 4 or 8 bits (3-bit packing is not "
-                                      "implemented)");
+                out.push_back(where +
+                              "GPTQ checkpoints are written with 2, 4 or 8 bits (3-bit packing is not "
+                              "implemented)");
         } else if (kind == CheckpointKind::CompressedTensors && isFp8E4M3(*f)) {
             // float-quantized
         } else {
-            out.push_back(where + "the " + checkpointKindName(kind) + " writer has no layout for this format");
+            out.push_back(where + "the " + checkpointKindName(kind) +
+                          " writer has no layout for this format");
         }
     }
     addTargetProblems(kind, plan, out);
@@ -188,9 +193,9 @@ namespace {
 // per (row, group).
 struct IntCodes {
     uint64_t rows = 0, cols = 0, groups = 0, groupLen = 0;
-    std::vector<uint8_t> q;     // rows x cols
-    std::vector<float> scale;   // rows x groups
-    std::vector<uint8_t> zero;  // rows x groups
+    std::vector<uint8_t> q;    // rows x cols
+    std::vector<float> scale;  // rows x groups
+    std::vector<uint8_t> zero; // rows x groups
 };
 
 IntCodes intCodes(const float* x, uint64_t rows, uint64_t cols, int bits, int groupSize, bool symmetric)
@@ -232,8 +237,7 @@ void putLe32(std::vector<uint8_t>& out, uint64_t index, uint32_t v)
         out[index * 4 + b] = static_cast<uint8_t>(v >> (8 * b));
 }
 
-template <class T>
-std::vector<uint8_t> bytesOf(const std::vector<T>& v)
+template <class T> std::vector<uint8_t> bytesOf(const std::vector<T>& v)
 {
     std::vector<uint8_t> out(v.size() * sizeof(T));
     std::memcpy(out.data(), v.data(), out.size());
@@ -375,7 +379,8 @@ void addCompressedInt(Output& job, const Model& model, const TensorInfo& t, cons
                 }
             e.parts.push_back(std::move(zp));
         }
-        e.parts.push_back(bytesOf(std::vector<int64_t>{static_cast<int64_t>(rows), static_cast<int64_t>(cols)}));
+        e.parts.push_back(
+            bytesOf(std::vector<int64_t>{static_cast<int64_t>(rows), static_cast<int64_t>(cols)}));
         return e;
     });
 }
@@ -386,33 +391,32 @@ void addCompressedFp8(Output& job, const Model& model, const TensorInfo& t, cons
     const uint64_t rows = t.shape[0], cols = t.shape[1];
     const bool perChannel = tr.groupSize < 0;
     const TensorInfo* tp = &t;
-    job.addEncoded(
-        t.fileIndex, {base + "weight", base + "weight_scale"}, {DType::F8_E4M3, DType::F32},
-        {{rows, cols}, perChannel ? std::vector<uint64_t>{rows, 1} : std::vector<uint64_t>{1}},
-        [&model, tp, rows, cols, perChannel]() {
-            const auto x = decodeAll(model, *tp);
-            std::vector<uint8_t> codes(rows * cols);
-            std::vector<float> scales;
-            auto absMax = [&](uint64_t first, uint64_t n) {
-                float a = 0;
-                for (uint64_t i = 0; i < n; ++i)
-                    a = std::max(a, std::fabs(x[first + i]));
-                return a;
-            };
-            if (!perChannel)
-                scales.push_back(fp8ScaleFor(Fp8Kind::E4M3, absMax(0, rows * cols)));
-            for (uint64_t r = 0; r < rows; ++r) {
-                if (perChannel)
-                    scales.push_back(fp8ScaleFor(Fp8Kind::E4M3, absMax(r * cols, cols)));
-                const float s = scales.back();
-                for (uint64_t i = 0; i < cols; ++i)
-                    codes[r * cols + i] = floatToFp8(Fp8Kind::E4M3, x[r * cols + i] / s);
-            }
-            Encoded e;
-            e.parts.push_back(std::move(codes));
-            e.parts.push_back(bytesOf(scales));
-            return e;
-        });
+    job.addEncoded(t.fileIndex, {base + "weight", base + "weight_scale"}, {DType::F8_E4M3, DType::F32},
+                   {{rows, cols}, perChannel ? std::vector<uint64_t>{rows, 1} : std::vector<uint64_t>{1}},
+                   [&model, tp, rows, cols, perChannel]() {
+                       const auto x = decodeAll(model, *tp);
+                       std::vector<uint8_t> codes(rows * cols);
+                       std::vector<float> scales;
+                       auto absMax = [&](uint64_t first, uint64_t n) {
+                           float a = 0;
+                           for (uint64_t i = 0; i < n; ++i)
+                               a = std::max(a, std::fabs(x[first + i]));
+                           return a;
+                       };
+                       if (!perChannel)
+                           scales.push_back(fp8ScaleFor(Fp8Kind::E4M3, absMax(0, rows * cols)));
+                       for (uint64_t r = 0; r < rows; ++r) {
+                           if (perChannel)
+                               scales.push_back(fp8ScaleFor(Fp8Kind::E4M3, absMax(r * cols, cols)));
+                           const float s = scales.back();
+                           for (uint64_t i = 0; i < cols; ++i)
+                               codes[r * cols + i] = floatToFp8(Fp8Kind::E4M3, x[r * cols + i] / s);
+                       }
+                       Encoded e;
+                       e.parts.push_back(std::move(codes));
+                       e.parts.push_back(bytesOf(scales));
+                       return e;
+                   });
 }
 
 void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatTraits& tr)
@@ -427,56 +431,57 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
                                "kernels (exllama, marlin) need both dimensions to be multiples of 32");
     auto zeroGroups = std::make_shared<uint64_t>(0);
     const TensorInfo* tp = &t;
-    job.addEncoded(
-        t.fileIndex, {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
-        {DType::I32, DType::I32, DType::F16, DType::I32},
-        {{ceilDiv(k, pf), n}, {groups, ceilDiv(n, pf)}, {groups, n}, {k}},
-        [&model, tp, tr, n, k, pf, &job]() {
-            const auto x = decodeAll(model, *tp);
-            const IntCodes c = intCodes(x.data(), n, k, tr.bits, tr.groupSize, tr.symmetric);
-            Encoded e;
-            const uint64_t kw = ceilDiv(k, pf), nw = ceilDiv(n, pf);
-            const uint32_t mask = (1u << tr.bits) - 1;
-            // qweight packs pf consecutive input features of one output column into a word.
-            std::vector<uint8_t> qweight(kw * n * 4, 0);
-            for (uint64_t w = 0; w < kw; ++w)
-                for (uint64_t col = 0; col < n; ++col) {
-                    uint32_t v = 0;
-                    for (uint64_t j = 0; j < pf && w * pf + j < k; ++j)
-                        v |= static_cast<uint32_t>(c.q[col * k + w * pf + j]) << (tr.bits * j);
-                    putLe32(qweight, w * n + col, v);
-                }
-            // qzeros packs pf output features of one group; the "gptq" (v1) format stores zero - 1 and the
-            // kernels add the 1 back.
-            std::vector<uint8_t> qzeros(c.groups * nw * 4, 0);
-            uint64_t zeroCount = 0;
-            for (uint64_t g = 0; g < c.groups; ++g)
-                for (uint64_t w = 0; w < nw; ++w) {
-                    uint32_t v = 0;
-                    for (uint64_t j = 0; j < pf && w * pf + j < n; ++j) {
-                        const uint32_t z = c.zero[(w * pf + j) * c.groups + g];
-                        zeroCount += z == 0;
-                        v |= ((z - 1) & mask) << (tr.bits * j);
-                    }
-                    putLe32(qzeros, g * nw + w, v);
-                }
-            if (zeroCount)
-                job.warnings.push_back(tp->name + ": " + std::to_string(zeroCount) +
-                                       " group(s) have zero point 0, which the GPTQ v1 format cannot store "
-                                       "(loaders read it as " + std::to_string(mask + 1) + ")");
-            std::vector<uint16_t> scales(c.groups * n);
-            for (uint64_t g = 0; g < c.groups; ++g)
-                for (uint64_t col = 0; col < n; ++col)
-                    scales[g * n + col] = floatToHalf(c.scale[col * c.groups + g]);
-            std::vector<int32_t> gidx(k);
-            for (uint64_t i = 0; i < k; ++i)
-                gidx[i] = static_cast<int32_t>(i / c.groupLen);
-            e.parts.push_back(std::move(qweight));
-            e.parts.push_back(std::move(qzeros));
-            e.parts.push_back(bytesOf(scales));
-            e.parts.push_back(bytesOf(gidx));
-            return e;
-        });
+    job.addEncoded(t.fileIndex, {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
+                   {DType::I32, DType::I32, DType::F16, DType::I32},
+                   {{ceilDiv(k, pf), n}, {groups, ceilDiv(n, pf)}, {groups, n}, {k}},
+                   [&model, tp, tr, n, k, pf, &job]() {
+                       const auto x = decodeAll(model, *tp);
+                       const IntCodes c = intCodes(x.data(), n, k, tr.bits, tr.groupSize, tr.symmetric);
+                       Encoded e;
+                       const uint64_t kw = ceilDiv(k, pf), nw = ceilDiv(n, pf);
+                       const uint32_t mask = (1u << tr.bits) - 1;
+                       // qweight packs pf consecutive input features of one output column into a word.
+                       std::vector<uint8_t> qweight(kw * n * 4, 0);
+                       for (uint64_t w = 0; w < kw; ++w)
+                           for (uint64_t col = 0; col < n; ++col) {
+                               uint32_t v = 0;
+                               for (uint64_t j = 0; j < pf && w * pf + j < k; ++j)
+                                   v |= static_cast<uint32_t>(c.q[col * k + w * pf + j]) << (tr.bits * j);
+                               putLe32(qweight, w * n + col, v);
+                           }
+                       // qzeros packs pf output features of one group; the "gptq" (v1) format stores zero - 1
+                       // and the kernels add the 1 back.
+                       std::vector<uint8_t> qzeros(c.groups * nw * 4, 0);
+                       uint64_t zeroCount = 0;
+                       for (uint64_t g = 0; g < c.groups; ++g)
+                           for (uint64_t w = 0; w < nw; ++w) {
+                               uint32_t v = 0;
+                               for (uint64_t j = 0; j < pf && w * pf + j < n; ++j) {
+                                   const uint32_t z = c.zero[(w * pf + j) * c.groups + g];
+                                   zeroCount += z == 0;
+                                   v |= ((z - 1) & mask) << (tr.bits * j);
+                               }
+                               putLe32(qzeros, g * nw + w, v);
+                           }
+                       if (zeroCount)
+                           job.warnings.push_back(
+                               tp->name + ": " + std::to_string(zeroCount) +
+                               " group(s) have zero point 0, which the GPTQ v1 format cannot store "
+                               "(loaders read it as " +
+                               std::to_string(mask + 1) + ")");
+                       std::vector<uint16_t> scales(c.groups * n);
+                       for (uint64_t g = 0; g < c.groups; ++g)
+                           for (uint64_t col = 0; col < n; ++col)
+                               scales[g * n + col] = floatToHalf(c.scale[col * c.groups + g]);
+                       std::vector<int32_t> gidx(k);
+                       for (uint64_t i = 0; i < k; ++i)
+                           gidx[i] = static_cast<int32_t>(i / c.groupLen);
+                       e.parts.push_back(std::move(qweight));
+                       e.parts.push_back(std::move(qzeros));
+                       e.parts.push_back(bytesOf(scales));
+                       e.parts.push_back(bytesOf(gidx));
+                       return e;
+                   });
 }
 
 void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optional<DType> as,
@@ -517,10 +522,12 @@ std::vector<std::string> shardNamesOf(const Model& model)
     return names;
 }
 
-bool isCheckpointFile(const std::string& name)
+// Files of the input folder the writer replaces. A fake-quant checkpoint keeps config.json byte for byte;
+// the quantized targets rewrite it with their quantization_config.
+bool isReplacedFile(CheckpointKind kind, const std::string& name)
 {
     return endsWith(name, ".safetensors") || endsWith(name, ".safetensors.index.json") ||
-           name == "config.json" || name == "quantize_config.json";
+           (kind != CheckpointKind::FakeQuant && (name == "config.json" || name == "quantize_config.json"));
 }
 
 void prepareOutDir(const Model& model, const fs::path& out, bool& created)
@@ -563,8 +570,8 @@ QJsonObject exportJson(const Plan& plan, ExportTarget target)
     const auto text = exportPlan(plan, target).text;
     const auto doc = QJsonDocument::fromJson(QByteArray::fromStdString(text));
     if (!doc.isObject())
-        throw Error(ErrorCode::Internal, std::string("export to ") + exportTargetName(target) +
-                                             " produced invalid JSON");
+        throw Error(ErrorCode::Internal,
+                    std::string("export to ") + exportTargetName(target) + " produced invalid JSON");
     return doc.object();
 }
 
@@ -603,14 +610,16 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
             addCompressedFp8(job, model, t, tr);
     }
 
-    QJsonObject config = readConfig(model);
-    std::optional<QJsonObject> quantizeConfig;
+    std::optional<QJsonObject> config, quantizeConfig;
+    if (kind != CheckpointKind::FakeQuant)
+        config = readConfig(model);
     if (kind == CheckpointKind::CompressedTensors) {
-        config.insert(QStringLiteral("quantization_config"),
-                      exportJson(plan, ExportTarget::CompressedTensors).value(QStringLiteral("quantization_config")));
+        config->insert(
+            QStringLiteral("quantization_config"),
+            exportJson(plan, ExportTarget::CompressedTensors).value(QStringLiteral("quantization_config")));
     } else if (kind == CheckpointKind::Gptq) {
         quantizeConfig = exportJson(plan, ExportTarget::GptqModel);
-        config.insert(QStringLiteral("quantization_config"), *quantizeConfig);
+        config->insert(QStringLiteral("quantization_config"), *quantizeConfig);
     }
 
     // Everything else in the model folder (tokenizer, generation config, licence) travels with the weights.
@@ -618,7 +627,7 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
     const fs::path inFolder = modelFolder(model);
     for (const auto& entry : fs::directory_iterator(inFolder)) {
         const std::string name = entry.path().filename().string();
-        if (entry.is_regular_file() && !name.empty() && name[0] != '.' && !isCheckpointFile(name))
+        if (entry.is_regular_file() && !name.empty() && name[0] != '.' && !isReplacedFile(kind, name))
             extras.push_back(entry.path());
     }
 
@@ -651,8 +660,9 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
             report.files.push_back(path);
             report.bytesWritten += f.bytesWritten();
         };
-        if (!config.isEmpty() || kind != CheckpointKind::FakeQuant)
-            addSmall(outDir / "config.json", QJsonDocument(config).toJson(QJsonDocument::Indented).toStdString());
+        if (config)
+            addSmall(outDir / "config.json",
+                     QJsonDocument(*config).toJson(QJsonDocument::Indented).toStdString());
         if (quantizeConfig)
             addSmall(outDir / "quantize_config.json",
                      QJsonDocument(*quantizeConfig).toJson(QJsonDocument::Indented).toStdString());

@@ -49,7 +49,7 @@ CheckpointWriteReport writeCompressedTensors(const Model& model, const Plan& pla
                                              const std::filesystem::path& outDir, JobControl* job);
 CheckpointWriteReport writeGptqCheckpoint(const Model& model, const Plan& plan,
                                           const std::filesystem::path& outDir, JobControl* job);
-CheckpointWriteReport writeFakeQuant(const Model& model, const Plan& plan, const std::filesystem::path& outDir,
-                                     JobControl* job);
+CheckpointWriteReport writeFakeQuant(const Model& model, const Plan& plan,
+                                     const std::filesystem::path& outDir, JobControl* job);
 
 } // namespace qs

@@ -16,21 +16,36 @@ namespace fs = std::filesystem;
 const char* safetensorsDTypeName(DType type)
 {
     switch (type) {
-    case DType::F64: return "F64";
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::F8_E4M3: return "F8_E4M3";
-    case DType::F8_E5M2: return "F8_E5M2";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::I16: return "I16";
-    case DType::I8: return "I8";
-    case DType::U64: return "U64";
-    case DType::U32: return "U32";
-    case DType::U16: return "U16";
-    case DType::U8: return "U8";
-    case DType::Bool: return "BOOL";
+    case DType::F64:
+        return "F64";
+    case DType::F32:
+        return "F32";
+    case DType::F16:
+        return "F16";
+    case DType::BF16:
+        return "BF16";
+    case DType::F8_E4M3:
+        return "F8_E4M3";
+    case DType::F8_E5M2:
+        return "F8_E5M2";
+    case DType::I64:
+        return "I64";
+    case DType::I32:
+        return "I32";
+    case DType::I16:
+        return "I16";
+    case DType::I8:
+        return "I8";
+    case DType::U64:
+        return "U64";
+    case DType::U32:
+        return "U32";
+    case DType::U16:
+        return "U16";
+    case DType::U8:
+        return "U8";
+    case DType::Bool:
+        return "BOOL";
     default:
         throw Error(ErrorCode::Unsupported,
                     std::string("safetensors cannot store the block type ") + dtypeName(type));
@@ -141,8 +156,8 @@ SafetensorsWriteResult writeSafetensors(AtomicFileSet& files, const fs::path& fo
             const std::string& name = specs[i].name;
             produce(i, [&](const void* data, size_t size) {
                 if (size > sizes[i] - produced)
-                    throw Error(ErrorCode::Internal, name + ": producer wrote more than " +
-                                                         std::to_string(sizes[i]) + " bytes");
+                    throw Error(ErrorCode::Internal,
+                                name + ": producer wrote more than " + std::to_string(sizes[i]) + " bytes");
                 file.write(data, size);
                 produced += size;
                 sinceCheck += size;
@@ -165,7 +180,8 @@ SafetensorsWriteResult writeSafetensors(AtomicFileSet& files, const fs::path& fo
     if (shardNames.size() > 1) {
         QJsonObject weightMap;
         for (const auto& spec : specs)
-            weightMap.insert(QString::fromStdString(spec.name), QString::fromStdString(shardNames[spec.shard]));
+            weightMap.insert(QString::fromStdString(spec.name),
+                             QString::fromStdString(shardNames[spec.shard]));
         QJsonObject meta;
         meta.insert(QStringLiteral("total_size"), static_cast<qint64>(total));
         QJsonObject index;

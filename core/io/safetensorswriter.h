@@ -34,7 +34,7 @@ using TensorSink = std::function<void(const void* data, size_t size)>;
 using TensorProducer = std::function<void(size_t index, const TensorSink& sink)>;
 
 struct SafetensorsWriteResult {
-    uint64_t bytesWritten = 0;      // every byte of every file added, headers and index included
+    uint64_t bytesWritten = 0;       // every byte of every file added, headers and index included
     uint64_t tensorBytesWritten = 0; // data regions only
     std::vector<std::filesystem::path> files;
 };
