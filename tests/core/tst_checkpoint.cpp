@@ -146,6 +146,16 @@ ExpectedGroup expectedGroup(const float* x, uint64_t n, int bits, bool sym)
     return g;
 }
 
+// The scheme a reopened weight reports: a group as long as the row is stored exactly like per channel.
+std::string reopenedScheme(const std::string& format, uint64_t cols)
+{
+    const auto f = qs::findFormat(format);
+    const auto& tr = f->traits();
+    if (tr.kind != qs::FormatKind::Integer || tr.groupSize != static_cast<int>(cols))
+        return f->name();
+    return "INT" + std::to_string(tr.bits) + "-ch-" + (tr.symmetric ? "sym" : "asym");
+}
+
 } // namespace
 
 class TstCheckpoint : public QObject {
@@ -274,6 +284,31 @@ private slots:
                 }
         }
 
+        // Reopened with our loader: one tensor per weight, in its planned scheme, decoding bit for bit to the
+        // quantizer's round trip; the parts are not listed.
+        const auto back = qs::loadSafetensors(out, nullptr);
+        QCOMPARE(back->tensors().size(), model->tensors().size());
+        for (const auto& t : model->tensors()) {
+            const auto* b = back->find(t.name);
+            QVERIFY2(b, t.name.c_str());
+            QCOMPARE(b->shape, t.shape);
+            const auto format = plan.formatOf(t.name);
+            if (!format) {
+                QCOMPARE(b->dtype, t.dtype);
+                QVERIFY(!b->packed);
+                continue;
+            }
+            QCOMPARE(b->dtype, qs::DType::Packed);
+            QVERIFY(b->packed);
+            QCOMPARE(b->packed->scheme, reopenedScheme(*format, t.columns()));
+            QVERIFY(!back->find(t.name + "_scale"));
+            const auto want = roundTrip(*format, decoded(*model, t.name), t.rows(), t.columns());
+            const auto got = decoded(*back, t.name);
+            QCOMPARE(got.size(), want.size());
+            QVERIFY2(std::memcmp(got.data(), want.data(), want.size() * 4) == 0, t.name.c_str());
+        }
+        QVERIFY(back->totalBytes() < model->totalBytes() / 2);
+
         // Untouched tensors: same dtype, shape and bytes.
         const StFile in = readSt(kSample / "hf-f32" / "model.safetensors");
         for (const char* n :
@@ -347,6 +382,59 @@ private slots:
                         QCOMPARE(static_cast<int>(word(gi, kk)), g);
                     }
                 }
+        }
+
+        // Reopened: one tensor per weight in its planned scheme; values fp16(scale) * (q - zero) with the
+        // codes unpacked above (the RTN codes), i.e. the round trip with the scale GPTQ stores.
+        const auto back = qs::loadSafetensors(out, nullptr);
+        QCOMPARE(back->tensors().size(), model->tensors().size());
+        for (const auto& [name, format] : plan.assignments()) {
+            const auto* b = back->find(name);
+            QVERIFY2(b && b->packed, name.c_str());
+            const auto* t = model->find(name);
+            QCOMPARE(b->packed->scheme, reopenedScheme(format, t->columns()));
+            QCOMPARE(b->packed->layout, std::string("GPTQ"));
+            const auto f = qs::findFormat(format);
+            const int bits = f->traits().bits;
+            const uint64_t k = t->columns(), gl = f->traits().groupSize > 0 ? f->traits().groupSize : k;
+            const auto x = decoded(*model, name);
+            const auto got = decoded(*back, name);
+            for (uint64_t r = 0; r < t->rows(); ++r)
+                for (uint64_t g = 0; g < k / gl; ++g) {
+                    const auto e = expectedGroup(x.data() + r * k + g * gl, gl, bits, f->traits().symmetric);
+                    const float s = qs::halfToFloat(qs::floatToHalf(e.grid.scale));
+                    for (uint64_t i = 0; i < gl; ++i) {
+                        // v1 cannot hold a zero point of 0 (see the writer's warning): it reads back as
+                        // 2^bits.
+                        const float z = e.grid.zero == 0 ? static_cast<float>(1 << bits) : e.grid.zero;
+                        const float v = s * (static_cast<float>(e.codes[i]) - z);
+                        QCOMPARE(std::bit_cast<uint32_t>(got[r * k + g * gl + i]),
+                                 std::bit_cast<uint32_t>(v));
+                    }
+                }
+        }
+        QVERIFY(!back->find("lm_head.qweight"));
+        QVERIFY(!back->find("lm_head.g_idx"));
+
+        // A hostile g_idx pointing past the groups is refused, naming the tensor.
+        const fs::path file = out / "model.safetensors";
+        const StFile st2 = readSt(file);
+        const qint64 at =
+            8 + static_cast<qint64>(st2.headerLength) +
+            st2.header.value("lm_head.g_idx").toObject().value("data_offsets").toArray().at(0).toInteger();
+        {
+            QFile f(QString::fromStdString(file.string()));
+            QVERIFY(f.open(QIODevice::ReadWrite));
+            QVERIFY(f.seek(at + 4 * 5));
+            const int32_t bad = 7;
+            f.write(reinterpret_cast<const char*>(&bad), 4);
+        }
+        try {
+            qs::loadSafetensors(out, nullptr);
+            QFAIL("expected a format error");
+        } catch (const qs::FormatError& e) {
+            QCOMPARE(e.field(), std::string("lm_head.g_idx"));
+            QVERIFY2(std::string(e.what()).find("g_idx[5] = 7") != std::string::npos, e.what());
         }
     }
 
