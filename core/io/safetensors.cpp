@@ -2,6 +2,7 @@
 #include "core/io/safetensors.h"
 
 #include "core/io/jsonscan.h"
+#include "core/io/packedweights.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
@@ -502,6 +503,7 @@ std::shared_ptr<Model> loadSafetensors(const std::filesystem::path& path, JobCon
 
     // tensor -> shard that holds it, to find a tensor stored twice
     std::map<std::string, std::string, std::less<>> owner;
+    std::vector<StoredTensor> stored;
     const size_t shardCount = cp.shards.size();
     for (size_t s = 0; s < shardCount; ++s) {
         checkCancel(job);
@@ -537,9 +539,13 @@ std::shared_ptr<Model> loadSafetensors(const std::filesystem::path& path, JobCon
                 listed->second.seen = true;
             }
             t.info.fileIndex = fileIndex;
-            model->addTensor(std::move(t.info));
+            stored.push_back({std::move(t.info), shardPath.string(), t.fieldOffset});
         }
     }
+    // Quantized checkpoints (GPTQ, compressed-tensors): each weight's parts become one logical tensor.
+    groupPackedWeights(stored, model->files());
+    for (auto& t : stored)
+        model->addTensor(std::move(t.info));
     if (cp.index)
         for (const auto& [name, entry] : cp.weightMap)
             if (!entry.seen)

@@ -60,6 +60,7 @@ constexpr std::array<DTypeInfo, static_cast<size_t>(DType::Count)> kTypes = {{
     {DType::TQ1_0, "TQ1_0", 256, 54, 34, false},
     {DType::TQ2_0, "TQ2_0", 256, 66, 35, false},
     {DType::MXFP4, "MXFP4", 32, 17, 39, false},
+    {DType::Packed, "PACKED", 1, 1, -1, true}, // decoded by Model::decode through TensorInfo::packed
 }};
 
 static_assert([] {

@@ -16,6 +16,9 @@ enum class DType : uint8_t {
     Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
     IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ2_S, IQ4_XS, I8_GGML, I16_GGML, I32_GGML, I64_GGML,
     F64_GGML, IQ1_M, TQ1_0, TQ2_0, MXFP4,
+    // A quantized weight stored as several tensors (compressed-tensors, GPTQ): TensorInfo::packed says how
+    // it decodes; decodeToFloat() cannot decode it alone.
+    Packed,
     Count
 };
 

@@ -81,7 +81,7 @@ uint64_t Model::totalBytes() const
 {
     uint64_t n = 0;
     for (const auto& t : m_tensors)
-        n += t.bytes;
+        n += t.packed ? t.packed->storedBytes : t.bytes;
     return n;
 }
 
@@ -103,6 +103,10 @@ void Model::decode(const TensorInfo& tensor, uint64_t first, uint64_t count, flo
     const uint64_t n = tensor.elements();
     if (first > n || count > n - first)
         throw Error(ErrorCode::Internal, "decode range outside tensor " + tensor.name);
+    if (tensor.packed) {
+        tensor.packed->decode(first, count, out);
+        return;
+    }
     const auto& info = dtypeInfo(tensor.dtype);
     if (first % info.blockElements != 0 || (count % info.blockElements != 0 && first + count != n))
         throw Error(ErrorCode::Internal, "decode range of " + tensor.name + " is not block aligned");

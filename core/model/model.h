@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +23,18 @@ class JobControl;
 enum class ModelFormat : uint8_t { Safetensors, Gguf, Hdf5, Keras, ConfigOnly };
 const char* modelFormatName(ModelFormat format); // "safetensors", "gguf", "hdf5", "keras", "config"
 
+// A quantized weight a checkpoint stores as several tensors (compressed-tensors weight_packed /
+// weight_scale / weight_zero_point / weight_shape, GPTQ qweight / qzeros / scales / g_idx, FP8 weight +
+// weight_scale), shown as one logical tensor.
+struct PackedWeight {
+    std::string scheme;             // format name of core/quant/format.h: "INT4-g128-asym", "FP8-E4M3-ch"
+    std::string layout;             // "compressed-tensors pack-quantized", "GPTQ", ...
+    uint64_t storedBytes = 0;       // every part together
+    std::vector<std::string> parts; // the stored tensors it is made of
+    // Decodes values [first, first + count) of the logical weight (row-major) to float.
+    std::function<void(uint64_t first, uint64_t count, float* out)> decode;
+};
+
 struct TensorInfo {
     std::string name;
     // Outermost dimension first (numpy / safetensors order). GGUF's ne[] is reversed into this order,
@@ -32,6 +45,9 @@ struct TensorInfo {
     uint32_t fileIndex = 0;  // index into Model::files()
     uint64_t offset = 0;     // absolute byte offset of the data in that file
     RoleInfo role;
+    // Set when dtype == DType::Packed: offset / bytes are then those of the main stored part (qweight,
+    // weight_packed, the FP8 weight) and Model::decode goes through it.
+    std::shared_ptr<const PackedWeight> packed;
 
     uint64_t elements() const;                 // product of shape (1 for a scalar)
     uint64_t rows() const;                     // product of all but the last dimension
@@ -78,7 +94,7 @@ public:
 
     const TensorInfo* find(std::string_view name) const;
     uint64_t parameterCount() const; // sum of elements over tensors
-    uint64_t totalBytes() const;     // sum of tensor bytes
+    uint64_t totalBytes() const;     // sum of tensor bytes (every part of packed weights)
     double bitsPerWeight() const;    // 8 * totalBytes / parameterCount
 
     // Raw stored bytes of a tensor (a view into the map; valid while the Model lives).
