@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     cmake ninja-build g++ make ccache pkg-config
     qt6-base-dev qt6-tools-dev qt6-svg-dev libqcustomplot-dev libgl-dev
-    libeigen3-dev libhdf5-dev libre2-dev
+    libeigen3-dev libhdf5-dev libre2-dev libpcre2-dev
     xvfb xauth
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
