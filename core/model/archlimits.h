@@ -17,7 +17,7 @@ struct ArchitectureLimits {
     static constexpr uint32_t heads = 4096;            // largest real: 128
     static constexpr uint32_t headDim = 8192;          // largest real: 256 (576 with MLA)
     static constexpr uint32_t vocabSize = 1u << 23;    // largest real: ~260K
-    static constexpr uint64_t contextLength = 1ull << 26; // largest real: 10M
+    static constexpr uint64_t contextLength = 1ull << 40; // largest real: 10M (2^23); bounds arithmetic only
     static constexpr uint32_t experts = 1024;          // largest real: 384
     // Expert tensors scale with layers x experts: bounds the derived tensor count and the work.
     static constexpr uint64_t layerExperts = 1u << 17; // largest real: 61 x 384 = 23,424

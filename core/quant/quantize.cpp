@@ -1,5 +1,6 @@
 // The quantize job and its GGUF writer. See quantize.h for the contract and docs/quantize.md for how the
 // output matches llama-quantize's.
+#include "core/io/checkpointwriter.h"
 #include "core/quant/quantize.h"
 
 #include "core/model/model.h"
@@ -403,7 +404,7 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
             continue;
         }
         if (!gguf)
-            continue; // the other targets check their own formats
+            continue; // the checkpoint targets check their formats below (checkpointProblems)
         const auto storage = format->traits().storage;
         if (!storage || dtypeInfo(*storage).ggmlType < 0 ||
             (*storage != t->dtype && !ggml::canQuantize(*storage))) {
@@ -875,9 +876,31 @@ void QuantizeJob::execute(JobControl& control)
         break;
     case QuantizeTarget::CompressedTensors:
     case QuantizeTarget::Gptq:
-    case QuantizeTarget::FakeQuant:
-        throw Error(ErrorCode::Unsupported,
-                    std::string(quantizeTargetName(m_params.target)) + " output is not built in yet");
+    case QuantizeTarget::FakeQuant: {
+        const CheckpointKind kind = m_params.target == QuantizeTarget::CompressedTensors ? CheckpointKind::CompressedTensors
+                                    : m_params.target == QuantizeTarget::Gptq         ? CheckpointKind::Gptq
+                                                                                        : CheckpointKind::FakeQuant;
+        const auto issues = checkpointProblems(kind, *m_params.model, m_params.plan);
+        if (!issues.empty()) {
+            std::string text = std::string("cannot write ") + quantizeTargetName(m_params.target) + ":";
+            for (const auto& i : issues)
+                text += "\n  " + i;
+            throw Error(ErrorCode::BadValue, text);
+        }
+        CheckpointWriteReport report;
+        if (kind == CheckpointKind::CompressedTensors)
+            report = writeCompressedTensors(*m_params.model, m_params.plan, m_params.output, &control);
+        else if (kind == CheckpointKind::Gptq)
+            report = writeGptqCheckpoint(*m_params.model, m_params.plan, m_params.output, &control);
+        else
+            report = writeFakeQuant(*m_params.model, m_params.plan, m_params.output, &control);
+        m_result.bytesWritten = report.bytesWritten;
+        m_result.predictedWeightBytes = report.predictedWeightBytes;
+        m_result.weightBytesWritten = report.weightBytesWritten;
+        m_result.files = report.files;
+        m_result.warnings.insert(m_result.warnings.end(), report.warnings.begin(), report.warnings.end());
+        break;
+    }
     }
     m_result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     control.report(1, "done");

@@ -347,13 +347,36 @@ private slots:
         QVERIFY(!qs::validateQuantize(p).empty());
     }
 
-    void otherTargetsNotBuiltIn()
+    // A GGUF k-quant plan cannot become a GPTQ checkpoint: refused with the reasons, nothing written.
+    void checkpointTargetRefusesWhatItCannotWrite()
     {
         auto p = paramsFor("tiny-mix.gguf", false, "ct");
         p.target = qs::QuantizeTarget::Gptq;
         qs::QuantizeJob job(p);
         QCOMPARE(job.run(), qs::JobStatus::Failed);
-        QCOMPARE(job.errorCode(), qs::ErrorCode::Unsupported);
+        QVERIFY2(!job.errorMessage().empty(), "no reason given");
+        QVERIFY(!fs::exists(p.output));
+    }
+
+    // The checkpoint writers run through the same job: an INT8 per-channel compressed-tensors checkpoint of
+    // the bundled HF sample, reopened with our loader.
+    void compressedTensorsThroughTheJob()
+    {
+        qs::QuantizeParams p;
+        p.model = qs::openModel(QS_SAMPLE_DIR "/stories260K/hf-f32");
+        p.target = qs::QuantizeTarget::CompressedTensors;
+        for (const auto& t : p.model->tensors())
+            if (t.shape.size() == 2 && t.name.find("layers.") != std::string::npos)
+                p.plan.assign(t.name, "INT8-ch-sym");
+        p.output = tmp("ct-out");
+        qs::QuantizeJob job(p);
+        QVERIFY2(job.run() == qs::JobStatus::Succeeded, job.errorMessage().c_str());
+        // Known gap (next session): the checkpoint's scale storage differs from the plan's size model by
+        // 1.5% on this model (504,080 written vs 511,640 predicted); pin it so a change is noticed.
+        QCOMPARE(job.result().weightBytesWritten, uint64_t(504080));
+        QCOMPARE(job.result().predictedWeightBytes, uint64_t(511640));
+        auto reopened = qs::openModel(p.output);
+        QCOMPARE(reopened->tensors().size(), p.model->tensors().size());
     }
 };
 
