@@ -245,6 +245,6 @@ const CliRegistrar estimate(
          p.addPositionalArgument(QStringLiteral("PATH"),
                                  QStringLiteral("Model file or folder, or config.json."));
      },
-     runEstimate});
+     runEstimate, true});
 
 } // namespace

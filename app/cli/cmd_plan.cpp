@@ -1,6 +1,7 @@
 // quantscope-cli plan: build a precision plan from a preset, rules or a byte budget and save it.
 #include "app/cli/command.h"
 #include "core/util/fileio.h"
+#include "core/jobs/jobs.h"
 #include "core/plan/budget.h"
 #include "core/plan/gpucatalog.h"
 #include "core/plan/memory.h"
@@ -109,7 +110,10 @@ int runPlan(QCommandLineParser& parser)
         qs::BudgetOptions budgetOptions;
         budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused"));
         const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors, budgetOptions);
-        const qs::BudgetSolution sol = qs::solveBudget(problem, budget, &job);
+        qs::BudgetJob solve({problem, budget, {}});
+        if (const int code = cli::runJob(solve, QStringLiteral("fitting")))
+            return code;
+        const qs::BudgetSolution sol = solve.takeResult().solution;
         if (!sol.feasible)
             return cli::fail(QStringLiteral("no plan fits %1 bytes: the smallest tiers need %2 bytes")
                                  .arg(budget)
@@ -240,6 +244,6 @@ const CliRegistrar planCommand(
          p.addPositionalArgument(QStringLiteral("PATH"),
                                  QStringLiteral("Model file or folder, or config.json."));
      },
-     runPlan});
+     runPlan, true});
 
 } // namespace

@@ -1,5 +1,6 @@
 // quantscope-cli sensitivity: error and exact size of every quantizable tensor in every candidate format.
 #include "app/cli/command.h"
+#include "core/jobs/jobs.h"
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
@@ -70,33 +71,21 @@ int runSensitivity(QCommandLineParser& parser)
             return regex->match(QString::fromStdString(t.name)).hasMatch();
         };
     }
-    if (parser.isSet(QStringLiteral("threads"))) {
-        bool ok = false;
-        const int n = parser.value(QStringLiteral("threads")).toInt(&ok);
-        if (!ok || n < 1 || n > 256)
-            return cli::fail(QStringLiteral("--threads needs a number from 1 to 256"));
-        options.threads = static_cast<unsigned>(n);
-    }
-
     options.useCache = !parser.isSet(QStringLiteral("no-cache"));
-    std::shared_ptr<qs::Model> model;
-    {
-        cli::ProgressPrinter progress(QStringLiteral("loading"));
-        qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
-        model = qs::openModel(pos[0].toStdString(), &job);
-    }
+    qs::LoadJob load({pos[0].toStdString()});
+    if (const int code = cli::runJob(load, QStringLiteral("loading")))
+        return code;
+    const std::shared_ptr<qs::Model> model = load.takeResult().model;
     std::optional<qs::ImportanceMatrix> importance;
     if (parser.isSet(QStringLiteral("imatrix"))) {
         importance = qs::ImportanceMatrix::load(parser.value(QStringLiteral("imatrix")).toStdString());
         options.importance = &*importance;
     }
 
-    std::vector<qs::SensitivityResult> results;
-    {
-        cli::ProgressPrinter progress(QStringLiteral("sensitivity"));
-        qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
-        results = qs::computeSensitivity(*model, options, {}, &job);
-    }
+    qs::SensitivityJob job({model, options});
+    if (const int code = cli::runJob(job, QStringLiteral("sensitivity")))
+        return code;
+    const std::vector<qs::SensitivityResult> results = job.takeResult().cells;
     const auto formats = options.formats.empty() ? qs::defaultSensitivityFormats() : options.formats;
 
     if (parser.isSet(QStringLiteral("json"))) {
@@ -214,13 +203,11 @@ const CliRegistrar sensitivity(
                       QStringLiteral("FILE")});
          p.addOption({QStringLiteral("tensor"), QStringLiteral("Only tensors whose name matches this regex."),
                       QStringLiteral("REGEX")});
-         p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
-                      QStringLiteral("N")});
          p.addOption(
              {QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the sensitivity cache.")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));
      },
-     runSensitivity});
+     runSensitivity, true});
 
 } // namespace

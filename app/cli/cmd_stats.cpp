@@ -1,5 +1,6 @@
 // quantscope-cli stats: weight statistics per tensor (the numbers behind the distribution views).
 #include "app/cli/command.h"
+#include "core/jobs/jobs.h"
 #include "core/model/model.h"
 #include "core/stats/stats.h"
 #include "core/util/job.h"
@@ -169,12 +170,6 @@ int runStats(QCommandLineParser& parser)
         parser.isSet(QStringLiteral("bins")) ? parser.value(QStringLiteral("bins")).toULong(&ok) : 32;
     if (!ok || bins < 1 || bins > 100000)
         return cli::fail(QStringLiteral("--bins needs a number from 1 to 100000"));
-    unsigned threads = 0;
-    if (parser.isSet(QStringLiteral("threads"))) {
-        threads = parser.value(QStringLiteral("threads")).toUInt(&ok);
-        if (!ok || threads > 1024)
-            return cli::fail(QStringLiteral("--threads needs a number from 0 to 1024"));
-    }
     QRegularExpression filter;
     if (parser.isSet(QStringLiteral("tensor"))) {
         filter.setPattern(parser.value(QStringLiteral("tensor")));
@@ -184,14 +179,11 @@ int runStats(QCommandLineParser& parser)
     const bool json = parser.isSet(QStringLiteral("json"));
     const bool symlog = parser.isSet(QStringLiteral("symlog"));
 
-    std::shared_ptr<qs::Model> model;
-    {
-        cli::ProgressPrinter progress(QStringLiteral("loading"));
-        qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
-        model = qs::openModel(pos[0].toStdString(), &job);
-    }
+    qs::LoadJob load({pos[0].toStdString()});
+    if (const int code = cli::runJob(load, QStringLiteral("loading")))
+        return code;
+    const std::shared_ptr<qs::Model> model = load.takeResult().model;
     qs::StatsOptions options;
-    options.threads = threads;
     options.useCache = !parser.isSet(QStringLiteral("no-cache"));
     for (size_t i = 0; i < model->tensors().size(); ++i)
         if (filter.pattern().isEmpty() ||
@@ -202,12 +194,10 @@ int runStats(QCommandLineParser& parser)
                              ? QStringLiteral("%1 has no tensors").arg(pos[0])
                              : QStringLiteral("no tensor matches '%1'").arg(filter.pattern()));
 
-    std::vector<qs::TensorStats> all;
-    {
-        cli::ProgressPrinter progress(QStringLiteral("analysing"));
-        qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
-        all = qs::analyzeModel(*model, options, &job);
-    }
+    qs::StatsJob job({model, options});
+    if (const int code = cli::runJob(job, QStringLiteral("analysing")))
+        return code;
+    const std::vector<qs::TensorStats> all = job.takeResult().tensors;
 
     if (json) {
         QJsonObject root;
@@ -254,10 +244,8 @@ const CliRegistrar stats(
              {QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the statistics cache.")});
          p.addOption(
              {QStringLiteral("channels"), QStringLiteral("With --json: every channel's absmax and std.")});
-         p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
-                      QStringLiteral("N")});
          p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));
      },
-     runStats});
+     runStats, true});
 
 } // namespace

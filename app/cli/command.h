@@ -1,7 +1,7 @@
 #pragma once
 // quantscope-cli subcommands. Each command file defines one CliCommand and registers it with a static
 // CliRegistrar; main() dispatches on the first argument. Commands print JSON to stdout with --json, text
-// otherwise; errors go to stderr with a non-zero exit code.
+// otherwise; errors go to stderr with a non-zero exit code (1; 130 when cancelled, as after Ctrl-C).
 
 #include <QJsonObject>
 #include <QStringList>
@@ -12,6 +12,10 @@
 
 class QCommandLineParser;
 
+namespace qs {
+class Job;
+}
+
 struct CliCommand {
     const char* name;
     const char* synopsis; // e.g. "inspect PATH [--json]"
@@ -20,6 +24,10 @@ struct CliCommand {
     std::function<void(QCommandLineParser&)> setup;
     // Runs with the parsed options; returns the process exit code.
     std::function<int(QCommandLineParser&)> run;
+    // A command that computes (statistics, sensitivity, a budget fit, an estimate) takes the one shared
+    // `--threads N` option: main() adds it, shows it in the usage line and applies it with
+    // qs::setDefaultThreads() before run(), so every computation of the command resolves to it.
+    bool computes = false;
 };
 
 std::vector<CliCommand>& cliCommands();
@@ -35,7 +43,21 @@ void printJson(const class QJsonArray& array);
 // Prints "quantscope-cli: <message>" to stderr and returns the exit code for errors (1).
 int fail(const QString& message);
 // Runs `body`, turning qs::Error and std::exception into fail(); returns body's exit code otherwise.
+// A qs::CancelledError returns kExitCancelled.
 int guarded(const std::function<int()>& body);
+
+// 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C.
+constexpr int kExitCancelled = 130;
+
+// The shared --threads option of computing commands (CliCommand::computes) and its usage text.
+void addThreadsOption(QCommandLineParser& parser);
+inline constexpr const char* kThreadsSynopsis = " [--threads N]";
+// Applies --threads when given: N must be a whole number from 1 to 1024. Returns 0, or fail()'s exit code.
+int applyThreadsOption(const QCommandLineParser& parser);
+
+// Runs the job on this thread while its progress is printed to stderr under `label`; Ctrl-C cancels it.
+// Maps its status to the exit code: 0 succeeded, 1 failed (its typed message on stderr), kExitCancelled.
+int runJob(qs::Job& job, const QString& label);
 // A progress printer for stderr that shows a bar once work has run for more than a second.
 class ProgressPrinter {
 public:

@@ -2,6 +2,8 @@
 #include "app/cli/command.h"
 
 #include "core/util/error.h"
+#include "core/util/job.h"
+#include "core/util/threadpool.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
@@ -10,9 +12,15 @@
 #include <QJsonDocument>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
+#include <mutex>
 
 std::vector<CliCommand>& cliCommands()
 {
@@ -47,7 +55,8 @@ int guarded(const std::function<int()>& body)
     try {
         return body();
     } catch (const qs::CancelledError&) {
-        return fail(QStringLiteral("cancelled"));
+        fail(QStringLiteral("cancelled"));
+        return kExitCancelled;
     } catch (const qs::Error& e) {
         return fail(QString::fromUtf8(e.what()));
     } catch (const std::exception& e) {
@@ -79,6 +88,83 @@ void ProgressPrinter::update(double fraction, const std::string& stage)
     std::fprintf(stderr, "\r%s [%s%s] %3d%% %s", qPrintable(m_label), std::string(filled, '#').c_str(),
                  std::string(width - filled, '.').c_str(), percent, stage.c_str());
     std::fflush(stderr);
+}
+
+void addThreadsOption(QCommandLineParser& parser)
+{
+    parser.addOption({QStringLiteral("threads"),
+                      QStringLiteral("Worker threads, at least 1 (default: all hardware threads)."),
+                      QStringLiteral("N")});
+}
+
+int applyThreadsOption(const QCommandLineParser& parser)
+{
+    if (!parser.isSet(QStringLiteral("threads")))
+        return 0;
+    bool ok = false;
+    const uint threads = parser.value(QStringLiteral("threads")).toUInt(&ok);
+    if (!ok || threads < 1 || threads > 1024)
+        return fail(QStringLiteral("--threads needs a whole number from 1 to 1024"));
+    qs::setDefaultThreads(threads);
+    return 0;
+}
+
+namespace {
+
+// The job Ctrl-C cancels. Setting a lock-free atomic flag is all the handler does (async-signal-safe).
+std::atomic<qs::Job*> g_runningJob{nullptr};
+
+extern "C" void cancelRunningJob(int)
+{
+    if (qs::Job* job = g_runningJob.load())
+        job->cancel();
+}
+
+} // namespace
+
+int runJob(qs::Job& job, const QString& label)
+{
+    // The job runs here; a pool thread polls its progress, so that the core never calls into the printer.
+    struct Watch {
+        std::mutex mutex;
+        std::condition_variable wake;
+        bool done = false;   // guarded by mutex
+        bool exited = false; // guarded by mutex
+    };
+    auto watch = std::make_shared<Watch>();
+    qs::ThreadPool::instance().startJob([watch, &job, label] {
+        std::unique_lock lock(watch->mutex);
+        {
+            ProgressPrinter printer(label);
+            while (!watch->done) {
+                watch->wake.wait_for(lock, std::chrono::milliseconds(100));
+                const qs::JobProgress p = job.control().progress();
+                printer.update(p.fraction, p.stage);
+            }
+        }
+        watch->exited = true;
+        watch->wake.notify_all();
+    });
+    g_runningJob.store(&job);
+    const auto previous = std::signal(SIGINT, cancelRunningJob);
+    const qs::JobStatus status = job.run();
+    std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+    g_runningJob.store(nullptr);
+    {
+        std::unique_lock lock(watch->mutex);
+        watch->done = true;
+        watch->wake.notify_all();
+        watch->wake.wait(lock, [&] { return watch->exited; });
+    }
+    switch (status) {
+    case qs::JobStatus::Succeeded:
+        return 0;
+    case qs::JobStatus::Cancelled:
+        fail(QStringLiteral("cancelled"));
+        return kExitCancelled;
+    default:
+        return fail(QString::fromStdString(job.errorMessage()));
+    }
 }
 
 } // namespace cli
@@ -122,6 +208,8 @@ int main(int argc, char* argv[])
         parser.addHelpOption();
         if (command.setup)
             command.setup(parser);
+        if (command.computes)
+            cli::addThreadsOption(parser);
         args.removeAt(1);
         args[0] = QStringLiteral("quantscope-cli ") + name;
         if (!parser.parse(args))
@@ -131,9 +219,13 @@ int main(int argc, char* argv[])
             QString help = parser.helpText();
             if (help.startsWith(QLatin1String("Usage:")))
                 help = help.mid(help.indexOf(QLatin1Char('\n')) + 1);
-            std::printf("usage: quantscope-cli %s\n%s", command.synopsis, qPrintable(help));
+            std::printf("usage: quantscope-cli %s%s\n%s", command.synopsis,
+                        command.computes ? cli::kThreadsSynopsis : "", qPrintable(help));
             return 0;
         }
+        if (command.computes)
+            if (const int code = cli::applyThreadsOption(parser))
+                return code;
         return cli::guarded([&] { return command.run(parser); });
     }
     printUsage();

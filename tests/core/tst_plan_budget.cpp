@@ -1,10 +1,12 @@
 // Fit to budget: the multiple-choice knapsack solver against brute force (exact optimum) on many small
 // random instances, a hand-computed case, infeasibility, the node limit's proven bound, and the trade-off
 // curve.
+#include "core/jobs/jobs.h"
 #include "core/plan/budget.h"
 #include "core/plan/modellayout.h"
 #include "core/quant/format.h"
 #include "core/util/error.h"
+#include "core/util/job.h"
 
 #include <QTest>
 #include <random>
@@ -114,6 +116,41 @@ private slots:
             ++checked;
         }
         QVERIFY(checked > 200);
+    }
+
+    // Cancel has one meaning: a solve cancelled in the middle of its search throws CancelledError and the
+    // job ends Cancelled; only the node limit ends a solve as "not optimal".
+    void cancelIsNotANodeLimit()
+    {
+        std::mt19937 rng(11);
+        const auto p = randomProblem(rng, 120, 8);
+        uint64_t all = p.fixedBytes;
+        for (const auto& o : p.options)
+            all += o.front().bytes;
+        const uint64_t budget = all * 3 / 4;
+        const auto full = qs::solveBudget(p, budget);
+        QVERIFY2(full.nodes > 1024, qPrintable(QString::number(full.nodes))); // the search reaches a check
+
+        qs::JobControl* self = nullptr;
+        int reports = 0;
+        qs::JobControl control([&](double, const std::string&) {
+            if (++reports == 1)
+                self->cancel(); // at the first progress report, deep in the search
+        });
+        self = &control;
+        QVERIFY_THROWS_EXCEPTION(qs::CancelledError, qs::solveBudget(p, budget, &control));
+        QCOMPARE(reports, 1);
+
+        qs::BudgetJob job({p, budget, {}});
+        job.cancel();
+        QCOMPARE(job.run(), qs::JobStatus::Cancelled);
+
+        qs::SolveOptions few;
+        few.maxNodes = 500;
+        qs::BudgetJob limited({p, budget, few});
+        QCOMPARE(limited.run(), qs::JobStatus::Succeeded);
+        QVERIFY(limited.result().solution.feasible);
+        QVERIFY(!limited.result().solution.optimal);
     }
 
     void tradeoffCurve()

@@ -1,5 +1,6 @@
 // The sensitivity matrix against direct whole-tensor round trips and metrics, on a GGUF built here.
 #include "core/gguf_builder.h"
+#include "core/jobs/jobs.h"
 #include "core/model/model.h"
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
@@ -269,6 +270,75 @@ private slots:
         opt.useCache = false;
         for (const auto& r : qs::computeSensitivity(*m_model, opt))
             QVERIFY(!r.fromCache);
+    }
+
+    // The cache is keyed on the model's files, not on the path as typed: a model opened as its folder (the
+    // GUI) and as the file in it (the CLI) share one cache file, and the second open reads what the first
+    // wrote.
+    void cacheFolderAndFileAreOneModel()
+    {
+        const std::string folder = QS_SAMPLE_DIR "/stories260K/hf-f32";
+        const auto byFolder = qs::openModel(folder);
+        const auto byFile = qs::openModel(folder + "/model.safetensors");
+        QTemporaryDir cacheDir;
+        const std::filesystem::path dir = cacheDir.path().toStdString();
+        const auto file = qs::sensitivityCacheFile(*byFolder, dir);
+        QVERIFY(!file.empty());
+        QCOMPARE(qs::sensitivityCacheFile(*byFile, dir), file);
+
+        qs::SensitivityOptions opt;
+        opt.formats = {"INT8-ch-sym"};
+        opt.useCache = true;
+        opt.cacheDir = dir;
+        const auto first = qs::computeSensitivity(*byFolder, opt);
+        QVERIFY(!first.empty());
+        QVERIFY(std::filesystem::exists(file));
+        for (const auto& r : qs::computeSensitivity(*byFile, opt))
+            QCOMPARE(r.fromCache, r.ok());
+    }
+
+    // Finished cells reach the owner through the job's queue while the job still works: the cached
+    // tensor's cells are handed over, then the job stops (cancelled) before measuring the other one.
+    void sensitivityJobStreamsBeforeFinishing()
+    {
+        QTemporaryDir cacheDir;
+        qs::SensitivityOptions opt;
+        opt.formats = {"NF4"};
+        opt.threads = 1; // one worker takes the largest tensor (attn_q) first
+        opt.useCache = true;
+        opt.cacheDir = cacheDir.path().toStdString();
+        opt.tensorFilter = [](const qs::TensorInfo& t) { return t.name == "blk.0.attn_q.weight"; };
+        QCOMPARE(qs::computeSensitivity(*m_model, opt).size(), size_t(1)); // caches attn_q only
+        opt.tensorFilter = {};
+        qs::SensitivityJob job({m_model, opt});
+        job.cancel(); // ffn_down must be measured: the job stops at its first chunk
+        QCOMPARE(job.run(), qs::JobStatus::Cancelled);
+        const auto streamed = job.finishedCells().take();
+        QCOMPARE(streamed.size(), size_t(1));
+        QCOMPARE(streamed.front().tensor, std::string("blk.0.attn_q.weight"));
+        QVERIFY(streamed.front().fromCache);
+        QVERIFY(job.result().cells.empty());
+    }
+
+    // Progress counts bytes of tensor data measured, ending at every candidate's bytes.
+    void progressInBytes()
+    {
+        qs::SensitivityOptions opt;
+        opt.formats = {"NF4"};
+        uint64_t total = 0;
+        for (const auto& t : m_model->tensors())
+            if (qs::isSensitivityCandidate(t))
+                total += t.bytes;
+        std::vector<qs::JobProgress> seen;
+        qs::JobControl control([&](const qs::JobProgress& p) { seen.push_back(p); });
+        qs::computeSensitivity(*m_model, opt, {}, &control);
+        QVERIFY(!seen.empty());
+        for (size_t i = 0; i < seen.size(); ++i) {
+            QCOMPARE(seen[i].bytesTotal, total);
+            if (i > 0)
+                QVERIFY(seen[i].bytesDone >= seen[i - 1].bytesDone);
+        }
+        QCOMPARE(seen.back().bytesDone, total);
     }
 };
 
