@@ -8,24 +8,9 @@
 
 #include <QCommandLineParser>
 #include <QJsonArray>
-#include <atomic>
-#include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <thread>
-#include <unistd.h>
 
 namespace {
-
-// Ctrl-C cancels the running job (an atomic store, safe in a signal handler); the job then unwinds,
-// removes its temporary files and the command exits with 130.
-std::atomic<qs::Job*> g_running{nullptr};
-
-extern "C" void onInterrupt(int)
-{
-    if (qs::Job* job = g_running.load())
-        job->cancel();
-}
 
 // "2G", "500M", "64K" or plain bytes; decimal units, as llama.cpp's gguf-split reads --split-max-size.
 std::optional<uint64_t> parseSize(const QString& text)
@@ -51,11 +36,6 @@ std::optional<uint64_t> parseSize(const QString& text)
     return static_cast<uint64_t>(v * double(unit));
 }
 
-QString gib(uint64_t bytes)
-{
-    return QString::number(double(bytes) / double(uint64_t{1} << 30), 'f', 2) + QStringLiteral(" GiB");
-}
-
 int runQuantize(QCommandLineParser& parser)
 {
     const QStringList pos = parser.positionalArguments();
@@ -76,12 +56,6 @@ int runQuantize(QCommandLineParser& parser)
     params.allowRequantize = parser.isSet(QStringLiteral("allow-requantize"));
     if (parser.isSet(QStringLiteral("imatrix")))
         params.importanceFile = parser.value(QStringLiteral("imatrix")).toStdString();
-    if (parser.isSet(QStringLiteral("threads"))) {
-        bool ok = false;
-        params.threads = parser.value(QStringLiteral("threads")).toUInt(&ok);
-        if (!ok || params.threads > 1024)
-            return cli::fail(QStringLiteral("--threads needs a number from 0 to 1024"));
-    }
     if (parser.isSet(QStringLiteral("split-max-size"))) {
         const auto size = parseSize(parser.value(QStringLiteral("split-max-size")));
         if (!size)
@@ -97,50 +71,10 @@ int runQuantize(QCommandLineParser& parser)
     if (!qs::planMatchesModel(params.plan, qs::layoutFromModel(*params.model), &why) && !why.empty())
         notes.push_back("the plan was made for another model: " + why);
 
+    // Ctrl-C cancels (cli::runJob): the job unwinds, removes its temporary files, and we exit with 130.
     qs::QuantizeJob job(std::move(params));
-    g_running = &job;
-    struct sigaction action = {};
-    struct sigaction previous = {};
-    action.sa_handler = onInterrupt;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &previous);
-
-    std::thread worker([&] { job.run(); });
-    // The progress line only on a terminal: pipes and logs get the result alone.
-    const bool tty = !json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
-    const auto start = std::chrono::steady_clock::now();
-    bool shown = false;
-    while (!job.finished()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (!tty)
-            continue;
-        const qs::JobProgress p = job.control().progress();
-        if (p.bytesTotal == 0)
-            continue;
-        const double elapsed =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const double rate = elapsed > 0 ? double(p.bytesDone) / elapsed : 0;
-        const QString eta =
-            rate > 0 && p.bytesDone > 0
-                ? QStringLiteral(", %1 s left").arg(double(p.bytesTotal - p.bytesDone) / rate, 0, 'f', 0)
-                : QString();
-        std::fprintf(stderr, "\rquantizing %3d%%  %s of %s%s   ", int(p.fraction * 100),
-                     qPrintable(gib(p.bytesDone)), qPrintable(gib(p.bytesTotal)), qPrintable(eta));
-        std::fflush(stderr);
-        shown = true;
-    }
-    worker.join();
-    sigaction(SIGINT, &previous, nullptr);
-    g_running = nullptr;
-    if (shown)
-        std::fputc('\n', stderr);
-
-    if (job.status() == qs::JobStatus::Cancelled) {
-        std::fprintf(stderr, "quantscope-cli: cancelled; no output was written\n");
-        return 130;
-    }
-    if (job.status() != qs::JobStatus::Succeeded)
-        return cli::fail(cli::toQString(job.errorMessage()));
+    if (const int code = cli::runJob(job, QStringLiteral("quantizing")))
+        return code;
 
     const qs::QuantizeResult& r = job.result();
     std::vector<std::string> warnings = notes;
@@ -175,8 +109,7 @@ int runQuantize(QCommandLineParser& parser)
 const CliRegistrar quantize(
     {"quantize",
      "quantize MODEL --plan PLAN.json --to gguf|compressed-tensors|gptq|fake-quant --out PATH [--imatrix "
-     "FILE] "
-     "[--threads N] [--split-max-size SIZE] [--allow-requantize] [--json]",
+     "FILE] [--split-max-size SIZE] [--allow-requantize] [--json]",
      "write the quantized model a plan describes (GGUF: byte-identical to llama-quantize)",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("plan"), QStringLiteral("The plan (quantscope-cli plan ... --out)."),
@@ -187,8 +120,6 @@ const CliRegistrar quantize(
          p.addOption({QStringLiteral("imatrix"),
                       QStringLiteral("llama.cpp importance matrix (GGUF or legacy .dat)."),
                       QStringLiteral("FILE")});
-         p.addOption({QStringLiteral("threads"), QStringLiteral("Worker threads (default: all cores)."),
-                      QStringLiteral("N")});
          p.addOption(
              {QStringLiteral("split-max-size"),
               QStringLiteral("Split the output into shards of at most SIZE of tensor data (2G, 500M)."),
@@ -198,6 +129,7 @@ const CliRegistrar quantize(
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
          p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("Model file (GGUF for --to gguf)."));
      },
-     runQuantize});
+     runQuantize,
+     /*computes=*/true});
 
 } // namespace

@@ -14,6 +14,7 @@ class QCommandLineParser;
 
 namespace qs {
 class Job;
+struct JobProgress;
 }
 
 struct CliCommand {
@@ -58,18 +59,22 @@ int applyThreadsOption(const QCommandLineParser& parser);
 // Runs the job on this thread while its progress is printed to stderr under `label`; Ctrl-C cancels it.
 // Maps its status to the exit code: 0 succeeded, 1 failed (its typed message on stderr), kExitCancelled.
 int runJob(qs::Job& job, const QString& label);
-// A progress printer for stderr that shows a bar once work has run for more than a second.
+// A progress printer for stderr that shows a bar (with bytes and time left when the job counts bytes)
+// once work has run for more than a second, on a terminal only: pipes and logs get no progress lines.
 class ProgressPrinter {
 public:
     explicit ProgressPrinter(QString label);
     ~ProgressPrinter();
     void update(double fraction, const std::string& stage);
+    void update(const qs::JobProgress& progress);
 
 private:
     QString m_label;
     qint64 m_start;
+    bool m_tty;
     bool m_shown = false;
     int m_lastPercent = -1;
+    std::string m_lastStage;
 };
 QString toQString(const std::string& s);
 } // namespace cli

@@ -21,6 +21,8 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <unistd.h>
 
 std::vector<CliCommand>& cliCommands()
 {
@@ -65,7 +67,7 @@ int guarded(const std::function<int()>& body)
 }
 
 ProgressPrinter::ProgressPrinter(QString label)
-    : m_label(std::move(label)), m_start(QDateTime::currentMSecsSinceEpoch())
+    : m_label(std::move(label)), m_start(QDateTime::currentMSecsSinceEpoch()), m_tty(isatty(STDERR_FILENO) == 1)
 {
 }
 
@@ -77,16 +79,46 @@ ProgressPrinter::~ProgressPrinter()
 
 void ProgressPrinter::update(double fraction, const std::string& stage)
 {
-    if (!m_shown && QDateTime::currentMSecsSinceEpoch() - m_start < 1000)
+    qs::JobProgress p;
+    p.fraction = fraction;
+    p.stage = stage;
+    update(p);
+}
+
+namespace {
+QString gibText(uint64_t bytes)
+{
+    return QString::number(double(bytes) / double(uint64_t{1} << 30), 'f', 2);
+}
+} // namespace
+
+void ProgressPrinter::update(const qs::JobProgress& p)
+{
+    // Only on a terminal: pipes and logs get the result alone. Nothing for the first second.
+    if (!m_tty)
         return;
-    const int percent = static_cast<int>(fraction * 100.0 + 0.5);
-    if (percent == m_lastPercent)
+    const qint64 elapsedMs = QDateTime::currentMSecsSinceEpoch() - m_start;
+    if (!m_shown && elapsedMs < 1000)
+        return;
+    const int percent = static_cast<int>(std::clamp(p.fraction, 0.0, 1.0) * 100.0 + 0.5);
+    if (percent == m_lastPercent && p.stage == m_lastStage)
         return;
     m_shown = true;
     m_lastPercent = percent;
+    m_lastStage = p.stage;
+    QString detail;
+    if (p.bytesTotal > 0) {
+        detail = QStringLiteral(" %1 of %2 GiB").arg(gibText(p.bytesDone), gibText(p.bytesTotal));
+        const double seconds = double(elapsedMs) / 1000.0;
+        if (p.bytesDone > 0 && seconds > 0) {
+            const double rate = double(p.bytesDone) / seconds;
+            detail += QStringLiteral(", %1 s left").arg(double(p.bytesTotal - p.bytesDone) / rate, 0, 'f', 0);
+        }
+    }
     const int width = 30, filled = percent * width / 100;
-    std::fprintf(stderr, "\r%s [%s%s] %3d%% %s", qPrintable(m_label), std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), percent, stage.c_str());
+    // \r back to the start, ESC[K clears what a longer previous line left behind.
+    std::fprintf(stderr, "\r%s [%s%s] %3d%%%s %s\033[K", qPrintable(m_label), std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), percent, qPrintable(detail), p.stage.c_str());
     std::fflush(stderr);
 }
 
@@ -120,6 +152,22 @@ extern "C" void cancelRunningJob(int)
         job->cancel();
 }
 
+// For tests of Ctrl-C (QUANTSCOPE_CLI_TEST_HOLD set): at its first progress report the job announces
+// "quantscope-cli: holding" on stderr and waits there until it is cancelled, so that a test can interrupt
+// a running job at a known point instead of racing the machine's speed.
+void holdAtFirstReport(qs::Job& job)
+{
+    auto held = std::make_shared<std::atomic<bool>>(false);
+    job.control().setProgressHandler([held, &job](const qs::JobProgress&) {
+        if (held->exchange(true))
+            return;
+        std::fprintf(stderr, "quantscope-cli: holding\n");
+        std::fflush(stderr);
+        while (!job.control().cancelled())
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    });
+}
+
 } // namespace
 
 int runJob(qs::Job& job, const QString& label)
@@ -138,13 +186,14 @@ int runJob(qs::Job& job, const QString& label)
             ProgressPrinter printer(label);
             while (!watch->done) {
                 watch->wake.wait_for(lock, std::chrono::milliseconds(100));
-                const qs::JobProgress p = job.control().progress();
-                printer.update(p.fraction, p.stage);
+                printer.update(job.control().progress());
             }
         }
         watch->exited = true;
         watch->wake.notify_all();
     });
+    if (qEnvironmentVariableIsSet("QUANTSCOPE_CLI_TEST_HOLD"))
+        holdAtFirstReport(job);
     g_runningJob.store(&job);
     const auto previous = std::signal(SIGINT, cancelRunningJob);
     const qs::JobStatus status = job.run();

@@ -51,6 +51,9 @@ public:
     JobControl(const JobControl&) = delete;
     JobControl& operator=(const JobControl&) = delete;
 
+    // Replaces the progress handler. Call it before the job runs (not thread-safe against report()).
+    void setProgressHandler(ProgressHandler handler) { m_handler = std::move(handler); }
+
     // Thread-safe; may be called from any thread, any number of times.
     void cancel() { m_cancelled.store(true, std::memory_order_relaxed); }
     bool cancelled() const { return m_cancelled.load(std::memory_order_relaxed); }

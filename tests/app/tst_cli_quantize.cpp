@@ -131,10 +131,12 @@ private slots:
         QVERIFY(!QFile::exists(tmp(QStringLiteral("bad.gguf"))));
     }
 
-    // Ctrl-C mid-run: exit 130, no output, no temporary file left.
+    // Ctrl-C mid-run: exit 130, no output, no temporary file left. QUANTSCOPE_CLI_TEST_HOLD makes the job
+    // wait at its first progress report (after the temporary output file exists) until it is cancelled, so the
+    // interrupt lands mid-run on any machine.
     void interrupt()
     {
-        // Large enough to take a few seconds at Q3_K: 6 matrices of 2048 x 4096 in F16.
+        // 6 matrices of 2048 x 4096 in F16: a run of several steps with a temporary file of 30 MB.
         qstest::GgufBuilder b;
         b.kv("general.architecture", qstest::GgufBuilder::vStr("llama"));
         std::mt19937 rng(7);
@@ -168,17 +170,25 @@ private slots:
         QFile::copy(kRef + QStringLiteral("/mix.txt"), folder + QStringLiteral("/out.gguf"));
         const QByteArray existing = readAll(folder + QStringLiteral("/out.gguf"));
         QProcess p;
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("QUANTSCOPE_CLI_TEST_HOLD"), QStringLiteral("1"));
+        p.setProcessEnvironment(env);
         p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"),
                 {QStringLiteral("quantize"), model, QStringLiteral("--plan"), plan, QStringLiteral("--out"),
                  folder + QStringLiteral("/out.gguf")});
         QVERIFY(p.waitForStarted());
-        QTest::qWait(700);
-        if (p.state() != QProcess::Running)
-            QSKIP("the quantization finished before the interrupt");
+        QByteArray err;
+        p.setReadChannel(QProcess::StandardError);
+        while (!err.contains("quantscope-cli: holding") && p.waitForReadyRead(30000))
+            err += p.readAllStandardError();
+        QVERIFY2(err.contains("quantscope-cli: holding"), err.constData());
+        QCOMPARE(p.state(), QProcess::Running);
         ::kill(static_cast<pid_t>(p.processId()), SIGINT);
         QVERIFY(p.waitForFinished(20000));
         QCOMPARE(p.exitStatus(), QProcess::NormalExit);
         QCOMPARE(p.exitCode(), 130);
+        err += p.readAllStandardError();
+        QVERIFY2(err.contains("cancelled"), err.constData());
         QCOMPARE(readAll(folder + QStringLiteral("/out.gguf")), existing);
         QCOMPARE(QDir(folder).entryList(QDir::Files | QDir::Hidden).size(), 2); // big.gguf, out.gguf
     }
