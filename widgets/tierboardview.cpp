@@ -169,8 +169,10 @@ void TierBoardView::configureColumn(int t)
     QString bits;
     if (!format.isEmpty()) {
         if (auto f = findFormat(format.toStdString())) {
-            if (auto b = f->storedBytes(1, 4096))
-                bits = tr(" · %1 bpw").arg(8.0 * double(*b) / 4096.0, 0, 'f', 2);
+            // At a typical 4096 x 4096 matrix: per-tensor and per-column parts (zero points, scales
+            // packed across columns) spread over many rows, as they do in a real model.
+            if (auto b = formatBitsPerWeight(*f, 4096, 4096))
+                bits = tr(" · %1 bpw").arg(*b, 0, 'f', 2);
         }
     }
     header->setText(tr("<b>%1</b>%2<br><span style='color:#555'>%3 · %4</span>")
@@ -181,6 +183,7 @@ void TierBoardView::configureColumn(int t)
                            : tr("Drop tensors or groups here to store them as %1").arg(m_model->tierTitle(t)));
 
     view->setObjectName(QStringLiteral("tier:") + m_model->tierTitle(t));
+    header->setObjectName(QStringLiteral("tierHeader:") + m_model->tierTitle(t));
     view->setProperty("tier", t);
     view->setRootIndex(root);
     view->setDragDropMode(m_model->tierAcceptsDrops(t) ? QAbstractItemView::DragDrop : QAbstractItemView::DragOnly);

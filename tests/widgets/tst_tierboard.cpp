@@ -10,6 +10,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QApplication>
+#include <QLabel>
 #include <QMimeData>
 #include <QTreeView>
 #include <QUndoStack>
@@ -77,6 +78,7 @@ private slots:
     void footprintFollowsPlan();
     void keyboardMove();
     void shortcutAndSyntheticDrop();
+    void headerBitsPerWeight();
 };
 
 void TestTierBoard::modelContract()
@@ -272,6 +274,23 @@ void TestTierBoard::shortcutAndSyntheticDrop()
     QCoreApplication::sendEvent(target->viewport(), &drop);
     QCOMPARE(doc.plan().formatOf("lm_head.weight").value_or(""), std::string("Q8_0"));
     QCOMPARE(doc.undoStack()->count(), 2);
+}
+
+// The tier header shows a format's bits per weight as stored in a real-sized matrix, not in one row:
+// INT4 with groups of 128 and an asymmetric zero point is 4 bits + a 16-bit scale and a 4-bit zero point
+// per 128 weights = 4 + 20/128 = 4.156 bpw (the old header said 36.38, from a single 4096-wide row).
+void TestTierBoard::headerBitsPerWeight()
+{
+    PlanDocument doc;
+    TierBoardView board(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-INT4-g128-asym"));
+    auto* header = board.findChild<QLabel*>(QStringLiteral("tierHeader:INT4-g128-asym"));
+    QVERIFY(header);
+    QVERIFY2(header->text().contains(QStringLiteral("4.16 bpw")), qPrintable(header->text()));
+    auto* q8 = board.findChild<QLabel*>(QStringLiteral("tierHeader:Q8_0"));
+    QVERIFY(q8);
+    // Q8_0: 32 int8 + one F16 scale per block of 32 = 34 bytes / 32 weights = 8.5 bpw.
+    QVERIFY2(q8->text().contains(QStringLiteral("8.50 bpw")), qPrintable(q8->text()));
 }
 
 QTEST_MAIN(TestTierBoard)
