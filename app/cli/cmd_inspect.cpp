@@ -9,6 +9,7 @@
 #include <QFile>
 #include <QJsonArray>
 
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -85,9 +86,9 @@ int runInspect(QCommandLineParser& parser)
         return 0;
     }
 
-    std::printf("%s\n", model->path().c_str());
+    std::printf("%s\n", cli::shown(model->path().string()).c_str());
     std::printf("  format        %s\n", qs::modelFormatName(model->format()));
-    std::printf("  architecture  %s\n", cfg.architecture.empty() ? "(unknown)" : cfg.architecture.c_str());
+    std::printf("  architecture  %s\n", cfg.architecture.empty() ? "(unknown)" : cli::shown(cfg.architecture).c_str());
     std::printf("  parameters    %llu\n", static_cast<unsigned long long>(model->parameterCount()));
     std::printf("  size          %llu bytes (%.3f bits per weight)\n",
                 static_cast<unsigned long long>(model->totalBytes()), model->bitsPerWeight());
@@ -95,13 +96,18 @@ int runInspect(QCommandLineParser& parser)
         std::printf("  layers %u  hidden %u  heads %u/%u kv  head_dim %u  vocab %u  context %llu\n", cfg.layers,
                     cfg.hiddenSize, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.vocabSize,
                     static_cast<unsigned long long>(cfg.contextLength));
-    std::printf("\n%-48s %-12s %5s %-18s %-8s %12s\n", "tensor", "role", "block", "shape", "dtype", "bytes");
+    int width = 6;
+    for (const auto& t : model->tensors())
+        width = std::max(width, cli::displayWidth(cli::shown(t.name)));
+    std::printf("\n%s %-12s %5s %-18s %-8s %12s\n", cli::padRight("tensor", width).c_str(), "role", "block", "shape",
+                "dtype", "bytes");
     for (const auto& t : model->tensors()) {
         std::string shape;
         for (size_t i = 0; i < t.shape.size(); ++i)
             shape += (i ? "x" : "") + std::to_string(t.shape[i]);
-        std::printf("%-48s %-12s %5d %-18s %-8s %12llu\n", t.name.c_str(), qs::roleName(t.role.role), t.role.block,
-                    shape.c_str(), qs::dtypeName(t.dtype), static_cast<unsigned long long>(t.bytes));
+        std::printf("%s %-12s %5d %-18s %-8s %12llu\n", cli::padRight(cli::shown(t.name), width).c_str(),
+                    qs::roleName(t.role.role), t.role.block, shape.c_str(), qs::dtypeName(t.dtype),
+                    static_cast<unsigned long long>(t.bytes));
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 // quantscope-cli stats: weight statistics per tensor (the numbers behind the distribution views).
 #include "app/cli/command.h"
+#include "core/util/namepattern.h"
 #include "core/jobs/jobs.h"
 #include "core/model/model.h"
 #include "core/stats/stats.h"
@@ -7,8 +8,8 @@
 
 #include <QCommandLineParser>
 #include <QJsonArray>
-#include <QRegularExpression>
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <cstdio>
 
@@ -170,11 +171,13 @@ int runStats(QCommandLineParser& parser)
         parser.isSet(QStringLiteral("bins")) ? parser.value(QStringLiteral("bins")).toULong(&ok) : 32;
     if (!ok || bins < 1 || bins > 100000)
         return cli::fail(QStringLiteral("--bins needs a number from 1 to 100000"));
-    QRegularExpression filter;
+    // RE2 (NamePattern): linear time in the name, so a hostile pattern cannot hang or overflow the stack.
+    std::optional<qs::NamePattern> filter;
     if (parser.isSet(QStringLiteral("tensor"))) {
-        filter.setPattern(parser.value(QStringLiteral("tensor")));
-        if (!filter.isValid())
-            return cli::fail(QStringLiteral("--tensor: %1").arg(filter.errorString()));
+        const std::string pattern = parser.value(QStringLiteral("tensor")).toStdString();
+        if (const std::string why = qs::NamePattern::check(pattern); !why.empty())
+            return cli::fail(QStringLiteral("--tensor: %1").arg(QString::fromStdString(why)));
+        filter.emplace(pattern);
     }
     const bool json = parser.isSet(QStringLiteral("json"));
     const bool symlog = parser.isSet(QStringLiteral("symlog"));
@@ -186,13 +189,12 @@ int runStats(QCommandLineParser& parser)
     qs::StatsOptions options;
     options.useCache = !parser.isSet(QStringLiteral("no-cache"));
     for (size_t i = 0; i < model->tensors().size(); ++i)
-        if (filter.pattern().isEmpty() ||
-            filter.match(QString::fromStdString(model->tensors()[i].name)).hasMatch())
+        if (!filter || filter->search(model->tensors()[i].name))
             options.tensors.push_back(i);
     if (options.tensors.empty())
-        return cli::fail(filter.pattern().isEmpty()
-                             ? QStringLiteral("%1 has no tensors").arg(pos[0])
-                             : QStringLiteral("no tensor matches '%1'").arg(filter.pattern()));
+        return cli::fail(!filter ? QStringLiteral("%1 has no tensors").arg(pos[0])
+                                 : QStringLiteral("no tensor matches '%1'")
+                                       .arg(QString::fromStdString(filter->pattern())));
 
     qs::StatsJob job({model, options});
     if (const int code = cli::runJob(job, QStringLiteral("analysing")))
@@ -210,18 +212,24 @@ int runStats(QCommandLineParser& parser)
         cli::printJson(root);
         return 0;
     }
-    std::printf("%-40s %-6s %10s %11s %11s %11s %10s %10s %9s %7s %5s %7s %7s  %s\n", "tensor", "dtype",
-                "count", "min", "max", "mean", "std", "absmax", "kurtosis", "zeros", "nan", ">3σ %", ">6σ %",
+    // Columns padded by characters: names can be long, and "σ" is two bytes.
+    int width = 6;
+    for (const auto& s : all)
+        width = std::max(width, cli::displayWidth(cli::shown(s.name)));
+    std::printf("%s %-6s %10s %11s %11s %11s %10s %10s %9s %7s %5s %s %s  %s\n",
+                cli::padRight("tensor", width).c_str(), "dtype", "count", "min", "max", "mean", "std", "absmax",
+                "kurtosis", "zeros", "nan", cli::padLeft(">3σ %", 7).c_str(), cli::padLeft(">6σ %", 7).c_str(),
                 symlog ? "histogram (symlog x, log y)" : "histogram (log y)");
     for (const auto& s : all) {
         if (!s.error.empty()) {
-            std::printf("%-40s %-6s %10llu  error: %s\n", s.name.c_str(), qs::dtypeName(s.dtype),
-                        static_cast<unsigned long long>(s.count), s.error.c_str());
+            std::printf("%s %-6s %10llu  error: %s\n", cli::padRight(cli::shown(s.name), width).c_str(),
+                        qs::dtypeName(s.dtype), static_cast<unsigned long long>(s.count),
+                        cli::shown(s.error).c_str());
             continue;
         }
         std::printf(
-            "%-40s %-6s %10llu %11.4g %11.4g %11.4g %10.4g %10.4g %9.3g %7llu %5llu %7.3f %7.3f  %s\n",
-            s.name.c_str(), qs::dtypeName(s.dtype), static_cast<unsigned long long>(s.count), s.min, s.max,
+            "%s %-6s %10llu %11.4g %11.4g %11.4g %10.4g %10.4g %9.3g %7llu %5llu %7.3f %7.3f  %s\n",
+            cli::padRight(cli::shown(s.name), width).c_str(), qs::dtypeName(s.dtype), static_cast<unsigned long long>(s.count), s.min, s.max,
             s.mean, s.std, s.absmax, s.kurtosis, static_cast<unsigned long long>(s.zeros),
             static_cast<unsigned long long>(s.nan + s.inf), 100 * s.share3Sigma(), 100 * s.share6Sigma(),
             sparkline(histogramOf(s, bins, symlog)).c_str());

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 class QCommandLineParser;
@@ -77,4 +78,12 @@ private:
     std::string m_lastStage;
 };
 QString toQString(const std::string& s);
+
+// Human-readable tables: names from files are shown with control characters escaped (a tensor name holding
+// a terminal escape sequence must not reach the terminal raw), and columns are padded by characters, not
+// bytes ("σ" is two bytes of UTF-8).
+std::string shown(std::string_view text);
+int displayWidth(std::string_view utf8);
+std::string padRight(std::string_view utf8, int width);
+std::string padLeft(std::string_view utf8, int width);
 } // namespace cli

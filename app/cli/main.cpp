@@ -3,6 +3,7 @@
 
 #include "core/util/error.h"
 #include "core/util/job.h"
+#include "core/util/strings.h"
 #include "core/util/threadpool.h"
 
 #include <QCommandLineParser>
@@ -48,8 +49,39 @@ void printJson(const QJsonArray& array)
 
 int fail(const QString& message)
 {
-    std::fprintf(stderr, "quantscope-cli: %s\n", qPrintable(message));
+    // Messages quote names from files: escape their control characters, line by line.
+    const std::string raw = message.toStdString();
+    std::string text;
+    bool first = true;
+    for (const auto& line : qs::split(raw, '\n')) {
+        text += (first ? "" : "\n") + shown(line);
+        first = false;
+    }
+    std::fprintf(stderr, "quantscope-cli: %s\n", text.c_str());
     return 1;
+}
+
+std::string shown(std::string_view text)
+{
+    return qs::escapeControl(text);
+}
+
+int displayWidth(std::string_view utf8)
+{
+    int n = 0;
+    for (unsigned char c : utf8)
+        n += (c & 0xC0) != 0x80; // count lead bytes: one per code point
+    return n;
+}
+
+std::string padRight(std::string_view utf8, int width)
+{
+    return std::string(utf8) + std::string(size_t(std::max(0, width - displayWidth(utf8))), ' ');
+}
+
+std::string padLeft(std::string_view utf8, int width)
+{
+    return std::string(size_t(std::max(0, width - displayWidth(utf8))), ' ') + std::string(utf8);
 }
 
 int guarded(const std::function<int()>& body)

@@ -7,6 +7,7 @@
 #include "core/util/checked.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
+#include "core/util/strings.h"
 
 #include <algorithm>
 #include <cstring>
@@ -470,6 +471,13 @@ std::shared_ptr<Model> loadGguf(const std::filesystem::path& path, JobControl* j
         t.name = r.readString("name");
         if (t.name.empty())
             r.fail(ErrorCode::BadValue, "name", t.infoAt, "empty tensor name");
+        if (t.name.size() > kMaxTensorNameBytes)
+            r.fail(ErrorCode::BadValue, "name", t.infoAt,
+                   "tensor name of " + std::to_string(t.name.size()) + " bytes exceeds the limit of " +
+                       std::to_string(kMaxTensorNameBytes));
+        if (!isValidUtf8(t.name))
+            r.fail(ErrorCode::BadValue, "name", t.infoAt,
+                   "tensor name '" + escapeControl(t.name) + "' is not valid UTF-8");
         r.setContext(t.name);
         const uint64_t dimsAt = r.pos();
         const auto nDims = r.read<uint32_t>("n_dims");

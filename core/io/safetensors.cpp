@@ -6,6 +6,7 @@
 #include "core/util/checked.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
+#include "core/util/strings.h"
 
 #include <QByteArray>
 #include <QJsonArray>
@@ -112,6 +113,10 @@ ParsedTensor parseEntry(const JsonText& js, const json::Member& m, const QJsonVa
                         uint64_t dataStart, uint64_t dataSize)
 {
     const std::string& name = m.key;
+    if (name.size() > kMaxTensorNameBytes)
+        js.fail(ErrorCode::BadValue, "tensor name", m.keyOffset,
+                "tensor name of " + std::to_string(name.size()) + " bytes exceeds the limit of " +
+                    std::to_string(kMaxTensorNameBytes));
     if (!value.isObject())
         js.fail(ErrorCode::BadValue, name, m.valueOffset, "tensor entry is not an object");
     const auto obj = value.toObject();

@@ -35,6 +35,10 @@ struct PackedWeight {
     std::function<void(uint64_t first, uint64_t count, float* out)> decode;
 };
 
+// Tensor names longer than this are refused at parse time by every loader (real names are below 128 bytes;
+// ggml's own limit is 63). Bounds the work of name matching (rules, filters) and of every message.
+inline constexpr size_t kMaxTensorNameBytes = 1024;
+
 struct TensorInfo {
     std::string name;
     // Outermost dimension first (numpy / safetensors order). GGUF's ne[] is reversed into this order,

@@ -1,12 +1,14 @@
 // quantscope-cli inspect and dump, run as the real executable on the bundled sample model in all three
 // of its encodings (GGUF F32, safetensors F32, sharded safetensors BF16).
 #include "app/cli_runner.h"
+#include "widgets/safetensors_writer.h"
 
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -102,6 +104,39 @@ private slots:
         QCOMPARE(r.exitCode, 0);
         QVERIFY(r.out.contains("blk.4.ffn_down.weight"));
         QVERIFY(r.out.contains("1171200 bytes"));
+    }
+
+    void controlCharactersEscaped()
+    {
+        // Issue 14: a tensor name holding a terminal escape sequence (ESC [2J clears the screen) and a bell
+        // is shown escaped in every human-readable table; JSON escapes it on its own.
+        const QString path = m_dir.filePath(QStringLiteral("evil.safetensors"));
+        QVERIFY(qstest::writeSafetensorsF32(
+            path, {{"model.layers.0.mlp.down_proj.weight\\u001b[2J\\u0007x", {2, 4}, {1, 2, 3, 4, 5, 6, 7, 8}},
+                   {"model.layers.0.mlp.up_proj.weight", {2, 4}, {1, -2, 3, -4, 5, -6, 7, -8}}}));
+        for (const char* command : {"inspect", "stats"}) {
+            const Run r = cli({QString::fromLatin1(command), path});
+            QCOMPARE(r.exitCode, 0);
+            QVERIFY2(!r.out.contains('\x1b') && !r.out.contains('\x07'), command);
+            QVERIFY2(r.out.contains("down_proj.weight\\x1b[2J\\x07x"), r.out.constData());
+            // Columns stay aligned: the column after the name starts at the same character in both rows.
+            const QString evilName = QStringLiteral("model.layers.0.mlp.down_proj.weight\\x1b[2J\\x07x");
+            const QString plainName = QStringLiteral("model.layers.0.mlp.up_proj.weight");
+            qsizetype evil = -1, plain = -1;
+            const QRegularExpression nonSpace(QStringLiteral("\\S"));
+            for (const QByteArray& l : r.out.split('\n')) {
+                const QString line = QString::fromUtf8(l);
+                if (line.startsWith(evilName))
+                    evil = line.indexOf(nonSpace, evilName.size());
+                else if (line.startsWith(plainName))
+                    plain = line.indexOf(nonSpace, plainName.size());
+            }
+            QVERIFY2(evil > evilName.size(), command);
+            QCOMPARE(plain, evil);
+        }
+        const Run json = cli({QStringLiteral("inspect"), path, QStringLiteral("--json")});
+        QCOMPARE(json.exitCode, 0);
+        QVERIFY(json.out.toLower().contains("down_proj.weight\\u001b[2j\\u0007x"));
     }
 
     // The embedding is stored unpermuted in every encoding: GGUF F32 and safetensors F32 must agree

@@ -171,6 +171,16 @@ private slots:
                  1);
         QCOMPARE(runCli({QStringLiteral("/no/such/model.safetensors")}, m_cache.path()).exitCode, 1);
         QCOMPARE(runCli({}, m_cache.path()).exitCode, 1);
+        // Issue 14: --tensor is matched by RE2 like plan rules: a back-reference is refused by name, and a
+        // catastrophic-backtracking pattern simply does not match (it hung with a backtracking engine).
+        const Run backref =
+            runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("(.*)\\1\\1")}, m_cache.path());
+        QCOMPARE(backref.exitCode, 1);
+        QVERIFY2(backref.err.contains("--tensor"), backref.err.constData());
+        const Run nested =
+            runCli({kPpocr, QStringLiteral("--tensor"), QStringLiteral("^(.*.*)*X$")}, m_cache.path());
+        QCOMPARE(nested.exitCode, 1);
+        QVERIFY(nested.err.contains("no tensor matches"));
     }
 };
 

@@ -637,6 +637,22 @@ private slots:
         QVERIFY(o.what.find("token_embd.weight") != std::string::npos);
     }
 
+    void tensorNameLimits()
+    {
+        // Issue 14: names are capped at parse time (a 1 MB name made regex rules overflow the stack) and must
+        // be UTF-8 (dump could not name them otherwise).
+        auto b = smallModel();
+        b.tensors[1].name = std::string(qs::kMaxTensorNameBytes + 1, 'a');
+        EXPECT_ERROR(b.build(), "bad-value", "name of 'tensor 1'", b.layout.tensorStart[1]);
+        QVERIFY(tryLoad(b.build()).what.find("1025 bytes exceeds the limit of 1024") != std::string::npos);
+        b.tensors[1].name = std::string(qs::kMaxTensorNameBytes, 'a'); // at the limit: fine
+        QVERIFY2(!tryLoad(b.build()).threw, tryLoad(b.build()).what.c_str());
+        b.tensors[1].name = "blk.0.\xff\x1b[2J.weight";
+        EXPECT_ERROR(b.build(), "bad-value", "name of 'tensor 1'", b.layout.tensorStart[1]);
+        // The message shows the name with its bad bytes escaped, never raw.
+        QVERIFY(tryLoad(b.build()).what.find("blk.0.\\xff\\x1b[2J.weight") != std::string::npos);
+    }
+
     void noTensors()
     {
         // Metadata only: the file ends right after the header, there is no data section.

@@ -361,6 +361,28 @@ private slots:
         QCOMPARE(v, 42.0f);
     }
 
+    void tensorNameLimit()
+    {
+        // Issue 14: a name above kMaxTensorNameBytes is refused at the key's offset.
+        QTemporaryDir dir;
+        const std::string longName(qs::kMaxTensorNameBytes + 1, 'w');
+        const QByteArray header = "{" + entry(longName.c_str(), "F16", "[2]", 0, 4) + "}";
+        writeFile(dir.filePath("model.safetensors"), stFile(header, QByteArray(4, 0)));
+        try {
+            qs::loadSafetensors(dir.filePath("model.safetensors").toStdString(), nullptr);
+            QFAIL("a 1025-byte tensor name was accepted");
+        } catch (const qs::FormatError& e) {
+            QCOMPARE(e.code(), qs::ErrorCode::BadValue);
+            QCOMPARE(e.field(), std::string("tensor name"));
+            QCOMPARE(e.offset(), std::optional<uint64_t>(8 + 1)); // after the length prefix and '{'
+        }
+        const std::string atLimit(qs::kMaxTensorNameBytes, 'w');
+        writeFile(dir.filePath("model.safetensors"),
+                  stFile("{" + entry(atLimit.c_str(), "F16", "[2]", 0, 4) + "}", QByteArray(4, 0)));
+        QCOMPARE(qs::loadSafetensors(dir.filePath("model.safetensors").toStdString(), nullptr)->tensors().size(),
+                 size_t(1));
+    }
+
     void configInferredWithoutConfigJson()
     {
         QTemporaryDir dir;
