@@ -103,9 +103,10 @@ ChannelView::ChannelView(QWidget* parent) : QWidget(parent)
 
 ChannelView::~ChannelView() = default;
 
-void ChannelView::setTensor(const QString& label, std::shared_ptr<const TensorStats> stats)
+void ChannelView::setTensor(const QString& label, std::shared_ptr<const TensorStats> stats, const QString& note)
 {
     m_label = label;
+    m_note = note;
     m_stats = std::move(stats);
     refresh();
 }
@@ -206,7 +207,8 @@ void ChannelView::refresh()
                            .arg(formatExact(m_stats->channelLength))
                            .arg(formatStat(m_median))
                            .arg(m_outliers.size())
-                           .arg(m_outliers.size() == 1 ? QString() : QStringLiteral("s")));
+                           .arg(m_outliers.size() == 1 ? QString() : QStringLiteral("s")) +
+                       (m_note.isEmpty() ? QString() : QStringLiteral(" · <i>%1</i>").arg(m_note.toHtmlEscaped())));
     m_stack->setCurrentWidget(m_plot);
     m_plot->replot(QCustomPlot::rpQueuedReplot); // coalesced, drawn from the event loop
 }

@@ -27,7 +27,8 @@ public:
     explicit ChannelView(QWidget* parent = nullptr);
     ~ChannelView() override;
 
-    void setTensor(const QString& label, std::shared_ptr<const TensorStats> stats);
+    // `note` is shown after the summary (e.g. "first of 3 selected tensors").
+    void setTensor(const QString& label, std::shared_ptr<const TensorStats> stats, const QString& note = {});
     void setMessage(const QString& message);
     void setSorted(bool sorted);
     void setOutlierFactor(double k);
@@ -45,6 +46,7 @@ private:
     void refresh();
 
     QString m_label;
+    QString m_note;
     std::shared_ptr<const TensorStats> m_stats;
     std::vector<size_t> m_outliers;
     std::vector<size_t> m_order;

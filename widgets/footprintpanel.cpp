@@ -53,6 +53,7 @@ FootprintPanel::FootprintPanel(PlanDocument* document, QWidget* parent) : QWidge
 
     auto* form = new QFormLayout;
     m_context = new QSpinBox;
+    m_context->setObjectName(QStringLiteral("footprintContext"));
     m_context->setRange(1, 10'000'000);
     m_context->setValue(4096);
     m_context->setSingleStep(1024);
@@ -185,11 +186,31 @@ void FootprintPanel::refresh()
         else if (e.missing + e.proxied > 0)
             source = tr("measured for %1 tensors, size proxy for %2").arg(e.measured).arg(e.missing + e.proxied);
         else
-            source = tr("measured: total squared error");
+            source = tr("measured");
+        // The sum over tensors of the squared weight error (importance-weighted where the sensitivity had an
+        // importance matrix): only comparable between plans of the same model, lower is better.
         m_summary->setText(m_summary->text() +
-                           tr("<br>Predicted error (%1): %2").arg(source, formatStat(e.error)));
+                           tr("<br>Predicted error (%1): %2 — summed squared weight error, lower is better")
+                               .arg(source, formatStat(e.error)));
+        m_summary->setToolTip(
+            tr("Predicted error: the sum over all planned tensors of the squared difference between the original "
+               "and the quantized weights (importance-weighted when the sensitivity used an importance matrix), "
+               "from the sensitivity matrix where measured, else from a size proxy. Use it to compare plans of "
+               "this model; it is not a perplexity or KL figure."));
     } catch (const std::exception&) {
     }
+    // A context beyond what the model was trained for runs (the memory is computed for it) but the output
+    // degrades: say so where the number is chosen.
+    const uint64_t trained = layout.config.contextLength;
+    const bool beyond = trained > 0 && uint64_t(m_context->value()) > trained;
+    if (beyond)
+        m_summary->setText(m_summary->text() +
+                           tr("<br><span style=\"color:#b00020\">Context %1 is beyond the model's trained context "
+                              "of %2 tokens: quality degrades past it unless RoPE scaling is configured.</span>")
+                               .arg(formatExact(uint64_t(m_context->value())), formatExact(trained)));
+    m_context->setStyleSheet(beyond ? QStringLiteral("QSpinBox { color: #b00020; }") : QString());
+    m_context->setToolTip(trained ? tr("The model was trained for %1 tokens of context.").arg(formatExact(trained))
+                                  : QString());
     const FootprintRequest req = request();
     const QStringList ids = gpus();
     QVector<double> ticks, weights, kv, overhead, budget;

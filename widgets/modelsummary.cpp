@@ -1,5 +1,6 @@
 #include "widgets/modelsummary.h"
 
+#include "widgets/elidedlabel.h"
 #include "widgets/formatting.h"
 
 #include <QFormLayout>
@@ -166,14 +167,8 @@ void ModelSummaryWidget::rebuild()
         }
         QWidget* field = nullptr;
         if (row.key == QLatin1String("Path")) {
-            // Long paths: a frameless read-only line scrolled to the end, where the file name is.
-            auto* edit = new QLineEdit(row.value);
-            edit->setReadOnly(true);
-            edit->setFrame(false);
-            edit->setStyleSheet(QStringLiteral("QLineEdit { background: transparent; }"));
-            edit->setCursorPosition(int(row.value.size()));
-            edit->setMinimumWidth(40);
-            field = edit;
+            // Long paths: elided in the middle, so the root and the file name both stay visible.
+            field = new ElidedLabel(row.value);
         } else {
             auto* label = new QLabel(row.value);
             label->setTextInteractionFlags(Qt::TextSelectableByMouse);

@@ -9,29 +9,13 @@ namespace qs {
 
 namespace {
 
+// At a typical 4096 x 4096 matrix, as the tier headers show it (per-column parts such as packed zero points
+// spread over many rows, as in a real model).
 double bitsPerWeightOf(const std::string& format)
 {
     const auto f = findFormat(format);
-    const auto bytes = f ? f->storedBytes(1, 4096) : std::nullopt;
-    return bytes ? 8.0 * double(*bytes) / 4096.0 : 0.0;
-}
-
-// Every format the plan uses becomes a column of the board, placed by its bits per weight among the
-// tiers (most precise first), so no tensor hides in an "other formats" column.
-void ensureTiersForAssignments(Plan& plan)
-{
-    for (const auto& [tensor, format] : plan.assignments()) {
-        if (plan.tierIndex(format) >= 0 || !findFormat(format))
-            continue;
-        const double bits = bitsPerWeightOf(format);
-        size_t at = plan.tiers().size();
-        for (size_t i = 0; i < plan.tiers().size(); ++i)
-            if (bitsPerWeightOf(plan.tiers()[i]) < bits) {
-                at = i;
-                break;
-            }
-        plan.addTier(format, at);
-    }
+    const auto bits = f ? formatBitsPerWeight(*f, 4096, 4096) : std::nullopt;
+    return bits.value_or(0.0);
 }
 
 class PlanCommand final : public QUndoCommand {
@@ -49,7 +33,28 @@ private:
     Plan m_after;
 };
 
+// Where a new tier for `format` goes: before the first tier storing fewer bits per weight.
+size_t tierPosition(const Plan& plan, const std::string& format)
+{
+    const double bits = bitsPerWeightOf(format);
+    for (size_t i = 0; i < plan.tiers().size(); ++i)
+        if (bitsPerWeightOf(plan.tiers()[i]) < bits)
+            return i;
+    return plan.tiers().size();
+}
+
 } // namespace
+
+// Every format the plan uses becomes a column of the board, placed by its bits per weight among the
+// tiers (most precise first), so no tensor hides in an "other formats" column.
+void PlanDocument::ensureTiersForAssignments(Plan& plan)
+{
+    for (const auto& [tensor, format] : plan.assignments()) {
+        if (plan.tierIndex(format) >= 0 || !findFormat(format))
+            continue;
+        plan.addTier(format, tierPosition(plan, format));
+    }
+}
 
 PlanDocument::PlanDocument(QObject* parent) : QObject(parent), m_undo(new QUndoStack(this)) {}
 
@@ -111,6 +116,47 @@ bool PlanDocument::setPlan(const Plan& plan, const QString& description)
         return false;
     m_undo->push(new PlanCommand(this, m_plan, plan, description));
     return true;
+}
+
+bool PlanDocument::addTier(const QString& format, int index)
+{
+    const auto f = findFormat(format.toStdString());
+    if (!f || m_plan.tierIndex(f->name()) >= 0)
+        return false;
+    Plan after = m_plan;
+    after.addTier(f->name(), index >= 0 ? size_t(index) : tierPosition(after, f->name()));
+    return setPlan(after, tr("Add tier %1").arg(QString::fromStdString(f->name())));
+}
+
+bool PlanDocument::removeTier(const QString& format)
+{
+    const int i = m_plan.tierIndex(format.toStdString());
+    if (i < 0)
+        return false;
+    Plan after = m_plan;
+    const std::string name = after.tiers()[size_t(i)];
+    std::vector<std::string> members;
+    for (const auto& [tensor, assigned] : after.assignments())
+        if (after.tierIndex(assigned) == i)
+            members.push_back(tensor);
+    for (const auto& t : members)
+        after.unassign(t);
+    after.removeTier(name);
+    return setPlan(after, members.empty() ? tr("Remove tier %1").arg(QString::fromStdString(name))
+                                          : tr("Remove tier %1 (%2 tensors back to their stored type)")
+                                                .arg(QString::fromStdString(name))
+                                                .arg(members.size()));
+}
+
+bool PlanDocument::moveTier(const QString& format, int delta)
+{
+    const int i = m_plan.tierIndex(format.toStdString());
+    const int to = i + delta;
+    if (i < 0 || to < 0 || to >= int(m_plan.tiers().size()) || delta == 0)
+        return false;
+    Plan after = m_plan;
+    after.moveTier(size_t(i), size_t(to));
+    return setPlan(after, tr("Move tier %1").arg(QString::fromStdString(m_plan.tiers()[size_t(i)])));
 }
 
 void PlanDocument::restore(const Plan& plan)

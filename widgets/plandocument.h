@@ -33,6 +33,15 @@ public:
     bool assign(const QStringList& tensors, const QString& format);
     bool applyPreset(const QString& preset);
     bool setPlan(const Plan& plan, const QString& description);
+    // Tier (board column) edits, one undo step each. addTier places a new format by its bits per weight
+    // among the tiers (most precise first) unless an index is given; removeTier returns the tier's tensors
+    // to their stored type; moveTier moves a tier by `delta` columns.
+    bool addTier(const QString& format, int index = -1);
+    bool removeTier(const QString& format);
+    bool moveTier(const QString& format, int delta);
+
+    // Every format the plan assigns becomes a tier, placed by its bits per weight (most precise first).
+    static void ensureTiersForAssignments(Plan& plan);
 
     // Used by the undo commands.
     void restore(const Plan& plan);

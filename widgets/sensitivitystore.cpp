@@ -46,6 +46,18 @@ QStringList SensitivityStore::tensors() const
     return names;
 }
 
+QStringList SensitivityStore::skipped() const
+{
+    // Weight-like tensors only (2-D and up): 1-D norms and biases are never quantized, listing them is noise.
+    QStringList out;
+    if (m_model)
+        for (const TensorInfo& t : m_model->tensors())
+            if (t.shape.size() >= 2)
+                if (const std::string why = sensitivitySkipReason(t); !why.empty())
+                    out << QStringLiteral("%1: %2").arg(QString::fromStdString(t.name), QString::fromStdString(why));
+    return out;
+}
+
 void SensitivityStore::compute()
 {
     if (!m_model || m_running || m_model->format() == ModelFormat::ConfigOnly)

@@ -42,6 +42,8 @@ public:
     QStringList formats() const { return m_formats; }
     // The tensors the matrix covers (isSensitivityCandidate), in model order.
     QStringList tensors() const;
+    // Weight tensors (2-D and up) the matrix does not cover, as "name: reason".
+    QStringList skipped() const;
 
     // Computes every cell (cached cells come back at once). One worker per thread of the policy but one.
     void compute();

@@ -21,6 +21,7 @@
 #include <QTableView>
 #include <QTimer>
 #include <QVBoxLayout>
+#include <QToolTip>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -390,6 +391,24 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
         if (row >= 0 && row < m_model->rowCount() && std::fabs(key - row) <= 0.4 && !barFormat().isEmpty())
             emit cellClicked(m_model->tensors()[row], barFormat());
     });
+    m_bars->setMouseTracking(true);
+    connect(m_bars, &QCustomPlot::mouseMove, this, [this](QMouseEvent* event) {
+        const double key = m_bars->xAxis->pixelToCoord(event->position().x());
+        const long i = std::lround(key);
+        const std::vector<double> values = barValues();
+        const QStringList tensors = m_model->tensors();
+        if (i < 0 || i >= long(values.size()) || i >= tensors.size() ||
+            !m_bars->axisRect()->rect().contains(event->position().toPoint())) {
+            QToolTip::hideText();
+            return;
+        }
+        QToolTip::showText(event->globalPosition().toPoint(),
+                           std::isfinite(values[size_t(i)])
+                               ? tr("%1: %2 dB").arg(tensors[int(i)]).arg(values[size_t(i)], 0, 'f', 1)
+                               : tr("%1: not measured").arg(tensors[int(i)]),
+                           m_bars);
+    });
+    m_bars->installEventFilter(this); // relabel on resize: how many names fit depends on the width
     barsLayout->addWidget(m_bars, 1);
 
     auto* curvesPage = new QWidget;
@@ -438,6 +457,17 @@ QTableView* SensitivityView::table() const
 void SensitivityView::setStore(const SensitivityStore* store)
 {
     m_model->setStore(store);
+}
+
+void SensitivityView::setSkipped(const QStringList& skipped)
+{
+    m_skipped = skipped;
+    updateSummary();
+}
+
+QString SensitivityView::summaryText() const
+{
+    return m_summary->text();
 }
 
 void SensitivityView::setTensors(const QStringList& tensors)
@@ -688,9 +718,26 @@ void SensitivityView::updateSummary()
                 tr(" · SQNR %1 to %2 dB")
                     .arg(QString::number(summary.minSqnr, 'f', 1), QString::number(summary.maxSqnr, 'f', 1));
     }
+    if (!m_skipped.isEmpty()) {
+        text += tr(" · <span style=\"color:#8a5a00\">%1 not measured</span> (hover)")
+                    .arg(countNoun(uint64_t(m_skipped.size()), "weight tensor", "weight tensors"));
+        QStringList lines = m_skipped.mid(0, 40);
+        if (m_skipped.size() > 40)
+            lines << tr("… and %1 more").arg(m_skipped.size() - 40);
+        m_summary->setToolTip(tr("Not in the matrix:\n") + lines.join(QLatin1Char('\n')));
+    } else {
+        m_summary->setToolTip(QString());
+    }
     m_summary->setText(text);
     if (m_legend)
         m_legend->update();
+}
+
+bool SensitivityView::eventFilter(QObject* watched, QEvent* event)
+{
+    if (watched == m_bars && event->type() == QEvent::Resize)
+        QTimer::singleShot(0, this, &SensitivityView::updateBars); // after the plot took its new size
+    return QWidget::eventFilter(watched, event);
 }
 
 void SensitivityView::updateBars()
@@ -701,11 +748,20 @@ void SensitivityView::updateBars()
     QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
     double top = 0;
     const QStringList tensors = m_model->tensors();
+    // Long tensor names: thinner tick labels when many, and only as many as fit side by side (every k-th
+    // bar and the selected ones); hovering a bar names its tensor.
+    QFont font = m_bars->xAxis->tickLabelFont();
+    font.setPointSizeF(values.size() > 40 ? 7.0 : 8.0);
+    m_bars->xAxis->setTickLabelFont(font);
+    const double lineHeight = QFontMetricsF(font).height() + 1.0;
+    const double room = std::max(40.0, double(m_bars->width()) - 60.0);
+    const size_t step = std::max<size_t>(1, size_t(std::ceil(double(values.size()) * lineHeight / room)));
     for (size_t i = 0; i < values.size(); ++i) {
         QString label = tensors[int(i)];
         if (label.endsWith(QLatin1String(".weight")))
             label.chop(7);
-        ticker->addTick(double(i), label);
+        if (i % step == 0 || m_selected.contains(tensors[int(i)]))
+            ticker->addTick(double(i), label);
         if (!std::isfinite(values[i]))
             continue;
         keys << double(i);
@@ -723,10 +779,7 @@ void SensitivityView::updateBars()
     m_bars->xAxis->setRange(-0.6, std::max(1.0, double(values.size()) - 0.4));
     m_bars->yAxis->setRange(0, top > 0 ? top * 1.08 : 10);
     m_bars->yAxis->setTickLabels(!keys.isEmpty());
-    // Long tensor names: thinner tick labels when many.
-    QFont font = m_bars->xAxis->tickLabelFont();
-    font.setPointSizeF(values.size() > 40 ? 7.0 : 8.0);
-    m_bars->xAxis->setTickLabelFont(font);
+    m_barLabelStep = int(step);
     m_bars->replot();
 }
 

@@ -71,8 +71,14 @@ public:
     QRect cellRect(int row, int column) const;
     QWidget* heatmap() const;
     QTableView* table() const;
+    // Weight tensors the matrix does not cover, as "name: reason" (the summary says how many; its tooltip
+    // lists them).
+    void setSkipped(const QStringList& skipped);
+    QString summaryText() const;
     QPushButton* computeButton() const { return m_compute; }
     QCustomPlot* barPlot() const { return m_bars; }
+    // Every how many bars a tensor name is written under the chart (1: all; more when they would overlap).
+    int barLabelStep() const { return m_barLabelStep; }
     // The format of the bar chart.
     void setBarFormat(const QString& format);
     QString barFormat() const;
@@ -104,6 +110,7 @@ signals:
 
 protected:
     void showEvent(QShowEvent* event) override;
+    bool eventFilter(QObject* watched, QEvent* event) override;
 
 private:
     void onModelReset();
@@ -119,6 +126,7 @@ private:
 
     SensitivityModel* m_model = nullptr;
     QStringList m_selected; // may name tensors that are not rows (yet)
+    QStringList m_skipped;
     QString m_message;
     bool m_running = false;
     bool m_barChosen = false;         // the user picked the bar chart's format
@@ -131,6 +139,7 @@ private:
     QComboBox* m_barFormat = nullptr;
     QCustomPlot* m_bars = nullptr;
     QCustomPlot* m_curves = nullptr;
+    int m_barLabelStep = 1;
 };
 
 } // namespace qs

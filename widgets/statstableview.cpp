@@ -14,6 +14,8 @@
 #include <QHeaderView>
 #include <QItemSelectionModel>
 #include <QLabel>
+
+#include <map>
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QBuffer>
@@ -55,6 +57,7 @@ StatsTableView::StatsTableView(StatsStore* store, QWidget* parent)
     m_firstBlock->setToolTip(tr("First block (any: no block filter)"));
     m_lastBlock->setToolTip(tr("Last block"));
     m_count = new QLabel;
+    m_count->setObjectName(QStringLiteral("statsCount"));
     filters->addWidget(m_count, 1);
     auto* exportButton = new QToolButton;
     exportButton->setIcon(toolIcon("document-export", ":/icons/export.svg"));
@@ -150,7 +153,24 @@ void StatsTableView::setBlockRange(int first, int last)
 void StatsTableView::updateCount()
 {
     const int total = m_model->rowCount();
-    m_count->setText(tr("%1 of %2 tensors · %3 analysed").arg(m_proxy->rowCount()).arg(total).arg(m_store->doneCount()));
+    // Tensors that could not be analysed, grouped by reason: said here, not only in a red row's tooltip.
+    std::map<std::string, int> reasons;
+    int failed = 0;
+    for (int i = 0; i < total; ++i)
+        if (const TensorStats* s = m_store->stats(size_t(i)); s && !s->error.empty()) {
+            ++failed;
+            ++reasons[s->error.size() > 120 ? s->error.substr(0, 117) + "..." : s->error];
+        }
+    QString text = tr("%1 of %2 tensors · %3 analysed").arg(m_proxy->rowCount()).arg(total).arg(m_store->doneCount() - failed);
+    QString tip;
+    if (failed > 0) {
+        text += tr(" · <span style=\"color:#962828\">%1 not analysed</span>").arg(failed);
+        tip = tr("Not analysed (the red rows):");
+        for (const auto& [reason, n] : reasons)
+            tip += QStringLiteral("\n• %1 × %2").arg(n).arg(QString::fromStdString(reason));
+    }
+    m_count->setText(text);
+    m_count->setToolTip(tip);
 }
 
 bool StatsTableView::exportCsv(const QString& path) const

@@ -3,6 +3,7 @@
 #include "core/quant/format.h"
 #include "widgets/formatting.h"
 #include "widgets/plandocument.h"
+#include "widgets/ruleseditor.h"
 #include "widgets/tierboardmodel.h"
 
 #include <QAction>
@@ -13,6 +14,7 @@
 #include <QLabel>
 #include <QMenu>
 #include <QScrollArea>
+#include <QToolButton>
 #include <QTreeView>
 #include <QVBoxLayout>
 
@@ -35,6 +37,30 @@ TierBoardView::TierBoardView(PlanDocument* document, QWidget* parent)
 {
     auto* outer = new QVBoxLayout(this);
     outer->setContentsMargins(0, 0, 0, 0);
+    outer->setSpacing(2);
+    // Tiers are the user's: add any format as a column; right-click a column's header to move or remove it.
+    auto* bar = new QHBoxLayout;
+    bar->setContentsMargins(4, 2, 4, 0);
+    auto* add = new QToolButton;
+    add->setObjectName(QStringLiteral("addTier"));
+    add->setText(tr("Add Tier"));
+    add->setToolButtonStyle(Qt::ToolButtonTextOnly);
+    add->setPopupMode(QToolButton::InstantPopup);
+    m_addMenu = new QMenu(add);
+    connect(m_addMenu, &QMenu::aboutToShow, this, [this] { fillAddTierMenu(m_addMenu); });
+    add->setMenu(m_addMenu);
+    bar->addWidget(add);
+    auto* rules = new QToolButton;
+    rules->setObjectName(QStringLiteral("editRules"));
+    rules->setText(tr("Rules…"));
+    rules->setToolTip(tr("Assign formats by role or name pattern (first match wins), with a live preview"));
+    connect(rules, &QToolButton::clicked, this, &TierBoardView::showRulesDialog);
+    bar->addWidget(rules);
+    auto* hint = new QLabel(tr("Right-click a tier's title to move or remove it"));
+    hint->setStyleSheet(QStringLiteral("color: #666;"));
+    bar->addWidget(hint);
+    bar->addStretch(1);
+    outer->addLayout(bar);
     auto* scroll = new QScrollArea;
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
@@ -98,6 +124,13 @@ void TierBoardView::createColumn()
     layout->setContentsMargins(4, 4, 4, 4);
     layout->setSpacing(2);
     auto* header = new QLabel;
+    header->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(header, &QWidget::customContextMenuRequested, this, [this, header](const QPoint& pos) {
+        QMenu menu(this);
+        fillTierMenu(&menu, header->property("tier").toInt());
+        if (!menu.isEmpty())
+            menu.exec(header->mapToGlobal(pos));
+    });
     layout->addWidget(header);
 
     auto* view = new QTreeView;
@@ -185,6 +218,7 @@ void TierBoardView::configureColumn(int t)
     view->setObjectName(QStringLiteral("tier:") + m_model->tierTitle(t));
     header->setObjectName(QStringLiteral("tierHeader:") + m_model->tierTitle(t));
     view->setProperty("tier", t);
+    header->setProperty("tier", t);
     view->setRootIndex(root);
     view->setDragDropMode(m_model->tierAcceptsDrops(t) ? QAbstractItemView::DragDrop : QAbstractItemView::DragOnly);
     for (int r = 0; r < m_model->rowCount(root); ++r) {
@@ -239,6 +273,68 @@ bool TierBoardView::moveSelection(QTreeView* view, int tier)
         return false;
     const QStringList names = selectedNames(view);
     return !names.isEmpty() && m_document->assign(names, m_model->tierFormat(tier));
+}
+
+RulesDialog* TierBoardView::showRulesDialog()
+{
+    if (!m_rulesDialog) {
+        m_rulesDialog = new RulesDialog(m_document, this);
+        m_rulesDialog->setWindowFlag(Qt::Window);
+    }
+    m_rulesDialog->show();
+    m_rulesDialog->raise();
+    return m_rulesDialog;
+}
+
+void TierBoardView::fillAddTierMenu(QMenu* menu)
+{
+    menu->clear();
+    const Plan& plan = m_document->plan();
+    static constexpr std::pair<FormatKind, const char*> kKinds[] = {
+        {FormatKind::Ggml, "llama.cpp (ggml)"}, {FormatKind::Integer, "Integer (GPTQ, AWQ, compressed-tensors)"},
+        {FormatKind::Fp8, "FP8"},               {FormatKind::Float, "Floating point"},
+        {FormatKind::Nf4, "NF4"},               {FormatKind::Mx, "Microscaling"}};
+    for (const auto& [kind, title] : kKinds) {
+        QMenu* sub = nullptr;
+        for (const std::string& name : allFormatNames()) {
+            const auto f = findFormat(name);
+            if (!f || f->traits().kind != kind || plan.tierIndex(name) >= 0)
+                continue;
+            if (!sub)
+                sub = menu->addMenu(tr(title));
+            const auto bits = formatBitsPerWeight(*f, 4096, 4096);
+            const QString format = QString::fromStdString(name);
+            QAction* a = sub->addAction(bits ? tr("%1  (%2 bpw)").arg(format).arg(*bits, 0, 'f', 2) : format, this,
+                                        [this, format] { m_document->addTier(format); });
+            a->setObjectName(QStringLiteral("addTier:") + format);
+        }
+    }
+    menu->setEnabled(m_document->hasModel());
+}
+
+void TierBoardView::fillTierMenu(QMenu* menu, int tier)
+{
+    const QString format = m_model->tierFormat(tier);
+    const int index = m_document->plan().tierIndex(format.toStdString());
+    if (format.isEmpty() || index < 0)
+        return; // "Unchanged" and "Other formats" are not tiers
+    const int last = int(m_document->plan().tiers().size()) - 1;
+    QAction* left = menu->addAction(tr("Move Left (more precise side)"), this,
+                                    [this, format] { m_document->moveTier(format, -1); });
+    left->setEnabled(index > 0);
+    QAction* right = menu->addAction(tr("Move Right (less precise side)"), this,
+                                     [this, format] { m_document->moveTier(format, +1); });
+    right->setEnabled(index < last);
+    const int members = m_model->rowCount(m_model->tierIndex(tier)) > 0
+                            ? int(m_model->tierIndex(tier).data(TierBoardModel::TensorNamesRole).toStringList().size())
+                            : 0;
+    menu->addAction(members == 0 ? tr("Remove Tier %1").arg(format)
+                                 : tr("Remove Tier %1 and return %2 to the stored type")
+                                       .arg(format, countNoun(uint64_t(members), "tensor", "tensors")),
+                    this, [this, format] { m_document->removeTier(format); });
+    menu->addSeparator();
+    QMenu* add = menu->addMenu(tr("Add Tier"));
+    fillAddTierMenu(add);
 }
 
 void TierBoardView::showContextMenu(QTreeView* view, const QPoint& pos)

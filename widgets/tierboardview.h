@@ -12,9 +12,12 @@ class QHBoxLayout;
 class QLabel;
 class QTreeView;
 
+class QMenu;
+
 namespace qs {
 
 class PlanDocument;
+class RulesDialog;
 class TierBoardModel;
 
 class TierBoardView final : public QWidget {
@@ -32,6 +35,13 @@ public:
     bool moveSelection(QTreeView* view, int tier);
     // Selects a tensor in its column (expanding its group) without emitting tensorSelected.
     void selectTensor(const QString& name);
+    // The "Add Tier" menu (every format that is not a tier yet, grouped by kind, with bits per weight) and
+    // the menu of a tier's header (move it, remove it); public for tests.
+    QMenu* addTierMenu() const { return m_addMenu; }
+    void fillTierMenu(QMenu* menu, int tier);
+    void fillAddTierMenu(QMenu* menu);
+    // Opens (or raises) the non-modal rules editor.
+    RulesDialog* showRulesDialog();
 
 signals:
     void tensorActivated(const QString& name);
@@ -52,6 +62,8 @@ private:
     PlanDocument* m_document;
     TierBoardModel* m_model;
     QHBoxLayout* m_columns = nullptr;
+    QMenu* m_addMenu = nullptr;
+    RulesDialog* m_rulesDialog = nullptr;
     std::vector<QWidget*> m_panels;
     std::vector<QTreeView*> m_views;
     std::vector<QLabel*> m_headers;

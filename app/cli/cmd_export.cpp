@@ -2,6 +2,7 @@
 // compressed-tensors) or re-save it as plan JSON.
 #include "app/cli/command.h"
 #include "core/plan/export.h"
+#include "core/plan/exportfix.h"
 #include "core/plan/planio.h"
 
 #include <QCommandLineParser>
@@ -25,10 +26,10 @@ int runExport(QCommandLineParser& parser)
     try {
         result = qs::exportPlan(plan, *target);
     } catch (const qs::ExportError& e) {
-        std::fprintf(stderr, "quantscope-cli: %s cannot express this plan (%zu tensor(s)):\n",
-                     qs::exportTargetName(*target), e.problems().size());
+        std::fprintf(stderr, "quantscope-cli: %s cannot express this plan (%s):\n",
+                     qs::exportTargetName(*target), qs::describeProblemCount(e.problems()).c_str());
         for (const auto& p : e.problems())
-            std::fprintf(stderr, "  %s%s: %s\n", p.tensor.c_str(),
+            std::fprintf(stderr, "  %s%s: %s\n", cli::shown(p.tensor).c_str(),
                          p.format.empty() ? "" : (" (" + p.format + ")").c_str(), p.reason.c_str());
         return 3;
     }

@@ -1,5 +1,6 @@
 // quantscope-cli sensitivity: error and exact size of every quantizable tensor in every candidate format.
 #include "app/cli/command.h"
+#include "core/util/namepattern.h"
 #include "core/jobs/jobs.h"
 #include "core/model/model.h"
 #include "core/quant/format.h"
@@ -9,7 +10,6 @@
 
 #include <QCommandLineParser>
 #include <QJsonArray>
-#include <QRegularExpression>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +17,17 @@
 #include <optional>
 
 namespace {
+
+// Weight tensors (2-D and up) outside the matrix, with the reason: said, not silently left out.
+std::vector<std::pair<std::string, std::string>> skippedWeights(const qs::Model& model)
+{
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& t : model.tensors())
+        if (t.shape.size() >= 2)
+            if (std::string why = qs::sensitivitySkipReason(t); !why.empty())
+                out.emplace_back(t.name, std::move(why));
+    return out;
+}
 
 // JSON has no infinities: a lossless cell's SQNR (and similar) is written as null.
 QJsonValue number(double v)
@@ -62,14 +73,14 @@ int runSensitivity(QCommandLineParser& parser)
         if (options.formats.empty())
             return cli::fail(QStringLiteral("--formats needs at least one format"));
     }
-    std::optional<QRegularExpression> regex;
+    // RE2 (NamePattern): linear time in the name, so a hostile pattern cannot hang or overflow the stack.
+    std::optional<qs::NamePattern> regex;
     if (parser.isSet(QStringLiteral("tensor"))) {
-        regex.emplace(parser.value(QStringLiteral("tensor")));
-        if (!regex->isValid())
-            return cli::fail(QStringLiteral("invalid --tensor regex: %1").arg(regex->errorString()));
-        options.tensorFilter = [&regex](const qs::TensorInfo& t) {
-            return regex->match(QString::fromStdString(t.name)).hasMatch();
-        };
+        if (const std::string why = qs::NamePattern::check(parser.value(QStringLiteral("tensor")).toStdString());
+            !why.empty())
+            return cli::fail(QStringLiteral("invalid --tensor regex: %1").arg(QString::fromStdString(why)));
+        regex.emplace(parser.value(QStringLiteral("tensor")).toStdString());
+        options.tensorFilter = [&regex](const qs::TensorInfo& t) { return regex->search(t.name); };
     }
     options.useCache = !parser.isSet(QStringLiteral("no-cache"));
     qs::LoadJob load({pos[0].toStdString()});
@@ -135,6 +146,14 @@ int runSensitivity(QCommandLineParser& parser)
             list.append(o);
         }
         root[QStringLiteral("results")] = list;
+        QJsonArray skipped;
+        for (const auto& [tensor, reason] : skippedWeights(*model)) {
+            QJsonObject o;
+            o[QStringLiteral("tensor")] = QString::fromStdString(tensor);
+            o[QStringLiteral("reason")] = QString::fromStdString(reason);
+            skipped.append(o);
+        }
+        root[QStringLiteral("skipped")] = skipped;
         cli::printJson(root);
         return 0;
     }
@@ -149,14 +168,14 @@ int runSensitivity(QCommandLineParser& parser)
         if (!byTensor.count(r.tensor))
             order.push_back(r.tensor);
         byTensor[r.tensor][r.format] = &r;
-        width = std::max(width, static_cast<int>(r.tensor.size()));
+        width = std::max(width, cli::displayWidth(cli::shown(r.tensor)));
     }
-    std::printf("%-*s", width, "tensor");
+    std::printf("%s", cli::padRight("tensor", width).c_str());
     for (const auto& f : formats)
         std::printf(" %14s", f.c_str());
     std::printf("\n");
     for (const auto& t : order) {
-        std::printf("%-*s", width, t.c_str());
+        std::printf("%s", cli::padRight(cli::shown(t), width).c_str());
         for (const auto& f : formats) {
             const auto* r = byTensor[t][f];
             if (!r || !r->ok())
@@ -168,7 +187,7 @@ int runSensitivity(QCommandLineParser& parser)
         }
         std::printf("\n");
     }
-    std::printf("\n%-*s", width, "bits per weight (first tensor)");
+    std::printf("\n%s", cli::padRight("bits per weight (first tensor)", width).c_str());
     for (const auto& f : formats) {
         const auto* r = order.empty() ? nullptr : byTensor[order.front()][f];
         if (r && r->ok())
@@ -177,6 +196,13 @@ int runSensitivity(QCommandLineParser& parser)
             std::printf(" %14s", "-");
     }
     std::printf("\n");
+    const auto skipped = skippedWeights(*model);
+    if (!skipped.empty()) {
+        std::printf("\nnot measured: %zu weight tensor(s)", skipped.size());
+        for (const auto& [tensor, reason] : skipped)
+            std::printf("\n  %s: %s", cli::shown(tensor).c_str(), reason.c_str());
+        std::printf("\n");
+    }
     if (importance) {
         const auto coverage = qs::matchImportance(*importance, *model);
         std::printf("\nimportance: %zu tensors matched, %zu without data", coverage.matched.size(),

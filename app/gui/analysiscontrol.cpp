@@ -66,6 +66,7 @@ void AnalysisControl::setModel(std::shared_ptr<const Model> model)
     if (m_analyzeAction)
         m_analyzeAction->setEnabled(canAnalyze());
     m_sensitivityView->setTensors(m_sensitivity->tensors());
+    m_sensitivityView->setSkipped(canAnalyze() ? m_sensitivity->skipped() : QStringList());
     m_sensitivityView->setMessage(
         canAnalyze()
             ? tr("Press Compute to quantize every weight matrix to each format and measure the error.")

@@ -119,7 +119,10 @@ void AnalysisPresenter::refreshChannels(const QString& waiting)
     else if (!s->error.empty())
         m_channels->setMessage(QString::fromStdString(s->error));
     else
-        m_channels->setTensor(name, s);
+        m_channels->setTensor(name, s,
+                              names.size() > 1 ? tr("the first of %1 selected tensors (one tensor at a time here)")
+                                                     .arg(names.size())
+                                               : QString());
 }
 
 } // namespace qs

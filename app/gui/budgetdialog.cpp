@@ -153,7 +153,11 @@ void BudgetDialog::onSolved(JobStatus status, const QString& error, uint64_t bud
     }
     emit fitted(tr("Fitted to %1: %2%3")
                     .arg(formatBytes(budgetBytes), formatBytes(solution.bytes),
-                         solution.optimal ? tr(", proven optimal") : tr(", gap %1").arg(solution.gap)));
+                         solution.optimal
+                             ? tr(", proven optimal")
+                             : tr(", error at most %1% above the best possible (search stopped early)")
+                                   .arg(solution.error > 0 ? 100.0 * solution.gap / solution.error : 0.0, 0, 'f',
+                                        1)));
 }
 
 } // namespace qs

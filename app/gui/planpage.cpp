@@ -64,6 +64,20 @@ QWidget* PlanPage::createToolBar(PlanSession* session, ErrorPresenter presentErr
     for (const std::string& name : presetNames())
         presets->addItem(QString::fromStdString(name));
     bar->addWidget(presets);
+    // The box shows the preset the current plan came from (a new model starts from its default preset),
+    // not the previous model's choice.
+    auto follow = [plan, presets] {
+        const QString from = QString::fromStdString(plan->plan().preset());
+        const int i = presets->findText(from);
+        if (i >= 0)
+            presets->setCurrentIndex(i);
+        presets->setToolTip(from.isEmpty() ? tr("Choose a preset and press Apply Preset")
+                                           : tr("The plan started from the %1 preset; choose another and press "
+                                                "Apply Preset, or drag tensors between tiers")
+                                                 .arg(from));
+    };
+    connect(plan, &PlanDocument::layoutChanged, presets, follow);
+    connect(plan, &PlanDocument::planChanged, presets, follow);
     bar->addAction(tr("Apply Preset"), this, [plan, presets, presentError] {
         try {
             plan->applyPreset(presets->currentText());

@@ -1,13 +1,16 @@
 #include "app/gui/plansession.h"
 
 #include "core/plan/export.h"
+#include "core/plan/exportfix.h"
 #include "core/plan/planio.h"
 #include "widgets/plandocument.h"
 
+#include <QAbstractButton>
 #include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSettings>
 #include <QTimer>
 #include <QUndoStack>
@@ -47,9 +50,25 @@ PlanSession::PlanSession(ErrorPresenter errors, QWidget* dialogParent)
 
 void PlanSession::startModel(ModelLayout layout, const QString& modelPath)
 {
+    // Switching models keeps an edited plan: its autosave is written now (not after the usual delay) and is
+    // offered when that model is opened again.
+    QString kept;
+    if (m_plan->hasModel() && !m_plan->undoStack()->isClean()) {
+        m_autosaveTimer->stop();
+        autosave();
+        kept = tr("Your unsaved plan for %1 is kept: it is offered again when you reopen that model. ")
+                   .arg(QFileInfo(m_modelPath).fileName());
+    }
     m_modelPath = modelPath;
     m_planPath.clear();
     m_plan->setLayout(std::move(layout));
+    if (!m_plan->plan().preset().empty())
+        emit message(kept + tr("New plan from the %1 preset: change it on the Plan tab (Preset, Fit to Budget, or "
+                               "drag tensors between tiers).")
+                                .arg(QString::fromStdString(m_plan->plan().preset())),
+                     12000);
+    else if (!kept.isEmpty())
+        emit message(kept, 12000);
     const auto autosave = newerAutosave(planKey().toStdString());
     if (!autosave)
         return;
@@ -156,18 +175,50 @@ void PlanSession::exportDialog(int targetId)
             QMessageBox::information(m_dialogParent, tr("Plan Exported"), tr("Wrote %1").arg(path),
                                      QMessageBox::Ok);
     } catch (const ExportError& e) {
-        QStringList lines;
-        for (const auto& p : e.problems())
-            lines << QStringLiteral("%1 (%2): %3")
-                         .arg(QString::fromStdString(p.tensor), QString::fromStdString(p.format),
-                              QString::fromStdString(p.reason));
-        m_errors(
-            tr("Export Plan"),
-            tr("This plan cannot be expressed for %1.").arg(QString::fromLatin1(exportTargetName(target))),
-            lines.mid(0, 20).join(QLatin1Char('\n')));
+        refusal(target, e.problems());
     } catch (const std::exception& e) {
         m_errors(tr("Export Plan"), tr("The plan could not be exported."), QString::fromStdString(e.what()));
     }
+}
+
+void PlanSession::refusal(ExportTarget target, const std::vector<ExportProblem>& problems)
+{
+    // Every problem in the details (the box scrolls), and the fixes as buttons.
+    QStringList lines;
+    for (const auto& p : problems)
+        lines << QStringLiteral("%1 (%2): %3")
+                     .arg(QString::fromStdString(p.tensor), QString::fromStdString(p.format),
+                          QString::fromStdString(p.reason));
+    const std::vector<PlanFix> fixes = exportFixes(m_plan->plan(), m_plan->layout(), problems);
+    QStringList labels;
+    for (const auto& f : fixes)
+        labels << QString::fromStdString(f.label);
+    const QString text = tr("This plan cannot be expressed for %1: %2.")
+                             .arg(QString::fromLatin1(exportTargetName(target)),
+                                  QString::fromStdString(describeProblemCount(problems))) +
+                         (fixes.empty() ? QString() : tr(" Apply a fix, then export again."));
+    auto apply = [this, fixes](int i) {
+        if (i < 0 || size_t(i) >= fixes.size())
+            return;
+        m_plan->setPlan(applyFix(m_plan->plan(), fixes[size_t(i)]), QString::fromStdString(fixes[size_t(i)].label));
+        emit message(tr("Applied: %1").arg(QString::fromStdString(fixes[size_t(i)].label)), 8000);
+    };
+    if (m_fixPrompt) {
+        m_fixPrompt(text, lines.join(QLatin1Char('\n')), labels, apply);
+        return;
+    }
+    if (fixes.empty()) {
+        m_errors(tr("Export Plan"), text, lines.join(QLatin1Char('\n')));
+        return;
+    }
+    auto* box = new QMessageBox(QMessageBox::Warning, tr("Export Plan"), text, QMessageBox::Cancel, m_dialogParent);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->setDetailedText(lines.join(QLatin1Char('\n')));
+    QList<QAbstractButton*> buttons;
+    for (const QString& label : labels)
+        buttons << box->addButton(label, QMessageBox::AcceptRole);
+    connect(box, &QMessageBox::buttonClicked, this, [buttons, apply](QAbstractButton* b) { apply(int(buttons.indexOf(b))); });
+    box->open();
 }
 
 } // namespace qs

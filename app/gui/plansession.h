@@ -5,6 +5,7 @@
 // has one, else by the model path (planKey()).
 
 #include "app/gui/errorpresenter.h"
+#include "core/plan/export.h"
 #include "core/plan/modellayout.h"
 
 #include <QObject>
@@ -27,11 +28,17 @@ public:
     // question box on the dialog parent.
     using RestorePrompt = std::function<void(const QString& autosavePath, std::function<void(bool)> answer)>;
 
+    // An export refusal: the summary, every problem, and the one-click fixes; calls choose(i) to apply fix i
+    // (one undo step), or never. The default is a non-blocking warning box with a button per fix.
+    using FixPrompt = std::function<void(const QString& text, const QString& details, const QStringList& fixes,
+                                         std::function<void(int)> choose)>;
+
     // Dialogs open on dialogParent, which also owns the session.
     PlanSession(ErrorPresenter errors, QWidget* dialogParent);
 
     PlanDocument* document() const { return m_plan; }
     void setRestorePrompt(RestorePrompt prompt) { m_restorePrompt = std::move(prompt); }
+    void setFixPrompt(FixPrompt prompt) { m_fixPrompt = std::move(prompt); }
 
     // A new model: a plan from the default preset; an autosave newer than the saved plan is offered.
     void startModel(ModelLayout layout, const QString& modelPath);
@@ -49,11 +56,13 @@ signals:
 
 private:
     void autosave();
+    void refusal(ExportTarget target, const std::vector<ExportProblem>& problems);
 
     PlanDocument* m_plan = nullptr;
     QWidget* m_dialogParent = nullptr;
     ErrorPresenter m_errors;
     RestorePrompt m_restorePrompt;
+    FixPrompt m_fixPrompt;
     QTimer* m_autosaveTimer = nullptr;
     QString m_modelPath;
     QString m_planPath;

@@ -21,6 +21,10 @@ public:
     void add(const QString& path);
     void remove(const QString& path);
 
+    // The menu texts (without the &N accelerator): the file name, and where two entries share a file name
+    // ("model.safetensors" of two checkpoints) the folders that tell them apart.
+    static QStringList labels(const QStringList& paths);
+
 signals:
     void openRequested(const QString& path);
 

@@ -162,18 +162,16 @@ bool Plan::unassign(const std::string& tensor)
     return m_assignments.erase(tensor) > 0;
 }
 
-void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
-                const std::string& fallbackFormat)
+std::vector<int> ruleMatches(const ModelLayout& model, const std::vector<PlanRule>& rules)
 {
     struct Compiled {
-        const PlanRule* rule;
         std::optional<NamePattern> re;
         TensorRole role = TensorRole::Other;
     };
     std::vector<Compiled> compiled;
     for (const auto& r : rules) {
         requireFormat(r.format);
-        Compiled c{&r, std::nullopt};
+        Compiled c;
         if (r.match == PlanRule::Match::Regex) {
             c.re.emplace(r.pattern); // linear-time matching: names and patterns are hostile input
         } else {
@@ -184,23 +182,33 @@ void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule
         }
         compiled.push_back(std::move(c));
     }
-    if (!fallbackFormat.empty())
-        requireFormat(fallbackFormat);
-    for (const auto& t : model.tensors) {
+    std::vector<int> matches(model.tensors.size(), kNotPlannable);
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+        const TensorInfo& t = model.tensors[i];
         if (!isPlannable(t))
             continue;
         const TensorRole role = planRole(t).role;
-        bool matched = false;
-        for (const auto& c : compiled) {
-            const bool hit = c.re ? c.re->search(t.name) : c.role == role;
-            if (hit) {
-                plan.assign(t.name, c.rule->format);
-                matched = true;
+        matches[i] = kNoRule;
+        for (size_t k = 0; k < compiled.size(); ++k)
+            if (compiled[k].re ? compiled[k].re->search(t.name) : compiled[k].role == role) {
+                matches[i] = int(k);
                 break;
             }
-        }
-        if (!matched && !fallbackFormat.empty())
-            plan.assign(t.name, fallbackFormat);
+    }
+    return matches;
+}
+
+void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
+                const std::string& fallbackFormat)
+{
+    const std::vector<int> matches = ruleMatches(model, rules);
+    if (!fallbackFormat.empty())
+        requireFormat(fallbackFormat);
+    for (size_t i = 0; i < model.tensors.size(); ++i) {
+        if (matches[i] >= 0)
+            plan.assign(model.tensors[i].name, rules[size_t(matches[i])].format);
+        else if (matches[i] == kNoRule && !fallbackFormat.empty())
+            plan.assign(model.tensors[i].name, fallbackFormat);
     }
 }
 

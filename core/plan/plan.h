@@ -102,6 +102,12 @@ private:
 // qs::Error(BadValue) for an invalid regex, unknown role or unknown format.
 void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
                 const std::string& fallbackFormat = {});
+// For each tensor of the model (same order as model.tensors): the index of the first rule that matches it,
+// kNoRule for a plannable tensor no rule matches, kNotPlannable for norms, biases and the like. Validates
+// the rules as applyRules does (the rules editor previews with it).
+inline constexpr int kNoRule = -1;
+inline constexpr int kNotPlannable = -2;
+std::vector<int> ruleMatches(const ModelLayout& model, const std::vector<PlanRule>& rules);
 // Parses a rules file: JSON ({"rules": [{"regex"|"role": ..., "format": ...}]}) or text lines
 // "REGEX=FORMAT" / "role:ROLE=FORMAT" ('#' comments, blank lines ignored).
 std::vector<PlanRule> parseRules(const std::string& text, const std::string& fileName = {});

@@ -26,10 +26,30 @@
 
 namespace qs {
 
+std::string sensitivitySkipReason(const TensorInfo& t)
+{
+    if (t.shape.size() < 2)
+        return "a " + std::to_string(t.shape.size()) + "-D tensor (norm, bias or scalar): kept in high precision";
+    if (t.elements() == 0)
+        return "empty";
+    if (!dtypeInfo(t.dtype).decodable)
+        return std::string("stored as ") + dtypeName(t.dtype) + ", which cannot be decoded";
+    if (t.role.role == TensorRole::Conv)
+        return "a convolution kernel (" + std::to_string(t.shape.size()) +
+               "-D): not measured yet (runtimes flatten kernels differently per layout); the plan's format "
+               "applies, its error is not known";
+    if (t.shape.size() > 2)
+        return "a stacked " + std::to_string(t.shape.size()) +
+               "-D tensor (e.g. all experts of a layer): not measured yet; the plan's format applies, its error "
+               "is not known";
+    if (!roleIsQuantizable(t.role.role) && t.role.role != TensorRole::Other)
+        return std::string("role ") + roleName(t.role.role) + " stays in high precision";
+    return {};
+}
+
 bool isSensitivityCandidate(const TensorInfo& t)
 {
-    const bool role = roleIsQuantizable(t.role.role) || t.role.role == TensorRole::Other;
-    return role && t.shape.size() == 2 && t.shape[0] > 0 && t.shape[1] > 0 && dtypeInfo(t.dtype).decodable;
+    return sensitivitySkipReason(t).empty();
 }
 
 namespace {

@@ -63,6 +63,8 @@ std::filesystem::path sensitivityCacheFile(const Model& model, const std::filesy
 // an unclassified one (TensorRole::Other): outside the known LLM namings (e.g. PaddleOCR's linear_N.w_0) a
 // 2-D weight is a matmul weight, while norms and biases are 1-D.
 bool isSensitivityCandidate(const TensorInfo& tensor);
+// Why a tensor is not in the matrix (empty when it is), for the GUI and the CLI to say so.
+std::string sensitivitySkipReason(const TensorInfo& tensor);
 
 // Called from worker threads, one call at a time.
 using SensitivityCallback = std::function<void(const SensitivityResult&)>;

@@ -181,6 +181,19 @@ private slots:
         // The nine 2-D linear weights (convolutions are 4-D).
         QCOMPARE(root.value(QStringLiteral("results")).toArray().size(), qsizetype(9 * 8));
         checkAgainstCore(kPpocr, root);
+        // Issue 13 #4: every other weight tensor (2-D and up) is listed with the reason it is not measured.
+        const auto model = qs::openModel(kPpocr.toStdString());
+        QStringList expected;
+        for (const auto& t : model->tensors())
+            if (t.shape.size() >= 2 && !qs::isSensitivityCandidate(t))
+                expected << QString::fromStdString(t.name);
+        QCOMPARE(expected.size(), 47 - 9); // PP-OCR: 47 weight tensors, 9 of them linear
+        QStringList skipped;
+        for (const auto& v : root.value(QStringLiteral("skipped")).toArray()) {
+            skipped << v.toObject().value(QStringLiteral("tensor")).toString();
+            QVERIFY(v.toObject().value(QStringLiteral("reason")).toString().contains(QStringLiteral("convolution")));
+        }
+        QCOMPARE(skipped, expected);
         // The heavy-tailed head (120 x 6625): per-tensor FP8 keeps more than per-row INT4 on the same tensor.
         double fp8 = 0, int4 = 0;
         for (const auto& v : root.value(QStringLiteral("results")).toArray()) {

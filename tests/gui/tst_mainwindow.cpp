@@ -3,6 +3,7 @@
 // stays), drag and drop, cancel, and what persists in QSettings.
 #include "app/gui/mainwindow.h"
 #include "app/gui/modelloader.h"
+#include "app/gui/recentfiles.h"
 #include "core/stats/stats.h"
 #include "widgets/histogramview.h"
 #include "widgets/modelsummary.h"
@@ -14,6 +15,7 @@
 #include "widgets/tradeoffview.h"
 #include "widgets/tensortreemodel.h"
 
+#include <QComboBox>
 #include <QDialog>
 #include <QDoubleSpinBox>
 #include <QDir>
@@ -60,8 +62,11 @@ private slots:
     void dropOpensFile();
     void cancelDropsResult();
     void persistsRecentFilesAndGeometry();
+    void recentFilesTellSameNamesApart();
+    void exportRefusalOffersFixes();
     void planUndoShortcutsAndSync();
     void autosavedPlanIsOfferedAfterCrash();
+    void switchingModelsKeepsEditedPlan();
     void groupSelectionShowsMergedHistogram();
     void fitToBudgetDialog();
     void configOnlyPlansWithoutWeights();
@@ -236,6 +241,64 @@ void TestMainWindow::persistsRecentFilesAndGeometry()
     QCOMPARE(again.modelPath(), sample);
 }
 
+void TestMainWindow::recentFilesTellSameNamesApart()
+{
+    // Two checkpoints both named model.safetensors (issue 13 #7): each entry shows the folder that differs.
+    const QStringList labels = RecentFiles::labels({QStringLiteral("/m/llama-8b/model.safetensors"),
+                                                    QStringLiteral("/m/qwen-7b/model.safetensors"),
+                                                    QStringLiteral("/m/a/ckpt/w.gguf"), QStringLiteral("/m/b/ckpt/w.gguf"),
+                                                    QStringLiteral("/m/stories.gguf")});
+    QCOMPARE(labels.value(0), QStringLiteral("model.safetensors \u2014 llama-8b"));
+    QCOMPARE(labels.value(1), QStringLiteral("model.safetensors \u2014 qwen-7b"));
+    QCOMPARE(labels.value(2), QStringLiteral("w.gguf \u2014 a/ckpt"));
+    QCOMPARE(labels.value(3), QStringLiteral("w.gguf \u2014 b/ckpt"));
+    QCOMPARE(labels.value(4), QStringLiteral("stories.gguf"));
+}
+
+void TestMainWindow::exportRefusalOffersFixes()
+{
+    // Issue 13 #8: an integer plan that quantizes the embedding and mixes q/k/v formats is refused by
+    // compressed-tensors; the refusal names problems and tensors, offers fixes, and each fix is one undo step.
+    MainWindow window;
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    PlanDocument* doc = window.planDocument();
+    Plan p = doc->plan();
+    p.clearAssignments();
+    for (const auto& t : doc->layout().tensors)
+        if (t.shape.size() == 2)
+            p.assign(t.name, "INT8-ch-sym");
+    p.assign("blk.0.attn_v.weight", "INT4-ch-sym");
+    QVERIFY(doc->setPlan(p, QStringLiteral("integer plan")));
+
+    QString text, shownDetails;
+    QStringList fixes;
+    int choice = 0;
+    window.planSession()->setFixPrompt([&](const QString& t, const QString& details, const QStringList& f,
+                                           std::function<void(int)> choose) {
+        text = t;
+        fixes = f;
+        shownDetails = details;
+        choose(choice);
+    });
+    const int steps = doc->undoStack()->count();
+    window.planSession()->exportDialog(int(ExportTarget::CompressedTensors));
+    QVERIFY2(text.contains(QStringLiteral("4 problems across 4 tensors")), qPrintable(text));
+    QVERIFY(shownDetails.contains(QStringLiteral("token_embd.weight (INT8-ch-sym): only Linear layers")));
+    QCOMPARE(fixes, (QStringList{QStringLiteral("Keep the embedding and output head at 16 bits"),
+                                 QStringLiteral("Give the fused group one format (its most precise)")}));
+    QCOMPARE(doc->plan().assignments().at("token_embd.weight"), std::string("BF16"));
+    QCOMPARE(doc->undoStack()->count(), steps + 1);
+    // Again: only the fused group is left; raising it makes the plan exportable.
+    window.planSession()->exportDialog(int(ExportTarget::CompressedTensors));
+    QCOMPARE(fixes, QStringList{QStringLiteral("Give the fused group one format (its most precise)")});
+    QCOMPARE(doc->plan().assignments().at("blk.0.attn_q.weight"), std::string("INT8-ch-sym"));
+    QCOMPARE(doc->plan().assignments().at("blk.0.attn_v.weight"), std::string("INT8-ch-sym"));
+    QCOMPARE(doc->undoStack()->count(), steps + 2);
+    exportPlan(doc->plan(), ExportTarget::CompressedTensors); // throws on a refusal
+}
+
 void TestMainWindow::planUndoShortcutsAndSync()
 {
     MainWindow window;
@@ -308,6 +371,45 @@ void TestMainWindow::autosavedPlanIsOfferedAfterCrash()
     QVERIFY(again.savePlanTo(m_dir.filePath(QStringLiteral("saved.plan.json"))));
     QVERIFY(!QFileInfo::exists(QString::fromStdString(autosavePath(model.toStdString()).string())));
     QVERIFY(loadPlan(m_dir.filePath(QStringLiteral("saved.plan.json")).toStdString()) == again.planDocument()->plan());
+}
+
+void TestMainWindow::switchingModelsKeepsEditedPlan()
+{
+    // Issue 13 #10: opening a model right after an edit (before the autosave delay) keeps the edit: it is
+    // written at the switch, said in the status bar, and offered when the model is opened again.
+    const QString model = QFileInfo(samplePath()).absoluteFilePath();
+    const std::string name = "blk.2.attn_v.weight";
+    discardAutosave(model.toStdString());
+    MainWindow window;
+    QStringList offered;
+    window.setRestorePrompt([&](const QString& path, std::function<void(bool)> answer) {
+        offered << path;
+        answer(true);
+    });
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QVERIFY(offered.isEmpty());
+    QVERIFY(window.planDocument()->assign({QString::fromStdString(name)}, QStringLiteral("BF16")));
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 2, 10000);
+    QCOMPARE(offered.size(), 1);
+    QCOMPARE(window.planDocument()->plan().formatOf(name).value_or(""), std::string("BF16"));
+
+    // The preset box follows the plan: a preset applied here, then a new plan for the reopened model shows
+    // that model's default preset again, not the previous choice.
+    auto* presets = window.findChild<QComboBox*>(QStringLiteral("planPreset"));
+    QVERIFY(presets);
+    const QString initial = QString::fromStdString(window.planDocument()->plan().preset());
+    QVERIFY(!initial.isEmpty());
+    QCOMPARE(presets->currentText(), initial);
+    QVERIFY(window.planDocument()->applyPreset(QStringLiteral("all-Q8_0")));
+    QCOMPARE(presets->currentText(), QStringLiteral("all-Q8_0"));
+    window.setRestorePrompt([](const QString&, std::function<void(bool)> answer) { answer(false); });
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 3, 10000);
+    QCOMPARE(presets->currentText(), initial);
+    discardAutosave(model.toStdString());
 }
 
 void TestMainWindow::groupSelectionShowsMergedHistogram()

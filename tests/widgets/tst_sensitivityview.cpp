@@ -46,6 +46,7 @@ private slots:
     void cellsColoursAndText();
     void clickReportsTensorAndFormat();
     void barsFollowChosenFormat();
+    void barLabelsThinToFit();
     void curvesPerRoleAndSelection();
 };
 
@@ -170,6 +171,42 @@ void TestSensitivityView::barsFollowChosenFormat()
     QCOMPARE(clicked.count(), 1);
     QCOMPARE(clicked.at(0).at(0).toString(), QStringLiteral("b.weight"));
     QCOMPARE(clicked.at(0).at(1).toString(), QStringLiteral("Q4_K"));
+}
+
+void TestSensitivityView::barLabelsThinToFit()
+{
+    // Issue 13 #6: 114 tensor names under a narrow chart smeared together; only as many as fit are written.
+    SensitivityView view;
+    view.setFormats({QStringLiteral("Q8_0")});
+    QStringList tensors;
+    std::vector<SensitivityResult> results;
+    std::vector<std::string> names;
+    for (int i = 0; i < 114; ++i)
+        names.push_back("blk." + std::to_string(i / 7) + ".t" + std::to_string(i % 7) + ".weight");
+    for (const auto& n : names) {
+        tensors << QString::fromStdString(n);
+        results.push_back(cell(n.c_str(), "Q8_0", 35, 8.5, 1));
+    }
+    view.setTensors(tensors);
+    view.addResults(results);
+    view.resize(700, 600);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QCustomPlot* plot = view.barPlot();
+    // Labels drawn at most one per label height of the plot's width: the ticks never overlap.
+    QTRY_VERIFY(view.barLabelStep() > 1);
+    auto ticker = plot->xAxis->ticker().dynamicCast<QCPAxisTickerText>();
+    QVERIFY(ticker);
+    const int shown = int(ticker->ticks().size());
+    const double lineHeight = QFontMetricsF(plot->xAxis->tickLabelFont()).height();
+    QVERIFY2(shown * lineHeight <= plot->width(), qPrintable(QStringLiteral("%1 labels").arg(shown)));
+    QCOMPARE(shown, (114 + view.barLabelStep() - 1) / view.barLabelStep());
+    // A selected tensor is always named.
+    view.setSelectedTensors({QStringLiteral("blk.15.t4.weight")});
+    QTRY_VERIFY(plot->xAxis->ticker().dynamicCast<QCPAxisTickerText>()->ticks().contains(109.0));
+    // Wide enough: every name.
+    view.resize(3000, 600);
+    QTRY_COMPARE(view.barLabelStep(), 1);
 }
 
 void TestSensitivityView::curvesPerRoleAndSelection()

@@ -235,6 +235,10 @@ void TestStatsViews::channels()
     view.setSorted(true);
     QCOMPARE(view.order().front(), size_t(3));
     QVERIFY(view.summaryText().contains(QStringLiteral("1 outlier")));
+    QVERIFY(!view.summaryText().contains(QStringLiteral("selected")));
+    // Several tensors selected: the view says it shows the first (issue 13).
+    view.setTensor(QStringLiteral("layer.a.weight"), m_store->shared(0), QStringLiteral("the first of 3 selected tensors"));
+    QVERIFY(view.summaryText().contains(QStringLiteral("the first of 3 selected tensors")));
     view.setOutlierFactor(1000);
     QVERIFY(view.outliers().empty());
     // A 1-D tensor has one channel: a message instead of a plot.

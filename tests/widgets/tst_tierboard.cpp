@@ -3,6 +3,7 @@
 // groups drag all their tensors; non-plannable tensors and foreign MIME data are refused; the footprint
 // panel follows every change with the bytes the plan implies.
 #include "core/plan/plan.h"
+#include "core/quant/format.h"
 #include "widgets/footprintpanel.h"
 #include "widgets/plandocument.h"
 #include "widgets/tierboardmodel.h"
@@ -11,7 +12,9 @@
 #include <QAbstractItemModelTester>
 #include <QApplication>
 #include <QLabel>
+#include <QMenu>
 #include <QMimeData>
+#include <QSpinBox>
 #include <QTreeView>
 #include <QUndoStack>
 #include <QtTest>
@@ -76,6 +79,8 @@ private slots:
     void groupDragMovesAllTensors();
     void refusesForeignAndNonPlannable();
     void footprintFollowsPlan();
+    void contextBeyondTrainingIsFlagged();
+    void tiersAreEditable();
     void keyboardMove();
     void shortcutAndSyntheticDrop();
     void headerBitsPerWeight();
@@ -220,6 +225,81 @@ void TestTierBoard::footprintFollowsPlan()
         QCOMPARE(panel.fits().front().footprint.weightsBytes, before);
         QVERIFY(panel.fits().front().fits);
     }
+}
+
+void TestTierBoard::contextBeyondTrainingIsFlagged()
+{
+    // Issue 13 #10: a context above the trained 2048 tokens is flagged where it is chosen; at or below, silent.
+    PlanDocument doc;
+    FootprintPanel panel(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q8_0"));
+    auto* context = panel.findChild<QSpinBox*>(QStringLiteral("footprintContext"));
+    QVERIFY(context);
+    QCOMPARE(context->value(), 2048); // the trained context (below 4096)
+    QVERIFY(!panel.summaryText().contains(QStringLiteral("beyond")));
+    context->setValue(131072);
+    QVERIFY2(panel.summaryText().contains(QStringLiteral("Context 131,072 is beyond the model's trained context of "
+                                                         "2,048 tokens")),
+             qPrintable(panel.summaryText()));
+    context->setValue(2048);
+    QVERIFY(!panel.summaryText().contains(QStringLiteral("beyond")));
+}
+
+void TestTierBoard::tiersAreEditable()
+{
+    // Issue 13 #1: any format can become a tier, and tiers can be moved and removed, each one undo step.
+    PlanDocument doc;
+    TierBoardView board(&doc);
+    doc.setLayout(makeLayout(), QStringLiteral("all-Q4_K"));
+    const std::vector<std::string> before = doc.plan().tiers();
+    QVERIFY(doc.plan().tierIndex("INT8-ch-sym") < 0);
+
+    QMenu add;
+    board.fillAddTierMenu(&add);
+    auto* int8 = add.findChild<QAction*>(QStringLiteral("addTier:INT8-ch-sym"));
+    QVERIFY(int8);
+    QVERIFY(int8->text().contains(QStringLiteral("bpw")));
+    QVERIFY(!add.findChild<QAction*>(QStringLiteral("addTier:Q4_K"))); // already a tier
+    int8->trigger();
+    QCOMPARE(doc.undoStack()->count(), 1);
+    const int at = doc.plan().tierIndex("INT8-ch-sym");
+    QVERIFY(at >= 0);
+    // Placed by bits per weight: every tier before it stores more bits, every tier after it fewer or equal.
+    auto bits = [](const std::string& f) { return *formatBitsPerWeight(*findFormat(f), 4096, 4096); };
+    for (int i = 0; i < int(doc.plan().tiers().size()); ++i)
+        if (i != at)
+            QVERIFY2(i < at ? bits(doc.plan().tiers()[size_t(i)]) > bits("INT8-ch-sym")
+                            : bits(doc.plan().tiers()[size_t(i)]) <= bits("INT8-ch-sym"),
+                     doc.plan().tiers()[size_t(i)].c_str());
+    // A board column appeared for it.
+    TierBoardModel* model = board.model();
+    const int column = model->tierForFormat(QStringLiteral("INT8-ch-sym"));
+    QVERIFY(column >= 0);
+    QCOMPARE(board.tierViewCount(), model->tierCount());
+
+    // Move it right, then put the head in it and remove the tier: the head returns to its stored type.
+    QMenu header;
+    board.fillTierMenu(&header, column);
+    QCOMPARE(header.actions().size(), 5); // left, right, remove, separator, add
+    header.actions()[1]->trigger();
+    QCOMPARE(doc.plan().tierIndex("INT8-ch-sym"), at + 1);
+    QVERIFY(doc.assign({QStringLiteral("lm_head.weight")}, QStringLiteral("INT8-ch-sym")));
+    QMenu again;
+    board.fillTierMenu(&again, model->tierForFormat(QStringLiteral("INT8-ch-sym")));
+    QVERIFY(again.actions()[2]->text().contains(QStringLiteral("return 1 tensor to the stored type")));
+    again.actions()[2]->trigger();
+    QVERIFY(doc.plan().tierIndex("INT8-ch-sym") < 0);
+    QVERIFY(!doc.plan().formatOf("lm_head.weight"));
+    QCOMPARE(doc.undoStack()->count(), 4);
+    // Undo all: the original tiers and assignments.
+    while (doc.undoStack()->canUndo())
+        doc.undoStack()->undo();
+    QCOMPARE(doc.plan().tiers(), before);
+    QCOMPARE(doc.plan().formatOf("lm_head.weight").value_or(""), std::string("Q4_K"));
+    // "Unchanged" has no tier menu.
+    QMenu unchanged;
+    board.fillTierMenu(&unchanged, model->tierForFormat(QString()));
+    QVERIFY(unchanged.isEmpty());
 }
 
 void TestTierBoard::keyboardMove()
