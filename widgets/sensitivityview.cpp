@@ -24,6 +24,7 @@
 #include <QToolTip>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <qcustomplot.h>
@@ -412,6 +413,7 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     barsLayout->addWidget(m_bars, 1);
 
     auto* curvesPage = new QWidget;
+    curvesPage->setMinimumWidth(300); // its legend and ticks need room; the bars thin their labels instead
     auto* curvesLayout = new QVBoxLayout(curvesPage);
     curvesLayout->setContentsMargins(0, 4, 0, 0);
     auto* curvesTitle = new QLabel(tr("SQNR vs bits per weight: mean per role, selected tensor bold"));
@@ -425,6 +427,21 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     m_curves->xAxis->setLabel(tr("bits per weight"));
     m_curves->yAxis->setLabel(tr("SQNR (dB)"));
     m_curves->legend->setVisible(true);
+    m_curves->installEventFilter(this);
+    m_curves->setMouseTracking(true);
+    connect(m_curves, &QCustomPlot::mouseMove, this, [this](QMouseEvent* event) {
+        QCPAbstractPlottable* line = m_curves->plottableAt(event->position(), false);
+        if (!line) {
+            QToolTip::hideText();
+            return;
+        }
+        QToolTip::showText(event->globalPosition().toPoint(),
+                           tr("%1: %2 dB at %3 bits per weight")
+                               .arg(line->name())
+                               .arg(m_curves->yAxis->pixelToCoord(event->position().y()), 0, 'f', 1)
+                               .arg(m_curves->xAxis->pixelToCoord(event->position().x()), 0, 'f', 2),
+                           m_curves);
+    });
     putLegendAbove(m_curves, 5);
     curvesLayout->addWidget(m_curves, 1);
 
@@ -433,6 +450,7 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     plots->addWidget(curvesPage);
     plots->setStretchFactor(0, 1);
     plots->setStretchFactor(1, 1);
+    plots->setSizes({1000, 1000}); // half and half (scaled to the width when shown)
     splitter->addWidget(plots);
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 2);
@@ -737,6 +755,8 @@ bool SensitivityView::eventFilter(QObject* watched, QEvent* event)
 {
     if (watched == m_bars && event->type() == QEvent::Resize)
         QTimer::singleShot(0, this, &SensitivityView::updateBars); // after the plot took its new size
+    if (watched == m_curves && event->type() == QEvent::Resize)
+        QTimer::singleShot(0, this, &SensitivityView::updateCurves);
     return QWidget::eventFilter(watched, event);
 }
 
@@ -753,14 +773,39 @@ void SensitivityView::updateBars()
     QFont font = m_bars->xAxis->tickLabelFont();
     font.setPointSizeF(values.size() > 40 ? 7.0 : 8.0);
     m_bars->xAxis->setTickLabelFont(font);
-    const double lineHeight = QFontMetricsF(font).height() + 1.0;
+    const QFontMetricsF metrics(font);
+    const double lineHeight = metrics.height() + 1.0;
     const double room = std::max(40.0, double(m_bars->width()) - 60.0);
     const size_t step = std::max<size_t>(1, size_t(std::ceil(double(values.size()) * lineHeight / room)));
+    // The names run vertically: short ones (without "blk."/"model.layers." and ".weight") when the full ones
+    // would take more than about 40% of the chart's height, none (hover names a bar) when even those would.
+    auto shortName = [](QString name) {
+        if (name.endsWith(QLatin1String(".weight")))
+            name.chop(7);
+        for (const char* prefix : {"model.layers.", "blk.", "layers.", "model."})
+            if (name.startsWith(QLatin1String(prefix)))
+                return name.mid(int(std::strlen(prefix)));
+        return name;
+    };
+    const double tall = 0.4 * double(m_bars->height());
+    double fullWidth = 0, shortWidth = 0;
+    for (const QString& t : tensors) {
+        QString full = t;
+        if (full.endsWith(QLatin1String(".weight")))
+            full.chop(7);
+        fullWidth = std::max(fullWidth, metrics.horizontalAdvance(full));
+        shortWidth = std::max(shortWidth, metrics.horizontalAdvance(shortName(t)));
+    }
+    const bool useShort = fullWidth > tall;
+    const bool noNames = useShort && shortWidth > tall;
+    m_bars->xAxis->setLabel(noNames ? tr("tensors in model order (hover a bar for its name)") : QString());
     for (size_t i = 0; i < values.size(); ++i) {
         QString label = tensors[int(i)];
         if (label.endsWith(QLatin1String(".weight")))
             label.chop(7);
-        if (i % step == 0 || m_selected.contains(tensors[int(i)]))
+        if (useShort)
+            label = shortName(tensors[int(i)]);
+        if (!noNames && (i % step == 0 || m_selected.contains(tensors[int(i)])))
             ticker->addTick(double(i), label);
         if (!std::isfinite(values[i]))
             continue;
@@ -779,7 +824,7 @@ void SensitivityView::updateBars()
     m_bars->xAxis->setRange(-0.6, std::max(1.0, double(values.size()) - 0.4));
     m_bars->yAxis->setRange(0, top > 0 ? top * 1.08 : 10);
     m_bars->yAxis->setTickLabels(!keys.isEmpty());
-    m_barLabelStep = int(step);
+    m_barLabelStep = noNames ? 0 : int(step);
     m_bars->replot();
 }
 
@@ -886,6 +931,29 @@ void SensitivityView::updateCurves()
         m_curves->yAxis->setRange(lo - dy, hi + dy);
     }
     m_curves->legend->setVisible(!lines.empty());
+    // As many legend columns as fit with whole names (a narrow plot wrapped five columns of clipped names).
+    {
+        const QFontMetrics fm(m_curves->legend->font());
+        int widest = 0;
+        for (const Curve& c : lines)
+            widest = std::max(widest, fm.horizontalAdvance(c.name));
+        const int column = widest + 40; // symbol and padding
+        const int wrap = std::clamp((m_curves->width() - 20) / std::max(column, 1), 1, 5);
+        m_curves->legend->setWrap(wrap);
+        // Too narrow for three columns, or too low to keep 140 px of plot under it: the legend would take the
+        // plot's place; hovering a line names it instead.
+        const int rows = (int(lines.size()) + wrap - 1) / wrap;
+        const bool fits = wrap >= 3 && m_curves->height() - rows * (fm.height() + 3) >= 140;
+        const bool show = !lines.empty() && fits;
+        // A hidden legend still holds its layout row: take it out of the layout, put it back when it fits.
+        if (!show && m_curves->legend->layout()) {
+            m_curves->plotLayout()->take(m_curves->legend);
+            m_curves->plotLayout()->simplify();
+        } else if (show && !m_curves->legend->layout()) {
+            putLegendAbove(m_curves, wrap);
+        }
+        m_curves->legend->setVisible(show);
+    }
     m_curves->replot();
 }
 

@@ -77,7 +77,8 @@ public:
     QString summaryText() const;
     QPushButton* computeButton() const { return m_compute; }
     QCustomPlot* barPlot() const { return m_bars; }
-    // Every how many bars a tensor name is written under the chart (1: all; more when they would overlap).
+    // Every how many bars a tensor name is written under the chart (1: all; more when they would overlap; 0:
+    // none, the chart is too low for the names and hovering a bar names it).
     int barLabelStep() const { return m_barLabelStep; }
     // The format of the bar chart.
     void setBarFormat(const QString& format);

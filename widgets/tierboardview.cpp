@@ -14,7 +14,7 @@
 #include <QLabel>
 #include <QMenu>
 #include <QScrollArea>
-#include <QToolButton>
+#include <QPushButton>
 #include <QTreeView>
 #include <QVBoxLayout>
 
@@ -41,20 +41,16 @@ TierBoardView::TierBoardView(PlanDocument* document, QWidget* parent)
     // Tiers are the user's: add any format as a column; right-click a column's header to move or remove it.
     auto* bar = new QHBoxLayout;
     bar->setContentsMargins(4, 2, 4, 0);
-    auto* add = new QToolButton;
+    auto* add = new QPushButton(tr("Add Tier"));
     add->setObjectName(QStringLiteral("addTier"));
-    add->setText(tr("Add Tier"));
-    add->setToolButtonStyle(Qt::ToolButtonTextOnly);
-    add->setPopupMode(QToolButton::InstantPopup);
     m_addMenu = new QMenu(add);
     connect(m_addMenu, &QMenu::aboutToShow, this, [this] { fillAddTierMenu(m_addMenu); });
     add->setMenu(m_addMenu);
     bar->addWidget(add);
-    auto* rules = new QToolButton;
+    auto* rules = new QPushButton(tr("Rules…"));
     rules->setObjectName(QStringLiteral("editRules"));
-    rules->setText(tr("Rules…"));
     rules->setToolTip(tr("Assign formats by role or name pattern (first match wins), with a live preview"));
-    connect(rules, &QToolButton::clicked, this, &TierBoardView::showRulesDialog);
+    connect(rules, &QPushButton::clicked, this, &TierBoardView::showRulesDialog);
     bar->addWidget(rules);
     auto* hint = new QLabel(tr("Right-click a tier's title to move or remove it"));
     hint->setStyleSheet(QStringLiteral("color: #666;"));
@@ -205,12 +201,15 @@ void TierBoardView::configureColumn(int t)
             // At a typical 4096 x 4096 matrix: per-tensor and per-column parts (zero points, scales
             // packed across columns) spread over many rows, as they do in a real model.
             if (auto b = formatBitsPerWeight(*f, 4096, 4096))
-                bits = tr(" · %1 bpw").arg(*b, 0, 'f', 2);
+                bits = tr("%1 bpw").arg(*b, 0, 'f', 2);
         }
     }
-    header->setText(tr("<b>%1</b>%2<br><span style='color:#555'>%3 · %4</span>")
-                        .arg(m_model->tierTitle(t).toHtmlEscaped(), bits)
-                        .arg(countNoun(uint64_t(names.size()), "tensor", "tensors"), formatBytes(bytes)));
+    // Three short lines so a narrow (empty) column shows its whole header: name, bits, contents.
+    header->setText(tr("<b>%1</b><br><span style='color:#555'>%2<br>%3</span>")
+                        .arg(m_model->tierTitle(t).toHtmlEscaped(), bits.isEmpty() ? tr("stored type") : bits)
+                        .arg(names.isEmpty() ? tr("empty")
+                                             : tr("%1 · %2").arg(countNoun(uint64_t(names.size()), "tensor", "tensors"),
+                                                                 formatBytes(bytes))));
     header->setToolTip(format.isEmpty() && m_model->tierAcceptsDrops(t)
                            ? tr("Tensors kept in their stored type; drop here to remove an assignment")
                            : tr("Drop tensors or groups here to store them as %1").arg(m_model->tierTitle(t)));

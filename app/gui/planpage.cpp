@@ -45,6 +45,7 @@ PlanPage::PlanPage(PlanSession* session, ErrorPresenter presentError, QWidget* p
     footprintScroll->setWidgetResizable(true);
     footprintScroll->setFrameShape(QFrame::NoFrame);
     footprintScroll->setMaximumWidth(440);
+    footprintScroll->setMinimumWidth(330); // GPU names, legend and table readable; the tier board scrolls
     footprintScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     splitter->addWidget(footprintScroll);
     splitter->setStretchFactor(0, 3);
