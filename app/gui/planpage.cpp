@@ -45,11 +45,13 @@ PlanPage::PlanPage(PlanSession* session, ErrorPresenter presentError, QWidget* p
     footprintScroll->setWidgetResizable(true);
     footprintScroll->setFrameShape(QFrame::NoFrame);
     footprintScroll->setMaximumWidth(440);
-    footprintScroll->setMinimumWidth(330); // GPU names, legend and table readable; the tier board scrolls
     footprintScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     splitter->addWidget(footprintScroll);
-    splitter->setStretchFactor(0, 3);
-    splitter->setStretchFactor(1, 1);
+    // The footprint panel starts at a readable 340 px (GPU names, legend, table); extra width goes to the
+    // tier board, which scrolls when it has too little.
+    splitter->setStretchFactor(0, 1);
+    splitter->setStretchFactor(1, 0);
+    splitter->setSizes({900, 340});
     layout->addWidget(splitter, 1);
 }
 
