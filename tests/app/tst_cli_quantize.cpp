@@ -64,6 +64,27 @@ private slots:
         QCOMPARE(o.value(QStringLiteral("files")).toArray().size(), 1);
         QVERIFY(o.value(QStringLiteral("warnings")).isArray());
         QVERIFY(bytes == readAll(kRef + QStringLiteral("/tiny-Q4_K_M-imatrix.gguf")));
+        // Per tensor: bytes adding up to the tensor data, an SQNR for every quantized tensor, null for a copy.
+        const QJsonArray tensors = o.value(QStringLiteral("tensors")).toArray();
+        QVERIFY(tensors.size() > 10);
+        qint64 sum = 0;
+        int measured = 0;
+        for (const auto& v : tensors) {
+            const QJsonObject t = v.toObject();
+            QVERIFY(!t.value(QStringLiteral("name")).toString().isEmpty());
+            QVERIFY(!t.value(QStringLiteral("format")).toString().isEmpty());
+            sum += t.value(QStringLiteral("bytes")).toInteger();
+            if (t.value(QStringLiteral("copied")).toBool()) {
+                QVERIFY(t.value(QStringLiteral("sqnr_db")).isNull());
+                QCOMPARE(t.value(QStringLiteral("sampled_values")).toInteger(), 0);
+            } else {
+                QVERIFY(t.value(QStringLiteral("sqnr_db")).toDouble() > 5);
+                QVERIFY(t.value(QStringLiteral("sampled_values")).toInteger() > 0);
+                ++measured;
+            }
+        }
+        QCOMPARE(sum, o.value(QStringLiteral("weight_bytes_written")).toInteger());
+        QVERIFY(measured > 0);
         // Not a terminal: no progress line.
         QVERIFY(r.err.isEmpty());
     }
