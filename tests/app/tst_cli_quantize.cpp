@@ -12,8 +12,6 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <csignal>
-#include <cstring>
-#include <random>
 
 namespace {
 
@@ -160,20 +158,8 @@ private slots:
         // 6 matrices of 2048 x 4096 in F16: a run of several steps with a temporary file of 30 MB.
         qstest::GgufBuilder b;
         b.kv("general.architecture", qstest::GgufBuilder::vStr("llama"));
-        std::mt19937 rng(7);
-        for (int i = 0; i < 6; ++i) {
-            std::string data(size_t{2048} * 4096 * 2, '\0');
-            for (size_t k = 0; k < data.size() / 2; ++k) {
-                const uint16_t h = static_cast<uint16_t>(0x2000 + (rng() & 0x1FFF) + ((rng() & 1) << 15));
-                std::memcpy(data.data() + 2 * k, &h, 2);
-            }
-            b.tensors.push_back({"blk." + std::to_string(i) + ".ffn_down.weight",
-                                 {4096, 2048},
-                                 1,
-                                 std::move(data),
-                                 std::nullopt,
-                                 std::nullopt});
-        }
+        for (int i = 0; i < 6; ++i)
+            b.randomF16("blk." + std::to_string(i) + ".ffn_down.weight", 4096, 2048, 7 + i);
         const QString folder = tmp(QStringLiteral("big"));
         QVERIFY(QDir().mkpath(folder));
         const QString model = folder + QStringLiteral("/big.gguf");
