@@ -370,8 +370,18 @@ void QuantizeDialog::browseImportance()
 
 void QuantizeDialog::showError(const QString& text)
 {
+    // A validation failure lists every problem: the first ones here, all of them in the tooltip.
+    constexpr int kShownLines = 12;
+    QStringList lines = text.split(QLatin1Char('\n'));
+    if (lines.size() > kShownLines) {
+        const qsizetype more = lines.size() - kShownLines;
+        lines = lines.mid(0, kShownLines);
+        lines << tr("… and %1 more (hover to see all)").arg(more);
+    }
     m_message->setStyleSheet(QStringLiteral("color: #b00020;"));
-    m_message->setText(text);
+    m_message->setTextFormat(Qt::PlainText);
+    m_message->setText(lines.join(QLatin1Char('\n')));
+    m_message->setToolTip(text);
 }
 
 QString QuantizeDialog::messageText() const
@@ -415,6 +425,8 @@ bool QuantizeDialog::run()
     m_resultModel->setTensors({});
     m_summary->hide();
     m_message->setStyleSheet(QString());
+    m_message->setToolTip(QString());
+    m_message->setTextFormat(Qt::PlainText);
     m_message->setText(tr("Quantizing to %1…").arg(output));
     m_job = std::make_shared<QuantizeJob>(std::move(params));
     if (m_jobHook)
@@ -483,6 +495,8 @@ void QuantizeDialog::onFinished(JobStatus status, const QString& error)
         for (const auto& w : r.warnings)
             text += QStringLiteral("<br>") + tr("Warning: %1").arg(QString::fromStdString(w).toHtmlEscaped());
         m_message->setStyleSheet(QString());
+        m_message->setTextFormat(Qt::RichText);
+        m_message->setToolTip(QString());
         m_message->setText(text);
         m_resultModel->setTensors(r.tensors);
         m_table->resizeColumnsToContents();

@@ -46,6 +46,7 @@ private slots:
     void targetsForGgufModel();
     void targetsForSafetensorsModel();
     void runWritesWhatTheSummarySays();
+    void failureIsShownInTheDialog();
     void cancelMidRunLeavesNothing();
     void cancelFromJobAreaLeavesNothing();
 
@@ -219,6 +220,29 @@ void TestQuantizeDialog::runWritesWhatTheSummarySays()
     QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
     QCOMPARE(loaded.front().front().toString(), QFileInfo(out).absoluteFilePath());
     QCOMPARE(window.model()->tensors().size(), size_t(model->rowCount()));
+}
+
+void TestQuantizeDialog::failureIsShownInTheDialog()
+{
+    MainWindow window;
+    open(window, kGguf);
+    QuantizeDialog* dialog = window.quantize();
+    // The job's validation: the folder must exist; nothing is created.
+    const QString out = m_dir.filePath(QStringLiteral("no-such-folder/out.gguf"));
+    dialog->setOutputPath(out);
+    QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
+    QVERIFY(dialog->run());
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Failed);
+    QVERIFY2(dialog->messageText().contains(QStringLiteral("nothing was written")), qPrintable(dialog->messageText()));
+    QVERIFY2(dialog->messageText().contains(QStringLiteral("does not exist")), qPrintable(dialog->messageText()));
+    QVERIFY(!dialog->result());
+    QVERIFY(!QFileInfo::exists(m_dir.filePath(QStringLiteral("no-such-folder"))));
+    QVERIFY(!dialog->findChild<QTableView*>(QStringLiteral("quantizeResults"))->isVisible());
+    // An empty output is refused before anything starts.
+    dialog->setOutputPath(QString());
+    QVERIFY(!dialog->run());
+    QVERIFY(dialog->messageText().contains(QStringLiteral("Choose where")));
 }
 
 void TestQuantizeDialog::cancelMidRunLeavesNothing()
