@@ -7,6 +7,7 @@
 #include "widgets/plandocument.h"
 #include "widgets/quantizeresultmodel.h"
 
+#include <QCheckBox>
 #include <QDesktopServices>
 #include <QDir>
 #include <QFileDialog>
@@ -113,8 +114,7 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
             if (!on)
                 return;
             m_target = t;
-            m_importance->setEnabled(t == QuantizeTarget::Gguf);
-            m_importanceBrowse->setEnabled(t == QuantizeTarget::Gguf);
+            updateGgufOptions();
             updateDefaultPath();
             updatePrediction();
         });
@@ -144,6 +144,11 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
     m_threads->setRange(0, std::max(1, QThread::idealThreadCount()) * 4);
     m_threads->setSpecialValueText(tr("Automatic (%1)").arg(std::max(1, QThread::idealThreadCount())));
     form->addRow(tr("Threads:"), m_threads);
+    m_requantize = new QCheckBox(tr("Re-quantize tensors that are already quantized (lower quality than "
+                                    "from the original weights)"));
+    m_requantize->setObjectName(QStringLiteral("allowRequantize"));
+    connect(m_requantize, &QCheckBox::toggled, this, &QuantizeDialog::refresh);
+    form->addRow(QString(), m_requantize);
     m_prediction = new QLabel;
     form->addRow(tr("Predicted:"), m_prediction);
     layout->addLayout(form);
@@ -240,8 +245,9 @@ void QuantizeDialog::refresh()
         else if (model->format() == ModelFormat::ConfigOnly || model->files().empty())
             problems << tr("the model has no weights (opened from its config.json)");
         else
-            for (const auto& p : quantizeTargetProblems(t, *model, plan))
-                problems << QString::fromStdString(p);
+            for (const auto& p : quantizeTargetProblems(t, *model, plan, m_requantize->isChecked()))
+                problems << QString::fromStdString(p).replace(QStringLiteral("needs --allow-requantize"),
+                                                              tr("needs “Re-quantize” ticked"));
         m_reasons[i] = problems.isEmpty() ? QString() : problems.front();
         if (problems.size() > 1)
             m_reasons[i] += QLatin1Char(' ') + tr("(and %1 more)").arg(problems.size() - 1);
@@ -258,8 +264,7 @@ void QuantizeDialog::refresh()
                 break;
             }
     m_targetButtons[indexOf(m_target)]->setChecked(true);
-    m_importance->setEnabled(m_target == QuantizeTarget::Gguf);
-    m_importanceBrowse->setEnabled(m_target == QuantizeTarget::Gguf);
+    updateGgufOptions();
     const QString name = model ? QFileInfo(m_window->modelPath()).fileName() : QString();
     m_intro->setText(model ? tr("Writes <b>%1</b> quantized with the current plan (%2 planned). Only the "
                                 "targets that can store the plan for this model are enabled.")
@@ -269,6 +274,14 @@ void QuantizeDialog::refresh()
     updateDefaultPath();
     updatePrediction();
     m_runButton->setEnabled(!isRunning() && isTargetEnabled(m_target));
+}
+
+void QuantizeDialog::updateGgufOptions()
+{
+    const bool gguf = m_target == QuantizeTarget::Gguf;
+    m_importance->setEnabled(gguf);
+    m_importanceBrowse->setEnabled(gguf);
+    m_requantize->setEnabled(gguf);
 }
 
 bool QuantizeDialog::isTargetEnabled(QuantizeTarget target) const
@@ -303,6 +316,11 @@ void QuantizeDialog::setOutputPath(const QString& path)
 void QuantizeDialog::setImportanceFile(const QString& path)
 {
     m_importance->setText(path);
+}
+
+void QuantizeDialog::setAllowRequantize(bool allow)
+{
+    m_requantize->setChecked(allow);
 }
 
 void QuantizeDialog::setThreads(int threads)
@@ -419,6 +437,7 @@ bool QuantizeDialog::run()
     if (m_target == QuantizeTarget::Gguf && !m_importance->text().trimmed().isEmpty())
         params.importanceFile = QDir::fromNativeSeparators(m_importance->text().trimmed()).toStdString();
     params.threads = unsigned(m_threads->value());
+    params.allowRequantize = m_target == QuantizeTarget::Gguf && m_requantize->isChecked();
 
     m_hasResult = false;
     m_resultPath.clear();
@@ -492,11 +511,17 @@ void QuantizeDialog::onFinished(JobStatus status, const QString& error)
                                .arg(qint64(r.weightBytesWritten) - qint64(r.predictedWeightBytes)))
                 .arg(r.seconds, 0, 'f', 2)
                 .arg(mbPerSecond, 0, 'f', 1);
+        // The first warnings here, all of them in the tooltip (re-quantizing warns once per tensor).
+        QStringList warnings;
         for (const auto& w : r.warnings)
-            text += QStringLiteral("<br>") + tr("Warning: %1").arg(QString::fromStdString(w).toHtmlEscaped());
+            warnings << QString::fromStdString(w);
+        for (qsizetype i = 0; i < warnings.size() && i < 3; ++i)
+            text += QStringLiteral("<br>") + tr("Warning: %1").arg(warnings[i].toHtmlEscaped());
+        if (warnings.size() > 3)
+            text += QStringLiteral("<br>") + tr("… and %1 more warnings (hover to see all)").arg(warnings.size() - 3);
         m_message->setStyleSheet(QString());
         m_message->setTextFormat(Qt::RichText);
-        m_message->setToolTip(QString());
+        m_message->setToolTip(warnings.join(QLatin1Char('\n')));
         m_message->setText(text);
         m_resultModel->setTensors(r.tensors);
         m_table->resizeColumnsToContents();

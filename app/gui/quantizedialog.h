@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 
+class QCheckBox;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -50,6 +51,8 @@ public:
     void setOutputPath(const QString& path);
     void setImportanceFile(const QString& path);
     void setThreads(int threads); // 0: automatic
+    // GGUF: re-quantize tensors that are already quantized (lower quality; off by default).
+    void setAllowRequantize(bool allow);
 
     // What the Quantize button does. False, with the reason shown in the dialog, when it cannot start.
     bool run();
@@ -76,6 +79,7 @@ private:
     void refresh();           // targets, defaults and the prediction for the current model and plan
     void updateDefaultPath(); // unless the user chose a path
     void updatePrediction();
+    void updateGgufOptions(); // importance file and re-quantize: GGUF only
     void setRunning(bool running);
     void showError(const QString& text);
     void onProgress();
@@ -94,6 +98,7 @@ private:
     QLineEdit* m_importance = nullptr;
     QPushButton* m_importanceBrowse = nullptr;
     QSpinBox* m_threads = nullptr;
+    QCheckBox* m_requantize = nullptr;
     QLabel* m_prediction = nullptr;
     QProgressBar* m_progress = nullptr;
     QLabel* m_message = nullptr;

@@ -45,6 +45,7 @@ private slots:
     void initTestCase();
     void targetsForGgufModel();
     void targetsForSafetensorsModel();
+    void requantizeNeedsConsent();
     void runWritesWhatTheSummarySays();
     void failureIsShownInTheDialog();
     void cancelMidRunLeavesNothing();
@@ -147,6 +148,29 @@ void TestQuantizeDialog::targetsForSafetensorsModel()
     QVERIFY(dialog->messageText().contains(QStringLiteral("exactly as predicted")));
     QCOMPARE(dialog->resultPath(), out);
     QVERIFY(QFileInfo(out + QStringLiteral("/model.safetensors")).isFile());
+}
+
+void TestQuantizeDialog::requantizeNeedsConsent()
+{
+    // An already-quantized GGUF (Q8_0): the Q4_K_M plan re-quantizes it, which the user must allow.
+    MainWindow window;
+    open(window, QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf"));
+    QuantizeDialog* dialog = window.quantize();
+    QVERIFY(!dialog->isTargetEnabled(QuantizeTarget::Gguf));
+    QVERIFY2(dialog->targetReason(QuantizeTarget::Gguf).contains(QStringLiteral("is already quantized (Q8_0)")),
+             qPrintable(dialog->targetReason(QuantizeTarget::Gguf)));
+    QVERIFY(dialog->targetReason(QuantizeTarget::Gguf).contains(QStringLiteral("Re-quantize")));
+    dialog->setAllowRequantize(true);
+    QVERIFY2(dialog->isTargetEnabled(QuantizeTarget::Gguf), qPrintable(dialog->targetReason(QuantizeTarget::Gguf)));
+    const QString out = m_dir.filePath(QStringLiteral("requantized.gguf"));
+    dialog->setOutputPath(out);
+    QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
+    QVERIFY(dialog->run());
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Succeeded);
+    QCOMPARE(uint64_t(QFileInfo(out).size()), dialog->result()->bytesWritten);
+    QVERIFY(!dialog->result()->warnings.empty()); // each re-quantized tensor is named
+    QVERIFY(dialog->messageText().contains(QStringLiteral("Warning: ")));
 }
 
 void TestQuantizeDialog::runWritesWhatTheSummarySays()
