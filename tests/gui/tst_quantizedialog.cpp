@@ -12,6 +12,7 @@
 #include "widgets/plandocument.h"
 #include "widgets/quantizeresultmodel.h"
 
+#include <QAction>
 #include <QDir>
 #include <QPushButton>
 #include <QRadioButton>
@@ -34,6 +35,17 @@ const QString kSafetensors = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32")
 QStringList filesIn(const QString& dir)
 {
     return QDir(dir).entryList(QDir::Files | QDir::Dirs | QDir::Hidden | QDir::NoDotAndDotDot);
+}
+
+// Runs the dialog into `out` and waits for the end: the run's status (NotStarted when it did not start or
+// did not end within a minute).
+JobStatus runToEnd(QuantizeDialog* dialog, const QString& out)
+{
+    dialog->setOutputPath(out);
+    QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
+    if (!dialog->run() || (finished.isEmpty() && !finished.wait(60000)))
+        return JobStatus::NotStarted;
+    return finished.front().front().value<JobStatus>();
 }
 
 } // namespace
@@ -83,9 +95,25 @@ void TestQuantizeDialog::targetsForGgufModel()
 {
     MainWindow window;
     open(window, kGguf);
-    QuantizeDialog* dialog = window.quantize();
+    // File › Quantize… and the Plan tab's Quantize… open the window's one dialog.
+    QVERIFY(!window.findChild<QuantizeDialog*>());
+    QAction* menuAction = nullptr;
+    QAction* planAction = nullptr;
+    for (QAction* a : window.findChildren<QAction*>()) {
+        if (a->text() == QStringLiteral("&Quantize…"))
+            menuAction = a;
+        else if (a->text() == QStringLiteral("Quantize…"))
+            planAction = a;
+    }
+    QVERIFY(menuAction && planAction);
+    menuAction->trigger();
+    QuantizeDialog* dialog = window.findChild<QuantizeDialog*>();
     QVERIFY(dialog && dialog->isVisible() && !dialog->isModal());
-    QCOMPARE(window.quantize(), dialog); // one dialog per window
+    dialog->hide();
+    planAction->trigger();
+    QVERIFY(dialog->isVisible());
+    QCOMPARE(window.findChildren<QuantizeDialog*>().size(), 1);
+    QCOMPARE(window.quantize(), dialog);
     QVERIFY(dialog->isTargetEnabled(QuantizeTarget::Gguf));
     QVERIFY(dialog->targetReason(QuantizeTarget::Gguf).isEmpty());
     QCOMPARE(dialog->target(), QuantizeTarget::Gguf);
@@ -139,11 +167,7 @@ void TestQuantizeDialog::targetsForSafetensorsModel()
 
     // A compressed-tensors checkpoint through the dialog: the prediction holds for this target too.
     const QString out = m_dir.filePath(QStringLiteral("ct"));
-    dialog->setOutputPath(out);
-    QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
-    QVERIFY(dialog->run());
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
-    QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Succeeded);
+    QCOMPARE(runToEnd(dialog, out), JobStatus::Succeeded);
     QCOMPARE(dialog->result()->weightBytesWritten, dialog->result()->predictedWeightBytes);
     QVERIFY(dialog->messageText().contains(QStringLiteral("exactly as predicted")));
     QCOMPARE(dialog->resultPath(), out);
@@ -163,11 +187,7 @@ void TestQuantizeDialog::requantizeNeedsConsent()
     dialog->setAllowRequantize(true);
     QVERIFY2(dialog->isTargetEnabled(QuantizeTarget::Gguf), qPrintable(dialog->targetReason(QuantizeTarget::Gguf)));
     const QString out = m_dir.filePath(QStringLiteral("requantized.gguf"));
-    dialog->setOutputPath(out);
-    QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
-    QVERIFY(dialog->run());
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
-    QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Succeeded);
+    QCOMPARE(runToEnd(dialog, out), JobStatus::Succeeded);
     QCOMPARE(uint64_t(QFileInfo(out).size()), dialog->result()->bytesWritten);
     QVERIFY(!dialog->result()->warnings.empty()); // each re-quantized tensor is named
     QVERIFY(dialog->messageText().contains(QStringLiteral("Warning: ")));
@@ -253,11 +273,7 @@ void TestQuantizeDialog::failureIsShownInTheDialog()
     QuantizeDialog* dialog = window.quantize();
     // The job's validation: the folder must exist; nothing is created.
     const QString out = m_dir.filePath(QStringLiteral("no-such-folder/out.gguf"));
-    dialog->setOutputPath(out);
-    QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
-    QVERIFY(dialog->run());
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
-    QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Failed);
+    QCOMPARE(runToEnd(dialog, out), JobStatus::Failed);
     QVERIFY2(dialog->messageText().contains(QStringLiteral("nothing was written")), qPrintable(dialog->messageText()));
     QVERIFY2(dialog->messageText().contains(QStringLiteral("does not exist")), qPrintable(dialog->messageText()));
     QVERIFY(!dialog->result());
@@ -290,12 +306,8 @@ void TestQuantizeDialog::cancelMidRunLeavesNothing()
                 job.cancel();
         });
     });
-    dialog->setOutputPath(out);
-    QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
-    QVERIFY(dialog->run());
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QCOMPARE(runToEnd(dialog, out), JobStatus::Cancelled);
     QVERIFY(sawBytes->load());
-    QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Cancelled);
     QVERIFY(dialog->messageText().startsWith(QStringLiteral("Cancelled")));
     QVERIFY(!dialog->result());
     QCOMPARE(filesIn(folder), QStringList{QStringLiteral("out.gguf")});
