@@ -6,6 +6,7 @@
 #include "app/gui/quantizedialog.h"
 #include "core/gguf_builder.h"
 #include "core/model/model.h"
+#include "core/util/atomicfile.h"
 #include "widgets/formatting.h"
 #include "widgets/jobarea.h"
 #include "widgets/jobrunner.h"
@@ -279,6 +280,16 @@ void TestQuantizeDialog::failureIsShownInTheDialog()
     QVERIFY(!dialog->result());
     QVERIFY(!QFileInfo::exists(m_dir.filePath(QStringLiteral("no-such-folder"))));
     QVERIFY(!dialog->findChild<QTableView*>(QStringLiteral("quantizeResults"))->isVisible());
+
+    // A full disk (a write fails with ENOSPC after 64 KiB): the message says so, no file is left.
+    const QString folder = m_dir.filePath(QStringLiteral("full-disk"));
+    QVERIFY(QDir().mkpath(folder));
+    AtomicFile::setFailAfterBytesForTesting(64 * 1024);
+    const JobStatus full = runToEnd(dialog, folder + QStringLiteral("/out.gguf"));
+    AtomicFile::setFailAfterBytesForTesting(0);
+    QCOMPARE(full, JobStatus::Failed);
+    QVERIFY2(dialog->messageText().contains(QStringLiteral("No space left on device")), qPrintable(dialog->messageText()));
+    QVERIFY(filesIn(folder).isEmpty());
     // An empty output is refused before anything starts.
     dialog->setOutputPath(QString());
     QVERIFY(!dialog->run());
