@@ -204,7 +204,8 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
     resultButtons->addStretch(1);
     summaryLayout->addLayout(resultButtons);
     m_summary->hide();
-    layout->addWidget(m_summary, 1);
+    layout->addWidget(m_summary, 100);
+    layout->addStretch(1); // takes the room while there is no summary (the summary's stretch dwarfs it)
 
     auto* buttons = new QHBoxLayout;
     buttons->addStretch(1);
