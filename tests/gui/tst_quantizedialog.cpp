@@ -14,6 +14,7 @@
 #include "widgets/quantizeresultmodel.h"
 
 #include <QAction>
+#include <QDesktopServices>
 #include <QDir>
 #include <QPushButton>
 #include <QRadioButton>
@@ -48,6 +49,15 @@ JobStatus runToEnd(QuantizeDialog* dialog, const QString& out)
         return JobStatus::NotStarted;
     return finished.front().front().value<JobStatus>();
 }
+
+// Receives the URLs QDesktopServices is asked to open.
+class UrlCatcher : public QObject {
+    Q_OBJECT
+public:
+    QList<QUrl> urls;
+public slots:
+    void open(const QUrl& url) { urls << url; }
+};
 
 } // namespace
 
@@ -258,6 +268,13 @@ void TestQuantizeDialog::runWritesWhatTheSummarySays()
         QVERIFY(v >= previous);
         previous = v;
     }
+
+    // "Show in folder" asks the desktop to open the output's folder.
+    UrlCatcher catcher;
+    QDesktopServices::setUrlHandler(QStringLiteral("file"), &catcher, "open");
+    dialog->findChild<QPushButton*>(QStringLiteral("showInFolder"))->click();
+    QDesktopServices::unsetUrlHandler(QStringLiteral("file"));
+    QCOMPARE(catcher.urls, QList<QUrl>{QUrl::fromLocalFile(QFileInfo(out).absolutePath())});
 
     // "Open result" opens the output in the workbench.
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
