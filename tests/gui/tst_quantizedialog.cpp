@@ -183,6 +183,18 @@ void TestQuantizeDialog::targetsForSafetensorsModel()
     QVERIFY(dialog->messageText().contains(QStringLiteral("exactly as predicted")));
     QCOMPARE(dialog->resultPath(), out);
     QVERIFY(QFileInfo(out + QStringLiteral("/model.safetensors")).isFile());
+    // "Open result" reopens the checkpoint: each planned weight shows the scheme the plan assigned.
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    dialog->findChild<QPushButton*>(QStringLiteral("openResult"))->click();
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
+    int packed = 0;
+    for (const QString& name : layers) {
+        const TensorInfo* t = window.model()->find(name.toStdString());
+        QVERIFY2(t && t->packed, qPrintable(name));
+        QCOMPARE(t->packed->scheme, std::string("INT8-ch-sym"));
+        ++packed;
+    }
+    QCOMPARE(packed, 35);
 }
 
 void TestQuantizeDialog::requantizeNeedsConsent()
