@@ -36,3 +36,5 @@ shot budget-dialog plan --budget-dialog
 shot sensitivity sensitivity --select 'blk\.2\.attn_q' --grid Q8_0 --size 1400x1000
 # Planning a real-sized model from its architecture alone (no weights): Llama-3-8B with the Q4_K_M preset.
 MODEL=$root/resources/samples/configs/llama-3-8b/config.json shot plan-llama3-8b plan --select 'layers\.0\.self_attn\.q_proj'
+# The Quantize dialog after a run of the sample to GGUF with the default Q4_K_M plan (into a temporary folder).
+shot quantize-dialog plan --quantize-dialog

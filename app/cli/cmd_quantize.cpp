@@ -8,6 +8,7 @@
 
 #include <QCommandLineParser>
 #include <QJsonArray>
+#include <cmath>
 #include <cstdio>
 
 namespace {
@@ -92,6 +93,17 @@ int runQuantize(QCommandLineParser& parser)
             warn.append(cli::toQString(w));
         o[QStringLiteral("files")] = files;
         o[QStringLiteral("warnings")] = warn;
+        // Per tensor: sqnr_db is null for a tensor copied unchanged (no error), measured on sampled rows.
+        QJsonArray tensors;
+        for (const auto& t : r.tensors)
+            tensors.append(QJsonObject{
+                {QStringLiteral("name"), cli::toQString(t.name)},
+                {QStringLiteral("format"), cli::toQString(t.format)},
+                {QStringLiteral("bytes"), static_cast<qint64>(t.bytes)},
+                {QStringLiteral("copied"), t.copied},
+                {QStringLiteral("sqnr_db"), std::isfinite(t.sqnrDb) ? QJsonValue(t.sqnrDb) : QJsonValue()},
+                {QStringLiteral("sampled_values"), static_cast<qint64>(t.sampledValues)}});
+        o[QStringLiteral("tensors")] = tensors;
         cli::printJson(o);
         return 0;
     }

@@ -1,14 +1,19 @@
 #include "app/gui/application.h"
 
 #include "app/gui/mainwindow.h"
+#include "app/gui/quantizedialog.h"
 #include "widgets/histogramview.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDialog>
+#include <QDir>
+#include <QFileInfo>
+#include <QTemporaryDir>
 #include <QTimer>
 
 #include <cstdio>
+#include <utility>
 
 namespace qs {
 
@@ -16,6 +21,30 @@ namespace {
 
 bool g_budgetDialog = false; // --budget-dialog: grab the fit-to-budget dialog instead of the window
 bool g_sensitivityStarted = false; // --view sensitivity: the matrix is computed before grabbing
+bool g_quantizeDialog = false; // --quantize-dialog: quantize into a temporary folder, grab the dialog
+
+// Runs the Quantize dialog with the default target into a temporary folder and grabs it once it shows the
+// summary.
+void screenshotQuantizeDialog(MainWindow& window, const QString& out)
+{
+    static QTemporaryDir folder(QDir::tempPath() + QStringLiteral("/quantscope-XXXXXX"));
+    static bool started = false;
+    if (std::exchange(started, true))
+        return;
+    QuantizeDialog* dialog = window.quantize();
+    dialog->resize(860, 720);
+    dialog->setOutputPath(folder.filePath(QFileInfo(dialog->outputPath()).fileName()));
+    QObject::connect(dialog, &QuantizeDialog::runFinished, dialog, [dialog, out] {
+        QTimer::singleShot(400, dialog, [dialog, out] {
+            const bool ok = dialog->grab().save(out);
+            if (!ok)
+                std::fprintf(stderr, "quantscope: cannot write %s\n", qPrintable(out));
+            QCoreApplication::exit(ok ? 0 : 1);
+        });
+    });
+    if (!dialog->run())
+        QCoreApplication::exit(1);
+}
 
 void takeScreenshot(MainWindow& window, const QString& out, const QString& view, const QString& select)
 {
@@ -32,6 +61,8 @@ void takeScreenshot(MainWindow& window, const QString& out, const QString& view,
     if (!view.isEmpty() && !window.showView(view))
         std::fprintf(stderr, "quantscope: unknown view '%s' (known: %s)\n", qPrintable(view),
                      qPrintable(window.viewNames().join(QStringLiteral(", "))));
+    if (g_quantizeDialog)
+        return screenshotQuantizeDialog(window, out);
     // Let layouts and plots settle before grabbing.
     if (g_budgetDialog)
         window.fitPlanToBudget();
@@ -86,11 +117,16 @@ int runApplication(QApplication& app)
     const QCommandLineOption budgetOption(QStringLiteral("budget-dialog"),
                                           QStringLiteral("Screenshot the fit-to-budget dialog instead of the window."));
     parser.addOption(budgetOption);
+    const QCommandLineOption quantizeOption(
+        QStringLiteral("quantize-dialog"),
+        QStringLiteral("Screenshot the Quantize dialog after quantizing into a temporary folder."));
+    parser.addOption(quantizeOption);
     parser.addOption(logYOption);
     parser.addOption(symlogOption);
     parser.process(app);
 
     g_budgetDialog = parser.isSet(budgetOption);
+    g_quantizeDialog = parser.isSet(quantizeOption);
     MainWindow window;
     if (parser.isSet(gridOption))
         window.histogramView()->setGridFormat(parser.value(gridOption));

@@ -7,6 +7,7 @@
 #include "app/gui/openactions.h"
 #include "app/gui/planpage.h"
 #include "app/gui/plansession.h"
+#include "app/gui/quantizedialog.h"
 #include "app/gui/recentfiles.h"
 #include "core/plan/budget.h"
 #include "core/plan/planningmodel.h"
@@ -142,6 +143,7 @@ void MainWindow::createViews()
     m_views->addTab(m_depth, tr("Depth Overview"));
     m_planPage = new PlanPage(m_session, m_presentError);
     connect(m_planPage, &PlanPage::fitToBudgetRequested, this, &MainWindow::fitPlanToBudget);
+    connect(m_planPage, &PlanPage::quantizeRequested, this, &MainWindow::quantize);
     m_views->addTab(m_planPage, tr("Plan"));
     m_sensitivityView = new SensitivityView;
     m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
@@ -203,6 +205,7 @@ void MainWindow::createActions()
     connect(m_open, &OpenActions::lastDirectoryChanged, m_session, &PlanSession::setStartDirectory);
     m_session->setStartDirectory(m_open->lastDirectory());
     fileMenu->addSeparator();
+    fileMenu->addAction(tr("&Quantize…"), this, &MainWindow::quantize)->setShortcut(tr("Ctrl+Shift+Q"));
     fileMenu->addAction(tr("&Quit"), this, &QWidget::close)->setShortcut(QKeySequence::Quit);
 
     auto* editMenu = menuBar()->addMenu(tr("&Edit"));
@@ -377,6 +380,11 @@ void MainWindow::fitPlanToBudget()
     if (auto* dialog = BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this))
         connect(dialog, &BudgetDialog::fitted, this,
                 [this](const QString& text) { showMessage(text, 8000); });
+}
+
+QuantizeDialog* MainWindow::quantize()
+{
+    return QuantizeDialog::showFor(this);
 }
 
 int MainWindow::selectTensorsMatching(const QString& pattern)

@@ -37,6 +37,7 @@ class JobRunner;
 class ModelLoader;
 class ModelSummaryWidget;
 class PlanDocument;
+class QuantizeDialog;
 class SelectionHub;
 class SensitivityStore;
 class SensitivityView;
@@ -108,6 +109,8 @@ public:
     // Opens the (non-blocking) fit-to-budget dialog with the size / error trade-off curve; the solve runs
     // as a job.
     void fitPlanToBudget();
+    // Opens (or raises) the non-modal Quantize dialog for the open model and the current plan.
+    QuantizeDialog* quantize();
     void cancelAnalysis();
     bool isAnalyzing() const;
     // Selects tensors in every view (tree, table, board) and shows them in the histogram and channel views.

@@ -92,6 +92,8 @@ QWidget* PlanPage::createToolBar(PlanSession* session, ErrorPresenter presentErr
     bar->addSeparator();
     bar->addAction(tr("Fit to Budget…"), this, &PlanPage::fitToBudgetRequested)
         ->setToolTip(tr("Choose every tensor's tier to minimise the predicted error within a size budget"));
+    bar->addAction(tr("Quantize…"), this, &PlanPage::quantizeRequested)
+        ->setToolTip(tr("Write the model quantized with this plan (GGUF, compressed-tensors, GPTQ, fake-quant)"));
     auto* exportButton = new QToolButton;
     exportButton->setText(tr("Export"));
     exportButton->setIcon(themedIcon("document-export", ":/icons/export.svg"));

@@ -31,6 +31,7 @@ public:
 
 signals:
     void fitToBudgetRequested();
+    void quantizeRequested();
 
 private:
     QWidget* createToolBar(PlanSession* session, ErrorPresenter presentError);

@@ -5,6 +5,7 @@
 #include "core/quant/format.h"
 #include "core/quant/fp8.h"
 #include "core/quant/int_quant.h"
+#include "core/quant/metrics.h"
 #include "core/util/atomicfile.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
@@ -104,6 +105,30 @@ void addTargetProblems(CheckpointKind kind, const Plan& plan, std::vector<std::s
 }
 
 } // namespace
+
+uint64_t checkpointTensorBytes(CheckpointKind kind, const Plan& plan, const TensorInfo& t)
+{
+    const auto name = plan.formatOf(t.name);
+    const auto f = name ? findFormat(*name) : nullptr;
+    if (!f || !isQuantized(*f))
+        return plannedBytes(plan, t); // stored bytes, or the float format's converted size
+    if (kind == CheckpointKind::FakeQuant)
+        return t.bytes; // values replaced, dtype kept
+    const auto& tr = f->traits();
+    if (kind == CheckpointKind::CompressedTensors && tr.kind == FormatKind::Integer && t.shape.size() == 2 &&
+        tr.groupSize != 0 && tr.bits > 0) {
+        // weight_packed (int32, bits per value along the row), weight_scale (F32 per row and group),
+        // weight_zero_point (int32, packed along the rows, asymmetric only), weight_shape (2 x int64).
+        const uint64_t rows = t.shape[0], cols = t.shape[1], bits = static_cast<uint64_t>(tr.bits);
+        const uint64_t groups = tr.groupSize > 0 ? ceilDiv(cols, static_cast<uint64_t>(tr.groupSize)) : 1;
+        uint64_t bytes = rows * ceilDiv(cols * bits, 32) * 4 + rows * groups * 4 + 2 * 8;
+        if (!tr.symmetric)
+            bytes += ceilDiv(rows * bits, 32) * groups * 4;
+        return bytes;
+    }
+    // GPTQ (qweight, qzeros, F16 scales, g_idx) and FP8 (codes + F32 scales): the format's own size model.
+    return plannedBytes(plan, t);
+}
 
 std::vector<std::string> checkpointProblems(CheckpointKind kind, const Model& model, const Plan& plan)
 {
@@ -244,6 +269,47 @@ template <class T> std::vector<uint8_t> bytesOf(const std::vector<T>& v)
     return out;
 }
 
+// A float as it reads back after being stored as `type`.
+float storedAs(float v, DType type)
+{
+    if (type == DType::F16)
+        return halfToFloat(floatToHalf(v));
+    if (type == DType::BF16)
+        return bf16ToFloat(floatToBf16(v));
+    return v;
+}
+
+// The SQNR of the sampled rows (tensorreport.h) of a rows x cols tensor x against dequant(r, i).
+template <class Dequant>
+void measureRows(QuantizedTensor& out, const float* x, uint64_t rows, uint64_t cols, Dequant dequant)
+{
+    ErrorAccumulator acc;
+    std::vector<float> y(cols);
+    for (uint64_t r = 0; r < rows; r += sqnrRowStride(rows, cols)) {
+        for (uint64_t i = 0; i < cols; ++i)
+            y[i] = dequant(r, i);
+        acc.add(x + r * cols, y.data(), 1, cols);
+    }
+    setQuality(out, acc);
+}
+
+// Integer codes as a loader decodes them: scale * (q - zero). GPTQ stores the scale as F16 and zero - 1 in
+// `bits` bits, so a zero point of 0 reads back as 2^bits.
+void measureIntCodes(QuantizedTensor& out, const float* x, const IntCodes& c, bool gptq, int bits)
+{
+    const uint32_t mask = (1u << bits) - 1;
+    measureRows(out, x, c.rows, c.cols, [&](uint64_t r, uint64_t i) {
+        const uint64_t g = r * c.groups + i / c.groupLen;
+        float scale = c.scale[g];
+        float zero = c.zero[g];
+        if (gptq) {
+            scale = halfToFloat(floatToHalf(scale));
+            zero = static_cast<float>(((static_cast<uint32_t>(c.zero[g]) - 1) & mask) + 1);
+        }
+        return scale * (static_cast<float>(c.q[r * c.cols + i]) - zero);
+    });
+}
+
 // Float values converted to a float dtype, streamed in chunks.
 void writeFloats(const float* v, uint64_t n, DType type, const TensorSink& sink)
 {
@@ -305,7 +371,10 @@ struct Output {
     std::vector<SafetensorsTensorSpec> specs;
     std::vector<std::function<void(const TensorSink&)>> producers;
     std::vector<std::string> warnings;
+    std::vector<QuantizedTensor> tensors; // one per model tensor; the producers fill in the SQNR
     uint64_t predicted = 0;
+
+    size_t slot() const { return tensors.size() - 1; }
 
     void add(SafetensorsTensorSpec spec, std::function<void(const TensorSink&)> producer)
     {
@@ -350,9 +419,11 @@ void addCompressedInt(Output& job, const Model& model, const TensorInfo& t, cons
     dtypes.push_back(DType::I64);
     shapes.push_back({2});
     const TensorInfo* tp = &t;
-    job.addEncoded(t.fileIndex, names, dtypes, shapes, [&model, tp, tr, rows, cols, pf]() {
+    const size_t slot = job.slot();
+    job.addEncoded(t.fileIndex, names, dtypes, shapes, [&model, &job, slot, tp, tr, rows, cols, pf]() {
         const auto x = decodeAll(model, *tp);
         const IntCodes c = intCodes(x.data(), rows, cols, tr.bits, tr.groupSize, tr.symmetric);
+        measureIntCodes(job.tensors[slot], x.data(), c, false, tr.bits);
         Encoded e;
         // compressed-tensors keeps signed codes and stores them offset by 2^(bits-1): the unsigned GPTQ
         // code q is exactly that stored value, and the signed zero point is zero - 2^(bits-1).
@@ -391,9 +462,10 @@ void addCompressedFp8(Output& job, const Model& model, const TensorInfo& t, cons
     const uint64_t rows = t.shape[0], cols = t.shape[1];
     const bool perChannel = tr.groupSize < 0;
     const TensorInfo* tp = &t;
+    const size_t slot = job.slot();
     job.addEncoded(t.fileIndex, {base + "weight", base + "weight_scale"}, {DType::F8_E4M3, DType::F32},
                    {{rows, cols}, perChannel ? std::vector<uint64_t>{rows, 1} : std::vector<uint64_t>{1}},
-                   [&model, tp, rows, cols, perChannel]() {
+                   [&model, &job, slot, tp, rows, cols, perChannel]() {
                        const auto x = decodeAll(model, *tp);
                        std::vector<uint8_t> codes(rows * cols);
                        std::vector<float> scales;
@@ -412,6 +484,9 @@ void addCompressedFp8(Output& job, const Model& model, const TensorInfo& t, cons
                            for (uint64_t i = 0; i < cols; ++i)
                                codes[r * cols + i] = floatToFp8(Fp8Kind::E4M3, x[r * cols + i] / s);
                        }
+                       measureRows(job.tensors[slot], x.data(), rows, cols, [&](uint64_t r, uint64_t i) {
+                           return fp8ToFloat(Fp8Kind::E4M3, codes[r * cols + i]) * scales[perChannel ? r : 0];
+                       });
                        Encoded e;
                        e.parts.push_back(std::move(codes));
                        e.parts.push_back(bytesOf(scales));
@@ -429,14 +504,15 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
         job.warnings.push_back(t.name + ": " + std::to_string(n) + " x " + std::to_string(k) +
                                " is not a multiple of 32; the packed words are zero-padded, but GPTQ "
                                "kernels (exllama, marlin) need both dimensions to be multiples of 32");
-    auto zeroGroups = std::make_shared<uint64_t>(0);
     const TensorInfo* tp = &t;
+    const size_t slot = job.slot();
     job.addEncoded(t.fileIndex, {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
                    {DType::I32, DType::I32, DType::F16, DType::I32},
                    {{ceilDiv(k, pf), n}, {groups, ceilDiv(n, pf)}, {groups, n}, {k}},
-                   [&model, tp, tr, n, k, pf, &job]() {
+                   [&model, tp, tr, n, k, pf, &job, slot]() {
                        const auto x = decodeAll(model, *tp);
                        const IntCodes c = intCodes(x.data(), n, k, tr.bits, tr.groupSize, tr.symmetric);
+                       measureIntCodes(job.tensors[slot], x.data(), c, true, tr.bits);
                        Encoded e;
                        const uint64_t kw = ceilDiv(k, pf), nw = ceilDiv(n, pf);
                        const uint32_t mask = (1u << tr.bits) - 1;
@@ -490,19 +566,26 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
     const DType dtype = as.value_or(t.dtype);
     const TensorInfo* tp = &t;
     if (!roundTrip && dtype == t.dtype) {
+        job.tensors[job.slot()].copied = true;
         job.add({t.name, t.dtype, t.shape, t.fileIndex},
                 [&model, tp](const TensorSink& sink) { copyRaw(model, *tp, sink); });
         return;
     }
-    job.add({t.name, dtype, t.shape, t.fileIndex}, [&model, tp, dtype, roundTrip](const TensorSink& sink) {
-        auto x = decodeAll(model, *tp);
-        if (roundTrip) {
-            std::vector<float> y(x.size());
-            roundTrip->roundTrip(x.data(), tp->rows(), tp->columns(), y.data());
-            x.swap(y);
-        }
-        writeFloats(x.data(), x.size(), dtype, sink);
-    });
+    const size_t slot = job.slot();
+    job.add({t.name, dtype, t.shape, t.fileIndex},
+            [&model, &job, slot, tp, dtype, roundTrip](const TensorSink& sink) {
+                auto x = decodeAll(model, *tp);
+                std::vector<float> y;
+                if (roundTrip) {
+                    y.resize(x.size());
+                    roundTrip->roundTrip(x.data(), tp->rows(), tp->columns(), y.data());
+                }
+                const std::vector<float>& out = roundTrip ? y : x;
+                const uint64_t cols = tp->columns();
+                measureRows(job.tensors[slot], x.data(), tp->rows(), cols,
+                            [&](uint64_t r, uint64_t i) { return storedAs(out[r * cols + i], dtype); });
+                writeFloats(out.data(), out.size(), dtype, sink);
+            });
 }
 
 // ---- the shared driver ----
@@ -590,13 +673,22 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
     Output job;
     CheckpointWriteReport report;
     for (const auto& t : model.tensors()) {
-        report.predictedWeightBytes += plannedBytes(plan, t);
+        report.predictedWeightBytes += checkpointTensorBytes(kind, plan, t);
         const auto formatName = plan.formatOf(t.name);
-        if (!formatName) {
+        const size_t firstSpec = job.specs.size();
+        job.tensors.push_back({});
+        job.tensors.back().name = t.name;
+        const auto f = formatName ? findFormat(*formatName) : nullptr;
+        job.tensors.back().format = f ? f->name() : std::string(dtypeName(t.dtype));
+        const auto sumBytes = [&] {
+            for (size_t i = firstSpec; i < job.specs.size(); ++i)
+                job.tensors.back().bytes += safetensorsTensorBytes(job.specs[i]);
+        };
+        if (!f) {
             addPlain(job, model, t, std::nullopt, nullptr);
+            sumBytes();
             continue;
         }
-        const auto f = findFormat(*formatName);
         const auto& tr = f->traits();
         if (!isQuantized(*f))
             addPlain(job, model, t, floatStorage(*f), nullptr);
@@ -608,6 +700,7 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
             addCompressedInt(job, model, t, tr);
         else
             addCompressedFp8(job, model, t, tr);
+        sumBytes();
     }
 
     std::optional<QJsonObject> config, quantizeConfig;
@@ -684,6 +777,7 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
         throw;
     }
     report.warnings = std::move(job.warnings);
+    report.tensors = std::move(job.tensors);
     reportProgress(jobControl, 1.0, "Done");
     return report;
 }

@@ -15,6 +15,7 @@
 
 #include "core/model/model.h"
 #include "core/plan/plan.h"
+#include "core/quant/tensorreport.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -35,7 +36,12 @@ struct CheckpointWriteReport {
     uint64_t weightBytesWritten = 0;   // safetensors data regions actually written
     std::vector<std::filesystem::path> files;
     std::vector<std::string> warnings;
+    std::vector<QuantizedTensor> tensors; // one per model tensor, in the model's order
 };
+
+// Exact bytes of the safetensors tensors `kind` writes for one model tensor under the plan (what
+// predictedWeightBytes sums): see predictedTensorBytes() in core/quant/quantize.h.
+uint64_t checkpointTensorBytes(CheckpointKind kind, const Plan& plan, const TensorInfo& tensor);
 
 // Everything that stops `kind` from writing the plan, one message per problem naming the tensor, checked
 // before the first byte: assignments to tensors the model lacks, unknown formats, shapes a format cannot

@@ -7,6 +7,7 @@
 #include "core/quant/format.h"
 #include "core/quant/ggml.h"
 #include "core/quant/imatrix.h"
+#include "core/quant/metrics.h"
 #include "core/util/atomicfile.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
@@ -292,7 +293,7 @@ Layout planLayout(const QuantizeParams& p, uint64_t alignment)
 {
     Layout l;
     for (const auto& t : p.model->tensors()) {
-        l.predictedWeightBytes += plannedBytes(p.plan, t);
+        l.predictedWeightBytes += predictedTensorBytes(QuantizeTarget::Gguf, p.plan, t);
         const auto type = plannedType(p, t);
         if (!type)
             continue;
@@ -365,8 +366,9 @@ std::string humanBytes(uint64_t b)
     return buf;
 }
 
-std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceMatrix* importance,
-                                      std::vector<std::string>* warnings)
+// The problems of the model and the plan for the target (no output path, no disk).
+std::vector<QuantizeProblem> validatePlan(const QuantizeParams& p, const ImportanceMatrix* importance,
+                                          std::vector<std::string>* warnings)
 {
     std::vector<QuantizeProblem> problems;
     if (!p.model) {
@@ -437,6 +439,17 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
         }
     }
 
+    return problems;
+}
+
+std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceMatrix* importance,
+                                      std::vector<std::string>* warnings)
+{
+    std::vector<QuantizeProblem> problems = validatePlan(p, importance, warnings);
+    if (!p.model)
+        return problems;
+    const Model& model = *p.model;
+    const bool gguf = p.target == QuantizeTarget::Gguf;
     if (p.output.empty()) {
         problems.push_back({{}, "no output path"});
         return problems;
@@ -561,9 +574,13 @@ public:
     {
     }
 
-    void write(AtomicFile& file, const OutTensor& o)
+    // Writes one tensor's data and measures, on the sampled rows (tensorreport.h), how the written blocks
+    // decode against the input.
+    void write(AtomicFile& file, const OutTensor& o, QuantizedTensor& report)
     {
         const TensorInfo& t = *o.in;
+        report.bytes = o.bytes;
+        report.copied = o.copy;
         if (o.copy) {
             const auto raw = m_model.rawData(t);
             for (uint64_t at = 0; at < raw.size(); at += kCopyChunk) {
@@ -588,6 +605,8 @@ public:
         const uint64_t batchRows = std::max<uint64_t>(1, std::min<uint64_t>(rows, kBatchBytes / rowBytes));
         const uint64_t groupRows = std::max<uint64_t>(1, kGroupValues / cols);
         m_out.resize(static_cast<size_t>(batchRows * rowBytes));
+        const uint64_t sampleStride = sqnrRowStride(rows, cols);
+        ErrorAccumulator quality;
         for (uint64_t first = 0; first < rows; first += batchRows) {
             m_control.throwIfCancelled();
             const uint64_t count = std::min(batchRows, rows - first);
@@ -600,10 +619,11 @@ public:
                 r = end;
             }
             std::atomic<size_t> next{0};
+            std::vector<ErrorAccumulator> groupQuality(groups.size());
             const unsigned workers =
                 static_cast<unsigned>(std::min<size_t>(m_threads, std::max<size_t>(1, groups.size())));
             ThreadPool::instance().runWorkers(workers, [&](unsigned) {
-                std::vector<float> scratch;
+                std::vector<float> scratch, decoded;
                 for (;;) {
                     const size_t g = next.fetch_add(1, std::memory_order_relaxed);
                     if (g >= groups.size() || m_control.cancelled())
@@ -618,13 +638,22 @@ public:
                     }
                     ggml::quantize(o.type, scratch.data(), n, cols, m_out.data() + (r - first) * rowBytes,
                                    imp);
+                    decoded.resize(static_cast<size_t>(cols));
+                    for (uint64_t row = (r + sampleStride - 1) / sampleStride * sampleStride; row < r + n;
+                         row += sampleStride) {
+                        ggml::decode(o.type, m_out.data() + (row - first) * rowBytes, cols, decoded.data());
+                        groupQuality[g].add(scratch.data() + (row - r) * cols, decoded.data(), 1, cols);
+                    }
                     progress(n * rowBytes);
                 }
             });
             m_control.throwIfCancelled();
+            for (const auto& q : groupQuality) // in group order: the sums do not depend on the threads
+                quality.merge(q);
             file.write(m_out.data(), static_cast<size_t>(count * rowBytes));
             releaseInput(input.data() + first * inRowBytes, count * inRowBytes);
         }
+        setQuality(report, quality);
     }
 
 private:
@@ -713,6 +742,18 @@ void writeGguf(const QuantizeParams& p, const ImportanceMatrix* importance, JobC
     control.reportBytes(0, total, "quantizing");
     const unsigned threads = resolveThreads(p.threads);
     TensorWriter writer(model, control, threads, importance, done, total);
+    // The per-tensor report, in the model's order (the file's order is llama-quantize's).
+    std::map<const TensorInfo*, size_t> slotOf;
+    result.tensors.clear();
+    for (const auto& t : model.tensors()) {
+        slotOf[&t] = result.tensors.size();
+        QuantizedTensor q;
+        q.name = t.name;
+        const auto planned = p.plan.formatOf(t.name);
+        const auto f = planned ? findFormat(*planned) : nullptr;
+        q.format = f ? f->name() : std::string(dtypeName(t.dtype));
+        result.tensors.push_back(std::move(q));
+    }
 
     for (uint32_t s = 0; s < layout.shards; ++s) {
         Bytes h;
@@ -761,7 +802,7 @@ void writeGguf(const QuantizeParams& p, const ImportanceMatrix* importance, JobC
         for (const auto& o : layout.tensors) {
             if (o.shard != s)
                 continue;
-            writer.write(file, o);
+            writer.write(file, o, result.tensors[slotOf.at(o.in)]);
             file.writeZeros(padTo(o.bytes, in.alignment) - o.bytes);
             result.weightBytesWritten += o.bytes;
         }
@@ -817,6 +858,45 @@ std::vector<QuantizeProblem> validateQuantize(const QuantizeParams& params)
     auto problems = validate(params, importance ? &*importance : nullptr, nullptr);
     early.insert(early.end(), problems.begin(), problems.end());
     return early;
+}
+
+namespace {
+CheckpointKind checkpointKindOf(QuantizeTarget target)
+{
+    return target == QuantizeTarget::CompressedTensors ? CheckpointKind::CompressedTensors
+           : target == QuantizeTarget::Gptq            ? CheckpointKind::Gptq
+                                                       : CheckpointKind::FakeQuant;
+}
+} // namespace
+
+std::vector<std::string> quantizeTargetProblems(QuantizeTarget target, const Model& model, const Plan& plan,
+                                                bool allowRequantize)
+{
+    QuantizeParams p;
+    p.model = std::shared_ptr<const Model>(&model, [](const Model*) {}); // borrowed for the call
+    p.plan = plan;
+    p.target = target;
+    p.allowRequantize = allowRequantize;
+    std::vector<std::string> out;
+    // The wrong kind of input says it all; the per-tensor reasons would only repeat it.
+    if (target == QuantizeTarget::Gguf && model.format() != ModelFormat::Gguf)
+        return {std::string("GGUF output needs a GGUF input; this model is ") + modelFormatName(model.format())};
+    if (target != QuantizeTarget::Gguf && model.format() != ModelFormat::Safetensors)
+        return {std::string("checkpoints are written from safetensors models; this model is ") +
+                modelFormatName(model.format())};
+    for (const auto& problem : validatePlan(p, nullptr, nullptr))
+        out.push_back(problem.toString());
+    if (target != QuantizeTarget::Gguf)
+        for (auto& problem : checkpointProblems(checkpointKindOf(target), model, plan))
+            out.push_back(std::move(problem));
+    return out;
+}
+
+uint64_t predictedTensorBytes(QuantizeTarget target, const Plan& plan, const TensorInfo& tensor)
+{
+    if (target == QuantizeTarget::Gguf)
+        return plannedBytes(plan, tensor);
+    return checkpointTensorBytes(checkpointKindOf(target), plan, tensor);
 }
 
 std::filesystem::path ggufSplitPath(const std::filesystem::path& output, uint32_t index, uint32_t count)
@@ -877,9 +957,7 @@ void QuantizeJob::execute(JobControl& control)
     case QuantizeTarget::CompressedTensors:
     case QuantizeTarget::Gptq:
     case QuantizeTarget::FakeQuant: {
-        const CheckpointKind kind = m_params.target == QuantizeTarget::CompressedTensors ? CheckpointKind::CompressedTensors
-                                    : m_params.target == QuantizeTarget::Gptq         ? CheckpointKind::Gptq
-                                                                                        : CheckpointKind::FakeQuant;
+        const CheckpointKind kind = checkpointKindOf(m_params.target);
         const auto issues = checkpointProblems(kind, *m_params.model, m_params.plan);
         if (!issues.empty()) {
             std::string text = std::string("cannot write ") + quantizeTargetName(m_params.target) + ":";
@@ -899,6 +977,7 @@ void QuantizeJob::execute(JobControl& control)
         m_result.weightBytesWritten = report.weightBytesWritten;
         m_result.files = report.files;
         m_result.warnings.insert(m_result.warnings.end(), report.warnings.begin(), report.warnings.end());
+        m_result.tensors = std::move(report.tensors);
         break;
     }
     }

@@ -15,6 +15,7 @@
 // See docs/quantize.md.
 
 #include "core/plan/plan.h"
+#include "core/quant/tensorreport.h"
 #include "core/util/job.h"
 
 #include <cstdint>
@@ -28,6 +29,7 @@
 namespace qs {
 
 class Model;
+struct TensorInfo;
 
 enum class QuantizeTarget : uint8_t { Gguf, CompressedTensors, Gptq, FakeQuant };
 // "gguf", "compressed-tensors", "gptq", "fake-quant"
@@ -47,11 +49,13 @@ struct QuantizeParams {
 
 struct QuantizeResult {
     uint64_t bytesWritten = 0;         // every byte of every output file (headers and padding included)
-    uint64_t predictedWeightBytes = 0; // the plan's prediction: sum of plannedBytes over the tensors
-    uint64_t weightBytesWritten = 0;   // tensor data actually written (no padding)
+    uint64_t predictedWeightBytes = 0; // the prediction: sum of predictedTensorBytes() over the tensors
+    uint64_t weightBytesWritten = 0;   // tensor data actually written (no padding): equals the prediction
     double seconds = 0;
     std::vector<std::filesystem::path> files;
     std::vector<std::string> warnings;
+    // One entry per tensor of the model, in the model's order (tensorreport.h: bytes and sampled SQNR).
+    std::vector<QuantizedTensor> tensors;
 };
 
 struct QuantizeProblem {
@@ -65,6 +69,20 @@ struct QuantizeProblem {
 // allowRequantize, an importance entry of the wrong length, not enough free disk for the predicted size,
 // an output path that is (or whose shards are) an input file. Empty when the job can run.
 std::vector<QuantizeProblem> validateQuantize(const QuantizeParams& params);
+
+// Why `target` cannot express this plan for this model, independent of the output path and the disk:
+// GGUF needs a GGUF model and ggml formats; the checkpoint targets need a safetensors model and formats
+// they have a layout for (checkpointProblems). Already-quantized GGUF input counts as a problem unless
+// allowRequantize. Empty when the target can write the plan.
+std::vector<std::string> quantizeTargetProblems(QuantizeTarget target, const Model& model, const Plan& plan,
+                                                bool allowRequantize = false);
+
+// The tensor data `target` writes for one tensor under the plan, exact to the byte. GGUF and GPTQ: the
+// plan's plannedBytes (ggml blocks; GPTQ's qweight / qzeros / F16 scales / g_idx). compressed-tensors:
+// weight_packed + F32 weight_scale (+ weight_zero_point when asymmetric) + weight_shape, no g_idx.
+// fake-quant: the tensor's own stored size (values are replaced, the dtype is kept). Float formats: the
+// converted size. Unplanned tensors: their stored size.
+uint64_t predictedTensorBytes(QuantizeTarget target, const Plan& plan, const TensorInfo& tensor);
 
 // The file names of a split output, as llama.cpp names them: "<output without .gguf>-00001-of-00003.gguf"
 // (index is 0-based, the name 1-based).

@@ -12,8 +12,6 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <csignal>
-#include <cstring>
-#include <random>
 
 namespace {
 
@@ -64,6 +62,27 @@ private slots:
         QCOMPARE(o.value(QStringLiteral("files")).toArray().size(), 1);
         QVERIFY(o.value(QStringLiteral("warnings")).isArray());
         QVERIFY(bytes == readAll(kRef + QStringLiteral("/tiny-Q4_K_M-imatrix.gguf")));
+        // Per tensor: bytes adding up to the tensor data, an SQNR for every quantized tensor, null for a copy.
+        const QJsonArray tensors = o.value(QStringLiteral("tensors")).toArray();
+        QVERIFY(tensors.size() > 10);
+        qint64 sum = 0;
+        int measured = 0;
+        for (const auto& v : tensors) {
+            const QJsonObject t = v.toObject();
+            QVERIFY(!t.value(QStringLiteral("name")).toString().isEmpty());
+            QVERIFY(!t.value(QStringLiteral("format")).toString().isEmpty());
+            sum += t.value(QStringLiteral("bytes")).toInteger();
+            if (t.value(QStringLiteral("copied")).toBool()) {
+                QVERIFY(t.value(QStringLiteral("sqnr_db")).isNull());
+                QCOMPARE(t.value(QStringLiteral("sampled_values")).toInteger(), 0);
+            } else {
+                QVERIFY(t.value(QStringLiteral("sqnr_db")).toDouble() > 5);
+                QVERIFY(t.value(QStringLiteral("sampled_values")).toInteger() > 0);
+                ++measured;
+            }
+        }
+        QCOMPARE(sum, o.value(QStringLiteral("weight_bytes_written")).toInteger());
+        QVERIFY(measured > 0);
         // Not a terminal: no progress line.
         QVERIFY(r.err.isEmpty());
     }
@@ -139,20 +158,8 @@ private slots:
         // 6 matrices of 2048 x 4096 in F16: a run of several steps with a temporary file of 30 MB.
         qstest::GgufBuilder b;
         b.kv("general.architecture", qstest::GgufBuilder::vStr("llama"));
-        std::mt19937 rng(7);
-        for (int i = 0; i < 6; ++i) {
-            std::string data(size_t{2048} * 4096 * 2, '\0');
-            for (size_t k = 0; k < data.size() / 2; ++k) {
-                const uint16_t h = static_cast<uint16_t>(0x2000 + (rng() & 0x1FFF) + ((rng() & 1) << 15));
-                std::memcpy(data.data() + 2 * k, &h, 2);
-            }
-            b.tensors.push_back({"blk." + std::to_string(i) + ".ffn_down.weight",
-                                 {4096, 2048},
-                                 1,
-                                 std::move(data),
-                                 std::nullopt,
-                                 std::nullopt});
-        }
+        for (int i = 0; i < 6; ++i)
+            b.randomF16("blk." + std::to_string(i) + ".ffn_down.weight", 4096, 2048, 7 + i);
         const QString folder = tmp(QStringLiteral("big"));
         QVERIFY(QDir().mkpath(folder));
         const QString model = folder + QStringLiteral("/big.gguf");

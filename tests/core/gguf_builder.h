@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -114,6 +115,20 @@ public:
         for (uint64_t i = 0; i < bytes; ++i)
             t.data[i] = static_cast<char>((i * 131 + tensors.size() * 7) & 0xFF);
         tensors.push_back(std::move(t));
+        return *this;
+    }
+
+    // An F16 matrix of ne0 x ne1 random values of moderate magnitude (deterministic for a seed): a large
+    // tensor that takes real work to quantize (tests that cancel mid-run).
+    GgufBuilder& randomF16(std::string name, uint64_t ne0, uint64_t ne1, uint32_t seed)
+    {
+        std::mt19937 rng(seed);
+        std::string data(ne0 * ne1 * 2, '\0');
+        for (size_t k = 0; k < data.size() / 2; ++k) {
+            const uint16_t h = static_cast<uint16_t>(0x2000 + (rng() & 0x1FFF) + ((rng() & 1) << 15));
+            std::memcpy(data.data() + 2 * k, &h, 2);
+        }
+        tensors.push_back({std::move(name), {ne0, ne1}, 1, std::move(data), std::nullopt, std::nullopt});
         return *this;
     }
 
