@@ -567,8 +567,7 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
             const StorableFormat s = storableFormat(f->name(), *t, options.target);
             const std::string fb = s.refused() ? f->name() : s.format;
             if (fb != f->name()) {
-                const bool ggml = f->traits().storage && f->traits().kind != FormatKind::Float &&
-                                  f->traits().kind != FormatKind::Integer;
+                const bool ggml = f->traits().kind == FormatKind::Ggml || f->traits().kind == FormatKind::Mx;
                 const bool tableEntry = ggml && llamaCppStoredType(f->name(), t->columns()).has_value();
                 i.fixes.push_back({"Use " + fb +
                                        (tableEntry ? std::string(" (llama.cpp's fallback)")
