@@ -79,6 +79,7 @@ int runPlan(QCommandLineParser& parser)
             throw;
         return cli::fail(QString::fromStdString(e.what()));
     }
+    target = plan.target(); // llama.cpp's mixes make plans for llama.cpp
 
     QJsonObject budgetJson;
     if (byBudget || byGpu) {
@@ -178,7 +179,7 @@ int runPlan(QCommandLineParser& parser)
         QJsonObject root;
         root[QStringLiteral("model")] = pos[0];
         root[QStringLiteral("preset")] = QString::fromStdString(plan.preset());
-        root[QStringLiteral("target")] = QString::fromLatin1(qs::exportTargetName(target));
+        root[QStringLiteral("target")] = QString::fromLatin1(qs::exportTargetName(plan.target()));
         QJsonArray noteArray;
         for (const auto& n : notes)
             noteArray.append(QString::fromStdString(n));

@@ -389,6 +389,11 @@ Plan makePreset(const std::string& name, const ModelLayout& model, ExportTarget 
     const std::string context = "preset '" + name + "'";
     if (!normaliseFtype(n).empty()) {
         const std::string ftype = normaliseFtype(n);
+        if (target == ExportTarget::PlanJson) { // llama.cpp's own mixes are plans for llama.cpp
+            target = ExportTarget::LlamaCpp;
+            plan.setTarget(target);
+            plan.setTiers(defaultTiersFor(target));
+        }
         for (const auto& t : model.tensors)
             if (isPlannable(t))
                 assignStorable(plan, t, llamaCppMixType(ftype, t, model), target, notes, context);

@@ -124,7 +124,8 @@ std::vector<std::string> defaultTiersFor(ExportTarget target);
 // "Q4_K_M" ...), "keep-embeddings-8bit[:BASE]" (BASE default Q4_K; embeddings and head at Q8_0, INT8-ch-sym
 // or FP8-E4M3-ch matching the base's family) and "all-FORMAT" ("all-Q4_K", "all-INT4-g128-asym").
 std::vector<std::string> presetNames();
-// Builds a plan for every plannable tensor, for `target`: each tensor gets the format it is stored in
+// Builds a plan for every plannable tensor, for `target` (llama.cpp's mixes with PlanJson are made for
+// LlamaCpp, whose fused-group rules and tiers they follow): each tensor gets the format it is stored in
 // (storableFormat; substitutions are described in `notes` when given). Throws qs::Error(BadValue) for
 // unknown presets / formats, and when the target cannot express the preset (the message names the first
 // tensor and the reason, e.g. "GPTQModel stores integer GPTQ weights only").
