@@ -156,6 +156,14 @@ int runEstimate(QCommandLineParser& parser)
             return cli::fail(
                 QStringLiteral("the plan does not fit this model: %1").arg(QString::fromStdString(why)));
         bytesOf = qs::planBytesFn(plan);
+        // A plan for a vLLM-style target runs on vLLM unless --runtime says otherwise.
+        if (!parser.isSet(QStringLiteral("runtime")) && qs::targetFusesGroups(plan.target())) {
+            req.runtime.runtime = qs::Runtime::Vllm;
+            if (!qs::runtimeSupportsKvType(req.runtime.runtime, req.kvType))
+                return cli::fail(QStringLiteral("the plan is for %1, run by vLLM, which cannot keep its KV cache in %2")
+                                     .arg(QString::fromLatin1(qs::exportTargetName(plan.target())),
+                                          QString::fromLatin1(qs::kvCacheTypeName(req.kvType))));
+        }
     }
     const qs::WeightSummary weights = qs::summarizeWeights(layout, bytesOf);
 

@@ -314,6 +314,12 @@ private slots:
         QVERIFY(json(r).value(QStringLiteral("weights_bytes")).toInteger() <= 9000000000ll);
         r = cli({QStringLiteral("export"), ct, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
         QCOMPARE(r.exitCode, 0);
+        // estimate --plan: a compressed-tensors plan is run by vLLM (no host-resident embedding there).
+        r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--plan"), ct, QStringLiteral("--gpu"),
+                 QStringLiteral("h100"), QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        QCOMPARE(json(r).value(QStringLiteral("runtime")).toString(), QStringLiteral("vllm"));
+        QCOMPARE(json(r).value(QStringLiteral("host_weights_bytes")).toInteger(), qint64(0));
     }
 
     void planWithSensitivity()
