@@ -212,6 +212,11 @@ void FootprintPanel::refresh()
     m_context->setToolTip(trained ? tr("The model was trained for %1 tokens of context.").arg(formatExact(trained))
                                   : QString());
     const FootprintRequest req = request();
+    if (const Footprint host = estimateFootprint(layout, m_weights, req); host.hostWeightsBytes > 0)
+        m_summary->setText(m_summary->text() +
+                           tr("<br>Host memory: %1 (token embedding; %2 keeps it off the GPU)")
+                               .arg(formatBytes(host.hostWeightsBytes),
+                                    QString::fromLatin1(runtimeName(req.runtime.runtime))));
     const QStringList ids = gpus();
     QVector<double> ticks, weights, kv, overhead, budget;
     QVector<QString> labels;

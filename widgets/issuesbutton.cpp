@@ -25,7 +25,11 @@ void IssuesButton::refresh()
     std::vector<PlanIssue> found;
     if (m_plan->hasModel()) {
         try {
-            found = checkPlan(m_plan->plan(), m_plan->layout());
+            // Fused-group warnings where the plan's runtime fuses (vLLM-style), never for llama.cpp.
+            const ExportTarget target = m_plan->plan().target();
+            CheckOptions options = checkOptionsFor(target);
+            options.fusedGroups = target == ExportTarget::PlanJson || targetFusesGroups(target);
+            found = checkPlan(m_plan->plan(), m_plan->layout(), options);
         } catch (const std::exception&) {
             // A plan that cannot be checked has no issues to offer fixes for.
         }

@@ -409,8 +409,13 @@ bool RulesDialog::apply()
     Plan after = m_document->plan();
     try {
         const std::vector<int> matches = ruleMatches(m_document->layout(), rules);
+        // Formats the plan's target stores differently (llama.cpp's fallback for a block that does not divide
+        // the row) are substituted, and said; formats it cannot express at all are refused.
+        std::vector<std::string> notes;
         applyRules(after, m_document->layout(), rules,
-                   unmatched == QLatin1String("stored") ? std::string() : unmatched.toStdString());
+                   unmatched == QLatin1String("stored") ? std::string() : unmatched.toStdString(), after.target(),
+                   &notes);
+        m_notes = notes;
         if (unmatched == QLatin1String("stored"))
             for (size_t i = 0; i < matches.size(); ++i)
                 if (matches[i] == kNoRule)
@@ -424,7 +429,16 @@ bool RulesDialog::apply()
     // New formats become tiers (columns) like any other assignment.
     PlanDocument::ensureTiersForAssignments(after);
     const bool changed = m_document->setPlan(after, tr("Apply %n rule(s)", nullptr, int(rules.size())));
-    m_status->setText(changed ? tr("Applied.") + QLatin1Char(' ') + m_status->text() : tr("Nothing changed."));
+    QString done = changed ? tr("Applied.") + QLatin1Char(' ') + m_status->text() : tr("Nothing changed.");
+    if (!m_notes.empty())
+        done += tr(" %1 stored in another format for %2 (hover).")
+                    .arg(m_notes.size())
+                    .arg(QString::fromLatin1(exportTargetName(after.target())));
+    QStringList tip;
+    for (const auto& n : m_notes)
+        tip << QString::fromStdString(n);
+    m_status->setToolTip(tip.join(QLatin1Char('\n')));
+    m_status->setText(done);
     return true;
 }
 

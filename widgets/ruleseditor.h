@@ -74,6 +74,7 @@ private:
     QStringListModel* m_previewModel = nullptr;
     QLabel* m_status = nullptr;
     std::vector<int> m_matches; // ruleMatches() of the current rules, empty when they are invalid
+    std::vector<std::string> m_notes; // substitutions of the last Apply
 };
 
 } // namespace qs

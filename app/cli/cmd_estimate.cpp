@@ -34,6 +34,7 @@ QJsonObject fitJson(const qs::GpuSpec& gpu, const qs::GpuFit& fit)
     o[QStringLiteral("gpu")] = QString::fromStdString(gpu.id);
     o[QStringLiteral("gpu_name")] = QString::fromStdString(gpu.name);
     o[QStringLiteral("weights_bytes")] = static_cast<qint64>(f.weightsBytes);
+    o[QStringLiteral("host_weights_bytes")] = static_cast<qint64>(f.hostWeightsBytes);
     o[QStringLiteral("kv_cache_bytes")] = static_cast<qint64>(f.kvCacheBytes);
     o[QStringLiteral("activation_bytes")] = static_cast<qint64>(f.activationBytes);
     o[QStringLiteral("fixed_overhead_bytes")] = static_cast<qint64>(f.fixedOverheadBytes);
@@ -41,6 +42,8 @@ QJsonObject fitJson(const qs::GpuSpec& gpu, const qs::GpuFit& fit)
     o[QStringLiteral("total_bytes")] = static_cast<qint64>(f.totalBytes());
     o[QStringLiteral("gpu_bytes")] = static_cast<qint64>(fit.gpuBytes);
     o[QStringLiteral("gpu_memory_bytes")] = static_cast<qint64>(gpu.memoryBytes);
+    o[QStringLiteral("gpu_usable_bytes")] = static_cast<qint64>(gpu.usableBytes());
+    o[QStringLiteral("gpu_memory_source")] = QString::fromStdString(gpu.memorySource);
     o[QStringLiteral("fits")] = fit.fits;
     o[QStringLiteral("headroom_bytes")] = static_cast<qint64>(fit.headroomBytes);
     o[QStringLiteral("max_context")] = static_cast<qint64>(fit.maxContext);
@@ -121,6 +124,7 @@ int runEstimate(QCommandLineParser& parser)
         req.runtime.gpuMemoryUtilization = u;
     }
     req.runtime.flashAttention = !parser.isSet(QStringLiteral("no-flash-attn"));
+    req.runtime.swaFull = parser.isSet(QStringLiteral("swa-full"));
     if (parser.isSet(QStringLiteral("fixed-overhead"))) {
         uint64_t fixed = 0;
         if (!parseUInt(parser, QStringLiteral("fixed-overhead"), fixed, 0, 1ull << 40))
@@ -152,6 +156,14 @@ int runEstimate(QCommandLineParser& parser)
             return cli::fail(
                 QStringLiteral("the plan does not fit this model: %1").arg(QString::fromStdString(why)));
         bytesOf = qs::planBytesFn(plan);
+        // A plan for a vLLM-style target runs on vLLM unless --runtime says otherwise.
+        if (!parser.isSet(QStringLiteral("runtime")) && qs::targetFusesGroups(plan.target())) {
+            req.runtime.runtime = qs::Runtime::Vllm;
+            if (!qs::runtimeSupportsKvType(req.runtime.runtime, req.kvType))
+                return cli::fail(QStringLiteral("the plan is for %1, run by vLLM, which cannot keep its KV cache in %2")
+                                     .arg(QString::fromLatin1(qs::exportTargetName(plan.target())),
+                                          QString::fromLatin1(qs::kvCacheTypeName(req.kvType))));
+        }
     }
     const qs::WeightSummary weights = qs::summarizeWeights(layout, bytesOf);
 
@@ -197,9 +209,12 @@ int runEstimate(QCommandLineParser& parser)
         std::printf("%s\n", gpus[i]->name.c_str());
         for (const auto& t : fit.footprint.terms)
             std::printf("  %-22s %9.3f GiB  %s\n", t.name.c_str(), gib(t.bytes), t.detail.c_str());
-        std::printf("  %-22s %9.3f GiB of %.3f GiB -> %s, headroom %+.3f GiB\n", "total",
-                    gib(fit.footprint.totalBytes()), gib(fit.gpuBytes), fit.fits ? "FITS" : "DOES NOT FIT",
-                    static_cast<double>(fit.headroomBytes) / (1ull << 30));
+        std::printf("  %-22s %9.3f GiB of %.3f GiB (%s) -> %s, headroom %+.3f GiB\n", "total",
+                    gib(fit.footprint.totalBytes()), gib(fit.gpuBytes), gpus[i]->memorySource.c_str(),
+                    fit.fits ? "FITS" : "DOES NOT FIT", static_cast<double>(fit.headroomBytes) / (1ull << 30));
+        if (fit.footprint.hostWeightsBytes)
+            std::printf("  %-22s %9.3f GiB  in host memory, not counted on the GPU\n", "host",
+                        gib(fit.footprint.hostWeightsBytes));
         std::printf("  max context %llu, GPUs needed %u, decode <= %.1f tokens/s\n\n",
                     static_cast<unsigned long long>(fit.maxContext), fit.gpusNeeded,
                     fit.maxDecodeTokensPerSecond);
@@ -211,7 +226,7 @@ const CliRegistrar estimate(
     {"estimate",
      "estimate (PATH | --config config.json) [--plan plan.json] --gpu NAME [--ctx N] [--batch N] [--kv-dtype "
      "T] "
-     "[--runtime R] [--json]",
+     "[--runtime R] [--no-flash-attn] [--swa-full] [--json]",
      "GPU memory footprint, fit, maximum context and decode speed bound",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("config"), QStringLiteral("Plan from a Hugging Face config.json alone."),
@@ -241,6 +256,9 @@ const CliRegistrar estimate(
                       QStringLiteral("Measured fixed overhead per GPU in bytes (replaces the default)."),
                       QStringLiteral("BYTES")});
          p.addOption({QStringLiteral("no-flash-attn"), QStringLiteral("llama.cpp without flash attention.")});
+         p.addOption({QStringLiteral("swa-full"),
+                      QStringLiteral("llama.cpp: sliding-window layers hold every cell (--swa-full; the C API's "
+                                     "default), not window + ubatch.")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"),
                                  QStringLiteral("Model file or folder, or config.json."));

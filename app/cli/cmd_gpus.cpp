@@ -28,6 +28,8 @@ int runGpus(QCommandLineParser& parser)
             o[QStringLiteral("kind")] = QString::fromLatin1(qs::gpuKindName(g.kind));
             o[QStringLiteral("memory_bytes")] = static_cast<qint64>(g.memoryBytes);
             o[QStringLiteral("usable_bytes")] = static_cast<qint64>(g.usableBytes());
+            o[QStringLiteral("memory_source")] = QString::fromStdString(g.memorySource);
+            o[QStringLiteral("architecture")] = QString::fromStdString(g.architecture);
             o[QStringLiteral("bandwidth_gb_s")] = g.bandwidthGBps;
             QJsonArray aliases;
             for (const auto& a : g.aliases)
@@ -39,11 +41,13 @@ int runGpus(QCommandLineParser& parser)
         cli::printJson(root);
         return 0;
     }
-    std::printf("%-16s %-40s %-12s %10s %10s\n", "id", "name", "kind", "memory", "bandwidth");
+    std::printf("%-16s %-40s %-12s %10s %10s %10s\n", "id", "name", "kind", "memory", "usable", "bandwidth");
     for (const auto& g : catalog.gpus())
-        std::printf("%-16s %-40s %-12s %7.1f GiB %6.0f GB/s\n", g.id.c_str(), g.name.c_str(),
+        std::printf("%-16s %-40s %-12s %7.1f GiB %6.1f GiB%s %6.0f GB/s\n", g.id.c_str(), g.name.c_str(),
                     qs::gpuKindName(g.kind), static_cast<double>(g.memoryBytes) / (1ull << 30),
+                    static_cast<double>(g.usableBytes()) / (1ull << 30), g.driverMemoryBytes ? "*" : " ",
                     g.bandwidthGBps);
+    std::printf("\n* usable memory as the driver reports it (memory_source in --json); others nominal\n");
     std::printf("\n%zu devices from", catalog.gpus().size());
     for (const auto& s : catalog.sources())
         std::printf(" %s", s.string().c_str());

@@ -34,25 +34,52 @@ int runPlan(QCommandLineParser& parser)
     if (byBudget && byGpu)
         return cli::fail(QStringLiteral("give either --budget or --gpu, not both"));
 
+    qs::ExportTarget target = qs::ExportTarget::PlanJson;
+    if (parser.isSet(QStringLiteral("target"))) {
+        auto t = qs::exportTargetFromName(parser.value(QStringLiteral("target")).toStdString());
+        if (!t)
+            return cli::fail(QStringLiteral("--target needs llamacpp, gptqmodel, llmcompressor, compressed-tensors "
+                                            "or json (the names 'export --to' takes)"));
+        target = *t;
+    }
+
     cli::ProgressPrinter progress(QStringLiteral("loading"));
     qs::JobControl job([&](double f, const std::string& stage) { progress.update(f, stage); });
     const qs::ModelLayout layout = qs::openLayout(pos[0].toStdString(), &job);
 
+    // Presets and rules that the target cannot express are refused (exit 1) with the tensor and the
+    // reason; tensors whose shape the format cannot store get the format they are stored in (notes).
+    std::vector<std::string> notes;
     qs::Plan plan;
     const QString preset = parser.value(QStringLiteral("preset"));
-    if (!preset.isEmpty())
-        plan = qs::makePreset(preset.toStdString(), layout);
-    else
-        plan.setIdentity(qs::identityOf(layout));
-    if (parser.isSet(QStringLiteral("rules"))) {
-        const std::string rulesPath = parser.value(QStringLiteral("rules")).toStdString();
-        const auto rules = qs::parseRules(qs::readRegularFile(rulesPath, qs::kMaxRulesFileBytes, "rules"), rulesPath);
-        // Without a preset, tensors no rule matches go to the first tier.
-        qs::applyRules(plan, layout, rules, preset.isEmpty() ? plan.tiers().front() : std::string());
-        plan.setRules(rules);
+    try {
+        if (!preset.isEmpty()) {
+            plan = qs::makePreset(preset.toStdString(), layout, target, &notes);
+        } else {
+            plan.setIdentity(qs::identityOf(layout));
+            plan.setTarget(target);
+            plan.setTiers(qs::defaultTiersFor(target));
+        }
+        if (parser.isSet(QStringLiteral("rules"))) {
+            const std::string rulesPath = parser.value(QStringLiteral("rules")).toStdString();
+            const auto rules =
+                qs::parseRules(qs::readRegularFile(rulesPath, qs::kMaxRulesFileBytes, "rules"), rulesPath);
+            // Without a preset, tensors no rule matches go to the first tier.
+            qs::applyRules(plan, layout, rules, preset.isEmpty() ? plan.tiers().front() : std::string(), target,
+                           &notes);
+            plan.setRules(rules);
+        }
+        if (preset.isEmpty() && !parser.isSet(QStringLiteral("rules")) && !byBudget && !byGpu)
+            plan = qs::makePreset(target == qs::ExportTarget::LlamaCpp || target == qs::ExportTarget::PlanJson
+                                      ? "llama.cpp-Q4_K_M"
+                                      : "all-INT4-g128-asym",
+                                  layout, target, &notes);
+    } catch (const qs::Error& e) {
+        if (e.code() != qs::ErrorCode::BadValue)
+            throw;
+        return cli::fail(QString::fromStdString(e.what()));
     }
-    if (preset.isEmpty() && !parser.isSet(QStringLiteral("rules")) && !byBudget && !byGpu)
-        plan = qs::makePreset("llama.cpp-Q4_K_M", layout);
+    target = plan.target(); // llama.cpp's mixes make plans for llama.cpp
 
     QJsonObject budgetJson;
     if (byBudget || byGpu) {
@@ -80,6 +107,10 @@ int runPlan(QCommandLineParser& parser)
             if (!ok || batch == 0)
                 return cli::fail(QStringLiteral("--batch needs a positive number"));
             req.batch = batch;
+            req.gpuArchitecture = gpu->architecture;
+            // The runtime that runs the target's output unless --runtime says otherwise.
+            if (qs::targetFusesGroups(target))
+                req.runtime.runtime = qs::Runtime::Vllm;
             if (parser.isSet(QStringLiteral("runtime"))) {
                 auto rt = qs::runtimeFromName(parser.value(QStringLiteral("runtime")).toStdString());
                 if (!rt)
@@ -108,7 +139,8 @@ int runPlan(QCommandLineParser& parser)
         if (parser.isSet(QStringLiteral("sensitivity")))
             errors = qs::loadErrorTable(parser.value(QStringLiteral("sensitivity")).toStdString());
         qs::BudgetOptions budgetOptions;
-        budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused"));
+        budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused")) || qs::targetFusesGroups(target);
+        budgetOptions.target = target;
         const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors, budgetOptions);
         qs::BudgetJob solve({problem, budget, {}});
         if (const int code = cli::runJob(solve, QStringLiteral("fitting")))
@@ -133,7 +165,9 @@ int runPlan(QCommandLineParser& parser)
         budgetJson[QStringLiteral("optimal")] = sol.optimal;
     }
 
-    const auto issues = qs::checkPlan(plan, layout, {parser.isSet(QStringLiteral("fused"))});
+    qs::CheckOptions checkOptions = qs::checkOptionsFor(target);
+    checkOptions.fusedGroups |= parser.isSet(QStringLiteral("fused"));
+    const auto issues = qs::checkPlan(plan, layout, checkOptions);
     const qs::WeightSummary weights = qs::summarizeWeights(layout, qs::planBytesFn(plan));
     if (parser.isSet(QStringLiteral("out")))
         qs::savePlan(plan, parser.value(QStringLiteral("out")).toStdString());
@@ -145,6 +179,11 @@ int runPlan(QCommandLineParser& parser)
         QJsonObject root;
         root[QStringLiteral("model")] = pos[0];
         root[QStringLiteral("preset")] = QString::fromStdString(plan.preset());
+        root[QStringLiteral("target")] = QString::fromLatin1(qs::exportTargetName(plan.target()));
+        QJsonArray noteArray;
+        for (const auto& n : notes)
+            noteArray.append(QString::fromStdString(n));
+        root[QStringLiteral("notes")] = noteArray;
         root[QStringLiteral("weights_bytes")] = static_cast<qint64>(weights.bytes);
         root[QStringLiteral("parameters")] = static_cast<qint64>(weights.parameters);
         root[QStringLiteral("bits_per_weight")] =
@@ -191,6 +230,10 @@ int runPlan(QCommandLineParser& parser)
                     budgetJson[QStringLiteral("lower_bound")].toDouble(),
                     budgetJson[QStringLiteral("gap")].toDouble(),
                     budgetJson[QStringLiteral("optimal")].toBool() ? " (optimal)" : "");
+    for (size_t i = 0; i < notes.size() && i < 8; ++i)
+        std::printf("note: %s\n", notes[i].c_str());
+    if (notes.size() > 8)
+        std::printf("note: ... and %zu more (--json lists them all)\n", notes.size() - 8);
     for (const auto& i : issues)
         std::printf("warning: %s%s%s\n", i.message.c_str(), i.fixes.empty() ? "" : " -> ",
                     i.fixes.empty() ? "" : i.fixes.front().label.c_str());
@@ -201,8 +244,8 @@ int runPlan(QCommandLineParser& parser)
 
 const CliRegistrar planCommand(
     {"plan",
-     "plan PATH [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] [--out "
-     "plan.json] [--json]",
+     "plan PATH [--target T] [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] "
+     "[--out plan.json] [--json]",
      "build a precision plan (preset, rules, fit to a budget) and save it",
      [](QCommandLineParser& p) {
          std::string presets;
@@ -212,6 +255,11 @@ const CliRegistrar planCommand(
              {QStringLiteral("preset"),
               QStringLiteral("Preset: %1 (all-FORMAT for any format).").arg(QString::fromStdString(presets)),
               QStringLiteral("NAME")});
+         p.addOption({QStringLiteral("target"),
+                      QStringLiteral("Plan for this tool (the names 'export --to' takes: llamacpp, gptqmodel, "
+                                     "llmcompressor, compressed-tensors, json = any): only formats it can "
+                                     "express, fused groups kept together where its runtime fuses them."),
+                      QStringLiteral("T")});
          p.addOption({QStringLiteral("rules"),
                       QStringLiteral("Rules file (REGEX=FORMAT / role:ROLE=FORMAT lines or JSON)."),
                       QStringLiteral("FILE")});
@@ -238,7 +286,7 @@ const CliRegistrar planCommand(
                                                       "trade-off curve ([bytes, error] points).")});
          p.addOption({QStringLiteral("fused"),
                       QStringLiteral("Fused tensors (q/k/v, gate/up, experts) share a format: checked, and "
-                                     "kept by --budget/--gpu (vLLM).")});
+                                     "kept by --budget/--gpu (implied by the vLLM-style targets).")});
          p.addOption({QStringLiteral("out"), QStringLiteral("Save the plan here."), QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"),

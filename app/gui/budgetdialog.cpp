@@ -1,6 +1,7 @@
 #include "app/gui/budgetdialog.h"
 
 #include "core/jobs/jobs.h"
+#include "core/plan/budget.h"
 #include "core/plan/memory.h"
 #include "core/plan/plan.h"
 #include "widgets/formatting.h"
@@ -38,7 +39,12 @@ BudgetDialog* BudgetDialog::openFor(PlanDocument* plan, JobRunner* runner, const
     BudgetProblem problem;
     std::vector<TradeoffPoint> curve;
     try {
-        problem = makeBudgetProblem(plan->plan(), layout, errors);
+        // Options are the formats the plan's target stores (llama.cpp's fallbacks, no INT4 for llama.cpp);
+        // vLLM-style targets keep fused groups together.
+        BudgetOptions options;
+        options.target = plan->plan().target();
+        options.tieFusedGroups = targetFusesGroups(options.target);
+        problem = makeBudgetProblem(plan->plan(), layout, errors, options);
         curve = tradeoffCurve(problem);
     } catch (const std::exception& e) {
         presentError(tr("Fit to Budget"), tr("The budget problem could not be built."),

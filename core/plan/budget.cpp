@@ -110,11 +110,17 @@ PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const Err
 namespace {
 
 // The options of one tensor: the tiers that can store it, with their exact bytes and error; empty when none.
-std::vector<BudgetOption> tensorOptions(const Plan& plan, const TensorInfo& t, const ErrorTable& errors)
+std::vector<BudgetOption> tensorOptions(const Plan& plan, const TensorInfo& t, const ErrorTable& errors,
+                                        ExportTarget target)
 {
     auto measured = errors.find(t.name);
     std::vector<BudgetOption> opts;
-    for (const auto& tier : plan.tiers()) {
+    std::set<std::string> seen;
+    for (const auto& requested : plan.tiers()) {
+        const StorableFormat stored = storableFormat(requested, t, target);
+        if (stored.refused() || !seen.insert(stored.format).second)
+            continue;
+        const std::string& tier = stored.format;
         auto f = findFormat(tier);
         if (!f || !f->supports(t.rows(), t.columns()))
             continue;
@@ -159,7 +165,7 @@ BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, cons
         }
         auto g = groupOf.find(t.name);
         if (g == groupOf.end()) {
-            auto opts = tensorOptions(plan, t, errors);
+            auto opts = tensorOptions(plan, t, errors, options.target);
             if (opts.empty()) { // nothing in the tiers fits this tensor: it keeps its stored type
                 p.fixedBytes += t.bytes;
                 continue;
@@ -179,7 +185,7 @@ BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, cons
         for (const auto& n : names) {
             const TensorInfo* m = model.find(n);
             stored += m->bytes;
-            for (const auto& o : tensorOptions(plan, *m, errors)) {
+            for (const auto& o : tensorOptions(plan, *m, errors, options.target)) {
                 auto& s = sum[o.format];
                 s.format = o.format;
                 s.bytes += o.bytes;
@@ -188,11 +194,15 @@ BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, cons
             }
         }
         std::vector<BudgetOption> opts;
-        for (const auto& tier : plan.tiers()) { // keep the tier order
+        std::set<std::string> added;
+        for (const auto& tier : plan.tiers()) { // keep the tier order, then substitutes (fallbacks)
             auto f = findFormat(tier);
-            if (f && count[f->name()] == names.size())
+            if (f && count[f->name()] == names.size() && added.insert(f->name()).second)
                 opts.push_back(sum[f->name()]);
         }
+        for (const auto& [fmt, o] : sum)
+            if (count[fmt] == names.size() && added.insert(fmt).second)
+                opts.push_back(o);
         if (opts.empty()) {
             p.fixedBytes += stored;
             continue;

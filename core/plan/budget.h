@@ -78,6 +78,10 @@ struct BudgetOptions {
     // format, available when every member can store it, with the members' bytes and errors summed. What
     // vLLM-style exports need.
     bool tieFusedGroups = false;
+    // Options are the formats the tensors are stored in for this target (storableFormat): tiers the target
+    // cannot express are dropped, a tier that cannot hold a shape becomes its substitute (llama.cpp's
+    // fallback), so that every solution is a plan the target's export and quantize accept.
+    ExportTarget target = ExportTarget::PlanJson;
 };
 BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, const ErrorTable& errors,
                                 const BudgetOptions& options = {});

@@ -18,56 +18,6 @@
 
 namespace qs {
 
-const char* exportTargetName(ExportTarget target)
-{
-    switch (target) {
-    case ExportTarget::LlamaCpp:
-        return "llamacpp";
-    case ExportTarget::GptqModel:
-        return "gptqmodel";
-    case ExportTarget::LlmCompressor:
-        return "llmcompressor";
-    case ExportTarget::CompressedTensors:
-        return "compressed-tensors";
-    case ExportTarget::PlanJson:
-        return "json";
-    }
-    return "json";
-}
-
-std::optional<ExportTarget> exportTargetFromName(std::string_view name)
-{
-    const std::string n = lower(name);
-    if (n == "llamacpp" || n == "llama.cpp" || n == "llama-cpp" || n == "gguf")
-        return ExportTarget::LlamaCpp;
-    if (n == "gptqmodel" || n == "gptq")
-        return ExportTarget::GptqModel;
-    if (n == "llmcompressor" || n == "llm-compressor")
-        return ExportTarget::LlmCompressor;
-    if (n == "compressed-tensors" || n == "compressedtensors" || n == "compressed_tensors")
-        return ExportTarget::CompressedTensors;
-    if (n == "json" || n == "plan")
-        return ExportTarget::PlanJson;
-    return std::nullopt;
-}
-
-const char* exportDefaultFileName(ExportTarget target)
-{
-    switch (target) {
-    case ExportTarget::LlamaCpp:
-        return "tensor-types.txt";
-    case ExportTarget::GptqModel:
-        return "quantize_config.json";
-    case ExportTarget::LlmCompressor:
-        return "recipe.yaml";
-    case ExportTarget::CompressedTensors:
-        return "quantization_config.json";
-    case ExportTarget::PlanJson:
-        return "plan.json";
-    }
-    return "plan.json";
-}
-
 namespace {
 
 std::string describe(ExportTarget target, const std::vector<ExportProblem>& problems)
@@ -312,18 +262,16 @@ ExportResult exportLlamaCpp(const Plan& plan)
     std::vector<ExportProblem> problems;
     std::map<std::string, std::vector<std::string>> byType; // ggml type -> gguf tensor names
     std::map<std::string, std::string> stacked;             // gguf stacked expert tensor -> type
-    std::string outputType, embeddingType;
-    std::map<std::string, size_t> counts;
+    std::set<std::string> types;
     for (const auto& [t, fmt] : plan.assignments()) {
         auto f = findFormat(fmt);
         if (!f) {
             problems.push_back({t, fmt, "unknown format"});
             continue;
         }
-        const auto& tr = f->traits();
-        if (!(tr.kind == FormatKind::Ggml || (tr.kind == FormatKind::Float && tr.storage))) {
-            problems.push_back(
-                {t, f->name(), "llama.cpp has no " + f->name() + " type (only ggml block types, F16, BF16)"});
+        const RoleInfo r = classifyTensor(t);
+        if (auto problem = targetFormatProblem(ExportTarget::LlamaCpp, *f, r.role)) {
+            problems.push_back({t, f->name(), std::move(*problem)});
             continue;
         }
         auto g = ggufTensorName(t);
@@ -332,7 +280,7 @@ ExportResult exportLlamaCpp(const Plan& plan)
             continue;
         }
         const std::string type = ggmlTypeName(f->name());
-        const RoleInfo r = classifyTensor(t);
+        types.insert(type);
         if (r.role == TensorRole::MoeExpertGate || r.role == TensorRole::MoeExpertUp ||
             r.role == TensorRole::MoeExpertDown) {
             auto [it, inserted] = stacked.emplace(*g, type);
@@ -342,19 +290,12 @@ ExportResult exportLlamaCpp(const Plan& plan)
                                         ", which holds one type (" + it->second + ")"});
             continue;
         }
-        if (*g == "output.weight")
-            outputType = type;
-        else if (*g == "token_embd.weight")
-            embeddingType = type;
         byType[type].push_back(*g);
-        ++counts[type];
     }
     if (!problems.empty())
         throw ExportError(ExportTarget::LlamaCpp, std::move(problems));
-    for (const auto& [g, type] : stacked) {
+    for (const auto& [g, type] : stacked)
         byType[type].push_back(g);
-        ++counts[type];
-    }
     const std::set<int> blocks = blocksOf(plan);
     ExportResult r;
     for (auto& [type, names] : byType) {
@@ -362,13 +303,10 @@ ExportResult exportLlamaCpp(const Plan& plan)
         for (const auto& pattern : compressNames(names, blocks))
             r.text += pattern + "=" + type + "\n";
     }
-    std::string cmd = "llama-quantize --tensor-type-file tensor-types.txt";
-    if (!outputType.empty())
-        cmd += " --output-tensor-type " + outputType;
-    if (!embeddingType.empty())
-        cmd += " --token-embedding-type " + embeddingType;
-    cmd += " model-F16.gguf model-planned.gguf Q8_0";
-    r.commands.push_back(cmd);
+    // No --output-tensor-type / --token-embedding-type: llama_tensor_get_type returns those types before
+    // the fallback step (src/llama-quant.cpp), so a head whose row the type cannot hold ends in "quantized
+    // data validation failed". The type file's patterns name output.weight and token_embd.weight instead.
+    r.commands.push_back("llama-quantize --tensor-type-file tensor-types.txt model-F16.gguf model-planned.gguf Q8_0");
     // The same overrides as repeated --tensor-type arguments, for short plans (single-quoted for the shell;
     // patterns never contain quotes).
     std::istringstream lines(r.text);
@@ -379,23 +317,24 @@ ExportResult exportLlamaCpp(const Plan& plan)
         std::string inlineCmd = "llama-quantize";
         for (const auto& a : args)
             inlineCmd += " --tensor-type '" + a + "'";
-        if (!outputType.empty())
-            inlineCmd += " --output-tensor-type " + outputType;
-        if (!embeddingType.empty())
-            inlineCmd += " --token-embedding-type " + embeddingType;
         r.commands.push_back(inlineCmd + " model-F16.gguf model-planned.gguf Q8_0");
     }
     r.notes.push_back(
         "The base type Q8_0 only decides which tensors llama-quantize touches: every planned tensor is "
-        "overridden by the file. llama.cpp skips an override when its own choice for the tensor needs "
-        "a fallback (row length not a multiple of the block), so fix unsupported-shape warnings first.");
+        "overridden by the file. llama-quantize applies each override, then its fallback step: a type whose "
+        "block does not divide the row is replaced (Q4_K -> Q5_0, Q6_K -> Q8_0, ...) and a type without a "
+        "fallback (Q8_0, Q4_0, Q5_0, ...) stops it, so plan tensors in the types they are stored in (the "
+        "presets and fit to budget do).");
     r.notes.push_back(
         "The type file holds nothing but pattern=type lines: llama-quantize has no comment syntax.");
-    bool lowBits = false;
-    for (const auto& [type, n] : counts)
-        lowBits |= type == "q2_K" || type.starts_with("iq");
-    if (lowBits)
-        r.notes.push_back("Q2_K and IQ types need an importance matrix: add --imatrix FILE.");
+    // tensor_requires_imatrix (src/llama-quant.cpp): IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S and IQ3_XXS need
+    // an importance matrix; IQ4_NL, IQ4_XS and the k-quants do not (Q2_K only inside a Q2_K_S file).
+    bool needsImatrix = false;
+    for (const auto& type : types)
+        needsImatrix |= type == "iq1_s" || type == "iq1_m" || type == "iq2_xxs" || type == "iq2_xs" ||
+                        type == "iq2_s" || type == "iq3_xxs";
+    if (needsImatrix)
+        r.notes.push_back("IQ1/IQ2 types and IQ3_XXS need an importance matrix: add --imatrix FILE.");
     return r;
 }
 
@@ -430,8 +369,10 @@ void forEachHfAssignment(const Plan& plan, ExportTarget target,
         const HfAssignment a{t, *f, classifyTensor(t).role, *m};
         if (isUnquantized(*f))
             keep(a);
-        else if (auto problem = quantize(a))
+        else if (auto problem = targetFormatProblem(target, *f, a.role))
             problems.push_back({t, f->name(), std::move(*problem)});
+        else if (auto other = quantize(a))
+            problems.push_back({t, f->name(), std::move(*other)});
     }
     checkFused(plan, problems);
     if (!problems.empty())
@@ -452,15 +393,7 @@ ExportResult exportGptqModel(const Plan& plan)
                 skipped.push_back(a.module);
         },
         [&](const HfAssignment& a) -> std::optional<std::string> {
-            const auto& tr = a.format.traits();
-            if (tr.kind != FormatKind::Integer)
-                return "GPTQModel stores integer GPTQ weights only (no ggml, FP8 or NF4 types)";
-            if (tr.groupSize == 0)
-                return "GPTQ has no per-tensor scale: use a group size or per-channel";
-            if (tr.bits != 2 && tr.bits != 3 && tr.bits != 4 && tr.bits != 8)
-                return "GPTQModel packs 2, 3, 4 or 8 bits";
-            if (a.role == TensorRole::Embedding)
-                return "GPTQModel does not quantize embeddings: keep them in BF16/F16";
+            const auto& tr = a.format.traits(); // expressible: targetFormatProblem checked it
             if (a.role == TensorRole::OutputHead)
                 lmHead = true;
             quantized[a.module] = {tr.bits, tr.groupSize, tr.symmetric, false};
@@ -531,17 +464,9 @@ CtPlan collectCompressedTensors(const Plan& plan, ExportTarget target)
                 ct.ignore.push_back(a.module);
         },
         [&](const HfAssignment& a) -> std::optional<std::string> {
-            if (a.role == TensorRole::Embedding)
-                return "only Linear layers are quantized: keep embeddings in BF16/F16";
-            const auto& tr = a.format.traits();
-            Scheme s;
-            if (tr.kind == FormatKind::Integer)
-                s = {tr.bits, tr.groupSize, tr.symmetric, false};
-            else if (tr.kind == FormatKind::Fp8 && a.format.name().starts_with("FP8-E4M3"))
-                s = {8, tr.groupSize < 0 ? -1 : 0, true, true};
-            else
-                return "compressed-tensors has integer and FP8 (E4M3) schemes only, no ggml, NF4 or E5M2 "
-                       "types";
+            const auto& tr = a.format.traits(); // integer or FP8-E4M3: targetFormatProblem checked it
+            const Scheme s = tr.kind == FormatKind::Integer ? Scheme{tr.bits, tr.groupSize, tr.symmetric, false}
+                                                            : Scheme{8, tr.groupSize < 0 ? -1 : 0, true, true};
             ct.groups[s].push_back(a.module);
             return std::nullopt;
         });

@@ -1,6 +1,7 @@
 #pragma once
 // Hands a plan to the tool that will do the quantizing, in that tool's own syntax (docs/exports.md):
-// llama.cpp's llama-quantize --tensor-type-file (+ --output-tensor-type / --token-embedding-type),
+// llama.cpp's llama-quantize --tensor-type-file (every tensor, head and embedding included, so that
+// llama.cpp's fallback step sees them all),
 // GPTQModel's quantize_config.json with `dynamic` per-module overrides, an llm-compressor recipe YAML, a
 // compressed-tensors `quantization_config`, and the native plan JSON.
 //
@@ -8,6 +9,7 @@
 // why (GPTQModel has no Q4_K, llama.cpp has no INT4-g128, vLLM-style targets need fused tensors to agree).
 
 #include "core/plan/plan.h"
+#include "core/plan/target.h"
 #include "core/util/error.h"
 
 #include <filesystem>
@@ -18,11 +20,7 @@
 
 namespace qs {
 
-enum class ExportTarget : uint8_t { LlamaCpp, GptqModel, LlmCompressor, CompressedTensors, PlanJson };
-const char* exportTargetName(ExportTarget target); // "llamacpp", "gptqmodel", "llmcompressor", ...
-std::optional<ExportTarget> exportTargetFromName(std::string_view name);
-// The file name a target's output is usually saved as ("tensor-types.txt", "quantize_config.json", ...).
-const char* exportDefaultFileName(ExportTarget target);
+// ExportTarget and its names: core/plan/target.h.
 
 struct ExportProblem {
     std::string tensor;

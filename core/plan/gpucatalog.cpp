@@ -54,10 +54,10 @@ const char* gpuKindName(GpuKind kind)
 
 uint64_t GpuSpec::usableBytes() const
 {
+    const uint64_t total = driverMemoryBytes ? driverMemoryBytes : memoryBytes;
     if (usableFraction >= 1.0)
-        return memoryBytes;
-    return static_cast<uint64_t>(
-        std::floor(static_cast<double>(memoryBytes) * std::max(0.0, usableFraction)));
+        return total;
+    return static_cast<uint64_t>(std::floor(static_cast<double>(total) * std::max(0.0, usableFraction)));
 }
 
 const GpuSpec* GpuCatalog::find(std::string_view key) const
@@ -147,6 +147,23 @@ GpuCatalog GpuCatalog::fromJson(const std::string& json, const std::string& file
         if (!(bytes >= 1 && bytes <= 9007199254740992.0))
             bad(fileName, where + ".memory_bytes", "missing or out of range");
         g.memoryBytes = static_cast<uint64_t>(bytes);
+        // Driver-reported total, in bytes or MiB (nvidia-smi prints MiB).
+        const QJsonValue usable = o.value(QStringLiteral("usable_bytes"));
+        const QJsonValue usableMib = o.value(QStringLiteral("usable_mib"));
+        if (!usable.isUndefined() || !usableMib.isUndefined()) {
+            const double u = usable.isDouble()      ? usable.toDouble()
+                             : usableMib.isDouble() ? usableMib.toDouble() * 1048576.0
+                                                    : -1;
+            if (!(u >= 1 && u <= 9007199254740992.0 && u == std::floor(u)))
+                bad(fileName, where + (usable.isUndefined() ? ".usable_mib" : ".usable_bytes"),
+                    "must be a positive whole number");
+            g.driverMemoryBytes = static_cast<uint64_t>(u);
+        }
+        g.memorySource = o.value(QStringLiteral("memory_source"))
+                             .toString(g.driverMemoryBytes ? QStringLiteral("driver-reported")
+                                                           : QStringLiteral("nominal"))
+                             .toStdString();
+        g.architecture = lower(o.value(QStringLiteral("architecture")).toString().toStdString());
         g.bandwidthGBps = o.value(QStringLiteral("bandwidth_gb_s")).toDouble(-1);
         if (!(g.bandwidthGBps > 0 && g.bandwidthGBps < 1e6))
             bad(fileName, where + ".bandwidth_gb_s", "missing or out of range");

@@ -21,12 +21,20 @@ struct GpuSpec {
     std::string vendor;
     GpuKind kind = GpuKind::Consumer;
     uint64_t memoryBytes = 0; // nominal memory (24 GB card = 24 GiB)
+    // Total memory as the driver reports it (nvidia-smi memory.total, cudaMemGetInfo total): what a
+    // process can use before the CUDA context takes its share. 0: not recorded, the nominal size is used.
+    uint64_t driverMemoryBytes = 0;
+    // Where the usable figure comes from ("nvidia-smi on an H200 (measured)", "nominal", ...).
+    std::string memorySource;
     double bandwidthGBps = 0; // peak memory bandwidth, 1e9 bytes per second
     // Share of memoryBytes a GPU program may allocate: 1 for discrete cards; Apple unified memory is
     // capped by macOS (recommendedMaxWorkingSetSize, about 3/4 of RAM by default).
     double usableFraction = 1.0;
+    // GPU architecture ("hopper", "ada", "ampere", ...), for per-architecture runtime defaults.
+    std::string architecture;
     std::vector<std::string> aliases;
 
+    // driverMemoryBytes when recorded, else memoryBytes; times usableFraction.
     uint64_t usableBytes() const;
 };
 

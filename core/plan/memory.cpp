@@ -14,7 +14,6 @@ namespace {
 constexpr uint64_t MiB = 1ull << 20;
 
 // Defaults of the fixed per-GPU overhead, see docs/memory-model.md ("Fixed overhead").
-constexpr uint64_t kLlamaCppFixed = 384 * MiB;     // CUDA context + cuBLAS workspace + ggml pools
 constexpr uint64_t kVllmFixed = 640 * MiB;         // non-torch memory + CUDA graphs + torch.compile
 constexpr uint64_t kTransformersFixed = 512 * MiB; // PyTorch CUDA context with its kernel images
 constexpr uint64_t kNcclPerGpu = 256 * MiB;        // NCCL buffers when more than one GPU is used
@@ -157,14 +156,37 @@ uint64_t kvBytesPerTokenPerLayer(const ModelConfig& config, KvCacheType type)
     return mul(rowBytes, 2);
 }
 
-uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batch, KvCacheType type)
+uint64_t kvCellsOfLayer(const ModelConfig& config, uint32_t layer, uint64_t context, uint64_t slidingExtraCells,
+                        bool swaFull)
+{
+    if (swaFull || !isSlidingLayer(config, layer))
+        return context;
+    return std::min<uint64_t>(context, add(config.slidingWindow, slidingExtraCells));
+}
+
+uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batch, KvCacheType type,
+                      uint64_t slidingExtraCells, bool swaFull)
 {
     const uint64_t perLayer = kvBytesPerTokenPerLayer(config, type);
     uint64_t tokens = 0; // token-layers of one sequence
     for (uint32_t l = 0; l < config.layers; ++l)
-        tokens = add(tokens,
-                     isSlidingLayer(config, l) ? std::min<uint64_t>(context, config.slidingWindow) : context);
+        tokens = add(tokens, kvCellsOfLayer(config, l, context, slidingExtraCells, swaFull));
     return mul(mul(tokens, perLayer), batch);
+}
+
+uint64_t llamaCppFixedOverhead(bool flashAttention, std::string_view gpuArchitecture)
+{
+    // Measured per architecture (docs/memory-model.md, "Fixed overhead"); only Hopper so far, and it is
+    // the default for the others.
+    struct Row {
+        const char* architecture;
+        uint64_t withFlash, withoutFlash;
+    };
+    static constexpr Row kRows[] = {{"hopper", 610 * MiB, 720 * MiB}};
+    for (const auto& r : kRows)
+        if (lower(gpuArchitecture) == r.architecture)
+            return flashAttention ? r.withFlash : r.withoutFlash;
+    return flashAttention ? kRows[0].withFlash : kRows[0].withoutFlash;
 }
 
 WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& bytesOf)
@@ -241,11 +263,27 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
     const uint32_t batch = std::max<uint32_t>(1, request.batch);
     Footprint f;
 
-    f.weightsBytes = ceilDiv(weights.bytes, n);
+    const RuntimeSettings& rt = request.runtime;
+    // llama.cpp keeps the input layer (the token-embedding table, read one row per token) in host memory
+    // (src/llama-model.cpp: dev_input is the CPU). A tied model's head is that table: llama.cpp loads it
+    // a second time, as the output layer, on the GPU.
+    const bool tied = weights.outputHeadBytes == 0;
+    uint64_t gpuWeights = weights.bytes;
+    if (rt.runtime == Runtime::LlamaCpp && weights.embeddingBytes > 0) {
+        f.hostWeightsBytes = weights.embeddingBytes;
+        if (!tied)
+            gpuWeights -= std::min(gpuWeights, weights.embeddingBytes);
+    }
+    f.weightsBytes = ceilDiv(gpuWeights, n);
     f.terms.push_back(
         {"weights", f.weightsBytes,
-         n > 1 ? "plan bytes " + std::to_string(weights.bytes) + " / " + std::to_string(n) + " GPUs"
-               : "exact bytes of every tensor in its planned format"});
+         std::string(n > 1 ? "plan bytes " + std::to_string(gpuWeights) + " / " + std::to_string(n) + " GPUs"
+                           : "exact bytes of every tensor in its planned format") +
+             (f.hostWeightsBytes && !tied ? ", token embedding in host memory" : "")});
+    if (f.hostWeightsBytes)
+        f.terms.push_back({"host_weights", f.hostWeightsBytes,
+                           tied ? "token-embedding table in host memory (tied: also on the GPU as the head)"
+                                : "token-embedding table in host memory (not on the GPU)"});
 
     // KV heads are split across tensor-parallel ranks; a rank always holds at least one (vLLM replicates
     // KV heads when there are fewer than ranks).
@@ -256,32 +294,54 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         f.terms.push_back(
             {"kv_cache", 0, "no attention configuration (layers, kv heads, head_dim): not counted"});
     } else {
-        f.kvCacheBytes = kvCacheBytes(perGpu, request.context, batch, request.kvType);
+        const uint64_t slidingExtra = request.runtime.runtime == Runtime::LlamaCpp ? request.runtime.ubatch : 0;
+        f.kvCacheBytes =
+            kvCacheBytes(perGpu, request.context, batch, request.kvType, slidingExtra, request.runtime.swaFull);
         f.terms.push_back(
             {"kv_cache", f.kvCacheBytes,
              std::to_string(batch) + " x " + std::to_string(request.context) + " tokens x " +
                  std::to_string(c.layers) + " layers x 2 x " + std::to_string(perGpu.kvHeads) +
                  " kv heads x " + std::to_string(c.headDim) + " head_dim, " +
                  kvCacheTypeName(request.kvType) +
-                 (c.slidingWindow ? ", sliding layers capped at " + std::to_string(c.slidingWindow) : "")});
+                 (!c.slidingWindow ? std::string()
+                  : request.runtime.swaFull && request.runtime.runtime == Runtime::LlamaCpp
+                      ? std::string(", sliding layers hold every cell (swa_full)")
+                      : ", sliding layers capped at " + std::to_string(c.slidingWindow) +
+                            (slidingExtra ? " + " + std::to_string(slidingExtra) + " (ubatch)" : std::string()))});
     }
 
     const uint64_t H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
     const uint64_t q = uint64_t(c.heads) * c.headDim, kv = uint64_t(c.kvHeads) * c.headDim;
     const uint64_t ffnWidth = c.experts > 0 ? I * std::max<uint32_t>(1, c.expertsUsed) : I;
-    const RuntimeSettings& rt = request.runtime;
 
     switch (rt.runtime) {
     case Runtime::LlamaCpp: {
         // ggml's graph allocator reserves the worst-case graph of one physical batch (ubatch tokens against
-        // the full cache) and reuses memory between nodes, so the buffer is the largest live set.
+        // the full cache) and reuses memory between nodes, so the buffer is the largest live set
+        // (src/llama-context.cpp graph_reserve, ggml-alloc). Terms: docs/memory-model.md.
         const uint64_t tokens =
             std::max<uint64_t>(1, std::min<uint64_t>(rt.ubatch, mul(request.context, batch)));
         const uint64_t nkv = mul(request.context, batch);
+        // The KQ mask (src/llama-graph.cpp build_attn_inp_kq_mask): n_kv x n_tokens, F16 with flash
+        // attention, F32 without; one for the full layers and one for the sliding layers. It is an input
+        // every layer's attention reads, so it stays allocated through the whole layer loop.
+        bool anySliding = false, anyFull = false;
+        for (uint32_t l = 0; l < c.layers; ++l)
+            (isSlidingLayer(c, l) ? anySliding : anyFull) = true;
+        const uint64_t maskElem = rt.flashAttention ? 2 : 4;
+        uint64_t mask = 0;
+        if (anyFull || c.layers == 0)
+            mask = add(mask, mul(mul(tokens, nkv), maskElem));
+        if (anySliding) {
+            const uint64_t swaCells = rt.swaFull ? request.context
+                                                 : std::min<uint64_t>(request.context, add(c.slidingWindow, rt.ubatch));
+            mask = add(mask, mul(mul(tokens, mul(swaCells, batch)), maskElem));
+        }
         const uint64_t output = mul(mul(tokens, add(V, H)), 4);
-        const uint64_t ffn = mul(mul(tokens, add(mul(3, ffnWidth), mul(2, H))), 4);
-        uint64_t attn = mul(mul(tokens, q + 2 * kv + 2 * H), 4);
-        std::string attnDetail;
+        // Gate, up and their product (3 x width) with the residual, the normed input and the result
+        // (3 x hidden), in F32; fitted to a Mistral-7B log (110 MiB at 2k, 140 MiB at 32k with -fa).
+        const uint64_t ffn = add(mul(mul(tokens, add(mul(3, ffnWidth), mul(3, H))), 4), mask);
+        uint64_t attn = add(mul(mul(tokens, q + 2 * kv + 2 * H), 4), mask);
         if (rt.flashAttention) {
             // Quantized caches are converted to F16 views for the flash-attention kernel.
             if (request.kvType == KvCacheType::Q8_0 || request.kvType == KvCacheType::Q4_0)
@@ -297,10 +357,13 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         f.terms.push_back({"compute_buffer", compute,
                            std::string("llama.cpp graph buffer for ubatch ") + std::to_string(tokens) +
                                ", largest: " + which +
-                               (rt.flashAttention ? " (flash attention)" : " (no flash attention)")});
-        f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kLlamaCppFixed);
-        f.terms.push_back(
-            {"cuda_context", f.fixedOverheadBytes, "CUDA context, cuBLAS workspace, ggml pools"});
+                               (rt.flashAttention ? " (flash attention, F16 mask " : " (no flash attention, F32 mask ") +
+                               std::to_string(mask) + " bytes)"});
+        f.fixedOverheadBytes =
+            rt.fixedOverheadBytes.value_or(llamaCppFixedOverhead(rt.flashAttention, request.gpuArchitecture));
+        f.terms.push_back({"cuda_context", f.fixedOverheadBytes,
+                           std::string("CUDA context, cuBLAS workspace, ggml pools (measured, ") +
+                               (rt.flashAttention ? "flash attention)" : "no flash attention)")});
         break;
     }
     case Runtime::Vllm: {
@@ -369,10 +432,13 @@ uint64_t maxContextForBudget(const ModelLayout& model, const WeightSummary& weig
     return lo;
 }
 
-GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& request,
+GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const FootprintRequest& requested,
                 const GpuSpec& gpu)
 {
     GpuFit r;
+    FootprintRequest request = requested;
+    if (request.gpuArchitecture.empty())
+        request.gpuArchitecture = gpu.architecture; // per-architecture defaults (fixed overhead)
     r.gpuBytes = gpuBudgetBytes(gpu, request.runtime);
     r.footprint = estimateFootprint(model, weights, request);
     const uint64_t total = r.footprint.totalBytes();
@@ -401,8 +467,10 @@ GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const Fo
     const long double perStep =
         static_cast<long double>(weights.readPerTokenBytes) +
         (hasAttentionConfig(model.config)
-             ? static_cast<long double>(kvCacheBytes(model.config, request.context,
-                                                     std::max<uint32_t>(1, request.batch), request.kvType))
+             ? static_cast<long double>(kvCacheBytes(
+                   model.config, request.context, std::max<uint32_t>(1, request.batch), request.kvType,
+                   request.runtime.runtime == Runtime::LlamaCpp ? request.runtime.ubatch : 0,
+                   request.runtime.swaFull))
              : 0.0L);
     if (perStep > 0)
         r.maxDecodeTokensPerSecond =

@@ -42,8 +42,11 @@ struct RuntimeSettings {
     // llama.cpp: physical batch (-ub, default 512) and flash attention (-fa).
     uint32_t ubatch = 512;
     bool flashAttention = true;
+    // llama.cpp: sliding-window layers hold every cell (--swa-full; the C API's default) instead of
+    // window + ubatch cells (llama-server's and llama-cli's default).
+    bool swaFull = false;
     // Fixed per-GPU overhead (CUDA context, library workspaces, CUDA graphs); nullopt uses the runtime's
-    // documented default (see docs/memory-model.md).
+    // documented default (llamaCppFixedOverhead for llama.cpp; see docs/memory-model.md).
     std::optional<uint64_t> fixedOverheadBytes;
 };
 
@@ -53,7 +56,14 @@ struct FootprintRequest {
     KvCacheType kvType = KvCacheType::F16;
     RuntimeSettings runtime;
     uint32_t gpuCount = 1; // tensor parallel degree (weights and KV split, overhead per GPU)
+    // GpuSpec::architecture of the GPU ("hopper", ...; empty: unknown), for per-architecture defaults.
+    std::string gpuArchitecture;
 };
+
+// llama.cpp's fixed per-process overhead on one CUDA GPU: CUDA context, cuBLAS workspace and the memory
+// pools ggml grows during decode. Measured on an H200 (Hopper) at about 610 MiB with flash attention and
+// 710-730 MiB without; architectures without their own measurement use the Hopper figures.
+uint64_t llamaCppFixedOverhead(bool flashAttention, std::string_view gpuArchitecture = {});
 
 // Weights as they would be stored: per-tensor bytes come from bytesOf (a plan's formats) or the stored
 // bytes. Tied embeddings are counted once: an output head that duplicates a same-shaped embedding of a
@@ -69,10 +79,16 @@ struct WeightSummary {
 using TensorBytesFn = std::function<uint64_t(const TensorInfo&)>;
 WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& bytesOf = {});
 
-// Exact KV-cache bytes: batch * sum over layers of min(context, window for sliding layers) *
-// 2 (K and V) * row bytes of kv_heads * head_dim values in `type`. Throws qs::Error(BadValue) when the
-// configuration lacks layers / kv heads / head_dim or the row is not a multiple of the type's block.
-uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batch, KvCacheType type);
+// Exact KV-cache bytes: batch * sum over layers of cells * 2 (K and V) * row bytes of kv_heads * head_dim
+// values in `type`, where a layer holds `context` cells and a sliding-window layer
+// min(context, window + slidingExtraCells) (llama.cpp: the ubatch; vLLM and transformers: 0), or
+// `context` when swaFull. Throws qs::Error(BadValue) when the configuration lacks layers / kv heads /
+// head_dim or the row is not a multiple of the type's block.
+uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batch, KvCacheType type,
+                      uint64_t slidingExtraCells = 0, bool swaFull = false);
+// Cells a sliding-window layer holds per sequence (see kvCacheBytes); `context` for other layers.
+uint64_t kvCellsOfLayer(const ModelConfig& config, uint32_t layer, uint64_t context,
+                        uint64_t slidingExtraCells = 0, bool swaFull = false);
 // Whether the configuration describes attention (layers, kv heads, head_dim). Without it the footprint
 // counts no KV cache (a model we know only the tensors of).
 bool hasAttentionConfig(const ModelConfig& config);
@@ -88,7 +104,10 @@ struct FootprintTerm {
 
 // Per-GPU footprint (with gpuCount > 1, each GPU's share).
 struct Footprint {
-    uint64_t weightsBytes = 0;
+    uint64_t weightsBytes = 0; // weights on the GPU
+    // Weights the runtime keeps in host memory, not on the GPU: llama.cpp's token-embedding table (only
+    // read by row lookup; src/llama-model.cpp places the input layer on the CPU). Not part of totalBytes.
+    uint64_t hostWeightsBytes = 0;
     uint64_t kvCacheBytes = 0;
     uint64_t activationBytes = 0;    // runtime buffers that scale with batch / context
     uint64_t fixedOverheadBytes = 0; // CUDA context, workspaces, graphs

@@ -53,14 +53,6 @@ std::string canonical(const std::string& name)
     return f ? f->name() : name;
 }
 
-uint32_t ggmlBlock(const QuantFormat& f)
-{
-    const auto& t = f.traits();
-    if (t.kind == FormatKind::Ggml && t.storage)
-        return dtypeInfo(*t.storage).blockElements;
-    return 1;
-}
-
 double bitsOf(const QuantFormat& f, const TensorInfo& t)
 {
     auto b = f.storedBytes(t.rows(), t.columns());
@@ -162,6 +154,23 @@ bool Plan::unassign(const std::string& tensor)
     return m_assignments.erase(tensor) > 0;
 }
 
+namespace {
+
+// Assigns the format `tensor` is stored in for `target`; throws when the target cannot express it.
+void assignStorable(Plan& plan, const TensorInfo& tensor, const std::string& format, ExportTarget target,
+                    std::vector<std::string>* notes, const std::string& context)
+{
+    const StorableFormat s = storableFormat(format, tensor, target);
+    if (s.refused())
+        throw Error(ErrorCode::BadValue, context + " cannot be expressed for " + exportTargetName(target) +
+                                             ": " + tensor.name + ": " + s.reason);
+    if (s.changed() && notes)
+        notes->push_back(tensor.name + ": " + s.reason);
+    plan.assign(tensor.name, s.format);
+}
+
+} // namespace
+
 std::vector<int> ruleMatches(const ModelLayout& model, const std::vector<PlanRule>& rules)
 {
     struct Compiled {
@@ -199,16 +208,19 @@ std::vector<int> ruleMatches(const ModelLayout& model, const std::vector<PlanRul
 }
 
 void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
-                const std::string& fallbackFormat)
+                const std::string& fallbackFormat, ExportTarget target, std::vector<std::string>* notes)
 {
     const std::vector<int> matches = ruleMatches(model, rules);
     if (!fallbackFormat.empty())
         requireFormat(fallbackFormat);
     for (size_t i = 0; i < model.tensors.size(); ++i) {
-        if (matches[i] >= 0)
-            plan.assign(model.tensors[i].name, rules[size_t(matches[i])].format);
-        else if (matches[i] == kNoRule && !fallbackFormat.empty())
-            plan.assign(model.tensors[i].name, fallbackFormat);
+        const TensorInfo& t = model.tensors[i];
+        if (matches[i] >= 0) {
+            const PlanRule& rule = rules[size_t(matches[i])];
+            assignStorable(plan, t, rule.format, target, notes, "rule '" + rule.pattern + "'");
+        } else if (matches[i] == kNoRule && !fallbackFormat.empty()) {
+            assignStorable(plan, t, fallbackFormat, target, notes, fallbackFormat);
+        }
     }
 }
 
@@ -352,28 +364,20 @@ std::string llamaCppMixType(const std::string& ftypeName, const TensorInfo& tens
     }
 }
 
-std::string llamaCppFallback(const std::string& format, uint64_t cols)
+std::vector<std::string> defaultTiersFor(ExportTarget target)
 {
-    auto f = findFormat(format);
-    if (!f || f->traits().kind != FormatKind::Ggml)
-        return format;
-    if (cols % ggmlBlock(*f) == 0)
-        return f->name();
-    std::string next;
-    const std::string n = f->name();
-    if (n == "Q2_K" || n == "Q3_K" || n == "IQ4_XS" || n.starts_with("IQ"))
-        next = "IQ4_NL";
-    else if (n == "Q4_K")
-        next = "Q5_0";
-    else if (n == "Q5_K")
-        next = "Q5_1";
-    else if (n == "Q6_K")
-        next = "Q8_0";
-    else
-        next = "F16";
-    if (next != "F16" && cols % 32 != 0)
-        next = "F16";
-    return next;
+    switch (target) {
+    case ExportTarget::LlamaCpp:
+        return {"BF16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "IQ4_XS", "Q3_K", "Q2_K"};
+    case ExportTarget::GptqModel:
+        return {"BF16", "INT8-ch-sym", "INT4-g32-asym", "INT4-g128-asym", "INT3-g128-asym", "INT2-g64-asym"};
+    case ExportTarget::LlmCompressor:
+    case ExportTarget::CompressedTensors:
+        return {"BF16", "FP8-E4M3-ch", "INT8-ch-sym", "INT4-g32-asym", "INT4-g128-asym"};
+    case ExportTarget::PlanJson:
+        break;
+    }
+    return Plan::defaultTiers();
 }
 
 std::vector<std::string> presetNames()
@@ -385,16 +389,25 @@ std::vector<std::string> presetNames()
     return names;
 }
 
-Plan makePreset(const std::string& name, const ModelLayout& model)
+Plan makePreset(const std::string& name, const ModelLayout& model, ExportTarget target,
+                std::vector<std::string>* notes)
 {
     Plan plan;
     plan.setIdentity(identityOf(model));
+    plan.setTarget(target);
+    plan.setTiers(defaultTiersFor(target));
     const std::string n = lower(name);
+    const std::string context = "preset '" + name + "'";
     if (!normaliseFtype(n).empty()) {
         const std::string ftype = normaliseFtype(n);
+        if (target == ExportTarget::PlanJson) { // llama.cpp's own mixes are plans for llama.cpp
+            target = ExportTarget::LlamaCpp;
+            plan.setTarget(target);
+            plan.setTiers(defaultTiersFor(target));
+        }
         for (const auto& t : model.tensors)
             if (isPlannable(t))
-                plan.assign(t.name, llamaCppFallback(llamaCppMixType(ftype, t, model), t.columns()));
+                assignStorable(plan, t, llamaCppMixType(ftype, t, model), target, notes, context);
         plan.setPreset("llama.cpp-" + std::string(ftype == "q4_k_m"   ? "Q4_K_M"
                                                   : ftype == "q5_k_m" ? "Q5_K_M"
                                                                       : "Q3_K_M"));
@@ -415,7 +428,7 @@ Plan makePreset(const std::string& name, const ModelLayout& model)
         applyRules(
             plan, model,
             {{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}},
-            bf->name());
+            bf->name(), target, notes);
         plan.setRules(
             {{PlanRule::Match::Role, "embedding", eight}, {PlanRule::Match::Role, "output_head", eight}});
         plan.setPreset("keep-embeddings-8bit:" + bf->name());
@@ -423,7 +436,7 @@ Plan makePreset(const std::string& name, const ModelLayout& model)
     }
     if (n.starts_with("all-")) {
         auto f = requireFormat(name.substr(4));
-        applyRules(plan, model, {}, f->name());
+        applyRules(plan, model, {}, f->name(), target, notes);
         plan.setPreset("all-" + f->name());
         return plan;
     }
@@ -439,7 +452,14 @@ uint64_t plannedBytes(const Plan& plan, const TensorInfo& tensor)
     if (!f)
         return tensor.bytes;
     auto b = f->storedBytes(tensor.rows(), tensor.columns());
-    return b ? *b : tensor.bytes;
+    if (b)
+        return *b;
+    // Counted in the format it would be stored in, not the stored dtype (an F32 checkpoint would count a
+    // Q4_K tensor that llama.cpp stores in Q5_0 at 4 bytes per weight).
+    const StorableFormat s = storableFormat(f->name(), tensor, ExportTarget::PlanJson);
+    auto sf = s.refused() ? nullptr : findFormat(s.format);
+    auto sb = sf ? sf->storedBytes(tensor.rows(), tensor.columns()) : std::nullopt;
+    return sb ? *sb : tensor.bytes;
 }
 
 TensorBytesFn planBytesFn(const Plan& plan)
@@ -485,6 +505,8 @@ const char* planIssueKindName(PlanIssueKind kind)
         return "fused-mismatch";
     case PlanIssueKind::NotPlannable:
         return "not-plannable";
+    case PlanIssueKind::NotExpressible:
+        return "not-expressible";
     }
     return "unknown";
 }
@@ -544,15 +566,31 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
                 {PlanIssueKind::UnknownFormat, name + ": unknown format '" + format + "'", {name}, {}});
             continue;
         }
+        if (auto problem = targetFormatProblem(options.target, *f, planRole(*t).role)) {
+            PlanIssue i{PlanIssueKind::NotExpressible, name + ": " + *problem, {name}, {}};
+            const StorableFormat s = storableFormat(f->name(), *t, options.target);
+            if (!s.refused())
+                i.fixes.push_back({"Use " + s.format, {{name, s.format}}});
+            issues.push_back(std::move(i));
+            continue;
+        }
         if (!f->supports(t->rows(), t->columns())) {
             PlanIssue i{PlanIssueKind::UnsupportedShape,
                         name + ": " + f->name() + " cannot store rows of " + std::to_string(t->columns()) +
                             " values",
                         {name},
                         {}};
-            const std::string fb = llamaCppFallback(f->name(), t->columns());
-            if (fb != f->name())
-                i.fixes.push_back({"Use " + fb + " (llama.cpp's fallback)", {{name, fb}}});
+            const StorableFormat s = storableFormat(f->name(), *t, options.target);
+            const std::string fb = s.refused() ? f->name() : s.format;
+            if (fb != f->name()) {
+                const bool ggml = f->traits().kind == FormatKind::Ggml || f->traits().kind == FormatKind::Mx;
+                const bool tableEntry = ggml && llamaCppStoredType(f->name(), t->columns()).has_value();
+                i.fixes.push_back({"Use " + fb +
+                                       (tableEntry ? std::string(" (llama.cpp's fallback)")
+                                        : ggml     ? std::string(" (llama.cpp defines no fallback)")
+                                                   : std::string()),
+                                   {{name, fb}}});
+            }
             // The nearest more precise tier that can hold the shape.
             const int tier = plan.tierIndex(f->name());
             for (int k = (tier < 0 ? static_cast<int>(plan.tiers().size()) : tier) - 1; k >= 0; --k) {
@@ -608,6 +646,14 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
         }
     }
     return issues;
+}
+
+CheckOptions checkOptionsFor(ExportTarget target)
+{
+    CheckOptions o;
+    o.fusedGroups = targetFusesGroups(target);
+    o.target = target;
+    return o;
 }
 
 Plan applyFix(Plan plan, const PlanFix& fix)

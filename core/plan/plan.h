@@ -22,6 +22,7 @@
 
 #include "core/plan/memory.h"
 #include "core/plan/modellayout.h"
+#include "core/plan/target.h"
 
 #include <cstdint>
 #include <map>
@@ -86,6 +87,9 @@ public:
     // Preset the plan was built from ("llama.cpp-Q4_K_M"), informational.
     const std::string& preset() const { return m_preset; }
     void setPreset(std::string preset) { m_preset = std::move(preset); }
+    // The tool the plan is made for (target.h); PlanJson = any. Saved as "target" in the plan JSON.
+    ExportTarget target() const { return m_target; }
+    void setTarget(ExportTarget target) { m_target = target; }
 
     bool operator==(const Plan&) const = default;
 
@@ -95,16 +99,21 @@ private:
     std::map<std::string, std::string> m_assignments;
     ModelIdentity m_identity;
     std::string m_preset;
+    ExportTarget m_target = ExportTarget::PlanJson;
 };
 
 // Applies rules to every plannable tensor (first matching rule wins); tensors no rule matches get
-// `fallbackFormat` when it is non-empty and keep their current assignment otherwise. Throws
-// qs::Error(BadValue) for an invalid regex, unknown role or unknown format.
+// `fallbackFormat` when it is non-empty and keep their current assignment otherwise. Every assignment is
+// the format the tensor is stored in for `target` (storableFormat: llama.cpp's fallback for a ggml type
+// whose block does not divide the row, ...); each substitution is described in `notes` when given.
+// Throws qs::Error(BadValue) for an invalid regex, unknown role or unknown format, and when the target
+// cannot express a rule's format (naming the tensor and the reason).
 void applyRules(Plan& plan, const ModelLayout& model, const std::vector<PlanRule>& rules,
-                const std::string& fallbackFormat = {});
+                const std::string& fallbackFormat = {}, ExportTarget target = ExportTarget::PlanJson,
+                std::vector<std::string>* notes = nullptr);
 // For each tensor of the model (same order as model.tensors): the index of the first rule that matches it,
 // kNoRule for a plannable tensor no rule matches, kNotPlannable for norms, biases and the like. Validates
-// the rules as applyRules does (the rules editor previews with it).
+// the rules' patterns and formats (the rules editor previews with it).
 inline constexpr int kNoRule = -1;
 inline constexpr int kNotPlannable = -2;
 std::vector<int> ruleMatches(const ModelLayout& model, const std::vector<PlanRule>& rules);
@@ -112,23 +121,31 @@ std::vector<int> ruleMatches(const ModelLayout& model, const std::vector<PlanRul
 // "REGEX=FORMAT" / "role:ROLE=FORMAT" ('#' comments, blank lines ignored).
 std::vector<PlanRule> parseRules(const std::string& text, const std::string& fileName = {});
 
+// The tiers a plan for `target` starts with: formats the target can express, most precise first
+// (llama.cpp: BF16, Q8_0, Q6_K, Q5_K, Q4_K, IQ4_XS, Q3_K, Q2_K; GPTQModel: BF16 and INT8/4/3/2 groups;
+// compressed-tensors and llm-compressor: BF16, FP8, INT8 and INT4). PlanJson: Plan::defaultTiers().
+std::vector<std::string> defaultTiersFor(ExportTarget target);
+
 // Presets. Names (case-insensitive): "llama.cpp-Q4_K_M", "llama.cpp-Q5_K_M", "llama.cpp-Q3_K_M" (also bare
 // "Q4_K_M" ...), "keep-embeddings-8bit[:BASE]" (BASE default Q4_K; embeddings and head at Q8_0, INT8-ch-sym
 // or FP8-E4M3-ch matching the base's family) and "all-FORMAT" ("all-Q4_K", "all-INT4-g128-asym").
 std::vector<std::string> presetNames();
-// Builds a plan for every plannable tensor. Throws qs::Error(BadValue) for unknown presets / formats.
-Plan makePreset(const std::string& name, const ModelLayout& model);
+// Builds a plan for every plannable tensor, for `target` (llama.cpp's mixes with PlanJson are made for
+// LlamaCpp, whose fused-group rules and tiers they follow): each tensor gets the format it is stored in
+// (storableFormat; substitutions are described in `notes` when given). Throws qs::Error(BadValue) for
+// unknown presets / formats, and when the target cannot express the preset (the message names the first
+// tensor and the reason, e.g. "GPTQModel stores integer GPTQ weights only").
+Plan makePreset(const std::string& name, const ModelLayout& model, ExportTarget target = ExportTarget::PlanJson,
+                std::vector<std::string>* notes = nullptr);
 
 // llama.cpp's choice for one tensor under an ftype mix (Q4_K_M, Q5_K_M, Q3_K_M), before the block-size
-// fallback: our reading of llama_tensor_get_type (src/llama-quant.cpp). See docs/plan-schema.md#presets.
+// fallback (llamaCppStoredType in target.h): our reading of llama_tensor_get_type (src/llama-quant.cpp).
+// See docs/plan-schema.md#presets.
 std::string llamaCppMixType(const std::string& ftype, const TensorInfo& tensor, const ModelLayout& model);
-// The format llama.cpp would use when `format`'s block does not divide the row length `cols`:
-// Q2_K/Q3_K/IQ* -> IQ4_NL, IQ4_XS -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16 when even
-// that does not divide. Returns `format` itself when it fits.
-std::string llamaCppFallback(const std::string& format, uint64_t cols);
 
-// Stored bytes of one tensor under the plan: the assigned format's exact size, or the stored bytes when
-// unassigned or when the format cannot hold the shape (the constraint check reports that).
+// Stored bytes of one tensor under the plan: the exact size of the format the tensor is stored in (the
+// assigned format, or when that cannot hold the shape, storableFormat's substitute: llama.cpp's fallback
+// for ggml types, BF16 for the others), or the stored bytes when unassigned or unknown.
 uint64_t plannedBytes(const Plan& plan, const TensorInfo& tensor);
 TensorBytesFn planBytesFn(const Plan& plan);
 
@@ -149,6 +166,7 @@ enum class PlanIssueKind : uint8_t {
     UnsupportedShape, // the format cannot store this shape (block size does not divide the row)
     FusedMismatch,    // tensors fused at run time (q/k/v, gate/up, a layer's experts) differ
     NotPlannable,     // an assignment to a norm, bias or missing tensor
+    NotExpressible,   // the plan's target cannot express the format (GPTQModel and a ggml type, ...)
 };
 const char* planIssueKindName(PlanIssueKind kind);
 
@@ -167,7 +185,10 @@ struct PlanIssue {
 
 struct CheckOptions {
     bool fusedGroups = true; // vLLM-style exports need fused tensors to share a format
+    ExportTarget target = ExportTarget::PlanJson; // formats are checked against what it can express
 };
+// The check options for a target: fused groups only where its runtime fuses (targetFusesGroups).
+CheckOptions checkOptionsFor(ExportTarget target);
 std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model,
                                  const CheckOptions& options = {});
 // Returns the plan with the fix applied (plans are values: the caller pushes the old one on its undo stack).

@@ -51,6 +51,8 @@ std::string planToJson(const Plan& plan)
     root[QStringLiteral("model")] = model;
     if (!plan.preset().empty())
         root[QStringLiteral("preset")] = q(plan.preset());
+    if (plan.target() != ExportTarget::PlanJson)
+        root[QStringLiteral("target")] = QString::fromLatin1(exportTargetName(plan.target()));
     QJsonArray tiers;
     for (const auto& t : plan.tiers())
         tiers.append(q(t));
@@ -122,6 +124,12 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
     }
     plan.setIdentity(std::move(id));
     plan.setPreset(root.value(QStringLiteral("preset")).toString().toStdString());
+    if (root.contains(QStringLiteral("target"))) {
+        auto target = exportTargetFromName(root.value(QStringLiteral("target")).toString().toStdString());
+        if (!target)
+            throw bad("target", "expected llamacpp, gptqmodel, llmcompressor, compressed-tensors or json");
+        plan.setTarget(*target);
+    }
 
     const QJsonValue tiersV = root.value(QStringLiteral("tiers"));
     if (!tiersV.isArray())

@@ -94,16 +94,21 @@ private slots:
         const auto o = json(r);
         // 8,030,261,248 parameters in BF16; 131072 bytes of F16 KV per token.
         QCOMPARE(o.value(QStringLiteral("parameters")).toInteger(), qint64(8030261248));
-        QCOMPARE(o.value(QStringLiteral("weights_bytes")).toInteger(), qint64(8030261248) * 2);
+        // llama.cpp keeps the untied token embedding (128256 x 4096 BF16) in host memory.
+        QCOMPARE(o.value(QStringLiteral("weights_bytes")).toInteger(),
+                 qint64(8030261248) * 2 - qint64(128256) * 4096 * 2);
+        QCOMPARE(o.value(QStringLiteral("host_weights_bytes")).toInteger(), qint64(128256) * 4096 * 2);
         QCOMPARE(o.value(QStringLiteral("kv_bytes_per_token")).toInteger(), qint64(131072));
         QCOMPARE(o.value(QStringLiteral("kv_cache_bytes")).toInteger(), qint64(1) << 30);
         const qint64 total = o.value(QStringLiteral("total_bytes")).toInteger();
         QCOMPARE(total, o.value(QStringLiteral("weights_bytes")).toInteger() +
                             o.value(QStringLiteral("kv_cache_bytes")).toInteger() +
                             o.value(QStringLiteral("overhead_bytes")).toInteger());
-        QCOMPARE(o.value(QStringLiteral("gpu_bytes")).toInteger(), qint64(24) << 30);
+        // The RTX 4090's usable memory as nvidia-smi reports it: 24,564 MiB.
+        QCOMPARE(o.value(QStringLiteral("gpu_bytes")).toInteger(), qint64(24564) << 20);
+        QVERIFY(o.value(QStringLiteral("gpu_memory_source")).toString().contains(QStringLiteral("nvidia-smi")));
         QCOMPARE(o.value(QStringLiteral("fits")).toBool(), true);
-        QCOMPARE(o.value(QStringLiteral("headroom_bytes")).toInteger(), (qint64(24) << 30) - total);
+        QCOMPARE(o.value(QStringLiteral("headroom_bytes")).toInteger(), (qint64(24564) << 20) - total);
         QCOMPARE(o.value(QStringLiteral("max_context")).toInteger(), qint64(8192));
         QCOMPARE(o.value(QStringLiteral("gpus_needed")).toInteger(), qint64(1));
         QVERIFY(o.value(QStringLiteral("max_decode_tokens_per_s")).toDouble() > 50);
@@ -130,9 +135,9 @@ private slots:
         QCOMPARE(per[0].toObject().value(QStringLiteral("fits")).toBool(), false);
         QCOMPARE(per[0].toObject().value(QStringLiteral("gpus_needed")).toInteger(), qint64(2));
         QCOMPARE(per[1].toObject().value(QStringLiteral("fits")).toBool(), true);
-        // vLLM may use 90% of the card.
+        // vLLM may use 90% of the card's usable 81,559 MiB (nvidia-smi on an H100 80GB HBM3).
         QCOMPARE(per[1].toObject().value(QStringLiteral("gpu_bytes")).toInteger(),
-                 qint64(std::floor(double(80ll << 30) * 0.9)));
+                 qint64(std::floor(double(81559ll << 20) * 0.9)));
     }
 
     void planPresetAndEstimate()
@@ -169,7 +174,10 @@ private slots:
                  QStringLiteral("rtx-3080-10"), QStringLiteral("--ctx"), QStringLiteral("8192"),
                  QStringLiteral("--json")});
         QCOMPARE(r.exitCode, 0);
-        QCOMPARE(json(r).value(QStringLiteral("weights_bytes")).toInteger(), weights);
+        QCOMPARE(json(r).value(QStringLiteral("model_weights_bytes")).toInteger(), weights);
+        // On the GPU: all but the Q4_K token embedding, 128256 x 4096 / 256 x 144 bytes (host memory).
+        QCOMPARE(json(r).value(QStringLiteral("weights_bytes")).toInteger(),
+                 weights - qint64(128256) * 4096 / 256 * 144);
         QCOMPARE(json(r).value(QStringLiteral("fits")).toBool(), true);
     }
 
@@ -242,16 +250,76 @@ private slots:
                  QStringLiteral("Q8_0")); // Q6_K fallback
         QCOMPARE(a.value(QStringLiteral("blk.1.attn_v.weight")).toString(),
                  QStringLiteral("Q5_0")); // Q4_K fallback
-        // all-Q4_K on it: every 64-wide tensor is flagged with the fallback fix.
+        // all-Q4_K on it: no tensor can hold Q4_K (64- and 172-wide rows), so all 37 get the format they
+        // are stored in (Q5_0, or F16 for the 172-wide ffn_down), each with a note; no issue is left.
         r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("all-Q4_K"),
                  QStringLiteral("--json")});
         QCOMPARE(r.exitCode, 0);
-        const auto issues = json(r).value(QStringLiteral("issues")).toArray();
-        QCOMPARE(issues.size(), 37);
-        QCOMPARE(issues[0].toObject().value(QStringLiteral("kind")).toString(),
-                 QStringLiteral("unsupported-shape"));
+        QCOMPARE(json(r).value(QStringLiteral("issues")).toArray().size(), 0);
+        QCOMPARE(json(r).value(QStringLiteral("notes")).toArray().size(), 37);
+        const auto q4 = json(r).value(QStringLiteral("assignments")).toObject();
+        QCOMPARE(q4.value(QStringLiteral("blk.0.attn_q.weight")).toString(), QStringLiteral("Q5_0"));
+        QCOMPARE(q4.value(QStringLiteral("blk.0.ffn_down.weight")).toString(), QStringLiteral("F16"));
         r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q9_K_Z")});
         QCOMPARE(r.exitCode, 1);
+    }
+
+    // plan --target: formats limited to what the target can express; a preset it cannot express is
+    // refused (exit 1) naming the tensor and why; fused warnings only where the runtime fuses.
+    void planForTarget()
+    {
+        const QString gguf = QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
+        Run r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--target"), QStringLiteral("gptqmodel"),
+                     QStringLiteral("--preset"), QStringLiteral("llama.cpp-Q4_K_M")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY(r.err.contains("cannot be expressed for gptqmodel"));
+        QVERIFY(r.err.contains("GPTQModel stores integer GPTQ weights only"));
+        r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--target"), QStringLiteral("onnx")});
+        QCOMPARE(r.exitCode, 1);
+
+        // all-Q8_0 for llama.cpp: the 172-wide ffn_down rows have no Q8_0 fallback in llama.cpp: F16.
+        const QString plan = m_dir.filePath(QStringLiteral("q8-llamacpp.json"));
+        r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--target"), QStringLiteral("llamacpp"),
+                 QStringLiteral("--preset"), QStringLiteral("all-Q8_0"), QStringLiteral("--out"), plan,
+                 QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        const auto o = json(r);
+        QCOMPARE(o.value(QStringLiteral("target")).toString(), QStringLiteral("llamacpp"));
+        QCOMPARE(o.value(QStringLiteral("assignments")).toObject().value(QStringLiteral("blk.3.ffn_down.weight")),
+                 QJsonValue(QStringLiteral("F16")));
+        QCOMPARE(o.value(QStringLiteral("notes")).toArray().size(), 5);
+        QCOMPARE(o.value(QStringLiteral("weights_bytes")).toInteger(), qint64(364768)); // tst_plan_target
+        r = cli({QStringLiteral("export"), plan, QStringLiteral("--to"), QStringLiteral("llamacpp")});
+        QCOMPARE(r.exitCode, 0);
+        QVERIFY(r.out.contains("ffn_down\\.weight$=f16\n"));
+        QVERIFY(!r.err.contains("--output-tensor-type"));
+        QVERIFY(!r.err.contains("--token-embedding-type"));
+
+        // llama.cpp's own Q4_K_M on Llama-3-8B: no fused warnings for llama.cpp, 16 with --fused.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--target"), QStringLiteral("llamacpp"),
+                 QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        QCOMPARE(json(r).value(QStringLiteral("issues")).toArray().size(), 0);
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--target"), QStringLiteral("llamacpp"),
+                 QStringLiteral("--fused"), QStringLiteral("--json")});
+        QCOMPARE(json(r).value(QStringLiteral("issues")).toArray().size(), 16);
+
+        // A budget fit for compressed-tensors: integer/FP8 formats only, fused groups tied; its export works.
+        const QString ct = m_dir.filePath(QStringLiteral("ct.json"));
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--target"), QStringLiteral("compressed-tensors"),
+                 QStringLiteral("--budget"), QStringLiteral("9000000000"), QStringLiteral("--out"), ct,
+                 QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        QCOMPARE(json(r).value(QStringLiteral("issues")).toArray().size(), 0);
+        QVERIFY(json(r).value(QStringLiteral("weights_bytes")).toInteger() <= 9000000000ll);
+        r = cli({QStringLiteral("export"), ct, QStringLiteral("--to"), QStringLiteral("compressed-tensors")});
+        QCOMPARE(r.exitCode, 0);
+        // estimate --plan: a compressed-tensors plan is run by vLLM (no host-resident embedding there).
+        r = cli({QStringLiteral("estimate"), m_config, QStringLiteral("--plan"), ct, QStringLiteral("--gpu"),
+                 QStringLiteral("h100"), QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        QCOMPARE(json(r).value(QStringLiteral("runtime")).toString(), QStringLiteral("vllm"));
+        QCOMPARE(json(r).value(QStringLiteral("host_weights_bytes")).toInteger(), qint64(0));
     }
 
     void planWithSensitivity()

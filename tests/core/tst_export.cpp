@@ -220,8 +220,40 @@ private slots:
         QVERIFY(r.commands[1].find("--tensor-type '^blk\\.\\d+\\.attn_q\\.weight$=q4_K'") !=
                 std::string::npos);
         QVERIFY(r.commands[0].find("--tensor-type-file") != std::string::npos);
-        QVERIFY(r.commands[0].find("--output-tensor-type q6_K") != std::string::npos);
-        QVERIFY(r.commands[0].find("--token-embedding-type q4_K") != std::string::npos);
+        // No --output-tensor-type / --token-embedding-type: they skip llama.cpp's fallback step; the head
+        // and the embedding are lines of the type file like every other tensor.
+        for (const auto& c : r.commands) {
+            QVERIFY(c.find("--output-tensor-type") == std::string::npos);
+            QVERIFY(c.find("--token-embedding-type") == std::string::npos);
+        }
+        QCOMPARE(types.at("output.weight"), std::string("q6_K"));
+        QCOMPARE(types.at("token_embd.weight"), std::string("q4_K"));
+        // The notes say what current llama.cpp does: overrides go through the fallback step, and no
+        // importance matrix is asked for k-quants.
+        bool fallbackNote = false;
+        for (const auto& n : r.notes) {
+            QVERIFY(n.find("skips an override") == std::string::npos);
+            QVERIFY(n.find("imatrix") == std::string::npos);
+            fallbackNote |= n.find("no fallback") != std::string::npos ||
+                            n.find("fallback step") != std::string::npos;
+        }
+        QVERIFY(fallbackNote);
+    }
+
+    void llamaCppTakesMxfp4AndIq4()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama);
+        qs::Plan plan = qs::makePreset("all-Q4_K", l);
+        plan.assign("model.layers.1.mlp.up_proj.weight", "MXFP4");
+        plan.assign("model.layers.2.mlp.up_proj.weight", "IQ4_NL");
+        plan.assign("model.layers.3.mlp.up_proj.weight", "IQ4_XS");
+        const auto r = qs::exportPlan(plan, qs::ExportTarget::LlamaCpp);
+        QVERIFY(r.text.find("^blk\\.1\\.ffn_up\\.weight$=mxfp4\n") != std::string::npos);
+        QVERIFY(r.text.find("=iq4_nl\n") != std::string::npos);
+        QVERIFY(r.text.find("=iq4_xs\n") != std::string::npos);
+        // IQ4_NL and IQ4_XS need no importance matrix (tensor_requires_imatrix).
+        for (const auto& n : r.notes)
+            QVERIFY(n.find("--imatrix") == std::string::npos);
     }
 
     void llamaCppRefusesIntegerFormats()

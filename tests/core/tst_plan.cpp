@@ -117,15 +117,20 @@ private slots:
 
     void fallbackChain()
     {
-        QCOMPARE(qs::llamaCppFallback("Q4_K", 4096), std::string("Q4_K"));
-        QCOMPARE(qs::llamaCppFallback("Q4_K", 4544), std::string("Q5_0")); // 4544 = 142 x 32, not x 256
-        QCOMPARE(qs::llamaCppFallback("Q5_K", 4544), std::string("Q5_1"));
-        QCOMPARE(qs::llamaCppFallback("Q6_K", 4544), std::string("Q8_0"));
-        QCOMPARE(qs::llamaCppFallback("Q3_K", 4544), std::string("IQ4_NL"));
-        QCOMPARE(qs::llamaCppFallback("IQ4_XS", 4544), std::string("IQ4_NL"));
-        QCOMPARE(qs::llamaCppFallback("Q6_K", 100), std::string("F16"));
-        QCOMPARE(qs::llamaCppFallback("INT4-g128-asym", 100), std::string("INT4-g128-asym"));
-
+        // llama.cpp's tensor_type_fallback (src/llama-quant.cpp).
+        QCOMPARE(*qs::llamaCppStoredType("Q4_K", 4096), std::string("Q4_K"));
+        QCOMPARE(*qs::llamaCppStoredType("Q4_K", 4544), std::string("Q5_0")); // 4544 = 142 x 32, not x 256
+        QCOMPARE(*qs::llamaCppStoredType("Q5_K", 4544), std::string("Q5_1"));
+        QCOMPARE(*qs::llamaCppStoredType("Q6_K", 4544), std::string("Q8_0"));
+        QCOMPARE(*qs::llamaCppStoredType("Q3_K", 4544), std::string("Q4_0")); // IQ4_NL before March 2026
+        QCOMPARE(*qs::llamaCppStoredType("Q2_K", 4544), std::string("Q4_0"));
+        QCOMPARE(*qs::llamaCppStoredType("IQ4_XS", 4544), std::string("IQ4_NL"));
+        QCOMPARE(*qs::llamaCppStoredType("Q6_K", 100), std::string("F16"));
+        QCOMPARE(*qs::llamaCppStoredType("INT4-g128-asym", 100), std::string("INT4-g128-asym"));
+        // No entry: llama-quantize stops ("no tensor type fallback is defined").
+        for (const char* t : {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "MXFP4"})
+            QVERIFY2(!qs::llamaCppStoredType(t, 172), t);
+        QCOMPARE(*qs::llamaCppStoredType("Q8_0", 4544), std::string("Q8_0"));
         // A mix on a model with 4544-wide rows uses the fallbacks.
         const char* json =
             R"({"model_type":"llama","hidden_size":4544,"intermediate_size":512,"num_hidden_layers":1,
@@ -274,8 +279,8 @@ private slots:
         QVERIFY(shape->fixes.front().label.find("fallback") != std::string::npos);
         qs::Plan fixed = qs::applyFix(qs::applyFix(p, shape->fixes.front()), norm->fixes.front());
         QVERIFY(qs::checkPlan(fixed, l, {false}).empty());
-        // The unusable assignment counts its stored size until fixed.
-        QCOMPARE(qs::plannedBytes(p, *l.find(q)), l.find(q)->bytes);
+        // The unusable assignment counts the format it is stored in (llama.cpp's Q5_0), not the stored F32.
+        QCOMPARE(qs::plannedBytes(p, *l.find(q)), uint64_t(4544) * 4544 / 32 * 22);
         QCOMPARE(qs::plannedBytes(fixed, *l.find(q)), uint64_t(4544) * 4544 / 32 * 22);
     }
 
