@@ -6,6 +6,7 @@
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/ggml_rows.h"
 #include "core/quant/ggml_search.h"
+#include "core/quant/ggml_vec.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
 
@@ -161,6 +162,9 @@ void quantizeRowQ4_0(const float* x, int64_t n, unsigned char* dst, const float*
 {
     const int64_t nb = n / kBlock;
     if (!importance) {
+        if (quantizeRowQ4_0Vec(x, n, dst))
+            return;
+        // The scalar reference (ggml's quantize_row_q4_0_ref), kept for the tests and non-x86 builds.
         for (int64_t i = 0; i < nb; ++i, x += kBlock, dst += sizeof(BlockQ4_0)) {
             const float d = signedAbsMax(x, kBlock) / -8;
             const float id = d ? 1.0f / d : 0.0f;
@@ -221,6 +225,9 @@ void quantizeRowQ5_0(const float* x, int64_t n, unsigned char* dst, const float*
     const int64_t nb = n / kBlock;
     uint8_t L[kBlock];
     if (!importance) {
+        if (quantizeRowQ5_0Vec(x, n, dst))
+            return;
+        // The scalar reference (ggml's quantize_row_q5_0_ref).
         for (int64_t i = 0; i < nb; ++i, x += kBlock, dst += sizeof(BlockQ5_0)) {
             const float d = signedAbsMax(x, kBlock) / -16;
             const float id = d ? 1.0f / d : 0.0f;

@@ -6,8 +6,14 @@
 //
 // The grid: a value's key is its top 16 bits, i.e. sign, exponent and 7 mantissa bits — the value
 // truncated toward zero to bfloat16. BF16, FP8 and 8-bit integer data fall on keys exactly; for F32 / F16
-// data a key holds the values within 2^-7 relative of its key value, and views bin each key as its key
-// value (its truncation). Only finite values are counted.
+// data a key holds the values within 2^-7 relative of its key value. Only finite values are counted.
+//
+// Binned histograms are exact for every dtype: each value is counted in the bin [edges[i], edges[i + 1])
+// that holds it. For exact sources (BF16, FP8, 8-bit) the edges are the requested ones. For F32 / F16
+// sources an edge that would cut through an occupied key moves to that key's nearer boundary (by at most
+// half a key: 2^-8 of the edge's value), so that the key's values, whatever they are, all lie on one side;
+// the range's ends move outward. Edges that meet merge (bins narrower than a key), so a binned histogram
+// may have fewer, slightly uneven bins than asked for: plots draw count per bin width.
 
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +21,7 @@
 
 namespace qs {
 
-// A plotted histogram: counts[i] values lie in [edges[i], edges[i + 1]) (the last bin is closed).
+// A plotted histogram: counts[i] values lie in [edges[i], edges[i + 1]) (the last bin is closed), exactly.
 struct BinnedHistogram {
     std::vector<double> edges; // counts.size() + 1 increasing edges, in value space
     std::vector<uint64_t> counts;
