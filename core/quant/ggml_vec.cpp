@@ -9,8 +9,13 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <emmintrin.h>
+#endif
 
 #if defined(__clang__)
 #pragma clang fp contract(off)
@@ -38,21 +43,17 @@ namespace {
 
 using F4 = float __attribute__((vector_size(16)));
 using I4 = int32_t __attribute__((vector_size(16)));
-using U8x4 = uint8_t __attribute__((vector_size(4)));
 using F8 = float __attribute__((vector_size(32)));
 using I8 = int32_t __attribute__((vector_size(32)));
-using U8x8 = uint8_t __attribute__((vector_size(8)));
 
 template <int W> struct Lanes;
 template <> struct Lanes<4> {
     using F = F4;
     using I = I4;
-    using U8 = U8x4;
 };
 template <> struct Lanes<8> {
     using F = F8;
     using I = I8;
-    using U8 = U8x8;
 };
 
 template <typename V> QS_ALWAYS_INLINE void load(V& v, const float* p)
@@ -60,27 +61,74 @@ template <typename V> QS_ALWAYS_INLINE void load(V& v, const float* p)
     std::memcpy(&v, p, sizeof v);
 }
 
-// Largest |x| of a 32-value block, ignoring NaN (the scalar `if (amax < fabs(x)) amax = fabs(x)`).
-template <int W> QS_ALWAYS_INLINE float blockAbsMax(const float* x)
+// The 4-lane quarters of W-lane vectors as SSE2 registers (SSE2 is the x86-64 baseline; a 256-bit vector
+// is split with a shuffle, which needs no AVX intrinsic in this target-neutral code).
+template <int W> QS_ALWAYS_INLINE void quarters(const typename Lanes<W>::I& v, __m128i* out)
+{
+    if constexpr (W == 4) {
+        out[0] = reinterpret_cast<const __m128i&>(v);
+    } else {
+        const I4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3), b = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+        out[0] = reinterpret_cast<const __m128i&>(a);
+        out[1] = reinterpret_cast<const __m128i&>(b);
+    }
+}
+
+// Bit l set where lane l of the comparison mask is true.
+template <int W> QS_ALWAYS_INLINE unsigned maskBits(const typename Lanes<W>::I& m)
+{
+    __m128i q[2];
+    quarters<W>(m, q);
+    unsigned bits = unsigned(_mm_movemask_ps(_mm_castsi128_ps(q[0])));
+    if constexpr (W == 8)
+        bits |= unsigned(_mm_movemask_ps(_mm_castsi128_ps(q[1]))) << 4;
+    return bits;
+}
+
+// 16 ints in [0, 255] (16 / W vectors) to 16 bytes.
+template <int W> QS_ALWAYS_INLINE void packBytes(const typename Lanes<W>::I* v, uint8_t* out)
+{
+    __m128i q[4];
+    for (int k = 0; k < 16 / W; ++k)
+        quarters<W>(v[k], q + k * (W / 4));
+    const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), bytes);
+}
+
+// Largest |x| of a 32-value block, ignoring NaN (the scalar `if (amax < fabs(x)) amax = fabs(x)`), and the
+// lanes' |x| vectors for the caller.
+template <int W> QS_ALWAYS_INLINE float blockAbsMax(const float* x, typename Lanes<W>::F* absx)
 {
     using F = typename Lanes<W>::F;
     using I = typename Lanes<W>::I;
     F am = F{};
-    for (int j = 0; j < kBlock; j += W) {
+    for (int k = 0; k < kBlock / W; ++k) {
         F v;
-        load(v, x + j);
+        load(v, x + k * W);
         const F a = __builtin_bit_cast(F, __builtin_bit_cast(I, v) & 0x7fffffff);
+        absx[k] = a;
         const I m = a > am;
         am = __builtin_bit_cast(F, (m & __builtin_bit_cast(I, a)) | (~m & __builtin_bit_cast(I, am)));
     }
-    float amax = 0;
-    for (int l = 0; l < W; ++l)
-        amax = amax < am[l] ? am[l] : amax;
-    return amax;
+    // Lanes are >= 0 and never NaN here: a tree of maxima gives the sequential maximum.
+    F4 r;
+    if constexpr (W == 8) {
+        const F4 a = __builtin_shufflevector(am, am, 0, 1, 2, 3), b = __builtin_shufflevector(am, am, 4, 5, 6, 7);
+        r = a > b ? a : b;
+    } else {
+        r = am;
+    }
+    const F4 s = __builtin_shufflevector(r, r, 2, 3, 0, 1);
+    r = r > s ? r : s;
+    const F4 t = __builtin_shufflevector(r, r, 1, 0, 3, 2);
+    r = r > t ? r : t;
+    return r[0];
 }
 
 // min(top, (int)v) for v > 0, else 0 (truncLevel of the scalar code), lane-wise.
-template <int W> QS_ALWAYS_INLINE void truncLevels(const float* x, float id, float off, float top,
+// (x - sub) * id + off, as the scalar code rounds it (sub = 0 leaves x unchanged, so the symmetric types
+// use it too).
+template <int W> QS_ALWAYS_INLINE void truncLevels(const float* x, float sub, float id, float off, float top,
                                                   typename Lanes<W>::I& out)
 {
     using F = typename Lanes<W>::F;
@@ -88,7 +136,7 @@ template <int W> QS_ALWAYS_INLINE void truncLevels(const float* x, float id, flo
     const F zero = F{};
     F v;
     load(v, x);
-    v = v * (zero + id) + (zero + off);
+    v = (v - (zero + sub)) * (zero + id) + (zero + off);
     const F t = zero + top;
     const I pos = v > zero; // false for NaN
     v = __builtin_bit_cast(F, pos & __builtin_bit_cast(I, v));
@@ -102,38 +150,112 @@ template <int W> QS_ALWAYS_INLINE void truncLevels(const float* x, float id, flo
 template <int W, int Nmax, typename Block> QS_ALWAYS_INLINE void symRow(const float* x, int64_t n,
                                                                        unsigned char* dst)
 {
+    using F = typename Lanes<W>::F;
     using I = typename Lanes<W>::I;
-    using U8 = typename Lanes<W>::U8;
+    constexpr int kHalf = kBlock / 2 / W; // vectors per half block
     for (int64_t i = 0; i < n / kBlock; ++i, x += kBlock, dst += sizeof(Block)) {
-        const float amax = blockAbsMax<W>(x);
+        F absx[kBlock / W];
+        const float amax = blockAbsMax<W>(x, absx);
         float max = 0;
-        if (amax > 0)
-            for (int j = 0; j < kBlock; ++j)
-                if (std::fabs(x[j]) == amax) { // the first value of largest magnitude
-                    max = x[j];
+        if (amax > 0) {
+            for (int k = 0; k < kBlock / W; ++k) {
+                const unsigned bits = maskBits<W>(absx[k] == (F{} + amax));
+                if (bits) { // the first value of largest magnitude
+                    max = x[k * W + __builtin_ctz(bits)];
                     break;
-                }
-        const float d = max / -Nmax;
-        const float id = d ? 1.0f / d : 0.0f;
-        Block b;
-        b.d = floatToHalf(d);
-        uint32_t qh = 0;
-        for (int j = 0; j < kBlock / 2; j += W) {
-            I lo, hi;
-            truncLevels<W>(x + j, id, Nmax + 0.5f, 2 * Nmax - 1, lo);
-            truncLevels<W>(x + j + kBlock / 2, id, Nmax + 0.5f, 2 * Nmax - 1, hi);
-            const U8 packed = __builtin_convertvector((lo & 15) | ((hi & 15) << 4), U8);
-            std::memcpy(b.qs + j, &packed, W);
-            if constexpr (Nmax == 16) {
-                for (int l = 0; l < W; ++l) {
-                    qh |= static_cast<uint32_t>(lo[l] >> 4) << (j + l);
-                    qh |= static_cast<uint32_t>(hi[l] >> 4) << (j + l + kBlock / 2);
                 }
             }
         }
+        const float d = max / -Nmax;
+        const float id = d ? 1.0f / d : 0.0f;
+        Block b;
+        b.d = toHalfFast(d);
+        I packed[kHalf];
+        uint32_t qh = 0;
+        for (int k = 0; k < kHalf; ++k) {
+            I lo, hi;
+            truncLevels<W>(x + k * W, 0.0f, id, Nmax + 0.5f, 2 * Nmax - 1, lo);
+            truncLevels<W>(x + k * W + kBlock / 2, 0.0f, id, Nmax + 0.5f, 2 * Nmax - 1, hi);
+            packed[k] = (lo & 15) | ((hi & 15) << 4);
+            if constexpr (Nmax == 16) {
+                qh |= maskBits<W>(lo > 15) << (k * W);
+                qh |= maskBits<W>(hi > 15) << (k * W + kBlock / 2);
+            }
+        }
+        packBytes<W>(packed, b.qs);
         if constexpr (Nmax == 16)
             std::memcpy(b.qh, &qh, 4);
         std::memcpy(dst, &b, sizeof b);
+    }
+}
+
+// Q4_1 (15 steps) and Q5_1 (31 steps): min and max of the block, d = (max - min) / steps, level =
+// trunc((x - min) / d + 0.5) clamped to [0, steps]; the block stores d and min.
+template <int W, int Steps, typename Block> QS_ALWAYS_INLINE void asymRow(const float* x, int64_t n,
+                                                                         unsigned char* dst)
+{
+    using F = typename Lanes<W>::F;
+    using I = typename Lanes<W>::I;
+    constexpr int kHalf = kBlock / 2 / W;
+    for (int64_t i = 0; i < n / kBlock; ++i, x += kBlock, dst += sizeof(Block)) {
+        // The scalar `if (x < min) min = x; if (x > max) max = x` from +-FLT_MAX, lane-wise (NaN skipped).
+        F mn = F{} + FLT_MAX, mx = F{} - FLT_MAX;
+        for (int k = 0; k < kBlock / W; ++k) {
+            F v;
+            load(v, x + k * W);
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+        F4 a, b;
+        if constexpr (W == 8) {
+            const F4 l0 = __builtin_shufflevector(mn, mn, 0, 1, 2, 3), l1 = __builtin_shufflevector(mn, mn, 4, 5, 6, 7);
+            const F4 h0 = __builtin_shufflevector(mx, mx, 0, 1, 2, 3), h1 = __builtin_shufflevector(mx, mx, 4, 5, 6, 7);
+            a = l1 < l0 ? l1 : l0;
+            b = h1 > h0 ? h1 : h0;
+        } else {
+            a = mn;
+            b = mx;
+        }
+        for (int step : {2, 1}) {
+            const F4 sa = step == 2 ? __builtin_shufflevector(a, a, 2, 3, 0, 1) : __builtin_shufflevector(a, a, 1, 0, 3, 2);
+            const F4 sb = step == 2 ? __builtin_shufflevector(b, b, 2, 3, 0, 1) : __builtin_shufflevector(b, b, 1, 0, 3, 2);
+            a = sa < a ? sa : a;
+            b = sb > b ? sb : b;
+        }
+        float min = a[0];
+        const float max = b[0];
+        if (min == 0) { // the tree may have kept the other zero: the scalar keeps the block's first zero
+            for (int k = 0; k < kBlock / W; ++k) {
+                F v;
+                load(v, x + k * W);
+                const unsigned bits = maskBits<W>(v == F{});
+                if (bits) {
+                    min = x[k * W + __builtin_ctz(bits)];
+                    break;
+                }
+            }
+        }
+        const float d = (max - min) / Steps;
+        const float id = d ? 1.0f / d : 0.0f;
+        Block blk;
+        blk.d = toHalfFast(d);
+        blk.m = toHalfFast(min);
+        I packed[kHalf];
+        uint32_t qh = 0;
+        for (int k = 0; k < kHalf; ++k) {
+            I lo, hi;
+            truncLevels<W>(x + k * W, min, id, 0.5f, Steps, lo);
+            truncLevels<W>(x + k * W + kBlock / 2, min, id, 0.5f, Steps, hi);
+            packed[k] = (lo & 15) | ((hi & 15) << 4);
+            if constexpr (Steps == 31) {
+                qh |= maskBits<W>(lo > 15) << (k * W);
+                qh |= maskBits<W>(hi > 15) << (k * W + kBlock / 2);
+            }
+        }
+        packBytes<W>(packed, blk.qs);
+        if constexpr (Steps == 31)
+            std::memcpy(blk.qh, &qh, 4);
+        std::memcpy(dst, &blk, sizeof blk);
     }
 }
 
@@ -159,30 +281,99 @@ template <int W> QS_ALWAYS_INLINE void mxfp4Levels(const float* x, const float* 
 template <int W> QS_ALWAYS_INLINE void mxfp4Row(const float* x, int64_t n, unsigned char* dst)
 {
     using I = typename Lanes<W>::I;
-    using U8 = typename Lanes<W>::U8;
     for (int64_t ib = 0; ib < n / kBlock; ++ib, x += kBlock, dst += sizeof(BlockMXFP4)) {
-        const uint8_t e = mxfp4Exponent(blockAbsMax<W>(x));
+        typename Lanes<W>::F absx[kBlock / W];
+        const uint8_t e = mxfp4Exponent(blockAbsMax<W>(x, absx));
         const float d = e8m0Half(e);
         float level[16];
         for (int k = 0; k < 16; ++k)
             level[k] = static_cast<float>(kMxfp4Values[k]) * d;
         BlockMXFP4 y;
         y.e = e;
-        for (int j = 0; j < kBlock / 2; j += W) {
+        I packed[kBlock / 2 / W];
+        for (int k = 0; k < kBlock / 2 / W; ++k) {
             I lo, hi;
-            mxfp4Levels<W>(x + j, level, lo);
-            mxfp4Levels<W>(x + j + kBlock / 2, level, hi);
-            const U8 packed = __builtin_convertvector(lo | (hi << 4), U8);
-            std::memcpy(y.qs + j, &packed, W);
+            mxfp4Levels<W>(x + k * W, level, lo);
+            mxfp4Levels<W>(x + k * W + kBlock / 2, level, hi);
+            packed[k] = lo | (hi << 4);
         }
+        packBytes<W>(packed, y.qs);
         std::memcpy(dst, &y, sizeof y);
     }
+}
+
+// ggml's make_q3_quants (nmax 4) for W of the 16 groups of 16 values of a Q3_K super-block at once, one
+// group per lane: xt[i * 16 + g] is value i of group g. The lanes make exactly the scalar decisions; a
+// group whose search has converged makes no more changes, so running it on while other lanes still
+// change is the same as the scalar early exit.
+template <int W> QS_ALWAYS_INLINE void q3Lanes(const float* xt, int g0, int8_t* L, float* scales)
+{
+    using F = typename Lanes<W>::F;
+    using I = typename Lanes<W>::I;
+    constexpr int kN = 16, kNmax = 4;
+    F x[kN];
+    for (int i = 0; i < kN; ++i)
+        load(x[i], xt + i * 16 + g0);
+    F amax = F{}, max = F{};
+    for (int i = 0; i < kN; ++i) {
+        const F ax = __builtin_bit_cast(F, __builtin_bit_cast(I, x[i]) & 0x7fffffff);
+        const I m = ax > amax;
+        amax = m ? ax : amax;
+        max = m ? x[i] : max;
+    }
+    const I live = amax >= (F{} + 1e-15f); // else the group is all zeros: L = 0, scale 0
+    const F iscale = (F{} - float(kNmax)) / max;
+    auto nearest = [](const F& v, I& out) {
+        out = (__builtin_bit_cast(I, v + 12582912.0f) & 0x007fffff) - 0x00400000;
+        out = out > kNmax - 1 ? I{} + (kNmax - 1) : out;
+        out = out < -kNmax ? I{} - kNmax : out;
+    };
+    I l[kN];
+    F sumlx = F{}, suml2 = F{};
+    for (int i = 0; i < kN; ++i) {
+        nearest(iscale * x[i], l[i]);
+        const F fl = __builtin_convertvector(l[i], F);
+        const F w = x[i] * x[i];
+        sumlx += w * x[i] * fl;
+        suml2 += w * fl * fl;
+    }
+    for (int round = 0; round < 5; ++round) {
+        I changed = I{};
+        for (int i = 0; i < kN; ++i) {
+            const F w = x[i] * x[i];
+            const F fl = __builtin_convertvector(l[i], F);
+            F slx = sumlx - w * x[i] * fl;
+            const I pos = slx > F{};
+            F sl2 = suml2 - w * fl * fl;
+            I newL;
+            nearest(x[i] * sl2 / slx, newL);
+            const F fn = __builtin_convertvector(newL, F);
+            const I differs = pos & (newL != l[i]);
+            slx += w * x[i] * fn;
+            sl2 += w * fn * fn;
+            const I take = differs & (sl2 > F{}) & (slx * slx * suml2 > sumlx * sumlx * sl2) & live;
+            l[i] = take ? newL : l[i];
+            sumlx = take ? slx : sumlx;
+            suml2 = take ? sl2 : suml2;
+            changed |= take;
+        }
+        if (!maskBits<W>(changed))
+            break;
+    }
+    const F scale = suml2 > F{} ? sumlx / suml2 : F{};
+    for (int k = 0; k < W; ++k)
+        scales[g0 + k] = live[k] ? scale[k] : 0.0f;
+    for (int i = 0; i < kN; ++i)
+        for (int k = 0; k < W; ++k)
+            L[(g0 + k) * kN + i] = static_cast<int8_t>(live[k] ? l[i][k] + kNmax : 0);
 }
 
 #undef QS_ALWAYS_INLINE
 
 void q4_0Sse2(const float* x, int64_t n, unsigned char* dst) { symRow<4, 8, BlockQ4_0>(x, n, dst); }
 void q5_0Sse2(const float* x, int64_t n, unsigned char* dst) { symRow<4, 16, BlockQ5_0>(x, n, dst); }
+void q4_1Sse2(const float* x, int64_t n, unsigned char* dst) { asymRow<4, 15, BlockQ4_1>(x, n, dst); }
+void q5_1Sse2(const float* x, int64_t n, unsigned char* dst) { asymRow<4, 31, BlockQ5_1>(x, n, dst); }
 void mxfp4Sse2(const float* x, int64_t n, unsigned char* dst) { mxfp4Row<4>(x, n, dst); }
 // AVX2 without FMA: the compiler must not fuse a multiply and an add that the scalar code rounds twice.
 __attribute__((target("avx2"))) void q4_0Avx2(const float* x, int64_t n, unsigned char* dst)
@@ -192,6 +383,24 @@ __attribute__((target("avx2"))) void q4_0Avx2(const float* x, int64_t n, unsigne
 __attribute__((target("avx2"))) void q5_0Avx2(const float* x, int64_t n, unsigned char* dst)
 {
     symRow<8, 16, BlockQ5_0>(x, n, dst);
+}
+__attribute__((target("avx2"))) void q4_1Avx2(const float* x, int64_t n, unsigned char* dst)
+{
+    asymRow<8, 15, BlockQ4_1>(x, n, dst);
+}
+__attribute__((target("avx2"))) void q5_1Avx2(const float* x, int64_t n, unsigned char* dst)
+{
+    asymRow<8, 31, BlockQ5_1>(x, n, dst);
+}
+void q3Sse2(const float* xt, int8_t* L, float* scales)
+{
+    for (int g = 0; g < 16; g += 4)
+        q3Lanes<4>(xt, g, L, scales);
+}
+__attribute__((target("avx2"))) void q3Avx2(const float* xt, int8_t* L, float* scales)
+{
+    for (int g = 0; g < 16; g += 8)
+        q3Lanes<8>(xt, g, L, scales);
 }
 __attribute__((target("avx2"))) void mxfp4Avx2(const float* x, int64_t n, unsigned char* dst)
 {
@@ -274,14 +483,36 @@ const char* quantSimdName(QuantSimd level)
     return "scalar";
 }
 
+bool makeQ3QuantsVec(const float* x, int8_t* L, float* scales)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    const QuantSimd level = quantSimd();
+    if (level == QuantSimd::Scalar)
+        return false;
+    alignas(32) float xt[256];
+    for (int g = 0; g < 16; ++g)
+        for (int i = 0; i < 16; ++i)
+            xt[i * 16 + g] = x[g * 16 + i];
+    (level == QuantSimd::Avx2 ? q3Avx2 : q3Sse2)(xt, L, scales);
+    return true;
+#else
+    (void)x, (void)L, (void)scales;
+    return false;
+#endif
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 bool quantizeRowQ4_0Vec(const float* x, int64_t n, unsigned char* dst) { return run<q4_0Sse2, q4_0Avx2>(x, n, dst); }
 bool quantizeRowQ5_0Vec(const float* x, int64_t n, unsigned char* dst) { return run<q5_0Sse2, q5_0Avx2>(x, n, dst); }
 bool quantizeRowMXFP4Vec(const float* x, int64_t n, unsigned char* dst) { return run<mxfp4Sse2, mxfp4Avx2>(x, n, dst); }
+bool quantizeRowQ4_1Vec(const float* x, int64_t n, unsigned char* dst) { return run<q4_1Sse2, q4_1Avx2>(x, n, dst); }
+bool quantizeRowQ5_1Vec(const float* x, int64_t n, unsigned char* dst) { return run<q5_1Sse2, q5_1Avx2>(x, n, dst); }
 #else
 bool quantizeRowQ4_0Vec(const float*, int64_t, unsigned char*) { return false; }
 bool quantizeRowQ5_0Vec(const float*, int64_t, unsigned char*) { return false; }
 bool quantizeRowMXFP4Vec(const float*, int64_t, unsigned char*) { return false; }
+bool quantizeRowQ4_1Vec(const float*, int64_t, unsigned char*) { return false; }
+bool quantizeRowQ5_1Vec(const float*, int64_t, unsigned char*) { return false; }
 #endif
 
 } // namespace qs::ggml::detail

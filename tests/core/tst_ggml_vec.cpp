@@ -35,6 +35,9 @@ std::vector<float> awkwardRows()
         row([&](int64_t) { return std::ldexp(normal(rng), exponent(rng)); });
     row([](int64_t) { return 0.0f; });
     row([](int64_t j) { return j % 2 ? -0.0f : 0.0f; });
+    row([](int64_t j) { return j % 2 ? 0.0f : -0.0f; });
+    row([](int64_t j) { return j % 5 == 0 ? (j % 3 ? -0.0f : 0.0f) : 0.25f * float(j % 5); }); // min is a zero
+    row([](int64_t j) { return j % 4 == 1 ? 1.0f : -0.0f; });
     row([](int64_t j) { return (j % 3 ? 1.0f : -1.0f) * 0.75f; }); // ties of magnitude, both signs
     row([](int64_t j) { return j % 7 == 3 ? -2.5f : j % 7 == 5 ? 2.5f : 0.1f * float(j % 7); });
     row([](int64_t j) { return std::numeric_limits<float>::denorm_min() * float(j % 5) * (j % 2 ? 1 : -1); });
@@ -71,6 +74,9 @@ private slots:
         QTest::addColumn<int>("type");
         QTest::newRow("Q4_0") << int(qs::DType::Q4_0);
         QTest::newRow("Q5_0") << int(qs::DType::Q5_0);
+        QTest::newRow("Q4_1") << int(qs::DType::Q4_1);
+        QTest::newRow("Q5_1") << int(qs::DType::Q5_1);
+        QTest::newRow("Q3_K") << int(qs::DType::Q3_K);
         QTest::newRow("MXFP4") << int(qs::DType::MXFP4);
     }
 
