@@ -255,8 +255,9 @@ void HistogramView::refresh()
     double yMax = 0, yMinPositive = std::numeric_limits<double>::infinity();
     for (size_t i = 0; i < usable.size(); ++i) {
         const TensorStats& st = *usable[i]->stats;
-        BinnedHistogram bh = symlog ? st.histogram.symlog(bins, m_linthresh, m_lo, m_hi)
-                                    : st.histogram.linear(bins, m_lo, m_hi);
+        const Histogram::Bounds data{st.min, st.max}; // exact: lets edges at a tensor's ends stay put
+        BinnedHistogram bh = symlog ? st.histogram.symlog(bins, m_linthresh, m_lo, m_hi, data)
+                                    : st.histogram.linear(bins, m_lo, m_hi, data);
         const double total = double(st.histogram.total());
         QVector<double> x, y;
         x.reserve(int(bh.counts.size()) + 1);

@@ -151,7 +151,7 @@ Cell cellOf(uint32_t ordinal)
 } // namespace
 
 template <typename Transform>
-BinnedHistogram Histogram::bin(size_t bins, double lo, double hi, Transform t) const
+BinnedHistogram Histogram::bin(size_t bins, double lo, double hi, Bounds data, Transform t) const
 {
     BinnedHistogram out;
     bins = std::max<size_t>(bins, 1);
@@ -173,11 +173,28 @@ BinnedHistogram Histogram::bin(size_t bins, double lo, double hi, Transform t) c
         }
         return out;
     }
+    // A cell's interval, cut to the data's bounds where they are known.
+    const double dmin = std::isnan(data.min) ? -std::numeric_limits<double>::infinity() : data.min;
+    const double dmax = std::isnan(data.max) ? std::numeric_limits<double>::infinity() : data.max;
+    struct Span {
+        double low, high, up, rep; // values in [low, high]; up: the first float above high; rep: key value
+    };
+    auto spanOf = [&](const Cell& c) {
+        Span sp;
+        sp.low = std::max(c.low, dmin);
+        sp.high = std::min(c.high, dmax);
+        sp.up = sp.high < c.high ? double(std::nextafter(static_cast<float>(sp.high), HUGE_VALF))
+                                 : (c.last < 0xFF7Fu ? cellOf(c.last + 1).low : c.high);
+        const double key = c.first == c.last ? keyValue(keyAt(c.first)) : 0.0;
+        sp.rep = std::clamp(key, sp.low, std::max(sp.low, sp.high));
+        return sp;
+    };
     if (!m_exact) {
         // A key of F32 / F16 data holds every value within its interval, not one value: an edge cutting
-        // through an occupied key could not be counted exactly. Such an edge moves to the nearer boundary
-        // of the key (at most half a key, 2^-8 of its value); the range ends move outward so that every
-        // value in [lo, hi] stays inside. Every key then lies wholly inside one bin or outside the range.
+        // through an occupied key could not be counted exactly. Such an edge moves to the boundary of the
+        // key that leaves the key's value on the side it was (at most one key, 2^-7 of its value); the
+        // range ends move outward so that every value in [lo, hi] stays inside. Every key then lies wholly
+        // inside one bin or outside the range.
         auto occupied = [this](const Cell& c) {
             for (uint32_t o = c.first; o <= c.last; ++o)
                 if (std::binary_search(m_keys.begin(), m_keys.end(), keyAt(o)))
@@ -198,22 +215,21 @@ BinnedHistogram Histogram::bin(size_t bins, double lo, double hi, Transform t) c
         for (size_t i = 0; i <= bins; ++i) {
             const double x = edges[i];
             const Cell c = cellAround(x);
-            const double up = c.last < 0xFF7Fu ? cellOf(c.last + 1).low : c.high; // first float above the cell
+            const Span sp = spanOf(c);
+            if (!(sp.low <= sp.high) || !occupied(c))
+                continue;
             if (i == 0) {
-                if (c.low < x && x <= c.high && occupied(c))
-                    edges[i] = c.low;
+                if (sp.low < x && x <= sp.high)
+                    edges[i] = sp.low;
             } else if (i == bins) {
-                if (c.low <= x && x < c.high && occupied(c))
-                    edges[i] = c.high; // the last bin is closed
-            } else if (c.low < x && x <= c.high && occupied(c)) {
-                edges[i] = (x - c.low <= up - x) ? c.low : up;
+                if (sp.low <= x && x < sp.high)
+                    edges[i] = sp.high; // the last bin is closed
+            } else if (sp.low < x && x <= sp.high) {
+                edges[i] = sp.rep >= x ? sp.low : sp.up;
             }
         }
-        // Snapping never reorders edges but may merge neighbours: drop the empty bins that leaves.
-        edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
-        if (edges.size() < 2)
-            edges.push_back(edges.front());
-        // A snapped interior edge must stay inside the range's ends.
+        // Moving never reorders edges but may merge neighbours: drop the empty bins that leaves, and keep
+        // interior edges inside the range's ends.
         for (size_t i = 1; i + 1 < edges.size(); ++i)
             edges[i] = std::clamp(edges[i], edges.front(), edges.back());
         edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
@@ -226,9 +242,10 @@ BinnedHistogram Histogram::bin(size_t bins, double lo, double hi, Transform t) c
     out.counts.assign(n, 0);
     const double first = out.edges.front(), last = out.edges.back();
     for (size_t i = 0; i < m_keys.size(); ++i) {
-        // For exact data the key value is the value; for inexact data the whole key lies in one bin (or
-        // outside), so its key value, one of its members, stands for all of them.
-        const double rep = keyValue(m_keys[i]);
+        // For exact data the key value is the value; for inexact data the whole key (cut to the data's
+        // bounds) lies in one bin or outside, so any of its members stands for all of them.
+        const uint16_t key = m_keys[i];
+        const double rep = m_exact ? keyValue(key) : spanOf(cellOf(ordinalOf(key))).rep;
         if (rep < first) {
             out.below += m_counts[i];
         } else if (rep > last) {
@@ -258,16 +275,16 @@ struct SymlogTransform {
 
 } // namespace
 
-BinnedHistogram Histogram::linear(size_t bins, double lo, double hi) const
+BinnedHistogram Histogram::linear(size_t bins, double lo, double hi, Bounds data) const
 {
-    return bin(bins, lo, hi, LinearTransform{});
+    return bin(bins, lo, hi, data, LinearTransform{});
 }
 
-BinnedHistogram Histogram::symlog(size_t bins, double linthresh, double lo, double hi) const
+BinnedHistogram Histogram::symlog(size_t bins, double linthresh, double lo, double hi, Bounds data) const
 {
     if (!(linthresh > 0) || !std::isfinite(linthresh))
         linthresh = 1;
-    BinnedHistogram out = bin(bins, lo, hi, SymlogTransform{linthresh});
+    BinnedHistogram out = bin(bins, lo, hi, data, SymlogTransform{linthresh});
     out.symlog = true;
     out.linthresh = linthresh;
     return out;

@@ -158,9 +158,18 @@ private slots:
         // these values sit on the edges, so edges had to move off keys.
         QCOMPARE(anyEdgeMoved, type != qs::DType::BF16);
 
-        // The engine's own entry points (the CLI's and the view's) give the same exact counts.
+        // The engine's own entry points (the CLI's and the view's) give the same exact counts; knowing the
+        // tensor's exact min and max, they keep the range's ends where they are.
         const auto lin = s.linearHistogram(64);
         QCOMPARE(lin.counts, referenceBins(x, lin.edges));
+        QVERIFY(edgesNearUniform(lin.edges, 64, s.min, s.max));
+        QCOMPARE(lin.edges.front(), s.min);
+        QCOMPARE(lin.edges.back(), s.max);
+        QCOMPARE(lin.below + lin.above, uint64_t(0));
+        const auto zoom = s.histogram.linear(100, -0.3, 0.7, {s.min, s.max});
+        QCOMPARE(zoom.counts, referenceBins(x, zoom.edges));
+        QCOMPARE(zoom.below, countIf(x, [&](float v) { return v < zoom.edges.front(); }));
+        QCOMPARE(zoom.above, countIf(x, [&](float v) { return v > zoom.edges.back(); }));
         const auto sym = s.symlogHistogram(64);
         QCOMPARE(sym.counts, referenceBins(x, sym.edges));
     }

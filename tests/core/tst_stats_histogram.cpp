@@ -132,10 +132,15 @@ private slots:
         const auto n = fromValues({-2.0f, -1.5f, hi}, false).linear(2, -2.0, double(hi));
         QCOMPARE(n.above, uint64_t(0));
         QCOMPARE(n.edges.back(), -1.0);
-        // The middle edge -1.500005 cut the key of -1.5, i.e. (-1.5078125, -1.5]: it moved to the nearer
-        // boundary, just above -1.5, so the whole key is in the lower bin.
-        QCOMPARE(n.edges[1], double(std::nextafter(-1.5f, 0.0f)));
-        QCOMPARE(n.counts, std::vector<uint64_t>({2, 1}));
+        // The middle edge -1.500005 cut the key of -1.5, i.e. (-1.5078125, -1.5]: it moved to the key's
+        // lower boundary, so the whole key is in the upper bin, where its key value -1.5 was.
+        QCOMPARE(n.edges[1], double(qs::Histogram::keyLow(qs::Histogram::keyOf(-1.5f))));
+        QCOMPARE(n.counts, std::vector<uint64_t>({1, 2}));
+        // With the data's exact min and max known, the range's ends need not move.
+        const auto bounded = fromValues({-2.0f, -1.5f, hi}, false).linear(2, -2.0, double(hi), {-2.0, double(hi)});
+        QCOMPARE(bounded.edges.front(), -2.0);
+        QCOMPARE(bounded.edges.back(), double(hi));
+        QCOMPARE(bounded.counts, std::vector<uint64_t>({1, 2}));
         // Values whose whole key lies outside are still outside.
         const auto far = fromValues({0.5f, 1.5f}, false).linear(2, 1.0, 2.0);
         QCOMPARE(far.below, uint64_t(1));
