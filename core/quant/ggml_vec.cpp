@@ -145,14 +145,36 @@ template <int W> QS_ALWAYS_INLINE void truncLevels(const float* x, float sub, fl
     out = __builtin_convertvector(v, I);
 }
 
+// The levels of a block, trunc((x - sub) * id + off) clamped to [0, top], as nibbles in b.qs (value j
+// low, value j + 16 high) and, for the 5-bit types, their fifth bits in b.qh.
+template <int W, bool FiveBits, typename Block>
+QS_ALWAYS_INLINE void packLevels(const float* x, float sub, float id, float off, float top, Block& b)
+{
+    using I = typename Lanes<W>::I;
+    constexpr int kHalf = kBlock / 2 / W; // vectors per half block
+    I packed[kHalf];
+    uint32_t qh = 0;
+    for (int k = 0; k < kHalf; ++k) {
+        I lo, hi;
+        truncLevels<W>(x + k * W, sub, id, off, top, lo);
+        truncLevels<W>(x + k * W + kBlock / 2, sub, id, off, top, hi);
+        packed[k] = (lo & 15) | ((hi & 15) << 4);
+        if constexpr (FiveBits) {
+            qh |= maskBits<W>(lo > 15) << (k * W);
+            qh |= maskBits<W>(hi > 15) << (k * W + kBlock / 2);
+        }
+    }
+    packBytes<W>(packed, b.qs);
+    if constexpr (FiveBits)
+        std::memcpy(b.qh, &qh, 4);
+}
+
 // Q4_0 (nmax 8, 4 bits) and Q5_0 (nmax 16, 5 bits): d = -(signed absmax) / nmax, level = trunc(x/d + nmax
 // + 0.5) clamped to [0, 2 nmax - 1].
 template <int W, int Nmax, typename Block> QS_ALWAYS_INLINE void symRow(const float* x, int64_t n,
                                                                        unsigned char* dst)
 {
     using F = typename Lanes<W>::F;
-    using I = typename Lanes<W>::I;
-    constexpr int kHalf = kBlock / 2 / W; // vectors per half block
     for (int64_t i = 0; i < n / kBlock; ++i, x += kBlock, dst += sizeof(Block)) {
         F absx[kBlock / W];
         const float amax = blockAbsMax<W>(x, absx);
@@ -170,21 +192,7 @@ template <int W, int Nmax, typename Block> QS_ALWAYS_INLINE void symRow(const fl
         const float id = d ? 1.0f / d : 0.0f;
         Block b;
         b.d = toHalfFast(d);
-        I packed[kHalf];
-        uint32_t qh = 0;
-        for (int k = 0; k < kHalf; ++k) {
-            I lo, hi;
-            truncLevels<W>(x + k * W, 0.0f, id, Nmax + 0.5f, 2 * Nmax - 1, lo);
-            truncLevels<W>(x + k * W + kBlock / 2, 0.0f, id, Nmax + 0.5f, 2 * Nmax - 1, hi);
-            packed[k] = (lo & 15) | ((hi & 15) << 4);
-            if constexpr (Nmax == 16) {
-                qh |= maskBits<W>(lo > 15) << (k * W);
-                qh |= maskBits<W>(hi > 15) << (k * W + kBlock / 2);
-            }
-        }
-        packBytes<W>(packed, b.qs);
-        if constexpr (Nmax == 16)
-            std::memcpy(b.qh, &qh, 4);
+        packLevels<W, Nmax == 16>(x, 0.0f, id, Nmax + 0.5f, 2 * Nmax - 1, b);
         std::memcpy(dst, &b, sizeof b);
     }
 }
@@ -195,8 +203,6 @@ template <int W, int Steps, typename Block> QS_ALWAYS_INLINE void asymRow(const 
                                                                          unsigned char* dst)
 {
     using F = typename Lanes<W>::F;
-    using I = typename Lanes<W>::I;
-    constexpr int kHalf = kBlock / 2 / W;
     for (int64_t i = 0; i < n / kBlock; ++i, x += kBlock, dst += sizeof(Block)) {
         // The scalar `if (x < min) min = x; if (x > max) max = x` from +-FLT_MAX, lane-wise (NaN skipped).
         F mn = F{} + FLT_MAX, mx = F{} - FLT_MAX;
@@ -240,41 +246,31 @@ template <int W, int Steps, typename Block> QS_ALWAYS_INLINE void asymRow(const 
         Block blk;
         blk.d = toHalfFast(d);
         blk.m = toHalfFast(min);
-        I packed[kHalf];
-        uint32_t qh = 0;
-        for (int k = 0; k < kHalf; ++k) {
-            I lo, hi;
-            truncLevels<W>(x + k * W, min, id, 0.5f, Steps, lo);
-            truncLevels<W>(x + k * W + kBlock / 2, min, id, 0.5f, Steps, hi);
-            packed[k] = (lo & 15) | ((hi & 15) << 4);
-            if constexpr (Steps == 31) {
-                qh |= maskBits<W>(lo > 15) << (k * W);
-                qh |= maskBits<W>(hi > 15) << (k * W + kBlock / 2);
-            }
-        }
-        packBytes<W>(packed, blk.qs);
-        if constexpr (Steps == 31)
-            std::memcpy(blk.qh, &qh, 4);
+        packLevels<W, Steps == 31>(x, min, id, 0.5f, Steps, blk);
         std::memcpy(dst, &blk, sizeof blk);
     }
 }
 
 // MXFP4 levels of W values: the first of the 16 levels with the smallest |level * d - x| (NaN: level 0).
+// Only levels of x's sign can win: for x >= 0 a negative level's error |-a d - x| rounds to at least
+// |x|, the error of level 0, which wins ties; for x < 0 mirrored (IEEE rounding is symmetric in sign), with
+// levels 9..15 = -levels 1..7. So the search runs over levels 1..7 on |x| and adds 8 for a negative x.
 template <int W> QS_ALWAYS_INLINE void mxfp4Levels(const float* x, const float* level, typename Lanes<W>::I& out)
 {
     using F = typename Lanes<W>::F;
     using I = typename Lanes<W>::I;
     F v;
     load(v, x);
-    F bestErr = __builtin_bit_cast(F, __builtin_bit_cast(I, (F{} + level[0]) - v) & 0x7fffffff);
+    const F a = __builtin_bit_cast(F, __builtin_bit_cast(I, v) & 0x7fffffff);
+    F bestErr = a; // |0 * d - x|
     I b = I{};
-    for (int k = 1; k < 16; ++k) {
-        const F err = __builtin_bit_cast(F, __builtin_bit_cast(I, (F{} + level[k]) - v) & 0x7fffffff);
+    for (int k = 1; k < 8; ++k) {
+        const F err = __builtin_bit_cast(F, __builtin_bit_cast(I, (F{} + level[k]) - a) & 0x7fffffff);
         const I m = err < bestErr;
         b = (m & k) | (~m & b);
         bestErr = __builtin_bit_cast(F, (m & __builtin_bit_cast(I, err)) | (~m & __builtin_bit_cast(I, bestErr)));
     }
-    out = b;
+    out = b + ((v < F{}) & (b > 0) & 8);
 }
 
 // MXFP4: the shared exponent from the block maximum, then the nearest level per value.

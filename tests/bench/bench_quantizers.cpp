@@ -10,6 +10,7 @@
 // F32 input per type and our/ggml ratio.
 #include "core/model/dtype.h"
 #include "core/quant/ggml.h"
+#include "bench_weights.h"
 #include "core/quant/ggml_vec.h"
 #include "core/util/threadpool.h"
 
@@ -76,11 +77,7 @@ int main(int argc, char** argv)
     }
     const uint64_t n = rows * cols;
     std::mt19937 rng(42);
-    std::normal_distribution<float> gauss(0.0f, 0.02f);
-    std::uniform_real_distribution<float> uni(0.0f, 1.0f);
-    std::vector<float> x(n);
-    for (float& v : x)
-        v = uni(rng) < 0.001f ? 10 * gauss(rng) : gauss(rng);
+    const std::vector<float> x = benchWeights(n, rng);
 
     const Type types[] = {{qs::DType::Q4_0, "q4_0"},   {qs::DType::Q4_1, "q4_1"},   {qs::DType::Q5_0, "q5_0"},
                           {qs::DType::Q5_1, "q5_1"},   {qs::DType::Q8_0, "q8_0"},   {qs::DType::Q2_K, "q2_K"},
