@@ -178,16 +178,11 @@ template <int W, int Nmax, typename Block> QS_ALWAYS_INLINE void symRow(const fl
     for (int64_t i = 0; i < n / kBlock; ++i, x += kBlock, dst += sizeof(Block)) {
         F absx[kBlock / W];
         const float amax = blockAbsMax<W>(x, absx);
-        float max = 0;
-        if (amax > 0) {
-            for (int k = 0; k < kBlock / W; ++k) {
-                const unsigned bits = maskBits<W>(absx[k] == (F{} + amax));
-                if (bits) { // the first value of largest magnitude
-                    max = x[k * W + __builtin_ctz(bits)];
-                    break;
-                }
-            }
-        }
+        // The first value of largest magnitude, without a data-dependent branch: one bit per value.
+        uint32_t bits = 0;
+        for (int k = 0; k < kBlock / W; ++k)
+            bits |= maskBits<W>(absx[k] == (F{} + amax)) << (k * W);
+        const float max = amax > 0 ? x[__builtin_ctz(bits | 0x80000000u)] : 0.0f;
         const float d = max / -Nmax;
         const float id = d ? 1.0f / d : 0.0f;
         Block b;
