@@ -255,15 +255,22 @@ void HistogramView::refresh()
     double yMax = 0, yMinPositive = std::numeric_limits<double>::infinity();
     for (size_t i = 0; i < usable.size(); ++i) {
         const TensorStats& st = *usable[i]->stats;
-        BinnedHistogram bh = symlog ? st.histogram.symlog(bins, m_linthresh, m_lo, m_hi)
-                                    : st.histogram.linear(bins, m_lo, m_hi);
+        const Histogram::Bounds data{st.min, st.max}; // exact: lets edges at a tensor's ends stay put
+        BinnedHistogram bh = symlog ? st.histogram.symlog(bins, m_linthresh, m_lo, m_hi, data)
+                                    : st.histogram.linear(bins, m_lo, m_hi, data);
         const double total = double(st.histogram.total());
         QVector<double> x, y;
-        x.reserve(int(bh.counts.size()));
-        y.reserve(int(bh.counts.size()));
+        x.reserve(int(bh.counts.size()) + 1);
+        y.reserve(int(bh.counts.size()) + 1);
+        // The counts are exact for the bins' real edges; for F32 / F16 data an edge may have moved to a key
+        // boundary (see core/stats/histogram.h), so a bin's height is its count per nominal bin width.
+        const double nominal = (toAxis(bh.edges.back()) - toAxis(bh.edges.front())) / double(bins);
         for (size_t b = 0; b < bh.counts.size(); ++b) {
-            x.push_back((toAxis(bh.edges[b]) + toAxis(bh.edges[b + 1])) / 2.0);
+            x.push_back(toAxis(bh.edges[b]));
             double v = double(bh.counts[b]);
+            const double actual = toAxis(bh.edges[b + 1]) - toAxis(bh.edges[b]);
+            if (actual > 0 && nominal > 0 && std::fabs(actual - nominal) > 1e-9 * nominal)
+                v *= nominal / actual;
             if (normalized && total > 0)
                 v /= total;
             if (v > 0) {
@@ -274,6 +281,10 @@ void HistogramView::refresh()
             }
             y.push_back(v);
         }
+        if (!y.isEmpty()) { // the right edge of the last bin closes its step
+            x.push_back(toAxis(bh.edges.back()));
+            y.push_back(y.back());
+        }
         QCPGraph* graph = m_plot->addGraph();
         const QColor color = seriesColor(int(i));
         graph->setPen(QPen(color, 1.6));
@@ -282,7 +293,7 @@ void HistogramView::refresh()
             fill.setAlpha(usable.size() == 1 ? 70 : 40);
             graph->setBrush(fill);
         }
-        graph->setLineStyle(QCPGraph::lsStepCenter);
+        graph->setLineStyle(QCPGraph::lsStepLeft);
         graph->setData(x, y, true);
         graph->setName(usable[i]->label);
         m_binned.push_back(std::move(bh));

@@ -4,6 +4,8 @@
 // tie each one to dtypeInfo().blockBytes. Blocks are read and written with memcpy, never by casting a
 // file pointer, so data needs no alignment.
 
+#include "core/model/dtype.h"
+
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -120,6 +122,20 @@ inline float e8m0Half(uint8_t e)
 {
     const uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<uint32_t>(e - 1) << 23;
     return std::bit_cast<float>(bits);
+}
+
+// floatToHalf() with no data-dependent branch when the result is a normal half (the common case).
+inline uint16_t toHalfFast(float f)
+{
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    const uint32_t absx = x & 0x7FFFFFFF;
+    // Outside [2^-14, 65520): zero, subnormal, overflow, infinity, NaN.
+    if (absx - 0x38800000u >= 0x477FF000u - 0x38800000u)
+        return floatToHalf(f);
+    uint32_t h = (absx - 0x38000000u) >> 13; // rebias the exponent from 127 to 15
+    const uint32_t rest = absx & 0x1FFF;
+    h += static_cast<uint32_t>(rest + (h & 1) > 0x1000); // nearest, ties to even; may carry (correctly)
+    return static_cast<uint16_t>(((x >> 16) & 0x8000) | h);
 }
 
 // Round to nearest, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves the rounded integer in the

@@ -6,6 +6,7 @@
 #include "core/quant/ggml_rows.h"
 #include "core/quant/ggml_search.h"
 #include "core/quant/ggml_simd.h"
+#include "core/quant/ggml_vec.h"
 
 #include <algorithm>
 #include <array>
@@ -287,6 +288,9 @@ void quantizeRowIQ4_XS(const float* x, int64_t n, unsigned char* dst, const floa
 void quantizeRowMXFP4(const float* x, int64_t n, unsigned char* dst, const float*)
 {
     // ggml's MXFP4 ignores importance: the shared exponent is fixed by the block maximum.
+    if (quantizeRowMXFP4Vec(x, n, dst))
+        return;
+    // The scalar reference (ggml's quantize_row_mxfp4_ref).
     for (int64_t ib = 0; ib < n / kBlock; ++ib, x += kBlock, dst += sizeof(BlockMXFP4)) {
         float amax = 0;
         for (int j = 0; j < kBlock; ++j)

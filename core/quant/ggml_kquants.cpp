@@ -5,6 +5,7 @@
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/ggml_rows.h"
 #include "core/quant/ggml_search.h"
+#include "core/quant/ggml_vec.h"
 
 #include <algorithm>
 #include <cmath>
@@ -195,8 +196,10 @@ void q3kBlockRef(const float* x, BlockQ3_K& y)
     int8_t L[kSuperBlock];
     float scales[16];
     float maxScale = 0, amax = 0;
+    const bool vec = makeQ3QuantsVec(x, L, scales); // all 16 groups at once, the scalar's results
     for (int j = 0; j < 16; ++j) {
-        scales[j] = makeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+        if (!vec)
+            scales[j] = makeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
         const float s = std::fabs(scales[j]);
         if (s > amax) {
             amax = s;

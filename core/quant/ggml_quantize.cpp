@@ -6,6 +6,7 @@
 #include "core/quant/ggml_blocks.h"
 #include "core/quant/ggml_rows.h"
 #include "core/quant/ggml_search.h"
+#include "core/quant/ggml_vec.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
 
@@ -161,6 +162,9 @@ void quantizeRowQ4_0(const float* x, int64_t n, unsigned char* dst, const float*
 {
     const int64_t nb = n / kBlock;
     if (!importance) {
+        if (quantizeRowQ4_0Vec(x, n, dst))
+            return;
+        // The scalar reference (ggml's quantize_row_q4_0_ref), kept for the tests and non-x86 builds.
         for (int64_t i = 0; i < nb; ++i, x += kBlock, dst += sizeof(BlockQ4_0)) {
             const float d = signedAbsMax(x, kBlock) / -8;
             const float id = d ? 1.0f / d : 0.0f;
@@ -188,6 +192,9 @@ void quantizeRowQ4_1(const float* x, int64_t n, unsigned char* dst, const float*
 {
     const int64_t nb = n / kBlock;
     if (!importance) {
+        if (quantizeRowQ4_1Vec(x, n, dst))
+            return;
+        // The scalar reference (ggml's quantize_row_q4_1_ref).
         for (int64_t i = 0; i < nb; ++i, x += kBlock, dst += sizeof(BlockQ4_1)) {
             float min, max;
             minMax(x, kBlock, min, max);
@@ -221,6 +228,9 @@ void quantizeRowQ5_0(const float* x, int64_t n, unsigned char* dst, const float*
     const int64_t nb = n / kBlock;
     uint8_t L[kBlock];
     if (!importance) {
+        if (quantizeRowQ5_0Vec(x, n, dst))
+            return;
+        // The scalar reference (ggml's quantize_row_q5_0_ref).
         for (int64_t i = 0; i < nb; ++i, x += kBlock, dst += sizeof(BlockQ5_0)) {
             const float d = signedAbsMax(x, kBlock) / -16;
             const float id = d ? 1.0f / d : 0.0f;
@@ -249,6 +259,9 @@ void quantizeRowQ5_1(const float* x, int64_t n, unsigned char* dst, const float*
     const int64_t nb = n / kBlock;
     uint8_t L[kBlock];
     if (!importance) {
+        if (quantizeRowQ5_1Vec(x, n, dst))
+            return;
+        // The scalar reference (ggml's quantize_row_q5_1_ref).
         for (int64_t i = 0; i < nb; ++i, x += kBlock, dst += sizeof(BlockQ5_1)) {
             float min, max;
             minMax(x, kBlock, min, max);
@@ -302,24 +315,10 @@ void rowF32(const float* x, int64_t n, unsigned char* dst, const float*)
 {
     std::memcpy(dst, x, n * 4);
 }
-// floatToHalf() with no data-dependent branch when the result is a normal half (the common case).
-uint16_t toHalf(float f)
-{
-    const uint32_t x = std::bit_cast<uint32_t>(f);
-    const uint32_t absx = x & 0x7FFFFFFF;
-    // Outside [2^-14, 65520): zero, subnormal, overflow, infinity, NaN.
-    if (absx - 0x38800000u >= 0x477FF000u - 0x38800000u)
-        return floatToHalf(f);
-    uint32_t h = (absx - 0x38000000u) >> 13; // rebias the exponent from 127 to 15
-    const uint32_t rest = absx & 0x1FFF;
-    h += static_cast<uint32_t>(rest + (h & 1) > 0x1000); // nearest, ties to even; may carry (correctly)
-    return static_cast<uint16_t>(((x >> 16) & 0x8000) | h);
-}
-
 void rowF16(const float* x, int64_t n, unsigned char* dst, const float*)
 {
     for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = toHalf(x[i]);
+        const uint16_t h = toHalfFast(x[i]);
         std::memcpy(dst + 2 * i, &h, 2);
     }
 }

@@ -6,22 +6,37 @@
 //
 // The grid: a value's key is its top 16 bits, i.e. sign, exponent and 7 mantissa bits — the value
 // truncated toward zero to bfloat16. BF16, FP8 and 8-bit integer data fall on keys exactly; for F32 / F16
-// data a key holds the values within 2^-7 relative of its key value, and views bin each key as its key
-// value (its truncation). Only finite values are counted.
+// data a key holds the values within 2^-7 relative of its key value. Only finite values are counted.
+//
+// Binned histograms are exact for every dtype: each value is counted in the bin [edges[i], edges[i + 1])
+// that holds it. For exact sources (BF16, FP8, 8-bit) the edges are the requested ones. For F32 / F16
+// sources an edge that would cut through an occupied key moves to that key's boundary (by at most one key:
+// 2^-7 of the edge's value) so that the whole key lies on the side of its key value — the side the old
+// truncating re-binning put it on — and every value in it, whatever it is, is counted where it lies; the
+// range's ends move outward. Keys are first cut to the data's known min and max (Bounds). Edges that meet merge (bins narrower than a key), so a binned histogram
+// may have fewer, slightly uneven bins than asked for: plots draw count per bin width.
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace qs {
 
-// A plotted histogram: counts[i] values lie in [edges[i], edges[i + 1]) (the last bin is closed).
+// A plotted histogram: counts[i] values lie in [edges[i], edges[i + 1]) (the last bin is closed), exactly.
 struct BinnedHistogram {
     std::vector<double> edges; // counts.size() + 1 increasing edges, in value space
     std::vector<uint64_t> counts;
     uint64_t below = 0, above = 0; // values outside [edges.front(), edges.back()]
     bool symlog = false;           // bins are uniform in sign(x) * log1p(|x| / linthresh)
     double linthresh = 0;
+};
+
+// Where the counted values are known to lie (a tensor's exact min and max), so that keys are cut to it:
+// an edge at the data's min or max then never needs to move. NaN: unknown.
+struct HistogramBounds {
+    double min = std::numeric_limits<double>::quiet_NaN();
+    double max = std::numeric_limits<double>::quiet_NaN();
 };
 
 class Histogram {
@@ -57,16 +72,19 @@ public:
     double minValue() const;
     double maxValue() const;
 
+    using Bounds = HistogramBounds;
+
     // `bins` equal bins over [lo, hi] (lo < hi; lo == hi gives one bin holding everything equal).
-    BinnedHistogram linear(size_t bins, double lo, double hi) const;
+    BinnedHistogram linear(size_t bins, double lo, double hi, Bounds data = {}) const;
     // `bins` bins uniform in sign(x) * log1p(|x| / linthresh) over [lo, hi]: linear within ±linthresh,
     // logarithmic beyond, so both the bulk and far tails get bins. linthresh > 0.
-    BinnedHistogram symlog(size_t bins, double linthresh, double lo, double hi) const;
+    BinnedHistogram symlog(size_t bins, double linthresh, double lo, double hi, Bounds data = {}) const;
 
     bool operator==(const Histogram& other) const = default;
 
 private:
-    template <typename Transform> BinnedHistogram bin(size_t bins, double lo, double hi, Transform t) const;
+    template <typename Transform>
+    BinnedHistogram bin(size_t bins, double lo, double hi, Bounds data, Transform t) const;
 
     std::vector<uint16_t> m_keys;
     std::vector<uint64_t> m_counts;

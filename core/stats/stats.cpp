@@ -913,7 +913,7 @@ BinnedHistogram TensorStats::linearHistogram(size_t bins) const
 {
     if (!finite)
         return {};
-    return histogram.linear(bins, min, max);
+    return histogram.linear(bins, min, max, {min, max});
 }
 
 BinnedHistogram TensorStats::symlogHistogram(size_t bins, double linthresh) const
@@ -922,7 +922,7 @@ BinnedHistogram TensorStats::symlogHistogram(size_t bins, double linthresh) cons
         return {};
     if (!(linthresh > 0))
         linthresh = std > 0 ? std : (absmax > 0 ? absmax : 1.0);
-    return histogram.symlog(bins, linthresh, min, max);
+    return histogram.symlog(bins, linthresh, min, max, {min, max});
 }
 
 TensorStats mergeStats(const std::vector<const TensorStats*>& parts)

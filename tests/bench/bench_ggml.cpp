@@ -4,6 +4,7 @@
 // importance vector is a positive heavy-tailed per-column profile, as an imatrix is.
 #include "core/model/dtype.h"
 #include "core/quant/ggml.h"
+#include "bench_weights.h"
 
 #include <cmath>
 #include <cstdio>
@@ -48,11 +49,8 @@ int main(int argc, char** argv)
     }
     const uint64_t n = rows * cols;
     std::mt19937 rng(42);
+    const std::vector<float> x = benchWeights(n, rng);
     std::normal_distribution<float> gauss(0.0f, 0.02f);
-    std::uniform_real_distribution<float> uni(0.0f, 1.0f);
-    std::vector<float> x(n);
-    for (float& v : x)
-        v = uni(rng) < 0.001f ? 10 * gauss(rng) : gauss(rng);
     std::vector<float> importance(cols);
     for (float& v : importance)
         v = std::exp(2.0f * gauss(rng) / 0.02f) + 1e-3f;

@@ -102,20 +102,39 @@ inline uint64_t beyond(const std::vector<float>& x, double mean, double std, dou
     return c;
 }
 
-// Linear histogram by the documented rule: each value binned as its bfloat16 truncation.
-inline std::vector<uint64_t> referenceBins(const std::vector<float>& x, size_t bins, double lo, double hi)
+// A binned histogram counted straight from the values with the given edges: v is in bin i when
+// edges[i] <= v < edges[i + 1]; the last bin is closed.
+inline std::vector<uint64_t> referenceBins(const std::vector<float>& x, const std::vector<double>& edges)
 {
-    std::vector<uint64_t> counts(bins, 0);
-    const double width = (hi - lo) / double(bins);
+    std::vector<uint64_t> counts(edges.size() - 1, 0);
     for (float v : x) {
-        if (!std::isfinite(v))
+        if (!std::isfinite(v) || v < edges.front() || v > edges.back())
             continue;
-        double rep = qs::Histogram::keyValue(qs::Histogram::keyOf(v));
-        rep = std::min(std::max(rep, lo), hi); // truncation may cross [min, max]; the engine clamps it
-        size_t b = width > 0 ? size_t(std::max(0.0, std::floor((rep - lo) / width))) : 0;
-        counts[std::min(b, bins - 1)] += 1;
+        for (size_t i = 0; i + 1 < edges.size(); ++i)
+            if (v < edges[i + 1] || i + 2 == edges.size()) {
+                ++counts[i];
+                break;
+            }
     }
     return counts;
+}
+
+// Whether each edge lies within half a bfloat16 step (2^-8 relative, or the smallest key step near 0) of
+// the uniform grid of `bins` bins over [lo, hi], and the edges increase.
+inline bool edgesNearUniform(const std::vector<double>& edges, size_t bins, double lo, double hi)
+{
+    if (edges.size() < 2 || edges.size() > bins + 1)
+        return false;
+    const double w = (hi - lo) / double(bins);
+    for (size_t i = 0; i < edges.size(); ++i) {
+        if (i > 0 && !(edges[i] > edges[i - 1]))
+            return false;
+        const double slack = std::ldexp(std::fabs(edges[i]), -7) + std::ldexp(1.0, -130);
+        const double k = std::round((edges[i] - lo) / w);
+        if (std::fabs(edges[i] - (lo + k * w)) > slack)
+            return false;
+    }
+    return true;
 }
 
 // A model over one temporary file holding the given tensors back to back.

@@ -124,12 +124,23 @@ private slots:
         // 1.00001f truncates to key value 1.0, below the range [1.00001, 2]: for inexact data it belongs
         // to the first bin, not below the range; for a negative range end the mirror case.
         const float lo = 1.00001f, hi = -1.00001f;
+        // The range's end moves out to the key's boundary, so the bins say where the values really are.
         const auto b = fromValues({lo, 1.75f, 2.0f}, false).linear(2, double(lo), 2.0);
         QCOMPARE(b.counts, std::vector<uint64_t>({1, 2}));
         QCOMPARE(b.below, uint64_t(0));
+        QCOMPARE(b.edges.front(), 1.0);
         const auto n = fromValues({-2.0f, -1.5f, hi}, false).linear(2, -2.0, double(hi));
-        QCOMPARE(n.counts, std::vector<uint64_t>({1, 2}));
         QCOMPARE(n.above, uint64_t(0));
+        QCOMPARE(n.edges.back(), -1.0);
+        // The middle edge -1.500005 cut the key of -1.5, i.e. (-1.5078125, -1.5]: it moved to the key's
+        // lower boundary, so the whole key is in the upper bin, where its key value -1.5 was.
+        QCOMPARE(n.edges[1], double(qs::Histogram::keyLow(qs::Histogram::keyOf(-1.5f))));
+        QCOMPARE(n.counts, std::vector<uint64_t>({1, 2}));
+        // With the data's exact min and max known, the range's ends need not move.
+        const auto bounded = fromValues({-2.0f, -1.5f, hi}, false).linear(2, -2.0, double(hi), {-2.0, double(hi)});
+        QCOMPARE(bounded.edges.front(), -2.0);
+        QCOMPARE(bounded.edges.back(), double(hi));
+        QCOMPARE(bounded.counts, std::vector<uint64_t>({1, 2}));
         // Values whose whole key lies outside are still outside.
         const auto far = fromValues({0.5f, 1.5f}, false).linear(2, 1.0, 2.0);
         QCOMPARE(far.below, uint64_t(1));

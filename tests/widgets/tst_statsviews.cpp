@@ -19,6 +19,7 @@
 #include <QtTest>
 #include <qcustomplot.h>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace qs;
@@ -213,6 +214,32 @@ void TestStatsViews::histogram()
     view.setSeries({{QStringLiteral("a"), m_store->shared(0), 0}, {QStringLiteral("b"), b, 1}});
     QCOMPARE(view.plot()->graphCount(), 2);
     QCOMPARE(view.plot()->legend->itemCount(), 2);
+    // Each series' counts are exact for its own edges ("a" holds F32 values off the bfloat16 keys), in
+    // both x scales and at several bin counts.
+    const auto tensors = makeTensors();
+    for (int bins : {16, 100, 700}) {
+        view.setBins(bins);
+        for (bool symlog : {false, true}) {
+            view.setSymlogX(symlog);
+            QCOMPARE(view.binned().size(), size_t(2));
+            for (size_t t = 0; t < 2; ++t) {
+                const BinnedHistogram& h = view.binned()[t];
+                std::vector<uint64_t> direct(h.counts.size(), 0);
+                uint64_t outside = 0;
+                for (float v : tensors[t].values) {
+                    const auto it = std::upper_bound(h.edges.begin(), h.edges.end(), double(v));
+                    if (v < h.edges.front() || v > h.edges.back())
+                        ++outside;
+                    else
+                        ++direct[std::min(size_t(it - h.edges.begin()) - 1, h.counts.size() - 1)];
+                }
+                QCOMPARE(h.counts, direct);
+                QCOMPARE(h.below + h.above, outside);
+            }
+        }
+    }
+    view.setBins(16);
+    view.setSymlogX(false);
 
     // Grid of a per-row INT4 format on the typical row of "a": 16 levels spanning that row.
     view.setSeries({{QStringLiteral("a"), m_store->shared(0), 0}});
