@@ -99,7 +99,7 @@ bool PlanDocument::assign(const QStringList& tensors, const QString& format)
 
 bool PlanDocument::applyPreset(const QString& preset)
 {
-    const Plan built = makePreset(preset.toStdString(), m_layout);
+    const Plan built = makePreset(preset.toStdString(), m_layout, m_plan.target());
     // Keep the user's tier list; add the preset's formats that are missing from it.
     Plan after = built;
     after.setTiers(m_plan.tiers());
@@ -157,6 +157,15 @@ bool PlanDocument::moveTier(const QString& format, int delta)
     Plan after = m_plan;
     after.moveTier(size_t(i), size_t(to));
     return setPlan(after, tr("Move tier %1").arg(QString::fromStdString(m_plan.tiers()[size_t(i)])));
+}
+
+bool PlanDocument::setTarget(ExportTarget target)
+{
+    if (target == m_plan.target())
+        return false;
+    Plan after = m_plan;
+    after.setTarget(target);
+    return setPlan(after, tr("Plan for %1").arg(QString::fromLatin1(exportTargetName(target))));
 }
 
 void PlanDocument::restore(const Plan& plan)

@@ -39,6 +39,8 @@ public:
     bool addTier(const QString& format, int index = -1);
     bool removeTier(const QString& format);
     bool moveTier(const QString& format, int delta);
+    // The tool the plan is for (presets applied later use it; the issues button checks against it).
+    bool setTarget(ExportTarget target);
 
     // Every format the plan assigns becomes a tier, placed by its bits per weight (most precise first).
     static void ensureTiersForAssignments(Plan& plan);

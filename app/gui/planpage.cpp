@@ -10,6 +10,7 @@
 
 #include <QAction>
 #include <QComboBox>
+#include <QSignalBlocker>
 #include <QLabel>
 #include <QMenu>
 #include <QScrollArea>
@@ -61,7 +62,30 @@ QWidget* PlanPage::createToolBar(PlanSession* session, ErrorPresenter presentErr
     auto* bar = new QToolBar;
     bar->setIconSize(QSize(16, 16));
     bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
-    bar->addWidget(new QLabel(tr("Preset: ")));
+    // The tool the plan is for: presets, the issues button and the tier board's checks follow it (a plan for
+    // GPTQModel shows what GPTQModel would refuse).
+    bar->addWidget(new QLabel(tr("For: ")));
+    auto* target = new QComboBox;
+    target->setObjectName(QStringLiteral("planTarget"));
+    target->setToolTip(tr("The tool the plan is for: presets and the issues button check what it can store"));
+    static constexpr std::pair<ExportTarget, const char*> kTargets[] = {
+        {ExportTarget::PlanJson, "any tool"},
+        {ExportTarget::LlamaCpp, "llama.cpp"},
+        {ExportTarget::GptqModel, "GPTQModel"},
+        {ExportTarget::LlmCompressor, "llm-compressor"},
+        {ExportTarget::CompressedTensors, "compressed-tensors (vLLM)"}};
+    for (const auto& [t, label] : kTargets)
+        target->addItem(tr(label), int(t));
+    bar->addWidget(target);
+    auto followTarget = [plan, target] {
+        const QSignalBlocker block(target);
+        target->setCurrentIndex(std::max(0, target->findData(int(plan->plan().target()))));
+    };
+    connect(plan, &PlanDocument::layoutChanged, target, followTarget);
+    connect(plan, &PlanDocument::planChanged, target, followTarget);
+    connect(target, &QComboBox::currentIndexChanged, plan,
+            [plan, target] { plan->setTarget(ExportTarget(target->currentData().toInt())); });
+    bar->addWidget(new QLabel(tr("  Preset: ")));
     auto* presets = new QComboBox;
     presets->setObjectName(QStringLiteral("planPreset"));
     for (const std::string& name : presetNames())

@@ -436,7 +436,14 @@ Plan makePreset(const std::string& name, const ModelLayout& model, ExportTarget 
     }
     if (n.starts_with("all-")) {
         auto f = requireFormat(name.substr(4));
-        applyRules(plan, model, {}, f->name(), target, notes);
+        // The integer tools (GPTQModel, llm-compressor, compressed-tensors) quantize Linear layers only and
+        // keep the embedding and the output head at 16 bits: an all-INT preset does the same, so it exports
+        // as it is.
+        std::vector<PlanRule> rules;
+        if (f->traits().kind == FormatKind::Integer)
+            rules = {{PlanRule::Match::Role, "embedding", "BF16"}, {PlanRule::Match::Role, "output_head", "BF16"}};
+        applyRules(plan, model, rules, f->name(), target, notes);
+        plan.setRules(rules);
         plan.setPreset("all-" + f->name());
         return plan;
     }

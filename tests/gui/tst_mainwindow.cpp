@@ -6,6 +6,7 @@
 #include "app/gui/recentfiles.h"
 #include "core/stats/stats.h"
 #include "widgets/histogramview.h"
+#include "widgets/issuesbutton.h"
 #include "widgets/modelsummary.h"
 #include "core/plan/planio.h"
 #include "widgets/plandocument.h"
@@ -64,6 +65,7 @@ private slots:
     void persistsRecentFilesAndGeometry();
     void recentFilesTellSameNamesApart();
     void exportRefusalOffersFixes();
+    void targetSelectorChecksWhatTheToolStores();
     void planUndoShortcutsAndSync();
     void autosavedPlanIsOfferedAfterCrash();
     void switchingModelsKeepsEditedPlan();
@@ -297,6 +299,35 @@ void TestMainWindow::exportRefusalOffersFixes()
     QCOMPARE(doc->plan().assignments().at("blk.0.attn_v.weight"), std::string("INT8-ch-sym"));
     QCOMPARE(doc->undoStack()->count(), steps + 2);
     exportPlan(doc->plan(), ExportTarget::CompressedTensors); // throws on a refusal
+}
+
+void TestMainWindow::targetSelectorChecksWhatTheToolStores()
+{
+    // Issue 13 #1: the plan's tool is chosen on the Plan tab; the issues button then shows what that tool
+    // would refuse (the llama.cpp mix holds ggml types GPTQModel cannot store), and the choice is undoable.
+    MainWindow window;
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(samplePath());
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    auto* target = window.findChild<QComboBox*>(QStringLiteral("planTarget"));
+    auto* issues = window.findChild<IssuesButton*>();
+    QVERIFY(target && issues);
+    PlanDocument* doc = window.planDocument();
+    QCOMPARE(target->currentData().toInt(), int(doc->plan().target()));
+    QCOMPARE(issues->issueCount(), 0);
+    const int steps = doc->undoStack()->count();
+    target->setCurrentIndex(target->findData(int(ExportTarget::GptqModel)));
+    QCOMPARE(doc->plan().target(), ExportTarget::GptqModel);
+    QCOMPARE(doc->undoStack()->count(), steps + 1);
+    QVERIFY2(issues->issueCount() > 0, "GPTQModel cannot store the llama.cpp mix");
+    // An integer preset for GPTQModel keeps embedding and head at 16 bits and has nothing to refuse.
+    QVERIFY(doc->applyPreset(QStringLiteral("all-INT8-ch-sym")));
+    QCOMPARE(doc->plan().formatOf("token_embd.weight").value_or(""), std::string("BF16"));
+    QCOMPARE(issues->issueCount(), 0);
+    exportPlan(doc->plan(), ExportTarget::GptqModel); // throws on a refusal
+    doc->undoStack()->undo();
+    doc->undoStack()->undo();
+    QCOMPARE(target->currentData().toInt(), int(doc->plan().target()));
 }
 
 void TestMainWindow::planUndoShortcutsAndSync()
