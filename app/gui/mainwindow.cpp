@@ -3,6 +3,7 @@
 #include "app/gui/analysiscontrol.h"
 #include "app/gui/analysispresenter.h"
 #include "app/gui/budgetdialog.h"
+#include "app/gui/evaluatepanel.h"
 #include "app/gui/modelloader.h"
 #include "app/gui/openactions.h"
 #include "app/gui/planpage.h"
@@ -146,6 +147,7 @@ void MainWindow::createViews()
     m_sensitivityView = new SensitivityView;
     m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
     m_views->addTab(m_sensitivityView, tr("Sensitivity"));
+    m_views->addTab(new EvaluatePanel(m_runner, m_session, [this] { return m_model; }), tr("Evaluate"));
     setCentralWidget(m_views);
     createDocks();
 

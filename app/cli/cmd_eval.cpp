@@ -1,0 +1,119 @@
+// quantscope-cli eval: perplexity of a model over a text and, with a plan, the perplexity and KL divergence of
+// its fake-quantized version (core/infer/evaluate.h, llama-perplexity's chunking).
+#include "app/cli/command.h"
+#include "core/infer/evaluate.h"
+#include "core/model/model.h"
+#include "core/plan/planio.h"
+#include "core/util/error.h"
+
+#include <QCommandLineParser>
+#include <QJsonArray>
+#include <cstdio>
+
+namespace {
+
+std::optional<uint32_t> positiveOption(const QCommandLineParser& parser, const QString& name)
+{
+    bool ok = false;
+    const uint v = parser.value(name).toUInt(&ok);
+    if (!ok || v < 1)
+        return std::nullopt;
+    return v;
+}
+
+QJsonObject resultJson(const qs::EvalResult& r)
+{
+    QJsonObject o;
+    o[QStringLiteral("ctx")] = static_cast<qint64>(r.ctx);
+    o[QStringLiteral("tokens")] = static_cast<qint64>(r.tokens);
+    o[QStringLiteral("scored")] = static_cast<qint64>(r.positions);
+    o[QStringLiteral("perplexity")] = r.perplexity;
+    o[QStringLiteral("seconds")] = r.seconds;
+    QJsonArray chunks;
+    for (const auto& c : r.perChunk) {
+        QJsonObject co;
+        co[QStringLiteral("perplexity")] = c.perplexity;
+        if (r.quantized) {
+            co[QStringLiteral("perplexity_quantized")] = c.perplexityQuantized;
+            co[QStringLiteral("kld_mean")] = c.kldMean;
+            co[QStringLiteral("kld_max")] = c.kldMax;
+            co[QStringLiteral("same_top")] = c.sameTop;
+        }
+        chunks.append(co);
+    }
+    if (r.quantized) {
+        o[QStringLiteral("perplexity_quantized")] = r.perplexityQuantized;
+        o[QStringLiteral("kld_mean")] = r.kldMean;
+        o[QStringLiteral("kld_median")] = r.kldMedian;
+        o[QStringLiteral("kld_p99")] = r.kldP99;
+        o[QStringLiteral("kld_max")] = r.kldMax;
+        o[QStringLiteral("same_top")] = r.sameTop;
+        o[QStringLiteral("kld_exact")] = r.kldExact;
+    }
+    o[QStringLiteral("chunks")] = chunks;
+    return o;
+}
+
+int runEval(QCommandLineParser& parser)
+{
+    const QStringList pos = parser.positionalArguments();
+    if (pos.size() != 1)
+        return cli::fail(QStringLiteral("eval needs exactly one MODEL"));
+    if (!parser.isSet(QStringLiteral("text")))
+        return cli::fail(QStringLiteral("eval needs --text FILE"));
+    qs::EvalParams params;
+    if (parser.isSet(QStringLiteral("ctx"))) {
+        const auto ctx = positiveOption(parser, QStringLiteral("ctx"));
+        if (!ctx)
+            return cli::fail(QStringLiteral("--ctx needs a whole number of tokens, at least 1"));
+        params.ctx = *ctx;
+    }
+    if (parser.isSet(QStringLiteral("chunks"))) {
+        const auto chunks = positiveOption(parser, QStringLiteral("chunks"));
+        if (!chunks)
+            return cli::fail(QStringLiteral("--chunks needs a whole number, at least 1"));
+        params.maxChunks = *chunks;
+    }
+    params.textFile = parser.value(QStringLiteral("text")).toStdString();
+    params.model = qs::openModel(pos[0].toStdString());
+    if (parser.isSet(QStringLiteral("plan")))
+        params.plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
+
+    qs::EvalJob job(std::move(params));
+    if (const int code = cli::runJob(job, QStringLiteral("evaluating")))
+        return code;
+    const qs::EvalResult& r = job.result();
+    if (parser.isSet(QStringLiteral("json"))) {
+        cli::printJson(resultJson(r));
+        return 0;
+    }
+    std::printf("%u chunks of %u tokens, %zu positions scored\n", r.chunks, r.ctx, r.positions);
+    std::printf("perplexity            %.4f\n", r.perplexity);
+    if (r.quantized) {
+        std::printf("perplexity quantized  %.4f\n", r.perplexityQuantized);
+        std::printf("KL divergence         mean %.6f  median %.6f  p99 %.6f  max %.6f%s\n", r.kldMean, r.kldMedian,
+                    r.kldP99, r.kldMax, r.kldExact ? "" : "  (top-k approximation)");
+        std::printf("same top token        %.2f %%\n", 100.0 * r.sameTop);
+    }
+    return 0;
+}
+
+const CliRegistrar eval(
+    {"eval", "eval MODEL --text FILE [--plan PLAN.json] [--ctx N] [--chunks N] [--json]",
+     "perplexity over a text; with a plan also the quantized perplexity and KL divergence (llama-perplexity's "
+     "chunking)",
+     [](QCommandLineParser& p) {
+         p.addOption({QStringLiteral("text"), QStringLiteral("The evaluation text (UTF-8)."), QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("plan"), QStringLiteral("Fake-quantize the tensors the plan assigns."),
+                      QStringLiteral("PLAN.json")});
+         p.addOption({QStringLiteral("ctx"),
+                      QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
+                      QStringLiteral("N")});
+         p.addOption({QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
+         p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("GGUF, or safetensors with tokenizer.json."));
+     },
+     runEval,
+     /*computes=*/true});
+
+} // namespace
