@@ -36,3 +36,6 @@ shot budget-dialog plan --budget-dialog
 shot sensitivity sensitivity --select 'blk\.2\.attn_q' --grid Q8_0 --size 1400x1000
 # Planning a real-sized model from its architecture alone (no weights): Llama-3-8B with the Q4_K_M preset.
 MODEL=$root/resources/samples/configs/llama-3-8b/config.json shot plan-llama3-8b plan --select 'layers\.0\.self_attn\.q_proj'
+# The Evaluate tab after evaluating three plans: the GUI test runs them and grabs the window.
+QS_EVALUATE_SCREENSHOT=$out/evaluate.png "$build/tests/gui_tst_evaluatepanel" >/dev/null
+echo "wrote docs/screenshots/evaluate.png"

@@ -1,5 +1,5 @@
-// quantscope-cli eval: perplexity of a model over a text and, with a plan, the perplexity and KL divergence of
-// its fake-quantized version (core/infer/evaluate.h, llama-perplexity's chunking).
+// quantscope-cli eval: perplexity of a model over a text and, with a plan, the perplexity and KL divergence
+// of its fake-quantized version (core/infer/evaluate.h, llama-perplexity's chunking).
 #include "app/cli/command.h"
 #include "core/infer/evaluate.h"
 #include "core/model/model.h"
@@ -91,8 +91,8 @@ int runEval(QCommandLineParser& parser)
     std::printf("perplexity            %.4f\n", r.perplexity);
     if (r.quantized) {
         std::printf("perplexity quantized  %.4f\n", r.perplexityQuantized);
-        std::printf("KL divergence         mean %.6f  median %.6f  p99 %.6f  max %.6f%s\n", r.kldMean, r.kldMedian,
-                    r.kldP99, r.kldMax, r.kldExact ? "" : "  (top-k approximation)");
+        std::printf("KL divergence         mean %.6f  median %.6f  p99 %.6f  max %.6f%s\n", r.kldMean,
+                    r.kldMedian, r.kldP99, r.kldMax, r.kldExact ? "" : "  (top-k approximation)");
         std::printf("same top token        %.2f %%\n", 100.0 * r.sameTop);
     }
     return 0;
@@ -100,18 +100,22 @@ int runEval(QCommandLineParser& parser)
 
 const CliRegistrar eval(
     {"eval", "eval MODEL --text FILE [--plan PLAN.json] [--ctx N] [--chunks N] [--json]",
-     "perplexity over a text; with a plan also the quantized perplexity and KL divergence (llama-perplexity's "
+     "perplexity over a text; with a plan also the quantized perplexity and KL divergence "
+     "(llama-perplexity's "
      "chunking)",
      [](QCommandLineParser& p) {
-         p.addOption({QStringLiteral("text"), QStringLiteral("The evaluation text (UTF-8)."), QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("text"), QStringLiteral("The evaluation text (UTF-8)."),
+                      QStringLiteral("FILE")});
          p.addOption({QStringLiteral("plan"), QStringLiteral("Fake-quantize the tensors the plan assigns."),
                       QStringLiteral("PLAN.json")});
          p.addOption({QStringLiteral("ctx"),
                       QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
                       QStringLiteral("N")});
-         p.addOption({QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
-         p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("GGUF, or safetensors with tokenizer.json."));
+         p.addPositionalArgument(QStringLiteral("MODEL"),
+                                 QStringLiteral("GGUF, or safetensors with tokenizer.json."));
      },
      runEval,
      /*computes=*/true});

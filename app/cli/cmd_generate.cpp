@@ -1,5 +1,5 @@
-// quantscope-cli tokenize / generate: the model's tokenizer and greedy decoding with the built-in forward pass
-// (core/text/tokenizer.h, core/infer/forward.h), optionally with a plan's fake quantization.
+// quantscope-cli tokenize / generate: the model's tokenizer and greedy decoding with the built-in forward
+// pass (core/text/tokenizer.h, core/infer/forward.h), optionally with a plan's fake quantization.
 #include "app/cli/command.h"
 #include "core/infer/forward.h"
 #include "core/model/model.h"
@@ -46,7 +46,10 @@ int runTokenize(QCommandLineParser& parser)
     const bool fromFile = parser.isSet(QStringLiteral("text"));
     if (pos.size() != (fromFile ? 1 : 2))
         return cli::fail(QStringLiteral("tokenize needs MODEL and either --text FILE or one STRING"));
-    const std::string text = fromFile ? qs::readRegularFile(parser.value(QStringLiteral("text")).toStdString(), kMaxTextBytes, "text") : pos[1].toStdString();
+    const std::string text =
+        fromFile
+            ? qs::readRegularFile(parser.value(QStringLiteral("text")).toStdString(), kMaxTextBytes, "text")
+            : pos[1].toStdString();
     const auto model = qs::openModel(pos[0].toStdString());
     const qs::Tokenizer tokenizer = modelTokenizer(*model);
     const bool bos = !parser.isSet(QStringLiteral("no-bos")) && tokenizer.addBosByDefault();
@@ -75,7 +78,8 @@ int runGenerate(QCommandLineParser& parser)
     const qs::Tokenizer tokenizer = modelTokenizer(*model);
     std::vector<int32_t> prompt;
     if (parser.isSet(QStringLiteral("prompt")))
-        prompt = tokenizer.encode(parser.value(QStringLiteral("prompt")).toStdString(), tokenizer.addBosByDefault());
+        prompt = tokenizer.encode(parser.value(QStringLiteral("prompt")).toStdString(),
+                                  tokenizer.addBosByDefault());
     else if (tokenizer.bos())
         prompt = {*tokenizer.bos()};
     if (prompt.empty())
@@ -95,8 +99,9 @@ int runGenerate(QCommandLineParser& parser)
         size_t layers = 0;
         transformer.setLinearHook([&](const qs::LinearInput&) {
             control.throwIfCancelled();
-            control.report(std::min(1.0, double(++layers) / (double(n) * (transformer.config().layers * 7.0 + 1))),
-                           "generating");
+            control.report(
+                std::min(1.0, double(++layers) / (double(n) * (transformer.config().layers * 7.0 + 1))),
+                "generating");
         });
         qs::KvCache cache;
         out = transformer.generateGreedy(prompt, n, cache, stop);
@@ -117,31 +122,34 @@ int runGenerate(QCommandLineParser& parser)
     return 0;
 }
 
-const CliRegistrar tokenize(
-    {"tokenize", "tokenize MODEL (--text FILE | STRING) [--no-bos] [--json]",
-     "token ids of a text with the model's own tokenizer (BOS first where the vocabulary adds it)",
-     [](QCommandLineParser& p) {
-         p.addOption({QStringLiteral("text"), QStringLiteral("Read the text from FILE (UTF-8)."),
-                      QStringLiteral("FILE")});
-         p.addOption({QStringLiteral("no-bos"), QStringLiteral("Do not put BOS first.")});
-         p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
-         p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("GGUF, or safetensors with tokenizer.json."));
-         p.addPositionalArgument(QStringLiteral("STRING"), QStringLiteral("The text (unless --text)."));
-     },
-     runTokenize});
+const CliRegistrar
+    tokenize({"tokenize", "tokenize MODEL (--text FILE | STRING) [--no-bos] [--json]",
+              "token ids of a text with the model's own tokenizer (BOS first where the vocabulary adds it)",
+              [](QCommandLineParser& p) {
+                  p.addOption({QStringLiteral("text"), QStringLiteral("Read the text from FILE (UTF-8)."),
+                               QStringLiteral("FILE")});
+                  p.addOption({QStringLiteral("no-bos"), QStringLiteral("Do not put BOS first.")});
+                  p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
+                  p.addPositionalArgument(QStringLiteral("MODEL"),
+                                          QStringLiteral("GGUF, or safetensors with tokenizer.json."));
+                  p.addPositionalArgument(QStringLiteral("STRING"),
+                                          QStringLiteral("The text (unless --text)."));
+              },
+              runTokenize});
 
 const CliRegistrar generate(
     {"generate", "generate MODEL [--prompt P] -n N [--plan PLAN.json] [--ignore-eos] [--json]",
      "greedy decoding with the built-in forward pass (from BOS alone without a prompt)",
      [](QCommandLineParser& p) {
-         p.addOption({QStringLiteral("prompt"), QStringLiteral("Text to continue (tokenized with BOS first)."),
-                      QStringLiteral("P")});
+         p.addOption({QStringLiteral("prompt"),
+                      QStringLiteral("Text to continue (tokenized with BOS first)."), QStringLiteral("P")});
          p.addOption({QStringLiteral("n"), QStringLiteral("Tokens to generate."), QStringLiteral("N")});
          p.addOption({QStringLiteral("plan"), QStringLiteral("Fake-quantize the tensors the plan assigns."),
                       QStringLiteral("PLAN.json")});
          p.addOption({QStringLiteral("ignore-eos"), QStringLiteral("Do not stop at the end-of-text token.")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
-         p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("GGUF, or safetensors with tokenizer.json."));
+         p.addPositionalArgument(QStringLiteral("MODEL"),
+                                 QStringLiteral("GGUF, or safetensors with tokenizer.json."));
      },
      runGenerate,
      /*computes=*/true});

@@ -1,5 +1,6 @@
 #include "app/gui/evaluatepanel.h"
 
+#include "app/gui/openactions.h"
 #include "app/gui/plansession.h"
 #include "core/infer/forward.h"
 #include "core/model/model.h"
@@ -9,7 +10,6 @@
 #include "widgets/plandocument.h"
 #include "widgets/plotutil.h"
 
-#include <QCoreApplication>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
@@ -22,7 +22,6 @@
 #include <QSplitter>
 #include <QTableWidget>
 #include <QVBoxLayout>
-
 #include <qcustomplot.h>
 
 namespace qs {
@@ -44,16 +43,12 @@ QTableWidgetItem* numberItem(const QString& text, double value)
 
 QString EvaluatePanel::defaultTextPath()
 {
-    const QString relative = QStringLiteral("/eval/stories.txt");
-    const QStringList candidates = {
-        QStringLiteral(QS_SAMPLE_SOURCE_DIR) + relative,
-        QStringLiteral(QS_SAMPLE_INSTALL_DIR) + relative,
-        QCoreApplication::applicationDirPath() + QStringLiteral("/../share/quantscope/samples") + relative,
-    };
-    for (const QString& c : candidates)
-        if (QFileInfo::exists(c))
-            return QFileInfo(c).absoluteFilePath();
-    return {};
+    // Installed and in the source tree beside the sample model: samples/eval/stories.txt.
+    const QString sample = OpenActions::samplePath();
+    if (sample.isEmpty())
+        return {};
+    const QFileInfo text(QFileInfo(sample).absolutePath() + QStringLiteral("/../eval/stories.txt"));
+    return text.exists() ? text.canonicalFilePath() : QString();
 }
 
 EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGetter model, QWidget* parent)
@@ -65,8 +60,9 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
     setObjectName(QStringLiteral("view:evaluate"));
     auto* browse = new QPushButton(tr("Browse…"));
     connect(browse, &QPushButton::clicked, this, [this] {
-        const QString path = QFileDialog::getOpenFileName(this, tr("Evaluation Text"), m_text->text(),
-                                                          tr("Text files (*.txt *.raw *.md *.py);;All files (*)"));
+        const QString path =
+            QFileDialog::getOpenFileName(this, tr("Evaluation Text"), m_text->text(),
+                                         tr("Text files (*.txt *.raw *.md *.py);;All files (*)"));
         if (!path.isEmpty())
             m_text->setText(path);
     });
@@ -156,8 +152,8 @@ void EvaluatePanel::modelChanged()
         return;
     try {
         const TransformerConfig config = transformerConfig(*model);
-        const int maximum = config.contextLength > 0 ? int(std::min<uint64_t>(config.contextLength, 1 << 20))
-                                                     : 1 << 20;
+        const int maximum =
+            config.contextLength > 0 ? int(std::min<uint64_t>(config.contextLength, 1 << 20)) : 1 << 20;
         m_ctx->setRange(4, maximum);
         m_ctx->setValue(std::min(512, maximum));
         m_run->setEnabled(true);
@@ -222,14 +218,15 @@ void EvaluatePanel::onFinished(JobStatus status, const QString& error)
     if (status == JobStatus::Succeeded) {
         m_last = m_job->takeResult();
         m_baseline = m_last.baseline;
-        show(m_last);
+        showResult(m_last);
         addComparisonRow(m_last);
-        m_status->setText(tr("%1 chunks of %2 tokens, %3 positions scored in %4 s%5.")
-                              .arg(m_last.chunks)
-                              .arg(m_last.ctx)
-                              .arg(m_last.positions)
-                              .arg(m_last.seconds, 0, 'f', 1)
-                              .arg(m_last.baselineReused ? tr(" (original model's results reused)") : QString()));
+        m_status->setText(
+            tr("%1 chunks of %2 tokens, %3 positions scored in %4 s%5.")
+                .arg(m_last.chunks)
+                .arg(m_last.ctx)
+                .arg(m_last.positions)
+                .arg(m_last.seconds, 0, 'f', 1)
+                .arg(m_last.baselineReused ? tr(" (original model's results reused)") : QString()));
     } else if (status == JobStatus::Cancelled) {
         m_status->setText(tr("Evaluation cancelled."));
     } else {
@@ -239,10 +236,11 @@ void EvaluatePanel::onFinished(JobStatus status, const QString& error)
     emit evaluated(status, error);
 }
 
-void EvaluatePanel::show(const EvalResult& r)
+void EvaluatePanel::showResult(const EvalResult& r)
 {
     const auto row = [](const QString& name, const QString& value) {
-        return QStringLiteral("<tr><td>%1</td><td align=right>&nbsp;&nbsp;<b>%2</b></td></tr>").arg(name, value);
+        return QStringLiteral("<tr><td>%1</td><td align=right>&nbsp;&nbsp;<b>%2</b></td></tr>")
+            .arg(name, value);
     };
     QString html = QStringLiteral("<h3>%1</h3><table>").arg(m_runPlanName.toHtmlEscaped());
     html += row(tr("PPL original"), QString::number(r.perplexity, 'f', 4));
@@ -258,7 +256,8 @@ void EvaluatePanel::show(const EvalResult& r)
     html += row(tr("Weights"), formatBytes(m_runBytes));
     html += QStringLiteral("</table>");
     if (!r.kldExact)
-        html += tr("<p>KL over the top %1 tokens of the original plus the rest as one bucket (a lower bound).</p>")
+        html += tr("<p>KL over the top %1 tokens of the original plus the rest as one bucket (a lower "
+                   "bound).</p>")
                     .arg(r.baselineTopK);
     m_summary->setText(html);
 
@@ -299,7 +298,10 @@ void EvaluatePanel::addComparisonRow(const EvalResult& r)
         m_table->setItem(row, ColSameTop, numberItem(QString::number(100.0 * same, 'f', 2), 100.0 * same));
     };
     // Rows compare only on the same text, context and chunk count: other input starts a new table.
-    const QString key = QStringLiteral("%1|%2|%3").arg(m_lastParams.textFile.c_str()).arg(r.ctx).arg(r.chunks);
+    const QString key = QStringLiteral("%1|%2|%3")
+                            .arg(QString::fromStdString(m_lastParams.textFile.string()))
+                            .arg(r.ctx)
+                            .arg(r.chunks);
     if (key != m_tableKey)
         m_table->setRowCount(0);
     m_tableKey = key;

@@ -60,7 +60,7 @@ signals:
 
 private:
     void onFinished(JobStatus status, const QString& error);
-    void show(const EvalResult& r);
+    void showResult(const EvalResult& r);
     void addComparisonRow(const EvalResult& r);
     void modelChanged();
     QString planName() const;

@@ -42,7 +42,10 @@ LogSoftmax logSumExp(const float* x, uint32_t vocab)
 
 // Log-probabilities are rounded to float the same way for the original and the quantized model, so that
 // identical logits give a KL divergence of exactly 0.
-inline float logProb(float logit, double lse) { return static_cast<float>(double(logit) - lse); }
+inline float logProb(float logit, double lse)
+{
+    return static_cast<float>(double(logit) - lse);
+}
 
 bool sameInput(const EvalBaseline& b, const Model* model, const std::vector<int32_t>& tokens, uint32_t ctx,
                uint32_t chunks)
@@ -82,19 +85,34 @@ private:
 
 } // namespace
 
-std::vector<int32_t> evaluationTokens(const Model& model, const std::string& text, bool* addBos)
+namespace {
+
+std::vector<int32_t> encodeText(const std::optional<Tokenizer>& tokenizer, const std::string& text,
+                                bool addBos)
 {
     if (auto bad = firstInvalidUtf8(text))
-        throw Error(ErrorCode::BadValue, "the evaluation text is not valid UTF-8 (first invalid byte at offset " +
-                                             std::to_string(*bad) + ")");
-    auto tokenizer = Tokenizer::fromModel(model);
+        throw Error(ErrorCode::BadValue,
+                    "the evaluation text is not valid UTF-8 (first invalid byte at offset " +
+                        std::to_string(*bad) + ")");
     if (!tokenizer)
         throw Error(ErrorCode::BadValue,
                     "the model has no vocabulary to tokenize the text (give token ids instead)");
-    const bool bos = tokenizer->addBosByDefault() && tokenizer->bos().has_value();
+    return tokenizer->encode(text, addBos);
+}
+
+bool addsBos(const std::optional<Tokenizer>& tokenizer)
+{
+    return tokenizer && tokenizer->addBosByDefault() && tokenizer->bos().has_value();
+}
+
+} // namespace
+
+std::vector<int32_t> evaluationTokens(const Model& model, const std::string& text, bool* addBos)
+{
+    const auto tokenizer = Tokenizer::fromModel(model);
     if (addBos)
-        *addBos = bos;
-    return tokenizer->encode(text, bos);
+        *addBos = addsBos(tokenizer);
+    return encodeText(tokenizer, text, addsBos(tokenizer));
 }
 
 double sortedPercentile(const std::vector<float>& values, double fraction)
@@ -147,26 +165,25 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
     EvalResult result;
     result.ctx = ctx;
     std::vector<int32_t> tokens;
-    std::optional<int32_t> bos;
-    if (auto tokenizer = Tokenizer::fromModel(model)) {
-        if (tokenizer->addBosByDefault())
-            bos = tokenizer->bos();
-    }
+    const std::optional<Tokenizer> tokenizer = Tokenizer::fromModel(model);
+    const std::optional<int32_t> bos = addsBos(tokenizer) ? tokenizer->bos() : std::nullopt;
     if (!params.tokens.empty()) {
         tokens = params.tokens;
     } else {
         reportProgress(job, 0, "tokenizing");
-        if (params.text.empty() && !params.textFile.empty())
-            tokens = evaluationTokens(model, readRegularFile(params.textFile, kMaxTextBytes, "evaluation text"));
-        else
-            tokens = evaluationTokens(model, params.text);
+        const bool fromFile = params.text.empty() && !params.textFile.empty();
+        tokens = encodeText(tokenizer,
+                            fromFile ? readRegularFile(params.textFile, kMaxTextBytes, "evaluation text")
+                                     : params.text,
+                            bos.has_value());
     }
     result.addBos = bos.has_value();
     result.tokens = tokens.size();
     if (tokens.size() < 2 * size_t(ctx))
         throw Error(ErrorCode::BadValue, "the text has " + std::to_string(tokens.size()) +
-                                             " tokens; a context of " + std::to_string(ctx) + " needs at least " +
-                                             std::to_string(2 * size_t(ctx)) + " (two chunks)");
+                                             " tokens; a context of " + std::to_string(ctx) +
+                                             " needs at least " + std::to_string(2 * size_t(ctx)) +
+                                             " (two chunks)");
     uint32_t chunks = static_cast<uint32_t>(std::min<size_t>(tokens.size() / ctx, UINT32_MAX));
     if (params.maxChunks > 0)
         chunks = std::min(chunks, params.maxChunks);
@@ -177,7 +194,8 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
     result.positions = positions;
 
     std::shared_ptr<const EvalBaseline> baseline = params.baseline;
-    const bool reuse = baseline && sameInput(*baseline, &model, tokens, ctx, chunks) && baseline->vocab == vocab;
+    const bool reuse =
+        baseline && sameInput(*baseline, &model, tokens, ctx, chunks) && baseline->vocab == vocab;
     result.baselineReused = reuse;
     const bool withPlan = params.plan.has_value();
     const double passes = double(reuse ? 0 : chunks) + double(withPlan ? chunks : 0);
@@ -234,8 +252,9 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
                         b->logProbs.push_back(logProb(x[v], ls.lse));
                 } else {
                     std::iota(order.begin(), order.end(), 0);
-                    std::partial_sort(order.begin(), order.begin() + b->topK, order.end(),
-                                      [x](int32_t a, int32_t c) { return x[a] > x[c] || (x[a] == x[c] && a < c); });
+                    std::partial_sort(
+                        order.begin(), order.begin() + b->topK, order.end(),
+                        [x](int32_t a, int32_t c) { return x[a] > x[c] || (x[a] == x[c] && a < c); });
                     for (uint32_t k = 0; k < b->topK; ++k) {
                         b->ids.push_back(order[k]);
                         b->logProbs.push_back(logProb(x[order[k]], ls.lse));
@@ -335,6 +354,9 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
 
 EvalJob::EvalJob(EvalParams params) : BasicJob("Evaluating", std::move(params)) {}
 
-void EvalJob::execute(JobControl& control) { m_result = evaluate(m_params, &control); }
+void EvalJob::execute(JobControl& control)
+{
+    m_result = evaluate(m_params, &control);
+}
 
 } // namespace qs

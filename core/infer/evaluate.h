@@ -39,24 +39,24 @@ struct EvalBaseline {
     uint32_t ctx = 0;
     uint32_t chunks = 0;
     uint32_t vocab = 0;
-    uint32_t topK = 0;               // entries kept per position; == vocab when exact
-    std::vector<double> nll;         // per scored position: -log p(next token)
-    std::vector<int32_t> top;        // per scored position: the most likely token (first on ties)
-    std::vector<int32_t> ids;        // per scored position, topK ids (empty when exact: ids are 0..vocab-1)
-    std::vector<float> logProbs;     // per scored position, topK log-probabilities
+    uint32_t topK = 0;           // entries kept per position; == vocab when exact
+    std::vector<double> nll;     // per scored position: -log p(next token)
+    std::vector<int32_t> top;    // per scored position: the most likely token (first on ties)
+    std::vector<int32_t> ids;    // per scored position, topK ids (empty when exact: ids are 0..vocab-1)
+    std::vector<float> logProbs; // per scored position, topK log-probabilities
     bool exact() const { return topK == vocab; }
     size_t positions() const { return nll.size(); }
 };
 
 struct EvalParams {
     std::shared_ptr<const Model> model;
-    std::optional<Plan> plan; // without a plan only the original's perplexity is computed
-    std::string text;         // UTF-8; ignored when tokens is not empty
+    std::optional<Plan> plan;       // without a plan only the original's perplexity is computed
+    std::string text;               // UTF-8; ignored when tokens is not empty
     std::filesystem::path textFile; // read by the job when text and tokens are empty (at most 1 GiB)
-    std::vector<int32_t> tokens; // already tokenized text (a token-id file), used as given
-    uint32_t ctx = 0;            // 0: min(512, the model's maximum)
-    uint32_t maxChunks = 0;      // 0: every whole chunk of the text
-    unsigned threads = 0;        // resolveThreads() policy
+    std::vector<int32_t> tokens;    // already tokenized text (a token-id file), used as given
+    uint32_t ctx = 0;               // 0: min(512, the model's maximum)
+    uint32_t maxChunks = 0;         // 0: every whole chunk of the text
+    unsigned threads = 0;           // resolveThreads() policy
     uint64_t baselineBytes = 512ull << 20;
     // The original's distributions from an earlier run; used when it matches (model, tokens, ctx, chunks).
     std::shared_ptr<const EvalBaseline> baseline;
@@ -81,7 +81,7 @@ struct EvalResult {
     double perplexityQuantized = 0;
     double kldMean = 0, kldMedian = 0, kldP99 = 0, kldMax = 0;
     double sameTop = 0;
-    bool kldExact = true;   // false when the baseline kept the top k only (see the file comment)
+    bool kldExact = true; // false when the baseline kept the top k only (see the file comment)
     uint32_t baselineTopK = 0;
     bool baselineReused = false;
     std::vector<EvalChunk> perChunk;

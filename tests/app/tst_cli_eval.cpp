@@ -1,6 +1,6 @@
 // quantscope-cli tokenize / generate / eval, run as the real executable: the stories260K and code-3m oracles
-// through the CLI, eval's JSON equal to the core evaluation, a no-op plan with KL 0, a 4-bit plan with KL > 0,
-// the refusals (context above the maximum, text that is not UTF-8) and Ctrl-C (exit 130).
+// through the CLI, eval's JSON equal to the core evaluation, a no-op plan with KL 0, a 4-bit plan with KL >
+// 0, the refusals (context above the maximum, text that is not UTF-8) and Ctrl-C (exit 130).
 #include "app/cli_runner.h"
 #include "core/infer/evaluate.h"
 #include "core/model/model.h"
@@ -13,7 +13,6 @@
 #include <QJsonObject>
 #include <QTemporaryDir>
 #include <QTest>
-#include <csignal>
 
 namespace {
 
@@ -77,8 +76,8 @@ private slots:
                      QStringLiteral("Once upon a time, there was a little girl named Lily.")),
                  qPrintable(o[QStringLiteral("text")].toString()));
         // Plain output is the text.
-        const CliRun plain = runQuantscopeCli({QStringLiteral("generate"), kStories, QStringLiteral("-n"),
-                                               QStringLiteral("12")});
+        const CliRun plain = runQuantscopeCli(
+            {QStringLiteral("generate"), kStories, QStringLiteral("-n"), QStringLiteral("12")});
         QVERIFY2(plain.exitCode == 0, plain.err.constData());
         QVERIFY2(plain.out.startsWith("Once upon a time"), plain.out.constData());
     }
@@ -96,9 +95,9 @@ private slots:
             QVERIFY2(t.exitCode == 0, t.err.constData());
             QCOMPARE(intList(QJsonDocument::fromJson(t.out).object()[QStringLiteral("ids")]),
                      intList(p[QStringLiteral("prompt_ids")]));
-            const CliRun g = runQuantscopeCli({QStringLiteral("generate"), kCode3m, QStringLiteral("--prompt"),
-                                               prompt, QStringLiteral("-n"), QStringLiteral("32"),
-                                               QStringLiteral("--json")});
+            const CliRun g =
+                runQuantscopeCli({QStringLiteral("generate"), kCode3m, QStringLiteral("--prompt"), prompt,
+                                  QStringLiteral("-n"), QStringLiteral("32"), QStringLiteral("--json")});
             QVERIFY2(g.exitCode == 0, g.err.constData());
             const QJsonObject o = QJsonDocument::fromJson(g.out).object();
             QCOMPARE(intList(o[QStringLiteral("prompt_ids")]), intList(p[QStringLiteral("prompt_ids")]));
@@ -113,11 +112,12 @@ private slots:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write("def main(");
         f.close();
-        const CliRun r = runQuantscopeCli({QStringLiteral("tokenize"), kCode3m, QStringLiteral("--text"), file});
+        const CliRun r =
+            runQuantscopeCli({QStringLiteral("tokenize"), kCode3m, QStringLiteral("--text"), file});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         QCOMPARE(r.out.trimmed(), QByteArray("0 334 960 262 9"));
-        const CliRun nobos = runQuantscopeCli(
-            {QStringLiteral("tokenize"), kCode3m, QStringLiteral("--text"), file, QStringLiteral("--no-bos")});
+        const CliRun nobos = runQuantscopeCli({QStringLiteral("tokenize"), kCode3m, QStringLiteral("--text"),
+                                               file, QStringLiteral("--no-bos")});
         QCOMPARE(nobos.out.trimmed(), QByteArray("334 960 262 9"));
         const CliRun bad = runQuantscopeCli({QStringLiteral("tokenize"), kCode3m, QStringLiteral("--text"),
                                              QStringLiteral(QS_TEST_DATA "/eval/latin1.txt")});
@@ -127,11 +127,11 @@ private slots:
 
     void evalEqualsCoreResult()
     {
-        const CliRun r = runQuantscopeCli({QStringLiteral("eval"), kCode3m, QStringLiteral("--text"), kCodeText,
-                                           QStringLiteral("--plan"), m_q4, QStringLiteral("--ctx"),
-                                           QStringLiteral("128"), QStringLiteral("--chunks"), QStringLiteral("2"),
-                                           QStringLiteral("--threads"), QStringLiteral("2"),
-                                           QStringLiteral("--json")});
+        const CliRun r =
+            runQuantscopeCli({QStringLiteral("eval"), kCode3m, QStringLiteral("--text"), kCodeText,
+                              QStringLiteral("--plan"), m_q4, QStringLiteral("--ctx"), QStringLiteral("128"),
+                              QStringLiteral("--chunks"), QStringLiteral("2"), QStringLiteral("--threads"),
+                              QStringLiteral("2"), QStringLiteral("--json")});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject o = QJsonDocument::fromJson(r.out).object();
 
@@ -158,10 +158,10 @@ private slots:
 
     void evalWithoutAndWithNoOpPlan()
     {
-        const CliRun plain = runQuantscopeCli({QStringLiteral("eval"), kStories, QStringLiteral("--text"),
-                                               kStoriesText, QStringLiteral("--ctx"), QStringLiteral("64"),
-                                               QStringLiteral("--chunks"), QStringLiteral("2"),
-                                               QStringLiteral("--json")});
+        const CliRun plain =
+            runQuantscopeCli({QStringLiteral("eval"), kStories, QStringLiteral("--text"), kStoriesText,
+                              QStringLiteral("--ctx"), QStringLiteral("64"), QStringLiteral("--chunks"),
+                              QStringLiteral("2"), QStringLiteral("--json")});
         QVERIFY2(plain.exitCode == 0, plain.err.constData());
         const QJsonObject a = QJsonDocument::fromJson(plain.out).object();
         QVERIFY(a[QStringLiteral("perplexity")].toDouble() > 1.0);
@@ -176,20 +176,21 @@ private slots:
         QCOMPARE(b[QStringLiteral("kld_mean")].toDouble(), 0.0);
         QCOMPARE(b[QStringLiteral("kld_max")].toDouble(), 0.0);
         QCOMPARE(b[QStringLiteral("same_top")].toDouble(), 1.0);
-        QCOMPARE(b[QStringLiteral("perplexity_quantized")].toDouble(), a[QStringLiteral("perplexity")].toDouble());
+        QCOMPARE(b[QStringLiteral("perplexity_quantized")].toDouble(),
+                 a[QStringLiteral("perplexity")].toDouble());
 
-        const CliRun text = runQuantscopeCli({QStringLiteral("eval"), kStories, QStringLiteral("--text"),
-                                              kStoriesText, QStringLiteral("--ctx"), QStringLiteral("64"),
-                                              QStringLiteral("--chunks"), QStringLiteral("2"),
-                                              QStringLiteral("--plan"), m_noop});
+        const CliRun text =
+            runQuantscopeCli({QStringLiteral("eval"), kStories, QStringLiteral("--text"), kStoriesText,
+                              QStringLiteral("--ctx"), QStringLiteral("64"), QStringLiteral("--chunks"),
+                              QStringLiteral("2"), QStringLiteral("--plan"), m_noop});
         QVERIFY2(text.exitCode == 0, text.err.constData());
         QVERIFY2(text.out.contains("same top token        100.00 %"), text.out.constData());
     }
 
     void evalRefusals()
     {
-        const CliRun ctx = runQuantscopeCli({QStringLiteral("eval"), kCode3m, QStringLiteral("--text"), kCodeText,
-                                             QStringLiteral("--ctx"), QStringLiteral("4096")});
+        const CliRun ctx = runQuantscopeCli({QStringLiteral("eval"), kCode3m, QStringLiteral("--text"),
+                                             kCodeText, QStringLiteral("--ctx"), QStringLiteral("4096")});
         QCOMPARE(ctx.exitCode, 1);
         QVERIFY2(ctx.err.contains("a context of 4096 tokens is longer than the model's maximum of 256"),
                  ctx.err.constData());
@@ -202,26 +203,17 @@ private slots:
         QVERIFY2(noText.err.contains("--text"), noText.err.constData());
     }
 
-    // Ctrl-C while the evaluation runs: exit 130 (QUANTSCOPE_CLI_TEST_HOLD holds the job at its first report).
+    // Ctrl-C while the evaluation runs: exit 130 (QUANTSCOPE_CLI_TEST_HOLD holds the job at its first
+    // report).
     void interrupt()
     {
-        QProcess p;
-        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert(QStringLiteral("QUANTSCOPE_CLI_TEST_HOLD"), QStringLiteral("1"));
-        p.setProcessEnvironment(env);
-        p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"),
-                {QStringLiteral("eval"), kCode3m, QStringLiteral("--text"), kCodeText, QStringLiteral("--ctx"),
-                 QStringLiteral("128"), QStringLiteral("--plan"), m_q4});
-        QVERIFY(p.waitForStarted());
-        QByteArray err;
-        p.setReadChannel(QProcess::StandardError);
-        while (!err.contains("quantscope-cli: holding") && p.waitForReadyRead(30000))
-            err += p.readAllStandardError();
-        QVERIFY2(err.contains("quantscope-cli: holding"), err.constData());
-        ::kill(static_cast<pid_t>(p.processId()), SIGINT);
-        QVERIFY(p.waitForFinished(20000));
-        QCOMPARE(p.exitCode(), 130);
-        QVERIFY(p.readAllStandardOutput().isEmpty());
+        const CliRun r = interruptCliWhenHolding({QStringLiteral("eval"), kCode3m, QStringLiteral("--text"),
+                                                  kCodeText, QStringLiteral("--ctx"), QStringLiteral("128"),
+                                                  QStringLiteral("--plan"), m_q4});
+        QVERIFY2(r.err.contains("quantscope-cli: holding"), r.err.constData());
+        QCOMPARE(r.exitCode, 130);
+        QVERIFY2(r.err.contains("cancelled"), r.err.constData());
+        QVERIFY(r.out.isEmpty());
     }
 };
 

@@ -20,7 +20,10 @@ const std::string kStoriesText = QS_SAMPLE_DIR "/eval/stories.txt";
 const std::string kCode3m = QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf";
 const std::string kCodeText = QS_TEST_DATA "/eval/python-textwrap.txt";
 
-std::string readText(const std::string& path) { return qs::readRegularFile(path, 1 << 20, "text"); }
+std::string readText(const std::string& path)
+{
+    return qs::readRegularFile(path, 1 << 20, "text");
+}
 
 // Every 2-D weight in `format`.
 qs::Plan allMatrices(const qs::Model& model, const std::string& format)
@@ -53,9 +56,10 @@ struct Reference {
     size_t positions = 0;
 };
 
-// llama-perplexity's loop written out: chunk i = tokens[i*ctx, (i+1)*ctx), BOS in front, score the second half.
-Reference reference(const std::shared_ptr<const qs::Model>& model, const std::vector<int32_t>& tokens, uint32_t ctx,
-                    uint32_t chunks, int32_t bos, const qs::Plan* plan)
+// llama-perplexity's loop written out: chunk i = tokens[i*ctx, (i+1)*ctx), BOS in front, score the second
+// half.
+Reference reference(const std::shared_ptr<const qs::Model>& model, const std::vector<int32_t>& tokens,
+                    uint32_t ctx, uint32_t chunks, int32_t bos, const qs::Plan* plan)
 {
     qs::Transformer original(model);
     qs::ForwardOptions o;
@@ -93,7 +97,21 @@ Reference reference(const std::shared_ptr<const qs::Model>& model, const std::ve
     return r;
 }
 
-bool close(double a, double b, double rel) { return std::abs(a - b) <= rel * std::max(std::abs(a), std::abs(b)); }
+qs::EvalParams evalParams(std::shared_ptr<const qs::Model> model, const std::string& textPath, uint32_t ctx,
+                          uint32_t maxChunks)
+{
+    qs::EvalParams p;
+    p.model = std::move(model);
+    p.text = readText(textPath);
+    p.ctx = ctx;
+    p.maxChunks = maxChunks;
+    return p;
+}
+
+bool close(double a, double b, double rel)
+{
+    return std::abs(a - b) <= rel * std::max(std::abs(a), std::abs(b));
+}
 
 } // namespace
 
@@ -128,11 +146,7 @@ private slots:
     void perplexityMatchesHandComputation()
     {
         std::shared_ptr<const qs::Model> model = qs::openModel(kStories);
-        qs::EvalParams p;
-        p.model = model;
-        p.text = readText(kStoriesText);
-        p.ctx = 64;
-        p.maxChunks = 3;
+        qs::EvalParams p = evalParams(model, kStoriesText, 64, 3);
         const qs::EvalResult r = qs::evaluate(p);
         const auto tokens = qs::evaluationTokens(*model, p.text);
         QCOMPARE(r.ctx, 64u);
@@ -143,8 +157,8 @@ private slots:
         const qs::Plan none;
         const Reference ref = reference(model, tokens, 64, 3, 1, &none);
         QCOMPARE(ref.positions, r.positions);
-        QVERIFY2(close(r.perplexity, ref.ppl, 1e-9), qPrintable(QString::number(r.perplexity) + " vs " +
-                                                               QString::number(ref.ppl)));
+        QVERIFY2(close(r.perplexity, ref.ppl, 1e-9),
+                 qPrintable(QString::number(r.perplexity) + " vs " + QString::number(ref.ppl)));
         QVERIFY(r.perplexity > 1.0 && r.perplexity < 512.0);
         // Every whole chunk without a limit: tokens / ctx of them.
         p.maxChunks = 0;
@@ -156,11 +170,7 @@ private slots:
     void noOpPlanHasZeroDivergence()
     {
         std::shared_ptr<const qs::Model> model = qs::openModel(kStories);
-        qs::EvalParams p;
-        p.model = model;
-        p.text = readText(kStoriesText);
-        p.ctx = 64;
-        p.maxChunks = 2;
+        qs::EvalParams p = evalParams(model, kStoriesText, 64, 2);
         p.plan = qs::Plan{};
         const qs::EvalResult r = qs::evaluate(p);
         QVERIFY(r.quantized);
@@ -177,11 +187,7 @@ private slots:
     void fourBitPlanMatchesHandComputation()
     {
         std::shared_ptr<const qs::Model> model = qs::openModel(kCode3m);
-        qs::EvalParams p;
-        p.model = model;
-        p.text = readText(kCodeText);
-        p.ctx = 128;
-        p.maxChunks = 2;
+        qs::EvalParams p = evalParams(model, kCodeText, 128, 2);
         p.plan = allMatrices(*model, "Q4_0");
         const qs::EvalResult r = qs::evaluate(p);
         const auto tokens = qs::evaluationTokens(*model, p.text);
@@ -190,7 +196,8 @@ private slots:
         QVERIFY(r.kldMean > 1e-4); // 4 bits change the distribution
         QVERIFY(r.perplexityQuantized != r.perplexity);
         QVERIFY2(close(r.perplexity, ref.ppl, 1e-9), qPrintable(QString::number(r.perplexity)));
-        QVERIFY2(close(r.perplexityQuantized, ref.pplQ, 1e-9), qPrintable(QString::number(r.perplexityQuantized)));
+        QVERIFY2(close(r.perplexityQuantized, ref.pplQ, 1e-9),
+                 qPrintable(QString::number(r.perplexityQuantized)));
         // Log-probabilities are rounded to float before the KL sum: agreement to 1e-5 relative.
         QVERIFY2(close(r.kldMean, ref.kldMean, 1e-5),
                  qPrintable(QString::number(r.kldMean) + " vs " + QString::number(ref.kldMean)));
@@ -203,7 +210,8 @@ private slots:
         QVERIFY(close((r.perChunk[0].kldMean + r.perChunk[1].kldMean) / 2, r.kldMean, 1e-9));
         QVERIFY(close(std::max(r.perChunk[0].kldMax, r.perChunk[1].kldMax), r.kldMax, 1e-6));
 
-        // The original is not recomputed for a second plan: the baseline is reused and gives the same numbers.
+        // The original is not recomputed for a second plan: the baseline is reused and gives the same
+        // numbers.
         qs::EvalParams again = p;
         again.baseline = r.baseline;
         again.plan = allMatrices(*model, "Q8_0");
@@ -230,10 +238,7 @@ private slots:
     void refusals()
     {
         std::shared_ptr<const qs::Model> model = qs::openModel(kCode3m);
-        qs::EvalParams p;
-        p.model = model;
-        p.text = readText(kCodeText);
-        p.ctx = 257; // code-3m's maximum is 256
+        qs::EvalParams p = evalParams(model, kCodeText, 257, 0); // code-3m's maximum is 256
         try {
             qs::evaluate(p);
             QFAIL("a context above the maximum was accepted");
@@ -266,10 +271,7 @@ private slots:
 
     void cancelEndsAsCancelled()
     {
-        qs::EvalParams p;
-        p.model = qs::openModel(kStories);
-        p.text = readText(kStoriesText);
-        p.ctx = 64;
+        qs::EvalParams p = evalParams(qs::openModel(kStories), kStoriesText, 64, 0);
         p.plan = qs::Plan{};
         qs::EvalJob job(std::move(p));
         int reports = 0;

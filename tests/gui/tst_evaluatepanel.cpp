@@ -8,6 +8,7 @@
 #include "app/gui/mainwindow.h"
 #include "core/infer/evaluate.h"
 #include "core/plan/plan.h"
+#include "gui/isolated_settings.h"
 #include "widgets/jobarea.h"
 #include "widgets/jobrunner.h"
 #include "widgets/plandocument.h"
@@ -27,26 +28,17 @@ using namespace qs;
 
 class TestEvaluatePanel : public QObject {
     Q_OBJECT
+    QTemporaryDir m_dir;
 
 private slots:
     void initTestCase();
     void tableEqualsCoreResult();
-
-private:
-    QTemporaryDir m_dir;
 };
 
 void TestEvaluatePanel::initTestCase()
 {
     QVERIFY(m_dir.isValid());
-    qputenv("QUANTSCOPE_CACHE_DIR", m_dir.filePath(QStringLiteral("cache")).toLocal8Bit());
-    qputenv("XDG_DATA_HOME", m_dir.filePath(QStringLiteral("data")).toLocal8Bit());
-    qputenv("XDG_CONFIG_HOME", m_dir.filePath(QStringLiteral("config")).toLocal8Bit());
-    QSettings::setDefaultFormat(QSettings::IniFormat);
-    QSettings::setPath(QSettings::IniFormat, QSettings::UserScope, m_dir.path());
-    QCoreApplication::setOrganizationName(QStringLiteral("QuantscopeTest"));
-    QCoreApplication::setApplicationName(QStringLiteral("tst_evaluatepanel"));
-    QSettings().setValue(QStringLiteral("analysis/automatic"), false);
+    isolateGuiTest(m_dir, QStringLiteral("tst_evaluatepanel"));
 }
 
 void TestEvaluatePanel::tableEqualsCoreResult()
@@ -92,7 +84,7 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     QCOMPARE(value(1, 4), core.kldMean);
     QCOMPARE(value(1, 5), 100.0 * core.sameTop);
     QVERIFY(value(1, 1) > 4.0 && value(1, 1) < 8.0); // 4-bit matrices, F32 norms and scales
-    QVERIFY(value(1, 2) < value(0, 2));             // smaller than the F32 original
+    QVERIFY(value(1, 2) < value(0, 2));              // smaller than the F32 original
     QCOMPARE(table->item(1, 3)->text(), QString::number(core.perplexityQuantized, 'f', 4));
     // One bar per chunk with the chunk's mean KL.
     auto* bars = qobject_cast<QCPBars*>(panel->chunkPlot()->plottable(0));
