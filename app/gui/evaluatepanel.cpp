@@ -91,7 +91,7 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
     m_status->setWordWrap(true);
 
     stylePlot(m_plot);
-    m_plot->setMinimumHeight(220);
+    m_plot->setMinimumHeight(80);
     m_plot->xAxis->setLabel(tr("chunk"));
     m_plot->yAxis->setLabel(tr("mean KL divergence (nats)"));
     m_plot->yAxis2->setLabel(tr("same top token (%)"));

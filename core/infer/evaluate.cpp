@@ -83,9 +83,6 @@ private:
     std::string m_stage;
 };
 
-} // namespace
-
-namespace {
 
 std::vector<int32_t> encodeText(const std::optional<Tokenizer>& tokenizer, const std::string& text,
                                 bool addBos)

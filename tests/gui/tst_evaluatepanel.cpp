@@ -53,7 +53,8 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     auto* panel = window.findChild<EvaluatePanel*>();
     QVERIFY(panel);
     QCOMPARE(QFileInfo(panel->textEdit()->text()).fileName(), QStringLiteral("stories.txt"));
-    QCOMPARE(panel->contextSpin()->maximum(), 512); // stories260K's context length
+    QCOMPARE(panel->contextSpin()->maximum(), 2048); // stories260K's context length
+    QCOMPARE(panel->contextSpin()->value(), 512);   // the default: llama-perplexity's usual 512
     panel->contextSpin()->setValue(64);
     QVERIFY(window.planDocument()->applyPreset(QStringLiteral("all-INT4-ch-asym")));
 
