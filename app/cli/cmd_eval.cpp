@@ -7,6 +7,7 @@
 #include "core/util/error.h"
 
 #include <QCommandLineParser>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <cstdio>
 
@@ -19,6 +20,21 @@ std::optional<uint32_t> positiveOption(const QCommandLineParser& parser, const Q
     if (!ok || v < 1)
         return std::nullopt;
     return v;
+}
+
+// --ctx and --chunks (both optional, whole numbers >= 1). Returns 0, or fail()'s exit code.
+int readChunking(const QCommandLineParser& parser, uint32_t& ctx, uint32_t& maxChunks)
+{
+    for (auto [name, target] : {std::pair{"ctx", &ctx}, std::pair{"chunks", &maxChunks}}) {
+        if (!parser.isSet(QLatin1String(name)))
+            continue;
+        const auto v = positiveOption(parser, QLatin1String(name));
+        if (!v)
+            return cli::fail(
+                QStringLiteral("--%1 needs a whole number, at least 1").arg(QLatin1String(name)));
+        *target = *v;
+    }
+    return 0;
 }
 
 QJsonObject resultJson(const qs::EvalResult& r)
@@ -62,18 +78,8 @@ int runEval(QCommandLineParser& parser)
     if (!parser.isSet(QStringLiteral("text")))
         return cli::fail(QStringLiteral("eval needs --text FILE"));
     qs::EvalParams params;
-    if (parser.isSet(QStringLiteral("ctx"))) {
-        const auto ctx = positiveOption(parser, QStringLiteral("ctx"));
-        if (!ctx)
-            return cli::fail(QStringLiteral("--ctx needs a whole number of tokens, at least 1"));
-        params.ctx = *ctx;
-    }
-    if (parser.isSet(QStringLiteral("chunks"))) {
-        const auto chunks = positiveOption(parser, QStringLiteral("chunks"));
-        if (!chunks)
-            return cli::fail(QStringLiteral("--chunks needs a whole number, at least 1"));
-        params.maxChunks = *chunks;
-    }
+    if (const int code = readChunking(parser, params.ctx, params.maxChunks))
+        return code;
     params.textFile = parser.value(QStringLiteral("text")).toStdString();
     params.model = qs::openModel(pos[0].toStdString());
     if (parser.isSet(QStringLiteral("plan")))
@@ -97,6 +103,65 @@ int runEval(QCommandLineParser& parser)
     }
     return 0;
 }
+
+int runCalibrate(QCommandLineParser& parser)
+{
+    const QStringList pos = parser.positionalArguments();
+    if (pos.size() != 1)
+        return cli::fail(QStringLiteral("calibrate needs exactly one MODEL"));
+    if (!parser.isSet(QStringLiteral("text")) || !parser.isSet(QStringLiteral("imatrix-out")))
+        return cli::fail(QStringLiteral("calibrate needs --text FILE and --imatrix-out FILE.dat"));
+    const QString out = parser.value(QStringLiteral("imatrix-out"));
+    if (!out.endsWith(QLatin1String(".dat"), Qt::CaseInsensitive))
+        return cli::fail(
+            QStringLiteral("--imatrix-out writes llama.cpp's legacy .dat format only (name the file "
+                           "*.dat); the GGUF imatrix format is not written yet"));
+    qs::CalibrateParams params;
+    if (const int code = readChunking(parser, params.ctx, params.maxChunks))
+        return code;
+    params.textFile = parser.value(QStringLiteral("text")).toStdString();
+    params.model = qs::openModel(pos[0].toStdString());
+    qs::CalibrateJob job(std::move(params));
+    if (const int code = cli::runJob(job, QStringLiteral("calibrating")))
+        return code;
+    const qs::CalibrateResult& r = job.result();
+    qs::writeImportanceLegacy(r, out.toStdString(),
+                              QFileInfo(parser.value(QStringLiteral("text"))).fileName().toStdString());
+    if (parser.isSet(QStringLiteral("json"))) {
+        QJsonObject o;
+        o[QStringLiteral("entries")] = static_cast<qint64>(r.entries.size());
+        o[QStringLiteral("chunks")] = static_cast<qint64>(r.chunks);
+        o[QStringLiteral("ctx")] = static_cast<qint64>(r.ctx);
+        o[QStringLiteral("tokens")] = static_cast<qint64>(r.tokens);
+        o[QStringLiteral("file")] = out;
+        cli::printJson(o);
+        return 0;
+    }
+    std::printf("%s: %zu matrices, %u chunks of %u tokens\n", qPrintable(out), r.entries.size(), r.chunks,
+                r.ctx);
+    return 0;
+}
+
+const CliRegistrar calibrate(
+    {"calibrate", "calibrate MODEL --text FILE [--ctx N] [--chunks N] --imatrix-out FILE.dat [--json]",
+     "llama.cpp's importance matrix from a text (legacy .dat, read by llama-quantize and sensitivity)",
+     [](QCommandLineParser& p) {
+         p.addOption({QStringLiteral("text"), QStringLiteral("The calibration text (UTF-8)."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("ctx"),
+                      QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
+                      QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("chunks"), QStringLiteral("Use at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("imatrix-out"),
+                      QStringLiteral("Write the importance matrix here (.dat)."),
+                      QStringLiteral("FILE.dat")});
+         p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
+         p.addPositionalArgument(QStringLiteral("MODEL"),
+                                 QStringLiteral("GGUF, or safetensors with tokenizer.json."));
+     },
+     runCalibrate,
+     /*computes=*/true});
 
 const CliRegistrar eval(
     {"eval", "eval MODEL --text FILE [--plan PLAN.json] [--ctx N] [--chunks N] [--json]",

@@ -3,12 +3,15 @@
 #include "core/infer/forward.h"
 #include "core/model/model.h"
 #include "core/text/tokenizer.h"
+#include "core/util/atomicfile.h"
 #include "core/util/error.h"
 #include "core/util/fileio.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <numeric>
 
 namespace qs {
@@ -83,7 +86,6 @@ private:
     std::string m_stage;
 };
 
-
 std::vector<int32_t> encodeText(const std::optional<Tokenizer>& tokenizer, const std::string& text,
                                 bool addBos)
 {
@@ -100,6 +102,60 @@ std::vector<int32_t> encodeText(const std::optional<Tokenizer>& tokenizer, const
 bool addsBos(const std::optional<Tokenizer>& tokenizer)
 {
     return tokenizer && tokenizer->addBosByDefault() && tokenizer->bos().has_value();
+}
+
+// A text cut into llama-perplexity's chunks: ctx tokens each, non-overlapping, BOS in front when the
+// vocabulary adds it.
+struct TextChunks {
+    std::vector<int32_t> tokens;
+    std::optional<int32_t> bos;
+    uint32_t ctx = 0;
+    uint32_t chunks = 0;
+    std::vector<int32_t> chunk(uint32_t i) const
+    {
+        std::vector<int32_t> seq(tokens.begin() + ptrdiff_t(size_t(i) * ctx),
+                                 tokens.begin() + ptrdiff_t(size_t(i + 1) * ctx));
+        if (bos)
+            seq[0] = *bos;
+        return seq;
+    }
+};
+
+TextChunks prepareChunks(const Model& model, const TransformerConfig& config, uint32_t ctx,
+                         uint32_t maxChunks, const std::string& text, const std::filesystem::path& textFile,
+                         const std::vector<int32_t>& givenTokens, size_t minChunks, JobControl* job)
+{
+    if (ctx == 0)
+        ctx = config.contextLength > 0 ? uint32_t(std::min<uint64_t>(kDefaultCtx, config.contextLength))
+                                       : kDefaultCtx;
+    if (config.contextLength > 0 && ctx > config.contextLength)
+        throw Error(ErrorCode::BadValue, "a context of " + std::to_string(ctx) +
+                                             " tokens is longer than the model's maximum of " +
+                                             std::to_string(config.contextLength));
+    if (ctx < 4)
+        throw Error(ErrorCode::BadValue, "the context must be at least 4 tokens, not " + std::to_string(ctx));
+    TextChunks c;
+    c.ctx = ctx;
+    const std::optional<Tokenizer> tokenizer = Tokenizer::fromModel(model);
+    c.bos = addsBos(tokenizer) ? tokenizer->bos() : std::nullopt;
+    if (!givenTokens.empty()) {
+        c.tokens = givenTokens;
+    } else {
+        reportProgress(job, 0, "tokenizing");
+        const bool fromFile = text.empty() && !textFile.empty();
+        c.tokens = encodeText(tokenizer, fromFile ? readRegularFile(textFile, kMaxTextBytes, "text") : text,
+                              c.bos.has_value());
+    }
+    const size_t needed = minChunks * size_t(ctx);
+    if (c.tokens.size() < needed)
+        throw Error(ErrorCode::BadValue, "the text has " + std::to_string(c.tokens.size()) +
+                                             " tokens; a context of " + std::to_string(ctx) +
+                                             " needs at least " + std::to_string(needed) +
+                                             (minChunks == 1 ? " (one chunk)" : " (two chunks)"));
+    c.chunks = static_cast<uint32_t>(std::min<size_t>(c.tokens.size() / ctx, UINT32_MAX));
+    if (maxChunks > 0)
+        c.chunks = std::min(c.chunks, maxChunks);
+    return c;
 }
 
 } // namespace
@@ -148,42 +204,14 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
     const TransformerConfig& config = original.config();
     const uint32_t vocab = config.vocab;
 
-    uint32_t ctx = params.ctx;
-    if (ctx == 0)
-        ctx = config.contextLength > 0 ? uint32_t(std::min<uint64_t>(kDefaultCtx, config.contextLength))
-                                       : kDefaultCtx;
-    if (config.contextLength > 0 && ctx > config.contextLength)
-        throw Error(ErrorCode::BadValue, "a context of " + std::to_string(ctx) +
-                                             " tokens is longer than the model's maximum of " +
-                                             std::to_string(config.contextLength));
-    if (ctx < 4)
-        throw Error(ErrorCode::BadValue, "the context must be at least 4 tokens, not " + std::to_string(ctx));
-
     EvalResult result;
+    const TextChunks text = prepareChunks(model, config, params.ctx, params.maxChunks, params.text,
+                                          params.textFile, params.tokens, 2, job);
+    const std::vector<int32_t>& tokens = text.tokens;
+    const uint32_t ctx = text.ctx, chunks = text.chunks;
     result.ctx = ctx;
-    std::vector<int32_t> tokens;
-    const std::optional<Tokenizer> tokenizer = Tokenizer::fromModel(model);
-    const std::optional<int32_t> bos = addsBos(tokenizer) ? tokenizer->bos() : std::nullopt;
-    if (!params.tokens.empty()) {
-        tokens = params.tokens;
-    } else {
-        reportProgress(job, 0, "tokenizing");
-        const bool fromFile = params.text.empty() && !params.textFile.empty();
-        tokens = encodeText(tokenizer,
-                            fromFile ? readRegularFile(params.textFile, kMaxTextBytes, "evaluation text")
-                                     : params.text,
-                            bos.has_value());
-    }
-    result.addBos = bos.has_value();
+    result.addBos = text.bos.has_value();
     result.tokens = tokens.size();
-    if (tokens.size() < 2 * size_t(ctx))
-        throw Error(ErrorCode::BadValue, "the text has " + std::to_string(tokens.size()) +
-                                             " tokens; a context of " + std::to_string(ctx) +
-                                             " needs at least " + std::to_string(2 * size_t(ctx)) +
-                                             " (two chunks)");
-    uint32_t chunks = static_cast<uint32_t>(std::min<size_t>(tokens.size() / ctx, UINT32_MAX));
-    if (params.maxChunks > 0)
-        chunks = std::min(chunks, params.maxChunks);
     result.chunks = chunks;
     const uint32_t first = ctx / 2;
     const uint32_t scored = ctx - 1 - first; // per chunk
@@ -199,16 +227,9 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
     PassProgress progress(job, std::max(1.0, passes), double(config.layers) * 7.0 + 1.0);
     double pass = 0;
 
-    auto chunkTokens = [&](uint32_t i) {
-        std::vector<int32_t> seq(tokens.begin() + ptrdiff_t(size_t(i) * ctx),
-                                 tokens.begin() + ptrdiff_t(size_t(i + 1) * ctx));
-        if (bos)
-            seq[0] = *bos;
-        return seq;
-    };
     auto runChunk = [&](Transformer& t, uint32_t i) {
         KvCache cache;
-        const std::vector<int32_t> seq = chunkTokens(i);
+        const std::vector<int32_t> seq = text.chunk(i);
         return t.forward(seq, cache);
     };
 
@@ -354,6 +375,89 @@ EvalJob::EvalJob(EvalParams params) : BasicJob("Evaluating", std::move(params)) 
 void EvalJob::execute(JobControl& control)
 {
     m_result = evaluate(m_params, &control);
+}
+
+CalibrateResult calibrate(const CalibrateParams& params, JobControl* job)
+{
+    if (!params.model)
+        throw Error(ErrorCode::BadValue, "no model to calibrate");
+    ForwardOptions options;
+    options.threads = params.threads;
+    Transformer transformer(params.model, options);
+    const TransformerConfig& config = transformer.config();
+    const TextChunks text = prepareChunks(*params.model, config, params.ctx, params.maxChunks, params.text,
+                                          params.textFile, params.tokens, 1, job);
+    struct Sums {
+        std::vector<double> sum2;
+        uint64_t count = 0;
+    };
+    std::map<std::string, Sums> sums;
+    PassProgress progress(job, text.chunks, double(config.layers) * 7.0 + 1.0);
+    transformer.setLinearHook([&](const LinearInput& in) {
+        progress.onLinear();
+        if (!in.tensor.starts_with("blk."))
+            return; // the output head, as llama-imatrix leaves it out
+        Sums& s = sums[in.tensor];
+        s.sum2.resize(size_t(in.x.rows()), 0.0);
+        for (Eigen::Index r = 0; r < in.x.rows(); ++r)
+            s.sum2[size_t(r)] += double(in.x.row(r).squaredNorm());
+        s.count += uint64_t(in.x.cols());
+    });
+    for (uint32_t i = 0; i < text.chunks; ++i) {
+        checkCancel(job);
+        progress.startPass(i, "chunk " + std::to_string(i + 1) + " of " + std::to_string(text.chunks));
+        KvCache cache;
+        const std::vector<int32_t> seq = text.chunk(i);
+        transformer.forward(seq, cache, /*lastOnly=*/true);
+    }
+    reportProgress(job, 1.0, "done");
+    CalibrateResult result;
+    result.ctx = text.ctx;
+    result.chunks = text.chunks;
+    result.tokens = text.tokens.size();
+    for (const auto& [name, s] : sums) {
+        ImportanceEntry e;
+        e.name = name;
+        e.columns = s.sum2.size();
+        e.values.reserve(s.sum2.size());
+        for (double v : s.sum2)
+            e.values.push_back(static_cast<float>(v / double(s.count)));
+        e.counts = {static_cast<float>(s.count)};
+        result.entries.push_back(std::move(e));
+    }
+    return result;
+}
+
+void writeImportanceLegacy(const CalibrateResult& result, const std::filesystem::path& path,
+                           const std::string& dataset)
+{
+    std::string out;
+    auto putInt = [&out](int32_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    auto putString = [&](const std::string& str) {
+        putInt(static_cast<int32_t>(str.size()));
+        out += str;
+    };
+    putInt(static_cast<int32_t>(result.entries.size()));
+    const int32_t ncall = static_cast<int32_t>(std::max<uint32_t>(1, result.chunks));
+    for (const ImportanceEntry& e : result.entries) {
+        putString(e.name);
+        putInt(ncall);
+        putInt(static_cast<int32_t>(e.values.size()));
+        for (float v : e.values) {
+            const float scaled = v * float(ncall);
+            out.append(reinterpret_cast<const char*>(&scaled), sizeof scaled);
+        }
+    }
+    putInt(static_cast<int32_t>(result.chunks));
+    putString(dataset);
+    writeFileAtomically(path, out);
+}
+
+CalibrateJob::CalibrateJob(CalibrateParams params) : BasicJob("Calibrating", std::move(params)) {}
+
+void CalibrateJob::execute(JobControl& control)
+{
+    m_result = calibrate(m_params, &control);
 }
 
 } // namespace qs

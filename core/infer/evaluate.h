@@ -19,6 +19,7 @@
 // a lower bound of the exact value (log-sum inequality) that misses only how the tail mass is spread.
 
 #include "core/plan/plan.h"
+#include "core/quant/imatrix.h"
 #include "core/util/job.h"
 
 #include <cstdint>
@@ -109,6 +110,38 @@ double sortedMedian(const std::vector<float>& sorted);
 class EvalJob final : public BasicJob<EvalParams, EvalResult> {
 public:
     explicit EvalJob(EvalParams params);
+
+protected:
+    void execute(JobControl& control) override;
+};
+
+// Calibration: llama.cpp's importance matrix (what llama-imatrix collects) from a text — for every linear
+// layer of the blocks, the mean over tokens of each input feature's square, over every position of the same
+// chunks as above (BOS in front). The output head is left out, as llama-imatrix does by default.
+struct CalibrateParams {
+    std::shared_ptr<const Model> model;
+    std::string text;
+    std::filesystem::path textFile; // read by the job when text and tokens are empty
+    std::vector<int32_t> tokens;
+    uint32_t ctx = 0;       // 0: min(512, the model's maximum)
+    uint32_t maxChunks = 0; // 0: every whole chunk (at least one is needed)
+    unsigned threads = 0;
+};
+struct CalibrateResult {
+    uint32_t ctx = 0;
+    uint32_t chunks = 0;
+    size_t tokens = 0;
+    std::vector<ImportanceEntry> entries; // values: mean squared input; counts: {tokens seen}
+};
+CalibrateResult calibrate(const CalibrateParams& params, JobControl* job = nullptr);
+// Writes llama.cpp's legacy .dat layout (read by llama-quantize --imatrix and ImportanceMatrix::load):
+// ncall = chunks, values = mean square x ncall, then the chunk count and the dataset name. Atomic.
+void writeImportanceLegacy(const CalibrateResult& result, const std::filesystem::path& path,
+                           const std::string& dataset);
+
+class CalibrateJob final : public BasicJob<CalibrateParams, CalibrateResult> {
+public:
+    explicit CalibrateJob(CalibrateParams params);
 
 protected:
     void execute(JobControl& control) override;

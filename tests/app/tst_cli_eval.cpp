@@ -203,6 +203,34 @@ private slots:
         QVERIFY2(noText.err.contains("--text"), noText.err.constData());
     }
 
+    // calibrate writes an importance file that sensitivity (and so quantize) reads, every block matrix
+    // matched.
+    void calibrateFeedsSensitivity()
+    {
+        const QString dat = m_dir.filePath(QStringLiteral("stories.dat"));
+        const CliRun r = runQuantscopeCli({QStringLiteral("calibrate"), kStories, QStringLiteral("--text"),
+                                           kStoriesText, QStringLiteral("--ctx"), QStringLiteral("128"),
+                                           QStringLiteral("--imatrix-out"), dat, QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(o[QStringLiteral("entries")].toInt(), 35);
+        QCOMPARE(o[QStringLiteral("chunks")].toInt(), 2733 / 128);
+        const CliRun s = runQuantscopeCli(
+            {QStringLiteral("sensitivity"), kStories, QStringLiteral("--imatrix"), dat,
+             QStringLiteral("--formats"), QStringLiteral("Q8_0"), QStringLiteral("--tensor"),
+             QStringLiteral("blk.0.attn_q"), QStringLiteral("--no-cache"), QStringLiteral("--json")});
+        QVERIFY2(s.exitCode == 0, s.err.constData());
+        const QJsonObject im = QJsonDocument::fromJson(s.out).object()[QStringLiteral("imatrix")].toObject();
+        QCOMPARE(im[QStringLiteral("matched")].toInt(), 35);
+        QCOMPARE(im[QStringLiteral("chunk_count")].toInt(), 2733 / 128);
+        QCOMPARE(im[QStringLiteral("format")].toString(), QStringLiteral("legacy"));
+        const CliRun gguf =
+            runQuantscopeCli({QStringLiteral("calibrate"), kStories, QStringLiteral("--text"), kStoriesText,
+                              QStringLiteral("--imatrix-out"), m_dir.filePath(QStringLiteral("x.gguf"))});
+        QCOMPARE(gguf.exitCode, 1);
+        QVERIFY2(gguf.err.contains(".dat"), gguf.err.constData());
+    }
+
     // Ctrl-C while the evaluation runs: exit 130 (QUANTSCOPE_CLI_TEST_HOLD holds the job at its first
     // report).
     void interrupt()

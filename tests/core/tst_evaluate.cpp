@@ -9,6 +9,7 @@
 #include "core/util/error.h"
 #include "core/util/fileio.h"
 
+#include <QTemporaryDir>
 #include <QTest>
 #include <algorithm>
 #include <cmath>
@@ -266,6 +267,76 @@ private slots:
             QFAIL("a text shorter than two chunks was accepted");
         } catch (const qs::Error& e) {
             QVERIFY2(std::string(e.what()).find("needs at least 128") != std::string::npos, e.what());
+        }
+    }
+
+    // The importance matrix of blk.0's attention input, computed by hand: RMSNorm(embedding row) * attn_norm
+    // for every token of the chunks (BOS first), mean of squares per input feature.
+    void calibrationMatchesHandComputation()
+    {
+        std::shared_ptr<const qs::Model> model = qs::openModel(kStories);
+        qs::CalibrateParams p;
+        p.model = model;
+        p.text = readText(kStoriesText);
+        p.ctx = 64;
+        p.maxChunks = 2;
+        const qs::CalibrateResult r = qs::calibrate(p);
+        QCOMPARE(r.chunks, 2u);
+        QCOMPARE(r.entries.size(), size_t(35)); // 5 blocks x 7 matrices; no output head, no embedding
+        auto entry = [&r](const std::string& name) -> const qs::ImportanceEntry& {
+            return *std::find_if(r.entries.begin(), r.entries.end(),
+                                 [&](const qs::ImportanceEntry& e) { return e.name == name; });
+        };
+        const qs::ImportanceEntry& q = entry("blk.0.attn_q.weight");
+        QCOMPARE(q.columns, uint64_t(64));
+        QCOMPARE(q.counts, std::vector<float>{128.0f});
+        QCOMPARE(entry("blk.0.attn_v.weight").values, q.values); // same input
+        QCOMPARE(entry("blk.2.ffn_down.weight").columns, uint64_t(172));
+
+        const auto tokens = qs::evaluationTokens(*model, p.text);
+        const qs::TensorInfo* embT = model->find("token_embd.weight");
+        std::vector<float> emb(embT->elements()), norm(64);
+        model->decode(*embT, 0, emb.size(), emb.data());
+        model->decode(*model->find("blk.0.attn_norm.weight"), 0, 64, norm.data());
+        const double eps = qs::transformerConfig(*model).rmsEps;
+        std::vector<double> sum2(64, 0.0);
+        for (uint32_t c = 0; c < 2; ++c)
+            for (uint32_t j = 0; j < 64; ++j) {
+                const int32_t t = j == 0 ? 1 : tokens[c * 64 + j];
+                const float* x = emb.data() + size_t(t) * 64;
+                double ms = 0;
+                for (int k = 0; k < 64; ++k)
+                    ms += double(x[k]) * x[k];
+                const double scale = 1.0 / std::sqrt(ms / 64 + eps);
+                for (int k = 0; k < 64; ++k) {
+                    const double y = x[k] * scale * norm[size_t(k)];
+                    sum2[size_t(k)] += y * y;
+                }
+            }
+        for (int k = 0; k < 64; ++k)
+            QVERIFY2(close(q.values[size_t(k)], sum2[size_t(k)] / 128, 1e-4), qPrintable(QString::number(k)));
+
+        // The legacy .dat file reads back through the importance reader (sensitivity, quantize).
+        QTemporaryDir dir;
+        const std::string path = dir.filePath(QStringLiteral("s.dat")).toStdString();
+        qs::writeImportanceLegacy(r, path, "stories.txt");
+        const qs::ImportanceMatrix m = qs::ImportanceMatrix::load(path);
+        QCOMPARE(m.format(), qs::ImportanceFileFormat::LegacyDat);
+        QCOMPARE(m.entries().size(), size_t(35));
+        QCOMPARE(m.chunkCount(), uint64_t(2));
+        QCOMPARE(m.datasets(), std::vector<std::string>{"stories.txt"});
+        const auto back = m.importanceFor("blk.0.attn_q.weight", 64);
+        QCOMPARE(back.size(), size_t(64));
+        for (size_t k = 0; k < 64; ++k)
+            QVERIFY(close(back[k], q.values[k], 1e-6));
+
+        p.text = "Once upon a time.";
+        try {
+            qs::calibrate(p);
+            QFAIL("a text shorter than one chunk was accepted");
+        } catch (const qs::Error& e) {
+            QVERIFY2(std::string(e.what()).find("needs at least 64 (one chunk)") != std::string::npos,
+                     e.what());
         }
     }
 
