@@ -110,12 +110,13 @@ int runCalibrate(QCommandLineParser& parser)
     if (pos.size() != 1)
         return cli::fail(QStringLiteral("calibrate needs exactly one MODEL"));
     if (!parser.isSet(QStringLiteral("text")) || !parser.isSet(QStringLiteral("imatrix-out")))
-        return cli::fail(QStringLiteral("calibrate needs --text FILE and --imatrix-out FILE.dat"));
+        return cli::fail(QStringLiteral("calibrate needs --text FILE and --imatrix-out FILE.gguf|FILE.dat"));
     const QString out = parser.value(QStringLiteral("imatrix-out"));
-    if (!out.endsWith(QLatin1String(".dat"), Qt::CaseInsensitive))
+    const bool gguf = out.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive);
+    if (!gguf && !out.endsWith(QLatin1String(".dat"), Qt::CaseInsensitive))
         return cli::fail(
-            QStringLiteral("--imatrix-out writes llama.cpp's legacy .dat format only (name the file "
-                           "*.dat); the GGUF imatrix format is not written yet"));
+            QStringLiteral("--imatrix-out must name a .gguf (llama.cpp's current imatrix layout) or "
+                           ".dat file (the legacy layout)"));
     qs::CalibrateParams params;
     if (const int code = readChunking(parser, params.ctx, params.maxChunks))
         return code;
@@ -125,8 +126,11 @@ int runCalibrate(QCommandLineParser& parser)
     if (const int code = cli::runJob(job, QStringLiteral("calibrating")))
         return code;
     const qs::CalibrateResult& r = job.result();
-    qs::writeImportanceLegacy(r, out.toStdString(),
-                              QFileInfo(parser.value(QStringLiteral("text"))).fileName().toStdString());
+    const std::string dataset = QFileInfo(parser.value(QStringLiteral("text"))).fileName().toStdString();
+    if (gguf)
+        qs::writeImportanceGguf(r, out.toStdString(), dataset);
+    else
+        qs::writeImportanceLegacy(r, out.toStdString(), dataset);
     if (parser.isSet(QStringLiteral("json"))) {
         QJsonObject o;
         o[QStringLiteral("entries")] = static_cast<qint64>(r.entries.size());
@@ -143,8 +147,10 @@ int runCalibrate(QCommandLineParser& parser)
 }
 
 const CliRegistrar calibrate(
-    {"calibrate", "calibrate MODEL --text FILE [--ctx N] [--chunks N] --imatrix-out FILE.dat [--json]",
-     "llama.cpp's importance matrix from a text (legacy .dat, read by llama-quantize and sensitivity)",
+    {"calibrate",
+     "calibrate MODEL --text FILE [--ctx N] [--chunks N] --imatrix-out FILE.gguf|FILE.dat [--json]",
+     "llama.cpp's importance matrix from a text (GGUF or legacy .dat; read by llama-quantize, sensitivity, "
+     "quantize)",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("text"), QStringLiteral("The calibration text (UTF-8)."),
                       QStringLiteral("FILE")});
@@ -154,8 +160,8 @@ const CliRegistrar calibrate(
          p.addOption(
              {QStringLiteral("chunks"), QStringLiteral("Use at most N chunks."), QStringLiteral("N")});
          p.addOption({QStringLiteral("imatrix-out"),
-                      QStringLiteral("Write the importance matrix here (.dat)."),
-                      QStringLiteral("FILE.dat")});
+                      QStringLiteral("Write the importance matrix here (.gguf or .dat)."),
+                      QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
          p.addPositionalArgument(QStringLiteral("MODEL"),
                                  QStringLiteral("GGUF, or safetensors with tokenizer.json."));

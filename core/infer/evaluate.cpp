@@ -453,6 +453,85 @@ void writeImportanceLegacy(const CalibrateResult& result, const std::filesystem:
     writeFileAtomically(path, out);
 }
 
+namespace {
+
+// Little-endian GGUF v3 building blocks for the imatrix file.
+class GgufBytes {
+public:
+    template <class T> void put(T v) { m_out.append(reinterpret_cast<const char*>(&v), sizeof v); }
+    void putString(const std::string& s)
+    {
+        put<uint64_t>(s.size());
+        m_out += s;
+    }
+    void padTo(size_t alignment)
+    {
+        m_out.resize((m_out.size() + alignment - 1) / alignment * alignment, '\0');
+    }
+    std::string& bytes() { return m_out; }
+
+private:
+    std::string m_out;
+};
+
+constexpr uint32_t kGgufUint32 = 4, kGgufString = 8, kGgufArray = 9, kGgufF32 = 0;
+constexpr size_t kGgufAlignment = 32;
+
+} // namespace
+
+void writeImportanceGguf(const CalibrateResult& result, const std::filesystem::path& path,
+                         const std::string& dataset)
+{
+    GgufBytes g;
+    g.bytes() = "GGUF";
+    g.put<uint32_t>(3);
+    g.put<uint64_t>(2 * result.entries.size());
+    g.put<uint64_t>(4);
+    g.putString("general.type");
+    g.put(kGgufString);
+    g.putString("imatrix");
+    g.putString("imatrix.datasets");
+    g.put(kGgufArray);
+    g.put(kGgufString);
+    g.put<uint64_t>(1);
+    g.putString(dataset);
+    g.putString("imatrix.chunk_count");
+    g.put(kGgufUint32);
+    g.put<uint32_t>(result.chunks);
+    g.putString("imatrix.chunk_size");
+    g.put(kGgufUint32);
+    g.put<uint32_t>(result.ctx);
+    // Tensor infos, then the data: sums and counts of each entry, each at an aligned offset.
+    uint64_t offset = 0;
+    auto align = [](uint64_t v) { return (v + kGgufAlignment - 1) / kGgufAlignment * kGgufAlignment; };
+    for (const ImportanceEntry& e : result.entries) {
+        g.putString(e.name + ".in_sum2");
+        g.put<uint32_t>(2);
+        g.put<uint64_t>(e.columns);
+        g.put<uint64_t>(1);
+        g.put(kGgufF32);
+        g.put<uint64_t>(offset);
+        offset = align(offset + 4 * e.columns);
+        g.putString(e.name + ".counts");
+        g.put<uint32_t>(2); // ne = [1, matrices], as llama-imatrix writes it
+        g.put<uint64_t>(1);
+        g.put<uint64_t>(1);
+        g.put(kGgufF32);
+        g.put<uint64_t>(offset);
+        offset = align(offset + 4);
+    }
+    g.padTo(kGgufAlignment);
+    for (const ImportanceEntry& e : result.entries) {
+        const float count = e.counts.empty() ? 0.0f : e.counts.front();
+        for (float v : e.values)
+            g.put<float>(v * count);
+        g.padTo(kGgufAlignment);
+        g.put<float>(count);
+        g.padTo(kGgufAlignment);
+    }
+    writeFileAtomically(path, g.bytes());
+}
+
 CalibrateJob::CalibrateJob(CalibrateParams params) : BasicJob("Calibrating", std::move(params)) {}
 
 void CalibrateJob::execute(JobControl& control)

@@ -139,6 +139,12 @@ CalibrateResult calibrate(const CalibrateParams& params, JobControl* job = nullp
 void writeImportanceLegacy(const CalibrateResult& result, const std::filesystem::path& path,
                            const std::string& dataset);
 
+// Writes llama.cpp's GGUF imatrix layout (llama-imatrix's current output): per entry <name>.in_sum2 (F32,
+// ne = [columns, 1], the sum of squares) and <name>.counts (F32, ne = [1, 1], the tokens), general.type
+// "imatrix", imatrix.datasets, imatrix.chunk_count and imatrix.chunk_size. Atomic.
+void writeImportanceGguf(const CalibrateResult& result, const std::filesystem::path& path,
+                         const std::string& dataset);
+
 class CalibrateJob final : public BasicJob<CalibrateParams, CalibrateResult> {
 public:
     explicit CalibrateJob(CalibrateParams params);

@@ -224,11 +224,26 @@ private slots:
         QCOMPARE(im[QStringLiteral("matched")].toInt(), 35);
         QCOMPARE(im[QStringLiteral("chunk_count")].toInt(), 2733 / 128);
         QCOMPARE(im[QStringLiteral("format")].toString(), QStringLiteral("legacy"));
-        const CliRun gguf =
+        // The GGUF layout as well; another extension is refused.
+        const QString gguf = m_dir.filePath(QStringLiteral("stories.imatrix.gguf"));
+        const CliRun g = runQuantscopeCli({QStringLiteral("calibrate"), kStories, QStringLiteral("--text"),
+                                           kStoriesText, QStringLiteral("--ctx"), QStringLiteral("128"),
+                                           QStringLiteral("--imatrix-out"), gguf});
+        QVERIFY2(g.exitCode == 0, g.err.constData());
+        const CliRun sg = runQuantscopeCli(
+            {QStringLiteral("sensitivity"), kStories, QStringLiteral("--imatrix"), gguf,
+             QStringLiteral("--formats"), QStringLiteral("Q8_0"), QStringLiteral("--tensor"),
+             QStringLiteral("blk.0.attn_q"), QStringLiteral("--no-cache"), QStringLiteral("--json")});
+        QVERIFY2(sg.exitCode == 0, sg.err.constData());
+        const QJsonObject img =
+            QJsonDocument::fromJson(sg.out).object()[QStringLiteral("imatrix")].toObject();
+        QCOMPARE(img[QStringLiteral("matched")].toInt(), 35);
+        QCOMPARE(img[QStringLiteral("format")].toString(), QStringLiteral("gguf"));
+        const CliRun bad =
             runQuantscopeCli({QStringLiteral("calibrate"), kStories, QStringLiteral("--text"), kStoriesText,
-                              QStringLiteral("--imatrix-out"), m_dir.filePath(QStringLiteral("x.gguf"))});
-        QCOMPARE(gguf.exitCode, 1);
-        QVERIFY2(gguf.err.contains(".dat"), gguf.err.constData());
+                              QStringLiteral("--imatrix-out"), m_dir.filePath(QStringLiteral("x.txt"))});
+        QCOMPARE(bad.exitCode, 1);
+        QVERIFY2(bad.err.contains(".gguf"), bad.err.constData());
     }
 
     // Ctrl-C while the evaluation runs: exit 130 (QUANTSCOPE_CLI_TEST_HOLD holds the job at its first

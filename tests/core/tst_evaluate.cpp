@@ -330,6 +330,20 @@ private slots:
         for (size_t k = 0; k < 64; ++k)
             QVERIFY(close(back[k], q.values[k], 1e-6));
 
+        // And the GGUF layout (sums and counts), read back the same.
+        const std::string ggufPath = dir.filePath(QStringLiteral("s.gguf")).toStdString();
+        qs::writeImportanceGguf(r, ggufPath, "stories.txt");
+        const qs::ImportanceMatrix g = qs::ImportanceMatrix::load(ggufPath);
+        QCOMPARE(g.format(), qs::ImportanceFileFormat::Gguf);
+        QCOMPARE(g.entries().size(), size_t(35));
+        QCOMPARE(g.chunkCount(), uint64_t(2));
+        QCOMPARE(g.datasets(), std::vector<std::string>{"stories.txt"});
+        const auto fromGguf = g.importanceFor("blk.0.attn_q.weight", 64);
+        QCOMPARE(fromGguf.size(), size_t(64));
+        for (size_t k = 0; k < 64; ++k)
+            QVERIFY(close(fromGguf[k], q.values[k], 1e-6));
+        QCOMPARE(g.find("blk.4.ffn_down.weight")->counts, std::vector<float>{128.0f});
+
         p.text = "Once upon a time.";
         try {
             qs::calibrate(p);
