@@ -96,7 +96,8 @@ std::vector<int32_t> encodeText(const std::optional<Tokenizer>& tokenizer, const
     if (!tokenizer)
         throw Error(ErrorCode::BadValue,
                     "the model has no vocabulary to tokenize the text (give token ids instead)");
-    return tokenizer->encode(text, addBos);
+    // As llama-perplexity and llama-imatrix tokenize: special-token text in the file stays plain text.
+    return tokenizer->encode(text, addBos, /*parseSpecial=*/false);
 }
 
 bool addsBos(const std::optional<Tokenizer>& tokenizer)

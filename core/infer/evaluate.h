@@ -92,8 +92,8 @@ struct EvalResult {
 };
 
 // The tokens an evaluation scores for a text: the tokenizer's encoding with BOS first where the vocabulary
-// adds it. Throws qs::Error(BadValue) for text that is not UTF-8 (naming the offset) and for a model
-// without a vocabulary.
+// adds it; text that spells a special token ("<|end_of_text|>") stays text, as in llama-perplexity. Throws
+// qs::Error(BadValue) for text that is not UTF-8 (naming the offset) and for a model without a vocabulary.
 std::vector<int32_t> evaluationTokens(const Model& model, const std::string& text, bool* addBos = nullptr);
 
 // Runs the evaluation. Throws qs::Error(BadValue) for a context longer than the model's maximum (naming

@@ -144,6 +144,17 @@ private slots:
         QVERIFY(ids.size() > 1024); // enough for the tests below
     }
 
+    // Special-token text in an evaluation file is text (llama-perplexity tokenizes with parse_special off).
+    void specialTokenTextIsPlainText()
+    {
+        auto model = qs::openModel(kCode3m);
+        const auto ids = qs::evaluationTokens(*model, "x = 1\n<|end_of_text|>\ny = 2\n");
+        QCOMPARE(ids.front(), 0);
+        QVERIFY(std::count(ids.begin(), ids.end(), 1) == 0); // 1 = <|end_of_text|>
+        const auto tok = qs::Tokenizer::fromModel(*model);
+        QCOMPARE(tok->encode("<|end_of_text|>", false), std::vector<int32_t>{1}); // the default parses it
+    }
+
     void perplexityMatchesHandComputation()
     {
         std::shared_ptr<const qs::Model> model = qs::openModel(kStories);
