@@ -3,6 +3,7 @@
 #include "app/gui/analysiscontrol.h"
 #include "app/gui/analysispresenter.h"
 #include "app/gui/budgetdialog.h"
+#include "app/gui/evaluatepanel.h"
 #include "app/gui/modelloader.h"
 #include "app/gui/openactions.h"
 #include "app/gui/planpage.h"
@@ -148,6 +149,7 @@ void MainWindow::createViews()
     m_sensitivityView = new SensitivityView;
     m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
     m_views->addTab(m_sensitivityView, tr("Sensitivity"));
+    m_views->addTab(new EvaluatePanel(m_runner, m_session, [this] { return m_model; }), tr("Evaluate"));
     setCentralWidget(m_views);
     createDocks();
 
@@ -182,12 +184,14 @@ void MainWindow::createDocks()
     resizeDocks({histogram}, {360}, Qt::Vertical);
     addDock(m_summary, tr("Model"), "summaryDock", Qt::RightDockWidgetArea)->setMinimumWidth(260);
 
-    // The plan needs the room: the docks step aside while it is shown.
+    // The plan and the evaluation need the room: the docks step aside while they are shown.
     connect(m_views, &QTabWidget::currentChanged, this, [this](int index) {
-        const bool plan = m_views->widget(index) == m_planPage;
+        QWidget* view = m_views->widget(index);
+        const bool plan = view == m_planPage || view->inherits("qs::EvaluatePanel");
         for (auto* dock : findChildren<QDockWidget*>()) {
             if (plan) {
-                dock->setProperty("shownBeforePlan", dock->isVisible());
+                if (dock->isVisible())
+                    dock->setProperty("shownBeforePlan", true);
                 dock->hide();
             } else if (dock->property("shownBeforePlan").toBool()) {
                 dock->setProperty("shownBeforePlan", false);

@@ -176,26 +176,12 @@ private slots:
 
         QFile::copy(kRef + QStringLiteral("/mix.txt"), folder + QStringLiteral("/out.gguf"));
         const QByteArray existing = readAll(folder + QStringLiteral("/out.gguf"));
-        QProcess p;
-        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert(QStringLiteral("QUANTSCOPE_CLI_TEST_HOLD"), QStringLiteral("1"));
-        p.setProcessEnvironment(env);
-        p.start(QStringLiteral(QS_BIN_DIR "/quantscope-cli"),
-                {QStringLiteral("quantize"), model, QStringLiteral("--plan"), plan, QStringLiteral("--out"),
-                 folder + QStringLiteral("/out.gguf")});
-        QVERIFY(p.waitForStarted());
-        QByteArray err;
-        p.setReadChannel(QProcess::StandardError);
-        while (!err.contains("quantscope-cli: holding") && p.waitForReadyRead(30000))
-            err += p.readAllStandardError();
-        QVERIFY2(err.contains("quantscope-cli: holding"), err.constData());
-        QCOMPARE(p.state(), QProcess::Running);
-        ::kill(static_cast<pid_t>(p.processId()), SIGINT);
-        QVERIFY(p.waitForFinished(20000));
-        QCOMPARE(p.exitStatus(), QProcess::NormalExit);
-        QCOMPARE(p.exitCode(), 130);
-        err += p.readAllStandardError();
-        QVERIFY2(err.contains("cancelled"), err.constData());
+        const CliRun run =
+            interruptCliWhenHolding({QStringLiteral("quantize"), model, QStringLiteral("--plan"), plan,
+                                     QStringLiteral("--out"), folder + QStringLiteral("/out.gguf")});
+        QVERIFY2(run.err.contains("quantscope-cli: holding"), run.err.constData());
+        QCOMPARE(run.exitCode, 130);
+        QVERIFY2(run.err.contains("cancelled"), run.err.constData());
         QCOMPARE(readAll(folder + QStringLiteral("/out.gguf")), existing);
         QCOMPARE(QDir(folder).entryList(QDir::Files | QDir::Hidden).size(), 2); // big.gguf, out.gguf
     }

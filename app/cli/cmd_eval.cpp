@@ -1,0 +1,194 @@
+// quantscope-cli eval: perplexity of a model over a text and, with a plan, the perplexity and KL divergence
+// of its fake-quantized version (core/infer/evaluate.h, llama-perplexity's chunking).
+#include "app/cli/command.h"
+#include "core/infer/evaluate.h"
+#include "core/model/model.h"
+#include "core/plan/planio.h"
+#include "core/util/error.h"
+
+#include <QCommandLineParser>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <cstdio>
+
+namespace {
+
+std::optional<uint32_t> positiveOption(const QCommandLineParser& parser, const QString& name)
+{
+    bool ok = false;
+    const uint v = parser.value(name).toUInt(&ok);
+    if (!ok || v < 1)
+        return std::nullopt;
+    return v;
+}
+
+// --ctx and --chunks (both optional, whole numbers >= 1). Returns 0, or fail()'s exit code.
+int readChunking(const QCommandLineParser& parser, uint32_t& ctx, uint32_t& maxChunks)
+{
+    for (auto [name, target] : {std::pair{"ctx", &ctx}, std::pair{"chunks", &maxChunks}}) {
+        if (!parser.isSet(QLatin1String(name)))
+            continue;
+        const auto v = positiveOption(parser, QLatin1String(name));
+        if (!v)
+            return cli::fail(
+                QStringLiteral("--%1 needs a whole number, at least 1").arg(QLatin1String(name)));
+        *target = *v;
+    }
+    return 0;
+}
+
+QJsonObject resultJson(const qs::EvalResult& r)
+{
+    QJsonObject o;
+    o[QStringLiteral("ctx")] = static_cast<qint64>(r.ctx);
+    o[QStringLiteral("tokens")] = static_cast<qint64>(r.tokens);
+    o[QStringLiteral("scored")] = static_cast<qint64>(r.positions);
+    o[QStringLiteral("perplexity")] = r.perplexity;
+    o[QStringLiteral("seconds")] = r.seconds;
+    QJsonArray chunks;
+    for (const auto& c : r.perChunk) {
+        QJsonObject co;
+        co[QStringLiteral("perplexity")] = c.perplexity;
+        if (r.quantized) {
+            co[QStringLiteral("perplexity_quantized")] = c.perplexityQuantized;
+            co[QStringLiteral("kld_mean")] = c.kldMean;
+            co[QStringLiteral("kld_max")] = c.kldMax;
+            co[QStringLiteral("same_top")] = c.sameTop;
+        }
+        chunks.append(co);
+    }
+    if (r.quantized) {
+        o[QStringLiteral("perplexity_quantized")] = r.perplexityQuantized;
+        o[QStringLiteral("kld_mean")] = r.kldMean;
+        o[QStringLiteral("kld_median")] = r.kldMedian;
+        o[QStringLiteral("kld_p99")] = r.kldP99;
+        o[QStringLiteral("kld_max")] = r.kldMax;
+        o[QStringLiteral("same_top")] = r.sameTop;
+        o[QStringLiteral("kld_exact")] = r.kldExact;
+    }
+    o[QStringLiteral("chunks")] = chunks;
+    return o;
+}
+
+int runEval(QCommandLineParser& parser)
+{
+    const QStringList pos = parser.positionalArguments();
+    if (pos.size() != 1)
+        return cli::fail(QStringLiteral("eval needs exactly one MODEL"));
+    if (!parser.isSet(QStringLiteral("text")))
+        return cli::fail(QStringLiteral("eval needs --text FILE"));
+    qs::EvalParams params;
+    if (const int code = readChunking(parser, params.ctx, params.maxChunks))
+        return code;
+    params.textFile = parser.value(QStringLiteral("text")).toStdString();
+    params.model = qs::openModel(pos[0].toStdString());
+    if (parser.isSet(QStringLiteral("plan")))
+        params.plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
+
+    qs::EvalJob job(std::move(params));
+    if (const int code = cli::runJob(job, QStringLiteral("evaluating")))
+        return code;
+    const qs::EvalResult& r = job.result();
+    if (parser.isSet(QStringLiteral("json"))) {
+        cli::printJson(resultJson(r));
+        return 0;
+    }
+    std::printf("%u chunks of %u tokens, %zu positions scored\n", r.chunks, r.ctx, r.positions);
+    std::printf("perplexity            %.4f\n", r.perplexity);
+    if (r.quantized) {
+        std::printf("perplexity quantized  %.4f\n", r.perplexityQuantized);
+        std::printf("KL divergence         mean %.6f  median %.6f  p99 %.6f  max %.6f%s\n", r.kldMean,
+                    r.kldMedian, r.kldP99, r.kldMax, r.kldExact ? "" : "  (top-k approximation)");
+        std::printf("same top token        %.2f %%\n", 100.0 * r.sameTop);
+    }
+    return 0;
+}
+
+int runCalibrate(QCommandLineParser& parser)
+{
+    const QStringList pos = parser.positionalArguments();
+    if (pos.size() != 1)
+        return cli::fail(QStringLiteral("calibrate needs exactly one MODEL"));
+    if (!parser.isSet(QStringLiteral("text")) || !parser.isSet(QStringLiteral("imatrix-out")))
+        return cli::fail(QStringLiteral("calibrate needs --text FILE and --imatrix-out FILE.gguf|FILE.dat"));
+    const QString out = parser.value(QStringLiteral("imatrix-out"));
+    const bool gguf = out.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive);
+    if (!gguf && !out.endsWith(QLatin1String(".dat"), Qt::CaseInsensitive))
+        return cli::fail(
+            QStringLiteral("--imatrix-out must name a .gguf (llama.cpp's current imatrix layout) or "
+                           ".dat file (the legacy layout)"));
+    qs::CalibrateParams params;
+    if (const int code = readChunking(parser, params.ctx, params.maxChunks))
+        return code;
+    params.textFile = parser.value(QStringLiteral("text")).toStdString();
+    params.model = qs::openModel(pos[0].toStdString());
+    qs::CalibrateJob job(std::move(params));
+    if (const int code = cli::runJob(job, QStringLiteral("calibrating")))
+        return code;
+    const qs::CalibrateResult& r = job.result();
+    const std::string dataset = QFileInfo(parser.value(QStringLiteral("text"))).fileName().toStdString();
+    if (gguf)
+        qs::writeImportanceGguf(r, out.toStdString(), dataset);
+    else
+        qs::writeImportanceLegacy(r, out.toStdString(), dataset);
+    if (parser.isSet(QStringLiteral("json"))) {
+        QJsonObject o;
+        o[QStringLiteral("entries")] = static_cast<qint64>(r.entries.size());
+        o[QStringLiteral("chunks")] = static_cast<qint64>(r.chunks);
+        o[QStringLiteral("ctx")] = static_cast<qint64>(r.ctx);
+        o[QStringLiteral("tokens")] = static_cast<qint64>(r.tokens);
+        o[QStringLiteral("file")] = out;
+        cli::printJson(o);
+        return 0;
+    }
+    std::printf("%s: %zu matrices, %u chunks of %u tokens\n", qPrintable(out), r.entries.size(), r.chunks,
+                r.ctx);
+    return 0;
+}
+
+const CliRegistrar calibrate(
+    {"calibrate",
+     "calibrate MODEL --text FILE [--ctx N] [--chunks N] --imatrix-out FILE.gguf|FILE.dat [--json]",
+     "llama.cpp's importance matrix from a text (GGUF or legacy .dat; read by llama-quantize, sensitivity, "
+     "quantize)",
+     [](QCommandLineParser& p) {
+         p.addOption({QStringLiteral("text"), QStringLiteral("The calibration text (UTF-8)."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("ctx"),
+                      QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
+                      QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("chunks"), QStringLiteral("Use at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("imatrix-out"),
+                      QStringLiteral("Write the importance matrix here (.gguf or .dat)."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
+         p.addPositionalArgument(QStringLiteral("MODEL"),
+                                 QStringLiteral("GGUF, or safetensors with tokenizer.json."));
+     },
+     runCalibrate,
+     /*computes=*/true});
+
+const CliRegistrar eval(
+    {"eval", "eval MODEL --text FILE [--plan PLAN.json] [--ctx N] [--chunks N] [--json]",
+     "perplexity over a text; with a plan also the quantized perplexity and KL divergence "
+     "(llama-perplexity's "
+     "chunking)",
+     [](QCommandLineParser& p) {
+         p.addOption({QStringLiteral("text"), QStringLiteral("The evaluation text (UTF-8)."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("plan"), QStringLiteral("Fake-quantize the tensors the plan assigns."),
+                      QStringLiteral("PLAN.json")});
+         p.addOption({QStringLiteral("ctx"),
+                      QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
+                      QStringLiteral("N")});
+         p.addOption(
+             {QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
+         p.addPositionalArgument(QStringLiteral("MODEL"),
+                                 QStringLiteral("GGUF, or safetensors with tokenizer.json."));
+     },
+     runEval,
+     /*computes=*/true});
+
+} // namespace

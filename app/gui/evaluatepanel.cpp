@@ -1,0 +1,320 @@
+#include "app/gui/evaluatepanel.h"
+
+#include "app/gui/openactions.h"
+#include "app/gui/plansession.h"
+#include "core/infer/forward.h"
+#include "core/model/model.h"
+#include "core/plan/plan.h"
+#include "widgets/formatting.h"
+#include "widgets/jobrunner.h"
+#include "widgets/plandocument.h"
+#include "widgets/plotutil.h"
+
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <qcustomplot.h>
+
+namespace qs {
+
+namespace {
+
+constexpr int kKeptResults = 8;
+enum Column { ColPlan, ColBpw, ColSize, ColPpl, ColKld, ColSameTop, ColumnCount };
+
+QTableWidgetItem* numberItem(const QString& text, double value)
+{
+    auto* item = new QTableWidgetItem(text);
+    item->setData(Qt::UserRole, value);
+    item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    return item;
+}
+
+} // namespace
+
+QString EvaluatePanel::defaultTextPath()
+{
+    // Installed and in the source tree beside the sample model: samples/eval/stories.txt.
+    const QString sample = OpenActions::samplePath();
+    if (sample.isEmpty())
+        return {};
+    const QFileInfo text(QFileInfo(sample).absolutePath() + QStringLiteral("/../eval/stories.txt"));
+    return text.exists() ? text.canonicalFilePath() : QString();
+}
+
+EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGetter model, QWidget* parent)
+    : QWidget(parent), m_runner(runner), m_session(session), m_model(std::move(model)),
+      m_text(new QLineEdit(defaultTextPath())), m_ctx(new QSpinBox), m_chunks(new QSpinBox),
+      m_run(new QPushButton(tr("Evaluate Plan"))), m_status(new QLabel), m_summary(new QLabel),
+      m_plot(new QCustomPlot), m_table(new QTableWidget(0, ColumnCount))
+{
+    setObjectName(QStringLiteral("view:evaluate"));
+    auto* browse = new QPushButton(tr("Browse…"));
+    connect(browse, &QPushButton::clicked, this, [this] {
+        const QString path =
+            QFileDialog::getOpenFileName(this, tr("Evaluation Text"), m_text->text(),
+                                         tr("Text files (*.txt *.raw *.md *.py);;All files (*)"));
+        if (!path.isEmpty())
+            m_text->setText(path);
+    });
+    m_ctx->setRange(4, 512);
+    m_ctx->setValue(512);
+    m_ctx->setToolTip(tr("Tokens per chunk (llama-perplexity's -c); at most the model's maximum context"));
+    m_chunks->setRange(0, 100000);
+    m_chunks->setSpecialValueText(tr("all"));
+    m_chunks->setToolTip(tr("Evaluate at most this many chunks of the text"));
+    connect(m_run, &QPushButton::clicked, this, [this] { evaluate(); });
+
+    auto* controls = new QHBoxLayout;
+    controls->addWidget(new QLabel(tr("Text:")));
+    controls->addWidget(m_text, 1);
+    controls->addWidget(browse);
+    controls->addWidget(toolbarLabel(tr("Context:")));
+    controls->addWidget(m_ctx);
+    controls->addWidget(toolbarLabel(tr("Chunks:")));
+    controls->addWidget(m_chunks);
+    controls->addWidget(m_run);
+
+    m_summary->setTextFormat(Qt::RichText);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_summary->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+    m_summary->setMinimumWidth(300);
+    m_status->setWordWrap(true);
+
+    stylePlot(m_plot);
+    m_plot->setMinimumHeight(80);
+    m_plot->xAxis->setLabel(tr("chunk"));
+    m_plot->yAxis->setLabel(tr("mean KL divergence (nats)"));
+    m_plot->yAxis2->setLabel(tr("same top token (%)"));
+    m_plot->yAxis2->setVisible(true);
+    m_plot->yAxis2->setRange(0, 100);
+    m_plot->legend->setVisible(true);
+    putLegendAbove(m_plot, 2);
+
+    m_table->setHorizontalHeaderLabels(
+        {tr("Plan"), tr("Bits / weight"), tr("Size"), tr("PPL"), tr("Mean KLD"), tr("Same top %")});
+    m_table->horizontalHeader()->setSectionResizeMode(ColPlan, QHeaderView::Stretch);
+    m_table->verticalHeader()->setVisible(false);
+    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_table->setToolTip(tr("The last %1 evaluations of this model, newest last").arg(kKeptResults));
+
+    auto* top = new QSplitter(Qt::Horizontal);
+    top->addWidget(m_summary);
+    top->addWidget(m_plot);
+    top->setStretchFactor(1, 1);
+    auto* vertical = new QSplitter(Qt::Vertical);
+    vertical->addWidget(top);
+    vertical->addWidget(m_table);
+    vertical->setStretchFactor(0, 3);
+    vertical->setStretchFactor(1, 2);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->addLayout(controls);
+    layout->addWidget(m_status);
+    layout->addWidget(vertical, 1);
+    m_status->setText(tr("Perplexity and KL divergence of the current plan against the original model, "
+                         "computed as llama-perplexity --kl-divergence does."));
+
+    connect(m_session->document(), &PlanDocument::layoutChanged, this, &EvaluatePanel::modelChanged);
+}
+
+EvaluatePanel::~EvaluatePanel()
+{
+    if (m_handle)
+        m_handle->cancel();
+}
+
+void EvaluatePanel::modelChanged()
+{
+    if (m_handle)
+        m_handle->cancel();
+    const auto model = m_model();
+    if (model.get() == m_shownModel)
+        return;
+    m_shownModel = model.get();
+    m_baseline.reset();
+    m_table->setRowCount(0);
+    m_tableKey.clear();
+    m_plot->clearPlottables();
+    m_plot->replot();
+    m_summary->clear();
+    if (!model)
+        return;
+    try {
+        const TransformerConfig config = transformerConfig(*model);
+        const int maximum =
+            config.contextLength > 0 ? int(std::min<uint64_t>(config.contextLength, 1 << 20)) : 1 << 20;
+        m_ctx->setRange(4, maximum);
+        m_ctx->setValue(std::min(512, maximum));
+        m_run->setEnabled(true);
+        m_status->setText(tr("Context up to %1 tokens.").arg(maximum));
+    } catch (const std::exception& e) {
+        m_run->setEnabled(false);
+        m_status->setText(tr("This model cannot be evaluated: %1").arg(QString::fromUtf8(e.what())));
+    }
+}
+
+QString EvaluatePanel::planName() const
+{
+    const QString key = m_session->planKey(); // the plan file once saved or opened, else the model
+    if (key.endsWith(QLatin1String(".json"), Qt::CaseInsensitive))
+        return QFileInfo(key).completeBaseName();
+    const std::string& preset = m_session->document()->plan().preset();
+    return preset.empty() ? tr("current plan") : QString::fromStdString(preset);
+}
+
+bool EvaluatePanel::evaluate()
+{
+    if (m_handle) {
+        m_status->setText(tr("An evaluation is already running."));
+        return false;
+    }
+    const auto model = m_model();
+    if (!model) {
+        m_status->setText(tr("Open a model first."));
+        return false;
+    }
+    if (model.get() != m_shownModel)
+        modelChanged();
+    if (m_text->text().isEmpty() || !QFileInfo(m_text->text()).isFile()) {
+        m_status->setText(tr("Choose a text file to evaluate on."));
+        return false;
+    }
+    const PlanDocument* doc = m_session->document();
+    EvalParams params;
+    params.model = model;
+    params.plan = doc->plan();
+    params.textFile = m_text->text().toStdString();
+    params.ctx = uint32_t(m_ctx->value());
+    params.maxChunks = uint32_t(m_chunks->value());
+    params.baseline = m_baseline;
+    const WeightSummary weights = summarizeWeights(doc->layout(), planBytesFn(doc->plan()));
+    m_runPlanName = planName();
+    m_runBytes = weights.bytes;
+    m_runBpw = weights.parameters ? 8.0 * double(weights.bytes) / double(weights.parameters) : 0.0;
+    m_lastParams = params;
+    m_job = std::make_shared<EvalJob>(std::move(params));
+    m_handle = m_runner->start(m_job);
+    connect(m_handle, &JobHandle::finished, this, &EvaluatePanel::onFinished);
+    m_run->setEnabled(false);
+    m_status->setText(tr("Evaluating %1…").arg(m_runPlanName));
+    return true;
+}
+
+void EvaluatePanel::onFinished(JobStatus status, const QString& error)
+{
+    m_handle = nullptr;
+    m_run->setEnabled(true);
+    if (status == JobStatus::Succeeded) {
+        m_last = m_job->takeResult();
+        m_baseline = m_last.baseline;
+        showResult(m_last);
+        addComparisonRow(m_last);
+        m_status->setText(
+            tr("%1 chunks of %2 tokens, %3 positions scored in %4 s%5.")
+                .arg(m_last.chunks)
+                .arg(m_last.ctx)
+                .arg(m_last.positions)
+                .arg(m_last.seconds, 0, 'f', 1)
+                .arg(m_last.baselineReused ? tr(" (original model's results reused)") : QString()));
+    } else if (status == JobStatus::Cancelled) {
+        m_status->setText(tr("Evaluation cancelled."));
+    } else {
+        m_status->setText(tr("Evaluation failed: %1").arg(error));
+    }
+    m_job.reset();
+    emit evaluated(status, error);
+}
+
+void EvaluatePanel::showResult(const EvalResult& r)
+{
+    const auto row = [](const QString& name, const QString& value) {
+        return QStringLiteral("<tr><td>%1</td><td align=right>&nbsp;&nbsp;<b>%2</b></td></tr>")
+            .arg(name, value);
+    };
+    QString html = QStringLiteral("<h3>%1</h3><table>").arg(m_runPlanName.toHtmlEscaped());
+    html += row(tr("PPL original"), QString::number(r.perplexity, 'f', 4));
+    html += row(tr("PPL quantized"), QString::number(r.perplexityQuantized, 'f', 4));
+    html += row(tr("PPL change"),
+                QStringLiteral("%1 %").arg(100.0 * (r.perplexityQuantized / r.perplexity - 1.0), 0, 'f', 2));
+    html += row(tr("Mean KLD"), QString::number(r.kldMean, 'f', 6));
+    html += row(tr("Median KLD"), QString::number(r.kldMedian, 'f', 6));
+    html += row(tr("99% KLD"), QString::number(r.kldP99, 'f', 6));
+    html += row(tr("Max KLD"), QString::number(r.kldMax, 'f', 6));
+    html += row(tr("Same top token"), QStringLiteral("%1 %").arg(100.0 * r.sameTop, 0, 'f', 2));
+    html += row(tr("Bits / weight"), QString::number(m_runBpw, 'f', 2));
+    html += row(tr("Weights"), formatBytes(m_runBytes));
+    html += QStringLiteral("</table>");
+    if (!r.kldExact)
+        html += tr("<p>KL over the top %1 tokens of the original plus the rest as one bucket (a lower "
+                   "bound).</p>")
+                    .arg(r.baselineTopK);
+    m_summary->setText(html);
+
+    m_plot->clearPlottables();
+    auto* bars = new QCPBars(m_plot->xAxis, m_plot->yAxis);
+    bars->setName(tr("mean KL divergence"));
+    bars->setPen(Qt::NoPen);
+    bars->setBrush(seriesColor(0));
+    auto* same = new QCPGraph(m_plot->xAxis, m_plot->yAxis2);
+    same->setName(tr("same top token"));
+    same->setPen(QPen(seriesColor(1), 2));
+    same->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 5));
+    double maxKld = 0;
+    for (size_t i = 0; i < r.perChunk.size(); ++i) {
+        bars->addData(double(i + 1), r.perChunk[i].kldMean);
+        same->addData(double(i + 1), 100.0 * r.perChunk[i].sameTop);
+        maxKld = std::max(maxKld, r.perChunk[i].kldMean);
+    }
+    bars->setWidth(r.perChunk.size() > 1 ? 0.7 : 0.4);
+    m_plot->xAxis->setRange(0.4, double(r.perChunk.size()) + 0.6);
+    m_plot->yAxis->setRange(0, maxKld > 0 ? maxKld * 1.15 : 1e-3);
+    m_plot->yAxis2->setRange(0, 105);
+    m_plot->replot();
+}
+
+void EvaluatePanel::addComparisonRow(const EvalResult& r)
+{
+    // The original model first, once per model (its numbers do not depend on the plan).
+    const auto addRow = [this](const QString& name, double bpw, uint64_t bytes, double ppl, double kld,
+                               double same) {
+        const int row = m_table->rowCount();
+        m_table->insertRow(row);
+        m_table->setItem(row, ColPlan, new QTableWidgetItem(name));
+        m_table->setItem(row, ColBpw, numberItem(QString::number(bpw, 'f', 2), bpw));
+        m_table->setItem(row, ColSize, numberItem(formatBytes(bytes), double(bytes)));
+        m_table->setItem(row, ColPpl, numberItem(QString::number(ppl, 'f', 4), ppl));
+        m_table->setItem(row, ColKld, numberItem(QString::number(kld, 'f', 6), kld));
+        m_table->setItem(row, ColSameTop, numberItem(QString::number(100.0 * same, 'f', 2), 100.0 * same));
+    };
+    // Rows compare only on the same text, context and chunk count: other input starts a new table.
+    const QString key = QStringLiteral("%1|%2|%3")
+                            .arg(QString::fromStdString(m_lastParams.textFile.string()))
+                            .arg(r.ctx)
+                            .arg(r.chunks);
+    if (key != m_tableKey)
+        m_table->setRowCount(0);
+    m_tableKey = key;
+    if (m_table->rowCount() == 0) {
+        const WeightSummary stored = summarizeWeights(m_session->document()->layout());
+        const double bpw = stored.parameters ? 8.0 * double(stored.bytes) / double(stored.parameters) : 0.0;
+        addRow(tr("original (stored weights)"), bpw, stored.bytes, r.perplexity, 0.0, 1.0);
+        m_table->item(0, ColPlan)->setData(Qt::UserRole, QStringLiteral("original"));
+    }
+    addRow(m_runPlanName, m_runBpw, m_runBytes, r.perplexityQuantized, r.kldMean, r.sameTop);
+    while (m_table->rowCount() > kKeptResults + 1)
+        m_table->removeRow(1);
+    m_table->scrollToBottom();
+}
+
+} // namespace qs

@@ -1,0 +1,92 @@
+#pragma once
+// The Evaluate tab: runs the evaluation job (core/infer/evaluate.h) on the current plan through the window's
+// JobRunner (the job area shows its progress and cancel), shows perplexity of the original and the quantized
+// model, the KL divergence statistics and a per-chunk KL plot, and keeps the last results of several plans
+// side by side in a comparison table. The original's distributions are kept between runs on the same text
+// and context, so comparing a second plan costs one pass over the text instead of two.
+
+#include "core/infer/evaluate.h"
+
+#include <QString>
+#include <QWidget>
+#include <functional>
+#include <memory>
+
+class QCustomPlot;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+class QSpinBox;
+class QTableWidget;
+
+namespace qs {
+
+class JobHandle;
+class JobRunner;
+class Model;
+class PlanSession;
+
+class EvaluatePanel final : public QWidget {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(EvaluatePanel)
+
+public:
+    using ModelGetter = std::function<std::shared_ptr<const Model>()>;
+    EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGetter model, QWidget* parent = nullptr);
+    ~EvaluatePanel() override;
+
+    // Where the bundled evaluation text is (source tree or installed), empty when missing.
+    static QString defaultTextPath();
+
+    // Starts an evaluation of the current plan; false (with the reason in the status line) when it cannot.
+    bool evaluate();
+    bool isRunning() const { return m_handle != nullptr; }
+
+    // For tests and screenshots.
+    QLineEdit* textEdit() const { return m_text; }
+    QSpinBox* contextSpin() const { return m_ctx; }
+    QSpinBox* chunksSpin() const { return m_chunks; }
+    QPushButton* evaluateButton() const { return m_run; }
+    QTableWidget* comparisonTable() const { return m_table; }
+    QCustomPlot* chunkPlot() const { return m_plot; }
+    QLabel* statusLabel() const { return m_status; }
+    const EvalResult& lastResult() const { return m_last; }
+    // The parameters of the last started run (the plan it evaluated), for tests.
+    const EvalParams& lastParams() const { return m_lastParams; }
+
+signals:
+    // Once per run, after the views were updated (status is the job's).
+    void evaluated(qs::JobStatus status, const QString& error);
+
+private:
+    void onFinished(JobStatus status, const QString& error);
+    void showResult(const EvalResult& r);
+    void addComparisonRow(const EvalResult& r);
+    void modelChanged();
+    QString planName() const;
+
+    JobRunner* m_runner;
+    PlanSession* m_session;
+    ModelGetter m_model;
+    const Model* m_shownModel = nullptr; // the model the table's rows belong to
+    std::shared_ptr<EvalJob> m_job;
+    JobHandle* m_handle = nullptr;
+    EvalParams m_lastParams;
+    EvalResult m_last;
+    std::shared_ptr<const EvalBaseline> m_baseline;
+    QString m_runPlanName;
+    QString m_tableKey; // text, context and chunks of the table's rows
+    double m_runBpw = 0;
+    uint64_t m_runBytes = 0;
+
+    QLineEdit* m_text;
+    QSpinBox* m_ctx;
+    QSpinBox* m_chunks;
+    QPushButton* m_run;
+    QLabel* m_status;
+    QLabel* m_summary;
+    QCustomPlot* m_plot;
+    QTableWidget* m_table;
+};
+
+} // namespace qs
