@@ -1,6 +1,7 @@
 #include "widgets/plandocument.h"
 
 #include "core/quant/format.h"
+#include "core/util/error.h"
 
 #include <QUndoCommand>
 #include <QUndoStack>
@@ -99,7 +100,16 @@ bool PlanDocument::assign(const QStringList& tensors, const QString& format)
 
 bool PlanDocument::applyPreset(const QString& preset)
 {
-    const Plan built = makePreset(preset.toStdString(), m_layout, m_plan.target());
+    // For the plan's tool when it can express the preset; otherwise the preset's own (an all-INT4 preset
+    // on a llama.cpp plan makes it a plan for any tool, and the target box says so).
+    Plan built;
+    try {
+        built = makePreset(preset.toStdString(), m_layout, m_plan.target());
+    } catch (const Error& e) {
+        if (m_plan.target() == ExportTarget::PlanJson)
+            throw;
+        built = makePreset(preset.toStdString(), m_layout);
+    }
     // Keep the user's tier list; add the preset's formats that are missing from it.
     Plan after = built;
     after.setTiers(m_plan.tiers());
