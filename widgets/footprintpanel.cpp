@@ -95,6 +95,8 @@ FootprintPanel::FootprintPanel(PlanDocument* document, QWidget* parent) : QWidge
     m_plot->setObjectName(QStringLiteral("footprintPlot"));
     m_plot->setMinimumHeight(180);
     stylePlot(m_plot);
+    // The GPU axis is categorical: its "zero line" (the first GPU's row) drew a stray line across the chart.
+    m_plot->yAxis->grid()->setZeroLinePen(Qt::NoPen);
     m_plot->setInteractions(QCP::Interactions());
     m_plot->legend->setVisible(true);
     putLegendAbove(m_plot, 2);

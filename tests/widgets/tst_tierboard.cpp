@@ -18,6 +18,7 @@
 #include <QTreeView>
 #include <QUndoStack>
 #include <QtTest>
+#include <qcustomplot.h>
 
 using namespace qs;
 
@@ -245,6 +246,10 @@ void TestTierBoard::contextBeyondTrainingIsFlagged()
              qPrintable(panel.summaryText()));
     context->setValue(2048);
     QVERIFY(!panel.summaryText().contains(QStringLiteral("beyond")));
+    // Issue 13 #9: no line across the chart at the first GPU's row (the categorical axis' zero line).
+    auto* plot = panel.findChild<QCustomPlot*>(QStringLiteral("footprintPlot"));
+    QVERIFY(plot);
+    QCOMPARE(plot->yAxis->grid()->zeroLinePen().style(), Qt::NoPen);
 }
 
 void TestTierBoard::tiersAreEditable()
