@@ -328,6 +328,12 @@ void TestMainWindow::targetSelectorChecksWhatTheToolStores()
     doc->undoStack()->undo();
     doc->undoStack()->undo();
     QCOMPARE(target->currentData().toInt(), int(doc->plan().target()));
+    // A preset the plan's tool cannot express (INT4 for llama.cpp) makes a plan for any tool, and the box
+    // follows, instead of failing.
+    QCOMPARE(doc->plan().target(), ExportTarget::LlamaCpp);
+    QVERIFY(doc->applyPreset(QStringLiteral("all-INT4-g32-sym")));
+    QCOMPARE(doc->plan().target(), ExportTarget::PlanJson);
+    QCOMPARE(target->currentData().toInt(), int(ExportTarget::PlanJson));
 }
 
 void TestMainWindow::planUndoShortcutsAndSync()
