@@ -38,6 +38,15 @@ std::string formatIn(const QByteArray& planJson, const std::string& tensor)
     return planFromJson(planJson.toStdString()).formatOf(tensor).value_or("");
 }
 
+// Answers "restore?" with yes and records the autosave offered.
+MainWindow::RestorePrompt answerYes(QStringList* offered)
+{
+    return [offered](const QString& path, std::function<void(bool)> answer) {
+        *offered << path;
+        answer(true);
+    };
+}
+
 } // namespace
 
 class TestCrashRestore : public QObject {
@@ -98,10 +107,7 @@ void TestCrashRestore::killedProcessPlanIsRestored()
     // ...and a new process offers it and restores it.
     MainWindow window;
     QStringList offered;
-    window.setRestorePrompt([&](const QString& path, std::function<void(bool)> answer) {
-        offered << path;
-        answer(true);
-    });
+    window.setRestorePrompt(answerYes(&offered));
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(model);
     QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
