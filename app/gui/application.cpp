@@ -3,6 +3,7 @@
 #include "app/gui/mainwindow.h"
 #include "app/gui/quantizedialog.h"
 #include "widgets/histogramview.h"
+#include "widgets/plandocument.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -74,6 +75,29 @@ void takeScreenshot(MainWindow& window, const QString& out, const QString& view,
         if (!ok)
             std::fprintf(stderr, "quantscope: cannot write %s\n", qPrintable(out));
         QCoreApplication::exit(ok ? 0 : 1);
+    });
+}
+
+// Test hook (tests/gui/tst_crashrestore.cpp), inert unless QUANTSCOPE_TEST_EDIT is set to "tensor=format":
+// once a model is loaded that tensor is assigned to that format (one unsaved plan edit), and every time the
+// autosave is written "quantscope: autosaved <path>" goes to stderr, so a test can SIGKILL the process with
+// unsaved edits on disk and restore them in another process.
+void installTestEdit(MainWindow& window)
+{
+    const QString edit = qEnvironmentVariable("QUANTSCOPE_TEST_EDIT");
+    const qsizetype eq = edit.lastIndexOf(QLatin1Char('='));
+    if (eq <= 0)
+        return;
+    const QString tensor = edit.left(eq);
+    const QString format = edit.mid(eq + 1);
+    QObject::connect(window.planSession(), &PlanSession::autosaved, &window, [](const QString& path) {
+        std::fprintf(stderr, "quantscope: autosaved %s\n", qPrintable(path));
+        std::fflush(stderr);
+    });
+    QObject::connect(&window, &MainWindow::modelLoaded, &window, [&window, tensor, format] {
+        if (!window.planDocument()->assign({tensor}, format))
+            std::fprintf(stderr, "quantscope: QUANTSCOPE_TEST_EDIT: cannot assign %s to %s\n", qPrintable(tensor),
+                         qPrintable(format));
     });
 }
 
@@ -155,6 +179,7 @@ int runApplication(QApplication& app)
         QObject::connect(&window, &MainWindow::loadFailed, &window,
                          [&window, screenshot, view, select] { takeScreenshot(window, screenshot, view, select); });
     }
+    installTestEdit(window);
     window.show();
     const QStringList args = parser.positionalArguments();
     if (!args.isEmpty())

@@ -26,7 +26,7 @@ PlanSession::PlanSession(ErrorPresenter errors, QWidget* dialogParent)
     m_autosaveTimer = new QTimer(this);
     m_autosaveTimer->setSingleShot(true);
     m_autosaveTimer->setInterval(1500);
-    connect(m_autosaveTimer, &QTimer::timeout, this, &PlanSession::autosave);
+    connect(m_autosaveTimer, &QTimer::timeout, this, [this] { autosave(); });
     // (The undo stack's index moves after the command ran, so this, not planChanged, knows "clean".)
     connect(m_plan->undoStack(), &QUndoStack::indexChanged, this, [this] {
         if (m_plan->undoStack()->isClean())
@@ -55,9 +55,13 @@ void PlanSession::startModel(ModelLayout layout, const QString& modelPath)
     QString kept;
     if (m_plan->hasModel() && !m_plan->undoStack()->isClean()) {
         m_autosaveTimer->stop();
-        autosave();
-        kept = tr("Your unsaved plan for %1 is kept: it is offered again when you reopen that model. ")
-                   .arg(QFileInfo(m_modelPath).fileName());
+        QString why;
+        if (autosave(&why))
+            kept = tr("Your unsaved plan for %1 is kept: it is offered again when you reopen that model. ")
+                       .arg(QFileInfo(m_modelPath).fileName());
+        else // the edits are about to be replaced: a dialog, not a status message that is overwritten below
+            m_errors(tr("Autosave Failed"),
+                     tr("Your unsaved plan for %1 could not be kept.").arg(QFileInfo(m_modelPath).fileName()), why);
     }
     m_modelPath = modelPath;
     m_planPath.clear();
@@ -90,14 +94,21 @@ void PlanSession::startModel(ModelLayout layout, const QString& modelPath)
     });
 }
 
-void PlanSession::autosave()
+bool PlanSession::autosave(QString* why)
 {
     if (!m_plan->hasModel() || m_plan->undoStack()->isClean())
-        return;
+        return true;
     try {
-        writeAutosave(m_plan->plan(), planKey().toStdString());
+        const auto path = writeAutosave(m_plan->plan(), planKey().toStdString());
+        emit autosaved(QString::fromStdString(path.string()));
+        return true;
     } catch (const std::exception& e) {
-        emit message(tr("Autosave failed: %1").arg(QString::fromStdString(e.what())), 8000);
+        // The atomic write left any previous autosave untouched; the next edit tries again.
+        const QString reason = QString::fromStdString(e.what());
+        if (why)
+            *why = reason;
+        emit message(tr("Autosave failed: %1 — save the plan (Ctrl+S) to keep your edits.").arg(reason), 30000);
+        return false;
     }
 }
 

@@ -53,9 +53,13 @@ public:
 
 signals:
     void message(const QString& text, int timeoutMs);
+    // The autosave was written (atomically) to `path`.
+    void autosaved(const QString& path);
 
 private:
-    void autosave();
+    // Writes the autosave of unsaved edits; on failure says so in the status bar (the previous autosave is
+    // left as it was) and returns false with the reason in *why.
+    bool autosave(QString* why = nullptr);
     void refusal(ExportTarget target, const std::vector<ExportProblem>& problems);
 
     PlanDocument* m_plan = nullptr;

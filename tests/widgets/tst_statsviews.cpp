@@ -4,6 +4,7 @@
 // selects a tensor) and plot export are checked against values computed here.
 #include "core/model/model.h"
 #include "core/stats/stats.h"
+#include "core/util/atomicfile.h"
 #include "widgets/channelview.h"
 #include "widgets/depthview.h"
 #include "widgets/histogramview.h"
@@ -11,9 +12,11 @@
 #include "widgets/safetensors_writer.h"
 #include "widgets/statsstore.h"
 #include "widgets/statstablemodel.h"
+#include "widgets/statstableview.h"
 
 #include <QAbstractItemModelTester>
 #include <QBuffer>
+#include <QDir>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -71,6 +74,7 @@ private slots:
     void channels();
     void depthClickSelectsTensor();
     void exportFormats();
+    void failedCsvExportKeepsFile();
 
 private:
     QTemporaryDir m_dir;
@@ -321,6 +325,29 @@ void TestStatsViews::exportFormats()
     QFile p(pdf);
     QVERIFY(p.open(QIODevice::ReadOnly));
     QVERIFY(p.read(5) == "%PDF-");
+}
+
+void TestStatsViews::failedCsvExportKeepsFile()
+{
+    // Issue 14: the CSV export goes through the atomic writer, so a disk that fills up mid-write (injected
+    // ENOSPC) fails the export and leaves the previous file whole, with no temporary file beside it.
+    StatsTableView view(m_store);
+    const QString csv = m_dir.filePath(QStringLiteral("stats.csv"));
+    QVERIFY(view.exportCsv(csv));
+    auto read = [&csv] {
+        QFile f(csv);
+        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+    };
+    const QByteArray good = read();
+    QVERIFY(good.startsWith("name,"));
+    QVERIFY(good.size() > 64);
+    AtomicFile::setFailAfterBytesForTesting(64);
+    const bool exported = view.exportCsv(csv);
+    AtomicFile::setFailAfterBytesForTesting(0);
+    QVERIFY(!exported);
+    QCOMPARE(read(), good);
+    QCOMPARE(QDir(m_dir.path()).entryList({QStringLiteral("*stats.csv*")}, QDir::Files | QDir::Hidden),
+             QStringList{QStringLiteral("stats.csv")});
 }
 
 QTEST_MAIN(TestStatsViews)
