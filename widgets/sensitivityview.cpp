@@ -1,5 +1,7 @@
 #include "widgets/sensitivityview.h"
 
+#include "widgets/formatchooser.h"
+
 #include "core/model/tensorrole.h"
 #include "widgets/formatting.h"
 #include "widgets/plotutil.h"
@@ -332,6 +334,8 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
             emit computeRequested();
     });
     top->addWidget(m_compute);
+    m_formatChooser = new FormatChooser(this);
+    top->addWidget(m_formatChooser);
     m_summary = new QLabel(this);
     top->addWidget(m_summary, 1);
     m_legend = new SensitivityLegend(this);
