@@ -124,7 +124,7 @@ void FormatChooser::onToggled(QAction* action)
 
 void FormatChooser::updateText()
 {
-    setText(tr("Formats (%1)…").arg(chosenFormats().size()));
+    setText(tr("Formats (%1)").arg(chosenFormats().size())); // the menu arrow says there is more
 }
 
 } // namespace qs

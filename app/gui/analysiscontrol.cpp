@@ -137,7 +137,7 @@ void AnalysisControl::computeSensitivity()
         return;
     m_sensitivity->setFormats(m_sensitivityView->formatChooser()->chosenFormats());
     m_sensitivityView->setTensors(m_sensitivity->tensors());
-    m_sensitivityView->setMessage(tr("Computing… cells appear as each tensor is done."));
+    m_sensitivityView->setMessage(tr("Computing… cells appear as each tensor is done, smallest tensors first."));
     m_sensitivity->setModel(m_model); // recomputes from scratch (cached cells come back at once)
     m_sensitivityView->setRunning(true);
     emit sensitivityStarted();
