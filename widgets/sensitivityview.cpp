@@ -1,5 +1,7 @@
 #include "widgets/sensitivityview.h"
 
+#include "widgets/formatchooser.h"
+
 #include "core/model/tensorrole.h"
 #include "widgets/formatting.h"
 #include "widgets/plotutil.h"
@@ -332,7 +334,11 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
             emit computeRequested();
     });
     top->addWidget(m_compute);
+    m_formatChooser = new FormatChooser(this);
+    top->addWidget(m_formatChooser);
     m_summary = new QLabel(this);
+    // The summary gives way first when the window is narrow (it is cut, never the buttons or the scale).
+    m_summary->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
     top->addWidget(m_summary, 1);
     m_legend = new SensitivityLegend(this);
     top->addWidget(m_legend);

@@ -28,6 +28,8 @@ class QTableView;
 
 namespace qs {
 
+class FormatChooser;
+
 class SensitivityModel;
 class SensitivityStore;
 class SensitivityTable;
@@ -76,6 +78,8 @@ public:
     void setSkipped(const QStringList& skipped);
     QString summaryText() const;
     QPushButton* computeButton() const { return m_compute; }
+    // The "Formats…" menu beside Compute: the candidate formats the owner computes.
+    FormatChooser* formatChooser() const { return m_formatChooser; }
     QCustomPlot* barPlot() const { return m_bars; }
     // Every how many bars a tensor name is written under the chart (1: all; more when they would overlap; 0:
     // none, the chart is too low for the names and hovering a bar names it).
@@ -135,6 +139,7 @@ private:
 
     SensitivityTable* m_table = nullptr;
     QPushButton* m_compute = nullptr;
+    FormatChooser* m_formatChooser = nullptr;
     QLabel* m_summary = nullptr;
     QWidget* m_legend = nullptr; // the colour scale; repainted when the range changes
     QComboBox* m_barFormat = nullptr;

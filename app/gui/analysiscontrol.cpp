@@ -3,6 +3,7 @@
 #include "core/plan/budget.h"
 #include "core/stats/stats.h"
 #include "widgets/footprintpanel.h"
+#include "widgets/formatchooser.h"
 #include "widgets/formatting.h"
 #include "widgets/sensitivitystore.h"
 #include "widgets/sensitivityview.h"
@@ -10,6 +11,7 @@
 
 #include <QAction>
 #include <QMenu>
+#include <QSettings>
 
 namespace qs {
 
@@ -27,6 +29,19 @@ AnalysisControl::AnalysisControl(StatsStore* stats, SensitivityStore* sensitivit
     connect(m_sensitivity, &SensitivityStore::resultsReady, m_sensitivityView, &SensitivityView::addResults);
     connect(m_sensitivity, &SensitivityStore::finished, this, &AnalysisControl::onSensitivityFinished);
     connect(m_stats, &StatsStore::finished, this, &AnalysisControl::onAnalysisFinished);
+    // The formats Compute measures: chosen beside the button, remembered across sessions.
+    FormatChooser* chooser = m_sensitivityView->formatChooser();
+    const QVariant saved = QSettings().value(QStringLiteral("sensitivity/formats"));
+    if (saved.isValid())
+        chooser->setChosenFormats(saved.toStringList());
+    m_sensitivity->setFormats(chooser->chosenFormats());
+    connect(chooser, &FormatChooser::formatsChanged, this, [this](const QStringList& formats) {
+        QSettings().setValue(QStringLiteral("sensitivity/formats"), formats);
+        if (m_sensitivity->isRunning())
+            return; // takes effect at the next Compute; the running job keeps its columns
+        m_sensitivity->setFormats(formats);
+        m_sensitivityView->setFormats(formats); // cells measured before stay, new columns wait for Compute
+    });
 }
 
 void AnalysisControl::addActions(QMenu* menu)
@@ -120,8 +135,9 @@ void AnalysisControl::computeSensitivity()
 {
     if (!canAnalyze() || m_sensitivity->isRunning())
         return;
+    m_sensitivity->setFormats(m_sensitivityView->formatChooser()->chosenFormats());
     m_sensitivityView->setTensors(m_sensitivity->tensors());
-    m_sensitivityView->setMessage(tr("Computing… cells appear as each tensor is done."));
+    m_sensitivityView->setMessage(tr("Computing… cells appear as each tensor is done, smallest tensors first."));
     m_sensitivity->setModel(m_model); // recomputes from scratch (cached cells come back at once)
     m_sensitivityView->setRunning(true);
     emit sensitivityStarted();

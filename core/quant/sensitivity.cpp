@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <optional>
 
 namespace qs {
 
@@ -224,11 +225,26 @@ public:
     std::vector<SensitivityResult> run()
     {
         std::vector<std::vector<SensitivityResult>> perTensor(m_tensors.size());
-        // Largest first, so that the last tensor a worker picks up is small.
+        // Cached tensors first (instant), then by size as asked; stable, so ties keep the model's order.
         std::vector<size_t> order(m_tensors.size());
         std::iota(order.begin(), order.end(), size_t(0));
+        std::vector<char> cached(m_tensors.size(), 0);
+        for (size_t i = 0; i < m_tensors.size(); ++i)
+            cached[i] = hasCachedCells(*m_tensors[i]) ? 1 : 0;
+        const SensitivityOrder how = m_options.order;
         std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-            return m_tensors[a]->elements() > m_tensors[b]->elements();
+            if (cached[a] != cached[b])
+                return cached[a] > cached[b];
+            const uint64_t ea = m_tensors[a]->elements(), eb = m_tensors[b]->elements();
+            switch (how) {
+            case SensitivityOrder::SmallestFirst:
+                return ea < eb;
+            case SensitivityOrder::LargestFirst:
+                return ea > eb;
+            case SensitivityOrder::ModelOrder:
+                break;
+            }
+            return false;
         });
         std::atomic<size_t> next{0};
         std::exception_ptr failure;
@@ -272,6 +288,22 @@ public:
     }
 
 private:
+    // Whether the loaded cache holds any cell of this tensor (cell keys start with its name and a newline).
+    bool hasCachedCells(const TensorInfo& t) const
+    {
+        const std::string prefix = t.name + '\n';
+        const auto it = m_cells.lower_bound(prefix);
+        return it != m_cells.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+    }
+
+    void deliver(const SensitivityResult& r)
+    {
+        if (!m_onResult)
+            return;
+        std::lock_guard lock(m_callbackMutex);
+        m_onResult(r);
+    }
+
     std::vector<SensitivityResult> runTensor(const TensorInfo& t)
     {
         const uint64_t rows = t.shape[0], cols = t.shape[1];
@@ -323,6 +355,18 @@ private:
             formatSlots.push_back(std::move(s));
         }
 
+        // What is known already (cached cells, formats that cannot take this tensor) is handed over now.
+        std::vector<std::optional<SensitivityResult>> results(formatSlots.size());
+        for (size_t k = 0; k < formatSlots.size(); ++k) {
+            const FormatSlot& s = formatSlots[k];
+            if (s.cached)
+                results[k] = *s.cached;
+            else if (!s.error.empty())
+                results[k] = failedCell(t, s);
+            if (results[k])
+                deliver(*results[k]);
+        }
+
         const uint64_t firstRow = toCompute ? 0 : rows; // everything cached: the weights are not read
         uint64_t chunkRows = std::max<uint64_t>(1, m_options.chunkElements / cols);
         chunkRows = std::max(alignment, chunkRows / alignment * alignment);
@@ -364,35 +408,38 @@ private:
         if (!toCompute)
             addProgress(t.bytes);
 
-        std::vector<SensitivityResult> results;
-        for (auto& s : formatSlots) {
-            if (s.cached) {
-                results.push_back(*s.cached);
+        std::vector<SensitivityResult> all;
+        for (size_t k = 0; k < formatSlots.size(); ++k) {
+            if (results[k]) {
+                all.push_back(std::move(*results[k]));
                 continue;
             }
-            SensitivityResult res;
-            res.tensor = t.name;
-            res.format = s.format->name();
-            res.rows = rows;
-            res.cols = cols;
-            res.error = s.error;
+            FormatSlot& s = formatSlots[k];
+            SensitivityResult res = failedCell(t, s); // identity; error set when a chunk failed
             if (s.error.empty()) {
-                res.bytes = *s.format->storedBytes(rows, cols);
-                res.bitsPerWeight = 8.0 * static_cast<double>(res.bytes) / static_cast<double>(rows * cols);
+                res.bytes = *s.format->storedBytes(t.shape[0], t.shape[1]);
+                res.bitsPerWeight = 8.0 * static_cast<double>(res.bytes) / static_cast<double>(t.elements());
                 res.metrics = s.acc.result();
             }
             if (res.ok() && !s.cell.empty()) {
                 std::lock_guard lock(m_cacheMutex);
                 m_newCells.emplace_back(s.cell, res);
             }
-            results.push_back(std::move(res));
+            deliver(res);
+            all.push_back(std::move(res));
         }
-        if (m_onResult) {
-            std::lock_guard lock(m_callbackMutex);
-            for (const auto& r : results)
-                m_onResult(r);
-        }
-        return results;
+        return all;
+    }
+
+    static SensitivityResult failedCell(const TensorInfo& t, const FormatSlot& s)
+    {
+        SensitivityResult res;
+        res.tensor = t.name;
+        res.format = s.format->name();
+        res.rows = t.shape[0];
+        res.cols = t.shape[1];
+        res.error = s.error;
+        return res;
     }
 
     // Bytes of tensor data in rows [0, rows): exact at the ends, so a tensor's chunks add up to t.bytes.

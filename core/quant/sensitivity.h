@@ -2,10 +2,15 @@
 // The sensitivity matrix: for every quantizable tensor and every candidate format, the round-trip error and
 // the exact stored size. Every later tier decision reads these numbers.
 //
-// Work runs on a pool of worker threads, one tensor at a time per worker (largest tensors first). A tensor is
+// Work runs on a pool of worker threads, one tensor at a time per worker. Tensors with cached cells come
+// first (their cells arrive at once), then the smallest tensors (so that cells appear early and spread over
+// every block of the model, instead of one huge embedding or head first); the order changes only when cells
+// arrive, never their values or the returned list. A tensor is
 // decoded in row chunks of bounded size (per-tensor-scaled formats get the tensor's range from a first pass,
 // NF4 chunks keep its 64-value blocks whole), so memory stays at a few chunk buffers per worker whatever the
-// model size. Results of a tensor are streamed through the callback as soon as it is done.
+// model size. Cells are streamed through the callback as soon as they are known: cached and unsupported cells
+// of a tensor before its weights are read, the measured ones when its last chunk is done (every format of a
+// tensor shares one decoding pass, so they finish together).
 //
 // Cache: with useCache, cells are kept in a JSON file in the analysis cache directory (beside the statistics
 // cache; one file per model, named by a hash of its path). Entries are keyed by every model file's path, size
@@ -41,6 +46,9 @@ struct SensitivityResult {
     bool ok() const { return error.empty(); }
 };
 
+// The order tensors are measured in (see above); only the order of the callback's cells depends on it.
+enum class SensitivityOrder { SmallestFirst, LargestFirst, ModelOrder };
+
 struct SensitivityOptions {
     std::vector<std::string> formats; // empty: defaultSensitivityFormats()
     const ImportanceMatrix* importance = nullptr;
@@ -50,6 +58,7 @@ struct SensitivityOptions {
     // Further restricts the candidates (e.g. a name regex); candidates already satisfy
     // isSensitivityCandidate.
     std::function<bool(const TensorInfo&)> tensorFilter;
+    SensitivityOrder order = SensitivityOrder::SmallestFirst; // tensors with cached cells always go first
     unsigned threads = 0;                       // 0: resolveThreads() (the process default)
     uint64_t chunkElements = uint64_t(1) << 22; // target values per row chunk (16 MiB of float)
     bool useCache = false;

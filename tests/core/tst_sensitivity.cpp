@@ -11,6 +11,7 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -304,7 +305,7 @@ private slots:
         QTemporaryDir cacheDir;
         qs::SensitivityOptions opt;
         opt.formats = {"NF4"};
-        opt.threads = 1; // one worker takes the largest tensor (attn_q) first
+        opt.threads = 1; // one worker takes the tensor with cached cells (attn_q) first
         opt.useCache = true;
         opt.cacheDir = cacheDir.path().toStdString();
         opt.tensorFilter = [](const qs::TensorInfo& t) { return t.name == "blk.0.attn_q.weight"; };
@@ -318,6 +319,49 @@ private slots:
         QCOMPARE(streamed.front().tensor, std::string("blk.0.attn_q.weight"));
         QVERIFY(streamed.front().fromCache);
         QVERIFY(job.result().cells.empty());
+    }
+
+    // The order of work changes only when cells arrive: every order returns the same cells, and the smallest
+    // tensor's cells (ffn_down, 33x96) are delivered first by default, before the larger attn_q (40x256).
+    void orderChangesOnlyDelivery()
+    {
+        qs::SensitivityOptions opt;
+        opt.formats = {"NF4", "Q4_K", "INT8-ch-sym"}; // Q4_K cannot take 96 columns: a failed cell
+        opt.threads = 1;
+        std::vector<std::vector<qs::SensitivityResult>> returned, streamed;
+        for (auto order : {qs::SensitivityOrder::SmallestFirst, qs::SensitivityOrder::LargestFirst,
+                           qs::SensitivityOrder::ModelOrder}) {
+            opt.order = order;
+            std::vector<qs::SensitivityResult> cells;
+            returned.push_back(qs::computeSensitivity(*m_model, opt,
+                                                      [&](const qs::SensitivityResult& r) { cells.push_back(r); }));
+            streamed.push_back(cells);
+        }
+        QCOMPARE(streamed[0].front().tensor, std::string("blk.0.ffn_down.weight"));
+        QCOMPARE(streamed[1].front().tensor, std::string("blk.0.attn_q.weight"));
+        QCOMPARE(streamed[2].front().tensor, std::string("blk.0.attn_q.weight"));
+        // The failed cell of a tensor is delivered before its measured ones (known without reading weights).
+        QCOMPARE(streamed[0].front().format, std::string("Q4_K"));
+        QVERIFY(!streamed[0].front().ok());
+        auto key = [](const qs::SensitivityResult& r) { return r.tensor + '/' + r.format; };
+        for (size_t o = 0; o < returned.size(); ++o) {
+            QCOMPARE(returned[o].size(), size_t(6));
+            QCOMPARE(streamed[o].size(), size_t(6));
+            auto sorted = streamed[o];
+            std::sort(sorted.begin(), sorted.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+            auto reference = returned[0];
+            std::sort(reference.begin(), reference.end(),
+                      [&](const auto& a, const auto& b) { return key(a) < key(b); });
+            for (size_t i = 0; i < sorted.size(); ++i) {
+                // The returned list is in model order whatever the order of work.
+                QCOMPARE(key(returned[o][i]), key(returned[0][i]));
+                QCOMPARE(key(sorted[i]), key(reference[i]));
+                QCOMPARE(sorted[i].ok(), reference[i].ok());
+                QCOMPARE(sorted[i].bytes, reference[i].bytes);
+                QCOMPARE(sorted[i].metrics.mse, reference[i].metrics.mse); // bit-identical
+                QCOMPARE(sorted[i].metrics.sqnrDb, reference[i].metrics.sqnrDb);
+            }
+        }
     }
 
     // Progress counts bytes of tensor data measured, ending at every candidate's bytes.

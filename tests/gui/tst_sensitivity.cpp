@@ -8,12 +8,14 @@
 #include "core/quant/format.h"
 #include "core/quant/sensitivity.h"
 #include "widgets/footprintpanel.h"
+#include "widgets/formatchooser.h"
 #include "widgets/formatting.h"
 #include "widgets/histogramview.h"
 #include "widgets/plandocument.h"
 #include "widgets/sensitivitystore.h"
 #include "widgets/sensitivityview.h"
 
+#include <QAction>
 #include <QComboBox>
 #include <QDialog>
 #include <QLabel>
@@ -32,6 +34,7 @@ private slots:
     void initTestCase();
     void computesMatrixLikeTheCore();
     void cancelStopsAndSaysSo();
+    void chosenFormatsAreTheColumns();
 
 private:
     QTemporaryDir m_dir;
@@ -163,6 +166,51 @@ void TestSensitivity::cancelStopsAndSaysSo()
     // Cancelled before any tensor finished: fewer cells than the whole matrix.
     QVERIFY(window.sensitivityStore()->resultCount() <
             size_t(window.sensitivityView()->tensors().size() * window.sensitivityView()->formats().size()));
+}
+
+// The formats chosen beside Compute are what Compute measures and what the heatmap shows, and they are
+// remembered for the next window.
+void TestSensitivity::chosenFormatsAreTheColumns()
+{
+    QStringList chosen;
+    {
+        MainWindow window;
+        window.show();
+        QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+        window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+        FormatChooser* chooser = window.sensitivityView()->formatChooser();
+        QCOMPARE(chooser->chosenFormats(), FormatChooser::defaultFormats());
+        QCOMPARE(window.sensitivityView()->formats(), FormatChooser::defaultFormats());
+        chooser->setChosenFormats({QStringLiteral("Q8_0")});
+        QSignalSpy changed(chooser, &FormatChooser::formatsChanged);
+        QAction* nf4 = chooser->formatAction(QStringLiteral("NF4"));
+        QVERIFY(nf4 && !nf4->isChecked());
+        nf4->trigger(); // as a click in the menu
+        QCOMPARE(changed.count(), 1);
+        chosen = chooser->chosenFormats();
+        QCOMPARE(chosen, QStringList({QStringLiteral("Q8_0"), QStringLiteral("NF4")}));
+        QCOMPARE(window.sensitivityView()->formats(), chosen); // the columns follow at once
+        // Unchecking the last one is refused: something is always measured.
+        chooser->setChosenFormats({QStringLiteral("NF4")});
+        nf4->trigger();
+        QVERIFY(nf4->isChecked());
+        chooser->setChosenFormats(chosen);
+
+        QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
+        window.computeSensitivity();
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        QCOMPARE(window.sensitivityView()->formats(), chosen);
+        const auto results = window.sensitivityStore()->results();
+        QCOMPARE(results.size(), size_t(window.sensitivityView()->tensors().size()) * 2);
+        for (const SensitivityResult& r : results)
+            QVERIFY(chosen.contains(QString::fromStdString(r.format)));
+    }
+    QCOMPARE(QSettings().value(QStringLiteral("sensitivity/formats")).toStringList(), chosen);
+    MainWindow again;
+    QCOMPARE(again.sensitivityView()->formatChooser()->chosenFormats(), chosen);
+    QCOMPARE(again.sensitivityStore()->formats(), chosen);
+    QSettings().remove(QStringLiteral("sensitivity/formats"));
 }
 
 QTEST_MAIN(TestSensitivity)
