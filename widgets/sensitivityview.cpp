@@ -946,10 +946,10 @@ void SensitivityView::updateCurves()
         const int column = widest + 40; // symbol and padding
         const int wrap = std::clamp((m_curves->width() - 20) / std::max(column, 1), 1, 5);
         m_curves->legend->setWrap(wrap);
-        // Too narrow for three columns, or too low to keep 140 px of plot under it: the legend would take the
+        // Too narrow for three columns, or too low to keep 100 px of plot under it: the legend would take the
         // plot's place; hovering a line names it instead.
         const int rows = (int(lines.size()) + wrap - 1) / wrap;
-        const bool fits = wrap >= 3 && m_curves->height() - rows * (fm.height() + 3) >= 140;
+        const bool fits = wrap >= 3 && m_curves->height() - rows * (fm.height() + 3) >= 100;
         const bool show = !lines.empty() && fits;
         // A hidden legend still holds its layout row: take it out of the layout, put it back when it fits.
         if (!show && m_curves->legend->layout()) {
