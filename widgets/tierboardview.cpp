@@ -324,9 +324,7 @@ void TierBoardView::fillTierMenu(QMenu* menu, int tier)
     QAction* right = menu->addAction(tr("Move Right (less precise side)"), this,
                                      [this, format] { m_document->moveTier(format, +1); });
     right->setEnabled(index < last);
-    const int members = m_model->rowCount(m_model->tierIndex(tier)) > 0
-                            ? int(m_model->tierIndex(tier).data(TierBoardModel::TensorNamesRole).toStringList().size())
-                            : 0;
+    const auto members = m_model->tierIndex(tier).data(TierBoardModel::TensorNamesRole).toStringList().size();
     menu->addAction(members == 0 ? tr("Remove Tier %1").arg(format)
                                  : tr("Remove Tier %1 and return %2 to the stored type")
                                        .arg(format, countNoun(uint64_t(members), "tensor", "tensors")),
