@@ -80,6 +80,18 @@ uint64_t channelLengthOf(const TensorInfo& t)
     return t.columns();
 }
 
+// Where a source format stores the output channel last ([..., in, out]): Keras kernels (HDF5 / .keras) and
+// Paddle's Linear weights ("linear_N.w_0", [in, out]; Paddle convolutions are [out, in, kh, kw]). PyTorch,
+// safetensors checkpoints and GGUF put it first.
+bool isChannelsLast(const Model& model, const TensorInfo& t)
+{
+    if (t.shape.size() < 2 || t.shape.back() == 0)
+        return false;
+    if (model.format() == ModelFormat::Hdf5 || model.format() == ModelFormat::Keras)
+        return true;
+    return t.shape.size() == 2 && t.name.ends_with(".w_0");
+}
+
 // Largest float <= v and smallest float >= v: x > hi  <=>  x > floatBelow(hi) for every float x.
 float floatBelow(double v)
 {
@@ -107,12 +119,28 @@ struct RowAcc {
     }
 };
 
+// One output channel of a channels-last tensor ([..., in, out]: Keras kernels, Paddle Linear): its values are
+// strided, one per row of length `out`. Plain sums (weights are near zero-mean, double keeps them exact enough
+// for a standard deviation shown on a plot), additive across chunks.
+struct ColAcc {
+    double n = 0, s1 = 0, s2 = 0;
+    float absmax = 0;
+    void merge(const ColAcc& o)
+    {
+        n += o.n;
+        s1 += o.s1;
+        s2 += o.s2;
+        absmax = std::max(absmax, o.absmax);
+    }
+};
+
 struct ChunkResult {
     Moments moments; // Float path only
     float min = std::numeric_limits<float>::infinity(), max = -std::numeric_limits<float>::infinity();
     uint64_t zeros = 0, nan = 0, inf = 0;
     uint64_t firstRow = 0;
     std::vector<RowAcc> rows;
+    std::vector<ColAcc> cols; // channels-last tensors only
 };
 
 struct TensorJob {
@@ -121,6 +149,10 @@ struct TensorJob {
     const TensorInfo* info = nullptr;
     Path path = Path::Float;
     uint64_t elements = 0, channelLength = 0, chunkElements = 0;
+    // Channels-last layout: the output channel is the last axis; rows of `segment` = shape.back() values
+    // hold one value of every channel. Otherwise segment = channelLength and each row is a channel.
+    bool channelsLast = false;
+    uint64_t segment = 0;
     size_t chunks = 0;
 
     std::mutex mutex;                                  // guards table and chunkResults
@@ -331,7 +363,9 @@ private:
         const TensorInfo& t = *j.info;
         j.path = pathFor(t.dtype);
         j.elements = t.elements();
-        j.channelLength = channelLengthOf(t);
+        j.channelsLast = isChannelsLast(m_model, t);
+        j.channelLength = j.channelsLast ? j.elements / t.shape.back() : channelLengthOf(t);
+        j.segment = j.channelsLast ? t.shape.back() : j.channelLength;
         j.result.name = t.name;
         j.result.dtype = t.dtype;
         j.result.shape = t.shape;
@@ -471,7 +505,7 @@ private:
         const auto raw = m_model.rawData(*j.info);
         const uint64_t begin = chunk * j.chunkElements;
         const uint64_t end = std::min(j.elements, begin + j.chunkElements);
-        const uint64_t L = j.channelLength;
+        const uint64_t L = j.segment;
         const int order = j.path == Path::Float ? 4 : 2;
         const auto& info = dtypeInfo(j.info->dtype);
         // Start the kernel's read-ahead for the whole chunk: on a cold cache the disk then streams while
@@ -488,6 +522,8 @@ private:
         uint64_t chunkFinite = 0;
         r.firstRow = begin / L;
         r.rows.resize(static_cast<size_t>((end - 1) / L - r.firstRow + 1));
+        if (j.channelsLast)
+            r.cols.resize(static_cast<size_t>(L));
         for (uint64_t e = begin; e < end;) {
             checkCancel();
             const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockElements, end - e));
@@ -525,6 +561,20 @@ private:
                             break;
                         }
                     detail::accumulateBf16(seg, len, shift, b, fusedKeys);
+                }
+                if (j.channelsLast) {
+                    // The segment is (part of) one row: value i belongs to channel (pos + i) mod L.
+                    const size_t c0 = static_cast<size_t>(pos % L);
+                    for (size_t i = 0; i < len; ++i) {
+                        const float v = x ? x[off + i] : bf16ToFloat(static_cast<const uint16_t*>(bits)[off + i]);
+                        if (!std::isfinite(v))
+                            continue;
+                        ColAcc& c = r.cols[c0 + i];
+                        c.n += 1;
+                        c.s1 += v;
+                        c.s2 += double(v) * v;
+                        c.absmax = std::max(c.absmax, std::fabs(v));
+                    }
                 }
                 const Moments m = Moments::fromShiftedSums(double(b.finite), shift, b.s1, b.s2, b.s3, b.s4);
                 RowAcc& acc = r.rows[static_cast<size_t>(row - r.firstRow)];
@@ -700,13 +750,16 @@ private:
         TensorStats& st = j.result;
         std::lock_guard lock(j.mutex);
         const uint64_t channels = j.channelLength ? j.elements / j.channelLength : 0;
-        std::vector<RowAcc> rows(static_cast<size_t>(channels));
+        std::vector<RowAcc> rows(static_cast<size_t>(j.segment ? j.elements / j.segment : 0));
+        std::vector<ColAcc> cols(j.channelsLast ? static_cast<size_t>(channels) : 0);
         Moments total;
         float mn = std::numeric_limits<float>::infinity(), mx = -mn;
         uint64_t zeros = 0, nan = 0, inf = 0;
         for (auto& r : j.chunkResults) {
             for (size_t i = 0; i < r.rows.size(); ++i)
                 rows[static_cast<size_t>(r.firstRow) + i].merge(r.rows[i]);
+            for (size_t i = 0; i < r.cols.size() && i < cols.size(); ++i)
+                cols[i].merge(r.cols[i]);
             total.merge(r.moments);
             mn = std::min(mn, r.min);
             mx = std::max(mx, r.max);
@@ -716,12 +769,24 @@ private:
         }
         j.chunkResults.clear();
         j.chunkResults.shrink_to_fit();
-        st.channelAbsmax.resize(rows.size());
-        st.channelStd.resize(rows.size());
-        for (size_t i = 0; i < rows.size(); ++i) {
-            st.channelAbsmax[i] = rows[i].absmax;
-            st.channelStd[i] =
-                rows[i].m.n > 0 ? static_cast<float>(std::sqrt(rows[i].m.m2 / rows[i].m.n)) : 0.0f;
+        if (j.channelsLast) {
+            st.channelAbsmax.resize(cols.size());
+            st.channelStd.resize(cols.size());
+            for (size_t i = 0; i < cols.size(); ++i) {
+                const double mean = cols[i].n > 0 ? cols[i].s1 / cols[i].n : 0.0;
+                st.channelAbsmax[i] = cols[i].absmax;
+                st.channelStd[i] =
+                    cols[i].n > 0 ? static_cast<float>(std::sqrt(std::max(0.0, cols[i].s2 / cols[i].n - mean * mean)))
+                                  : 0.0f;
+            }
+        } else {
+            st.channelAbsmax.resize(rows.size());
+            st.channelStd.resize(rows.size());
+            for (size_t i = 0; i < rows.size(); ++i) {
+                st.channelAbsmax[i] = rows[i].absmax;
+                st.channelStd[i] =
+                    rows[i].m.n > 0 ? static_cast<float>(std::sqrt(rows[i].m.m2 / rows[i].m.n)) : 0.0f;
+            }
         }
         const size_t patterns = j.path == Path::Table8 ? 256 : detail::kKeys;
         std::vector<std::pair<uint16_t, uint64_t>> entries = std::move(j.sparse);

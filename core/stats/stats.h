@@ -49,7 +49,9 @@ struct TensorStats {
     Histogram histogram;
 
     // Per output channel. A channel is one row of the tensor viewed as rows() x columns(), except for 4-D+
-    // tensors (OIHW convolution kernels), where it is everything under one index of the first dimension.
+    // tensors (OIHW convolution kernels), where it is everything under one index of the first dimension, and
+    // for channels-last layouts (Keras kernels [..., in, out], Paddle Linear "*.w_0" [in, out]), where it is
+    // one index of the last dimension. channelLength = values per channel.
     uint64_t channelLength = 0;
     std::vector<float> channelAbsmax; // 0 for a channel without finite values
     std::vector<float> channelStd;    // population std over the channel's finite values

@@ -18,7 +18,7 @@ namespace qs {
 namespace {
 
 // Bump whenever the meaning or layout of cached values changes: old caches then no longer match.
-constexpr const char* kCacheVersion = "quantscope-stats-cache 1";
+constexpr const char* kCacheVersion = "quantscope-stats-cache 2"; // 2: channels-last layouts
 constexpr uint64_t kMaxCacheBytes = 4ull << 30;
 constexpr size_t kU64Fields = 9, kF64Fields = 9;
 

@@ -90,11 +90,18 @@ private slots:
             for (int i = 0; i < counts.size(); ++i)
                 QCOMPARE(counts[i].toInteger(), qint64(expected[size_t(i)]));
 
-            // Per output channel: rows of a matrix, one feature map of an OIHW kernel.
+            // Per output channel: rows of a matrix, one feature map of an OIHW kernel, and the last axis of
+            // Paddle's Linear weights ("*.w_0", stored [in, out]), regrouped here so each channel is contiguous.
             const QJsonObject ch = o.value(QStringLiteral("channels")).toObject();
-            const uint64_t channels = t->shape.size() >= 4 ? t->shape[0] : t->rows();
+            const bool last = t->shape.size() == 2 && t->name.ends_with(".w_0");
+            const uint64_t channels = last ? t->shape.back() : t->shape.size() >= 4 ? t->shape[0] : t->rows();
             QCOMPARE(ch.value(QStringLiteral("count")).toInteger(), qint64(channels));
-            const auto perChannel = reference(x, x.size() / channels);
+            std::vector<float> grouped = x;
+            if (last)
+                for (size_t k = 0; k < x.size() / channels; ++k)
+                    for (size_t c = 0; c < channels; ++c)
+                        grouped[c * (x.size() / channels) + k] = x[k * channels + c];
+            const auto perChannel = reference(grouped, x.size() / channels);
             const double maxAbs =
                 *std::max_element(perChannel.channelAbsmax.begin(), perChannel.channelAbsmax.end());
             QCOMPARE(ch.value(QStringLiteral("absmax")).toObject().value(QStringLiteral("max")).toDouble(),

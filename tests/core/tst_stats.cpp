@@ -50,7 +50,25 @@ void checkAgainstReference(const qs::Model& model, const qs::TensorInfo& t, cons
                            double rel = 1e-12)
 {
     const std::vector<float> x = decodeAll(model, t);
-    const Reference r = reference(x, s.channelLength);
+    // Output channels: the last axis for channels-last sources (Keras kernels [..., in, out], Paddle Linear
+    // "*.w_0" [in, out]); else rows, or the first axis of a 4-D+ kernel. The reference regroups a
+    // channels-last tensor so that each channel's values are contiguous.
+    const bool last = t.shape.size() >= 2 && (model.format() == qs::ModelFormat::Hdf5 ||
+                                              model.format() == qs::ModelFormat::Keras ||
+                                              (t.shape.size() == 2 && t.name.ends_with(".w_0")));
+    std::vector<float> grouped;
+    if (last) {
+        const size_t C = size_t(t.shape.back()), L = x.size() / C;
+        grouped.resize(x.size());
+        for (size_t k = 0; k < L; ++k)
+            for (size_t c = 0; c < C; ++c)
+                grouped[c * L + k] = x[k * C + c];
+        QCOMPARE(s.channelLength, uint64_t(L));
+    } else if (!x.empty()) {
+        QCOMPARE(s.channelLength, t.shape.size() >= 4 ? uint64_t(x.size() / t.shape[0]) : t.columns());
+    }
+    const Reference r = reference(x, last ? 0 : s.channelLength);
+    const Reference channelsRef = last ? reference(grouped, s.channelLength) : r;
     QCOMPARE(s.count, r.count);
     QCOMPARE(s.finite, r.finite);
     QCOMPARE(s.zeros, r.zeros);
@@ -70,17 +88,17 @@ void checkAgainstReference(const qs::Model& model, const qs::TensorInfo& t, cons
     QCOMPARE(s.beyond3Sigma, beyond(x, r.mean, r.std, 3));
     QCOMPARE(s.beyond6Sigma, beyond(x, r.mean, r.std, 6));
     QCOMPARE(s.histogram.total(), s.finite);
-    QCOMPARE(s.channelAbsmax.size(), r.channelAbsmax.size());
-    for (size_t c = 0; c < r.channelAbsmax.size(); ++c) {
-        QCOMPARE(double(s.channelAbsmax[c]), r.channelAbsmax[c]);
+    QCOMPARE(s.channelAbsmax.size(), channelsRef.channelAbsmax.size());
+    for (size_t c = 0; c < channelsRef.channelAbsmax.size(); ++c) {
+        QCOMPARE(double(s.channelAbsmax[c]), channelsRef.channelAbsmax[c]);
         // Stored as float; a constant channel's reference std is rounding noise of its two passes.
-        QVERIFY2(std::fabs(s.channelStd[c] - r.channelStd[c]) <=
-                     1e-6 * r.channelStd[c] + 1e-9 * r.channelAbsmax[c] +
+        QVERIFY2(std::fabs(s.channelStd[c] - channelsRef.channelStd[c]) <=
+                     1e-6 * channelsRef.channelStd[c] + 1e-9 * channelsRef.channelAbsmax[c] +
                          2 * double(std::numeric_limits<float>::denorm_min()),
                  qPrintable(QStringLiteral("channel %1: std %2, expected %3")
                                 .arg(c)
                                 .arg(double(s.channelStd[c]), 0, 'g', 10)
-                                .arg(r.channelStd[c], 0, 'g', 10)));
+                                .arg(channelsRef.channelStd[c], 0, 'g', 10)));
     }
     if (s.finite) {
         const auto bins = s.linearHistogram(64);
@@ -570,6 +588,7 @@ private slots:
         QTest::newRow("stories260K f32") << QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
         QTest::newRow("stories260K bf16 sharded")
             << QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-bf16-sharded");
+        QTest::newRow("keras (channels last)") << QStringLiteral(QS_TEST_DATA "/hdf5/keras_model.h5");
     }
 
     void realWeightsMatchReference()
@@ -596,6 +615,20 @@ private slots:
         }
         if (path.contains(QLatin1String("ppocr")))
             QVERIFY2(maxKurtosis > 5000 && maxKurtosis < 7000, qPrintable(QString::number(maxKurtosis)));
+        // Issue 13 #3: a Keras Conv2D kernel 3x3x1x2 has 2 output channels of 9 values (not 3 "channels" of
+        // its kernel-row axis), a Dense kernel 8x3 has 3 outputs of 8 inputs.
+        if (path.contains(QLatin1String("keras"))) {
+            for (const auto& st : all) {
+                if (st.name == "conv2d/kernel:0") {
+                    QCOMPARE(st.channelAbsmax.size(), size_t(2));
+                    QCOMPARE(st.channelLength, uint64_t(9));
+                }
+                if (st.name == "dense/kernel:0") {
+                    QCOMPARE(st.channelAbsmax.size(), size_t(3));
+                    QCOMPARE(st.channelLength, uint64_t(8));
+                }
+            }
+        }
     }
 };
 
