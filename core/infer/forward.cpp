@@ -178,10 +178,7 @@ TransformerConfig transformerConfig(const Model& model)
 // Tensor names of one layout (GGUF or Hugging Face).
 struct Transformer::Names {
     std::string embedding, outputNorm, output;
-    struct Layer {
-        std::string attnNorm, q, k, v, o, ffnNorm, gate, up, down;
-    };
-    std::vector<Layer> layers;
+    std::vector<LayerTensors> layers;
 };
 
 Transformer::Transformer(std::shared_ptr<const Model> model, ForwardOptions options)
@@ -200,7 +197,7 @@ Transformer::Transformer(std::shared_ptr<const Model> model, ForwardOptions opti
         n.output = m_model->find("lm_head.weight") ? "lm_head.weight" : n.embedding;
     }
     for (uint32_t l = 0; l < m_config.layers; ++l) {
-        Names::Layer L;
+        LayerTensors L;
         if (gguf) {
             const std::string p = "blk." + std::to_string(l) + ".";
             L = {p + "attn_norm.weight", p + "attn_q.weight",      p + "attn_k.weight",
@@ -281,8 +278,51 @@ const TensorInfo& Transformer::tensor(const std::string& name) const
     return *t;
 }
 
+const LayerTensors& Transformer::layerTensors(uint32_t layer) const
+{
+    if (layer >= m_names->layers.size())
+        throw Error(ErrorCode::BadValue, "the model has no layer " + std::to_string(layer));
+    return m_names->layers[layer];
+}
+
+const std::string& Transformer::outputTensor() const
+{
+    return m_names->output;
+}
+
+const std::string& Transformer::outputNormTensor() const
+{
+    return m_names->outputNorm;
+}
+
+void Transformer::setWeightOverride(const std::string& name, std::shared_ptr<const std::vector<float>> weights)
+{
+    if (!weights) {
+        m_overrides.erase(name);
+        return;
+    }
+    const TensorInfo& t = tensor(name);
+    if (weights->size() != t.rows() * t.columns())
+        throw Error(ErrorCode::BadValue, "the replacement for " + name + " has " +
+                                             std::to_string(weights->size()) + " values, the tensor " +
+                                             std::to_string(t.rows() * t.columns()));
+    m_overrides[name] = std::move(weights);
+}
+
+void Transformer::clearWeightOverrides()
+{
+    m_overrides.clear();
+}
+
+std::shared_ptr<const std::vector<float>> Transformer::weights(const std::string& name)
+{
+    return weight(tensor(name));
+}
+
 std::shared_ptr<const std::vector<float>> Transformer::weight(const TensorInfo& t)
 {
+    if (auto it = m_overrides.find(t.name); it != m_overrides.end())
+        return it->second;
     if (auto it = m_cache.find(t.name); it != m_cache.end())
         return it->second;
     const uint64_t rows = t.rows(), cols = t.columns();
@@ -388,21 +428,14 @@ Eigen::MatrixXf Transformer::forward(std::span<const int32_t> tokens, KvCache& c
     return std::move(forwardBatch({tokens}, {&cache}, lastOnly).front());
 }
 
-std::vector<Eigen::MatrixXf> Transformer::forwardBatch(const std::vector<std::span<const int32_t>>& sequences,
-                                                       const std::vector<KvCache*>& caches, bool lastOnly)
+Eigen::MatrixXf Transformer::embedColumns(const std::vector<std::span<const int32_t>>& sequences,
+                                          const std::vector<size_t>& past, std::vector<Eigen::Index>& firstColumn)
 {
-    if (sequences.size() != caches.size())
-        throw Error(ErrorCode::Internal, "forwardBatch: one cache per sequence");
     const TransformerConfig& c = m_config;
-    const Names& names = *m_names;
-    const Eigen::Index kvDim = Eigen::Index(c.kvHeads) * c.headDim;
-    const Eigen::Index qDim = Eigen::Index(c.heads) * c.headDim;
-
-    // Columns of the activations: the new tokens of every sequence, in order.
-    std::vector<Eigen::Index> firstColumn;
+    firstColumn.clear();
     Eigen::Index total = 0;
     for (size_t s = 0; s < sequences.size(); ++s) {
-        const uint64_t end = caches[s]->m_length + sequences[s].size();
+        const uint64_t end = past[s] + sequences[s].size();
         if (c.contextLength != 0 && end > c.contextLength)
             throw Error(ErrorCode::BadValue, "the context of " + std::to_string(end) +
                                                  " tokens is longer than the model's maximum of " +
@@ -415,17 +448,98 @@ std::vector<Eigen::MatrixXf> Transformer::forwardBatch(const std::vector<std::sp
         firstColumn.push_back(total);
         total += static_cast<Eigen::Index>(sequences[s].size());
     }
-
     Eigen::MatrixXf x(c.hidden, total);
-    const TensorInfo& embd = tensor(names.embedding);
-    {
-        std::vector<float> row(c.hidden);
-        for (size_t s = 0; s < sequences.size(); ++s)
-            for (size_t i = 0; i < sequences[s].size(); ++i) {
-                m_model->decodeRows(embd, static_cast<uint64_t>(sequences[s][i]), 1, row.data());
-                x.col(firstColumn[s] + Eigen::Index(i)) = Eigen::Map<Eigen::VectorXf>(row.data(), c.hidden);
+    const TensorInfo& embd = tensor(m_names->embedding);
+    std::vector<float> row(c.hidden);
+    for (size_t s = 0; s < sequences.size(); ++s)
+        for (size_t i = 0; i < sequences[s].size(); ++i) {
+            m_model->decodeRows(embd, static_cast<uint64_t>(sequences[s][i]), 1, row.data());
+            x.col(firstColumn[s] + Eigen::Index(i)) = Eigen::Map<Eigen::VectorXf>(row.data(), c.hidden);
+        }
+    return x;
+}
+
+void Transformer::layerStep(uint32_t l, Eigen::MatrixXf& x, const std::vector<Eigen::Index>& firstColumn,
+                            const std::vector<Eigen::Index>& lengths, const std::vector<size_t>& past,
+                            const std::vector<Eigen::MatrixXf*>& kOut, const std::vector<Eigen::MatrixXf*>& vOut)
+{
+    const TransformerConfig& c = m_config;
+    const LayerTensors& L = m_names->layers[l];
+    const Eigen::Index qDim = Eigen::Index(c.heads) * c.headDim;
+    const Eigen::Index total = x.cols();
+    Eigen::MatrixXf h, q, k, v, att(qDim, total), tmp, gate, up;
+    const uint32_t group = c.heads / c.kvHeads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
+    h = x;
+    rmsNorm(L.attnNorm, h);
+    linear(l, L.q, h, q);
+    linear(l, L.k, h, k);
+    linear(l, L.v, h, v);
+    for (size_t s = 0; s < lengths.size(); ++s) {
+        Eigen::MatrixXf& K = *kOut[s];
+        Eigen::MatrixXf& V = *vOut[s];
+        const Eigen::Index n = lengths[s];
+        const Eigen::Index p0 = Eigen::Index(past[s]);
+        for (Eigen::Index i = 0; i < n; ++i) {
+            const Eigen::Index col = firstColumn[s] + i;
+            rope(q.col(col), c.heads, past[s] + size_t(i));
+            rope(k.col(col), c.kvHeads, past[s] + size_t(i));
+            K.col(p0 + i) = k.col(col);
+            V.col(p0 + i) = v.col(col);
+        }
+        // Causal attention, one (token, head) per work item.
+        const Eigen::Index items = n * c.heads;
+        std::atomic<Eigen::Index> next{0};
+        const unsigned workers = std::min<unsigned>(resolveThreads(m_options.threads),
+                                                    static_cast<unsigned>(std::max<Eigen::Index>(1, items / 16)));
+        ThreadPool::instance().runWorkers(workers, [&](unsigned) {
+            Eigen::VectorXf scores;
+            for (;;) {
+                const Eigen::Index item = next.fetch_add(1);
+                if (item >= items)
+                    return;
+                const Eigen::Index i = item / c.heads, hd = item % c.heads;
+                const Eigen::Index kvh = hd / group, col = firstColumn[s] + i;
+                const Eigen::Index len = p0 + i + 1;
+                auto qv = q.col(col).segment(hd * c.headDim, c.headDim);
+                auto Kb = K.block(kvh * c.headDim, 0, c.headDim, len);
+                auto Vb = V.block(kvh * c.headDim, 0, c.headDim, len);
+                scores.noalias() = (Kb.transpose() * qv) * scale;
+                const float mx = scores.maxCoeff();
+                scores = (scores.array() - mx).exp();
+                scores /= scores.sum();
+                att.col(col).segment(hd * c.headDim, c.headDim).noalias() = Vb * scores;
             }
+        });
     }
+    linear(l, L.o, att, tmp);
+    x += tmp;
+    h = x;
+    rmsNorm(L.ffnNorm, h);
+    linear(l, L.gate, h, gate);
+    linear(l, L.up, h, up);
+    gate = (gate.array() / (1.0f + (-gate.array()).exp())) * up.array(); // SwiGLU: silu(gate) * up
+    linear(l, L.down, gate, tmp);
+    x += tmp;
+}
+
+std::vector<Eigen::MatrixXf> Transformer::forwardBatch(const std::vector<std::span<const int32_t>>& sequences,
+                                                       const std::vector<KvCache*>& caches, bool lastOnly)
+{
+    if (sequences.size() != caches.size())
+        throw Error(ErrorCode::Internal, "forwardBatch: one cache per sequence");
+    const TransformerConfig& c = m_config;
+    const Eigen::Index kvDim = Eigen::Index(c.kvHeads) * c.headDim;
+
+    std::vector<size_t> past;
+    std::vector<Eigen::Index> lengths;
+    for (size_t s = 0; s < sequences.size(); ++s) {
+        const KvCache& kv = *caches[s];
+        past.push_back(kv.m_k.size() == c.layers ? kv.m_length : 0);
+        lengths.push_back(Eigen::Index(sequences[s].size()));
+    }
+    std::vector<Eigen::Index> firstColumn;
+    Eigen::MatrixXf x = embedColumns(sequences, past, firstColumn);
     // Grow the caches.
     for (size_t s = 0; s < sequences.size(); ++s) {
         KvCache& kv = *caches[s];
@@ -443,63 +557,13 @@ std::vector<Eigen::MatrixXf> Transformer::forwardBatch(const std::vector<std::sp
             }
         }
     }
-
-    Eigen::MatrixXf h, q, k, v, att(qDim, total), tmp, gate, up;
-    const uint32_t group = c.heads / c.kvHeads;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
+    std::vector<Eigen::MatrixXf*> ks(sequences.size()), vs(sequences.size());
     for (uint32_t l = 0; l < c.layers; ++l) {
-        const Names::Layer& L = names.layers[l];
-        h = x;
-        rmsNorm(L.attnNorm, h);
-        linear(l, L.q, h, q);
-        linear(l, L.k, h, k);
-        linear(l, L.v, h, v);
         for (size_t s = 0; s < sequences.size(); ++s) {
-            KvCache& kv = *caches[s];
-            const size_t past = kv.m_length;
-            const Eigen::Index n = Eigen::Index(sequences[s].size());
-            for (Eigen::Index i = 0; i < n; ++i) {
-                const Eigen::Index col = firstColumn[s] + i;
-                rope(q.col(col), c.heads, past + size_t(i));
-                rope(k.col(col), c.kvHeads, past + size_t(i));
-                kv.m_k[l].col(Eigen::Index(past) + i) = k.col(col);
-                kv.m_v[l].col(Eigen::Index(past) + i) = v.col(col);
-            }
-            // Causal attention, one (token, head) per work item.
-            const Eigen::Index items = n * c.heads;
-            std::atomic<Eigen::Index> next{0};
-            const unsigned workers =
-                std::min<unsigned>(resolveThreads(m_options.threads),
-                                   static_cast<unsigned>(std::max<Eigen::Index>(1, items / 16)));
-            ThreadPool::instance().runWorkers(workers, [&](unsigned) {
-                Eigen::VectorXf scores;
-                for (;;) {
-                    const Eigen::Index item = next.fetch_add(1);
-                    if (item >= items)
-                        return;
-                    const Eigen::Index i = item / c.heads, hd = item % c.heads;
-                    const Eigen::Index kvh = hd / group, col = firstColumn[s] + i;
-                    const Eigen::Index len = Eigen::Index(past) + i + 1;
-                    auto qv = q.col(col).segment(hd * c.headDim, c.headDim);
-                    auto K = kv.m_k[l].block(kvh * c.headDim, 0, c.headDim, len);
-                    auto V = kv.m_v[l].block(kvh * c.headDim, 0, c.headDim, len);
-                    scores.noalias() = (K.transpose() * qv) * scale;
-                    const float mx = scores.maxCoeff();
-                    scores = (scores.array() - mx).exp();
-                    scores /= scores.sum();
-                    att.col(col).segment(hd * c.headDim, c.headDim).noalias() = V * scores;
-                }
-            });
+            ks[s] = &caches[s]->m_k[l];
+            vs[s] = &caches[s]->m_v[l];
         }
-        linear(l, L.o, att, tmp);
-        x += tmp;
-        h = x;
-        rmsNorm(L.ffnNorm, h);
-        linear(l, L.gate, h, gate);
-        linear(l, L.up, h, up);
-        gate = (gate.array() / (1.0f + (-gate.array()).exp())) * up.array(); // SwiGLU: silu(gate) * up
-        linear(l, L.down, gate, tmp);
-        x += tmp;
+        layerStep(l, x, firstColumn, lengths, past, ks, vs);
     }
     for (size_t s = 0; s < sequences.size(); ++s)
         caches[s]->m_length += sequences[s].size();
@@ -514,9 +578,9 @@ std::vector<Eigen::MatrixXf> Transformer::forwardBatch(const std::vector<std::sp
         }
         x = std::move(last);
     }
-    rmsNorm(names.outputNorm, x);
+    rmsNorm(m_names->outputNorm, x);
     Eigen::MatrixXf logits;
-    linear(c.layers, names.output, x, logits);
+    linear(c.layers, m_names->output, x, logits);
     std::vector<Eigen::MatrixXf> out;
     for (size_t s = 0; s < sequences.size(); ++s) {
         if (lastOnly)
@@ -524,6 +588,54 @@ std::vector<Eigen::MatrixXf> Transformer::forwardBatch(const std::vector<std::sp
         else
             out.emplace_back(logits.middleCols(firstColumn[s], Eigen::Index(sequences[s].size())));
     }
+    return out;
+}
+
+HiddenStates Transformer::embed(const std::vector<std::span<const int32_t>>& sequences)
+{
+    HiddenStates h;
+    std::vector<Eigen::Index> firstColumn;
+    h.x = embedColumns(sequences, std::vector<size_t>(sequences.size(), 0), firstColumn);
+    for (const auto& s : sequences)
+        h.lengths.push_back(Eigen::Index(s.size()));
+    return h;
+}
+
+void Transformer::runLayers(HiddenStates& h, uint32_t first, uint32_t last)
+{
+    const TransformerConfig& c = m_config;
+    if (first > last || last > c.layers)
+        throw Error(ErrorCode::BadValue, "layers " + std::to_string(first) + ".." + std::to_string(last) +
+                                             " are outside the model's " + std::to_string(c.layers));
+    std::vector<Eigen::Index> firstColumn;
+    Eigen::Index total = 0;
+    for (Eigen::Index n : h.lengths) {
+        firstColumn.push_back(total);
+        total += n;
+    }
+    if (total != h.x.cols() || h.x.rows() != Eigen::Index(c.hidden))
+        throw Error(ErrorCode::BadValue, "the hidden states do not match the model or their lengths");
+    const Eigen::Index kvDim = Eigen::Index(c.kvHeads) * c.headDim;
+    // One layer's keys and values at a time, reused across layers.
+    std::vector<Eigen::MatrixXf> K(h.lengths.size()), V(h.lengths.size());
+    std::vector<Eigen::MatrixXf*> ks, vs;
+    for (size_t s = 0; s < h.lengths.size(); ++s) {
+        K[s].resize(kvDim, h.lengths[s]);
+        V[s].resize(kvDim, h.lengths[s]);
+        ks.push_back(&K[s]);
+        vs.push_back(&V[s]);
+    }
+    const std::vector<size_t> past(h.lengths.size(), 0);
+    for (uint32_t l = first; l < last; ++l)
+        layerStep(l, h.x, firstColumn, h.lengths, past, ks, vs);
+}
+
+Eigen::MatrixXf Transformer::logits(const HiddenStates& h)
+{
+    Eigen::MatrixXf x = h.x;
+    rmsNorm(m_names->outputNorm, x);
+    Eigen::MatrixXf out;
+    linear(m_config.layers, m_names->output, x, out);
     return out;
 }
 

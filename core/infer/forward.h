@@ -76,6 +76,19 @@ struct LinearInput {
 };
 using LinearHook = std::function<void(const LinearInput&)>;
 
+// The tensors of one decoder layer, by role (the names are the model's own: GGUF or Hugging Face).
+struct LayerTensors {
+    std::string attnNorm, q, k, v, o, ffnNorm, gate, up, down;
+};
+
+// Hidden states of a batch of whole sequences (each starting at position 0) between two layers: the
+// layer-wise path used by calibration work (GPTQ, AWQ, measured sensitivity), which runs one layer at a time
+// and keeps no KV cache beyond the layer being run.
+struct HiddenStates {
+    Eigen::MatrixXf x;                 // hidden x total tokens, sequences in order
+    std::vector<Eigen::Index> lengths; // tokens of each sequence
+};
+
 // Keys and values of the positions a sequence has seen, per layer.
 class KvCache {
 public:
@@ -98,6 +111,24 @@ public:
     const TransformerConfig& config() const { return m_config; }
     const Model& model() const { return *m_model; }
     void setLinearHook(LinearHook hook) { m_hook = std::move(hook); }
+    const LayerTensors& layerTensors(uint32_t layer) const;
+    const std::string& outputTensor() const;
+    const std::string& outputNormTensor() const;
+
+    // Replaces a tensor's weights (rows x cols row-major, as the model stores it) for every later call:
+    // a quantized-and-dequantized GPTQ/AWQ result, a round trip under test, or scaled norm weights. Takes
+    // precedence over the plan. nullptr removes the override. Throws qs::Error(BadValue) on a size mismatch.
+    void setWeightOverride(const std::string& tensor, std::shared_ptr<const std::vector<float>> weights);
+    void clearWeightOverrides();
+    // The weights a layer would use now (override, else decoded and, with a plan, fake-quantized).
+    std::shared_ptr<const std::vector<float>> weights(const std::string& tensor);
+
+    // Layer-wise path. embed() looks the tokens up (each sequence from position 0; the same checks as
+    // forwardBatch); runLayers() runs layers [first, last) in place; logits() applies the final norm and the
+    // output projection: vocab x total tokens.
+    HiddenStates embed(const std::vector<std::span<const int32_t>>& sequences);
+    void runLayers(HiddenStates& h, uint32_t first, uint32_t last);
+    Eigen::MatrixXf logits(const HiddenStates& h);
 
     // Runs `tokens` after the positions already in `cache` and appends them to it. Returns the logits,
     // vocab x tokens.size(), or vocab x 1 (the last position) when lastOnly. Throws qs::Error(BadValue)
@@ -122,6 +153,13 @@ private:
     void linear(uint32_t layer, const std::string& name, const Eigen::MatrixXf& x, Eigen::MatrixXf& y);
     void rmsNorm(const std::string& name, Eigen::MatrixXf& x);
     void rope(Eigen::Ref<Eigen::MatrixXf> qk, uint32_t heads, size_t position) const;
+    Eigen::MatrixXf embedColumns(const std::vector<std::span<const int32_t>>& sequences,
+                                 const std::vector<size_t>& past, std::vector<Eigen::Index>& firstColumn);
+    // One decoder layer over x (hidden x total); K/V of sequence s go to columns past[s].. of (*k[s], *v[s]),
+    // which hold the earlier positions.
+    void layerStep(uint32_t l, Eigen::MatrixXf& x, const std::vector<Eigen::Index>& firstColumn,
+                   const std::vector<Eigen::Index>& lengths, const std::vector<size_t>& past,
+                   const std::vector<Eigen::MatrixXf*>& k, const std::vector<Eigen::MatrixXf*>& v);
 
     std::shared_ptr<const Model> m_model;
     ForwardOptions m_options;
@@ -129,6 +167,7 @@ private:
     std::unique_ptr<Names> m_names;
     LinearHook m_hook;
     std::map<std::string, std::shared_ptr<const std::vector<float>>, std::less<>> m_cache;
+    std::map<std::string, std::shared_ptr<const std::vector<float>>, std::less<>> m_overrides;
     uint64_t m_cacheBytes = 0;
 };
 

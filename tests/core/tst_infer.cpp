@@ -354,6 +354,50 @@ private slots:
         QVERIFY((s - q).cwiseAbs().maxCoeff() == 0.0f);
     }
 
+    void layerwiseEqualsForward()
+    {
+        auto model = qs::openModel(kSample + "/stories260K.gguf");
+        qs::Transformer tf(model);
+        const std::vector<int32_t> a = {1, 403, 407, 261, 378, 432}, b = {1, 410, 408};
+        qs::KvCache ca, cb;
+        const auto ref = tf.forwardBatch({a, b}, {&ca, &cb});
+        qs::HiddenStates h = tf.embed({a, b});
+        QCOMPARE(h.x.cols(), Eigen::Index(9));
+        tf.runLayers(h, 0, 2);
+        qs::HiddenStates mid = h;
+        tf.runLayers(h, 2, tf.config().layers);
+        const Eigen::MatrixXf logits = tf.logits(h);
+        QCOMPARE(logits.cols(), Eigen::Index(9));
+        QVERIFY((logits.leftCols(6) - ref[0]).cwiseAbs().maxCoeff() < 1e-4f);
+        QVERIFY((logits.rightCols(3) - ref[1]).cwiseAbs().maxCoeff() < 1e-4f);
+        // Resuming from cached layer-2 inputs gives the same logits.
+        tf.runLayers(mid, 2, tf.config().layers);
+        QVERIFY((tf.logits(mid) - logits).cwiseAbs().maxCoeff() == 0.0f);
+        QVERIFY_THROWS_EXCEPTION(qs::Error, tf.runLayers(mid, 3, 2));
+    }
+
+    void weightOverrides()
+    {
+        auto model = qs::openModel(kSample + "/stories260K.gguf");
+        qs::Transformer tf(model);
+        const std::vector<int32_t> a = {1, 403, 407, 261};
+        qs::KvCache c0, c1, c2, c3;
+        const Eigen::MatrixXf ref = tf.forward(a, c0);
+        const std::string name = tf.layerTensors(1).down;
+        QCOMPARE(QString::fromStdString(name), QStringLiteral("blk.1.ffn_down.weight"));
+        auto w = tf.weights(name);
+        // The same weights through an override: identical output.
+        tf.setWeightOverride(name, std::make_shared<std::vector<float>>(*w));
+        QVERIFY((tf.forward(a, c1) - ref).cwiseAbs().maxCoeff() == 0.0f);
+        // Zeroed down projection: a different output; removing the override restores the model.
+        tf.setWeightOverride(name, std::make_shared<std::vector<float>>(w->size(), 0.0f));
+        QVERIFY((tf.forward(a, c2) - ref).cwiseAbs().maxCoeff() > 1e-3f);
+        tf.setWeightOverride(name, nullptr);
+        QVERIFY((tf.forward(a, c3) - ref).cwiseAbs().maxCoeff() == 0.0f);
+        QVERIFY_THROWS_EXCEPTION(qs::Error,
+                                 tf.setWeightOverride(name, std::make_shared<std::vector<float>>(3, 0.0f)));
+    }
+
     void badInput()
     {
         auto model = qs::openModel(kSample + "/stories260K.gguf");
