@@ -169,6 +169,16 @@ bool PlanDocument::moveTier(const QString& format, int delta)
     return setPlan(after, tr("Move tier %1").arg(QString::fromStdString(m_plan.tiers()[size_t(i)])));
 }
 
+bool PlanDocument::setTierMethod(const QString& format, QuantMethod method)
+{
+    const std::string name = format.toStdString();
+    if (m_plan.tierIndex(name) < 0 || !quantMethodProblem(method, name).empty() || m_plan.tierMethod(name) == method)
+        return false;
+    Plan after = m_plan;
+    after.setTierMethod(name, method);
+    return setPlan(after, tr("Quantize tier %1 with %2").arg(format, QString::fromLatin1(quantMethodLabel(method))));
+}
+
 bool PlanDocument::setTarget(ExportTarget target)
 {
     if (target == m_plan.target())

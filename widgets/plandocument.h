@@ -39,6 +39,9 @@ public:
     bool addTier(const QString& format, int index = -1);
     bool removeTier(const QString& format);
     bool moveTier(const QString& format, int delta);
+    // The method a tier's tensors are quantized with; false (and no undo step) when unchanged or when the
+    // method cannot produce the tier's format (quantMethodProblem).
+    bool setTierMethod(const QString& format, QuantMethod method);
     // The tool the plan is for (presets applied later use it; the issues button checks against it).
     bool setTarget(ExportTarget target);
 

@@ -204,7 +204,13 @@ void TierBoardView::configureColumn(int t)
                 bits = tr("%1 bpw").arg(*b, 0, 'f', 2);
         }
     }
-    // Three short lines so a narrow (empty) column shows its whole header: name, bits, contents.
+    if (!format.isEmpty()) {
+        const QuantMethod method = m_document->plan().tierMethod(format.toStdString());
+        if (method != QuantMethod::Rtn)
+            bits = tr("%1 · %2").arg(bits, QString::fromLatin1(quantMethodLabel(method)));
+    }
+    // Three short lines so a narrow (empty) column shows its whole header: name, bits (and the method when
+    // it is not round-to-nearest), contents.
     header->setText(tr("<b>%1</b><br><span style='color:#555'>%2<br>%3</span>")
                         .arg(m_model->tierTitle(t).toHtmlEscaped(), bits.isEmpty() ? tr("stored type") : bits)
                         .arg(names.isEmpty() ? tr("empty")
@@ -329,6 +335,24 @@ void TierBoardView::fillTierMenu(QMenu* menu, int tier)
                                  : tr("Remove Tier %1 and return %2 to the stored type")
                                        .arg(format, countNoun(uint64_t(members), "tensor", "tensors")),
                     this, [this, format] { m_document->removeTier(format); });
+    QMenu* methods = menu->addMenu(tr("Quantization Method"));
+    methods->setObjectName(QStringLiteral("tierMethod"));
+    methods->setToolTipsVisible(true);
+    const QuantMethod current = m_document->plan().tierMethod(format.toStdString());
+    static constexpr std::pair<QuantMethod, const char*> kMethods[] = {
+        {QuantMethod::Rtn, "Round to nearest (RTN)"},
+        {QuantMethod::Gptq, "GPTQ (error compensation, needs calibration text)"},
+        {QuantMethod::Awq, "AWQ (activation-aware scaling, needs calibration text)"}};
+    for (const auto& [method, title] : kMethods) {
+        QAction* a = methods->addAction(tr(title), this, [this, format, m = method] { m_document->setTierMethod(format, m); });
+        a->setObjectName(QStringLiteral("tierMethod:") + QString::fromLatin1(quantMethodName(method)));
+        a->setCheckable(true);
+        a->setChecked(method == current);
+        const std::string why = quantMethodProblem(method, format.toStdString());
+        a->setEnabled(why.empty());
+        if (!why.empty())
+            a->setToolTip(QString::fromStdString(why));
+    }
     menu->addSeparator();
     QMenu* add = menu->addMenu(tr("Add Tier"));
     fillAddTierMenu(add);

@@ -8,6 +8,7 @@
 #include "core/plan/modellayout.h"
 #include "core/plan/plan.h"
 #include "core/plan/planio.h"
+#include "core/quant/format.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
 
@@ -165,6 +166,21 @@ int runPlan(QCommandLineParser& parser)
         budgetJson[QStringLiteral("optimal")] = sol.optimal;
     }
 
+    // --method FORMAT=METHOD: the tier's quantization method (the tier is added when missing).
+    for (const QString& m : parser.values(QStringLiteral("method"))) {
+        const qsizetype eq = m.lastIndexOf(QLatin1Char('='));
+        const auto method = eq > 0 ? qs::quantMethodFromName(m.mid(eq + 1).toStdString()) : std::nullopt;
+        if (!method)
+            return cli::fail(QStringLiteral("--method needs FORMAT=rtn|gptq|awq, got '%1'").arg(QString::fromStdString(cli::shown(m.toStdString()))));
+        const std::string format = m.left(eq).toStdString();
+        if (!qs::findFormat(format))
+            return cli::fail(QStringLiteral("--method: unknown format '%1'").arg(QString::fromStdString(cli::shown(m.left(eq).toStdString()))));
+        if (const std::string why = qs::quantMethodProblem(*method, format); !why.empty())
+            return cli::fail(QStringLiteral("--method %1: %2").arg(QString::fromStdString(cli::shown(m.toStdString())), QString::fromStdString(why)));
+        plan.addTier(format);
+        plan.setTierMethod(format, *method);
+    }
+
     qs::CheckOptions checkOptions = qs::checkOptionsFor(target);
     checkOptions.fusedGroups |= parser.isSet(QStringLiteral("fused"));
     const auto issues = qs::checkPlan(plan, layout, checkOptions);
@@ -194,6 +210,10 @@ int runPlan(QCommandLineParser& parser)
         for (const auto& [f, n] : perFormat)
             counts[QString::fromStdString(f)] = static_cast<qint64>(n);
         root[QStringLiteral("tensors_per_format")] = counts;
+        QJsonObject methods;
+        for (const auto& [tier, method] : plan.tierMethods())
+            methods[QString::fromStdString(tier)] = QString::fromLatin1(qs::quantMethodName(method));
+        root[QStringLiteral("tier_methods")] = methods;
         QJsonObject asg;
         for (const auto& [t, f] : plan.assignments())
             asg[QString::fromStdString(t)] = QString::fromStdString(f);
@@ -222,7 +242,10 @@ int runPlan(QCommandLineParser& parser)
                     ? 8.0 * static_cast<double>(weights.bytes) / static_cast<double>(weights.parameters)
                     : 0.0);
     for (const auto& [f, n] : perFormat)
-        std::printf("  %-16s %llu tensors\n", f.c_str(), static_cast<unsigned long long>(n));
+        std::printf("  %-16s %llu tensors%s\n", f.c_str(), static_cast<unsigned long long>(n),
+                    plan.tierMethod(f) == qs::QuantMethod::Rtn
+                        ? ""
+                        : (std::string(" (") + qs::quantMethodLabel(plan.tierMethod(f)) + ")").c_str());
     if (!budgetJson.isEmpty())
         std::printf("budget %lld bytes: error %.6g, lower bound %.6g, gap %.3g%s\n",
                     static_cast<long long>(budgetJson[QStringLiteral("budget_bytes")].toInteger()),
@@ -245,7 +268,7 @@ int runPlan(QCommandLineParser& parser)
 const CliRegistrar planCommand(
     {"plan",
      "plan PATH [--target T] [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] "
-     "[--out plan.json] [--json]",
+     "[--method FORMAT=METHOD] [--out plan.json] [--json]",
      "build a precision plan (preset, rules, fit to a budget) and save it",
      [](QCommandLineParser& p) {
          std::string presets;
@@ -287,6 +310,10 @@ const CliRegistrar planCommand(
          p.addOption({QStringLiteral("fused"),
                       QStringLiteral("Fused tensors (q/k/v, gate/up, experts) share a format: checked, and "
                                      "kept by --budget/--gpu (implied by the vLLM-style targets).")});
+         p.addOption({QStringLiteral("method"),
+                      QStringLiteral("Quantize a tier with a method: FORMAT=rtn|gptq|awq (repeatable; GPTQ needs an "
+                                     "integer format)."),
+                      QStringLiteral("FORMAT=METHOD")});
          p.addOption({QStringLiteral("out"), QStringLiteral("Save the plan here."), QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"),

@@ -101,8 +101,58 @@ bool Plan::removeTier(const std::string& format)
     const int i = tierIndex(format);
     if (i < 0)
         return false;
+    m_tierMethods.erase(m_tiers[size_t(i)]);
     m_tiers.erase(m_tiers.begin() + i);
     return true;
+}
+
+void Plan::setTiers(std::vector<std::string> tiers)
+{
+    m_tiers = std::move(tiers);
+    for (auto it = m_tierMethods.begin(); it != m_tierMethods.end();) {
+        const int i = tierIndex(it->first);
+        if (i < 0) {
+            it = m_tierMethods.erase(it);
+        } else if (m_tiers[size_t(i)] != it->first) { // the same tier spelled differently: re-key
+            const auto [key, method] = *it;
+            it = m_tierMethods.erase(it);
+            m_tierMethods[m_tiers[size_t(tierIndex(key))]] = method;
+        } else {
+            ++it;
+        }
+    }
+}
+
+QuantMethod Plan::tierMethod(const std::string& format) const
+{
+    const int i = tierIndex(format);
+    if (i < 0)
+        return QuantMethod::Rtn;
+    auto it = m_tierMethods.find(m_tiers[size_t(i)]);
+    return it == m_tierMethods.end() ? QuantMethod::Rtn : it->second;
+}
+
+bool Plan::setTierMethod(const std::string& format, QuantMethod method)
+{
+    const int i = tierIndex(format);
+    if (i < 0)
+        throw Error(ErrorCode::BadValue, "'" + format + "' is not a tier of the plan");
+    const std::string& tier = m_tiers[size_t(i)];
+    if (const std::string problem = quantMethodProblem(method, tier); !problem.empty())
+        throw Error(ErrorCode::BadValue, problem);
+    if (tierMethod(tier) == method)
+        return false;
+    if (method == QuantMethod::Rtn)
+        m_tierMethods.erase(tier);
+    else
+        m_tierMethods[tier] = method;
+    return true;
+}
+
+QuantMethod Plan::methodOf(const std::string& tensor) const
+{
+    auto it = m_assignments.find(tensor);
+    return it == m_assignments.end() ? QuantMethod::Rtn : tierMethod(it->second);
 }
 
 bool Plan::moveTier(size_t from, size_t to)

@@ -23,6 +23,7 @@
 #include "core/plan/memory.h"
 #include "core/plan/modellayout.h"
 #include "core/plan/target.h"
+#include "core/quant/method.h"
 
 #include <cstdint>
 #include <map>
@@ -61,12 +62,22 @@ public:
     static std::vector<std::string> defaultTiers();
 
     const std::vector<std::string>& tiers() const { return m_tiers; }
-    void setTiers(std::vector<std::string> tiers) { m_tiers = std::move(tiers); }
+    // Methods of formats that are no longer tiers are dropped.
+    void setTiers(std::vector<std::string> tiers);
     // Inserts a tier at index (clamped); no-op when present. Returns whether it changed.
     bool addTier(const std::string& format, size_t index = SIZE_MAX);
     // Removes a tier; tensors assigned to it keep their assignment (they show up as "outside the tiers").
     bool removeTier(const std::string& format);
     bool moveTier(size_t from, size_t to);
+    // The method a tier's tensors are quantized with (RTN unless set). Keys are the tiers' format names;
+    // setting a method for a format that is not a tier, or that the method cannot produce
+    // (quantMethodProblem), throws qs::Error(BadValue). Removing a tier forgets its method.
+    QuantMethod tierMethod(const std::string& format) const;
+    bool setTierMethod(const std::string& format, QuantMethod method);
+    const std::map<std::string, QuantMethod>& tierMethods() const { return m_tierMethods; }
+    // The method of the tier holding the tensor's assigned format; RTN for unassigned tensors and for
+    // formats outside the tiers.
+    QuantMethod methodOf(const std::string& tensor) const;
     int tierIndex(const std::string& format) const; // -1 when not a tier (case-insensitive)
 
     const std::vector<PlanRule>& rules() const { return m_rules; }
@@ -95,6 +106,7 @@ public:
 
 private:
     std::vector<std::string> m_tiers;
+    std::map<std::string, QuantMethod> m_tierMethods; // only non-RTN entries, keyed by the tier's name
     std::vector<PlanRule> m_rules;
     std::map<std::string, std::string> m_assignments;
     ModelIdentity m_identity;

@@ -57,6 +57,12 @@ std::string planToJson(const Plan& plan)
     for (const auto& t : plan.tiers())
         tiers.append(q(t));
     root[QStringLiteral("tiers")] = tiers;
+    if (!plan.tierMethods().empty()) {
+        QJsonObject methods;
+        for (const auto& [tier, method] : plan.tierMethods())
+            methods[q(tier)] = QString::fromLatin1(quantMethodName(method));
+        root[QStringLiteral("tier_methods")] = methods;
+    }
     QJsonArray rules;
     for (const auto& r : plan.rules()) {
         QJsonObject o;
@@ -141,6 +147,21 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
         tiers.push_back(t.toString().toStdString());
     }
     plan.setTiers(std::move(tiers));
+    const QJsonValue methodsV = root.value(QStringLiteral("tier_methods"));
+    if (!methodsV.isUndefined() && !methodsV.isObject())
+        throw bad("tier_methods", "expected an object of tier -> method");
+    const QJsonObject methods = methodsV.toObject();
+    for (auto it = methods.begin(); it != methods.end(); ++it) {
+        const std::string where = "tier_methods." + it.key().toStdString();
+        const auto method = quantMethodFromName(it.value().toString().toStdString());
+        if (!it.value().isString() || !method)
+            throw bad(where, "expected rtn, gptq or awq");
+        if (plan.tierIndex(it.key().toStdString()) < 0)
+            throw bad(where, "names no tier of the plan");
+        if (const std::string why = quantMethodProblem(*method, it.key().toStdString()); !why.empty())
+            throw bad(where, why);
+        plan.setTierMethod(it.key().toStdString(), *method);
+    }
 
     std::vector<PlanRule> rules;
     int i = 0;

@@ -1,5 +1,6 @@
 // The plan-related CLI commands (gpus, estimate, plan, export) run as the real executable.
 #include "app/cli_runner.h"
+#include "core/plan/planio.h"
 
 #include <QDir>
 #include <QFile>
@@ -261,6 +262,32 @@ private slots:
         QCOMPARE(q4.value(QStringLiteral("blk.0.attn_q.weight")).toString(), QStringLiteral("Q5_0"));
         QCOMPARE(q4.value(QStringLiteral("blk.0.ffn_down.weight")).toString(), QStringLiteral("F16"));
         r = cli({QStringLiteral("plan"), gguf, QStringLiteral("--preset"), QStringLiteral("Q9_K_Z")});
+        QCOMPARE(r.exitCode, 1);
+    }
+
+    // plan --method FORMAT=METHOD sets a tier's method, saved in the plan and printed; what the format
+    // cannot take is refused naming the reason.
+    void planTierMethods()
+    {
+        const QString out = m_dir.filePath(QStringLiteral("methods.json"));
+        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("all-INT4-g128-asym"),
+                     QStringLiteral("--method"), QStringLiteral("INT4-g128-asym=gptq"), QStringLiteral("--method"),
+                     QStringLiteral("Q8_0=awq"), QStringLiteral("--out"), out, QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        const auto methods = json(r).value(QStringLiteral("tier_methods")).toObject();
+        QCOMPARE(methods.size(), 2);
+        QCOMPARE(methods.value(QStringLiteral("INT4-g128-asym")).toString(), QStringLiteral("gptq"));
+        QCOMPARE(methods.value(QStringLiteral("Q8_0")).toString(), QStringLiteral("awq"));
+        const qs::Plan saved = qs::loadPlan(out.toStdString());
+        QCOMPARE(int(saved.methodOf("model.layers.3.mlp.down_proj.weight")), int(qs::QuantMethod::Gptq));
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--preset"), QStringLiteral("all-INT4-g128-asym"),
+                 QStringLiteral("--method"), QStringLiteral("INT4-g128-asym=gptq")});
+        QCOMPARE(r.exitCode, 0);
+        QVERIFY2(r.out.contains("INT4-g128-asym   224 tensors (GPTQ)"), r.out.constData());
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--method"), QStringLiteral("Q4_K=gptq")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("not an integer format"), r.err.constData());
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--method"), QStringLiteral("Q4_K")});
         QCOMPARE(r.exitCode, 1);
     }
 

@@ -290,10 +290,16 @@ private slots:
         const auto l = qs::layoutFromConfigJson(kLlama2_7B);
         qs::Plan p = qs::makePreset("keep-embeddings-8bit", l);
         p.addTier("Q5_K", 3);
+        p.addTier("INT4-g128-asym");
+        QVERIFY(p.setTierMethod("int4-g128-asym", qs::QuantMethod::Gptq));
+        QVERIFY(p.setTierMethod("Q5_K", qs::QuantMethod::Awq));
         const std::string path = dir.filePath(QStringLiteral("p.json")).toStdString();
         qs::savePlan(p, path);
         const qs::Plan back = qs::loadPlan(path);
         QVERIFY(back == p);
+        QCOMPARE(int(back.tierMethod("INT4-g128-asym")), int(qs::QuantMethod::Gptq));
+        QCOMPARE(int(back.tierMethod("Q5_K")), int(qs::QuantMethod::Awq));
+        QCOMPARE(int(back.tierMethod("Q4_K")), int(qs::QuantMethod::Rtn));
         QCOMPARE(back.identity().tensorCount, uint64_t(l.tensors.size()));
         QCOMPARE(back.identity().parameterCount, uint64_t(6738415616));
         QVERIFY(qs::planMatchesModel(back, l));
@@ -304,6 +310,38 @@ private slots:
         qs::savePlan(qs::makePreset("all-Q8_0", l), path);
         QCOMPARE(qs::loadPlan(path).preset(), std::string("all-Q8_0"));
         QCOMPARE(QDir(dir.path()).entryList(QDir::Files).size(), 1);
+    }
+
+    void tierMethods()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama2_7B);
+        qs::Plan p = qs::makePreset("all-INT4-g128-asym", l);
+        p.addTier("INT4-g128-asym");
+        const std::string q = "model.layers.0.self_attn.q_proj.weight";
+        QCOMPARE(int(p.methodOf(q)), int(qs::QuantMethod::Rtn));
+        QVERIFY(p.setTierMethod("INT4-g128-asym", qs::QuantMethod::Gptq));
+        QVERIFY(!p.setTierMethod("INT4-g128-asym", qs::QuantMethod::Gptq)); // no change, no undo step
+        QCOMPARE(int(p.methodOf(q)), int(qs::QuantMethod::Gptq));
+        QCOMPARE(int(p.methodOf("no.such.tensor")), int(qs::QuantMethod::Rtn));
+        // What a method cannot do is refused with the reason.
+        QVERIFY_THROWS_EXCEPTION(qs::Error, p.setTierMethod("Q4_K", qs::QuantMethod::Gptq));
+        QVERIFY_THROWS_EXCEPTION(qs::Error, p.setTierMethod("BF16", qs::QuantMethod::Awq));
+        QVERIFY_THROWS_EXCEPTION(qs::Error, p.setTierMethod("Q5_1", qs::QuantMethod::Awq)); // not a tier
+        QVERIFY(p.setTierMethod("Q4_K", qs::QuantMethod::Awq));
+        QVERIFY(qs::quantMethodProblem(qs::QuantMethod::Gptq, "Q4_K").find("not an integer") !=
+                std::string::npos);
+        // Removing a tier, or replacing the tier list, forgets its method.
+        QVERIFY(p.removeTier("INT4-g128-asym"));
+        QCOMPARE(int(p.methodOf(q)), int(qs::QuantMethod::Rtn));
+        QVERIFY(p.addTier("INT4-g128-asym"));
+        QCOMPARE(int(p.tierMethod("INT4-g128-asym")), int(qs::QuantMethod::Rtn));
+        p.setTiers({"q4_k"});
+        QCOMPARE(int(p.tierMethod("Q4_K")), int(qs::QuantMethod::Awq));
+        QCOMPARE(p.tierMethods().begin()->first, std::string("q4_k"));
+        p.setTiers({"Q8_0"});
+        QVERIFY(p.tierMethods().empty());
+        QCOMPARE(*qs::quantMethodFromName("GPTQ"), qs::QuantMethod::Gptq);
+        QVERIFY(!qs::quantMethodFromName("gptq2"));
     }
 
     void loadRejects_data()
@@ -328,6 +366,18 @@ private slots:
             << R"({"format":"quantscope-plan","version":1,"tiers":[],"assignments":{"a":3}})" << field;
         QTest::newRow("rule")
             << R"({"format":"quantscope-plan","version":1,"tiers":[],"rules":[{"format":"Q4_K"}],
+                                    "assignments":{}})"
+            << field;
+        QTest::newRow("method of no tier")
+            << R"({"format":"quantscope-plan","version":1,"tiers":["Q4_K"],"tier_methods":{"Q8_0":"awq"},
+                                    "assignments":{}})"
+            << field;
+        QTest::newRow("unknown method")
+            << R"({"format":"quantscope-plan","version":1,"tiers":["Q4_K"],"tier_methods":{"Q4_K":"spqr"},
+                                    "assignments":{}})"
+            << field;
+        QTest::newRow("gptq on a ggml type")
+            << R"({"format":"quantscope-plan","version":1,"tiers":["Q4_K"],"tier_methods":{"Q4_K":"gptq"},
                                     "assignments":{}})"
             << field;
         QTest::newRow("count")

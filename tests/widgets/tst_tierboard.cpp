@@ -287,7 +287,7 @@ void TestTierBoard::tiersAreEditable()
     // Move it right, then put the head in it and remove the tier: the head returns to its stored type.
     QMenu header;
     board.fillTierMenu(&header, column);
-    QCOMPARE(header.actions().size(), 5); // left, right, remove, separator, add
+    QCOMPARE(header.actions().size(), 6); // left, right, remove, method, separator, add
     header.actions()[1]->trigger();
     QCOMPARE(doc.plan().tierIndex("INT8-ch-sym"), at + 1);
     QVERIFY(doc.assign({QStringLiteral("lm_head.weight")}, QStringLiteral("INT8-ch-sym")));
@@ -378,6 +378,27 @@ void TestTierBoard::headerBitsPerWeight()
     QVERIFY(q8);
     // Q8_0: 32 int8 + one F16 scale per block of 32 = 34 bytes / 32 weights = 8.5 bpw.
     QVERIFY2(q8->text().contains(QStringLiteral("8.50 bpw")), qPrintable(q8->text()));
+
+    // The tier menu sets the method (one undo step); the header names it; a method the format cannot
+    // take is disabled with the reason.
+    QMenu menu;
+    board.fillTierMenu(&menu, board.model()->tierForFormat(QStringLiteral("INT4-g128-asym")));
+    auto* gptq = menu.findChild<QAction*>(QStringLiteral("tierMethod:gptq"));
+    QVERIFY(gptq && gptq->isEnabled() && !gptq->isChecked());
+    gptq->trigger();
+    QCOMPARE(int(doc.plan().tierMethod("INT4-g128-asym")), int(QuantMethod::Gptq));
+    QCOMPARE(doc.undoStack()->count(), 1);
+    header = board.findChild<QLabel*>(QStringLiteral("tierHeader:INT4-g128-asym"));
+    QVERIFY2(header->text().contains(QStringLiteral("4.16 bpw · GPTQ")), qPrintable(header->text()));
+    QMenu q8Menu;
+    board.fillTierMenu(&q8Menu, board.model()->tierForFormat(QStringLiteral("Q8_0")));
+    auto* q8Gptq = q8Menu.findChild<QAction*>(QStringLiteral("tierMethod:gptq"));
+    QVERIFY(q8Gptq && !q8Gptq->isEnabled());
+    QVERIFY(q8Gptq->toolTip().contains(QStringLiteral("not an integer format")));
+    QVERIFY(q8Menu.findChild<QAction*>(QStringLiteral("tierMethod:awq"))->isEnabled());
+    QVERIFY(q8Menu.findChild<QAction*>(QStringLiteral("tierMethod:rtn"))->isChecked());
+    doc.undoStack()->undo();
+    QCOMPARE(int(doc.plan().tierMethod("INT4-g128-asym")), int(QuantMethod::Rtn));
 }
 
 QTEST_MAIN(TestTierBoard)
