@@ -25,15 +25,29 @@ JobRunner* SensitivityStore::runner()
     return m_runner;
 }
 
-void SensitivityStore::setModel(std::shared_ptr<const Model> model)
+void SensitivityStore::reset()
 {
     cancel();
     m_job.reset();
     m_handle = nullptr;
     m_running = false;
-    m_model = std::move(model);
     m_results.clear();
     emit cleared();
+}
+
+void SensitivityStore::setModel(std::shared_ptr<const Model> model)
+{
+    m_model = std::move(model);
+    m_importance.reset();
+    reset();
+}
+
+void SensitivityStore::setImportance(std::shared_ptr<const ImportanceMatrix> importance)
+{
+    if (importance == m_importance)
+        return;
+    m_importance = std::move(importance);
+    reset();
 }
 
 QStringList SensitivityStore::tensors() const
@@ -62,7 +76,7 @@ void SensitivityStore::compute()
 {
     if (!m_model || m_running || m_model->format() == ModelFormat::ConfigOnly)
         return;
-    SensitivityParams params{m_model, {}};
+    SensitivityParams params{m_model, {}, m_importance};
     for (const QString& f : m_formats)
         params.options.formats.push_back(f.toStdString());
     params.options.threads = std::max(1u, resolveThreads(0) - 1);

@@ -5,6 +5,7 @@
 // (the worker keeps it alive until it ends).
 
 #include "core/model/model.h"
+#include "core/quant/imatrix.h"
 #include "core/quant/sensitivity.h"
 
 #include <QObject>
@@ -36,6 +37,11 @@ public:
     // Drops all results (cancelling a running computation) and remembers the model.
     void setModel(std::shared_ptr<const Model> model);
     const std::shared_ptr<const Model>& model() const { return m_model; }
+
+    // The importance matrix the cells are measured (and the k-quants quantized) with; nullptr: none.
+    // Changing it drops the results (cancelling a running computation). A model change clears it.
+    void setImportance(std::shared_ptr<const ImportanceMatrix> importance);
+    const std::shared_ptr<const ImportanceMatrix>& importance() const { return m_importance; }
 
     // The candidate formats; defaults to defaultSensitivityFormats().
     void setFormats(const QStringList& formats) { m_formats = formats; }
@@ -69,8 +75,10 @@ signals:
 private:
     JobRunner* runner();
     void deliver();
+    void reset();
 
     std::shared_ptr<const Model> m_model;
+    std::shared_ptr<const ImportanceMatrix> m_importance;
     QStringList m_formats;
     std::map<std::pair<QString, QString>, SensitivityResult> m_results;
     JobRunner* m_runner = nullptr;

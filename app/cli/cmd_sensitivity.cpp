@@ -93,7 +93,7 @@ int runSensitivity(QCommandLineParser& parser)
         options.importance = &*importance;
     }
 
-    qs::SensitivityJob job({model, options});
+    qs::SensitivityJob job({model, options, {}});
     if (const int code = cli::runJob(job, QStringLiteral("sensitivity")))
         return code;
     const std::vector<qs::SensitivityResult> results = job.takeResult().cells;

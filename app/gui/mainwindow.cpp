@@ -3,6 +3,7 @@
 #include "app/gui/analysiscontrol.h"
 #include "app/gui/analysispresenter.h"
 #include "app/gui/budgetdialog.h"
+#include "app/gui/calibration.h"
 #include "app/gui/evaluatepanel.h"
 #include "app/gui/modelloader.h"
 #include "app/gui/openactions.h"
@@ -85,6 +86,8 @@ MainWindow::MainWindow(QWidget* parent)
     connect(m_analysis, &AnalysisControl::sensitivityFinished, this, &MainWindow::sensitivityFinished);
     connect(m_analysis, &AnalysisControl::sensitivityViewRequested, this,
             [this] { showView(QStringLiteral("sensitivity")); });
+    m_calibration = new CalibrationControl(m_runner, m_sensitivity, m_presentError, this);
+    connect(m_calibration, &CalibrationControl::message, this, &MainWindow::showMessage);
     createActions();
     createStatusBar();
 
@@ -133,22 +136,18 @@ void MainWindow::createViews()
 {
     m_views = new QTabWidget(this);
     m_views->setDocumentMode(true);
-    m_browser = new TensorBrowser;
-    m_browser->setObjectName(QStringLiteral("view:tensors"));
-    m_views->addTab(m_browser, tr("Tensors"));
-    m_statsView = new StatsTableView(m_stats);
-    m_statsView->setObjectName(QStringLiteral("view:statistics"));
-    m_views->addTab(m_statsView, tr("Statistics"));
-    m_depth = new DepthView(m_stats);
-    m_depth->setObjectName(QStringLiteral("view:depth"));
-    m_views->addTab(m_depth, tr("Depth Overview"));
+    auto addView = [this](QWidget* w, const char* name, const QString& title) {
+        w->setObjectName(QLatin1String("view:") + QLatin1String(name));
+        m_views->addTab(w, title);
+    };
+    addView(m_browser = new TensorBrowser, "tensors", tr("Tensors"));
+    addView(m_statsView = new StatsTableView(m_stats), "statistics", tr("Statistics"));
+    addView(m_depth = new DepthView(m_stats), "depth", tr("Depth Overview"));
     m_planPage = new PlanPage(m_session, m_presentError);
     connect(m_planPage, &PlanPage::fitToBudgetRequested, this, &MainWindow::fitPlanToBudget);
     connect(m_planPage, &PlanPage::quantizeRequested, this, &MainWindow::quantize);
     m_views->addTab(m_planPage, tr("Plan"));
-    m_sensitivityView = new SensitivityView;
-    m_sensitivityView->setObjectName(QStringLiteral("view:sensitivity"));
-    m_views->addTab(m_sensitivityView, tr("Sensitivity"));
+    addView(m_sensitivityView = new SensitivityView, "sensitivity", tr("Sensitivity"));
     m_views->addTab(new EvaluatePanel(m_runner, m_session, [this] { return m_model; }), tr("Evaluate"));
     setCentralWidget(m_views);
     createDocks();
@@ -236,6 +235,8 @@ void MainWindow::createActions()
     auto* analysisMenu = menuBar()->addMenu(tr("&Analysis"));
     m_analysis->addActions(analysisMenu);
     analysisMenu->addSeparator();
+    m_calibration->addActions(analysisMenu);
+    analysisMenu->addSeparator();
     analysisMenu->addAction(QIcon(QStringLiteral(":/icons/export.svg")), tr("Export Statistics as &CSV…"),
                             m_statsView, &StatsTableView::exportCsvDialog);
     analysisMenu->addAction(tr("Export &Histogram…"), m_histogram, &HistogramView::exportPlot);
@@ -292,6 +293,7 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> opened)
     m_browser->setModel(m_model);
     m_summary->setModel(m_model);
     m_analysis->setModel(m_model);
+    m_calibration->setModel(m_model);
     m_presenter->setModel(m_model);
     m_session->startModel(std::move(planning.layout), path);
 

@@ -28,6 +28,7 @@ namespace qs {
 
 class AnalysisControl;
 class AnalysisPresenter;
+class CalibrationControl;
 class ChannelView;
 class DepthView;
 class FootprintPanel;
@@ -88,6 +89,7 @@ public:
     DepthView* depthView() const { return m_depth; }
     StatsTableView* statsView() const { return m_statsView; }
     PlanDocument* planDocument() const { return m_session->document(); }
+    CalibrationControl* calibration() const { return m_calibration; }
     PlanSession* planSession() const { return m_session; }
     TierBoardView* tierBoard() const { return m_planPage->tierBoard(); }
     FootprintPanel* footprintPanel() const { return m_planPage->footprint(); }
@@ -159,6 +161,7 @@ private:
     StatsStore* m_stats = nullptr;
     AnalysisPresenter* m_presenter = nullptr;
     AnalysisControl* m_analysis = nullptr;
+    CalibrationControl* m_calibration = nullptr;
     SensitivityStore* m_sensitivity = nullptr;
     OpenActions* m_open = nullptr;
 

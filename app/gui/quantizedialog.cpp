@@ -1,5 +1,6 @@
 #include "app/gui/quantizedialog.h"
 
+#include "app/gui/calibration.h"
 #include "app/gui/mainwindow.h"
 #include "core/model/model.h"
 #include "widgets/formatting.h"
@@ -137,6 +138,7 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
     form->addRow(tr("Output:"), pathRow(m_output, QStringLiteral("output"), &QuantizeDialog::browseOutput).first);
     m_importance = new QLineEdit;
     m_importance->setPlaceholderText(tr("optional: a llama.cpp imatrix (GGUF or .dat)"));
+    connect(m_importance, &QLineEdit::textEdited, this, [this] { m_importanceChosen = true; });
     auto importanceRow = pathRow(m_importance, QStringLiteral("importance"), &QuantizeDialog::browseImportance);
     m_importanceBrowse = importanceRow.second;
     form->addRow(tr("Importance file:"), importanceRow.first);
@@ -265,6 +267,9 @@ void QuantizeDialog::refresh()
                 break;
             }
     m_targetButtons[indexOf(m_target)]->setChecked(true);
+    // The session's importance (Analysis › Calibrate / Load Importance) unless the user chose a file.
+    if (!m_importanceChosen && m_window->calibration())
+        m_importance->setText(m_window->calibration()->importanceFile());
     updateGgufOptions();
     const QString name = model ? QFileInfo(m_window->modelPath()).fileName() : QString();
     m_intro->setText(model ? tr("Writes <b>%1</b> quantized with the current plan (%2 planned). Only the "
@@ -316,6 +321,7 @@ void QuantizeDialog::setOutputPath(const QString& path)
 
 void QuantizeDialog::setImportanceFile(const QString& path)
 {
+    m_importanceChosen = true;
     m_importance->setText(path);
 }
 
@@ -384,7 +390,7 @@ void QuantizeDialog::browseImportance()
     const QString path = QFileDialog::getOpenFileName(this, tr("Importance Matrix"), m_importance->text(),
                                                       tr("Importance matrices (*.gguf *.dat);;All files (*)"));
     if (!path.isEmpty())
-        m_importance->setText(QDir::toNativeSeparators(path));
+        setImportanceFile(QDir::toNativeSeparators(path));
 }
 
 void QuantizeDialog::showError(const QString& text)

@@ -96,6 +96,7 @@ private:
     QLineEdit* m_output = nullptr;
     bool m_outputChosen = false;
     QLineEdit* m_importance = nullptr;
+    bool m_importanceChosen = false; // typed or browsed: no longer follows the session's importance
     QPushButton* m_importanceBrowse = nullptr;
     QSpinBox* m_threads = nullptr;
     QCheckBox* m_requantize = nullptr;

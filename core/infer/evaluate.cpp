@@ -6,6 +6,7 @@
 #include "core/util/atomicfile.h"
 #include "core/util/error.h"
 #include "core/util/fileio.h"
+#include "core/util/strings.h"
 
 #include <algorithm>
 #include <chrono>
@@ -536,9 +537,23 @@ void writeImportanceGguf(const CalibrateResult& result, const std::filesystem::p
 
 CalibrateJob::CalibrateJob(CalibrateParams params) : BasicJob("Calibrating", std::move(params)) {}
 
+ImportanceMatrix importanceMatrixOf(const CalibrateResult& result, const std::string& dataset)
+{
+    return ImportanceMatrix::fromEntries(result.entries, {dataset}, result.chunks);
+}
+
 void CalibrateJob::execute(JobControl& control)
 {
     m_result = calibrate(m_params, &control);
+    if (m_params.imatrixOut.empty())
+        return;
+    const std::string dataset =
+        m_params.dataset.empty() ? m_params.textFile.filename().string() : m_params.dataset;
+    control.report(1.0, "writing " + m_params.imatrixOut.filename().string());
+    if (lower(m_params.imatrixOut.extension().string()) == ".dat")
+        writeImportanceLegacy(m_result, m_params.imatrixOut, dataset);
+    else
+        writeImportanceGguf(m_result, m_params.imatrixOut, dataset);
 }
 
 } // namespace qs

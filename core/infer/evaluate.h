@@ -126,6 +126,10 @@ struct CalibrateParams {
     uint32_t ctx = 0;       // 0: min(512, the model's maximum)
     uint32_t maxChunks = 0; // 0: every whole chunk (at least one is needed)
     unsigned threads = 0;
+    // When set, the job also writes the importance file here (.dat: the legacy layout, else GGUF), naming
+    // `dataset` in it (default: the text file's name).
+    std::filesystem::path imatrixOut;
+    std::string dataset;
 };
 struct CalibrateResult {
     uint32_t ctx = 0;
@@ -144,6 +148,10 @@ void writeImportanceLegacy(const CalibrateResult& result, const std::filesystem:
 // "imatrix", imatrix.datasets, imatrix.chunk_count and imatrix.chunk_size. Atomic.
 void writeImportanceGguf(const CalibrateResult& result, const std::filesystem::path& path,
                          const std::string& dataset);
+
+// The calibration's importance as the matrix sensitivity and quantize read (what loading the written file
+// gives).
+ImportanceMatrix importanceMatrixOf(const CalibrateResult& result, const std::string& dataset);
 
 class CalibrateJob final : public BasicJob<CalibrateParams, CalibrateResult> {
 public:

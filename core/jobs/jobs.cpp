@@ -28,6 +28,8 @@ void SensitivityJob::execute(JobControl& control)
 {
     if (!m_params.model)
         throw Error(ErrorCode::BadValue, "no model to measure");
+    if (m_params.importance)
+        m_params.options.importance = m_params.importance.get();
     m_result.cells = computeSensitivity(
         *m_params.model, m_params.options, [this](const SensitivityResult& r) { m_finished.push(r); }, &control);
 }

@@ -60,6 +60,8 @@ private:
 struct SensitivityParams {
     std::shared_ptr<const Model> model;
     SensitivityOptions options;
+    // Kept alive by the job; when set, it is the options' importance.
+    std::shared_ptr<const ImportanceMatrix> importance;
 };
 struct SensitivityJobResult {
     std::vector<SensitivityResult> cells;

@@ -244,6 +244,17 @@ ImportanceMatrix ImportanceMatrix::parseLegacy(std::span<const std::byte> data, 
     return m;
 }
 
+ImportanceMatrix ImportanceMatrix::fromEntries(std::vector<ImportanceEntry> entries,
+                                               std::vector<std::string> datasets, uint64_t chunkCount)
+{
+    ImportanceMatrix m;
+    m.m_format = ImportanceFileFormat::Gguf;
+    m.m_entries = std::move(entries);
+    m.m_datasets = std::move(datasets);
+    m.m_chunkCount = chunkCount;
+    return m;
+}
+
 ImportanceMatrix ImportanceMatrix::fromGgufModel(const Model& model)
 {
     ImportanceMatrix m;

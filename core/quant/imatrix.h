@@ -49,6 +49,9 @@ public:
     static ImportanceMatrix parseLegacy(std::span<const std::byte> data, const std::string& fileName);
     // Reads an imatrix GGUF that qs::openModel has loaded.
     static ImportanceMatrix fromGgufModel(const Model& model);
+    // Made in memory (a calibration run): values already divided by the counts.
+    static ImportanceMatrix fromEntries(std::vector<ImportanceEntry> entries, std::vector<std::string> datasets,
+                                        uint64_t chunkCount);
 
     ImportanceFileFormat format() const { return m_format; }
     const std::vector<ImportanceEntry>& entries() const { return m_entries; }

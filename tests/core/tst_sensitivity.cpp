@@ -311,7 +311,7 @@ private slots:
         opt.tensorFilter = [](const qs::TensorInfo& t) { return t.name == "blk.0.attn_q.weight"; };
         QCOMPARE(qs::computeSensitivity(*m_model, opt).size(), size_t(1)); // caches attn_q only
         opt.tensorFilter = {};
-        qs::SensitivityJob job({m_model, opt});
+        qs::SensitivityJob job({m_model, opt, {}});
         job.cancel(); // ffn_down must be measured: the job stops at its first chunk
         QCOMPARE(job.run(), qs::JobStatus::Cancelled);
         const auto streamed = job.finishedCells().take();

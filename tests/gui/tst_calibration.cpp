@@ -1,0 +1,159 @@
+// Analysis › Calibrate… offscreen on the real main window: the job runs through the window's runner, writes
+// the importance file (the same values as an independent core calibration of the same text), becomes the
+// session's importance (the sensitivity store and the Quantize dialog use it), and a model change clears it.
+// Load Importance File refuses a file that fits no tensor of the model, naming why.
+#include "app/gui/calibration.h"
+#include "app/gui/mainwindow.h"
+#include "app/gui/quantizedialog.h"
+#include "core/infer/evaluate.h"
+#include "core/model/model.h"
+#include "core/util/error.h"
+#include "gui/isolated_settings.h"
+#include "widgets/sensitivitystore.h"
+
+#include <QAction>
+#include <QFileInfo>
+#include <QLabel>
+#include <QLineEdit>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace qs;
+
+namespace {
+const QString kGguf = QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
+const QString kText = QStringLiteral(QS_SAMPLE_DIR "/eval/stories.txt");
+const QString kHf = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
+} // namespace
+
+class TestCalibration : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        isolateGuiTest(m_dir, QStringLiteral("tst_calibration"));
+    }
+
+    void calibrateMakesTheSessionImportance()
+    {
+        MainWindow window;
+        QStringList errors;
+        openCollectingErrors(window, errors);
+        CalibrationControl* control = window.calibration();
+        QVERIFY(control && !control->importance());
+        auto* action = window.findChild<QAction*>(QStringLiteral("calibrate"));
+        QVERIFY(action && action->isEnabled());
+        QVERIFY(!window.findChild<QAction*>(QStringLiteral("clearImportance"))->isEnabled());
+        action->trigger();
+        CalibrateDialog* dialog = window.findChild<CalibrateDialog*>();
+        QVERIFY(dialog && dialog->isVisible());
+        // The default output sits beside the model.
+        QCOMPARE(dialog->outputEdit()->text(),
+                 QFileInfo(kGguf).absolutePath() + QStringLiteral("/stories260K.imatrix.gguf"));
+        const QString out = m_dir.filePath(QStringLiteral("stories.imatrix.gguf"));
+        dialog->textEdit()->setText(kText);
+        dialog->outputEdit()->setText(out);
+        dialog->contextSpin()->setValue(64);
+        dialog->chunksSpin()->setValue(3);
+        QSignalSpy finished(dialog, &CalibrateDialog::finished);
+        QVERIFY(dialog->run());
+        QVERIFY(!dialog->run()); // one run at a time
+        QVERIFY(finished.wait(60000));
+        QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Succeeded);
+        QVERIFY2(dialog->statusLabel()->text().contains(QStringLiteral("35 matrices from 3 chunks of 64 tokens")),
+                 qPrintable(dialog->statusLabel()->text()));
+        QVERIFY(QFileInfo(out).size() > 0);
+
+        // The session's importance: the sensitivity store measures with it, the Quantize dialog offers it.
+        QVERIFY(control->importance());
+        QCOMPARE(control->importanceFile(), out);
+        QCOMPARE(window.findChild<SensitivityStore*>()->importance(), control->importance());
+        QVERIFY(window.findChild<QAction*>(QStringLiteral("clearImportance"))->isEnabled());
+        QuantizeDialog* quantize = window.quantize();
+        QCOMPARE(quantize->findChild<QLineEdit*>(QStringLiteral("importance"))->text(), out);
+
+        // The same numbers as an independent calibration of the same chunks, and as the file holds.
+        CalibrateParams params;
+        params.model = window.model();
+        params.textFile = kText.toStdString();
+        params.ctx = 64;
+        params.maxChunks = 3;
+        const CalibrateResult reference = calibrate(params);
+        const ImportanceMatrix written = ImportanceMatrix::load(out.toStdString());
+        QCOMPARE(written.entries().size(), reference.entries.size());
+        for (const std::string name : {"blk.0.attn_q.weight", "blk.4.ffn_down.weight"}) {
+            const ImportanceEntry* ref = nullptr;
+            for (const auto& e : reference.entries)
+                if (e.name == name)
+                    ref = &e;
+            QVERIFY(ref);
+            const auto session = control->importance()->importanceFor(name, ref->columns);
+            const auto file = written.importanceFor(name, ref->columns);
+            QCOMPARE(session.size(), size_t(ref->columns));
+            for (size_t i = 0; i < session.size(); ++i) {
+                QCOMPARE(session[i], ref->values[i]);
+                QVERIFY(std::abs(file[i] - ref->values[i]) <= 1e-6f * std::max(1.0f, std::abs(ref->values[i])));
+            }
+        }
+        QVERIFY(errors.isEmpty());
+
+        // Clear, then load the file back through Load Importance.
+        window.findChild<QAction*>(QStringLiteral("clearImportance"))->trigger();
+        QVERIFY(!control->importance());
+        QVERIFY(!window.findChild<SensitivityStore*>()->importance());
+        QVERIFY(control->loadImportance(out));
+        QVERIFY(control->importance());
+
+        // A model change clears the importance.
+        open(window, kHf);
+        QVERIFY(!control->importance());
+        QVERIFY(!window.findChild<SensitivityStore*>()->importance());
+    }
+
+    void foreignImportanceIsRefused()
+    {
+        MainWindow window;
+        QStringList errors;
+        openCollectingErrors(window, errors);
+        // code-3m's tensors have other widths than the sample's: nothing fits.
+        const QString foreign = m_dir.filePath(QStringLiteral("code3m.imatrix.gguf"));
+        CalibrateParams params;
+        params.model = openModel(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf");
+        params.text = "def f(x):\n    return x + 1\n";
+        params.ctx = 8;
+        writeImportanceGguf(calibrate(params), foreign.toStdString(), "t");
+        QVERIFY(!window.calibration()->loadImportance(foreign));
+        QCOMPARE(errors.size(), 1);
+        QVERIFY2(errors.front().contains(QStringLiteral("fits a tensor of the open model")), qPrintable(errors.front()));
+        QVERIFY(!window.calibration()->importance());
+    }
+
+private:
+    // The sample opened, with every presented error collected as "text detail".
+    void openCollectingErrors(MainWindow& window, QStringList& errors)
+    {
+        window.setErrorPresenter([&errors](const QString&, const QString& text, const QString& detail) {
+            errors << text + QLatin1Char(' ') + detail;
+        });
+        open(window, kGguf);
+    }
+
+    void open(MainWindow& window, const QString& path)
+    {
+        window.setRestorePrompt([](const QString&, std::function<void(bool)>) {});
+        window.show();
+        QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+        window.openPath(path);
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
+    }
+
+    QTemporaryDir m_dir;
+};
+
+QTEST_MAIN(TestCalibration)
+#include "tst_calibration.moc"
