@@ -38,6 +38,9 @@ shot sensitivity sensitivity --select 'blk\.2\.attn_q' --grid Q8_0 --size 1400x1
 MODEL=$root/resources/samples/configs/llama-3-8b/config.json shot plan-llama3-8b plan --select 'layers\.0\.self_attn\.q_proj'
 # The Quantize dialog after a run of the sample to GGUF with the default Q4_K_M plan (into a temporary folder).
 shot quantize-dialog plan --quantize-dialog
+# File › Compare With…: the sample against a Q8_0 copy, one tensor's difference histogram (from the GUI test).
+QS_COMPARE_SCREENSHOT=$out/compare-dialog.png "$build/tests/gui_tst_comparedialog" >/dev/null
+echo "wrote docs/screenshots/compare-dialog.png"
 # The Evaluate tab after evaluating three plans: the GUI test runs them and grabs the window.
 QS_EVALUATE_SCREENSHOT=$out/evaluate.png "$build/tests/gui_tst_evaluatepanel" >/dev/null
 echo "wrote docs/screenshots/evaluate.png"

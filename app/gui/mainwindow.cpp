@@ -4,6 +4,7 @@
 #include "app/gui/analysispresenter.h"
 #include "app/gui/budgetdialog.h"
 #include "app/gui/calibration.h"
+#include "app/gui/comparedialog.h"
 #include "app/gui/evaluatepanel.h"
 #include "app/gui/modelloader.h"
 #include "app/gui/openactions.h"
@@ -209,6 +210,7 @@ void MainWindow::createActions()
     m_session->setStartDirectory(m_open->lastDirectory());
     fileMenu->addSeparator();
     fileMenu->addAction(tr("&Quantize…"), this, &MainWindow::quantize)->setShortcut(tr("Ctrl+Shift+Q"));
+    CompareDialog::addAction(fileMenu, this);
     fileMenu->addAction(tr("&Quit"), this, &QWidget::close)->setShortcut(QKeySequence::Quit);
 
     auto* editMenu = menuBar()->addMenu(tr("&Edit"));
@@ -303,10 +305,8 @@ void MainWindow::onLoaded(const QString& path, std::shared_ptr<Model> opened)
                               .arg(QString::fromLatin1(modelFormatName(m_model->format())),
                                    formatCount(m_model->parameterCount()),
                                    formatBytes(m_model->totalBytes())));
-    showMessage(
-        tr("Opened %1 (%2)")
-            .arg(QDir::toNativeSeparators(path), countNoun(m_model->tensors().size(), "tensor", "tensors")),
-        8000);
+    showMessage(tr("Opened %1 (%2)").arg(QDir::toNativeSeparators(path),
+                                         countNoun(m_model->tensors().size(), "tensor", "tensors")), 8000);
     if (const auto first = firstTensorToShow(*m_model)) // open on something to look at
         selectTensors({QString::fromStdString(m_model->tensors()[*first].name)});
     emit modelLoaded(path);
@@ -384,8 +384,7 @@ void MainWindow::fitPlanToBudget()
     const ErrorTable errors =
         m_sensitivity->isRunning() ? ErrorTable{} : errorTableFromSensitivity(m_sensitivity->results());
     if (auto* dialog = BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this))
-        connect(dialog, &BudgetDialog::fitted, this,
-                [this](const QString& text) { showMessage(text, 8000); });
+        connect(dialog, &BudgetDialog::fitted, this, [this](const QString& text) { showMessage(text, 8000); });
 }
 
 QuantizeDialog* MainWindow::quantize()

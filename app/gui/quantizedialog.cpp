@@ -1,6 +1,7 @@
 #include "app/gui/quantizedialog.h"
 
 #include "app/gui/calibration.h"
+#include "app/gui/comparedialog.h"
 #include "app/gui/mainwindow.h"
 #include "core/model/model.h"
 #include "widgets/formatting.h"
@@ -201,7 +202,19 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
         QDesktopServices::openUrl(
             QUrl::fromLocalFile(info.isDir() ? info.absoluteFilePath() : info.absolutePath()));
     });
+    auto* compareButton = new QPushButton(tr("Compare with Original"));
+    compareButton->setObjectName(QStringLiteral("compareWithOriginal"));
+    compareButton->setToolTip(tr("Every value of every tensor against the open model: SQNR and the difference's "
+                                 "histogram"));
+    connect(compareButton, &QPushButton::clicked, this, [this] {
+        if (m_resultPath.isEmpty())
+            return;
+        CompareDialog* dialog = CompareDialog::showFor(m_window);
+        dialog->setCandidate(m_resultPath);
+        dialog->run();
+    });
     resultButtons->addWidget(m_openButton);
+    resultButtons->addWidget(compareButton);
     resultButtons->addWidget(m_folderButton);
     resultButtons->addStretch(1);
     summaryLayout->addLayout(resultButtons);
