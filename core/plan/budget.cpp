@@ -40,7 +40,8 @@ ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& resul
     return t;
 }
 
-ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, const std::string& fileName)
+ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, const std::string& fileName,
+                              ErrorMeasure* measure)
 {
     QJsonParseError err{};
     const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
@@ -51,6 +52,17 @@ ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, cons
     if (!results.isArray())
         throw FormatError(ErrorCode::BadValue, fileName, "results", std::nullopt,
                           "expected the output of 'quantscope-cli sensitivity --json'");
+    const QJsonValue measureName = doc.object().value(QStringLiteral("measure"));
+    const bool kl = measureName.toString() == QLatin1String("kl");
+    if (!measureName.isUndefined() && !kl && measureName.toString() != QLatin1String("weight"))
+        throw FormatError(ErrorCode::BadValue, fileName, "measure", std::nullopt,
+                          "unknown measure '" + measureName.toString().toStdString() + "' (kl or weight)");
+    if (kl && doc.object().value(QStringLiteral("granularity")).toString() == QLatin1String("group"))
+        throw FormatError(ErrorCode::BadValue, fileName, "granularity", std::nullopt,
+                          "ΔKL measured per layer group cannot drive a per-tensor fit: measure with "
+                          "--granularity tensor");
+    if (measure)
+        *measure = kl ? ErrorMeasure::DeltaKl : ErrorMeasure::WeightError;
     ErrorTable t;
     int i = 0;
     for (const QJsonValue& v : results.toArray()) {
@@ -62,6 +74,16 @@ ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, cons
         const std::string format = o.value(QStringLiteral("format")).toString().toStdString();
         const double rows = o.value(QStringLiteral("rows")).toDouble(-1),
                      cols = o.value(QStringLiteral("cols")).toDouble(-1);
+        if (kl) {
+            const QJsonValue d = o.value(QStringLiteral("delta_kl"));
+            if (tensor.empty() || format.empty())
+                throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt, "needs tensor and format");
+            if (!d.isDouble() || !std::isfinite(d.toDouble()) || d.toDouble() < 0)
+                throw FormatError(ErrorCode::BadValue, fileName, where + ".delta_kl", std::nullopt,
+                                  "needs a finite, non-negative number");
+            t[tensor][format] = d.toDouble();
+            continue;
+        }
         QJsonValue mse = o.value(QStringLiteral("mse"));
         if (preferWeighted && o.value(QStringLiteral("weighted_mse")).isDouble())
             mse = o.value(QStringLiteral("weighted_mse"));
@@ -75,9 +97,9 @@ ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, cons
     return t;
 }
 
-ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted)
+ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted, ErrorMeasure* measure)
 {
-    return errorTableFromJson(readRegularFile(path, kMaxSmallJsonBytes), preferWeighted, path.string());
+    return errorTableFromJson(readRegularFile(path, kMaxSmallJsonBytes), preferWeighted, path.string(), measure);
 }
 
 PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)
