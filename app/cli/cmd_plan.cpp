@@ -9,6 +9,7 @@
 #include "core/plan/modellayout.h"
 #include "core/plan/plan.h"
 #include "core/plan/planio.h"
+#include "core/plan/sensitivityfile.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
 
@@ -86,11 +87,11 @@ int runPlan(QCommandLineParser& parser)
     target = plan.target(); // llama.cpp's mixes make plans for llama.cpp
 
     // Errors for the fit and the prediction: weight errors, or measured ΔKL (`sensitivity --measure kl`).
-    qs::ErrorTable errors;
-    qs::ErrorMeasure measure = qs::ErrorMeasure::WeightError;
+    qs::SensitivityTable table;
     if (parser.isSet(QStringLiteral("sensitivity")))
-        errors = qs::loadErrorTable(parser.value(QStringLiteral("sensitivity")).toStdString(), true, &measure);
-    const bool klTable = parser.isSet(QStringLiteral("sensitivity")) && measure == qs::ErrorMeasure::DeltaKl;
+        table = qs::loadSensitivityTable(parser.value(QStringLiteral("sensitivity")).toStdString());
+    const qs::ErrorTable& errors = table.errors;
+    const bool klTable = parser.isSet(QStringLiteral("sensitivity")) && table.measure == qs::ErrorMeasure::DeltaKl;
 
     QJsonObject budgetJson;
     if (byBudget || byGpu) {

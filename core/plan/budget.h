@@ -49,18 +49,11 @@ using ErrorTable = std::map<std::string, std::map<std::string, double>>;
 // across tensors. Failed cells are skipped.
 ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results,
                                      bool preferWeighted = true);
-// What an error table's numbers are: a tensor's total squared weight error (the sensitivity matrix), or the
-// measured increase of the output's KL divergence when that tensor alone is quantized (ΔKL, nats; see
-// core/infer/klsensitivity.h), whose sum over a plan is the plan's predicted KL divergence.
-enum class ErrorMeasure { WeightError, DeltaKl };
-// Reads the JSON of `quantscope-cli sensitivity --json` ({"results": [{"tensor", "format", "rows", "cols",
-// "mse", "weighted_mse"?}, ...]}) the same way, and that of `sensitivity --measure kl --json` ("measure":
-// "kl", cells with "delta_kl": the error is ΔKL as measured). Sets *measure when given. Throws
-// qs::FormatError on malformed input and for ΔKL measured per layer group (not per tensor).
-ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted = true,
-                          ErrorMeasure* measure = nullptr);
+// Reads the JSON of `quantscope-cli sensitivity --json` the same way, or ΔKL from `--measure kl` (see
+// core/plan/sensitivityfile.h, which also tells which). Throws qs::FormatError on malformed input.
+ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted = true);
 ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted = true,
-                              const std::string& fileName = {}, ErrorMeasure* measure = nullptr);
+                              const std::string& fileName = {});
 
 // Total predicted error of a plan (the footprint panel's "predicted error"): the table's error for every
 // assigned (tensor, format) pair, the proxy where the table has no entry for the tensor. Tensors whose

@@ -17,6 +17,7 @@
 #include "core/plan/budget.h"
 #include "core/plan/modellayout.h"
 #include "core/plan/plan.h"
+#include "core/plan/sensitivityfile.h"
 #include "core/quant/format.h"
 #include "core/quant/sensitivity.h"
 #include "core/util/error.h"
@@ -223,9 +224,10 @@ private slots:
         const qs::ErrorTable direct = qs::errorTableFromKl(r);
         QCOMPARE(direct.size(), size_t(30));
         const std::string json = QJsonDocument(qs::klSensitivityJson(r, *m_model)).toJson().toStdString();
-        qs::ErrorMeasure measure = qs::ErrorMeasure::WeightError;
-        const qs::ErrorTable read = qs::errorTableFromJson(json, true, "kl.json", &measure);
-        QVERIFY(measure == qs::ErrorMeasure::DeltaKl);
+        const qs::SensitivityTable file = qs::sensitivityTableFromJson(json, true, "kl.json");
+        QVERIFY(file.measure == qs::ErrorMeasure::DeltaKl);
+        const qs::ErrorTable read = qs::errorTableFromJson(json); // the budget fit's reader: the same numbers
+        QVERIFY(read == file.errors);
         QCOMPARE(read.size(), direct.size());
         for (const auto& [tensor, row] : direct)
             for (const auto& [format, e] : row)
@@ -236,9 +238,10 @@ private slots:
             for (const auto& [format, e] : row)
                 QVERIFY(std::abs(viaCells.at(tensor).at(format) - e) <= 1e-9 * e);
         // A weight-error file still reads as such.
-        qs::errorTableFromJson(R"({"results":[{"tensor":"a","format":"Q4_K","rows":2,"cols":3,"mse":0.5}]})", true,
-                               "w.json", &measure);
-        QVERIFY(measure == qs::ErrorMeasure::WeightError);
+        const qs::SensitivityTable w = qs::sensitivityTableFromJson(
+            R"({"results":[{"tensor":"a","format":"Q4_K","rows":2,"cols":3,"mse":0.5}]})", true, "w.json");
+        QVERIFY(w.measure == qs::ErrorMeasure::WeightError);
+        QCOMPARE(w.errors.at("a").at("Q4_K"), 3.0);
         QVERIFY_THROWS_EXCEPTION(qs::FormatError,
                                  qs::errorTableFromJson(R"({"measure":"kl","results":[{"tensor":"a","format":"Q4_K"}]})"));
         QVERIFY_THROWS_EXCEPTION(
