@@ -1,5 +1,6 @@
 // quantscope-cli plan: build a precision plan from a preset, rules or a byte budget and save it.
 #include "app/cli/command.h"
+#include "app/cli/plan_verify.h"
 #include "core/util/fileio.h"
 #include "core/jobs/jobs.h"
 #include "core/plan/budget.h"
@@ -8,6 +9,7 @@
 #include "core/plan/modellayout.h"
 #include "core/plan/plan.h"
 #include "core/plan/planio.h"
+#include "core/plan/sensitivityfile.h"
 #include "core/quant/format.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
@@ -17,6 +19,7 @@
 #include <QJsonArray>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 namespace {
 
@@ -34,6 +37,8 @@ int runPlan(QCommandLineParser& parser)
     const bool byGpu = parser.isSet(QStringLiteral("gpu"));
     if (byBudget && byGpu)
         return cli::fail(QStringLiteral("give either --budget or --gpu, not both"));
+    if (const int code = cli::checkPlanVerifyOptions(parser))
+        return code;
 
     qs::ExportTarget target = qs::ExportTarget::PlanJson;
     if (parser.isSet(QStringLiteral("target"))) {
@@ -81,6 +86,13 @@ int runPlan(QCommandLineParser& parser)
         return cli::fail(QString::fromStdString(e.what()));
     }
     target = plan.target(); // llama.cpp's mixes make plans for llama.cpp
+
+    // Errors for the fit and the prediction: weight errors, or measured ΔKL (`sensitivity --measure kl`).
+    qs::SensitivityTable table;
+    if (parser.isSet(QStringLiteral("sensitivity")))
+        table = qs::loadSensitivityTable(parser.value(QStringLiteral("sensitivity")).toStdString());
+    const qs::ErrorTable& errors = table.errors;
+    const bool klTable = parser.isSet(QStringLiteral("sensitivity")) && table.measure == qs::ErrorMeasure::DeltaKl;
 
     QJsonObject budgetJson;
     if (byBudget || byGpu) {
@@ -136,9 +148,6 @@ int runPlan(QCommandLineParser& parser)
                                      .arg(QString::fromStdString(gpu->name)));
             budget = gpuBytes - rest.totalBytes();
         }
-        qs::ErrorTable errors;
-        if (parser.isSet(QStringLiteral("sensitivity")))
-            errors = qs::loadErrorTable(parser.value(QStringLiteral("sensitivity")).toStdString());
         qs::BudgetOptions budgetOptions;
         budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused")) || qs::targetFusesGroups(target);
         budgetOptions.target = target;
@@ -159,6 +168,7 @@ int runPlan(QCommandLineParser& parser)
             budgetJson[QStringLiteral("curve")] = curve;
         }
         budgetJson[QStringLiteral("budget_bytes")] = static_cast<qint64>(budget);
+        budgetJson[QStringLiteral("measure")] = klTable ? QStringLiteral("kl") : QStringLiteral("weight");
         budgetJson[QStringLiteral("weights_bytes")] = static_cast<qint64>(sol.bytes);
         budgetJson[QStringLiteral("error")] = sol.error;
         budgetJson[QStringLiteral("lower_bound")] = sol.lowerBound;
@@ -187,6 +197,15 @@ int runPlan(QCommandLineParser& parser)
     const qs::WeightSummary weights = qs::summarizeWeights(layout, qs::planBytesFn(plan));
     if (parser.isSet(QStringLiteral("out")))
         qs::savePlan(plan, parser.value(QStringLiteral("out")).toStdString());
+    // With ΔKL: the plan's predicted KL divergence (the parts summed), and measured with --verify.
+    std::optional<qs::PlanErrorSummary> prediction;
+    if (klTable)
+        prediction = qs::planError(plan, layout, errors);
+    QJsonObject verifyJson;
+    if (const int code = cli::runPlanVerify(parser, pos[0], plan,
+                                            prediction ? std::optional<double>(prediction->error) : std::nullopt,
+                                            &verifyJson))
+        return code;
 
     std::map<std::string, uint64_t> perFormat;
     for (const auto& [t, f] : plan.assignments())
@@ -230,6 +249,15 @@ int runPlan(QCommandLineParser& parser)
         root[QStringLiteral("issues")] = iss;
         if (!budgetJson.isEmpty())
             root[QStringLiteral("budget")] = budgetJson;
+        if (prediction) {
+            QJsonObject pk;
+            pk[QStringLiteral("kl")] = prediction->error;
+            pk[QStringLiteral("measured_tensors")] = static_cast<qint64>(prediction->measured);
+            pk[QStringLiteral("tensors_without_data")] = static_cast<qint64>(prediction->proxied + prediction->missing);
+            root[QStringLiteral("predicted")] = pk;
+        }
+        if (!verifyJson.isEmpty())
+            root[QStringLiteral("verify")] = verifyJson;
         if (parser.isSet(QStringLiteral("out")))
             root[QStringLiteral("out")] = parser.value(QStringLiteral("out"));
         cli::printJson(root);
@@ -253,6 +281,20 @@ int runPlan(QCommandLineParser& parser)
                     budgetJson[QStringLiteral("lower_bound")].toDouble(),
                     budgetJson[QStringLiteral("gap")].toDouble(),
                     budgetJson[QStringLiteral("optimal")].toBool() ? " (optimal)" : "");
+    if (prediction)
+        std::printf("predicted KL divergence %.6f (the sum of measured ΔKL over %zu tensors%s)\n", prediction->error,
+                    prediction->measured,
+                    prediction->proxied + prediction->missing ? "; some tensors have no ΔKL" : "");
+    if (!verifyJson.isEmpty()) {
+        const QJsonObject& v = verifyJson;
+        std::printf("KL divergence %s%.6f measured (mean over %lld positions of %lld chunks of %lld tokens; median "
+                    "%.6f, p99 %.6f), perplexity %.4f -> %.4f\n",
+                    prediction ? qPrintable(QStringLiteral("%1 predicted, ").arg(prediction->error, 0, 'f', 6)) : "",
+                    v[QStringLiteral("measured_kl")].toDouble(), v[QStringLiteral("scored")].toInteger(),
+                    v[QStringLiteral("chunks")].toInteger(), v[QStringLiteral("ctx")].toInteger(),
+                    v[QStringLiteral("kld_median")].toDouble(), v[QStringLiteral("kld_p99")].toDouble(),
+                    v[QStringLiteral("perplexity")].toDouble(), v[QStringLiteral("perplexity_quantized")].toDouble());
+    }
     for (size_t i = 0; i < notes.size() && i < 8; ++i)
         std::printf("note: %s\n", notes[i].c_str());
     if (notes.size() > 8)
@@ -268,6 +310,7 @@ int runPlan(QCommandLineParser& parser)
 const CliRegistrar planCommand(
     {"plan",
      "plan PATH [--target T] [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] "
+     "[--sensitivity FILE] [--verify --text FILE [--verify-ctx N] [--verify-chunks N] [--verify-first-chunk N]] "
      "[--method FORMAT=METHOD] [--out plan.json] [--json]",
      "build a precision plan (preset, rules, fit to a budget) and save it",
      [](QCommandLineParser& p) {
@@ -301,8 +344,9 @@ const CliRegistrar planCommand(
                       QStringLiteral("T")});
          p.addOption(
              {QStringLiteral("sensitivity"),
-              QStringLiteral(
-                  "Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size proxy)."),
+              QStringLiteral("Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size "
+                             "proxy); with '--measure kl' results the fit minimises the summed ΔKL and the plan's "
+                             "predicted KL divergence is printed."),
               QStringLiteral("FILE")});
          p.addOption(
              {QStringLiteral("curve"), QStringLiteral("With --budget/--gpu and --json: add the size/error "
@@ -310,6 +354,7 @@ const CliRegistrar planCommand(
          p.addOption({QStringLiteral("fused"),
                       QStringLiteral("Fused tensors (q/k/v, gate/up, experts) share a format: checked, and "
                                      "kept by --budget/--gpu (implied by the vLLM-style targets).")});
+         cli::addPlanVerifyOptions(p);
          p.addOption({QStringLiteral("method"),
                       QStringLiteral("Quantize a tier with a method: FORMAT=rtn|gptq|awq (repeatable; GPTQ needs an "
                                      "integer format)."),

@@ -1,5 +1,6 @@
 // quantscope-cli sensitivity: error and exact size of every quantizable tensor in every candidate format.
 #include "app/cli/command.h"
+#include "app/cli/sensitivity_kl.h"
 #include "core/util/namepattern.h"
 #include "core/jobs/jobs.h"
 #include "core/model/model.h"
@@ -73,6 +74,14 @@ int runSensitivity(QCommandLineParser& parser)
         if (options.formats.empty())
             return cli::fail(QStringLiteral("--formats needs at least one format"));
     }
+    QString measureError;
+    if (cli::wantsKlSensitivity(parser, &measureError))
+        return cli::runKlSensitivity(parser, pos[0], options.formats);
+    if (!measureError.isEmpty())
+        return cli::fail(measureError);
+    for (const char* klOnly : {"text", "granularity", "ctx", "tokens", "first-chunk"})
+        if (parser.isSet(QLatin1String(klOnly)))
+            return cli::fail(QStringLiteral("--%1 applies to --measure kl only").arg(QLatin1String(klOnly)));
     // RE2 (NamePattern): linear time in the name, so a hostile pattern cannot hang or overflow the stack.
     std::optional<qs::NamePattern> regex;
     if (parser.isSet(QStringLiteral("tensor"))) {
@@ -218,8 +227,9 @@ int runSensitivity(QCommandLineParser& parser)
 
 const CliRegistrar sensitivity(
     {"sensitivity",
-     "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--json] [--no-cache]",
-     "quantization error and exact size per tensor and format",
+     "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--measure weight|kl --text FILE "
+     "[--granularity tensor|group] [--ctx N] [--tokens N] [--first-chunk N]] [--json] [--no-cache]",
+     "quantization error (weights, or measured ΔKL of the output) and exact size per tensor and format",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("formats"),
                       QStringLiteral("Comma-separated formats ('default', 'all' or names from 'formats')."),
@@ -231,6 +241,7 @@ const CliRegistrar sensitivity(
                       QStringLiteral("REGEX")});
          p.addOption(
              {QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the sensitivity cache.")});
+         cli::addKlSensitivityOptions(p);
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));
      },

@@ -162,6 +162,29 @@ TextChunks prepareChunks(const Model& model, const TransformerConfig& config, ui
 
 } // namespace
 
+std::vector<int32_t> TokenWindows::chunk(uint32_t i) const
+{
+    std::vector<int32_t> seq(tokens.begin() + ptrdiff_t(size_t(i) * ctx),
+                             tokens.begin() + ptrdiff_t(size_t(i + 1) * ctx));
+    if (bos)
+        seq[0] = *bos;
+    return seq;
+}
+
+TokenWindows tokenWindows(const Model& model, uint32_t ctx, uint32_t maxChunks, const std::string& text,
+                          const std::filesystem::path& textFile, const std::vector<int32_t>& tokens,
+                          size_t minChunks, JobControl* job)
+{
+    TextChunks c = prepareChunks(model, transformerConfig(model), ctx, maxChunks, text, textFile, tokens,
+                                 std::max<size_t>(1, minChunks), job);
+    TokenWindows w;
+    w.tokens = std::move(c.tokens);
+    w.bos = c.bos;
+    w.ctx = c.ctx;
+    w.chunks = c.chunks;
+    return w;
+}
+
 std::vector<int32_t> evaluationTokens(const Model& model, const std::string& text, bool* addBos)
 {
     const auto tokenizer = Tokenizer::fromModel(model);

@@ -96,6 +96,21 @@ struct EvalResult {
 // qs::Error(BadValue) for text that is not UTF-8 (naming the offset) and for a model without a vocabulary.
 std::vector<int32_t> evaluationTokens(const Model& model, const std::string& text, bool* addBos = nullptr);
 
+// The token windows evaluate() and calibrate() run (see the file comment): the text tokenized once (BOS
+// first where the vocabulary adds it), then chunk i = tokens [i*ctx, (i+1)*ctx) with its first token replaced
+// by BOS. ctx 0: min(512, the model's maximum). Throws qs::Error(BadValue) as evaluate() does, and when the
+// text has fewer than minChunks whole chunks.
+struct TokenWindows {
+    std::vector<int32_t> tokens; // the whole tokenized text
+    std::optional<int32_t> bos;
+    uint32_t ctx = 0;
+    uint32_t chunks = 0; // whole chunks used (at most maxChunks when given)
+    std::vector<int32_t> chunk(uint32_t i) const;
+};
+TokenWindows tokenWindows(const Model& model, uint32_t ctx, uint32_t maxChunks, const std::string& text,
+                          const std::filesystem::path& textFile, const std::vector<int32_t>& tokens,
+                          size_t minChunks = 1, JobControl* job = nullptr);
+
 // Runs the evaluation. Throws qs::Error(BadValue) for a context longer than the model's maximum (naming
 // it), a context below 4, a text too short for two chunks (naming both numbers), an unknown or
 // inapplicable planned format; qs::Error(Unsupported) for an architecture the forward pass does not run.

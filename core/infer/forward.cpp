@@ -290,6 +290,11 @@ const std::string& Transformer::outputTensor() const
     return m_names->output;
 }
 
+const std::string& Transformer::embeddingTensor() const
+{
+    return m_names->embedding;
+}
+
 const std::string& Transformer::outputNormTensor() const
 {
     return m_names->outputNorm;
@@ -450,11 +455,22 @@ Eigen::MatrixXf Transformer::embedColumns(const std::vector<std::span<const int3
     }
     Eigen::MatrixXf x(c.hidden, total);
     const TensorInfo& embd = tensor(m_names->embedding);
+    // A planned format or an override applies to the lookup too (llama.cpp's get_rows reads the stored,
+    // quantized rows): then the rows come from the whole fake-quantized table (formats with a per-tensor
+    // scale need all of it); otherwise only the rows looked up are decoded.
+    std::shared_ptr<const std::vector<float>> table;
+    if (m_overrides.count(embd.name) || (m_options.plan && m_options.plan->formatOf(embd.name)))
+        table = weight(embd);
     std::vector<float> row(c.hidden);
     for (size_t s = 0; s < sequences.size(); ++s)
         for (size_t i = 0; i < sequences[s].size(); ++i) {
-            m_model->decodeRows(embd, static_cast<uint64_t>(sequences[s][i]), 1, row.data());
-            x.col(firstColumn[s] + Eigen::Index(i)) = Eigen::Map<Eigen::VectorXf>(row.data(), c.hidden);
+            const uint64_t id = static_cast<uint64_t>(sequences[s][i]);
+            const float* src = row.data();
+            if (table)
+                src = table->data() + id * c.hidden;
+            else
+                m_model->decodeRows(embd, id, 1, row.data());
+            x.col(firstColumn[s] + Eigen::Index(i)) = Eigen::Map<const Eigen::VectorXf>(src, c.hidden);
         }
     return x;
 }

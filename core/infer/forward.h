@@ -7,7 +7,7 @@
 // move layer by layer together: every matmul sees the tokens of all sequences as columns.
 //
 // Plan-aware: with a Plan, a tensor that has a planned format is replaced by its quantize/dequantize round
-// trip (fake quantization) at decode time; nothing is written to disk.
+// trip (fake quantization) at decode time, the embedding lookup included; nothing is written to disk.
 
 #include <Eigen/Core>
 #include <cstdint>
@@ -112,7 +112,8 @@ public:
     const Model& model() const { return *m_model; }
     void setLinearHook(LinearHook hook) { m_hook = std::move(hook); }
     const LayerTensors& layerTensors(uint32_t layer) const;
-    const std::string& outputTensor() const;
+    const std::string& embeddingTensor() const;
+    const std::string& outputTensor() const; // == embeddingTensor() when the head is tied to it
     const std::string& outputNormTensor() const;
 
     // Replaces a tensor's weights (rows x cols row-major, as the model stores it) for every later call:

@@ -1,4 +1,5 @@
 #include "core/plan/budget.h"
+#include "core/plan/sensitivityfile.h"
 
 #include "core/util/fileio.h"
 
@@ -42,42 +43,12 @@ ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& resul
 
 ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted, const std::string& fileName)
 {
-    QJsonParseError err{};
-    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
-    if (err.error != QJsonParseError::NoError)
-        throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
-                          err.errorString().toStdString());
-    const QJsonValue results = doc.object().value(QStringLiteral("results"));
-    if (!results.isArray())
-        throw FormatError(ErrorCode::BadValue, fileName, "results", std::nullopt,
-                          "expected the output of 'quantscope-cli sensitivity --json'");
-    ErrorTable t;
-    int i = 0;
-    for (const QJsonValue& v : results.toArray()) {
-        const std::string where = "results[" + std::to_string(i++) + "]";
-        const QJsonObject o = v.toObject();
-        if (o.contains(QStringLiteral("error")))
-            continue;
-        const std::string tensor = o.value(QStringLiteral("tensor")).toString().toStdString();
-        const std::string format = o.value(QStringLiteral("format")).toString().toStdString();
-        const double rows = o.value(QStringLiteral("rows")).toDouble(-1),
-                     cols = o.value(QStringLiteral("cols")).toDouble(-1);
-        QJsonValue mse = o.value(QStringLiteral("mse"));
-        if (preferWeighted && o.value(QStringLiteral("weighted_mse")).isDouble())
-            mse = o.value(QStringLiteral("weighted_mse"));
-        if (tensor.empty() || format.empty() || rows < 0 || cols < 0)
-            throw FormatError(ErrorCode::BadValue, fileName, where, std::nullopt,
-                              "needs tensor, format, rows and cols");
-        if (!mse.isDouble())
-            continue; // null: an infinite value written by the sensitivity command
-        t[tensor][format] = mse.toDouble() * rows * cols;
-    }
-    return t;
+    return sensitivityTableFromJson(json, preferWeighted, fileName).errors;
 }
 
 ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted)
 {
-    return errorTableFromJson(readRegularFile(path, kMaxSmallJsonBytes), preferWeighted, path.string());
+    return loadSensitivityTable(path, preferWeighted).errors;
 }
 
 PlanErrorSummary planError(const Plan& plan, const ModelLayout& model, const ErrorTable& errors)

@@ -49,8 +49,8 @@ using ErrorTable = std::map<std::string, std::map<std::string, double>>;
 // across tensors. Failed cells are skipped.
 ErrorTable errorTableFromSensitivity(const std::vector<SensitivityResult>& results,
                                      bool preferWeighted = true);
-// Reads the JSON of `quantscope-cli sensitivity --json` ({"results": [{"tensor", "format", "rows", "cols",
-// "mse", "weighted_mse"?}, ...]}) the same way. Throws qs::FormatError on malformed input.
+// Reads the JSON of `quantscope-cli sensitivity --json` the same way, or ΔKL from `--measure kl` (see
+// core/plan/sensitivityfile.h, which also tells which). Throws qs::FormatError on malformed input.
 ErrorTable loadErrorTable(const std::filesystem::path& path, bool preferWeighted = true);
 ErrorTable errorTableFromJson(const std::string& json, bool preferWeighted = true,
                               const std::string& fileName = {});
