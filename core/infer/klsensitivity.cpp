@@ -532,32 +532,46 @@ QJsonObject klSensitivityJson(const KlSensitivityResult& result, const Model& mo
     return root;
 }
 
+double klScoreDb(double deltaKl)
+{
+    return deltaKl > 0 ? -10.0 * std::log10(deltaKl) : std::numeric_limits<double>::infinity();
+}
+
+std::optional<SensitivityResult> sensitivityCellFromKl(const KlSensitivityCell& c, const Model& model)
+{
+    if (c.tensors.size() != 1 || c.tensors.front() != c.unit)
+        return std::nullopt; // a layer group: no per-tensor cell
+    const TensorInfo* t = model.find(c.unit);
+    if (!t)
+        return std::nullopt;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    SensitivityResult r;
+    r.tensor = c.unit;
+    r.format = c.format;
+    r.rows = t->rows();
+    r.cols = t->columns();
+    r.error = c.error;
+    r.fromCache = c.fromCache;
+    if (c.ok()) {
+        r.bytes = c.bytes;
+        r.bitsPerWeight = c.bitsPerWeight;
+        r.metrics.count = c.elements;
+        r.metrics.mse = c.deltaKl / double(std::max<uint64_t>(1, c.elements));
+        r.metrics.sqnrDb = klScoreDb(c.deltaKl);
+        r.metrics.relMse = r.metrics.maxAbsErr = r.metrics.cosine = r.metrics.meanSquare = nan;
+        r.deltaKl = c.deltaKl;
+    }
+    return r;
+}
+
 std::vector<SensitivityResult> sensitivityCellsFromKl(const KlSensitivityResult& result, const Model& model)
 {
     if (result.granularity != KlGranularity::Tensor)
         throw Error(ErrorCode::BadValue, "ΔKL measured per layer group has no per-tensor cells");
     std::vector<SensitivityResult> out;
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    for (const auto& c : result.cells) {
-        const TensorInfo* t = model.find(c.unit);
-        if (!t)
-            continue;
-        SensitivityResult r;
-        r.tensor = c.unit;
-        r.format = c.format;
-        r.rows = t->rows();
-        r.cols = t->columns();
-        r.error = c.error;
-        r.fromCache = c.fromCache;
-        if (c.ok()) {
-            r.bytes = c.bytes;
-            r.bitsPerWeight = c.bitsPerWeight;
-            r.metrics.count = c.elements;
-            r.metrics.mse = c.deltaKl / double(std::max<uint64_t>(1, c.elements));
-            r.metrics.relMse = r.metrics.sqnrDb = r.metrics.maxAbsErr = r.metrics.cosine = r.metrics.meanSquare = nan;
-        }
-        out.push_back(std::move(r));
-    }
+    for (const auto& c : result.cells)
+        if (auto r = sensitivityCellFromKl(c, model))
+            out.push_back(std::move(*r));
     return out;
 }
 

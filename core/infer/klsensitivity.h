@@ -35,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -134,8 +135,14 @@ QJsonObject klSensitivityJson(const KlSensitivityResult& result, const Model& mo
 
 // The KL results as weight-error-style cells (what the GUI's sensitivity views read): one per tensor unit
 // and format, metrics.count = elements and metrics.mse = ΔKL / elements, so that errorTableFromSensitivity
-// gives back ΔKL; the other metrics are NaN (not measured). Group results are refused as above.
+// gives back ΔKL; deltaKl set; metrics.sqnrDb = the KL score klScoreDb(ΔKL), so the views' colour scale,
+// bars and curves (higher is better, in dB) show it unchanged; the other metrics are NaN (not measured).
+// Group results are refused as above.
 std::vector<SensitivityResult> sensitivityCellsFromKl(const KlSensitivityResult& result, const Model& model);
+// One cell (nullopt for a layer-group unit or a tensor the model lacks), as it streams from the job.
+std::optional<SensitivityResult> sensitivityCellFromKl(const KlSensitivityCell& cell, const Model& model);
+// −10·log10(ΔKL): the measured ΔKL on the decibel scale SQNR uses (+∞ when the output did not move).
+double klScoreDb(double deltaKl);
 
 class KlSensitivityJob final : public BasicJob<KlSensitivityParams, KlSensitivityResult> {
 public:

@@ -20,7 +20,9 @@
 
 #include "core/quant/metrics.h"
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -43,6 +45,10 @@ struct SensitivityResult {
     ErrorMetrics metrics; // weightedMse set when importance was available for the tensor
     std::string error; // non-empty when the cell could not be computed (shape not supported, codec missing)
     bool fromCache = false;
+    // Set for a measured end-to-end cell (core/infer/klsensitivity.h): the increase of the output's KL
+    // divergence, nats; metrics.sqnrDb then holds its score −10·log10(ΔKL). NaN for weight-error cells.
+    double deltaKl = std::numeric_limits<double>::quiet_NaN();
+    bool isDeltaKl() const { return !std::isnan(deltaKl); }
     bool ok() const { return error.empty(); }
 };
 
