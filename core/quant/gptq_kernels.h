@@ -1,0 +1,31 @@
+#pragma once
+// The dense linear algebra of GPTQ (internal to core/quant/gptq.cpp), compiled once per instruction set
+// (gptq_kernels_{generic,avx2,avx512}.cpp include gptq_kernels.inc with Eigen renamed into a namespace of
+// their own, so the three copies of Eigen's templates never meet at link time). kernels() picks the best
+// one the CPU runs. All matrices are row-major float; every function is single-threaded unless it takes
+// a thread count (then it runs on the ThreadPool).
+
+#include <cstdint>
+
+namespace qs::gptq_detail {
+
+struct Kernels {
+    const char* name;
+    // u (n x n, upper triangular, lower part zero) with u^T u = h^-1 for a symmetric positive definite h.
+    // False when h is not positive definite.
+    bool (*inverseUpperCholesky)(const float* h, int n, float* u, unsigned threads);
+    // c (m x n) -= a (m x k) * b (k x n); ld* are row strides.
+    void (*gemmSub)(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb, int m,
+                    int k, int n);
+    // sum over the m rows d of d h d^T, for d (m x n, stride ldd) and h (n x n).
+    double (*quadraticSum)(const float* d, int64_t ldd, int m, int n, const float* h);
+};
+
+const Kernels& kernels();
+
+// One set per instruction set (defined in gptq_kernels_<isa>.cpp); only call one the CPU can run.
+const Kernels* kernelsGeneric();
+const Kernels* kernelsAvx2();
+const Kernels* kernelsAvx512();
+
+} // namespace qs::gptq_detail
