@@ -180,6 +180,32 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
     return result;
 }
 
+std::shared_ptr<const PrecomputedCodes> precomputedCodes(const GptqModelResult& result)
+{
+    auto out = std::make_shared<PrecomputedCodes>();
+    for (const GptqTensorResult& t : result.tensors) {
+        const GptqResult& g = t.result;
+        auto c = std::make_shared<PrecomputedIntCodes>();
+        c->rows = uint64_t(g.rows);
+        c->cols = uint64_t(g.cols);
+        c->groups = uint64_t(g.groups);
+        c->groupLen = g.groups == 1 ? c->cols : (c->cols + c->groups - 1) / c->groups;
+        if (const auto cfg = gptqConfigForFormat(t.format); cfg && cfg->groupSize > 0)
+            c->groupLen = uint64_t(cfg->groupSize);
+        c->q = g.codes;
+        c->scale.resize(c->rows * c->groups);
+        c->zero.resize(c->rows * c->groups);
+        for (uint64_t k = 0; k < c->groups; ++k)
+            for (uint64_t r = 0; r < c->rows; ++r) {
+                c->scale[r * c->groups + k] = g.scales[k * c->rows + r];
+                c->zero[r * c->groups + k] = static_cast<uint8_t>(g.zeros[k * c->rows + r]);
+            }
+        c->gIdx = g.gIdx;
+        (*out)[t.tensor] = std::move(c);
+    }
+    return out;
+}
+
 GptqModelJob::GptqModelJob(GptqModelParams params) : BasicJob("GPTQ", std::move(params)) {}
 
 void GptqModelJob::execute(JobControl& control)

@@ -17,6 +17,7 @@
 // one H per tensor of the current sub-group, and the results (codes and dequantized weights) of every
 // quantized tensor.
 
+#include "core/io/checkpointwriter.h"
 #include "core/plan/plan.h"
 #include "core/quant/gptq.h"
 #include "core/util/job.h"
@@ -65,6 +66,10 @@ struct GptqModelResult {
 // the model's maximum, qs::Error(Unsupported) for an architecture the forward pass does not run, and
 // CancelledError on cancel (checked between tensors and inside GPTQ's column sweep).
 GptqModelResult gptqQuantizeModel(const GptqModelParams& params, JobControl* job = nullptr);
+
+// The codes, scales, zeros and g_idx of every quantized tensor, for the checkpoint writers
+// (core/io/checkpointwriter.h: writeGptqCheckpoint, writeCompressedTensors) and the quantize job.
+std::shared_ptr<const PrecomputedCodes> precomputedCodes(const GptqModelResult& result);
 
 class GptqModelJob final : public BasicJob<GptqModelParams, GptqModelResult> {
 public:

@@ -7,8 +7,6 @@
 #include "core/util/job.h"
 #include "core/util/threadpool.h"
 
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -91,65 +89,87 @@ struct Sweep {
     std::mutex lossMutex;
 };
 
+// One row chunk's state while it sweeps one block (blockSweep calls quantizeColumn for each column).
+struct ChunkState {
+    Sweep* s = nullptr;
+    int r0 = 0, rows = 0, i1 = 0, bs = 0;
+    float* wc = nullptr;  // the chunk's rows of W (stride cols), as the earlier blocks left them
+    float* w1 = nullptr;  // the block's columns (stride bs), updated within the block
+    float* err = nullptr; // scaled errors (stride bs)
+    std::vector<IntGrid> grid;
+    double loss = 0;
+};
+
+void quantizeColumn(void* ctx, int i)
+{
+    ChunkState& st = *static_cast<ChunkState*>(ctx);
+    Sweep& s = *st.s;
+    const GptqConfig& c = *s.config;
+    const int64_t ld = s.cols;
+    const int col = st.i1 + i, orig = (*s.perm)[col];
+    if (c.groupSize > 0 && !c.staticGroups && col % c.groupSize == 0) {
+        // From W as the earlier blocks left it (the original reads its big W here, not W1).
+        const int g = col / c.groupSize, n = std::min(c.groupSize, s.cols - col);
+        for (int r = 0; r < st.rows; ++r) {
+            st.grid[r] = gridOf(st.wc + r * ld + col, n, c);
+            s.out->scales[size_t(g) * s.rows + st.r0 + r] = st.grid[r].scale;
+            s.out->zeros[size_t(g) * s.rows + st.r0 + r] = st.grid[r].zero;
+        }
+    } else if (c.groupSize > 0 && c.staticGroups) {
+        const int g = orig / c.groupSize;
+        for (int r = 0; r < st.rows; ++r)
+            st.grid[r] = (*s.fixedGrids)[size_t(g) * s.rows + st.r0 + r];
+    }
+    const float d = s.u[int64_t(col) * ld + col];
+    for (int r = 0; r < st.rows; ++r) {
+        const float x = st.w1[size_t(r) * st.bs + i];
+        const float code = codeOf(x, st.grid[r]);
+        const float q = st.grid[r].scale * (code - st.grid[r].zero);
+        const size_t at = size_t(st.r0 + r) * s.cols + orig;
+        s.out->dequantized[at] = q;
+        s.out->codes[at] = static_cast<uint8_t>(code);
+        if (!s.out->rounded.empty())
+            s.out->rounded[at] = x;
+        st.err[size_t(r) * st.bs + i] = (x - q) / d;
+        st.loss += 0.5 * double(x - q) * double(x - q) / (double(d) * d);
+    }
+}
+
 void sweepRows(Sweep& s, int r0, int r1)
 {
     const GptqConfig& c = *s.config;
-    const int rowsHere = r1 - r0, cols = s.cols, bs = std::min(c.blockSize, cols);
+    const int cols = s.cols, bs = std::min(c.blockSize, cols);
     const int64_t ld = cols;
-    const bool dynamicGroups = c.groupSize > 0 && !c.staticGroups;
-    float* wc = s.work + int64_t(r0) * ld;
-    std::vector<float> w1(static_cast<size_t>(rowsHere) * bs), err(static_cast<size_t>(rowsHere) * bs);
-    std::vector<IntGrid> grid(static_cast<size_t>(rowsHere));
+    ChunkState st;
+    st.s = &s;
+    st.r0 = r0;
+    st.rows = r1 - r0;
+    st.bs = bs;
+    st.wc = s.work + int64_t(r0) * ld;
+    std::vector<float> w1(static_cast<size_t>(st.rows) * bs), err(static_cast<size_t>(st.rows) * bs);
+    st.w1 = w1.data();
+    st.err = err.data();
+    st.grid.resize(static_cast<size_t>(st.rows));
     if (c.groupSize < 0)
-        for (int r = 0; r < rowsHere; ++r)
-            grid[r] = (*s.fixedGrids)[r0 + r];
-    double loss = 0.0;
+        for (int r = 0; r < st.rows; ++r)
+            st.grid[r] = (*s.fixedGrids)[r0 + r];
     for (int i1 = 0; i1 < cols; i1 += bs) {
         checkCancel(s.job);
         const int i2 = std::min(i1 + bs, cols), count = i2 - i1;
-        for (int r = 0; r < rowsHere; ++r)
-            std::memcpy(&w1[size_t(r) * bs], wc + r * ld + i1, sizeof(float) * count);
-        for (int i = 0; i < count; ++i) {
-            const int col = i1 + i, orig = (*s.perm)[col];
-            if (dynamicGroups && col % c.groupSize == 0) {
-                // From W as the earlier blocks left it (the original reads its big W here, not W1).
-                const int g = col / c.groupSize, n = std::min(c.groupSize, cols - col);
-                for (int r = 0; r < rowsHere; ++r) {
-                    grid[r] = gridOf(wc + r * ld + col, n, c);
-                    s.out->scales[size_t(g) * s.rows + r0 + r] = grid[r].scale;
-                    s.out->zeros[size_t(g) * s.rows + r0 + r] = grid[r].zero;
-                }
-            } else if (c.groupSize > 0 && c.staticGroups) {
-                const int g = orig / c.groupSize;
-                for (int r = 0; r < rowsHere; ++r)
-                    grid[r] = (*s.fixedGrids)[size_t(g) * s.rows + r0 + r];
-            }
-            const float* urow = s.u + int64_t(col) * ld + i1; // Hinv1[i, :]
-            const float d = urow[i];
-            for (int r = 0; r < rowsHere; ++r) {
-                float* wr = &w1[size_t(r) * bs];
-                const float x = wr[i];
-                const float code = codeOf(x, grid[r]);
-                const float q = grid[r].scale * (code - grid[r].zero);
-                const size_t at = size_t(r0 + r) * cols + orig;
-                s.out->dequantized[at] = q;
-                s.out->codes[at] = static_cast<uint8_t>(code);
-                const float e = (x - q) / d;
-                loss += 0.5 * double(x - q) * double(x - q) / (double(d) * d);
-                err[size_t(r) * bs + i] = e;
-                for (int j = i + 1; j < count; ++j)
-                    wr[j] -= e * urow[j];
-            }
-        }
+        st.i1 = i1;
+        for (int r = 0; r < st.rows; ++r)
+            std::memcpy(&w1[size_t(r) * bs], st.wc + r * ld + i1, sizeof(float) * count);
+        kernels().blockSweep(w1.data(), bs, err.data(), bs, s.u + int64_t(i1) * ld + i1, ld, st.rows, count,
+                             quantizeColumn, &st);
         // The lazy update of the rest of the rows: W[:, i2:] -= Err1 * Hinv[i1:i2, i2:].
         if (i2 < cols)
-            kernels().gemmSub(wc + i2, ld, err.data(), bs, s.u + int64_t(i1) * ld + i2, ld, rowsHere, count,
+            kernels().gemmSub(st.wc + i2, ld, err.data(), bs, s.u + int64_t(i1) * ld + i2, ld, st.rows, count,
                               cols - i2);
-        const int64_t done = s.blocksDone.fetch_add(rowsHere) + rowsHere;
+        const int64_t done = s.blocksDone.fetch_add(st.rows) + st.rows;
         reportProgress(s.job, double(done) / double(s.blocksTotal));
     }
     std::lock_guard lock(s.lossMutex);
-    s.out->loss += loss;
+    s.out->loss += st.loss;
 }
 
 } // namespace
@@ -204,6 +224,8 @@ GptqResult gptqQuantize(const float* w, int rows, int cols, const float* h, cons
     out.groups = c.groupSize > 0 ? (cols + c.groupSize - 1) / c.groupSize : 1;
     out.dequantized.assign(nw, 0.0f);
     out.codes.assign(nw, 0);
+    if (c.keepRounded)
+        out.rounded.assign(nw, 0.0f);
     out.scales.assign(size_t(out.groups) * rows, 0.0f);
     out.zeros.assign(size_t(out.groups) * rows, 0.0f);
 
@@ -328,14 +350,10 @@ void HessianAccumulator::add(const float* x, int64_t rows)
 {
     if (rows <= 0 || m_cols == 0)
         return;
-    using ColMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-    Eigen::Map<ColMat> hm(m_lower.data(), m_cols, m_cols);
     const int64_t total = m_samples + rows;
-    hm *= static_cast<float>(double(m_samples) / double(total));
+    const float keep = static_cast<float>(double(m_samples) / double(total));
     m_samples = total;
-    // x is rows x cols row-major, i.e. X^T column-major: H += 2/n X^T X.
-    const Eigen::Map<const ColMat> xt(x, m_cols, Eigen::Index(rows));
-    hm.selfadjointView<Eigen::Lower>().rankUpdate(xt, static_cast<float>(2.0 / double(total)));
+    kernels().accumulate(m_lower.data(), m_cols, x, rows, keep, static_cast<float>(2.0 / double(total)));
 }
 
 std::vector<float> HessianAccumulator::hessian() const

@@ -40,6 +40,7 @@ struct GptqConfig {
     int blockSize = 128;       // lazy-update block
     unsigned threads = 0;      // 0: the process default (resolveThreads)
     bool measureError = true;  // compute proxyError / proxyErrorRtn (two more rows x cols^2 products)
+    bool keepRounded = false;  // fill GptqResult::rounded (for analysis and tests: where ties were)
 };
 
 // The GPTQ settings of an integer format name ("INT4-g128-asym", "INT8-ch-sym"); nullopt for a format that
@@ -56,6 +57,9 @@ struct GptqResult {
     std::vector<float> zeros;       // groups x rows, integers in [0, 2^bits - 1] (as floats)
     std::vector<int32_t> gIdx;      // cols: the group of each original column
     std::vector<int32_t> perm;      // cols: quantization order (perm[k] = the k-th column quantized)
+    // With keepRounded: rows x cols, the value each weight had (after the error feedback of the columns
+    // before it) when it was rounded — code = clamp(round(rounded / scale) + zero).
+    std::vector<float> rounded;
     double loss = 0;                // the original's "error": sum (w - q)^2 / U_ii^2 / 2
     // tr((W - Q) H (W - Q)^T) with the undamped H, for GPTQ and for round-to-nearest on the same grid
     // convention (groups from the original W); NaN when !measureError.

@@ -19,6 +19,15 @@ struct Kernels {
                     int k, int n);
     // sum over the m rows d of d h d^T, for d (m x n, stride ldd) and h (n x n).
     double (*quadraticSum)(const float* d, int64_t ldd, int m, int n, const float* h);
+    // h (n x n, column-major, lower triangle) = scale * h + alpha * x^T x for x (rows x n, row-major).
+    void (*accumulate)(float* h, int n, const float* x, int64_t rows, float scale, float alpha);
+    // GPTQ's column loop inside one block of `count` columns of w (rows x count, stride ldw): for i in
+    // [0, count), quantize(ctx, i) quantizes column i and writes its scaled error to column i of err
+    // (stride lde); then w[:, i+1:count] -= err[:, i] * u[i, i+1:count] (u: the block's rows of U, stride ldu,
+    // column 0 = the block's first column). Products and differences are rounded separately (no FMA), as
+    // in the original.
+    void (*blockSweep)(float* w, int64_t ldw, const float* err, int64_t lde, const float* u, int64_t ldu, int rows,
+                       int count, void (*quantize)(void* ctx, int column), void* ctx);
 };
 
 const Kernels& kernels();

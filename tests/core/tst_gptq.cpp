@@ -78,17 +78,20 @@ class TestGptq : public QObject {
     Q_OBJECT
 
 private slots:
-    // Every case x config of the reference: the proxy error within 1% (in practice to ~1e-6), the original's
-    // loss too, RTN bit-identical, and Q the same codes everywhere.
+    // Every case x config of the reference: the proxy error within 1% (in practice ~1e-7, ~2e-3 where a tie
+    // went the other way), the original's loss too, RTN bit-identical, and Q the same codes except after ties.
     //
     // About ties: our float32 arithmetic is not torch's operation for operation (the lazy updates are Eigen
     // matrix products, the Hessian inverse is factorised differently), so the updated weights differ from
-    // the original's in the last bits. A weight that sits on a rounding boundary (a tie, x/scale + zero
-    // = k + 1/2 to float precision) could then round the other way, and that row's later columns would
-    // follow the changed error. The reference data holds no such tie (checked here: zero code mismatches),
-    // so any code mismatch is a bug. What does differ is the dequantized value's last bits in groups that
-    // start after the first block: their scale comes from lazily updated weights (at most ~1e-5 of a grid
-    // step, asserted below). Per-channel configs and single-block layers are bit-identical.
+    // the original's in the last bits. A weight that sits on a rounding boundary (value / scale + zero =
+    // k + 1/2 to float precision) can then round the other way, and that row's later columns follow the
+    // changed error feedback. So per row, in quantization order, the first differing code must be such a
+    // tie (checked with the value GPTQ rounded, keepRounded), the rest of that row is a consequence and is
+    // not compared, and ties must be rare (at most one row per config, three in all; with the AVX-512
+    // kernels there is one: stories260K.blk.1.attn_q, 4-bit g128, row 31, 0.500000 steps from the boundary).
+    // Outside tie rows, dequantized values differ only in their last bits, in groups that start after the
+    // first block (their scale comes from lazily updated weights): at most ~1e-5 of a grid step, asserted
+    // below; per-channel configs and single-block layers are bit-identical there.
     void matchesReference()
     {
         auto model = loadHdf5(kRef, nullptr);
@@ -102,7 +105,7 @@ private slots:
         }
         QCOMPARE(cases.size(), size_t(5));
         QCOMPARE(configs.size(), size_t(25));
-        int compared = 0;
+        int compared = 0, totalTieRows = 0;
         for (const std::string& cfg : configs) {
             const std::string caseName = cfg.substr(0, cfg.find('/'));
             const TensorInfo& wt = need(*model, caseName + "/W");
@@ -124,6 +127,7 @@ private slots:
             c.symmetric = ref[2] != 0;
             c.actOrder = ref[3] != 0;
             c.threads = 2;
+            c.keepRounded = true;
             const double refLoss = ref[4], refProxy = ref[5], refProxyRtn = ref[6];
             const bool wholeLayer = !caseName.starts_with("synthetic"); // the synthetic case keeps 32 rows
 
@@ -140,25 +144,45 @@ private slots:
             QVERIFY2(rtn == qRtn, where);
             QVERIFY2(std::abs(r.proxyErrorRtn / refProxyRtn - 1.0) < 1e-4, where);
 
-            int codeMismatches = 0, bitDifferences = 0;
+            // Per row, in quantization order: the first code that differs must sit on a rounding tie; the
+            // rest of that row follows the changed error feedback and is not compared.
+            int tieRows = 0, bitDifferences = 0;
             double worstStep = 0;
-            for (int i = 0; i < rows; ++i)
-                for (int j = 0; j < cols; ++j) {
-                    const size_t at = size_t(i) * cols + j;
-                    const float scale = r.scales[size_t(r.gIdx[j]) * rows + i];
-                    const double steps = std::abs(double(r.dequantized[at]) - double(q[at])) / scale;
-                    bitDifferences += r.dequantized[at] != q[at];
-                    codeMismatches += steps > 0.5;
-                    if (steps <= 0.5)
-                        worstStep = std::max(worstStep, steps);
+            for (int i = 0; i < rows; ++i) {
+                bool tied = false;
+                int rowBits = 0;
+                double rowWorst = 0;
+                for (int k = 0; k < cols && !tied; ++k) {
+                    const int j = r.perm[size_t(k)];
+                    const size_t at = size_t(i) * cols + j, gi = size_t(r.gIdx[j]) * rows + i;
+                    const double steps = std::abs(double(r.dequantized[at]) - double(q[at])) / r.scales[gi];
+                    if (steps > 0.5) {
+                        const double v = double(r.rounded[at]) / r.scales[gi] + r.zeros[gi];
+                        const double fromTie = std::abs(v - std::floor(v) - 0.5);
+                        QVERIFY2(fromTie < 1e-4, where + " row " + QByteArray::number(i) + ": a code differs " +
+                                                     QByteArray::number(fromTie) + " steps away from a tie");
+                        tied = true;
+                        break;
+                    }
+                    rowBits += r.dequantized[at] != q[at];
+                    rowWorst = std::max(rowWorst, steps);
                 }
-            QVERIFY2(codeMismatches == 0, where + " codes differ");
+                tieRows += tied;
+                if (!tied) {
+                    bitDifferences += rowBits;
+                    worstStep = std::max(worstStep, rowWorst);
+                }
+            }
+            totalTieRows += tieRows;
+            QVERIFY2(tieRows <= 1, where + " ties in " + QByteArray::number(tieRows) + " rows");
             QVERIFY2(worstStep < 1e-4, where + " values differ by " + QByteArray::number(worstStep));
             if (c.groupSize < 0 || cols <= c.blockSize)
                 QVERIFY2(bitDifferences == 0, where);
             ++compared;
         }
         QCOMPARE(compared, 25);
+        qInfo("rows with a rounding tie resolved the other way: %d of 25 configs x rows", totalTieRows);
+        QVERIFY(totalTieRows <= 3);
     }
 
     // Codes, scales, zeros and g_idx describe the dequantized values exactly; act-order's g_idx follows the
@@ -277,6 +301,16 @@ private slots:
                         QCOMPARE(ud(i, j), 0.0);
                 }
             QVERIFY2(((ud.transpose() * ud - inv).norm() / inv.norm()) < 1e-3, k->name);
+            // accumulate: lower triangle of 0.5 * h0 + 0.25 * x^T x.
+            std::vector<float> acc(size_t(40) * 40, 1.0f);
+            k->accumulate(acc.data(), 40, a.data(), 30, 0.5f, 0.25f);
+            for (int i = 0; i < 40; ++i)
+                for (int j = 0; j <= i; ++j) {
+                    double e = 0.5;
+                    for (int t = 0; t < 30; ++t)
+                        e += 0.25 * double(a[size_t(t) * 40 + i]) * a[size_t(t) * 40 + j];
+                    QVERIFY(std::abs(acc[size_t(j) * 40 + i] - e) < 1e-4);
+                }
             auto c = c0;
             k->gemmSub(c.data(), 50, a.data(), 40, b.data(), 50, 30, 40, 50);
             for (int i = 0; i < 30; ++i)

@@ -6,10 +6,14 @@
 #include "core/infer/evaluate.h"
 #include "core/infer/forward.h"
 #include "core/infer/gptqmodel.h"
+#include "core/model/dtype.h"
+#include "core/quant/int_quant.h"
+#include "core/quant/quantize.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
 #include "core/util/fileio.h"
 
+#include <QTemporaryDir>
 #include <QTest>
 
 #include <cmath>
@@ -20,6 +24,7 @@ using namespace qs;
 namespace {
 
 const std::string kStories = QS_SAMPLE_DIR "/stories260K/stories260K.gguf";
+const std::string kStoriesHf = QS_SAMPLE_DIR "/stories260K/hf-f32";
 const std::string kStoriesText = QS_SAMPLE_DIR "/eval/stories.txt";
 const std::string kCode3m = QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf";
 const std::string kCodeText = QS_TEST_DATA "/eval/python-textwrap.txt";
@@ -165,6 +170,89 @@ private slots:
         QCOMPARE(o.tensors, size_t(4 * 7));
         qInfo("code-3m %s: mean KL GPTQ %.5f, RTN %.5f", qPrintable(format), o.klGptq, o.klRtn);
         QVERIFY(o.klGptq < o.klRtn);
+    }
+
+    // GPTQ's codes written through the quantize job: the reopened checkpoint decodes to exactly
+    // fp16(scale) * (code - zero) of the GPTQ result (act-order g_idx included), not to round to nearest.
+    void writesCheckpoints()
+    {
+        std::shared_ptr<const Model> model = openModel(kStoriesHf);
+        Plan plan;
+        for (const auto& t : model->tensors())
+            if (t.shape.size() == 2 && t.name.find(".layers.") != std::string::npos)
+                plan.assign(t.name, t.columns() % 32 == 0 ? "INT4-g32-asym" : "INT4-ch-asym");
+        for (const bool actOrder : {true, false}) {
+            GptqModelParams g;
+            g.model = model;
+            g.plan = plan;
+            // The safetensors folder has no tokenizer files: the GGUF's vocabulary is the same.
+            g.tokens = evaluationTokens(*openModel(kStories), readRegularFile(kStoriesText, 1 << 20, "text"));
+            g.ctx = 128;
+            g.actOrder = actOrder;
+            const GptqModelResult r = gptqQuantizeModel(g);
+            QCOMPARE(r.tensors.size(), plan.assignments().size());
+            const auto codes = precomputedCodes(r);
+            for (const QuantizeTarget target : {QuantizeTarget::Gptq, QuantizeTarget::CompressedTensors}) {
+                QTemporaryDir tmp;
+                QuantizeParams p;
+                p.model = model;
+                p.plan = plan;
+                p.target = target;
+                p.output = tmp.path().toStdString() + "/out";
+                p.precomputedCodes = codes;
+                QuantizeJob job(p);
+                const JobStatus status = job.run();
+                if (target == QuantizeTarget::CompressedTensors && actOrder) {
+                    QCOMPARE(status, JobStatus::Failed); // no g_idx in compressed-tensors
+                    QVERIFY(job.errorMessage().find("act-order") != std::string::npos);
+                    continue;
+                }
+                QVERIFY2(status == JobStatus::Succeeded, job.errorMessage().c_str());
+                auto back = openModel(p.output);
+                size_t checked = 0, differsFromGptq = 0, differsFromRtn = 0;
+                for (const auto& t : r.tensors) {
+                    const TensorInfo* b = back->find(t.tensor);
+                    QVERIFY2(b, t.tensor.c_str());
+                    std::vector<float> got(b->elements());
+                    back->decode(*b, 0, got.size(), got.data());
+                    const GptqResult& q = t.result;
+                    std::vector<float> w(b->elements()), rtn(b->elements());
+                    model->decode(*model->find(t.tensor), 0, w.size(), w.data());
+                    const auto cfg = gptqConfigForFormat(t.format);
+                    intRoundTrip(IntQuantConfig{cfg->bits, cfg->groupSize, cfg->symmetric}, w.data(),
+                                 uint64_t(q.rows), uint64_t(q.cols), rtn.data());
+                    for (int i = 0; i < q.rows; ++i)
+                        for (int j = 0; j < q.cols; ++j) {
+                            const size_t at = size_t(i) * q.cols + j, gi = size_t(q.gIdx[j]) * q.rows + i;
+                            if (q.zeros[gi] == 0 && target == QuantizeTarget::Gptq)
+                                continue; // GPTQ v1 cannot store a zero point of 0 (the writer warns)
+                            const float scale = target == QuantizeTarget::Gptq
+                                                    ? halfToFloat(floatToHalf(q.scales[gi]))
+                                                    : q.scales[gi];
+                            const float want = scale * (float(q.codes[at]) - q.zeros[gi]);
+                            QVERIFY2(std::abs(got[at] - want) <= 1e-6f * scale, t.tensor.c_str());
+                            differsFromGptq += std::abs(q.dequantized[at] - got[at]) > 0.01f * scale;
+                            differsFromRtn += std::abs(rtn[at] - got[at]) > 0.5f * scale;
+                            ++checked;
+                        }
+                }
+                QVERIFY(checked > 100000);
+                QCOMPARE(differsFromGptq, size_t(0));
+                QVERIFY(differsFromRtn > checked / 20); // GPTQ moves many codes away from the nearest
+            }
+        }
+        // GGUF keeps ggml's own rounding: GPTQ codes are refused with the reason.
+        QuantizeParams gguf;
+        gguf.model = openModel(kStories);
+        gguf.plan = blockMatrices(*gguf.model, "Q4_K");
+        gguf.target = QuantizeTarget::Gguf;
+        gguf.output = "/tmp/unused.gguf";
+        gguf.precomputedCodes = std::make_shared<const PrecomputedCodes>(
+            PrecomputedCodes{{"blk.0.attn_q.weight", std::make_shared<const PrecomputedIntCodes>()}});
+        bool refused = false;
+        for (const auto& problem : validateQuantize(gguf))
+            refused |= problem.reason.find("cannot be written to GGUF") != std::string::npos;
+        QVERIFY(refused);
     }
 
     void errors()
