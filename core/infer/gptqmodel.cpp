@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -85,8 +86,7 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
         throw Error(ErrorCode::BadValue, "no model to quantize");
     ForwardOptions options;
     options.threads = p.threads;
-    options.plan = &p.plan;
-    options.weightCacheBytes = 0; // overrides replace weights as we go
+    options.plan = &p.plan; // overrides (the GPTQ results) take precedence over the plan and the cache
     Transformer transformer(p.model, options);
     const TransformerConfig& config = transformer.config();
     const Calibration cal = calibrationSequences(p, config, job);
@@ -152,9 +152,14 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
             if (!acc)
                 throw Error(ErrorCode::Internal, "GPTQ: no input seen for " + todo.front().first);
             const std::vector<float> h = acc->hessian();
-            for (const auto& [name, c] : todo) {
+            for (size_t k = 0; k < todo.size(); ++k) {
+                const auto& [name, c] = todo[k];
+                // GPTQ's own progress, mapped into this tensor's share of the sub-group; a cancel of the model job
+                // reaches it at its next report (once per block of columns).
+                const double span = 1.0 / (double(groups.size()) * double(layers) * double(todo.size()));
+                const double from = base + span * double(k);
                 checkCancel(job);
-                reportProgress(job, base, "block " + std::to_string(l + 1) + ": GPTQ on " + name);
+                reportProgress(job, from, "block " + std::to_string(l + 1) + ": GPTQ on " + name);
                 int rows = 0, cols = 0;
                 const std::vector<float> w = originalWeights(*p.model, name, rows, cols);
                 if (cols != acc->cols())
@@ -165,7 +170,14 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
                 r.tensor = name;
                 r.format = *p.plan.formatOf(name);
                 r.layer = l;
-                r.result = gptqQuantize(w.data(), rows, cols, h.data(), c, job);
+                JobControl inner([&inner, job, from, span](const JobProgress& pr) {
+                    if (job && job->cancelled())
+                        inner.cancel();
+                    reportProgress(job, from + span * pr.fraction);
+                });
+                if (job && job->cancelled())
+                    inner.cancel();
+                r.result = gptqQuantize(w.data(), rows, cols, h.data(), c, &inner);
                 transformer.setWeightOverride(name,
                                               std::make_shared<const std::vector<float>>(r.result.dequantized));
                 result.tensors.push_back(std::move(r));

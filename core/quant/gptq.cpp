@@ -87,6 +87,8 @@ struct Sweep {
     std::atomic<int64_t> blocksDone{0};
     int64_t blocksTotal = 1;
     std::mutex lossMutex;
+    std::mutex progressMutex;
+    int64_t reported = 0; // guarded by progressMutex
 };
 
 // One row chunk's state while it sweeps one block (blockSweep calls quantizeColumn for each column).
@@ -166,7 +168,13 @@ void sweepRows(Sweep& s, int r0, int r1)
             kernels().gemmSub(st.wc + i2, ld, err.data(), bs, s.u + int64_t(i1) * ld + i2, ld, st.rows, count,
                               cols - i2);
         const int64_t done = s.blocksDone.fetch_add(st.rows) + st.rows;
-        reportProgress(s.job, double(done) / double(s.blocksTotal));
+        if (s.job) {
+            std::lock_guard lock(s.progressMutex); // reports from the workers in order
+            if (done > s.reported) {
+                s.reported = done;
+                s.job->report(double(done) / double(s.blocksTotal));
+            }
+        }
     }
     std::lock_guard lock(s.lossMutex);
     s.out->loss += st.loss;

@@ -96,6 +96,10 @@ Outcome run(const std::string& modelPath, const std::string& textPath, const std
     const GptqModelResult& r = job.result();
     if (fractions.empty() || fractions.back() != 1.0)
         throw std::runtime_error("no final progress");
+    for (size_t i = 1; i < fractions.size(); ++i)
+        if (fractions[i] < fractions[i - 1] - 1e-9)
+            throw std::runtime_error("progress went back from " + std::to_string(fractions[i - 1]) + " to " +
+                                     std::to_string(fractions[i]));
 
     Outcome o;
     o.tensors = r.tensors.size();
@@ -270,6 +274,16 @@ private slots:
         GptqModelJob cancelled(p);
         cancelled.cancel();
         QCOMPARE(cancelled.run(), JobStatus::Cancelled);
+        // A cancel in the middle (from the progress handler, inside some tensor's GPTQ sweep).
+        GptqModelJob midway(p);
+        double last = 0;
+        midway.control().setProgressHandler([&](const JobProgress& pr) {
+            last = pr.fraction;
+            if (pr.fraction > 0.4)
+                midway.cancel();
+        });
+        QCOMPARE(midway.run(), JobStatus::Cancelled);
+        QVERIFY(last < 0.6);
     }
 };
 
