@@ -31,6 +31,8 @@ struct Kernels {
 };
 
 const Kernels& kernels();
+// Tests: use `set` instead of the automatic choice (nullptr restores it). Not thread-safe against running work.
+void overrideKernels(const Kernels* set);
 
 // One set per instruction set (defined in gptq_kernels_<isa>.cpp); only call one the CPU can run.
 const Kernels* kernelsGeneric();

@@ -87,13 +87,29 @@ private slots:
     // k + 1/2 to float precision) can then round the other way, and that row's later columns follow the
     // changed error feedback. So per row, in quantization order, the first differing code must be such a
     // tie (checked with the value GPTQ rounded, keepRounded), the rest of that row is a consequence and is
-    // not compared, and ties must be rare (at most one row per config, three in all; with the AVX-512
-    // kernels there is one: stories260K.blk.1.attn_q, 4-bit g128, row 31, 0.500000 steps from the boundary).
+    // not compared, and ties must be rare (at most one row per config, three in all; there is one with the
+    // AVX-512 and the baseline kernels: stories260K.blk.1.attn_q, 4-bit g128, row 31, 0.500000 steps from the
+    // boundary, and none with AVX2). Every kernel set the CPU runs is checked.
     // Outside tie rows, dequantized values differ only in their last bits, in groups that start after the
     // first block (their scale comes from lazily updated weights): at most ~1e-5 of a grid step, asserted
     // below; per-channel configs and single-block layers are bit-identical there.
+    void matchesReference_data()
+    {
+        QTest::addColumn<int>("isa");
+        QTest::newRow("best") << 0;
+        QTest::newRow("baseline") << 1;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            QTest::newRow("avx2") << 2;
+    }
     void matchesReference()
     {
+        QFETCH(int, isa);
+        gptq_detail::overrideKernels(isa == 1 ? gptq_detail::kernelsGeneric()
+                                     : isa == 2 ? gptq_detail::kernelsAvx2()
+                                                : nullptr);
+        struct Restore {
+            ~Restore() { gptq_detail::overrideKernels(nullptr); }
+        } restore;
         auto model = loadHdf5(kRef, nullptr);
         QVERIFY(model);
         std::set<std::string> cases, configs;
