@@ -128,7 +128,8 @@ const CliRegistrar quantize(
     {"quantize",
      "quantize MODEL --plan PLAN.json --to gguf|compressed-tensors|gptq|fake-quant --out PATH [--imatrix "
      "FILE] [--split-max-size SIZE] [--allow-requantize] [--method rtn|gptq --calibration FILE "
-     "[--calibration-vocab MODEL] [--calibration-ctx N] [--calibration-sequences N] [--act-order]] [--json]",
+     "[--calibration-vocab MODEL] [--calibration-ctx N] [--calibration-sequences N] [--act-order] "
+     "[--static-groups] [--damp F]] [--json]",
      "write the quantized model a plan describes (GGUF: byte-identical to llama-quantize)",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("plan"), QStringLiteral("The plan (quantscope-cli plan ... --out)."),

@@ -30,6 +30,11 @@ void addGptqOptions(QCommandLineParser& p)
                  QStringLiteral("N")});
     p.addOption({QStringLiteral("act-order"),
                  QStringLiteral("GPTQ: quantize columns by decreasing activation energy (writes g_idx).")});
+    p.addOption({QStringLiteral("static-groups"),
+                 QStringLiteral("GPTQ: group grids from the unquantized weights (consecutive groups with act-order).")});
+    p.addOption({QStringLiteral("damp"),
+                 QStringLiteral("GPTQ: dampening as a fraction of the Hessian's mean diagonal (default 0.01)."),
+                 QStringLiteral("FRACTION")});
 }
 
 int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJsonArray& summary)
@@ -53,6 +58,13 @@ int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJ
         g.tokens = qs::evaluationTokens(*vocab, qs::readRegularFile(g.textFile, uint64_t{1} << 30, "text"));
     }
     g.actOrder = parser.isSet(QStringLiteral("act-order"));
+    g.staticGroups = parser.isSet(QStringLiteral("static-groups"));
+    if (parser.isSet(QStringLiteral("damp"))) {
+        bool ok = false;
+        g.percDamp = parser.value(QStringLiteral("damp")).toDouble(&ok);
+        if (!ok || !(g.percDamp >= 0) || g.percDamp > 10)
+            return fail(QStringLiteral("--damp needs a fraction from 0 to 10, such as 0.01"));
+    }
     g.threads = params.threads;
     for (const auto& [name, field] : {std::pair{QStringLiteral("calibration-ctx"), &g.ctx},
                                       std::pair{QStringLiteral("calibration-sequences"), &g.maxSequences}}) {

@@ -8,7 +8,8 @@
 
 namespace cli {
 
-// Adds --method, --calibration, --calibration-vocab, --calibration-ctx, --calibration-sequences, --act-order.
+// Adds --method, --calibration, --calibration-vocab, --calibration-ctx, --calibration-sequences, --act-order, --static-groups,
+// --damp.
 void addGptqOptions(QCommandLineParser& parser);
 // With --method gptq: checks the options, runs GPTQ over the calibration text on params.model / params.plan
 // and sets params.precomputedCodes; `summary` gets one JSON object per quantized tensor (proxy errors).

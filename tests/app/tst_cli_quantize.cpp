@@ -178,7 +178,8 @@ private slots:
                                      QStringLiteral("--calibration"), text, QStringLiteral("--calibration-vocab"),
                                      QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"),
                                      QStringLiteral("--calibration-ctx"),
-                                     QStringLiteral("128"), QStringLiteral("--act-order"), QStringLiteral("--json")});
+                                     QStringLiteral("128"), QStringLiteral("--act-order"), QStringLiteral("--damp"),
+                                     QStringLiteral("0.02"), QStringLiteral("--json")});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject o = QJsonDocument::fromJson(r.out).object();
         const QJsonArray gptq = o.value(QStringLiteral("gptq")).toArray();
@@ -204,6 +205,12 @@ private slots:
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains("--calibration"), r.err.constData());
         QVERIFY(!QFile::exists(tmp(QStringLiteral("g2"))));
+        r = runQuantscopeCli({QStringLiteral("quantize"), model, QStringLiteral("--plan"), planPath,
+                              QStringLiteral("--to"), QStringLiteral("gptq"), QStringLiteral("--out"),
+                              tmp(QStringLiteral("g3")), QStringLiteral("--method"), QStringLiteral("gptq"),
+                              QStringLiteral("--calibration"), text, QStringLiteral("--damp"), QStringLiteral("x")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("--damp"), r.err.constData());
     }
 
     // Ctrl-C mid-run: exit 130, no output, no temporary file left. QUANTSCOPE_CLI_TEST_HOLD makes the job
