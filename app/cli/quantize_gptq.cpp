@@ -47,8 +47,8 @@ int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJ
     if (!parser.isSet(QStringLiteral("calibration")))
         return fail(QStringLiteral("--method gptq needs --calibration FILE (a text to run the model on)"));
     if (params.target == qs::QuantizeTarget::Gguf)
-        return fail(QStringLiteral("--method gptq writes --to gptq or compressed-tensors: GGUF's ggml block "
-                                   "types keep their own scales and rounding"));
+        return fail(QStringLiteral("--method gptq writes --to gptq, compressed-tensors or fake-quant: GGUF's "
+                                   "ggml block types keep their own scales and rounding"));
     qs::GptqModelParams g;
     g.model = params.model;
     g.plan = params.plan;

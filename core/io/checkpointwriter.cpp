@@ -600,7 +600,7 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
 }
 
 void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optional<DType> as,
-              std::shared_ptr<const QuantFormat> roundTrip)
+              std::shared_ptr<const QuantFormat> roundTrip, const IntCodes* pre = nullptr)
 {
     const DType dtype = as.value_or(t.dtype);
     const TensorInfo* tp = &t;
@@ -612,10 +612,18 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
     }
     const size_t slot = job.slot();
     job.add({t.name, dtype, t.shape, t.fileIndex},
-            [&model, &job, slot, tp, dtype, roundTrip](const TensorSink& sink) {
+            [&model, &job, slot, tp, dtype, roundTrip, pre](const TensorSink& sink) {
                 auto x = decodeAll(model, *tp);
                 std::vector<float> y;
-                if (roundTrip) {
+                if (pre) { // GPTQ's values: scale * (code - zero)
+                    y.resize(x.size());
+                    for (uint64_t r = 0; r < pre->rows; ++r)
+                        for (uint64_t i = 0; i < pre->cols; ++i) {
+                            const uint64_t g = r * pre->groups + groupOf(*pre, i);
+                            y[r * pre->cols + i] = pre->scale[g] * (static_cast<float>(pre->q[r * pre->cols + i]) -
+                                                                    static_cast<float>(pre->zero[g]));
+                        }
+                } else if (roundTrip) {
                     y.resize(x.size());
                     roundTrip->roundTrip(x.data(), tp->rows(), tp->columns(), y.data());
                 }
@@ -734,7 +742,10 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
         if (!isQuantized(*f))
             addPlain(job, model, t, floatStorage(*f), nullptr);
         else if (kind == CheckpointKind::FakeQuant)
-            addPlain(job, model, t, std::nullopt, f);
+            addPlain(job, model, t, std::nullopt, f,
+                     tr.kind == FormatKind::Integer && t.shape.size() == 2
+                         ? precomputedFor(codes, t, tr, /*needConsecutiveGroups=*/false)
+                         : nullptr);
         else if (kind == CheckpointKind::Gptq)
             addGptq(job, model, t, tr);
         else if (tr.kind == FormatKind::Integer)
@@ -845,9 +856,9 @@ CheckpointWriteReport writeGptqCheckpoint(const Model& model, const Plan& plan, 
 }
 
 CheckpointWriteReport writeFakeQuant(const Model& model, const Plan& plan, const fs::path& outDir,
-                                     JobControl* job)
+                                     JobControl* job, const PrecomputedCodes* codes)
 {
-    return writeCheckpoint(CheckpointKind::FakeQuant, model, plan, outDir, job);
+    return writeCheckpoint(CheckpointKind::FakeQuant, model, plan, outDir, job, codes);
 }
 
 } // namespace qs

@@ -73,7 +73,9 @@ CheckpointWriteReport writeCompressedTensors(const Model& model, const Plan& pla
 CheckpointWriteReport writeGptqCheckpoint(const Model& model, const Plan& plan,
                                           const std::filesystem::path& outDir, JobControl* job,
                                           const PrecomputedCodes* codes = nullptr);
+// With codes: GPTQ's dequantized values (scale * (code - zero)) for those tensors, in the input's dtype.
 CheckpointWriteReport writeFakeQuant(const Model& model, const Plan& plan,
-                                     const std::filesystem::path& outDir, JobControl* job);
+                                     const std::filesystem::path& outDir, JobControl* job,
+                                     const PrecomputedCodes* codes = nullptr);
 
 } // namespace qs

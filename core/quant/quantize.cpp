@@ -448,7 +448,7 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
     std::vector<QuantizeProblem> problems = validatePlan(p, importance, warnings);
     if (p.precomputedCodes && !p.precomputedCodes->empty() && p.target == QuantizeTarget::Gguf)
         problems.push_back({{}, "GPTQ's codes cannot be written to GGUF: ggml block types keep their own "
-                                "scales and rounding (use --to gptq or compressed-tensors)"});
+                                "scales and rounding (use --to gptq, compressed-tensors or fake-quant)"});
     if (!p.model)
         return problems;
     const Model& model = *p.model;
@@ -975,7 +975,7 @@ void QuantizeJob::execute(JobControl& control)
         else if (kind == CheckpointKind::Gptq)
             report = writeGptqCheckpoint(*m_params.model, m_params.plan, m_params.output, &control, codes);
         else
-            report = writeFakeQuant(*m_params.model, m_params.plan, m_params.output, &control);
+            report = writeFakeQuant(*m_params.model, m_params.plan, m_params.output, &control, codes);
         m_result.bytesWritten = report.bytesWritten;
         m_result.predictedWeightBytes = report.predictedWeightBytes;
         m_result.weightBytesWritten = report.weightBytesWritten;

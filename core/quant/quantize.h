@@ -47,8 +47,8 @@ struct QuantizeParams {
     uint64_t splitMaxBytes = 0;           // 0: one file; else shards of at most this much tensor data
     bool allowRequantize = false;         // re-quantize tensors that are already quantized (with a warning)
     // GPTQ: integer codes to write instead of round to nearest (gptqmodel.h precomputedCodes()), for the
-    // compressed-tensors and GPTQ targets; GGUF refuses them (GPTQ-rounded values are not put into ggml
-    // blocks), fake-quant ignores them.
+    // compressed-tensors and GPTQ targets, and as their dequantized values for fake-quant; GGUF refuses them
+    // (GPTQ-rounded values are not put into ggml blocks).
     std::shared_ptr<const PrecomputedCodes> precomputedCodes;
 };
 

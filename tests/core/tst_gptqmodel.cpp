@@ -196,7 +196,8 @@ private slots:
             const GptqModelResult r = gptqQuantizeModel(g);
             QCOMPARE(r.tensors.size(), plan.assignments().size());
             const auto codes = precomputedCodes(r);
-            for (const QuantizeTarget target : {QuantizeTarget::Gptq, QuantizeTarget::CompressedTensors}) {
+            for (const QuantizeTarget target :
+                 {QuantizeTarget::Gptq, QuantizeTarget::CompressedTensors, QuantizeTarget::FakeQuant}) {
                 QTemporaryDir tmp;
                 QuantizeParams p;
                 p.model = model;
@@ -235,6 +236,8 @@ private slots:
                                                     : q.scales[gi];
                             const float want = scale * (float(q.codes[at]) - q.zeros[gi]);
                             QVERIFY2(std::abs(got[at] - want) <= 1e-6f * scale, t.tensor.c_str());
+                            if (target == QuantizeTarget::FakeQuant) // F32 in, F32 out: GPTQ's values exactly
+                                QCOMPARE(got[at], q.dequantized[at]);
                             differsFromGptq += std::abs(q.dequantized[at] - got[at]) > 0.01f * scale;
                             differsFromRtn += std::abs(rtn[at] - got[at]) > 0.5f * scale;
                             ++checked;
