@@ -1,5 +1,6 @@
 // quantscope-cli quantize: runs a plan on a model and writes the quantized files (core/quant/quantize.h).
 #include "app/cli/command.h"
+#include "app/cli/quantize_gptq.h"
 #include "core/model/model.h"
 #include "core/plan/modellayout.h"
 #include "core/plan/planio.h"
@@ -71,6 +72,9 @@ int runQuantize(QCommandLineParser& parser)
     std::vector<std::string> notes;
     if (!qs::planMatchesModel(params.plan, qs::layoutFromModel(*params.model), &why) && !why.empty())
         notes.push_back("the plan was made for another model: " + why);
+    QJsonArray gptqTensors;
+    if (const int code = cli::runGptqPass(parser, params, gptqTensors))
+        return code;
 
     // Ctrl-C cancels (cli::runJob): the job unwinds, removes its temporary files, and we exit with 130.
     qs::QuantizeJob job(std::move(params));
@@ -104,6 +108,8 @@ int runQuantize(QCommandLineParser& parser)
                 {QStringLiteral("sqnr_db"), std::isfinite(t.sqnrDb) ? QJsonValue(t.sqnrDb) : QJsonValue()},
                 {QStringLiteral("sampled_values"), static_cast<qint64>(t.sampledValues)}});
         o[QStringLiteral("tensors")] = tensors;
+        if (!gptqTensors.isEmpty())
+            o[QStringLiteral("gptq")] = gptqTensors;
         cli::printJson(o);
         return 0;
     }
@@ -121,7 +127,9 @@ int runQuantize(QCommandLineParser& parser)
 const CliRegistrar quantize(
     {"quantize",
      "quantize MODEL --plan PLAN.json --to gguf|compressed-tensors|gptq|fake-quant --out PATH [--imatrix "
-     "FILE] [--split-max-size SIZE] [--allow-requantize] [--json]",
+     "FILE] [--split-max-size SIZE] [--allow-requantize] [--method rtn|gptq --calibration FILE "
+     "[--calibration-vocab MODEL] [--calibration-ctx N] [--calibration-sequences N] [--act-order] "
+     "[--static-groups] [--damp F]] [--json]",
      "write the quantized model a plan describes (GGUF: byte-identical to llama-quantize)",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("plan"), QStringLiteral("The plan (quantscope-cli plan ... --out)."),
@@ -138,6 +146,7 @@ const CliRegistrar quantize(
               QStringLiteral("SIZE")});
          p.addOption({QStringLiteral("allow-requantize"),
                       QStringLiteral("Re-quantize tensors that are already quantized (lower quality).")});
+         cli::addGptqOptions(p);
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
          p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("Model file (GGUF for --to gguf)."));
      },

@@ -214,14 +214,47 @@ namespace {
 
 // ---- encoding ----
 
-// Integer codes of a rows x cols weight on the RTN grid of int_quant.h: q in [0, maxq], one scale and zero
-// per (row, group).
-struct IntCodes {
-    uint64_t rows = 0, cols = 0, groups = 0, groupLen = 0;
-    std::vector<uint8_t> q;    // rows x cols
-    std::vector<float> scale;  // rows x groups
-    std::vector<uint8_t> zero; // rows x groups
-};
+// Integer codes of a rows x cols weight: q in [0, maxq], one scale and zero per (row, group); gIdx empty
+// unless precomputed with act-order.
+using IntCodes = PrecomputedIntCodes;
+
+uint64_t groupOf(const IntCodes& c, uint64_t column)
+{
+    return c.gIdx.empty() ? column / c.groupLen : static_cast<uint64_t>(c.gIdx[column]);
+}
+
+// Round to nearest (intCodes() below) unless the caller handed codes in; those are checked against the
+// tensor and format first.
+const IntCodes* precomputedFor(const PrecomputedCodes* codes, const TensorInfo& t, const FormatTraits& tr,
+                               bool needConsecutiveGroups)
+{
+    if (!codes)
+        return nullptr;
+    const auto it = codes->find(t.name);
+    if (it == codes->end() || !it->second)
+        return nullptr;
+    const IntCodes& c = *it->second;
+    const uint64_t rows = t.shape[0], cols = t.shape[1];
+    const uint64_t groupLen = tr.groupSize > 0 ? static_cast<uint64_t>(tr.groupSize) : cols;
+    const uint64_t groups = (cols + groupLen - 1) / groupLen;
+    const uint32_t maxq = (1u << tr.bits) - 1;
+    bool ok = c.rows == rows && c.cols == cols && c.groupLen == groupLen && c.groups == groups &&
+              c.q.size() == rows * cols && c.scale.size() == rows * groups && c.zero.size() == rows * groups &&
+              (c.gIdx.empty() || c.gIdx.size() == cols);
+    for (size_t i = 0; ok && i < c.q.size(); ++i)
+        ok = c.q[i] <= maxq;
+    for (size_t i = 0; ok && i < c.zero.size(); ++i)
+        ok = c.zero[i] <= maxq;
+    for (size_t i = 0; ok && i < c.gIdx.size(); ++i)
+        ok = c.gIdx[i] >= 0 && static_cast<uint64_t>(c.gIdx[i]) < groups;
+    if (!ok)
+        throw Error(ErrorCode::BadValue, t.name + ": the precomputed codes do not fit the tensor and " + tr.name);
+    for (size_t i = 0; needConsecutiveGroups && i < c.gIdx.size(); ++i)
+        if (static_cast<uint64_t>(c.gIdx[i]) != i / groupLen)
+            throw Error(ErrorCode::BadValue, t.name + ": act-order groups (g_idx) cannot be stored in "
+                                                      "compressed-tensors; quantize without act-order");
+    return &c;
+}
 
 IntCodes intCodes(const float* x, uint64_t rows, uint64_t cols, int bits, int groupSize, bool symmetric)
 {
@@ -299,7 +332,7 @@ void measureIntCodes(QuantizedTensor& out, const float* x, const IntCodes& c, bo
 {
     const uint32_t mask = (1u << bits) - 1;
     measureRows(out, x, c.rows, c.cols, [&](uint64_t r, uint64_t i) {
-        const uint64_t g = r * c.groups + i / c.groupLen;
+        const uint64_t g = r * c.groups + groupOf(c, i);
         float scale = c.scale[g];
         float zero = c.zero[g];
         if (gptq) {
@@ -373,6 +406,7 @@ struct Output {
     std::vector<std::string> warnings;
     std::vector<QuantizedTensor> tensors; // one per model tensor; the producers fill in the SQNR
     uint64_t predicted = 0;
+    const PrecomputedCodes* codes = nullptr; // GPTQ's codes by tensor, instead of round to nearest
 
     size_t slot() const { return tensors.size() - 1; }
 
@@ -420,9 +454,11 @@ void addCompressedInt(Output& job, const Model& model, const TensorInfo& t, cons
     shapes.push_back({2});
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
-    job.addEncoded(t.fileIndex, names, dtypes, shapes, [&model, &job, slot, tp, tr, rows, cols, pf]() {
+    const IntCodes* pre = precomputedFor(job.codes, t, tr, /*needConsecutiveGroups=*/true);
+    job.addEncoded(t.fileIndex, names, dtypes, shapes, [&model, &job, slot, tp, tr, rows, cols, pf, pre]() {
         const auto x = decodeAll(model, *tp);
-        const IntCodes c = intCodes(x.data(), rows, cols, tr.bits, tr.groupSize, tr.symmetric);
+        IntCodes rtn;
+        const IntCodes& c = pre ? *pre : (rtn = intCodes(x.data(), rows, cols, tr.bits, tr.groupSize, tr.symmetric));
         measureIntCodes(job.tensors[slot], x.data(), c, false, tr.bits);
         Encoded e;
         // compressed-tensors keeps signed codes and stores them offset by 2^(bits-1): the unsigned GPTQ
@@ -506,12 +542,15 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
                                "kernels (exllama, marlin) need both dimensions to be multiples of 32");
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
+    const IntCodes* pre = precomputedFor(job.codes, t, tr, /*needConsecutiveGroups=*/false);
     job.addEncoded(t.fileIndex, {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
                    {DType::I32, DType::I32, DType::F16, DType::I32},
                    {{ceilDiv(k, pf), n}, {groups, ceilDiv(n, pf)}, {groups, n}, {k}},
-                   [&model, tp, tr, n, k, pf, &job, slot]() {
+                   [&model, tp, tr, n, k, pf, &job, slot, pre]() {
                        const auto x = decodeAll(model, *tp);
-                       const IntCodes c = intCodes(x.data(), n, k, tr.bits, tr.groupSize, tr.symmetric);
+                       IntCodes rtn;
+                       const IntCodes& c =
+                           pre ? *pre : (rtn = intCodes(x.data(), n, k, tr.bits, tr.groupSize, tr.symmetric));
                        measureIntCodes(job.tensors[slot], x.data(), c, true, tr.bits);
                        Encoded e;
                        const uint64_t kw = ceilDiv(k, pf), nw = ceilDiv(n, pf);
@@ -551,7 +590,7 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
                                scales[g * n + col] = floatToHalf(c.scale[col * c.groups + g]);
                        std::vector<int32_t> gidx(k);
                        for (uint64_t i = 0; i < k; ++i)
-                           gidx[i] = static_cast<int32_t>(i / c.groupLen);
+                           gidx[i] = static_cast<int32_t>(groupOf(c, i));
                        e.parts.push_back(std::move(qweight));
                        e.parts.push_back(std::move(qzeros));
                        e.parts.push_back(bytesOf(scales));
@@ -561,7 +600,7 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
 }
 
 void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optional<DType> as,
-              std::shared_ptr<const QuantFormat> roundTrip)
+              std::shared_ptr<const QuantFormat> roundTrip, const IntCodes* pre = nullptr)
 {
     const DType dtype = as.value_or(t.dtype);
     const TensorInfo* tp = &t;
@@ -573,10 +612,18 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
     }
     const size_t slot = job.slot();
     job.add({t.name, dtype, t.shape, t.fileIndex},
-            [&model, &job, slot, tp, dtype, roundTrip](const TensorSink& sink) {
+            [&model, &job, slot, tp, dtype, roundTrip, pre](const TensorSink& sink) {
                 auto x = decodeAll(model, *tp);
                 std::vector<float> y;
-                if (roundTrip) {
+                if (pre) { // GPTQ's values: scale * (code - zero)
+                    y.resize(x.size());
+                    for (uint64_t r = 0; r < pre->rows; ++r)
+                        for (uint64_t i = 0; i < pre->cols; ++i) {
+                            const uint64_t g = r * pre->groups + groupOf(*pre, i);
+                            y[r * pre->cols + i] = pre->scale[g] * (static_cast<float>(pre->q[r * pre->cols + i]) -
+                                                                    static_cast<float>(pre->zero[g]));
+                        }
+                } else if (roundTrip) {
                     y.resize(x.size());
                     roundTrip->roundTrip(x.data(), tp->rows(), tp->columns(), y.data());
                 }
@@ -659,7 +706,8 @@ QJsonObject exportJson(const Plan& plan, ExportTarget target)
 }
 
 CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, const Plan& plan,
-                                      const fs::path& outDir, JobControl* jobControl)
+                                      const fs::path& outDir, JobControl* jobControl,
+                                      const PrecomputedCodes* codes = nullptr)
 {
     if (const auto problems = checkpointProblems(kind, model, plan); !problems.empty()) {
         std::string msg = std::string("cannot write a ") + checkpointKindName(kind) + " checkpoint: ";
@@ -671,6 +719,7 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
     }
 
     Output job;
+    job.codes = codes;
     CheckpointWriteReport report;
     for (const auto& t : model.tensors()) {
         report.predictedWeightBytes += checkpointTensorBytes(kind, plan, t);
@@ -693,7 +742,10 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
         if (!isQuantized(*f))
             addPlain(job, model, t, floatStorage(*f), nullptr);
         else if (kind == CheckpointKind::FakeQuant)
-            addPlain(job, model, t, std::nullopt, f);
+            addPlain(job, model, t, std::nullopt, f,
+                     tr.kind == FormatKind::Integer && t.shape.size() == 2
+                         ? precomputedFor(codes, t, tr, /*needConsecutiveGroups=*/false)
+                         : nullptr);
         else if (kind == CheckpointKind::Gptq)
             addGptq(job, model, t, tr);
         else if (tr.kind == FormatKind::Integer)
@@ -712,6 +764,13 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
             exportJson(plan, ExportTarget::CompressedTensors).value(QStringLiteral("quantization_config")));
     } else if (kind == CheckpointKind::Gptq) {
         quantizeConfig = exportJson(plan, ExportTarget::GptqModel);
+        // Precomputed act-order codes: the loaders must apply g_idx.
+        bool actOrder = false;
+        for (const auto& [name, c] : codes ? *codes : PrecomputedCodes{})
+            for (size_t i = 0; c && !actOrder && i < c->gIdx.size(); ++i)
+                actOrder = static_cast<uint64_t>(c->gIdx[i]) != i / c->groupLen;
+        if (actOrder)
+            quantizeConfig->insert(QStringLiteral("desc_act"), true);
         config->insert(QStringLiteral("quantization_config"), *quantizeConfig);
     }
 
@@ -785,21 +844,21 @@ CheckpointWriteReport writeCheckpoint(CheckpointKind kind, const Model& model, c
 } // namespace
 
 CheckpointWriteReport writeCompressedTensors(const Model& model, const Plan& plan, const fs::path& outDir,
-                                             JobControl* job)
+                                             JobControl* job, const PrecomputedCodes* codes)
 {
-    return writeCheckpoint(CheckpointKind::CompressedTensors, model, plan, outDir, job);
+    return writeCheckpoint(CheckpointKind::CompressedTensors, model, plan, outDir, job, codes);
 }
 
 CheckpointWriteReport writeGptqCheckpoint(const Model& model, const Plan& plan, const fs::path& outDir,
-                                          JobControl* job)
+                                          JobControl* job, const PrecomputedCodes* codes)
 {
-    return writeCheckpoint(CheckpointKind::Gptq, model, plan, outDir, job);
+    return writeCheckpoint(CheckpointKind::Gptq, model, plan, outDir, job, codes);
 }
 
 CheckpointWriteReport writeFakeQuant(const Model& model, const Plan& plan, const fs::path& outDir,
-                                     JobControl* job)
+                                     JobControl* job, const PrecomputedCodes* codes)
 {
-    return writeCheckpoint(CheckpointKind::FakeQuant, model, plan, outDir, job);
+    return writeCheckpoint(CheckpointKind::FakeQuant, model, plan, outDir, job, codes);
 }
 
 } // namespace qs

@@ -19,6 +19,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,14 +50,32 @@ uint64_t checkpointTensorBytes(CheckpointKind kind, const Plan& plan, const Tens
 // hold, formats the target has no layout for, the target's own export rules (fused q/k/v, embeddings).
 std::vector<std::string> checkpointProblems(CheckpointKind kind, const Model& model, const Plan& plan);
 
+// Integer codes computed elsewhere (GPTQ, core/infer/gptqmodel.h) for one tensor, written instead of the
+// round-to-nearest codes: value = scale * (q - zero) with the grid of column i's group.
+struct PrecomputedIntCodes {
+    uint64_t rows = 0, cols = 0, groups = 0, groupLen = 0; // groupLen == cols for per channel
+    std::vector<uint8_t> q;    // rows x cols
+    std::vector<float> scale;  // rows x groups
+    std::vector<uint8_t> zero; // rows x groups
+    std::vector<int32_t> gIdx; // cols: the group of each column (act-order); empty: column / groupLen
+};
+// By tensor name. A tensor without an entry is rounded to nearest as usual.
+using PrecomputedCodes = std::map<std::string, std::shared_ptr<const PrecomputedIntCodes>>;
+
 // outDir: a folder to create (it must not exist, or be empty, and must not be the model's folder).
 // Throws qs::Error(BadValue) listing checkpointProblems(), qs::Error(Io) when the disk is too small or a
-// write fails, qs::CancelledError when cancelled; in every case no output file is left behind.
+// write fails, qs::CancelledError when cancelled; in every case no output file is left behind. codes: see
+// PrecomputedIntCodes; qs::Error(BadValue) when an entry does not fit its tensor and planned format, or
+// (compressed-tensors, which has no g_idx) when its groups are not consecutive columns.
 CheckpointWriteReport writeCompressedTensors(const Model& model, const Plan& plan,
-                                             const std::filesystem::path& outDir, JobControl* job);
+                                             const std::filesystem::path& outDir, JobControl* job,
+                                             const PrecomputedCodes* codes = nullptr);
 CheckpointWriteReport writeGptqCheckpoint(const Model& model, const Plan& plan,
-                                          const std::filesystem::path& outDir, JobControl* job);
+                                          const std::filesystem::path& outDir, JobControl* job,
+                                          const PrecomputedCodes* codes = nullptr);
+// With codes: GPTQ's dequantized values (scale * (code - zero)) for those tensors, in the input's dtype.
 CheckpointWriteReport writeFakeQuant(const Model& model, const Plan& plan,
-                                     const std::filesystem::path& outDir, JobControl* job);
+                                     const std::filesystem::path& outDir, JobControl* job,
+                                     const PrecomputedCodes* codes = nullptr);
 
 } // namespace qs

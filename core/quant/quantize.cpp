@@ -446,6 +446,9 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
                                       std::vector<std::string>* warnings)
 {
     std::vector<QuantizeProblem> problems = validatePlan(p, importance, warnings);
+    if (p.precomputedCodes && !p.precomputedCodes->empty() && p.target == QuantizeTarget::Gguf)
+        problems.push_back({{}, "GPTQ's codes cannot be written to GGUF: ggml block types keep their own "
+                                "scales and rounding (use --to gptq, compressed-tensors or fake-quant)"});
     if (!p.model)
         return problems;
     const Model& model = *p.model;
@@ -966,12 +969,13 @@ void QuantizeJob::execute(JobControl& control)
             throw Error(ErrorCode::BadValue, text);
         }
         CheckpointWriteReport report;
+        const PrecomputedCodes* codes = m_params.precomputedCodes.get();
         if (kind == CheckpointKind::CompressedTensors)
-            report = writeCompressedTensors(*m_params.model, m_params.plan, m_params.output, &control);
+            report = writeCompressedTensors(*m_params.model, m_params.plan, m_params.output, &control, codes);
         else if (kind == CheckpointKind::Gptq)
-            report = writeGptqCheckpoint(*m_params.model, m_params.plan, m_params.output, &control);
+            report = writeGptqCheckpoint(*m_params.model, m_params.plan, m_params.output, &control, codes);
         else
-            report = writeFakeQuant(*m_params.model, m_params.plan, m_params.output, &control);
+            report = writeFakeQuant(*m_params.model, m_params.plan, m_params.output, &control, codes);
         m_result.bytesWritten = report.bytesWritten;
         m_result.predictedWeightBytes = report.predictedWeightBytes;
         m_result.weightBytesWritten = report.weightBytesWritten;

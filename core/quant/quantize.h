@@ -14,6 +14,7 @@
 // (tensors outside blocks by name, then blocks by number and name), alignment and zero padding kept.
 // See docs/quantize.md.
 
+#include "core/io/checkpointwriter.h"
 #include "core/plan/plan.h"
 #include "core/quant/tensorreport.h"
 #include "core/util/job.h"
@@ -45,6 +46,10 @@ struct QuantizeParams {
     unsigned threads = 0;                 // 0: resolveThreads() default
     uint64_t splitMaxBytes = 0;           // 0: one file; else shards of at most this much tensor data
     bool allowRequantize = false;         // re-quantize tensors that are already quantized (with a warning)
+    // GPTQ: integer codes to write instead of round to nearest (gptqmodel.h precomputedCodes()), for the
+    // compressed-tensors and GPTQ targets, and as their dequantized values for fake-quant; GGUF refuses them
+    // (GPTQ-rounded values are not put into ggml blocks).
+    std::shared_ptr<const PrecomputedCodes> precomputedCodes;
 };
 
 struct QuantizeResult {

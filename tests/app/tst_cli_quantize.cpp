@@ -150,6 +150,69 @@ private slots:
         QVERIFY(!QFile::exists(tmp(QStringLiteral("bad.gguf"))));
     }
 
+    // --method gptq: the calibration pass, then GPTQ's codes in a GPTQ checkpoint; per-tensor proxy errors in
+    // the JSON; GGUF and a missing calibration text are refused.
+    void gptqMethod()
+    {
+        const QString model = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
+        QJsonObject assignments;
+        for (int l = 0; l < 5; ++l)
+            for (const char* t : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                  "mlp.gate_proj", "mlp.up_proj"})
+                assignments[QStringLiteral("model.layers.%1.%2.weight").arg(l).arg(QLatin1String(t))] =
+                    QStringLiteral("INT4-g32-asym");
+        const QString planPath = tmp(QStringLiteral("gptq-plan.json"));
+        QFile plan(planPath);
+        QVERIFY(plan.open(QIODevice::WriteOnly));
+        plan.write(QJsonDocument(QJsonObject{{QStringLiteral("format"), QStringLiteral("quantscope-plan")},
+                                             {QStringLiteral("version"), 1},
+                                             {QStringLiteral("tiers"), QJsonArray{QStringLiteral("INT4-g32-asym")}},
+                                             {QStringLiteral("assignments"), assignments}})
+                       .toJson());
+        plan.close();
+        const QString text = QStringLiteral(QS_SAMPLE_DIR "/eval/stories.txt");
+        const QString out = tmp(QStringLiteral("gptq-out"));
+        CliRun r = runQuantscopeCli({QStringLiteral("quantize"), model, QStringLiteral("--plan"), planPath,
+                                     QStringLiteral("--to"), QStringLiteral("gptq"), QStringLiteral("--out"), out,
+                                     QStringLiteral("--method"), QStringLiteral("gptq"),
+                                     QStringLiteral("--calibration"), text, QStringLiteral("--calibration-vocab"),
+                                     QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"),
+                                     QStringLiteral("--calibration-ctx"),
+                                     QStringLiteral("128"), QStringLiteral("--act-order"), QStringLiteral("--damp"),
+                                     QStringLiteral("0.02"), QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        const QJsonArray gptq = o.value(QStringLiteral("gptq")).toArray();
+        QCOMPARE(gptq.size(), 30);
+        for (const auto& v : gptq) {
+            const QJsonObject t = v.toObject();
+            QVERIFY(t.value(QStringLiteral("proxy_error")).toDouble() <
+                    t.value(QStringLiteral("proxy_error_rtn")).toDouble());
+        }
+        const QJsonObject qcfg =
+            QJsonDocument::fromJson(readAll(out + QStringLiteral("/quantize_config.json"))).object();
+        QCOMPARE(qcfg.value(QStringLiteral("desc_act")).toBool(), true);
+
+        r = runQuantscopeCli({QStringLiteral("quantize"), model, QStringLiteral("--plan"), planPath,
+                              QStringLiteral("--to"), QStringLiteral("gguf"), QStringLiteral("--out"),
+                              tmp(QStringLiteral("g.gguf")), QStringLiteral("--method"), QStringLiteral("gptq"),
+                              QStringLiteral("--calibration"), text});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("GGUF"), r.err.constData());
+        r = runQuantscopeCli({QStringLiteral("quantize"), model, QStringLiteral("--plan"), planPath,
+                              QStringLiteral("--to"), QStringLiteral("gptq"), QStringLiteral("--out"),
+                              tmp(QStringLiteral("g2")), QStringLiteral("--method"), QStringLiteral("gptq")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("--calibration"), r.err.constData());
+        QVERIFY(!QFile::exists(tmp(QStringLiteral("g2"))));
+        r = runQuantscopeCli({QStringLiteral("quantize"), model, QStringLiteral("--plan"), planPath,
+                              QStringLiteral("--to"), QStringLiteral("gptq"), QStringLiteral("--out"),
+                              tmp(QStringLiteral("g3")), QStringLiteral("--method"), QStringLiteral("gptq"),
+                              QStringLiteral("--calibration"), text, QStringLiteral("--damp"), QStringLiteral("x")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("--damp"), r.err.constData());
+    }
+
     // Ctrl-C mid-run: exit 130, no output, no temporary file left. QUANTSCOPE_CLI_TEST_HOLD makes the job
     // wait at its first progress report (after the temporary output file exists) until it is cancelled, so the
     // interrupt lands mid-run on any machine.

@@ -1,0 +1,95 @@
+#include "app/cli/quantize_gptq.h"
+
+#include "app/cli/command.h"
+#include "core/infer/evaluate.h"
+#include "core/infer/gptqmodel.h"
+#include "core/model/model.h"
+#include "core/util/fileio.h"
+
+#include <QJsonObject>
+#include <cstdio>
+
+namespace cli {
+
+void addGptqOptions(QCommandLineParser& p)
+{
+    p.addOption({QStringLiteral("method"),
+                 QStringLiteral("rtn (round to nearest, default) or gptq (integer formats, needs --calibration)."),
+                 QStringLiteral("METHOD")});
+    p.addOption({QStringLiteral("calibration"), QStringLiteral("Calibration text for GPTQ (UTF-8)."),
+                 QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("calibration-vocab"),
+                 QStringLiteral("Tokenize the calibration text with this model's vocabulary (e.g. the GGUF of a "
+                                "safetensors folder that has no tokenizer files)."),
+                 QStringLiteral("MODEL")});
+    p.addOption({QStringLiteral("calibration-ctx"),
+                 QStringLiteral("Tokens per calibration sequence (default min(512, the model's maximum))."),
+                 QStringLiteral("N")});
+    p.addOption({QStringLiteral("calibration-sequences"),
+                 QStringLiteral("At most N calibration sequences (default: the whole text)."),
+                 QStringLiteral("N")});
+    p.addOption({QStringLiteral("act-order"),
+                 QStringLiteral("GPTQ: quantize columns by decreasing activation energy (writes g_idx).")});
+    p.addOption({QStringLiteral("static-groups"),
+                 QStringLiteral("GPTQ: group grids from the unquantized weights (consecutive groups with act-order).")});
+    p.addOption({QStringLiteral("damp"),
+                 QStringLiteral("GPTQ: dampening as a fraction of the Hessian's mean diagonal (default 0.01)."),
+                 QStringLiteral("FRACTION")});
+}
+
+int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJsonArray& summary)
+{
+    const QString method = parser.value(QStringLiteral("method"));
+    if (method.isEmpty() || method == QStringLiteral("rtn"))
+        return 0;
+    if (method != QStringLiteral("gptq"))
+        return fail(QStringLiteral("--method must be rtn or gptq, not '%1'").arg(method));
+    if (!parser.isSet(QStringLiteral("calibration")))
+        return fail(QStringLiteral("--method gptq needs --calibration FILE (a text to run the model on)"));
+    if (params.target == qs::QuantizeTarget::Gguf)
+        return fail(QStringLiteral("--method gptq writes --to gptq, compressed-tensors or fake-quant: GGUF's "
+                                   "ggml block types keep their own scales and rounding"));
+    qs::GptqModelParams g;
+    g.model = params.model;
+    g.plan = params.plan;
+    g.textFile = parser.value(QStringLiteral("calibration")).toStdString();
+    if (parser.isSet(QStringLiteral("calibration-vocab"))) {
+        const auto vocab = qs::openModel(parser.value(QStringLiteral("calibration-vocab")).toStdString());
+        g.tokens = qs::evaluationTokens(*vocab, qs::readRegularFile(g.textFile, uint64_t{1} << 30, "text"));
+    }
+    g.actOrder = parser.isSet(QStringLiteral("act-order"));
+    g.staticGroups = parser.isSet(QStringLiteral("static-groups"));
+    if (parser.isSet(QStringLiteral("damp"))) {
+        bool ok = false;
+        g.percDamp = parser.value(QStringLiteral("damp")).toDouble(&ok);
+        if (!ok || !(g.percDamp >= 0) || g.percDamp > 10)
+            return fail(QStringLiteral("--damp needs a fraction from 0 to 10, such as 0.01"));
+    }
+    g.threads = params.threads;
+    for (const auto& [name, field] : {std::pair{QStringLiteral("calibration-ctx"), &g.ctx},
+                                      std::pair{QStringLiteral("calibration-sequences"), &g.maxSequences}}) {
+        if (!parser.isSet(name))
+            continue;
+        bool ok = false;
+        const uint value = parser.value(name).toUInt(&ok);
+        if (!ok || value == 0)
+            return fail(QStringLiteral("--%1 needs a positive whole number").arg(name));
+        *field = value;
+    }
+    qs::GptqModelJob job(std::move(g));
+    if (const int code = runJob(job, QStringLiteral("GPTQ calibration")))
+        return code;
+    const qs::GptqModelResult& r = job.result();
+    if (r.tensors.empty())
+        std::fprintf(stderr, "warning: --method gptq: no tensor of the plan has a per-group or per-channel "
+                             "integer format; nothing was quantized with GPTQ\n");
+    for (const auto& t : r.tensors)
+        summary.append(QJsonObject{{QStringLiteral("name"), toQString(t.tensor)},
+                                   {QStringLiteral("format"), toQString(t.format)},
+                                   {QStringLiteral("proxy_error"), t.result.proxyError},
+                                   {QStringLiteral("proxy_error_rtn"), t.result.proxyErrorRtn}});
+    params.precomputedCodes = qs::precomputedCodes(r);
+    return 0;
+}
+
+} // namespace cli
