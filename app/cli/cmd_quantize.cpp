@@ -3,6 +3,7 @@
 #include "core/model/model.h"
 #include "core/plan/modellayout.h"
 #include "core/plan/planio.h"
+#include "core/quant/method.h"
 #include "core/quant/quantize.h"
 #include "core/util/error.h"
 
@@ -63,6 +64,19 @@ int runQuantize(QCommandLineParser& parser)
             return cli::fail(QStringLiteral("--split-max-size needs a size such as 2G or 500M"));
         params.splitMaxBytes = *size;
     }
+    if (parser.isSet(QStringLiteral("method"))) {
+        const QString m = parser.value(QStringLiteral("method"));
+        const auto method = qs::quantMethodFromName(m.toStdString());
+        if (!method)
+            return cli::fail(QStringLiteral("--method must be rtn, awq or gptq, not '%1'").arg(m));
+        if (*method == qs::QuantMethod::Gptq)
+            return cli::fail(QStringLiteral("--method gptq is not available yet"));
+        params.method = *method;
+    }
+    if (parser.isSet(QStringLiteral("calibration")))
+        params.calibrationFile = parser.value(QStringLiteral("calibration")).toStdString();
+    if (params.method == qs::QuantMethod::Awq && params.calibrationFile.empty())
+        return cli::fail(QStringLiteral("--method awq needs --calibration FILE (a text like the model's input)"));
     const bool json = parser.isSet(QStringLiteral("json"));
 
     params.model = qs::openModel(pos[0].toStdString());
@@ -93,6 +107,10 @@ int runQuantize(QCommandLineParser& parser)
             warn.append(cli::toQString(w));
         o[QStringLiteral("files")] = files;
         o[QStringLiteral("warnings")] = warn;
+        QJsonArray methodNotes;
+        for (const auto& n : r.methodNotes)
+            methodNotes.append(cli::toQString(n));
+        o[QStringLiteral("method_notes")] = methodNotes;
         // Per tensor: sqnr_db is null for a tensor copied unchanged (no error), measured on sampled rows.
         QJsonArray tensors;
         for (const auto& t : r.tensors)
@@ -109,6 +127,8 @@ int runQuantize(QCommandLineParser& parser)
     }
     for (const auto& w : warnings)
         std::fprintf(stderr, "warning: %s\n", w.c_str());
+    for (const auto& n : r.methodNotes)
+        std::printf("%s\n", n.c_str());
     for (const auto& f : r.files)
         std::printf("%s\n", f.string().c_str());
     std::printf("%llu bytes written (%llu of tensor data, plan predicted %llu) in %.1f s\n",
@@ -121,7 +141,7 @@ int runQuantize(QCommandLineParser& parser)
 const CliRegistrar quantize(
     {"quantize",
      "quantize MODEL --plan PLAN.json --to gguf|compressed-tensors|gptq|fake-quant --out PATH [--imatrix "
-     "FILE] [--split-max-size SIZE] [--allow-requantize] [--json]",
+     "FILE] [--split-max-size SIZE] [--allow-requantize] [--method rtn|awq --calibration FILE] [--json]",
      "write the quantized model a plan describes (GGUF: byte-identical to llama-quantize)",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("plan"), QStringLiteral("The plan (quantscope-cli plan ... --out)."),
@@ -138,6 +158,13 @@ const CliRegistrar quantize(
               QStringLiteral("SIZE")});
          p.addOption({QStringLiteral("allow-requantize"),
                       QStringLiteral("Re-quantize tensors that are already quantized (lower quality).")});
+         p.addOption({QStringLiteral("method"),
+                      QStringLiteral("Rounding: rtn (default) or awq (activation-aware scales, needs "
+                                     "--calibration)."),
+                      QStringLiteral("METHOD")});
+         p.addOption({QStringLiteral("calibration"),
+                      QStringLiteral("Calibration text for --method awq (UTF-8, like the model's input)."),
+                      QStringLiteral("FILE")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
          p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("Model file (GGUF for --to gguf)."));
      },

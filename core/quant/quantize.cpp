@@ -3,7 +3,9 @@
 #include "core/io/checkpointwriter.h"
 #include "core/quant/quantize.h"
 
+#include "core/infer/awqmodel.h"
 #include "core/model/model.h"
+#include "core/model/overlay.h"
 #include "core/quant/format.h"
 #include "core/quant/ggml.h"
 #include "core/quant/imatrix.h"
@@ -844,6 +846,10 @@ std::string QuantizeProblem::toString() const
     return tensor.empty() ? reason : "tensor '" + tensor + "': " + reason;
 }
 
+namespace {
+std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p);
+} // namespace
+
 std::vector<QuantizeProblem> validateQuantize(const QuantizeParams& params)
 {
     std::optional<ImportanceMatrix> importance;
@@ -857,6 +863,8 @@ std::vector<QuantizeProblem> validateQuantize(const QuantizeParams& params)
     }
     auto problems = validate(params, importance ? &*importance : nullptr, nullptr);
     early.insert(early.end(), problems.begin(), problems.end());
+    for (auto& p : methodProblems(params))
+        early.push_back(std::move(p));
     return early;
 }
 
@@ -933,6 +941,50 @@ uint32_t ggufFileType(const Plan& plan, const Model& model)
     return ftypeOfDType(best->first);
 }
 
+namespace {
+
+std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p)
+{
+    std::vector<QuantizeProblem> out;
+    if (p.method == QuantMethod::Gptq)
+        out.push_back({{}, "--method gptq is not available yet"});
+    if (p.method == QuantMethod::Awq) {
+        if (p.calibrationFile.empty())
+            out.push_back({{}, "AWQ needs a calibration text (--calibration FILE)"});
+        if (!p.importanceFile.empty())
+            out.push_back({{}, "AWQ does not combine with an importance matrix (it was measured on the "
+                               "unscaled inputs)"});
+    }
+    return out;
+}
+
+std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobControl& control,
+                                                 std::vector<std::string>& notes)
+{
+    AwqModelParams a;
+    a.model = p.model;
+    a.plan = p.plan;
+    a.textFile = p.calibrationFile;
+    a.maxChunks = p.calibrationChunks;
+    a.options.threads = p.threads;
+    const AwqModelResult r = runAwq(a, &control);
+    char line[256];
+    std::snprintf(line, sizeof line, "AWQ calibration: %u chunks of %u tokens, %zu tensors transformed, %.1f s",
+                  r.chunks, r.ctx, r.weights.size(), r.seconds);
+    notes.push_back(line);
+    for (const auto& g : r.groups) {
+        std::snprintf(line, sizeof line, "layer %u %s (%s): %s alpha %.2f, clipped %d, output error %.4g -> %.4g",
+                      g.layer, g.group.c_str(), g.format.c_str(), g.scaled ? "scaled" : "not scaled", g.alpha,
+                      g.clippedTensors, g.errorRtn, g.errorAfter);
+        notes.push_back(line);
+    }
+    for (const auto& n : r.notes)
+        notes.push_back(n);
+    return modelWithTensors(*p.model, r.weights);
+}
+
+} // namespace
+
 QuantizeJob::QuantizeJob(QuantizeParams params) : BasicJob("Quantizing", std::move(params)) {}
 
 void QuantizeJob::execute(JobControl& control)
@@ -943,35 +995,44 @@ void QuantizeJob::execute(JobControl& control)
     std::optional<ImportanceMatrix> importance;
     if (!m_params.importanceFile.empty())
         importance = ImportanceMatrix::load(m_params.importanceFile, &control);
-    const auto problems = validate(m_params, importance ? &*importance : nullptr, &m_result.warnings);
+    auto problems = validate(m_params, importance ? &*importance : nullptr, &m_result.warnings);
+    for (auto& p : methodProblems(m_params))
+        problems.push_back(std::move(p));
     if (!problems.empty())
         throw Error(ErrorCode::BadValue, problemList(problems));
     control.throwIfCancelled();
+    // AWQ: the calibration pre-pass, then the writers read the transformed weights from an overlay model.
+    QuantizeParams awqParams;
+    if (m_params.method == QuantMethod::Awq) {
+        awqParams = m_params;
+        awqParams.model = awqTransformedModel(m_params, control, m_result.methodNotes);
+    }
+    const QuantizeParams& params = m_params.method == QuantMethod::Awq ? awqParams : m_params;
 
     // The one dispatch point for the output formats. The compressed-tensors, GPTQ and fake-quant writers
     // live in core/io/ and are wired in here.
-    switch (m_params.target) {
+    switch (params.target) {
     case QuantizeTarget::Gguf:
-        writeGguf(m_params, importance ? &*importance : nullptr, control, m_result);
+        writeGguf(params, importance ? &*importance : nullptr, control, m_result);
         break;
     case QuantizeTarget::CompressedTensors:
     case QuantizeTarget::Gptq:
     case QuantizeTarget::FakeQuant: {
-        const CheckpointKind kind = checkpointKindOf(m_params.target);
-        const auto issues = checkpointProblems(kind, *m_params.model, m_params.plan);
+        const CheckpointKind kind = checkpointKindOf(params.target);
+        const auto issues = checkpointProblems(kind, *params.model, params.plan);
         if (!issues.empty()) {
-            std::string text = std::string("cannot write ") + quantizeTargetName(m_params.target) + ":";
+            std::string text = std::string("cannot write ") + quantizeTargetName(params.target) + ":";
             for (const auto& i : issues)
                 text += "\n  " + i;
             throw Error(ErrorCode::BadValue, text);
         }
         CheckpointWriteReport report;
         if (kind == CheckpointKind::CompressedTensors)
-            report = writeCompressedTensors(*m_params.model, m_params.plan, m_params.output, &control);
+            report = writeCompressedTensors(*params.model, params.plan, params.output, &control);
         else if (kind == CheckpointKind::Gptq)
-            report = writeGptqCheckpoint(*m_params.model, m_params.plan, m_params.output, &control);
+            report = writeGptqCheckpoint(*params.model, params.plan, params.output, &control);
         else
-            report = writeFakeQuant(*m_params.model, m_params.plan, m_params.output, &control);
+            report = writeFakeQuant(*params.model, params.plan, params.output, &control);
         m_result.bytesWritten = report.bytesWritten;
         m_result.predictedWeightBytes = report.predictedWeightBytes;
         m_result.weightBytesWritten = report.weightBytesWritten;

@@ -15,6 +15,7 @@
 // See docs/quantize.md.
 
 #include "core/plan/plan.h"
+#include "core/quant/method.h"
 #include "core/quant/tensorreport.h"
 #include "core/util/job.h"
 
@@ -45,6 +46,12 @@ struct QuantizeParams {
     unsigned threads = 0;                 // 0: resolveThreads() default
     uint64_t splitMaxBytes = 0;           // 0: one file; else shards of at most this much tensor data
     bool allowRequantize = false;         // re-quantize tensors that are already quantized (with a warning)
+    // Rounding method. AWQ runs a calibration pre-pass (core/infer/awqmodel.h) on calibrationFile and then
+    // writes the transformed weights (scaled and clipped linears, divided norms / previous layers) through
+    // the same writers, so it works for every target. GPTQ is not available in this job yet.
+    QuantMethod method = QuantMethod::Rtn;
+    std::filesystem::path calibrationFile; // UTF-8 text; required by awq
+    uint32_t calibrationChunks = 8;        // calibration sequences of the model's context (at most 512)
 };
 
 struct QuantizeResult {
@@ -54,6 +61,9 @@ struct QuantizeResult {
     double seconds = 0;
     std::vector<std::filesystem::path> files;
     std::vector<std::string> warnings;
+    // method awq: the per-group report (layer, group, alpha, output errors) and where folding or clipping
+    // was not possible.
+    std::vector<std::string> methodNotes;
     // One entry per tensor of the model, in the model's order (tensorreport.h: bytes and sampled SQNR).
     std::vector<QuantizedTensor> tensors;
 };
