@@ -954,6 +954,11 @@ std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p)
         if (!p.importanceFile.empty())
             out.push_back({{}, "AWQ does not combine with an importance matrix (it was measured on the "
                                "unscaled inputs)"});
+        // The checkpoint writers place every tensor in the output shard of its input file; the transformed
+        // weights live in a file of their own, so they would land in an extra shard.
+        if (p.target != QuantizeTarget::Gguf)
+            out.push_back({{}, std::string("AWQ writes GGUF output only for now, not ") +
+                                   quantizeTargetName(p.target)});
     }
     return out;
 }

@@ -48,7 +48,8 @@ struct QuantizeParams {
     bool allowRequantize = false;         // re-quantize tensors that are already quantized (with a warning)
     // Rounding method. AWQ runs a calibration pre-pass (core/infer/awqmodel.h) on calibrationFile and then
     // writes the transformed weights (scaled and clipped linears, divided norms / previous layers) through
-    // the same writers, so it works for every target. GPTQ is not available in this job yet.
+    // the GGUF writer (the checkpoint targets are refused for now: see docs/quantize.md). GPTQ is not
+    // available in this job yet.
     QuantMethod method = QuantMethod::Rtn;
     std::filesystem::path calibrationFile; // UTF-8 text; required by awq
     uint32_t calibrationChunks = 8;        // calibration sequences of the model's context (at most 512)

@@ -198,6 +198,11 @@ private slots:
             return s;
         };
         QVERIFY(text(qs::validateQuantize(q)).find("calibration") != std::string::npos);
+        q.calibrationFile = kCodeText;
+        q.target = qs::QuantizeTarget::FakeQuant;
+        QVERIFY(text(qs::validateQuantize(q)).find("GGUF output only") != std::string::npos);
+        q.target = qs::QuantizeTarget::Gguf;
+        QVERIFY(qs::validateQuantize(q).empty());
         q.method = qs::QuantMethod::Gptq;
         QVERIFY(text(qs::validateQuantize(q)).find("not available yet") != std::string::npos);
         q.method = qs::QuantMethod::Rtn;
