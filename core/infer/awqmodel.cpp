@@ -130,12 +130,16 @@ AwqModelResult runAwq(const AwqModelParams& params, JobControl* job)
                            " kv heads): v has fewer rows than o has inputs and the scales are not tied";
             }
             const Eigen::MatrixXf& xAll = inputs.at(g.tensors.front());
-            Eigen::VectorXf meanAbs = xAll.cwiseAbs().rowwise().mean();
-            if (g.isO && cfg.kvHeads != cfg.heads)
-                meanAbs = tieQueryHeads(meanAbs, cfg.heads, cfg.kvHeads, cfg.headDim);
+            const Eigen::VectorXf meanAbs = xAll.cwiseAbs().rowwise().mean();
             AwqOptions o = params.options;
             o.scale = canScale;
-            const AwqGroupResult r = awqSearch(layers, sampleColumns(xAll, params.sampleTokens), meanAbs, o, job);
+            if (g.isO && cfg.kvHeads != cfg.heads) {
+                o.tieHeads = cfg.heads;
+                o.tieKvHeads = cfg.kvHeads;
+                o.tieHeadDim = cfg.headDim;
+            }
+            const AwqGroupResult r =
+                awqSearch(layers, sampleColumns(xAll, params.sampleTokens), meanAbs, o, job);
             std::vector<float> foldScales = r.scales;
             if (canScale && g.isO) {
                 std::string why;
@@ -166,6 +170,7 @@ AwqModelResult runAwq(const AwqModelParams& params, JobControl* job)
                 rep.scaled = true;
                 rep.foldedInto = g.foldInto;
                 rep.alpha = r.alpha;
+                rep.duo = r.duo;
             }
             rep.errorRtn = r.errorRtn;
             rep.errorAfter = r.errorAfter;
@@ -206,7 +211,8 @@ AwqModelResult runAwq(const AwqModelParams& params, JobControl* job)
         if (g.scaled && g.clippedTensors == 0 && !g.note.empty())
             ++clipNotes[g.note];
     for (const auto& [note, count] : clipNotes)
-        result.notes.push_back(note + " (" + std::to_string(count) + " group" + (count == 1 ? "" : "s") + ")");
+        result.notes.push_back(note + " (" + std::to_string(count) + " group" + (count == 1 ? "" : "s") +
+                               ")");
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     reportProgress(job, 1.0, "done");
     return result;

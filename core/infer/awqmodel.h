@@ -31,14 +31,14 @@ class Model;
 
 struct AwqModelParams {
     std::shared_ptr<const Model> model;
-    Plan plan;                      // the target formats (Plan::formatOf); unplanned tensors are kept
-    std::string text;               // calibration text (UTF-8), else textFile, else tokens
+    Plan plan;        // the target formats (Plan::formatOf); unplanned tensors are kept
+    std::string text; // calibration text (UTF-8), else textFile, else tokens
     std::filesystem::path textFile;
     std::vector<int32_t> tokens;
-    uint32_t ctx = 0;               // 0: min(512, the model's maximum)
-    uint32_t maxChunks = 8;         // calibration sequences (0: every whole chunk)
-    uint32_t sampleTokens = 1024;   // tokens of X used for the output error; mean |x| uses all
-    bool tieQueryHeads = true;      // see the file comment
+    uint32_t ctx = 0;             // 0: min(512, the model's maximum)
+    uint32_t maxChunks = 8;       // calibration sequences (0: every whole chunk)
+    uint32_t sampleTokens = 1024; // tokens of X used for the output error; mean |x| uses all
+    bool tieQueryHeads = true;    // see the file comment
     AwqOptions options;
 };
 
@@ -51,6 +51,7 @@ struct AwqGroupReport {
     std::string foldedInto; // the tensor holding 1/s when scaled
     std::string note;       // why not scaled / not clipped; empty when both happened
     double alpha = 0;
+    bool duo = false; // AutoAWQ's duo family (awq.h)
     int clippedTensors = 0;
     double errorRtn = 0;   // ||Q(W)X − WX||² summed over the group (calibration sample)
     double errorAfter = 0; // with AWQ

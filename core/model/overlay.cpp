@@ -53,7 +53,8 @@ std::shared_ptr<const Model> modelWithTensors(const Model& base,
         try {
             for (const auto& [name, values] : replacements) {
                 offsets[name] = at;
-                writeAll(fd, reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float), path);
+                writeAll(fd, reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float),
+                         path);
                 at += values.size() * sizeof(float);
             }
             ::close(fd);

@@ -45,14 +45,19 @@ private:
     Eigen::MatrixXf m_g;
 };
 
-std::vector<float> scalesFor(const Eigen::VectorXf& meanAbs, double alpha)
+// wMean: empty for the plain family, else the duo family's per-channel weight statistic.
+std::vector<float> scalesFor(const Eigen::VectorXf& meanAbs, double alpha,
+                             const std::vector<float>& wMean = {})
 {
     const Eigen::Index n = meanAbs.size();
     std::vector<float> s(static_cast<size_t>(n));
     float lo = INFINITY, hi = 0;
     for (Eigen::Index j = 0; j < n; ++j) {
         const double base = std::max<double>(meanAbs(j), 1e-4);
-        const float v = alpha == 0 ? 1.0f : static_cast<float>(std::pow(base, alpha));
+        float v = alpha == 0 ? 1.0f : static_cast<float>(std::pow(base, alpha));
+        if (!wMean.empty())
+            v = std::max(1e-4f, static_cast<float>(std::pow(double(meanAbs(j)), alpha) /
+                                                   (std::pow(double(wMean[size_t(j)]), 1 - alpha) + 1e-4)));
         s[size_t(j)] = v;
         lo = std::min(lo, v);
         hi = std::max(hi, v);
@@ -81,6 +86,39 @@ double scaledError(const AwqLinear& l, const std::vector<float>& s, const Output
             b[i] = b[i] / s[c] - l.weights[i];
         }
     return err(b.data(), l.rows, l.cols);
+}
+
+// AutoAWQ's weight statistic: |w| relative to the largest |w| of its quantization group (the first quantized
+// layer's group size; whole rows otherwise), averaged over every output row of the group's layers.
+std::vector<float> weightMean(const std::vector<AwqLinear>& layers, uint64_t cols)
+{
+    uint64_t gs = cols;
+    for (const auto& l : layers)
+        if (l.format) {
+            if (l.format->traits().groupSize > 0)
+                gs = uint64_t(l.format->traits().groupSize);
+            break;
+        }
+    std::vector<double> sum(cols, 0.0);
+    uint64_t rows = 0;
+    for (const auto& l : layers) {
+        for (uint64_t r = 0; r < l.rows; ++r) {
+            const float* w = l.weights + r * cols;
+            for (uint64_t c0 = 0; c0 < cols; c0 += gs) {
+                const uint64_t c1 = std::min(cols, c0 + gs);
+                float mx = 0;
+                for (uint64_t c = c0; c < c1; ++c)
+                    mx = std::max(mx, std::abs(w[c]));
+                for (uint64_t c = c0; c < c1; ++c)
+                    sum[c] += std::abs(w[c]) / (mx + 1e-6f);
+            }
+        }
+        rows += l.rows;
+    }
+    std::vector<float> out(cols);
+    for (uint64_t c = 0; c < cols; ++c)
+        out[c] = float(sum[c] / double(std::max<uint64_t>(1, rows)));
+    return out;
 }
 
 // Why a format gets no clip search (empty: it does).
@@ -148,7 +186,8 @@ void clipSearch(const AwqLinear& l, const std::vector<float>& s, const Eigen::Ma
                 q[i] -= res.weights[i];
             Eigen::Map<const RowMajor> E(q.data(), Eigen::Index(rows), Eigen::Index(cols));
             for (uint64_t g = 0; g < groups; ++g) {
-                const Eigen::Index c0 = Eigen::Index(g * gs), n = Eigen::Index(std::min(cols, g * gs + gs) - g * gs);
+                const Eigen::Index c0 = Eigen::Index(g * gs),
+                                   n = Eigen::Index(std::min(cols, g * gs + gs) - g * gs);
                 const auto Eg = E.middleCols(c0, n);
                 const Eigen::MatrixXf EG = Eg * gram.block(c0, c0, n, n);
                 const Eigen::VectorXd perRow = EG.cwiseProduct(Eg).cast<double>().rowwise().sum();
@@ -208,9 +247,26 @@ AwqGroupResult awqSearch(const std::vector<AwqLinear>& layers, const Eigen::Matr
     }
     const OutputError err(x);
     const int grid = options.scale ? std::max(1, options.grid) : 0;
-    const size_t points = size_t(grid) + 1;
-    AwqGroupResult result;
-    result.alphaErrors.assign(points, 0.0);
+    const size_t perFamily = size_t(grid) + 1;
+    const bool duo = options.scale && options.duo;
+    std::vector<float> wMean = duo ? weightMean(layers, cols) : std::vector<float>{};
+    Eigen::VectorXf statistic = meanAbs;
+    if (options.tieHeads > 0) {
+        statistic = tieQueryHeads(meanAbs, options.tieHeads, options.tieKvHeads, options.tieHeadDim);
+        if (duo) {
+            const Eigen::VectorXf tied =
+                tieQueryHeads(Eigen::Map<const Eigen::VectorXf>(wMean.data(), Eigen::Index(cols)),
+                              options.tieHeads, options.tieKvHeads, options.tieHeadDim);
+            wMean.assign(tied.data(), tied.data() + tied.size());
+        }
+    }
+    const size_t points = perFamily * (duo ? 2 : 1);
+    // Grid point i: family i / perFamily (0 plain, 1 duo), α = (i % perFamily) / grid.
+    auto scalesAt = [&](size_t i) {
+        const double alpha = grid == 0 ? 0.0 : double(i % perFamily) / grid;
+        return scalesFor(statistic, alpha, i >= perFamily ? wMean : std::vector<float>{});
+    };
+    std::vector<double> errors(points, 0.0);
     std::atomic<size_t> next{0};
     const unsigned workers = std::min<unsigned>(resolveThreads(options.threads), unsigned(points));
     ThreadPool::instance().runWorkers(workers, [&](unsigned) {
@@ -219,20 +275,26 @@ AwqGroupResult awqSearch(const std::vector<AwqLinear>& layers, const Eigen::Matr
             const size_t i = next.fetch_add(1);
             if (i >= points || (job && job->cancelled()))
                 return;
-            const auto s = scalesFor(meanAbs, grid == 0 ? 0.0 : double(i) / grid);
+            const auto s = scalesAt(i);
             double e = 0;
             for (const auto& l : layers)
                 e += scaledError(l, s, err, a, b);
-            result.alphaErrors[i] = e;
+            errors[i] = e;
         }
     });
     checkCancel(job);
+    AwqGroupResult result;
+    result.alphaErrors.assign(errors.begin(), errors.begin() + long(perFamily));
+    if (duo)
+        result.duoErrors.assign(errors.begin() + long(perFamily), errors.end());
+    // Plain first: on a tie the plain family and the smaller α (α = 0 is RTN) win.
     size_t best = 0;
     for (size_t i = 1; i < points; ++i)
-        if (result.alphaErrors[i] < result.alphaErrors[best] * (1 - kMinGain))
+        if (errors[i] < errors[best] * (1 - kMinGain))
             best = i;
-    result.alpha = grid == 0 ? 0.0 : double(best) / grid;
-    result.scales = scalesFor(meanAbs, result.alpha);
+    result.alpha = grid == 0 ? 0.0 : double(best % perFamily) / grid;
+    result.duo = best >= perFamily;
+    result.scales = scalesAt(best);
     const std::vector<float> ones(cols, 1.0f);
 
     std::vector<float> a, b;
@@ -315,8 +377,8 @@ std::optional<std::vector<float>> kvHeadScales(const std::vector<float>& oScales
             for (uint32_t h = kv * group + 1; h < (kv + 1) * group; ++h)
                 if (oScales[size_t(h) * headDim + d] != first) {
                     if (why)
-                        *why = "grouped-query attention: query heads " + std::to_string(kv * group) + " and " +
-                               std::to_string(h) + " share kv head " + std::to_string(kv) +
+                        *why = "grouped-query attention: query heads " + std::to_string(kv * group) +
+                               " and " + std::to_string(h) + " share kv head " + std::to_string(kv) +
                                " but their scales differ, so v's rows cannot carry them";
                     return std::nullopt;
                 }

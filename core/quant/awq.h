@@ -4,10 +4,12 @@
 // activations, and (for integer formats) a clipping range per quantization group.
 //
 // Scale search: s = max(mean|x|, 1e-4)^α, normalised by sqrt(max s * min s) as AWQ does, for α on a grid
-// (0, 1/grid, ..., 1). For each α every layer of the group is quantized as Q(W·diag(s))·diag(1/s) with the
-// target format's own round trip (QuantFormat::roundTrip: integer groups and ggml types alike) and the group's
-// output error sum ||Ŵ X − W X||² over the calibration inputs X is measured; the smallest wins (α = 0 is
-// s = 1, round-to-nearest itself, so the result is never worse than RTN on the calibration data).
+// (0, 1/grid, ..., 1), and (AutoAWQ's duo scaling, on by default) s = mean|x|^α / (mean ŵ^(1−α) + 1e-4)
+// with ŵ the weights' magnitude relative to their quantization group's largest. For each candidate every
+// layer of the group is quantized as Q(W·diag(s))·diag(1/s) with the target format's own round trip
+// (QuantFormat::roundTrip: integer groups and ggml types alike) and the group's output error
+// sum ||Ŵ X − W X||² over the calibration inputs X is measured; the smallest wins (plain α = 0 is s = 1,
+// round-to-nearest itself, so the result is never worse than RTN on the calibration data).
 //
 // Clip search (integer formats with groups or per-row scales only): for each (row, group) of the scaled
 // weights, the largest |w| is shrunk by ratios 1, 1 − 1/clipGrid, ..., 1 − maxShrink, the weights are clamped
@@ -47,6 +49,13 @@ struct AwqLinear {
 struct AwqOptions {
     int grid = 20;           // α steps: 0, 1/grid, ..., 1
     bool scale = true;       // false: the scales cannot be folded; s = 1, search the clipping only
+    // Also search AutoAWQ's "duo" family s = mean|x|^α / (mean ŵ^(1−α) + 1e-4), ŵ = |w| / the largest |w| of
+    // its quantization group, averaged over the group's output rows; the better family wins.
+    bool duo = true;
+    // o under grouped-query attention: heads query heads of headDim share kvHeads kv heads; when set, both
+    // statistics are averaged over the query heads of each kv head (tieQueryHeads) so that the scales fold
+    // into v's rows. 0: no tying.
+    uint32_t tieHeads = 0, tieKvHeads = 0, tieHeadDim = 0;
     bool clip = true;        // search clipping ranges (integer formats)
     int clipGrid = 20;       // shrink step 1/clipGrid
     double maxShrink = 0.5;  // the smallest ratio tried is 1 - maxShrink
@@ -69,7 +78,9 @@ struct AwqLayerResult {
 struct AwqGroupResult {
     std::vector<float> scales;       // per input channel (cols)
     double alpha = 0;                // the chosen exponent
-    std::vector<double> alphaErrors; // the group's error at each grid point
+    bool duo = false;                // the chosen scales are of the duo family
+    std::vector<double> alphaErrors; // the group's error at each grid point (mean|x|^α)
+    std::vector<double> duoErrors;   // the same for the duo family (empty when not searched)
     double errorRtn = 0;             // the group's output error with round-to-nearest
     double errorScaled = 0;          // after the scale search
     double errorAfter = 0;           // after the clip search

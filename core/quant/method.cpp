@@ -22,7 +22,8 @@ const char* quantMethodName(QuantMethod method)
 std::optional<QuantMethod> quantMethodFromName(std::string_view name)
 {
     std::string key(name);
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
     for (auto m : {QuantMethod::Rtn, QuantMethod::Awq, QuantMethod::Gptq})
         if (key == quantMethodName(m))
             return m;

@@ -978,9 +978,10 @@ std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobCon
                   r.chunks, r.ctx, r.weights.size(), r.seconds);
     notes.push_back(line);
     for (const auto& g : r.groups) {
-        std::snprintf(line, sizeof line, "layer %u %s (%s): %s alpha %.2f, clipped %d, output error %.4g -> %.4g",
-                      g.layer, g.group.c_str(), g.format.c_str(), g.scaled ? "scaled" : "not scaled", g.alpha,
-                      g.clippedTensors, g.errorRtn, g.errorAfter);
+        std::snprintf(line, sizeof line,
+                      "layer %u %s (%s): %s alpha %.2f%s, clipped %d, output error %.4g -> %.4g", g.layer,
+                      g.group.c_str(), g.format.c_str(), g.scaled ? "scaled" : "not scaled", g.alpha,
+                      g.duo ? " (duo)" : "", g.clippedTensors, g.errorRtn, g.errorAfter);
         notes.push_back(line);
     }
     for (const auto& n : r.notes)

@@ -30,8 +30,8 @@ struct Captured {
 };
 
 // The calibration sequences: `count` pieces of `length` tokens of the text.
-std::vector<std::vector<int32_t>> sequences(const qs::Model& model, const std::string& textFile, size_t length,
-                                            size_t count)
+std::vector<std::vector<int32_t>> sequences(const qs::Model& model, const std::string& textFile,
+                                            size_t length, size_t count)
 {
     const auto tokens = qs::evaluationTokens(model, qs::readRegularFile(textFile, 1 << 20, "text"));
     std::vector<std::vector<int32_t>> out;
@@ -95,9 +95,13 @@ void checkModel(const std::string& modelPath, const std::vector<std::vector<int3
     for (uint32_t l = 0; l < cfg.layers; ++l) {
         for (const Group& g : groupsOf(tr.layerTensors(l))) {
             const Eigen::MatrixXf& x = cap.inputs.at(g.tensors.front());
-            Eigen::VectorXf meanAbs = x.cwiseAbs().rowwise().mean();
-            if (g.tieHeads)
-                meanAbs = qs::tieQueryHeads(meanAbs, cfg.heads, cfg.kvHeads, cfg.headDim);
+            const Eigen::VectorXf meanAbs = x.cwiseAbs().rowwise().mean();
+            qs::AwqOptions options;
+            if (g.tieHeads) {
+                options.tieHeads = cfg.heads;
+                options.tieKvHeads = cfg.kvHeads;
+                options.tieHeadDim = cfg.headDim;
+            }
             std::vector<Weights> keep;
             std::vector<qs::AwqLinear> layers;
             for (const auto& name : g.tensors) {
@@ -107,9 +111,11 @@ void checkModel(const std::string& modelPath, const std::vector<std::vector<int3
                 QVERIFY2(format, "format");
                 layers.push_back({name, keep.back()->data(), t.rows(), t.columns(), format});
             }
-            const qs::AwqGroupResult r = qs::awqSearch(layers, x, meanAbs);
+            const qs::AwqGroupResult r = qs::awqSearch(layers, x, meanAbs, options);
             QCOMPARE(r.layers.size(), layers.size());
             QCOMPARE(r.alphaErrors.size(), size_t(21));
+            QCOMPARE(r.duoErrors.size(), size_t(21));
+            QCOMPARE(r.alphaErrors[0], r.errorRtn); // α = 0 of the plain family is RTN
             // Independent measurement: RTN = roundTrip(W); AWQ = roundTrip(result) / s.
             double rtn = 0, awq = 0;
             bool clipped = false;
@@ -129,14 +135,15 @@ void checkModel(const std::string& modelPath, const std::vector<std::vector<int3
                      qPrintable(QString("%1 vs %2").arg(r.errorAfter).arg(awq)));
             const std::string label = std::string(what) + " blk " + std::to_string(l) + " " + g.label + " (" +
                                       layers.front().format->name() + ")";
-            qInfo("%-40s alpha %.2f%s  RTN %.6g  AWQ %.6g  (%.1f%% lower)", label.c_str(), r.alpha,
-                  clipped ? " +clip" : "      ", rtn, awq, rtn > 0 ? 100.0 * (1 - awq / rtn) : 0.0);
+            qInfo("%-40s alpha %.2f%s%s  RTN %.6g  AWQ %.6g  (%.1f%% lower)", label.c_str(), r.alpha,
+                  r.duo ? " duo" : "    ", clipped ? " +clip" : "      ", rtn, awq,
+                  rtn > 0 ? 100.0 * (1 - awq / rtn) : 0.0);
             ++totals.groups;
             if (awq < rtn) {
                 ++totals.improved;
             } else {
                 // Equal only where AWQ kept s = 1 and did not clip: then it IS round-to-nearest.
-                QVERIFY2(r.alpha == 0 && !clipped && awq == rtn, label.c_str());
+                QVERIFY2(r.alpha == 0 && !r.duo && !clipped && awq == rtn, label.c_str());
                 ++totals.alphaZero;
             }
             scales[g.tensors.front()] = r.scales;
@@ -151,7 +158,9 @@ void fold(qs::Transformer& tr, const std::map<std::string, std::vector<float>>& 
     const auto& cfg = tr.config();
     const qs::Model& model = tr.model();
     auto copy = [&](const std::string& n) { return std::vector<float>(*tr.weights(n)); };
-    auto shape = [&](const std::string& n) { return std::pair(model.find(n)->rows(), model.find(n)->columns()); };
+    auto shape = [&](const std::string& n) {
+        return std::pair(model.find(n)->rows(), model.find(n)->columns());
+    };
     std::map<std::string, std::vector<float>> w;
     for (uint32_t l = 0; l < cfg.layers; ++l) {
         const auto& L = tr.layerTensors(l);
@@ -279,12 +288,14 @@ private slots:
         Totals t;
         const std::string f = format.toStdString();
         std::map<std::string, std::vector<float>> scales;
-        checkModel(kCode3m, seqs, [&](uint64_t) { return f; }, "code-3m", t, scales);
+        checkModel(
+            kCode3m, seqs, [&](uint64_t) { return f; }, "code-3m", t, scales);
         if (QTest::currentTestFailed())
             return;
         qInfo("code-3m %s: %d groups, AWQ lower on %d, equal (alpha 0) on %d", f.c_str(), t.groups,
               t.improved, t.alphaZero);
         QCOMPARE(t.groups, 4 * 4);
+        QCOMPARE(t.improved, t.groups); // with the duo family every group gains, ggml types included
         if (f == "INT4-g64-asym")
             checkFolding(kCode3m, seqs, scales);
     }
