@@ -75,6 +75,16 @@ int runQuantize(QCommandLineParser& parser)
     }
     if (parser.isSet(QStringLiteral("calibration")))
         params.calibrationFile = parser.value(QStringLiteral("calibration")).toStdString();
+    for (const char* name : {"ctx", "chunks"}) {
+        const QString key = QString::fromLatin1(name);
+        if (!parser.isSet(key))
+            continue;
+        bool ok = false;
+        const uint value = parser.value(key).toUInt(&ok);
+        if (!ok)
+            return cli::fail(QStringLiteral("--%1 needs a whole number").arg(key));
+        (key == QLatin1String("ctx") ? params.calibrationCtx : params.calibrationChunks) = value;
+    }
     if (params.method == qs::QuantMethod::Awq && params.calibrationFile.empty())
         return cli::fail(QStringLiteral("--method awq needs --calibration FILE (a text like the model's input)"));
     const bool json = parser.isSet(QStringLiteral("json"));
@@ -111,6 +121,27 @@ int runQuantize(QCommandLineParser& parser)
         for (const auto& n : r.methodNotes)
             methodNotes.append(cli::toQString(n));
         o[QStringLiteral("method_notes")] = methodNotes;
+        // method awq: per layer group the chosen scales and the output errors on the calibration sample.
+        QJsonArray awq;
+        for (const auto& g : r.awqGroups) {
+            QJsonArray tensorNames;
+            for (const auto& t : g.tensors)
+                tensorNames.append(cli::toQString(t));
+            awq.append(QJsonObject{{QStringLiteral("layer"), int(g.layer)},
+                                   {QStringLiteral("group"), cli::toQString(g.group)},
+                                   {QStringLiteral("tensors"), tensorNames},
+                                   {QStringLiteral("format"), cli::toQString(g.format)},
+                                   {QStringLiteral("scaled"), g.scaled},
+                                   {QStringLiteral("folded_into"), cli::toQString(g.foldedInto)},
+                                   {QStringLiteral("alpha"), g.alpha},
+                                   {QStringLiteral("duo"), g.duo},
+                                   {QStringLiteral("clipped_tensors"), g.clippedTensors},
+                                   {QStringLiteral("error_rtn"), g.errorRtn},
+                                   {QStringLiteral("error_awq"), g.errorAfter},
+                                   {QStringLiteral("note"), cli::toQString(g.note)}});
+        }
+        if (!r.awqGroups.empty())
+            o[QStringLiteral("awq")] = awq;
         // Per tensor: sqnr_db is null for a tensor copied unchanged (no error), measured on sampled rows.
         QJsonArray tensors;
         for (const auto& t : r.tensors)
@@ -141,7 +172,7 @@ int runQuantize(QCommandLineParser& parser)
 const CliRegistrar quantize(
     {"quantize",
      "quantize MODEL --plan PLAN.json --to gguf|compressed-tensors|gptq|fake-quant --out PATH [--imatrix "
-     "FILE] [--split-max-size SIZE] [--allow-requantize] [--method rtn|awq --calibration FILE] [--json]",
+     "FILE] [--split-max-size SIZE] [--allow-requantize] [--method rtn|awq --calibration FILE [--ctx N] [--chunks N]] [--json]",
      "write the quantized model a plan describes (GGUF: byte-identical to llama-quantize)",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("plan"), QStringLiteral("The plan (quantscope-cli plan ... --out)."),
@@ -165,6 +196,12 @@ const CliRegistrar quantize(
          p.addOption({QStringLiteral("calibration"),
                       QStringLiteral("Calibration text for --method awq (UTF-8, like the model's input)."),
                       QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("ctx"),
+                      QStringLiteral("Calibration tokens per sequence (default min(512, the model's context))."),
+                      QStringLiteral("N")});
+         p.addOption({QStringLiteral("chunks"),
+                      QStringLiteral("Calibration sequences (default 8; 0: every whole chunk of the text)."),
+                      QStringLiteral("N")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
          p.addPositionalArgument(QStringLiteral("MODEL"), QStringLiteral("Model file (GGUF for --to gguf)."));
      },

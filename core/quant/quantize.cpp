@@ -964,13 +964,15 @@ std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p)
 }
 
 std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobControl& control,
-                                                 std::vector<std::string>& notes)
+                                                 QuantizeResult& result)
 {
+    std::vector<std::string>& notes = result.methodNotes;
     AwqModelParams a;
     a.model = p.model;
     a.plan = p.plan;
     a.textFile = p.calibrationFile;
     a.maxChunks = p.calibrationChunks;
+    a.ctx = p.calibrationCtx;
     a.options.threads = p.threads;
     const AwqModelResult r = runAwq(a, &control);
     char line[256];
@@ -986,6 +988,7 @@ std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobCon
     }
     for (const auto& n : r.notes)
         notes.push_back(n);
+    result.awqGroups = r.groups;
     return modelWithTensors(*p.model, r.weights);
 }
 
@@ -1011,7 +1014,7 @@ void QuantizeJob::execute(JobControl& control)
     QuantizeParams awqParams;
     if (m_params.method == QuantMethod::Awq) {
         awqParams = m_params;
-        awqParams.model = awqTransformedModel(m_params, control, m_result.methodNotes);
+        awqParams.model = awqTransformedModel(m_params, control, m_result);
     }
     const QuantizeParams& params = m_params.method == QuantMethod::Awq ? awqParams : m_params;
 

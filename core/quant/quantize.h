@@ -14,6 +14,7 @@
 // (tensors outside blocks by name, then blocks by number and name), alignment and zero padding kept.
 // See docs/quantize.md.
 
+#include "core/infer/awqmodel.h"
 #include "core/plan/plan.h"
 #include "core/quant/method.h"
 #include "core/quant/tensorreport.h"
@@ -52,7 +53,8 @@ struct QuantizeParams {
     // available in this job yet.
     QuantMethod method = QuantMethod::Rtn;
     std::filesystem::path calibrationFile; // UTF-8 text; required by awq
-    uint32_t calibrationChunks = 8;        // calibration sequences of the model's context (at most 512)
+    uint32_t calibrationChunks = 8;        // calibration sequences (0: every whole chunk of the text)
+    uint32_t calibrationCtx = 0;           // tokens per sequence; 0: min(512, the model's context)
 };
 
 struct QuantizeResult {
@@ -65,6 +67,7 @@ struct QuantizeResult {
     // method awq: the per-group report (layer, group, alpha, output errors) and where folding or clipping
     // was not possible.
     std::vector<std::string> methodNotes;
+    std::vector<AwqGroupReport> awqGroups; // method awq: one entry per layer group AWQ searched
     // One entry per tensor of the model, in the model's order (tensorreport.h: bytes and sampled SQNR).
     std::vector<QuantizedTensor> tensors;
 };

@@ -166,12 +166,25 @@ private slots:
         const QStringList base = {QStringLiteral("quantize"), model,          QStringLiteral("--plan"), plan,
                                   QStringLiteral("--out"),    out,            QStringLiteral("--allow-requantize")};
         r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("awq"),
-                                                QStringLiteral("--calibration"), text, QStringLiteral("--json")});
+                                                QStringLiteral("--calibration"), text, QStringLiteral("--ctx"),
+                                                QStringLiteral("128"), QStringLiteral("--chunks"),
+                                                QStringLiteral("4"), QStringLiteral("--json")});
         QVERIFY2(r.exitCode == 0, r.err.constData());
         const QJsonObject o = QJsonDocument::fromJson(r.out).object();
         const QJsonArray notes = o.value(QStringLiteral("method_notes")).toArray();
         QVERIFY(notes.size() > 16); // the summary and one line per layer group (4 layers x 4 groups)
         QVERIFY(notes.first().toString().startsWith(QStringLiteral("AWQ calibration")));
+        QVERIFY2(notes.first().toString().contains(QStringLiteral("4 chunks of 128 tokens")),
+                 qPrintable(notes.first().toString()));
+        const QJsonArray groups = o.value(QStringLiteral("awq")).toArray();
+        QCOMPARE(groups.size(), 16);
+        for (const auto& v : groups) {
+            const QJsonObject g = v.toObject();
+            QVERIFY(g.value(QStringLiteral("scaled")).toBool());
+            QVERIFY(g.value(QStringLiteral("error_awq")).toDouble() < g.value(QStringLiteral("error_rtn")).toDouble());
+        }
+        QCOMPARE(groups.first().toObject().value(QStringLiteral("folded_into")).toString(),
+                 QStringLiteral("blk.0.attn_norm.weight"));
         QCOMPARE(o.value(QStringLiteral("bytes_written")).toInteger(), qint64(QFileInfo(out).size()));
         // Refusals: a method without its input, GPTQ (not in this job yet), an unknown method.
         r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("awq")});
