@@ -420,7 +420,7 @@ void addCompressedInt(Output& job, const Model& model, const TensorInfo& t, cons
     shapes.push_back({2});
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
-    job.addEncoded(t.fileIndex, names, dtypes, shapes, [&model, &job, slot, tp, tr, rows, cols, pf]() {
+    job.addEncoded(model.fileShard(t.fileIndex), names, dtypes, shapes, [&model, &job, slot, tp, tr, rows, cols, pf]() {
         const auto x = decodeAll(model, *tp);
         const IntCodes c = intCodes(x.data(), rows, cols, tr.bits, tr.groupSize, tr.symmetric);
         measureIntCodes(job.tensors[slot], x.data(), c, false, tr.bits);
@@ -463,7 +463,7 @@ void addCompressedFp8(Output& job, const Model& model, const TensorInfo& t, cons
     const bool perChannel = tr.groupSize < 0;
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
-    job.addEncoded(t.fileIndex, {base + "weight", base + "weight_scale"}, {DType::F8_E4M3, DType::F32},
+    job.addEncoded(model.fileShard(t.fileIndex), {base + "weight", base + "weight_scale"}, {DType::F8_E4M3, DType::F32},
                    {{rows, cols}, perChannel ? std::vector<uint64_t>{rows, 1} : std::vector<uint64_t>{1}},
                    [&model, &job, slot, tp, rows, cols, perChannel]() {
                        const auto x = decodeAll(model, *tp);
@@ -506,7 +506,7 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
                                "kernels (exllama, marlin) need both dimensions to be multiples of 32");
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
-    job.addEncoded(t.fileIndex, {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
+    job.addEncoded(model.fileShard(t.fileIndex), {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
                    {DType::I32, DType::I32, DType::F16, DType::I32},
                    {{ceilDiv(k, pf), n}, {groups, ceilDiv(n, pf)}, {groups, n}, {k}},
                    [&model, tp, tr, n, k, pf, &job, slot]() {
@@ -567,12 +567,12 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
     const TensorInfo* tp = &t;
     if (!roundTrip && dtype == t.dtype) {
         job.tensors[job.slot()].copied = true;
-        job.add({t.name, t.dtype, t.shape, t.fileIndex},
+        job.add({t.name, t.dtype, t.shape, model.fileShard(t.fileIndex)},
                 [&model, tp](const TensorSink& sink) { copyRaw(model, *tp, sink); });
         return;
     }
     const size_t slot = job.slot();
-    job.add({t.name, dtype, t.shape, t.fileIndex},
+    job.add({t.name, dtype, t.shape, model.fileShard(t.fileIndex)},
             [&model, &job, slot, tp, dtype, roundTrip](const TensorSink& sink) {
                 auto x = decodeAll(model, *tp);
                 std::vector<float> y;
@@ -592,12 +592,16 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
 
 std::vector<std::string> shardNamesOf(const Model& model)
 {
-    if (model.files().size() == 1)
+    // Files that hold other files' tensors (an overlay's replaced weights, core/model/overlay.h) are no shard.
+    size_t shards = 0;
+    for (uint32_t i = 0; i < model.files().size(); ++i)
+        shards += model.fileShard(i) == i;
+    if (shards == 1)
         return {"model.safetensors"};
     std::vector<std::string> names;
     std::set<std::string> seen;
-    for (const auto& f : model.files()) {
-        std::string n = f->path().filename().string();
+    for (uint32_t i = 0; i < model.files().size() && i < shards; ++i) {
+        std::string n = model.files()[i]->path().filename().string();
         if (!seen.insert(n).second)
             throw Error(ErrorCode::Unsupported, "two input shards are both named " + n);
         names.push_back(n);

@@ -949,16 +949,12 @@ std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p)
     if (p.method == QuantMethod::Gptq)
         out.push_back({{}, "--method gptq is not available yet"});
     if (p.method == QuantMethod::Awq) {
-        if (p.calibrationFile.empty())
+        if (p.calibrationFile.empty() && p.calibrationTokens.empty())
             out.push_back({{}, "AWQ needs a calibration text (--calibration FILE)"});
         if (!p.importanceFile.empty())
             out.push_back({{}, "AWQ does not combine with an importance matrix (it was measured on the "
                                "unscaled inputs)"});
-        // The checkpoint writers place every tensor in the output shard of its input file; the transformed
-        // weights live in a file of their own, so they would land in an extra shard.
-        if (p.target != QuantizeTarget::Gguf)
-            out.push_back({{}, std::string("AWQ writes GGUF output only for now, not ") +
-                                   quantizeTargetName(p.target)});
+
     }
     return out;
 }
@@ -973,6 +969,7 @@ std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobCon
     a.textFile = p.calibrationFile;
     a.maxChunks = p.calibrationChunks;
     a.ctx = p.calibrationCtx;
+    a.tokens = p.calibrationTokens;
     a.options.threads = p.threads;
     const AwqModelResult r = runAwq(a, &control);
     char line[256];

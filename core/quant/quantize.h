@@ -49,12 +49,13 @@ struct QuantizeParams {
     bool allowRequantize = false;         // re-quantize tensors that are already quantized (with a warning)
     // Rounding method. AWQ runs a calibration pre-pass (core/infer/awqmodel.h) on calibrationFile and then
     // writes the transformed weights (scaled and clipped linears, divided norms / previous layers) through
-    // the GGUF writer (the checkpoint targets are refused for now: see docs/quantize.md). GPTQ is not
+    // the same writers (an overlay model, core/model/overlay.h), so it works for every target. GPTQ is not
     // available in this job yet.
     QuantMethod method = QuantMethod::Rtn;
     std::filesystem::path calibrationFile; // UTF-8 text; required by awq
     uint32_t calibrationChunks = 8;        // calibration sequences (0: every whole chunk of the text)
     uint32_t calibrationCtx = 0;           // tokens per sequence; 0: min(512, the model's context)
+    std::vector<int32_t> calibrationTokens; // already tokenized calibration text, used when the file is empty
 };
 
 struct QuantizeResult {

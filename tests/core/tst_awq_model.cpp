@@ -43,6 +43,22 @@ qs::Plan blockLinears(const std::shared_ptr<const qs::Model>& model, const std::
     return plan;
 }
 
+// The KL of a written quantized model against the original (EvalJob, ctx 128) on text or token ids.
+qs::EvalResult klOf(const std::shared_ptr<const qs::Model>& original, const std::filesystem::path& written,
+                    const std::string& text, const std::vector<int32_t>& tokens = {})
+{
+    qs::EvalParams e;
+    e.model = original;
+    e.quantizedModel = qs::openModel(written);
+    e.text = text;
+    e.tokens = tokens;
+    e.ctx = 128;
+    qs::EvalJob job(e);
+    if (job.run() != qs::JobStatus::Succeeded)
+        qWarning("%s", job.errorMessage().c_str());
+    return job.result();
+}
+
 } // namespace
 
 class TestAwqModel : public QObject {
@@ -163,18 +179,7 @@ private slots:
         // Same plan, same size: AWQ only rescales.
         QCOMPARE(std::filesystem::file_size(awqPath), std::filesystem::file_size(rtnPath));
 
-        auto kl = [&](const std::filesystem::path& file) {
-            qs::EvalParams e;
-            e.model = model;
-            e.quantizedModel = qs::openModel(file);
-            e.text = evaluation;
-            e.ctx = 128;
-            qs::EvalJob job(e);
-            if (job.run() != qs::JobStatus::Succeeded)
-                qWarning("%s", job.errorMessage().c_str());
-            return job.result();
-        };
-        const qs::EvalResult rtn = kl(rtnPath), awq = kl(awqPath);
+        const qs::EvalResult rtn = klOf(model, rtnPath, evaluation), awq = klOf(model, awqPath, evaluation);
         QVERIFY(rtn.quantized && awq.quantized);
         QCOMPARE(rtn.positions, awq.positions);
         qInfo("code-3m %s on held-out text (%zu positions): KL mean RTN %.5f, AWQ %.5f (%.1f%% lower); "
@@ -185,6 +190,64 @@ private slots:
         QVERIFY(rtn.kldMean > 1e-4);
         QVERIFY2(awq.kldMean < rtn.kldMean,
                  qPrintable(QString("AWQ %1 vs RTN %2").arg(awq.kldMean).arg(rtn.kldMean)));
+    }
+
+    // The checkpoint targets from Hugging Face safetensors (stories260K's HF copies, one of them in two BF16
+    // shards): the same files and bytes as round-to-nearest, tensors in their input shards, lower KL.
+    void awqCheckpointTargets_data()
+    {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("target");
+        QTest::newRow("hf-bf16-sharded fake-quant")
+            << "hf-bf16-sharded" << int(qs::QuantizeTarget::FakeQuant);
+        QTest::newRow("hf-f32 compressed-tensors") << "hf-f32" << int(qs::QuantizeTarget::CompressedTensors);
+    }
+    void awqCheckpointTargets()
+    {
+        QFETCH(QString, model);
+        QFETCH(int, target);
+        std::shared_ptr<const qs::Model> original =
+            qs::openModel(QS_SAMPLE_DIR "/stories260K/" + model.toStdString());
+        const std::string text = qs::readRegularFile(QS_SAMPLE_DIR "/eval/stories.txt", 1 << 20, "text");
+        const size_t cut = text.find('\n', text.size() / 2) + 1;
+        // The HF copies carry no vocabulary: the GGUF's tokenizer (the same model) gives the token ids.
+        const auto gguf = qs::openModel(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
+        const auto calibration = qs::evaluationTokens(*gguf, text.substr(0, cut));
+        const auto evaluation = qs::evaluationTokens(*gguf, text.substr(cut));
+        auto write = [&](qs::QuantMethod method) {
+            qs::QuantizeParams q;
+            q.model = original;
+            q.plan = blockLinears(original, "INT4-ch-asym");
+            q.target = qs::QuantizeTarget(target);
+            q.output =
+                m_dir.filePath(model + "-" + QString::number(target) + "-" + qs::quantMethodName(method))
+                    .toStdString();
+            q.method = method;
+            q.calibrationTokens = calibration;
+            q.calibrationCtx = 128;
+            qs::QuantizeJob job(q);
+            if (job.run() != qs::JobStatus::Succeeded)
+                qWarning("%s", job.errorMessage().c_str());
+            return job.takeResult();
+        };
+        const qs::QuantizeResult rtn = write(qs::QuantMethod::Rtn), awq = write(qs::QuantMethod::Awq);
+        QVERIFY(!rtn.files.empty());
+        QCOMPARE(awq.files.size(), rtn.files.size());
+        for (size_t i = 0; i < rtn.files.size(); ++i) {
+            QCOMPARE(awq.files[i].filename(), rtn.files[i].filename());
+            QCOMPARE(std::filesystem::file_size(awq.files[i]), std::filesystem::file_size(rtn.files[i]));
+        }
+        QCOMPARE(awq.weightBytesWritten, awq.predictedWeightBytes);
+        QCOMPARE(awq.awqGroups.size(), size_t(5 * 4));
+        const auto folder = [](const qs::QuantizeResult& r) { return r.files.front().parent_path(); };
+        const qs::EvalResult a = klOf(original, folder(awq), {}, evaluation);
+        const qs::EvalResult b = klOf(original, folder(rtn), {}, evaluation);
+        qInfo("stories260K %s, INT4-ch-asym, %s: KL mean RTN %.5f, AWQ %.5f (%.1f%% lower), %zu positions",
+              qPrintable(model), qs::quantizeTargetName(qs::QuantizeTarget(target)), b.kldMean, a.kldMean,
+              100.0 * (1 - a.kldMean / b.kldMean), a.positions);
+        QVERIFY(b.kldMean > 1e-4);
+        QVERIFY2(a.kldMean < b.kldMean,
+                 qPrintable(QString("AWQ %1 vs RTN %2").arg(a.kldMean).arg(b.kldMean)));
     }
 
     void awqNeedsCalibrationAndRefusesGptq()
@@ -203,9 +266,6 @@ private slots:
         };
         QVERIFY(text(qs::validateQuantize(q)).find("calibration") != std::string::npos);
         q.calibrationFile = kCodeText;
-        q.target = qs::QuantizeTarget::FakeQuant;
-        QVERIFY(text(qs::validateQuantize(q)).find("GGUF output only") != std::string::npos);
-        q.target = qs::QuantizeTarget::Gguf;
         QVERIFY(qs::validateQuantize(q).empty());
         q.method = qs::QuantMethod::Gptq;
         QVERIFY(text(qs::validateQuantize(q)).find("not available yet") != std::string::npos);
