@@ -4,6 +4,7 @@
 #include "core/model/model.h"
 #include "core/plan/modellayout.h"
 #include "core/plan/planio.h"
+#include "core/quant/method.h"
 #include "core/quant/quantize.h"
 #include "core/util/error.h"
 
@@ -64,6 +65,27 @@ int runQuantize(QCommandLineParser& parser)
             return cli::fail(QStringLiteral("--split-max-size needs a size such as 2G or 500M"));
         params.splitMaxBytes = *size;
     }
+    if (parser.isSet(QStringLiteral("method"))) {
+        const QString m = parser.value(QStringLiteral("method"));
+        const auto method = qs::quantMethodFromName(m.toStdString());
+        if (!method)
+            return cli::fail(QStringLiteral("--method must be rtn, awq or gptq, not '%1'").arg(m));
+        params.method = *method;
+    }
+    if (parser.isSet(QStringLiteral("calibration")))
+        params.calibrationFile = parser.value(QStringLiteral("calibration")).toStdString();
+    for (const char* name : {"ctx", "chunks"}) {
+        const QString key = QString::fromLatin1(name);
+        if (!parser.isSet(key))
+            continue;
+        bool ok = false;
+        const uint value = parser.value(key).toUInt(&ok);
+        if (!ok)
+            return cli::fail(QStringLiteral("--%1 needs a whole number").arg(key));
+        (key == QLatin1String("ctx") ? params.calibrationCtx : params.calibrationChunks) = value;
+    }
+    if (params.method == qs::QuantMethod::Awq && params.calibrationFile.empty())
+        return cli::fail(QStringLiteral("--method awq needs --calibration FILE (a text like the model's input)"));
     const bool json = parser.isSet(QStringLiteral("json"));
 
     params.model = qs::openModel(pos[0].toStdString());
@@ -97,6 +119,31 @@ int runQuantize(QCommandLineParser& parser)
             warn.append(cli::toQString(w));
         o[QStringLiteral("files")] = files;
         o[QStringLiteral("warnings")] = warn;
+        QJsonArray methodNotes;
+        for (const auto& n : r.methodNotes)
+            methodNotes.append(cli::toQString(n));
+        o[QStringLiteral("method_notes")] = methodNotes;
+        // method awq: per layer group the chosen scales and the output errors on the calibration sample.
+        QJsonArray awq;
+        for (const auto& g : r.awqGroups) {
+            QJsonArray tensorNames;
+            for (const auto& t : g.tensors)
+                tensorNames.append(cli::toQString(t));
+            awq.append(QJsonObject{{QStringLiteral("layer"), int(g.layer)},
+                                   {QStringLiteral("group"), cli::toQString(g.group)},
+                                   {QStringLiteral("tensors"), tensorNames},
+                                   {QStringLiteral("format"), cli::toQString(g.format)},
+                                   {QStringLiteral("scaled"), g.scaled},
+                                   {QStringLiteral("folded_into"), cli::toQString(g.foldedInto)},
+                                   {QStringLiteral("alpha"), g.alpha},
+                                   {QStringLiteral("duo"), g.duo},
+                                   {QStringLiteral("clipped_tensors"), g.clippedTensors},
+                                   {QStringLiteral("error_rtn"), g.errorRtn},
+                                   {QStringLiteral("error_awq"), g.errorAfter},
+                                   {QStringLiteral("note"), cli::toQString(g.note)}});
+        }
+        if (!r.awqGroups.empty())
+            o[QStringLiteral("awq")] = awq;
         // Per tensor: sqnr_db is null for a tensor copied unchanged (no error), measured on sampled rows.
         QJsonArray tensors;
         for (const auto& t : r.tensors)
@@ -115,6 +162,8 @@ int runQuantize(QCommandLineParser& parser)
     }
     for (const auto& w : warnings)
         std::fprintf(stderr, "warning: %s\n", w.c_str());
+    for (const auto& n : r.methodNotes)
+        std::printf("%s\n", n.c_str());
     for (const auto& f : r.files)
         std::printf("%s\n", f.string().c_str());
     std::printf("%llu bytes written (%llu of tensor data, plan predicted %llu) in %.1f s\n",
@@ -127,7 +176,7 @@ int runQuantize(QCommandLineParser& parser)
 const CliRegistrar quantize(
     {"quantize",
      "quantize MODEL --plan PLAN.json --to gguf|compressed-tensors|gptq|fake-quant --out PATH [--imatrix "
-     "FILE] [--split-max-size SIZE] [--allow-requantize] [--method rtn|gptq --calibration FILE "
+     "FILE] [--split-max-size SIZE] [--allow-requantize] [--method rtn|awq|gptq --calibration FILE "
      "[--calibration-vocab MODEL] [--calibration-ctx N] [--calibration-sequences N] [--act-order] "
      "[--static-groups] [--damp F]] [--json]",
      "write the quantized model a plan describes (GGUF: byte-identical to llama-quantize)",

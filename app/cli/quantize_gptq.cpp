@@ -14,19 +14,21 @@ namespace cli {
 void addGptqOptions(QCommandLineParser& p)
 {
     p.addOption({QStringLiteral("method"),
-                 QStringLiteral("rtn (round to nearest, default) or gptq (integer formats, needs --calibration)."),
+                 QStringLiteral("rtn (round to nearest, default), awq (activation-aware scales, any quantized format) "
+                                "or gptq (integer formats, checkpoint targets); awq and gptq need --calibration."),
                  QStringLiteral("METHOD")});
-    p.addOption({QStringLiteral("calibration"), QStringLiteral("Calibration text for GPTQ (UTF-8)."),
+    p.addOption({QStringLiteral("calibration"), QStringLiteral("Calibration text for AWQ / GPTQ (UTF-8, like the model's input)."),
                  QStringLiteral("FILE")});
     p.addOption({QStringLiteral("calibration-vocab"),
                  QStringLiteral("Tokenize the calibration text with this model's vocabulary (e.g. the GGUF of a "
                                 "safetensors folder that has no tokenizer files)."),
                  QStringLiteral("MODEL")});
-    p.addOption({QStringLiteral("calibration-ctx"),
+    p.addOption({QStringList{QStringLiteral("calibration-ctx"), QStringLiteral("ctx")},
                  QStringLiteral("Tokens per calibration sequence (default min(512, the model's maximum))."),
                  QStringLiteral("N")});
-    p.addOption({QStringLiteral("calibration-sequences"),
-                 QStringLiteral("At most N calibration sequences (default: the whole text)."),
+    p.addOption({QStringList{QStringLiteral("calibration-sequences"), QStringLiteral("chunks")},
+                 QStringLiteral("At most N calibration sequences (GPTQ default: the whole text; AWQ: 8, 0 for the "
+                                "whole text)."),
                  QStringLiteral("N")});
     p.addOption({QStringLiteral("act-order"),
                  QStringLiteral("GPTQ: quantize columns by decreasing activation energy (writes g_idx).")});
@@ -40,10 +42,8 @@ void addGptqOptions(QCommandLineParser& p)
 int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJsonArray& summary)
 {
     const QString method = parser.value(QStringLiteral("method"));
-    if (method.isEmpty() || method == QStringLiteral("rtn"))
-        return 0;
-    if (method != QStringLiteral("gptq"))
-        return fail(QStringLiteral("--method must be rtn or gptq, not '%1'").arg(method));
+    if (method.compare(QStringLiteral("gptq"), Qt::CaseInsensitive) != 0)
+        return 0; // rtn and awq: the quantize job does the rest
     if (!parser.isSet(QStringLiteral("calibration")))
         return fail(QStringLiteral("--method gptq needs --calibration FILE (a text to run the model on)"));
     if (params.target == qs::QuantizeTarget::Gguf)

@@ -247,7 +247,7 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
     const bool reuse =
         baseline && sameInput(*baseline, &model, tokens, ctx, chunks) && baseline->vocab == vocab;
     result.baselineReused = reuse;
-    const bool withPlan = params.plan.has_value();
+    const bool withPlan = params.plan.has_value() || params.quantizedModel;
     const double passes = double(reuse ? 0 : chunks) + double(withPlan ? chunks : 0);
     PassProgress progress(job, std::max(1.0, passes), double(config.layers) * 7.0 + 1.0);
     double pass = 0;
@@ -326,8 +326,13 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
 
     if (withPlan) {
         ForwardOptions qOptions = options;
-        qOptions.plan = &*params.plan;
-        Transformer quantized(params.model, qOptions);
+        if (!params.quantizedModel)
+            qOptions.plan = &*params.plan;
+        Transformer quantized(params.quantizedModel ? params.quantizedModel : params.model, qOptions);
+        if (quantized.config().vocab != vocab)
+            throw Error(ErrorCode::BadValue, "the quantized model has a vocabulary of " +
+                                                 std::to_string(quantized.config().vocab) + ", the original " +
+                                                 std::to_string(vocab));
         quantized.setLinearHook([&](const LinearInput&) { progress.onLinear(); });
         result.quantized = true;
         result.kld.reserve(positions);
@@ -556,6 +561,22 @@ void writeImportanceGguf(const CalibrateResult& result, const std::filesystem::p
         g.padTo(kGgufAlignment);
     }
     writeFileAtomically(path, g.bytes());
+}
+
+std::vector<std::vector<int32_t>> calibrationChunks(const Model& model, uint32_t ctx, uint32_t maxChunks,
+                                                    const std::string& text,
+                                                    const std::filesystem::path& textFile,
+                                                    const std::vector<int32_t>& tokens, uint32_t* ctxOut,
+                                                    JobControl* job)
+{
+    const TextChunks c =
+        prepareChunks(model, transformerConfig(model), ctx, maxChunks, text, textFile, tokens, 1, job);
+    if (ctxOut)
+        *ctxOut = c.ctx;
+    std::vector<std::vector<int32_t>> out;
+    for (uint32_t i = 0; i < c.chunks; ++i)
+        out.push_back(c.chunk(i));
+    return out;
 }
 
 CalibrateJob::CalibrateJob(CalibrateParams params) : BasicJob("Calibrating", std::move(params)) {}

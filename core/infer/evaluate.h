@@ -52,6 +52,9 @@ struct EvalBaseline {
 struct EvalParams {
     std::shared_ptr<const Model> model;
     std::optional<Plan> plan;       // without a plan only the original's perplexity is computed
+    // A quantized file of the same model (the same vocabulary), e.g. a quantize job's output: evaluated
+    // against the original in place of the plan's fake quantization (plan is then ignored).
+    std::shared_ptr<const Model> quantizedModel;
     std::string text;               // UTF-8; ignored when tokens is not empty
     std::filesystem::path textFile; // read by the job when text and tokens are empty (at most 1 GiB)
     std::vector<int32_t> tokens;    // already tokenized text (a token-id file), used as given
@@ -167,6 +170,14 @@ void writeImportanceGguf(const CalibrateResult& result, const std::filesystem::p
 // The calibration's importance as the matrix sensitivity and quantize read (what loading the written file
 // gives).
 ImportanceMatrix importanceMatrixOf(const CalibrateResult& result, const std::string& dataset);
+// The calibration sequences of a text as calibrate() runs them: chunks of ctx tokens (0: min(512, the
+// model's maximum)), BOS first where the vocabulary adds it, at most maxChunks (0: all), at least one.
+// text, else textFile, else tokens as in CalibrateParams. *ctxOut receives the context used.
+std::vector<std::vector<int32_t>> calibrationChunks(const Model& model, uint32_t ctx, uint32_t maxChunks,
+                                                    const std::string& text,
+                                                    const std::filesystem::path& textFile,
+                                                    const std::vector<int32_t>& tokens, uint32_t* ctxOut = nullptr,
+                                                    JobControl* job = nullptr);
 
 class CalibrateJob final : public BasicJob<CalibrateParams, CalibrateResult> {
 public:

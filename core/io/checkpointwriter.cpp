@@ -455,7 +455,8 @@ void addCompressedInt(Output& job, const Model& model, const TensorInfo& t, cons
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
     const IntCodes* pre = precomputedFor(job.codes, t, tr, /*needConsecutiveGroups=*/true);
-    job.addEncoded(t.fileIndex, names, dtypes, shapes, [&model, &job, slot, tp, tr, rows, cols, pf, pre]() {
+    job.addEncoded(model.fileShard(t.fileIndex), names, dtypes, shapes,
+                   [&model, &job, slot, tp, tr, rows, cols, pf, pre]() {
         const auto x = decodeAll(model, *tp);
         IntCodes rtn;
         const IntCodes& c = pre ? *pre : (rtn = intCodes(x.data(), rows, cols, tr.bits, tr.groupSize, tr.symmetric));
@@ -499,7 +500,7 @@ void addCompressedFp8(Output& job, const Model& model, const TensorInfo& t, cons
     const bool perChannel = tr.groupSize < 0;
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
-    job.addEncoded(t.fileIndex, {base + "weight", base + "weight_scale"}, {DType::F8_E4M3, DType::F32},
+    job.addEncoded(model.fileShard(t.fileIndex), {base + "weight", base + "weight_scale"}, {DType::F8_E4M3, DType::F32},
                    {{rows, cols}, perChannel ? std::vector<uint64_t>{rows, 1} : std::vector<uint64_t>{1}},
                    [&model, &job, slot, tp, rows, cols, perChannel]() {
                        const auto x = decodeAll(model, *tp);
@@ -543,7 +544,7 @@ void addGptq(Output& job, const Model& model, const TensorInfo& t, const FormatT
     const TensorInfo* tp = &t;
     const size_t slot = job.slot();
     const IntCodes* pre = precomputedFor(job.codes, t, tr, /*needConsecutiveGroups=*/false);
-    job.addEncoded(t.fileIndex, {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
+    job.addEncoded(model.fileShard(t.fileIndex), {base + "qweight", base + "qzeros", base + "scales", base + "g_idx"},
                    {DType::I32, DType::I32, DType::F16, DType::I32},
                    {{ceilDiv(k, pf), n}, {groups, ceilDiv(n, pf)}, {groups, n}, {k}},
                    [&model, tp, tr, n, k, pf, &job, slot, pre]() {
@@ -606,12 +607,12 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
     const TensorInfo* tp = &t;
     if (!roundTrip && dtype == t.dtype) {
         job.tensors[job.slot()].copied = true;
-        job.add({t.name, t.dtype, t.shape, t.fileIndex},
+        job.add({t.name, t.dtype, t.shape, model.fileShard(t.fileIndex)},
                 [&model, tp](const TensorSink& sink) { copyRaw(model, *tp, sink); });
         return;
     }
     const size_t slot = job.slot();
-    job.add({t.name, dtype, t.shape, t.fileIndex},
+    job.add({t.name, dtype, t.shape, model.fileShard(t.fileIndex)},
             [&model, &job, slot, tp, dtype, roundTrip, pre](const TensorSink& sink) {
                 auto x = decodeAll(model, *tp);
                 std::vector<float> y;
@@ -639,12 +640,16 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
 
 std::vector<std::string> shardNamesOf(const Model& model)
 {
-    if (model.files().size() == 1)
+    // Files that hold other files' tensors (an overlay's replaced weights, core/model/overlay.h) are no shard.
+    size_t shards = 0;
+    for (uint32_t i = 0; i < model.files().size(); ++i)
+        shards += model.fileShard(i) == i;
+    if (shards == 1)
         return {"model.safetensors"};
     std::vector<std::string> names;
     std::set<std::string> seen;
-    for (const auto& f : model.files()) {
-        std::string n = f->path().filename().string();
+    for (uint32_t i = 0; i < model.files().size() && i < shards; ++i) {
+        std::string n = model.files()[i]->path().filename().string();
         if (!seen.insert(n).second)
             throw Error(ErrorCode::Unsupported, "two input shards are both named " + n);
         names.push_back(n);

@@ -127,6 +127,17 @@ uint32_t Model::addFile(std::shared_ptr<MappedFile> file)
     return static_cast<uint32_t>(m_files.size() - 1);
 }
 
+uint32_t Model::fileShard(uint32_t fileIndex) const
+{
+    const auto it = m_fileShard.find(fileIndex);
+    return it == m_fileShard.end() ? fileIndex : it->second;
+}
+
+void Model::setFileShard(uint32_t fileIndex, uint32_t shard)
+{
+    m_fileShard[fileIndex] = shard;
+}
+
 void Model::addTensor(TensorInfo tensor)
 {
     tensor.role = classifyTensor(tensor.name, tensor.shape.size());

@@ -109,6 +109,12 @@ public:
     // Decodes rows [firstRow, firstRow + rowCount) of a tensor viewed as rows() x columns().
     void decodeRows(const TensorInfo& tensor, uint64_t firstRow, uint64_t rowCount, float* out) const;
 
+    // The input shard a file's tensors belong to when writing a checkpoint: the file itself, except for the
+    // files of an overlay model (core/model/overlay.h) that hold replacement data for another file's tensors.
+    // Such files come after every shard.
+    uint32_t fileShard(uint32_t fileIndex) const;
+    void setFileShard(uint32_t fileIndex, uint32_t shard);
+
     // Builders, used by the loaders.
     uint32_t addFile(std::shared_ptr<MappedFile> file);
     void addTensor(TensorInfo tensor); // classifies the role from the name
@@ -120,6 +126,7 @@ private:
     ModelFormat m_format;
     std::filesystem::path m_path;
     std::vector<std::shared_ptr<MappedFile>> m_files;
+    std::map<uint32_t, uint32_t> m_fileShard; // exceptions to fileShard(i) == i
     std::vector<TensorInfo> m_tensors;
     std::map<std::string, size_t, std::less<>> m_index;
     ModelConfig m_config;

@@ -3,7 +3,10 @@
 #include "core/io/checkpointwriter.h"
 #include "core/quant/quantize.h"
 
+#include "core/infer/awqmodel.h"
+#include "core/infer/gptqmodel.h"
 #include "core/model/model.h"
+#include "core/model/overlay.h"
 #include "core/quant/format.h"
 #include "core/quant/ggml.h"
 #include "core/quant/imatrix.h"
@@ -847,6 +850,10 @@ std::string QuantizeProblem::toString() const
     return tensor.empty() ? reason : "tensor '" + tensor + "': " + reason;
 }
 
+namespace {
+std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p);
+} // namespace
+
 std::vector<QuantizeProblem> validateQuantize(const QuantizeParams& params)
 {
     std::optional<ImportanceMatrix> importance;
@@ -860,6 +867,8 @@ std::vector<QuantizeProblem> validateQuantize(const QuantizeParams& params)
     }
     auto problems = validate(params, importance ? &*importance : nullptr, nullptr);
     early.insert(early.end(), problems.begin(), problems.end());
+    for (auto& p : methodProblems(params))
+        early.push_back(std::move(p));
     return early;
 }
 
@@ -936,6 +945,61 @@ uint32_t ggufFileType(const Plan& plan, const Model& model)
     return ftypeOfDType(best->first);
 }
 
+namespace {
+
+std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p)
+{
+    std::vector<QuantizeProblem> out;
+    if (p.method == QuantMethod::Gptq && (!p.precomputedCodes || p.precomputedCodes->empty())) {
+        if (p.calibrationFile.empty() && p.calibrationTokens.empty())
+            out.push_back({{}, "GPTQ needs a calibration text (--calibration FILE)"});
+        if (p.target == QuantizeTarget::Gguf)
+            out.push_back({{}, "GPTQ's codes cannot be written to GGUF: ggml block types keep their own scales "
+                               "and rounding (write a GPTQ, compressed-tensors or fake-quant checkpoint)"});
+    }
+    if (p.method == QuantMethod::Awq) {
+        if (p.calibrationFile.empty() && p.calibrationTokens.empty())
+            out.push_back({{}, "AWQ needs a calibration text (--calibration FILE)"});
+        if (!p.importanceFile.empty())
+            out.push_back({{}, "AWQ does not combine with an importance matrix (it was measured on the "
+                               "unscaled inputs)"});
+
+    }
+    return out;
+}
+
+std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobControl& control,
+                                                 QuantizeResult& result)
+{
+    std::vector<std::string>& notes = result.methodNotes;
+    AwqModelParams a;
+    a.model = p.model;
+    a.plan = p.plan;
+    a.textFile = p.calibrationFile;
+    a.maxChunks = p.calibrationChunks;
+    a.ctx = p.calibrationCtx;
+    a.tokens = p.calibrationTokens;
+    a.options.threads = p.threads;
+    const AwqModelResult r = runAwq(a, &control);
+    char line[256];
+    std::snprintf(line, sizeof line, "AWQ calibration: %u chunks of %u tokens, %zu tensors transformed, %.1f s",
+                  r.chunks, r.ctx, r.weights.size(), r.seconds);
+    notes.push_back(line);
+    for (const auto& g : r.groups) {
+        std::snprintf(line, sizeof line,
+                      "layer %u %s (%s): %s alpha %.2f%s, clipped %d, output error %.4g -> %.4g", g.layer,
+                      g.group.c_str(), g.format.c_str(), g.scaled ? "scaled" : "not scaled", g.alpha,
+                      g.duo ? " (duo)" : "", g.clippedTensors, g.errorRtn, g.errorAfter);
+        notes.push_back(line);
+    }
+    for (const auto& n : r.notes)
+        notes.push_back(n);
+    result.awqGroups = r.groups;
+    return modelWithTensors(*p.model, r.weights);
+}
+
+} // namespace
+
 QuantizeJob::QuantizeJob(QuantizeParams params) : BasicJob("Quantizing", std::move(params)) {}
 
 void QuantizeJob::execute(JobControl& control)
@@ -946,24 +1010,51 @@ void QuantizeJob::execute(JobControl& control)
     std::optional<ImportanceMatrix> importance;
     if (!m_params.importanceFile.empty())
         importance = ImportanceMatrix::load(m_params.importanceFile, &control);
-    const auto problems = validate(m_params, importance ? &*importance : nullptr, &m_result.warnings);
+    auto problems = validate(m_params, importance ? &*importance : nullptr, &m_result.warnings);
+    for (auto& p : methodProblems(m_params))
+        problems.push_back(std::move(p));
     if (!problems.empty())
         throw Error(ErrorCode::BadValue, problemList(problems));
     control.throwIfCancelled();
+    // AWQ: the calibration pre-pass, then the writers read the transformed weights from an overlay model.
+    QuantizeParams awqParams;
+    if (m_params.method == QuantMethod::Awq) {
+        awqParams = m_params;
+        awqParams.model = awqTransformedModel(m_params, control, m_result);
+    }
+    // GPTQ without codes from the caller: the sequential calibration pass here (the GUI's path; the CLI
+    // runs GptqModelJob first to report per-tensor proxy errors).
+    if (m_params.method == QuantMethod::Gptq && (!m_params.precomputedCodes || m_params.precomputedCodes->empty())) {
+        GptqModelParams g;
+        g.model = m_params.model;
+        g.plan = m_params.plan;
+        g.textFile = m_params.calibrationFile;
+        g.tokens = m_params.calibrationTokens;
+        g.ctx = m_params.calibrationCtx;
+        g.maxSequences = m_params.calibrationChunks;
+        g.threads = m_params.threads;
+        control.report(0, "GPTQ calibration");
+        const GptqModelResult r = gptqQuantizeModel(g, &control);
+        m_result.methodNotes.push_back("GPTQ calibration: " + std::to_string(r.sequences) + " sequences of " +
+                                       std::to_string(r.ctx) + " tokens, " + std::to_string(r.tensors.size()) +
+                                       " tensors quantized with GPTQ");
+        m_params.precomputedCodes = precomputedCodes(r);
+    }
+    const QuantizeParams& params = m_params.method == QuantMethod::Awq ? awqParams : m_params;
 
     // The one dispatch point for the output formats. The compressed-tensors, GPTQ and fake-quant writers
     // live in core/io/ and are wired in here.
-    switch (m_params.target) {
+    switch (params.target) {
     case QuantizeTarget::Gguf:
-        writeGguf(m_params, importance ? &*importance : nullptr, control, m_result);
+        writeGguf(params, importance ? &*importance : nullptr, control, m_result);
         break;
     case QuantizeTarget::CompressedTensors:
     case QuantizeTarget::Gptq:
     case QuantizeTarget::FakeQuant: {
-        const CheckpointKind kind = checkpointKindOf(m_params.target);
-        const auto issues = checkpointProblems(kind, *m_params.model, m_params.plan);
+        const CheckpointKind kind = checkpointKindOf(params.target);
+        const auto issues = checkpointProblems(kind, *params.model, params.plan);
         if (!issues.empty()) {
-            std::string text = std::string("cannot write ") + quantizeTargetName(m_params.target) + ":";
+            std::string text = std::string("cannot write ") + quantizeTargetName(params.target) + ":";
             for (const auto& i : issues)
                 text += "\n  " + i;
             throw Error(ErrorCode::BadValue, text);
@@ -971,11 +1062,11 @@ void QuantizeJob::execute(JobControl& control)
         CheckpointWriteReport report;
         const PrecomputedCodes* codes = m_params.precomputedCodes.get();
         if (kind == CheckpointKind::CompressedTensors)
-            report = writeCompressedTensors(*m_params.model, m_params.plan, m_params.output, &control, codes);
+            report = writeCompressedTensors(*params.model, params.plan, params.output, &control, codes);
         else if (kind == CheckpointKind::Gptq)
-            report = writeGptqCheckpoint(*m_params.model, m_params.plan, m_params.output, &control, codes);
+            report = writeGptqCheckpoint(*params.model, params.plan, params.output, &control, codes);
         else
-            report = writeFakeQuant(*m_params.model, m_params.plan, m_params.output, &control, codes);
+            report = writeFakeQuant(*params.model, params.plan, params.output, &control, codes);
         m_result.bytesWritten = report.bytesWritten;
         m_result.predictedWeightBytes = report.predictedWeightBytes;
         m_result.weightBytesWritten = report.weightBytesWritten;

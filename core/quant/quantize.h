@@ -14,8 +14,10 @@
 // (tensors outside blocks by name, then blocks by number and name), alignment and zero padding kept.
 // See docs/quantize.md.
 
+#include "core/infer/awqmodel.h"
 #include "core/io/checkpointwriter.h"
 #include "core/plan/plan.h"
+#include "core/quant/method.h"
 #include "core/quant/tensorreport.h"
 #include "core/util/job.h"
 
@@ -50,6 +52,15 @@ struct QuantizeParams {
     // compressed-tensors and GPTQ targets, and as their dequantized values for fake-quant; GGUF refuses them
     // (GPTQ-rounded values are not put into ggml blocks).
     std::shared_ptr<const PrecomputedCodes> precomputedCodes;
+    // Rounding method. AWQ runs a calibration pre-pass (core/infer/awqmodel.h) on calibrationFile and then
+    // writes the transformed weights (scaled and clipped linears, divided norms / previous layers) through
+    // the same writers (an overlay model, core/model/overlay.h), so it works for every target. GPTQ runs
+    // before the job (GptqModelJob, core/infer/gptqmodel.h) and arrives as precomputedCodes.
+    QuantMethod method = QuantMethod::Rtn;
+    std::filesystem::path calibrationFile; // UTF-8 text; required by awq
+    uint32_t calibrationChunks = 8;        // calibration sequences (0: every whole chunk of the text)
+    uint32_t calibrationCtx = 0;           // tokens per sequence; 0: min(512, the model's context)
+    std::vector<int32_t> calibrationTokens; // already tokenized calibration text, used when the file is empty
 };
 
 struct QuantizeResult {
@@ -59,6 +70,10 @@ struct QuantizeResult {
     double seconds = 0;
     std::vector<std::filesystem::path> files;
     std::vector<std::string> warnings;
+    // method awq: the per-group report (layer, group, alpha, output errors) and where folding or clipping
+    // was not possible.
+    std::vector<std::string> methodNotes;
+    std::vector<AwqGroupReport> awqGroups; // method awq: one entry per layer group AWQ searched
     // One entry per tensor of the model, in the model's order (tensorreport.h: bytes and sampled SQNR).
     std::vector<QuantizedTensor> tensors;
 };

@@ -5,6 +5,7 @@
 
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -216,6 +217,50 @@ private slots:
     // Ctrl-C mid-run: exit 130, no output, no temporary file left. QUANTSCOPE_CLI_TEST_HOLD makes the job
     // wait at its first progress report (after the temporary output file exists) until it is cancelled, so the
     // interrupt lands mid-run on any machine.
+    void awqMethod()
+    {
+        const QString model = QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf");
+        const QString text = QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt");
+        const QString plan = tmp(QStringLiteral("code3m-q4km.json"));
+        CliRun r = runQuantscopeCli({QStringLiteral("plan"), model, QStringLiteral("--preset"),
+                                     QStringLiteral("llama.cpp-Q4_K_M"), QStringLiteral("--out"), plan});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QString out = tmp(QStringLiteral("code3m-awq.gguf"));
+        const QStringList base = {QStringLiteral("quantize"), model,          QStringLiteral("--plan"), plan,
+                                  QStringLiteral("--out"),    out,            QStringLiteral("--allow-requantize")};
+        r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("awq"),
+                                                QStringLiteral("--calibration"), text, QStringLiteral("--ctx"),
+                                                QStringLiteral("128"), QStringLiteral("--chunks"),
+                                                QStringLiteral("4"), QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        const QJsonArray notes = o.value(QStringLiteral("method_notes")).toArray();
+        QVERIFY(notes.size() > 16); // the summary and one line per layer group (4 layers x 4 groups)
+        QVERIFY(notes.first().toString().startsWith(QStringLiteral("AWQ calibration")));
+        QVERIFY2(notes.first().toString().contains(QStringLiteral("4 chunks of 128 tokens")),
+                 qPrintable(notes.first().toString()));
+        const QJsonArray groups = o.value(QStringLiteral("awq")).toArray();
+        QCOMPARE(groups.size(), 16);
+        for (const auto& v : groups) {
+            const QJsonObject g = v.toObject();
+            QVERIFY(g.value(QStringLiteral("scaled")).toBool());
+            QVERIFY(g.value(QStringLiteral("error_awq")).toDouble() < g.value(QStringLiteral("error_rtn")).toDouble());
+        }
+        QCOMPARE(groups.first().toObject().value(QStringLiteral("folded_into")).toString(),
+                 QStringLiteral("blk.0.attn_norm.weight"));
+        QCOMPARE(o.value(QStringLiteral("bytes_written")).toInteger(), qint64(QFileInfo(out).size()));
+        // Refusals: a method without its input, GPTQ into GGUF (ggml blocks round on their own), an unknown method.
+        r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("awq")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("--calibration"), r.err.constData());
+        r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("gptq")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("--calibration") || r.err.contains("ggml"), r.err.constData());
+        r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("best")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("rtn, awq or gptq"), r.err.constData());
+    }
+
     void interrupt()
     {
         // 6 matrices of 2048 x 4096 in F16: a run of several steps with a temporary file of 30 MB.
