@@ -947,9 +947,47 @@ uint32_t ggufFileType(const Plan& plan, const Model& model)
 
 namespace {
 
-std::vector<QuantizeProblem> methodProblems(const QuantizeParams& p)
+// The method of a run: --method when given, else the plan's tier methods (core/plan/plan.h): one non-RTN
+// method per run (a plan with GPTQ and AWQ tiers is refused in methodProblems).
+QuantMethod effectiveMethod(const QuantizeParams& p, bool* mixed = nullptr)
+{
+    if (p.method != QuantMethod::Rtn)
+        return p.method;
+    QuantMethod found = QuantMethod::Rtn;
+    for (const auto& [tensor, format] : p.plan.assignments()) {
+        const QuantMethod m = p.plan.tierMethod(format);
+        if (m == QuantMethod::Rtn || m == found)
+            continue;
+        if (found != QuantMethod::Rtn && mixed)
+            *mixed = true;
+        found = m;
+    }
+    return found;
+}
+
+// The tensors the method pass quantizes: with tier methods in the plan, those of the tiers that name the
+// method; without any, every planned tensor (the method applies to the whole plan).
+Plan methodPlan(const Plan& plan, QuantMethod method)
+{
+    if (plan.tierMethods().empty())
+        return plan;
+    Plan out = plan;
+    out.clearAssignments();
+    for (const auto& [tensor, format] : plan.assignments())
+        if (plan.tierMethod(format) == method)
+            out.assign(tensor, format);
+    return out;
+}
+
+std::vector<QuantizeProblem> methodProblems(const QuantizeParams& params)
 {
     std::vector<QuantizeProblem> out;
+    bool mixed = false;
+    QuantizeParams p = params;
+    p.method = effectiveMethod(params, &mixed);
+    if (mixed)
+        out.push_back({{}, "the plan has GPTQ and AWQ tiers: one method per run (quantize with one, or set the "
+                           "other tiers to round-to-nearest)"});
     if (p.method == QuantMethod::Gptq && (!p.precomputedCodes || p.precomputedCodes->empty())) {
         if (p.calibrationFile.empty() && p.calibrationTokens.empty())
             out.push_back({{}, "GPTQ needs a calibration text (--calibration FILE)"});
@@ -974,7 +1012,7 @@ std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobCon
     std::vector<std::string>& notes = result.methodNotes;
     AwqModelParams a;
     a.model = p.model;
-    a.plan = p.plan;
+    a.plan = methodPlan(p.plan, QuantMethod::Awq);
     a.textFile = p.calibrationFile;
     a.maxChunks = p.calibrationChunks;
     a.ctx = p.calibrationCtx;
@@ -1017,6 +1055,7 @@ void QuantizeJob::execute(JobControl& control)
         throw Error(ErrorCode::BadValue, problemList(problems));
     control.throwIfCancelled();
     // AWQ: the calibration pre-pass, then the writers read the transformed weights from an overlay model.
+    m_params.method = effectiveMethod(m_params);
     QuantizeParams awqParams;
     if (m_params.method == QuantMethod::Awq) {
         awqParams = m_params;
@@ -1027,7 +1066,7 @@ void QuantizeJob::execute(JobControl& control)
     if (m_params.method == QuantMethod::Gptq && (!m_params.precomputedCodes || m_params.precomputedCodes->empty())) {
         GptqModelParams g;
         g.model = m_params.model;
-        g.plan = m_params.plan;
+        g.plan = methodPlan(m_params.plan, QuantMethod::Gptq);
         g.textFile = m_params.calibrationFile;
         g.tokens = m_params.calibrationTokens;
         g.ctx = m_params.calibrationCtx;

@@ -7,6 +7,7 @@
 #include "core/infer/forward.h"
 #include "core/infer/gptqmodel.h"
 #include "core/model/dtype.h"
+#include "core/quant/format.h"
 #include "core/quant/int_quant.h"
 #include "core/quant/quantize.h"
 #include "core/model/model.h"
@@ -259,6 +260,68 @@ private slots:
         bool refused = false;
         for (const auto& problem : validateQuantize(gguf))
             refused |= problem.reason.find("cannot be written to GGUF") != std::string::npos;
+        QVERIFY(refused);
+    }
+
+    // A plan whose tier names GPTQ: the quantize job runs the calibration pass itself (the GUI's path) and
+    // writes exactly what the precomputed codes give; tensors of the other tiers keep round to nearest.
+    void jobRunsGptqFromTierMethods()
+    {
+        std::shared_ptr<const Model> model = openModel(kStoriesHf);
+        Plan plan;
+        plan.addTier("INT4-ch-asym");
+        for (const auto& t : model->tensors())
+            if (t.shape.size() == 2 && t.name.find(".layers.") != std::string::npos)
+                plan.assign(t.name, t.name.find("mlp") != std::string::npos ? "INT4-ch-asym" : "INT8-ch-sym");
+        plan.addTier("INT8-ch-sym");
+        QVERIFY(plan.setTierMethod("INT4-ch-asym", QuantMethod::Gptq));
+        const std::vector<int32_t> tokens =
+            evaluationTokens(*openModel(kStories), readRegularFile(kStoriesText, 1 << 20, "text"));
+        QTemporaryDir tmp;
+        QuantizeParams p;
+        p.model = model;
+        p.plan = plan;
+        p.target = QuantizeTarget::FakeQuant;
+        p.output = tmp.path().toStdString() + "/job";
+        p.calibrationTokens = tokens;
+        p.calibrationCtx = 128;
+        p.calibrationChunks = 2;
+        QuantizeJob job(p);
+        QVERIFY2(job.run() == JobStatus::Succeeded, job.errorMessage().c_str());
+        QVERIFY(job.result().methodNotes.front().find("15 tensors quantized with GPTQ") != std::string::npos);
+
+        // The same GPTQ pass by hand over the GPTQ tier's tensors only.
+        GptqModelParams g;
+        g.model = model;
+        for (const auto& [tensor, format] : plan.assignments())
+            if (format == "INT4-ch-asym")
+                g.plan.assign(tensor, format);
+        g.tokens = tokens;
+        g.ctx = 128;
+        g.maxSequences = 2;
+        const GptqModelResult r = gptqQuantizeModel(g);
+        auto back = openModel(p.output);
+        for (const auto& t : r.tensors) {
+            std::vector<float> got(t.result.dequantized.size());
+            back->decode(*back->find(t.tensor), 0, got.size(), got.data());
+            for (size_t i = 0; i < got.size(); ++i)
+                QCOMPARE(got[i], t.result.dequantized[i]);
+        }
+        // An INT8 tensor of the RTN tier: the format's own round trip.
+        const std::string q = "model.layers.0.self_attn.q_proj.weight";
+        const TensorInfo& src = *model->find(q);
+        std::vector<float> w(src.elements()), rtn(src.elements()), got(src.elements());
+        model->decode(src, 0, w.size(), w.data());
+        findFormat("INT8-ch-sym")->roundTrip(w.data(), src.rows(), src.columns(), rtn.data());
+        back->decode(*back->find(q), 0, got.size(), got.data());
+        QVERIFY(got == rtn);
+
+        // GPTQ and AWQ tiers in one plan: refused, saying why.
+        QVERIFY(plan.setTierMethod("INT8-ch-sym", QuantMethod::Awq));
+        p.plan = plan;
+        bool refused = false;
+        for (const auto& problem : validateQuantize(p))
+            refused |= problem.reason.find("GPTQ and AWQ tiers") != std::string::npos;
         QVERIFY(refused);
     }
 
