@@ -31,6 +31,8 @@
 #include <QUrl>
 #include <QVBoxLayout>
 
+#include <map>
+
 namespace qs {
 
 namespace {
@@ -143,6 +145,15 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
     auto importanceRow = pathRow(m_importance, QStringLiteral("importance"), &QuantizeDialog::browseImportance);
     m_importanceBrowse = importanceRow.second;
     form->addRow(tr("Importance file:"), importanceRow.first);
+    m_calibration = new QLineEdit;
+    m_calibration->setPlaceholderText(tr("a text like the model's input: needed by GPTQ and AWQ tiers"));
+    auto calibrationRow = pathRow(m_calibration, QStringLiteral("calibration"), &QuantizeDialog::browseCalibration);
+    m_calibrationBrowse = calibrationRow.second;
+    m_methodLabel = new QLabel;
+    m_methodLabel->setObjectName(QStringLiteral("methods"));
+    m_methodLabel->setWordWrap(true);
+    form->addRow(tr("Methods:"), m_methodLabel);
+    form->addRow(tr("Calibration text:"), calibrationRow.first);
     m_threads = new QSpinBox;
     m_threads->setRange(0, std::max(1, QThread::idealThreadCount()) * 4);
     m_threads->setSpecialValueText(tr("Automatic (%1)").arg(std::max(1, QThread::idealThreadCount())));
@@ -301,6 +312,37 @@ void QuantizeDialog::updateGgufOptions()
     m_importance->setEnabled(gguf);
     m_importanceBrowse->setEnabled(gguf);
     m_requantize->setEnabled(gguf);
+    // The plan's tier methods (Plan tab: a tier's menu › Quantization Method).
+    const Plan& plan = m_window->planDocument()->plan();
+    std::map<QuantMethod, QStringList> tiers;
+    for (const auto& [tier, method] : plan.tierMethods()) {
+        size_t members = 0;
+        for (const auto& [tensor, format] : plan.assignments())
+            members += plan.tierIndex(format) == plan.tierIndex(tier);
+        if (members > 0)
+            tiers[method] << tr("%1 (%2)").arg(QString::fromStdString(tier), countNoun(members, "tensor", "tensors"));
+    }
+    QStringList parts;
+    for (const auto& [method, names] : tiers)
+        parts << tr("%1 on %2").arg(QLatin1String(quantMethodLabel(method)), names.join(QStringLiteral(", ")));
+    m_methodLabel->setText(parts.isEmpty() ? tr("round to nearest (set a tier's method on the Plan tab)")
+                                           : parts.join(QStringLiteral("; ")) +
+                                                 tr("; the other tiers round to nearest"));
+    m_calibration->setEnabled(!parts.isEmpty());
+    m_calibrationBrowse->setEnabled(!parts.isEmpty());
+}
+
+void QuantizeDialog::setCalibrationFile(const QString& path)
+{
+    m_calibration->setText(path);
+}
+
+void QuantizeDialog::browseCalibration()
+{
+    const QString path = QFileDialog::getOpenFileName(this, tr("Calibration Text"), m_calibration->text(),
+                                                      tr("Text files (*.txt *.raw *.md *.py);;All files (*)"));
+    if (!path.isEmpty())
+        m_calibration->setText(QDir::toNativeSeparators(path));
 }
 
 bool QuantizeDialog::isTargetEnabled(QuantizeTarget target) const
@@ -458,6 +500,12 @@ bool QuantizeDialog::run()
         params.importanceFile = QDir::fromNativeSeparators(m_importance->text().trimmed()).toStdString();
     params.threads = unsigned(m_threads->value());
     params.allowRequantize = m_target == QuantizeTarget::Gguf && m_requantize->isChecked();
+    if (m_calibration->isEnabled() && !m_calibration->text().trimmed().isEmpty())
+        params.calibrationFile = QDir::fromNativeSeparators(m_calibration->text().trimmed()).toStdString();
+    if (m_calibration->isEnabled() && params.calibrationFile.empty()) {
+        showError(tr("The plan's GPTQ / AWQ tiers need a calibration text: a text like the model's input."));
+        return false;
+    }
 
     m_hasResult = false;
     m_resultPath.clear();

@@ -50,6 +50,8 @@ public:
     QString outputPath() const;
     void setOutputPath(const QString& path);
     void setImportanceFile(const QString& path);
+    // The text GPTQ and AWQ tiers calibrate on (enabled when the plan has such a tier).
+    void setCalibrationFile(const QString& path);
     void setThreads(int threads); // 0: automatic
     // GGUF: re-quantize tensors that are already quantized (lower quality; off by default).
     void setAllowRequantize(bool allow);
@@ -86,6 +88,7 @@ private:
     void onFinished(JobStatus status, const QString& error);
     void browseOutput();
     void browseImportance();
+    void browseCalibration();
 
     MainWindow* m_window = nullptr;
     QuantizeTarget m_target = QuantizeTarget::Gguf;
@@ -98,6 +101,9 @@ private:
     QLineEdit* m_importance = nullptr;
     bool m_importanceChosen = false; // typed or browsed: no longer follows the session's importance
     QPushButton* m_importanceBrowse = nullptr;
+    QLineEdit* m_calibration = nullptr;
+    QPushButton* m_calibrationBrowse = nullptr;
+    QLabel* m_methodLabel = nullptr;
     QSpinBox* m_threads = nullptr;
     QCheckBox* m_requantize = nullptr;
     QLabel* m_prediction = nullptr;

@@ -14,6 +14,8 @@
 #include "widgets/quantizeresultmodel.h"
 
 #include <QAction>
+#include <QLabel>
+#include <QLineEdit>
 #include <QDesktopServices>
 #include <QDir>
 #include <QPushButton>
@@ -69,6 +71,7 @@ private slots:
     void targetsForGgufModel();
     void targetsForSafetensorsModel();
     void requantizeNeedsConsent();
+    void awqTierCalibrates();
     void runWritesWhatTheSummarySays();
     void failureIsShownInTheDialog();
     void cancelMidRunLeavesNothing();
@@ -214,6 +217,35 @@ void TestQuantizeDialog::requantizeNeedsConsent()
     QCOMPARE(uint64_t(QFileInfo(out).size()), dialog->result()->bytesWritten);
     QVERIFY(!dialog->result()->warnings.empty()); // each re-quantized tensor is named
     QVERIFY(dialog->messageText().contains(QStringLiteral("Warning: ")));
+}
+
+// A tier quantized with AWQ (the tier menu's Quantization Method): the dialog names it, asks for a calibration
+// text, and the run calibrates before writing (the job's method notes say so).
+void TestQuantizeDialog::awqTierCalibrates()
+{
+    MainWindow window;
+    open(window, QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf"));
+    QVERIFY(window.planDocument()->setTierMethod(QStringLiteral("Q4_K"), QuantMethod::Awq));
+    QuantizeDialog* dialog = window.quantize();
+    dialog->setAllowRequantize(true);
+    auto* methods = dialog->findChild<QLabel*>(QStringLiteral("methods"));
+    QVERIFY2(methods->text().startsWith(QStringLiteral("AWQ on Q4_K (")), qPrintable(methods->text()));
+    auto* calibration = dialog->findChild<QLineEdit*>(QStringLiteral("calibration"));
+    QVERIFY(calibration->isEnabled());
+    const QString out = m_dir.filePath(QStringLiteral("awq.gguf"));
+    dialog->setOutputPath(out);
+    QVERIFY(!dialog->run()); // no calibration text yet
+    QVERIFY(dialog->messageText().contains(QStringLiteral("calibration text")));
+    dialog->setCalibrationFile(QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt"));
+    QCOMPARE(runToEnd(dialog, out), JobStatus::Succeeded);
+    const QuantizeResult* r = dialog->result();
+    QVERIFY(r && !r->methodNotes.empty());
+    QVERIFY2(r->methodNotes.front().rfind("AWQ calibration", 0) == 0, r->methodNotes.front().c_str());
+    QCOMPARE(uint64_t(QFileInfo(out).size()), r->bytesWritten);
+    // Back to round to nearest: the calibration field is off again.
+    QVERIFY(window.planDocument()->setTierMethod(QStringLiteral("Q4_K"), QuantMethod::Rtn));
+    dialog = window.quantize();
+    QVERIFY(!calibration->isEnabled());
 }
 
 void TestQuantizeDialog::runWritesWhatTheSummarySays()
