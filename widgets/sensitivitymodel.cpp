@@ -314,6 +314,11 @@ QString SensitivityModel::cellToolTip(int row, int column) const
     };
     line(tr("bits per weight"), QString::number(r->bitsPerWeight, 'f', 3));
     line(tr("bytes"), QStringLiteral("%1 (%2)").arg(formatExact(r->bytes), formatBytes(r->bytes)));
+    if (r->isDeltaKl()) { // measured end to end: the cell's number is −10·log10(ΔKL)
+        line(tr("ΔKL"), tr("%1 nats").arg(QString::number(r->deltaKl, 'g', 4)));
+        line(tr("score"), QStringLiteral("%1 dB").arg(QString::number(m.sqnrDb, 'f', 2)));
+        return tip + QStringLiteral("</table>");
+    }
     line(tr("SQNR"), QStringLiteral("%1 dB").arg(QString::number(m.sqnrDb, 'f', 2)));
     line(tr("rel MSE"), QString::number(m.relMse, 'g', 4));
     line(tr("cosine"), QString::number(m.cosine, 'f', 6));

@@ -1,5 +1,7 @@
 #include "widgets/sensitivitystore.h"
 
+#include "core/infer/klsensitivity.h"
+
 #include "core/jobs/jobs.h"
 #include "core/quant/format.h"
 #include "core/util/threadpool.h"
@@ -29,16 +31,19 @@ void SensitivityStore::reset()
 {
     cancel();
     m_job.reset();
+    m_take = nullptr;
     m_handle = nullptr;
     m_running = false;
+    m_measure = Measure::WeightError;
     m_results.clear();
     emit cleared();
 }
 
 void SensitivityStore::setModel(std::shared_ptr<const Model> model)
 {
+    if (model != m_model)
+        m_importance.reset(); // it belongs to the previous model
     m_model = std::move(model);
-    m_importance.reset();
     reset();
 }
 
@@ -82,7 +87,40 @@ void SensitivityStore::compute()
     params.options.threads = std::max(1u, resolveThreads(0) - 1);
     params.options.useCache = true;
     auto job = std::make_shared<SensitivityJob>(std::move(params));
+    m_measure = Measure::WeightError;
+    start(job, [job] { return job->finishedCells().take(); }, tr("Computing sensitivity"));
+}
+
+void SensitivityStore::computeKl(const QString& textFile, uint64_t maxTokens)
+{
+    if (!m_model || m_running || m_model->format() == ModelFormat::ConfigOnly)
+        return;
+    KlSensitivityParams params;
+    params.model = m_model;
+    params.textFile = textFile.toStdString();
+    for (const QString& f : m_formats)
+        params.options.formats.push_back(f.toStdString());
+    params.options.maxTokens = maxTokens;
+    params.options.useCache = true;
+    auto job = std::make_shared<KlSensitivityJob>(std::move(params));
+    reset();
+    m_measure = Measure::DeltaKl;
+    start(job,
+          [job, model = m_model] {
+              std::vector<SensitivityResult> cells;
+              for (const KlSensitivityCell& c : job->finishedCells().take())
+                  if (auto r = sensitivityCellFromKl(c, *model))
+                      cells.push_back(std::move(*r));
+              return cells;
+          },
+          tr("Measuring ΔKL"));
+}
+
+void SensitivityStore::start(std::shared_ptr<Job> job, std::function<std::vector<SensitivityResult>()> take,
+                             const QString& stage)
+{
     m_job = job;
+    m_take = std::move(take);
     m_running = true;
     m_handle = runner()->start(job, m_deliveryMs);
     connect(m_handle, &JobHandle::progressChanged, this, [this, job] {
@@ -98,7 +136,7 @@ void SensitivityStore::compute()
         emit finished(status == JobStatus::Cancelled, error);
     });
     emit started();
-    emit progressChanged(0.0, tr("Computing sensitivity"));
+    emit progressChanged(0.0, stage);
 }
 
 void SensitivityStore::cancel()
@@ -131,7 +169,7 @@ void SensitivityStore::deliver()
 {
     if (!m_job)
         return;
-    const std::vector<SensitivityResult> batch = m_job->finishedCells().take();
+    const std::vector<SensitivityResult> batch = m_take ? m_take() : std::vector<SensitivityResult>{};
     if (!batch.empty()) {
         for (const SensitivityResult& r : batch)
             m_results[{QString::fromStdString(r.tensor), QString::fromStdString(r.format)}] = r;

@@ -11,6 +11,7 @@
 #include <QObject>
 #include <QStringList>
 #include <QPointer>
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -18,6 +19,7 @@
 
 namespace qs {
 
+class Job;
 class JobHandle;
 class JobRunner;
 class SensitivityJob;
@@ -39,7 +41,7 @@ public:
     const std::shared_ptr<const Model>& model() const { return m_model; }
 
     // The importance matrix the cells are measured (and the k-quants quantized) with; nullptr: none.
-    // Changing it drops the results (cancelling a running computation). A model change clears it.
+    // Changing it drops the results (cancelling a running computation). Another model clears it.
     void setImportance(std::shared_ptr<const ImportanceMatrix> importance);
     const std::shared_ptr<const ImportanceMatrix>& importance() const { return m_importance; }
 
@@ -53,6 +55,14 @@ public:
 
     // Computes every cell (cached cells come back at once). One worker per thread of the policy but one.
     void compute();
+    // Measures ΔKL instead (core/infer/klsensitivity.h: each tensor alone quantized, the model run on the
+    // text): the cells carry deltaKl and its score −10·log10(ΔKL) where the views read SQNR, and
+    // errorTableFromSensitivity(results()) gives ΔKL, so the budget fit minimises the summed ΔKL. Drops the
+    // cells measured so far.
+    void computeKl(const QString& textFile, uint64_t maxTokens = 4096);
+    // What the current cells measure.
+    enum class Measure { WeightError, DeltaKl };
+    Measure measure() const { return m_measure; }
     void cancel();
     bool isRunning() const { return m_running; }
     double progress() const;
@@ -76,13 +86,16 @@ private:
     JobRunner* runner();
     void deliver();
     void reset();
+    void start(std::shared_ptr<Job> job, std::function<std::vector<SensitivityResult>()> take, const QString& stage);
 
     std::shared_ptr<const Model> m_model;
     std::shared_ptr<const ImportanceMatrix> m_importance;
     QStringList m_formats;
     std::map<std::pair<QString, QString>, SensitivityResult> m_results;
     JobRunner* m_runner = nullptr;
-    std::shared_ptr<SensitivityJob> m_job; // the running (or last) job; a replaced job is ignored
+    std::shared_ptr<Job> m_job; // the running (or last) job; a replaced job is ignored
+    std::function<std::vector<SensitivityResult>()> m_take; // the job's finished cells, as results
+    Measure m_measure = Measure::WeightError;
     QPointer<JobHandle> m_handle;
     int m_deliveryMs = 100;
     bool m_running = false;

@@ -1,5 +1,7 @@
 #include "app/gui/analysiscontrol.h"
 
+#include "app/gui/evaluatepanel.h"
+
 #include "core/plan/budget.h"
 #include "core/stats/stats.h"
 #include "widgets/footprintpanel.h"
@@ -11,6 +13,8 @@
 
 #include <QAction>
 #include <QMenu>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QSettings>
 
 namespace qs {
@@ -69,7 +73,31 @@ void AnalysisControl::addActions(QMenu* menu)
                         computeSensitivity();
                     })
         ->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    QAction* kl = menu->addAction(tr("Measure ΔKL Sensitivity…"), this, [this] {
+        const QString text = QFileDialog::getOpenFileName(
+            m_sensitivityView, tr("Calibration Text for ΔKL"), EvaluatePanel::defaultTextPath(),
+            tr("Text files (*.txt *.raw *.md *.py);;All files (*)"));
+        if (!text.isEmpty())
+            measureKl(text);
+    });
+    kl->setObjectName(QStringLiteral("measureKl"));
+    kl->setStatusTip(tr("Run the model on a text with each tensor alone quantized: the increase of the output's "
+                        "KL divergence per tensor and format, what Fit to Budget then minimises"));
     menu->addAction(tr("Cancel Sensitivity Matrix"), this, &AnalysisControl::cancelSensitivity);
+}
+
+void AnalysisControl::measureKl(const QString& textFile)
+{
+    if (!canAnalyze() || m_sensitivity->isRunning())
+        return;
+    m_sensitivity->setFormats(m_sensitivityView->formatChooser()->chosenFormats());
+    m_sensitivityView->setTensors(m_sensitivity->tensors());
+    m_sensitivityView->setMessage(tr("Measuring ΔKL on %1… each cell is the output's KL divergence increase when "
+                                     "that tensor alone is quantized, shown as −10·log10(ΔKL) dB (higher is "
+                                     "better)").arg(QFileInfo(textFile).fileName()));
+    m_sensitivityView->setRunning(true);
+    emit sensitivityStarted();
+    m_sensitivity->computeKl(textFile);
 }
 
 void AnalysisControl::setModel(std::shared_ptr<const Model> model)

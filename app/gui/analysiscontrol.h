@@ -39,6 +39,8 @@ public:
     void cancelAnalysis();
     bool isAnalyzing() const;
     void computeSensitivity();
+    // The ΔKL matrix on a calibration text (SensitivityStore::computeKl): Fit to Budget then minimises ΔKL.
+    void measureKl(const QString& textFile);
     void cancelSensitivity();
     bool isComputingSensitivity() const;
 

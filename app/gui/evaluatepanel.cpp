@@ -1,5 +1,9 @@
 #include "app/gui/evaluatepanel.h"
 
+#include "widgets/sensitivitystore.h"
+
+#include "core/plan/budget.h"
+
 #include "app/gui/openactions.h"
 #include "app/gui/plansession.h"
 #include "core/infer/forward.h"
@@ -29,7 +33,7 @@ namespace qs {
 namespace {
 
 constexpr int kKeptResults = 8;
-enum Column { ColPlan, ColBpw, ColSize, ColPpl, ColKld, ColSameTop, ColumnCount };
+enum Column { ColPlan, ColBpw, ColSize, ColPpl, ColPredicted, ColKld, ColSameTop, ColumnCount };
 
 QTableWidgetItem* numberItem(const QString& text, double value)
 {
@@ -101,7 +105,10 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
     putLegendAbove(m_plot, 2);
 
     m_table->setHorizontalHeaderLabels(
-        {tr("Plan"), tr("Bits / weight"), tr("Size"), tr("PPL"), tr("Mean KLD"), tr("Same top %")});
+        {tr("Plan"), tr("Bits / weight"), tr("Size"), tr("PPL"), tr("Predicted KLD"), tr("Mean KLD"), tr("Same top %")});
+    m_table->horizontalHeaderItem(ColPredicted)
+        ->setToolTip(tr("The sum of the plan's measured ΔKL (Analysis › Measure ΔKL Sensitivity), beside the KL "
+                        "divergence measured here"));
     m_table->horizontalHeader()->setSectionResizeMode(ColPlan, QHeaderView::Stretch);
     m_table->verticalHeader()->setVisible(false);
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
@@ -201,6 +208,7 @@ bool EvaluatePanel::evaluate()
     const WeightSummary weights = summarizeWeights(doc->layout(), planBytesFn(doc->plan()));
     m_runPlanName = planName();
     m_runBytes = weights.bytes;
+    m_runPredicted = predictedKl(doc->plan());
     m_runBpw = weights.parameters ? 8.0 * double(weights.bytes) / double(weights.parameters) : 0.0;
     m_lastParams = params;
     m_job = std::make_shared<EvalJob>(std::move(params));
@@ -247,6 +255,8 @@ void EvaluatePanel::showResult(const EvalResult& r)
     html += row(tr("PPL quantized"), QString::number(r.perplexityQuantized, 'f', 4));
     html += row(tr("PPL change"),
                 QStringLiteral("%1 %").arg(100.0 * (r.perplexityQuantized / r.perplexity - 1.0), 0, 'f', 2));
+    if (m_runPredicted)
+        html += row(tr("Predicted KLD"), QString::number(*m_runPredicted, 'f', 6));
     html += row(tr("Mean KLD"), QString::number(r.kldMean, 'f', 6));
     html += row(tr("Median KLD"), QString::number(r.kldMedian, 'f', 6));
     html += row(tr("99% KLD"), QString::number(r.kldP99, 'f', 6));
@@ -283,17 +293,32 @@ void EvaluatePanel::showResult(const EvalResult& r)
     m_plot->replot();
 }
 
+std::optional<double> EvaluatePanel::predictedKl(const Plan& plan) const
+{
+    // The window's sensitivity matrix, when it holds measured ΔKL for every planned tensor.
+    const SensitivityStore* store = window() ? window()->findChild<SensitivityStore*>() : nullptr;
+    if (!store || store->measure() != SensitivityStore::Measure::DeltaKl || store->isRunning())
+        return std::nullopt;
+    const PlanErrorSummary e =
+        planError(plan, m_session->document()->layout(), errorTableFromSensitivity(store->results()));
+    if (e.proxied > 0 || e.missing > 0)
+        return std::nullopt;
+    return e.error;
+}
+
 void EvaluatePanel::addComparisonRow(const EvalResult& r)
 {
     // The original model first, once per model (its numbers do not depend on the plan).
-    const auto addRow = [this](const QString& name, double bpw, uint64_t bytes, double ppl, double kld,
-                               double same) {
+    const auto addRow = [this](const QString& name, double bpw, uint64_t bytes, double ppl,
+                               std::optional<double> predicted, double kld, double same) {
         const int row = m_table->rowCount();
         m_table->insertRow(row);
         m_table->setItem(row, ColPlan, new QTableWidgetItem(name));
         m_table->setItem(row, ColBpw, numberItem(QString::number(bpw, 'f', 2), bpw));
         m_table->setItem(row, ColSize, numberItem(formatBytes(bytes), double(bytes)));
         m_table->setItem(row, ColPpl, numberItem(QString::number(ppl, 'f', 4), ppl));
+        m_table->setItem(row, ColPredicted, predicted ? numberItem(QString::number(*predicted, 'f', 6), *predicted)
+                                                      : numberItem(QStringLiteral("—"), -1));
         m_table->setItem(row, ColKld, numberItem(QString::number(kld, 'f', 6), kld));
         m_table->setItem(row, ColSameTop, numberItem(QString::number(100.0 * same, 'f', 2), 100.0 * same));
     };
@@ -308,10 +333,10 @@ void EvaluatePanel::addComparisonRow(const EvalResult& r)
     if (m_table->rowCount() == 0) {
         const WeightSummary stored = summarizeWeights(m_session->document()->layout());
         const double bpw = stored.parameters ? 8.0 * double(stored.bytes) / double(stored.parameters) : 0.0;
-        addRow(tr("original (stored weights)"), bpw, stored.bytes, r.perplexity, 0.0, 1.0);
+        addRow(tr("original (stored weights)"), bpw, stored.bytes, r.perplexity, 0.0, 0.0, 1.0);
         m_table->item(0, ColPlan)->setData(Qt::UserRole, QStringLiteral("original"));
     }
-    addRow(m_runPlanName, m_runBpw, m_runBytes, r.perplexityQuantized, r.kldMean, r.sameTop);
+    addRow(m_runPlanName, m_runBpw, m_runBytes, r.perplexityQuantized, m_runPredicted, r.kldMean, r.sameTop);
     while (m_table->rowCount() > kKeptResults + 1)
         m_table->removeRow(1);
     m_table->scrollToBottom();

@@ -11,6 +11,7 @@
 #include <QWidget>
 #include <functional>
 #include <memory>
+#include <optional>
 
 class QCustomPlot;
 class QLabel;
@@ -54,6 +55,10 @@ public:
     // The parameters of the last started run (the plan it evaluated), for tests.
     const EvalParams& lastParams() const { return m_lastParams; }
 
+    // The plan's predicted KL divergence: the sum of the measured ΔKL of its tensors (the window's
+    // sensitivity matrix after Measure ΔKL Sensitivity); nullopt when not every planned tensor has one.
+    std::optional<double> predictedKl(const Plan& plan) const;
+
 signals:
     // Once per run, after the views were updated (status is the job's).
     void evaluated(qs::JobStatus status, const QString& error);
@@ -78,6 +83,7 @@ private:
     QString m_tableKey; // text, context and chunks of the table's rows
     double m_runBpw = 0;
     uint64_t m_runBytes = 0;
+    std::optional<double> m_runPredicted; // the plan's summed ΔKL when the matrix holds it
 
     QLineEdit* m_text;
     QSpinBox* m_ctx;

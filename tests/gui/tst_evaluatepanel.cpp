@@ -78,12 +78,13 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     QCOMPARE(table->rowCount(), 2); // the original, the plan
     auto value = [table](int row, int col) { return table->item(row, col)->data(Qt::UserRole).toDouble(); };
     QCOMPARE(value(0, 3), core.perplexity);
-    QCOMPARE(value(0, 4), 0.0);
-    QCOMPARE(value(0, 5), 100.0);
+    QCOMPARE(value(0, 5), 0.0);
+    QCOMPARE(value(0, 6), 100.0);
     QCOMPARE(table->item(1, 0)->text(), QStringLiteral("all-INT4-ch-asym"));
     QCOMPARE(value(1, 3), core.perplexityQuantized);
-    QCOMPARE(value(1, 4), core.kldMean);
-    QCOMPARE(value(1, 5), 100.0 * core.sameTop);
+    QCOMPARE(value(1, 5), core.kldMean);
+    QCOMPARE(value(1, 6), 100.0 * core.sameTop);
+    QCOMPARE(table->item(1, 4)->text(), QStringLiteral("—")); // no ΔKL measured: nothing predicted
     QVERIFY(value(1, 1) > 4.0 && value(1, 1) < 8.0); // 4-bit matrices, F32 norms and scales
     QVERIFY(value(1, 2) < value(0, 2));              // smaller than the F32 original
     QCOMPARE(table->item(1, 3)->text(), QString::number(core.perplexityQuantized, 'f', 4));
@@ -101,7 +102,7 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     QVERIFY(panel->lastResult().baselineReused);
     QCOMPARE(table->rowCount(), 3);
     QCOMPARE(table->item(2, 0)->text(), QStringLiteral("all-INT8-ch-sym"));
-    QVERIFY(value(2, 4) < value(1, 4)); // 8 bits diverge less than 4
+    QVERIFY(value(2, 5) < value(1, 5)); // 8 bits diverge less than 4
     QVERIFY(panel->statusLabel()->text().contains(QStringLiteral("reused")));
 
     if (const QByteArray path = qgetenv("QS_EVALUATE_SCREENSHOT"); !path.isEmpty()) {

@@ -2,7 +2,10 @@
 // the cells equal what the core computes for the same tensor and format directly, n/a cells are the core's
 // failures, and clicking a cell selects the tensor and overlays the format's grid on the histogram.
 
+#include "app/gui/analysiscontrol.h"
+#include "app/gui/evaluatepanel.h"
 #include "app/gui/mainwindow.h"
+#include "core/infer/klsensitivity.h"
 #include "core/model/model.h"
 #include "core/plan/budget.h"
 #include "core/quant/format.h"
@@ -35,6 +38,7 @@ private slots:
     void computesMatrixLikeTheCore();
     void cancelStopsAndSaysSo();
     void chosenFormatsAreTheColumns();
+    void measuredKlFeedsTheFit();
 
 private:
     QTemporaryDir m_dir;
@@ -211,6 +215,65 @@ void TestSensitivity::chosenFormatsAreTheColumns()
     QCOMPARE(again.sensitivityView()->formatChooser()->chosenFormats(), chosen);
     QCOMPARE(again.sensitivityStore()->formats(), chosen);
     QSettings().remove(QStringLiteral("sensitivity/formats"));
+}
+
+// Analysis › Measure ΔKL Sensitivity: the matrix's cells become measured ΔKL (shown as −10·log10 ΔKL dB), equal
+// to the core job's on the same text, and the error table the fit minimises is ΔKL.
+void TestSensitivity::measuredKlFeedsTheFit()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    window.sensitivityView()->formatChooser()->setChosenFormats({QStringLiteral("Q8_0"), QStringLiteral("Q5_0")});
+    auto* control = window.findChild<AnalysisControl*>();
+    QVERIFY(control && window.findChild<QAction*>(QStringLiteral("measureKl")));
+    const QString text = QStringLiteral(QS_SAMPLE_DIR "/eval/stories.txt");
+    QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
+    control->measureKl(text);
+    QVERIFY(window.isComputingSensitivity());
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    SensitivityStore* store = window.sensitivityStore();
+    QCOMPARE(store->measure(), SensitivityStore::Measure::DeltaKl);
+    QVERIFY(store->resultCount() > 37); // 37 tensors x 2 formats (cells a format cannot store included)
+
+    KlSensitivityParams p;
+    p.model = window.model();
+    p.textFile = text.toStdString();
+    p.options.formats = {"Q8_0", "Q5_0"};
+    const KlSensitivityResult core = measureKlSensitivity(p);
+    const ErrorTable expected = errorTableFromKl(core);
+    const ErrorTable got = errorTableFromSensitivity(store->results());
+    QCOMPARE(got.size(), expected.size());
+    for (const auto& [tensor, formats] : expected)
+        for (const auto& [format, dkl] : formats) {
+            QVERIFY2(got.count(tensor) && got.at(tensor).count(format), tensor.c_str());
+            QVERIFY(std::abs(got.at(tensor).at(format) - dkl) <= 1e-9 * std::max(1.0, std::abs(dkl)));
+        }
+    const SensitivityResult* cell = store->result(QStringLiteral("blk.1.attn_q.weight"), QStringLiteral("Q5_0"));
+    QVERIFY(cell && cell->isDeltaKl());
+    QCOMPARE(cell->metrics.sqnrDb, klScoreDb(cell->deltaKl));
+    // The Evaluate tab predicts a plan's KL as the sum of its tensors' ΔKL (shown beside the measured KL).
+    Plan plan;
+    double sum = 0;
+    for (const auto& [tensor, formats] : expected)
+        if (formats.count("Q8_0")) {
+            plan.assign(tensor, "Q8_0");
+            sum += formats.at("Q8_0");
+        }
+    auto* evaluate = window.findChild<EvaluatePanel*>();
+    QVERIFY(evaluate);
+    const auto predicted = evaluate->predictedKl(plan);
+    QVERIFY(predicted.has_value());
+    QVERIFY(std::abs(*predicted - sum) <= 1e-12 * std::max(1.0, sum));
+    // The weight-error matrix again: back to SQNR cells.
+    finished.clear();
+    window.computeSensitivity();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    QCOMPARE(store->measure(), SensitivityStore::Measure::WeightError);
+    QVERIFY(!evaluate->predictedKl(plan)); // weight errors predict no KL
+    QVERIFY(!store->result(QStringLiteral("blk.1.attn_q.weight"), QStringLiteral("Q5_0"))->isDeltaKl());
 }
 
 QTEST_MAIN(TestSensitivity)
