@@ -1,18 +1,17 @@
 #include "app/gui/evaluatepanel.h"
 
-#include "widgets/sensitivitystore.h"
-
-#include "core/plan/budget.h"
-
 #include "app/gui/openactions.h"
 #include "app/gui/plansession.h"
 #include "core/infer/forward.h"
 #include "core/model/model.h"
+#include "core/plan/budget.h"
+#include "core/plan/modellayout.h"
 #include "core/plan/plan.h"
 #include "widgets/formatting.h"
 #include "widgets/jobrunner.h"
 #include "widgets/plandocument.h"
 #include "widgets/plotutil.h"
+#include "widgets/sensitivitystore.h"
 
 #include <QFileDialog>
 #include <QFileInfo>
@@ -87,6 +86,17 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
     controls->addWidget(toolbarLabel(tr("Chunks:")));
     controls->addWidget(m_chunks);
     controls->addWidget(m_run);
+    auto* file = new QPushButton(tr("Evaluate File…"));
+    file->setObjectName(QStringLiteral("evaluateFile"));
+    file->setToolTip(tr("Evaluate a quantized file of this model (e.g. the Quantize dialog's RTN, GPTQ and AWQ "
+                        "outputs) against the original: one row each, side by side with the plans"));
+    connect(file, &QPushButton::clicked, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Quantized Model"), QString(),
+                                                          tr("Models (*.gguf *.safetensors);;All files (*)"));
+        if (!path.isEmpty())
+            evaluateFile(path.endsWith(QLatin1String(".safetensors")) ? QFileInfo(path).absolutePath() : path);
+    });
+    controls->addWidget(file);
 
     m_summary->setTextFormat(Qt::RichText);
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -199,16 +209,50 @@ bool EvaluatePanel::evaluate()
     }
     const PlanDocument* doc = m_session->document();
     EvalParams params;
-    params.model = model;
     params.plan = doc->plan();
+    const WeightSummary weights = summarizeWeights(doc->layout(), planBytesFn(doc->plan()));
+    return start(std::move(params), planName(), weights, predictedKl(doc->plan()));
+}
+
+bool EvaluatePanel::evaluateFile(const QString& path)
+{
+    if (m_handle) {
+        m_status->setText(tr("An evaluation is already running."));
+        return false;
+    }
+    const auto model = m_model();
+    if (!model) {
+        m_status->setText(tr("Open a model first."));
+        return false;
+    }
+    if (model.get() != m_shownModel)
+        modelChanged();
+    if (m_text->text().isEmpty() || !QFileInfo(m_text->text()).isFile()) {
+        m_status->setText(tr("Choose a text file to evaluate on."));
+        return false;
+    }
+    EvalParams params;
+    try {
+        params.quantizedModel = openModel(path.toStdString()); // memory-mapped: reads headers only
+    } catch (const std::exception& e) {
+        m_status->setText(tr("Cannot open %1: %2").arg(QFileInfo(path).fileName(), QString::fromStdString(e.what())));
+        return false;
+    }
+    const WeightSummary weights = summarizeWeights(layoutFromModel(*params.quantizedModel));
+    return start(std::move(params), QFileInfo(path).fileName(), weights, std::nullopt);
+}
+
+bool EvaluatePanel::start(EvalParams params, const QString& name, const WeightSummary& weights,
+                          std::optional<double> predicted)
+{
+    params.model = m_model();
     params.textFile = m_text->text().toStdString();
     params.ctx = uint32_t(m_ctx->value());
     params.maxChunks = uint32_t(m_chunks->value());
     params.baseline = m_baseline;
-    const WeightSummary weights = summarizeWeights(doc->layout(), planBytesFn(doc->plan()));
-    m_runPlanName = planName();
+    m_runPlanName = name;
     m_runBytes = weights.bytes;
-    m_runPredicted = predictedKl(doc->plan());
+    m_runPredicted = predicted;
     m_runBpw = weights.parameters ? 8.0 * double(weights.bytes) / double(weights.parameters) : 0.0;
     m_lastParams = params;
     m_job = std::make_shared<EvalJob>(std::move(params));

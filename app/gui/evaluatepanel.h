@@ -6,6 +6,7 @@
 // and context, so comparing a second plan costs one pass over the text instead of two.
 
 #include "core/infer/evaluate.h"
+#include "core/plan/memory.h"
 
 #include <QString>
 #include <QWidget>
@@ -41,6 +42,9 @@ public:
 
     // Starts an evaluation of the current plan; false (with the reason in the status line) when it cannot.
     bool evaluate();
+    // Evaluates a quantized file of the open model (a quantize output: RTN, GPTQ, AWQ) against the original on
+    // the same text; its row joins the comparison table.
+    bool evaluateFile(const QString& path);
     bool isRunning() const { return m_handle != nullptr; }
 
     // For tests and screenshots.
@@ -83,7 +87,8 @@ private:
     QString m_tableKey; // text, context and chunks of the table's rows
     double m_runBpw = 0;
     uint64_t m_runBytes = 0;
-    std::optional<double> m_runPredicted; // the plan's summed ΔKL when the matrix holds it
+    std::optional<double> m_runPredicted;
+    bool start(EvalParams params, const QString& name, const WeightSummary& weights, std::optional<double> predicted); // the plan's summed ΔKL when the matrix holds it
 
     QLineEdit* m_text;
     QSpinBox* m_ctx;

@@ -8,6 +8,7 @@
 #include "app/gui/mainwindow.h"
 #include "core/infer/evaluate.h"
 #include "core/plan/plan.h"
+#include "core/quant/quantize.h"
 #include "gui/isolated_settings.h"
 #include "widgets/jobarea.h"
 #include "widgets/jobrunner.h"
@@ -33,6 +34,7 @@ class TestEvaluatePanel : public QObject {
 private slots:
     void initTestCase();
     void tableEqualsCoreResult();
+    void quantizedFileRows();
 };
 
 void TestEvaluatePanel::initTestCase()
@@ -126,6 +128,43 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     QVERIFY(!panel->evaluate());
     QCOMPARE(int(started.count()), jobs);
     QVERIFY(panel->statusLabel()->text().contains(QStringLiteral("text file")));
+}
+
+// Evaluate File…: a quantized file of the open model (here a Q8_0 GGUF the quantize job wrote) gets its own
+// row, with the KL the core computes for the file against the original.
+void TestEvaluatePanel::quantizedFileRows()
+{
+    MainWindow window;
+    window.show();
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    auto* panel = window.findChild<EvaluatePanel*>();
+    panel->contextSpin()->setValue(64);
+    panel->chunksSpin()->setValue(4);
+    QuantizeParams q;
+    q.model = window.model();
+    for (const auto& t : q.model->tensors())
+        if (t.shape.size() == 2 && t.columns() % 32 == 0)
+            q.plan.assign(t.name, "Q8_0");
+    q.output = m_dir.filePath(QStringLiteral("q8.gguf")).toStdString();
+    QuantizeJob job(q);
+    QCOMPARE(job.run(), JobStatus::Succeeded);
+
+    QSignalSpy done(panel, &EvaluatePanel::evaluated);
+    QVERIFY(!panel->evaluateFile(m_dir.filePath(QStringLiteral("missing.gguf"))));
+    QVERIFY(panel->evaluateFile(QString::fromStdString(q.output.string())));
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 120000);
+    QCOMPARE(done.at(0).at(0).value<JobStatus>(), JobStatus::Succeeded);
+    EvalParams params = panel->lastParams();
+    QVERIFY(params.quantizedModel);
+    params.baseline.reset();
+    const EvalResult core = evaluate(params);
+    QTableWidget* table = panel->comparisonTable();
+    QCOMPARE(table->rowCount(), 2);
+    QCOMPARE(table->item(1, 0)->text(), QStringLiteral("q8.gguf"));
+    QCOMPARE(table->item(1, 5)->data(Qt::UserRole).toDouble(), core.kldMean);
+    QVERIFY(core.kldMean > 0 && core.kldMean < 0.01); // 8 bits: close to the original
 }
 
 QTEST_MAIN(TestEvaluatePanel)
