@@ -41,6 +41,9 @@ shot quantize-dialog plan --quantize-dialog
 # File › Compare With…: the sample against a Q8_0 copy, one tensor's difference histogram (from the GUI test).
 QS_COMPARE_SCREENSHOT=$out/compare-dialog.png "$build/tests/gui_tst_comparedialog" >/dev/null
 echo "wrote docs/screenshots/compare-dialog.png"
+# Measured ΔKL on the Sensitivity tab, and a plan's predicted against measured KL on the Evaluate tab.
+QS_KL_SCREENSHOTS=$out "$build/tests/gui_tst_sensitivity" measuredKlFeedsTheFit >/dev/null
+echo "wrote docs/screenshots/sensitivity-kl.png docs/screenshots/evaluate-predicted.png"
 # The Evaluate tab after evaluating three plans: the GUI test runs them and grabs the window.
 QS_EVALUATE_SCREENSHOT=$out/evaluate.png "$build/tests/gui_tst_evaluatepanel" >/dev/null
 echo "wrote docs/screenshots/evaluate.png"

@@ -283,7 +283,7 @@ protected:
         QPainter p(this);
         const QFontMetrics fm(font());
         const auto [lo, hi] = m_view->colorRange();
-        const QString title = SensitivityView::tr("SQNR (dB)");
+        const QString title = SensitivityView::tr("%1 (dB)").arg(m_view->metricName());
         const int titleWidth = fm.horizontalAdvance(title) + 8;
         const int naWidth = fm.horizontalAdvance(QStringLiteral("n/a")) + 40;
         const QRect bar(titleWidth, 3, width() - titleWidth - naWidth - 12, 12);
@@ -363,7 +363,8 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     auto* barsLayout = new QVBoxLayout(barsPage);
     barsLayout->setContentsMargins(0, 4, 0, 0);
     auto* barsTop = new QHBoxLayout;
-    barsTop->addWidget(new QLabel(tr("SQNR per tensor, in model order, for"), barsPage));
+    m_barsTitle = new QLabel(tr("SQNR per tensor, in model order, for"), barsPage);
+    barsTop->addWidget(m_barsTitle);
     m_barFormat = new QComboBox(barsPage);
     m_barFormat->setObjectName(QStringLiteral("sensitivityBarFormat"));
     m_barFormat->setSizeAdjustPolicy(QComboBox::AdjustToContents);
@@ -423,6 +424,7 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     auto* curvesLayout = new QVBoxLayout(curvesPage);
     curvesLayout->setContentsMargins(0, 4, 0, 0);
     auto* curvesTitle = new QLabel(tr("SQNR vs bits per weight: mean per role, selected tensor bold"));
+    m_curvesTitle = curvesTitle;
     curvesTitle->setMinimumHeight(m_barFormat->sizeHint().height());
     // The title must not set the window's minimum width (the tab shares the window with the other views).
     curvesTitle->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
@@ -739,8 +741,8 @@ void SensitivityView::updateSummary()
             text += tr(" (%1 n/a)").arg(summary.notApplicable);
         if (summary.ok)
             text +=
-                tr(" · SQNR %1 to %2 dB")
-                    .arg(QString::number(summary.minSqnr, 'f', 1), QString::number(summary.maxSqnr, 'f', 1));
+                tr(" · %1 %2 to %3 dB")
+                    .arg(m_metric, QString::number(summary.minSqnr, 'f', 1), QString::number(summary.maxSqnr, 'f', 1));
     }
     if (!m_skipped.isEmpty()) {
         text += tr(" · <span style=\"color:#8a5a00\">%1 not measured</span> (hover)")
@@ -961,6 +963,22 @@ void SensitivityView::updateCurves()
         m_curves->legend->setVisible(show);
     }
     m_curves->replot();
+}
+
+void SensitivityView::setMetricName(const QString& name)
+{
+    if (name == m_metric)
+        return;
+    m_metric = name;
+    m_barsTitle->setText(tr("%1 per tensor, in model order, for").arg(name));
+    m_curvesTitle->setText(tr("%1 vs bits per weight: mean per role, selected tensor bold").arg(name));
+    m_bars->yAxis->setLabel(tr("%1 (dB)").arg(name));
+    m_curves->yAxis->setLabel(tr("%1 (dB)").arg(name));
+    m_bars->replot(QCustomPlot::rpQueuedReplot);
+    m_curves->replot(QCustomPlot::rpQueuedReplot);
+    if (m_legend)
+        m_legend->update();
+    updateSummary();
 }
 
 } // namespace qs

@@ -65,6 +65,10 @@ public:
     // The colour of an SQNR under the current scale; the scale spans the computed cells, rounded to 5 dB.
     QColor colorFor(double sqnrDb) const;
     std::pair<double, double> colorRange() const;
+    // What the cells' decibels measure: "SQNR" (weight error) or "KL score" (−10·log10 of measured ΔKL);
+    // names the legend, the bars, the curves and the summary.
+    void setMetricName(const QString& name);
+    QString metricName() const { return m_metric; }
     // Cell text as painted ("23.4", "n/a", "" while pending) and its tooltip.
     QString cellText(int row, int column) const;
     QString cellToolTip(int row, int column) const;
@@ -142,6 +146,9 @@ private:
     FormatChooser* m_formatChooser = nullptr;
     QLabel* m_summary = nullptr;
     QWidget* m_legend = nullptr; // the colour scale; repainted when the range changes
+    QLabel* m_barsTitle = nullptr;
+    QLabel* m_curvesTitle = nullptr;
+    QString m_metric = QStringLiteral("SQNR");
     QComboBox* m_barFormat = nullptr;
     QCustomPlot* m_bars = nullptr;
     QCustomPlot* m_curves = nullptr;

@@ -96,6 +96,7 @@ void AnalysisControl::measureKl(const QString& textFile)
                                      "that tensor alone is quantized, shown as −10·log10(ΔKL) dB (higher is "
                                      "better)").arg(QFileInfo(textFile).fileName()));
     m_sensitivityView->setRunning(true);
+    m_sensitivityView->setMetricName(tr("KL score"));
     emit sensitivityStarted();
     m_sensitivity->computeKl(textFile);
 }
@@ -105,6 +106,7 @@ void AnalysisControl::setModel(std::shared_ptr<const Model> model)
     m_model = std::move(model);
     m_stats->setModel(m_model);
     m_sensitivity->setModel(m_model);
+    m_sensitivityView->setMetricName(tr("SQNR"));
     m_footprint->setErrorTable({}); // measurements belong to the previous model
     if (m_analyzeAction)
         m_analyzeAction->setEnabled(canAnalyze());
@@ -168,6 +170,7 @@ void AnalysisControl::computeSensitivity()
     m_sensitivityView->setMessage(tr("Computing… cells appear as each tensor is done, smallest tensors first."));
     m_sensitivity->setModel(m_model); // recomputes from scratch (cached cells come back at once)
     m_sensitivityView->setRunning(true);
+    m_sensitivityView->setMetricName(tr("SQNR"));
     emit sensitivityStarted();
     m_sensitivity->compute();
 }

@@ -25,6 +25,7 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -236,6 +237,7 @@ void TestSensitivity::measuredKlFeedsTheFit()
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
     SensitivityStore* store = window.sensitivityStore();
     QCOMPARE(store->measure(), SensitivityStore::Measure::DeltaKl);
+    QCOMPARE(window.sensitivityView()->metricName(), QStringLiteral("KL score"));
     QVERIFY(store->resultCount() > 37); // 37 tensors x 2 formats (cells a format cannot store included)
 
     KlSensitivityParams p;
@@ -267,12 +269,31 @@ void TestSensitivity::measuredKlFeedsTheFit()
     const auto predicted = evaluate->predictedKl(plan);
     QVERIFY(predicted.has_value());
     QVERIFY(std::abs(*predicted - sum) <= 1e-12 * std::max(1.0, sum));
+    // scripts/screenshots.sh: the ΔKL matrix, then a plan's predicted and measured KL on the Evaluate tab.
+    if (const QString dir = qEnvironmentVariable("QS_KL_SCREENSHOTS"); !dir.isEmpty()) {
+        window.resize(1400, 860);
+        QVERIFY(window.showView(QStringLiteral("sensitivity")));
+        window.selectTensorsMatching(QStringLiteral("^blk\\.1\\.attn_q"));
+        QTest::qWait(400);
+        QVERIFY(window.grab().save(dir + QStringLiteral("/sensitivity-kl.png")));
+        plan.setIdentity(window.planDocument()->plan().identity());
+        plan.setPreset("measured Q8_0");
+        QVERIFY(window.planDocument()->setPlan(plan, QStringLiteral("screenshot plan")));
+        QVERIFY(window.showView(QStringLiteral("evaluate")));
+        evaluate->contextSpin()->setValue(64);
+        QSignalSpy evaluated(evaluate, &EvaluatePanel::evaluated);
+        QVERIFY(evaluate->evaluate());
+        QTRY_COMPARE_WITH_TIMEOUT(evaluated.count(), 1, 120000);
+        QTest::qWait(400);
+        QVERIFY(window.grab().save(dir + QStringLiteral("/evaluate-predicted.png")));
+    }
     // The weight-error matrix again: back to SQNR cells.
     finished.clear();
     window.computeSensitivity();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
     QCOMPARE(store->measure(), SensitivityStore::Measure::WeightError);
     QVERIFY(!evaluate->predictedKl(plan)); // weight errors predict no KL
+    QCOMPARE(window.sensitivityView()->metricName(), QStringLiteral("SQNR"));
     QVERIFY(!store->result(QStringLiteral("blk.1.attn_q.weight"), QStringLiteral("Q5_0"))->isDeltaKl());
 }
 
