@@ -72,7 +72,7 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
     m_ctx->setRange(4, 512);
     m_ctx->setValue(512);
     m_ctx->setToolTip(tr("Tokens per chunk (llama-perplexity's -c); at most the model's maximum context"));
-    m_chunks->setRange(0, 100000);
+    m_chunks->setRange(0, 99999);
     m_chunks->setSpecialValueText(tr("all"));
     m_chunks->setToolTip(tr("Evaluate at most this many chunks of the text"));
     connect(m_run, &QPushButton::clicked, this, [this] { evaluate(); });
