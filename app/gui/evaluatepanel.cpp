@@ -190,7 +190,7 @@ QString EvaluatePanel::planName() const
     return preset.empty() ? tr("current plan") : QString::fromStdString(preset);
 }
 
-bool EvaluatePanel::evaluate()
+bool EvaluatePanel::ready()
 {
     if (m_handle) {
         m_status->setText(tr("An evaluation is already running."));
@@ -207,6 +207,13 @@ bool EvaluatePanel::evaluate()
         m_status->setText(tr("Choose a text file to evaluate on."));
         return false;
     }
+    return true;
+}
+
+bool EvaluatePanel::evaluate()
+{
+    if (!ready())
+        return false;
     const PlanDocument* doc = m_session->document();
     EvalParams params;
     params.plan = doc->plan();
@@ -216,21 +223,8 @@ bool EvaluatePanel::evaluate()
 
 bool EvaluatePanel::evaluateFile(const QString& path)
 {
-    if (m_handle) {
-        m_status->setText(tr("An evaluation is already running."));
+    if (!ready())
         return false;
-    }
-    const auto model = m_model();
-    if (!model) {
-        m_status->setText(tr("Open a model first."));
-        return false;
-    }
-    if (model.get() != m_shownModel)
-        modelChanged();
-    if (m_text->text().isEmpty() || !QFileInfo(m_text->text()).isFile()) {
-        m_status->setText(tr("Choose a text file to evaluate on."));
-        return false;
-    }
     EvalParams params;
     try {
         params.quantizedModel = openModel(path.toStdString()); // memory-mapped: reads headers only

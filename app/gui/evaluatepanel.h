@@ -88,6 +88,8 @@ private:
     double m_runBpw = 0;
     uint64_t m_runBytes = 0;
     std::optional<double> m_runPredicted;
+    // Whether a run can start (no run, a model, a text file); says why not in the status line.
+    bool ready();
     bool start(EvalParams params, const QString& name, const WeightSummary& weights, std::optional<double> predicted); // the plan's summed ΔKL when the matrix holds it
 
     QLineEdit* m_text;
