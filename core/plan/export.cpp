@@ -115,7 +115,9 @@ std::vector<std::string> compressNames(const std::vector<std::string>& names, co
         if (pos != std::string::npos)
             while (pos + len < n.size() && std::isdigit(static_cast<unsigned char>(n[pos + len])))
                 ++len;
-        if (pos == std::string::npos || len == 0) {
+        // A block number that does not print back the same (leading zeros) or is beyond any real model
+        // (more than 6 digits; std::stoi would throw on a hostile plan's 12-digit one) stays a literal name.
+        if (pos == std::string::npos || len == 0 || len > 6 || (len > 1 && n[pos] == '0')) {
             singles.push_back("^" + regexEscape(n) + "$");
             continue;
         }

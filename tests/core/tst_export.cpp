@@ -188,6 +188,24 @@ private slots:
         QVERIFY(!qs::exportTargetFromName("onnx"));
     }
 
+    // Found by fuzz_plan: a hostile plan naming block 99999999999 made the name compression throw
+    // std::out_of_range; and "blk.07" must not become the pattern for block 7.
+    void oddBlockNumbersStayLiteral()
+    {
+        qs::Plan plan;
+        plan.assign("blk.99999999999.attn_k.weight", "Q8_0");
+        plan.assign("blk.07.attn_k.weight", "Q8_0");
+        plan.assign("blk.7.attn_k.weight", "Q4_K");
+        const auto r = qs::exportPlan(plan, qs::ExportTarget::LlamaCpp);
+        int maxMatches = 0;
+        const auto types = applyLlamaCpp(
+            r.text, {"blk.99999999999.attn_k.weight", "blk.07.attn_k.weight", "blk.7.attn_k.weight"}, &maxMatches);
+        QCOMPARE(maxMatches, 1);
+        QCOMPARE(types.at("blk.99999999999.attn_k.weight"), std::string("q8_0"));
+        QCOMPARE(types.at("blk.07.attn_k.weight"), std::string("q8_0"));
+        QCOMPARE(types.at("blk.7.attn_k.weight"), std::string("q4_K")); // ggml's own spelling
+    }
+
     void llamaCppMix()
     {
         const auto l = qs::layoutFromConfigJson(kLlama);
