@@ -10,6 +10,7 @@
 #include "widgets/quantizeresultmodel.h"
 
 #include <QCheckBox>
+#include <QDoubleSpinBox>
 #include <QDesktopServices>
 #include <QDir>
 #include <QFileDialog>
@@ -158,6 +159,16 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
     m_threads->setRange(0, std::max(1, QThread::idealThreadCount()) * 4);
     m_threads->setSpecialValueText(tr("Automatic (%1)").arg(std::max(1, QThread::idealThreadCount())));
     form->addRow(tr("Threads:"), m_threads);
+    m_split = new QDoubleSpinBox;
+    m_split->setObjectName(QStringLiteral("splitGiB"));
+    m_split->setRange(0, 4096);
+    m_split->setDecimals(4);
+    m_split->setSingleStep(1);
+    m_split->setSuffix(tr(" GiB"));
+    m_split->setSpecialValueText(tr("one file"));
+    m_split->setToolTip(tr("GGUF: split into shards of at most this much tensor data, named as llama.cpp's "
+                           "gguf-split names them (-00001-of-0000N.gguf), like --split-max-size"));
+    form->addRow(tr("Split (GGUF):"), m_split);
     m_requantize = new QCheckBox(tr("Re-quantize tensors that are already quantized (lower quality than "
                                     "from the original weights)"));
     m_requantize->setObjectName(QStringLiteral("allowRequantize"));
@@ -312,6 +323,7 @@ void QuantizeDialog::updateGgufOptions()
     m_importance->setEnabled(gguf);
     m_importanceBrowse->setEnabled(gguf);
     m_requantize->setEnabled(gguf);
+    m_split->setEnabled(gguf);
     // The plan's tier methods (Plan tab: a tier's menu › Quantization Method).
     const Plan& plan = m_window->planDocument()->plan();
     std::map<QuantMethod, QStringList> tiers;
@@ -330,6 +342,11 @@ void QuantizeDialog::updateGgufOptions()
                                                  tr("; the other tiers round to nearest"));
     m_calibration->setEnabled(!parts.isEmpty());
     m_calibrationBrowse->setEnabled(!parts.isEmpty());
+}
+
+void QuantizeDialog::setSplitGiB(double gib)
+{
+    m_split->setValue(gib);
 }
 
 void QuantizeDialog::setCalibrationFile(const QString& path)
@@ -500,6 +517,8 @@ bool QuantizeDialog::run()
         params.importanceFile = QDir::fromNativeSeparators(m_importance->text().trimmed()).toStdString();
     params.threads = unsigned(m_threads->value());
     params.allowRequantize = m_target == QuantizeTarget::Gguf && m_requantize->isChecked();
+    if (m_target == QuantizeTarget::Gguf && m_split->value() > 0)
+        params.splitMaxBytes = std::max<uint64_t>(1, uint64_t(m_split->value() * double(uint64_t{1} << 30)));
     if (m_calibration->isEnabled() && !m_calibration->text().trimmed().isEmpty())
         params.calibrationFile = QDir::fromNativeSeparators(m_calibration->text().trimmed()).toStdString();
     if (m_calibration->isEnabled() && params.calibrationFile.empty()) {

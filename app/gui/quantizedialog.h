@@ -17,6 +17,7 @@
 #include <memory>
 
 class QCheckBox;
+class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -52,6 +53,8 @@ public:
     void setImportanceFile(const QString& path);
     // The text GPTQ and AWQ tiers calibrate on (enabled when the plan has such a tier).
     void setCalibrationFile(const QString& path);
+    // GGUF: shards of at most this much tensor data (GiB; 0: one file).
+    void setSplitGiB(double gib);
     void setThreads(int threads); // 0: automatic
     // GGUF: re-quantize tensors that are already quantized (lower quality; off by default).
     void setAllowRequantize(bool allow);
@@ -105,6 +108,7 @@ private:
     QPushButton* m_calibrationBrowse = nullptr;
     QLabel* m_methodLabel = nullptr;
     QSpinBox* m_threads = nullptr;
+    QDoubleSpinBox* m_split = nullptr;
     QCheckBox* m_requantize = nullptr;
     QLabel* m_prediction = nullptr;
     QProgressBar* m_progress = nullptr;

@@ -72,6 +72,7 @@ private slots:
     void targetsForSafetensorsModel();
     void requantizeNeedsConsent();
     void awqTierCalibrates();
+    void splitWritesShards();
     void runWritesWhatTheSummarySays();
     void failureIsShownInTheDialog();
     void cancelMidRunLeavesNothing();
@@ -246,6 +247,26 @@ void TestQuantizeDialog::awqTierCalibrates()
     QVERIFY(window.planDocument()->setTierMethod(QStringLiteral("Q4_K"), QuantMethod::Rtn));
     dialog = window.quantize();
     QVERIFY(!calibration->isEnabled());
+}
+
+// Split (GGUF): shards named as llama.cpp names them, together as large as the summary says.
+void TestQuantizeDialog::splitWritesShards()
+{
+    MainWindow window;
+    open(window, kGguf);
+    QuantizeDialog* dialog = window.quantize();
+    dialog->setSplitGiB(0.0001); // ~107 KB of tensor data per shard: the sample's ~290 KB needs three
+    const QString out = m_dir.filePath(QStringLiteral("split/sample.gguf"));
+    QDir().mkpath(QFileInfo(out).absolutePath());
+    QCOMPARE(runToEnd(dialog, out), JobStatus::Succeeded);
+    const QuantizeResult* r = dialog->result();
+    QVERIFY(r->files.size() >= 3);
+    QCOMPARE(QString::fromStdString(r->files.front().filename().string()), QStringLiteral("sample-00001-of-0000%1.gguf").arg(r->files.size()));
+    uint64_t total = 0;
+    for (const auto& f : r->files)
+        total += uint64_t(QFileInfo(QString::fromStdString(f.string())).size());
+    QCOMPARE(total, r->bytesWritten);
+    QCOMPARE(filesIn(QFileInfo(out).absolutePath()).size(), qsizetype(r->files.size()));
 }
 
 void TestQuantizeDialog::runWritesWhatTheSummarySays()
