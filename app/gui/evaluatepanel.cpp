@@ -54,11 +54,12 @@ QString EvaluatePanel::defaultTextPath()
     return text.exists() ? text.canonicalFilePath() : QString();
 }
 
-EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGetter model, QWidget* parent)
+EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGetter model,
+                             const SensitivityStore* sensitivity, QWidget* parent)
     : QWidget(parent), m_runner(runner), m_session(session), m_model(std::move(model)),
       m_text(new QLineEdit(defaultTextPath())), m_ctx(new QSpinBox), m_chunks(new QSpinBox),
       m_run(new QPushButton(tr("Evaluate Plan"))), m_status(new QLabel), m_summary(new QLabel),
-      m_plot(new QCustomPlot), m_table(new QTableWidget(0, ColumnCount))
+      m_plot(new QCustomPlot), m_table(new QTableWidget(0, ColumnCount)), m_sensitivity(sensitivity)
 {
     setObjectName(QStringLiteral("view:evaluate"));
     auto* browse = new QPushButton(tr("Browse…"));
@@ -334,7 +335,7 @@ void EvaluatePanel::showResult(const EvalResult& r)
 std::optional<double> EvaluatePanel::predictedKl(const Plan& plan) const
 {
     // The window's sensitivity matrix, when it holds measured ΔKL for every planned tensor.
-    const SensitivityStore* store = window() ? window()->findChild<SensitivityStore*>() : nullptr;
+    const SensitivityStore* store = m_sensitivity;
     if (!store || store->measure() != SensitivityStore::Measure::DeltaKl || store->isRunning())
         return std::nullopt;
     const PlanErrorSummary e =

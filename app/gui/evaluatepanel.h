@@ -27,6 +27,7 @@ class JobHandle;
 class JobRunner;
 class Model;
 class PlanSession;
+class SensitivityStore;
 
 class EvaluatePanel final : public QWidget {
     Q_OBJECT
@@ -34,7 +35,9 @@ class EvaluatePanel final : public QWidget {
 
 public:
     using ModelGetter = std::function<std::shared_ptr<const Model>()>;
-    EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGetter model, QWidget* parent = nullptr);
+    // sensitivity: the window's matrix, read for the predicted KL when it holds measured ΔKL (may be null).
+    EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGetter model,
+                  const SensitivityStore* sensitivity = nullptr, QWidget* parent = nullptr);
     ~EvaluatePanel() override;
 
     // Where the bundled evaluation text is (source tree or installed), empty when missing.
@@ -100,6 +103,7 @@ private:
     QLabel* m_summary;
     QCustomPlot* m_plot;
     QTableWidget* m_table;
+    const SensitivityStore* m_sensitivity = nullptr;
 };
 
 } // namespace qs

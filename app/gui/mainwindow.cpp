@@ -149,7 +149,7 @@ void MainWindow::createViews()
     connect(m_planPage, &PlanPage::quantizeRequested, this, &MainWindow::quantize);
     m_views->addTab(m_planPage, tr("Plan"));
     addView(m_sensitivityView = new SensitivityView, "sensitivity", tr("Sensitivity"));
-    m_views->addTab(new EvaluatePanel(m_runner, m_session, [this] { return m_model; }), tr("Evaluate"));
+    m_views->addTab(new EvaluatePanel(m_runner, m_session, [this] { return m_model; }, m_sensitivity), tr("Evaluate"));
     setCentralWidget(m_views);
     createDocks();
 

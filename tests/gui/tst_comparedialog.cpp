@@ -7,6 +7,7 @@
 #include "core/quant/compare.h"
 #include "core/quant/quantize.h"
 #include "gui/isolated_settings.h"
+#include "gui/q8_copy.h"
 #include "widgets/comparemodel.h"
 
 #include <QAction>
@@ -58,22 +59,15 @@ private slots:
                  qPrintable(dialog->summaryText()));
 
         // A Q8_0 copy: every row's SQNR is the core comparison's.
-        QuantizeParams q;
-        q.model = window.model();
-        for (const auto& t : q.model->tensors())
-            if (t.shape.size() == 2 && t.columns() % 32 == 0)
-                q.plan.assign(t.name, "Q8_0");
-        q.output = m_dir.filePath(QStringLiteral("q8.gguf")).toStdString();
-        QuantizeJob job(q);
-        job.run();
-        QCOMPARE(job.status(), JobStatus::Succeeded);
-        dialog->setCandidate(QString::fromStdString(q.output.string()));
+        const QString q8 = m_dir.filePath(QStringLiteral("q8.gguf"));
+        QCOMPARE(writeQ8Copy(window.model(), q8), JobStatus::Succeeded);
+        dialog->setCandidate(q8);
         finished.clear();
         QVERIFY(dialog->run());
         QVERIFY(finished.wait(30000));
         CompareParams p;
         p.reference = window.model();
-        p.candidatePath = q.output;
+        p.candidatePath = q8.toStdString();
         const CompareResult reference = compareModels(p);
         QCOMPARE(dialog->model()->rowCount(), int(reference.tensors.size()));
         int quantized = 0;

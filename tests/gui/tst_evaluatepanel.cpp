@@ -10,6 +10,7 @@
 #include "core/plan/plan.h"
 #include "core/quant/quantize.h"
 #include "gui/isolated_settings.h"
+#include "gui/q8_copy.h"
 #include "widgets/jobarea.h"
 #include "widgets/jobrunner.h"
 #include "widgets/plandocument.h"
@@ -142,18 +143,12 @@ void TestEvaluatePanel::quantizedFileRows()
     auto* panel = window.findChild<EvaluatePanel*>();
     panel->contextSpin()->setValue(64);
     panel->chunksSpin()->setValue(4);
-    QuantizeParams q;
-    q.model = window.model();
-    for (const auto& t : q.model->tensors())
-        if (t.shape.size() == 2 && t.columns() % 32 == 0)
-            q.plan.assign(t.name, "Q8_0");
-    q.output = m_dir.filePath(QStringLiteral("q8.gguf")).toStdString();
-    QuantizeJob job(q);
-    QCOMPARE(job.run(), JobStatus::Succeeded);
+    const QString q8 = m_dir.filePath(QStringLiteral("q8.gguf"));
+    QCOMPARE(writeQ8Copy(window.model(), q8), JobStatus::Succeeded);
 
     QSignalSpy done(panel, &EvaluatePanel::evaluated);
     QVERIFY(!panel->evaluateFile(m_dir.filePath(QStringLiteral("missing.gguf"))));
-    QVERIFY(panel->evaluateFile(QString::fromStdString(q.output.string())));
+    QVERIFY(panel->evaluateFile(q8));
     QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 120000);
     QCOMPARE(done.at(0).at(0).value<JobStatus>(), JobStatus::Succeeded);
     EvalParams params = panel->lastParams();
