@@ -6,11 +6,11 @@
 #include "core/quant/format.h"
 #include "core/util/atomicfile.h"
 #include "core/util/error.h"
+#include "core/util/fileio.h"
 #include "core/util/threadpool.h"
 
 #include <QByteArray>
 #include <QCryptographicHash>
-#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <algorithm>
@@ -64,10 +64,10 @@ std::string cacheKey(const Model& model, const std::string& windowsHash)
 CellMap loadCache(const std::filesystem::path& file, const std::string& key)
 {
     CellMap cells;
-    QFile f(QString::fromStdString(file.string()));
-    if (key.empty() || !f.open(QIODevice::ReadOnly) || f.size() > kMaxCacheBytes)
+    const auto bytes = key.empty() ? std::nullopt : readCacheFile(file, kMaxCacheBytes);
+    if (!bytes)
         return cells;
-    const QJsonObject root = QJsonDocument::fromJson(f.readAll()).object();
+    const QJsonObject root = QJsonDocument::fromJson(QByteArray::fromStdString(*bytes)).object();
     if (root.value(QStringLiteral("version")).toString().toStdString() != kCacheVersion ||
         root.value(QStringLiteral("key")).toString().toStdString() != key)
         return cells;

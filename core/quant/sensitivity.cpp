@@ -5,12 +5,12 @@
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
 #include "core/util/error.h"
+#include "core/util/fileio.h"
 #include "core/util/job.h"
 #include "core/util/threadpool.h"
 
 #include <QByteArray>
 #include <QCryptographicHash>
-#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -108,10 +108,10 @@ using CellMap = std::map<std::string, SensitivityResult>;
 CellMap loadCache(const std::filesystem::path& file, const std::string& key)
 {
     CellMap cells;
-    QFile f(QString::fromStdString(file.string()));
-    if (key.empty() || !f.open(QIODevice::ReadOnly) || f.size() > kMaxCacheBytes)
+    const auto bytes = key.empty() ? std::nullopt : readCacheFile(file, kMaxCacheBytes);
+    if (!bytes)
         return cells;
-    const QJsonDocument doc = QJsonDocument::fromJson(f.readAll());
+    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(*bytes));
     const QJsonObject root = doc.object();
     if (root.value(QStringLiteral("version")).toString().toStdString() != kCacheVersion ||
         root.value(QStringLiteral("key")).toString().toStdString() != key)

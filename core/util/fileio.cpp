@@ -76,4 +76,16 @@ std::string readRegularFile(const std::filesystem::path& path, uint64_t maxBytes
     return data;
 }
 
+std::optional<std::string> readCacheFile(const std::filesystem::path& path, uint64_t maxBytes)
+{
+    std::error_code ec;
+    if (path.empty() || !std::filesystem::exists(path, ec))
+        return std::nullopt;
+    try {
+        return readRegularFile(path, maxBytes, "cache");
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+}
+
 } // namespace qs

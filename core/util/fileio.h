@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 namespace qs {
@@ -24,5 +25,9 @@ int openRegularFile(const std::filesystem::path& path, uint64_t* size);
 // The whole file, at most maxBytes (a larger file is refused before reading: FormatError(BadValue) naming
 // `what` and the limit). Reads exactly the size fstat reported, never more.
 std::string readRegularFile(const std::filesystem::path& path, uint64_t maxBytes, const std::string& what = "file");
+
+// For caches, whose absence or damage only means "compute again": the file's contents, or nullopt when it is
+// missing, not a regular file (a FIFO planted at the path must not block), larger than maxBytes or unreadable.
+std::optional<std::string> readCacheFile(const std::filesystem::path& path, uint64_t maxBytes);
 
 } // namespace qs

@@ -5,10 +5,12 @@
 #include "core/quant/format.h"
 #include "core/quant/imatrix.h"
 #include "core/quant/sensitivity.h"
+#include "core/util/fileio.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
 
 #include <QFile>
+#include <sys/stat.h>
 #include <QTemporaryDir>
 #include <QTest>
 #include <algorithm>
@@ -276,6 +278,25 @@ private slots:
     // The cache is keyed on the model's files, not on the path as typed: a model opened as its folder (the
     // GUI) and as the file in it (the CLI) share one cache file, and the second open reads what the first
     // wrote.
+    // A FIFO planted where the cache file goes must not block the computation: caches are read as regular
+    // files only (readCacheFile), and the atomic write replaces it.
+    void cacheFifoDoesNotBlock()
+    {
+        QTemporaryDir cacheDir;
+        qs::SensitivityOptions opt;
+        opt.formats = {"Q8_0"};
+        opt.useCache = true;
+        opt.cacheDir = cacheDir.path().toStdString();
+        const auto file = qs::sensitivityCacheFile(*m_model, opt.cacheDir);
+        QCOMPARE(::mkfifo(file.c_str(), 0600), 0);
+        const auto cells = qs::computeSensitivity(*m_model, opt);
+        QVERIFY(!cells.empty());
+        for (const auto& c : cells)
+            QVERIFY(!c.fromCache);
+        QVERIFY(std::filesystem::is_regular_file(file));
+        QVERIFY(!qs::readCacheFile(cacheDir.path().toStdString() + "/missing.json", 1024));
+    }
+
     void cacheFolderAndFileAreOneModel()
     {
         const std::string folder = QS_SAMPLE_DIR "/stories260K/hf-f32";
