@@ -109,48 +109,62 @@ int runCalibrate(QCommandLineParser& parser)
     const QStringList pos = parser.positionalArguments();
     if (pos.size() != 1)
         return cli::fail(QStringLiteral("calibrate needs exactly one MODEL"));
-    if (!parser.isSet(QStringLiteral("text")) || !parser.isSet(QStringLiteral("imatrix-out")))
-        return cli::fail(QStringLiteral("calibrate needs --text FILE and --imatrix-out FILE.gguf|FILE.dat"));
     const QString out = parser.value(QStringLiteral("imatrix-out"));
+    const QString statsOut = parser.value(QStringLiteral("out"));
+    if (!parser.isSet(QStringLiteral("text")) || (out.isEmpty() && statsOut.isEmpty()))
+        return cli::fail(QStringLiteral(
+            "calibrate needs --text FILE and --out FILE.h5 and/or --imatrix-out FILE.gguf|FILE.dat"));
     const bool gguf = out.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive);
-    if (!gguf && !out.endsWith(QLatin1String(".dat"), Qt::CaseInsensitive))
+    if (!out.isEmpty() && !gguf && !out.endsWith(QLatin1String(".dat"), Qt::CaseInsensitive))
         return cli::fail(
             QStringLiteral("--imatrix-out must name a .gguf (llama.cpp's current imatrix layout) or "
                            ".dat file (the legacy layout)"));
+    if (parser.isSet(QStringLiteral("hessians")) && statsOut.isEmpty())
+        return cli::fail(QStringLiteral("--hessians needs --out FILE.h5 to write them to"));
     qs::CalibrateParams params;
     if (const int code = readChunking(parser, params.ctx, params.maxChunks))
         return code;
     params.textFile = parser.value(QStringLiteral("text")).toStdString();
+    params.statsOut = statsOut.toStdString();
+    params.hessians = parser.isSet(QStringLiteral("hessians"));
     params.model = qs::openModel(pos[0].toStdString());
     qs::CalibrateJob job(std::move(params));
     if (const int code = cli::runJob(job, QStringLiteral("calibrating")))
         return code;
     const qs::CalibrateResult& r = job.result();
     const std::string dataset = QFileInfo(parser.value(QStringLiteral("text"))).fileName().toStdString();
-    if (gguf)
+    if (!out.isEmpty() && gguf)
         qs::writeImportanceGguf(r, out.toStdString(), dataset);
-    else
+    else if (!out.isEmpty())
         qs::writeImportanceLegacy(r, out.toStdString(), dataset);
     if (parser.isSet(QStringLiteral("json"))) {
         QJsonObject o;
         o[QStringLiteral("entries")] = static_cast<qint64>(r.entries.size());
+        o[QStringLiteral("inputs")] = static_cast<qint64>(r.activations.inputs.size());
         o[QStringLiteral("chunks")] = static_cast<qint64>(r.chunks);
         o[QStringLiteral("ctx")] = static_cast<qint64>(r.ctx);
         o[QStringLiteral("tokens")] = static_cast<qint64>(r.tokens);
-        o[QStringLiteral("file")] = out;
+        o[QStringLiteral("hessians")] = parser.isSet(QStringLiteral("hessians"));
+        o[QStringLiteral("file")] = out.isEmpty() ? QJsonValue() : QJsonValue(out);
+        o[QStringLiteral("stats_file")] = statsOut.isEmpty() ? QJsonValue() : QJsonValue(statsOut);
         cli::printJson(o);
         return 0;
     }
-    std::printf("%s: %zu matrices, %u chunks of %u tokens\n", qPrintable(out), r.entries.size(), r.chunks,
-                r.ctx);
+    if (!out.isEmpty())
+        std::printf("%s: %zu matrices, %u chunks of %u tokens\n", qPrintable(out), r.entries.size(), r.chunks,
+                    r.ctx);
+    if (!statsOut.isEmpty())
+        std::printf("%s: activation statistics of %zu inputs%s\n", qPrintable(statsOut),
+                    r.activations.inputs.size(), parser.isSet(QStringLiteral("hessians")) ? " with XᵀX" : "");
     return 0;
 }
 
 const CliRegistrar calibrate(
     {"calibrate",
-     "calibrate MODEL --text FILE [--ctx N] [--chunks N] --imatrix-out FILE.gguf|FILE.dat [--json]",
-     "llama.cpp's importance matrix from a text (GGUF or legacy .dat; read by llama-quantize, sensitivity, "
-     "quantize)",
+     "calibrate MODEL --text FILE [--ctx N] [--chunks N] [--out FILE.h5 [--hessians]] "
+     "[--imatrix-out FILE.gguf|FILE.dat] [--json]",
+     "activation statistics (HDF5: mean square, mean |x|, max |x| per input channel, optionally XᵀX) and "
+     "llama.cpp's importance matrix (GGUF or legacy .dat; read by llama-quantize, sensitivity, quantize)",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("text"), QStringLiteral("The calibration text (UTF-8)."),
                       QStringLiteral("FILE")});
@@ -159,6 +173,12 @@ const CliRegistrar calibrate(
                       QStringLiteral("N")});
          p.addOption(
              {QStringLiteral("chunks"), QStringLiteral("Use at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("out"),
+                      QStringLiteral("Write the activation statistics here (HDF5, docs/inference.md)."),
+                      QStringLiteral("FILE.h5")});
+         p.addOption({QStringLiteral("hessians"),
+                      QStringLiteral("Also store XᵀX/n of every distinct input (cols² floats each; runs "
+                                     "layer by layer).")});
          p.addOption({QStringLiteral("imatrix-out"),
                       QStringLiteral("Write the importance matrix here (.gguf or .dat)."),
                       QStringLiteral("FILE")});

@@ -116,9 +116,10 @@ int runSensitivity(QCommandLineParser& parser)
             const auto coverage = qs::matchImportance(*importance, *model);
             QJsonObject imx;
             imx[QStringLiteral("path")] = parser.value(QStringLiteral("imatrix"));
-            imx[QStringLiteral("format")] = importance->format() == qs::ImportanceFileFormat::Gguf
-                                                ? QStringLiteral("gguf")
-                                                : QStringLiteral("legacy");
+            imx[QStringLiteral("format")] =
+                importance->format() == qs::ImportanceFileFormat::Gguf        ? QStringLiteral("gguf")
+                : importance->format() == qs::ImportanceFileFormat::LegacyDat ? QStringLiteral("legacy")
+                                                                               : QStringLiteral("activation-stats");
             imx[QStringLiteral("entries")] = static_cast<qint64>(importance->entries().size());
             imx[QStringLiteral("datasets")] = strings(importance->datasets());
             imx[QStringLiteral("chunk_count")] = static_cast<qint64>(importance->chunkCount());

@@ -115,9 +115,9 @@ void AnalysisPresenter::refreshChannels(const QString& waiting)
     const int index = m_stats->tensorIndex(name);
     auto s = index >= 0 ? m_stats->shared(size_t(index)) : nullptr;
     if (!s)
-        m_channels->setMessage(waiting);
+        m_channels->setTensorMessage(name, waiting);
     else if (!s->error.empty())
-        m_channels->setMessage(QString::fromStdString(s->error));
+        m_channels->setTensorMessage(name, QString::fromStdString(s->error));
     else
         m_channels->setTensor(name, s,
                               names.size() > 1 ? tr("the first of %1 selected tensors (one tensor at a time here)")

@@ -3,6 +3,7 @@
 #include "app/gui/evaluatepanel.h"
 #include "core/infer/evaluate.h"
 #include "core/infer/forward.h"
+#include "widgets/channelview.h"
 #include "widgets/jobrunner.h"
 #include "widgets/sensitivitystore.h"
 
@@ -80,7 +81,10 @@ void CalibrationControl::setModel(std::shared_ptr<const Model> model)
     m_model = std::move(model);
     // The store drops its importance with the model; forget ours without restarting anything.
     m_importance.reset();
+    m_activations.reset();
     m_importanceFile.clear();
+    if (m_channels)
+        m_channels->setActivations(nullptr, nullptr, {});
     updateActions();
     if (m_dialog)
         m_dialog->refresh();
@@ -110,7 +114,8 @@ void CalibrationControl::browseImportance()
                               ? QFileInfo(QString::fromStdString(m_model->path().string())).absolutePath()
                               : m_importanceFile;
     const QString path = QFileDialog::getOpenFileName(m_window, tr("Importance Matrix"), start,
-                                                      tr("Importance matrices (*.gguf *.dat);;All files (*)"));
+                                                      tr("Importance matrices and activation statistics (*.gguf "
+                                                         "*.dat *.h5);;All files (*)"));
     if (!path.isEmpty())
         loadImportance(path);
 }
@@ -118,7 +123,16 @@ void CalibrationControl::browseImportance()
 bool CalibrationControl::loadImportance(const QString& path)
 {
     try {
-        auto importance = std::make_shared<const ImportanceMatrix>(ImportanceMatrix::load(path.toStdString()));
+        std::shared_ptr<const ActivationStats> activations;
+        std::shared_ptr<const ImportanceMatrix> importance;
+        if (path.endsWith(QLatin1String(".h5"), Qt::CaseInsensitive)) {
+            auto stats = std::make_shared<ActivationStats>(loadActivationStats(path.toStdString(), false));
+            importance = std::make_shared<const ImportanceMatrix>(
+                stats->importance(QFileInfo(path).fileName().toStdString()));
+            activations = std::move(stats);
+        } else {
+            importance = std::make_shared<const ImportanceMatrix>(ImportanceMatrix::load(path.toStdString()));
+        }
         // It must belong to this model: at least one of its matrices must fit a tensor.
         size_t matching = 0;
         if (m_model)
@@ -128,7 +142,7 @@ bool CalibrationControl::loadImportance(const QString& path)
         if (matching == 0)
             throw Error(ErrorCode::BadValue, "none of its " + std::to_string(importance->entries().size()) +
                                                  " matrices fits a tensor of the open model");
-        setImportance(std::move(importance), path);
+        setImportance(std::move(importance), path, std::move(activations));
         emit message(tr("Importance %1: %2 tensors weighted").arg(QFileInfo(path).fileName()).arg(matching), 8000);
         return true;
     } catch (const std::exception& e) {
@@ -138,12 +152,22 @@ bool CalibrationControl::loadImportance(const QString& path)
     }
 }
 
-void CalibrationControl::setImportance(std::shared_ptr<const ImportanceMatrix> importance, const QString& file)
+void CalibrationControl::showActivationsIn(ChannelView* view)
+{
+    m_channels = view;
+    if (m_channels)
+        m_channels->setActivations(m_activations, m_importance, QFileInfo(m_importanceFile).fileName());
+}
+
+void CalibrationControl::setImportance(std::shared_ptr<const ImportanceMatrix> importance, const QString& file,
+                                       std::shared_ptr<const ActivationStats> activations)
 {
     // Cells already measured were measured without it: measure again when the matrix had any.
     const bool recompute = m_sensitivity->resultCount() > 0 || m_sensitivity->isRunning();
     m_importance = std::move(importance);
+    m_activations = m_importance ? std::move(activations) : nullptr;
     m_importanceFile = m_importance ? file : QString();
+    showActivationsIn(m_channels);
     m_sensitivity->setImportance(m_importance);
     if (recompute)
         m_sensitivity->compute();
@@ -171,7 +195,7 @@ CalibrateDialog* CalibrationControl::calibrate()
 
 CalibrateDialog::CalibrateDialog(CalibrationControl* control, QWidget* parent)
     : QDialog(parent), m_control(control), m_text(new QLineEdit(EvaluatePanel::defaultTextPath())),
-      m_output(new QLineEdit), m_ctx(new QSpinBox), m_chunks(new QSpinBox), m_status(new QLabel),
+      m_output(new QLineEdit), m_stats(new QLineEdit), m_ctx(new QSpinBox), m_chunks(new QSpinBox), m_status(new QLabel),
       m_run(new QPushButton(tr("Calibrate"))), m_stop(new QPushButton(tr("Stop")))
 {
     setObjectName(QStringLiteral("calibrateDialog"));
@@ -179,7 +203,8 @@ CalibrateDialog::CalibrateDialog(CalibrationControl* control, QWidget* parent)
     auto* intro = new QLabel(tr("Runs the model on a text and collects, for every linear layer, the mean square of "
                                 "each input feature: llama.cpp's importance matrix (what llama-imatrix writes). "
                                 "The sensitivity matrix is then weighted by it, and llama-quantize and the "
-                                "Quantize dialog accept the file."));
+                                "Quantize dialog accept the file. The per-channel input magnitudes (mean |x|, "
+                                "max |x|) join the channel view's Input activations."));
     intro->setWordWrap(true);
     m_ctx->setRange(4, 512);
     m_ctx->setValue(512);
@@ -207,6 +232,15 @@ CalibrateDialog::CalibrateDialog(CalibrationControl* control, QWidget* parent)
                          tr("GGUF importance matrix (*.gguf);;Legacy .dat (*.dat)"));
                      if (!path.isEmpty())
                          m_output->setText(path);
+                 }));
+    m_stats->setPlaceholderText(tr("none"));
+    m_stats->setToolTip(tr("Activation statistics (HDF5: mean square, mean |x|, max |x| per input channel); "
+                           "leave empty to keep them in this session only"));
+    form->addRow(tr("Activation statistics:"), pathRow(m_stats, QStringLiteral("calibrateStats"), [this] {
+                     const QString path = QFileDialog::getSaveFileName(this, tr("Save Activation Statistics"),
+                                                                       m_stats->text(), tr("HDF5 (*.h5)"));
+                     if (!path.isEmpty())
+                         m_stats->setText(path);
                  }));
     auto* buttons = new QDialogButtonBox;
     buttons->addButton(m_run, QDialogButtonBox::AcceptRole);
@@ -251,6 +285,9 @@ void CalibrateDialog::refresh()
     m_ctx->setRange(4, maximum);
     m_ctx->setValue(std::min(512, maximum));
     m_output->setText(defaultOutput(*model));
+    QString stats = defaultOutput(*model);
+    stats.replace(QStringLiteral(".imatrix.gguf"), QStringLiteral(".activations.h5"));
+    m_stats->setText(stats);
     m_status->setText(m_control->importanceFile().isEmpty()
                           ? tr("No importance loaded.")
                           : tr("Loaded now: %1.").arg(QDir::toNativeSeparators(m_control->importanceFile())));
@@ -260,7 +297,8 @@ bool CalibrateDialog::run()
 {
     if (isRunning() || !m_control->model())
         return false;
-    const QString text = m_text->text().trimmed(), output = m_output->text().trimmed();
+    const QString text = m_text->text().trimmed(), output = m_output->text().trimmed(),
+                  stats = m_stats->text().trimmed();
     if (text.isEmpty() || output.isEmpty()) {
         m_status->setText(tr("Choose a text and where to save the importance file."));
         return false;
@@ -271,19 +309,22 @@ bool CalibrateDialog::run()
     params.ctx = uint32_t(m_ctx->value());
     params.maxChunks = uint32_t(m_chunks->value());
     params.imatrixOut = output.toStdString();
+    params.statsOut = stats.toStdString();
     auto job = std::make_shared<CalibrateJob>(std::move(params));
     m_job = job;
     m_handle = m_control->runner()->start(job);
     m_run->setEnabled(false);
     m_stop->setEnabled(true);
     m_status->setText(tr("Calibrating on %1…").arg(QFileInfo(text).fileName()));
-    connect(m_handle, &JobHandle::finished, this, [this, output, text](JobStatus status, const QString& error) {
-        onFinished(status, error, output, text);
-    });
+    connect(m_handle, &JobHandle::finished, this,
+            [this, output, text, stats](JobStatus status, const QString& error) {
+                onFinished(status, error, output, text, stats);
+            });
     return true;
 }
 
-void CalibrateDialog::onFinished(JobStatus status, const QString& error, const QString& output, const QString& text)
+void CalibrateDialog::onFinished(JobStatus status, const QString& error, const QString& output, const QString& text,
+                                 const QString& stats)
 {
     auto job = std::static_pointer_cast<CalibrateJob>(m_job);
     m_handle = nullptr;
@@ -298,12 +339,14 @@ void CalibrateDialog::onFinished(JobStatus status, const QString& error, const Q
         const CalibrateResult& r = job->result();
         m_control->setImportance(std::make_shared<const ImportanceMatrix>(
                                      importanceMatrixOf(r, QFileInfo(text).fileName().toStdString())),
-                                 output);
+                                 output, std::make_shared<const ActivationStats>(r.activations));
         m_status->setText(tr("Wrote %1: %2 matrices from %3 chunks of %4 tokens. It is the session's importance now.")
                               .arg(QDir::toNativeSeparators(output))
                               .arg(r.entries.size())
                               .arg(r.chunks)
-                              .arg(r.ctx));
+                              .arg(r.ctx) +
+                          (stats.isEmpty() ? QString()
+                                           : tr(" Activation statistics: %1.").arg(QDir::toNativeSeparators(stats))));
     }
     emit finished(status, error);
 }

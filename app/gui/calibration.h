@@ -5,8 +5,13 @@
 // sensitivity matrix is then weighted by it (and its k-quant cells quantized with it, as llama-quantize
 // --imatrix does) and the Quantize dialog offers it. The importance belongs to the open model; opening
 // another model clears it.
+//
+// The same run collects activation statistics (mean |x|, max |x| per input channel; written as an .h5 file
+// when the dialog names one): they join the channel view's "Input activations" view. Loading an .h5
+// activation statistics file as the importance does the same.
 
 #include "app/gui/errorpresenter.h"
+#include "core/infer/activationstats.h"
 #include "core/model/model.h"
 #include "core/quant/imatrix.h"
 #include "core/util/job.h"
@@ -27,6 +32,7 @@ class QSpinBox;
 namespace qs {
 
 class CalibrateDialog;
+class ChannelView;
 class SensitivityStore;
 
 class CalibrationControl final : public QObject {
@@ -46,9 +52,15 @@ public:
     // The session's importance (nullptr: none) and the file it came from.
     const std::shared_ptr<const ImportanceMatrix>& importance() const { return m_importance; }
     QString importanceFile() const { return m_importanceFile; }
-    // Loads an importance file (GGUF or legacy .dat) for the open model; false with the error presented.
+    // The session's activation statistics (nullptr: none; no Hessians are kept here).
+    const std::shared_ptr<const ActivationStats>& activations() const { return m_activations; }
+    // The channel view that shows them (and the importance's RMS where there are no statistics).
+    void showActivationsIn(ChannelView* view);
+    // Loads an importance file (GGUF, legacy .dat, or activation statistics .h5) for the open model; false
+    // with the error presented.
     bool loadImportance(const QString& path);
-    void setImportance(std::shared_ptr<const ImportanceMatrix> importance, const QString& file);
+    void setImportance(std::shared_ptr<const ImportanceMatrix> importance, const QString& file,
+                       std::shared_ptr<const ActivationStats> activations = nullptr);
     void clearImportance();
     // Opens (or raises) the Calibrate dialog.
     CalibrateDialog* calibrate();
@@ -67,7 +79,9 @@ private:
     QWidget* m_window;
     std::shared_ptr<const Model> m_model;
     std::shared_ptr<const ImportanceMatrix> m_importance;
+    std::shared_ptr<const ActivationStats> m_activations;
     QString m_importanceFile;
+    QPointer<ChannelView> m_channels;
     QPointer<CalibrateDialog> m_dialog;
     QAction* m_calibrateAction = nullptr;
     QAction* m_loadAction = nullptr;
@@ -89,6 +103,7 @@ public:
 
     QLineEdit* textEdit() const { return m_text; }
     QLineEdit* outputEdit() const { return m_output; }
+    QLineEdit* statsEdit() const { return m_stats; } // empty: no activation statistics file
     QSpinBox* contextSpin() const { return m_ctx; }
     QSpinBox* chunksSpin() const { return m_chunks; }
     QLabel* statusLabel() const { return m_status; }
@@ -99,11 +114,13 @@ signals:
     void finished(qs::JobStatus status, const QString& error);
 
 private:
-    void onFinished(JobStatus status, const QString& error, const QString& output, const QString& text);
+    void onFinished(JobStatus status, const QString& error, const QString& output, const QString& text,
+                    const QString& stats);
 
     CalibrationControl* m_control;
     QLineEdit* m_text;
     QLineEdit* m_output;
+    QLineEdit* m_stats;
     QSpinBox* m_ctx;
     QSpinBox* m_chunks;
     QLabel* m_status;

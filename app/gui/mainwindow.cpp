@@ -89,6 +89,7 @@ MainWindow::MainWindow(QWidget* parent)
             [this] { showView(QStringLiteral("sensitivity")); });
     m_calibration = new CalibrationControl(m_runner, m_sensitivity, m_presentError, this);
     connect(m_calibration, &CalibrationControl::message, this, &MainWindow::showMessage);
+    m_calibration->showActivationsIn(m_channels);
     createActions();
     createStatusBar();
 

@@ -408,6 +408,23 @@ void EvalJob::execute(JobControl& control)
     m_result = evaluate(m_params, &control);
 }
 
+namespace {
+
+// The identity of a linear layer's input within its layer: q, k and v read one input, gate and up another;
+// every other weight its own.
+std::string inputKey(const Transformer& transformer, uint32_t layer, const std::string& tensor)
+{
+    const LayerTensors& lt = transformer.layerTensors(layer);
+    const std::string prefix = "L" + std::to_string(layer) + "/";
+    if (tensor == lt.q || tensor == lt.k || tensor == lt.v)
+        return prefix + "attn_in";
+    if (tensor == lt.gate || tensor == lt.up)
+        return prefix + "ffn_in";
+    return prefix + tensor;
+}
+
+} // namespace
+
 CalibrateResult calibrate(const CalibrateParams& params, JobControl* job)
 {
     if (!params.model)
@@ -418,44 +435,80 @@ CalibrateResult calibrate(const CalibrateParams& params, JobControl* job)
     const TransformerConfig& config = transformer.config();
     const TextChunks text = prepareChunks(*params.model, config, params.ctx, params.maxChunks, params.text,
                                           params.textFile, params.tokens, 1, job);
-    struct Sums {
-        std::vector<double> sum2;
-        uint64_t count = 0;
-    };
-    std::map<std::string, Sums> sums;
-    PassProgress progress(job, text.chunks, double(config.layers) * 7.0 + 1.0);
-    transformer.setLinearHook([&](const LinearInput& in) {
-        progress.onLinear();
-        if (!in.tensor.starts_with("blk."))
-            return; // the output head, as llama-imatrix leaves it out
-        Sums& s = sums[in.tensor];
-        s.sum2.resize(size_t(in.x.rows()), 0.0);
-        for (Eigen::Index r = 0; r < in.x.rows(); ++r)
-            s.sum2[size_t(r)] += double(in.x.row(r).squaredNorm());
-        s.count += uint64_t(in.x.cols());
-    });
-    for (uint32_t i = 0; i < text.chunks; ++i) {
-        checkCancel(job);
-        progress.startPass(i, "chunk " + std::to_string(i + 1) + " of " + std::to_string(text.chunks));
-        KvCache cache;
-        const std::vector<int32_t> seq = text.chunk(i);
-        transformer.forward(seq, cache, /*lastOnly=*/true);
-    }
-    reportProgress(job, 1.0, "done");
+    ActivationAccumulator acc(params.hessians);
+    std::unique_ptr<ActivationStatsWriter> writer;
+    if (!params.statsOut.empty())
+        writer = std::make_unique<ActivationStatsWriter>(
+            params.statsOut, params.model->path().filename().string(),
+            params.dataset.empty() ? params.textFile.filename().string() : params.dataset);
     CalibrateResult result;
     result.ctx = text.ctx;
     result.chunks = text.chunks;
     result.tokens = text.tokens.size();
-    for (const auto& [name, s] : sums) {
-        ImportanceEntry e;
-        e.name = name;
-        e.columns = s.sum2.size();
-        e.values.reserve(s.sum2.size());
-        for (double v : s.sum2)
-            e.values.push_back(static_cast<float>(v / double(s.count)));
-        e.counts = {static_cast<float>(s.count)};
-        result.entries.push_back(std::move(e));
+    auto collect = [&](std::string_view prefix) {
+        for (InputActivations& in : acc.take(prefix)) {
+            if (writer) {
+                writer->write(in);
+                in.xtx = {}; // on disk now: memory stays at one layer's Hessians
+            }
+            result.activations.inputs.push_back(std::move(in));
+        }
+    };
+
+    auto record = [&](const LinearInput& in) {
+        if (in.tensor == transformer.outputTensor())
+            return; // the output head, as llama-imatrix leaves it out
+        acc.add(inputKey(transformer, in.layer, in.tensor), in.tensor, in.x.data(), in.x.rows(), in.x.cols());
+    };
+    if (!params.hessians) {
+        PassProgress progress(job, text.chunks, double(config.layers) * 7.0 + 1.0);
+        transformer.setLinearHook([&](const LinearInput& in) {
+            progress.onLinear();
+            record(in);
+        });
+        for (uint32_t i = 0; i < text.chunks; ++i) {
+            checkCancel(job);
+            progress.startPass(i, "chunk " + std::to_string(i + 1) + " of " + std::to_string(text.chunks));
+            acc.beginPass();
+            KvCache cache;
+            const std::vector<int32_t> seq = text.chunk(i);
+            transformer.forward(seq, cache, /*lastOnly=*/true);
+        }
+        collect({});
+    } else {
+        // Layer by layer over every chunk's hidden states: one layer's Hessians in memory at a time.
+        std::vector<HiddenStates> states;
+        states.reserve(text.chunks);
+        for (uint32_t i = 0; i < text.chunks; ++i) {
+            checkCancel(job);
+            const std::vector<int32_t> seq = text.chunk(i);
+            states.push_back(transformer.embed({std::span<const int32_t>(seq)}));
+        }
+        const double passes = double(config.layers) * text.chunks;
+        PassProgress progress(job, std::max(1.0, passes), 7.0);
+        transformer.setLinearHook([&](const LinearInput& in) {
+            progress.onLinear();
+            record(in);
+        });
+        for (uint32_t l = 0; l < config.layers; ++l) {
+            for (uint32_t i = 0; i < text.chunks; ++i) {
+                progress.startPass(double(l) * text.chunks + i,
+                                   "layer " + std::to_string(l + 1) + " of " + std::to_string(config.layers) +
+                                       ", chunk " + std::to_string(i + 1));
+                acc.beginPass();
+                transformer.runLayers(states[i], l, l + 1);
+            }
+            collect("L" + std::to_string(l) + "/");
+        }
     }
+    transformer.setLinearHook({});
+    reportProgress(job, 1.0, "done");
+    result.activations.ctx = text.ctx;
+    result.activations.chunks = text.chunks;
+    result.activations.tokens = uint64_t(text.chunks) * text.ctx;
+    result.entries = result.activations.importanceEntries();
+    if (writer)
+        writer->commit(result.activations.ctx, result.activations.chunks, result.activations.tokens);
     return result;
 }
 

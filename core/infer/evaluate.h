@@ -18,6 +18,7 @@
 // plus one "rest of the vocabulary" bucket: the KL divergence of the two distributions coarsened that way,
 // a lower bound of the exact value (log-sum inequality) that misses only how the tail mass is spread.
 
+#include "core/infer/activationstats.h"
 #include "core/plan/plan.h"
 #include "core/quant/imatrix.h"
 #include "core/util/job.h"
@@ -135,7 +136,14 @@ protected:
 
 // Calibration: llama.cpp's importance matrix (what llama-imatrix collects) from a text — for every linear
 // layer of the blocks, the mean over tokens of each input feature's square, over every position of the same
-// chunks as above (BOS in front). The output head is left out, as llama-imatrix does by default.
+// chunks as above (BOS in front). The output head is left out, as llama-imatrix does by default. The same
+// pass collects the activation statistics of core/infer/activationstats.h (mean |x|, max |x| per input
+// channel, and with `hessians` the mean outer product XᵀX/n per distinct input).
+//
+// Memory: without Hessians the chunks run one at a time through the whole model. With Hessians every chunk's
+// hidden states are kept (chunks x ctx x hidden floats) and the model runs layer by layer, so that only one
+// layer's XᵀX matrices are held at a time; with statsOut each layer's statistics are written as soon as the
+// layer is done and its Hessians freed (the result then keeps the vectors only).
 struct CalibrateParams {
     std::shared_ptr<const Model> model;
     std::string text;
@@ -148,12 +156,15 @@ struct CalibrateParams {
     // `dataset` in it (default: the text file's name).
     std::filesystem::path imatrixOut;
     std::string dataset;
+    bool hessians = false;          // collect XᵀX/n per distinct input (GPTQ's Hessian / 2)
+    std::filesystem::path statsOut; // when set, the activation statistics are written here (HDF5)
 };
 struct CalibrateResult {
     uint32_t ctx = 0;
     uint32_t chunks = 0;
     size_t tokens = 0;
     std::vector<ImportanceEntry> entries; // values: mean squared input; counts: {tokens seen}
+    ActivationStats activations;          // per distinct input (xtx kept only without statsOut)
 };
 CalibrateResult calibrate(const CalibrateParams& params, JobControl* job = nullptr);
 // Writes llama.cpp's legacy .dat layout (read by llama-quantize --imatrix and ImportanceMatrix::load):

@@ -3,6 +3,7 @@
 // nothing but core/h5probe/*.cpp, can use it.
 
 #include <hdf5.h>
+#include <mutex>
 
 namespace qs {
 
@@ -25,5 +26,13 @@ private:
     hid_t m_id;
     herr_t (*m_close)(hid_t);
 };
+
+// libhdf5 as Debian ships it is not thread-safe: every in-process use (the statistics cache, activation
+// statistics files) holds this lock.
+inline std::mutex& hdf5Mutex()
+{
+    static std::mutex m;
+    return m;
+}
 
 } // namespace qs

@@ -1,5 +1,7 @@
 #include "core/quant/imatrix.h"
 
+#include "core/infer/activationstats.h"
+
 #include "core/model/mappedfile.h"
 #include "core/model/model.h"
 #include "core/quant/sensitivity.h"
@@ -328,6 +330,13 @@ ImportanceMatrix ImportanceMatrix::load(const std::filesystem::path& path, JobCo
     const auto bytes = file->bytes();
     if (bytes.size() >= 4 && std::memcmp(bytes.data(), "GGUF", 4) == 0)
         return fromGgufModel(*openModel(path, job));
+    if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89HDF\r\n\x1a\n", 8) == 0) {
+        file.reset();
+        const ActivationStats stats = loadActivationStats(path, /*withHessians=*/false, job);
+        ImportanceMatrix m = stats.importance(path.filename().string());
+        m.m_format = ImportanceFileFormat::ActivationStats;
+        return m;
+    }
     checkCancel(job);
     return parseLegacy(bytes, path.string());
 }

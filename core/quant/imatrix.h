@@ -10,6 +10,8 @@
 // - legacy .dat: int32 n_entries; per entry int32 name length, the name bytes, int32 ncall, int32 nval,
 //   float32 values[nval]; then optionally int32 last_call, int32 dataset-name length and the name.
 //   importance = values / ncall (values unchanged when ncall <= 0), again as llama-quantize reads it.
+// A Quantscope activation statistics file (HDF5, core/infer/activationstats.h) is read too: its mean
+// squares are the importance.
 // Both are parsed as hostile input: every length is checked against the bytes left, errors are
 // qs::FormatError naming the field and byte offset.
 //
@@ -30,7 +32,7 @@ namespace qs {
 class Model;
 class JobControl;
 
-enum class ImportanceFileFormat : uint8_t { Gguf, LegacyDat };
+enum class ImportanceFileFormat : uint8_t { Gguf, LegacyDat, ActivationStats };
 
 struct ImportanceEntry {
     std::string name;          // as stored (GGUF naming)
@@ -43,7 +45,7 @@ struct ImportanceEntry {
 
 class ImportanceMatrix {
 public:
-    // Detects the format by the GGUF magic. Throws qs::FormatError / qs::Error.
+    // Detects the format by the GGUF or HDF5 magic. Throws qs::FormatError / qs::Error.
     static ImportanceMatrix load(const std::filesystem::path& path, JobControl* job = nullptr);
     // Parses a legacy .dat image; fileName only labels errors.
     static ImportanceMatrix parseLegacy(std::span<const std::byte> data, const std::string& fileName);

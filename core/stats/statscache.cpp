@@ -22,12 +22,6 @@ constexpr const char* kCacheVersion = "quantscope-stats-cache 2"; // 2: channels
 constexpr uint64_t kMaxCacheBytes = 4ull << 30;
 constexpr size_t kU64Fields = 9, kF64Fields = 9;
 
-std::mutex& hdf5Mutex() // libhdf5 as shipped is not thread-safe
-{
-    static std::mutex m;
-    return m;
-}
-
 std::string sha256Hex(const QByteArray& bytes)
 {
     return QCryptographicHash::hash(bytes, QCryptographicHash::Sha256).toHex().toStdString();

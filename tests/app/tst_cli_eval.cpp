@@ -13,6 +13,7 @@
 #include <QJsonObject>
 #include <QTemporaryDir>
 #include <QTest>
+#include <cmath>
 
 namespace {
 
@@ -244,6 +245,39 @@ private slots:
                               QStringLiteral("--imatrix-out"), m_dir.filePath(QStringLiteral("x.txt"))});
         QCOMPARE(bad.exitCode, 1);
         QVERIFY2(bad.err.contains(".gguf"), bad.err.constData());
+
+        // Activation statistics (HDF5) with XᵀX: 4 distinct inputs per block; the file is also an importance
+        // file for sensitivity, with the same values as the .dat above.
+        const QString h5 = m_dir.filePath(QStringLiteral("stories.h5"));
+        const CliRun a = runQuantscopeCli({QStringLiteral("calibrate"), kStories, QStringLiteral("--text"),
+                                           kStoriesText, QStringLiteral("--ctx"), QStringLiteral("128"),
+                                           QStringLiteral("--out"), h5, QStringLiteral("--hessians"),
+                                           QStringLiteral("--json")});
+        QVERIFY2(a.exitCode == 0, a.err.constData());
+        const QJsonObject ao = QJsonDocument::fromJson(a.out).object();
+        QCOMPARE(ao[QStringLiteral("inputs")].toInt(), 20);
+        QCOMPARE(ao[QStringLiteral("hessians")].toBool(), true);
+        QCOMPARE(ao[QStringLiteral("stats_file")].toString(), h5);
+        QVERIFY(ao[QStringLiteral("file")].isNull());
+        const CliRun sh = runQuantscopeCli(
+            {QStringLiteral("sensitivity"), kStories, QStringLiteral("--imatrix"), h5,
+             QStringLiteral("--formats"), QStringLiteral("Q8_0"), QStringLiteral("--tensor"),
+             QStringLiteral("blk.0.attn_q"), QStringLiteral("--no-cache"), QStringLiteral("--json")});
+        QVERIFY2(sh.exitCode == 0, sh.err.constData());
+        const QJsonObject so = QJsonDocument::fromJson(sh.out).object();
+        const QJsonObject imh = so[QStringLiteral("imatrix")].toObject();
+        QCOMPARE(imh[QStringLiteral("matched")].toInt(), 35);
+        QCOMPARE(imh[QStringLiteral("format")].toString(), QStringLiteral("activation-stats"));
+        const QJsonObject sd = QJsonDocument::fromJson(s.out).object();
+        const double wDat = sd[QStringLiteral("results")].toArray()[0].toObject()[QStringLiteral("weighted_mse")].toDouble();
+        const double wH5 = so[QStringLiteral("results")].toArray()[0].toObject()[QStringLiteral("weighted_mse")].toDouble();
+        QVERIFY(wDat > 0);
+        QVERIFY2(std::fabs(wDat - wH5) <= 1e-4 * wDat, qPrintable(QStringLiteral("%1 vs %2").arg(wDat).arg(wH5)));
+        const CliRun noOut = runQuantscopeCli({QStringLiteral("calibrate"), kStories, QStringLiteral("--text"),
+                                               kStoriesText, QStringLiteral("--hessians"),
+                                               QStringLiteral("--imatrix-out"), dat});
+        QCOMPARE(noOut.exitCode, 1);
+        QVERIFY2(noOut.err.contains("--hessians needs --out"), noOut.err.constData());
     }
 
     // Ctrl-C while the evaluation runs: exit 130 (QUANTSCOPE_CLI_TEST_HOLD holds the job at its first

@@ -9,6 +9,7 @@
 #include "core/model/model.h"
 #include "core/util/error.h"
 #include "gui/isolated_settings.h"
+#include "widgets/channelview.h"
 #include "widgets/sensitivitystore.h"
 
 #include <QAction>
@@ -20,6 +21,7 @@
 #include <QSpinBox>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 
 using namespace qs;
 
@@ -58,6 +60,10 @@ private slots:
         const QString out = m_dir.filePath(QStringLiteral("stories.imatrix.gguf"));
         dialog->textEdit()->setText(kText);
         dialog->outputEdit()->setText(out);
+        QCOMPARE(dialog->statsEdit()->text(),
+                 QFileInfo(kGguf).absolutePath() + QStringLiteral("/stories260K.activations.h5"));
+        const QString statsFile = m_dir.filePath(QStringLiteral("stories.activations.h5"));
+        dialog->statsEdit()->setText(statsFile);
         dialog->contextSpin()->setValue(64);
         dialog->chunksSpin()->setValue(3);
         QSignalSpy finished(dialog, &CalibrateDialog::finished);
@@ -102,16 +108,55 @@ private slots:
         }
         QVERIFY(errors.isEmpty());
 
+        // The activation statistics: written to the file, kept by the session, shown by the channel view's
+        // input view with the outliers an independent count finds (mean |x| above 3 x the median).
+        QVERIFY(control->activations());
+        QCOMPARE(loadActivationStats(statsFile.toStdString()).inputs.size(), size_t(20));
+        auto* channels = window.findChild<ChannelView*>();
+        QVERIFY(channels);
+        channels->setTensorMessage(QStringLiteral("blk.0.attn_q.weight"), QStringLiteral("no weight statistics"));
+        channels->setMode(ChannelView::Mode::InputActivations);
+        QVERIFY(channels->hasActivationsForTensor());
+        const InputActivations* ref = reference.activations.find("blk.0.attn_q.weight");
+        QVERIFY(ref);
+        std::vector<float> sorted = ref->meanAbs;
+        std::sort(sorted.begin(), sorted.end());
+        const float median = sorted[sorted.size() / 2];
+        std::vector<size_t> expected;
+        for (size_t c = 0; c < ref->meanAbs.size(); ++c)
+            if (ref->meanAbs[c] > 3.0 * median)
+                expected.push_back(c);
+        QCOMPARE(channels->outliers(), expected);
+        QCOMPARE(channels->order().size(), size_t(64));
+        QVERIFY2(channels->summaryText().contains(QStringLiteral("input of 64 channels over 192 calibration tokens")),
+                 qPrintable(channels->summaryText()));
+        channels->setMode(ChannelView::Mode::Weights);
+        QVERIFY(channels->order().empty()); // no weight statistics for it: the message shows
+
         // Clear, then load the file back through Load Importance.
         window.findChild<QAction*>(QStringLiteral("clearImportance"))->trigger();
         QVERIFY(!control->importance());
+        QVERIFY(!control->activations());
         QVERIFY(!window.findChild<SensitivityStore*>()->importance());
+        channels->setMode(ChannelView::Mode::InputActivations);
+        QVERIFY(!channels->hasActivationsForTensor());
         QVERIFY(control->loadImportance(out));
         QVERIFY(control->importance());
+        QVERIFY(!control->activations()); // an importance file has mean squares only: the view shows RMS
+        QVERIFY(channels->hasActivationsForTensor());
+        QVERIFY2(channels->summaryText().contains(QStringLiteral("median RMS")), qPrintable(channels->summaryText()));
+        // The .h5 is an importance file too, with the same values, and brings the statistics back.
+        QVERIFY(control->loadImportance(statsFile));
+        QVERIFY(control->activations());
+        const auto fromStats = control->importance()->importanceFor("blk.4.ffn_down.weight", 172);
+        QCOMPARE(std::vector<float>(fromStats.begin(), fromStats.end()),
+                 reference.activations.find("blk.4.ffn_down.weight")->meanSq);
+        QCOMPARE(channels->outliers(), expected);
 
         // A model change clears the importance.
         open(window, kHf);
         QVERIFY(!control->importance());
+        QVERIFY(!control->activations());
         QVERIFY(!window.findChild<SensitivityStore*>()->importance());
     }
 
