@@ -1,7 +1,8 @@
 // Analysis › Calibrate… offscreen on the real main window: the job runs through the window's runner, writes
 // the importance file (the same values as an independent core calibration of the same text), becomes the
 // session's importance (the sensitivity store and the Quantize dialog use it), and a model change clears it.
-// Load Importance File refuses a file that fits no tensor of the model, naming why.
+// Load Importance File refuses a file that fits no tensor of the model, naming why. The activation statistics
+// join the channel view. With QS_CALIBRATION_SCREENSHOT=path it also writes the channel view's screenshot.
 #include "app/gui/calibration.h"
 #include "app/gui/mainwindow.h"
 #include "app/gui/quantizedialog.h"
@@ -130,6 +131,15 @@ private slots:
         QCOMPARE(channels->order().size(), size_t(64));
         QVERIFY2(channels->summaryText().contains(QStringLiteral("input of 64 channels over 192 calibration tokens")),
                  qPrintable(channels->summaryText()));
+        if (const QByteArray shot = qgetenv("QS_CALIBRATION_SCREENSHOT"); !shot.isEmpty()) {
+            window.resize(1400, 860);
+            window.show();
+            QVERIFY(window.showView(QStringLiteral("tensors")));
+            QVERIFY(window.selectTensorsMatching(QStringLiteral("blk\\.1\\.ffn_down")) > 0);
+            QTest::qWait(600);
+            QVERIFY(window.grab().save(QString::fromLocal8Bit(shot)));
+            channels->setTensorMessage(QStringLiteral("blk.0.attn_q.weight"), QStringLiteral("no weight statistics"));
+        }
         channels->setMode(ChannelView::Mode::Weights);
         QVERIFY(channels->order().empty()); // no weight statistics for it: the message shows
 
