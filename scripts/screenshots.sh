@@ -45,8 +45,9 @@ echo "wrote docs/screenshots/compare-dialog.png"
 QS_KL_SCREENSHOTS=$out "$build/tests/gui_tst_sensitivity" measuredKlFeedsTheFit >/dev/null
 echo "wrote docs/screenshots/sensitivity-kl.png docs/screenshots/evaluate-predicted.png"
 # The Evaluate tab after evaluating three plans: the GUI test runs them and grabs the window.
-QS_EVALUATE_SCREENSHOT=$out/evaluate.png "$build/tests/gui_tst_evaluatepanel" >/dev/null
-echo "wrote docs/screenshots/evaluate.png"
+QS_EVALUATE_SCREENSHOT=$out/evaluate.png QS_METHODS_SCREENSHOT=$out/evaluate-methods.png \
+    "$build/tests/gui_tst_evaluatepanel" >/dev/null
+echo "wrote docs/screenshots/evaluate.png docs/screenshots/evaluate-methods.png"
 # Analysis › Calibrate…, then the channel view's Input activations of blk.1.ffn_down (from the GUI test).
 QS_CALIBRATION_SCREENSHOT=$out/channel-activations.png "$build/tests/gui_tst_calibration" >/dev/null
 echo "wrote docs/screenshots/channel-activations.png"

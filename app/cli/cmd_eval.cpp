@@ -2,6 +2,7 @@
 // of its fake-quantized version (core/infer/evaluate.h, llama-perplexity's chunking).
 #include "app/cli/command.h"
 #include "core/infer/evaluate.h"
+#include "core/infer/methodcompare.h"
 #include "core/model/model.h"
 #include "core/plan/planio.h"
 #include "core/util/error.h"
@@ -22,10 +23,10 @@ std::optional<uint32_t> positiveOption(const QCommandLineParser& parser, const Q
     return v;
 }
 
-// --ctx and --chunks (both optional, whole numbers >= 1). Returns 0, or fail()'s exit code.
-int readChunking(const QCommandLineParser& parser, uint32_t& ctx, uint32_t& maxChunks)
+// Optional whole-number options >= 1, each into its target. Returns 0, or fail()'s exit code.
+int readPositives(const QCommandLineParser& parser, std::initializer_list<std::pair<const char*, uint32_t*>> options)
 {
-    for (auto [name, target] : {std::pair{"ctx", &ctx}, std::pair{"chunks", &maxChunks}}) {
+    for (auto [name, target] : options) {
         if (!parser.isSet(QLatin1String(name)))
             continue;
         const auto v = positiveOption(parser, QLatin1String(name));
@@ -35,6 +36,12 @@ int readChunking(const QCommandLineParser& parser, uint32_t& ctx, uint32_t& maxC
         *target = *v;
     }
     return 0;
+}
+
+// --ctx and --chunks.
+int readChunking(const QCommandLineParser& parser, uint32_t& ctx, uint32_t& maxChunks)
+{
+    return readPositives(parser, {{"ctx", &ctx}, {"chunks", &maxChunks}});
 }
 
 QJsonObject resultJson(const qs::EvalResult& r)
@@ -70,6 +77,72 @@ QJsonObject resultJson(const qs::EvalResult& r)
     return o;
 }
 
+// eval --methods rtn,gptq,awq: the plan quantized with each method, each evaluated (core/infer/methodcompare.h).
+int runEvalMethods(QCommandLineParser& parser, const QString& model)
+{
+    if (!parser.isSet(QStringLiteral("plan")))
+        return cli::fail(QStringLiteral("--methods needs --plan PLAN.json"));
+    qs::MethodComparisonParams params;
+    params.methods.clear();
+    for (const QString& name : parser.value(QStringLiteral("methods")).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+        const auto m = qs::quantMethodFromName(name.trimmed().toStdString());
+        if (!m)
+            return cli::fail(QStringLiteral("unknown method '%1' (rtn, gptq, awq)").arg(name));
+        if (std::find(params.methods.begin(), params.methods.end(), *m) == params.methods.end())
+            params.methods.push_back(*m);
+    }
+    if (params.methods.empty())
+        return cli::fail(QStringLiteral("--methods needs a list such as rtn,gptq,awq"));
+    if (const int code = readChunking(parser, params.ctx, params.maxChunks))
+        return code;
+    if (const int code = readPositives(parser, {{"calibration-ctx", &params.calibrationCtx},
+                                                {"calibration-sequences", &params.calibrationChunks}}))
+        return code;
+    params.textFile = parser.value(QStringLiteral("text")).toStdString();
+    params.calibrationFile = parser.value(QStringLiteral("calibration")).toStdString();
+    params.model = qs::openModel(model.toStdString());
+    params.plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
+    qs::MethodComparisonJob job(std::move(params));
+    if (const int code = cli::runJob(job, QStringLiteral("comparing methods")))
+        return code;
+    const qs::MethodComparisonResult& r = job.result();
+    if (parser.isSet(QStringLiteral("json"))) {
+        QJsonObject o;
+        o[QStringLiteral("target")] = QString::fromStdString(r.target);
+        QJsonArray list;
+        for (const qs::MethodOutcome& m : r.outcomes) {
+            QJsonObject mo = m.ok() ? resultJson(m.eval) : QJsonObject();
+            mo[QStringLiteral("method")] = QString::fromLatin1(qs::quantMethodName(m.method));
+            mo[QStringLiteral("ok")] = m.ok();
+            mo[QStringLiteral("error")] = m.ok() ? QJsonValue() : QJsonValue(QString::fromStdString(m.error));
+            mo[QStringLiteral("quantize_seconds")] = m.quantizeSeconds;
+            mo[QStringLiteral("weight_bytes")] = static_cast<qint64>(m.weightBytes);
+            list.append(mo);
+        }
+        o[QStringLiteral("methods")] = list;
+        cli::printJson(o);
+        return 0;
+    }
+    std::printf("%-6s %14s %12s %12s %12s %10s\n", "method", "ppl quantized", "KLD mean", "KLD p99", "same top",
+                "weights");
+    for (const qs::MethodOutcome& m : r.outcomes) {
+        if (!m.ok()) {
+            std::printf("%-6s not evaluated: %s\n", qs::quantMethodLabel(m.method), m.error.c_str());
+            continue;
+        }
+        std::printf("%-6s %14.4f %12.6f %12.6f %11.2f%% %10s\n", qs::quantMethodLabel(m.method),
+                    m.eval.perplexityQuantized, m.eval.kldMean, m.eval.kldP99, 100.0 * m.eval.sameTop,
+                    qPrintable(QString::number(double(m.weightBytes) / (1 << 20), 'f', 2) + QStringLiteral(" MiB")));
+    }
+    for (const qs::MethodOutcome& m : r.outcomes)
+        if (m.ok()) {
+            std::printf("original perplexity %.4f (%u chunks of %u tokens, written as %s)\n", m.eval.perplexity,
+                        m.eval.chunks, m.eval.ctx, r.target.c_str());
+            break;
+        }
+    return 0;
+}
+
 int runEval(QCommandLineParser& parser)
 {
     const QStringList pos = parser.positionalArguments();
@@ -77,6 +150,8 @@ int runEval(QCommandLineParser& parser)
         return cli::fail(QStringLiteral("eval needs exactly one MODEL"));
     if (!parser.isSet(QStringLiteral("text")))
         return cli::fail(QStringLiteral("eval needs --text FILE"));
+    if (parser.isSet(QStringLiteral("methods")))
+        return runEvalMethods(parser, pos[0]);
     qs::EvalParams params;
     if (const int code = readChunking(parser, params.ctx, params.maxChunks))
         return code;
@@ -190,7 +265,9 @@ const CliRegistrar calibrate(
      /*computes=*/true});
 
 const CliRegistrar eval(
-    {"eval", "eval MODEL --text FILE [--plan PLAN.json] [--ctx N] [--chunks N] [--json]",
+    {"eval",
+     "eval MODEL --text FILE [--plan PLAN.json [--methods rtn,gptq,awq --calibration FILE "
+     "[--calibration-ctx N] [--calibration-sequences N]]] [--ctx N] [--chunks N] [--json]",
      "perplexity over a text; with a plan also the quantized perplexity and KL divergence "
      "(llama-perplexity's "
      "chunking)",
@@ -204,6 +281,16 @@ const CliRegistrar eval(
                       QStringLiteral("N")});
          p.addOption(
              {QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("methods"),
+                      QStringLiteral("Quantize the plan with each method (rtn, gptq, awq) into a temporary file "
+                                     "and evaluate each."),
+                      QStringLiteral("LIST")});
+         p.addOption({QStringLiteral("calibration"), QStringLiteral("Calibration text for GPTQ and AWQ."),
+                      QStringLiteral("FILE")});
+         p.addOption({QStringLiteral("calibration-ctx"), QStringLiteral("Tokens per calibration sequence."),
+                      QStringLiteral("N")});
+         p.addOption({QStringLiteral("calibration-sequences"),
+                      QStringLiteral("Calibration sequences (default 8)."), QStringLiteral("N")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print the result as JSON.")});
          p.addPositionalArgument(QStringLiteral("MODEL"),
                                  QStringLiteral("GGUF, or safetensors with tokenizer.json."));

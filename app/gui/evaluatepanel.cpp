@@ -13,6 +13,9 @@
 #include "widgets/plotutil.h"
 #include "widgets/sensitivitystore.h"
 
+#include <QCheckBox>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
@@ -58,7 +61,8 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
                              const SensitivityStore* sensitivity, QWidget* parent)
     : QWidget(parent), m_runner(runner), m_session(session), m_model(std::move(model)),
       m_text(new QLineEdit(defaultTextPath())), m_ctx(new QSpinBox), m_chunks(new QSpinBox),
-      m_run(new QPushButton(tr("Evaluate Plan"))), m_status(new QLabel), m_summary(new QLabel),
+      m_run(new QPushButton(tr("Evaluate Plan"))), m_compare(new QPushButton(tr("Compare Methods…"))),
+      m_status(new QLabel), m_summary(new QLabel),
       m_plot(new QCustomPlot), m_table(new QTableWidget(0, ColumnCount)), m_sensitivity(sensitivity)
 {
     setObjectName(QStringLiteral("view:evaluate"));
@@ -98,6 +102,11 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
             evaluateFile(path.endsWith(QLatin1String(".safetensors")) ? QFileInfo(path).absolutePath() : path);
     });
     controls->addWidget(file);
+    m_compare->setObjectName(QStringLiteral("compareMethods"));
+    m_compare->setToolTip(tr("Quantize the current plan with round-to-nearest, GPTQ and AWQ (calibrated on a text "
+                             "you choose) and evaluate each: one row per method"));
+    connect(m_compare, &QPushButton::clicked, this, &EvaluatePanel::chooseAndCompareMethods);
+    controls->addWidget(m_compare);
 
     m_summary->setTextFormat(Qt::RichText);
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -175,9 +184,11 @@ void EvaluatePanel::modelChanged()
         m_ctx->setRange(4, maximum);
         m_ctx->setValue(std::min(512, maximum));
         m_run->setEnabled(true);
+        m_compare->setEnabled(true);
         m_status->setText(tr("Context up to %1 tokens.").arg(maximum));
     } catch (const std::exception& e) {
         m_run->setEnabled(false);
+        m_compare->setEnabled(false);
         m_status->setText(tr("This model cannot be evaluated: %1").arg(QString::fromUtf8(e.what())));
     }
 }
@@ -254,14 +265,134 @@ bool EvaluatePanel::start(EvalParams params, const QString& name, const WeightSu
     m_handle = m_runner->start(m_job);
     connect(m_handle, &JobHandle::finished, this, &EvaluatePanel::onFinished);
     m_run->setEnabled(false);
+    m_compare->setEnabled(false);
     m_status->setText(tr("Evaluating %1…").arg(m_runPlanName));
     return true;
+}
+
+void EvaluatePanel::chooseAndCompareMethods()
+{
+    QDialog dialog(this);
+    dialog.setWindowTitle(tr("Compare Methods"));
+    auto* text = new QLineEdit(m_text->text());
+    auto* browse = new QPushButton(tr("Browse…"));
+    connect(browse, &QPushButton::clicked, &dialog, [&dialog, text] {
+        const QString path = QFileDialog::getOpenFileName(&dialog, tr("Calibration Text"), text->text(),
+                                                          tr("Text files (*.txt *.raw *.md *.py);;All files (*)"));
+        if (!path.isEmpty())
+            text->setText(path);
+    });
+    auto* row = new QHBoxLayout;
+    row->addWidget(text, 1);
+    row->addWidget(browse);
+    auto* rtn = new QCheckBox(tr("Round to nearest"));
+    auto* gptq = new QCheckBox(tr("GPTQ"));
+    auto* awq = new QCheckBox(tr("AWQ"));
+    for (QCheckBox* box : {rtn, gptq, awq})
+        box->setChecked(true);
+    auto* methods = new QHBoxLayout;
+    for (QCheckBox* box : {rtn, gptq, awq})
+        methods->addWidget(box);
+    auto* note = new QLabel(tr("Each method quantizes the current plan into a temporary file (GGUF for a GGUF model, "
+                               "else a fake-quant checkpoint) that is evaluated on the text above this tab and then "
+                               "deleted. Calibrate on other text than you evaluate on for an honest comparison."));
+    note->setWordWrap(true);
+    auto* form = new QFormLayout;
+    form->addRow(tr("Calibration text:"), row);
+    form->addRow(tr("Methods:"), methods);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    auto* layout = new QVBoxLayout(&dialog);
+    layout->addWidget(note);
+    layout->addLayout(form);
+    layout->addWidget(buttons);
+    dialog.resize(560, dialog.sizeHint().height());
+    if (dialog.exec() != QDialog::Accepted)
+        return;
+    std::vector<QuantMethod> chosen;
+    if (rtn->isChecked())
+        chosen.push_back(QuantMethod::Rtn);
+    if (gptq->isChecked())
+        chosen.push_back(QuantMethod::Gptq);
+    if (awq->isChecked())
+        chosen.push_back(QuantMethod::Awq);
+    compareMethods(text->text().trimmed(), std::move(chosen));
+}
+
+bool EvaluatePanel::compareMethods(const QString& calibrationText, std::vector<QuantMethod> methods)
+{
+    if (!ready())
+        return false;
+    if (methods.empty()) {
+        m_status->setText(tr("Choose at least one method to compare."));
+        return false;
+    }
+    MethodComparisonParams params;
+    params.model = m_model();
+    params.plan = m_session->document()->plan();
+    params.methods = std::move(methods);
+    params.calibrationFile = calibrationText.toStdString();
+    params.textFile = m_text->text().toStdString();
+    params.ctx = uint32_t(m_ctx->value());
+    params.maxChunks = uint32_t(m_chunks->value());
+    params.baseline = m_baseline;
+    m_lastParams = EvalParams{};
+    m_lastParams.model = params.model;
+    m_lastParams.textFile = params.textFile;
+    m_lastParams.ctx = params.ctx;
+    m_lastParams.maxChunks = params.maxChunks;
+    m_compareJob = std::make_shared<MethodComparisonJob>(std::move(params));
+    m_handle = m_runner->start(m_compareJob);
+    connect(m_handle, &JobHandle::finished, this, &EvaluatePanel::onMethodsFinished);
+    m_run->setEnabled(false);
+    m_compare->setEnabled(false);
+    m_status->setText(tr("Quantizing %1 with each method and evaluating…").arg(planName()));
+    return true;
+}
+
+void EvaluatePanel::onMethodsFinished(JobStatus status, const QString& error)
+{
+    m_handle = nullptr;
+    m_run->setEnabled(true);
+    m_compare->setEnabled(true);
+    if (status == JobStatus::Succeeded) {
+        m_lastComparison = m_compareJob->takeResult();
+        if (m_lastComparison.baseline)
+            m_baseline = m_lastComparison.baseline;
+        const uint64_t parameters = m_session->document()->layout().parameterCount();
+        QStringList notes;
+        for (const MethodOutcome& o : m_lastComparison.outcomes) {
+            const QString label = QString::fromLatin1(quantMethodLabel(o.method));
+            if (!o.ok()) {
+                notes << tr("%1 not evaluated: %2").arg(label, QString::fromStdString(o.error));
+                continue;
+            }
+            m_last = o.eval;
+            m_runPlanName = planName() + QStringLiteral(" · ") + label;
+            m_runBytes = o.weightBytes;
+            m_runBpw = parameters ? 8.0 * double(o.weightBytes) / double(parameters) : 0.0;
+            m_runPredicted.reset();
+            showResult(m_last);
+            addComparisonRow(m_last);
+        }
+        m_status->setText(tr("Methods compared on %1 (written as %2, then deleted).")
+                              .arg(planName(), QString::fromStdString(m_lastComparison.target)) +
+                          (notes.isEmpty() ? QString() : QStringLiteral(" ") + notes.join(QStringLiteral("; "))));
+    } else if (status == JobStatus::Cancelled) {
+        m_status->setText(tr("Method comparison cancelled."));
+    } else {
+        m_status->setText(tr("Method comparison failed: %1").arg(error));
+    }
+    m_compareJob.reset();
+    emit evaluated(status, error);
 }
 
 void EvaluatePanel::onFinished(JobStatus status, const QString& error)
 {
     m_handle = nullptr;
     m_run->setEnabled(true);
+    m_compare->setEnabled(true);
     if (status == JobStatus::Succeeded) {
         m_last = m_job->takeResult();
         m_baseline = m_last.baseline;

@@ -6,6 +6,7 @@
 // and context, so comparing a second plan costs one pass over the text instead of two.
 
 #include "core/infer/evaluate.h"
+#include "core/infer/methodcompare.h"
 #include "core/plan/memory.h"
 
 #include <QString>
@@ -48,6 +49,12 @@ public:
     // Evaluates a quantized file of the open model (a quantize output: RTN, GPTQ, AWQ) against the original on
     // the same text; its row joins the comparison table.
     bool evaluateFile(const QString& path);
+    // Quantizes the current plan with each method into a temporary file (RTN, GPTQ and AWQ calibrated on
+    // `calibrationText`) and evaluates each against the original (core/infer/methodcompare.h): one row per
+    // method; a method that cannot run is named in the status line with the reason.
+    bool compareMethods(const QString& calibrationText, std::vector<QuantMethod> methods);
+    // Asks for the calibration text and the methods, then compareMethods().
+    void chooseAndCompareMethods();
     bool isRunning() const { return m_handle != nullptr; }
 
     // For tests and screenshots.
@@ -55,6 +62,9 @@ public:
     QSpinBox* contextSpin() const { return m_ctx; }
     QSpinBox* chunksSpin() const { return m_chunks; }
     QPushButton* evaluateButton() const { return m_run; }
+    QPushButton* compareMethodsButton() const { return m_compare; }
+    // The last method comparison (for tests).
+    const MethodComparisonResult& lastComparison() const { return m_lastComparison; }
     QTableWidget* comparisonTable() const { return m_table; }
     QCustomPlot* chunkPlot() const { return m_plot; }
     QLabel* statusLabel() const { return m_status; }
@@ -72,6 +82,7 @@ signals:
 
 private:
     void onFinished(JobStatus status, const QString& error);
+    void onMethodsFinished(JobStatus status, const QString& error);
     void showResult(const EvalResult& r);
     void addComparisonRow(const EvalResult& r);
     void modelChanged();
@@ -82,6 +93,8 @@ private:
     ModelGetter m_model;
     const Model* m_shownModel = nullptr; // the model the table's rows belong to
     std::shared_ptr<EvalJob> m_job;
+    std::shared_ptr<MethodComparisonJob> m_compareJob;
+    MethodComparisonResult m_lastComparison;
     JobHandle* m_handle = nullptr;
     EvalParams m_lastParams;
     EvalResult m_last;
@@ -99,6 +112,7 @@ private:
     QSpinBox* m_ctx;
     QSpinBox* m_chunks;
     QPushButton* m_run;
+    QPushButton* m_compare;
     QLabel* m_status;
     QLabel* m_summary;
     QCustomPlot* m_plot;

@@ -280,6 +280,43 @@ private slots:
         QVERIFY2(noOut.err.contains("--hessians needs --out"), noOut.err.constData());
     }
 
+    // eval --methods: the plan quantized with RTN and AWQ, each evaluated; the RTN entry equals plain
+    // `eval --plan` (the Q4_0 file holds the plan's fake-quantized values); GPTQ without calibration text
+    // is refused with the reason; an unknown method is an error.
+    void evalMethods()
+    {
+        const QStringList base{QStringLiteral("eval"), kCode3m, QStringLiteral("--text"), kCodeText,
+                               QStringLiteral("--plan"), m_q4, QStringLiteral("--ctx"), QStringLiteral("128"),
+                               QStringLiteral("--chunks"), QStringLiteral("4"), QStringLiteral("--json")};
+        const CliRun r = runQuantscopeCli(base + QStringList{QStringLiteral("--methods"), QStringLiteral("rtn,awq"),
+                                                             QStringLiteral("--calibration"), kCodeText,
+                                                             QStringLiteral("--calibration-ctx"), QStringLiteral("128")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(o[QStringLiteral("target")].toString(), QStringLiteral("gguf"));
+        const QJsonArray methods = o[QStringLiteral("methods")].toArray();
+        QCOMPARE(methods.size(), 2);
+        const QJsonObject rtn = methods[0].toObject(), awq = methods[1].toObject();
+        QCOMPARE(rtn[QStringLiteral("method")].toString(), QStringLiteral("rtn"));
+        QVERIFY(rtn[QStringLiteral("ok")].toBool() && awq[QStringLiteral("ok")].toBool());
+        QVERIFY(awq[QStringLiteral("kld_mean")].toDouble() < rtn[QStringLiteral("kld_mean")].toDouble());
+        const CliRun plain = runQuantscopeCli(base);
+        QVERIFY2(plain.exitCode == 0, plain.err.constData());
+        const double direct = QJsonDocument::fromJson(plain.out).object()[QStringLiteral("kld_mean")].toDouble();
+        QVERIFY2(std::fabs(rtn[QStringLiteral("kld_mean")].toDouble() - direct) <= 1e-9 * direct,
+                 qPrintable(QStringLiteral("%1 vs %2").arg(rtn[QStringLiteral("kld_mean")].toDouble()).arg(direct)));
+
+        const CliRun gptq = runQuantscopeCli(base + QStringList{QStringLiteral("--methods"), QStringLiteral("gptq")});
+        QVERIFY2(gptq.exitCode == 0, gptq.err.constData());
+        const QJsonObject g = QJsonDocument::fromJson(gptq.out).object()[QStringLiteral("methods")].toArray()[0].toObject();
+        QVERIFY(!g[QStringLiteral("ok")].toBool());
+        QVERIFY2(g[QStringLiteral("error")].toString().contains(QStringLiteral("calibration text")),
+                 qPrintable(g[QStringLiteral("error")].toString()));
+        const CliRun bad = runQuantscopeCli(base + QStringList{QStringLiteral("--methods"), QStringLiteral("rtn,fast")});
+        QCOMPARE(bad.exitCode, 1);
+        QVERIFY2(bad.err.contains("unknown method 'fast'"), bad.err.constData());
+    }
+
     // Ctrl-C while the evaluation runs: exit 130 (QUANTSCOPE_CLI_TEST_HOLD holds the job at its first
     // report).
     void interrupt()

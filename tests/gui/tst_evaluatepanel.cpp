@@ -36,6 +36,7 @@ private slots:
     void initTestCase();
     void tableEqualsCoreResult();
     void quantizedFileRows();
+    void compareMethodsRows();
 };
 
 void TestEvaluatePanel::initTestCase()
@@ -160,6 +161,57 @@ void TestEvaluatePanel::quantizedFileRows()
     QCOMPARE(table->item(1, 0)->text(), QStringLiteral("q8.gguf"));
     QCOMPARE(table->item(1, 5)->data(Qt::UserRole).toDouble(), core.kldMean);
     QVERIFY(core.kldMean > 0 && core.kldMean < 0.01); // 8 bits: close to the original
+}
+
+// Compare Methods: code-3m's all-Q4_0 plan quantized with RTN and AWQ into temporary GGUF files, one row each,
+// the numbers those of the core comparison; GPTQ without a calibration text is named with the reason.
+void TestEvaluatePanel::compareMethodsRows()
+{
+    MainWindow window;
+    window.resize(1400, 860);
+    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
+    window.openPath(QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf"));
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    auto* panel = window.findChild<EvaluatePanel*>();
+    QVERIFY(panel && panel->compareMethodsButton()->isEnabled());
+    const QString text = QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt");
+    panel->textEdit()->setText(text);
+    panel->contextSpin()->setValue(128);
+    panel->chunksSpin()->setValue(4);
+    QVERIFY(window.planDocument()->applyPreset(QStringLiteral("all-Q4_0")));
+    QSignalSpy done(panel, &EvaluatePanel::evaluated);
+
+    QVERIFY(panel->compareMethods(QString(), {QuantMethod::Gptq}));
+    QVERIFY(!panel->compareMethodsButton()->isEnabled());
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 120000);
+    QCOMPARE(done.at(0).at(0).value<JobStatus>(), JobStatus::Succeeded);
+    QVERIFY2(panel->statusLabel()->text().contains(QStringLiteral("GPTQ not evaluated")),
+             qPrintable(panel->statusLabel()->text()));
+    QTableWidget* table = panel->comparisonTable();
+    QCOMPARE(table->rowCount(), 0); // nothing evaluated
+
+    QVERIFY(panel->compareMethods(text, {QuantMethod::Rtn, QuantMethod::Awq}));
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 2, 240000);
+    QCOMPARE(done.at(1).at(0).value<JobStatus>(), JobStatus::Succeeded);
+    const MethodComparisonResult& r = panel->lastComparison();
+    QCOMPARE(r.outcomes.size(), size_t(2));
+    QVERIFY(r.outcomes[0].ok() && r.outcomes[1].ok());
+    QCOMPARE(table->rowCount(), 3); // the original, RTN, AWQ
+    auto value = [table](int row, int col) { return table->item(row, col)->data(Qt::UserRole).toDouble(); };
+    QCOMPARE(table->item(1, 0)->text(), QStringLiteral("all-Q4_0 · RTN"));
+    QCOMPARE(table->item(2, 0)->text(), QStringLiteral("all-Q4_0 · AWQ"));
+    QCOMPARE(value(0, 3), r.outcomes[0].eval.perplexity);
+    QCOMPARE(value(1, 5), r.outcomes[0].eval.kldMean);
+    QCOMPARE(value(2, 5), r.outcomes[1].eval.kldMean);
+    QVERIFY(value(2, 5) < value(1, 5)); // AWQ diverges less than RTN
+    QCOMPARE(value(2, 2), double(r.outcomes[1].weightBytes));
+    QVERIFY(r.outcomes[1].eval.baselineReused);
+    if (const QByteArray path = qgetenv("QS_METHODS_SCREENSHOT"); !path.isEmpty()) {
+        window.show();
+        QVERIFY(window.showView(QStringLiteral("evaluate")));
+        QTest::qWait(400);
+        QVERIFY(window.grab().save(QString::fromLocal8Bit(path)));
+    }
 }
 
 QTEST_MAIN(TestEvaluatePanel)
