@@ -54,6 +54,24 @@ template <bool Fourth> void tail(const float* x, size_t i, size_t n, float shift
     }
 }
 
+// The scalar tail [i, n) of a BF16 block (its keys counted when Count).
+template <bool Count> void bf16Tail(const uint16_t* x, size_t i, size_t n, float shift, BlockSums& out, uint32_t* keys)
+{
+    if constexpr (Count)
+        for (size_t k = i; k < n; ++k)
+            ++keys[x[k]];
+    for (; i < n; ++i) {
+        const float v = std::bit_cast<float>(uint32_t(x[i]) << 16);
+        if (!std::isfinite(v))
+            continue;
+        ++out.finite;
+        out.absmax = std::max(out.absmax, std::fabs(v));
+        const double d = double(v) - double(shift);
+        out.s1 += d;
+        out.s2 += d * d;
+    }
+}
+
 // Key counting fused into the vector loops: the scalar increments and the SIMD arithmetic use different
 // execution ports, so one pass over the block does both for little more than the cost of either.
 inline void countF32(const float* x, uint32_t* t)
@@ -200,19 +218,7 @@ __attribute__((target("avx2,fma"))) void bf16Avx2(const uint16_t* x, size_t n, f
     out.finite = hsum256i(fins);
     out.s1 = hsum256(_mm256_add_pd(s1a, s1b));
     out.s2 = hsum256(_mm256_add_pd(s2a, s2b));
-    if constexpr (Count)
-        for (size_t k = i; k < n; ++k)
-            ++keys[x[k]];
-    for (; i < n; ++i) {
-        const float v = std::bit_cast<float>(uint32_t(x[i]) << 16);
-        if (!std::isfinite(v))
-            continue;
-        ++out.finite;
-        out.absmax = std::max(out.absmax, std::fabs(v));
-        const double d = double(v) - double(shift);
-        out.s1 += d;
-        out.s2 += d * d;
-    }
+    bf16Tail<Count>(x, i, n, shift, out, keys);
 }
 
 // ---- AVX-512 -------------------------------------------------------------------------------------------
@@ -317,19 +323,7 @@ QS_AVX512 void bf16Avx512(const uint16_t* x, size_t n, float shift, BlockSums& o
     out.finite = uint64_t(uint32_t(_mm512_reduce_add_epi32(fins)));
     out.s1 = _mm512_reduce_add_pd(_mm512_add_pd(s1a, s1b));
     out.s2 = _mm512_reduce_add_pd(_mm512_add_pd(s2a, s2b));
-    if constexpr (Count)
-        for (size_t k = i; k < n; ++k)
-            ++keys[x[k]];
-    for (; i < n; ++i) {
-        const float v = std::bit_cast<float>(uint32_t(x[i]) << 16);
-        if (!std::isfinite(v))
-            continue;
-        ++out.finite;
-        out.absmax = std::max(out.absmax, std::fabs(v));
-        const double d = double(v) - double(shift);
-        out.s1 += d;
-        out.s2 += d * d;
-    }
+    bf16Tail<Count>(x, i, n, shift, out, keys);
 }
 
 } // namespace
