@@ -156,6 +156,7 @@ int runEval(QCommandLineParser& parser)
     if (const int code = readChunking(parser, params.ctx, params.maxChunks))
         return code;
     params.textFile = parser.value(QStringLiteral("text")).toStdString();
+    params.llamaCppActivations = parser.isSet(QStringLiteral("llama-cpp-arithmetic"));
     params.model = qs::openModel(pos[0].toStdString());
     if (parser.isSet(QStringLiteral("plan")))
         params.plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
@@ -267,7 +268,8 @@ const CliRegistrar calibrate(
 const CliRegistrar eval(
     {"eval",
      "eval MODEL --text FILE [--plan PLAN.json [--methods rtn,gptq,awq --calibration FILE "
-     "[--calibration-ctx N] [--calibration-sequences N]]] [--ctx N] [--chunks N] [--json]",
+     "[--calibration-ctx N] [--calibration-sequences N]]] [--ctx N] [--chunks N] [--llama-cpp-arithmetic] "
+     "[--json]",
      "perplexity over a text; with a plan also the quantized perplexity and KL divergence "
      "(llama-perplexity's "
      "chunking)",
@@ -281,6 +283,9 @@ const CliRegistrar eval(
                       QStringLiteral("N")});
          p.addOption(
              {QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("llama-cpp-arithmetic"),
+                      QStringLiteral("Round every matmul's input as llama.cpp's CPU backend does (Q8_0 / Q8_K "
+                                     "/ F16 by weight type), so the numbers compare with llama-perplexity's.")});
          p.addOption({QStringLiteral("methods"),
                       QStringLiteral("Quantize the plan with each method (rtn, gptq, awq) into a temporary file "
                                      "and evaluate each."),

@@ -225,6 +225,7 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
     // The architecture and configuration first: an unsupported model is refused before any work.
     ForwardOptions options;
     options.threads = params.threads;
+    options.llamaCppActivations = params.llamaCppActivations;
     Transformer original(params.model, options);
     const TransformerConfig& config = original.config();
     const uint32_t vocab = config.vocab;
@@ -245,7 +246,8 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
 
     std::shared_ptr<const EvalBaseline> baseline = params.baseline;
     const bool reuse =
-        baseline && sameInput(*baseline, &model, tokens, ctx, chunks) && baseline->vocab == vocab;
+        baseline && sameInput(*baseline, &model, tokens, ctx, chunks) && baseline->vocab == vocab &&
+        baseline->llamaCppActivations == params.llamaCppActivations;
     result.baselineReused = reuse;
     const bool withPlan = params.plan.has_value() || params.quantizedModel;
     const double passes = double(reuse ? 0 : chunks) + double(withPlan ? chunks : 0);
@@ -265,6 +267,7 @@ EvalResult evaluate(const EvalParams& params, JobControl* job)
         b->ctx = ctx;
         b->chunks = chunks;
         b->vocab = vocab;
+        b->llamaCppActivations = params.llamaCppActivations;
         const double exactBytes = double(positions) * double(vocab) * sizeof(float);
         if (exactBytes <= double(params.baselineBytes)) {
             b->topK = vocab;

@@ -42,6 +42,7 @@ struct EvalBaseline {
     uint32_t chunks = 0;
     uint32_t vocab = 0;
     uint32_t topK = 0;           // entries kept per position; == vocab when exact
+    bool llamaCppActivations = false; // computed with llama.cpp's input rounding (ForwardOptions)
     std::vector<double> nll;     // per scored position: -log p(next token)
     std::vector<int32_t> top;    // per scored position: the most likely token (first on ties)
     std::vector<int32_t> ids;    // per scored position, topK ids (empty when exact: ids are 0..vocab-1)
@@ -63,6 +64,9 @@ struct EvalParams {
     uint32_t maxChunks = 0;         // 0: every whole chunk of the text
     unsigned threads = 0;           // resolveThreads() policy
     uint64_t baselineBytes = 512ull << 20;
+    // Round every matmul's input as llama.cpp's CPU backend does (ForwardOptions::llamaCppActivations), for
+    // both models, so that the numbers compare with llama-perplexity's.
+    bool llamaCppActivations = false;
     // The original's distributions from an earlier run; used when it matches (model, tokens, ctx, chunks).
     std::shared_ptr<const EvalBaseline> baseline;
 };

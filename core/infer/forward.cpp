@@ -367,15 +367,92 @@ std::shared_ptr<const std::vector<float>> Transformer::weight(const TensorInfo& 
     return data;
 }
 
-void Transformer::linear(uint32_t layer, const std::string& name, const Eigen::MatrixXf& x,
+ActivationRounding llamaCppActivationRounding(std::string_view type)
+{
+    // ggml-cpu's vec_dot_type of each weight type (Q8_1 rounds its values as Q8_0 does).
+    for (const char* t : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "IQ4_NL", "MXFP4"})
+        if (type == t)
+            return ActivationRounding::Q8_0;
+    for (const char* t : {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S",
+                          "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0"})
+        if (type == t)
+            return ActivationRounding::Q8_K;
+    if (type == "F16")
+        return ActivationRounding::F16;
+    if (type == "BF16")
+        return ActivationRounding::BF16;
+    return ActivationRounding::None;
+}
+
+void roundActivations(ActivationRounding kind, float* x, size_t n)
+{
+    switch (kind) {
+    case ActivationRounding::None:
+        return;
+    case ActivationRounding::F16:
+        for (size_t i = 0; i < n; ++i)
+            x[i] = halfToFloat(floatToHalf(x[i]));
+        return;
+    case ActivationRounding::BF16:
+        for (size_t i = 0; i < n; ++i)
+            x[i] = bf16ToFloat(floatToBf16(x[i]));
+        return;
+    case ActivationRounding::Q8_0: // quantize_row_q8_0: d = amax / 127 stored as fp16, q = round(x * 127 / amax)
+        for (size_t b = 0; b + 32 <= n; b += 32) {
+            float amax = 0;
+            for (size_t i = b; i < b + 32; ++i)
+                amax = std::max(amax, std::fabs(x[i]));
+            const float d = halfToFloat(floatToHalf(amax / 127.0f));
+            const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+            for (size_t i = b; i < b + 32; ++i)
+                x[i] = d * std::nearbyint(x[i] * id); // the AVX path rounds to nearest even
+        }
+        return;
+    case ActivationRounding::Q8_K: // quantize_row_q8_K: iscale = -127 / (the value of largest |x|), d = 1 / iscale
+        for (size_t b = 0; b + 256 <= n; b += 256) {
+            float amax = 0, max = 0;
+            for (size_t i = b; i < b + 256; ++i)
+                if (std::fabs(x[i]) > amax) {
+                    amax = std::fabs(x[i]);
+                    max = x[i];
+                }
+            if (amax == 0) {
+                std::fill(x + b, x + b + 256, 0.0f);
+                continue;
+            }
+            const float iscale = -127.0f / max, d = 1.0f / iscale;
+            for (size_t i = b; i < b + 256; ++i)
+                x[i] = d * std::min(127.0f, std::nearbyint(iscale * x[i]));
+        }
+        return;
+    }
+}
+
+void Transformer::linear(uint32_t layer, const std::string& name, const Eigen::MatrixXf& xIn,
                          Eigen::MatrixXf& y)
 {
     if (m_hook)
-        m_hook(LinearInput{layer, name, x});
+        m_hook(LinearInput{layer, name, xIn});
     const TensorInfo& t = tensor(name);
     auto w = weight(t);
     const Eigen::Index rows = static_cast<Eigen::Index>(t.rows()),
                        cols = static_cast<Eigen::Index>(t.columns());
+    // llama.cpp's rounding of the input, by the type the weight has in the run (planned, else stored).
+    Eigen::MatrixXf rounded;
+    const Eigen::MatrixXf* input = &xIn;
+    if (m_options.llamaCppActivations) {
+        std::optional<std::string> planned = m_options.plan ? m_options.plan->formatOf(t.name) : std::nullopt;
+        const ActivationRounding kind =
+            llamaCppActivationRounding(planned ? std::string_view(*planned) : std::string_view(dtypeName(t.dtype)));
+        const size_t block = kind == ActivationRounding::Q8_0 ? 32 : kind == ActivationRounding::Q8_K ? 256 : 1;
+        if (kind != ActivationRounding::None && size_t(cols) % block == 0) {
+            rounded = xIn;
+            for (Eigen::Index j = 0; j < rounded.cols(); ++j)
+                roundActivations(kind, rounded.col(j).data(), size_t(cols));
+            input = &rounded;
+        }
+    }
+    const Eigen::MatrixXf& x = *input;
     using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     Eigen::Map<const RowMajor> W(w->data(), rows, cols);
     y.resize(rows, x.cols());

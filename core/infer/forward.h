@@ -66,7 +66,19 @@ struct ForwardOptions {
     unsigned threads = 0;       // resolveThreads() policy
     const Plan* plan = nullptr; // fake-quantize tensors that have a planned format (must outlive us)
     uint64_t weightCacheBytes = 256ull << 20; // decoded weights kept between calls; 0 = pure streaming
+    // Round each matmul's input as llama.cpp's CPU backend does before its dot products, by the weight's
+    // (planned or stored) type: Q8_0 blocks of 32 (fp16 scale) for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/IQ4_NL/MXFP4,
+    // Q8_K blocks of 256 for the k-quants and the other IQ types, fp16 / bf16 for F16 / BF16 weights, nothing
+    // for F32 and for non-ggml formats. With it, perplexity and KL divergence compare with llama-perplexity's
+    // to float noise (docs/inference.md); without it they are those of exact float inputs.
+    bool llamaCppActivations = false;
 };
+
+// How llama.cpp rounds a matmul's input for a weight of this ggml type name ("Q4_K", "F16"; other names:
+// none), and the rounding itself on one token's input (n values, a multiple of the block).
+enum class ActivationRounding : uint8_t { None, Q8_0, Q8_K, F16, BF16 };
+ActivationRounding llamaCppActivationRounding(std::string_view typeName);
+void roundActivations(ActivationRounding kind, float* x, size_t n);
 
 // The input of one linear layer, given to a hook before the matmul (calibration statistics, importance).
 struct LinearInput {
