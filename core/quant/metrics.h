@@ -40,11 +40,8 @@ public:
     ErrorMetrics result() const;
 
     // The raw sums (for sampling estimators, core/quant/sensitivity.cpp).
-    uint64_t count() const { return m_count; }
-    double sumX2() const { return m_sumX2; }
     double sumE2() const { return m_sumE2; }
     double sumWeightedE2() const { return m_sumWeightedE2; }
-    double sumImportance() const { return m_sumImportance; }
 
 private:
     uint64_t m_count = 0;

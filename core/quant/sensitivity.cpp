@@ -221,9 +221,9 @@ bool saveCache(const std::filesystem::path& file, const std::string& key, const 
     return out.commit();
 }
 
-// Sums of one sampled row group: squared error, squared original, importance-weighted squared error.
+// Sums of one sampled row group in one format: squared error, importance-weighted squared error.
 struct UnitSums {
-    double e2 = 0, x2 = 0, we2 = 0;
+    double e2 = 0, we2 = 0;
 };
 
 struct FormatSlot {
@@ -278,7 +278,49 @@ std::vector<uint64_t> sampleGroups(const TensorInfo& t, uint64_t groupRows, cons
     return index;
 }
 
-constexpr double kZ95 = 1.959963984540054; // two-sided 95 % normal quantile
+// Sums of squares of original values: plain and importance-weighted (sum_j imp_j x_ij^2).
+struct SquareSums {
+    double x2 = 0, wx2 = 0;
+};
+
+// rows x cols values; importance: cols values or null. Independent lanes, so that the loop vectorises.
+SquareSums squareSums(const float* x, uint64_t rows, uint64_t cols, const float* imp)
+{
+    constexpr uint64_t kLanes = 8;
+    SquareSums total;
+    for (uint64_t r = 0; r < rows; ++r) {
+        const float* row = x + r * cols;
+        double a[kLanes] = {}, w[kLanes] = {};
+        uint64_t j = 0;
+        for (; j + kLanes <= cols; j += kLanes)
+            for (uint64_t k = 0; k < kLanes; ++k)
+                a[k] += static_cast<double>(row[j + k]) * row[j + k];
+        if (imp)
+            for (uint64_t i = 0; i + kLanes <= cols; i += kLanes)
+                for (uint64_t k = 0; k < kLanes; ++k)
+                    w[k] += static_cast<double>(imp[i + k]) * row[i + k] * row[i + k];
+        for (uint64_t k = 0; k < kLanes; ++k) {
+            total.x2 += a[k];
+            total.wx2 += w[k];
+        }
+        for (; j < cols; ++j) {
+            const double v = static_cast<double>(row[j]) * row[j];
+            total.x2 += v;
+            if (imp)
+                total.wx2 += static_cast<double>(imp[j]) * v;
+        }
+    }
+    return total;
+}
+
+// Two-sided 95 % quantile of Student's t with df degrees of freedom (Cornish-Fisher expansion around the
+// normal quantile; within 0.3 % of the exact value from df = 5 on).
+double t95(double df)
+{
+    constexpr double z = 1.959963984540054;
+    const double z3 = z * z * z, z5 = z3 * z * z;
+    return z + (z3 + z) / (4 * df) + (5 * z5 + 16 * z3 + 3 * z) / (96 * df * df);
+}
 
 // The ratio estimator sum(num) / sum(den) over the sampled groups and its standard error: linearised
 // (residuals num_i - R den_i), with the finite-population correction 1 - k / population. Infinite standard
@@ -311,34 +353,53 @@ double sqnrOf(double relMse)
     return relMse > 0 ? -10.0 * std::log10(relMse) : std::numeric_limits<double>::infinity();
 }
 
-// The intervals of a sampled cell from its groups' sums; groupRows[i] rows in group i.
-SensitivitySample sampleEstimate(const std::vector<UnitSums>& units, const std::vector<uint64_t>& groupRows,
-                                 uint64_t population, uint64_t rows, uint64_t cols, double importanceSum)
+// What a sampled cell's estimates rest on: per sampled group its rows, its squares and the format's errors;
+// the whole tensor's squares (exact, from the cheap pass).
+struct SampleFrame {
+    std::vector<uint64_t> groupRows;
+    std::vector<SquareSums> groupSquares;
+    uint64_t population = 0; // row groups in the tensor
+    uint64_t rows = 0, cols = 0;
+    double importanceSum = 0; // sum_j imp_j; 0 without importance
+    SquareSums whole;
+};
+
+// Point estimates and intervals of a sampled cell. The error relative to the original's energy is estimated
+// (ratio estimator: rows of large weights have large errors, so the ratio varies far less than the error);
+// MSE and weighted MSE are that ratio times the exactly known energy of the whole tensor.
+SensitivitySample sampleEstimate(const std::vector<UnitSums>& units, const SampleFrame& f, ErrorMetrics& m)
 {
     SensitivitySample s;
-    for (const uint64_t n : groupRows)
+    for (const uint64_t n : f.groupRows)
         s.rowsMeasured += n;
-    s.fraction = static_cast<double>(s.rowsMeasured) / static_cast<double>(rows);
+    s.fraction = static_cast<double>(s.rowsMeasured) / static_cast<double>(f.rows);
     s.confidence = 0.95;
     const size_t k = units.size();
-    std::vector<double> e2(k), x2(k), we2(k), values(k), weights(k);
+    std::vector<double> e2(k), x2(k), we2(k), wx2(k);
     for (size_t i = 0; i < k; ++i) {
         e2[i] = units[i].e2;
-        x2[i] = units[i].x2;
         we2[i] = units[i].we2;
-        values[i] = static_cast<double>(groupRows[i] * cols);
-        weights[i] = static_cast<double>(groupRows[i]) * importanceSum;
+        x2[i] = f.groupSquares[i].x2;
+        wx2[i] = f.groupSquares[i].wx2;
     }
-    const auto [mse, mseSe] = ratioEstimate(e2, values, population);
-    s.mseLow = std::max(0.0, mse - kZ95 * mseSe);
-    s.mseHigh = mse + kZ95 * mseSe;
-    const auto [rel, relSe] = ratioEstimate(e2, x2, population);
-    s.sqnrLowDb = sqnrOf(rel + kZ95 * relSe);
-    s.sqnrHighDb = sqnrOf(std::max(0.0, rel - kZ95 * relSe));
-    if (importanceSum > 0) {
-        const auto [w, wSe] = ratioEstimate(we2, weights, population);
-        s.weightedMseLow = std::max(0.0, w - kZ95 * wSe);
-        s.weightedMseHigh = w + kZ95 * wSe;
+    const double q = t95(static_cast<double>(std::max<size_t>(k, 2) - 1));
+    const double values = static_cast<double>(f.rows) * static_cast<double>(f.cols);
+    const auto [rel, relSe] = ratioEstimate(e2, x2, f.population);
+    const double relLow = std::max(0.0, rel - q * relSe), relHigh = rel + q * relSe;
+    m.relMse = rel;
+    m.sqnrDb = sqnrOf(rel);
+    m.meanSquare = f.whole.x2 / values;
+    m.mse = rel * m.meanSquare;
+    s.mseLow = relLow * m.meanSquare;
+    s.mseHigh = relHigh * m.meanSquare;
+    s.sqnrLowDb = sqnrOf(relHigh);
+    s.sqnrHighDb = sqnrOf(relLow);
+    if (f.importanceSum > 0 && m.weightedMse) {
+        const auto [w, wSe] = ratioEstimate(we2, wx2, f.population);
+        const double scale = f.whole.wx2 / (static_cast<double>(f.rows) * f.importanceSum);
+        m.weightedMse = w * scale;
+        s.weightedMseLow = std::max(0.0, w - q * wSe) * scale;
+        s.weightedMseHigh = (w + q * wSe) * scale;
     }
     return s;
 }
@@ -538,20 +599,35 @@ private:
         chunkRows = std::min(chunkRows, rows);
         std::vector<float> src(toCompute ? chunkRows * cols : 0), out(toCompute ? chunkRows * cols : 0);
 
+        // The cheap full pass: the tensor's range for per-tensor scales, its energy for sampled estimates.
         TensorRange range;
-        if (needRange) {
+        SampleFrame frame;
+        if (needRange || sampled) {
             for (uint64_t r = firstRow; r < rows; r += chunkRows) {
                 checkCancel(m_job);
                 const uint64_t n = std::min(chunkRows, rows - r);
                 m_model.decodeRows(t, r, n, src.data());
-                for (uint64_t i = 0; i < n * cols; ++i) {
-                    range.min = std::min(range.min, src[i]);
-                    range.max = std::max(range.max, src[i]);
+                if (needRange)
+                    for (uint64_t i = 0; i < n * cols; ++i) {
+                        range.min = std::min(range.min, src[i]);
+                        range.max = std::max(range.max, src[i]);
+                    }
+                if (sampled) {
+                    const SquareSums part = squareSums(src.data(), n, cols, imp);
+                    frame.whole.x2 += part.x2;
+                    frame.whole.wx2 += part.wx2;
                 }
             }
         }
-        if (sampled && toCompute)
-            measureGroups(t, groups, groupRows, sampledRows, formatSlots, quantImp, imp, range);
+        if (sampled && toCompute) {
+            frame.population = (rows + groupRows - 1) / groupRows;
+            frame.rows = rows;
+            frame.cols = cols;
+            if (imp)
+                for (uint64_t j = 0; j < cols; ++j)
+                    frame.importanceSum += imp[j];
+            measureGroups(t, groups, groupRows, sampledRows, formatSlots, quantImp, imp, range, frame);
+        }
         // Each chunk is decoded once and round-tripped through every format.
         for (uint64_t r = sampled ? rows : firstRow; r < rows; r += chunkRows) {
             checkCancel(m_job);
@@ -581,17 +657,8 @@ private:
                 res.bytes = *s.format->storedBytes(t.shape[0], t.shape[1]);
                 res.bitsPerWeight = 8.0 * static_cast<double>(res.bytes) / static_cast<double>(t.elements());
                 res.metrics = s.acc.result();
-                if (sampled) {
-                    std::vector<uint64_t> sizes(groups.size());
-                    for (size_t i = 0; i < groups.size(); ++i)
-                        sizes[i] = std::min(groupRows, rows - groups[i] * groupRows);
-                    double importanceSum = 0;
-                    if (imp)
-                        for (uint64_t j = 0; j < cols; ++j)
-                            importanceSum += imp[j];
-                    res.sample = sampleEstimate(s.units, sizes, (rows + groupRows - 1) / groupRows, rows, cols,
-                                                importanceSum);
-                }
+                if (sampled)
+                    res.sample = sampleEstimate(s.units, frame, res.metrics);
             }
             if (res.ok() && !s.cell.empty()) {
                 std::lock_guard lock(m_cacheMutex);
@@ -624,7 +691,7 @@ private:
     // that span rows stay whole.
     void measureGroups(const TensorInfo& t, const std::vector<uint64_t>& groups, uint64_t groupRows,
                        uint64_t sampledRows, std::vector<FormatSlot>& formatSlots, const float* quantImp,
-                       const float* imp, const TensorRange& range)
+                       const float* imp, const TensorRange& range, SampleFrame& frame)
     {
         const uint64_t rows = t.shape[0], cols = t.shape[1];
         uint64_t chunkRows = std::max<uint64_t>(1, m_options.chunkElements / cols);
@@ -649,6 +716,10 @@ private:
                 n += runRows;
                 g = end;
             }
+            for (size_t i = first, offset = 0; i < g; offset += sizeOf(groups[i]), ++i) {
+                frame.groupRows.push_back(sizeOf(groups[i]));
+                frame.groupSquares.push_back(squareSums(src.data() + offset * cols, sizeOf(groups[i]), cols, imp));
+            }
             for (auto& s : formatSlots) {
                 if (!s.error.empty() || s.cached)
                     continue;
@@ -659,7 +730,7 @@ private:
                     const uint64_t m = sizeOf(groups[i]);
                     ErrorAccumulator one;
                     one.add(src.data() + offset * cols, out.data() + offset * cols, m, cols, imp);
-                    s.units.push_back({one.sumE2(), one.sumX2(), one.sumWeightedE2()});
+                    s.units.push_back({one.sumE2(), one.sumWeightedE2()});
                     s.acc.merge(one);
                     offset += m;
                 }
