@@ -557,8 +557,11 @@ private:
                 const std::string exactCell = cellKey(t, f->name(), importanceTag);
                 s.cell = sampled ? exactCell + sampleTag() : exactCell;
                 auto it = m_cells.find(exactCell);
-                if (it == m_cells.end() || it->second.sample)
+                if (it == m_cells.end() || it->second.sample) {
                     it = sampled ? m_cells.find(s.cell) : m_cells.end();
+                    if (it != m_cells.end() && !it->second.sample)
+                        it = m_cells.end(); // a sampled key holding an exact-looking cell: malformed
+                }
                 if (it != m_cells.end()) {
                     // Identity and size come from the tensor and the format, not from the file.
                     s.cached = it->second;

@@ -3,8 +3,10 @@
 // cross-row formats). The 95 % intervals must hold the exact value for the vast majority of cells, a sample
 // that would cover half a tensor or more gives the exact cells bit for bit, the same seed gives the same
 // cells, and sampled cells are cached apart from exact ones.
+#include "core/gguf_builder.h"
 #include "core/model/model.h"
 #include "core/quant/format.h"
+#include "core/quant/imatrix.h"
 #include "core/quant/sensitivity.h"
 
 #include <QTemporaryDir>
@@ -12,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <random>
 
 namespace {
 
@@ -122,6 +125,51 @@ private slots:
         QVERIFY(cells >= 100);
         QVERIFY(mseIn >= 0.88 * cells);
         QVERIFY(sqnrIn >= 0.88 * cells);
+    }
+
+    // With an importance vector (the k-quants quantize with it): the weighted MSE's interval holds the exact
+    // value for the vast majority of cells too.
+    void weightedIntervals()
+    {
+        auto model = qs::openModel(kCode3m);
+        // A legacy imatrix for the four ffn_gate matrices (256 input columns), skewed like real activations.
+        std::string dat;
+        dat += qstest::GgufBuilder::le(int32_t(4));
+        std::mt19937 rng(5);
+        std::gamma_distribution<float> gamma(0.5f, 2.0f);
+        for (int b = 0; b < 4; ++b) {
+            const std::string name = "blk." + std::to_string(b) + ".ffn_gate.weight";
+            dat += qstest::GgufBuilder::le(int32_t(name.size())) + name;
+            dat += qstest::GgufBuilder::le(int32_t(1)) + qstest::GgufBuilder::le(int32_t(256));
+            for (int j = 0; j < 256; ++j)
+                dat += qstest::GgufBuilder::le(gamma(rng) + 0.01f);
+        }
+        const auto imatrix = qs::ImportanceMatrix::parseLegacy(
+            {reinterpret_cast<const std::byte*>(dat.data()), dat.size()}, "synthetic.dat");
+        qs::SensitivityOptions exact;
+        exact.formats = {"Q4_K", "Q2_K", "INT4-g128-asym", "NF4"};
+        exact.importance = &imatrix;
+        exact.tensorFilter = [](const qs::TensorInfo& t) { return t.name.find("ffn_gate") != std::string::npos; };
+        const Cells truth = byCell(qs::computeSensitivity(*model, exact));
+        int cells = 0, inside = 0;
+        for (uint64_t seed = 1; seed <= 12; ++seed) {
+            qs::SensitivityOptions o = sampled(seed);
+            o.formats = exact.formats;
+            o.importance = exact.importance;
+            o.tensorFilter = exact.tensorFilter;
+            for (const auto& r : qs::computeSensitivity(*model, o)) {
+                QVERIFY(r.ok() && r.sample && r.metrics.weightedMse);
+                const auto& s = *r.sample;
+                QVERIFY(s.weightedMseLow && s.weightedMseHigh);
+                QVERIFY(*s.weightedMseLow <= *r.metrics.weightedMse && *r.metrics.weightedMse <= *s.weightedMseHigh);
+                const double t = *truth.at({r.tensor, r.format}).metrics.weightedMse;
+                ++cells;
+                inside += *s.weightedMseLow <= t && t <= *s.weightedMseHigh;
+            }
+        }
+        qInfo("weighted MSE inside the 95%% interval in %.1f%% of %d cells", 100.0 * inside / cells, cells);
+        QCOMPARE(cells, 12 * 4 * 4);
+        QVERIFY(inside >= 0.88 * cells);
     }
 
     // A sample that would cover half the rows or more is not drawn: the exact cells, bit for bit.
