@@ -325,6 +325,13 @@ QString SensitivityModel::cellToolTip(int row, int column) const
     line(tr("max |error|"), QString::number(m.maxAbsErr, 'g', 4));
     if (m.weightedMse)
         line(tr("weighted MSE"), QString::number(*m.weightedMse, 'g', 4));
+    if (const auto& s = r->sample) { // an estimate from a row sample (core/quant/sensitivity.h)
+        line(tr("estimated from"), tr("%1 % of the rows").arg(QString::number(100 * s->fraction, 'f', 1)));
+        line(tr("SQNR 95 % interval"), QStringLiteral("%1 … %2 dB")
+                                           .arg(QString::number(s->sqnrLowDb, 'f', 2),
+                                                QString::number(s->sqnrHighDb, 'f', 2)));
+        line(tr("note"), tr("max |error| is the sample's largest"));
+    }
     tip += QStringLiteral("</table>");
     return tip;
 }

@@ -35,6 +35,7 @@ void SensitivityStore::reset()
     m_handle = nullptr;
     m_running = false;
     m_measure = Measure::WeightError;
+    m_phase = Phase::Single;
     m_results.clear();
     emit cleared();
 }
@@ -81,14 +82,39 @@ void SensitivityStore::compute()
 {
     if (!m_model || m_running || m_model->format() == ModelFormat::ConfigOnly)
         return;
+    m_measure = Measure::WeightError;
+    m_phase = m_sampling ? Phase::Estimate : Phase::Single;
+    m_anySampled = false;
+    startWeightPass(!m_sampling);
+    emit started();
+    emit progressChanged(0.0, m_sampling ? tr("Estimating sensitivity (row sample)") : tr("Computing sensitivity"));
+}
+
+void SensitivityStore::startWeightPass(bool exact)
+{
     SensitivityParams params{m_model, {}, m_importance};
     for (const QString& f : m_formats)
         params.options.formats.push_back(f.toStdString());
     params.options.threads = std::max(1u, resolveThreads(0) - 1);
     params.options.useCache = true;
+    params.options.exact = exact;
     auto job = std::make_shared<SensitivityJob>(std::move(params));
-    m_measure = Measure::WeightError;
-    start(job, [job] { return job->finishedCells().take(); }, tr("Computing sensitivity"));
+    start(job, [job] { return job->finishedCells().take(); });
+}
+
+double SensitivityStore::overall(double passFraction) const
+{
+    // The estimate costs about a seventh of the exact pass (docs/performance.md).
+    constexpr double kEstimateShare = 0.15;
+    switch (m_phase) {
+    case Phase::Estimate:
+        return kEstimateShare * passFraction;
+    case Phase::Refine:
+        return kEstimateShare + (1 - kEstimateShare) * passFraction;
+    case Phase::Single:
+        break;
+    }
+    return passFraction;
 }
 
 void SensitivityStore::computeKl(const QString& textFile, uint64_t maxTokens)
@@ -105,6 +131,8 @@ void SensitivityStore::computeKl(const QString& textFile, uint64_t maxTokens)
     auto job = std::make_shared<KlSensitivityJob>(std::move(params));
     reset();
     m_measure = Measure::DeltaKl;
+    m_phase = Phase::Single;
+    const QString stage = tr("Measuring ΔKL");
     start(job,
           [job, model = m_model] {
               std::vector<SensitivityResult> cells;
@@ -112,12 +140,12 @@ void SensitivityStore::computeKl(const QString& textFile, uint64_t maxTokens)
                   if (auto r = sensitivityCellFromKl(c, *model))
                       cells.push_back(std::move(*r));
               return cells;
-          },
-          tr("Measuring ΔKL"));
+          });
+    emit started();
+    emit progressChanged(0.0, stage);
 }
 
-void SensitivityStore::start(std::shared_ptr<Job> job, std::function<std::vector<SensitivityResult>()> take,
-                             const QString& stage)
+void SensitivityStore::start(std::shared_ptr<Job> job, std::function<std::vector<SensitivityResult>()> take)
 {
     m_job = job;
     m_take = std::move(take);
@@ -131,12 +159,16 @@ void SensitivityStore::start(std::shared_ptr<Job> job, std::function<std::vector
         if (job != m_job)
             return;
         deliver();
+        if (m_phase == Phase::Estimate && status == JobStatus::Succeeded && m_anySampled) {
+            m_phase = Phase::Refine; // the estimates stand; the exact cells replace them as they arrive
+            startWeightPass(true);
+            emit progressChanged(overall(0.0), tr("Refining sensitivity to exact"));
+            return;
+        }
         m_running = false;
         emit progressChanged(1.0, {});
         emit finished(status == JobStatus::Cancelled, error);
     });
-    emit started();
-    emit progressChanged(0.0, stage);
 }
 
 void SensitivityStore::cancel()
@@ -147,7 +179,7 @@ void SensitivityStore::cancel()
 
 double SensitivityStore::progress() const
 {
-    return m_job ? m_job->control().progress().fraction : 0.0;
+    return m_job ? overall(m_job->control().progress().fraction) : 0.0;
 }
 
 const SensitivityResult* SensitivityStore::result(const QString& tensor, const QString& format) const
@@ -171,12 +203,15 @@ void SensitivityStore::deliver()
         return;
     const std::vector<SensitivityResult> batch = m_take ? m_take() : std::vector<SensitivityResult>{};
     if (!batch.empty()) {
-        for (const SensitivityResult& r : batch)
+        for (const SensitivityResult& r : batch) {
+            m_anySampled = m_anySampled || r.isSampled();
             m_results[{QString::fromStdString(r.tensor), QString::fromStdString(r.format)}] = r;
+        }
         emit resultsReady(batch);
     }
     if (m_running && m_handle)
-        emit progressChanged(m_handle->progress().fraction, QString::fromStdString(m_handle->progress().stage));
+        emit progressChanged(overall(m_handle->progress().fraction),
+                             QString::fromStdString(m_handle->progress().stage));
 }
 
 } // namespace qs

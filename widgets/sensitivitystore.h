@@ -3,6 +3,12 @@
 // (widgets/jobrunner.h), like StatsStore's statistics: the worker queues finished cells, the runner's 10 Hz
 // progress tick hands them to the UI thread in batches, and a model change simply abandons a running job
 // (the worker keeps it alive until it ends).
+//
+// Weight-error cells come in two passes of the same job kind: first the sampled estimate (large tensors
+// measured on a row sample, core/quant/sensitivity.h), which fills the heatmap in seconds, then — when any
+// cell was sampled — an exact pass that replaces the estimates in place (cached exact cells come back at
+// once). The store counts as running until the exact pass ends; started and finished are emitted once per
+// compute(). A cancel during the exact pass keeps the estimates. setSampling(false) skips the estimate.
 
 #include "core/model/model.h"
 #include "core/quant/imatrix.h"
@@ -55,6 +61,11 @@ public:
 
     // Computes every cell (cached cells come back at once). One worker per thread of the policy but one.
     void compute();
+    // Estimate first, then refine to exact (the default); false: the exact pass only.
+    void setSampling(bool on) { m_sampling = on; }
+    bool sampling() const { return m_sampling; }
+    // True while the exact pass replaces sampled estimates.
+    bool isRefining() const { return m_running && m_phase == Phase::Refine; }
     // Measures ΔKL instead (core/infer/klsensitivity.h: each tensor alone quantized, the model run on the
     // text): the cells carry deltaKl and its score −10·log10(ΔKL) where the views read SQNR, and
     // errorTableFromSensitivity(results()) gives ΔKL, so the budget fit minimises the summed ΔKL. Drops the
@@ -86,7 +97,10 @@ private:
     JobRunner* runner();
     void deliver();
     void reset();
-    void start(std::shared_ptr<Job> job, std::function<std::vector<SensitivityResult>()> take, const QString& stage);
+    void start(std::shared_ptr<Job> job, std::function<std::vector<SensitivityResult>()> take);
+    void startWeightPass(bool exact);
+    // Progress of the whole computation from the running pass's fraction.
+    double overall(double passFraction) const;
 
     std::shared_ptr<const Model> m_model;
     std::shared_ptr<const ImportanceMatrix> m_importance;
@@ -99,6 +113,11 @@ private:
     QPointer<JobHandle> m_handle;
     int m_deliveryMs = 100;
     bool m_running = false;
+    bool m_sampling = true;
+    // Single: one pass (exact weight error, or ΔKL); Estimate, Refine: the two weight-error passes.
+    enum class Phase { Single, Estimate, Refine };
+    Phase m_phase = Phase::Single;
+    bool m_anySampled = false; // a cell of the estimate pass was sampled
 };
 
 } // namespace qs

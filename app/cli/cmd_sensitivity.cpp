@@ -36,6 +36,13 @@ QJsonValue number(double v)
     return std::isfinite(v) ? QJsonValue(v) : QJsonValue(QJsonValue::Null);
 }
 
+std::string fixed(double v)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+    return buf;
+}
+
 QJsonArray strings(const std::vector<std::string>& v)
 {
     QJsonArray a;
@@ -92,6 +99,21 @@ int runSensitivity(QCommandLineParser& parser)
         options.tensorFilter = [&regex](const qs::TensorInfo& t) { return regex->search(t.name); };
     }
     options.useCache = !parser.isSet(QStringLiteral("no-cache"));
+    // Sampled by default (docs/sensitivity.md); --exact measures every row.
+    options.exact = parser.isSet(QStringLiteral("exact"));
+    if (parser.isSet(QStringLiteral("sample-fraction"))) {
+        bool ok = false;
+        const double f = parser.value(QStringLiteral("sample-fraction")).toDouble(&ok);
+        if (!ok || !(f > 0) || f > 1)
+            return cli::fail(QStringLiteral("--sample-fraction needs a number in (0, 1]"));
+        options.sampleFraction = f;
+    }
+    if (parser.isSet(QStringLiteral("sample-seed"))) {
+        bool ok = false;
+        options.sampleSeed = parser.value(QStringLiteral("sample-seed")).toULongLong(&ok);
+        if (!ok)
+            return cli::fail(QStringLiteral("--sample-seed needs a non-negative integer"));
+    }
     qs::LoadJob load({pos[0].toStdString()});
     if (const int code = cli::runJob(load, QStringLiteral("loading")))
         return code;
@@ -112,6 +134,15 @@ int runSensitivity(QCommandLineParser& parser)
         QJsonObject root;
         root[QStringLiteral("path")] = pos[0];
         root[QStringLiteral("formats")] = strings(formats);
+        root[QStringLiteral("exact")] = options.exact;
+        if (!options.exact) {
+            QJsonObject sampling;
+            sampling[QStringLiteral("fraction")] = options.sampleFraction;
+            sampling[QStringLiteral("min_rows")] = static_cast<qint64>(options.sampleMinRows);
+            sampling[QStringLiteral("seed")] = QString::number(options.sampleSeed);
+            sampling[QStringLiteral("confidence")] = 0.95;
+            root[QStringLiteral("sampling")] = sampling;
+        }
         if (importance) {
             const auto coverage = qs::matchImportance(*importance, *model);
             QJsonObject imx;
@@ -137,6 +168,7 @@ int runSensitivity(QCommandLineParser& parser)
             o[QStringLiteral("rows")] = static_cast<qint64>(r.rows);
             o[QStringLiteral("cols")] = static_cast<qint64>(r.cols);
             o[QStringLiteral("cached")] = r.fromCache;
+            o[QStringLiteral("sampled")] = r.isSampled();
             if (!r.ok()) {
                 o[QStringLiteral("error")] = QString::fromStdString(r.error);
                 list.append(o);
@@ -153,6 +185,17 @@ int runSensitivity(QCommandLineParser& parser)
             if (importance)
                 o[QStringLiteral("weighted_mse")] =
                     m.weightedMse ? number(*m.weightedMse) : QJsonValue(QJsonValue::Null);
+            if (const auto& sample = r.sample) {
+                auto interval = [](double low, double high) { return QJsonArray{number(low), number(high)}; };
+                o[QStringLiteral("sample_fraction")] = sample->fraction;
+                o[QStringLiteral("sampled_rows")] = static_cast<qint64>(sample->rowsMeasured);
+                o[QStringLiteral("confidence")] = sample->confidence;
+                o[QStringLiteral("mse_ci")] = interval(sample->mseLow, sample->mseHigh);
+                o[QStringLiteral("sqnr_db_ci")] = interval(sample->sqnrLowDb, sample->sqnrHighDb);
+                if (sample->weightedMseLow && sample->weightedMseHigh)
+                    o[QStringLiteral("weighted_mse_ci")] =
+                        interval(*sample->weightedMseLow, *sample->weightedMseHigh);
+            }
             list.append(o);
         }
         root[QStringLiteral("results")] = list;
@@ -169,8 +212,10 @@ int runSensitivity(QCommandLineParser& parser)
     }
 
     // Text: one line per tensor with SQNR (dB) per format and the bits per weight of the first format.
-    std::printf("%s\nSQNR in dB (higher is better); '-' where a format does not apply\n\n",
-                qPrintable(pos[0]));
+    std::printf("%s\nSQNR in dB (higher is better); '-' where a format does not apply%s\n\n", qPrintable(pos[0]),
+                options.exact ? ""
+                              : "; '~' marks an estimate from a row sample, '±' its 95 % interval's half-width "
+                                "(--exact measures every row)");
     std::map<std::string, std::map<std::string, const qs::SensitivityResult*>> byTensor;
     std::vector<std::string> order;
     int width = 32;
@@ -192,6 +237,11 @@ int runSensitivity(QCommandLineParser& parser)
                 std::printf(" %14s", "-");
             else if (std::isinf(r->metrics.sqnrDb))
                 std::printf(" %14s", "lossless");
+            else if (r->sample && std::isfinite(r->sample->sqnrHighDb) && std::isfinite(r->sample->sqnrLowDb))
+                std::printf(" %s", cli::padLeft("~" + fixed(r->metrics.sqnrDb) + "±" +
+                                                    fixed((r->sample->sqnrHighDb - r->sample->sqnrLowDb) / 2),
+                                                14)
+                                       .c_str());
             else
                 std::printf(" %14.2f", r->metrics.sqnrDb);
         }
@@ -229,7 +279,8 @@ int runSensitivity(QCommandLineParser& parser)
 const CliRegistrar sensitivity(
     {"sensitivity",
      "sensitivity PATH [--formats LIST] [--imatrix FILE] [--tensor REGEX] [--measure weight|kl --text FILE "
-     "[--granularity tensor|group] [--ctx N] [--tokens N] [--first-chunk N]] [--json] [--no-cache]",
+     "[--granularity tensor|group] [--ctx N] [--tokens N] [--first-chunk N]] [--exact] [--sample-fraction F] "
+     "[--sample-seed N] [--json] [--no-cache]",
      "quantization error (weights, or measured ΔKL of the output) and exact size per tensor and format",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("formats"),
@@ -242,6 +293,14 @@ const CliRegistrar sensitivity(
                       QStringLiteral("REGEX")});
          p.addOption(
              {QStringLiteral("no-cache"), QStringLiteral("Neither read nor write the sensitivity cache.")});
+         p.addOption({QStringLiteral("exact"),
+                      QStringLiteral("Measure every row (default: large tensors are estimated from a row sample, "
+                                     "with 95 % intervals).")});
+         p.addOption({QStringLiteral("sample-fraction"),
+                      QStringLiteral("Share of rows sampled per tensor (default 1/16; at least 256 rows)."),
+                      QStringLiteral("F")});
+         p.addOption({QStringLiteral("sample-seed"), QStringLiteral("Seed of the row sample (default 0)."),
+                      QStringLiteral("N")});
          cli::addKlSensitivityOptions(p);
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"), QStringLiteral("Model file or folder."));

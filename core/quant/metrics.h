@@ -39,6 +39,10 @@ public:
     void merge(const ErrorAccumulator& other);
     ErrorMetrics result() const;
 
+    // The raw sums (for sampling estimators, core/quant/sensitivity.cpp).
+    double sumE2() const { return m_sumE2; }
+    double sumWeightedE2() const { return m_sumWeightedE2; }
+
 private:
     uint64_t m_count = 0;
     uint64_t m_weightedCount = 0;

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <map>
@@ -147,6 +148,27 @@ CellMap loadCache(const std::filesystem::path& file, const std::string& key)
                 return {};
             r.metrics.weightedMse = *w;
         }
+        if (o.contains(QStringLiteral("sampled_rows"))) {
+            const auto sampledRows = num("sampled_rows"), lo = num("mse_low"), hi = num("mse_high"),
+                       slo = num("sqnr_low_db"), shi = num("sqnr_high_db");
+            if (!sampledRows || !lo || !hi || !slo || !shi || *sampledRows < 1 || *sampledRows > *rows)
+                return {};
+            SensitivitySample sample;
+            sample.rowsMeasured = static_cast<uint64_t>(*sampledRows);
+            sample.fraction = static_cast<double>(sample.rowsMeasured) / static_cast<double>(r.rows);
+            sample.mseLow = *lo;
+            sample.mseHigh = *hi;
+            sample.sqnrLowDb = *slo;
+            sample.sqnrHighDb = *shi;
+            if (o.contains(QStringLiteral("weighted_mse_low"))) {
+                const auto wlo = num("weighted_mse_low"), whi = num("weighted_mse_high");
+                if (!wlo || !whi)
+                    return {};
+                sample.weightedMseLow = *wlo;
+                sample.weightedMseHigh = *whi;
+            }
+            r.sample = sample;
+        }
         r.fromCache = true;
         cells[cell.toStdString()] = std::move(r);
     }
@@ -173,6 +195,17 @@ bool saveCache(const std::filesystem::path& file, const std::string& key, const 
         o[QStringLiteral("mean_square")] = encodeDouble(r.metrics.meanSquare);
         if (r.metrics.weightedMse)
             o[QStringLiteral("weighted_mse")] = encodeDouble(*r.metrics.weightedMse);
+        if (r.sample) {
+            o[QStringLiteral("sampled_rows")] = static_cast<double>(r.sample->rowsMeasured);
+            o[QStringLiteral("mse_low")] = encodeDouble(r.sample->mseLow);
+            o[QStringLiteral("mse_high")] = encodeDouble(r.sample->mseHigh);
+            o[QStringLiteral("sqnr_low_db")] = encodeDouble(r.sample->sqnrLowDb);
+            o[QStringLiteral("sqnr_high_db")] = encodeDouble(r.sample->sqnrHighDb);
+            if (r.sample->weightedMseLow && r.sample->weightedMseHigh) {
+                o[QStringLiteral("weighted_mse_low")] = encodeDouble(*r.sample->weightedMseLow);
+                o[QStringLiteral("weighted_mse_high")] = encodeDouble(*r.sample->weightedMseHigh);
+            }
+        }
         list.append(o);
     }
     QJsonObject root;
@@ -188,13 +221,188 @@ bool saveCache(const std::filesystem::path& file, const std::string& key, const 
     return out.commit();
 }
 
+// Sums of one sampled row group in one format: squared error, importance-weighted squared error.
+struct UnitSums {
+    double e2 = 0, we2 = 0;
+};
+
 struct FormatSlot {
     std::shared_ptr<const QuantFormat> format;
     ErrorAccumulator acc;
+    std::vector<UnitSums> units; // sampled mode: one entry per measured row group
     std::string error;
     std::string cell; // cache key of this tensor x format
     std::optional<SensitivityResult> cached;
 };
+
+// ---- sampling ----
+
+uint64_t fnv1a(const std::string& text)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char c : text) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+uint64_t splitmix64(uint64_t& state)
+{
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// The row groups (of groupRows rows) a sampled run measures, ascending: a simple random sample without
+// replacement drawn by a partial Fisher-Yates shuffle seeded with the seed, the tensor's name and shape. Empty:
+// measure every row (exact mode, or a sample that would cover half the tensor or more).
+std::vector<uint64_t> sampleGroups(const TensorInfo& t, uint64_t groupRows, const SensitivityOptions& o)
+{
+    const uint64_t rows = t.shape[0];
+    const uint64_t groups = (rows + groupRows - 1) / groupRows;
+    const double fraction = std::clamp(o.sampleFraction, 0.0, 1.0);
+    const uint64_t wantRows =
+        std::max<uint64_t>(o.sampleMinRows, static_cast<uint64_t>(std::ceil(fraction * static_cast<double>(rows))));
+    const uint64_t k = std::max<uint64_t>(1, (wantRows + groupRows - 1) / groupRows);
+    if (o.exact || 2 * k >= groups)
+        return {};
+    uint64_t state = o.sampleSeed ^ fnv1a(t.name + '\n' + std::to_string(rows) + 'x' + std::to_string(t.shape[1]));
+    std::vector<uint64_t> index(groups);
+    std::iota(index.begin(), index.end(), uint64_t(0));
+    for (uint64_t i = 0; i < k; ++i)
+        std::swap(index[i], index[i + splitmix64(state) % (groups - i)]);
+    index.resize(k);
+    std::sort(index.begin(), index.end());
+    return index;
+}
+
+// Sums of squares of original values: plain and importance-weighted (sum_j imp_j x_ij^2).
+struct SquareSums {
+    double x2 = 0, wx2 = 0;
+};
+
+// rows x cols values; importance: cols values or null. Independent lanes, so that the loop vectorises.
+SquareSums squareSums(const float* x, uint64_t rows, uint64_t cols, const float* imp)
+{
+    constexpr uint64_t kLanes = 8;
+    SquareSums total;
+    for (uint64_t r = 0; r < rows; ++r) {
+        const float* row = x + r * cols;
+        double a[kLanes] = {}, w[kLanes] = {};
+        uint64_t j = 0;
+        for (; j + kLanes <= cols; j += kLanes)
+            for (uint64_t k = 0; k < kLanes; ++k)
+                a[k] += static_cast<double>(row[j + k]) * row[j + k];
+        if (imp)
+            for (uint64_t i = 0; i + kLanes <= cols; i += kLanes)
+                for (uint64_t k = 0; k < kLanes; ++k)
+                    w[k] += static_cast<double>(imp[i + k]) * row[i + k] * row[i + k];
+        for (uint64_t k = 0; k < kLanes; ++k) {
+            total.x2 += a[k];
+            total.wx2 += w[k];
+        }
+        for (; j < cols; ++j) {
+            const double v = static_cast<double>(row[j]) * row[j];
+            total.x2 += v;
+            if (imp)
+                total.wx2 += static_cast<double>(imp[j]) * v;
+        }
+    }
+    return total;
+}
+
+// Two-sided 95 % quantile of Student's t with df degrees of freedom (Cornish-Fisher expansion around the
+// normal quantile; within 0.3 % of the exact value from df = 5 on).
+double t95(double df)
+{
+    constexpr double z = 1.959963984540054;
+    const double z3 = z * z * z, z5 = z3 * z * z;
+    return z + (z3 + z) / (4 * df) + (5 * z5 + 16 * z3 + 3 * z) / (96 * df * df);
+}
+
+// The ratio estimator sum(num) / sum(den) over the sampled groups and its standard error: linearised
+// (residuals num_i - R den_i), with the finite-population correction 1 - k / population. Infinite standard
+// error from fewer than two groups.
+std::pair<double, double> ratioEstimate(const std::vector<double>& num, const std::vector<double>& den,
+                                        uint64_t population)
+{
+    const size_t k = num.size();
+    double sn = 0, sd = 0;
+    for (size_t i = 0; i < k; ++i) {
+        sn += num[i];
+        sd += den[i];
+    }
+    const double ratio = sd > 0 ? sn / sd : 0.0;
+    if (k < 2 || sd <= 0)
+        return {ratio, std::numeric_limits<double>::infinity()};
+    double s2 = 0;
+    for (size_t i = 0; i < k; ++i) {
+        const double d = num[i] - ratio * den[i];
+        s2 += d * d;
+    }
+    s2 /= static_cast<double>(k - 1);
+    const double fpc = std::max(0.0, 1.0 - static_cast<double>(k) / static_cast<double>(population));
+    const double meanDen = sd / static_cast<double>(k);
+    return {ratio, std::sqrt(fpc * s2 / static_cast<double>(k)) / meanDen};
+}
+
+double sqnrOf(double relMse)
+{
+    return relMse > 0 ? -10.0 * std::log10(relMse) : std::numeric_limits<double>::infinity();
+}
+
+// What a sampled cell's estimates rest on: per sampled group its rows, its squares and the format's errors;
+// the whole tensor's squares (exact, from the cheap pass).
+struct SampleFrame {
+    std::vector<uint64_t> groupRows;
+    std::vector<SquareSums> groupSquares;
+    uint64_t population = 0; // row groups in the tensor
+    uint64_t rows = 0, cols = 0;
+    double importanceSum = 0; // sum_j imp_j; 0 without importance
+    SquareSums whole;
+};
+
+// Point estimates and intervals of a sampled cell. The error relative to the original's energy is estimated
+// (ratio estimator: rows of large weights have large errors, so the ratio varies far less than the error);
+// MSE and weighted MSE are that ratio times the exactly known energy of the whole tensor.
+SensitivitySample sampleEstimate(const std::vector<UnitSums>& units, const SampleFrame& f, ErrorMetrics& m)
+{
+    SensitivitySample s;
+    for (const uint64_t n : f.groupRows)
+        s.rowsMeasured += n;
+    s.fraction = static_cast<double>(s.rowsMeasured) / static_cast<double>(f.rows);
+    s.confidence = 0.95;
+    const size_t k = units.size();
+    std::vector<double> e2(k), x2(k), we2(k), wx2(k);
+    for (size_t i = 0; i < k; ++i) {
+        e2[i] = units[i].e2;
+        we2[i] = units[i].we2;
+        x2[i] = f.groupSquares[i].x2;
+        wx2[i] = f.groupSquares[i].wx2;
+    }
+    const double q = t95(static_cast<double>(std::max<size_t>(k, 2) - 1));
+    const double values = static_cast<double>(f.rows) * static_cast<double>(f.cols);
+    const auto [rel, relSe] = ratioEstimate(e2, x2, f.population);
+    const double relLow = std::max(0.0, rel - q * relSe), relHigh = rel + q * relSe;
+    m.relMse = rel;
+    m.sqnrDb = sqnrOf(rel);
+    m.meanSquare = f.whole.x2 / values;
+    m.mse = rel * m.meanSquare;
+    s.mseLow = relLow * m.meanSquare;
+    s.mseHigh = relHigh * m.meanSquare;
+    s.sqnrLowDb = sqnrOf(relHigh);
+    s.sqnrHighDb = sqnrOf(relLow);
+    if (f.importanceSum > 0 && m.weightedMse) {
+        const auto [w, wSe] = ratioEstimate(we2, wx2, f.population);
+        const double scale = f.whole.wx2 / (static_cast<double>(f.rows) * f.importanceSum);
+        m.weightedMse = w * scale;
+        s.weightedMseLow = std::max(0.0, w - q * wSe) * scale;
+        s.weightedMseHigh = (w + q * wSe) * scale;
+    }
+    return s;
+}
 
 class Runner {
 public:
@@ -320,9 +528,7 @@ private:
                             (quantImp ? ":q" : ":m");
 
         std::vector<FormatSlot> formatSlots;
-        size_t toCompute = 0;
-        bool needRange = false;
-        uint64_t alignment = 1;
+        uint64_t groupRows = 1; // sampled row groups: whole blocks of every format that takes the tensor
         for (const auto& f : m_formats) {
             FormatSlot s;
             s.format = f;
@@ -331,9 +537,32 @@ private:
             else if (!f->supports(rows, cols) || !f->storedBytes(rows, cols))
                 s.error = f->name() + " does not support a " + std::to_string(rows) + " x " +
                           std::to_string(cols) + " tensor";
+            else
+                groupRows = std::lcm(groupRows, std::max<uint64_t>(1, f->rowAlignment(cols)));
+            formatSlots.push_back(std::move(s));
+        }
+        const std::vector<uint64_t> groups = sampleGroups(t, groupRows, m_options);
+        const bool sampled = !groups.empty();
+        uint64_t sampledRows = 0;
+        for (const uint64_t g : groups)
+            sampledRows += std::min(groupRows, rows - g * groupRows);
+
+        size_t toCompute = 0;
+        bool needRange = false;
+        uint64_t alignment = 1;
+        for (FormatSlot& s : formatSlots) {
+            const auto& f = s.format;
             if (s.error.empty() && !m_cacheKey.empty()) {
-                s.cell = cellKey(t, f->name(), importanceTag);
-                if (auto it = m_cells.find(s.cell); it != m_cells.end()) {
+                // An exact cell serves a sampled run too; a sampled one only a run sampling the same way.
+                const std::string exactCell = cellKey(t, f->name(), importanceTag);
+                s.cell = sampled ? exactCell + sampleTag() : exactCell;
+                auto it = m_cells.find(exactCell);
+                if (it == m_cells.end() || it->second.sample) {
+                    it = sampled ? m_cells.find(s.cell) : m_cells.end();
+                    if (it != m_cells.end() && !it->second.sample)
+                        it = m_cells.end(); // a sampled key holding an exact-looking cell: malformed
+                }
+                if (it != m_cells.end()) {
                     // Identity and size come from the tensor and the format, not from the file.
                     s.cached = it->second;
                     s.cached->tensor = t.name;
@@ -343,7 +572,8 @@ private:
                     s.cached->bytes = *f->storedBytes(rows, cols);
                     s.cached->bitsPerWeight =
                         8.0 * static_cast<double>(s.cached->bytes) / static_cast<double>(rows * cols);
-                    if (s.cached->metrics.count != rows * cols)
+                    const uint64_t measured = s.cached->sample ? s.cached->sample->rowsMeasured : rows;
+                    if (s.cached->metrics.count != measured * cols)
                         s.cached.reset();
                 }
             }
@@ -352,7 +582,6 @@ private:
                 alignment = std::lcm(alignment, std::max<uint64_t>(1, f->rowAlignment(cols)));
                 ++toCompute;
             }
-            formatSlots.push_back(std::move(s));
         }
 
         // What is known already (cached cells, formats that cannot take this tensor) is handed over now.
@@ -373,34 +602,45 @@ private:
         chunkRows = std::min(chunkRows, rows);
         std::vector<float> src(toCompute ? chunkRows * cols : 0), out(toCompute ? chunkRows * cols : 0);
 
+        // The cheap full pass: the tensor's range for per-tensor scales, its energy for sampled estimates.
         TensorRange range;
-        if (needRange) {
+        SampleFrame frame;
+        if (needRange || sampled) {
             for (uint64_t r = firstRow; r < rows; r += chunkRows) {
                 checkCancel(m_job);
                 const uint64_t n = std::min(chunkRows, rows - r);
                 m_model.decodeRows(t, r, n, src.data());
-                for (uint64_t i = 0; i < n * cols; ++i) {
-                    range.min = std::min(range.min, src[i]);
-                    range.max = std::max(range.max, src[i]);
+                if (needRange)
+                    for (uint64_t i = 0; i < n * cols; ++i) {
+                        range.min = std::min(range.min, src[i]);
+                        range.max = std::max(range.max, src[i]);
+                    }
+                if (sampled) {
+                    const SquareSums part = squareSums(src.data(), n, cols, imp);
+                    frame.whole.x2 += part.x2;
+                    frame.whole.wx2 += part.wx2;
                 }
             }
         }
+        if (sampled && toCompute) {
+            frame.population = (rows + groupRows - 1) / groupRows;
+            frame.rows = rows;
+            frame.cols = cols;
+            if (imp)
+                for (uint64_t j = 0; j < cols; ++j)
+                    frame.importanceSum += imp[j];
+            measureGroups(t, groups, groupRows, sampledRows, formatSlots, quantImp, imp, range, frame);
+        }
         // Each chunk is decoded once and round-tripped through every format.
-        for (uint64_t r = firstRow; r < rows; r += chunkRows) {
+        for (uint64_t r = sampled ? rows : firstRow; r < rows; r += chunkRows) {
             checkCancel(m_job);
             const uint64_t n = std::min(chunkRows, rows - r);
             m_model.decodeRows(t, r, n, src.data());
             for (auto& s : formatSlots) {
                 if (!s.error.empty() || s.cached)
                     continue;
-                try {
-                    s.format->roundTripChunk(src.data(), n, cols, out.data(), quantImp, range);
-                } catch (const CancelledError&) {
-                    throw;
-                } catch (const std::exception& e) {
-                    s.error = e.what();
+                if (!roundTrip(s, src.data(), n, cols, out.data(), quantImp, range))
                     continue;
-                }
                 s.acc.add(src.data(), out.data(), n, cols, imp);
             }
             addProgress(bytesOfRows(t, r + n) - bytesOfRows(t, r));
@@ -420,6 +660,8 @@ private:
                 res.bytes = *s.format->storedBytes(t.shape[0], t.shape[1]);
                 res.bitsPerWeight = 8.0 * static_cast<double>(res.bytes) / static_cast<double>(t.elements());
                 res.metrics = s.acc.result();
+                if (sampled)
+                    res.sample = sampleEstimate(s.units, frame, res.metrics);
             }
             if (res.ok() && !s.cell.empty()) {
                 std::lock_guard lock(m_cacheMutex);
@@ -429,6 +671,87 @@ private:
             all.push_back(std::move(res));
         }
         return all;
+    }
+
+    // One chunk through one format; false (and the slot's error set) when the format failed on it.
+    static bool roundTrip(FormatSlot& s, const float* src, uint64_t n, uint64_t cols, float* out,
+                          const float* quantImp, const TensorRange& range)
+    {
+        try {
+            s.format->roundTripChunk(src, n, cols, out, quantImp, range);
+            return true;
+        } catch (const CancelledError&) {
+            throw;
+        } catch (const std::exception& e) {
+            s.error = e.what();
+            return false;
+        }
+    }
+
+    // Sampled mode: the chosen row groups (ascending) are gathered into chunk buffers, consecutive groups
+    // decoded together, each chunk round-tripped through every format; every group's sums are kept apart for
+    // the intervals. A partial last group can only be the chunk's last (groups are ascending), so blocks
+    // that span rows stay whole.
+    void measureGroups(const TensorInfo& t, const std::vector<uint64_t>& groups, uint64_t groupRows,
+                       uint64_t sampledRows, std::vector<FormatSlot>& formatSlots, const float* quantImp,
+                       const float* imp, const TensorRange& range, SampleFrame& frame)
+    {
+        const uint64_t rows = t.shape[0], cols = t.shape[1];
+        uint64_t chunkRows = std::max<uint64_t>(1, m_options.chunkElements / cols);
+        chunkRows = std::max(groupRows, chunkRows / groupRows * groupRows);
+        chunkRows = std::min(chunkRows, sampledRows);
+        std::vector<float> src(chunkRows * cols), out(chunkRows * cols);
+        auto sizeOf = [&](uint64_t g) { return std::min(groupRows, rows - g * groupRows); };
+        uint64_t done = 0, reported = 0;
+        for (size_t g = 0; g < groups.size();) {
+            checkCancel(m_job);
+            const size_t first = g;
+            uint64_t n = 0;
+            while (g < groups.size() && n + sizeOf(groups[g]) <= chunkRows) {
+                // A run of consecutive groups is one decode.
+                const uint64_t start = groups[g] * groupRows;
+                uint64_t runRows = sizeOf(groups[g]);
+                size_t end = g + 1;
+                while (end < groups.size() && groups[end] == groups[end - 1] + 1 &&
+                       n + runRows + sizeOf(groups[end]) <= chunkRows)
+                    runRows += sizeOf(groups[end++]);
+                m_model.decodeRows(t, start, runRows, src.data() + n * cols);
+                n += runRows;
+                g = end;
+            }
+            for (size_t i = first, offset = 0; i < g; offset += sizeOf(groups[i]), ++i) {
+                frame.groupRows.push_back(sizeOf(groups[i]));
+                frame.groupSquares.push_back(squareSums(src.data() + offset * cols, sizeOf(groups[i]), cols, imp));
+            }
+            for (auto& s : formatSlots) {
+                if (!s.error.empty() || s.cached)
+                    continue;
+                if (!roundTrip(s, src.data(), n, cols, out.data(), quantImp, range))
+                    continue;
+                uint64_t offset = 0;
+                for (size_t i = first; i < g; ++i) {
+                    const uint64_t m = sizeOf(groups[i]);
+                    ErrorAccumulator one;
+                    one.add(src.data() + offset * cols, out.data() + offset * cols, m, cols, imp);
+                    s.units.push_back({one.sumE2(), one.sumWeightedE2()});
+                    s.acc.merge(one);
+                    offset += m;
+                }
+            }
+            done += n;
+            const uint64_t bytes = bytesOfRows(t, done * rows / sampledRows);
+            addProgress(bytes - reported);
+            reported = bytes;
+        }
+    }
+
+    std::string sampleTag() const
+    {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "\nsampled %.17g %llu %llu", m_options.sampleFraction,
+                      static_cast<unsigned long long>(m_options.sampleMinRows),
+                      static_cast<unsigned long long>(m_options.sampleSeed));
+        return buf;
     }
 
     static SensitivityResult failedCell(const TensorInfo& t, const FormatSlot& s)

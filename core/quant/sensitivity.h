@@ -12,18 +12,30 @@
 // of a tensor before its weights are read, the measured ones when its last chunk is done (every format of a
 // tensor shares one decoding pass, so they finish together).
 //
+// Sampling: with options.exact false, a tensor of many rows is measured on a deterministic simple random
+// sample of its row groups (groups of the formats' row alignment, so blocks that span rows stay whole; rows are
+// independent for every format once a per-tensor range is known, which a cheap full pass still provides).
+// The sample's size is max(sampleMinRows, sampleFraction * rows); a tensor whose sample would cover half its
+// rows or more is measured exactly. A sampled cell carries `sample`: the fraction measured and 95 % confidence
+// intervals of MSE, SQNR and the importance-weighted MSE (ratio estimators with their linearised standard
+// error and the finite-population correction, docs/sensitivity.md). Its metrics hold the point estimates;
+// maxAbsErr is the largest error seen in the sample (a lower bound). The sample depends on the seed, the
+// tensor's name and shape only, so the same options give the same cells.
+//
 // Cache: with useCache, cells are kept in a JSON file in the analysis cache directory (beside the statistics
 // cache; one file per model, named by a hash of its path). Entries are keyed by every model file's path, size
 // and modification time, and each cell by tensor name, dtype, shape, format and a hash of the importance
-// vector it was computed with. A cell found there is returned (fromCache) without touching the weights; a
+// vector it was computed with; a sampled cell's key adds the sampling parameters, so it is never taken for
+// an exact one (a sampled run takes an exact cached cell when there is one). A cell found there is returned (fromCache) without touching the weights; a
 // stale, foreign or malformed file is ignored and rewritten. Cells that failed are never cached.
 
 #include "core/quant/metrics.h"
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <functional>
 #include <string>
 #include <vector>
@@ -35,6 +47,16 @@ class Model;
 class ImportanceMatrix;
 struct TensorInfo;
 
+// How a sampled cell was measured and the confidence intervals of its estimates.
+struct SensitivitySample {
+    uint64_t rowsMeasured = 0;
+    double fraction = 1;        // rowsMeasured / rows
+    double confidence = 0.95;   // level of the intervals
+    double mseLow = 0, mseHigh = 0;
+    double sqnrLowDb = 0, sqnrHighDb = 0; // +inf high end when the interval reaches an error of 0
+    std::optional<double> weightedMseLow, weightedMseHigh;
+};
+
 struct SensitivityResult {
     std::string tensor;
     std::string format; // canonical format name
@@ -45,6 +67,8 @@ struct SensitivityResult {
     ErrorMetrics metrics; // weightedMse set when importance was available for the tensor
     std::string error; // non-empty when the cell could not be computed (shape not supported, codec missing)
     bool fromCache = false;
+    std::optional<SensitivitySample> sample; // set for a sampled (estimated) cell; exact cells have none
+    bool isSampled() const { return sample.has_value(); }
     // Set for a measured end-to-end cell (core/infer/klsensitivity.h): the increase of the output's KL
     // divergence, nats; metrics.sqnrDb then holds its score −10·log10(ΔKL). NaN for weight-error cells.
     double deltaKl = std::numeric_limits<double>::quiet_NaN();
@@ -68,6 +92,11 @@ struct SensitivityOptions {
     unsigned threads = 0;                       // 0: resolveThreads() (the process default)
     uint64_t chunkElements = uint64_t(1) << 22; // target values per row chunk (16 MiB of float)
     bool useCache = false;
+    // Exact: every row (the library default). The GUI and the CLI sample by default (see above).
+    bool exact = true;
+    double sampleFraction = 1.0 / 16;
+    uint64_t sampleMinRows = 256;
+    uint64_t sampleSeed = 0;
     std::filesystem::path cacheDir; // empty: cacheDirectory() ($QUANTSCOPE_CACHE_DIR ...)
 };
 

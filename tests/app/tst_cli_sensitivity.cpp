@@ -43,6 +43,7 @@ bool close(double a, double b)
 
 const QString kStories = QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf");
 const QString kPpocr = QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors");
+const QString kCode3m = QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf");
 
 // Checks every cell of a sensitivity JSON against a direct whole-tensor round trip of the same tensor.
 void checkAgainstCore(const QString& path, const QJsonObject& root,
@@ -122,6 +123,57 @@ private slots:
         QCOMPARE(root.value(QStringLiteral("results")).toArray().size(),
                  qsizetype(candidates * qs::defaultSensitivityFormats().size()));
         checkAgainstCore(kStories, root);
+    }
+
+    // By default tensors of many rows are estimated from a row sample (fields added, the old ones kept);
+    // --exact measures every row, as a direct round trip does.
+    void code3mSampledByDefault()
+    {
+        const QStringList args = {QStringLiteral("sensitivity"), kCode3m, QStringLiteral("--json"),
+                                  QStringLiteral("--no-cache"), QStringLiteral("--formats"),
+                                  QStringLiteral("Q4_K,INT8-ch-sym")};
+        const Run r = cli(args);
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject root = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(root.value(QStringLiteral("exact")).toBool(true), false);
+        QCOMPARE(root.value(QStringLiteral("sampling")).toObject().value(QStringLiteral("fraction")).toDouble(),
+                 1.0 / 16);
+        int sampled = 0;
+        for (const auto& v : root.value(QStringLiteral("results")).toArray()) {
+            const QJsonObject o = v.toObject();
+            const qint64 rows = o.value(QStringLiteral("rows")).toInteger();
+            // 256 rows at least, and only where that is less than half the tensor.
+            QCOMPARE(o.value(QStringLiteral("sampled")).toBool(), rows > 512);
+            if (rows <= 512) {
+                QVERIFY(!o.contains(QStringLiteral("mse_ci")));
+                continue;
+            }
+            ++sampled;
+            QCOMPARE(o.value(QStringLiteral("sampled_rows")).toInteger(), qint64(256));
+            QCOMPARE(o.value(QStringLiteral("sample_fraction")).toDouble(), 256.0 / double(rows));
+            QCOMPARE(o.value(QStringLiteral("confidence")).toDouble(), 0.95);
+            const QJsonArray mse = o.value(QStringLiteral("mse_ci")).toArray(),
+                             sqnr = o.value(QStringLiteral("sqnr_db_ci")).toArray();
+            QVERIFY(mse[0].toDouble() <= o.value(QStringLiteral("mse")).toDouble());
+            QVERIFY(o.value(QStringLiteral("mse")).toDouble() <= mse[1].toDouble());
+            QVERIFY(sqnr[0].toDouble() <= o.value(QStringLiteral("sqnr_db")).toDouble());
+            QVERIFY(o.value(QStringLiteral("sqnr_db")).toDouble() <= sqnr[1].toDouble());
+        }
+        QCOMPARE(sampled, 2 * 10); // token_embd, output (1024 rows), 4 x ffn_gate, ffn_up (768 rows)
+        const Run e = cli(args + QStringList{QStringLiteral("--exact")});
+        QVERIFY2(e.exitCode == 0, e.err.constData());
+        const QJsonObject exact = QJsonDocument::fromJson(e.out).object();
+        QCOMPARE(exact.value(QStringLiteral("exact")).toBool(), true);
+        QVERIFY(!exact.contains(QStringLiteral("sampling")));
+        for (const auto& v : exact.value(QStringLiteral("results")).toArray())
+            QVERIFY(!v.toObject().value(QStringLiteral("sampled")).toBool(true));
+        checkAgainstCore(kCode3m, exact);
+        // The text table marks the estimates.
+        const Run text = cli({QStringLiteral("sensitivity"), kCode3m, QStringLiteral("--no-cache"),
+                              QStringLiteral("--formats"), QStringLiteral("Q4_K")});
+        QVERIFY(text.out.contains("~"));
+        QVERIFY(text.out.contains("±"));
+        QCOMPARE(cli(args + QStringList{QStringLiteral("--sample-fraction"), QStringLiteral("0")}).exitCode, 1);
     }
 
     void storiesWithImatrix()

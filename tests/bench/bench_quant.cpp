@@ -7,6 +7,8 @@
 #include "core/quant/ggml.h"
 #include "core/quant/sensitivity.h"
 
+#include "bench_weights.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -71,11 +73,7 @@ template <typename F> double timeIt(int repeat, F&& f)
 
 void writeSafetensorsBlock(const std::filesystem::path& path)
 {
-    struct T {
-        std::string name;
-        uint64_t rows, cols;
-    };
-    const std::vector<T> tensors = {
+    const std::vector<BenchTensor> tensors = {
         {"model.layers.0.self_attn.q_proj.weight", 4096, 4096},
         {"model.layers.0.self_attn.k_proj.weight", 4096, 4096},
         {"model.layers.0.self_attn.v_proj.weight", 4096, 4096},
@@ -84,31 +82,9 @@ void writeSafetensorsBlock(const std::filesystem::path& path)
         {"model.layers.0.mlp.up_proj.weight", 11008, 4096},
         {"model.layers.0.mlp.down_proj.weight", 4096, 11008},
     };
-    std::string header = "{";
-    uint64_t offset = 0;
-    for (size_t i = 0; i < tensors.size(); ++i) {
-        const auto& t = tensors[i];
-        const uint64_t bytes = t.rows * t.cols * 2;
-        header += (i ? "," : "") + std::string("\"") + t.name + "\":{\"dtype\":\"BF16\",\"shape\":[" +
-                  std::to_string(t.rows) + "," + std::to_string(t.cols) + "],\"data_offsets\":[" +
-                  std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
-        offset += bytes;
-    }
-    header += "}";
-    while (header.size() % 8)
-        header += ' ';
-    std::ofstream out(path, std::ios::binary);
-    const uint64_t n = header.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    unsigned seed = 1;
-    for (const auto& t : tensors) {
-        const auto v = gaussianWeights(t.rows * t.cols, seed++);
-        std::vector<uint16_t> bf(v.size());
-        for (size_t i = 0; i < v.size(); ++i)
-            bf[i] = qs::floatToBf16(v[i]);
-        out.write(reinterpret_cast<const char*>(bf.data()), static_cast<std::streamsize>(bf.size() * 2));
-    }
+    writeBf16Safetensors(path, tensors, [&](size_t i) {
+        return gaussianWeights(tensors[i].rows * tensors[i].cols, static_cast<unsigned>(i + 1));
+    });
 }
 
 } // namespace
