@@ -49,6 +49,11 @@ int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJ
         return 0; // rtn and awq: the quantize job does the rest
     if (!parser.isSet(QStringLiteral("calibration")))
         return fail(QStringLiteral("--method gptq needs --calibration FILE (a text to run the model on)"));
+    // What the target cannot write fails now, not after the calibration pass.
+    if (const auto problems = qs::quantizeTargetProblems(params.target, *params.model, params.plan,
+                                                         params.allowRequantize);
+        !problems.empty())
+        return fail(QStringLiteral("cannot quantize: %1").arg(toQString(problems.front())));
     if (params.target == qs::QuantizeTarget::Gguf && parser.isSet(QStringLiteral("act-order")))
         return fail(QStringLiteral("--act-order cannot be used with --to gguf: a ggml block holds consecutive "
                                    "columns, so GPTQ quantizes them in order"));

@@ -214,6 +214,40 @@ private slots:
         QVERIFY2(r.err.contains("--damp"), r.err.constData());
     }
 
+    // --method gptq --to gguf: GPTQ's levels in the ggml blocks of llama.cpp's Q4_K_M mix (Q4_K and Q6_K), the
+    // per-tensor proxy errors below round to nearest's; act-order is refused with the reason.
+    void gptqIntoGguf()
+    {
+        const QString model = QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf");
+        const QString text = QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt");
+        const QString plan = tmp(QStringLiteral("code3m-q4km-gptq.json"));
+        CliRun r = runQuantscopeCli({QStringLiteral("plan"), model, QStringLiteral("--preset"),
+                                     QStringLiteral("llama.cpp-Q4_K_M"), QStringLiteral("--out"), plan});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QString out = tmp(QStringLiteral("code3m-gptq.gguf"));
+        const QStringList base = {QStringLiteral("quantize"), model, QStringLiteral("--plan"), plan,
+                                  QStringLiteral("--to"), QStringLiteral("gguf"), QStringLiteral("--out"), out,
+                                  QStringLiteral("--allow-requantize"), QStringLiteral("--method"),
+                                  QStringLiteral("gptq"), QStringLiteral("--calibration"), text,
+                                  QStringLiteral("--ctx"), QStringLiteral("128")};
+        r = runQuantscopeCli(base + QStringList{QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonArray gptq = QJsonDocument::fromJson(r.out).object().value(QStringLiteral("gptq")).toArray();
+        QCOMPARE(gptq.size(), 28); // the 4 blocks' 7 matrices; token_embd and output stay round to nearest
+        for (const auto& v : gptq) {
+            const QJsonObject t = v.toObject();
+            QVERIFY(t.value(QStringLiteral("format")).toString().endsWith(QStringLiteral("_K")));
+            QVERIFY(t.value(QStringLiteral("proxy_error")).toDouble() <
+                    t.value(QStringLiteral("proxy_error_rtn")).toDouble());
+        }
+        QVERIFY(QFile::exists(out));
+        QVERIFY(QFile::remove(out));
+        r = runQuantscopeCli(base + QStringList{QStringLiteral("--act-order")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("act-order"), r.err.constData());
+        QVERIFY(!QFile::exists(out));
+    }
+
     // Ctrl-C mid-run: exit 130, no output, no temporary file left. QUANTSCOPE_CLI_TEST_HOLD makes the job
     // wait at its first progress report (after the temporary output file exists) until it is cancelled, so the
     // interrupt lands mid-run on any machine.
