@@ -381,8 +381,8 @@ private slots:
             << R"({"format":"quantscope-plan","version":1,"tiers":["Q4_K"],"tier_methods":{"Q4_K":"spqr"},
                                     "assignments":{}})"
             << field;
-        QTest::newRow("gptq on a ggml type")
-            << R"({"format":"quantscope-plan","version":1,"tiers":["Q4_K"],"tier_methods":{"Q4_K":"gptq"},
+        QTest::newRow("gptq on a format it cannot take")
+            << R"({"format":"quantscope-plan","version":1,"tiers":["MXFP4"],"tier_methods":{"MXFP4":"gptq"},
                                     "assignments":{}})"
             << field;
         QTest::newRow("count")
