@@ -283,6 +283,60 @@ private slots:
         }
     }
 
+    // A full H from correlated inputs: static groups keep round to nearest's scale bytes (grids from the
+    // unquantized W) with GPTQ's levels; with an importance vector the grids follow the weighted search. Both
+    // decode to GPTQ's values and beat round to nearest (with the same importance) on the proxy error.
+    void staticGroupsAndImportance()
+    {
+        const int rows = 32, cols = 512, samples = 2048;
+        const auto w = weights(rows, cols, 21);
+        std::mt19937 rng(4);
+        std::normal_distribution<float> n(0.0f, 1.0f);
+        std::vector<float> x(size_t(samples) * cols), z(16);
+        for (int s = 0; s < samples; ++s) {
+            for (float& v : z)
+                v = n(rng);
+            for (int j = 0; j < cols; ++j)
+                x[size_t(s) * cols + j] = 0.5f * n(rng) + z[size_t(j % 16)] * (1.0f + float(j % 7));
+        }
+        HessianAccumulator acc(cols);
+        acc.add(x.data(), samples);
+        const auto h = acc.hessian();
+        std::vector<float> importance(static_cast<size_t>(cols));
+        for (int j = 0; j < cols; ++j)
+            importance[size_t(j)] = h[size_t(j) * cols + j];
+        for (const DType type : {DType::Q4_0, DType::Q4_K, DType::Q3_K, DType::IQ4_XS}) {
+            const gptq_ggml::Codec& c = *gptq_ggml::codecFor(type);
+            GptqConfig cfg;
+            cfg.ggml = type;
+            cfg.staticGroups = true;
+            const GptqResult st = gptqQuantize(w.data(), rows, cols, h.data(), cfg);
+            QVERIFY(sameFloats(decodeAll(type, st.ggmlBlocks, w.size()), st.dequantized));
+            QVERIFY(st.proxyError < st.proxyErrorRtn);
+            std::vector<uint8_t> rtn(st.ggmlBlocks.size());
+            ggml::quantize(type, w.data(), rows, cols, rtn.data());
+            std::vector<uint8_t> levels(static_cast<size_t>(c.blockValues));
+            for (size_t blk = 0; blk < rtn.size() / size_t(c.blockBytes); ++blk) {
+                c.unpack(st.ggmlBlocks.data() + blk * size_t(c.blockBytes), levels.data());
+                c.pack(rtn.data() + blk * size_t(c.blockBytes), levels.data());
+            }
+            QVERIFY2(rtn == st.ggmlBlocks, dtypeName(type)); // RTN's scales, GPTQ's levels
+
+            cfg.staticGroups = false;
+            cfg.importance = importance;
+            const GptqResult im = gptqQuantize(w.data(), rows, cols, h.data(), cfg);
+            QVERIFY(sameFloats(decodeAll(type, im.ggmlBlocks, w.size()), im.dequantized));
+            QVERIFY(im.proxyError < im.proxyErrorRtn);
+            cfg.importance.clear();
+            const GptqResult plain = gptqQuantize(w.data(), rows, cols, h.data(), cfg);
+            QVERIFY(plain.ggmlBlocks != im.ggmlBlocks); // the importance changed the grids
+            qInfo("%s: proxy error GPTQ / RTN: dynamic %.3f, static groups %.3f, with importance %.3f "
+                  "(RTN with the same importance)",
+                  dtypeName(type), plain.proxyError / plain.proxyErrorRtn, st.proxyError / st.proxyErrorRtn,
+                  im.proxyError / im.proxyErrorRtn);
+        }
+    }
+
     void refusals()
     {
         const auto w = weights(4, 256, 1);
