@@ -109,14 +109,25 @@ void validate(int rows, int cols, const GptqConfig& c)
                                              " entries, the layer " + std::to_string(cols) + " columns");
 }
 
-// The lazy-update block: with a ggml type a multiple of its block, so a block's grid is chosen from values
-// every earlier column has updated.
+// The lazy-update block. With a ggml type it is a multiple of the ggml block (rounded up) or a divisor of it
+// (a power of two, when smaller: 128 for a 256-value super-block), so a ggml block either lies inside one
+// lazy-update block (its values there have every earlier column's update, in-block ones included) or starts
+// one (W then holds every earlier column's update): its grid is chosen from exactly updated values.
 int sweepBlock(const GptqConfig& c, int cols)
 {
     int bs = c.blockSize;
     if (c.ggml)
-        if (const auto* codec = gptq_ggml::codecFor(*c.ggml))
-            bs = (bs + codec->blockValues - 1) / codec->blockValues * codec->blockValues;
+        if (const auto* codec = gptq_ggml::codecFor(*c.ggml)) {
+            const int v = codec->blockValues; // a power of two
+            if (bs >= v) {
+                bs = (bs + v - 1) / v * v;
+            } else {
+                int p = 1;
+                while (p * 2 <= bs)
+                    p *= 2;
+                bs = p;
+            }
+        }
     return std::min(bs, cols);
 }
 
@@ -144,7 +155,7 @@ struct Sweep {
 // One row chunk's state while it sweeps one block (blockSweep calls quantizeColumn for each column).
 struct ChunkState {
     Sweep* s = nullptr;
-    int r0 = 0, rows = 0, i1 = 0, bs = 0;
+    int r0 = 0, rows = 0, i1 = 0, bs = 0, count = 0; // count: columns of the current block
     float* wc = nullptr;  // the chunk's rows of W (stride cols), as the earlier blocks left them
     float* w1 = nullptr;  // the block's columns (stride bs), updated within the block
     float* err = nullptr; // scaled errors (stride bs)
@@ -176,9 +187,13 @@ void quantizeColumnGgml(ChunkState& st, int i)
     if (inBlock == 0) {
         const int blk = col / k.blockValues;
         const float* imp = c.importance.empty() ? nullptr : c.importance.data() + col;
+        // Inside the lazy-update block: its in-block updated copy; else the block starts here (sweepBlock) and W
+        // is up to date.
+        const bool inBlock1 = i + k.blockValues <= st.count;
         for (int r = 0; r < st.rows; ++r) {
             const float* src = c.staticGroups ? s.staticSource + size_t(st.r0 + r) * s.cols + col
-                                              : st.w1 + size_t(r) * st.bs + i;
+                               : inBlock1     ? st.w1 + size_t(r) * st.bs + i
+                                              : st.wc + size_t(r) * s.cols + col;
             unsigned char* dst = s.out->ggmlBlocks.data() + size_t(st.r0 + r) * s.rowBytes + size_t(blk) * k.blockBytes;
             k.quantize(src, k.blockValues, dst, imp);
             k.grid(dst, &st.gridA[size_t(r) * subs], &st.gridB[size_t(r) * subs]);
@@ -251,6 +266,7 @@ void sweepRows(Sweep& s, int r0, int r1)
         checkCancel(s.job);
         const int i2 = std::min(i1 + bs, cols), count = i2 - i1;
         st.i1 = i1;
+        st.count = count;
         for (int r = 0; r < st.rows; ++r)
             std::memcpy(&w1[size_t(r) * bs], st.wc + r * ld + i1, sizeof(float) * count);
         kernels().blockSweep(w1.data(), bs, err.data(), bs, s.u + int64_t(i1) * ld + i1, ld, st.rows, count,

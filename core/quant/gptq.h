@@ -19,7 +19,7 @@
 // ggml block types (GptqConfig::ggml, see core/quant/gptq_ggml.h and docs/gptq.md): the same sweep, with
 // the grid of each block / super-block chosen when its first column comes up, per row, by our ggml
 // quantizer for that type run on the block's values as the error feedback of every earlier column left
-// them (the lazy-update block is rounded up to a multiple of the ggml block, so these are exact); each
+// them (the lazy-update block is a multiple or a divisor of the ggml block, so these are exact); each
 // column is then rounded to the nearest level of that fixed grid, and at the end the levels are packed with
 // the quantizer's scale bytes into exactly the ggml block bytes (GptqResult::ggmlBlocks). Static groups:
 // the grids come from the unquantized W (round-to-nearest's scales, GPTQ's levels). Act-order is refused
