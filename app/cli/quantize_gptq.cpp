@@ -4,6 +4,8 @@
 #include "core/infer/evaluate.h"
 #include "core/infer/gptqmodel.h"
 #include "core/model/model.h"
+#include "core/quant/imatrix.h"
+#include "core/quant/quantize.h"
 #include "core/util/fileio.h"
 
 #include <QJsonObject>
@@ -15,7 +17,8 @@ void addGptqOptions(QCommandLineParser& p)
 {
     p.addOption({QStringLiteral("method"),
                  QStringLiteral("rtn (round to nearest, default), awq (activation-aware scales, any quantized format) "
-                                "or gptq (integer formats, checkpoint targets); awq and gptq need --calibration."),
+                                "or gptq (integer formats for the checkpoint targets; Q4_0-Q8_0, Q2_K-Q6_K, IQ4_NL, "
+                                "IQ4_XS into GGUF); awq and gptq need --calibration."),
                  QStringLiteral("METHOD")});
     p.addOption({QStringLiteral("calibration"), QStringLiteral("Calibration text for AWQ / GPTQ (UTF-8, like the model's input)."),
                  QStringLiteral("FILE")});
@@ -46,12 +49,22 @@ int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJ
         return 0; // rtn and awq: the quantize job does the rest
     if (!parser.isSet(QStringLiteral("calibration")))
         return fail(QStringLiteral("--method gptq needs --calibration FILE (a text to run the model on)"));
-    if (params.target == qs::QuantizeTarget::Gguf)
-        return fail(QStringLiteral("--method gptq writes --to gptq, compressed-tensors or fake-quant: GGUF's "
-                                   "ggml block types keep their own scales and rounding"));
+    // What the target cannot write fails now, not after the calibration pass.
+    if (const auto problems = qs::quantizeTargetProblems(params.target, *params.model, params.plan,
+                                                         params.allowRequantize);
+        !problems.empty())
+        return fail(QStringLiteral("cannot quantize: %1").arg(toQString(problems.front())));
+    if (params.target == qs::QuantizeTarget::Gguf && parser.isSet(QStringLiteral("act-order")))
+        return fail(QStringLiteral("--act-order cannot be used with --to gguf: a ggml block holds consecutive "
+                                   "columns, so GPTQ quantizes them in order"));
     qs::GptqModelParams g;
     g.model = params.model;
-    g.plan = params.plan;
+    std::vector<std::string> notes;
+    g.plan = qs::gptqPassPlan(params, &notes);
+    for (const auto& n : notes)
+        std::fprintf(stderr, "note: %s\n", n.c_str());
+    if (params.target == qs::QuantizeTarget::Gguf && !params.importanceFile.empty())
+        g.importance = std::make_shared<const qs::ImportanceMatrix>(qs::ImportanceMatrix::load(params.importanceFile));
     g.textFile = parser.value(QStringLiteral("calibration")).toStdString();
     if (parser.isSet(QStringLiteral("calibration-vocab"))) {
         const auto vocab = qs::openModel(parser.value(QStringLiteral("calibration-vocab")).toStdString());
@@ -82,13 +95,14 @@ int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJ
     const qs::GptqModelResult& r = job.result();
     if (r.tensors.empty())
         std::fprintf(stderr, "warning: --method gptq: no tensor of the plan has a per-group or per-channel "
-                             "integer format; nothing was quantized with GPTQ\n");
+                             "integer format or (GGUF) a ggml type GPTQ supports; nothing was quantized with GPTQ\n");
     for (const auto& t : r.tensors)
         summary.append(QJsonObject{{QStringLiteral("name"), toQString(t.tensor)},
                                    {QStringLiteral("format"), toQString(t.format)},
                                    {QStringLiteral("proxy_error"), t.result.proxyError},
                                    {QStringLiteral("proxy_error_rtn"), t.result.proxyErrorRtn}});
     params.precomputedCodes = qs::precomputedCodes(r);
+    params.precomputedGgml = qs::precomputedGgml(r);
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "core/infer/evaluate.h"
 #include "core/infer/forward.h"
 #include "core/model/model.h"
+#include "core/quant/imatrix.h"
 #include "core/util/error.h"
 #include "core/util/fileio.h"
 
@@ -120,6 +121,13 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
         return c;
     };
 
+    if (p.actOrder)
+        for (const auto& [tensor, format] : p.plan.assignments())
+            if (const auto c = gptqConfigForFormat(format); c && c->ggml)
+                throw Error(ErrorCode::BadValue,
+                            "GPTQ: act-order cannot be used with " + format + " (" + tensor +
+                                "): a ggml block holds consecutive columns, so they are quantized in order");
+
     const uint32_t layers = config.layers;
     for (uint32_t l = 0; l < layers; ++l) {
         const LayerTensors& names = transformer.layerTensors(l);
@@ -166,6 +174,11 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
                     throw Error(ErrorCode::BadValue, "GPTQ: " + name + " has " + std::to_string(cols) +
                                                          " columns but its input has " +
                                                          std::to_string(acc->cols()));
+                GptqConfig tensorConfig = c;
+                if (c.ggml && p.importance) {
+                    const auto imp = p.importance->importanceFor(name, uint64_t(cols));
+                    tensorConfig.importance.assign(imp.begin(), imp.end());
+                }
                 GptqTensorResult r;
                 r.tensor = name;
                 r.format = *p.plan.formatOf(name);
@@ -177,7 +190,7 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
                 });
                 if (job && job->cancelled())
                     inner.cancel();
-                r.result = gptqQuantize(w.data(), rows, cols, h.data(), c, &inner);
+                r.result = gptqQuantize(w.data(), rows, cols, h.data(), tensorConfig, &inner);
                 transformer.setWeightOverride(name,
                                               std::make_shared<const std::vector<float>>(r.result.dequantized));
                 result.tensors.push_back(std::move(r));
@@ -197,6 +210,8 @@ std::shared_ptr<const PrecomputedCodes> precomputedCodes(const GptqModelResult& 
     auto out = std::make_shared<PrecomputedCodes>();
     for (const GptqTensorResult& t : result.tensors) {
         const GptqResult& g = t.result;
+        if (!g.ggmlBlocks.empty())
+            continue;
         auto c = std::make_shared<PrecomputedIntCodes>();
         c->rows = uint64_t(g.rows);
         c->cols = uint64_t(g.cols);
@@ -214,6 +229,23 @@ std::shared_ptr<const PrecomputedCodes> precomputedCodes(const GptqModelResult& 
             }
         c->gIdx = g.gIdx;
         (*out)[t.tensor] = std::move(c);
+    }
+    return out;
+}
+
+std::shared_ptr<const PrecomputedGgml> precomputedGgml(const GptqModelResult& result)
+{
+    auto out = std::make_shared<PrecomputedGgml>();
+    for (const GptqTensorResult& t : result.tensors) {
+        const auto cfg = gptqConfigForFormat(t.format);
+        if (t.result.ggmlBlocks.empty() || !cfg || !cfg->ggml)
+            continue;
+        auto b = std::make_shared<PrecomputedGgmlBlocks>();
+        b->type = *cfg->ggml;
+        b->rows = uint64_t(t.result.rows);
+        b->cols = uint64_t(t.result.cols);
+        b->bytes = t.result.ggmlBlocks;
+        (*out)[t.tensor] = std::move(b);
     }
     return out;
 }

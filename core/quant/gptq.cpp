@@ -1,6 +1,8 @@
 #include "core/quant/gptq.h"
 
 #include "core/quant/format.h"
+#include "core/quant/ggml.h"
+#include "core/quant/gptq_ggml.h"
 #include "core/quant/gptq_kernels.h"
 #include "core/quant/int_quant.h"
 #include "core/util/error.h"
@@ -14,6 +16,10 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
+
+#if defined(__clang__)
+#pragma clang fp contract(off) // the ggml levels' values must round as ggml's decoder does
+#endif
 
 namespace qs {
 
@@ -83,6 +89,46 @@ void validate(int rows, int cols, const GptqConfig& c)
         throw Error(ErrorCode::BadValue, "GPTQ: block size must be > 0");
     if (!(c.percDamp >= 0.0) || !std::isfinite(c.percDamp))
         throw Error(ErrorCode::BadValue, "GPTQ: dampening must be >= 0");
+    if (!c.ggml)
+        return;
+    const gptq_ggml::Codec* codec = gptq_ggml::codecFor(*c.ggml);
+    if (!codec)
+        throw Error(ErrorCode::BadValue, std::string("GPTQ cannot quantize into ") + dtypeName(*c.ggml) +
+                                             " blocks (supported: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
+                                             "Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
+    if (cols % codec->blockValues != 0)
+        throw Error(ErrorCode::BadValue, std::string("GPTQ: ") + dtypeName(*c.ggml) + " needs rows of a multiple of " +
+                                             std::to_string(codec->blockValues) + " values, not " +
+                                             std::to_string(cols));
+    if (c.actOrder)
+        throw Error(ErrorCode::BadValue,
+                    std::string("GPTQ: act-order cannot be used with ") + dtypeName(*c.ggml) +
+                        ": a ggml block holds consecutive columns, so the columns must be quantized in order");
+    if (!c.importance.empty() && c.importance.size() != size_t(cols))
+        throw Error(ErrorCode::BadValue, "GPTQ: the importance vector has " + std::to_string(c.importance.size()) +
+                                             " entries, the layer " + std::to_string(cols) + " columns");
+}
+
+// The lazy-update block. With a ggml type it is a multiple of the ggml block (rounded up) or a divisor of it
+// (a power of two, when smaller: 128 for a 256-value super-block), so a ggml block either lies inside one
+// lazy-update block (its values there have every earlier column's update, in-block ones included) or starts
+// one (W then holds every earlier column's update): its grid is chosen from exactly updated values.
+int sweepBlock(const GptqConfig& c, int cols)
+{
+    int bs = c.blockSize;
+    if (c.ggml)
+        if (const auto* codec = gptq_ggml::codecFor(*c.ggml)) {
+            const int v = codec->blockValues; // a power of two
+            if (bs >= v) {
+                bs = (bs + v - 1) / v * v;
+            } else {
+                int p = 1;
+                while (p * 2 <= bs)
+                    p *= 2;
+                bs = p;
+            }
+        }
+    return std::min(bs, cols);
 }
 
 // Everything one run shares between its row chunks.
@@ -93,6 +139,10 @@ struct Sweep {
     const float* u = nullptr;             // cols x cols upper Cholesky factor of the dampened H^-1
     const std::vector<int32_t>* perm = nullptr;
     const std::vector<IntGrid>* fixedGrids = nullptr; // groups x rows: per channel or static groups
+    const gptq_ggml::Codec* codec = nullptr;          // ggml type, else null
+    const float* staticSource = nullptr;              // ggml static groups: W before any update
+    size_t rowBytes = 0;                              // ggml: bytes of one row of blocks
+    int bs = 1;                                       // sweepBlock()
     GptqResult* out = nullptr;
     JobControl* job = nullptr;
     std::atomic<int64_t> blocksDone{0};
@@ -105,18 +155,66 @@ struct Sweep {
 // One row chunk's state while it sweeps one block (blockSweep calls quantizeColumn for each column).
 struct ChunkState {
     Sweep* s = nullptr;
-    int r0 = 0, rows = 0, i1 = 0, bs = 0;
+    int r0 = 0, rows = 0, i1 = 0, bs = 0, count = 0; // count: columns of the current block
     float* wc = nullptr;  // the chunk's rows of W (stride cols), as the earlier blocks left them
     float* w1 = nullptr;  // the block's columns (stride bs), updated within the block
     float* err = nullptr; // scaled errors (stride bs)
     std::vector<IntGrid> grid;
+    std::vector<float> gridA, gridB; // ggml: rows x sub-blocks, the current block's grids
     double loss = 0;
 };
+
+// Records the rounding of row r's value x (column i of the block, original column orig) to `code` = q.
+inline void recordValue(ChunkState& st, int r, int i, int orig, float x, float code, float q, float d)
+{
+    Sweep& s = *st.s;
+    const size_t at = size_t(st.r0 + r) * s.cols + orig;
+    s.out->dequantized[at] = q;
+    s.out->codes[at] = static_cast<uint8_t>(code);
+    if (!s.out->rounded.empty())
+        s.out->rounded[at] = x;
+    st.err[size_t(r) * st.bs + i] = (x - q) / d;
+    st.loss += 0.5 * double(x - q) * double(x - q) / (double(d) * d);
+}
+
+// quantizeColumn for a ggml type: a block's first column picks the block's grid per row.
+void quantizeColumnGgml(ChunkState& st, int i)
+{
+    Sweep& s = *st.s;
+    const GptqConfig& c = *s.config;
+    const gptq_ggml::Codec& k = *s.codec;
+    const int col = st.i1 + i, inBlock = col % k.blockValues, subs = k.blockValues / k.subValues;
+    if (inBlock == 0) {
+        const int blk = col / k.blockValues;
+        const float* imp = c.importance.empty() ? nullptr : c.importance.data() + col;
+        // Inside the lazy-update block: its in-block updated copy; else the block starts here (sweepBlock) and W
+        // is up to date.
+        const bool inBlock1 = i + k.blockValues <= st.count;
+        for (int r = 0; r < st.rows; ++r) {
+            const float* src = c.staticGroups ? s.staticSource + size_t(st.r0 + r) * s.cols + col
+                               : inBlock1     ? st.w1 + size_t(r) * st.bs + i
+                                              : st.wc + size_t(r) * s.cols + col;
+            unsigned char* dst = s.out->ggmlBlocks.data() + size_t(st.r0 + r) * s.rowBytes + size_t(blk) * k.blockBytes;
+            k.quantize(src, k.blockValues, dst, imp);
+            k.grid(dst, &st.gridA[size_t(r) * subs], &st.gridB[size_t(r) * subs]);
+        }
+    }
+    const int sub = inBlock / k.subValues;
+    const float d = s.u[int64_t(col) * s.cols + col];
+    for (int r = 0; r < st.rows; ++r) {
+        const float x = st.w1[size_t(r) * st.bs + i];
+        const float a = st.gridA[size_t(r) * subs + sub], b = st.gridB[size_t(r) * subs + sub];
+        const int level = gptq_ggml::nearestLevel(k, a, b, x);
+        recordValue(st, r, i, col, x, float(level), gptq_ggml::levelValue(k, a, b, level), d);
+    }
+}
 
 void quantizeColumn(void* ctx, int i)
 {
     ChunkState& st = *static_cast<ChunkState*>(ctx);
     Sweep& s = *st.s;
+    if (s.codec)
+        return quantizeColumnGgml(st, i);
     const GptqConfig& c = *s.config;
     const int64_t ld = s.cols;
     const int col = st.i1 + i, orig = (*s.perm)[col];
@@ -137,21 +235,14 @@ void quantizeColumn(void* ctx, int i)
     for (int r = 0; r < st.rows; ++r) {
         const float x = st.w1[size_t(r) * st.bs + i];
         const float code = codeOf(x, st.grid[r]);
-        const float q = st.grid[r].scale * (code - st.grid[r].zero);
-        const size_t at = size_t(st.r0 + r) * s.cols + orig;
-        s.out->dequantized[at] = q;
-        s.out->codes[at] = static_cast<uint8_t>(code);
-        if (!s.out->rounded.empty())
-            s.out->rounded[at] = x;
-        st.err[size_t(r) * st.bs + i] = (x - q) / d;
-        st.loss += 0.5 * double(x - q) * double(x - q) / (double(d) * d);
+        recordValue(st, r, i, orig, x, code, st.grid[r].scale * (code - st.grid[r].zero), d);
     }
 }
 
 void sweepRows(Sweep& s, int r0, int r1)
 {
     const GptqConfig& c = *s.config;
-    const int cols = s.cols, bs = std::min(c.blockSize, cols);
+    const int cols = s.cols, bs = s.bs;
     const int64_t ld = cols;
     ChunkState st;
     st.s = &s;
@@ -163,13 +254,19 @@ void sweepRows(Sweep& s, int r0, int r1)
     st.w1 = w1.data();
     st.err = err.data();
     st.grid.resize(static_cast<size_t>(st.rows));
-    if (c.groupSize < 0)
+    if (s.codec) {
+        const size_t n = size_t(st.rows) * size_t(s.codec->blockValues / s.codec->subValues);
+        st.gridA.resize(n);
+        st.gridB.resize(n);
+    } else if (c.groupSize < 0) {
         for (int r = 0; r < st.rows; ++r)
             st.grid[r] = (*s.fixedGrids)[r0 + r];
+    }
     for (int i1 = 0; i1 < cols; i1 += bs) {
         checkCancel(s.job);
         const int i2 = std::min(i1 + bs, cols), count = i2 - i1;
         st.i1 = i1;
+        st.count = count;
         for (int r = 0; r < st.rows; ++r)
             std::memcpy(&w1[size_t(r) * bs], st.wc + r * ld + i1, sizeof(float) * count);
         kernels().blockSweep(w1.data(), bs, err.data(), bs, s.u + int64_t(i1) * ld + i1, ld, st.rows, count,
@@ -187,6 +284,11 @@ void sweepRows(Sweep& s, int r0, int r1)
             }
         }
     }
+    if (s.codec) // the levels into the blocks, next to the quantizer's scales
+        for (int r = r0; r < r1; ++r)
+            for (int b = 0; b < cols / s.codec->blockValues; ++b)
+                s.codec->pack(s.out->ggmlBlocks.data() + size_t(r) * s.rowBytes + size_t(b) * s.codec->blockBytes,
+                              s.out->codes.data() + size_t(r) * cols + size_t(b) * s.codec->blockValues);
     std::lock_guard lock(s.lossMutex);
     s.out->loss += st.loss;
 }
@@ -196,6 +298,13 @@ void sweepRows(Sweep& s, int r0, int r1)
 std::optional<GptqConfig> gptqConfigForFormat(std::string_view formatName)
 {
     const auto format = findFormat(formatName);
+    if (format && format->traits().kind == FormatKind::Ggml && format->traits().storage &&
+        gptq_ggml::codecFor(*format->traits().storage)) {
+        GptqConfig c;
+        c.bits = std::clamp(format->traits().bits, 2, 8);
+        c.ggml = format->traits().storage;
+        return c;
+    }
     if (!format || format->traits().kind != FormatKind::Integer || format->traits().groupSize == 0)
         return std::nullopt;
     GptqConfig c;
@@ -237,20 +346,25 @@ GptqResult gptqQuantize(const float* w, int rows, int cols, const float* h, cons
     validate(rows, cols, c);
     const size_t nw = size_t(rows) * cols, nh = size_t(cols) * cols;
     const unsigned threads = resolveThreads(c.threads);
+    const gptq_ggml::Codec* codec = c.ggml ? gptq_ggml::codecFor(*c.ggml) : nullptr;
     GptqResult out;
     out.rows = rows;
     out.cols = cols;
-    out.groups = c.groupSize > 0 ? (cols + c.groupSize - 1) / c.groupSize : 1;
+    out.groups = codec ? cols / codec->blockValues : c.groupSize > 0 ? (cols + c.groupSize - 1) / c.groupSize : 1;
     out.dequantized.assign(nw, 0.0f);
     out.codes.assign(nw, 0);
     if (c.keepRounded)
         out.rounded.assign(nw, 0.0f);
-    out.scales.assign(size_t(out.groups) * rows, 0.0f);
-    out.zeros.assign(size_t(out.groups) * rows, 0.0f);
+    if (codec)
+        out.ggmlBlocks.assign(size_t(rows) * size_t(out.groups) * size_t(codec->blockBytes), 0);
+    else {
+        out.scales.assign(size_t(out.groups) * rows, 0.0f);
+        out.zeros.assign(size_t(out.groups) * rows, 0.0f);
+    }
 
     std::vector<float> work(w, w + nw);
     std::vector<IntGrid> fixedGrids;
-    if (c.groupSize < 0) // per channel: from the original W, before dead columns are zeroed (as the original)
+    if (!codec && c.groupSize < 0) // per channel: from the original W, before dead columns are zeroed (as the original)
         for (int r = 0; r < rows; ++r)
             fixedGrids.push_back(gridOf(w + size_t(r) * cols, cols, c));
 
@@ -267,7 +381,10 @@ GptqResult gptqQuantize(const float* w, int rows, int cols, const float* h, cons
                 work[size_t(r) * cols + i] = 0.0f;
         }
     }
-    if (c.groupSize > 0 && c.staticGroups) {
+    std::vector<float> staticSource;
+    if (codec && c.staticGroups)
+        staticSource = work;
+    if (!codec && c.groupSize > 0 && c.staticGroups) {
         fixedGrids.resize(size_t(out.groups) * rows);
         for (int g = 0; g < out.groups; ++g) {
             const int c0 = g * c.groupSize, n = std::min(c.groupSize, cols - c0);
@@ -290,7 +407,8 @@ GptqResult gptqQuantize(const float* w, int rows, int cols, const float* h, cons
         position[out.perm[k]] = k;
     out.gIdx.resize(size_t(cols));
     for (int j = 0; j < cols; ++j)
-        out.gIdx[j] = c.groupSize < 0                      ? 0
+        out.gIdx[j] = codec                                ? j / codec->blockValues
+                      : c.groupSize < 0                      ? 0
                       : (c.actOrder && !c.staticGroups) ? position[j] / c.groupSize
                                                            : j / c.groupSize;
 
@@ -331,9 +449,12 @@ GptqResult gptqQuantize(const float* w, int rows, int cols, const float* h, cons
     s.u = u.data();
     s.perm = &out.perm;
     s.fixedGrids = &fixedGrids;
+    s.codec = codec;
+    s.staticSource = staticSource.data();
+    s.rowBytes = codec ? size_t(out.groups) * size_t(codec->blockBytes) : 0;
     s.out = &out;
     s.job = job;
-    const int bs = std::min(c.blockSize, cols);
+    const int bs = s.bs = sweepBlock(c, cols);
     s.blocksTotal = int64_t(rows) * ((cols + bs - 1) / bs);
     // Row chunks: enough for every worker to stay busy, big enough for efficient matrix products.
     const int chunkRows = std::max(16, std::min(512, (rows + int(threads) * 2 - 1) / (int(threads) * 2)));
@@ -352,8 +473,15 @@ GptqResult gptqQuantize(const float* w, int rows, int cols, const float* h, cons
     if (c.measureError) {
         out.proxyError = gptqProxyError(w, out.dequantized.data(), rows, cols, h, threads);
         std::vector<float> rtn(nw);
-        intRoundTrip(IntQuantConfig{c.bits, c.groupSize, c.symmetric}, w, uint64_t(rows), uint64_t(cols),
-                     rtn.data());
+        if (codec) { // llama-quantize's round to nearest with the same importance
+            std::vector<uint8_t> blocks(out.ggmlBlocks.size());
+            ggml::quantize(*c.ggml, w, uint64_t(rows), uint64_t(cols), blocks.data(),
+                           c.importance.empty() ? nullptr : c.importance.data());
+            ggml::decode(*c.ggml, blocks.data(), nw, rtn.data());
+        } else {
+            intRoundTrip(IntQuantConfig{c.bits, c.groupSize, c.symmetric}, w, uint64_t(rows), uint64_t(cols),
+                         rtn.data());
+        }
         out.proxyErrorRtn = gptqProxyError(w, rtn.data(), rows, cols, h, threads);
     } else {
         out.proxyError = out.proxyErrorRtn = std::numeric_limits<double>::quiet_NaN();

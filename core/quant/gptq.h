@@ -16,10 +16,20 @@
 //    see core/quant/int_quant.h) is computed when its first column comes up, from W as updated by the earlier
 //    blocks (not by the current block's earlier columns, as in the original). Static groups: the grids of
 //    the columns' original groups, from W before any update.
+// ggml block types (GptqConfig::ggml, see core/quant/gptq_ggml.h and docs/gptq.md): the same sweep, with
+// the grid of each block / super-block chosen when its first column comes up, per row, by our ggml
+// quantizer for that type run on the block's values as the error feedback of every earlier column left
+// them (the lazy-update block is a multiple or a divisor of the ggml block, so these are exact); each
+// column is then rounded to the nearest level of that fixed grid, and at the end the levels are packed with
+// the quantizer's scale bytes into exactly the ggml block bytes (GptqResult::ggmlBlocks). Static groups:
+// the grids come from the unquantized W (round-to-nearest's scales, GPTQ's levels). Act-order is refused
+// (columns must stay in block order).
 // Rows are independent given H: the work is split over row chunks on the ThreadPool (each chunk runs the
 // whole column sweep); the Hessian inverse is a Cholesky plus a parallel triangular inverse. Matrix
 // products use Eigen compiled for the best instruction set the CPU has (AVX-512, AVX2+FMA or the baseline, chosen
 // at run time); Eigen itself never starts threads (no OpenMP).
+
+#include "core/model/dtype.h"
 
 #include <cstdint>
 #include <string_view>
@@ -41,10 +51,17 @@ struct GptqConfig {
     unsigned threads = 0;      // 0: the process default (resolveThreads)
     bool measureError = true;  // compute proxyError / proxyErrorRtn (two more rows x cols^2 products)
     bool keepRounded = false;  // fill GptqResult::rounded (for analysis and tests: where ties were)
+    // A ggml block type (gptq_ggml::codecFor must know it): quantize into its blocks instead of an
+    // integer grid; bits, groupSize and symmetric are then unused.
+    std::optional<DType> ggml;
+    // ggml only: llama.cpp's importance (cols entries, an imatrix vector) for the block quantizer's
+    // weighted scale search, as llama-quantize uses it; empty: the unweighted search.
+    std::vector<float> importance;
 };
 
-// The GPTQ settings of an integer format name ("INT4-g128-asym", "INT8-ch-sym"); nullopt for a format that
-// is not a per-group or per-channel integer format (ggml types, FP8, NF4, per-tensor INT).
+// The GPTQ settings of an integer format name ("INT4-g128-asym", "INT8-ch-sym") or of a ggml type GPTQ
+// supports ("Q4_K", ...: ggml set); nullopt for any other format (other ggml types, FP8, NF4, per-tensor
+// INT).
 std::optional<GptqConfig> gptqConfigForFormat(std::string_view formatName);
 
 struct GptqResult {
@@ -60,9 +77,13 @@ struct GptqResult {
     // With keepRounded: rows x cols, the value each weight had (after the error feedback of the columns
     // before it) when it was rounded — code = clamp(round(rounded / scale) + zero).
     std::vector<float> rounded;
+    // ggml: rows x (cols / block values) blocks, exactly the tensor's GGUF data; codes then hold each
+    // value's level in its block (and scales / zeros are empty, groups = blocks per row).
+    std::vector<uint8_t> ggmlBlocks;
     double loss = 0;                // the original's "error": sum (w - q)^2 / U_ii^2 / 2
     // tr((W - Q) H (W - Q)^T) with the undamped H, for GPTQ and for round-to-nearest on the same grid
-    // convention (groups from the original W); NaN when !measureError.
+    // convention (groups from the original W; ggml: our ggml quantizer on the original W with the same
+    // importance); NaN when !measureError.
     double proxyError = 0;
     double proxyErrorRtn = 0;
 };

@@ -1,6 +1,7 @@
 #include "core/quant/method.h"
 
 #include "core/quant/format.h"
+#include "core/quant/gptq.h"
 #include "core/util/strings.h"
 
 namespace qs {
@@ -57,9 +58,13 @@ std::string quantMethodProblem(QuantMethod method, std::string_view format)
     if (!f)
         return "unknown format '" + std::string(format) + "'";
     const FormatKind kind = f->traits().kind;
-    if (method == QuantMethod::Gptq && kind != FormatKind::Integer)
-        return std::string("GPTQ chooses integer codes group by group; ") + f->traits().name +
-               " is not an integer format";
+    if (method == QuantMethod::Gptq && kind == FormatKind::Ggml && !gptqConfigForFormat(f->traits().name))
+        return std::string("GPTQ rounds into the block grids of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q6_K, IQ4_NL "
+                           "and IQ4_XS; ") +
+               f->traits().name + " is not one of them";
+    if (method == QuantMethod::Gptq && kind != FormatKind::Ggml && !gptqConfigForFormat(f->traits().name))
+        return std::string("GPTQ chooses integer codes group by group or ggml levels block by block; ") +
+               f->traits().name + (kind == FormatKind::Integer ? " has one scale per tensor" : " is not an integer format");
     if (method == QuantMethod::Awq && kind == FormatKind::Float)
         return std::string("AWQ scales channels before quantizing; ") + f->traits().name +
                " is not quantized, so scaling changes nothing";

@@ -20,8 +20,8 @@ const char* quantMethodLabel(QuantMethod method);
 // Case-insensitive; also accepts "round-to-nearest".
 std::optional<QuantMethod> quantMethodFromName(std::string_view name);
 
-// Why `method` cannot produce values for `format` (empty when it can): GPTQ needs an integer format (its
-// group scales are chosen as it goes); AWQ needs a quantized format (scaling a float format changes
+// Why `method` cannot produce values for `format` (empty when it can): GPTQ needs a per-group or per-channel
+// integer format or a ggml type it can round into (gptqConfigForFormat: its grids are chosen as it goes); AWQ needs a quantized format (scaling a float format changes
 // nothing). RTN applies to every format.
 std::string quantMethodProblem(QuantMethod method, std::string_view format);
 

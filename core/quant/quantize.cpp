@@ -450,8 +450,18 @@ std::vector<QuantizeProblem> validate(const QuantizeParams& p, const ImportanceM
 {
     std::vector<QuantizeProblem> problems = validatePlan(p, importance, warnings);
     if (p.precomputedCodes && !p.precomputedCodes->empty() && p.target == QuantizeTarget::Gguf)
-        problems.push_back({{}, "GPTQ's codes cannot be written to GGUF: ggml block types keep their own "
-                                "scales and rounding (use --to gptq, compressed-tensors or fake-quant)"});
+        problems.push_back({{}, "GPTQ's integer codes cannot be written to GGUF: ggml block types have their own "
+                                "grids (plan a ggml type such as Q4_K for GPTQ into GGUF, or use --to gptq, "
+                                "compressed-tensors or fake-quant)"});
+    if (p.precomputedGgml && p.model)
+        for (const auto& [name, blocks] : *p.precomputedGgml) {
+            const TensorInfo* t = p.model->find(name);
+            const auto format = p.plan.formatOf(name);
+            const auto f = format ? findFormat(*format) : nullptr;
+            if (!t || !f || f->traits().storage != blocks->type || t->rows() != blocks->rows ||
+                t->columns() != blocks->cols || dtypeByteSize(blocks->type, t->elements()) != blocks->bytes.size())
+                problems.push_back({name, "GPTQ's ggml blocks do not match the tensor and its planned type"});
+        }
     if (!p.model)
         return problems;
     const Model& model = *p.model;
@@ -574,9 +584,10 @@ void releaseInput(const std::byte* data, uint64_t size)
 class TensorWriter {
 public:
     TensorWriter(const Model& model, JobControl& control, unsigned threads,
-                 const ImportanceMatrix* importance, std::atomic<uint64_t>& done, uint64_t total)
+                 const ImportanceMatrix* importance, std::atomic<uint64_t>& done, uint64_t total,
+                 const PrecomputedGgml* precomputed)
         : m_model(model), m_control(control), m_threads(threads), m_importance(importance), m_done(done),
-          m_total(total)
+          m_total(total), m_precomputed(precomputed)
     {
     }
 
@@ -598,6 +609,9 @@ public:
             }
             return;
         }
+        if (m_precomputed)
+            if (const auto it = m_precomputed->find(t.name); it != m_precomputed->end())
+                return writePrecomputed(file, o, *it->second, report);
         const uint64_t rows = t.rows(), cols = t.columns();
         const uint64_t rowBytes = *dtypeByteSize(o.type, cols);
         const auto input = m_model.rawData(t);
@@ -663,6 +677,32 @@ public:
     }
 
 private:
+    // GPTQ's blocks (validated against the tensor and its type), with the same sampled quality report.
+    void writePrecomputed(AtomicFile& file, const OutTensor& o, const PrecomputedGgmlBlocks& blocks,
+                          QuantizedTensor& report)
+    {
+        const TensorInfo& t = *o.in;
+        const uint64_t rows = t.rows(), cols = t.columns();
+        if (blocks.type != o.type || blocks.bytes.size() != o.bytes || blocks.rows != rows || blocks.cols != cols)
+            throw Error(ErrorCode::BadValue, t.name + ": GPTQ's ggml blocks do not match the planned type");
+        const uint64_t rowBytes = o.bytes / std::max<uint64_t>(1, rows);
+        ErrorAccumulator quality;
+        std::vector<float> in(static_cast<size_t>(cols)), decoded(static_cast<size_t>(cols));
+        const uint64_t stride = sqnrRowStride(rows, cols);
+        for (uint64_t row = 0; row < rows; row += stride) {
+            m_model.decodeRows(t, row, 1, in.data());
+            ggml::decode(o.type, blocks.bytes.data() + row * rowBytes, cols, decoded.data());
+            quality.add(in.data(), decoded.data(), 1, cols);
+        }
+        for (uint64_t at = 0; at < o.bytes; at += kCopyChunk) {
+            m_control.throwIfCancelled();
+            const uint64_t n = std::min<uint64_t>(kCopyChunk, o.bytes - at);
+            file.write(blocks.bytes.data() + at, n);
+            progress(n);
+        }
+        setQuality(report, quality);
+    }
+
     void progress(uint64_t bytes)
     {
         const uint64_t d = m_done.fetch_add(bytes, std::memory_order_relaxed) + bytes;
@@ -675,6 +715,7 @@ private:
     const ImportanceMatrix* m_importance;
     std::atomic<uint64_t>& m_done;
     uint64_t m_total;
+    const PrecomputedGgml* m_precomputed;
     std::vector<uint8_t> m_out;
 };
 
@@ -747,7 +788,7 @@ void writeGguf(const QuantizeParams& p, const ImportanceMatrix* importance, JobC
     std::atomic<uint64_t> done{0};
     control.reportBytes(0, total, "quantizing");
     const unsigned threads = resolveThreads(p.threads);
-    TensorWriter writer(model, control, threads, importance, done, total);
+    TensorWriter writer(model, control, threads, importance, done, total, p.precomputedGgml.get());
     // The per-tensor report, in the model's order (the file's order is llama-quantize's).
     std::map<const TensorInfo*, size_t> slotOf;
     result.tensors.clear();
@@ -979,6 +1020,11 @@ Plan methodPlan(const Plan& plan, QuantMethod method)
     return out;
 }
 
+bool hasPrecomputed(const QuantizeParams& p)
+{
+    return (p.precomputedCodes && !p.precomputedCodes->empty()) || (p.precomputedGgml && !p.precomputedGgml->empty());
+}
+
 std::vector<QuantizeProblem> methodProblems(const QuantizeParams& params)
 {
     std::vector<QuantizeProblem> out;
@@ -988,12 +1034,9 @@ std::vector<QuantizeProblem> methodProblems(const QuantizeParams& params)
     if (mixed)
         out.push_back({{}, "the plan has GPTQ and AWQ tiers: one method per run (quantize with one, or set the "
                            "other tiers to round-to-nearest)"});
-    if (p.method == QuantMethod::Gptq && (!p.precomputedCodes || p.precomputedCodes->empty())) {
+    if (p.method == QuantMethod::Gptq && !hasPrecomputed(p)) {
         if (p.calibrationFile.empty() && p.calibrationTokens.empty())
             out.push_back({{}, "GPTQ needs a calibration text (--calibration FILE)"});
-        if (p.target == QuantizeTarget::Gguf)
-            out.push_back({{}, "GPTQ's codes cannot be written to GGUF: ggml block types keep their own scales "
-                               "and rounding (write a GPTQ, compressed-tensors or fake-quant checkpoint)"});
     }
     if (p.method == QuantMethod::Awq) {
         if (p.calibrationFile.empty() && p.calibrationTokens.empty())
@@ -1038,6 +1081,32 @@ std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobCon
 
 } // namespace
 
+Plan gptqPassPlan(const QuantizeParams& params, std::vector<std::string>* notes)
+{
+    Plan plan = methodPlan(params.plan, effectiveMethod(params));
+    std::map<std::string, size_t> leftOut; // format -> tensors
+    for (const auto& [tensor, format] : params.plan.assignments()) {
+        if (!plan.formatOf(tensor))
+            continue;
+        const auto c = gptqConfigForFormat(format);
+        const auto f = findFormat(format);
+        if (!c && f && f->traits().kind != FormatKind::Float)
+            ++leftOut[format];
+        else if (c->ggml && params.target != QuantizeTarget::Gguf) {
+            ++leftOut[format];
+            plan.unassign(tensor);
+        }
+    }
+    if (notes)
+        for (const auto& [format, count] : leftOut)
+            notes->push_back("GPTQ: " + std::to_string(count) + " tensor(s) in " + format +
+                             " rounded to nearest (" +
+                             (gptqConfigForFormat(format) ? "ggml blocks from GPTQ are written only to GGUF"
+                                                          : quantMethodProblem(QuantMethod::Gptq, format)) +
+                             ")");
+    return plan;
+}
+
 QuantizeJob::QuantizeJob(QuantizeParams params) : BasicJob("Quantizing", std::move(params)) {}
 
 void QuantizeJob::execute(JobControl& control)
@@ -1063,10 +1132,12 @@ void QuantizeJob::execute(JobControl& control)
     }
     // GPTQ without codes from the caller: the sequential calibration pass here (the GUI's path; the CLI
     // runs GptqModelJob first to report per-tensor proxy errors).
-    if (m_params.method == QuantMethod::Gptq && (!m_params.precomputedCodes || m_params.precomputedCodes->empty())) {
+    if (m_params.method == QuantMethod::Gptq && !hasPrecomputed(m_params)) {
         GptqModelParams g;
         g.model = m_params.model;
-        g.plan = methodPlan(m_params.plan, QuantMethod::Gptq);
+        g.plan = gptqPassPlan(m_params, &m_result.methodNotes);
+        if (importance && m_params.target == QuantizeTarget::Gguf)
+            g.importance = std::make_shared<const ImportanceMatrix>(*importance);
         g.textFile = m_params.calibrationFile;
         g.tokens = m_params.calibrationTokens;
         g.ctx = m_params.calibrationCtx;
@@ -1078,6 +1149,7 @@ void QuantizeJob::execute(JobControl& control)
                                        std::to_string(r.ctx) + " tokens, " + std::to_string(r.tensors.size()) +
                                        " tensors quantized with GPTQ");
         m_params.precomputedCodes = precomputedCodes(r);
+        m_params.precomputedGgml = precomputedGgml(r);
     }
     const QuantizeParams& params = m_params.method == QuantMethod::Awq ? awqParams : m_params;
 

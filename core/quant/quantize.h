@@ -15,6 +15,7 @@
 // See docs/quantize.md.
 
 #include "core/infer/awqmodel.h"
+#include "core/infer/gptqmodel.h"
 #include "core/io/checkpointwriter.h"
 #include "core/plan/plan.h"
 #include "core/quant/method.h"
@@ -50,8 +51,11 @@ struct QuantizeParams {
     bool allowRequantize = false;         // re-quantize tensors that are already quantized (with a warning)
     // GPTQ: integer codes to write instead of round to nearest (gptqmodel.h precomputedCodes()), for the
     // compressed-tensors and GPTQ targets, and as their dequantized values for fake-quant; GGUF refuses them
-    // (GPTQ-rounded values are not put into ggml blocks).
+    // (integer grids are not ggml blocks).
     std::shared_ptr<const PrecomputedCodes> precomputedCodes;
+    // GPTQ into ggml types (gptqmodel.h precomputedGgml()): the GGUF target writes these blocks instead of
+    // quantizing the tensor (each entry must match the tensor's planned type and shape).
+    std::shared_ptr<const PrecomputedGgml> precomputedGgml;
     // Rounding method. AWQ runs a calibration pre-pass (core/infer/awqmodel.h) on calibrationFile and then
     // writes the transformed weights (scaled and clipped linears, divided norms / previous layers) through
     // the same writers (an overlay model, core/model/overlay.h), so it works for every target. GPTQ runs
@@ -111,6 +115,11 @@ std::filesystem::path ggufSplitPath(const std::filesystem::path& output, uint32_
 // llama.cpp's general.file_type for a plan: from its llama.cpp preset (Q4_K_M = 15 ...), else the
 // "mostly" type of its largest share of weights.
 uint32_t ggufFileType(const Plan& plan, const Model& model);
+
+// The plan of the GPTQ calibration pass for these params (the tensors of the GPTQ tiers, or the whole plan
+// with --method gptq): for a checkpoint target the ggml-typed tensors are left out (their GPTQ blocks could
+// only be written to GGUF; they are rounded to nearest), with a note in *notes.
+Plan gptqPassPlan(const QuantizeParams& params, std::vector<std::string>* notes = nullptr);
 
 class QuantizeJob : public BasicJob<QuantizeParams, QuantizeResult> {
 public:

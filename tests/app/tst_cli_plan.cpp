@@ -284,9 +284,14 @@ private slots:
                  QStringLiteral("--method"), QStringLiteral("INT4-g128-asym=gptq")});
         QCOMPARE(r.exitCode, 0);
         QVERIFY2(r.out.contains("INT4-g128-asym   224 tensors (GPTQ)"), r.out.constData());
-        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--method"), QStringLiteral("Q4_K=gptq")});
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--method"), QStringLiteral("BF16=gptq")});
         QCOMPARE(r.exitCode, 1);
         QVERIFY2(r.err.contains("not an integer format"), r.err.constData());
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--method"), QStringLiteral("Q4_K=gptq"),
+                 QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0); // GPTQ rounds into Q4_K's blocks
+        QCOMPARE(json(r).value(QStringLiteral("tier_methods")).toObject().value(QStringLiteral("Q4_K")).toString(),
+                 QStringLiteral("gptq"));
         r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--method"), QStringLiteral("Q4_K")});
         QCOMPARE(r.exitCode, 1);
     }

@@ -34,6 +34,16 @@ private:
 
     QString tmp(const QString& name) const { return m_dir.filePath(name); }
 
+    // llama.cpp's Q4_K_M mix for code-3m, saved as `name` (empty on failure).
+    QString code3mQ4kmPlan(const QString& name) const
+    {
+        const QString plan = tmp(name);
+        const CliRun r = runQuantscopeCli({QStringLiteral("plan"), QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf"),
+                                           QStringLiteral("--preset"), QStringLiteral("llama.cpp-Q4_K_M"),
+                                           QStringLiteral("--out"), plan});
+        return r.exitCode == 0 ? plan : QString();
+    }
+
 private slots:
     void initTestCase()
     {
@@ -214,6 +224,38 @@ private slots:
         QVERIFY2(r.err.contains("--damp"), r.err.constData());
     }
 
+    // --method gptq --to gguf: GPTQ's levels in the ggml blocks of llama.cpp's Q4_K_M mix (Q4_K and Q6_K), the
+    // per-tensor proxy errors below round to nearest's; act-order is refused with the reason.
+    void gptqIntoGguf()
+    {
+        const QString model = QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf");
+        const QString text = QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt");
+        const QString plan = code3mQ4kmPlan(QStringLiteral("code3m-q4km-gptq.json"));
+        QVERIFY(!plan.isEmpty());
+        const QString out = tmp(QStringLiteral("code3m-gptq.gguf"));
+        const QStringList base = {QStringLiteral("quantize"), model, QStringLiteral("--plan"), plan,
+                                  QStringLiteral("--to"), QStringLiteral("gguf"), QStringLiteral("--out"), out,
+                                  QStringLiteral("--allow-requantize"), QStringLiteral("--method"),
+                                  QStringLiteral("gptq"), QStringLiteral("--calibration"), text,
+                                  QStringLiteral("--ctx"), QStringLiteral("128")};
+        CliRun r = runQuantscopeCli(base + QStringList{QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonArray gptq = QJsonDocument::fromJson(r.out).object().value(QStringLiteral("gptq")).toArray();
+        QCOMPARE(gptq.size(), 28); // the 4 blocks' 7 matrices; token_embd and output stay round to nearest
+        for (const auto& v : gptq) {
+            const QJsonObject t = v.toObject();
+            QVERIFY(t.value(QStringLiteral("format")).toString().endsWith(QStringLiteral("_K")));
+            QVERIFY(t.value(QStringLiteral("proxy_error")).toDouble() <
+                    t.value(QStringLiteral("proxy_error_rtn")).toDouble());
+        }
+        QVERIFY(QFile::exists(out));
+        QVERIFY(QFile::remove(out));
+        r = runQuantscopeCli(base + QStringList{QStringLiteral("--act-order")});
+        QCOMPARE(r.exitCode, 1);
+        QVERIFY2(r.err.contains("act-order"), r.err.constData());
+        QVERIFY(!QFile::exists(out));
+    }
+
     // Ctrl-C mid-run: exit 130, no output, no temporary file left. QUANTSCOPE_CLI_TEST_HOLD makes the job
     // wait at its first progress report (after the temporary output file exists) until it is cancelled, so the
     // interrupt lands mid-run on any machine.
@@ -221,14 +263,12 @@ private slots:
     {
         const QString model = QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf");
         const QString text = QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt");
-        const QString plan = tmp(QStringLiteral("code3m-q4km.json"));
-        CliRun r = runQuantscopeCli({QStringLiteral("plan"), model, QStringLiteral("--preset"),
-                                     QStringLiteral("llama.cpp-Q4_K_M"), QStringLiteral("--out"), plan});
-        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QString plan = code3mQ4kmPlan(QStringLiteral("code3m-q4km.json"));
+        QVERIFY(!plan.isEmpty());
         const QString out = tmp(QStringLiteral("code3m-awq.gguf"));
         const QStringList base = {QStringLiteral("quantize"), model,          QStringLiteral("--plan"), plan,
                                   QStringLiteral("--out"),    out,            QStringLiteral("--allow-requantize")};
-        r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("awq"),
+        CliRun r = runQuantscopeCli(base + QStringList{QStringLiteral("--method"), QStringLiteral("awq"),
                                                 QStringLiteral("--calibration"), text, QStringLiteral("--ctx"),
                                                 QStringLiteral("128"), QStringLiteral("--chunks"),
                                                 QStringLiteral("4"), QStringLiteral("--json")});

@@ -3,7 +3,8 @@
 // random correlated activations (x = z B + e: 256 shared factors plus independent noise, 4096 samples)
 // through HessianAccumulator. Prints the time of the Hessian inverse + column sweep alone, the time with the
 // two proxy-error products, and the flop count against the machine's FP32 rate.
-// Usage: bench_gptq [THREADS=2] [N=4096] [REPEATS=3]
+// FORMAT (default INT4-g128-asym) may be any format GPTQ supports, e.g. Q4_K: GPTQ into ggml blocks.
+// Usage: bench_gptq [THREADS=2] [N=4096] [REPEATS=3] [FORMAT=INT4-g128-asym]
 #include "core/quant/gptq.h"
 #include "core/util/threadpool.h"
 
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <ctime>
 #include <vector>
 
@@ -49,6 +51,12 @@ int main(int argc, char** argv)
     const unsigned threads = argc > 1 ? unsigned(std::atoi(argv[1])) : 2;
     const int n = argc > 2 ? std::atoi(argv[2]) : 4096;
     const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
+    const std::string format = argc > 4 ? argv[4] : "INT4-g128-asym";
+    const auto config = gptqConfigForFormat(format);
+    if (!config) {
+        std::fprintf(stderr, "GPTQ does not support the format %s\n", format.c_str());
+        return 1;
+    }
     setDefaultThreads(threads);
     const int samples = n, factors = 256, batch = 256;
 
@@ -76,13 +84,11 @@ int main(int argc, char** argv)
     const auto h = acc.hessian();
     auto t1 = std::chrono::steady_clock::now();
     const auto w = normal(size_t(n) * n, 7, 0.02f);
-    std::printf("GPTQ %d x %d, INT4 g128 asym, %u threads, kernels: %s\n", n, n, threads, gptqKernelName());
+    std::printf("GPTQ %d x %d, %s, %u threads, kernels: %s\n", n, n, format.c_str(), threads, gptqKernelName());
     std::printf("Hessian from %d activations (%d-wide batches): %.2f s (rank updates on one thread)\n",
                 samples, batch, seconds(t0, t1));
 
-    GptqConfig c;
-    c.bits = 4;
-    c.groupSize = 128;
+    GptqConfig c = *config;
     c.threads = threads;
     std::vector<double> sweep, measured, sweepCpu;
     GptqResult r;

@@ -351,7 +351,7 @@ private slots:
         QVERIFY(c && c->bits == 8 && c->groupSize == -1 && c->symmetric);
         c = gptqConfigForFormat("INT3-g64-sym");
         QVERIFY(c && c->bits == 3 && c->groupSize == 64 && c->symmetric);
-        QVERIFY(!gptqConfigForFormat("Q4_K"));
+        QVERIFY(gptqConfigForFormat("Q4_K") && gptqConfigForFormat("Q4_K")->ggml == DType::Q4_K); // tst_gptq_ggml
         QVERIFY(!gptqConfigForFormat("INT4-tensor-sym"));
         QVERIFY(!gptqConfigForFormat("NF4"));
 

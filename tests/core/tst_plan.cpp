@@ -324,12 +324,17 @@ private slots:
         QCOMPARE(int(p.methodOf(q)), int(qs::QuantMethod::Gptq));
         QCOMPARE(int(p.methodOf("no.such.tensor")), int(qs::QuantMethod::Rtn));
         // What a method cannot do is refused with the reason.
-        QVERIFY_THROWS_EXCEPTION(qs::Error, p.setTierMethod("Q4_K", qs::QuantMethod::Gptq));
+        QVERIFY_THROWS_EXCEPTION(qs::Error, p.setTierMethod("BF16", qs::QuantMethod::Gptq));
         QVERIFY_THROWS_EXCEPTION(qs::Error, p.setTierMethod("BF16", qs::QuantMethod::Awq));
         QVERIFY_THROWS_EXCEPTION(qs::Error, p.setTierMethod("Q5_1", qs::QuantMethod::Awq)); // not a tier
         QVERIFY(p.setTierMethod("Q4_K", qs::QuantMethod::Awq));
-        QVERIFY(qs::quantMethodProblem(qs::QuantMethod::Gptq, "Q4_K").find("not an integer") !=
+        QVERIFY(qs::quantMethodProblem(qs::QuantMethod::Gptq, "BF16").find("not an integer") !=
                 std::string::npos);
+        // GPTQ rounds into the ggml block grids it knows, not into the others.
+        QVERIFY(qs::quantMethodProblem(qs::QuantMethod::Gptq, "Q4_K").empty());
+        QVERIFY(qs::quantMethodProblem(qs::QuantMethod::Gptq, "Q8_0").empty());
+        QVERIFY(!qs::quantMethodProblem(qs::QuantMethod::Gptq, "MXFP4").empty());
+        QVERIFY(!qs::quantMethodProblem(qs::QuantMethod::Gptq, "INT4-tensor-sym").empty());
         // Removing a tier, or replacing the tier list, forgets its method.
         QVERIFY(p.removeTier("INT4-g128-asym"));
         QCOMPARE(int(p.methodOf(q)), int(qs::QuantMethod::Rtn));
@@ -376,8 +381,8 @@ private slots:
             << R"({"format":"quantscope-plan","version":1,"tiers":["Q4_K"],"tier_methods":{"Q4_K":"spqr"},
                                     "assignments":{}})"
             << field;
-        QTest::newRow("gptq on a ggml type")
-            << R"({"format":"quantscope-plan","version":1,"tiers":["Q4_K"],"tier_methods":{"Q4_K":"gptq"},
+        QTest::newRow("gptq on a format it cannot take")
+            << R"({"format":"quantscope-plan","version":1,"tiers":["MXFP4"],"tier_methods":{"MXFP4":"gptq"},
                                     "assignments":{}})"
             << field;
         QTest::newRow("count")

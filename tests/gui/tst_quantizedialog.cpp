@@ -72,6 +72,7 @@ private slots:
     void targetsForSafetensorsModel();
     void requantizeNeedsConsent();
     void awqTierCalibrates();
+    void gptqTierWritesGguf();
     void splitWritesShards();
     void runWritesWhatTheSummarySays();
     void failureIsShownInTheDialog();
@@ -247,6 +248,31 @@ void TestQuantizeDialog::awqTierCalibrates()
     QVERIFY(window.planDocument()->setTierMethod(QStringLiteral("Q4_K"), QuantMethod::Rtn));
     dialog = window.quantize();
     QVERIFY(!calibration->isEnabled());
+}
+
+// A Q4_K tier quantized with GPTQ into GGUF (no dialog change: the job runs the calibration pass and writes
+// GPTQ's ggml blocks, core/quant/gptq_ggml.h; their values are checked in tst_gptq_ggml).
+void TestQuantizeDialog::gptqTierWritesGguf()
+{
+    MainWindow window;
+    open(window, QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf"));
+    QVERIFY(window.planDocument()->setTierMethod(QStringLiteral("Q4_K"), QuantMethod::Gptq));
+    QuantizeDialog* dialog = window.quantize();
+    dialog->setAllowRequantize(true);
+    auto* methods = dialog->findChild<QLabel*>(QStringLiteral("methods"));
+    QVERIFY2(methods->text().startsWith(QStringLiteral("GPTQ on Q4_K (")), qPrintable(methods->text()));
+    QVERIFY2(dialog->isTargetEnabled(QuantizeTarget::Gguf), qPrintable(dialog->targetReason(QuantizeTarget::Gguf)));
+    const QString out = m_dir.filePath(QStringLiteral("gptq.gguf"));
+    dialog->setOutputPath(out);
+    dialog->setCalibrationFile(QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt"));
+    QCOMPARE(runToEnd(dialog, out), JobStatus::Succeeded);
+    const QuantizeResult* r = dialog->result();
+    QVERIFY(r);
+    bool calibrated = false;
+    for (const auto& n : r->methodNotes)
+        calibrated |= n.rfind("GPTQ calibration", 0) == 0 && n.find(" 0 tensors") == std::string::npos;
+    QVERIFY(calibrated);
+    QCOMPARE(uint64_t(QFileInfo(out).size()), r->bytesWritten);
 }
 
 // Split (GGUF): shards named as llama.cpp names them, together as large as the summary says.

@@ -393,10 +393,14 @@ void TestTierBoard::headerBitsPerWeight()
     QMenu q8Menu;
     board.fillTierMenu(&q8Menu, board.model()->tierForFormat(QStringLiteral("Q8_0")));
     auto* q8Gptq = q8Menu.findChild<QAction*>(QStringLiteral("tierMethod:gptq"));
-    QVERIFY(q8Gptq && !q8Gptq->isEnabled());
-    QVERIFY(q8Gptq->toolTip().contains(QStringLiteral("not an integer format")));
+    QVERIFY(q8Gptq && q8Gptq->isEnabled()); // GPTQ rounds into Q8_0's blocks (docs/gptq.md)
     QVERIFY(q8Menu.findChild<QAction*>(QStringLiteral("tierMethod:awq"))->isEnabled());
     QVERIFY(q8Menu.findChild<QAction*>(QStringLiteral("tierMethod:rtn"))->isChecked());
+    QMenu bf16Menu;
+    board.fillTierMenu(&bf16Menu, board.model()->tierForFormat(QStringLiteral("BF16")));
+    auto* bf16Gptq = bf16Menu.findChild<QAction*>(QStringLiteral("tierMethod:gptq"));
+    QVERIFY(bf16Gptq && !bf16Gptq->isEnabled());
+    QVERIFY(bf16Gptq->toolTip().contains(QStringLiteral("not an integer format")));
     doc.undoStack()->undo();
     QCOMPARE(int(doc.plan().tierMethod("INT4-g128-asym")), int(QuantMethod::Rtn));
 }
