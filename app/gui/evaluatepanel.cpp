@@ -90,7 +90,8 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
     controls->addWidget(m_ctx);
     controls->addWidget(toolbarLabel(tr("Chunks:")));
     controls->addWidget(m_chunks);
-    controls->addWidget(m_run);
+    auto* actions = new QHBoxLayout; // a second row: the window stays narrow enough for small screens
+    actions->addWidget(m_run);
     auto* file = new QPushButton(tr("Evaluate File…"));
     file->setObjectName(QStringLiteral("evaluateFile"));
     file->setToolTip(tr("Evaluate a quantized file of this model (e.g. the Quantize dialog's RTN, GPTQ and AWQ "
@@ -101,12 +102,13 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
         if (!path.isEmpty())
             evaluateFile(path.endsWith(QLatin1String(".safetensors")) ? QFileInfo(path).absolutePath() : path);
     });
-    controls->addWidget(file);
+    actions->addWidget(file);
     m_compare->setObjectName(QStringLiteral("compareMethods"));
     m_compare->setToolTip(tr("Quantize the current plan with round-to-nearest, GPTQ and AWQ (calibrated on a text "
                              "you choose) and evaluate each: one row per method"));
     connect(m_compare, &QPushButton::clicked, this, &EvaluatePanel::chooseAndCompareMethods);
-    controls->addWidget(m_compare);
+    actions->addWidget(m_compare);
+    actions->addStretch(1);
 
     m_summary->setTextFormat(Qt::RichText);
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -147,6 +149,7 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
 
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(controls);
+    layout->addLayout(actions);
     layout->addWidget(m_status);
     layout->addWidget(vertical, 1);
     m_status->setText(tr("Perplexity and KL divergence of the current plan against the original model, "
