@@ -295,9 +295,10 @@ JointFitResult jointFit(const BudgetProblem& problem, const Plan& plan, const Mo
                 r.reason += request.maxError ? std::string("; no coarser one gives ") + pct + " more context"
                                              : std::string("; no coarser one lowers the weight error by ") + pct;
         } else {
-            r.reason = "KV " + kv + (request.maxError ? std::string(" gives at least ") + pct + " more context"
-                                                      : std::string(" lowers the weight error by at least ") + pct) +
-                       " than the finer types that fit";
+            r.reason = "KV " + kv +
+                       (request.maxError ? std::string(" gives at least ") + pct + " more context than"
+                                         : std::string(" lowers the weight error by at least ") + pct + " below") +
+                       " the finer types that fit";
         }
     } else if (request.maxError && !forQuality) {
         r.reason = "no plan with these tiers reaches that error (add a more precise tier)";
