@@ -383,7 +383,8 @@ void MainWindow::fitPlanToBudget()
     // The measured sensitivity matrix, when complete, replaces the size-based proxy.
     const ErrorTable errors =
         m_sensitivity->isRunning() ? ErrorTable{} : errorTableFromSensitivity(m_sensitivity->results());
-    if (auto* dialog = BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this))
+    if (auto* dialog =
+            BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this, footprintPanel()))
         connect(dialog, &BudgetDialog::fitted, this, [this](const QString& text) { showMessage(text, 8000); });
 }
 
