@@ -176,17 +176,32 @@ uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batc
 
 uint64_t llamaCppFixedOverhead(bool flashAttention, std::string_view gpuArchitecture)
 {
-    // Measured per architecture (docs/memory-model.md, "Fixed overhead"); only Hopper so far, and it is
-    // the default for the others.
+    // Measured on an H200 (Hopper): 610 MiB with flash attention, 720 MiB without (docs/memory-model.md,
+    // "Fixed overhead"). The other architectures are estimates from it: the two parts that differ by
+    // device are the CUDA stack reservation (cudaLimitStackSize, 1 KiB per thread by default, times the
+    // SMs times the resident threads per SM) and cuBLAS's workspace (32 MiB on Hopper and later, 4 MiB
+    // before); the rest (kernel images, ggml's pools) is taken as Hopper's. Each row is the largest part
+    // of its architecture, so that the estimate errs on the safe side.
     struct Row {
         const char* architecture;
-        uint64_t withFlash, withoutFlash;
+        uint64_t sms, threadsPerSm, cublasMiB;
     };
-    static constexpr Row kRows[] = {{"hopper", 610 * MiB, 720 * MiB}};
+    static constexpr Row kHopper = {"hopper", 132, 2048, 32}; // H100 SXM / H200
+    static constexpr Row kRows[] = {
+        kHopper,
+        {"blackwell", 148, 2048, 32}, // B200
+        {"ada", 142, 1536, 4},        // L40S, RTX 6000 Ada
+        {"ampere", 108, 2048, 4},     // A100
+        {"volta", 80, 2048, 4},       // V100
+        {"turing", 40, 1024, 4},      // T4
+    };
+    const uint64_t measured = (flashAttention ? 610 : 720) * MiB;
+    auto stack = [](const Row& r) { return r.sms * r.threadsPerSm * 1024; };
+    const std::string arch = lower(gpuArchitecture);
     for (const auto& r : kRows)
-        if (lower(gpuArchitecture) == r.architecture)
-            return flashAttention ? r.withFlash : r.withoutFlash;
-    return flashAttention ? kRows[0].withFlash : kRows[0].withoutFlash;
+        if (arch == r.architecture)
+            return measured - stack(kHopper) - kHopper.cublasMiB * MiB + stack(r) + r.cublasMiB * MiB;
+    return measured; // unknown architecture: Hopper's measurement
 }
 
 WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& bytesOf)

@@ -462,6 +462,21 @@ private slots:
         QCOMPARE(qs::llamaCppFixedOverhead(true, "hopper"), uint64_t(610) << 20);
         QCOMPARE(qs::llamaCppFixedOverhead(false, "hopper"), uint64_t(720) << 20);
         QCOMPARE(qs::llamaCppFixedOverhead(true, ""), uint64_t(610) << 20); // Hopper figures by default
+        // Estimates: Hopper's measurement minus its CUDA stack reservation (132 SMs x 2048 threads x 1 KiB =
+        // 264 MiB) and cuBLAS workspace (32 MiB), plus the architecture's own.
+        // Blackwell (B200): 148 x 2048 x 1 KiB = 296 MiB, 32 MiB -> 610 + 32 = 642 MiB (720 + 32 = 752).
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "blackwell"), uint64_t(642) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(false, "Blackwell"), uint64_t(752) << 20);
+        // Ada (L40S): 142 x 1536 x 1 KiB = 213 MiB, 4 MiB -> 610 - 51 - 28 = 531 MiB (641).
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "ada"), uint64_t(531) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(false, "ada"), uint64_t(641) << 20);
+        // Ampere (A100): 108 x 2048 x 1 KiB = 216 MiB, 4 MiB -> 610 - 48 - 28 = 534 MiB (644).
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "ampere"), uint64_t(534) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(false, "ampere"), uint64_t(644) << 20);
+        // Volta (V100): 80 x 2048 -> 160 MiB: 610 - 104 - 28 = 478; Turing (T4): 40 x 1024 -> 40 MiB: 358.
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "volta"), uint64_t(478) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "turing"), uint64_t(358) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "rdna3"), uint64_t(610) << 20); // unknown: Hopper's
         const auto l = qs::layoutFromConfigJson(kLlama3_8B);
         qs::FootprintRequest req;
         req.runtime.flashAttention = false;
