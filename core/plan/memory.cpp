@@ -403,12 +403,15 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         // generate() pre-fills the whole prompt in one forward pass; SDPA keeps no context x context matrix.
         const uint64_t tokens = mul(request.context, batch);
         const uint64_t act = mul(mul(tokens, add(mul(3, ceilDiv(ffnWidth, n)), q + 2 * kv + 2 * H)), 2);
-        const uint64_t logits = mul(mul(mul(batch, V), 4), 2);
+        // generate() asks for the last position's logits only (logits_to_keep = 1): batch x vocab in the
+        // model dtype (2 bytes), copied to float32 (4) for the logits processors, and the float32
+        // probabilities sampling takes (4): 10 bytes per vocabulary entry and sequence.
+        const uint64_t logits = mul(mul(batch, V), 10);
         const uint64_t slack = (add(act, f.kvCacheBytes)) / 20;
         f.activationBytes = add(add(act, logits), slack);
         f.terms.push_back(
             {"prefill_activations", act, "one forward pass over " + std::to_string(tokens) + " tokens"});
-        f.terms.push_back({"logits", logits, "last-token logits in fp32 and their softmax"});
+        f.terms.push_back({"logits", logits, "last-token logits (model dtype), their float32 copy and probabilities"});
         f.terms.push_back({"allocator_slack", slack, "5% of activations and cache (caching allocator)"});
         f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kTransformersFixed);
         f.terms.push_back({"cuda_context", f.fixedOverheadBytes, "PyTorch CUDA context and kernel images"});

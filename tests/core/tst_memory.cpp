@@ -457,6 +457,34 @@ private slots:
     }
 
     // Measured on an H200: about 610 MiB with flash attention, 710-730 MiB without.
+    void transformersTerms()
+    {
+        // Llama-3-8B, bf16, 8192 tokens x batch 4 under transformers: pre-fill activations
+        // 32768 tokens x (3 x 14336 + 4096 + 2 x 1024 + 2 x 4096) x 2 B = 32768 x 114,688 B; the last
+        // position's logits 4 x 128256 x (2 bf16 + 4 float32 copy + 4 float32 probabilities) = 5,130,240 B;
+        // slack 5 % of activations and cache; 512 MiB fixed.
+        const auto l = qs::layoutFromConfigJson(kLlama3_8B);
+        qs::FootprintRequest req;
+        req.context = 8192;
+        req.batch = 4;
+        req.kvType = qs::KvCacheType::BF16;
+        req.runtime.runtime = qs::Runtime::Transformers;
+        const auto f = qs::estimateFootprint(l, qs::summarizeWeights(l), req);
+        const uint64_t act = 32768ull * 114688;
+        const uint64_t logits = 4ull * 128256 * 10;
+        const uint64_t kv = 4ull * 8192 * 32 * 2 * 1024 * 2;
+        QCOMPARE(f.kvCacheBytes, kv);
+        QCOMPARE(f.activationBytes, act + logits + (act + kv) / 20);
+        QCOMPARE(f.fixedOverheadBytes, uint64_t(512) << 20);
+        bool seen = false;
+        for (const auto& t : f.terms)
+            if (t.name == "logits") {
+                QCOMPARE(t.bytes, logits);
+                seen = true;
+            }
+        QVERIFY(seen);
+    }
+
     void llamaCppFixedOverhead()
     {
         QCOMPARE(qs::llamaCppFixedOverhead(true, "hopper"), uint64_t(610) << 20);
