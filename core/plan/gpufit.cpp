@@ -322,7 +322,8 @@ JointFitResult jointFit(const BudgetProblem& problem, const Plan& plan, const Mo
         if (best.context > 0) {
             best.weightsBytes = smallest;
             best.text = "a context of " + std::to_string(best.context) + " tokens fits (KV " +
-                        kvCacheTypeName(best.kvType) + ", the smallest plan of these tiers, " + gibText(smallest) + ")";
+                        kvCacheTypeName(best.kvType) + ", the smallest plan of these tiers, " + gibText(smallest) +
+                        " on the GPU)";
             r.suggestions.push_back(best);
         }
     }
@@ -351,14 +352,18 @@ JointFitResult jointFit(const BudgetProblem& problem, const Plan& plan, const Mo
                 }
                 if (total > room.gpuBytes())
                     continue;
-                if (best.format.empty() || w.bytes > best.weightsBytes)
-                    best.format = uniform.preset().substr(4), best.kvType = t, best.weightsBytes = w.bytes;
+                // GPU-resident bytes, as everywhere in this file (llama.cpp keeps an untied embedding in host memory).
+                const uint64_t onGpu = base.runtime.runtime == Runtime::LlamaCpp && w.outputHeadBytes > 0
+                                           ? w.bytes - std::min(w.bytes, w.embeddingBytes)
+                                           : w.bytes;
+                if (best.format.empty() || onGpu > best.weightsBytes)
+                    best.format = uniform.preset().substr(4), best.kvType = t, best.weightsBytes = onGpu;
                 break; // the finest KV type that fits with this format
             }
         }
         if (!best.format.empty()) {
             best.context = context;
-            best.text = "every tensor at " + best.format + " (" + gibText(best.weightsBytes) + ", KV " +
+            best.text = "every tensor at " + best.format + " (" + gibText(best.weightsBytes) + " on the GPU, KV " +
                         kvCacheTypeName(best.kvType) + ") fits at " + std::to_string(context) + " tokens";
             r.suggestions.push_back(best);
         }
