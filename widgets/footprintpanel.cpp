@@ -311,6 +311,21 @@ void FootprintPanel::refresh()
 
 QString FootprintPanel::summaryText() const { return m_summary->text(); }
 
+void FootprintPanel::showRequest(const QString& gpuId, const FootprintRequest& r)
+{
+    {
+        const QSignalBlocker a(m_context), b(m_batch), c(m_kvType), d(m_runtime), e(m_gpuList);
+        m_context->setValue(int(std::min<uint64_t>(r.context, uint64_t(m_context->maximum()))));
+        m_batch->setValue(int(r.batch));
+        m_kvType->setCurrentIndex(std::max(0, m_kvType->findData(int(r.kvType))));
+        m_runtime->setCurrentIndex(std::max(0, m_runtime->findData(int(r.runtime.runtime))));
+        for (int i = 0; i < m_gpuList->count(); ++i)
+            if (m_gpuList->item(i)->data(Qt::UserRole).toString() == gpuId)
+                m_gpuList->item(i)->setCheckState(Qt::Checked);
+    }
+    refresh();
+}
+
 void FootprintPanel::setErrorTable(ErrorTable errors)
 {
     m_errors = std::move(errors);

@@ -40,6 +40,10 @@ public:
     const std::vector<GpuFit>& fits() const { return m_fits; }
     QCustomPlot* plot() const { return m_plot; }
     QString summaryText() const; // the weights / predicted-error lines, as rich text
+    // The context, batch, KV type and runtime shown.
+    FootprintRequest currentRequest() const { return request(); }
+    // Shows a fit's settings: its context, batch, KV type and runtime, with the GPU checked.
+    void showRequest(const QString& gpuId, const FootprintRequest& request);
 
 public slots:
     void refresh();

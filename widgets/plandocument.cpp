@@ -83,15 +83,31 @@ bool PlanDocument::assign(const QStringList& tensors, const QString& format)
 {
     Plan after = m_plan;
     size_t changed = 0;
+    QStringList adjusted;
     for (const QString& name : tensors) {
         const std::string n = name.toStdString();
         const TensorInfo* t = m_layout.find(n);
         if (!t || !isPlannable(*t))
             continue;
-        changed += format.isEmpty() ? size_t(after.unassign(n)) : size_t(after.assign(n, format.toStdString()));
+        if (format.isEmpty()) {
+            changed += size_t(after.unassign(n));
+            continue;
+        }
+        const StorableFormat stored = storableFormat(format.toStdString(), *t, m_plan.target());
+        if (stored.refused()) {
+            adjusted << tr("%1 not moved: %2").arg(name, QString::fromStdString(stored.reason));
+            continue;
+        }
+        if (stored.changed())
+            adjusted << tr("%1 stored as %2: %3")
+                            .arg(name, QString::fromStdString(stored.format), QString::fromStdString(stored.reason));
+        changed += size_t(after.assign(n, stored.format));
     }
+    if (!adjusted.isEmpty())
+        emit assignmentAdjusted(adjusted);
     if (changed == 0)
         return false;
+    ensureTiersForAssignments(after); // a substitute becomes a tier of its own
     const QString what = tensors.size() == 1 ? tensors.front() : tr("%1 tensors").arg(changed);
     const QString text = format.isEmpty() ? tr("Keep %1 stored").arg(what) : tr("Move %1 to %2").arg(what, format);
     m_undo->push(new PlanCommand(this, m_plan, std::move(after), text));

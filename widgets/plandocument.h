@@ -29,7 +29,10 @@ public:
     QUndoStack* undoStack() const { return m_undo; }
 
     // Each pushes one undo step when something changes and returns whether it did. An empty format
-    // removes the assignments (the tensors keep their stored type).
+    // removes the assignments (the tensors keep their stored type). assign() never puts a tensor in a
+    // format it cannot be stored in for the plan's target (storableFormat): where the target stores another
+    // format instead (llama.cpp's fallback) that one is assigned, where it cannot at all the tensor is left
+    // as it was; either way assignmentAdjusted() says which tensors and why.
     bool assign(const QStringList& tensors, const QString& format);
     bool applyPreset(const QString& preset);
     bool setPlan(const Plan& plan, const QString& description);
@@ -54,6 +57,8 @@ public:
 signals:
     void planChanged();
     void layoutChanged();
+    // An assign() stored some tensors in another format or refused them (one line per tensor).
+    void assignmentAdjusted(const QStringList& reasons);
 
 private:
     ModelLayout m_layout;

@@ -1,6 +1,7 @@
 // quantscope-cli plan: build a precision plan from a preset, rules or a byte budget and save it.
 #include "app/cli/command.h"
 #include "app/cli/plan_verify.h"
+#include "app/cli/plan_gpufit.h"
 #include "core/util/fileio.h"
 #include "core/jobs/jobs.h"
 #include "core/plan/budget.h"
@@ -96,70 +97,38 @@ int runPlan(QCommandLineParser& parser)
 
     QJsonObject budgetJson;
     if (byBudget || byGpu) {
+        qs::BudgetOptions budgetOptions;
+        budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused")) || qs::targetFusesGroups(target);
+        budgetOptions.target = target;
+        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors, budgetOptions);
+        qs::BudgetSolution sol;
         uint64_t budget = 0;
         if (byBudget) {
             bool ok = false;
             budget = parser.value(QStringLiteral("budget")).toULongLong(&ok);
             if (!ok || budget == 0)
                 return cli::fail(QStringLiteral("--budget needs a positive number of bytes"));
+            qs::BudgetJob solve({problem, budget, {}});
+            if (const int code = cli::runJob(solve, QStringLiteral("fitting")))
+                return code;
+            sol = solve.takeResult().solution;
+            if (!sol.feasible)
+                return cli::fail(QStringLiteral("no plan fits %1 bytes: the smallest tiers need %2 bytes")
+                                     .arg(budget)
+                                     .arg(sol.bytes));
         } else {
-            const qs::GpuCatalog catalog = qs::GpuCatalog::load();
-            const auto* gpu = catalog.find(parser.value(QStringLiteral("gpu")).toStdString());
-            if (!gpu)
-                return cli::fail(
-                    QStringLiteral("unknown or ambiguous GPU '%1'").arg(parser.value(QStringLiteral("gpu"))));
-            qs::FootprintRequest req;
-            bool ok = true;
-            req.context = parser.isSet(QStringLiteral("ctx"))
-                              ? parser.value(QStringLiteral("ctx")).toULongLong(&ok)
-                              : 4096;
-            if (!ok)
-                return cli::fail(QStringLiteral("--ctx needs a number"));
-            const uint batch =
-                parser.isSet(QStringLiteral("batch")) ? parser.value(QStringLiteral("batch")).toUInt(&ok) : 1;
-            if (!ok || batch == 0)
-                return cli::fail(QStringLiteral("--batch needs a positive number"));
-            req.batch = batch;
-            req.gpuArchitecture = gpu->architecture;
-            // The runtime that runs the target's output unless --runtime says otherwise.
-            if (qs::targetFusesGroups(target))
-                req.runtime.runtime = qs::Runtime::Vllm;
-            if (parser.isSet(QStringLiteral("runtime"))) {
-                auto rt = qs::runtimeFromName(parser.value(QStringLiteral("runtime")).toStdString());
-                if (!rt)
-                    return cli::fail(QStringLiteral("unknown runtime '%1' (llama.cpp, vllm, transformers)")
-                                         .arg(parser.value(QStringLiteral("runtime"))));
-                req.runtime.runtime = *rt;
+            const int code = cli::fitPlanToGpu(parser, layout, plan, problem, budgetJson, sol, budget);
+            if (code != 0 || !sol.feasible) {
+                if (parser.isSet(QStringLiteral("json")) && !budgetJson.isEmpty()) {
+                    QJsonObject root;
+                    root[QStringLiteral("model")] = pos[0];
+                    root[QStringLiteral("fits")] = false;
+                    root[QStringLiteral("budget")] = budgetJson;
+                    cli::printJson(root);
+                }
+                return code != 0 ? code : 1;
             }
-            if (parser.isSet(QStringLiteral("kv-dtype"))) {
-                auto kv = qs::kvCacheTypeFromName(parser.value(QStringLiteral("kv-dtype")).toStdString());
-                if (!kv || !qs::runtimeSupportsKvType(req.runtime.runtime, *kv))
-                    return cli::fail(QStringLiteral("KV dtype '%1' is unknown or not supported by %2")
-                                         .arg(parser.value(QStringLiteral("kv-dtype")),
-                                              QString::fromLatin1(qs::runtimeName(req.runtime.runtime))));
-                req.kvType = *kv;
-            }
-            // Weights may take what the cache and the runtime leave: the footprint of a weightless model.
-            const qs::Footprint rest = qs::estimateFootprint(layout, qs::WeightSummary{}, req);
-            const uint64_t gpuBytes = qs::gpuBudgetBytes(*gpu, req.runtime);
-            if (rest.totalBytes() >= gpuBytes)
-                return cli::fail(QStringLiteral("the KV cache and runtime overhead alone (%1 GiB) exceed %2")
-                                     .arg(gib(rest.totalBytes()), 0, 'f', 2)
-                                     .arg(QString::fromStdString(gpu->name)));
-            budget = gpuBytes - rest.totalBytes();
         }
-        qs::BudgetOptions budgetOptions;
-        budgetOptions.tieFusedGroups = parser.isSet(QStringLiteral("fused")) || qs::targetFusesGroups(target);
-        budgetOptions.target = target;
-        const qs::BudgetProblem problem = qs::makeBudgetProblem(plan, layout, errors, budgetOptions);
-        qs::BudgetJob solve({problem, budget, {}});
-        if (const int code = cli::runJob(solve, QStringLiteral("fitting")))
-            return code;
-        const qs::BudgetSolution sol = solve.takeResult().solution;
-        if (!sol.feasible)
-            return cli::fail(QStringLiteral("no plan fits %1 bytes: the smallest tiers need %2 bytes")
-                                 .arg(budget)
-                                 .arg(sol.bytes));
         plan = qs::applySolution(plan, problem, sol);
         if (parser.isSet(QStringLiteral("curve"))) {
             QJsonArray curve;
@@ -173,6 +142,7 @@ int runPlan(QCommandLineParser& parser)
         budgetJson[QStringLiteral("error")] = sol.error;
         budgetJson[QStringLiteral("lower_bound")] = sol.lowerBound;
         budgetJson[QStringLiteral("gap")] = sol.gap;
+        budgetJson[QStringLiteral("gap_relative")] = sol.error > 0 ? sol.gap / sol.error : 0.0;
         budgetJson[QStringLiteral("optimal")] = sol.optimal;
     }
 
@@ -309,7 +279,7 @@ int runPlan(QCommandLineParser& parser)
 
 const CliRegistrar planCommand(
     {"plan",
-     "plan PATH [--target T] [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME --ctx N --batch N] "
+     "plan PATH [--target T] [--preset NAME] [--rules FILE] [--budget BYTES | --gpu NAME [--ctx N | --max-error E] [--batch N] [--kv-type auto|T] [--runtime R]] "
      "[--sensitivity FILE] [--verify --text FILE [--verify-ctx N] [--verify-chunks N] [--verify-first-chunk N]] "
      "[--method FORMAT=METHOD] [--out plan.json] [--json]",
      "build a precision plan (preset, rules, fit to a budget) and save it",
@@ -331,17 +301,7 @@ const CliRegistrar planCommand(
                       QStringLiteral("FILE")});
          p.addOption({QStringLiteral("budget"), QStringLiteral("Fit the weights into this many bytes."),
                       QStringLiteral("BYTES")});
-         p.addOption({QStringLiteral("gpu"),
-                      QStringLiteral("Fit the model, its KV cache and overhead on this GPU."),
-                      QStringLiteral("NAME")});
-         p.addOption(
-             {QStringLiteral("ctx"), QStringLiteral("Context for --gpu (4096)."), QStringLiteral("N")});
-         p.addOption({QStringLiteral("batch"), QStringLiteral("Batch for --gpu (1)."), QStringLiteral("N")});
-         p.addOption({QStringLiteral("runtime"),
-                      QStringLiteral("Runtime for --gpu: llama.cpp (default), vllm, transformers."),
-                      QStringLiteral("R")});
-         p.addOption({QStringLiteral("kv-dtype"), QStringLiteral("KV cache type for --gpu (f16)."),
-                      QStringLiteral("T")});
+         cli::addPlanGpuFitOptions(p);
          p.addOption(
              {QStringLiteral("sensitivity"),
               QStringLiteral("Errors for --budget/--gpu from 'quantscope-cli sensitivity --json' (else a size "

@@ -1,9 +1,11 @@
 #include "app/gui/budgetdialog.h"
+#include "app/gui/gpufitpanel.h"
 
 #include "core/jobs/jobs.h"
 #include "core/plan/budget.h"
 #include "core/plan/memory.h"
 #include "core/plan/plan.h"
+#include "widgets/footprintpanel.h"
 #include "widgets/formatting.h"
 #include "widgets/jobrunner.h"
 #include "widgets/plandocument.h"
@@ -14,6 +16,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
+#include <QTabWidget>
 #include <QVBoxLayout>
 
 namespace qs {
@@ -31,7 +34,7 @@ BudgetDialog::BudgetDialog(PlanDocument* plan, JobRunner* runner, ErrorPresenter
 }
 
 BudgetDialog* BudgetDialog::openFor(PlanDocument* plan, JobRunner* runner, const ErrorTable& errors,
-                                    ErrorPresenter presentError, QWidget* parent)
+                                    ErrorPresenter presentError, QWidget* parent, FootprintPanel* footprint)
 {
     if (!plan->hasModel())
         return nullptr;
@@ -64,8 +67,16 @@ BudgetDialog* BudgetDialog::openFor(PlanDocument* plan, JobRunner* runner, const
     }
 
     auto* dialog = new BudgetDialog(plan, runner, std::move(presentError), parent);
+    dialog->m_footprint = footprint;
     dialog->m_problem = std::move(problem);
-    auto* layoutBox = new QVBoxLayout(dialog);
+    auto* outer = new QVBoxLayout(dialog);
+    dialog->m_tabs = new QTabWidget;
+    outer->addWidget(dialog->m_tabs, 1);
+    auto* sizePage = new QWidget;
+    dialog->m_tabs->addTab(sizePage, tr("Size budget"));
+    dialog->m_gpuPage = new GpuFitPanel(plan, runner, dialog->m_problem, footprint);
+    dialog->m_tabs->addTab(dialog->m_gpuPage, tr("GPU (with KV cache)"));
+    auto* layoutBox = new QVBoxLayout(sizePage);
     QString errorSource;
     if (errors.empty()) {
         errorSource =
@@ -99,7 +110,10 @@ BudgetDialog* BudgetDialog::openFor(PlanDocument* plan, JobRunner* runner, const
     layoutBox->addLayout(row);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
     buttons->button(QDialogButtonBox::Ok)->setText(tr("Fit"));
-    layoutBox->addWidget(buttons);
+    outer->addWidget(buttons);
+    connect(dialog->m_gpuPage, &GpuFitPanel::failed, dialog, [dialog](const QString& error) {
+        dialog->m_presentError(tr("Fit to GPU"), tr("The fit could not be computed."), error);
+    });
     view->setBudget(uint64_t(spin->value() * mib));
     connect(view, &TradeoffView::budgetChosen, spin,
             [spin](uint64_t bytes) { spin->setValue(double(bytes) / mib); });
@@ -112,8 +126,30 @@ BudgetDialog* BudgetDialog::openFor(PlanDocument* plan, JobRunner* runner, const
     return dialog;
 }
 
+void BudgetDialog::showGpuPage(bool gpu)
+{
+    m_tabs->setCurrentWidget(gpu ? static_cast<QWidget*>(m_gpuPage) : m_tabs->widget(0));
+}
+
 void BudgetDialog::done(int result)
 {
+    if (result == Accepted && m_tabs->currentWidget() == m_gpuPage) {
+        // The GPU page: compute first (the dialog stays open to show the alternatives), then apply.
+        if (m_gpuPage->computeHandle())
+            return;
+        if (!m_gpuPage->hasResult()) {
+            m_gpuPage->compute();
+            return;
+        }
+        if (!m_gpuPage->selected())
+            return; // nothing fits: the page lists the smallest changes
+        applyGpuFit();
+        QDialog::done(result);
+        deleteLater();
+        return;
+    }
+    if (m_gpuPage->computeHandle())
+        m_gpuPage->computeHandle()->cancel();
     QDialog::done(result);
     if (result == Accepted && !m_handle)
         solve(uint64_t(m_spin->value() * mib));
@@ -164,6 +200,36 @@ void BudgetDialog::onSolved(JobStatus status, const QString& error, uint64_t bud
                              : tr(", error at most %1% above the best possible (search stopped early)")
                                    .arg(solution.error > 0 ? 100.0 * solution.gap / solution.error : 0.0, 0, 'f',
                                         1)));
+}
+
+void BudgetDialog::applyGpuFit()
+{
+    const JointFitResult& fit = *m_gpuPage->result();
+    const size_t index = *m_gpuPage->selected();
+    const KvAlternative& a = fit.alternatives[index];
+    const QString kv = QString::fromLatin1(kvCacheTypeName(a.kvType));
+    try {
+        m_plan->setPlan(applySolution(m_plan->plan(), m_problem, a.solution),
+                        tr("Fit to GPU (KV %1, %2 tokens)").arg(kv).arg(a.context));
+    } catch (const std::exception& e) {
+        m_presentError(tr("Fit to GPU"), tr("The fit could not be applied."), QString::fromStdString(e.what()));
+        return;
+    }
+    if (m_footprint) {
+        FootprintRequest shown = m_gpuPage->request().footprint;
+        shown.kvType = a.kvType;
+        shown.context = a.context;
+        m_footprint->showRequest(m_gpuPage->gpuId(), shown);
+    }
+    emit fitted(tr("Fitted to the GPU: KV %1 at %2 tokens, weights %3%4")
+                    .arg(kv)
+                    .arg(a.context)
+                    .arg(formatBytes(a.weightsBytes))
+                    .arg(a.solution.optimal
+                             ? tr(", proven optimal")
+                             : tr(", error at most %1% above the best possible (certified gap)")
+                                   .arg(a.solution.error > 0 ? 100.0 * a.solution.gap / a.solution.error : 0.0, 0,
+                                        'g', 3)));
 }
 
 } // namespace qs

@@ -385,7 +385,8 @@ void MainWindow::fitPlanToBudget()
     // replaces the size-based proxy.
     const bool complete = !m_sensitivity->isRunning() || m_sensitivity->isRefining();
     const ErrorTable errors = complete ? errorTableFromSensitivity(m_sensitivity->results()) : ErrorTable{};
-    if (auto* dialog = BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this))
+    if (auto* dialog =
+            BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this, footprintPanel()))
         connect(dialog, &BudgetDialog::fitted, this, [this](const QString& text) { showMessage(text, 8000); });
 }
 

@@ -16,6 +16,7 @@
 #include <QScrollArea>
 #include <QSplitter>
 #include <QToolBar>
+#include <QTimer>
 #include <QToolButton>
 #include <QUndoStack>
 #include <QVBoxLayout>
@@ -153,6 +154,18 @@ QWidget* PlanPage::createToolBar(PlanSession* session, ErrorPresenter presentErr
         new QLabel(tr("   Drag tensors or whole blocks between tiers · right-click or Ctrl+←/→ to move"));
     hint->setStyleSheet(QStringLiteral("color: #666;"));
     bar->addWidget(hint);
+    // A drop into a format that cannot store a tensor: say what was stored instead or refused, and why.
+    connect(plan, &PlanDocument::assignmentAdjusted, hint, [hint, normal = hint->text()](const QStringList& why) {
+        hint->setText(QStringLiteral("   ") + why.front() +
+                      (why.size() > 1 ? tr(" (and %1 more)").arg(why.size() - 1) : QString()));
+        hint->setToolTip(why.join(QLatin1Char('\n')));
+        hint->setStyleSheet(QStringLiteral("color: #b00020;"));
+        QTimer::singleShot(10000, hint, [hint, normal] {
+            hint->setText(normal);
+            hint->setToolTip({});
+            hint->setStyleSheet(QStringLiteral("color: #666;"));
+        });
+    });
     return bar;
 }
 

@@ -230,17 +230,23 @@ struct Upgrade {
 
 class Solver {
 public:
-    Solver(const BudgetProblem& p, uint64_t budget, JobControl* job, uint64_t maxNodes)
-        : m_p(p), m_job(job), m_maxNodes(maxNodes)
+    // `classes`: items with identical option lists share a class (symmetry breaking); empty = none.
+    Solver(const BudgetProblem& p, uint64_t budget, JobControl* job, uint64_t maxNodes,
+           std::vector<size_t> classes = {}, uint64_t maxDpCells = 0)
+        : m_p(p), m_job(job), m_maxNodes(maxNodes), m_maxDpCells(maxDpCells), m_class(std::move(classes))
     {
         const size_t n = p.options.size();
         for (const auto& o : p.options)
             if (o.empty())
                 throw Error(ErrorCode::BadValue, "a budget item has no options");
+        if (m_class.size() != n) {
+            m_class.resize(n);
+            std::iota(m_class.begin(), m_class.end(), 0);
+        }
         m_hulls.reserve(n);
         for (const auto& o : p.options)
             m_hulls.push_back(buildHull(o));
-        // Branch on the items whose choice matters most first.
+        // Branch on the items whose choice matters most first; items of one class next to each other.
         m_order.resize(n);
         std::iota(m_order.begin(), m_order.end(), 0);
         std::vector<double> range(n);
@@ -248,8 +254,9 @@ public:
             const auto& h = m_hulls[i];
             range[i] = p.options[i][h.pareto.front()].error - p.options[i][h.pareto.back()].error;
         }
-        std::stable_sort(m_order.begin(), m_order.end(),
-                         [&](size_t a, size_t b) { return range[a] > range[b]; });
+        std::stable_sort(m_order.begin(), m_order.end(), [&](size_t a, size_t b) {
+            return range[a] != range[b] ? range[a] > range[b] : m_class[a] < m_class[b];
+        });
         m_rank.resize(n);
         for (size_t r = 0; r < n; ++r)
             m_rank[m_order[r]] = r;
@@ -269,11 +276,16 @@ public:
         m_budget = budget;
     }
 
-    // LP relaxation of the items with rank >= depth and remaining capacity; +inf when infeasible.
-    double lpBound(size_t depth, uint64_t capacity, std::vector<size_t>* integral = nullptr) const
+    // LP relaxation of the items with rank >= depth and remaining capacity; +inf when infeasible. With
+    // `integral`, the LP's integral part; with `slope`, the multiplier of the capacity (the error removed per
+    // byte of the step the LP takes a fraction of; 0 when every step fits).
+    double lpBound(size_t depth, uint64_t capacity, std::vector<size_t>* integral = nullptr,
+                   long double* slope = nullptr) const
     {
         double err = 0;
         uint64_t used = 0;
+        if (slope)
+            *slope = 0;
         for (size_t r = depth; r < m_order.size(); ++r) {
             const size_t i = m_order[r];
             const auto& o = m_p.options[i][m_hulls[i].hull.front()];
@@ -294,35 +306,84 @@ public:
                 if (integral)
                     (*integral)[u.item] = m_hulls[u.item].hull[u.step + 1];
             } else {
+                if (slope)
+                    *slope = static_cast<long double>(u.dError) / static_cast<long double>(u.dBytes);
                 return err - u.dError * static_cast<double>(left) / static_cast<double>(u.dBytes);
             }
         }
         return err;
     }
 
+    uint64_t minBytes() const
+    {
+        uint64_t b = m_p.fixedBytes;
+        for (size_t i = 0; i < m_p.options.size(); ++i)
+            b += m_p.options[i][m_hulls[i].pareto.front()].bytes;
+        return b;
+    }
+
     BudgetSolution solve()
     {
         BudgetSolution s;
         const size_t n = m_order.size();
-        uint64_t minBytes = m_p.fixedBytes;
-        for (size_t i = 0; i < n; ++i)
-            minBytes += m_p.options[i][m_hulls[i].pareto.front()].bytes;
-        if (minBytes > m_budget) {
-            s.bytes = minBytes;
+        if (const uint64_t least = minBytes(); least > m_budget) {
+            s.bytes = least;
             return s;
         }
         const uint64_t capacity = m_budget - m_p.fixedBytes;
         std::vector<size_t> start(n);
-        const double root = lpBound(0, capacity, &start);
-        s.lowerBound = root;
+        long double slope = 0;
+        const double root = lpBound(0, capacity, &start, &slope);
         // Incumbent: the LP's integral part, then greedy repair with whatever capacity is left.
         m_best = start;
         improve(m_best, capacity);
         m_bestError = errorOf(m_best);
 
-        m_choice.assign(n, 0);
-        m_complete = true;
-        branch(0, capacity, 0.0);
+        const double tolerance = 1e-12 * std::max(1.0, std::abs(m_bestError));
+        if (!(root < m_bestError - tolerance)) { // the incumbent meets the bound: nothing to search
+            s.feasible = s.optimal = true;
+            s.choice = m_best;
+            s.error = s.lowerBound = m_bestError;
+            s.bytes = m_p.fixedBytes + bytesOf(m_best);
+            return s;
+        }
+        const Reduction red = reduce(slope, capacity);
+        {
+            // Search the reduced problem, seeded with the incumbent, then map its choice back.
+            Solver sub(red.problem, m_budget - red.fixedBytesOut, m_job, m_maxNodes, red.classes);
+            std::vector<size_t> seed(red.items.size());
+            for (size_t k = 0; k < red.items.size(); ++k)
+                seed[k] = red.optionIndex[k].at(m_best[red.items[k]]);
+            sub.m_best = seed;
+            sub.m_bestError = sub.errorOf(seed);
+            sub.m_choice.assign(red.items.size(), 0);
+            sub.m_pos.assign(red.items.size(), 0);
+            sub.branch(0, m_budget - red.fixedBytesOut, 0.0);
+            m_nodes = sub.m_nodes;
+            m_complete = sub.m_complete;
+            // The node limit stopped the search: an exact dynamic programme over the open items' bytes (in
+            // units of their common divisor) when it is small enough.
+            if (sub.m_bestError < sub.errorOf(seed)) {
+                for (size_t k = 0; k < red.items.size(); ++k)
+                    m_best[red.items[k]] = red.originalOption[k][sub.m_best[k]];
+                m_bestError = errorOf(m_best);
+            }
+            if (!m_complete) {
+                // Fix again with the search's better incumbent: fewer open items for the programme.
+                const Reduction again = reduce(slope, capacity);
+                std::vector<size_t> exact;
+                if (exactByDp(again.problem, m_budget - again.fixedBytesOut, m_maxDpCells, exact)) {
+                    std::vector<size_t> c = m_best;
+                    for (size_t k = 0; k < again.items.size(); ++k)
+                        c[again.items[k]] = again.originalOption[k][exact[k]];
+                    if (errorOf(c) < m_bestError) {
+                        m_best = std::move(c);
+                        m_bestError = errorOf(m_best);
+                    }
+                    m_complete = true;
+                }
+            }
+        }
 
         s.feasible = true;
         s.choice = m_best;
@@ -336,6 +397,134 @@ public:
     }
 
 private:
+    // Reduced-cost fixing (the Lagrangian of the capacity at the LP's multiplier): an option whose reduced
+    // cost lifts the bound to the incumbent cannot be in a better plan and is dropped; items left with one
+    // option are fixed. Items whose remaining options are identical form one class, so that the search
+    // enumerates each multiset of choices once.
+    struct Reduction {
+        BudgetProblem problem;                                // the items still open
+        std::vector<size_t> items;                            // their index in the full problem
+        std::vector<std::map<size_t, size_t>> optionIndex;    // full option -> reduced option, per open item
+        std::vector<std::vector<size_t>> originalOption;      // reduced option -> full option
+        std::vector<size_t> classes;                          // class per open item
+        uint64_t fixedBytesOut = 0;                           // bytes of the fixed items
+        size_t kept = 0, total = 0;                           // options kept / before
+    };
+    Reduction reduce(long double slope, uint64_t capacity) const
+    {
+        Reduction r;
+        const size_t n = m_order.size();
+        std::vector<long double> best(n);
+        long double lagrangian = -slope * static_cast<long double>(capacity);
+        for (size_t i = 0; i < n; ++i) {
+            long double m = std::numeric_limits<long double>::infinity();
+            for (const auto& o : m_p.options[i])
+                m = std::min(m, static_cast<long double>(o.error) + slope * static_cast<long double>(o.bytes));
+            best[i] = m;
+            lagrangian += m;
+        }
+        const long double cutoff =
+            static_cast<long double>(m_bestError) - 1e-12L * std::max<long double>(1.0L, std::abs(m_bestError));
+        r.problem.fixedBytes = 0;
+        std::map<std::vector<std::pair<uint64_t, double>>, size_t> classOf;
+        for (size_t i = 0; i < n; ++i) {
+            std::vector<size_t> keep;
+            for (size_t o : m_hulls[i].pareto) {
+                ++r.total;
+                const auto& opt = m_p.options[i][o];
+                const long double reduced =
+                    static_cast<long double>(opt.error) + slope * static_cast<long double>(opt.bytes) - best[i];
+                if (o == m_best[i] || lagrangian + reduced < cutoff)
+                    keep.push_back(o);
+            }
+            r.kept += keep.size();
+            if (keep.size() == 1) {
+                r.fixedBytesOut += m_p.options[i][keep.front()].bytes;
+                continue;
+            }
+            std::vector<BudgetOption> opts;
+            std::vector<std::pair<uint64_t, double>> key;
+            std::map<size_t, size_t> index;
+            for (size_t o : keep) {
+                index[o] = opts.size();
+                opts.push_back(m_p.options[i][o]);
+                key.emplace_back(m_p.options[i][o].bytes, m_p.options[i][o].error);
+            }
+            r.classes.push_back(classOf.emplace(key, classOf.size()).first->second);
+            r.items.push_back(i);
+            r.optionIndex.push_back(std::move(index));
+            r.originalOption.push_back(keep);
+            r.problem.tensors.push_back(m_p.tensors.size() > i ? m_p.tensors[i] : std::string());
+            r.problem.options.push_back(std::move(opts));
+        }
+        r.fixedBytesOut += m_p.fixedBytes;
+        return r;
+    }
+
+    // Exact: minimise the error of `p`'s items within `capacity` bytes by dynamic programming over the bytes
+    // above each item's smallest option, in units of their greatest common divisor. The choices are kept
+    // in 1, 2 or 4 bits per (item, state). Returns false, without work, when the table would exceed
+    // `maxCells` cells or an item has more than 16 options.
+    bool exactByDp(const BudgetProblem& p, uint64_t capacity, uint64_t maxCells, std::vector<size_t>& out) const
+    {
+        const size_t n = p.options.size();
+        if (n == 0 || maxCells == 0)
+            return false;
+        uint64_t least = 0, unit = 0;
+        size_t most = 0;
+        std::vector<uint64_t> base(n);
+        for (size_t i = 0; i < n; ++i) {
+            base[i] = std::numeric_limits<uint64_t>::max();
+            for (const auto& o : p.options[i])
+                base[i] = std::min(base[i], o.bytes);
+            for (const auto& o : p.options[i])
+                unit = std::gcd(unit, o.bytes - base[i]);
+            least += base[i];
+            most = std::max(most, p.options[i].size());
+        }
+        if (least > capacity || most > 16)
+            return false;
+        const uint64_t states = (unit ? (capacity - least) / unit : 0) + 1;
+        if (states > maxCells / n)
+            return false;
+        const unsigned bits = most <= 2 ? 1 : most <= 4 ? 2 : 4;
+        const uint64_t perItem = (states * bits + 63) / 64;
+        std::vector<uint64_t> taken(perItem * n, 0);
+        std::vector<double> best(states, 0.0); // least error with at most s units, items so far
+        std::vector<std::vector<std::pair<uint64_t, double>>> steps(n);
+        for (size_t i = 0; i < n; ++i)
+            for (const auto& o : p.options[i])
+                steps[i].emplace_back(unit ? (o.bytes - base[i]) / unit : 0, o.error);
+        for (size_t i = 0; i < n; ++i) {
+            if (m_job) {
+                m_job->report(static_cast<double>(i) / static_cast<double>(n), "fitting");
+                m_job->throwIfCancelled();
+            }
+            uint64_t* row = taken.data() + perItem * i;
+            for (uint64_t s = states; s-- > 0;) {
+                double e = std::numeric_limits<double>::infinity();
+                uint64_t pick = 0;
+                for (size_t o = 0; o < steps[i].size(); ++o) {
+                    const auto& [w, err] = steps[i][o];
+                    if (w <= s && best[s - w] + err < e)
+                        e = best[s - w] + err, pick = o;
+                }
+                best[s] = e;
+                row[s * bits / 64] |= pick << (s * bits % 64);
+            }
+        }
+        out.assign(n, 0);
+        uint64_t s = states - 1;
+        const uint64_t mask = (uint64_t(1) << bits) - 1;
+        for (size_t i = n; i-- > 0;) {
+            const uint64_t* row = taken.data() + perItem * i;
+            const size_t o = static_cast<size_t>((row[s * bits / 64] >> (s * bits % 64)) & mask);
+            out[i] = o;
+            s -= steps[i][o].first;
+        }
+        return true;
+    }
+
     double errorOf(const std::vector<size_t>& c) const
     {
         double e = 0;
@@ -443,13 +632,19 @@ private:
         if (!(bound < m_bestError - tolerance))
             return;
         const size_t item = m_order[depth];
-        // Most precise options first: they lead to good incumbents quickly.
+        // Most precise options first: they lead to good incumbents quickly. An item of the same class as the
+        // previous one takes no more precise an option than it did (the choices of identical items are
+        // interchangeable, so each multiset is enumerated once).
         const auto& par = m_hulls[item].pareto;
-        for (auto it = par.rbegin(); it != par.rend(); ++it) {
-            const auto& o = m_p.options[item][*it];
+        size_t top = par.size();
+        if (depth > 0 && m_class[m_order[depth - 1]] == m_class[item])
+            top = std::min(top, m_pos[depth - 1] + 1);
+        for (size_t k = top; k-- > 0;) {
+            const auto& o = m_p.options[item][par[k]];
             if (o.bytes > capacity)
                 continue;
-            m_choice[item] = *it;
+            m_choice[item] = par[k];
+            m_pos[depth] = k;
             branch(depth + 1, capacity - o.bytes, fixedError + o.error);
             if (!m_complete)
                 return;
@@ -459,11 +654,14 @@ private:
     const BudgetProblem& m_p;
     JobControl* m_job;
     uint64_t m_maxNodes;
+    uint64_t m_maxDpCells;
     uint64_t m_budget = 0;
     std::vector<Hull> m_hulls;
     std::vector<size_t> m_order, m_rank;
     std::vector<Upgrade> m_upgrades;
     std::vector<size_t> m_best, m_choice;
+    std::vector<size_t> m_class; // class per item (identical options)
+    std::vector<size_t> m_pos;   // pareto position chosen at each depth
     double m_bestError = std::numeric_limits<double>::infinity();
     uint64_t m_nodes = 0;
     bool m_complete = true;
@@ -477,7 +675,7 @@ BudgetSolution solveBudget(const BudgetProblem& problem, uint64_t budgetBytes, J
                            const SolveOptions& options)
 {
     checkCancel(job);
-    Solver s(problem, budgetBytes, job, options.maxNodes);
+    Solver s(problem, budgetBytes, job, options.maxNodes, {}, options.maxDpCells);
     return s.solve();
 }
 

@@ -3,8 +3,11 @@
 // the weights fit in a byte budget. This is a multiple-choice knapsack. We solve it with branch and bound
 // whose bounds come from the LP relaxation over each tensor's lower convex hull of (bytes, error) options
 // (the classical MCKP relaxation, solved greedily by decreasing error-per-byte); the first incumbent is
-// the LP's integral part improved by local search (single changes, then one-down-one-up exchanges). When
-// the node limit stops the search early, the result still carries a proven lower bound and its gap.
+// the LP's integral part improved by local search (single changes, then one-down-one-up exchanges).
+// Reduced-cost fixing at the LP's multiplier then drops every option that cannot be in a better plan, and
+// identical items are enumerated once per multiset of choices. When the node limit stops the search, an
+// exact dynamic programme over the remaining items' bytes finishes it if small enough (SolveOptions); else
+// the result carries a proven lower bound and its gap.
 //
 // The same hull gives the trade-off curve: at each breakpoint the LP solution is integral, so every point
 // is a plan that is optimal for its own size; users pick a size on it and see the error it costs.
@@ -99,6 +102,10 @@ struct BudgetSolution {
 
 struct SolveOptions {
     uint64_t maxNodes = 200000;
+    // When the node limit stops the search, the open items (after reduced-cost fixing) are solved exactly
+    // by dynamic programming over their bytes, in units of the bytes' greatest common divisor, if the table
+    // has at most this many (item, state) cells (1-4 bits each: 256 Mi cells take 32-128 MiB). 0: never.
+    uint64_t maxDpCells = 256ull << 20;
 };
 BudgetSolution solveBudget(const BudgetProblem& problem, uint64_t budgetBytes, JobControl* job = nullptr,
                            const SolveOptions& options = {});

@@ -176,17 +176,32 @@ uint64_t kvCacheBytes(const ModelConfig& config, uint64_t context, uint32_t batc
 
 uint64_t llamaCppFixedOverhead(bool flashAttention, std::string_view gpuArchitecture)
 {
-    // Measured per architecture (docs/memory-model.md, "Fixed overhead"); only Hopper so far, and it is
-    // the default for the others.
+    // Measured on an H200 (Hopper): 610 MiB with flash attention, 720 MiB without (docs/memory-model.md,
+    // "Fixed overhead"). The other architectures are estimates from it: the two parts that differ by
+    // device are the CUDA stack reservation (cudaLimitStackSize, 1 KiB per thread by default, times the
+    // SMs times the resident threads per SM) and cuBLAS's workspace (32 MiB on Hopper and later, 4 MiB
+    // before); the rest (kernel images, ggml's pools) is taken as Hopper's. Each row is the largest part
+    // of its architecture, so that the estimate errs on the safe side.
     struct Row {
         const char* architecture;
-        uint64_t withFlash, withoutFlash;
+        uint64_t sms, threadsPerSm, cublasMiB;
     };
-    static constexpr Row kRows[] = {{"hopper", 610 * MiB, 720 * MiB}};
+    static constexpr Row kHopper = {"hopper", 132, 2048, 32}; // H100 SXM / H200
+    static constexpr Row kRows[] = {
+        kHopper,
+        {"blackwell", 148, 2048, 32}, // B200
+        {"ada", 142, 1536, 4},        // L40S, RTX 6000 Ada
+        {"ampere", 108, 2048, 4},     // A100
+        {"volta", 80, 2048, 4},       // V100
+        {"turing", 40, 1024, 4},      // T4
+    };
+    const uint64_t measured = (flashAttention ? 610 : 720) * MiB;
+    auto stack = [](const Row& r) { return r.sms * r.threadsPerSm * 1024; };
+    const std::string arch = lower(gpuArchitecture);
     for (const auto& r : kRows)
-        if (lower(gpuArchitecture) == r.architecture)
-            return flashAttention ? r.withFlash : r.withoutFlash;
-    return flashAttention ? kRows[0].withFlash : kRows[0].withoutFlash;
+        if (arch == r.architecture)
+            return measured - stack(kHopper) - kHopper.cublasMiB * MiB + stack(r) + r.cublasMiB * MiB;
+    return measured; // unknown architecture: Hopper's measurement
 }
 
 WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& bytesOf)
@@ -388,12 +403,15 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         // generate() pre-fills the whole prompt in one forward pass; SDPA keeps no context x context matrix.
         const uint64_t tokens = mul(request.context, batch);
         const uint64_t act = mul(mul(tokens, add(mul(3, ceilDiv(ffnWidth, n)), q + 2 * kv + 2 * H)), 2);
-        const uint64_t logits = mul(mul(mul(batch, V), 4), 2);
+        // generate() asks for the last position's logits only (logits_to_keep = 1): batch x vocab in the
+        // model dtype (2 bytes), copied to float32 (4) for the logits processors, and the float32
+        // probabilities sampling takes (4): 10 bytes per vocabulary entry and sequence.
+        const uint64_t logits = mul(mul(batch, V), 10);
         const uint64_t slack = (add(act, f.kvCacheBytes)) / 20;
         f.activationBytes = add(add(act, logits), slack);
         f.terms.push_back(
             {"prefill_activations", act, "one forward pass over " + std::to_string(tokens) + " tokens"});
-        f.terms.push_back({"logits", logits, "last-token logits in fp32 and their softmax"});
+        f.terms.push_back({"logits", logits, "last-token logits (model dtype), their float32 copy and probabilities"});
         f.terms.push_back({"allocator_slack", slack, "5% of activations and cache (caching allocator)"});
         f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kTransformersFixed);
         f.terms.push_back({"cuda_context", f.fixedOverheadBytes, "PyTorch CUDA context and kernel images"});

@@ -62,7 +62,8 @@ struct FootprintRequest {
 
 // llama.cpp's fixed per-process overhead on one CUDA GPU: CUDA context, cuBLAS workspace and the memory
 // pools ggml grows during decode. Measured on an H200 (Hopper) at about 610 MiB with flash attention and
-// 710-730 MiB without; architectures without their own measurement use the Hopper figures.
+// 710-730 MiB without; Blackwell, Ada, Ampere, Volta and Turing are estimated from it by their CUDA stack
+// reservation and cuBLAS workspace (docs/memory-model.md); unknown architectures use the Hopper figures.
 uint64_t llamaCppFixedOverhead(bool flashAttention, std::string_view gpuArchitecture = {});
 
 // Weights as they would be stored: per-tensor bytes come from bytesOf (a plan's formats) or the stored

@@ -236,6 +236,83 @@ private slots:
         QVERIFY(g.value(QStringLiteral("budget_bytes")).toInteger() < (10ll << 30) - (1ll << 30));
     }
 
+    void planGpuWithKvType()
+    {
+        // --kv-type auto: one alternative per llama.cpp cache type, finest first; the coarser caches leave the
+        // weights more room (at 8192 tokens x 32 layers, f16 -> q8_0 frees 8192 x 32 x (4096 - 2176) B =
+        // 480 MiB of cache; the flash-attention F16 view of a quantized cache, 8192 x 1024 x 4 B = 32 MiB,
+        // may take some of it back).
+        Run r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
+                     QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--kv-type"),
+                     QStringLiteral("auto"), QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        auto b = json(r).value(QStringLiteral("budget")).toObject();
+        const auto alts = b.value(QStringLiteral("alternatives")).toArray();
+        QCOMPARE(alts.size(), 3);
+        const QStringList kinds = {QStringLiteral("f16"), QStringLiteral("q8_0"), QStringLiteral("q4_0")};
+        int chosen = -1;
+        for (int i = 0; i < 3; ++i) {
+            const auto a = alts[i].toObject();
+            QCOMPARE(a.value(QStringLiteral("kv_type")).toString(), kinds[i]);
+            QVERIFY(a.value(QStringLiteral("fits")).toBool());
+            QVERIFY(a.value(QStringLiteral("weights_bytes")).toInteger() <=
+                    a.value(QStringLiteral("weight_budget_bytes")).toInteger());
+            QVERIFY(a.value(QStringLiteral("total_bytes")).toInteger() <= 10ll << 30);
+            QVERIFY(a.value(QStringLiteral("max_context")).toInteger() >= 8192);
+            if (a.value(QStringLiteral("chosen")).toBool())
+                chosen = i;
+        }
+        QVERIFY(chosen >= 0);
+        QCOMPARE(b.value(QStringLiteral("kv_type")).toString(), kinds[chosen]);
+        const qint64 f16 = alts[0].toObject().value(QStringLiteral("weight_budget_bytes")).toInteger();
+        const qint64 q8 = alts[1].toObject().value(QStringLiteral("weight_budget_bytes")).toInteger();
+        QVERIFY(q8 - f16 <= 480ll << 20);
+        QVERIFY(q8 - f16 >= (480ll - 32) << 20);
+        QVERIFY(alts[2].toObject().value(QStringLiteral("weight_budget_bytes")).toInteger() > q8);
+        // The error never rises with a coarser cache (more room for the weights).
+        QVERIFY(alts[1].toObject().value(QStringLiteral("error")).toDouble() <=
+                alts[0].toObject().value(QStringLiteral("error")).toDouble());
+        // A fixed type: one alternative.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
+                 QStringLiteral("--ctx"), QStringLiteral("8192"), QStringLiteral("--kv-dtype"), QStringLiteral("q8_0"),
+                 QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        b = json(r).value(QStringLiteral("budget")).toObject();
+        QCOMPARE(b.value(QStringLiteral("alternatives")).toArray().size(), 1);
+        QCOMPARE(b.value(QStringLiteral("weights_bytes")).toInteger(),
+                 alts[1].toObject().value(QStringLiteral("weights_bytes")).toInteger());
+        // A million tokens do not fit a 24 GB card with any cache (q4_0 alone: 10^6 x 32 x 2 x 576 B = 34 GiB):
+        // exit 1, and the smallest changes: a shorter context, more GPUs.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-4090"),
+                 QStringLiteral("--ctx"), QStringLiteral("1000000"), QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 1);
+        const auto o = json(r);
+        QCOMPARE(o.value(QStringLiteral("fits")).toBool(), false);
+        const auto suggestions = o.value(QStringLiteral("budget")).toObject().value(QStringLiteral("suggestions")).toArray();
+        bool context = false, gpus = false;
+        for (const auto& v : suggestions) {
+            const auto s = v.toObject();
+            if (s.value(QStringLiteral("kind")).toString() == QLatin1String("context")) {
+                context = true;
+                // The longest that fits, capped at the model's trained context (8192 tokens).
+                QCOMPARE(s.value(QStringLiteral("context")).toInteger(), 8192);
+            }
+            if (s.value(QStringLiteral("kind")).toString() == QLatin1String("gpus")) {
+                gpus = true;
+                QVERIFY(s.value(QStringLiteral("gpus")).toInteger() >= 2);
+            }
+        }
+        QVERIFY(context);
+        QVERIFY(gpus);
+        // Quality mode: the longest context for an error the plan reaches.
+        r = cli({QStringLiteral("plan"), m_config, QStringLiteral("--gpu"), QStringLiteral("rtx-3080-10"),
+                 QStringLiteral("--max-error"), QStringLiteral("1e30"), QStringLiteral("--json")});
+        QCOMPARE(r.exitCode, 0);
+        b = json(r).value(QStringLiteral("budget")).toObject();
+        QCOMPARE(b.value(QStringLiteral("mode")).toString(), QStringLiteral("quality"));
+        QVERIFY(b.value(QStringLiteral("context")).toInteger() > 0);
+    }
+
     void planSampleModel()
     {
         // The real stories260K sample: 172-wide ffn_down rows fit no 32-value block, so llama.cpp's fallback

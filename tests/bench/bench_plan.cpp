@@ -8,7 +8,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cmath>
 #include <functional>
+#include <random>
+#include <string>
 
 namespace {
 
@@ -44,10 +47,62 @@ void run(const char* name, const char* json)
                 sol.error > 0 ? 100.0 * sol.gap / sol.error : 0.0, sol.optimal ? ", optimal" : "");
 }
 
+// A 70B-shaped synthetic problem: 80 layers x 7 tensors (q, k, v, o, gate, up, down of Llama-3-70B), six
+// k-quant-like tiers, errors = a per-kind scale x a per-layer profile x log-normal noise x 4^(-bits), so
+// no two items are identical (the hard case for branch and bound). Budget: 4.85 bits per weight.
+qs::BudgetProblem synthetic70B(unsigned seed)
+{
+    struct Kind {
+        const char* name;
+        uint64_t rows, cols;
+        double scale;
+    };
+    const Kind kinds[] = {{"attn_q", 8192, 8192, 1.0},    {"attn_k", 1024, 8192, 2.0},
+                          {"attn_v", 1024, 8192, 4.0},    {"attn_output", 8192, 8192, 1.5},
+                          {"ffn_gate", 28672, 8192, 1.0}, {"ffn_up", 28672, 8192, 1.0},
+                          {"ffn_down", 8192, 28672, 2.5}};
+    const std::pair<const char*, double> tiers[] = {{"Q2_K", 2.625}, {"Q3_K", 3.4375}, {"Q4_K", 4.5},
+                                                    {"Q5_K", 5.5},   {"Q6_K", 6.5625}, {"Q8_0", 8.5}};
+    std::mt19937 rng(seed);
+    std::lognormal_distribution<double> noise(0.0, 0.3);
+    qs::BudgetProblem p;
+    for (int layer = 0; layer < 80; ++layer) {
+        const double profile = 1.0 + 0.8 * std::exp(-layer / 4.0) + 0.5 * std::exp((layer - 79) / 3.0);
+        for (const auto& k : kinds) {
+            p.tensors.push_back("blk." + std::to_string(layer) + "." + k.name);
+            const double n = double(k.rows) * double(k.cols);
+            const double item = k.scale * profile * noise(rng);
+            std::vector<qs::BudgetOption> opts;
+            for (const auto& [name, bits] : tiers)
+                opts.push_back({name, uint64_t(n * bits / 8), n * item * std::pow(4.0, -bits)});
+            p.options.push_back(std::move(opts));
+        }
+    }
+    return p;
+}
+
+void runSynthetic()
+{
+    for (unsigned seed : {1u, 2u, 3u}) {
+        const auto p = synthetic70B(seed);
+        uint64_t elements = 0;
+        for (const auto& o : p.options)
+            elements += o.front().bytes * 8 * 1000 / 2625; // Q2_K is 2.625 bits per weight
+        const uint64_t budget = uint64_t(double(elements) * 4.85 / 8);
+        qs::BudgetSolution sol;
+        const double solve = millis([&] { sol = qs::solveBudget(p, budget); }, 1);
+        std::printf("synthetic-70B seed %u: %zu items x 6 tiers, budget 4.85 bpw: solve %8.1f ms (%llu nodes, "
+                    "gap %.6f%%%s)\n",
+                    seed, p.options.size(), solve, static_cast<unsigned long long>(sol.nodes),
+                    sol.error > 0 ? 100.0 * sol.gap / sol.error : 0.0, sol.optimal ? ", optimal" : "");
+    }
+}
+
 } // namespace
 
 int main()
 {
+    runSynthetic();
     run("Llama-3-8B", R"({"model_type":"llama","hidden_size":4096,"intermediate_size":14336,"num_hidden_layers":32,
         "num_attention_heads":32,"num_key_value_heads":8,"vocab_size":128256,"max_position_embeddings":8192})");
     run("Llama-3-70B", R"({"model_type":"llama","hidden_size":8192,"intermediate_size":28672,"num_hidden_layers":80,

@@ -457,11 +457,54 @@ private slots:
     }
 
     // Measured on an H200: about 610 MiB with flash attention, 710-730 MiB without.
+    void transformersTerms()
+    {
+        // Llama-3-8B, bf16, 8192 tokens x batch 4 under transformers: pre-fill activations
+        // 32768 tokens x (3 x 14336 + 4096 + 2 x 1024 + 2 x 4096) x 2 B = 32768 x 114,688 B; the last
+        // position's logits 4 x 128256 x (2 bf16 + 4 float32 copy + 4 float32 probabilities) = 5,130,240 B;
+        // slack 5 % of activations and cache; 512 MiB fixed.
+        const auto l = qs::layoutFromConfigJson(kLlama3_8B);
+        qs::FootprintRequest req;
+        req.context = 8192;
+        req.batch = 4;
+        req.kvType = qs::KvCacheType::BF16;
+        req.runtime.runtime = qs::Runtime::Transformers;
+        const auto f = qs::estimateFootprint(l, qs::summarizeWeights(l), req);
+        const uint64_t act = 32768ull * 114688;
+        const uint64_t logits = 4ull * 128256 * 10;
+        const uint64_t kv = 4ull * 8192 * 32 * 2 * 1024 * 2;
+        QCOMPARE(f.kvCacheBytes, kv);
+        QCOMPARE(f.activationBytes, act + logits + (act + kv) / 20);
+        QCOMPARE(f.fixedOverheadBytes, uint64_t(512) << 20);
+        bool seen = false;
+        for (const auto& t : f.terms)
+            if (t.name == "logits") {
+                QCOMPARE(t.bytes, logits);
+                seen = true;
+            }
+        QVERIFY(seen);
+    }
+
     void llamaCppFixedOverhead()
     {
         QCOMPARE(qs::llamaCppFixedOverhead(true, "hopper"), uint64_t(610) << 20);
         QCOMPARE(qs::llamaCppFixedOverhead(false, "hopper"), uint64_t(720) << 20);
         QCOMPARE(qs::llamaCppFixedOverhead(true, ""), uint64_t(610) << 20); // Hopper figures by default
+        // Estimates: Hopper's measurement minus its CUDA stack reservation (132 SMs x 2048 threads x 1 KiB =
+        // 264 MiB) and cuBLAS workspace (32 MiB), plus the architecture's own.
+        // Blackwell (B200): 148 x 2048 x 1 KiB = 296 MiB, 32 MiB -> 610 + 32 = 642 MiB (720 + 32 = 752).
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "blackwell"), uint64_t(642) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(false, "Blackwell"), uint64_t(752) << 20);
+        // Ada (L40S): 142 x 1536 x 1 KiB = 213 MiB, 4 MiB -> 610 - 51 - 28 = 531 MiB (641).
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "ada"), uint64_t(531) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(false, "ada"), uint64_t(641) << 20);
+        // Ampere (A100): 108 x 2048 x 1 KiB = 216 MiB, 4 MiB -> 610 - 48 - 28 = 534 MiB (644).
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "ampere"), uint64_t(534) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(false, "ampere"), uint64_t(644) << 20);
+        // Volta (V100): 80 x 2048 -> 160 MiB: 610 - 104 - 28 = 478; Turing (T4): 40 x 1024 -> 40 MiB: 358.
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "volta"), uint64_t(478) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "turing"), uint64_t(358) << 20);
+        QCOMPARE(qs::llamaCppFixedOverhead(true, "rdna3"), uint64_t(610) << 20); // unknown: Hopper's
         const auto l = qs::layoutFromConfigJson(kLlama3_8B);
         qs::FootprintRequest req;
         req.runtime.flashAttention = false;

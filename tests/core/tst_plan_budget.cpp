@@ -9,6 +9,7 @@
 #include "core/util/job.h"
 
 #include <QTest>
+#include <cmath>
 #include <random>
 
 namespace {
@@ -64,10 +65,21 @@ private slots:
         // (error 6), then half of a's 20-byte step (3 x 10/20): bound 4.5.
         qs::SolveOptions one;
         one.maxNodes = 1;
+        one.maxDpCells = 0;
         s = qs::solveBudget(p, 55, nullptr, one);
         QVERIFY(!s.optimal);
         QCOMPARE(s.lowerBound, 4.5);
         QCOMPARE(s.gap, s.error - 4.5);
+        // Reduced-cost fixing at the LP multiplier 0.15 (a's 20 -> 40 step: 3 error for 20 bytes): the
+        // Lagrangian terms min(e + 0.15 b) are a: 7 (Q4), b: 5 (Q4), bound 12 - 0.15 x 50 = 4.5; the incumbent
+        // a=20, b=20 has error 6, so Q2 options (reduced costs 3.5 and 4.5: 4.5 + 3.5 >= 6) are dropped, Q8
+        // (0 and 1) stay. The dynamic programme over the open items (units of gcd 20 bytes, 10 bytes of slack
+        // -> 0 units: both stay at Q4) proves error 6 optimal after one node.
+        one.maxDpCells = 1000;
+        s = qs::solveBudget(p, 55, nullptr, one);
+        QVERIFY(s.optimal);
+        QCOMPARE(s.error, 6.0);
+        QCOMPARE(s.gap, 0.0);
     }
 
     void matchesBruteForce()
@@ -113,6 +125,18 @@ private slots:
             QVERIFY(rough.feasible);
             QVERIFY(rough.lowerBound <= exact.error + 1e-9);
             QVERIFY(rough.error >= exact.error - 1e-9);
+            // Stopped after one node, the dynamic programme over the open items finishes exactly.
+            few.maxNodes = 1;
+            const auto dp = qs::solveBudget(p, budget, nullptr, few);
+            QVERIFY(dp.optimal);
+            QVERIFY(dp.bytes <= budget);
+            QVERIFY2(std::abs(dp.error - exact.error) <= 1e-9 * std::max(1.0, exact.error),
+                     qPrintable(QStringLiteral("trial %1 (dp): %2 vs %3").arg(trial).arg(dp.error).arg(exact.error)));
+            // Without it, the node limit leaves a bracket.
+            few.maxDpCells = 0;
+            const auto bracket = qs::solveBudget(p, budget, nullptr, few);
+            QVERIFY(bracket.lowerBound <= exact.error + 1e-9);
+            QVERIFY(bracket.error >= exact.error - 1e-9);
             ++checked;
         }
         QVERIFY(checked > 200);
@@ -122,14 +146,34 @@ private slots:
     // job ends Cancelled; only the node limit ends a solve as "not optimal".
     void cancelIsNotANodeLimit()
     {
+        // A 70B-like shape (80 layers x 7 kinds of tensor, six tiers) with log-normal spread in the errors:
+        // the hard case for branch and bound (as tests/bench/bench_plan's synthetic-70B).
         std::mt19937 rng(11);
-        const auto p = randomProblem(rng, 120, 8);
-        uint64_t all = p.fixedBytes;
-        for (const auto& o : p.options)
-            all += o.front().bytes;
-        const uint64_t budget = all * 3 / 4;
-        const auto full = qs::solveBudget(p, budget);
-        QVERIFY2(full.nodes > 1024, qPrintable(QString::number(full.nodes))); // the search reaches a check
+        std::lognormal_distribution<double> noise(0.0, 0.3);
+        qs::BudgetProblem p;
+        uint64_t all = 0;
+        const double sizes[] = {64e6, 8e6, 8e6, 64e6, 224e6, 224e6, 224e6};
+        for (int layer = 0; layer < 80; ++layer)
+            for (double size : sizes) {
+                p.tensors.push_back("t" + std::to_string(p.tensors.size()));
+                const double scale = noise(rng);
+                std::vector<qs::BudgetOption> opts;
+                for (double bits : {2.625, 3.4375, 4.5, 5.5, 6.5625, 8.5})
+                    opts.push_back({"f" + std::to_string(bits), uint64_t(size * bits / 8),
+                                    size * scale * std::pow(4.0, -bits)});
+                all += uint64_t(size * 4.85 / 8);
+                p.options.push_back(std::move(opts));
+            }
+        const uint64_t budget = all + 777777;
+        // The search reports (and polls the cancel) every 1024 nodes and once per item of the dynamic
+        // programme that finishes a search stopped by the node limit.
+        qs::SolveOptions stop;
+        stop.maxNodes = 3000;
+        int counted = 0;
+        qs::JobControl counting([&](double, const std::string&) { ++counted; });
+        const auto full = qs::solveBudget(p, budget, &counting, stop);
+        QVERIFY(full.optimal);
+        QVERIFY2(counted > 1, qPrintable(QStringLiteral("%1 reports, %2 nodes").arg(counted).arg(full.nodes)));
 
         qs::JobControl* self = nullptr;
         int reports = 0;
@@ -138,7 +182,7 @@ private slots:
                 self->cancel(); // at the first progress report, deep in the search
         });
         self = &control;
-        QVERIFY_THROWS_EXCEPTION(qs::CancelledError, qs::solveBudget(p, budget, &control));
+        QVERIFY_THROWS_EXCEPTION(qs::CancelledError, qs::solveBudget(p, budget, &control, stop));
         QCOMPARE(reports, 1);
 
         qs::BudgetJob job({p, budget, {}});
@@ -147,6 +191,7 @@ private slots:
 
         qs::SolveOptions few;
         few.maxNodes = 500;
+        few.maxDpCells = 0;
         qs::BudgetJob limited({p, budget, few});
         QCOMPARE(limited.run(), qs::JobStatus::Succeeded);
         QVERIFY(limited.result().solution.feasible);
