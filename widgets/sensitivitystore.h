@@ -66,6 +66,8 @@ public:
     bool sampling() const { return m_sampling; }
     // True while the exact pass replaces sampled estimates.
     bool isRefining() const { return m_running && m_phase == Phase::Refine; }
+    // Every cell is there: not running, or only refining sampled estimates to exact values.
+    bool hasEveryCell() const { return !m_running || isRefining(); }
     // Measures ΔKL instead (core/infer/klsensitivity.h: each tensor alone quantized, the model run on the
     // text): the cells carry deltaKl and its score −10·log10(ΔKL) where the views read SQNR, and
     // errorTableFromSensitivity(results()) gives ΔKL, so the budget fit minimises the summed ΔKL. Drops the

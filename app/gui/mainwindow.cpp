@@ -381,10 +381,9 @@ void MainWindow::dropEvent(QDropEvent* event)
 
 void MainWindow::fitPlanToBudget()
 {
-    // The measured sensitivity matrix, when complete (sampled estimates while the exact pass refines them),
-    // replaces the size-based proxy.
-    const bool complete = !m_sensitivity->isRunning() || m_sensitivity->isRefining();
-    const ErrorTable errors = complete ? errorTableFromSensitivity(m_sensitivity->results()) : ErrorTable{};
+    // The measured sensitivity matrix, when it has every cell, replaces the size-based proxy.
+    const ErrorTable errors =
+        m_sensitivity->hasEveryCell() ? errorTableFromSensitivity(m_sensitivity->results()) : ErrorTable{};
     if (auto* dialog =
             BudgetDialog::openFor(planDocument(), m_runner, errors, m_presentError, this, footprintPanel()))
         connect(dialog, &BudgetDialog::fitted, this, [this](const QString& text) { showMessage(text, 8000); });
