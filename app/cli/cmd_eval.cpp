@@ -100,6 +100,7 @@ int runEvalMethods(QCommandLineParser& parser, const QString& model)
         return code;
     params.textFile = parser.value(QStringLiteral("text")).toStdString();
     params.calibrationFile = parser.value(QStringLiteral("calibration")).toStdString();
+    params.llamaCppActivations = parser.isSet(QStringLiteral("llama-cpp-arithmetic"));
     params.model = qs::openModel(model.toStdString());
     params.plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
     qs::MethodComparisonJob job(std::move(params));

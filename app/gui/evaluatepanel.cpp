@@ -62,6 +62,7 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
     : QWidget(parent), m_runner(runner), m_session(session), m_model(std::move(model)),
       m_text(new QLineEdit(defaultTextPath())), m_ctx(new QSpinBox), m_chunks(new QSpinBox),
       m_run(new QPushButton(tr("Evaluate Plan"))), m_compare(new QPushButton(tr("Compare Methods…"))),
+      m_llamaArithmetic(new QCheckBox(tr("llama.cpp arithmetic"))),
       m_status(new QLabel), m_summary(new QLabel),
       m_plot(new QCustomPlot), m_table(new QTableWidget(0, ColumnCount)), m_sensitivity(sensitivity)
 {
@@ -108,6 +109,11 @@ EvaluatePanel::EvaluatePanel(JobRunner* runner, PlanSession* session, ModelGette
                              "you choose) and evaluate each: one row per method"));
     connect(m_compare, &QPushButton::clicked, this, &EvaluatePanel::chooseAndCompareMethods);
     actions->addWidget(m_compare);
+    m_llamaArithmetic->setObjectName(QStringLiteral("llamaArithmetic"));
+    m_llamaArithmetic->setToolTip(tr("Round every matmul's input as llama.cpp's CPU backend does (Q8_0 / Q8_K / "
+                                     "F16 by weight type, F16 KV cache), so the numbers compare with "
+                                     "llama-perplexity's"));
+    actions->addWidget(m_llamaArithmetic);
     actions->addStretch(1);
 
     m_summary->setTextFormat(Qt::RichText);
@@ -259,6 +265,7 @@ bool EvaluatePanel::start(EvalParams params, const QString& name, const WeightSu
     params.ctx = uint32_t(m_ctx->value());
     params.maxChunks = uint32_t(m_chunks->value());
     params.baseline = m_baseline;
+    params.llamaCppActivations = m_llamaArithmetic->isChecked();
     m_runPlanName = name;
     m_runBytes = weights.bytes;
     m_runPredicted = predicted;
@@ -340,11 +347,13 @@ bool EvaluatePanel::compareMethods(const QString& calibrationText, std::vector<Q
     params.ctx = uint32_t(m_ctx->value());
     params.maxChunks = uint32_t(m_chunks->value());
     params.baseline = m_baseline;
+    params.llamaCppActivations = m_llamaArithmetic->isChecked();
     m_lastParams = EvalParams{};
     m_lastParams.model = params.model;
     m_lastParams.textFile = params.textFile;
     m_lastParams.ctx = params.ctx;
     m_lastParams.maxChunks = params.maxChunks;
+    m_lastParams.llamaCppActivations = params.llamaCppActivations;
     m_compareJob = std::make_shared<MethodComparisonJob>(std::move(params));
     m_handle = m_runner->start(m_compareJob);
     connect(m_handle, &JobHandle::finished, this, &EvaluatePanel::onMethodsFinished);
@@ -496,10 +505,11 @@ void EvaluatePanel::addComparisonRow(const EvalResult& r)
         m_table->setItem(row, ColSameTop, numberItem(QString::number(100.0 * same, 'f', 2), 100.0 * same));
     };
     // Rows compare only on the same text, context and chunk count: other input starts a new table.
-    const QString key = QStringLiteral("%1|%2|%3")
+    const QString key = QStringLiteral("%1|%2|%3|%4")
                             .arg(QString::fromStdString(m_lastParams.textFile.string()))
                             .arg(r.ctx)
-                            .arg(r.chunks);
+                            .arg(r.chunks)
+                            .arg(m_lastParams.llamaCppActivations);
     if (key != m_tableKey)
         m_table->setRowCount(0);
     m_tableKey = key;

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 
+class QCheckBox;
 class QCustomPlot;
 class QLabel;
 class QLineEdit;
@@ -63,6 +64,7 @@ public:
     QSpinBox* chunksSpin() const { return m_chunks; }
     QPushButton* evaluateButton() const { return m_run; }
     QPushButton* compareMethodsButton() const { return m_compare; }
+    QCheckBox* llamaArithmeticBox() const { return m_llamaArithmetic; }
     // The last method comparison (for tests).
     const MethodComparisonResult& lastComparison() const { return m_lastComparison; }
     QTableWidget* comparisonTable() const { return m_table; }
@@ -113,6 +115,7 @@ private:
     QSpinBox* m_chunks;
     QPushButton* m_run;
     QPushButton* m_compare;
+    QCheckBox* m_llamaArithmetic;
     QLabel* m_status;
     QLabel* m_summary;
     QCustomPlot* m_plot;

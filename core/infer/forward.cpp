@@ -579,14 +579,19 @@ void Transformer::layerStep(uint32_t l, Eigen::MatrixXf& x, const std::vector<Ei
             rope(k.col(col), c.kvHeads, past[s] + size_t(i));
             K.col(p0 + i) = k.col(col);
             V.col(p0 + i) = v.col(col);
+            if (m_options.llamaCppActivations) { // llama.cpp's default F16 KV cache
+                roundActivations(ActivationRounding::F16, K.col(p0 + i).data(), size_t(K.rows()));
+                roundActivations(ActivationRounding::F16, V.col(p0 + i).data(), size_t(V.rows()));
+            }
         }
+        const bool f16Attention = m_options.llamaCppActivations;
         // Causal attention, one (token, head) per work item.
         const Eigen::Index items = n * c.heads;
         std::atomic<Eigen::Index> next{0};
         const unsigned workers = std::min<unsigned>(resolveThreads(m_options.threads),
                                                     static_cast<unsigned>(std::max<Eigen::Index>(1, items / 16)));
         ThreadPool::instance().runWorkers(workers, [&](unsigned) {
-            Eigen::VectorXf scores;
+            Eigen::VectorXf scores, qRounded;
             for (;;) {
                 const Eigen::Index item = next.fetch_add(1);
                 if (item >= items)
@@ -597,10 +602,18 @@ void Transformer::layerStep(uint32_t l, Eigen::MatrixXf& x, const std::vector<Ei
                 auto qv = q.col(col).segment(hd * c.headDim, c.headDim);
                 auto Kb = K.block(kvh * c.headDim, 0, c.headDim, len);
                 auto Vb = V.block(kvh * c.headDim, 0, c.headDim, len);
-                scores.noalias() = (Kb.transpose() * qv) * scale;
+                if (f16Attention) { // ggml multiplies the F16 cache with F16-rounded inputs
+                    qRounded = qv;
+                    roundActivations(ActivationRounding::F16, qRounded.data(), size_t(qRounded.size()));
+                    scores.noalias() = (Kb.transpose() * qRounded) * scale;
+                } else {
+                    scores.noalias() = (Kb.transpose() * qv) * scale;
+                }
                 const float mx = scores.maxCoeff();
                 scores = (scores.array() - mx).exp();
                 scores /= scores.sum();
+                if (f16Attention)
+                    roundActivations(ActivationRounding::F16, scores.data(), size_t(scores.size()));
                 att.col(col).segment(hd * c.headDim, c.headDim).noalias() = Vb * scores;
             }
         });

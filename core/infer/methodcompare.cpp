@@ -147,6 +147,7 @@ MethodComparisonResult compareMethods(const MethodComparisonParams& params, JobC
         e.textFile = params.textFile;
         e.ctx = params.ctx;
         e.maxChunks = params.maxChunks;
+        e.llamaCppActivations = params.llamaCppActivations;
         e.threads = params.threads;
         e.baseline = result.baseline;
         StepControl eStep(job, from + share * 0.6, from + share, label + ": evaluating");

@@ -37,6 +37,7 @@ struct MethodComparisonParams {
     std::filesystem::path textFile;
     uint32_t ctx = 0;
     uint32_t maxChunks = 0;
+    bool llamaCppActivations = false; // EvalParams::llamaCppActivations
     std::filesystem::path workDir; // where the temporary outputs go; empty: the system's temporary folder
     unsigned threads = 0;
     bool allowRequantize = true; // a GGUF model is usually already quantized (Q8_0)

@@ -124,6 +124,19 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     QCOMPARE(table->rowCount(), 2);
     QVERIFY(!panel->lastResult().baselineReused);
 
+    // llama.cpp arithmetic: a new comparison, the core's numbers with the same mode.
+    const int before = int(done.count());
+    panel->llamaArithmeticBox()->setChecked(true);
+    panel->evaluateButton()->click();
+    QTRY_COMPARE_WITH_TIMEOUT(int(done.count()), before + 1, 120000);
+    QCOMPARE(done.last().at(0).value<JobStatus>(), JobStatus::Succeeded);
+    QVERIFY(panel->lastParams().llamaCppActivations);
+    QCOMPARE(table->rowCount(), 2);
+    EvalParams arith = panel->lastParams();
+    arith.baseline.reset();
+    QCOMPARE(panel->lastResult().kldMean, evaluate(arith).kldMean);
+    panel->llamaArithmeticBox()->setChecked(false);
+
     // A missing text file is refused before any job starts.
     panel->textEdit()->setText(m_dir.filePath(QStringLiteral("missing.txt")));
     const int jobs = int(started.count());
