@@ -38,6 +38,8 @@ void generate(const fs::path& path)
         .kv("llama.feed_forward_length", B::vU32(ffn))
         .kv("llama.attention.head_count", B::vU32(32))
         .kv("llama.attention.head_count_kv", B::vU32(8))
+        .kv("llama.attention.layer_norm_rms_epsilon", B::vF32(1e-5f)) // llama-quantize reads the
+        .kv("llama.rope.freq_base", B::vF32(500000.0f))                 // hyper-parameters too
         .kv("llama.vocab_size", B::vU32(vocab));
     std::vector<std::pair<std::vector<uint64_t>, uint32_t>> shapes; // ne, ggml type
     uint64_t offset = 0;
