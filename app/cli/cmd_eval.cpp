@@ -161,6 +161,11 @@ int runEval(QCommandLineParser& parser)
     params.model = qs::openModel(pos[0].toStdString());
     if (parser.isSet(QStringLiteral("plan")))
         params.plan = qs::loadPlan(parser.value(QStringLiteral("plan")).toStdString());
+    if (parser.isSet(QStringLiteral("quantized"))) {
+        if (params.plan)
+            return cli::fail(QStringLiteral("--quantized and --plan exclude each other"));
+        params.quantizedModel = qs::openModel(parser.value(QStringLiteral("quantized")).toStdString());
+    }
 
     qs::EvalJob job(std::move(params));
     if (const int code = cli::runJob(job, QStringLiteral("evaluating")))
@@ -268,7 +273,7 @@ const CliRegistrar calibrate(
 
 const CliRegistrar eval(
     {"eval",
-     "eval MODEL --text FILE [--plan PLAN.json [--methods rtn,gptq,awq --calibration FILE "
+     "eval MODEL --text FILE [--quantized FILE | --plan PLAN.json [--methods rtn,gptq,awq --calibration FILE "
      "[--calibration-ctx N] [--calibration-sequences N]]] [--ctx N] [--chunks N] [--llama-cpp-arithmetic] "
      "[--json]",
      "perplexity over a text; with a plan also the quantized perplexity and KL divergence "
@@ -284,6 +289,9 @@ const CliRegistrar eval(
                       QStringLiteral("N")});
          p.addOption(
              {QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
+         p.addOption({QStringLiteral("quantized"),
+                      QStringLiteral("A quantized file of the same model (a quantize output) to compare with MODEL."),
+                      QStringLiteral("FILE")});
          p.addOption({QStringLiteral("llama-cpp-arithmetic"),
                       QStringLiteral("Round every matmul's input as llama.cpp's CPU backend does (Q8_0 / Q8_K "
                                      "/ F16 by weight type), so the numbers compare with llama-perplexity's.")});

@@ -1,6 +1,7 @@
 #include "app/cli/quantize_gptq.h"
 
 #include "app/cli/command.h"
+#include "core/infer/activationstats.h"
 #include "core/infer/evaluate.h"
 #include "core/infer/gptqmodel.h"
 #include "core/model/model.h"
@@ -37,6 +38,10 @@ void addGptqOptions(QCommandLineParser& p)
                  QStringLiteral("GPTQ: quantize columns by decreasing activation energy (writes g_idx).")});
     p.addOption({QStringLiteral("static-groups"),
                  QStringLiteral("GPTQ: group grids from the unquantized weights (consecutive groups with act-order).")});
+    p.addOption({QStringLiteral("hessians"),
+                 QStringLiteral("GPTQ from stored Hessians (calibrate --out FILE.h5 --hessians) instead of a "
+                                "calibration pass; no sequential update."),
+                 QStringLiteral("FILE.h5")});
     p.addOption({QStringLiteral("damp"),
                  QStringLiteral("GPTQ: dampening as a fraction of the Hessian's mean diagonal (default 0.01)."),
                  QStringLiteral("FRACTION")});
@@ -47,8 +52,10 @@ int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJ
     const QString method = parser.value(QStringLiteral("method"));
     if (method.compare(QStringLiteral("gptq"), Qt::CaseInsensitive) != 0)
         return 0; // rtn and awq: the quantize job does the rest
-    if (!parser.isSet(QStringLiteral("calibration")))
-        return fail(QStringLiteral("--method gptq needs --calibration FILE (a text to run the model on)"));
+    const bool storedHessians = parser.isSet(QStringLiteral("hessians"));
+    if (!parser.isSet(QStringLiteral("calibration")) && !storedHessians)
+        return fail(QStringLiteral("--method gptq needs --calibration FILE (a text to run the model on) or "
+                                   "--hessians FILE.h5 (calibrate --out FILE.h5 --hessians)"));
     // What the target cannot write fails now, not after the calibration pass.
     if (const auto problems = qs::quantizeTargetProblems(params.target, *params.model, params.plan,
                                                          params.allowRequantize);
@@ -66,7 +73,10 @@ int runGptqPass(const QCommandLineParser& parser, qs::QuantizeParams& params, QJ
     if (params.target == qs::QuantizeTarget::Gguf && !params.importanceFile.empty())
         g.importance = std::make_shared<const qs::ImportanceMatrix>(qs::ImportanceMatrix::load(params.importanceFile));
     g.textFile = parser.value(QStringLiteral("calibration")).toStdString();
-    if (parser.isSet(QStringLiteral("calibration-vocab"))) {
+    if (storedHessians)
+        g.hessians = std::make_shared<const qs::ActivationStats>(
+            qs::loadActivationStats(parser.value(QStringLiteral("hessians")).toStdString()));
+    else if (parser.isSet(QStringLiteral("calibration-vocab"))) {
         const auto vocab = qs::openModel(parser.value(QStringLiteral("calibration-vocab")).toStdString());
         g.tokens = qs::evaluationTokens(*vocab, qs::readRegularFile(g.textFile, uint64_t{1} << 30, "text"));
     }

@@ -1,5 +1,7 @@
 #include "core/infer/gptqmodel.h"
 
+#include "core/infer/activationstats.h"
+
 #include "core/infer/evaluate.h"
 #include "core/infer/forward.h"
 #include "core/model/model.h"
@@ -90,18 +92,19 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
     options.plan = &p.plan; // overrides (the GPTQ results) take precedence over the plan and the cache
     Transformer transformer(p.model, options);
     const TransformerConfig& config = transformer.config();
-    const Calibration cal = calibrationSequences(p, config, job);
+    const bool stored = p.hessians != nullptr;
+    const Calibration cal = stored ? Calibration{} : calibrationSequences(p, config, job);
 
     GptqModelResult result;
-    result.ctx = cal.ctx;
-    result.sequences = uint32_t(cal.sequences.size());
-    result.tokens = size_t(cal.ctx) * cal.sequences.size();
+    result.ctx = stored ? p.hessians->ctx : cal.ctx;
+    result.sequences = stored ? p.hessians->chunks : uint32_t(cal.sequences.size());
+    result.tokens = stored ? size_t(p.hessians->tokens) : size_t(cal.ctx) * cal.sequences.size();
 
     std::vector<std::span<const int32_t>> spans;
     for (const auto& s : cal.sequences)
         spans.emplace_back(s);
     checkCancel(job);
-    HiddenStates hidden = transformer.embed(spans);
+    HiddenStates hidden = stored ? HiddenStates{} : transformer.embed(spans);
 
     // The tensors GPTQ handles: planned in a per-group or per-channel integer format.
     auto configFor = [&](const std::string& name) -> std::optional<GptqConfig> {
@@ -146,20 +149,34 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
             reportProgress(job, base, "block " + std::to_string(l + 1) + " of " + std::to_string(layers) +
                                           ": calibrating " + todo.front().first);
             // One H for the sub-group: its tensors see the same input.
-            std::optional<HessianAccumulator> acc;
-            transformer.setLinearHook([&](const LinearInput& in) {
-                if (in.layer != l || in.tensor != todo.front().first)
-                    return;
+            std::vector<float> h;
+            int hCols = 0;
+            if (stored) {
+                const InputActivations* in = p.hessians->find(todo.front().first);
+                if (!in || in->xtx.empty())
+                    throw Error(ErrorCode::BadValue, "GPTQ: the activation statistics have no XᵀX for " +
+                                                         todo.front().first + " (calibrate with --hessians)");
+                hCols = int(in->columns());
+                h.resize(in->xtx.size());
+                for (size_t i = 0; i < h.size(); ++i)
+                    h[i] = 2.0f * in->xtx[i]; // H = 2/n XᵀX
+            } else {
+                std::optional<HessianAccumulator> acc;
+                transformer.setLinearHook([&](const LinearInput& in) {
+                    if (in.layer != l || in.tensor != todo.front().first)
+                        return;
+                    if (!acc)
+                        acc.emplace(int(in.x.rows()));
+                    acc->add(in.x.data(), int64_t(in.x.cols())); // column-major in x tokens = tokens x in row-major
+                });
+                HiddenStates scratch = hidden;
+                transformer.runLayers(scratch, l, l + 1);
+                transformer.setLinearHook({});
                 if (!acc)
-                    acc.emplace(int(in.x.rows()));
-                acc->add(in.x.data(), int64_t(in.x.cols())); // column-major in x tokens = tokens x in row-major
-            });
-            HiddenStates scratch = hidden;
-            transformer.runLayers(scratch, l, l + 1);
-            transformer.setLinearHook({});
-            if (!acc)
-                throw Error(ErrorCode::Internal, "GPTQ: no input seen for " + todo.front().first);
-            const std::vector<float> h = acc->hessian();
+                    throw Error(ErrorCode::Internal, "GPTQ: no input seen for " + todo.front().first);
+                h = acc->hessian();
+                hCols = acc->cols();
+            }
             for (size_t k = 0; k < todo.size(); ++k) {
                 const auto& [name, c] = todo[k];
                 // GPTQ's own progress, mapped into this tensor's share of the sub-group; a cancel of the model job
@@ -170,10 +187,9 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
                 reportProgress(job, from, "block " + std::to_string(l + 1) + ": GPTQ on " + name);
                 int rows = 0, cols = 0;
                 const std::vector<float> w = originalWeights(*p.model, name, rows, cols);
-                if (cols != acc->cols())
+                if (cols != hCols)
                     throw Error(ErrorCode::BadValue, "GPTQ: " + name + " has " + std::to_string(cols) +
-                                                         " columns but its input has " +
-                                                         std::to_string(acc->cols()));
+                                                         " columns but its input has " + std::to_string(hCols));
                 GptqConfig tensorConfig = c;
                 if (c.ggml && p.importance) {
                     const auto imp = p.importance->importanceFor(name, uint64_t(cols));
@@ -191,14 +207,16 @@ GptqModelResult gptqQuantizeModel(const GptqModelParams& p, JobControl* job)
                 if (job && job->cancelled())
                     inner.cancel();
                 r.result = gptqQuantize(w.data(), rows, cols, h.data(), tensorConfig, &inner);
-                transformer.setWeightOverride(name,
+                if (!stored) // the next sub-group's inputs come from the quantized weights
+                    transformer.setWeightOverride(name,
                                               std::make_shared<const std::vector<float>>(r.result.dequantized));
                 result.tensors.push_back(std::move(r));
             }
         }
         // The block's output with its quantized weights: the next block's calibration input.
         checkCancel(job);
-        transformer.runLayers(hidden, l, l + 1);
+        if (!stored)
+            transformer.runLayers(hidden, l, l + 1);
     }
     reportProgress(job, 1.0, "done");
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

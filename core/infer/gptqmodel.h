@@ -13,6 +13,11 @@
 // other planned formats are fake-quantized by the plan (round to nearest) while calibrating; tensors outside
 // the blocks (embeddings, output head) are not touched.
 //
+// From stored statistics (`hessians`, an activation statistics file written by `calibrate --out F.h5
+// --hessians`): no forward pass; every tensor's H is 2 · XᵀX/n of its input in the original model. That is
+// GPTQ without the sequential update (later layers see the original model's inputs, not the quantized
+// one's), cheaper and reusable across plans; docs/gptq.md compares the two.
+//
 // Memory: the hidden states of the calibration batch (hidden x tokens floats, twice), one layer's weights,
 // one H per tensor of the current sub-group, and the results (codes and dequantized weights) of every
 // quantized tensor.
@@ -32,6 +37,7 @@
 
 namespace qs {
 
+struct ActivationStats;
 class ImportanceMatrix;
 class Model;
 
@@ -45,6 +51,9 @@ struct GptqModelParams {
     uint32_t maxSequences = 0;      // 0: every whole sequence of the text (at least one is needed)
     // ggml types: the imatrix steering each block quantizer's scale search (as llama-quantize); may be null.
     std::shared_ptr<const ImportanceMatrix> importance;
+    // Stored Hessians (see above): used instead of the calibration text when set; every GPTQ tensor must have
+    // its input's XᵀX there.
+    std::shared_ptr<const ActivationStats> hessians;
     bool actOrder = false;          // GptqConfig options applied to every tensor (act-order: refused when a
                                     // planned tensor has a ggml type, whose blocks need the column order)
     bool staticGroups = false;

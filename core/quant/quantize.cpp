@@ -3,6 +3,8 @@
 #include "core/io/checkpointwriter.h"
 #include "core/quant/quantize.h"
 
+#include "core/infer/activationstats.h"
+
 #include "core/infer/awqmodel.h"
 #include "core/infer/gptqmodel.h"
 #include "core/model/model.h"
@@ -1035,8 +1037,9 @@ std::vector<QuantizeProblem> methodProblems(const QuantizeParams& params)
         out.push_back({{}, "the plan has GPTQ and AWQ tiers: one method per run (quantize with one, or set the "
                            "other tiers to round-to-nearest)"});
     if (p.method == QuantMethod::Gptq && !hasPrecomputed(p)) {
-        if (p.calibrationFile.empty() && p.calibrationTokens.empty())
-            out.push_back({{}, "GPTQ needs a calibration text (--calibration FILE)"});
+        if (p.calibrationFile.empty() && p.calibrationTokens.empty() && p.gptqHessiansFile.empty())
+            out.push_back({{}, "GPTQ needs a calibration text (--calibration FILE) or stored Hessians "
+                               "(--hessians FILE.h5)"});
     }
     if (p.method == QuantMethod::Awq) {
         if (p.calibrationFile.empty() && p.calibrationTokens.empty())
@@ -1140,6 +1143,9 @@ void QuantizeJob::execute(JobControl& control)
             g.importance = std::make_shared<const ImportanceMatrix>(*importance);
         g.textFile = m_params.calibrationFile;
         g.tokens = m_params.calibrationTokens;
+        if (!m_params.gptqHessiansFile.empty())
+            g.hessians = std::make_shared<const ActivationStats>(
+                loadActivationStats(m_params.gptqHessiansFile, /*withHessians=*/true, &control));
         g.ctx = m_params.calibrationCtx;
         g.maxSequences = m_params.calibrationChunks;
         g.threads = m_params.threads;

@@ -65,6 +65,9 @@ struct QuantizeParams {
     uint32_t calibrationChunks = 8;        // calibration sequences (0: every whole chunk of the text)
     uint32_t calibrationCtx = 0;           // tokens per sequence; 0: min(512, the model's context)
     std::vector<int32_t> calibrationTokens; // already tokenized calibration text, used when the file is empty
+    // GPTQ from stored Hessians (`calibrate --out F.h5 --hessians`) instead of a calibration pass: no
+    // sequential update (GptqModelParams::hessians).
+    std::filesystem::path gptqHessiansFile;
 };
 
 struct QuantizeResult {

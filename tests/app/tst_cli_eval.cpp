@@ -317,6 +317,24 @@ private slots:
         QVERIFY2(bad.err.contains("unknown method 'fast'"), bad.err.constData());
     }
 
+    // eval --quantized: a file scored against the original; the model against itself diverges by exactly 0.
+    void evalQuantizedFile()
+    {
+        const CliRun r = runQuantscopeCli({QStringLiteral("eval"), kCode3m, QStringLiteral("--text"), kCodeText,
+                                           QStringLiteral("--ctx"), QStringLiteral("128"), QStringLiteral("--chunks"),
+                                           QStringLiteral("2"), QStringLiteral("--quantized"), kCode3m,
+                                           QStringLiteral("--json")});
+        QVERIFY2(r.exitCode == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(o[QStringLiteral("kld_mean")].toDouble(), 0.0);
+        QCOMPARE(o[QStringLiteral("same_top")].toDouble(), 1.0);
+        QCOMPARE(o[QStringLiteral("perplexity_quantized")].toDouble(), o[QStringLiteral("perplexity")].toDouble());
+        const CliRun both = runQuantscopeCli({QStringLiteral("eval"), kCode3m, QStringLiteral("--text"), kCodeText,
+                                              QStringLiteral("--quantized"), kCode3m, QStringLiteral("--plan"), m_q4});
+        QCOMPARE(both.exitCode, 1);
+        QVERIFY2(both.err.contains("exclude each other"), both.err.constData());
+    }
+
     // Ctrl-C while the evaluation runs: exit 130 (QUANTSCOPE_CLI_TEST_HOLD holds the job at its first
     // report).
     void interrupt()
