@@ -148,6 +148,8 @@ QuantizeDialog::QuantizeDialog(MainWindow* window) : QDialog(window), m_window(w
     form->addRow(tr("Importance file:"), importanceRow.first);
     m_calibration = new QLineEdit;
     m_calibration->setPlaceholderText(tr("a text like the model's input: needed by GPTQ and AWQ tiers"));
+    m_calibration->setToolTip(tr("A text like the model's input. For GPTQ tiers also an activation statistics file "
+                                 "with Hessians (.h5, from calibrate --out F.h5 --hessians): no calibration pass"));
     auto calibrationRow = pathRow(m_calibration, QStringLiteral("calibration"), &QuantizeDialog::browseCalibration);
     m_calibrationBrowse = calibrationRow.second;
     m_methodLabel = new QLabel;
@@ -356,8 +358,9 @@ void QuantizeDialog::setCalibrationFile(const QString& path)
 
 void QuantizeDialog::browseCalibration()
 {
-    const QString path = QFileDialog::getOpenFileName(this, tr("Calibration Text"), m_calibration->text(),
-                                                      tr("Text files (*.txt *.raw *.md *.py);;All files (*)"));
+    const QString path = QFileDialog::getOpenFileName(
+        this, tr("Calibration Text"), m_calibration->text(),
+        tr("Text files (*.txt *.raw *.md *.py);;GPTQ: stored Hessians (*.h5);;All files (*)"));
     if (!path.isEmpty())
         m_calibration->setText(QDir::toNativeSeparators(path));
 }
@@ -521,7 +524,12 @@ bool QuantizeDialog::run()
         params.splitMaxBytes = std::max<uint64_t>(1, uint64_t(m_split->value() * double(uint64_t{1} << 30)));
     if (m_calibration->isEnabled() && !m_calibration->text().trimmed().isEmpty())
         params.calibrationFile = QDir::fromNativeSeparators(m_calibration->text().trimmed()).toStdString();
-    if (m_calibration->isEnabled() && params.calibrationFile.empty()) {
+    // An activation statistics file with XᵀX (calibrate --out F.h5 --hessians): GPTQ from stored Hessians.
+    if (params.calibrationFile.extension() == ".h5") {
+        params.gptqHessiansFile = params.calibrationFile;
+        params.calibrationFile.clear();
+    }
+    if (m_calibration->isEnabled() && params.calibrationFile.empty() && params.gptqHessiansFile.empty()) {
         showError(tr("The plan's GPTQ / AWQ tiers need a calibration text: a text like the model's input."));
         return false;
     }

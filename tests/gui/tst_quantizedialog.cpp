@@ -4,6 +4,7 @@
 // cancels (mid-run, and from the job area) that leave no file behind.
 #include "app/gui/mainwindow.h"
 #include "app/gui/quantizedialog.h"
+#include "core/infer/evaluate.h"
 #include "core/gguf_builder.h"
 #include "core/model/model.h"
 #include "core/util/atomicfile.h"
@@ -273,6 +274,31 @@ void TestQuantizeDialog::gptqTierWritesGguf()
         calibrated |= n.rfind("GPTQ calibration", 0) == 0 && n.find(" 0 tensors") == std::string::npos;
     QVERIFY(calibrated);
     QCOMPARE(uint64_t(QFileInfo(out).size()), r->bytesWritten);
+
+    const uint64_t textBytes = r->bytesWritten;
+
+    // An activation statistics file with Hessians in the calibration field: GPTQ from stored Hessians.
+    CalibrateParams cal;
+    cal.model = window.model();
+    cal.textFile = QS_TEST_DATA "/eval/python-textwrap.txt";
+    cal.ctx = 128;
+    cal.hessians = true;
+    cal.statsOut = m_dir.filePath(QStringLiteral("code3m.h5")).toStdString();
+    calibrate(cal);
+    const QString stored = m_dir.filePath(QStringLiteral("gptq-stored.gguf"));
+    dialog->setOutputPath(stored);
+    dialog->setCalibrationFile(QString::fromStdString(cal.statsOut.string()));
+    QCOMPARE(runToEnd(dialog, stored), JobStatus::Succeeded);
+    QVERIFY(dialog->result());
+    QCOMPARE(uint64_t(QFileInfo(stored).size()), dialog->result()->bytesWritten);
+    QCOMPARE(dialog->result()->bytesWritten, textBytes); // same types, same layout
+    bool fromStored = false;
+    for (const auto& n : dialog->result()->methodNotes)
+        fromStored |= n.rfind("GPTQ calibration", 0) == 0 && n.find(" 0 tensors") == std::string::npos;
+    QVERIFY(fromStored);
+    QFile a(stored), b(out);
+    QVERIFY(a.open(QIODevice::ReadOnly) && b.open(QIODevice::ReadOnly));
+    QVERIFY(a.readAll() != b.readAll()); // other Hessians, other blocks
 }
 
 // Split (GGUF): shards named as llama.cpp names them, together as large as the summary says.
