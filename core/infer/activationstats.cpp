@@ -7,9 +7,11 @@
 #include "core/util/atomicfile.h"
 #include "core/util/error.h"
 #include "core/util/job.h"
+#include "core/util/threadpool.h"
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -128,8 +130,26 @@ void ActivationAccumulator::add(const std::string& key, const std::string& tenso
     }
     o.count += uint64_t(tokens);
     if (m_hessians && tokens > 0) {
+        // The lower triangle of X Xᵀ in column panels on the workers: panel [j0, j1) is the trapezoid
+        // rows j0.. x columns j0..j1-1, so every element is written by one worker.
         const Eigen::Map<const Eigen::MatrixXf> X(x, cols, tokens);
-        o.xtx.selfadjointView<Eigen::Lower>().rankUpdate(X);
+        const unsigned workers = std::min<unsigned>(resolveThreads(m_threads), unsigned(std::max<int64_t>(1, cols / 128)));
+        if (workers <= 1) {
+            o.xtx.selfadjointView<Eigen::Lower>().rankUpdate(X);
+        } else {
+            const int64_t panel = 64;
+            std::atomic<int64_t> next{0};
+            ThreadPool::instance().runWorkers(workers, [&](unsigned) {
+                for (;;) {
+                    const int64_t j0 = next.fetch_add(panel);
+                    if (j0 >= cols)
+                        return;
+                    const int64_t w = std::min(panel, cols - j0);
+                    o.xtx.block(j0, j0, cols - j0, w).noalias() +=
+                        X.middleRows(j0, cols - j0) * X.middleRows(j0, w).transpose();
+                }
+            });
+        }
     }
 }
 

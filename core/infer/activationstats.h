@@ -62,7 +62,8 @@ struct ActivationStats {
 // read it (q, k and v), and each reader is recorded. Single-threaded.
 class ActivationAccumulator {
 public:
-    explicit ActivationAccumulator(bool hessians) : m_hessians(hessians) {}
+    // threads: workers for the XᵀX updates (0: resolveThreads()).
+    explicit ActivationAccumulator(bool hessians, unsigned threads = 0) : m_hessians(hessians), m_threads(threads) {}
     void beginPass();
     // x: cols x tokens (column-major, as LinearInput gives it); key: the input's identity, e.g.
     // "L3/attn_in" (take() selects inputs by a key prefix).
@@ -75,6 +76,7 @@ public:
 private:
     struct Open;
     bool m_hessians;
+    unsigned m_threads;
     uint64_t m_pass = 0;
     std::vector<std::pair<std::string, std::shared_ptr<Open>>> m_open;
 };

@@ -438,7 +438,7 @@ CalibrateResult calibrate(const CalibrateParams& params, JobControl* job)
     const TransformerConfig& config = transformer.config();
     const TextChunks text = prepareChunks(*params.model, config, params.ctx, params.maxChunks, params.text,
                                           params.textFile, params.tokens, 1, job);
-    ActivationAccumulator acc(params.hessians);
+    ActivationAccumulator acc(params.hessians, params.threads);
     std::unique_ptr<ActivationStatsWriter> writer;
     if (!params.statsOut.empty())
         writer = std::make_unique<ActivationStatsWriter>(
