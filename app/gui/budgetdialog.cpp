@@ -1,4 +1,6 @@
 #include "app/gui/budgetdialog.h"
+
+#include <algorithm>
 #include "app/gui/gpufitpanel.h"
 
 #include "core/jobs/jobs.h"
@@ -105,7 +107,9 @@ BudgetDialog* BudgetDialog::openFor(PlanDocument* plan, JobRunner* runner, const
     spin->setDecimals(3);
     spin->setRange(0.001, 1e9);
     spin->setSuffix(tr(" MiB"));
-    spin->setValue(double(currentBytes) * 0.8 / mib);
+    // 80 % of the current plan, but never below the smallest plan the tiers can make (that would not fit).
+    const double smallest = curve.empty() ? 0.0 : double(curve.front().bytes);
+    spin->setValue(std::max(double(currentBytes) * 0.8, smallest) / mib);
     row->addWidget(spin, 1);
     layoutBox->addLayout(row);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
