@@ -51,3 +51,6 @@ echo "wrote docs/screenshots/evaluate.png docs/screenshots/evaluate-methods.png"
 # Analysis › Calibrate…, then the channel view's Input activations of blk.1.ffn_down (from the GUI test).
 QS_CALIBRATION_SCREENSHOT=$out/channel-activations.png "$build/tests/gui_tst_calibration" >/dev/null
 echo "wrote docs/screenshots/channel-activations.png"
+# Fit to Budget › GPU (with KV cache): Llama-3.1-8B's config on an RTX 3060 at 32k context (from the GUI test).
+QS_GPUFIT_SCREENSHOT=$out/gpu-fit.png "$build/tests/gui_tst_gpufitdialog" >/dev/null
+echo "wrote docs/screenshots/gpu-fit.png"

@@ -63,6 +63,10 @@ private slots:
         QCOMPARE(page->selected(), fit.chosen);
         QVERIFY(page->table()->item(int(*fit.chosen), 0)->text().contains(QStringLiteral("chosen")));
         const KvAlternative chosen = fit.alternatives[*fit.chosen];
+        if (const QByteArray shot = qgetenv("QS_GPUFIT_SCREENSHOT"); !shot.isEmpty()) {
+            QTest::qWait(300);
+            QVERIFY(dialog->grab().save(QString::fromLocal8Bit(shot)));
+        }
         // The second applies it.
         const int steps = window.planDocument()->undoStack()->count();
         dialog->accept();
