@@ -3,6 +3,7 @@
 #include "core/plan/budget.h"
 #include "core/plan/plan.h"
 #include "widgets/formatting.h"
+#include "widgets/tableutil.h"
 #include "widgets/plandocument.h"
 #include "widgets/plotutil.h"
 
@@ -246,11 +247,7 @@ void FootprintPanel::refresh()
 
         m_table->insertRow(row);
         auto set = [&](int c, const QString& text, const QString& tip = {}) {
-            auto* item = new QTableWidgetItem(text);
-            item->setToolTip(tip);
-            if (c > 0)
-                item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
-            m_table->setItem(row, c, item);
+            setNumberTableCell(m_table, row, c, text, tip);
         };
         QStringList terms;
         for (const auto& term : fit.footprint.terms)

@@ -3,6 +3,7 @@
 #include "core/plan/target.h"
 #include "widgets/footprintpanel.h"
 #include "widgets/formatting.h"
+#include "widgets/tableutil.h"
 #include "widgets/jobrunner.h"
 #include "widgets/plandocument.h"
 
@@ -152,11 +153,7 @@ void GpuFitPanel::show(const JointFitResult& fit)
         const KvAlternative& a = fit.alternatives[i];
         const int row = int(i);
         auto set = [&](int c, const QString& text, const QString& tip = {}) {
-            auto* item = new QTableWidgetItem(text);
-            item->setToolTip(tip);
-            if (c > 0)
-                item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
-            m_table->setItem(row, c, item);
+            setNumberTableCell(m_table, row, c, text, tip);
         };
         set(0, QString::fromLatin1(kvCacheTypeName(a.kvType)) + (fit.chosen == i ? tr(" (chosen)") : QString()));
         if (!a.fits) {

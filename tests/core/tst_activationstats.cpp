@@ -12,6 +12,7 @@
 #include "core/quant/quantize.h"
 #include "core/util/error.h"
 #include "core/util/fileio.h"
+#include "core/stories_reference.h"
 
 #include <QTemporaryDir>
 #include <QTest>
@@ -64,32 +65,17 @@ private slots:
         QCOMPARE(in->columns(), size_t(64));
         QCOMPARE(in->xtx.size(), size_t(64 * 64));
 
-        const auto tokens = qs::evaluationTokens(model, p.text);
-        const qs::TensorInfo* embT = model.find("token_embd.weight");
-        std::vector<float> emb(embT->elements()), norm(64);
-        model.decode(*embT, 0, emb.size(), emb.data());
-        model.decode(*model.find("blk.0.attn_norm.weight"), 0, 64, norm.data());
-        const double eps = qs::transformerConfig(model).rmsEps;
         std::vector<double> sq(64, 0.0), ab(64, 0.0), mx(64, 0.0), xtx(64 * 64, 0.0);
-        for (uint32_t c = 0; c < 2; ++c)
-            for (uint32_t j = 0; j < 64; ++j) {
-                const int32_t t = j == 0 ? 1 : tokens[c * 64 + j];
-                const float* x = emb.data() + size_t(t) * 64;
-                double ms = 0;
-                for (int k = 0; k < 64; ++k)
-                    ms += double(x[k]) * x[k];
-                const double scale = 1.0 / std::sqrt(ms / 64 + eps);
-                double y[64];
-                for (int k = 0; k < 64; ++k) {
-                    y[k] = x[k] * scale * norm[size_t(k)];
-                    sq[size_t(k)] += y[k] * y[k];
-                    ab[size_t(k)] += std::fabs(y[k]);
-                    mx[size_t(k)] = std::max(mx[size_t(k)], std::fabs(y[k]));
-                }
-                for (int a = 0; a < 64; ++a)
-                    for (int b = 0; b < 64; ++b)
-                        xtx[size_t(a * 64 + b)] += y[a] * y[b];
+        for (const std::vector<double>& y : qstest::storiesAttentionInputs(model, p.text, 64, 2)) {
+            for (size_t k = 0; k < 64; ++k) {
+                sq[k] += y[k] * y[k];
+                ab[k] += std::fabs(y[k]);
+                mx[k] = std::max(mx[k], std::fabs(y[k]));
             }
+            for (size_t a = 0; a < 64; ++a)
+                for (size_t b = 0; b < 64; ++b)
+                    xtx[a * 64 + b] += y[a] * y[b];
+        }
         for (size_t k = 0; k < 64; ++k) {
             QVERIFY2(close(in->meanSq[k], sq[k] / 128, 1e-4), qPrintable(QString::number(k)));
             QVERIFY2(close(in->meanAbs[k], ab[k] / 128, 1e-4), qPrintable(QString::number(k)));

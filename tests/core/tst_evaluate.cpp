@@ -4,6 +4,7 @@
 // and the refusals (context above the model's maximum, text that is not UTF-8, text too short).
 #include "core/infer/evaluate.h"
 #include "core/kl_reference.h"
+#include "core/stories_reference.h"
 #include "core/infer/forward.h"
 #include "core/model/model.h"
 #include "core/text/tokenizer.h"
@@ -243,26 +244,10 @@ private slots:
         QCOMPARE(entry("blk.0.attn_v.weight").values, q.values); // same input
         QCOMPARE(entry("blk.2.ffn_down.weight").columns, uint64_t(172));
 
-        const auto tokens = qs::evaluationTokens(*model, p.text);
-        const qs::TensorInfo* embT = model->find("token_embd.weight");
-        std::vector<float> emb(embT->elements()), norm(64);
-        model->decode(*embT, 0, emb.size(), emb.data());
-        model->decode(*model->find("blk.0.attn_norm.weight"), 0, 64, norm.data());
-        const double eps = qs::transformerConfig(*model).rmsEps;
         std::vector<double> sum2(64, 0.0);
-        for (uint32_t c = 0; c < 2; ++c)
-            for (uint32_t j = 0; j < 64; ++j) {
-                const int32_t t = j == 0 ? 1 : tokens[c * 64 + j];
-                const float* x = emb.data() + size_t(t) * 64;
-                double ms = 0;
-                for (int k = 0; k < 64; ++k)
-                    ms += double(x[k]) * x[k];
-                const double scale = 1.0 / std::sqrt(ms / 64 + eps);
-                for (int k = 0; k < 64; ++k) {
-                    const double y = x[k] * scale * norm[size_t(k)];
-                    sum2[size_t(k)] += y * y;
-                }
-            }
+        for (const std::vector<double>& y : qstest::storiesAttentionInputs(*model, p.text, 64, 2))
+            for (size_t k = 0; k < 64; ++k)
+                sum2[k] += y[k] * y[k];
         for (int k = 0; k < 64; ++k)
             QVERIFY2(close(q.values[size_t(k)], sum2[size_t(k)] / 128, 1e-4), qPrintable(QString::number(k)));
 

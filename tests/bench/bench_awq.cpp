@@ -1,0 +1,73 @@
+// What AWQ's calibration pass costs on a real-sized model: the Llama-3.2-1B-shaped F16 GGUF of
+// llama1b_model.h, llama.cpp's Q4_K_M mix as the target formats, SEQUENCES calibration sequences of CTX
+// random token ids (AWQ's cost does not depend on which tokens), through runAwq (core/infer/awqmodel.h):
+// wall time, CPU time, peak RSS, and the groups it scaled.
+// Usage: bench_awq [MODEL.gguf] [THREADS] [SEQUENCES] [CTX]; the model is generated when missing.
+#include "llama1b_model.h"
+
+#include "core/infer/awqmodel.h"
+#include "core/model/model.h"
+#include "core/plan/modellayout.h"
+#include "core/plan/plan.h"
+#include "core/util/job.h"
+#include "core/util/threadpool.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <sys/resource.h>
+
+namespace fs = std::filesystem;
+
+int main(int argc, char** argv)
+{
+    const fs::path model =
+        argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "qs-bench-llama-1b-f16.gguf";
+    const unsigned threads = argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : 0;
+    const uint32_t sequences = argc > 3 ? static_cast<uint32_t>(std::atoi(argv[3])) : 4;
+    const uint32_t ctx = argc > 4 ? static_cast<uint32_t>(std::atoi(argv[4])) : 256;
+    if (!qsbench::ensureLlama1b(model))
+        return 1;
+    qs::AwqModelParams p;
+    p.model = qs::openModel(model);
+    p.plan = qs::makePreset("llama.cpp-Q4_K_M", qs::layoutFromModel(*p.model));
+    p.ctx = ctx;
+    p.maxChunks = sequences;
+    p.options.threads = threads;
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<int32_t> id(0, int32_t(p.model->config().vocabSize) - 1);
+    p.tokens.resize(size_t(sequences) * ctx);
+    for (auto& t : p.tokens)
+        t = id(rng);
+    const uint64_t params = p.model->parameterCount();
+    qs::JobControl control([](double fraction, const std::string& stage) {
+        static int last = -1;
+        const int pct = int(fraction * 100);
+        if (pct / 10 != last / 10) {
+            last = pct;
+            std::fprintf(stderr, "%3d%% %s\n", pct, stage.c_str());
+        }
+    });
+    rusage before{};
+    getrusage(RUSAGE_SELF, &before);
+    const auto t0 = std::chrono::steady_clock::now();
+    const qs::AwqModelResult r = qs::runAwq(p, &control);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rusage after{};
+    getrusage(RUSAGE_SELF, &after);
+    auto seconds = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+    const double cpu = seconds(after.ru_utime) - seconds(before.ru_utime) + seconds(after.ru_stime) -
+                       seconds(before.ru_stime);
+    size_t scaled = 0;
+    for (const auto& g : r.groups)
+        scaled += g.scaled;
+    std::printf("model: %.3f B parameters; %u sequences x %u tokens; threads %u\n", double(params) / 1e9, r.chunks,
+                r.ctx, qs::resolveThreads(threads));
+    std::printf("AWQ (Q4_K_M targets): %zu groups, %zu scaled, %zu tensors transformed\n", r.groups.size(), scaled,
+                r.weights.size());
+    std::printf("wall %.1f s, user+sys CPU %.1f s; %.2f s per layer\n", wall, cpu,
+                wall / double(p.model->config().layers));
+    std::printf("peak RSS %.0f MB\n", double(after.ru_maxrss) / 1024.0);
+    return 0;
+}
