@@ -3,6 +3,7 @@
 #include "app/gui/evaluatepanel.h"
 #include "core/infer/evaluate.h"
 #include "core/infer/forward.h"
+#include "core/util/error.h"
 #include "widgets/channelview.h"
 #include "widgets/jobrunner.h"
 #include "widgets/sensitivitystore.h"
@@ -122,34 +123,49 @@ void CalibrationControl::browseImportance()
 
 bool CalibrationControl::loadImportance(const QString& path)
 {
-    try {
-        std::shared_ptr<const ActivationStats> activations;
-        std::shared_ptr<const ImportanceMatrix> importance;
-        if (path.endsWith(QLatin1String(".h5"), Qt::CaseInsensitive)) {
-            auto stats = std::make_shared<ActivationStats>(loadActivationStats(path.toStdString(), false));
-            importance = std::make_shared<const ImportanceMatrix>(
-                stats->importance(QFileInfo(path).fileName().toStdString()));
-            activations = std::move(stats);
-        } else {
-            importance = std::make_shared<const ImportanceMatrix>(ImportanceMatrix::load(path.toStdString()));
-        }
-        // It must belong to this model: at least one of its matrices must fit a tensor.
-        size_t matching = 0;
-        if (m_model)
-            for (const TensorInfo& t : m_model->tensors())
-                if (t.shape.size() >= 2 && !importance->importanceFor(t.name, t.columns()).empty())
-                    ++matching;
-        if (matching == 0)
-            throw Error(ErrorCode::BadValue, "none of its " + std::to_string(importance->entries().size()) +
-                                                 " matrices fits a tensor of the open model");
-        setImportance(std::move(importance), path, std::move(activations));
-        emit message(tr("Importance %1: %2 tensors weighted").arg(QFileInfo(path).fileName()).arg(matching), 8000);
-        return true;
-    } catch (const std::exception& e) {
-        m_presentError(tr("Importance File"), tr("Could not use %1.").arg(QDir::toNativeSeparators(path)),
-                       QString::fromStdString(e.what()));
+    if (m_loading || !m_model)
         return false;
-    }
+    // Read and matched on a worker: a GGUF imatrix is parsed, an .h5 goes through the HDF5 probe process.
+    struct Loaded {
+        std::shared_ptr<const ImportanceMatrix> importance;
+        std::shared_ptr<const ActivationStats> activations;
+        size_t matching = 0;
+    };
+    auto loaded = std::make_shared<Loaded>();
+    const std::shared_ptr<const Model> model = m_model;
+    auto job = std::make_shared<FunctionJob>(
+        tr("Loading %1").arg(QFileInfo(path).fileName()).toStdString(), [loaded, model, path](JobControl& control) {
+            if (path.endsWith(QLatin1String(".h5"), Qt::CaseInsensitive)) {
+                auto stats = std::make_shared<ActivationStats>(loadActivationStats(path.toStdString(), false, &control));
+                loaded->importance = std::make_shared<const ImportanceMatrix>(
+                    stats->importance(QFileInfo(path).fileName().toStdString()));
+                loaded->activations = std::move(stats);
+            } else {
+                loaded->importance =
+                    std::make_shared<const ImportanceMatrix>(ImportanceMatrix::load(path.toStdString(), &control));
+            }
+            // It must belong to this model: at least one of its matrices must fit a tensor.
+            for (const TensorInfo& t : model->tensors())
+                if (t.shape.size() >= 2 && !loaded->importance->importanceFor(t.name, t.columns()).empty())
+                    ++loaded->matching;
+            if (loaded->matching == 0)
+                throw Error(ErrorCode::BadValue, "none of its " + std::to_string(loaded->importance->entries().size()) +
+                                                     " matrices fits a tensor of the open model");
+        });
+    m_loading = m_runner->start(job);
+    connect(m_loading, &JobHandle::finished, this, [this, loaded, model, path](JobStatus status, const QString& error) {
+        m_loading = nullptr;
+        const bool ok = status == JobStatus::Succeeded && model == m_model;
+        if (ok) {
+            setImportance(loaded->importance, path, loaded->activations);
+            emit message(tr("Importance %1: %2 tensors weighted").arg(QFileInfo(path).fileName()).arg(loaded->matching),
+                         8000);
+        } else if (status == JobStatus::Failed) {
+            m_presentError(tr("Importance File"), tr("Could not use %1.").arg(QDir::toNativeSeparators(path)), error);
+        }
+        emit importanceLoaded(ok);
+    });
+    return true;
 }
 
 void CalibrationControl::showActivationsIn(ChannelView* view)

@@ -56,9 +56,11 @@ public:
     const std::shared_ptr<const ActivationStats>& activations() const { return m_activations; }
     // The channel view that shows them (and the importance's RMS where there are no statistics).
     void showActivationsIn(ChannelView* view);
-    // Loads an importance file (GGUF, legacy .dat, or activation statistics .h5) for the open model; false
-    // with the error presented.
+    // Loads an importance file (GGUF, legacy .dat, or activation statistics .h5) for the open model as a
+    // job in the job area (files are read off the UI thread); importanceLoaded() reports the outcome, an error
+    // is presented. False when no job started (one is running, or no model).
     bool loadImportance(const QString& path);
+    bool isLoading() const { return m_loading != nullptr; }
     void setImportance(std::shared_ptr<const ImportanceMatrix> importance, const QString& file,
                        std::shared_ptr<const ActivationStats> activations = nullptr);
     void clearImportance();
@@ -67,6 +69,7 @@ public:
 
 signals:
     void importanceChanged();
+    void importanceLoaded(bool ok);
     void message(const QString& text, int timeoutMs);
 
 private:
@@ -82,6 +85,7 @@ private:
     std::shared_ptr<const ActivationStats> m_activations;
     QString m_importanceFile;
     QPointer<ChannelView> m_channels;
+    QPointer<JobHandle> m_loading;
     QPointer<CalibrateDialog> m_dialog;
     QAction* m_calibrateAction = nullptr;
     QAction* m_loadAction = nullptr;

@@ -11,6 +11,7 @@
 #include "core/util/error.h"
 #include "gui/isolated_settings.h"
 #include "widgets/channelview.h"
+#include "widgets/jobrunner.h"
 #include "widgets/sensitivitystore.h"
 
 #include <QAction>
@@ -150,13 +151,13 @@ private slots:
         QVERIFY(!window.findChild<SensitivityStore*>()->importance());
         channels->setMode(ChannelView::Mode::InputActivations);
         QVERIFY(!channels->hasActivationsForTensor());
-        QVERIFY(control->loadImportance(out));
+        QVERIFY(loadAndWait(control, out));
         QVERIFY(control->importance());
         QVERIFY(!control->activations()); // an importance file has mean squares only: the view shows RMS
         QVERIFY(channels->hasActivationsForTensor());
         QVERIFY2(channels->summaryText().contains(QStringLiteral("median RMS")), qPrintable(channels->summaryText()));
         // The .h5 is an importance file too, with the same values, and brings the statistics back.
-        QVERIFY(control->loadImportance(statsFile));
+        QVERIFY(loadAndWait(control, statsFile));
         QVERIFY(control->activations());
         const auto fromStats = control->importance()->importanceFor("blk.4.ffn_down.weight", 172);
         QCOMPARE(std::vector<float>(fromStats.begin(), fromStats.end()),
@@ -182,13 +183,24 @@ private slots:
         params.text = "def f(x):\n    return x + 1\n";
         params.ctx = 8;
         writeImportanceGguf(calibrate(params), foreign.toStdString(), "t");
-        QVERIFY(!window.calibration()->loadImportance(foreign));
+        QSignalSpy started(window.jobRunner(), &JobRunner::jobStarted);
+        QVERIFY(!loadAndWait(window.calibration(), foreign));
+        QCOMPARE(started.count(), 1); // read as a job in the job area, not on the UI thread
         QCOMPARE(errors.size(), 1);
         QVERIFY2(errors.front().contains(QStringLiteral("fits a tensor of the open model")), qPrintable(errors.front()));
         QVERIFY(!window.calibration()->importance());
     }
 
 private:
+    // Load Importance File runs as a job: start it and wait for its outcome.
+    static bool loadAndWait(CalibrationControl* control, const QString& path)
+    {
+        QSignalSpy loaded(control, &CalibrationControl::importanceLoaded);
+        if (!control->loadImportance(path) || !loaded.wait(60000))
+            return false;
+        return loaded.front().front().toBool();
+    }
+
     // The sample opened, with every presented error collected as "text detail".
     void openCollectingErrors(MainWindow& window, QStringList& errors)
     {
