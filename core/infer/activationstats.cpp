@@ -24,6 +24,8 @@ namespace {
 constexpr int32_t kSchemaVersion = 1;
 constexpr const char* kVersionDataset = "quantscope_activation_stats";
 constexpr char kJoin = '+';
+constexpr uint64_t kMaxHessianColumns = 65536;
+constexpr uint64_t kMaxHessianBytes = 48ull << 30;
 
 std::string groupName(const std::vector<std::string>& tensors)
 {
@@ -345,7 +347,7 @@ struct Reader {
 
     double scalar(const TensorInfo& t) const
     {
-        if (t.elements() != 1 || (t.dtype != DType::F64 && t.dtype != DType::F32 && t.dtype != DType::I32))
+        if (t.elements() != 1 || !dtypeInfo(t.dtype).decodable)
             bad(t.name, "expected one number");
         const auto raw = model.rawData(t);
         double v = 0;
@@ -379,15 +381,22 @@ struct Reader {
 ActivationStats loadActivationStats(const std::filesystem::path& path, bool withHessians, JobControl* job)
 {
     const std::shared_ptr<Model> model = loadHdf5(path, job);
-    Reader r{*model, path.string()};
+    return activationStatsFromModel(*model, path.string(), withHessians, job);
+}
+
+ActivationStats activationStatsFromModel(const Model& m, const std::string& file, bool withHessians,
+                                         JobControl* job)
+{
+    const Model* model = &m;
+    Reader r{m, file};
     const TensorInfo* version = model->find(kVersionDataset);
     if (!version)
-        throw FormatError(ErrorCode::BadMagic, path.string(), kVersionDataset, std::nullopt,
+        throw FormatError(ErrorCode::BadMagic, file, kVersionDataset, std::nullopt,
                           "not a Quantscope activation statistics file (no /" + std::string(kVersionDataset) +
                               " dataset)");
     const double v = r.scalar(*version);
     if (v != kSchemaVersion)
-        throw FormatError(ErrorCode::BadVersion, path.string(), kVersionDataset, std::nullopt,
+        throw FormatError(ErrorCode::BadVersion, file, kVersionDataset, std::nullopt,
                           "schema version " + std::to_string(int64_t(v)) + " is not read by this version (1)");
 
     // inputs/<group>/<field>
@@ -422,7 +431,10 @@ ActivationStats loadActivationStats(const std::filesystem::path& path, bool with
 
     std::set<std::string> seen;
     size_t done = 0;
-    for (const auto& [name, fields] : groups) {
+    uint64_t hessianBytes = 0;
+    for (const auto& group : groups) {
+        const std::string& name = group.first;
+        const auto& fields = group.second; // not a structured binding: clang 14 cannot capture those
         checkCancel(job);
         const std::string field = "inputs/" + name;
         InputActivations in;
@@ -458,6 +470,12 @@ ActivationStats loadActivationStats(const std::filesystem::path& path, bool with
                 const TensorInfo& t = *it->second;
                 if (t.shape != std::vector<uint64_t>{cols, cols})
                     r.bad(t.name, "expected " + std::to_string(cols) + " x " + std::to_string(cols) + " values");
+                // Decoded to memory: a cap on each matrix and on all of them (a 65536-wide input is 16 GiB).
+                hessianBytes += cols * cols * sizeof(float);
+                if (cols > kMaxHessianColumns || hessianBytes > kMaxHessianBytes)
+                    r.bad(t.name, "the Hessians would take more than " +
+                                      std::to_string(kMaxHessianBytes >> 30) + " GiB of memory (at most " +
+                                      std::to_string(kMaxHessianColumns) + " columns each)");
                 in.xtx.resize(cols * cols);
                 model->decode(t, 0, cols * cols, in.xtx.data());
                 for (float x : in.xtx)

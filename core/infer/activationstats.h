@@ -108,6 +108,12 @@ void writeActivationStats(const ActivationStats& stats, const std::filesystem::p
 ActivationStats loadActivationStats(const std::filesystem::path& path, bool withHessians = true,
                                     JobControl* job = nullptr);
 
+// The same from a model the HDF5 loader built from such a file (`file` names it in errors); what
+// loadActivationStats does after loadHdf5, and what the probe-protocol fuzzer feeds.
+class Model;
+ActivationStats activationStatsFromModel(const Model& model, const std::string& file, bool withHessians = true,
+                                         JobControl* job = nullptr);
+
 // Limits for reading: inputs per file and columns per input.
 constexpr size_t kMaxActivationInputs = 1u << 20;
 constexpr uint64_t kMaxActivationColumns = 1u << 20;

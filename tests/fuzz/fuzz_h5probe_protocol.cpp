@@ -1,6 +1,8 @@
 // Fuzzes the core side of the HDF5 probe protocol: the probe's stdout is as untrusted as the file it read,
 // so parseProbeOutput + buildModel must turn any byte string into a Model whose every tensor lies inside
-// the mapped files, or into a qs::Error — never a crash, an out-of-bounds read or a huge allocation.
+// the mapped files, or into a qs::Error — never a crash, an out-of-bounds read or a huge allocation. The
+// model is then read as an activation statistics file (core/infer/activationstats.h) as well.
+#include "core/infer/activationstats.h"
 #include "core/io/hdf5_protocol.h"
 #include "core/model/mappedfile.h"
 #include "core/model/model.h"
@@ -59,6 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
             buf.resize(t.elements());
             model->decode(t, 0, t.elements(), buf.data());
         }
+        // An activation statistics file read from the same model (its names, shapes and values checked).
+        qs::activationStatsFromModel(*model, "fuzz.h5");
     } catch (const qs::Error&) {
     }
     return 0;
