@@ -257,15 +257,28 @@ bool EvaluatePanel::evaluateFile(const QString& path)
     return start(std::move(params), QFileInfo(path).fileName(), weights, std::nullopt);
 }
 
+EvalParams EvaluatePanel::tabInput() const
+{
+    EvalParams p;
+    p.model = m_model();
+    p.textFile = m_text->text().toStdString();
+    p.ctx = uint32_t(m_ctx->value());
+    p.maxChunks = uint32_t(m_chunks->value());
+    p.baseline = m_baseline;
+    p.llamaCppActivations = m_llamaArithmetic->isChecked();
+    return p;
+}
+
 bool EvaluatePanel::start(EvalParams params, const QString& name, const WeightSummary& weights,
                           std::optional<double> predicted)
 {
-    params.model = m_model();
-    params.textFile = m_text->text().toStdString();
-    params.ctx = uint32_t(m_ctx->value());
-    params.maxChunks = uint32_t(m_chunks->value());
-    params.baseline = m_baseline;
-    params.llamaCppActivations = m_llamaArithmetic->isChecked();
+    const EvalParams input = tabInput();
+    params.model = input.model;
+    params.textFile = input.textFile;
+    params.ctx = input.ctx;
+    params.maxChunks = input.maxChunks;
+    params.baseline = input.baseline;
+    params.llamaCppActivations = input.llamaCppActivations;
     m_runPlanName = name;
     m_runBytes = weights.bytes;
     m_runPredicted = predicted;
@@ -338,22 +351,17 @@ bool EvaluatePanel::compareMethods(const QString& calibrationText, std::vector<Q
         m_status->setText(tr("Choose at least one method to compare."));
         return false;
     }
+    m_lastParams = tabInput(); // what the rows are keyed on (text, context, chunks, arithmetic)
     MethodComparisonParams params;
-    params.model = m_model();
+    params.model = m_lastParams.model;
     params.plan = m_session->document()->plan();
     params.methods = std::move(methods);
     params.calibrationFile = calibrationText.toStdString();
-    params.textFile = m_text->text().toStdString();
-    params.ctx = uint32_t(m_ctx->value());
-    params.maxChunks = uint32_t(m_chunks->value());
-    params.baseline = m_baseline;
-    params.llamaCppActivations = m_llamaArithmetic->isChecked();
-    m_lastParams = EvalParams{};
-    m_lastParams.model = params.model;
-    m_lastParams.textFile = params.textFile;
-    m_lastParams.ctx = params.ctx;
-    m_lastParams.maxChunks = params.maxChunks;
-    m_lastParams.llamaCppActivations = params.llamaCppActivations;
+    params.textFile = m_lastParams.textFile;
+    params.ctx = m_lastParams.ctx;
+    params.maxChunks = m_lastParams.maxChunks;
+    params.baseline = m_lastParams.baseline;
+    params.llamaCppActivations = m_lastParams.llamaCppActivations;
     m_compareJob = std::make_shared<MethodComparisonJob>(std::move(params));
     m_handle = m_runner->start(m_compareJob);
     connect(m_handle, &JobHandle::finished, this, &EvaluatePanel::onMethodsFinished);

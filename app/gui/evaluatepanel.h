@@ -108,6 +108,8 @@ private:
     std::optional<double> m_runPredicted;
     // Whether a run can start (no run, a model, a text file); says why not in the status line.
     bool ready();
+    // The tab's input: the model, text, context, chunks, arithmetic and the kept baseline.
+    EvalParams tabInput() const;
     bool start(EvalParams params, const QString& name, const WeightSummary& weights, std::optional<double> predicted); // the plan's summed ΔKL when the matrix holds it
 
     QLineEdit* m_text;

@@ -4,7 +4,6 @@
 #include "core/quant/quantize.h"
 #include "core/util/error.h"
 
-#include <chrono>
 #include <random>
 
 namespace qs {
