@@ -241,6 +241,17 @@ int runCalibrate(QCommandLineParser& parser)
     return 0;
 }
 
+// --text FILE, --ctx N and --chunks N, shared by calibrate and eval.
+void addTextOptions(QCommandLineParser& p, const char* what, const char* verb)
+{
+    p.addOption({QStringLiteral("text"), QStringLiteral("The %1 text (UTF-8).").arg(QLatin1String(what)),
+                 QStringLiteral("FILE")});
+    p.addOption({QStringLiteral("ctx"), QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
+                 QStringLiteral("N")});
+    p.addOption({QStringLiteral("chunks"), QStringLiteral("%1 at most N chunks.").arg(QLatin1String(verb)),
+                 QStringLiteral("N")});
+}
+
 const CliRegistrar calibrate(
     {"calibrate",
      "calibrate MODEL --text FILE [--ctx N] [--chunks N] [--out FILE.h5 [--hessians]] "
@@ -248,13 +259,7 @@ const CliRegistrar calibrate(
      "activation statistics (HDF5: mean square, mean |x|, max |x| per input channel, optionally XᵀX) and "
      "llama.cpp's importance matrix (GGUF or legacy .dat; read by llama-quantize, sensitivity, quantize)",
      [](QCommandLineParser& p) {
-         p.addOption({QStringLiteral("text"), QStringLiteral("The calibration text (UTF-8)."),
-                      QStringLiteral("FILE")});
-         p.addOption({QStringLiteral("ctx"),
-                      QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
-                      QStringLiteral("N")});
-         p.addOption(
-             {QStringLiteral("chunks"), QStringLiteral("Use at most N chunks."), QStringLiteral("N")});
+         addTextOptions(p, "calibration", "Use");
          p.addOption({QStringLiteral("out"),
                       QStringLiteral("Write the activation statistics here (HDF5, docs/inference.md)."),
                       QStringLiteral("FILE.h5")});
@@ -280,15 +285,9 @@ const CliRegistrar eval(
      "(llama-perplexity's "
      "chunking)",
      [](QCommandLineParser& p) {
-         p.addOption({QStringLiteral("text"), QStringLiteral("The evaluation text (UTF-8)."),
-                      QStringLiteral("FILE")});
+         addTextOptions(p, "evaluation", "Evaluate");
          p.addOption({QStringLiteral("plan"), QStringLiteral("Fake-quantize the tensors the plan assigns."),
                       QStringLiteral("PLAN.json")});
-         p.addOption({QStringLiteral("ctx"),
-                      QStringLiteral("Tokens per chunk (default 512, at most the model's maximum)."),
-                      QStringLiteral("N")});
-         p.addOption(
-             {QStringLiteral("chunks"), QStringLiteral("Evaluate at most N chunks."), QStringLiteral("N")});
          p.addOption({QStringLiteral("quantized"),
                       QStringLiteral("A quantized file of the same model (a quantize output) to compare with MODEL."),
                       QStringLiteral("FILE")});

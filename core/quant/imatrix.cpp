@@ -117,6 +117,28 @@ constexpr NamePair kBlock[] = {
     {"ffn_norm", "post_attention_layernorm"},
     {"ffn_gate_inp", "block_sparse_moe.gate"},
 };
+// The global name pair whose `side` (gguf or hf) is `stem`.
+const NamePair* findGlobal(std::string_view stem, const char* NamePair::*side)
+{
+    for (const auto& p : kGlobal)
+        if (stem == p.*side)
+            return &p;
+    return nullptr;
+}
+
+// Splits "<prefix>N.<leaf>" into index N (a block or an expert) and leaf.
+bool splitBlock(std::string_view stem, std::string_view prefix, uint64_t& block, std::string_view& leaf)
+{
+    if (!stem.starts_with(prefix))
+        return false;
+    const std::string_view rest = stem.substr(prefix.size());
+    const size_t dot = rest.find('.');
+    if (dot == std::string_view::npos || !parseIndex(rest.substr(0, dot), block))
+        return false;
+    leaf = rest.substr(dot + 1);
+    return true;
+}
+
 struct ExpertName {
     const char* hfPrefix; // after model.layers.N.
     const char* hfLeaf;
@@ -132,20 +154,14 @@ constexpr ExpertName kExperts[] = {
 
 std::optional<std::string> ggufToHfName(std::string_view name)
 {
-    std::string_view stem, suffix;
+    std::string_view stem, suffix, leaf;
+    uint64_t block;
     if (!splitSuffix(name, stem, suffix))
         return std::nullopt;
-    for (const auto& p : kGlobal)
-        if (stem == p.gguf)
-            return std::string(p.hf) + std::string(suffix);
-    if (!stem.starts_with("blk."))
+    if (const NamePair* p = findGlobal(stem, &NamePair::gguf))
+        return std::string(p->hf) + std::string(suffix);
+    if (!splitBlock(stem, "blk.", block, leaf))
         return std::nullopt;
-    const std::string_view rest = stem.substr(4);
-    const size_t dot = rest.find('.');
-    uint64_t block;
-    if (dot == std::string_view::npos || !parseIndex(rest.substr(0, dot), block))
-        return std::nullopt;
-    const std::string_view leaf = rest.substr(dot + 1);
     for (const auto& p : kBlock)
         if (leaf == p.gguf)
             return "model.layers." + std::to_string(block) + "." + p.hf + std::string(suffix);
@@ -154,32 +170,22 @@ std::optional<std::string> ggufToHfName(std::string_view name)
 
 std::optional<std::string> hfToGgufName(std::string_view name, uint64_t* expert)
 {
-    std::string_view stem, suffix;
+    std::string_view stem, suffix, leaf;
+    uint64_t block;
     if (!splitSuffix(name, stem, suffix))
         return std::nullopt;
-    for (const auto& p : kGlobal)
-        if (stem == p.hf)
-            return std::string(p.gguf) + std::string(suffix);
-    if (!stem.starts_with("model.layers."))
+    if (const NamePair* p = findGlobal(stem, &NamePair::hf))
+        return std::string(p->gguf) + std::string(suffix);
+    if (!splitBlock(stem, "model.layers.", block, leaf))
         return std::nullopt;
-    const std::string_view rest = stem.substr(13);
-    const size_t dot = rest.find('.');
-    uint64_t block;
-    if (dot == std::string_view::npos || !parseIndex(rest.substr(0, dot), block))
-        return std::nullopt;
-    const std::string_view leaf = rest.substr(dot + 1);
     const std::string prefix = "blk." + std::to_string(block) + ".";
     for (const auto& p : kBlock)
         if (leaf == p.hf)
             return prefix + p.gguf + std::string(suffix);
     for (const auto& e : kExperts) {
-        if (!leaf.starts_with(e.hfPrefix))
-            continue;
-        const std::string_view tail = leaf.substr(std::strlen(e.hfPrefix));
-        const size_t d = tail.find('.');
         uint64_t index;
-        if (d == std::string_view::npos || !parseIndex(tail.substr(0, d), index) ||
-            tail.substr(d + 1) != e.hfLeaf)
+        std::string_view expertLeaf;
+        if (!splitBlock(leaf, e.hfPrefix, index, expertLeaf) || expertLeaf != e.hfLeaf)
             continue;
         if (expert)
             *expert = index;
