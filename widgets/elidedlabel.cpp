@@ -27,6 +27,12 @@ void ElidedLabel::setFullText(const QString& text)
     updateGeometry();
 }
 
+void ElidedLabel::setElideMode(Qt::TextElideMode mode)
+{
+    m_mode = mode;
+    updateElided();
+}
+
 QSize ElidedLabel::minimumSizeHint() const
 {
     return {fontMetrics().horizontalAdvance(QStringLiteral("…xxxx")), QLabel::minimumSizeHint().height()};
@@ -46,7 +52,7 @@ void ElidedLabel::resizeEvent(QResizeEvent* event)
 void ElidedLabel::updateElided()
 {
     const int width = contentsRect().width() - 2 * margin();
-    const QString shown = fontMetrics().elidedText(m_full, Qt::ElideMiddle, std::max(width, 0));
+    const QString shown = fontMetrics().elidedText(m_full, m_mode, std::max(width, 0));
     if (shown != text())
         setText(shown);
 }

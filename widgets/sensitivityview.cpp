@@ -1,5 +1,6 @@
 #include "widgets/sensitivityview.h"
 
+#include "widgets/elidedlabel.h"
 #include "widgets/formatchooser.h"
 
 #include "core/model/tensorrole.h"
@@ -336,10 +337,15 @@ SensitivityView::SensitivityView(QWidget* parent) : QWidget(parent)
     top->addWidget(m_compute);
     m_formatChooser = new FormatChooser(this);
     top->addWidget(m_formatChooser);
-    m_summary = new QLabel(this);
-    // The summary gives way first when the window is narrow (it is cut, never the buttons or the scale).
-    m_summary->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+    // The summary gives way first when the window is narrow (cut with an ellipsis, never the buttons, the
+    // scale or the "not measured" note).
+    m_summary = new ElidedLabel(QString(), this);
+    m_summary->setElideMode(Qt::ElideRight);
     top->addWidget(m_summary, 1);
+    m_notMeasured = new QLabel(this);
+    m_notMeasured->setStyleSheet(QStringLiteral("color:#8a5a00"));
+    m_notMeasured->hide();
+    top->addWidget(m_notMeasured);
     m_legend = new SensitivityLegend(this);
     top->addWidget(m_legend);
     layout->addLayout(top);
@@ -493,7 +499,8 @@ void SensitivityView::setSkipped(const QStringList& skipped)
 
 QString SensitivityView::summaryText() const
 {
-    return m_summary->text();
+    return m_notMeasured->isHidden() ? m_summary->fullText()
+                                     : m_summary->fullText() + QLatin1Char(' ') + m_notMeasured->text();
 }
 
 void SensitivityView::setTensors(const QStringList& tensors)
@@ -745,16 +752,15 @@ void SensitivityView::updateSummary()
                     .arg(m_metric, QString::number(summary.minSqnr, 'f', 1), QString::number(summary.maxSqnr, 'f', 1));
     }
     if (!m_skipped.isEmpty()) {
-        text += tr(" · <span style=\"color:#8a5a00\">%1 not measured</span> (hover)")
-                    .arg(countNoun(uint64_t(m_skipped.size()), "weight tensor", "weight tensors"));
+        m_notMeasured->setText(tr("· %1 not measured (hover)")
+                                   .arg(countNoun(uint64_t(m_skipped.size()), "weight tensor", "weight tensors")));
         QStringList lines = m_skipped.mid(0, 40);
         if (m_skipped.size() > 40)
             lines << tr("… and %1 more").arg(m_skipped.size() - 40);
-        m_summary->setToolTip(tr("Not in the matrix:\n") + lines.join(QLatin1Char('\n')));
-    } else {
-        m_summary->setToolTip(QString());
+        m_notMeasured->setToolTip(tr("Not in the matrix:\n") + lines.join(QLatin1Char('\n')));
     }
-    m_summary->setText(text);
+    m_notMeasured->setVisible(!m_skipped.isEmpty());
+    m_summary->setFullText(text);
     if (m_legend)
         m_legend->update();
 }

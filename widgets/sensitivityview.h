@@ -23,6 +23,10 @@
 class QComboBox;
 class QCustomPlot;
 class QLabel;
+
+namespace qs {
+class ElidedLabel;
+}
 class QPushButton;
 class QTableView;
 
@@ -144,7 +148,8 @@ private:
     SensitivityTable* m_table = nullptr;
     QPushButton* m_compute = nullptr;
     FormatChooser* m_formatChooser = nullptr;
-    QLabel* m_summary = nullptr;
+    ElidedLabel* m_summary = nullptr; // cut with an ellipsis when the window is narrow; full text on hover
+    QLabel* m_notMeasured = nullptr;  // "N weight tensors not measured", the list on hover
     QWidget* m_legend = nullptr; // the colour scale; repainted when the range changes
     QLabel* m_barsTitle = nullptr;
     QLabel* m_curvesTitle = nullptr;
