@@ -1,7 +1,7 @@
 // libFuzzer harness for the plan-side parsers: plan files, config.json-derived layouts (and the memory model
-// run on them), the GPU catalogue, rules files and sensitivity error tables. The first byte selects the
-// parser. qs::Error is the expected outcome for bad input; a crash, sanitizer report, hang or any other
-// exception is a finding.
+// run on them), the GPU catalogue, rules files (matched against a model's names) and sensitivity error
+// tables. The first byte selects the parser. qs::Error is the expected outcome for bad input; a crash,
+// sanitizer report, hang or any other exception is a finding.
 #include "core/plan/budget.h"
 #include "core/plan/export.h"
 #include "core/plan/gpucatalog.h"
@@ -13,6 +13,15 @@
 
 #include <cstdint>
 #include <string>
+
+namespace {
+// A two-layer Llama: the names and roles rules are matched against.
+constexpr const char* kSmallLlama =
+    R"({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 256,
+        "intermediate_size": 688, "num_attention_heads": 8, "num_key_value_heads": 4,
+        "num_hidden_layers": 2, "vocab_size": 1000, "max_position_embeddings": 2048,
+        "torch_dtype": "bfloat16"})";
+} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
@@ -48,9 +57,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         case 2:
             (void)qs::GpuCatalog::fromJson(text, "gpus.json");
             break;
-        case 3:
-            (void)qs::parseRules(text, "rules.txt");
+        case 3: {
+            // Parsed rules are then matched against real tensor names (RE2: linear time, no recursion).
+            const auto rules = qs::parseRules(text, "rules.txt");
+            static const qs::ModelLayout layout = qs::layoutFromConfigJson(kSmallLlama, "config.json");
+            (void)qs::ruleMatches(layout, rules);
             break;
+        }
         case 4:
             (void)qs::errorTableFromJson(text, true, "sensitivity.json");
             break;
