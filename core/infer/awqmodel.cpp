@@ -5,7 +5,10 @@
 #include "core/infer/forward.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "core/util/threadpool.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 
 namespace qs {
@@ -29,6 +32,33 @@ Eigen::MatrixXf sampleColumns(const Eigen::MatrixXf& x, uint32_t n)
     for (Eigen::Index j = 0; j < Eigen::Index(n); ++j)
         out.col(j) = x.col(j * x.cols() / Eigen::Index(n));
     return out;
+}
+
+// Q(w) for the forward pass, in row chunks on the thread pool: the same values as one roundTrip of the whole
+// tensor (chunks of rowAlignment rows, the whole tensor's range where one scale covers it).
+std::shared_ptr<const std::vector<float>> quantized(const QuantFormat& f, const std::vector<float>& w,
+                                                    uint64_t rows, uint64_t cols, unsigned threads)
+{
+    auto q = std::make_shared<std::vector<float>>(w.size());
+    TensorRange range;
+    if (f.needsTensorRange() && !w.empty()) {
+        const auto [lo, hi] = std::minmax_element(w.begin(), w.end());
+        range = {*lo, *hi};
+    }
+    const uint64_t align = std::max<uint64_t>(1, f.rowAlignment(cols));
+    const uint64_t chunk = std::max<uint64_t>(1, (uint64_t(1) << 16) / std::max<uint64_t>(1, cols * align)) * align;
+    const uint64_t chunks = rows % align == 0 ? (rows + chunk - 1) / chunk : 1;
+    std::atomic<uint64_t> next{0};
+    ThreadPool::instance().runWorkers(unsigned(std::min<uint64_t>(resolveThreads(threads), chunks)), [&](unsigned) {
+        for (;;) {
+            const uint64_t i = next.fetch_add(1);
+            if (i >= chunks)
+                return;
+            const uint64_t r0 = chunks == 1 ? 0 : i * chunk, n = chunks == 1 ? rows : std::min(chunk, rows - r0);
+            f.roundTripChunk(w.data() + r0 * cols, n, cols, q->data() + r0 * cols, nullptr, range);
+        }
+    });
+    return q;
 }
 
 } // namespace
@@ -183,9 +213,7 @@ AwqModelResult runAwq(const AwqModelParams& params, JobControl* job)
             std::shared_ptr<const std::vector<float>> use;
             if (auto f = planned(name)) {
                 const TensorInfo& t = *model.find(name);
-                auto q = std::make_shared<std::vector<float>>(w.size());
-                f->roundTrip(w.data(), t.rows(), t.columns(), q->data());
-                use = std::move(q);
+                use = quantized(*f, w, t.rows(), t.columns(), params.options.threads);
             } else {
                 use = std::make_shared<const std::vector<float>>(w);
             }
@@ -196,10 +224,8 @@ AwqModelResult runAwq(const AwqModelParams& params, JobControl* job)
             if (!T.count(name))
                 if (auto f = planned(name)) {
                     const TensorInfo& t = *model.find(name);
-                    const auto w = tr.weights(name);
-                    auto q = std::make_shared<std::vector<float>>(w->size());
-                    f->roundTrip(w->data(), t.rows(), t.columns(), q->data());
-                    tr.setWeightOverride(name, std::move(q));
+                    tr.setWeightOverride(name,
+                                         quantized(*f, *tr.weights(name), t.rows(), t.columns(), params.options.threads));
                 }
         tr.runLayers(h, l, l + 1);
         for (auto& [name, w] : T)

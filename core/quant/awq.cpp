@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 
 namespace qs {
 
@@ -69,23 +70,99 @@ std::vector<float> scalesFor(const Eigen::VectorXf& meanAbs, double alpha,
     return s;
 }
 
-// Error of one layer quantized with the scales: ||(Q(W s)/s − W) X||². scratch: 2 * rows * cols floats.
-double scaledError(const AwqLinear& l, const std::vector<float>& s, const OutputError& err,
+// One layer as the search sees it: the output rows its error is measured on (all of them, or an evenly
+// spread sample when the tensor holds more than AwqOptions::sampleWeights weights), those rows' weights, and
+// what the format needs to quantize a part of the tensor exactly as it quantizes the whole.
+struct SampledLayer {
+    const AwqLinear* layer = nullptr;
+    std::vector<uint64_t> rows; // the sampled rows, ascending
+    std::vector<float> w;       // their weights, rows.size() x cols
+    bool all = true;            // every row: plain roundTrip, exact errors
+    double factor = 1;          // layer rows / sampled rows: the sample's error scaled to the whole layer
+    std::vector<float> colMin, colMax; // per column over every row (formats with one scale per tensor)
+};
+
+SampledLayer sampleLayer(const AwqLinear& l, uint64_t budget)
+{
+    SampledLayer sl;
+    sl.layer = &l;
+    const uint64_t rows = l.rows, cols = l.cols;
+    // Whole blocks of rowAlignment rows (NF4's flat blocks), so that the sample quantizes like the tensor.
+    const uint64_t align = l.format ? std::max<uint64_t>(1, l.format->rowAlignment(cols)) : 1;
+    const uint64_t want = budget == 0 ? rows : std::max<uint64_t>(1, budget / std::max<uint64_t>(1, cols));
+    if (!l.format)
+        return sl; // kept in float: no error to measure
+    if (want >= rows || rows % align != 0) {
+        sl.rows.resize(rows);
+        for (uint64_t r = 0; r < rows; ++r)
+            sl.rows[r] = r;
+        sl.w.assign(l.weights, l.weights + rows * cols);
+        return sl;
+    }
+    const uint64_t blocks = rows / align, take = std::min(blocks, (want + align - 1) / align);
+    for (uint64_t i = 0; i < take; ++i) {
+        const uint64_t b = i * blocks / take; // evenly spread: every head / group of rows is represented
+        for (uint64_t r = b * align; r < (b + 1) * align; ++r)
+            sl.rows.push_back(r);
+    }
+    sl.all = false;
+    sl.factor = double(rows) / double(sl.rows.size());
+    sl.w.resize(sl.rows.size() * cols);
+    for (size_t i = 0; i < sl.rows.size(); ++i)
+        std::copy_n(l.weights + sl.rows[i] * cols, cols, sl.w.begin() + long(i * cols));
+    if (l.format->needsTensorRange()) {
+        sl.colMin.assign(cols, INFINITY);
+        sl.colMax.assign(cols, -INFINITY);
+        for (uint64_t r = 0; r < rows; ++r)
+            for (uint64_t c = 0; c < cols; ++c) {
+                const float v = l.weights[r * cols + c];
+                sl.colMin[c] = std::min(sl.colMin[c], v);
+                sl.colMax[c] = std::max(sl.colMax[c], v);
+            }
+    }
+    return sl;
+}
+
+// Error of one layer quantized with the scales: ||(Q(W s)/s − W) X||² on the sampled rows, times factor.
+double scaledError(const SampledLayer& sl, const std::vector<float>& s, const OutputError& err,
                    std::vector<float>& a, std::vector<float>& b)
 {
+    const AwqLinear& l = *sl.layer;
     if (!l.format)
         return 0;
-    const uint64_t n = l.rows * l.cols;
-    a.assign(l.weights, l.weights + n);
-    scaleColumns(a, l.rows, l.cols, s);
-    b.resize(n);
-    l.format->roundTrip(a.data(), l.rows, l.cols, b.data());
-    for (uint64_t r = 0; r < l.rows; ++r)
-        for (uint64_t c = 0; c < l.cols; ++c) {
-            const uint64_t i = r * l.cols + c;
-            b[i] = b[i] / s[c] - l.weights[i];
+    const uint64_t rows = sl.rows.size(), cols = l.cols;
+    a = sl.w;
+    scaleColumns(a, rows, cols, s);
+    b.resize(a.size());
+    if (sl.all || sl.colMin.empty()) {
+        l.format->roundTrip(a.data(), rows, cols, b.data());
+    } else {
+        // The whole scaled tensor's range: s > 0, so column c spans [s·min, s·max] exactly as rounded.
+        TensorRange range{INFINITY, -INFINITY};
+        for (uint64_t c = 0; c < cols; ++c) {
+            range.min = std::min(range.min, sl.colMin[c] * s[c]);
+            range.max = std::max(range.max, sl.colMax[c] * s[c]);
         }
-    return err(b.data(), l.rows, l.cols);
+        l.format->roundTripChunk(a.data(), rows, cols, b.data(), nullptr, range);
+    }
+    for (uint64_t r = 0; r < rows; ++r)
+        for (uint64_t c = 0; c < cols; ++c) {
+            const uint64_t i = r * cols + c;
+            b[i] = b[i] / s[c] - sl.w[i];
+        }
+    return err(b.data(), rows, cols) * sl.factor;
+}
+
+// The error of a whole-tensor difference e (rows x cols) on the sampled rows, times factor.
+double sampledError(const SampledLayer& sl, const std::vector<float>& e, const OutputError& err)
+{
+    const uint64_t cols = sl.layer->cols;
+    if (sl.all)
+        return err(e.data(), sl.rows.size(), cols);
+    std::vector<float> g(sl.rows.size() * cols);
+    for (size_t i = 0; i < sl.rows.size(); ++i)
+        std::copy_n(e.begin() + long(sl.rows[i] * cols), cols, g.begin() + long(i * cols));
+    return err(g.data(), sl.rows.size(), cols) * sl.factor;
 }
 
 // AutoAWQ's weight statistic: |w| relative to the largest |w| of its quantization group (the first quantized
@@ -152,18 +229,24 @@ void clampGroups(const std::vector<float>& w, uint64_t rows, uint64_t cols, uint
         }
 }
 
-void clipSearch(const AwqLinear& l, const std::vector<float>& s, const Eigen::MatrixXf& x,
+void clipSearch(const SampledLayer& sl, const std::vector<float>& s, const Eigen::MatrixXf& x,
                 const OutputError& err, const AwqOptions& o, AwqLayerResult& res, JobControl* job)
 {
+    const AwqLinear& l = *sl.layer;
     const QuantFormat& f = *l.format;
     const uint64_t rows = l.rows, cols = l.cols;
     const uint64_t gs = f.traits().groupSize > 0 ? uint64_t(f.traits().groupSize) : cols;
     const uint64_t groups = (cols + gs - 1) / gs;
-    // Inputs in the scaled domain: (W s)(X / s) = W X.
+    // Inputs in the scaled domain: (W s)(X / s) = W X. Only the Gram matrix's diagonal blocks are needed
+    // (one per quantization group): cols x gs x tokens, not cols² x tokens.
     Eigen::MatrixXf xs = x;
     for (Eigen::Index j = 0; j < xs.rows(); ++j)
         xs.row(j) /= s[size_t(j)];
-    const Eigen::MatrixXf gram = xs * xs.transpose();
+    std::vector<Eigen::MatrixXf> gram(groups);
+    for (uint64_t g = 0; g < groups; ++g) {
+        const Eigen::Index c0 = Eigen::Index(g * gs), n = Eigen::Index(std::min(cols, g * gs + gs) - g * gs);
+        gram[g].noalias() = xs.middleRows(c0, n) * xs.middleRows(c0, n).transpose();
+    }
 
     std::vector<float> ratios;
     const int steps = std::max(1, static_cast<int>(std::lround(o.maxShrink * o.clipGrid)));
@@ -189,7 +272,7 @@ void clipSearch(const AwqLinear& l, const std::vector<float>& s, const Eigen::Ma
                 const Eigen::Index c0 = Eigen::Index(g * gs),
                                    n = Eigen::Index(std::min(cols, g * gs + gs) - g * gs);
                 const auto Eg = E.middleCols(c0, n);
-                const Eigen::MatrixXf EG = Eg * gram.block(c0, c0, n, n);
+                const Eigen::MatrixXf EG = Eg * gram[g];
                 const Eigen::VectorXd perRow = EG.cwiseProduct(Eg).cast<double>().rowwise().sum();
                 for (uint64_t r = 0; r < rows; ++r)
                     errs[k][r * groups + g] = perRow(Eigen::Index(r));
@@ -215,7 +298,7 @@ void clipSearch(const AwqLinear& l, const std::vector<float>& s, const Eigen::Ma
             const uint64_t i = r * cols + c;
             q[i] = q[i] / s[c] - l.weights[i];
         }
-    const double e = err(q.data(), rows, cols);
+    const double e = sampledError(sl, q, err);
     if (e < res.errorScaled * (1 - kMinGain)) {
         res.weights = std::move(clamped);
         res.clipRatios = std::move(best);
@@ -260,29 +343,82 @@ AwqGroupResult awqSearch(const std::vector<AwqLinear>& layers, const Eigen::Matr
             wMean.assign(tied.data(), tied.data() + tied.size());
         }
     }
-    const size_t points = perFamily * (duo ? 2 : 1);
+    std::vector<SampledLayer> sampled;
+    for (const auto& l : layers)
+        sampled.push_back(sampleLayer(l, options.sampleWeights));
+    const size_t families = duo ? 2 : 1, points = perFamily * families;
     // Grid point i: family i / perFamily (0 plain, 1 duo), α = (i % perFamily) / grid.
     auto scalesAt = [&](size_t i) {
         const double alpha = grid == 0 ? 0.0 : double(i % perFamily) / grid;
         return scalesFor(statistic, alpha, i >= perFamily ? wMean : std::vector<float>{});
     };
-    std::vector<double> errors(points, 0.0);
-    std::atomic<size_t> next{0};
-    const unsigned workers = std::min<unsigned>(resolveThreads(options.threads), unsigned(points));
-    ThreadPool::instance().runWorkers(workers, [&](unsigned) {
-        std::vector<float> a, b;
-        for (;;) {
-            const size_t i = next.fetch_add(1);
-            if (i >= points || (job && job->cancelled()))
-                return;
-            const auto s = scalesAt(i);
-            double e = 0;
-            for (const auto& l : layers)
-                e += scaledError(l, s, err, a, b);
-            errors[i] = e;
+    // errs[i * layers + k]: layer k's error at grid point i (NaN: not evaluated). One work item per (point,
+    // layer); the group's sum is taken in layer order afterwards, so the result does not depend on threads.
+    const size_t nl = layers.size();
+    std::vector<double> errs(points * nl, std::nan(""));
+    auto evaluate = [&](const std::vector<size_t>& pts) {
+        if (pts.empty())
+            return;
+        std::atomic<size_t> next{0};
+        const size_t items = pts.size() * nl;
+        const unsigned workers = std::min<unsigned>(resolveThreads(options.threads), unsigned(items));
+        ThreadPool::instance().runWorkers(workers, [&](unsigned) {
+            std::vector<float> a, b, s;
+            size_t have = SIZE_MAX;
+            for (;;) {
+                const size_t item = next.fetch_add(1);
+                if (item >= items || (job && job->cancelled()))
+                    return;
+                const size_t i = pts[item / nl], k = item % nl;
+                if (i != have) {
+                    s = scalesAt(i);
+                    have = i;
+                }
+                errs[i * nl + k] = scaledError(sampled[k], s, err, a, b);
+            }
+        });
+        checkCancel(job);
+    };
+    auto groupError = [&](size_t i) {
+        double e = 0;
+        for (size_t k = 0; k < nl; ++k)
+            e += errs[i * nl + k];
+        return e;
+    };
+    // Coarse pass: every coarse-th α of each family (both ends included), then the skipped neighbours of
+    // each family's best coarse point; coarse = 1 evaluates the whole grid.
+    const size_t coarse = size_t(std::max(1, options.coarse));
+    std::vector<size_t> pts;
+    for (size_t f = 0; f < families; ++f)
+        for (size_t j = 0; j < perFamily; ++j)
+            if (j % coarse == 0 || j + 1 == perFamily)
+                pts.push_back(f * perFamily + j);
+    evaluate(pts);
+    std::vector<double> errors(points, std::nan(""));
+    for (size_t i : pts)
+        errors[i] = groupError(i);
+    if (coarse > 1) {
+        std::vector<size_t> refine;
+        for (size_t f = 0; f < families; ++f) {
+            size_t best = f * perFamily;
+            for (size_t j = 1; j < perFamily; ++j) {
+                const size_t i = f * perFamily + j;
+                if (!std::isnan(errors[i]) && errors[i] < errors[best] * (1 - kMinGain))
+                    best = i;
+            }
+            const size_t j = best % perFamily;
+            for (size_t d = 1; d < coarse; ++d) {
+                if (j >= d && std::isnan(errors[best - d]))
+                    refine.push_back(best - d);
+                if (j + d < perFamily && std::isnan(errors[best + d]))
+                    refine.push_back(best + d);
+            }
         }
-    });
-    checkCancel(job);
+        std::sort(refine.begin(), refine.end());
+        evaluate(refine);
+        for (size_t i : refine)
+            errors[i] = groupError(i);
+    }
     AwqGroupResult result;
     result.alphaErrors.assign(errors.begin(), errors.begin() + long(perFamily));
     if (duo)
@@ -290,21 +426,21 @@ AwqGroupResult awqSearch(const std::vector<AwqLinear>& layers, const Eigen::Matr
     // Plain first: on a tie the plain family and the smaller α (α = 0 is RTN) win.
     size_t best = 0;
     for (size_t i = 1; i < points; ++i)
-        if (errors[i] < errors[best] * (1 - kMinGain))
+        if (!std::isnan(errors[i]) && errors[i] < errors[best] * (1 - kMinGain))
             best = i;
     result.alpha = grid == 0 ? 0.0 : double(best % perFamily) / grid;
     result.duo = best >= perFamily;
     result.scales = scalesAt(best);
-    const std::vector<float> ones(cols, 1.0f);
 
-    std::vector<float> a, b;
-    for (const auto& l : layers) {
+    for (size_t k = 0; k < nl; ++k) {
+        const AwqLinear& l = layers[k];
         AwqLayerResult r;
         r.name = l.name;
         r.weights.assign(l.weights, l.weights + l.rows * l.cols);
         scaleColumns(r.weights, l.rows, l.cols, result.scales);
-        r.errorRtn = scaledError(l, ones, err, a, b);
-        r.errorScaled = r.errorAfter = scaledError(l, result.scales, err, a, b);
+        // Point 0 is plain α = 0, s = 1: round-to-nearest (with scale = false the only point).
+        r.errorRtn = errs[k];
+        r.errorScaled = r.errorAfter = errs[best * nl + k];
         if (!l.format)
             r.clipNote = "kept in float";
         else if (!options.clip)
@@ -312,7 +448,7 @@ AwqGroupResult awqSearch(const std::vector<AwqLinear>& layers, const Eigen::Matr
         else
             r.clipNote = clipSkipReason(*l.format);
         if (l.format && options.clip && r.clipNote.empty())
-            clipSearch(l, result.scales, x, err, options, r, job);
+            clipSearch(sampled[k], result.scales, x, err, options, r, job);
         result.errorRtn += r.errorRtn;
         result.errorScaled += r.errorScaled;
         result.errorAfter += r.errorAfter;

@@ -80,13 +80,18 @@ using FormatFor = std::function<std::string(uint64_t cols)>;
 
 struct Totals {
     int groups = 0, improved = 0, alphaZero = 0;
+    int worse = 0;            // sampled rows only: groups whose full-row error ended above RTN's (within slack)
+    double rtn = 0, awq = 0;  // summed over the groups, every row
 };
 
 // Runs AWQ on every group of every layer and checks it against RTN measured here. Returns the scales per
 // group (keyed by the group's first tensor) for the folding check.
+// base: the search options (the defaults unless a test sets the row sample or the grid walk); when rows are
+// sampled the job's errors are estimates and only the test's own full measurement decides.
 void checkModel(const std::string& modelPath, const std::vector<std::vector<int32_t>>& seqs,
                 const FormatFor& formatFor, const char* what, Totals& totals,
-                std::map<std::string, std::vector<float>>& scales)
+                std::map<std::string, std::vector<float>>& scales, const qs::AwqOptions& base = {},
+                double slack = 0)
 {
     std::shared_ptr<const qs::Model> model = qs::openModel(modelPath);
     qs::Transformer tr(model);
@@ -96,7 +101,8 @@ void checkModel(const std::string& modelPath, const std::vector<std::vector<int3
         for (const Group& g : groupsOf(tr.layerTensors(l))) {
             const Eigen::MatrixXf& x = cap.inputs.at(g.tensors.front());
             const Eigen::VectorXf meanAbs = x.cwiseAbs().rowwise().mean();
-            qs::AwqOptions options;
+            qs::AwqOptions options = base;
+            bool sampled = false;
             if (g.tieHeads) {
                 options.tieHeads = cfg.heads;
                 options.tieKvHeads = cfg.kvHeads;
@@ -110,6 +116,7 @@ void checkModel(const std::string& modelPath, const std::vector<std::vector<int3
                 auto format = qs::findFormat(formatFor(t.columns()));
                 QVERIFY2(format, "format");
                 layers.push_back({name, keep.back()->data(), t.rows(), t.columns(), format});
+                sampled = sampled || (options.sampleWeights > 0 && t.rows() * t.columns() > options.sampleWeights);
             }
             const qs::AwqGroupResult r = qs::awqSearch(layers, x, meanAbs, options);
             QCOMPARE(r.layers.size(), layers.size());
@@ -128,19 +135,27 @@ void checkModel(const std::string& modelPath, const std::vector<std::vector<int3
                 awq += qs::awqOutputError(a.data(), L.weights, L.rows, L.cols, x);
                 clipped = clipped || !r.layers[i].clipRatios.empty();
             }
-            // The job's own numbers agree with the test's float64 measurement.
-            QVERIFY2(std::abs(r.errorRtn - rtn) <= 1e-3 * rtn + 1e-12,
-                     qPrintable(QString("%1 vs %2").arg(r.errorRtn).arg(rtn)));
-            QVERIFY2(std::abs(r.errorAfter - awq) <= 1e-3 * awq + 1e-12,
-                     qPrintable(QString("%1 vs %2").arg(r.errorAfter).arg(awq)));
+            // The job's own numbers agree with the test's float64 measurement (every row measured).
+            if (!sampled) {
+                QVERIFY2(std::abs(r.errorRtn - rtn) <= 1e-3 * rtn + 1e-12,
+                         qPrintable(QString("%1 vs %2").arg(r.errorRtn).arg(rtn)));
+                QVERIFY2(std::abs(r.errorAfter - awq) <= 1e-3 * awq + 1e-12,
+                         qPrintable(QString("%1 vs %2").arg(r.errorAfter).arg(awq)));
+            }
             const std::string label = std::string(what) + " blk " + std::to_string(l) + " " + g.label + " (" +
                                       layers.front().format->name() + ")";
             qInfo("%-40s alpha %.2f%s%s  RTN %.6g  AWQ %.6g  (%.1f%% lower)", label.c_str(), r.alpha,
                   r.duo ? " duo" : "    ", clipped ? " +clip" : "      ", rtn, awq,
                   rtn > 0 ? 100.0 * (1 - awq / rtn) : 0.0);
             ++totals.groups;
+            totals.rtn += rtn;
+            totals.awq += awq;
             if (awq < rtn) {
                 ++totals.improved;
+            } else if (slack > 0 && !(r.alpha == 0 && !r.duo && !clipped)) {
+                // Chosen on a sample of the rows: a group with no real gain may land a little above RTN.
+                QVERIFY2(awq <= (1 + slack) * rtn, label.c_str());
+                ++totals.worse;
             } else {
                 // Equal only where AWQ kept s = 1 and did not clip: then it IS round-to-nearest.
                 QVERIFY2(r.alpha == 0 && !r.duo && !clipped && awq == rtn, label.c_str());
@@ -292,12 +307,78 @@ private slots:
             kCode3m, seqs, [&](uint64_t) { return f; }, "code-3m", t, scales);
         if (QTest::currentTestFailed())
             return;
-        qInfo("code-3m %s: %d groups, AWQ lower on %d, equal (alpha 0) on %d", f.c_str(), t.groups,
-              t.improved, t.alphaZero);
+        qInfo("code-3m %s: %d groups, AWQ lower on %d, equal (alpha 0) on %d; total error %.1f%% lower", f.c_str(),
+              t.groups, t.improved, t.alphaZero, 100.0 * (1 - t.awq / t.rtn));
         QCOMPARE(t.groups, 4 * 4);
         QCOMPARE(t.improved, t.groups); // with the duo family every group gains, ggml types included
         if (f == "INT4-g64-asym")
             checkFolding(kCode3m, seqs, scales);
+    }
+
+    // The search on a sample of the output rows (what it does on real-sized tensors, forced here with a tiny
+    // budget: 64 of q's 256 rows, 64 of gate's 768, 21 of down's 256), measured on every row: most groups gain,
+    // the total gains, and a group without a real gain (the exact search's gain there is noise: blk 0 o
+    // under Q4_K) stays within 1 % of RTN.
+    void code3mSampledRowsBeatRtn_data() { code3mBeatsRtn_data(); }
+    void code3mSampledRowsBeatRtn()
+    {
+        QFETCH(QString, format);
+        std::shared_ptr<const qs::Model> model = qs::openModel(kCode3m);
+        const auto seqs = sequences(*model, kCodeText, 256, 2);
+        Totals t;
+        const std::string f = format.toStdString();
+        std::map<std::string, std::vector<float>> scales;
+        qs::AwqOptions o;
+        o.sampleWeights = 64 * 256;
+        checkModel(
+            kCode3m, seqs, [&](uint64_t) { return f; }, "code-3m sampled", t, scales, o, 0.01);
+        if (QTest::currentTestFailed())
+            return;
+        qInfo("code-3m %s, sampled rows: AWQ lower on %d of %d groups, above RTN (< 1 %%) on %d; total error "
+              "%.1f%% lower", f.c_str(), t.improved, t.groups, t.worse, 100.0 * (1 - t.awq / t.rtn));
+        QCOMPARE(t.groups, 4 * 4);
+        QVERIFY(t.improved >= 12);
+        QVERIFY(t.awq < 0.98 * t.rtn); // exact: 16.6 % (INT4-g64-asym), 5.1 % (Q4_K), 4.6 % (Q4_0)
+    }
+
+    // Same input, same bytes: the thread count does not change the search's result.
+    void deterministicAcrossThreads()
+    {
+        std::vector<float> w(384 * 256);
+        for (size_t i = 0; i < w.size(); ++i)
+            w[i] = std::sin(float(i) * 0.37f) * (i % 256 == 7 ? 4.0f : 1.0f);
+        Eigen::MatrixXf x = Eigen::MatrixXf::Random(256, 96);
+        x.row(7) *= 10.0f;
+        const Eigen::VectorXf m = x.cwiseAbs().rowwise().mean();
+        qs::AwqOptions o;
+        o.sampleWeights = 100 * 256; // sampled: 100 of 384 rows
+        o.coarse = 2;
+        std::vector<qs::AwqGroupResult> runs;
+        for (unsigned threads : {1u, 2u, 3u}) {
+            o.threads = threads;
+            runs.push_back(qs::awqSearch({{"w", w.data(), 384, 256, qs::findFormat("INT4-g32-asym")}}, x, m, o));
+        }
+        for (size_t i = 1; i < runs.size(); ++i) {
+            QCOMPARE(runs[i].scales, runs[0].scales);
+            QCOMPARE(runs[i].layers[0].weights, runs[0].layers[0].weights);
+            QCOMPARE(runs[i].errorAfter, runs[0].errorAfter);
+        }
+        // Coarse to fine: 11 of 21 plain points, plus the best one's neighbours.
+        int evaluated = 0;
+        for (double e : runs[0].alphaErrors)
+            evaluated += !std::isnan(e);
+        QVERIFY(evaluated >= 11 && evaluated <= 13);
+        QVERIFY(!std::isnan(runs[0].alphaErrors[0]) && !std::isnan(runs[0].alphaErrors[20]));
+        // coarse = 1 and no sample: the whole grid, exactly measured.
+        o.coarse = 1;
+        o.sampleWeights = 0;
+        const auto full = qs::awqSearch({{"w", w.data(), 384, 256, qs::findFormat("INT4-g32-asym")}}, x, m, o);
+        for (double e : full.alphaErrors)
+            QVERIFY(!std::isnan(e));
+        std::vector<float> q(w.size());
+        qs::findFormat("INT4-g32-asym")->roundTrip(w.data(), 384, 256, q.data());
+        const double rtn = qs::awqOutputError(q.data(), w.data(), 384, 256, x);
+        QVERIFY2(std::abs(full.errorRtn - rtn) <= 1e-3 * rtn, qPrintable(QString::number(full.errorRtn)));
     }
 };
 
