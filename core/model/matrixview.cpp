@@ -24,8 +24,8 @@ MatrixView matrixViewOf(const Model& model, const TensorInfo& t)
         v.rows = t.shape.back();
         v.cols = t.elements() / v.rows;
         v.transposed = true;
-    } else if (t.shape.size() >= 3 && t.role.role == TensorRole::Conv && model.format() != ModelFormat::Gguf &&
-               t.shape[0] > 0) {
+    } else if (t.shape.size() >= 3 && t.role.role == TensorRole::Conv &&
+               model.format() != ModelFormat::Gguf && t.shape[0] > 0) {
         v.rows = t.shape[0];
         v.cols = t.elements() / v.rows;
     } else {
@@ -37,8 +37,10 @@ MatrixView matrixViewOf(const Model& model, const TensorInfo& t)
 
 namespace {
 
-// dst[c * rows + r] = src[r * cols + c]: a rows x cols matrix into its transpose, in tiles that stay in L1.
-void transpose(const float* src, uint64_t rows, uint64_t cols, float* dst)
+// dst[c * dstStride + r] = src[r * srcStride + c] for r < rows, c < cols: a (part of a) matrix into its
+// transpose, in tiles that stay in L1.
+void transposeTiles(const float* src, uint64_t rows, uint64_t cols, uint64_t srcStride, float* dst,
+                    uint64_t dstStride)
 {
     constexpr uint64_t kTile = 32;
     for (uint64_t r0 = 0; r0 < rows; r0 += kTile)
@@ -46,8 +48,13 @@ void transpose(const float* src, uint64_t rows, uint64_t cols, float* dst)
             const uint64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
             for (uint64_t r = r0; r < r1; ++r)
                 for (uint64_t c = c0; c < c1; ++c)
-                    dst[c * rows + r] = src[r * cols + c];
+                    dst[c * dstStride + r] = src[r * srcStride + c];
         }
+}
+
+void transpose(const float* src, uint64_t rows, uint64_t cols, float* dst)
+{
+    transposeTiles(src, rows, cols, cols, dst, rows);
 }
 
 } // namespace
@@ -88,7 +95,8 @@ void MatrixRowReader::read(uint64_t firstRow, uint64_t rowCount, float* out)
         return;
     if (firstRow < m_first || firstRow + rowCount > m_first + m_count)
         load(firstRow, rowCount);
-    std::memcpy(out, m_window.data() + (firstRow - m_first) * m_view.cols, rowCount * m_view.cols * sizeof(float));
+    std::memcpy(out, m_window.data() + (firstRow - m_first) * m_view.cols,
+                rowCount * m_view.cols * sizeof(float));
 }
 
 // View rows [firstRow, firstRow + count) are stored columns of every stored row: the stored rows are decoded
@@ -97,7 +105,8 @@ void MatrixRowReader::load(uint64_t firstRow, uint64_t rowCount)
 {
     const uint64_t rows = m_view.rows, cols = m_view.cols; // stored: cols rows of `rows` values
     const uint64_t count =
-        std::min(rows - firstRow, std::max(rowCount, std::max<uint64_t>(1, m_windowElements / std::max<uint64_t>(1, cols))));
+        std::min(rows - firstRow,
+                 std::max(rowCount, std::max<uint64_t>(1, m_windowElements / std::max<uint64_t>(1, cols))));
     constexpr uint64_t kStripElements = uint64_t(1) << 16;
     const uint64_t stripRows = std::min(cols, std::max<uint64_t>(1, kStripElements / rows));
     m_window.resize(count * cols);
@@ -106,14 +115,7 @@ void MatrixRowReader::load(uint64_t firstRow, uint64_t rowCount)
         const uint64_t n = std::min(stripRows, cols - s);
         m_model.decodeRows(m_tensor, s, n, m_strip.data());
         // strip: n x rows (stored); window: count x cols (view); window[j][s + i] = strip[i][firstRow + j].
-        constexpr uint64_t kTile = 32;
-        for (uint64_t i0 = 0; i0 < n; i0 += kTile)
-            for (uint64_t j0 = 0; j0 < count; j0 += kTile) {
-                const uint64_t i1 = std::min(n, i0 + kTile), j1 = std::min(count, j0 + kTile);
-                for (uint64_t i = i0; i < i1; ++i)
-                    for (uint64_t j = j0; j < j1; ++j)
-                        m_window[j * cols + s + i] = m_strip[i * rows + firstRow + j];
-            }
+        transposeTiles(m_strip.data() + firstRow, n, count, rows, m_window.data() + s, cols);
     }
     m_first = firstRow;
     m_count = count;

@@ -50,7 +50,8 @@ void viewToStored(const MatrixView& view, const float* rows, float* stored);
 // values once, and a larger one once per window.
 class MatrixRowReader {
 public:
-    MatrixRowReader(const Model& model, const TensorInfo& tensor, uint64_t windowElements = uint64_t(1) << 24);
+    MatrixRowReader(const Model& model, const TensorInfo& tensor,
+                    uint64_t windowElements = uint64_t(1) << 24);
     const MatrixView& view() const { return m_view; }
     void read(uint64_t firstRow, uint64_t rowCount, float* out);
     uint64_t windowLoads() const { return m_loads; } // how often the tensor was decoded (transposed only)

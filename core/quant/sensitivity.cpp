@@ -43,7 +43,8 @@ std::string sensitivitySkipReason(const TensorInfo& t)
         return "a stacked " + std::to_string(t.shape.size()) +
                "-D tensor (e.g. all experts of a layer): not measured yet; the plan's format applies, its error "
                "is not known";
-    if (!roleIsQuantizable(t.role.role) && t.role.role != TensorRole::Other && t.role.role != TensorRole::Conv)
+    if (!roleIsQuantizable(t.role.role) && t.role.role != TensorRole::Other &&
+        t.role.role != TensorRole::Conv)
         return std::string("role ") + roleName(t.role.role) + " stays in high precision";
     return {};
 }
@@ -86,7 +87,8 @@ std::string shapeText(const std::vector<uint64_t>& shape)
 
 std::string cellKey(const TensorInfo& t, const std::string& format, const std::string& importanceTag)
 {
-    return t.name + '\n' + dtypeName(t.dtype) + '\n' + shapeText(t.shape) + '\n' + format + '\n' + importanceTag;
+    return t.name + '\n' + dtypeName(t.dtype) + '\n' + shapeText(t.shape) + '\n' + format + '\n' +
+           importanceTag;
 }
 
 QJsonValue encodeDouble(double v)
@@ -275,7 +277,8 @@ std::vector<uint64_t> sampleGroups(const TensorInfo& t, const MatrixView& view, 
     const uint64_t k = std::max<uint64_t>(1, (wantRows + groupRows - 1) / groupRows);
     if (o.exact || 2 * k >= groups)
         return {};
-    uint64_t state = o.sampleSeed ^ fnv1a(t.name + '\n' + std::to_string(rows) + 'x' + std::to_string(view.cols));
+    uint64_t state =
+        o.sampleSeed ^ fnv1a(t.name + '\n' + std::to_string(rows) + 'x' + std::to_string(view.cols));
     std::vector<uint64_t> index(groups);
     std::iota(index.begin(), index.end(), uint64_t(0));
     for (uint64_t i = 0; i < k; ++i)
@@ -640,7 +643,8 @@ private:
             if (imp)
                 for (uint64_t j = 0; j < cols; ++j)
                     frame.importanceSum += imp[j];
-            measureGroups(t, reader, groups, groupRows, sampledRows, formatSlots, quantImp, imp, range, frame);
+            measureGroups(t, reader, groups, groupRows, sampledRows, formatSlots, quantImp, imp, range,
+                          frame);
         }
         // Each chunk is decoded once and round-tripped through every format.
         for (uint64_t r = sampled ? rows : firstRow; r < rows; r += chunkRows) {

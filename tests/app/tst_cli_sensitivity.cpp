@@ -1,7 +1,6 @@
 // quantscope-cli sensitivity / formats: the real executable on the sample model and the PP-OCR weights,
 // every number checked against direct core calls.
 #include "app/cli_runner.h"
-
 #include "core/model/matrixview.h"
 #include "core/model/model.h"
 #include "core/quant/format.h"

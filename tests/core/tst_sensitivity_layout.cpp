@@ -32,9 +32,9 @@ const std::string kKeras = QS_TEST_DATA "/hdf5/keras_model.h5";
 
 // Every format family: bf16, ggml blocks (32 and 256), integer per channel / per group / per tensor, FP8 per
 // tensor and per channel, NF4.
-const std::vector<std::string> kFormats = {"BF16",         "Q8_0",     "Q4_K",        "INT8-ch-sym",
-                                           "INT4-g32-sym", "INT4-g128-asym", "INT8-tensor-sym", "FP8-E4M3",
-                                           "FP8-E5M2-ch",  "NF4"};
+const std::vector<std::string> kFormats = {
+    "BF16",     "Q8_0",        "Q4_K", "INT8-ch-sym", "INT4-g32-sym", "INT4-g128-asym", "INT8-tensor-sym",
+    "FP8-E4M3", "FP8-E5M2-ch", "NF4"};
 
 std::vector<float> decodeAll(const qs::Model& m, const qs::TensorInfo& t)
 {
@@ -103,7 +103,8 @@ void compareCells(const std::vector<qs::SensitivityResult>& a, const std::vector
 }
 
 // A cell against a direct whole-matrix round trip of the given rows x cols matrix.
-void checkCell(const qs::SensitivityResult& r, const std::vector<float>& rowsOfView, uint64_t rows, uint64_t cols)
+void checkCell(const qs::SensitivityResult& r, const std::vector<float>& rowsOfView, uint64_t rows,
+               uint64_t cols)
 {
     const auto f = qs::findFormat(r.format);
     QVERIFY(f);
@@ -156,7 +157,8 @@ private slots:
         QCOMPARE(v.cols, uint64_t(480 * 3));
         for (const auto& t : ppocr->tensors()) // every weight tensor of PP-OCR is in the matrix now
             if (t.shape.size() >= 2)
-                QVERIFY2(qs::isSensitivityCandidate(t), (t.name + ": " + qs::sensitivitySkipReason(t)).c_str());
+                QVERIFY2(qs::isSensitivityCandidate(t),
+                         (t.name + ": " + qs::sensitivitySkipReason(t)).c_str());
     }
 
     // The reader's window: any window size, any read pattern gives the transposed rows.
@@ -188,8 +190,8 @@ private slots:
         QVERIFY(back == stored);
     }
 
-    // Real PP-OCR Linear weights stored [in, out] (Paddle) against the same values stored [out, in] (PyTorch):
-    // bit-identical cells, also when the transposed tensors are read through many small windows.
+    // Real PP-OCR Linear weights stored [in, out] (Paddle) against the same values stored [out, in]
+    // (PyTorch): bit-identical cells, also when the transposed tensors are read through many small windows.
     void paddleAndPytorchLayoutsAgree()
     {
         const auto ppocr = qs::openModel(kPpocr);
@@ -198,7 +200,8 @@ private slots:
             const auto& t = *ppocr->find(name);
             const auto v = decodeAll(*ppocr, t);
             paddle.push_back({t.name, t.shape, v});
-            torch.push_back({std::string(name) + ".weight", {t.shape[1], t.shape[0]},
+            torch.push_back({std::string(name) + ".weight",
+                             {t.shape[1], t.shape[0]},
                              transposed(v, t.shape[0], t.shape[1])});
         }
         const auto a = writeAndOpen(m_dir, QStringLiteral("paddle/model.safetensors"), paddle);
@@ -219,7 +222,8 @@ private slots:
             checkCell(r, decodeAll(*b, t), t.shape[0], t.shape[1]);
         }
         // Groups run along the 120 inputs: INT4-g32 has ceil(120 / 32) = 4 groups per output row, so its
-        // stored size is that of 6625 rows of 120 (the [in, out] reading would have 6625 / 32 per row of 120).
+        // stored size is that of 6625 rows of 120 (the [in, out] reading would have 6625 / 32 per row of
+        // 120).
         for (const auto& r : ca)
             if (r.tensor == "linear_85.w_0") {
                 QCOMPARE(r.rows, uint64_t(6625));
@@ -242,9 +246,9 @@ private slots:
             for (uint64_t w = 0; w < 3; ++w)
                 for (uint64_t o = 0; o < 2; ++o)
                     oihw[o * 9 + h * 3 + w] = kc[(h * 3 + w) * 2 + o];
-        const auto torch = writeAndOpen(m_dir, QStringLiteral("oihw/model.safetensors"),
-                                        {{"conv.weight", {2, 1, 3, 3}, oihw},
-                                         {"fc.weight", {3, 8}, transposed(kd, 8, 3)}});
+        const auto torch =
+            writeAndOpen(m_dir, QStringLiteral("oihw/model.safetensors"),
+                         {{"conv.weight", {2, 1, 3, 3}, oihw}, {"fc.weight", {3, 8}, transposed(kd, 8, 3)}});
         QVERIFY(torch);
         qs::SensitivityOptions o;
         o.formats = kFormats;
@@ -284,8 +288,8 @@ private slots:
     void handCheckedInt4AlongInputs()
     {
         const std::vector<float> stored = {0, 0, 0, 1, 0.5f, 1.25f, 2, 1.5f, 3, 15, 7.5f, 15};
-        const auto model = writeAndOpen(m_dir, QStringLiteral("hand/model.safetensors"),
-                                        {{"linear_0.w_0", {4, 3}, stored}});
+        const auto model =
+            writeAndOpen(m_dir, QStringLiteral("hand/model.safetensors"), {{"linear_0.w_0", {4, 3}, stored}});
         QVERIFY(model);
         qs::SensitivityOptions o;
         o.formats = {"INT4-g128-asym"};
@@ -318,7 +322,8 @@ private slots:
         const auto ppocr = qs::openModel(kPpocr);
         const auto& t = *ppocr->find("linear_81.w_0"); // [120, 360]
         const auto v = decodeAll(*ppocr, t);
-        const auto a = writeAndOpen(m_dir, QStringLiteral("fp/model.safetensors"), {{"linear_81.w_0", t.shape, v}});
+        const auto a =
+            writeAndOpen(m_dir, QStringLiteral("fp/model.safetensors"), {{"linear_81.w_0", t.shape, v}});
         const auto b = writeAndOpen(m_dir, QStringLiteral("ft/model.safetensors"),
                                     {{"linear_81.weight", {360, 120}, transposed(v, 120, 360)}});
         QVERIFY(a && b);
@@ -326,8 +331,10 @@ private slots:
             qs::Plan pa, pb;
             pa.assign("linear_81.w_0", format);
             pb.assign("linear_81.weight", format);
-            const fs::path oa = fs::path(m_dir.filePath(QStringLiteral("fpo-") + QLatin1String(format)).toStdString());
-            const fs::path ob = fs::path(m_dir.filePath(QStringLiteral("fto-") + QLatin1String(format)).toStdString());
+            const fs::path oa =
+                fs::path(m_dir.filePath(QStringLiteral("fpo-") + QLatin1String(format)).toStdString());
+            const fs::path ob =
+                fs::path(m_dir.filePath(QStringLiteral("fto-") + QLatin1String(format)).toStdString());
             qs::JobControl ja, jb;
             qs::writeFakeQuant(*a, pa, oa, &ja);
             qs::writeFakeQuant(*b, pb, ob, &jb);

@@ -87,8 +87,8 @@ private slots:
         qs::SensitivityOptions exact;
         for (const QString& f : formats)
             exact.formats.push_back(f.toStdString());
-        // The matrices (PP-OCR's Linear weights). Its convolution kernels, measured since issue 13, have 16 to
-        // 480 rows: the default sample (256 rows at least) measures them exactly; forced down to 16-row
+        // The matrices (PP-OCR's Linear weights). Its convolution kernels, measured since issue 13, have 16
+        // to 480 rows: the default sample (256 rows at least) measures them exactly; forced down to 16-row
         // samples as here, their intervals hold the exact MSE in only ~84 % of cells (docs/sensitivity.md).
         exact.tensorFilter = [](const qs::TensorInfo& t) { return t.shape.size() == 2; };
         const Cells truth = byCell(qs::computeSensitivity(*model, exact));
