@@ -1,6 +1,7 @@
 #include "core/io/checkpointwriter.h"
 
 #include "core/io/safetensorswriter.h"
+#include "core/model/matrixview.h"
 #include "core/plan/export.h"
 #include "core/quant/format.h"
 #include "core/quant/fp8.h"
@@ -158,7 +159,8 @@ std::vector<std::string> checkpointProblems(CheckpointKind kind, const Model& mo
             out.push_back(where + "the format's codec is not built in");
             continue;
         }
-        const uint64_t rows = t->rows(), cols = t->columns();
+        const MatrixView view = matrixViewOf(model, *t); // rows = output channels in every layout
+        const uint64_t rows = view.rows, cols = view.cols;
         if (!isQuantized(*f)) {
             if (!floatStorage(*f))
                 out.push_back(where + "no float storage type");
@@ -625,8 +627,18 @@ void addPlain(Output& job, const Model& model, const TensorInfo& t, std::optiona
                                                                     static_cast<float>(pre->zero[g]));
                         }
                 } else if (roundTrip) {
+                    // Quantized as a runtime sees the weight (one row per output channel), written back in
+                    // the source's layout.
+                    const MatrixView view = matrixViewOf(model, *tp);
                     y.resize(x.size());
-                    roundTrip->roundTrip(x.data(), tp->rows(), tp->columns(), y.data());
+                    if (view.transposed) {
+                        std::vector<float> q(x.size()); // one scratch copy of the tensor
+                        storedToView(view, x.data(), y.data());
+                        roundTrip->roundTrip(y.data(), view.rows, view.cols, q.data());
+                        viewToStored(view, q.data(), y.data());
+                    } else {
+                        roundTrip->roundTrip(x.data(), view.rows, view.cols, y.data());
+                    }
                 }
                 const std::vector<float>& out = roundTrip ? y : x;
                 const uint64_t cols = tp->columns();

@@ -1,5 +1,6 @@
 #include "core/quant/sensitivity.h"
 
+#include "core/model/matrixview.h"
 #include "core/model/model.h"
 #include "core/model/modelidentity.h"
 #include "core/quant/format.h"
@@ -36,15 +37,14 @@ std::string sensitivitySkipReason(const TensorInfo& t)
         return "empty";
     if (!dtypeInfo(t.dtype).decodable)
         return std::string("stored as ") + dtypeName(t.dtype) + ", which cannot be decoded";
-    if (t.role.role == TensorRole::Conv)
-        return "a convolution kernel (" + std::to_string(t.shape.size()) +
-               "-D): not measured yet (runtimes flatten kernels differently per layout); the plan's format "
-               "applies, its error is not known";
-    if (t.shape.size() > 2)
+    // Convolution kernels are measured as runtimes quantize them, one row per output channel
+    // (core/model/matrixview.h).
+    if (t.shape.size() > 2 && t.role.role != TensorRole::Conv)
         return "a stacked " + std::to_string(t.shape.size()) +
                "-D tensor (e.g. all experts of a layer): not measured yet; the plan's format applies, its error "
                "is not known";
-    if (!roleIsQuantizable(t.role.role) && t.role.role != TensorRole::Other)
+    if (!roleIsQuantizable(t.role.role) && t.role.role != TensorRole::Other &&
+        t.role.role != TensorRole::Conv)
         return std::string("role ") + roleName(t.role.role) + " stays in high precision";
     return {};
 }
@@ -60,7 +60,7 @@ namespace {
 
 // Bump whenever a quantizer or metric changes its results: old caches then no longer match. The project
 // version is part of the key too.
-constexpr const char* kCacheVersion = "quantscope-sensitivity-cache 1";
+constexpr const char* kCacheVersion = "quantscope-sensitivity-cache 2"; // 2: layouts, conv kernels
 constexpr qint64 kMaxCacheBytes = qint64(256) << 20;
 
 std::string sha256Hex(const QByteArray& bytes)
@@ -77,10 +77,18 @@ std::string modelKey(const Model& model)
     return std::string(kCacheVersion) + ' ' + QS_VERSION + '\n' + identity;
 }
 
+std::string shapeText(const std::vector<uint64_t>& shape)
+{
+    std::string s;
+    for (size_t d = 0; d < shape.size(); ++d)
+        s += (d ? "x" : "") + std::to_string(shape[d]);
+    return s;
+}
+
 std::string cellKey(const TensorInfo& t, const std::string& format, const std::string& importanceTag)
 {
-    return t.name + '\n' + dtypeName(t.dtype) + '\n' + std::to_string(t.shape[0]) + 'x' +
-           std::to_string(t.shape[1]) + '\n' + format + '\n' + importanceTag;
+    return t.name + '\n' + dtypeName(t.dtype) + '\n' + shapeText(t.shape) + '\n' + format + '\n' +
+           importanceTag;
 }
 
 QJsonValue encodeDouble(double v)
@@ -258,9 +266,10 @@ uint64_t splitmix64(uint64_t& state)
 // The row groups (of groupRows rows) a sampled run measures, ascending: a simple random sample without
 // replacement drawn by a partial Fisher-Yates shuffle seeded with the seed, the tensor's name and shape. Empty:
 // measure every row (exact mode, or a sample that would cover half the tensor or more).
-std::vector<uint64_t> sampleGroups(const TensorInfo& t, uint64_t groupRows, const SensitivityOptions& o)
+std::vector<uint64_t> sampleGroups(const TensorInfo& t, const MatrixView& view, uint64_t groupRows,
+                                   const SensitivityOptions& o)
 {
-    const uint64_t rows = t.shape[0];
+    const uint64_t rows = view.rows;
     const uint64_t groups = (rows + groupRows - 1) / groupRows;
     const double fraction = std::clamp(o.sampleFraction, 0.0, 1.0);
     const uint64_t wantRows =
@@ -268,7 +277,8 @@ std::vector<uint64_t> sampleGroups(const TensorInfo& t, uint64_t groupRows, cons
     const uint64_t k = std::max<uint64_t>(1, (wantRows + groupRows - 1) / groupRows);
     if (o.exact || 2 * k >= groups)
         return {};
-    uint64_t state = o.sampleSeed ^ fnv1a(t.name + '\n' + std::to_string(rows) + 'x' + std::to_string(t.shape[1]));
+    uint64_t state =
+        o.sampleSeed ^ fnv1a(t.name + '\n' + std::to_string(rows) + 'x' + std::to_string(view.cols));
     std::vector<uint64_t> index(groups);
     std::iota(index.begin(), index.end(), uint64_t(0));
     for (uint64_t i = 0; i < k; ++i)
@@ -514,7 +524,11 @@ private:
 
     std::vector<SensitivityResult> runTensor(const TensorInfo& t)
     {
-        const uint64_t rows = t.shape[0], cols = t.shape[1];
+        // The matrix a runtime quantizes: one row per output channel (transposed from [..., in, out] layouts,
+        // a convolution's kernel flattened into its row), read through a bounded window.
+        MatrixRowReader reader(m_model, t, std::max<uint64_t>(m_options.chunkElements, 1) * 4);
+        const MatrixView view = reader.view();
+        const uint64_t rows = view.rows, cols = view.cols;
         std::span<const float> importance;
         if (m_options.importance)
             importance = m_options.importance->importanceFor(t.name, cols);
@@ -541,7 +555,7 @@ private:
                 groupRows = std::lcm(groupRows, std::max<uint64_t>(1, f->rowAlignment(cols)));
             formatSlots.push_back(std::move(s));
         }
-        const std::vector<uint64_t> groups = sampleGroups(t, groupRows, m_options);
+        const std::vector<uint64_t> groups = sampleGroups(t, view, groupRows, m_options);
         const bool sampled = !groups.empty();
         uint64_t sampledRows = 0;
         for (const uint64_t g : groups)
@@ -591,7 +605,7 @@ private:
             if (s.cached)
                 results[k] = *s.cached;
             else if (!s.error.empty())
-                results[k] = failedCell(t, s);
+                results[k] = failedCell(t, view, s);
             if (results[k])
                 deliver(*results[k]);
         }
@@ -609,7 +623,7 @@ private:
             for (uint64_t r = firstRow; r < rows; r += chunkRows) {
                 checkCancel(m_job);
                 const uint64_t n = std::min(chunkRows, rows - r);
-                m_model.decodeRows(t, r, n, src.data());
+                reader.read(r, n, src.data());
                 if (needRange)
                     for (uint64_t i = 0; i < n * cols; ++i) {
                         range.min = std::min(range.min, src[i]);
@@ -629,13 +643,14 @@ private:
             if (imp)
                 for (uint64_t j = 0; j < cols; ++j)
                     frame.importanceSum += imp[j];
-            measureGroups(t, groups, groupRows, sampledRows, formatSlots, quantImp, imp, range, frame);
+            measureGroups(t, reader, groups, groupRows, sampledRows, formatSlots, quantImp, imp, range,
+                          frame);
         }
         // Each chunk is decoded once and round-tripped through every format.
         for (uint64_t r = sampled ? rows : firstRow; r < rows; r += chunkRows) {
             checkCancel(m_job);
             const uint64_t n = std::min(chunkRows, rows - r);
-            m_model.decodeRows(t, r, n, src.data());
+            reader.read(r, n, src.data());
             for (auto& s : formatSlots) {
                 if (!s.error.empty() || s.cached)
                     continue;
@@ -643,7 +658,7 @@ private:
                     continue;
                 s.acc.add(src.data(), out.data(), n, cols, imp);
             }
-            addProgress(bytesOfRows(t, r + n) - bytesOfRows(t, r));
+            addProgress(bytesOfRows(t, rows, r + n) - bytesOfRows(t, rows, r));
         }
         if (!toCompute)
             addProgress(t.bytes);
@@ -655,9 +670,9 @@ private:
                 continue;
             }
             FormatSlot& s = formatSlots[k];
-            SensitivityResult res = failedCell(t, s); // identity; error set when a chunk failed
+            SensitivityResult res = failedCell(t, view, s); // identity; error set when a chunk failed
             if (s.error.empty()) {
-                res.bytes = *s.format->storedBytes(t.shape[0], t.shape[1]);
+                res.bytes = *s.format->storedBytes(rows, cols);
                 res.bitsPerWeight = 8.0 * static_cast<double>(res.bytes) / static_cast<double>(t.elements());
                 res.metrics = s.acc.result();
                 if (sampled)
@@ -692,11 +707,11 @@ private:
     // decoded together, each chunk round-tripped through every format; every group's sums are kept apart for
     // the intervals. A partial last group can only be the chunk's last (groups are ascending), so blocks
     // that span rows stay whole.
-    void measureGroups(const TensorInfo& t, const std::vector<uint64_t>& groups, uint64_t groupRows,
-                       uint64_t sampledRows, std::vector<FormatSlot>& formatSlots, const float* quantImp,
-                       const float* imp, const TensorRange& range, SampleFrame& frame)
+    void measureGroups(const TensorInfo& t, MatrixRowReader& reader, const std::vector<uint64_t>& groups,
+                       uint64_t groupRows, uint64_t sampledRows, std::vector<FormatSlot>& formatSlots,
+                       const float* quantImp, const float* imp, const TensorRange& range, SampleFrame& frame)
     {
-        const uint64_t rows = t.shape[0], cols = t.shape[1];
+        const uint64_t rows = reader.view().rows, cols = reader.view().cols;
         uint64_t chunkRows = std::max<uint64_t>(1, m_options.chunkElements / cols);
         chunkRows = std::max(groupRows, chunkRows / groupRows * groupRows);
         chunkRows = std::min(chunkRows, sampledRows);
@@ -715,7 +730,7 @@ private:
                 while (end < groups.size() && groups[end] == groups[end - 1] + 1 &&
                        n + runRows + sizeOf(groups[end]) <= chunkRows)
                     runRows += sizeOf(groups[end++]);
-                m_model.decodeRows(t, start, runRows, src.data() + n * cols);
+                reader.read(start, runRows, src.data() + n * cols);
                 n += runRows;
                 g = end;
             }
@@ -739,7 +754,7 @@ private:
                 }
             }
             done += n;
-            const uint64_t bytes = bytesOfRows(t, done * rows / sampledRows);
+            const uint64_t bytes = bytesOfRows(t, rows, done * rows / sampledRows);
             addProgress(bytes - reported);
             reported = bytes;
         }
@@ -754,21 +769,21 @@ private:
         return buf;
     }
 
-    static SensitivityResult failedCell(const TensorInfo& t, const FormatSlot& s)
+    static SensitivityResult failedCell(const TensorInfo& t, const MatrixView& view, const FormatSlot& s)
     {
         SensitivityResult res;
         res.tensor = t.name;
         res.format = s.format->name();
-        res.rows = t.shape[0];
-        res.cols = t.shape[1];
+        res.rows = view.rows;
+        res.cols = view.cols;
         res.error = s.error;
         return res;
     }
 
-    // Bytes of tensor data in rows [0, rows): exact at the ends, so a tensor's chunks add up to t.bytes.
-    static uint64_t bytesOfRows(const TensorInfo& t, uint64_t rows)
+    // Bytes of tensor data in view rows [0, rows) of `all`: exact at the ends, so a tensor's chunks add up to
+    // t.bytes.
+    static uint64_t bytesOfRows(const TensorInfo& t, uint64_t all, uint64_t rows)
     {
-        const uint64_t all = t.shape[0];
         return rows >= all ? t.bytes : static_cast<uint64_t>(static_cast<long double>(t.bytes) * rows / all);
     }
 

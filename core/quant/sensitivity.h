@@ -2,6 +2,12 @@
 // The sensitivity matrix: for every quantizable tensor and every candidate format, the round-trip error and
 // the exact stored size. Every later tier decision reads these numbers.
 //
+// A tensor is measured as the matrix a runtime quantizes (core/model/matrixview.h): one row per output
+// channel, so per-row scales and blocks run along the input axis in every layout. PyTorch / safetensors /
+// GGUF weights as stored; Keras kernels [..., in, out] and Paddle Linear "*.w_0" [in, out] transposed (a
+// bounded window of rows at a time); convolution kernels flattened, OIHW [out, in, kh, kw] into rows of
+// in·kh·kw, Keras [kh, kw, in, out] into rows of kh·kw·in. A cell's rows and cols are that matrix's.
+//
 // Work runs on a pool of worker threads, one tensor at a time per worker. Tensors with cached cells come
 // first (their cells arrive at once), then the smallest tensors (so that cells appear early and spread over
 // every block of the model, instead of one huge embedding or head first); the order changes only when cells
@@ -103,9 +109,10 @@ struct SensitivityOptions {
 // The cache file computeSensitivity uses for this model (empty when no cache directory is known).
 std::filesystem::path sensitivityCacheFile(const Model& model, const std::filesystem::path& cacheDir = {});
 
-// A tensor the matrix covers: two dimensions, decodable dtype, and a quantizable role (roleIsQuantizable) or
-// an unclassified one (TensorRole::Other): outside the known LLM namings (e.g. PaddleOCR's linear_N.w_0) a
-// 2-D weight is a matmul weight, while norms and biases are 1-D.
+// A tensor the matrix covers: two dimensions (or a convolution kernel of any rank), decodable dtype, and a
+// quantizable role (roleIsQuantizable), a convolution kernel or an unclassified one (TensorRole::Other):
+// outside the known LLM namings (e.g. PaddleOCR's linear_N.w_0) a 2-D weight is a matmul weight, while norms
+// and biases are 1-D. Stacked 3-D+ tensors that are not kernels (all experts of a layer) are not covered.
 bool isSensitivityCandidate(const TensorInfo& tensor);
 // Why a tensor is not in the matrix (empty when it is), for the GUI and the CLI to say so.
 std::string sensitivitySkipReason(const TensorInfo& tensor);

@@ -1,5 +1,6 @@
 #include "core/stats/stats.h"
 
+#include "core/model/matrixview.h"
 #include "core/model/model.h"
 #include "core/stats/kernels.h"
 #include "core/stats/moments.h"
@@ -78,18 +79,6 @@ uint64_t channelLengthOf(const TensorInfo& t)
     if (t.shape.size() >= 4)
         return n / t.shape[0];
     return t.columns();
-}
-
-// Where a source format stores the output channel last ([..., in, out]): Keras kernels (HDF5 / .keras) and
-// Paddle's Linear weights ("linear_N.w_0", [in, out]; Paddle convolutions are [out, in, kh, kw]). PyTorch,
-// safetensors checkpoints and GGUF put it first.
-bool isChannelsLast(const Model& model, const TensorInfo& t)
-{
-    if (t.shape.size() < 2 || t.shape.back() == 0)
-        return false;
-    if (model.format() == ModelFormat::Hdf5 || model.format() == ModelFormat::Keras)
-        return true;
-    return t.shape.size() == 2 && t.name.ends_with(".w_0");
 }
 
 // Largest float <= v and smallest float >= v: x > hi  <=>  x > floatBelow(hi) for every float x.

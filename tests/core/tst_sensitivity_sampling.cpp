@@ -87,12 +87,17 @@ private slots:
         qs::SensitivityOptions exact;
         for (const QString& f : formats)
             exact.formats.push_back(f.toStdString());
+        // The matrices (PP-OCR's Linear weights). Its convolution kernels, measured since issue 13, have 16
+        // to 480 rows: the default sample (256 rows at least) measures them exactly; forced down to 16-row
+        // samples as here, their intervals hold the exact MSE in only ~84 % of cells (docs/sensitivity.md).
+        exact.tensorFilter = [](const qs::TensorInfo& t) { return t.shape.size() == 2; };
         const Cells truth = byCell(qs::computeSensitivity(*model, exact));
         int cells = 0, mseIn = 0, sqnrIn = 0, unsampled = 0;
         double fraction = 0;
         for (uint64_t seed = 1; seed <= 12; ++seed) {
             qs::SensitivityOptions o = sampled(seed);
             o.formats = exact.formats;
+            o.tensorFilter = exact.tensorFilter;
             for (const auto& r : qs::computeSensitivity(*model, o)) {
                 const auto& t = truth.at({r.tensor, r.format});
                 QCOMPARE(r.ok(), t.ok());
