@@ -51,6 +51,13 @@ const char* kSmallLlama = R"({"architectures":["LlamaForCausalLM"],"model_type":
  "intermediate_size":768,"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,
  "vocab_size":1024,"max_position_embeddings":32768,"tie_word_embeddings":false,"torch_dtype":"bfloat16"})";
 
+qs::RuntimeSettings transformersRuntime()
+{
+    qs::RuntimeSettings rt;
+    rt.runtime = qs::Runtime::Transformers;
+    return rt;
+}
+
 uint64_t termBytes(const qs::Footprint& f, const char* name)
 {
     for (const auto& t : f.terms)
@@ -502,8 +509,7 @@ private slots:
     void transformersPrefillLlama3()
     {
         const auto l = qs::layoutFromConfigJson(kLlama3_8B);
-        qs::RuntimeSettings rt;
-        rt.runtime = qs::Runtime::Transformers;
+        qs::RuntimeSettings rt = transformersRuntime();
         // S = 32768, B = 1, SDPA: no mask (one sequence, is_causal), GQA inside SDPA (no repeat_kv).
         // T = 32768.
         auto p = qs::hfPrefill(l.config, 32768, 1, rt);
@@ -584,8 +590,7 @@ private slots:
         // hidden 256, q 256, kv 128, FFN 768, 4 heads, head_dim 64.
         const auto l = qs::layoutFromConfigJson(kSmallLlama);
         QCOMPARE(l.config.headDim, 64u);
-        qs::RuntimeSettings rt;
-        rt.runtime = qs::Runtime::Transformers;
+        qs::RuntimeSettings rt = transformersRuntime();
         // S = 32768, B = 1, SDPA, T = 32768.
         auto p = qs::hfPrefill(l.config, 32768, 1, rt);
         QCOMPARE(p.residentBytes, uint64_t(32768) * (256 * 2 + 2 * 64 * 2)); // x 768 = 25,165,824
@@ -620,8 +625,7 @@ private slots:
         // repeat_kv'd K/V plus the converted mask; and each layer keeps its whole pre-fill K/V (the window
         // is a view of it) until the first decode step: 32 layers x (8192 - 4096) x 4096 B more than the cache.
         const auto l = qs::layoutFromConfigJson(kMistral7B);
-        qs::RuntimeSettings rt;
-        rt.runtime = qs::Runtime::Transformers;
+        qs::RuntimeSettings rt = transformersRuntime();
         auto p = qs::hfPrefill(l.config, 8192, 1, rt);
         QCOMPARE(p.maskBytes, uint64_t(8192) * 8192);
         QCOMPARE(p.attentionBytes, uint64_t(8192) * 49280 + uint64_t(8192) * 8192 * 3);
