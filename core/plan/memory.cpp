@@ -222,8 +222,10 @@ HfPrefill hfPrefill(const ModelConfig& c, uint64_t context, uint32_t batchIn, co
                   : p.layerPeakBytes == p.attentionBytes ? "attention"
                   : p.layerPeakBytes == p.ropeBytes      ? "rope"
                                                          : "rmsnorm";
-    p.largestBlockBytes = std::max({mul(mul(T, F), e), mul(T, 4 * H),
-                                    eager ? mul(mul(mul(square, B), heads), 4) : uint64_t(0)});
+    // The largest per-token block (the allocator term): an MLP intermediate or RMSNorm's float32 copy. The
+    // cache's allocations are served best-fit from the smallest free block that holds them, which is one of
+    // these, not eager's larger score blocks.
+    p.largestBlockBytes = std::max(mul(mul(T, F), e), mul(T, 4 * H));
 
     if (hasAttentionConfig(c) && anySliding) {
         ModelConfig perGpu = c;

@@ -90,7 +90,7 @@ struct HfPrefill {
     // Sliding-window layers keep a view of the whole pre-fill K/V until the first decode step
     // (DynamicSlidingWindowLayer.update), so at the pre-fill peak they hold `context` cells, not the window.
     uint64_t slidingKvExtraBytes = 0;
-    uint64_t largestBlockBytes = 0; // the largest single transient tensor (allocator term)
+    uint64_t largestBlockBytes = 0; // the largest per-token transient tensor (allocator term)
     uint64_t activationBytes() const { return residentBytes + maskBytes + layerPeakBytes; }
 };
 HfPrefill hfPrefill(const ModelConfig& config, uint64_t context, uint32_t batch, const RuntimeSettings& runtime,
