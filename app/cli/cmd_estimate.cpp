@@ -125,6 +125,14 @@ int runEstimate(QCommandLineParser& parser)
     }
     req.runtime.flashAttention = !parser.isSet(QStringLiteral("no-flash-attn"));
     req.runtime.swaFull = parser.isSet(QStringLiteral("swa-full"));
+    if (parser.isSet(QStringLiteral("attn-impl"))) {
+        auto a = qs::attnImplFromName(parser.value(QStringLiteral("attn-impl")).toStdString());
+        if (!a)
+            return cli::fail(QStringLiteral("unknown attention implementation '%1' (sdpa, eager)")
+                                 .arg(parser.value(QStringLiteral("attn-impl"))));
+        req.runtime.attnImpl = *a;
+    }
+    req.runtime.paddedBatch = !parser.isSet(QStringLiteral("no-padding"));
     if (parser.isSet(QStringLiteral("fixed-overhead"))) {
         uint64_t fixed = 0;
         if (!parseUInt(parser, QStringLiteral("fixed-overhead"), fixed, 0, 1ull << 40))
@@ -184,6 +192,10 @@ int runEstimate(QCommandLineParser& parser)
         root[QStringLiteral("gpu_count")] = static_cast<qint64>(req.gpuCount);
         root[QStringLiteral("kv_dtype")] = QString::fromLatin1(qs::kvCacheTypeName(req.kvType));
         root[QStringLiteral("runtime")] = QString::fromLatin1(qs::runtimeName(req.runtime.runtime));
+        if (req.runtime.runtime == qs::Runtime::Transformers) {
+            root[QStringLiteral("attn_impl")] = QString::fromLatin1(qs::attnImplName(req.runtime.attnImpl));
+            root[QStringLiteral("padded_batch")] = req.runtime.paddedBatch && req.batch > 1;
+        }
         root[QStringLiteral("kv_bytes_per_token")] = static_cast<qint64>(
             qs::hasAttentionConfig(layout.config) ? qs::kvCacheBytes(layout.config, 1, 1, req.kvType) : 0);
         if (parser.isSet(QStringLiteral("plan")))
@@ -226,7 +238,7 @@ const CliRegistrar estimate(
     {"estimate",
      "estimate (PATH | --config config.json) [--plan plan.json] --gpu NAME [--ctx N] [--batch N] [--kv-dtype "
      "T] "
-     "[--runtime R] [--no-flash-attn] [--swa-full] [--json]",
+     "[--runtime R] [--no-flash-attn] [--swa-full] [--attn-impl sdpa|eager] [--no-padding] [--json]",
      "GPU memory footprint, fit, maximum context and decode speed bound",
      [](QCommandLineParser& p) {
          p.addOption({QStringLiteral("config"), QStringLiteral("Plan from a Hugging Face config.json alone."),
@@ -259,6 +271,11 @@ const CliRegistrar estimate(
          p.addOption({QStringLiteral("swa-full"),
                       QStringLiteral("llama.cpp: sliding-window layers hold every cell (--swa-full; the C API's "
                                      "default), not window + ubatch.")});
+         p.addOption({QStringLiteral("attn-impl"),
+                      QStringLiteral("transformers: attention implementation, sdpa (default) or eager."),
+                      QStringLiteral("IMPL")});
+         p.addOption({QStringLiteral("no-padding"),
+                      QStringLiteral("transformers: the batch's prompts have equal length (no padding mask).")});
          p.addOption({QStringLiteral("json"), QStringLiteral("Print JSON.")});
          p.addPositionalArgument(QStringLiteral("PATH"),
                                  QStringLiteral("Model file or folder, or config.json."));

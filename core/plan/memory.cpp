@@ -122,6 +122,120 @@ bool runtimeSupportsKvType(Runtime runtime, KvCacheType type)
     return false;
 }
 
+const char* attnImplName(AttnImpl impl)
+{
+    return impl == AttnImpl::Eager ? "eager" : "sdpa";
+}
+
+std::optional<AttnImpl> attnImplFromName(std::string_view name)
+{
+    const std::string n = lower(name);
+    if (n == "sdpa")
+        return AttnImpl::Sdpa;
+    if (n == "eager")
+        return AttnImpl::Eager;
+    return std::nullopt;
+}
+
+HfPrefill hfPrefill(const ModelConfig& c, uint64_t context, uint32_t batchIn, const RuntimeSettings& rt,
+                    KvCacheType dtype, uint32_t gpuCount)
+{
+    // Every figure below is read from transformers' code (docs/memory-model.md, "Hugging Face transformers",
+    // names the files and functions). e: bytes of the model dtype (bf16/f16).
+    HfPrefill p;
+    const uint64_t n = std::max<uint32_t>(1, gpuCount);
+    const uint64_t B = std::max<uint32_t>(1, batchIn), S = context, T = mul(S, B), e = 2;
+    const uint64_t H = c.hiddenSize, d = c.headDim;
+    const uint64_t heads = ceilDiv(c.heads, n), kvHeads = std::max<uint64_t>(1, ceilDiv(c.kvHeads, n));
+    const uint64_t q = heads * d, kv = kvHeads * d;
+    const uint64_t F = ceilDiv(uint64_t(c.intermediateSize) * (c.experts > 0 ? std::max<uint32_t>(1, c.expertsUsed) : 1), n);
+    const bool eager = rt.attnImpl == AttnImpl::Eager;
+    const bool padded = rt.paddedBatch && B > 1;
+    const bool gqa = kvHeads < heads; // repeat_kv copies K and V to every query head when it runs
+
+    // Resident through the layer loop: the hidden states entering the layer (the caller's reference keeps
+    // them alive while the layer builds the next ones) and RoPE's cos and sin (batch x context x head_dim).
+    p.residentBytes = mul(T, add(mul(H, e), mul(2 * d, e)));
+
+    // Which layers get a 4-D mask (masking_utils: sdpa_mask returns None when the causal pattern can be
+    // left to is_causal: no padding and, for a sliding layer, context < window; eager_mask always builds one).
+    bool anySliding = false, anyFull = false;
+    for (uint32_t l = 0; l < c.layers; ++l)
+        (isSlidingLayer(c, l) ? anySliding : anyFull) = true;
+    if (c.layers == 0)
+        anyFull = true;
+    const bool slidingMasked = anySliding && (padded || S >= c.slidingWindow);
+    const uint64_t square = mul(S, S);
+    auto maskOf = [&](bool present) -> uint64_t {
+        if (!present && !eager)
+            return 0;
+        // SDPA: a boolean mask, batch x 1 x S x S when padded (the padding mask broadcast into it), else
+        // 1 x 1 x S x S expanded (a view). Eager: torch.where into the dtype at the broadcast shape, B x S x S.
+        return eager ? mul(mul(square, B), e) : mul(square, padded ? B : 1);
+    };
+    const bool fullMasked = anyFull && padded;
+    if (anyFull)
+        p.maskBytes = add(p.maskBytes, maskOf(fullMasked));
+    if (anySliding)
+        p.maskBytes = add(p.maskBytes, maskOf(slidingMasked));
+
+    // Per decoder layer, beyond the resident set (bytes per token unless noted):
+    // RMSNorm: the float32 upcast of the hidden states and its square (then the normalised product) = 8 H.
+    p.rmsNormBytes = mul(T, 8 * H);
+    // Attention projections with RoPE: the normed input, q, k, v and, while q is rotated, q*cos,
+    // rotate_half(q)*sin and their sum (3 more q); while k is rotated, the rotated q and 3 more k.
+    p.ropeBytes = mul(mul(T, add(H, add(2 * kv, std::max(4 * q, 2 * q + 3 * kv)))), e);
+    // The attention call itself: normed input, rotated q, the output and its transposed contiguous copy;
+    // the layer's K and V are in the cache (counted there).
+    uint64_t attention = 0;
+    if (eager) {
+        // eager_attention_forward: repeat_kv (K and V for every head), then scores = q k^T * scale + mask and
+        // softmax(dtype=float32).to(dtype). At the softmax the input scores (e), their float32 copy (4, bf16
+        // only: ATen's fused half-to-float softmax is for float16) and the float32 result (4) are alive.
+        const uint64_t perScore = dtype == KvCacheType::F16 ? 2 + 4 + 2 : 2 + 4 + 4;
+        const uint64_t scores = mul(mul(mul(square, B), heads), perScore);
+        attention = add(mul(mul(T, add(H, add(q, gqa ? 2 * q : 0))), e), scores);
+    } else {
+        // sdpa_attention_forward: with a mask, SDPA cannot take GQA itself (use_gqa_in_sdpa), so repeat_kv
+        // runs, and PyTorch converts the boolean mask to an additive one in the dtype (B x S x S x e, plus a
+        // B x S x S inverted copy in the versions that invert it first). The kernel's log-sum-exp is float32
+        // per head and token.
+        auto call = [&](bool masked) {
+            uint64_t perToken = add(mul(add(H, add(3 * q, masked && gqa ? 2 * q : 0)), e), 4 * heads);
+            uint64_t b = mul(T, perToken);
+            if (masked)
+                b = add(b, mul(mul(square, B), e + 1));
+            return b;
+        };
+        if (anyFull)
+            attention = std::max(attention, call(fullMasked));
+        if (anySliding)
+            attention = std::max(attention, call(slidingMasked));
+    }
+    p.attentionBytes = attention;
+    // MLP: the hidden states after attention (the residual), the normed input, and act(gate) * up with both
+    // factors alive = 2 H + 3 F.
+    p.mlpBytes = mul(mul(T, add(2 * H, 3 * F)), e);
+
+    p.layerPeakBytes = std::max({p.rmsNormBytes, p.ropeBytes, p.attentionBytes, p.mlpBytes});
+    p.peakStage = p.layerPeakBytes == p.mlpBytes         ? "mlp"
+                  : p.layerPeakBytes == p.attentionBytes ? "attention"
+                  : p.layerPeakBytes == p.ropeBytes      ? "rope"
+                                                         : "rmsnorm";
+    // The largest per-token block (the allocator term): an MLP intermediate or RMSNorm's float32 copy. The
+    // cache's allocations are served best-fit from the smallest free block that holds them, which is one of
+    // these, not eager's larger score blocks.
+    p.largestBlockBytes = std::max(mul(mul(T, F), e), mul(T, 4 * H));
+
+    if (hasAttentionConfig(c) && anySliding) {
+        ModelConfig perGpu = c;
+        perGpu.kvHeads = static_cast<uint32_t>(kvHeads);
+        p.slidingKvExtraBytes = kvCacheBytes(perGpu, S, static_cast<uint32_t>(B), dtype, 0, true) -
+                                kvCacheBytes(perGpu, S, static_cast<uint32_t>(B), dtype, 0, false);
+    }
+    return p;
+}
+
 bool hasAttentionConfig(const ModelConfig& config)
 {
     return config.layers > 0 && config.kvHeads > 0 && config.headDim > 0;
@@ -400,19 +514,35 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         break;
     }
     case Runtime::Transformers: {
-        // generate() pre-fills the whole prompt in one forward pass; SDPA keeps no context x context matrix.
-        const uint64_t tokens = mul(request.context, batch);
-        const uint64_t act = mul(mul(tokens, add(mul(3, ceilDiv(ffnWidth, n)), q + 2 * kv + 2 * H)), 2);
+        // generate() pre-fills the whole prompt in one forward pass; the peak is that pass's last layer, with
+        // the cache of every layer written (docs/memory-model.md, "Hugging Face transformers").
+        const HfPrefill p = hfPrefill(c, request.context, batch, rt, request.kvType, n);
+        const std::string tokens = std::to_string(request.context) + " x " + std::to_string(batch) + " tokens";
+        f.terms.push_back({"prefill_resident", p.residentBytes,
+                           tokens + ": hidden states entering the layer and RoPE cos/sin (model dtype)"});
+        if (p.maskBytes)
+            f.terms.push_back({"attention_mask", p.maskBytes,
+                               std::string(rt.attnImpl == AttnImpl::Eager
+                                               ? "4-D float mask in the model dtype (eager)"
+                                               : "4-D boolean mask (padded batch or sliding window)")});
+        f.terms.push_back({"prefill_layer_peak", p.layerPeakBytes,
+                           std::string("largest set of one decoder layer: ") + p.peakStage + " (" +
+                               attnImplName(rt.attnImpl) + (rt.paddedBatch && batch > 1 ? ", padded batch)" : ")")});
+        if (p.slidingKvExtraBytes)
+            f.terms.push_back({"prefill_sliding_kv", p.slidingKvExtraBytes,
+                               "sliding layers keep the whole pre-fill K/V until the first decode step"});
         // generate() asks for the last position's logits only (logits_to_keep = 1): batch x vocab in the
         // model dtype (2 bytes), copied to float32 (4) for the logits processors, and the float32
         // probabilities sampling takes (4): 10 bytes per vocabulary entry and sequence.
         const uint64_t logits = mul(mul(batch, V), 10);
-        const uint64_t slack = (add(act, f.kvCacheBytes)) / 20;
-        f.activationBytes = add(add(act, logits), slack);
-        f.terms.push_back(
-            {"prefill_activations", act, "one forward pass over " + std::to_string(tokens) + " tokens"});
         f.terms.push_back({"logits", logits, "last-token logits (model dtype), their float32 copy and probabilities"});
-        f.terms.push_back({"allocator_slack", slack, "5% of activations and cache (caching allocator)"});
+        const uint64_t act = add(p.activationBytes(), p.slidingKvExtraBytes);
+        // The caching allocator: 5 % of activations and cache, plus one largest transient block, which the
+        // cache growing layer by layer between the activations can leave stranded (an estimate, not measured).
+        const uint64_t slack = add(add(act, f.kvCacheBytes) / 20, p.largestBlockBytes);
+        f.activationBytes = add(add(act, logits), slack);
+        f.terms.push_back({"allocator_slack", slack,
+                           "5% of activations and cache + the largest transient block (caching allocator)"});
         f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kTransformersFixed);
         f.terms.push_back({"cuda_context", f.fixedOverheadBytes, "PyTorch CUDA context and kernel images"});
         break;

@@ -31,6 +31,12 @@ std::optional<Runtime> runtimeFromName(std::string_view name); // "llamacpp", "l
 // f16/bf16/fp8; transformers: f16/bf16).
 bool runtimeSupportsKvType(Runtime runtime, KvCacheType type);
 
+// transformers' attention implementation (from_pretrained(attn_implementation=...)): "sdpa" (the default,
+// torch.nn.functional.scaled_dot_product_attention) or "eager" (explicit scores and a float32 softmax).
+enum class AttnImpl : uint8_t { Sdpa, Eager };
+const char* attnImplName(AttnImpl impl);                        // "sdpa", "eager"
+std::optional<AttnImpl> attnImplFromName(std::string_view name); // case-insensitive
+
 struct RuntimeSettings {
     Runtime runtime = Runtime::LlamaCpp;
     // vLLM: share of each GPU's memory the engine may take (--gpu-memory-utilization, default 0.9).
@@ -45,6 +51,11 @@ struct RuntimeSettings {
     // llama.cpp: sliding-window layers hold every cell (--swa-full; the C API's default) instead of
     // window + ubatch cells (llama-server's and llama-cli's default).
     bool swaFull = false;
+    // transformers: attention implementation, and whether a batch of more than one sequence is padded
+    // (prompts of different lengths: generate() then builds a 4-D mask of batch x context x context). The
+    // default assumes padding, the safe side; a batch of equal-length prompts has no mask.
+    AttnImpl attnImpl = AttnImpl::Sdpa;
+    bool paddedBatch = true;
     // Fixed per-GPU overhead (CUDA context, library workspaces, CUDA graphs); nullopt uses the runtime's
     // documented default (llamaCppFixedOverhead for llama.cpp; see docs/memory-model.md).
     std::optional<uint64_t> fixedOverheadBytes;
@@ -65,6 +76,25 @@ struct FootprintRequest {
 // 710-730 MiB without; Blackwell, Ada, Ampere, Volta and Turing are estimated from it by their CUDA stack
 // reservation and cuBLAS workspace (docs/memory-model.md); unknown architectures use the Hopper figures.
 uint64_t llamaCppFixedOverhead(bool flashAttention, std::string_view gpuArchitecture = {});
+
+// The pre-fill of transformers' generate(): one forward pass over context x batch tokens, read from
+// transformers' Llama code (docs/memory-model.md, "Hugging Face transformers"). Bytes on one GPU; every
+// field is a term of the footprint.
+struct HfPrefill {
+    uint64_t residentBytes = 0; // alive through the layer loop: hidden states entering the layer, RoPE cos/sin
+    uint64_t maskBytes = 0;     // the materialised 4-D attention masks (0 when SDPA runs with is_causal)
+    uint64_t layerPeakBytes = 0; // the largest set one decoder layer adds on top (the stage below)
+    const char* peakStage = "";  // "rmsnorm", "rope", "attention", "mlp"
+    // Per stage, for the breakdown and the tests.
+    uint64_t rmsNormBytes = 0, ropeBytes = 0, attentionBytes = 0, mlpBytes = 0;
+    // Sliding-window layers keep a view of the whole pre-fill K/V until the first decode step
+    // (DynamicSlidingWindowLayer.update), so at the pre-fill peak they hold `context` cells, not the window.
+    uint64_t slidingKvExtraBytes = 0;
+    uint64_t largestBlockBytes = 0; // the largest per-token transient tensor (allocator term)
+    uint64_t activationBytes() const { return residentBytes + maskBytes + layerPeakBytes; }
+};
+HfPrefill hfPrefill(const ModelConfig& config, uint64_t context, uint32_t batch, const RuntimeSettings& runtime,
+                    KvCacheType dtype = KvCacheType::BF16, uint32_t gpuCount = 1);
 
 // Weights as they would be stored: per-tensor bytes come from bytesOf (a plan's formats) or the stored
 // bytes. Tied embeddings are counted once: an output head that duplicates a same-shaped embedding of a

@@ -46,6 +46,26 @@ const char* kQwen2_7B = R"({"architectures":["Qwen2ForCausalLM"],"model_type":"q
  "vocab_size":152064,"max_position_embeddings":32768,"sliding_window":131072,"use_sliding_window":false,
  "max_window_layers":28,"tie_word_embeddings":false,"torch_dtype":"bfloat16"})";
 
+// A small Llama shape (the code-3m model of shared/models): hidden 256, FFN 768, 4 heads / 2 KV heads of 64.
+const char* kSmallLlama = R"({"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":256,
+ "intermediate_size":768,"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,
+ "vocab_size":1024,"max_position_embeddings":32768,"tie_word_embeddings":false,"torch_dtype":"bfloat16"})";
+
+qs::RuntimeSettings transformersRuntime()
+{
+    qs::RuntimeSettings rt;
+    rt.runtime = qs::Runtime::Transformers;
+    return rt;
+}
+
+uint64_t termBytes(const qs::Footprint& f, const char* name)
+{
+    for (const auto& t : f.terms)
+        if (t.name == name)
+            return t.bytes;
+    return ~uint64_t(0);
+}
+
 qs::GpuSpec gpu(uint64_t memory, double bandwidth)
 {
     qs::GpuSpec g;
@@ -459,10 +479,15 @@ private slots:
     // Measured on an H200: about 610 MiB with flash attention, 710-730 MiB without.
     void transformersTerms()
     {
-        // Llama-3-8B, bf16, 8192 tokens x batch 4 under transformers: pre-fill activations
-        // 32768 tokens x (3 x 14336 + 4096 + 2 x 1024 + 2 x 4096) x 2 B = 32768 x 114,688 B; the last
-        // position's logits 4 x 128256 x (2 bf16 + 4 float32 copy + 4 float32 probabilities) = 5,130,240 B;
-        // slack 5 % of activations and cache; 512 MiB fixed.
+        // Llama-3-8B, bf16, 8192 tokens x batch 4 (a padded batch, the default) under transformers, SDPA.
+        // T = 32768 tokens; H 4096, q 4096, kv 1024, FFN 14336, 32 heads, head_dim 128, 2 bytes per value.
+        //   resident: T x (4096 x 2 + 2 x 128 x 2) = 32768 x 8704 = 285,212,672
+        //   mask (boolean, batch x S x S): 4 x 8192^2 = 268,435,456
+        //   layer peak: MLP T x (2 x 4096 + 3 x 14336) x 2 = 32768 x 102,400 = 3,355,443,200
+        //   the last position's logits 4 x 128256 x (2 bf16 + 4 float32 copy + 4 float32 probabilities);
+        //   allocator: 5 % of (activations + cache) + the largest block T x 14336 x 2 = 939,524,096.
+        // The term changed (was T x 114,688 B, every buffer of attention and MLP summed, + 5 %): now the live set
+        // of the layer's largest stage, the resident set and the mask, from transformers' code.
         const auto l = qs::layoutFromConfigJson(kLlama3_8B);
         qs::FootprintRequest req;
         req.context = 8192;
@@ -470,19 +495,153 @@ private slots:
         req.kvType = qs::KvCacheType::BF16;
         req.runtime.runtime = qs::Runtime::Transformers;
         const auto f = qs::estimateFootprint(l, qs::summarizeWeights(l), req);
-        const uint64_t act = 32768ull * 114688;
+        const uint64_t act = 285212672ull + 268435456ull + 3355443200ull;
         const uint64_t logits = 4ull * 128256 * 10;
         const uint64_t kv = 4ull * 8192 * 32 * 2 * 1024 * 2;
         QCOMPARE(f.kvCacheBytes, kv);
-        QCOMPARE(f.activationBytes, act + logits + (act + kv) / 20);
+        QCOMPARE(f.activationBytes, act + logits + (act + kv) / 20 + 939524096ull);
         QCOMPARE(f.fixedOverheadBytes, uint64_t(512) << 20);
-        bool seen = false;
-        for (const auto& t : f.terms)
-            if (t.name == "logits") {
-                QCOMPARE(t.bytes, logits);
-                seen = true;
-            }
-        QVERIFY(seen);
+        QCOMPARE(termBytes(f, "logits"), logits);
+        QCOMPARE(termBytes(f, "attention_mask"), uint64_t(268435456));
+        QCOMPARE(termBytes(f, "prefill_layer_peak"), uint64_t(3355443200));
+    }
+
+    void transformersPrefillLlama3()
+    {
+        const auto l = qs::layoutFromConfigJson(kLlama3_8B);
+        qs::RuntimeSettings rt = transformersRuntime();
+        // S = 32768, B = 1, SDPA: no mask (one sequence, is_causal), GQA inside SDPA (no repeat_kv).
+        // T = 32768.
+        auto p = qs::hfPrefill(l.config, 32768, 1, rt);
+        // hidden states T x 4096 x 2 + cos/sin 2 x T x 128 x 2 = 32768 x 8704
+        QCOMPARE(p.residentBytes, uint64_t(32768) * 8704);
+        QCOMPARE(p.residentBytes, uint64_t(285212672));
+        QCOMPARE(p.maskBytes, uint64_t(0));
+        // RMSNorm: float32 upcast + its square, 8 x 4096 bytes a token = 32768 x 32768
+        QCOMPARE(p.rmsNormBytes, uint64_t(1073741824));
+        // RoPE on q: normed input 4096 + k, v 2 x 1024 + q, q*cos, rotate_half(q)*sin, sum 4 x 4096
+        // (k's rotation, 2 x 4096 + 3 x 1024, is smaller) = 22,528 values x 2 B x T
+        QCOMPARE(p.ropeBytes, uint64_t(32768) * 22528 * 2);
+        QCOMPARE(p.ropeBytes, uint64_t(1476395008));
+        // SDPA call: input 4096 + q, output, contiguous copy 3 x 4096 = 16,384 values x 2 B + float32
+        // log-sum-exp 32 heads x 4 B = 32,896 B a token
+        QCOMPARE(p.attentionBytes, uint64_t(32768) * 32896);
+        QCOMPARE(p.attentionBytes, uint64_t(1077936128));
+        // MLP: residual + normed input 2 x 4096 + act(gate), up, product 3 x 14336 = 51,200 values x 2 B
+        QCOMPARE(p.mlpBytes, uint64_t(32768) * 102400);
+        QCOMPARE(p.mlpBytes, uint64_t(3355443200));
+        QCOMPARE(p.layerPeakBytes, p.mlpBytes);
+        QCOMPARE(QByteArray(p.peakStage), QByteArray("mlp"));
+        QCOMPARE(p.largestBlockBytes, uint64_t(32768) * 14336 * 2); // 939,524,096
+        QCOMPARE(p.slidingKvExtraBytes, uint64_t(0));
+        QCOMPARE(p.activationBytes(), uint64_t(3640655872));
+
+        // The whole footprint: KV 32768 x 131,072 = 4 GiB; slack (3,640,655,872 + 4,294,967,296) / 20 =
+        // 396,781,158 + 939,524,096; logits 128256 x 10.
+        qs::FootprintRequest req;
+        req.context = 32768;
+        req.kvType = qs::KvCacheType::BF16;
+        req.runtime = rt;
+        const auto f = qs::estimateFootprint(l, qs::summarizeWeights(l), req);
+        QCOMPARE(f.kvCacheBytes, uint64_t(4294967296));
+        QCOMPARE(termBytes(f, "allocator_slack"), uint64_t(396781158) + 939524096);
+        QCOMPARE(f.activationBytes, uint64_t(3640655872) + 1282560 + 396781158 + 939524096);
+        QCOMPARE(termBytes(f, "attention_mask"), ~uint64_t(0)); // no mask term
+
+        // S = 4096, B = 4, padded (default): T = 16384, S^2 = 16,777,216.
+        p = qs::hfPrefill(l.config, 4096, 4, rt);
+        QCOMPARE(p.residentBytes, uint64_t(16384) * 8704);  // 142,606,336
+        QCOMPARE(p.maskBytes, uint64_t(4) * 16777216);      // boolean B x S x S = 67,108,864
+        // With a mask SDPA gets repeat_kv'd K and V (2 x 4096 more values a token): (4096 + 5 x 4096) x 2 + 128
+        // = 49,280 B a token, and the boolean mask converted to bf16 (+ its inverted copy): 4 x S^2 x 3.
+        QCOMPARE(p.attentionBytes, uint64_t(16384) * 49280 + uint64_t(4) * 16777216 * 3);
+        QCOMPARE(p.attentionBytes, uint64_t(1008730112));
+        QCOMPARE(p.mlpBytes, uint64_t(1677721600)); // 16384 x 102,400
+        QCOMPARE(p.layerPeakBytes, uint64_t(1677721600));
+        QCOMPARE(p.activationBytes(), uint64_t(142606336) + 67108864 + 1677721600);
+        // Equal-length prompts: no mask, GQA inside SDPA.
+        rt.paddedBatch = false;
+        p = qs::hfPrefill(l.config, 4096, 4, rt);
+        QCOMPARE(p.maskBytes, uint64_t(0));
+        QCOMPARE(p.attentionBytes, uint64_t(16384) * 32896); // 538,968,064
+        QCOMPARE(p.activationBytes(), uint64_t(142606336) + 1677721600);
+
+        // Eager, S = 4096, B = 4 (padded): the float mask B x S^2 x 2; repeat_kv always; scores of
+        // B x 32 heads x S^2 with 10 bytes each at the bf16 softmax (scores 2 + float32 copy 4 + result 4).
+        rt.paddedBatch = true;
+        rt.attnImpl = qs::AttnImpl::Eager;
+        p = qs::hfPrefill(l.config, 4096, 4, rt);
+        QCOMPARE(p.maskBytes, uint64_t(4) * 16777216 * 2); // 134,217,728
+        // T x (4096 + 4096 + 2 x 4096) x 2 = 536,870,912; scores 4 x 32 x 16,777,216 x 10 = 21,474,836,480
+        QCOMPARE(p.attentionBytes, uint64_t(536870912) + uint64_t(21474836480));
+        QCOMPARE(QByteArray(p.peakStage), QByteArray("attention"));
+        // The allocator term's block stays the MLP intermediate T x 14336 x 2 (not the score blocks).
+        QCOMPARE(p.largestBlockBytes, uint64_t(16384) * 14336 * 2);
+        // float16: ATen's fused half-to-float softmax skips the float32 copy: 8 bytes a score.
+        p = qs::hfPrefill(l.config, 4096, 4, rt, qs::KvCacheType::F16);
+        QCOMPARE(p.attentionBytes, uint64_t(536870912) + uint64_t(4) * 32 * 16777216 * 8);
+        // Eager, S = 32768, B = 1: mask 1 x S^2 x 2 = 2 GiB; scores 32 x 2^30 x 10 = 320 GiB.
+        p = qs::hfPrefill(l.config, 32768, 1, rt);
+        QCOMPARE(p.maskBytes, uint64_t(2) << 30);
+        QCOMPARE(p.attentionBytes, uint64_t(32768) * 32768 + (uint64_t(320) << 30));
+    }
+
+    void transformersPrefillSmall()
+    {
+        // hidden 256, q 256, kv 128, FFN 768, 4 heads, head_dim 64.
+        const auto l = qs::layoutFromConfigJson(kSmallLlama);
+        QCOMPARE(l.config.headDim, 64u);
+        qs::RuntimeSettings rt = transformersRuntime();
+        // S = 32768, B = 1, SDPA, T = 32768.
+        auto p = qs::hfPrefill(l.config, 32768, 1, rt);
+        QCOMPARE(p.residentBytes, uint64_t(32768) * (256 * 2 + 2 * 64 * 2)); // x 768 = 25,165,824
+        QCOMPARE(p.rmsNormBytes, uint64_t(32768) * 8 * 256);                  // 67,108,864
+        // RoPE: 256 + 2 x 128 + max(4 x 256, 2 x 256 + 3 x 128) = 1536 values x 2 B
+        QCOMPARE(p.ropeBytes, uint64_t(32768) * 1536 * 2);                    // 100,663,296
+        // SDPA: (256 + 3 x 256) x 2 + 4 heads x 4 = 2064 B
+        QCOMPARE(p.attentionBytes, uint64_t(32768) * 2064);                   // 67,633,152
+        // MLP: (2 x 256 + 3 x 768) x 2 = 5632 B
+        QCOMPARE(p.mlpBytes, uint64_t(32768) * 5632);                         // 184,549,376
+        QCOMPARE(p.layerPeakBytes, uint64_t(184549376));
+        QCOMPARE(p.activationBytes(), uint64_t(25165824) + 184549376);
+        // S = 4096, B = 4, padded: T = 16384; the mask conversion makes attention the peak.
+        p = qs::hfPrefill(l.config, 4096, 4, rt);
+        QCOMPARE(p.maskBytes, uint64_t(67108864));
+        // (256 + 5 x 256) x 2 + 16 = 3088 B a token + 4 x S^2 x 3 = 50,593,792 + 201,326,592
+        QCOMPARE(p.attentionBytes, uint64_t(251920384));
+        QCOMPARE(p.mlpBytes, uint64_t(16384) * 5632); // 92,274,688
+        QCOMPARE(QByteArray(p.peakStage), QByteArray("attention"));
+        QCOMPARE(p.activationBytes(), uint64_t(16384) * 768 + 67108864 + 251920384);
+        // Eager, S = 4096, B = 4: mask 4 x S^2 x 2; (256 + 256 + 2 x 256) x 2 x T + 4 x 4 x S^2 x 10.
+        rt.attnImpl = qs::AttnImpl::Eager;
+        p = qs::hfPrefill(l.config, 4096, 4, rt);
+        QCOMPARE(p.maskBytes, uint64_t(134217728));
+        QCOMPARE(p.attentionBytes, uint64_t(16384) * 2048 + uint64_t(16) * 16777216 * 10); // 2,717,908,992
+    }
+
+    void transformersSlidingWindow()
+    {
+        // Mistral-7B (every layer slides, window 4096) at 8192 tokens, one sequence: sdpa_mask cannot leave
+        // the window to is_causal (context >= window), so a boolean 1 x S x S mask is built and SDPA gets
+        // repeat_kv'd K/V plus the converted mask; and each layer keeps its whole pre-fill K/V (the window
+        // is a view of it) until the first decode step: 32 layers x (8192 - 4096) x 4096 B more than the cache.
+        const auto l = qs::layoutFromConfigJson(kMistral7B);
+        qs::RuntimeSettings rt = transformersRuntime();
+        auto p = qs::hfPrefill(l.config, 8192, 1, rt);
+        QCOMPARE(p.maskBytes, uint64_t(8192) * 8192);
+        QCOMPARE(p.attentionBytes, uint64_t(8192) * 49280 + uint64_t(8192) * 8192 * 3);
+        QCOMPARE(p.slidingKvExtraBytes, uint64_t(32) * 4096 * 4096); // 512 MiB
+        // Below the window nothing of this applies.
+        p = qs::hfPrefill(l.config, 4000, 1, rt);
+        QCOMPARE(p.maskBytes, uint64_t(0));
+        QCOMPARE(p.slidingKvExtraBytes, uint64_t(0));
+        qs::FootprintRequest req;
+        req.context = 8192;
+        req.kvType = qs::KvCacheType::BF16;
+        req.runtime = rt;
+        const auto f = qs::estimateFootprint(l, qs::summarizeWeights(l), req);
+        QCOMPARE(f.kvCacheBytes, uint64_t(512) << 20); // the steady cache holds the window
+        QCOMPARE(termBytes(f, "prefill_sliding_kv"), uint64_t(512) << 20);
     }
 
     void llamaCppFixedOverhead()
@@ -577,6 +736,10 @@ private slots:
         QVERIFY(!qs::kvCacheTypeFromName("q5_1"));
         QCOMPARE(*qs::runtimeFromName("llamacpp"), qs::Runtime::LlamaCpp);
         QCOMPARE(*qs::runtimeFromName("HF"), qs::Runtime::Transformers);
+        QCOMPARE(*qs::attnImplFromName("SDPA"), qs::AttnImpl::Sdpa);
+        QCOMPARE(*qs::attnImplFromName("eager"), qs::AttnImpl::Eager);
+        QVERIFY(!qs::attnImplFromName("flash_attention_2"));
+        QCOMPARE(QByteArray(qs::attnImplName(qs::AttnImpl::Eager)), QByteArray("eager"));
         QVERIFY(!qs::runtimeFromName("onnx"));
     }
 
