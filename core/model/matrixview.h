@@ -43,10 +43,10 @@ void storedToView(const MatrixView& view, const float* stored, float* out);
 void viewToStored(const MatrixView& view, const float* rows, float* stored);
 
 // Reads rows of a tensor's matrix view, for work that goes through a tensor in row chunks. As stored, it is
-// Model::decodeRows (a flattened kernel's row being several stored rows of kw values). Transposed, the stored rows are decoded in strips and scattered into a window of
-// consecutive view rows kept here (at most max(windowElements, one read) floats plus one strip): a read
-// inside the window is a copy, a read outside reloads the window from its first row, decoding the whole
-// tensor once per window. Reads in ascending order therefore decode a tensor of at most windowElements
+// Model::decodeRows (a flattened kernel's row being several stored rows of kw values). Transposed, the
+// stored rows are decoded in strips and scattered into a window of consecutive view rows kept here (at most
+// max(windowElements, one read) floats plus one strip): a read inside the window is a copy, a read outside
+// reloads the window from its first row, decoding the whole tensor once per window. Reads in ascending order therefore decode a tensor of at most windowElements
 // values once, and a larger one once per window.
 class MatrixRowReader {
 public:
