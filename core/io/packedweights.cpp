@@ -1,5 +1,7 @@
 #include "core/io/packedweights.h"
 
+#include "core/util/strings.h"
+
 #include "core/quant/fp8.h"
 #include "core/util/checked.h"
 #include "core/util/error.h"
@@ -91,13 +93,7 @@ private:
         throw FormatError(ErrorCode::BadValue, t.file, t.info.name, t.fieldOffset, msg);
     }
 
-    static std::string shapeText(const std::vector<uint64_t>& s)
-    {
-        std::string r = "[";
-        for (size_t i = 0; i < s.size(); ++i)
-            r += (i ? ", " : "") + std::to_string(s[i]);
-        return r + "]";
-    }
+    static std::string shapeText(const std::vector<uint64_t>& s) { return "[" + joinShape(s, ", ") + "]"; }
 
     static void expect(const StoredTensor& t, std::initializer_list<DType> dtypes, size_t dims)
     {

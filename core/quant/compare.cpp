@@ -1,5 +1,7 @@
 #include "core/quant/compare.h"
 
+#include "core/util/strings.h"
+
 #include "core/infer/forward.h"
 #include "core/model/dtype.h"
 #include "core/quant/imatrix.h"
@@ -18,10 +20,7 @@ namespace {
 
 std::string shapeText(const std::vector<uint64_t>& shape)
 {
-    std::string s;
-    for (size_t i = 0; i < shape.size(); ++i)
-        s += (i ? " x " : "") + std::to_string(shape[i]);
-    return s.empty() ? "scalar" : s;
+    return shape.empty() ? "scalar" : joinShape(shape, " x ");
 }
 
 // Why the pair cannot be compared (empty when it can).

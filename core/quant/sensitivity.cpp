@@ -4,6 +4,7 @@
 #include "core/model/model.h"
 #include "core/model/modelidentity.h"
 #include "core/quant/format.h"
+#include "core/util/strings.h"
 #include "core/quant/imatrix.h"
 #include "core/util/error.h"
 #include "core/util/fileio.h"
@@ -77,17 +78,9 @@ std::string modelKey(const Model& model)
     return std::string(kCacheVersion) + ' ' + QS_VERSION + '\n' + identity;
 }
 
-std::string shapeText(const std::vector<uint64_t>& shape)
-{
-    std::string s;
-    for (size_t d = 0; d < shape.size(); ++d)
-        s += (d ? "x" : "") + std::to_string(shape[d]);
-    return s;
-}
-
 std::string cellKey(const TensorInfo& t, const std::string& format, const std::string& importanceTag)
 {
-    return t.name + '\n' + dtypeName(t.dtype) + '\n' + shapeText(t.shape) + '\n' + format + '\n' +
+    return t.name + '\n' + dtypeName(t.dtype) + '\n' + joinShape(t.shape, "x") + '\n' + format + '\n' +
            importanceTag;
 }
 

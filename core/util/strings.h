@@ -35,6 +35,18 @@ inline bool containsNoCase(std::string_view haystack, std::string_view needle)
                        [](char x, char y) { return lowerChar(x) == lowerChar(y); }) != haystack.end();
 }
 
+// A tensor shape's dimensions joined with `separator` ("4096x11008" with "x").
+inline std::string joinShape(const std::vector<uint64_t>& shape, std::string_view separator)
+{
+    std::string s;
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (i)
+            s += separator;
+        s += std::to_string(shape[i]);
+    }
+    return s;
+}
+
 inline std::string_view trim(std::string_view s)
 {
     size_t b = 0, e = s.size();
