@@ -8,13 +8,17 @@
 #include "widgets/plotutil.h"
 
 #include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QFormLayout>
+#include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QListWidget>
+#include <QMenu>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTableWidget>
+#include <QToolButton>
 #include <QVBoxLayout>
 #include <qcustomplot.h>
 
@@ -69,9 +73,60 @@ FootprintPanel::FootprintPanel(PlanDocument* document, QWidget* parent) : QWidge
         m_kvType->addItem(QString::fromLatin1(kvCacheTypeName(type)), int(type));
     form->addRow(tr("KV cache:"), m_kvType);
     m_runtime = new QComboBox;
+    m_runtime->setObjectName(QStringLiteral("footprintRuntime"));
     for (auto rt : {Runtime::LlamaCpp, Runtime::Vllm, Runtime::Transformers})
         m_runtime->addItem(QString::fromLatin1(runtimeName(rt)), int(rt));
-    form->addRow(tr("Runtime:"), m_runtime);
+    m_options = new QToolButton;
+    m_options->setObjectName(QStringLiteral("footprintOptions"));
+    m_options->setText(tr("Options"));
+    m_options->setToolTip(tr("The runtime's settings that change its memory (see docs/memory-model.md)"));
+    m_options->setPopupMode(QToolButton::InstantPopup);
+    auto* menu = new QMenu(m_options);
+    const RuntimeSettings defaults;
+    auto option = [&](const QString& text, const QString& tip, bool on) {
+        QAction* a = menu->addAction(text);
+        a->setCheckable(true);
+        a->setChecked(on);
+        a->setToolTip(tip);
+        connect(a, &QAction::toggled, this, &FootprintPanel::refresh);
+        return a;
+    };
+    menu->setToolTipsVisible(true);
+    m_flashAttention = option(tr("Flash attention (-fa)"),
+                              tr("llama.cpp: without it the compute buffer holds the KQ scores and an F32 mask, "
+                                 "and the CUDA overhead is about 100 MiB higher"),
+                              defaults.flashAttention);
+    m_swaFull = option(tr("Full sliding-window cache (--swa-full)"),
+                       tr("llama.cpp: sliding-window layers keep every cell (the C API's default) instead of "
+                          "window + ubatch cells (llama-server and llama-cli)"),
+                       defaults.swaFull);
+    m_eager = option(tr("Eager attention (attn_implementation=\"eager\")"),
+                     tr("transformers: explicit scores and a float32 softmax instead of SDPA"),
+                     defaults.attnImpl == AttnImpl::Eager);
+    m_padded = option(tr("Padded batch (attention mask)"),
+                      tr("transformers: prompts of different lengths make generate() build a 4-D mask"),
+                      defaults.paddedBatch);
+    m_options->setMenu(menu);
+    auto* runtimeRow = new QHBoxLayout;
+    runtimeRow->addWidget(m_runtime, 1);
+    runtimeRow->addWidget(m_options);
+    form->addRow(tr("Runtime:"), runtimeRow);
+    m_utilization = new QDoubleSpinBox;
+    m_utilization->setObjectName(QStringLiteral("footprintUtilization"));
+    m_utilization->setRange(0.05, 1.0);
+    m_utilization->setSingleStep(0.05);
+    m_utilization->setDecimals(2);
+    m_utilization->setValue(defaults.gpuMemoryUtilization);
+    m_utilization->setToolTip(tr("vLLM's --gpu-memory-utilization: the share of each GPU the engine takes at "
+                                 "start-up; the KV cache fills what weights and activations leave of it"));
+    form->addRow(tr("GPU share:"), m_utilization);
+    m_gpuCount = new QSpinBox;
+    m_gpuCount->setObjectName(QStringLiteral("footprintGpuCount"));
+    m_gpuCount->setRange(1, 64);
+    m_gpuCount->setToolTip(tr("GPUs the model is split across (tensor parallel): weights and KV cache are "
+                              "shared out, each GPU pays the fixed overhead"));
+    form->addRow(tr("GPUs per model:"), m_gpuCount);
+    m_form = form;
     layout->addLayout(form);
 
     m_gpuList = new QListWidget;
@@ -122,6 +177,8 @@ FootprintPanel::FootprintPanel(PlanDocument* document, QWidget* parent) : QWidge
     connect(m_batch, &QSpinBox::valueChanged, this, &FootprintPanel::refresh);
     connect(m_kvType, &QComboBox::currentIndexChanged, this, &FootprintPanel::refresh);
     connect(m_runtime, &QComboBox::currentIndexChanged, this, &FootprintPanel::refresh);
+    connect(m_utilization, &QDoubleSpinBox::valueChanged, this, &FootprintPanel::refresh);
+    connect(m_gpuCount, &QSpinBox::valueChanged, this, &FootprintPanel::refresh);
     connect(m_gpuList, &QListWidget::itemChanged, this, &FootprintPanel::refresh);
     refresh();
 }
@@ -157,11 +214,29 @@ FootprintRequest FootprintPanel::request() const
     r.batch = uint32_t(m_batch->value());
     r.kvType = KvCacheType(m_kvType->currentData().toInt());
     r.runtime.runtime = Runtime(m_runtime->currentData().toInt());
+    r.runtime.flashAttention = m_flashAttention->isChecked();
+    r.runtime.swaFull = m_swaFull->isChecked();
+    r.runtime.attnImpl = m_eager->isChecked() ? AttnImpl::Eager : AttnImpl::Sdpa;
+    r.runtime.paddedBatch = m_padded->isChecked();
+    r.runtime.gpuMemoryUtilization = m_utilization->value();
+    r.gpuCount = uint32_t(m_gpuCount->value());
     return r;
+}
+
+void FootprintPanel::showRuntimeSettings()
+{
+    const auto rt = Runtime(m_runtime->currentData().toInt());
+    m_flashAttention->setVisible(rt == Runtime::LlamaCpp);
+    m_swaFull->setVisible(rt == Runtime::LlamaCpp);
+    m_eager->setVisible(rt == Runtime::Transformers);
+    m_padded->setVisible(rt == Runtime::Transformers);
+    m_options->setEnabled(rt != Runtime::Vllm);
+    m_form->setRowVisible(m_utilization, rt == Runtime::Vllm);
 }
 
 void FootprintPanel::refresh()
 {
+    showRuntimeSettings();
     m_plot->clearPlottables();
     m_fits.clear();
     m_shownGpus.clear();
@@ -311,11 +386,18 @@ QString FootprintPanel::summaryText() const { return m_summary->text(); }
 void FootprintPanel::showRequest(const QString& gpuId, const FootprintRequest& r)
 {
     {
-        const QSignalBlocker a(m_context), b(m_batch), c(m_kvType), d(m_runtime), e(m_gpuList);
+        const QSignalBlocker a(m_context), b(m_batch), c(m_kvType), d(m_runtime), e(m_gpuList), f(m_flashAttention),
+            g(m_swaFull), h(m_eager), i(m_padded), j(m_utilization), k(m_gpuCount);
         m_context->setValue(int(std::min<uint64_t>(r.context, uint64_t(m_context->maximum()))));
         m_batch->setValue(int(r.batch));
         m_kvType->setCurrentIndex(std::max(0, m_kvType->findData(int(r.kvType))));
         m_runtime->setCurrentIndex(std::max(0, m_runtime->findData(int(r.runtime.runtime))));
+        m_flashAttention->setChecked(r.runtime.flashAttention);
+        m_swaFull->setChecked(r.runtime.swaFull);
+        m_eager->setChecked(r.runtime.attnImpl == AttnImpl::Eager);
+        m_padded->setChecked(r.runtime.paddedBatch);
+        m_utilization->setValue(r.runtime.gpuMemoryUtilization);
+        m_gpuCount->setValue(int(std::clamp<uint32_t>(r.gpuCount, 1, 64)));
         for (int i = 0; i < m_gpuList->count(); ++i)
             if (m_gpuList->item(i)->data(Qt::UserRole).toString() == gpuId)
                 m_gpuList->item(i)->setCheckState(Qt::Checked);

@@ -11,12 +11,16 @@
 
 #include <vector>
 
+class QAction;
 class QComboBox;
 class QCustomPlot;
+class QDoubleSpinBox;
+class QFormLayout;
 class QLabel;
 class QListWidget;
 class QSpinBox;
 class QTableWidget;
+class QToolButton;
 
 namespace qs {
 
@@ -40,9 +44,9 @@ public:
     const std::vector<GpuFit>& fits() const { return m_fits; }
     QCustomPlot* plot() const { return m_plot; }
     QString summaryText() const; // the weights / predicted-error lines, as rich text
-    // The context, batch, KV type and runtime shown.
+    // The context, batch, KV type, runtime with its settings, and GPU count shown.
     FootprintRequest currentRequest() const { return request(); }
-    // Shows a fit's settings: its context, batch, KV type and runtime, with the GPU checked.
+    // Shows a fit's settings: its context, batch, KV type, runtime settings and GPU count, with the GPU checked.
     void showRequest(const QString& gpuId, const FootprintRequest& request);
 
 public slots:
@@ -50,6 +54,7 @@ public slots:
 
 private:
     FootprintRequest request() const;
+    void showRuntimeSettings(); // only the chosen runtime's settings are offered
 
     PlanDocument* m_document;
     GpuCatalog m_catalog;
@@ -63,6 +68,14 @@ private:
     QSpinBox* m_batch = nullptr;
     QComboBox* m_kvType = nullptr;
     QComboBox* m_runtime = nullptr;
+    QToolButton* m_options = nullptr; // the runtime's settings: llama.cpp -fa / --swa-full, transformers' attention
+    QAction* m_flashAttention = nullptr;
+    QAction* m_swaFull = nullptr;
+    QAction* m_eager = nullptr;
+    QAction* m_padded = nullptr;
+    QDoubleSpinBox* m_utilization = nullptr; // vLLM --gpu-memory-utilization
+    QSpinBox* m_gpuCount = nullptr;          // tensor parallel degree
+    QFormLayout* m_form = nullptr;
     QListWidget* m_gpuList = nullptr;
     QCustomPlot* m_plot = nullptr;
     QTableWidget* m_table = nullptr;

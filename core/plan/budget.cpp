@@ -1,5 +1,6 @@
 #include "core/plan/budget.h"
 #include "core/plan/sensitivityfile.h"
+#include "core/plan/target.h"
 
 #include "core/util/fileio.h"
 
@@ -109,9 +110,57 @@ std::vector<BudgetOption> tensorOptions(const Plan& plan, const TensorInfo& t, c
         } else {
             err = proxyError(t, *f);
         }
-        opts.push_back({f->name(), *bytes, err});
+        opts.push_back({f->name(), *bytes, err, f->traits().kind != FormatKind::Float});
     }
     return opts;
+}
+
+// A target that needs a quantized tensor (GPTQModel, llm-compressor, compressed-tensors) cannot export an
+// all-float plan, which is what a generous budget yields. The best plan with at least one quantized item
+// then moves one item to a quantized option: the one that adds the least error (its bytes only fall, so
+// the budget still holds). Any such plan has an error of at least Σ min_j + min_i (minQuantized_i - min_i),
+// a lower bound that the result meets whenever every other item sits at its most precise option.
+void quantizeOneItem(const BudgetProblem& p, uint64_t budget, BudgetSolution& sol)
+{
+    if (!sol.feasible || sol.choice.size() != p.options.size())
+        return;
+    double sumMin = 0;
+    double boundStep = std::numeric_limits<double>::infinity();
+    size_t bestItem = SIZE_MAX, bestOption = 0;
+    double bestDelta = std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < p.options.size(); ++i) {
+        const BudgetOption& current = p.options[i][sol.choice[i]];
+        if (current.quantized)
+            return; // the plan already quantizes something
+        double minError = std::numeric_limits<double>::infinity(), minQuantized = minError;
+        for (size_t k = 0; k < p.options[i].size(); ++k) {
+            const BudgetOption& o = p.options[i][k];
+            minError = std::min(minError, o.error);
+            if (!o.quantized)
+                continue;
+            minQuantized = std::min(minQuantized, o.error);
+            const double delta = o.error - current.error;
+            if (sol.bytes - current.bytes + o.bytes <= budget && delta < bestDelta) {
+                bestDelta = delta;
+                bestItem = i;
+                bestOption = k;
+            }
+        }
+        sumMin += minError;
+        boundStep = std::min(boundStep, minQuantized - minError);
+    }
+    if (bestItem == SIZE_MAX)
+        return; // no quantized option at all: the tiers hold only float formats
+    const BudgetOption& from = p.options[bestItem][sol.choice[bestItem]];
+    const BudgetOption& to = p.options[bestItem][bestOption];
+    sol.bytes = sol.bytes - from.bytes + to.bytes;
+    sol.error += bestDelta;
+    sol.choice[bestItem] = bestOption;
+    sol.lowerBound = std::max(sol.lowerBound, sumMin + boundStep);
+    sol.gap = std::max(0.0, sol.error - sol.lowerBound);
+    sol.optimal = sol.gap <= 1e-12 * std::max(1.0, std::abs(sol.error));
+    if (sol.optimal)
+        sol.lowerBound = sol.error, sol.gap = 0;
 }
 
 } // namespace
@@ -120,6 +169,7 @@ BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, cons
                                 const BudgetOptions& options)
 {
     BudgetProblem p;
+    p.needsQuantized = targetNeedsQuantizedTensor(options.target);
     std::map<std::string, std::string> groupOf; // tensor -> fused group label
     std::map<std::string, std::vector<std::string>> groups;
     if (options.tieFusedGroups) {
@@ -159,6 +209,7 @@ BudgetProblem makeBudgetProblem(const Plan& plan, const ModelLayout& model, cons
             for (const auto& o : tensorOptions(plan, *m, errors, options.target)) {
                 auto& s = sum[o.format];
                 s.format = o.format;
+                s.quantized = o.quantized;
                 s.bytes += o.bytes;
                 s.error += o.error;
                 ++count[o.format];
@@ -676,7 +727,10 @@ BudgetSolution solveBudget(const BudgetProblem& problem, uint64_t budgetBytes, J
 {
     checkCancel(job);
     Solver s(problem, budgetBytes, job, options.maxNodes, {}, options.maxDpCells);
-    return s.solve();
+    BudgetSolution solution = s.solve();
+    if (problem.needsQuantized)
+        quantizeOneItem(problem, budgetBytes, solution);
+    return solution;
 }
 
 BudgetSolution bruteForceBudget(const BudgetProblem& problem, uint64_t budgetBytes)
@@ -690,14 +744,21 @@ BudgetSolution bruteForceBudget(const BudgetProblem& problem, uint64_t budgetByt
     std::vector<size_t> c(n, 0);
     BudgetSolution best;
     best.error = std::numeric_limits<double>::infinity();
+    bool anyQuantizedOption = false;
+    for (const auto& o : problem.options)
+        for (const auto& x : o)
+            anyQuantizedOption = anyQuantizedOption || x.quantized;
+    const bool needQuantized = problem.needsQuantized && anyQuantizedOption;
     while (true) {
         uint64_t bytes = problem.fixedBytes;
         double err = 0;
+        bool quantized = false;
         for (size_t i = 0; i < n; ++i) {
             bytes += problem.options[i][c[i]].bytes;
             err += problem.options[i][c[i]].error;
+            quantized = quantized || problem.options[i][c[i]].quantized;
         }
-        if (bytes <= budgetBytes && err < best.error) {
+        if (bytes <= budgetBytes && err < best.error && (quantized || !needQuantized)) {
             best.feasible = true;
             best.error = err;
             best.bytes = bytes;

@@ -34,6 +34,7 @@ struct BudgetOption {
     std::string format;
     uint64_t bytes = 0;
     double error = 0;
+    bool quantized = false; // not a float format (BF16, F16, F32)
 };
 
 struct BudgetProblem {
@@ -42,6 +43,9 @@ struct BudgetProblem {
     uint64_t fixedBytes = 0;                        // bytes outside the choice (norms, biases, ...)
     // Tensors each item assigns; empty means the item is the single tensor `tensors[i]`.
     std::vector<std::vector<std::string>> members;
+    // The target's export needs at least one quantized tensor (targetNeedsQuantizedTensor): solveBudget
+    // never returns an all-float plan when the problem has a quantized option.
+    bool needsQuantized = false;
 };
 
 // tensor -> format -> error, e.g. the sensitivity matrix (weighted when an importance file is loaded).
@@ -109,7 +113,8 @@ struct SolveOptions {
 };
 BudgetSolution solveBudget(const BudgetProblem& problem, uint64_t budgetBytes, JobControl* job = nullptr,
                            const SolveOptions& options = {});
-// Tries every combination; for tests on small instances (throws qs::Error when above 2^22 combinations).
+// Tries every combination (with at least one quantized option when the problem needsQuantized); for tests
+// on small instances (throws qs::Error when above 2^22 combinations).
 BudgetSolution bruteForceBudget(const BudgetProblem& problem, uint64_t budgetBytes);
 
 struct TradeoffPoint {

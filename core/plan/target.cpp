@@ -61,6 +61,12 @@ bool targetFusesGroups(ExportTarget target)
            target == ExportTarget::CompressedTensors;
 }
 
+bool targetNeedsQuantizedTensor(ExportTarget target)
+{
+    return target == ExportTarget::GptqModel || target == ExportTarget::LlmCompressor ||
+           target == ExportTarget::CompressedTensors;
+}
+
 namespace {
 
 bool isHuggingFace(ExportTarget t)

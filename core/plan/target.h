@@ -27,6 +27,9 @@ const char* exportDefaultFileName(ExportTarget target);
 // must share a format: vLLM loads GPTQModel, llm-compressor and compressed-tensors checkpoints and fuses
 // them; llama.cpp keeps every tensor separate (even its stacked experts are one tensor, one type).
 bool targetFusesGroups(ExportTarget target);
+// Whether the target's export needs at least one quantized (non-float) tensor: GPTQModel, llm-compressor
+// and compressed-tensors describe a quantization, so an all-float plan has nothing to export.
+bool targetNeedsQuantizedTensor(ExportTarget target);
 
 // Why the target cannot express `format` on a tensor of `role`, independent of the shape; nullopt when it
 // can. ("GPTQModel stores integer GPTQ weights only", "llama.cpp has no INT4-g128-asym type", ...)

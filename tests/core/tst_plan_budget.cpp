@@ -198,6 +198,74 @@ private slots:
         QVERIFY(!limited.result().solution.optimal);
     }
 
+    // Targets whose export needs a quantized tensor (GPTQModel, llm-compressor, compressed-tensors): float
+    // options are the largest and most precise, so a generous budget would pick all-float; the solver then
+    // quantizes the one item that costs least. Checked against brute force restricted to plans with a
+    // quantized item; proven optimal whenever all-float fits.
+    void needsQuantizedMatchesBruteForce()
+    {
+        std::mt19937 rng(2026);
+        std::uniform_real_distribution<double> err(0.0, 3.0);
+        std::uniform_int_distribution<int> width(2, 40);
+        int moved = 0;
+        for (int trial = 0; trial < 300; ++trial) {
+            qs::BudgetProblem p;
+            p.needsQuantized = true;
+            p.fixedBytes = 5;
+            const size_t items = 2 + trial % 5;
+            uint64_t minB = p.fixedBytes, maxB = p.fixedBytes;
+            for (size_t i = 0; i < items; ++i) {
+                p.tensors.push_back("t" + std::to_string(i));
+                const uint64_t w = uint64_t(width(rng));
+                // BF16 (error 0 or a little for F16-like rounding), then 8, 6, 4, 3 bits.
+                std::vector<qs::BudgetOption> opts = {{"BF16", 16 * w, trial % 2 ? 0.0 : 0.01 * err(rng), false}};
+                double e = 0.05 * err(rng);
+                for (uint64_t bits : {8, 6, 4, 3}) {
+                    e += err(rng);
+                    opts.push_back({"Q" + std::to_string(bits), bits * w, e, true});
+                }
+                minB += 3 * w;
+                maxB += 16 * w;
+                p.options.push_back(std::move(opts));
+            }
+            const uint64_t budget = trial % 4 == 0 ? maxB + 10 : minB + (maxB - minB) * uint64_t(trial % 11) / 10;
+            const auto exact = qs::bruteForceBudget(p, budget);
+            const auto s = qs::solveBudget(p, budget);
+            QCOMPARE(s.feasible, exact.feasible);
+            if (!exact.feasible)
+                continue;
+            QVERIFY(s.bytes <= budget);
+            bool quantized = false;
+            for (size_t i = 0; i < items; ++i)
+                quantized = quantized || p.options[i][s.choice[i]].quantized;
+            QVERIFY2(quantized, qPrintable(QStringLiteral("trial %1: all float").arg(trial)));
+            QVERIFY(s.error >= exact.error - 1e-9);
+            QVERIFY(s.lowerBound <= exact.error + 1e-9);
+            if (s.optimal)
+                QVERIFY2(std::abs(s.error - exact.error) <= 1e-9 * std::max(1.0, exact.error),
+                         qPrintable(QStringLiteral("trial %1: %2 vs %3").arg(trial).arg(s.error).arg(exact.error)));
+            if (budget >= maxB) { // all-float fits: exactly one item quantized, proven optimal
+                QVERIFY(s.optimal);
+                ++moved;
+            }
+        }
+        QVERIFY(moved >= 75); // every fourth trial, and those at the top of the range
+        // Without the flag the same generous budget keeps everything in float.
+        qs::BudgetProblem free;
+        free.options = {{{"BF16", 32, 0, false}, {"Q4", 8, 1, true}}, {{"BF16", 32, 0, false}, {"Q4", 8, 2, true}}};
+        free.tensors = {"a", "b"};
+        QCOMPARE(qs::solveBudget(free, 1000).error, 0.0);
+        free.needsQuantized = true;
+        const auto one = qs::solveBudget(free, 1000);
+        QCOMPARE(one.error, 1.0); // a goes to Q4: the smaller step
+        QCOMPARE(one.choice, (std::vector<size_t>{1, 0}));
+        QCOMPARE(one.bytes, uint64_t(40));
+        QVERIFY(one.optimal);
+        // Float-only tiers: nothing to quantize, the plan stays float (the export then says why).
+        free.options = {{{"BF16", 32, 0, false}}, {{"F16", 32, 0.1, false}}};
+        QCOMPARE(qs::solveBudget(free, 1000).error, 0.1);
+    }
+
     void tradeoffCurve()
     {
         std::mt19937 rng(7);

@@ -251,6 +251,87 @@ private slots:
         QVERIFY(qs::summarizeWeights(l, qs::planBytesFn(fitted)).bytes <= 300000);
     }
 
+    // The issue's "done when": fit to budget for each target yields a plan that the target's export and its
+    // quantize accept, at every budget from the smallest possible plan to the largest. The tiers offered are
+    // every family (float, ggml blocks, INT per channel/group, FP8, MXFP4); each target keeps what it can
+    // express and substitutes what a shape cannot hold.
+    void budgetPerTargetExportsAndQuantizes_data()
+    {
+        QTest::addColumn<int>("target");
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("quantizeTarget");
+        const QString gguf = QString::fromUtf8(kSample);
+        const QString hf = QStringLiteral(QS_SAMPLE_DIR "/stories260K/hf-f32");
+        using E = qs::ExportTarget;
+        using Q = qs::QuantizeTarget;
+        QTest::newRow("llamacpp") << int(E::LlamaCpp) << gguf << int(Q::Gguf);
+        QTest::newRow("compressed-tensors") << int(E::CompressedTensors) << hf << int(Q::CompressedTensors);
+        QTest::newRow("llmcompressor") << int(E::LlmCompressor) << hf << int(Q::CompressedTensors);
+        QTest::newRow("gptqmodel") << int(E::GptqModel) << hf << int(Q::Gptq);
+    }
+    void budgetPerTargetExportsAndQuantizes()
+    {
+        QFETCH(int, target);
+        QFETCH(QString, model);
+        QFETCH(int, quantizeTarget);
+        const auto t = qs::ExportTarget(target);
+        const auto m = qs::openModel(model.toStdString());
+        const auto l = qs::layoutFromModel(*m);
+        qs::Plan plan;
+        plan.setIdentity(qs::identityOf(l));
+        plan.setTarget(t);
+        plan.setTiers({"BF16", "F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q4_0", "IQ4_NL", "Q3_K", "Q2_K", "MXFP4",
+                       "INT8-ch-sym", "FP8-E4M3-ch", "INT4-g32-sym", "INT4-g128-asym", "INT3-g64-asym"});
+        QCOMPARE(plan.tiers().size(), size_t(16)); // every name is a known format
+        qs::BudgetOptions o;
+        o.target = t;
+        o.tieFusedGroups = qs::targetFusesGroups(t);
+        const auto problem = qs::makeBudgetProblem(plan, l, {}, o);
+        QVERIFY(!problem.tensors.empty());
+        // The smallest and the largest plan, and budgets between them.
+        const uint64_t smallest = qs::solveBudget(problem, 0).bytes;
+        uint64_t largest = problem.fixedBytes;
+        for (const auto& opts : problem.options) {
+            uint64_t most = 0;
+            for (const auto& opt : opts)
+                most = std::max(most, opt.bytes);
+            largest += most;
+        }
+        QVERIFY(smallest < largest);
+        QTemporaryDir dir;
+        std::set<std::string> formatsUsed;
+        for (int step = 0; step <= 6; ++step) {
+            const uint64_t budget = smallest + (largest - smallest) * uint64_t(step) / 6;
+            const auto sol = qs::solveBudget(problem, budget);
+            QVERIFY(sol.feasible);
+            QVERIFY(sol.bytes <= budget);
+            const qs::Plan fitted = qs::applySolution(plan, problem, sol);
+            for (const auto& [tensor, format] : fitted.assignments())
+                formatsUsed.insert(format);
+            const std::string where = std::string(qs::exportTargetName(t)) + " at " + std::to_string(budget);
+            for (const auto& i : qs::checkPlan(fitted, l, qs::checkOptionsFor(t)))
+                QVERIFY2(i.kind != qs::PlanIssueKind::NotExpressible && i.kind != qs::PlanIssueKind::UnsupportedShape,
+                         (where + ": " + i.message).c_str());
+            try {
+                qs::exportPlan(fitted, t);
+            } catch (const qs::ExportError& e) {
+                QFAIL((where + ": export refused: " + e.what()).c_str());
+            }
+            qs::QuantizeParams p;
+            p.model = m;
+            p.plan = fitted;
+            p.target = qs::QuantizeTarget(quantizeTarget);
+            p.output = (dir.path() + QStringLiteral("/out-%1").arg(step)).toStdString() +
+                       (p.target == qs::QuantizeTarget::Gguf ? ".gguf" : "");
+            for (const auto& problem : qs::validateQuantize(p))
+                QFAIL((where + ": quantize refused: " + problem.toString()).c_str());
+            // The prediction the fit used is what quantize will write for the planned tensors.
+            QCOMPARE(qs::summarizeWeights(l, qs::planBytesFn(fitted)).bytes, sol.bytes);
+        }
+        // The budgets reached more than the two ends of the tier list.
+        QVERIFY2(formatsUsed.size() >= 3, std::to_string(formatsUsed.size()).c_str());
+    }
+
     void targetSavedWithThePlan()
     {
         QTemporaryDir dir;

@@ -13,8 +13,11 @@
 #include <QApplication>
 #include <QLabel>
 #include <QMenu>
+#include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QMimeData>
 #include <QSpinBox>
+#include <QToolButton>
 #include <QTreeView>
 #include <QUndoStack>
 #include <QtTest>
@@ -81,6 +84,7 @@ private slots:
     void refusesForeignAndNonPlannable();
     void footprintFollowsPlan();
     void contextBeyondTrainingIsFlagged();
+    void footprintRuntimeSettings();
     void tiersAreEditable();
     void keyboardMove();
     void shortcutAndSyntheticDrop();
@@ -250,6 +254,93 @@ void TestTierBoard::contextBeyondTrainingIsFlagged()
     auto* plot = panel.findChild<QCustomPlot*>(QStringLiteral("footprintPlot"));
     QVERIFY(plot);
     QCOMPARE(plot->yAxis->grid()->zeroLinePen().style(), Qt::NoPen);
+}
+
+void TestTierBoard::footprintRuntimeSettings()
+{
+    // Issue 12: the runtime settings that change memory are offered in the panel (llama.cpp -fa and
+    // --swa-full, transformers' attention, vLLM's memory share, tensor parallel GPUs), only for the runtime
+    // they belong to, and each figure is the core estimate for the request shown.
+    PlanDocument doc;
+    FootprintPanel panel(&doc);
+    ModelLayout layout = makeLayout();
+    layout.config.slidingWindow = 256; // every layer sliding: --swa-full then keeps the whole context
+    doc.setLayout(layout, QStringLiteral("all-Q8_0"));
+    panel.setGpus({QStringLiteral("rtx-4090")});
+    QCOMPARE(panel.fits().size(), size_t(1));
+    auto* options = panel.findChild<QToolButton*>(QStringLiteral("footprintOptions"));
+    auto* runtime = panel.findChild<QComboBox*>(QStringLiteral("footprintRuntime"));
+    auto* share = panel.findChild<QDoubleSpinBox*>(QStringLiteral("footprintUtilization"));
+    auto* gpus = panel.findChild<QSpinBox*>(QStringLiteral("footprintGpuCount"));
+    QVERIFY(options && options->menu() && runtime && share && gpus);
+    const QList<QAction*> actions = options->menu()->actions();
+    QCOMPARE(actions.size(), 4);
+    QAction* fa = actions[0];
+    QAction* swaFull = actions[1];
+    QAction* eager = actions[2];
+    QAction* padded = actions[3];
+    // llama.cpp: its two switches, defaults -fa on and --swa-full off (llama-server's behaviour).
+    QVERIFY(fa->isVisible() && swaFull->isVisible() && !eager->isVisible() && !padded->isVisible());
+    QVERIFY(fa->isChecked() && !swaFull->isChecked() && padded->isChecked() && !eager->isChecked());
+    QVERIFY(share->isHidden());
+    const GpuCatalog catalog = GpuCatalog::load();
+    const GpuSpec& gpu = *catalog.find("rtx-4090");
+    const WeightSummary weights = summarizeWeights(doc.layout(), planBytesFn(doc.plan()));
+    auto core = [&] {
+        FootprintRequest r = panel.currentRequest();
+        r.gpuArchitecture = gpu.architecture;
+        return fitOnGpu(doc.layout(), weights, r, gpu);
+    };
+    auto shown = [&] { return panel.fits().front(); };
+    const GpuFit withFa = shown();
+    QCOMPARE(withFa.footprint.totalBytes(), core().footprint.totalBytes());
+    // Window + ubatch cells: min(2048, 256 + 512) per layer at the trained 2048 context.
+    const uint64_t kvCell = 2 /*layers*/ * 2 /*k, v*/ * 2 /*kv heads*/ * 64 /*head dim*/ * 2 /*f16*/;
+    QCOMPARE(withFa.footprint.kvCacheBytes, kvCell * (256 + 512));
+    swaFull->setChecked(true);
+    QCOMPARE(shown().footprint.kvCacheBytes, kvCell * 2048);
+    QVERIFY(panel.currentRequest().runtime.swaFull);
+    fa->setChecked(false);
+    QVERIFY(!panel.currentRequest().runtime.flashAttention);
+    QVERIFY(shown().footprint.totalBytes() > withFa.footprint.totalBytes() + kvCell * (2048 - 768));
+    QCOMPARE(shown().footprint.totalBytes(), core().footprint.totalBytes());
+    // Two GPUs: each holds half the cache (2 kv heads, one per GPU).
+    gpus->setValue(2);
+    QCOMPARE(panel.currentRequest().gpuCount, 2u);
+    QCOMPARE(shown().footprint.kvCacheBytes, kvCell * 2048 / 2);
+    QCOMPARE(shown().footprint.totalBytes(), core().footprint.totalBytes());
+    gpus->setValue(1);
+
+    // transformers: attention implementation and padding; eager holds the scores, so it needs more.
+    runtime->setCurrentIndex(runtime->findData(int(Runtime::Transformers)));
+    QVERIFY(!fa->isVisible() && !swaFull->isVisible() && eager->isVisible() && padded->isVisible());
+    const uint64_t sdpa = shown().footprint.activationBytes;
+    eager->setChecked(true);
+    QCOMPARE(panel.currentRequest().runtime.attnImpl, AttnImpl::Eager);
+    QVERIFY(shown().footprint.activationBytes > sdpa);
+    QCOMPARE(shown().footprint.totalBytes(), core().footprint.totalBytes());
+
+    // vLLM: the memory share replaces the options; the budget is share x usable memory.
+    runtime->setCurrentIndex(runtime->findData(int(Runtime::Vllm)));
+    QVERIFY(!share->isHidden());
+    QVERIFY(!options->isEnabled());
+    share->setValue(0.5);
+    QCOMPARE(shown().gpuBytes, uint64_t(double(gpu.usableBytes()) * 0.5));
+    QCOMPARE(shown().gpuBytes, gpuBudgetBytes(gpu, panel.currentRequest().runtime));
+
+    // A fit's request round-trips through the panel, settings included.
+    FootprintRequest r;
+    r.runtime.runtime = Runtime::LlamaCpp;
+    r.runtime.flashAttention = false;
+    r.runtime.swaFull = true;
+    r.gpuCount = 3;
+    r.context = 1024;
+    panel.showRequest(QStringLiteral("rtx-4090"), r);
+    const FootprintRequest back = panel.currentRequest();
+    QVERIFY(!back.runtime.flashAttention && back.runtime.swaFull);
+    QCOMPARE(back.gpuCount, 3u);
+    QCOMPARE(back.context, uint64_t(1024));
+    QVERIFY(fa->isVisible() && share->isHidden());
 }
 
 void TestTierBoard::tiersAreEditable()
