@@ -4,6 +4,7 @@
 #include "core/infer/evaluate.h"
 #include "core/infer/forward.h"
 #include "core/model/model.h"
+#include "core/model/overlay.h"
 #include "core/util/error.h"
 #include "core/util/threadpool.h"
 
@@ -74,6 +75,7 @@ AwqModelResult runAwq(const AwqModelParams& params, JobControl* job)
     Transformer tr(params.model, fo); // no plan: the overrides carry the quantized layers
     const TransformerConfig& cfg = tr.config();
     AwqModelResult result;
+    OverlayBuilder transformed(model); // each layer's transformed tensors go to disk when the layer is done
     reportProgress(job, 0, "tokenizing");
     const auto chunks = calibrationChunks(model, params.ctx, params.maxChunks, params.text, params.textFile,
                                           params.tokens, &result.ctx, job);
@@ -228,9 +230,17 @@ AwqModelResult runAwq(const AwqModelParams& params, JobControl* job)
                                          quantized(*f, *tr.weights(name), t.rows(), t.columns(), params.options.threads));
                 }
         tr.runLayers(h, l, l + 1);
-        for (auto& [name, w] : T)
-            result.weights[name] = std::move(w);
+        // The layer's quantized weights are not needed again (the next layers start from h), and its
+        // transformed weights are final: neither stays in memory.
+        for (const auto& name : {L.q, L.k, L.v, L.o, L.gate, L.up, L.down, L.attnNorm, L.ffnNorm})
+            tr.setWeightOverride(name, nullptr);
+        for (const auto& [name, w] : T) {
+            tr.setWeightOverride(name, nullptr);
+            transformed.replace(name, w);
+            result.transformedTensors.push_back(name);
+        }
     }
+    result.transformed = transformed.finish();
     // Clipping notes of scaled groups, once per distinct reason ("Q4_K chooses its own block scales").
     std::map<std::string, int> clipNotes;
     for (const auto& g : result.groups)

@@ -58,9 +58,12 @@ struct AwqGroupReport {
 };
 
 struct AwqModelResult {
-    // The transformed float weights (rows x cols, row-major) of every tensor AWQ changed: scaled and
-    // clipped linear weights (to be quantized with the plan's format), divided norms and previous layers.
-    std::map<std::string, std::vector<float>> weights;
+    // The model with the transformed weights of every tensor AWQ changed (scaled and clipped linear weights,
+    // to be quantized with the plan's format; divided norms and previous layers), in the tensors' own float
+    // dtype (F32 for quantized originals). Built layer by layer (core/model/overlay.h): the new weights live
+    // in unlinked temporary files, not in memory.
+    std::shared_ptr<const Model> transformed;
+    std::vector<std::string> transformedTensors; // the tensors AWQ changed, layer by layer
     std::vector<AwqGroupReport> groups;
     std::vector<std::string> notes; // every place where folding or clipping was not possible
     uint32_t ctx = 0;

@@ -14,6 +14,21 @@
 
 namespace qs {
 
+namespace {
+
+// Maps `size` bytes of fd (nothing for 0); throws qs::Error(Io) naming `path`.
+const std::byte* mapWhole(int fd, uint64_t size, const std::filesystem::path& path)
+{
+    if (size == 0)
+        return nullptr;
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED)
+        throw Error(ErrorCode::Io, path.string() + ": cannot map: " + std::strerror(errno));
+    return static_cast<const std::byte*>(p);
+}
+
+} // namespace
+
 std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path)
 {
     uint64_t size = 0;
@@ -21,16 +36,25 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path)
     std::shared_ptr<MappedFile> file(new MappedFile());
     file->m_path = path;
     file->m_size = size;
-    if (file->m_size > 0) {
-        void* p = ::mmap(nullptr, file->m_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            const int err = errno;
-            ::close(fd);
-            throw Error(ErrorCode::Io, path.string() + ": cannot map: " + std::strerror(err));
-        }
-        file->m_data = static_cast<const std::byte*>(p);
+    try {
+        file->m_data = mapWhole(fd, size, path);
+    } catch (...) {
+        ::close(fd);
+        throw;
     }
     ::close(fd);
+    return file;
+}
+
+std::shared_ptr<MappedFile> MappedFile::fromDescriptor(int fd, const std::filesystem::path& name)
+{
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        throw Error(ErrorCode::Io, name.string() + ": not a regular file");
+    std::shared_ptr<MappedFile> file(new MappedFile());
+    file->m_path = name;
+    file->m_size = uint64_t(st.st_size);
+    file->m_data = mapWhole(fd, file->m_size, name);
     return file;
 }
 

@@ -13,6 +13,9 @@ class MappedFile {
 public:
     // Throws qs::Error(Io) when the file cannot be opened or mapped. Empty files map to an empty span.
     static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
+    // Maps an open descriptor of a file this process wrote (an unlinked temporary file); `name` is what
+    // messages call it. The descriptor stays open: the caller closes it (the mapping outlives it).
+    static std::shared_ptr<MappedFile> fromDescriptor(int fd, const std::filesystem::path& name);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;

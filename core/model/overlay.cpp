@@ -1,6 +1,7 @@
 #include "core/model/overlay.h"
 
 #include "core/model/dtype.h"
+#include "core/model/mappedfile.h"
 #include "core/util/error.h"
 
 #include <cerrno>
@@ -50,76 +51,70 @@ std::vector<char> encode(const std::vector<float>& v, DType type)
     return out;
 }
 
-// One unlinked, mapped temporary file holding `chunks` back to back.
-std::shared_ptr<MappedFile> tempFileOf(const std::vector<std::vector<char>>& chunks)
-{
-    std::string path = (std::filesystem::temp_directory_path() / "quantscope-weights-XXXXXX").string();
-    int fd = ::mkstemp(path.data());
-    if (fd < 0)
-        throw Error(ErrorCode::Io, path + ": cannot create: " + std::strerror(errno));
-    try {
-        for (const auto& c : chunks)
-            writeAll(fd, c.data(), c.size(), path);
-        ::close(fd);
-        fd = -1;
-        auto file = MappedFile::open(path);
-        std::remove(path.c_str()); // the mapping keeps the data; nothing is left on disk
-        return file;
-    } catch (...) {
-        if (fd >= 0)
-            ::close(fd);
-        std::remove(path.c_str());
-        throw;
-    }
-}
-
 } // namespace
 
-std::shared_ptr<const Model> modelWithTensors(const Model& base,
-                                              const std::map<std::string, std::vector<float>>& replacements)
+OverlayBuilder::OverlayBuilder(const Model& base) : m_base(base) {}
+
+OverlayBuilder::~OverlayBuilder()
 {
-    // Per input file, the replacements of its tensors: one temporary file each, so that a checkpoint writer
-    // puts every tensor in the output shard of its input file (Model::fileShard).
-    struct Placed {
-        uint32_t file = 0;
-        uint64_t offset = 0;
-        DType type = DType::F32;
-        uint64_t bytes = 0;
-    };
-    std::map<uint32_t, std::vector<std::vector<char>>> chunks;
-    std::map<uint32_t, uint64_t> sizes;
-    std::map<std::string, Placed> placed;
-    for (const auto& [name, values] : replacements) {
-        const TensorInfo* t = base.find(name);
-        if (!t)
-            throw Error(ErrorCode::BadValue, "no tensor '" + name + "' to replace");
-        if (values.size() != t->elements())
-            throw Error(ErrorCode::BadValue, "the replacement for " + name + " has " +
-                                                 std::to_string(values.size()) + " values, the tensor " +
-                                                 std::to_string(t->elements()));
-        const uint32_t shard = base.fileShard(t->fileIndex);
-        Placed p;
-        p.type = replacementType(t->dtype);
-        p.offset = sizes[shard];
-        chunks[shard].push_back(encode(values, p.type));
-        p.bytes = chunks[shard].back().size();
-        sizes[shard] += p.bytes;
-        placed[name] = p;
+    for (auto& [shard, spill] : m_spills)
+        if (spill.fd >= 0)
+            ::close(spill.fd);
+}
+
+void OverlayBuilder::replace(const std::string& name, const std::vector<float>& values)
+{
+    const TensorInfo* t = m_base.find(name);
+    if (!t)
+        throw Error(ErrorCode::BadValue, "no tensor '" + name + "' to replace");
+    if (values.size() != t->elements())
+        throw Error(ErrorCode::BadValue, "the replacement for " + name + " has " + std::to_string(values.size()) +
+                                             " values, the tensor " + std::to_string(t->elements()));
+    if (m_placed.count(name))
+        throw Error(ErrorCode::BadValue, "the tensor " + name + " is replaced twice");
+    const uint32_t shard = m_base.fileShard(t->fileIndex);
+    Spill& spill = m_spills[shard];
+    if (spill.fd < 0) {
+        spill.name = (std::filesystem::temp_directory_path() / "quantscope-weights-XXXXXX").string();
+        spill.fd = ::mkstemp(spill.name.data());
+        if (spill.fd < 0) {
+            const int err = errno;
+            m_spills.erase(shard);
+            throw Error(ErrorCode::Io, "cannot create a temporary file in " +
+                                           std::filesystem::temp_directory_path().string() + ": " +
+                                           std::strerror(err));
+        }
+        ::unlink(spill.name.c_str()); // the descriptor keeps the data; nothing is left on disk
     }
-    auto model = std::make_shared<Model>(base.format(), base.path());
-    for (uint32_t i = 0; i < base.files().size(); ++i) {
-        model->addFile(base.files()[i]);
-        if (base.fileShard(i) != i)
-            model->setFileShard(i, base.fileShard(i));
+    Placed p;
+    p.shard = shard;
+    p.type = replacementType(t->dtype);
+    p.offset = spill.size;
+    const std::vector<char> bytes = encode(values, p.type);
+    writeAll(spill.fd, bytes.data(), bytes.size(), spill.name);
+    p.bytes = bytes.size();
+    spill.size += p.bytes;
+    m_placed[name] = p;
+}
+
+std::shared_ptr<const Model> OverlayBuilder::finish()
+{
+    auto model = std::make_shared<Model>(m_base.format(), m_base.path());
+    for (uint32_t i = 0; i < m_base.files().size(); ++i) {
+        model->addFile(m_base.files()[i]);
+        if (m_base.fileShard(i) != i)
+            model->setFileShard(i, m_base.fileShard(i));
     }
     std::map<uint32_t, uint32_t> fileOf; // shard -> its temporary file
-    for (const auto& [shard, list] : chunks) {
-        fileOf[shard] = model->addFile(tempFileOf(list));
+    for (auto& [shard, spill] : m_spills) {
+        fileOf[shard] = model->addFile(MappedFile::fromDescriptor(spill.fd, spill.name));
         model->setFileShard(fileOf[shard], shard);
+        ::close(spill.fd);
+        spill.fd = -1;
     }
-    for (TensorInfo t : base.tensors()) {
-        if (auto it = placed.find(t.name); it != placed.end()) {
-            t.fileIndex = fileOf.at(base.fileShard(t.fileIndex));
+    for (TensorInfo t : m_base.tensors()) {
+        if (auto it = m_placed.find(t.name); it != m_placed.end()) {
+            t.fileIndex = fileOf.at(it->second.shard);
             t.offset = it->second.offset;
             t.dtype = it->second.type;
             t.bytes = it->second.bytes;
@@ -127,10 +122,21 @@ std::shared_ptr<const Model> modelWithTensors(const Model& base,
         }
         model->addTensor(std::move(t));
     }
-    model->mutableConfig() = base.config();
-    model->mutableMetadata() = base.metadata();
+    model->mutableConfig() = m_base.config();
+    model->mutableMetadata() = m_base.metadata();
     model->finalize();
+    m_placed.clear();
+    m_spills.clear();
     return model;
+}
+
+std::shared_ptr<const Model> modelWithTensors(const Model& base,
+                                              const std::map<std::string, std::vector<float>>& replacements)
+{
+    OverlayBuilder builder(base);
+    for (const auto& [name, values] : replacements)
+        builder.replace(name, values);
+    return builder.finish();
 }
 
 } // namespace qs

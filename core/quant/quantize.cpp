@@ -1067,7 +1067,7 @@ std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobCon
     const AwqModelResult r = runAwq(a, &control);
     char line[256];
     std::snprintf(line, sizeof line, "AWQ calibration: %u chunks of %u tokens, %zu tensors transformed, %.1f s",
-                  r.chunks, r.ctx, r.weights.size(), r.seconds);
+                  r.chunks, r.ctx, r.transformedTensors.size(), r.seconds);
     notes.push_back(line);
     for (const auto& g : r.groups) {
         std::snprintf(line, sizeof line,
@@ -1079,7 +1079,7 @@ std::shared_ptr<const Model> awqTransformedModel(const QuantizeParams& p, JobCon
     for (const auto& n : r.notes)
         notes.push_back(n);
     result.awqGroups = r.groups;
-    return modelWithTensors(*p.model, r.weights);
+    return r.transformed;
 }
 
 } // namespace

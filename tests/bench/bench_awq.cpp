@@ -86,7 +86,7 @@ int main(int argc, char** argv)
                 double(params) / 1e9, r.chunks, r.ctx, qs::resolveThreads(threads),
                 static_cast<unsigned long long>(p.options.sampleWeights), p.options.coarse);
     std::printf("AWQ (Q4_K_M targets): %zu groups, %zu scaled, %zu tensors transformed\n", r.groups.size(), scaled,
-                r.weights.size());
+                r.transformedTensors.size());
     std::printf("wall %.1f s, user+sys CPU %.1f s; %.2f s per layer\n", wall, cpu,
                 wall / double(p.model->config().layers));
     std::printf("peak RSS %.0f MB\n", double(after.ru_maxrss) / 1024.0);

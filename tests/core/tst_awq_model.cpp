@@ -15,6 +15,8 @@
 
 #include <QTemporaryDir>
 #include <QTest>
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 
 namespace {
@@ -96,7 +98,7 @@ private slots:
         for (uint32_t l = 0; l < 4; ++l) {
             const auto& L = tr.layerTensors(l);
             for (const auto& n : {L.attnNorm, L.ffnNorm, L.v, L.up})
-                QVERIFY2(r.weights.count(n), n.c_str());
+                QVERIFY2(std::count(r.transformedTensors.begin(), r.transformedTensors.end(), n) == 1, n.c_str());
         }
         const auto& g0 = r.groups[0];
         QCOMPARE(g0.foldedInto, tr.layerTensors(0).attnNorm);
@@ -105,7 +107,7 @@ private slots:
 
         // The transformed float model computes the original's function (before quantization).
         // Every scale is folded, so the transformed weights together are the same function.
-        const auto overlay = qs::modelWithTensors(*model, r.weights);
+        const auto overlay = r.transformed;
         qs::Transformer a(model), b(overlay);
         const std::vector<int32_t> ids = {0, 500, 17, 300, 42, 9, 777, 5};
         qs::HiddenStates ha = a.embed({ids}), hb = b.embed({ids});
@@ -116,6 +118,49 @@ private slots:
         qInfo("transformed float model: max |logit difference| %.3g", diff);
         // Clipping would change the function; Q4_K has none, so only float rounding remains.
         QVERIFY2(diff <= 1e-4 * la.cwiseAbs().maxCoeff(), qPrintable(QString::number(diff)));
+    }
+
+    // The overlay AWQ writes into, one tensor at a time: values round-trip in the stored type (F32 for a
+    // quantized original, the model's own F32 here), the other tensors are the base's, misuse is refused, and
+    // no temporary file is left behind (they are unlinked as soon as they are created).
+    void overlayBuilderSpillsTensorByTensor()
+    {
+        namespace fs = std::filesystem;
+        auto countTemp = [] {
+            int n = 0;
+            for (const auto& e : fs::directory_iterator(fs::temp_directory_path()))
+                n += e.path().filename().string().starts_with("quantscope-weights-");
+            return n;
+        };
+        const int before = countTemp();
+        const auto model = qs::openModel(kCode3m);
+        qs::Transformer tr(model);
+        const std::string q = tr.layerTensors(0).q, norm = tr.layerTensors(1).ffnNorm;
+        std::vector<float> wq = *tr.weights(q);
+        for (size_t i = 0; i < wq.size(); ++i)
+            wq[i] = float(i % 97) * 0.25f - 3.0f;
+        std::vector<float> wn(model->find(norm)->elements(), 0.5f);
+        std::shared_ptr<const qs::Model> overlay;
+        {
+            qs::OverlayBuilder b(*model);
+            b.replace(q, wq);
+            QCOMPARE(countTemp(), before); // written, yet nothing on disk by name
+            b.replace(norm, wn);
+            QVERIFY(b.contains(q) && b.contains(norm) && !b.contains(tr.layerTensors(0).k));
+            QCOMPARE(b.count(), size_t(2));
+            QVERIFY_THROWS_EXCEPTION(qs::Error, b.replace(q, wq));                    // twice
+            QVERIFY_THROWS_EXCEPTION(qs::Error, b.replace("no.such.tensor", wq));     // unknown
+            QVERIFY_THROWS_EXCEPTION(qs::Error, b.replace(norm, std::vector<float>(3))); // wrong count
+            overlay = b.finish();
+        }
+        QCOMPARE(overlay->tensors().size(), model->tensors().size());
+        QCOMPARE(overlay->find(q)->dtype, qs::DType::F32); // the original is Q8_0
+        qs::Transformer o(overlay);
+        QCOMPARE(*o.weights(q), wq);
+        QCOMPARE(*o.weights(norm), wn);
+        const std::string k = tr.layerTensors(0).k;
+        QCOMPARE(*o.weights(k), *tr.weights(k));
+        QCOMPARE(countTemp(), before);
     }
 
     void cancelEndsAsCancelled()
