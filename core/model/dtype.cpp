@@ -226,6 +226,8 @@ uint16_t floatToBf16(float f)
 
 void decodeToFloat(DType type, const void* srcv, uint64_t n, float* dst)
 {
+    if (n == 0)
+        return; // an empty tensor may have no data and no buffer (null pointers: memcpy must not see them)
     const auto* src = static_cast<const unsigned char*>(srcv);
     type = canonicalPlain(type);
     if (!plainType(type)) {

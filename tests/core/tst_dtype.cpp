@@ -19,6 +19,21 @@ private slots:
         QCOMPARE(*qs::dtypeFromGgmlType(12), qs::DType::Q4_K);
         QCOMPARE(*qs::dtypeFromGgmlType(39), qs::DType::MXFP4);
     }
+    // Found by fuzz_h5probe_protocol (UBSan): an empty tensor has no data and its buffer no storage, and
+    // decoding it passed null pointers to memcpy. Every decodable type takes n = 0 with null pointers (the
+    // sanitizer suite, `make asan`, fails here if one does not).
+    void emptyDecodeTouchesNothing()
+    {
+        int decodable = 0;
+        for (int t = 0; t < int(qs::DType::Count); ++t) {
+            const auto type = qs::DType(t);
+            if (!qs::dtypeInfo(type).decodable)
+                continue;
+            qs::decodeToFloat(type, nullptr, 0, nullptr);
+            ++decodable;
+        }
+        QVERIFY2(decodable >= 30, qPrintable(QString::number(decodable)));
+    }
     void halfRoundTrip()
     {
         QCOMPARE(qs::halfToFloat(0x3C00), 1.0f);
