@@ -4,6 +4,7 @@
 #include "core/util/fileio.h"
 #include "core/util/namepattern.h"
 
+#include <cmath>
 #include <QCryptographicHash>
 #include <QFile>
 #include <QJsonArray>
@@ -113,21 +114,21 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
     ModelIdentity id;
     id.path = model.value(QStringLiteral("path")).toString().toStdString();
     id.architecture = model.value(QStringLiteral("architecture")).toString().toStdString();
+    // JSON numbers are doubles: a count must be whole and at most 2^53 (exact, and convertible).
+    auto wholeNumber = [&](const QJsonValue& c, const std::string& field) -> uint64_t {
+        const double d = c.toDouble(-1);
+        if (!c.isDouble() || !(d >= 0 && d <= 9007199254740992.0) || d != std::floor(d))
+            throw bad(field, "expected a non-negative integer");
+        return static_cast<uint64_t>(d);
+    };
     auto count = [&](const char* key) -> uint64_t {
         const QJsonValue c = model.value(QLatin1String(key));
-        if (c.isUndefined())
-            return 0;
-        if (!c.isDouble() || c.toDouble() < 0 || c.toDouble() > 9007199254740992.0)
-            throw bad(std::string("model.") + key, "expected a non-negative integer");
-        return static_cast<uint64_t>(c.toDouble());
+        return c.isUndefined() ? 0 : wholeNumber(c, std::string("model.") + key);
     };
     id.tensorCount = count("tensor_count");
     id.parameterCount = count("parameter_count");
-    for (const QJsonValue& s : model.value(QStringLiteral("file_sizes")).toArray()) {
-        if (!s.isDouble() || s.toDouble() < 0)
-            throw bad("model.file_sizes", "expected non-negative integers");
-        id.fileSizes.push_back(static_cast<uint64_t>(s.toDouble()));
-    }
+    for (const QJsonValue& s : model.value(QStringLiteral("file_sizes")).toArray())
+        id.fileSizes.push_back(wholeNumber(s, "model.file_sizes"));
     plan.setIdentity(std::move(id));
     plan.setPreset(root.value(QStringLiteral("preset")).toString().toStdString());
     if (root.contains(QStringLiteral("target"))) {

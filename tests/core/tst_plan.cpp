@@ -389,6 +389,19 @@ private slots:
             << R"({"format":"quantscope-plan","version":1,"model":{"tensor_count":-1},"tiers":[],
                                      "assignments":{}})"
             << field;
+        // Fuzz finding (fuzz_plan, UBSan): a file size beyond uint64_t was converted unchecked.
+        QTest::newRow("file size too large")
+            << R"({"format":"quantscope-plan","version":1,"model":{"file_sizes":[2.2e65]},"tiers":[],
+                                     "assignments":{}})"
+            << field;
+        QTest::newRow("fractional file size")
+            << R"({"format":"quantscope-plan","version":1,"model":{"file_sizes":[1.5]},"tiers":[],
+                                     "assignments":{}})"
+            << field;
+        QTest::newRow("fractional count")
+            << R"({"format":"quantscope-plan","version":1,"model":{"parameter_count":7.25},"tiers":[],
+                                     "assignments":{}})"
+            << field;
     }
 
     void loadRejects()
