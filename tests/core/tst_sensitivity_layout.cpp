@@ -5,6 +5,7 @@
 #include "core/io/checkpointwriter.h"
 #include "core/model/matrixview.h"
 #include "core/model/model.h"
+#include "core/plan/modellayout.h"
 #include "core/plan/plan.h"
 #include "core/quant/format.h"
 #include "core/quant/metrics.h"
@@ -17,6 +18,7 @@
 #include <QFileInfo>
 #include <QTemporaryDir>
 #include <QTest>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -279,6 +281,50 @@ private slots:
         for (const auto& r : cells)
             if (r.format == "Q4_K") // 256 does not divide 144: cannot store, as for a 2-D row of 144
                 QVERIFY(!r.ok() && r.error.find("does not support a 24 x 144") != std::string::npos);
+    }
+
+    // A plan counts a tensor as the matrix it is quantized as: on PP-OCR (Paddle Linear [in, out] and OIHW
+    // kernels) the planned bytes of every weight in every format equal the sensitivity cell's exact bytes.
+    // Hand-checked: conv2d_142.w_0 [60, 480, 1, 3] in INT8-ch is 60 rows of 1,440 (60 scales), not 28,800
+    // stored rows of 3 (28,800 scales); a Q4_K block of 256 cannot hold its rows of 1,440 (5.625 blocks).
+    void planBytesFollowTheView()
+    {
+        const auto m = qs::openModel(kPpocr);
+        const auto layout = qs::layoutFromModel(*m);
+        const auto cells = measure(*m);
+        size_t compared = 0;
+        for (const auto& r : cells) {
+            if (!r.ok())
+                continue;
+            qs::Plan p;
+            p.assign(r.tensor, r.format);
+            QCOMPARE(qs::plannedBytes(p, *layout.find(r.tensor)), r.bytes);
+            ++compared;
+        }
+        QVERIFY2(compared > 300, std::to_string(compared).c_str()); // 47 weights x 10 formats, less unstorable
+
+        const auto* conv = layout.find("conv2d_142.w_0");
+        QVERIFY(conv);
+        QCOMPARE(conv->matrixRows(), uint64_t(60));
+        QCOMPARE(conv->matrixColumns(), uint64_t(1440));
+        const auto int8 = qs::findFormat("INT8-ch-sym");
+        qs::Plan p;
+        p.assign(conv->name, "INT8-ch-sym");
+        QCOMPARE(qs::plannedBytes(p, *conv), *int8->storedBytes(60, 1440));
+        QVERIFY(*int8->storedBytes(60, 1440) < *int8->storedBytes(28800, 3));
+        p.assign(conv->name, "Q4_K");
+        const auto issues = qs::checkPlan(p, layout);
+        QVERIFY(std::any_of(issues.begin(), issues.end(), [](const qs::PlanIssue& i) {
+            return i.kind == qs::PlanIssueKind::UnsupportedShape &&
+                   i.message.find("rows of 1440 values") != std::string::npos;
+        }));
+        // Paddle Linear [in 120, out 6625]: per output channel, 6625 rows of 120.
+        const auto* fc = layout.find("linear_85.w_0");
+        QVERIFY(fc);
+        QCOMPARE(fc->matrixRows(), uint64_t(6625));
+        QCOMPARE(fc->matrixColumns(), uint64_t(120));
+        p.assign(fc->name, "INT8-ch-sym");
+        QCOMPARE(qs::plannedBytes(p, *fc), *int8->storedBytes(6625, 120));
     }
 
     // Hand-checked: Paddle Linear [in 4, out 3], INT4 asymmetric, one group per output channel (4 < 128).
