@@ -14,7 +14,18 @@ bool isChannelsLast(const Model& model, const TensorInfo& t)
         return false;
     if (model.format() == ModelFormat::Hdf5 || model.format() == ModelFormat::Keras)
         return true;
-    return model.format() != ModelFormat::Gguf && t.shape.size() == 2 && t.name.ends_with(".w_0");
+    if (model.format() == ModelFormat::Gguf || t.shape.size() != 2)
+        return false;
+    if (t.name.ends_with(".w_0"))
+        return true;
+    // GPT-2's Conv1D (transformers' pytorch_utils.Conv1D: weight [nx, nf], y = x W + b) in c_attn, c_proj,
+    // c_fc and q_attn. Only for model_type "gpt2": GPT-BigCode (StarCoder) uses the same names with Linear.
+    if (model.config().architecture != "gpt2")
+        return false;
+    for (const char* suffix : {".c_attn.weight", ".c_proj.weight", ".c_fc.weight", ".q_attn.weight"})
+        if (t.name.ends_with(suffix))
+            return true;
+    return false;
 }
 
 MatrixView matrixViewOf(const Model& model, const TensorInfo& t)

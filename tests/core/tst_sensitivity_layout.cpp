@@ -15,6 +15,7 @@
 #include "widgets/safetensors_writer.h"
 
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QTemporaryDir>
 #include <QTest>
@@ -231,6 +232,47 @@ private slots:
                 QCOMPARE(r.rows, uint64_t(6625));
                 QCOMPARE(r.cols, uint64_t(120));
             }
+    }
+
+    // GPT-2's Conv1D weights are [in, out] (y = x W): c_attn [64, 192] and c_fc [64, 256] of a model_type
+    // "gpt2" checkpoint give the cells of the same values as Linear [out, in] weights, bit for bit.
+    // GPT-BigCode uses the same names with Linear [out, in]: read as stored.
+    void gpt2Conv1dIsTransposed()
+    {
+        std::mt19937 rng(11);
+        std::normal_distribution<float> d(0.f, 0.02f);
+        std::vector<float> qkv(64 * 192), fc(64 * 256);
+        for (auto& x : qkv)
+            x = d(rng);
+        for (auto& x : fc)
+            x = d(rng);
+        auto config = [&](const QString& folder, const char* type) {
+            QDir().mkpath(m_dir.filePath(folder));
+            QFile f(m_dir.filePath(folder + QStringLiteral("/config.json")));
+            return f.open(QIODevice::WriteOnly) &&
+                   f.write(QByteArray(R"({"model_type":")") + type +
+                           R"(","n_embd":64,"n_head":4,"n_layer":1,"vocab_size":100,"n_positions":128})") > 0;
+        };
+        QVERIFY(config(QStringLiteral("gpt2"), "gpt2") && config(QStringLiteral("bigcode"), "gpt_bigcode"));
+        const auto gpt2 = writeAndOpen(m_dir, QStringLiteral("gpt2/model.safetensors"),
+                                       {{"h.0.attn.c_attn.weight", {64, 192}, qkv},
+                                        {"h.0.mlp.c_fc.weight", {64, 256}, fc}});
+        const auto linear = writeAndOpen(m_dir, QStringLiteral("linear/model.safetensors"),
+                                         {{"model.layers.0.self_attn.qkv_proj.weight", {192, 64},
+                                           transposed(qkv, 64, 192)},
+                                          {"model.layers.0.mlp.up_proj.weight", {256, 64}, transposed(fc, 64, 256)}});
+        const auto bigcode = writeAndOpen(m_dir, QStringLiteral("bigcode/model.safetensors"),
+                                          {{"h.0.attn.c_attn.weight", {192, 64}, transposed(qkv, 64, 192)}});
+        QVERIFY(gpt2 && linear && bigcode);
+        QCOMPARE(gpt2->config().architecture, std::string("gpt2"));
+        const auto* c = gpt2->find("h.0.attn.c_attn.weight");
+        QVERIFY(qs::isChannelsLast(*gpt2, *c));
+        QCOMPARE(c->matrixRows(), uint64_t(192));
+        QCOMPARE(c->matrixColumns(), uint64_t(64));
+        const auto* b = bigcode->find("h.0.attn.c_attn.weight");
+        QVERIFY(!qs::isChannelsLast(*bigcode, *b));
+        QCOMPARE(b->matrixRows(), uint64_t(192));
+        compareCells(measure(*gpt2), measure(*linear));
     }
 
     // The Keras fixture's Conv2D kernel [3, 3, 1, 2] and Dense kernel [8, 3] against OIHW [2, 1, 3, 3] and
