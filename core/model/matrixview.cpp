@@ -31,7 +31,15 @@ bool isChannelsLast(const Model& model, const TensorInfo& t)
 MatrixView matrixViewOf(const Model& model, const TensorInfo& t)
 {
     MatrixView v;
-    if (t.shape.size() >= 2 && isChannelsLast(model, t)) {
+    if (t.shape.size() >= 3 && t.shape[t.shape.size() - 2] > 0 && t.shape.back() > 0 &&
+        (model.format() == ModelFormat::Hdf5 || model.format() == ModelFormat::Keras) &&
+        t.name.find("depthwise_kernel") != std::string::npos) {
+        // Keras DepthwiseConv1D/2D (and SeparableConv's depthwise part): [(kh,) kw, in, multiplier], output
+        // channel i * multiplier + m filters input i alone, so a row is that channel's kernel positions.
+        v.rows = t.shape[t.shape.size() - 2] * t.shape.back();
+        v.cols = t.elements() / v.rows;
+        v.transposed = true;
+    } else if (t.shape.size() >= 2 && isChannelsLast(model, t)) {
         v.rows = t.shape.back();
         v.cols = t.elements() / v.rows;
         v.transposed = true;

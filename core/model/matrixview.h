@@ -10,7 +10,8 @@
 //   Paddle: Linear "*.w_0" [in, out] is transposed (rows = out, a row = in); convolutions are OIHW as above.
 //   GPT-2 (model_type "gpt2"): Conv1D c_attn / c_proj / c_fc / q_attn [in, out] is transposed likewise.
 //   Keras kernels (HDF5 / .keras) [..., in, out]: transposed, rows = out, a row = the kh·kw·in values in
-//     stored order (TFLite's OHWI filter layout, one per-axis scale per output channel).
+//     stored order (TFLite's OHWI filter layout, one per-axis scale per output channel). A depthwise kernel
+//     [(kh,) kw, in, multiplier] has in·multiplier rows of its kernel positions (TFLite: [1, kh, kw, out]).
 //   GGUF: as stored, rows() x columns() (ggml quantizes along ne[0], the last axis here).
 //
 // See docs/sensitivity.md ("Layouts").

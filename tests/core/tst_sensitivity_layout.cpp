@@ -164,6 +164,38 @@ private slots:
                          (t.name + ": " + qs::sensitivitySkipReason(t)).c_str());
     }
 
+    // Keras DepthwiseConv2D [kh 3, kw 3, in 4, multiplier 2]: 8 output channels (i * 2 + m), each filtering
+    // one input, so each row holds that channel's 9 kernel positions (read as [..., in, out] it would be 2
+    // rows of 36 mixing the inputs).
+    void kerasDepthwiseKernel()
+    {
+        qs::Model m(qs::ModelFormat::Keras, "dw.keras");
+        qs::TensorInfo info;
+        info.name = "depthwise_conv2d/depthwise_kernel:0";
+        info.shape = {3, 3, 4, 2};
+        info.bytes = 72 * 4;
+        m.addTensor(info);
+        m.finalize();
+        const auto& k = m.tensors().front();
+        const auto v = qs::matrixViewOf(m, k);
+        QVERIFY(v.transposed);
+        QCOMPARE(v.rows, uint64_t(8));
+        QCOMPARE(v.cols, uint64_t(9));
+        QCOMPARE(k.matrixRows(), uint64_t(8));
+        QCOMPARE(k.matrixColumns(), uint64_t(9));
+        std::vector<float> stored(72), rows(72), back(72);
+        for (int pos = 0; pos < 9; ++pos)
+            for (int i = 0; i < 4; ++i)
+                for (int mult = 0; mult < 2; ++mult)
+                    stored[(pos * 4 + i) * 2 + mult] = float(100 * (i * 2 + mult) + pos);
+        qs::storedToView(v, stored.data(), rows.data());
+        for (int c = 0; c < 8; ++c)
+            for (int pos = 0; pos < 9; ++pos)
+                QCOMPARE(rows[c * 9 + pos], float(100 * c + pos));
+        qs::viewToStored(v, rows.data(), back.data());
+        QVERIFY(back == stored);
+    }
+
     // The reader's window: any window size, any read pattern gives the transposed rows.
     void readerWindows()
     {
