@@ -14,13 +14,32 @@ bool isChannelsLast(const Model& model, const TensorInfo& t)
         return false;
     if (model.format() == ModelFormat::Hdf5 || model.format() == ModelFormat::Keras)
         return true;
-    return model.format() != ModelFormat::Gguf && t.shape.size() == 2 && t.name.ends_with(".w_0");
+    if (model.format() == ModelFormat::Gguf || t.shape.size() != 2)
+        return false;
+    if (t.name.ends_with(".w_0"))
+        return true;
+    // GPT-2's Conv1D (transformers' pytorch_utils.Conv1D: weight [nx, nf], y = x W + b) in c_attn, c_proj,
+    // c_fc and q_attn. Only for model_type "gpt2": GPT-BigCode (StarCoder) uses the same names with Linear.
+    if (model.config().architecture != "gpt2")
+        return false;
+    for (const char* suffix : {".c_attn.weight", ".c_proj.weight", ".c_fc.weight", ".q_attn.weight"})
+        if (t.name.ends_with(suffix))
+            return true;
+    return false;
 }
 
 MatrixView matrixViewOf(const Model& model, const TensorInfo& t)
 {
     MatrixView v;
-    if (t.shape.size() >= 2 && isChannelsLast(model, t)) {
+    if (t.shape.size() >= 3 && t.shape[t.shape.size() - 2] > 0 && t.shape.back() > 0 &&
+        (model.format() == ModelFormat::Hdf5 || model.format() == ModelFormat::Keras) &&
+        t.name.find("depthwise_kernel") != std::string::npos) {
+        // Keras DepthwiseConv1D/2D (and SeparableConv's depthwise part): [(kh,) kw, in, multiplier], output
+        // channel i * multiplier + m filters input i alone, so a row is that channel's kernel positions.
+        v.rows = t.shape[t.shape.size() - 2] * t.shape.back();
+        v.cols = t.elements() / v.rows;
+        v.transposed = true;
+    } else if (t.shape.size() >= 2 && isChannelsLast(model, t)) {
         v.rows = t.shape.back();
         v.cols = t.elements() / v.rows;
         v.transposed = true;

@@ -8,8 +8,10 @@
 //     values in stored order (as PyTorch's weight.reshape(out, -1)); stacked 3-D tensors [experts, out, in]
 //     are experts·out rows of in.
 //   Paddle: Linear "*.w_0" [in, out] is transposed (rows = out, a row = in); convolutions are OIHW as above.
+//   GPT-2 (model_type "gpt2"): Conv1D c_attn / c_proj / c_fc / q_attn [in, out] is transposed likewise.
 //   Keras kernels (HDF5 / .keras) [..., in, out]: transposed, rows = out, a row = the kh·kw·in values in
-//     stored order (TFLite's OHWI filter layout, one per-axis scale per output channel).
+//     stored order (TFLite's OHWI filter layout, one per-axis scale per output channel). A depthwise kernel
+//     [(kh,) kw, in, multiplier] has in·multiplier rows of its kernel positions (TFLite: [1, kh, kw, out]).
 //   GGUF: as stored, rows() x columns() (ggml quantizes along ne[0], the last axis here).
 //
 // See docs/sensitivity.md ("Layouts").
@@ -23,7 +25,8 @@ class Model;
 struct TensorInfo;
 
 // Whether a source format stores the output channel on the last axis ([..., in, out]): Keras kernels (HDF5 /
-// .keras) and Paddle's Linear weights ("linear_N.w_0", [in, out]; Paddle convolutions are [out, in, kh, kw]).
+// .keras), Paddle's Linear weights ("linear_N.w_0", [in, out]; Paddle convolutions are [out, in, kh, kw]) and
+// GPT-2's Conv1D weights (c_attn, c_proj, c_fc, q_attn of a model_type "gpt2" checkpoint, [in, out]).
 // PyTorch, safetensors checkpoints and GGUF put it first. False for tensors of fewer than two dimensions.
 bool isChannelsLast(const Model& model, const TensorInfo& tensor);
 

@@ -1,5 +1,6 @@
 #include "core/model/model.h"
 
+#include "core/model/matrixview.h"
 #include "core/util/error.h"
 
 #include <sstream>
@@ -147,8 +148,16 @@ void Model::addTensor(TensorInfo tensor)
 void Model::finalize()
 {
     m_index.clear();
-    for (size_t i = 0; i < m_tensors.size(); ++i)
-        m_index.emplace(m_tensors[i].name, i);
+    for (size_t i = 0; i < m_tensors.size(); ++i) {
+        TensorInfo& t = m_tensors[i];
+        m_index.emplace(t.name, i);
+        t.viewRows = t.viewColumns = 0;
+        const MatrixView view = matrixViewOf(*this, t);
+        if (view.rows != t.rows() || view.cols != t.columns()) {
+            t.viewRows = view.rows;
+            t.viewColumns = view.cols;
+        }
+    }
 }
 
 } // namespace qs

@@ -53,9 +53,17 @@ struct TensorInfo {
     // weight_packed, the FP8 weight) and Model::decode goes through it.
     std::shared_ptr<const PackedWeight> packed;
 
+    // The matrix a runtime quantizes, when it is not rows() x columns() (core/model/matrixview.h: Keras and
+    // Paddle [..., in, out] weights, flattened convolution kernels); set by Model::finalize(), 0 = as stored.
+    uint64_t viewRows = 0, viewColumns = 0;
+
     uint64_t elements() const;                 // product of shape (1 for a scalar)
     uint64_t rows() const;                     // product of all but the last dimension
     uint64_t columns() const;                  // last dimension (1 for a scalar)
+    // What a plan counts and a quantizer groups along: one row per output channel (rows() x columns()
+    // unless viewRows / viewColumns are set).
+    uint64_t matrixRows() const { return viewColumns ? viewRows : rows(); }
+    uint64_t matrixColumns() const { return viewColumns ? viewColumns : columns(); }
 };
 
 // Architecture metadata from config.json or GGUF keys. Zero / empty means unknown.
@@ -120,7 +128,7 @@ public:
     void addTensor(TensorInfo tensor); // classifies the role from the name
     ModelConfig& mutableConfig() { return m_config; }
     std::map<std::string, MetaValue>& mutableMetadata() { return m_metadata; }
-    void finalize(); // builds the name index; call once after all tensors were added
+    void finalize(); // builds the name index and each tensor's matrix view; call once after all tensors were added
 
 private:
     ModelFormat m_format;

@@ -23,7 +23,7 @@ namespace qs {
 double proxyError(const TensorInfo& tensor, const QuantFormat& format)
 {
     const uint64_t n = std::max<uint64_t>(1, tensor.elements());
-    auto b = format.storedBytes(tensor.rows(), tensor.columns());
+    auto b = format.storedBytes(tensor.matrixRows(), tensor.matrixColumns());
     const double bits = b ? 8.0 * static_cast<double>(*b) / static_cast<double>(n) : 0.0;
     return static_cast<double>(n) * std::pow(4.0, -bits);
 }
@@ -94,9 +94,9 @@ std::vector<BudgetOption> tensorOptions(const Plan& plan, const TensorInfo& t, c
             continue;
         const std::string& tier = stored.format;
         auto f = findFormat(tier);
-        if (!f || !f->supports(t.rows(), t.columns()))
+        if (!f || !f->supports(t.matrixRows(), t.matrixColumns()))
             continue;
-        auto bytes = f->storedBytes(t.rows(), t.columns());
+        auto bytes = f->storedBytes(t.matrixRows(), t.matrixColumns());
         if (!bytes)
             continue;
         double err;

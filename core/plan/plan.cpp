@@ -55,7 +55,7 @@ std::string canonical(const std::string& name)
 
 double bitsOf(const QuantFormat& f, const TensorInfo& t)
 {
-    auto b = f.storedBytes(t.rows(), t.columns());
+    auto b = f.storedBytes(t.matrixRows(), t.matrixColumns());
     return b ? 8.0 * static_cast<double>(*b) / static_cast<double>(std::max<uint64_t>(1, t.elements()))
              : 1e9; // unusable formats sort as "largest"
 }
@@ -379,10 +379,10 @@ std::string llamaCppMixType(const std::string& ftypeName, const TensorInfo& tens
     switch (role.role) {
     case TensorRole::OutputHead:
         // Output head: Q6_K unless its rows do not fit 256-value blocks (then Q8_0).
-        return tensor.columns() % 256 != 0 ? "Q8_0" : "Q6_K";
+        return tensor.matrixColumns() % 256 != 0 ? "Q8_0" : "Q6_K";
     case TensorRole::Embedding:
         if (!hasOutput) // tied: the embedding is the head
-            return tensor.columns() % 256 != 0 ? "Q8_0" : "Q6_K";
+            return tensor.matrixColumns() % 256 != 0 ? "Q8_0" : "Q6_K";
         return type;
     case TensorRole::AttnV:
         if (q3)
@@ -508,14 +508,14 @@ uint64_t plannedBytes(const Plan& plan, const TensorInfo& tensor)
     auto f = findFormat(it->second);
     if (!f)
         return tensor.bytes;
-    auto b = f->storedBytes(tensor.rows(), tensor.columns());
+    auto b = f->storedBytes(tensor.matrixRows(), tensor.matrixColumns());
     if (b)
         return *b;
     // Counted in the format it would be stored in, not the stored dtype (an F32 checkpoint would count a
     // Q4_K tensor that llama.cpp stores in Q5_0 at 4 bytes per weight).
     const StorableFormat s = storableFormat(f->name(), tensor, ExportTarget::PlanJson);
     auto sf = s.refused() ? nullptr : findFormat(s.format);
-    auto sb = sf ? sf->storedBytes(tensor.rows(), tensor.columns()) : std::nullopt;
+    auto sb = sf ? sf->storedBytes(tensor.matrixRows(), tensor.matrixColumns()) : std::nullopt;
     return sb ? *sb : tensor.bytes;
 }
 
@@ -631,9 +631,9 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
             issues.push_back(std::move(i));
             continue;
         }
-        if (!f->supports(t->rows(), t->columns())) {
+        if (!f->supports(t->matrixRows(), t->matrixColumns())) {
             PlanIssue i{PlanIssueKind::UnsupportedShape,
-                        name + ": " + f->name() + " cannot store rows of " + std::to_string(t->columns()) +
+                        name + ": " + f->name() + " cannot store rows of " + std::to_string(t->matrixColumns()) +
                             " values",
                         {name},
                         {}};
@@ -641,7 +641,7 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
             const std::string fb = s.refused() ? f->name() : s.format;
             if (fb != f->name()) {
                 const bool ggml = f->traits().kind == FormatKind::Ggml || f->traits().kind == FormatKind::Mx;
-                const bool tableEntry = ggml && llamaCppStoredType(f->name(), t->columns()).has_value();
+                const bool tableEntry = ggml && llamaCppStoredType(f->name(), t->matrixColumns()).has_value();
                 i.fixes.push_back({"Use " + fb +
                                        (tableEntry ? std::string(" (llama.cpp's fallback)")
                                         : ggml     ? std::string(" (llama.cpp defines no fallback)")
@@ -652,7 +652,7 @@ std::vector<PlanIssue> checkPlan(const Plan& plan, const ModelLayout& model, con
             const int tier = plan.tierIndex(f->name());
             for (int k = (tier < 0 ? static_cast<int>(plan.tiers().size()) : tier) - 1; k >= 0; --k) {
                 auto alt = findFormat(plan.tiers()[static_cast<size_t>(k)]);
-                if (alt && alt->supports(t->rows(), t->columns()) && alt->name() != fb) {
+                if (alt && alt->supports(t->matrixRows(), t->matrixColumns()) && alt->name() != fb) {
                     i.fixes.push_back({"Use tier " + alt->name(), {{name, alt->name()}}});
                     break;
                 }

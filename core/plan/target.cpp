@@ -164,7 +164,7 @@ StorableFormat storableFormat(const std::string& format, const TensorInfo& tenso
                                                                 "embedding stays in BF16"};
     if (auto problem = targetFormatProblem(target, *f, planRole(tensor).role))
         return {{}, *problem};
-    const uint64_t rows = tensor.rows(), cols = tensor.columns();
+    const uint64_t rows = tensor.matrixRows(), cols = tensor.matrixColumns();
     if (f->supports(rows, cols))
         return {f->name(), {}};
     const std::string why = f->name() + " cannot store rows of " + std::to_string(cols) + " values";

@@ -400,7 +400,8 @@ std::vector<QuantizeProblem> validatePlan(const QuantizeParams& p, const Importa
             problems.push_back({name, "unknown format '" + formatName + "'"});
             continue;
         }
-        const uint64_t rows = t->rows(), cols = t->columns();
+        // The matrix the writer quantizes (GGUF input: as stored; checkpoints: one row per output channel).
+        const uint64_t rows = t->matrixRows(), cols = t->matrixColumns();
         if (!format->supports(rows, cols)) {
             const auto storage = format->traits().storage;
             const uint32_t block = storage ? dtypeInfo(*storage).blockElements : 0;

@@ -5,6 +5,7 @@
 #include "core/io/checkpointwriter.h"
 #include "core/model/matrixview.h"
 #include "core/model/model.h"
+#include "core/plan/modellayout.h"
 #include "core/plan/plan.h"
 #include "core/quant/format.h"
 #include "core/quant/metrics.h"
@@ -14,9 +15,11 @@
 #include "widgets/safetensors_writer.h"
 
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QTemporaryDir>
 #include <QTest>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -161,6 +164,38 @@ private slots:
                          (t.name + ": " + qs::sensitivitySkipReason(t)).c_str());
     }
 
+    // Keras DepthwiseConv2D [kh 3, kw 3, in 4, multiplier 2]: 8 output channels (i * 2 + m), each filtering
+    // one input, so each row holds that channel's 9 kernel positions (read as [..., in, out] it would be 2
+    // rows of 36 mixing the inputs).
+    void kerasDepthwiseKernel()
+    {
+        qs::Model m(qs::ModelFormat::Keras, "dw.keras");
+        qs::TensorInfo info;
+        info.name = "depthwise_conv2d/depthwise_kernel:0";
+        info.shape = {3, 3, 4, 2};
+        info.bytes = 72 * 4;
+        m.addTensor(info);
+        m.finalize();
+        const auto& k = m.tensors().front();
+        const auto v = qs::matrixViewOf(m, k);
+        QVERIFY(v.transposed);
+        QCOMPARE(v.rows, uint64_t(8));
+        QCOMPARE(v.cols, uint64_t(9));
+        QCOMPARE(k.matrixRows(), uint64_t(8));
+        QCOMPARE(k.matrixColumns(), uint64_t(9));
+        std::vector<float> stored(72), rows(72), back(72);
+        for (int pos = 0; pos < 9; ++pos)
+            for (int i = 0; i < 4; ++i)
+                for (int mult = 0; mult < 2; ++mult)
+                    stored[(pos * 4 + i) * 2 + mult] = float(100 * (i * 2 + mult) + pos);
+        qs::storedToView(v, stored.data(), rows.data());
+        for (int c = 0; c < 8; ++c)
+            for (int pos = 0; pos < 9; ++pos)
+                QCOMPARE(rows[c * 9 + pos], float(100 * c + pos));
+        qs::viewToStored(v, rows.data(), back.data());
+        QVERIFY(back == stored);
+    }
+
     // The reader's window: any window size, any read pattern gives the transposed rows.
     void readerWindows()
     {
@@ -231,6 +266,47 @@ private slots:
             }
     }
 
+    // GPT-2's Conv1D weights are [in, out] (y = x W): c_attn [64, 192] and c_fc [64, 256] of a model_type
+    // "gpt2" checkpoint give the cells of the same values as Linear [out, in] weights, bit for bit.
+    // GPT-BigCode uses the same names with Linear [out, in]: read as stored.
+    void gpt2Conv1dIsTransposed()
+    {
+        std::mt19937 rng(11);
+        std::normal_distribution<float> d(0.f, 0.02f);
+        std::vector<float> qkv(64 * 192), fc(64 * 256);
+        for (auto& x : qkv)
+            x = d(rng);
+        for (auto& x : fc)
+            x = d(rng);
+        auto config = [&](const QString& folder, const char* type) {
+            QDir().mkpath(m_dir.filePath(folder));
+            QFile f(m_dir.filePath(folder + QStringLiteral("/config.json")));
+            return f.open(QIODevice::WriteOnly) &&
+                   f.write(QByteArray(R"({"model_type":")") + type +
+                           R"(","n_embd":64,"n_head":4,"n_layer":1,"vocab_size":100,"n_positions":128})") > 0;
+        };
+        QVERIFY(config(QStringLiteral("gpt2"), "gpt2") && config(QStringLiteral("bigcode"), "gpt_bigcode"));
+        const auto gpt2 = writeAndOpen(m_dir, QStringLiteral("gpt2/model.safetensors"),
+                                       {{"h.0.attn.c_attn.weight", {64, 192}, qkv},
+                                        {"h.0.mlp.c_fc.weight", {64, 256}, fc}});
+        const auto linear = writeAndOpen(m_dir, QStringLiteral("linear/model.safetensors"),
+                                         {{"model.layers.0.self_attn.qkv_proj.weight", {192, 64},
+                                           transposed(qkv, 64, 192)},
+                                          {"model.layers.0.mlp.up_proj.weight", {256, 64}, transposed(fc, 64, 256)}});
+        const auto bigcode = writeAndOpen(m_dir, QStringLiteral("bigcode/model.safetensors"),
+                                          {{"h.0.attn.c_attn.weight", {192, 64}, transposed(qkv, 64, 192)}});
+        QVERIFY(gpt2 && linear && bigcode);
+        QCOMPARE(gpt2->config().architecture, std::string("gpt2"));
+        const auto* c = gpt2->find("h.0.attn.c_attn.weight");
+        QVERIFY(qs::isChannelsLast(*gpt2, *c));
+        QCOMPARE(c->matrixRows(), uint64_t(192));
+        QCOMPARE(c->matrixColumns(), uint64_t(64));
+        const auto* b = bigcode->find("h.0.attn.c_attn.weight");
+        QVERIFY(!qs::isChannelsLast(*bigcode, *b));
+        QCOMPARE(b->matrixRows(), uint64_t(192));
+        compareCells(measure(*gpt2), measure(*linear));
+    }
+
     // The Keras fixture's Conv2D kernel [3, 3, 1, 2] and Dense kernel [8, 3] against OIHW [2, 1, 3, 3] and
     // [3, 8] in a safetensors file: one row per output channel (kh·kw·in = in·kh·kw values here, in = 1).
     void kerasAndOihwAgree()
@@ -279,6 +355,50 @@ private slots:
         for (const auto& r : cells)
             if (r.format == "Q4_K") // 256 does not divide 144: cannot store, as for a 2-D row of 144
                 QVERIFY(!r.ok() && r.error.find("does not support a 24 x 144") != std::string::npos);
+    }
+
+    // A plan counts a tensor as the matrix it is quantized as: on PP-OCR (Paddle Linear [in, out] and OIHW
+    // kernels) the planned bytes of every weight in every format equal the sensitivity cell's exact bytes.
+    // Hand-checked: conv2d_142.w_0 [60, 480, 1, 3] in INT8-ch is 60 rows of 1,440 (60 scales), not 28,800
+    // stored rows of 3 (28,800 scales); a Q4_K block of 256 cannot hold its rows of 1,440 (5.625 blocks).
+    void planBytesFollowTheView()
+    {
+        const auto m = qs::openModel(kPpocr);
+        const auto layout = qs::layoutFromModel(*m);
+        const auto cells = measure(*m);
+        size_t compared = 0;
+        for (const auto& r : cells) {
+            if (!r.ok())
+                continue;
+            qs::Plan p;
+            p.assign(r.tensor, r.format);
+            QCOMPARE(qs::plannedBytes(p, *layout.find(r.tensor)), r.bytes);
+            ++compared;
+        }
+        QVERIFY2(compared > 300, std::to_string(compared).c_str()); // 47 weights x 10 formats, less unstorable
+
+        const auto* conv = layout.find("conv2d_142.w_0");
+        QVERIFY(conv);
+        QCOMPARE(conv->matrixRows(), uint64_t(60));
+        QCOMPARE(conv->matrixColumns(), uint64_t(1440));
+        const auto int8 = qs::findFormat("INT8-ch-sym");
+        qs::Plan p;
+        p.assign(conv->name, "INT8-ch-sym");
+        QCOMPARE(qs::plannedBytes(p, *conv), *int8->storedBytes(60, 1440));
+        QVERIFY(*int8->storedBytes(60, 1440) < *int8->storedBytes(28800, 3));
+        p.assign(conv->name, "Q4_K");
+        const auto issues = qs::checkPlan(p, layout);
+        QVERIFY(std::any_of(issues.begin(), issues.end(), [](const qs::PlanIssue& i) {
+            return i.kind == qs::PlanIssueKind::UnsupportedShape &&
+                   i.message.find("rows of 1440 values") != std::string::npos;
+        }));
+        // Paddle Linear [in 120, out 6625]: per output channel, 6625 rows of 120.
+        const auto* fc = layout.find("linear_85.w_0");
+        QVERIFY(fc);
+        QCOMPARE(fc->matrixRows(), uint64_t(6625));
+        QCOMPARE(fc->matrixColumns(), uint64_t(120));
+        p.assign(fc->name, "INT8-ch-sym");
+        QCOMPARE(qs::plannedBytes(p, *fc), *int8->storedBytes(6625, 120));
     }
 
     // Hand-checked: Paddle Linear [in 4, out 3], INT4 asymmetric, one group per output channel (4 < 128).
