@@ -61,7 +61,8 @@ namespace {
 
 // Bump whenever a quantizer or metric changes its results: old caches then no longer match. The project
 // version is part of the key too.
-constexpr const char* kCacheVersion = "quantscope-sensitivity-cache 2"; // 2: layouts, conv kernels
+// 2: layouts, conv kernels; 3: GPT-2 Conv1D and Keras depthwise kernels per output channel
+constexpr const char* kCacheVersion = "quantscope-sensitivity-cache 3";
 constexpr qint64 kMaxCacheBytes = qint64(256) << 20;
 
 std::string sha256Hex(const QByteArray& bytes)

@@ -352,9 +352,12 @@ private:
         const TensorInfo& t = *j.info;
         j.path = pathFor(t.dtype);
         j.elements = t.elements();
-        j.channelsLast = isChannelsLast(m_model, t);
-        j.channelLength = j.channelsLast ? j.elements / t.shape.back() : channelLengthOf(t);
-        j.segment = j.channelsLast ? t.shape.back() : j.channelLength;
+        // A transposed matrix view (Keras / Paddle / GPT-2 [..., in, out], Keras depthwise [kh, kw, in, m]):
+        // the channel of a stored value is its index modulo the view's rows.
+        const MatrixView view = matrixViewOf(m_model, t);
+        j.channelsLast = view.transposed;
+        j.channelLength = j.channelsLast ? view.cols : channelLengthOf(t);
+        j.segment = j.channelsLast ? view.rows : j.channelLength;
         j.result.name = t.name;
         j.result.dtype = t.dtype;
         j.result.shape = t.shape;

@@ -18,7 +18,8 @@ namespace qs {
 namespace {
 
 // Bump whenever the meaning or layout of cached values changes: old caches then no longer match.
-constexpr const char* kCacheVersion = "quantscope-stats-cache 2"; // 2: channels-last layouts
+// 2: channels-last layouts; 3: GPT-2 Conv1D and Keras depthwise kernels per output channel
+constexpr const char* kCacheVersion = "quantscope-stats-cache 3";
 constexpr uint64_t kMaxCacheBytes = 4ull << 30;
 constexpr size_t kU64Fields = 9, kF64Fields = 9;
 

@@ -282,8 +282,8 @@ private slots:
             QDir().mkpath(m_dir.filePath(folder));
             QFile f(m_dir.filePath(folder + QStringLiteral("/config.json")));
             return f.open(QIODevice::WriteOnly) &&
-                   f.write(QByteArray(R"({"model_type":")") + type +
-                           R"(","n_embd":64,"n_head":4,"n_layer":1,"vocab_size":100,"n_positions":128})") > 0;
+                   f.write(QByteArray("{\"model_type\":\"") + type +
+                           "\",\"n_embd\":64,\"n_head\":4,\"n_layer\":1,\"vocab_size\":100,\"n_positions\":128}") > 0;
         };
         QVERIFY(config(QStringLiteral("gpt2"), "gpt2") && config(QStringLiteral("bigcode"), "gpt_bigcode"));
         const auto gpt2 = writeAndOpen(m_dir, QStringLiteral("gpt2/model.safetensors"),

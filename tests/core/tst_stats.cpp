@@ -8,6 +8,7 @@
 #include "core/model/mappedfile.h"
 #include "core/util/job.h"
 #include "stats_reference.h"
+#include "widgets/safetensors_writer.h"
 
 #include <QtTest>
 #include <atomic>
@@ -628,6 +629,38 @@ private slots:
                     QCOMPARE(st.channelLength, uint64_t(8));
                 }
             }
+        }
+    }
+
+    // GPT-2's Conv1D c_attn [in 8, out 24] (model_type "gpt2", y = x W): 24 output channels of 8 inputs, channel
+    // c's absmax the largest |value| of stored column c, (c + 1) / 2. GPT-BigCode's c_attn is a Linear [out, in]:
+    // its channels are the stored rows.
+    void gpt2Conv1dChannels()
+    {
+        QTemporaryDir dir;
+        std::vector<float> w(8 * 24);
+        for (size_t i = 0; i < w.size(); ++i)
+            w[i] = float(i % 24 + 1) * ((i / 24) % 2 ? -0.5f : 0.25f);
+        for (const char* type : {"gpt2", "gpt_bigcode"}) {
+            const QString folder = dir.filePath(QString::fromLatin1(type));
+            QVERIFY(QDir().mkpath(folder));
+            QFile config(folder + QStringLiteral("/config.json"));
+            QVERIFY(config.open(QIODevice::WriteOnly));
+            config.write(QByteArray("{\"model_type\":\"") + type +
+                         "\",\"n_embd\":8,\"n_head\":2,\"n_layer\":1,\"vocab_size\":10,\"n_positions\":16}");
+            config.close();
+            const QString path = folder + QStringLiteral("/model.safetensors");
+            QVERIFY(writeSafetensorsF32(path, {{"h.0.attn.c_attn.weight", {8, 24}, w}}));
+            const auto model = qs::openModel(path.toStdString());
+            qs::StatsOptions o;
+            o.useCache = false;
+            const auto all = qs::analyzeModel(*model, o);
+            QCOMPARE(all.size(), size_t(1));
+            const bool conv1d = std::string(type) == "gpt2";
+            QCOMPARE(all[0].channelAbsmax.size(), size_t(conv1d ? 24 : 8));
+            QCOMPARE(all[0].channelLength, uint64_t(conv1d ? 8 : 24));
+            for (size_t c = 0; c < all[0].channelAbsmax.size(); ++c)
+                QCOMPARE(double(all[0].channelAbsmax[c]), conv1d ? 0.5 * double(c + 1) : (c % 2 ? 12.0 : 6.0));
         }
     }
 };
