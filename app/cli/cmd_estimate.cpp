@@ -39,6 +39,8 @@ QJsonObject fitJson(const qs::GpuSpec& gpu, const qs::GpuFit& fit)
     o[QStringLiteral("activation_bytes")] = static_cast<qint64>(f.activationBytes);
     o[QStringLiteral("fixed_overhead_bytes")] = static_cast<qint64>(f.fixedOverheadBytes);
     o[QStringLiteral("overhead_bytes")] = static_cast<qint64>(f.overheadBytes());
+    if (f.outsideBudgetBytes)
+        o[QStringLiteral("outside_budget_bytes")] = static_cast<qint64>(f.outsideBudgetBytes);
     o[QStringLiteral("total_bytes")] = static_cast<qint64>(f.totalBytes());
     o[QStringLiteral("gpu_bytes")] = static_cast<qint64>(fit.gpuBytes);
     o[QStringLiteral("gpu_memory_bytes")] = static_cast<qint64>(gpu.memoryBytes);
@@ -86,15 +88,17 @@ int runEstimate(QCommandLineParser& parser)
         return cli::fail(QStringLiteral("estimate needs --gpu NAME (see 'quantscope-cli gpus')"));
 
     qs::FootprintRequest req;
-    uint64_t batch = 1, gpuCount = 1, ubatch = req.runtime.ubatch;
+    uint64_t batch = 1, gpuCount = 1, ubatch = req.runtime.ubatch, maxNumSeqs = 0;
     req.context = 4096;
     if (!parseUInt(parser, QStringLiteral("ctx"), req.context, 0, 1ull << 32) ||
         !parseUInt(parser, QStringLiteral("batch"), batch, 1, 1 << 20) ||
         !parseUInt(parser, QStringLiteral("gpu-count"), gpuCount, 1, 64) ||
         !parseUInt(parser, QStringLiteral("ubatch"), ubatch, 1, 1 << 20) ||
         !parseUInt(parser, QStringLiteral("max-num-batched-tokens"), req.runtime.maxNumBatchedTokens, 1,
-                   1ull << 24))
+                   1ull << 24) ||
+        !parseUInt(parser, QStringLiteral("max-num-seqs"), maxNumSeqs, 1, 1 << 20))
         return 1;
+    req.runtime.maxNumSeqs = static_cast<uint32_t>(maxNumSeqs);
     req.batch = static_cast<uint32_t>(batch);
     req.gpuCount = static_cast<uint32_t>(gpuCount);
     req.runtime.ubatch = static_cast<uint32_t>(ubatch);
@@ -261,7 +265,13 @@ const CliRegistrar estimate(
          p.addOption({QStringLiteral("gpu-memory-utilization"),
                       QStringLiteral("vLLM's share of GPU memory (0.9)."), QStringLiteral("U")});
          p.addOption({QStringLiteral("max-num-batched-tokens"),
-                      QStringLiteral("vLLM profiling batch (2048)."), QStringLiteral("N")});
+                      QStringLiteral("vLLM profiling batch (vllm serve's default: 8192 on a GPU of 70 GiB or "
+                                     "more except the A100, else 2048)."),
+                      QStringLiteral("N")});
+         p.addOption({QStringLiteral("max-num-seqs"),
+                      QStringLiteral("vLLM sequences of the sampler warm-up (default 1024, or 256 where the "
+                                     "batch default is 2048)."),
+                      QStringLiteral("N")});
          p.addOption({QStringLiteral("ubatch"), QStringLiteral("llama.cpp physical batch (512)."),
                       QStringLiteral("N")});
          p.addOption({QStringLiteral("fixed-overhead"),

@@ -26,10 +26,9 @@ std::string gibText(uint64_t bytes)
 class Room {
 public:
     Room(const ModelLayout& model, const GpuSpec& gpu, const FootprintRequest& base)
-        : m_model(model), m_base(base), m_gpuBytes(gpuBudgetBytes(gpu, base.runtime))
+        : m_model(model), m_base(requestForGpu(base, gpu)), m_gpuBytes(gpuBudgetBytes(gpu, base.runtime)),
+          m_beside(gpu.usableBytes() - std::min(gpu.usableBytes(), m_gpuBytes))
     {
-        if (m_base.gpuArchitecture.empty())
-            m_base.gpuArchitecture = gpu.architecture;
     }
     FootprintRequest request(KvCacheType kv, uint64_t context, uint32_t gpus) const
     {
@@ -44,7 +43,10 @@ public:
     {
         uint64_t rest = 0;
         try {
-            rest = estimateFootprint(m_model, WeightSummary{}, request(kv, context, gpus)).totalBytes();
+            const Footprint f = estimateFootprint(m_model, WeightSummary{}, request(kv, context, gpus));
+            if (f.outsideBudgetBytes > m_beside) // vLLM's CUDA context beside the budget
+                return std::nullopt;
+            rest = f.totalBytes();
         } catch (const Error& e) {
             if (e.code() != ErrorCode::Overflow)
                 throw;
@@ -78,6 +80,7 @@ private:
     const ModelLayout& m_model;
     FootprintRequest m_base;
     uint64_t m_gpuBytes;
+    uint64_t m_beside; // usable memory beside the budget (vLLM keeps its CUDA context there)
 };
 
 uint64_t smallestPlanBytes(const BudgetProblem& p)

@@ -5,7 +5,9 @@
 #include "core/util/strings.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 
 namespace qs {
 
@@ -14,9 +16,23 @@ namespace {
 constexpr uint64_t MiB = 1ull << 20;
 
 // Defaults of the fixed per-GPU overhead, see docs/memory-model.md ("Fixed overhead").
-constexpr uint64_t kVllmFixed = 640 * MiB;         // non-torch memory + CUDA graphs + torch.compile
+// vLLM (docs/memory-model.md, "vLLM"; fitted to the start-up logs of v0.19 on H100s listed there).
+constexpr uint64_t kVllmNonTorch = 256 * MiB;        // inside the budget, one GPU
+constexpr uint64_t kVllmNonTorchTp = 2150 * MiB;     // inside the budget, per GPU under tensor parallelism
+constexpr uint64_t kVllmGraphBase = 420 * MiB;       // CUDA graphs: 0.91 GiB at 32 layers, 1.66 at 80
+constexpr uint64_t kVllmGraphPerLayer = 16 * MiB;
+constexpr uint64_t kVllmContext = 512 * MiB;         // before vLLM's baseline: outside the budget
+constexpr uint64_t kVllmContextTp = 1536 * MiB;      // with NCCL set up
+constexpr uint64_t kVllmSamplerSms = 132;            // rows of the top-k/top-p buffer: min(SMs, seqs) (H100)
 constexpr uint64_t kTransformersFixed = 512 * MiB; // PyTorch CUDA context with its kernel images
 constexpr uint64_t kNcclPerGpu = 256 * MiB;        // NCCL buffers when more than one GPU is used
+
+std::string gibText(uint64_t bytes)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f GiB", static_cast<double>(bytes) / double(1ull << 30));
+    return buf;
+}
 
 uint64_t mul(uint64_t a, uint64_t b)
 {
@@ -375,6 +391,52 @@ WeightSummary summarizeWeights(const ModelLayout& model, const TensorBytesFn& by
     return s;
 }
 
+FootprintRequest requestForGpu(FootprintRequest request, const GpuSpec& gpu)
+{
+    if (request.gpuArchitecture.empty())
+        request.gpuArchitecture = gpu.architecture; // per-architecture defaults (fixed overhead)
+    if (request.gpuName.empty())
+        request.gpuName = gpu.name;
+    if (request.gpuMemoryBytes == 0)
+        request.gpuMemoryBytes = gpu.usableBytes(); // vLLM's batch defaults
+    return request;
+}
+
+VllmBatchDefaults vllmServeDefaults(std::string_view gpuName, uint64_t gpuMemoryBytes)
+{
+    std::string lower(gpuName);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (gpuMemoryBytes >= 70ull * (1ull << 30) && lower.find("a100") == std::string::npos)
+        return {8192, 1024};
+    return {};
+}
+
+VllmProfile vllmProfile(const ModelConfig& c, uint64_t ffnWidth, uint64_t qWidth, uint64_t kvWidth,
+                        const FootprintRequest& request)
+{
+    const RuntimeSettings& rt = request.runtime;
+    const uint32_t n = std::max<uint32_t>(1, request.gpuCount);
+    const VllmBatchDefaults d = vllmServeDefaults(request.gpuName, request.gpuMemoryBytes);
+    VllmProfile p;
+    p.tokens = rt.maxNumBatchedTokens ? rt.maxNumBatchedTokens : d.tokens;
+    p.seqs = std::min<uint64_t>(rt.maxNumSeqs ? rt.maxNumSeqs : d.seqs, p.tokens);
+    const uint64_t H = c.hiddenSize, V = c.vocabSize;
+    // The profiling forward pass (gpu_model_runner.py profile_run -> _dummy_run, attention skipped): the
+    // gate/up output, the activated product, the fused QKV output and two hidden-state buffers, in BF16.
+    p.forwardBytes =
+        mul(p.tokens, mul(add(mul(3, ceilDiv(ffnWidth, n)), add(ceilDiv(qWidth + 2 * kvWidth, n), 2 * H)), 2));
+    // The sampler warm-up that follows (_dummy_sampler_run, top-k and top-p on): the pass's hidden states
+    // (tokens x H), the sampled rows and a noise copy of them (2 x seqs x H), the all-gathered logits (not
+    // split by tensor parallelism) in BF16 (2), their float32 copy (4), the probabilities (4) and the
+    // exponential noise (4), and the top-k/top-p kernel's float32 buffer of min(SMs, seqs) rows.
+    p.samplerBytes = add(add(mul(mul(p.tokens, H), 2), mul(mul(2 * p.seqs, H), 2)),
+                         add(mul(mul(p.seqs, V), 14), mul(mul(std::min(kVllmSamplerSms, p.seqs), V), 4)));
+    p.nonTorchBytes = n > 1 ? kVllmNonTorchTp : kVllmNonTorch;
+    p.cudaGraphBytes = add(kVllmGraphBase, mul(kVllmGraphPerLayer, c.layers));
+    p.contextBytes = n > 1 ? kVllmContextTp : kVllmContext;
+    return p;
+}
+
 uint64_t gpuBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime)
 {
     const uint64_t usable = gpu.usableBytes();
@@ -496,21 +558,33 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         break;
     }
     case Runtime::Vllm: {
-        const uint64_t t = std::max<uint64_t>(1, rt.maxNumBatchedTokens);
-        const uint64_t perToken =
-            mul(add(mul(3, ceilDiv(ffnWidth, n)), add(ceilDiv(q + 2 * kv, n), 2 * H)), 2);
-        const uint64_t act = mul(t, perToken);
-        const uint64_t logits = mul(mul(std::max<uint32_t>(1, rt.maxNumSeqs), V), 4);
-        f.activationBytes = add(act, logits);
-        f.terms.push_back(
-            {"activation_peak", act,
-             "profiling forward pass of " + std::to_string(t) + " tokens (max_num_batched_tokens)"});
-        f.terms.push_back(
-            {"sampler_logits", logits,
-             std::to_string(rt.maxNumSeqs) + " sequences x vocab " + std::to_string(V) + " x fp32"});
-        f.fixedOverheadBytes = rt.fixedOverheadBytes.value_or(kVllmFixed);
-        f.terms.push_back({"non_torch_and_graphs", f.fixedOverheadBytes,
-                           "CUDA context and non-torch memory, CUDA graphs, torch.compile"});
+        const VllmProfile p = vllmProfile(c, ffnWidth, q, kv, request);
+        f.activationBytes = p.peakBytes();
+        const std::string tokens = std::to_string(p.tokens) + " tokens (max_num_batched_tokens)";
+        const std::string sampler = "sampler warm-up of " + std::to_string(p.seqs) + " sequences x vocab " +
+                                    std::to_string(V) + " (logits, float32 copy, probabilities, noise)";
+        f.terms.push_back({"profile_peak", f.activationBytes,
+                           p.samplerBytes >= p.forwardBytes
+                               ? sampler + "; the forward pass of " + tokens + " needs " +
+                                     gibText(p.forwardBytes)
+                               : "forward pass of " + tokens + "; the " + sampler + " needs " +
+                                     gibText(p.samplerBytes)});
+        if (rt.fixedOverheadBytes) {
+            f.fixedOverheadBytes = *rt.fixedOverheadBytes;
+            f.terms.push_back({"fixed_overhead", f.fixedOverheadBytes, "measured (given)"});
+            break;
+        }
+        f.fixedOverheadBytes = add(p.nonTorchBytes, p.cudaGraphBytes);
+        f.terms.push_back({"non_torch", p.nonTorchBytes,
+                           n > 1 ? "non-torch memory per GPU under tensor parallelism (NCCL, custom all-reduce)"
+                                 : "non-torch memory after vLLM's baseline (cuBLAS, allocator)"});
+        f.terms.push_back({"cuda_graphs", p.cudaGraphBytes,
+                           "CUDA graphs for " + std::to_string(c.layers) +
+                               " layers (subtracted from the KV budget since vLLM 0.21)"});
+        f.outsideBudgetBytes = p.contextBytes;
+        f.terms.push_back({"cuda_context", p.contextBytes,
+                           "CUDA context" + std::string(n > 1 ? " and NCCL set-up" : "") +
+                               ", outside gpu_memory_utilization's budget (not in the total)"});
         break;
     }
     case Runtime::Transformers: {
@@ -548,7 +622,7 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
         break;
     }
     }
-    if (n > 1 && !rt.fixedOverheadBytes) {
+    if (n > 1 && !rt.fixedOverheadBytes && rt.runtime != Runtime::Vllm) {
         f.fixedOverheadBytes += kNcclPerGpu;
         f.terms.push_back({"nccl", kNcclPerGpu, "communication buffers per GPU"});
     }
@@ -584,15 +658,16 @@ GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const Fo
                 const GpuSpec& gpu)
 {
     GpuFit r;
-    FootprintRequest request = requested;
-    if (request.gpuArchitecture.empty())
-        request.gpuArchitecture = gpu.architecture; // per-architecture defaults (fixed overhead)
+    const FootprintRequest request = requestForGpu(requested, gpu);
     r.gpuBytes = gpuBudgetBytes(gpu, request.runtime);
     r.footprint = estimateFootprint(model, weights, request);
     const uint64_t total = r.footprint.totalBytes();
-    r.fits = total <= r.gpuBytes;
+    // What sits outside the budget must fit beside it (vLLM's CUDA context, at a utilisation close to 1).
+    const uint64_t beside = gpu.usableBytes() - std::min(gpu.usableBytes(), r.gpuBytes);
+    const bool outsideFits = r.footprint.outsideBudgetBytes <= beside;
+    r.fits = total <= r.gpuBytes && outsideFits;
     r.headroomBytes = static_cast<int64_t>(r.gpuBytes) - static_cast<int64_t>(total);
-    r.maxContextByMemory = maxContextForBudget(model, weights, request, r.gpuBytes);
+    r.maxContextByMemory = outsideFits ? maxContextForBudget(model, weights, request, r.gpuBytes) : 0;
     r.maxContext = r.maxContextByMemory;
     if (model.config.contextLength > 0)
         r.maxContext = std::min<uint64_t>(r.maxContext, model.config.contextLength);
@@ -603,7 +678,8 @@ GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const Fo
         FootprintRequest tp = request;
         tp.gpuCount = n;
         try {
-            if (estimateFootprint(model, weights, tp).totalBytes() <= r.gpuBytes)
+            const Footprint f = estimateFootprint(model, weights, tp);
+            if (f.totalBytes() <= r.gpuBytes && f.outsideBudgetBytes <= beside)
                 r.gpusNeeded = n;
         } catch (const Error& e) {
             if (e.code() != ErrorCode::Overflow)

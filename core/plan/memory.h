@@ -42,9 +42,9 @@ struct RuntimeSettings {
     // vLLM: share of each GPU's memory the engine may take (--gpu-memory-utilization, default 0.9).
     double gpuMemoryUtilization = 0.9;
     // vLLM: tokens of the profiling forward pass (--max-num-batched-tokens) and sequences of the sampler
-    // warm-up (--max-num-seqs).
-    uint64_t maxNumBatchedTokens = 2048;
-    uint32_t maxNumSeqs = 256;
+    // warm-up (--max-num-seqs); 0: `vllm serve`'s default for the GPU (vllmServeDefaults).
+    uint64_t maxNumBatchedTokens = 0;
+    uint32_t maxNumSeqs = 0;
     // llama.cpp: physical batch (-ub, default 512) and flash attention (-fa).
     uint32_t ubatch = 512;
     bool flashAttention = true;
@@ -69,7 +69,36 @@ struct FootprintRequest {
     uint32_t gpuCount = 1; // tensor parallel degree (weights and KV split, overhead per GPU)
     // GpuSpec::architecture of the GPU ("hopper", ...; empty: unknown), for per-architecture defaults.
     std::string gpuArchitecture;
+    // The GPU's name and usable memory (0: unknown), for vLLM's batch defaults; fitOnGpu fills them.
+    std::string gpuName;
+    uint64_t gpuMemoryBytes = 0;
 };
+
+// The request with what it needs to know of the GPU filled in where unset (architecture, name, memory).
+FootprintRequest requestForGpu(FootprintRequest request, const GpuSpec& gpu);
+
+// `vllm serve`'s defaults for --max-num-batched-tokens and --max-num-seqs (vllm/engine/arg_utils.py,
+// get_batch_defaults): 8192 and 1024 on a GPU of at least 70 GiB that is not an A100, else 2048 and 256.
+struct VllmBatchDefaults {
+    uint64_t tokens = 2048;
+    uint32_t seqs = 256;
+};
+VllmBatchDefaults vllmServeDefaults(std::string_view gpuName, uint64_t gpuMemoryBytes);
+
+// vLLM's start-up profile on one GPU (docs/memory-model.md, "vLLM"): the peak of the profiling forward pass
+// and of the sampler warm-up that follows it (the larger counts), the non-torch memory and CUDA graphs
+// inside gpu_memory_utilization's budget, and the CUDA context outside it.
+struct VllmProfile {
+    uint64_t tokens = 0, seqs = 0; // max_num_batched_tokens, sampler rows (min(max_num_seqs, tokens))
+    uint64_t forwardBytes = 0;     // tokens x (3 ffn + q + 2 kv (per GPU) + 2 hidden) x 2
+    uint64_t samplerBytes = 0;     // hidden states, seqs x vocab x 14, the top-k/top-p buffer
+    uint64_t nonTorchBytes = 0;    // inside the budget
+    uint64_t cudaGraphBytes = 0;   // inside the budget (vLLM >= 0.21 subtracts its estimate)
+    uint64_t contextBytes = 0;     // CUDA context and NCCL set-up, before vLLM's baseline: outside the budget
+    uint64_t peakBytes() const { return forwardBytes > samplerBytes ? forwardBytes : samplerBytes; }
+};
+VllmProfile vllmProfile(const ModelConfig& config, uint64_t ffnWidth, uint64_t qWidth, uint64_t kvWidth,
+                        const FootprintRequest& request);
 
 // llama.cpp's fixed per-process overhead on one CUDA GPU: CUDA context, cuBLAS workspace and the memory
 // pools ggml grows during decode. Measured on an H200 (Hopper) at about 610 MiB with flash attention and
@@ -142,6 +171,9 @@ struct Footprint {
     uint64_t kvCacheBytes = 0;
     uint64_t activationBytes = 0;    // runtime buffers that scale with batch / context
     uint64_t fixedOverheadBytes = 0; // CUDA context, workspaces, graphs
+    // On the GPU but outside the runtime's budget (vLLM's CUDA context, taken before its baseline): the
+    // budget (gpuBudgetBytes) plus this must fit in the usable memory. Not part of totalBytes.
+    uint64_t outsideBudgetBytes = 0;
     std::vector<FootprintTerm> terms;
 
     uint64_t overheadBytes() const { return activationBytes + fixedOverheadBytes; }

@@ -134,7 +134,9 @@ private slots:
         const auto per = json(r).value(QStringLiteral("per_gpu")).toArray();
         QCOMPARE(per.size(), 2);
         QCOMPARE(per[0].toObject().value(QStringLiteral("fits")).toBool(), false);
-        QCOMPARE(per[0].toObject().value(QStringLiteral("gpus_needed")).toInteger(), qint64(2));
+        // At utilisation 0.9 a 10 GB card keeps 1 GB beside vLLM's budget, less than the 1.5 GiB of CUDA
+        // context and NCCL set-up that tensor parallelism needs there: no number of them runs the model.
+        QCOMPARE(per[0].toObject().value(QStringLiteral("gpus_needed")).toInteger(), qint64(0));
         QCOMPARE(per[1].toObject().value(QStringLiteral("fits")).toBool(), true);
         // vLLM may use 90% of the card's usable 81,559 MiB (nvidia-smi on an H100 80GB HBM3).
         QCOMPARE(per[1].toObject().value(QStringLiteral("gpu_bytes")).toInteger(),
