@@ -27,7 +27,7 @@ class Room {
 public:
     Room(const ModelLayout& model, const GpuSpec& gpu, const FootprintRequest& base)
         : m_model(model), m_base(requestForGpu(base, gpu)), m_gpuBytes(gpuBudgetBytes(gpu, base.runtime)),
-          m_beside(gpu.usableBytes() - std::min(gpu.usableBytes(), m_gpuBytes))
+          m_beside(besideBudgetBytes(gpu, base.runtime))
     {
     }
     FootprintRequest request(KvCacheType kv, uint64_t context, uint32_t gpus) const

@@ -446,6 +446,12 @@ uint64_t gpuBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime)
     return static_cast<uint64_t>(std::floor(static_cast<double>(usable) * u));
 }
 
+uint64_t besideBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime)
+{
+    const uint64_t usable = gpu.usableBytes();
+    return usable - std::min(usable, gpuBudgetBytes(gpu, runtime));
+}
+
 Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weights,
                             const FootprintRequest& request)
 {
@@ -663,7 +669,7 @@ GpuFit fitOnGpu(const ModelLayout& model, const WeightSummary& weights, const Fo
     r.footprint = estimateFootprint(model, weights, request);
     const uint64_t total = r.footprint.totalBytes();
     // What sits outside the budget must fit beside it (vLLM's CUDA context, at a utilisation close to 1).
-    const uint64_t beside = gpu.usableBytes() - std::min(gpu.usableBytes(), r.gpuBytes);
+    const uint64_t beside = besideBudgetBytes(gpu, request.runtime);
     const bool outsideFits = r.footprint.outsideBudgetBytes <= beside;
     r.fits = total <= r.gpuBytes && outsideFits;
     r.headroomBytes = static_cast<int64_t>(r.gpuBytes) - static_cast<int64_t>(total);

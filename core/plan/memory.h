@@ -184,6 +184,8 @@ Footprint estimateFootprint(const ModelLayout& model, const WeightSummary& weigh
 
 // Memory a runtime may use on one GPU: usable bytes, times gpu_memory_utilization for vLLM.
 uint64_t gpuBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime);
+// The usable memory beside that budget (vLLM keeps its CUDA context there; 0 for the other runtimes).
+uint64_t besideBudgetBytes(const GpuSpec& gpu, const RuntimeSettings& runtime);
 
 struct GpuFit {
     Footprint footprint;   // per GPU at request.gpuCount
