@@ -109,6 +109,10 @@ private slots:
         const qs::EvalResult llama = qs::evaluate(p);
         QCOMPARE(llama.chunks, 20u);
         const double dPlain = meanRunningDifference(plain), dLlama = meanRunningDifference(llama);
+        qInfo("mean |running ppl / llama-perplexity - 1|: plain %.3g, llama.cpp arithmetic %.3g; ppl %.6f",
+              dPlain, dLlama, llama.perplexity);
+        qInfo("mean |running ppl / llama-perplexity - 1|: plain %.3g, llama.cpp arithmetic %.3g; ppl %.6f",
+              dPlain, dLlama, llama.perplexity);
         QVERIFY2(dLlama < 5e-4, qPrintable(QString::number(dLlama)));
         QVERIFY2(dLlama < dPlain, qPrintable(QStringLiteral("%1 vs %2").arg(dLlama).arg(dPlain)));
         QVERIFY2(std::fabs(llama.perplexity / kLlamaRunning[19] - 1.0) < 5e-4, qPrintable(QString::number(llama.perplexity)));

@@ -429,7 +429,8 @@ private slots:
         // file's size minus its 8-byte length and its JSON header.
         uint64_t data = 0;
         if (p.target == qs::QuantizeTarget::Gguf) {
-            for (const auto& t : qs::openModel(r.files[0])->tensors())
+            const auto written = qs::openModel(r.files[0]); // held: a temporary's tensors() would dangle
+            for (const auto& t : written->tensors())
                 data += t.bytes;
         } else {
             for (const auto& f : r.files) {
