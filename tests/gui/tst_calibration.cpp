@@ -13,6 +13,7 @@
 #include "widgets/channelview.h"
 #include "widgets/jobrunner.h"
 #include "widgets/sensitivitystore.h"
+#include "testtime.h"
 
 #include <QAction>
 #include <QFileInfo>
@@ -71,7 +72,7 @@ private slots:
         QSignalSpy finished(dialog, &CalibrateDialog::finished);
         QVERIFY(dialog->run());
         QVERIFY(!dialog->run()); // one run at a time
-        QVERIFY(finished.wait(60000));
+        QVERIFY(finished.wait(qs::test::deadlineMs(60000)));
         QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Succeeded);
         QVERIFY2(dialog->statusLabel()->text().contains(QStringLiteral("35 matrices from 3 chunks of 64 tokens")),
                  qPrintable(dialog->statusLabel()->text()));
@@ -196,7 +197,7 @@ private:
     static bool loadAndWait(CalibrationControl* control, const QString& path)
     {
         QSignalSpy loaded(control, &CalibrationControl::importanceLoaded);
-        if (!control->loadImportance(path) || !loaded.wait(60000))
+        if (!control->loadImportance(path) || !loaded.wait(qs::test::deadlineMs(60000)))
             return false;
         return loaded.front().front().toBool();
     }
@@ -216,7 +217,7 @@ private:
         window.show();
         QSignalSpy loaded(&window, &MainWindow::modelLoaded);
         window.openPath(path);
-        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(30000));
     }
 
     QTemporaryDir m_dir;

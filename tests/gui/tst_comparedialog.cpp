@@ -9,6 +9,7 @@
 #include "gui/isolated_settings.h"
 #include "gui/q8_copy.h"
 #include "widgets/comparemodel.h"
+#include "testtime.h"
 
 #include <QAction>
 #include <QSignalSpy>
@@ -41,7 +42,7 @@ private slots:
         window.show();
         QSignalSpy loaded(&window, &MainWindow::modelLoaded);
         window.openPath(kGguf);
-        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(30000));
 
         auto* action = window.findChild<QAction*>(QStringLiteral("compareWith"));
         QVERIFY(action);
@@ -52,7 +53,7 @@ private slots:
         dialog->setCandidate(kHf);
         QSignalSpy finished(dialog, &CompareDialog::runFinished);
         QVERIFY(dialog->run());
-        QVERIFY(finished.wait(30000));
+        QVERIFY(finished.wait(qs::test::deadlineMs(30000)));
         QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Succeeded);
         QCOMPARE(dialog->model()->rowCount(), 48);
         QVERIFY2(dialog->summaryText().contains(QStringLiteral("48 tensor(s) compared · 48 identical")),
@@ -64,7 +65,7 @@ private slots:
         dialog->setCandidate(q8);
         finished.clear();
         QVERIFY(dialog->run());
-        QVERIFY(finished.wait(30000));
+        QVERIFY(finished.wait(qs::test::deadlineMs(30000)));
         CompareParams p;
         p.reference = window.model();
         p.candidatePath = q8.toStdString();

@@ -14,6 +14,7 @@
 #include "widgets/jobarea.h"
 #include "widgets/jobrunner.h"
 #include "widgets/plandocument.h"
+#include "testtime.h"
 
 #include <QLabel>
 #include <QLineEdit>
@@ -52,7 +53,7 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     window.show();
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(10000));
     QVERIFY(window.showView(QStringLiteral("evaluate")));
     auto* panel = window.findChild<EvaluatePanel*>();
     QVERIFY(panel);
@@ -67,7 +68,7 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     panel->evaluateButton()->click();
     QCOMPARE(started.count(), 1); // through the window's runner: the job area shows it
     QVERIFY(panel->isRunning());
-    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, qs::test::deadlineMs(120000));
     QCOMPARE(done.at(0).at(0).value<JobStatus>(), JobStatus::Succeeded);
 
     // The same evaluation by the core directly.
@@ -101,7 +102,7 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     // A second plan: one more row, the original's distributions reused.
     QVERIFY(window.planDocument()->applyPreset(QStringLiteral("all-INT8-ch-sym")));
     panel->evaluateButton()->click();
-    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 2, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 2, qs::test::deadlineMs(120000));
     QCOMPARE(done.at(1).at(0).value<JobStatus>(), JobStatus::Succeeded);
     QVERIFY(panel->lastResult().baselineReused);
     QCOMPARE(table->rowCount(), 3);
@@ -112,14 +113,14 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     if (const QByteArray path = qgetenv("QS_EVALUATE_SCREENSHOT"); !path.isEmpty()) {
         QVERIFY(window.planDocument()->applyPreset(QStringLiteral("llama.cpp-Q4_K_M")));
         panel->evaluateButton()->click();
-        QTRY_COMPARE_WITH_TIMEOUT(done.count(), 3, 120000);
+        QTRY_COMPARE_WITH_TIMEOUT(done.count(), 3, qs::test::deadlineMs(120000));
         QVERIFY(window.grab().save(QString::fromLocal8Bit(path)));
     }
 
     // Another context starts a new comparison (the rows would not be comparable).
     panel->contextSpin()->setValue(128);
     panel->evaluateButton()->click();
-    QTRY_VERIFY_WITH_TIMEOUT(!panel->isRunning() && done.count() >= 3, 120000);
+    QTRY_VERIFY_WITH_TIMEOUT(!panel->isRunning() && done.count() >= 3, qs::test::deadlineMs(120000));
     QCOMPARE(done.last().at(0).value<JobStatus>(), JobStatus::Succeeded);
     QCOMPARE(table->rowCount(), 2);
     QVERIFY(!panel->lastResult().baselineReused);
@@ -128,7 +129,7 @@ void TestEvaluatePanel::tableEqualsCoreResult()
     const int before = int(done.count());
     panel->llamaArithmeticBox()->setChecked(true);
     panel->evaluateButton()->click();
-    QTRY_COMPARE_WITH_TIMEOUT(int(done.count()), before + 1, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(int(done.count()), before + 1, qs::test::deadlineMs(120000));
     QCOMPARE(done.last().at(0).value<JobStatus>(), JobStatus::Succeeded);
     QVERIFY(panel->lastParams().llamaCppActivations);
     QCOMPARE(table->rowCount(), 2);
@@ -153,7 +154,7 @@ void TestEvaluatePanel::quantizedFileRows()
     window.show();
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(10000));
     auto* panel = window.findChild<EvaluatePanel*>();
     panel->contextSpin()->setValue(64);
     panel->chunksSpin()->setValue(4);
@@ -163,7 +164,7 @@ void TestEvaluatePanel::quantizedFileRows()
     QSignalSpy done(panel, &EvaluatePanel::evaluated);
     QVERIFY(!panel->evaluateFile(m_dir.filePath(QStringLiteral("missing.gguf"))));
     QVERIFY(panel->evaluateFile(q8));
-    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, qs::test::deadlineMs(120000));
     QCOMPARE(done.at(0).at(0).value<JobStatus>(), JobStatus::Succeeded);
     EvalParams params = panel->lastParams();
     QVERIFY(params.quantizedModel);
@@ -184,7 +185,7 @@ void TestEvaluatePanel::compareMethodsRows()
     window.resize(1400, 860);
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(QStringLiteral(QS_TEST_DATA "/code-3m/quantscope-code-3m-Q8_0.gguf"));
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(10000));
     auto* panel = window.findChild<EvaluatePanel*>();
     QVERIFY(panel && panel->compareMethodsButton()->isEnabled());
     const QString text = QStringLiteral(QS_TEST_DATA "/eval/python-textwrap.txt");
@@ -196,7 +197,7 @@ void TestEvaluatePanel::compareMethodsRows()
 
     QVERIFY(panel->compareMethods(QString(), {QuantMethod::Gptq}));
     QVERIFY(!panel->compareMethodsButton()->isEnabled());
-    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, qs::test::deadlineMs(120000));
     QCOMPARE(done.at(0).at(0).value<JobStatus>(), JobStatus::Succeeded);
     QVERIFY2(panel->statusLabel()->text().contains(QStringLiteral("GPTQ not evaluated")),
              qPrintable(panel->statusLabel()->text()));
@@ -204,7 +205,7 @@ void TestEvaluatePanel::compareMethodsRows()
     QCOMPARE(table->rowCount(), 0); // nothing evaluated
 
     QVERIFY(panel->compareMethods(text, {QuantMethod::Rtn, QuantMethod::Awq}));
-    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 2, 240000);
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 2, qs::test::deadlineMs(240000));
     QCOMPARE(done.at(1).at(0).value<JobStatus>(), JobStatus::Succeeded);
     const MethodComparisonResult& r = panel->lastComparison();
     QCOMPARE(r.outcomes.size(), size_t(2));

@@ -13,6 +13,7 @@
 #include "widgets/jobrunner.h"
 #include "widgets/plandocument.h"
 #include "widgets/quantizeresultmodel.h"
+#include "testtime.h"
 
 #include <QAction>
 #include <QLabel>
@@ -48,7 +49,7 @@ JobStatus runToEnd(QuantizeDialog* dialog, const QString& out)
 {
     dialog->setOutputPath(out);
     QSignalSpy finished(dialog, &QuantizeDialog::runFinished);
-    if (!dialog->run() || (finished.isEmpty() && !finished.wait(60000)))
+    if (!dialog->run() || (finished.isEmpty() && !finished.wait(qs::test::deadlineMs(60000))))
         return JobStatus::NotStarted;
     return finished.front().front().value<JobStatus>();
 }
@@ -105,7 +106,7 @@ void TestQuantizeDialog::open(MainWindow& window, const QString& path)
     window.show();
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(path);
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(30000));
 }
 
 void TestQuantizeDialog::targetsForGgufModel()
@@ -192,7 +193,7 @@ void TestQuantizeDialog::targetsForSafetensorsModel()
     // "Open result" reopens the checkpoint: each planned weight shows the scheme the plan assigned.
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     dialog->findChild<QPushButton*>(QStringLiteral("openResult"))->click();
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(30000));
     int packed = 0;
     for (const QString& name : layers) {
         const TensorInfo* t = window.model()->find(name.toStdString());
@@ -336,7 +337,7 @@ void TestQuantizeDialog::runWritesWhatTheSummarySays()
     QCOMPARE(started.count(), 1); // through the window's runner: it shows in the job area
     QVERIFY(dialog->isRunning());
     QVERIFY(!dialog->run()); // one run at a time
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, qs::test::deadlineMs(60000));
     QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Succeeded);
     QVERIFY(!dialog->isRunning());
 
@@ -396,7 +397,7 @@ void TestQuantizeDialog::runWritesWhatTheSummarySays()
     // "Open result" opens the output in the workbench.
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     dialog->findChild<QPushButton*>(QStringLiteral("openResult"))->click();
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(30000));
     QCOMPARE(loaded.front().front().toString(), QFileInfo(out).absoluteFilePath());
     QCOMPARE(window.model()->tensors().size(), size_t(model->rowCount()));
 }
@@ -489,7 +490,7 @@ void TestQuantizeDialog::cancelFromJobAreaLeavesNothing()
     QToolButton* cancel = window.jobArea()->cancelButton(title);
     QVERIFY(cancel);
     cancel->click();
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, qs::test::deadlineMs(60000));
     QCOMPARE(finished.front().front().value<JobStatus>(), JobStatus::Cancelled);
     QVERIFY(filesIn(folder).isEmpty());
     QTRY_COMPARE(window.jobArea()->jobCount(), 0);

@@ -17,6 +17,7 @@
 #include "widgets/plandocument.h"
 #include "widgets/sensitivitystore.h"
 #include "widgets/sensitivityview.h"
+#include "testtime.h"
 
 #include <QAction>
 #include <QComboBox>
@@ -65,7 +66,7 @@ void TestSensitivity::computesMatrixLikeTheCore()
     window.show();
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(10000));
     QVERIFY(window.showView(QStringLiteral("sensitivity")));
     SensitivityView* view = window.sensitivityView();
     // stories260K: 5 blocks x 7 matrices + token embedding + output head; norms are not candidates.
@@ -76,7 +77,7 @@ void TestSensitivity::computesMatrixLikeTheCore()
     QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
     view->computeButton()->click();
     QVERIFY(window.isComputingSensitivity());
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, qs::test::deadlineMs(120000));
     QCOMPARE(finished.at(0).at(0).toBool(), false);
     QCOMPARE(window.sensitivityStore()->resultCount(), size_t(37) * size_t(view->formats().size()));
 
@@ -121,7 +122,7 @@ void TestSensitivity::computesMatrixLikeTheCore()
 
     // A second run comes from the cache with the same numbers.
     view->computeButton()->click();
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 60000);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, qs::test::deadlineMs(60000));
     const SensitivityResult* again = view->result(row, q8);
     QVERIFY(again && again->fromCache);
     QCOMPARE(again->metrics.sqnrDb, direct[0].metrics.sqnrDb);
@@ -158,13 +159,13 @@ void TestSensitivity::cancelStopsAndSaysSo()
     window.show();
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(QStringLiteral(QS_TEST_DATA "/ppocr/model.safetensors"));
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(10000));
     QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
     window.computeSensitivity();
     QVERIFY(window.isComputingSensitivity());
     QCOMPARE(window.sensitivityView()->computeButton()->text(), QStringLiteral("Cancel"));
     window.sensitivityView()->computeButton()->click(); // the button cancels while running
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, qs::test::deadlineMs(60000));
     QCOMPARE(finished.at(0).at(0).toBool(), true);
     QVERIFY(!window.isComputingSensitivity());
     QCOMPARE(window.sensitivityView()->computeButton()->text(), QStringLiteral("Compute"));
@@ -183,7 +184,7 @@ void TestSensitivity::chosenFormatsAreTheColumns()
         window.show();
         QSignalSpy loaded(&window, &MainWindow::modelLoaded);
         window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
-        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+        QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(10000));
         FormatChooser* chooser = window.sensitivityView()->formatChooser();
         QCOMPARE(chooser->chosenFormats(), FormatChooser::defaultFormats());
         QCOMPARE(window.sensitivityView()->formats(), FormatChooser::defaultFormats());
@@ -204,7 +205,7 @@ void TestSensitivity::chosenFormatsAreTheColumns()
 
         QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
         window.computeSensitivity();
-        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, qs::test::deadlineMs(60000));
         QCOMPARE(window.sensitivityView()->formats(), chosen);
         const auto results = window.sensitivityStore()->results();
         QCOMPARE(results.size(), size_t(window.sensitivityView()->tensors().size()) * 2);
@@ -226,7 +227,7 @@ void TestSensitivity::measuredKlFeedsTheFit()
     window.show();
     QSignalSpy loaded(&window, &MainWindow::modelLoaded);
     window.openPath(QStringLiteral(QS_SAMPLE_DIR "/stories260K/stories260K.gguf"));
-    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count(), 1, qs::test::deadlineMs(10000));
     window.sensitivityView()->formatChooser()->setChosenFormats({QStringLiteral("Q8_0"), QStringLiteral("Q5_0")});
     auto* control = window.findChild<AnalysisControl*>();
     QVERIFY(control && window.findChild<QAction*>(QStringLiteral("measureKl")));
@@ -234,7 +235,7 @@ void TestSensitivity::measuredKlFeedsTheFit()
     QSignalSpy finished(&window, &MainWindow::sensitivityFinished);
     control->measureKl(text);
     QVERIFY(window.isComputingSensitivity());
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, qs::test::deadlineMs(120000));
     SensitivityStore* store = window.sensitivityStore();
     QCOMPARE(store->measure(), SensitivityStore::Measure::DeltaKl);
     QCOMPARE(window.sensitivityView()->metricName(), QStringLiteral("KL score"));
@@ -283,14 +284,14 @@ void TestSensitivity::measuredKlFeedsTheFit()
         evaluate->contextSpin()->setValue(64);
         QSignalSpy evaluated(evaluate, &EvaluatePanel::evaluated);
         QVERIFY(evaluate->evaluate());
-        QTRY_COMPARE_WITH_TIMEOUT(evaluated.count(), 1, 120000);
+        QTRY_COMPARE_WITH_TIMEOUT(evaluated.count(), 1, qs::test::deadlineMs(120000));
         QTest::qWait(400);
         QVERIFY(window.grab().save(dir + QStringLiteral("/evaluate-predicted.png")));
     }
     // The weight-error matrix again: back to SQNR cells.
     finished.clear();
     window.computeSensitivity();
-    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, qs::test::deadlineMs(120000));
     QCOMPARE(store->measure(), SensitivityStore::Measure::WeightError);
     QVERIFY(!evaluate->predictedKl(plan)); // weight errors predict no KL
     QCOMPARE(window.sensitivityView()->metricName(), QStringLiteral("SQNR"));
