@@ -1,9 +1,11 @@
 #include "core/infer/forward.h"
 
+#include "core/io/jsonscan.h"
 #include "core/model/model.h"
 #include "core/plan/plan.h"
 #include "core/quant/format.h"
 #include "core/util/error.h"
+#include "core/util/fileio.h"
 #include "core/util/threadpool.h"
 
 #include <QFile>
@@ -67,10 +69,12 @@ QJsonObject readConfigJson(const Model& model)
     std::error_code ec;
     if (!std::filesystem::is_directory(p, ec))
         p = p.parent_path();
-    QFile f(QString::fromStdString((p / "config.json").string()));
-    if (f.size() > (16 << 20) || !f.open(QIODevice::ReadOnly))
-        return {};
-    return QJsonDocument::fromJson(f.readAll()).object();
+    const std::filesystem::path config = p / "config.json";
+    if (!std::filesystem::exists(config, ec))
+        return {}; // the architecture's defaults
+    // The same rules as every reader of config.json: a regular file within the cap, strict JSON.
+    const std::string text = readRegularFile(config, kMaxConfigJsonBytes, "config");
+    return json::parseDocument(text, config.string(), "config").object();
 }
 
 // Llama 3's frequency-dependent scaling: long wavelengths are stretched by `factor`, short ones kept, with

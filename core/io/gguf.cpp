@@ -38,9 +38,12 @@ enum GgufType : uint32_t {
 constexpr uint32_t kMaxDims = 4;
 // Arrays of arrays are legal GGUF; deeper nesting than this is rejected (no real file nests at all).
 constexpr int kMaxArrayDepth = 3;
-// Upper bound on metadata values kept in memory (each costs ~40 bytes as a MetaValue). Real files hold
-// well under a million (vocabulary tokens, scores, merges).
+// Upper bound on metadata values (array items included). Real files hold well under a million (vocabulary
+// tokens, scores, merges). Numbers and bools cost their width in memory (MetaNumbers), strings and nested
+// arrays sizeof(MetaValue) = 40 bytes against at least 8 (a string's length) and 12 in the file.
 constexpr uint64_t kMaxMetaValues = uint64_t{8} << 20;
+// Metadata entries: llama.cpp writes about 40; each costs ~200 bytes in memory against 13 in the file.
+constexpr uint64_t kMaxKvCount = uint64_t{1} << 16;
 constexpr uint64_t kDefaultAlignment = 32;
 // Smallest encodings, used to bound declared counts by the remaining bytes.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                 // key length, value type, one-byte value
@@ -110,6 +113,14 @@ public:
         return v;
     }
 
+    std::span<const std::byte> take(uint64_t n, const char* what)
+    {
+        need(n, what);
+        const auto bytes = m_data.subspan(static_cast<size_t>(m_pos), static_cast<size_t>(n));
+        m_pos += n;
+        return bytes;
+    }
+
     std::string readString(const char* what)
     {
         const uint64_t at = m_pos;
@@ -149,6 +160,26 @@ struct ParseState {
         }
     }
 };
+
+// The packed type of an array item type, or nullopt for strings and arrays.
+std::optional<MetaNumbers::Type> numberType(uint32_t type)
+{
+    using N = MetaNumbers::Type;
+    switch (type) {
+    case TypeU8: return N::U8;
+    case TypeI8: return N::I8;
+    case TypeU16: return N::U16;
+    case TypeI16: return N::I16;
+    case TypeU32: return N::U32;
+    case TypeI32: return N::I32;
+    case TypeU64: return N::U64;
+    case TypeI64: return N::I64;
+    case TypeF32: return N::F32;
+    case TypeF64: return N::F64;
+    case TypeBool: return N::Bool;
+    default: return std::nullopt;
+    }
+}
 
 MetaValue readValue(ParseState& st, uint32_t type, int depth)
 {
@@ -202,6 +233,21 @@ MetaValue readValue(ParseState& st, uint32_t type, int depth)
                     (checkedMul(count, minBytes) ? std::to_string(count * minBytes) : std::string("2^64+")) +
                     " bytes but only " + std::to_string(r.remaining()) + " remain in the file");
         st.countValues(count, countAt);
+        if (const auto numbers = numberType(elemType)) {
+            // Numbers and bools stay packed at their width in the file (minBytes above is that width).
+            MetaNumbers packed;
+            packed.type = *numbers;
+            const uint64_t at = r.pos();
+            const auto raw = r.take(count * minBytes, "value");
+            packed.bytes.assign(raw.begin(), raw.end());
+            if (packed.type == MetaNumbers::Type::Bool)
+                for (size_t i = 0; i < packed.bytes.size(); ++i)
+                    if (std::to_integer<uint8_t>(packed.bytes[i]) > 1)
+                        r.fail(ErrorCode::BadValue, "value", at + i,
+                               "bool holds " + std::to_string(std::to_integer<uint8_t>(packed.bytes[i])) +
+                                   ", not 0 or 1");
+            return {std::move(packed)};
+        }
         MetaArray items;
         items.reserve(static_cast<size_t>(count));
         for (uint64_t i = 0; i < count; ++i)
@@ -247,10 +293,10 @@ public:
         const MetaValue* v = find(key);
         if (!v)
             return std::nullopt;
-        if (const auto* arr = std::get_if<MetaArray>(&v->value)) {
+        if (v->isArray()) {
             uint64_t best = 0;
-            for (const auto& item : *arr)
-                best = std::max(best, scalar(key, item, max));
+            for (size_t i = 0; i < v->arraySize(); ++i)
+                best = std::max(best, scalar(key, v->item(i), max));
             return best;
         }
         return scalar(key, *v, max);
@@ -322,11 +368,11 @@ void fillConfig(Model& model, const std::map<std::string, uint64_t>& offsets, co
         if (c.slidingWindow > 0) {
             const std::string key = p + "attention.sliding_window_pattern";
             const MetaValue* pattern = cr.find(key);
-            if (pattern && std::holds_alternative<MetaArray>(pattern->value)) {
+            if (pattern && pattern->isArray()) {
                 // One bool per layer: true where the layer uses the window.
-                const auto& arr = std::get<MetaArray>(pattern->value);
-                for (size_t i = 0; i < arr.size(); ++i) {
-                    const auto* b = std::get_if<bool>(&arr[i].value);
+                for (size_t i = 0; i < pattern->arraySize(); ++i) {
+                    const MetaValue item = pattern->item(i);
+                    const auto* b = std::get_if<bool>(&item.value);
                     if (!b)
                         cr.fail(key, "expected an array of bools");
                     if (*b)
@@ -344,12 +390,11 @@ void fillConfig(Model& model, const std::map<std::string, uint64_t>& offsets, co
         }
     }
     if (const MetaValue* tokens = cr.find("tokenizer.ggml.tokens")) {
-        const auto* arr = std::get_if<MetaArray>(&tokens->value);
-        if (!arr)
+        if (!tokens->isArray())
             cr.fail("tokenizer.ggml.tokens", "expected an array");
-        if (arr->size() > u32max)
+        if (tokens->arraySize() > u32max)
             cr.fail("tokenizer.ggml.tokens", "too many tokens");
-        c.vocabSize = static_cast<uint32_t>(arr->size());
+        c.vocabSize = static_cast<uint32_t>(tokens->arraySize());
     }
     if (c.vocabSize == 0 && !c.architecture.empty())
         c.vocabSize = cr.u32(c.architecture + ".vocab_size");
@@ -408,6 +453,12 @@ std::shared_ptr<Model> loadGguf(const std::filesystem::path& path, JobControl* j
                std::to_string(kvCount) + " metadata entries (and " + std::to_string(tensorCount) +
                    " tensors) cannot fit in the " + std::to_string(r.remaining()) +
                    " bytes that remain in the file");
+    if (tensorCount > kMaxTensorCount)
+        r.fail(ErrorCode::Unsupported, "tensor_count", tensorCountAt,
+               std::to_string(tensorCount) + " tensors exceed the limit of " + std::to_string(kMaxTensorCount));
+    if (kvCount > kMaxKvCount)
+        r.fail(ErrorCode::Unsupported, "kv_count", kvCountAt,
+               std::to_string(kvCount) + " metadata entries exceed the limit of " + std::to_string(kMaxKvCount));
     const double totalItems = static_cast<double>(kvCount + tensorCount) + 1.0;
     reportProgress(job, 0.0, "reading GGUF metadata");
 

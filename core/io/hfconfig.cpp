@@ -163,10 +163,13 @@ void readSlidingWindow(const ConfigReader& r, const std::string& type, ModelConf
     const auto use = r.boolean("use_sliding_window");
     if (use && !*use)
         return; // Qwen2 ships sliding_window with the feature switched off
+    const auto types = r.find({"layer_types"});
+    if (!types && !use && (type.starts_with("qwen2") || type.starts_with("qwen3")))
+        return; // without layer_types or use_sliding_window, transformers' default for Qwen is off
     c.slidingWindow = *window;
 
     std::vector<bool> sliding(c.layers, true);
-    if (const auto types = r.find({"layer_types"})) {
+    if (types) {
         if (!types->value.isArray())
             r.fail(ErrorCode::BadValue, types->field, types->offset, "must be an array of strings");
         const auto array = types->value.toArray();
@@ -186,6 +189,9 @@ void readSlidingWindow(const ConfigReader& r, const std::string& type, ModelConf
     } else if (type == "gemma2") {
         for (uint32_t i = 0; i < c.layers; ++i)
             sliding[i] = i % 2 == 0; // alternating, starting with a local layer
+    } else if (type == "gemma3" || type == "gemma3_text") {
+        for (uint32_t i = 0; i < c.layers; ++i)
+            sliding[i] = (i + 1) % 6 != 0; // transformers' default sliding_window_pattern
     } else if (use) {
         // Qwen2: layers from max_window_layers on use the window.
         const uint32_t first = r.u32({"max_window_layers"}).value_or(0);
@@ -204,25 +210,47 @@ void readSlidingWindow(const ConfigReader& r, const std::string& type, ModelConf
             c.slidingWindowLayers.push_back(i);
 }
 
+// model_type for checkpoints whose config.json names only the class.
+std::string typeOfClass(const std::string& cls)
+{
+    static const std::pair<const char*, const char*> map[] = {
+        {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"},
+        {"Qwen3ForCausalLM", "qwen3"}, {"GemmaForCausalLM", "gemma"},     {"Gemma2ForCausalLM", "gemma2"},
+        {"Phi3ForCausalLM", "phi3"},   {"MixtralForCausalLM", "mixtral"},
+    };
+    for (const auto& [c, t] : map)
+        if (cls == c)
+            return t;
+    return {};
+}
+
 } // namespace
 
-ModelConfig readHfConfig(const std::filesystem::path& path)
+HfConfig parseHfConfig(std::string_view text, const std::string& name)
 {
-    const auto file = MappedFile::open(path);
-    const std::string name = path.string();
-    if (file->size() > kMaxConfigJsonBytes)
-        throw FormatError(ErrorCode::BadValue, name, "config", 0,
-                          "config.json of " + std::to_string(file->size()) +
-                              " bytes exceeds the 16 MB limit");
-    const std::string_view text(reinterpret_cast<const char*>(file->data()),
-                                static_cast<size_t>(file->size()));
     const ConfigReader r(name, text);
 
-    ModelConfig c;
+    HfConfig out;
+    ModelConfig& c = out.config;
     // The checkpoint's own type names the architecture; text_config's type decides text-model defaults.
-    const std::string topType = r.string("model_type", true).value_or("");
-    const std::string type = r.string("model_type", false).value_or(topType);
+    std::string topType = r.string("model_type", true).value_or("");
+    std::string type = r.string("model_type", false).value_or(topType);
+    if (type.empty()) {
+        if (const auto archs = r.find({"architectures"}, true)) {
+            if (!archs->value.isArray())
+                r.fail(ErrorCode::BadValue, archs->field, archs->offset, "must be an array of strings");
+            const auto list = archs->value.toArray();
+            if (!list.isEmpty() && list.first().isString())
+                type = topType = typeOfClass(list.first().toString().toStdString());
+        }
+    }
     c.architecture = topType.empty() ? type : topType;
+    out.modelType = type;
+    out.attentionBias = r.boolean("attention_bias");
+    out.mlpBias = r.boolean("mlp_bias");
+    out.dtype = r.string("torch_dtype", false).value_or("");
+    if (out.dtype.empty())
+        out.dtype = r.string("dtype", false).value_or("");
 
     c.layers = static_cast<uint32_t>(
         r.count({"num_hidden_layers", "n_layer", "num_layers"}, kMaxLayers).value_or(0));
@@ -263,7 +291,13 @@ ModelConfig readHfConfig(const std::filesystem::path& path)
     c.experts = r.u32({"num_local_experts", "num_experts", "n_routed_experts"}).value_or(0);
     c.expertsUsed = r.u32({"num_experts_per_tok", "experts_per_token", "moe_top_k"}).value_or(0);
     checkArchitecture(c, name);
-    return c;
+    return out;
+}
+
+ModelConfig readHfConfig(const std::filesystem::path& path)
+{
+    const std::string text = readRegularFile(path, kMaxConfigJsonBytes, "config");
+    return parseHfConfig(text, path.string()).config;
 }
 
 } // namespace qs

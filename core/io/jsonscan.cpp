@@ -241,23 +241,56 @@ const Member* findDuplicate(const std::vector<Member>& members)
     return best;
 }
 
+std::optional<size_t> findRawControl(std::string_view text)
+{
+    bool inString = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x20 && (inString || !isSpace(static_cast<char>(c))))
+            return i;
+        if (!inString) {
+            inString = c == '"';
+        } else if (c == '\\') {
+            ++i; // the escaped character (a control character there is caught by QJsonDocument)
+        } else if (c == '"') {
+            inString = false;
+        }
+    }
+    return std::nullopt;
+}
+
+QJsonDocument parseDocument(std::string_view text, const std::string& file, const std::string& what,
+                            uint64_t base)
+{
+    auto fail = [&](size_t pos, const std::string& msg) {
+        throw FormatError(ErrorCode::BadValue, file, what, base + pos, msg);
+    };
+    if (const auto bad = findInvalidUtf8(text))
+        fail(*bad, "not valid UTF-8");
+    if (const auto ctl = findRawControl(text))
+        fail(*ctl, "raw control character " + std::to_string(static_cast<unsigned char>(text[*ctl])) +
+                       " (JSON needs an escape such as \\u0000)");
+    QJsonParseError err{};
+    auto doc = QJsonDocument::fromJson(
+        QByteArray::fromRawData(text.data(), static_cast<qsizetype>(text.size())), &err);
+    if (err.error != QJsonParseError::NoError)
+        fail(static_cast<size_t>(std::max(0, err.offset)), "not valid JSON: " + err.errorString().toStdString());
+    return doc;
+}
+
 QJsonObject parseObject(std::string_view text, const std::string& file, uint64_t base,
                         const std::string& what, std::vector<Member>* members)
 {
     auto fail = [&](const std::string& field, size_t pos, const std::string& msg) {
         throw FormatError(ErrorCode::BadValue, file, field, base + pos, msg);
     };
-    if (const auto bad = findInvalidUtf8(text))
-        fail(what, *bad, "not valid UTF-8");
     const size_t first = skipWhitespace(text, 0);
-    if (first >= text.size() || text[first] != '{')
+    if (first >= text.size() || text[first] != '{') {
+        if (const auto bad = findInvalidUtf8(text))
+            fail(what, *bad, "not valid UTF-8");
         fail(what, first, "not a JSON object");
-    QJsonParseError err{};
-    const auto doc = QJsonDocument::fromJson(
-        QByteArray::fromRawData(text.data(), static_cast<qsizetype>(text.size())), &err);
-    if (err.error != QJsonParseError::NoError)
-        fail(what, static_cast<size_t>(std::max(0, err.offset)),
-             "not valid JSON: " + err.errorString().toStdString());
+    }
+    const auto doc = parseDocument(text, file, what, base);
     if (!doc.isObject())
         fail(what, first, "not a JSON object");
     auto obj = doc.object();

@@ -3,6 +3,7 @@
 // keeps the last of two equal keys; file parsers need both to report "field X at byte N" and to reject
 // ambiguous headers. Parse with QJsonDocument first, then use these helpers on the same bytes.
 
+#include <QJsonDocument>
 #include <QJsonObject>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +24,16 @@ struct Member {
 // Position of the first byte that is not part of well-formed UTF-8 (overlong forms, surrogates and code
 // points above U+10FFFF included), or nullopt.
 std::optional<size_t> findInvalidUtf8(std::string_view text);
+
+// Position of the first raw control character (below 0x20) that JSON does not allow: any inside a string
+// (a key or a value; they must be written as escapes such as \n or \u0000) and any but whitespace outside
+// one. QJsonDocument accepts them, so a key with a raw NUL would otherwise load. nullopt when there is none.
+std::optional<size_t> findRawControl(std::string_view text);
+
+// Parses untrusted JSON text strictly: well-formed UTF-8, no raw control characters, then QJsonDocument.
+// Errors are qs::FormatError in `file`, field `what`, at byte `base` + position.
+QJsonDocument parseDocument(std::string_view text, const std::string& file, const std::string& what,
+                            uint64_t base = 0);
 
 // First position at or after `from` that is not JSON whitespace (text.size() when there is none).
 size_t skipWhitespace(std::string_view text, size_t from);

@@ -227,6 +227,10 @@ ParsedFile parseFile(const fs::path& path, JobControl* job)
     std::vector<json::Member> members;
     const auto obj = json::parseObject(js.text, js.file, js.base, "header", &members);
 
+    if (members.size() > kMaxTensorCount + 1) // + __metadata__
+        throw FormatError(ErrorCode::Unsupported, file, "header", 8,
+                          std::to_string(members.size()) + " entries exceed the limit of " +
+                              std::to_string(kMaxTensorCount) + " tensors");
     const uint64_t dataStart = 8 + n;
     const uint64_t dataSize = size - dataStart;
     out.tensors.reserve(members.size());
@@ -568,6 +572,8 @@ std::shared_ptr<Model> loadSafetensors(const std::filesystem::path& path, JobCon
             throw;
         } catch (const Error& e) {
             model->mutableMetadata()["config_error"] = MetaValue{std::string(e.what())};
+            model->addWarning(std::string(e.what()) +
+                              " — config.json was not used; the architecture is inferred from tensor names");
         }
     }
     if (!haveConfig)

@@ -3,6 +3,7 @@
 #include "core/model/matrixview.h"
 #include "core/util/error.h"
 
+#include <cstring>
 #include <sstream>
 
 namespace qs {
@@ -35,6 +36,74 @@ uint64_t TensorInfo::rows() const
     return c == 0 ? 0 : elements() / c;
 }
 
+size_t MetaNumbers::width(Type type)
+{
+    switch (type) {
+    case Type::U8:
+    case Type::I8:
+    case Type::Bool: return 1;
+    case Type::U16:
+    case Type::I16: return 2;
+    case Type::U32:
+    case Type::I32:
+    case Type::F32: return 4;
+    case Type::U64:
+    case Type::I64:
+    case Type::F64: return 8;
+    }
+    return 1;
+}
+
+namespace {
+
+template <typename T> T itemAt(const std::vector<std::byte>& bytes, size_t i)
+{
+    T v;
+    std::memcpy(&v, bytes.data() + i * sizeof(T), sizeof(T));
+    return v;
+}
+
+} // namespace
+
+MetaValue MetaNumbers::at(size_t i) const
+{
+    switch (type) {
+    case Type::U8: return {uint64_t{itemAt<uint8_t>(bytes, i)}};
+    case Type::I8: return {int64_t{itemAt<int8_t>(bytes, i)}};
+    case Type::U16: return {uint64_t{itemAt<uint16_t>(bytes, i)}};
+    case Type::I16: return {int64_t{itemAt<int16_t>(bytes, i)}};
+    case Type::U32: return {uint64_t{itemAt<uint32_t>(bytes, i)}};
+    case Type::I32: return {int64_t{itemAt<int32_t>(bytes, i)}};
+    case Type::U64: return {itemAt<uint64_t>(bytes, i)};
+    case Type::I64: return {itemAt<int64_t>(bytes, i)};
+    case Type::F32: return {double{itemAt<float>(bytes, i)}};
+    case Type::F64: return {itemAt<double>(bytes, i)};
+    case Type::Bool: return {itemAt<uint8_t>(bytes, i) != 0};
+    }
+    return {uint64_t{0}};
+}
+
+bool MetaValue::isArray() const
+{
+    return std::holds_alternative<MetaArray>(value) || std::holds_alternative<MetaNumbers>(value);
+}
+
+size_t MetaValue::arraySize() const
+{
+    if (const auto* a = std::get_if<MetaArray>(&value))
+        return a->size();
+    if (const auto* n = std::get_if<MetaNumbers>(&value))
+        return n->size();
+    return 0;
+}
+
+MetaValue MetaValue::item(size_t i) const
+{
+    if (const auto* n = std::get_if<MetaNumbers>(&value))
+        return n->at(i);
+    return std::get<MetaArray>(value).at(i);
+}
+
 std::string MetaValue::toString(size_t maxArrayItems) const
 {
     return std::visit(
@@ -44,10 +113,10 @@ std::string MetaValue::toString(size_t maxArrayItems) const
                 return v;
             } else if constexpr (std::is_same_v<T, bool>) {
                 return v ? "true" : "false";
-            } else if constexpr (std::is_same_v<T, MetaArray>) {
+            } else if constexpr (std::is_same_v<T, MetaArray> || std::is_same_v<T, MetaNumbers>) {
                 std::string s = "[";
                 for (size_t i = 0; i < v.size() && i < maxArrayItems; ++i)
-                    s += (i ? ", " : "") + v[i].toString(maxArrayItems);
+                    s += (i ? ", " : "") + item(i).toString(maxArrayItems);
                 if (v.size() > maxArrayItems)
                     s += ", … (" + std::to_string(v.size()) + " items)";
                 return s + "]";
@@ -137,6 +206,15 @@ uint32_t Model::fileShard(uint32_t fileIndex) const
 void Model::setFileShard(uint32_t fileIndex, uint32_t shard)
 {
     m_fileShard[fileIndex] = shard;
+}
+
+void Model::addWarning(std::string message)
+{
+    constexpr size_t kKept = 1000;
+    if (m_warnings.size() < kKept)
+        m_warnings.push_back(std::move(message));
+    else if (m_warnings.size() == kKept)
+        m_warnings.push_back("further warnings were not kept");
 }
 
 void Model::addTensor(TensorInfo tensor)

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct PackedWeight {
 // Tensor names longer than this are refused at parse time by every loader (real names are below 128 bytes;
 // ggml's own limit is 63). Bounds the work of name matching (rules, filters) and of every message.
 inline constexpr size_t kMaxTensorNameBytes = 1024;
+// Tensors in one file, refused beyond this by every loader before it allocates per-tensor records. Real
+// checkpoints hold at most ~10^5 (Kimi K2 in FP8 with one scale per expert matrix: ~140,000).
+inline constexpr uint64_t kMaxTensorCount = uint64_t{1} << 20;
 
 struct TensorInfo {
     std::string name;
@@ -87,10 +91,29 @@ struct ModelConfig {
 
 // Metadata values as found in the file (GGUF KV pairs, safetensors __metadata__, HDF5 attributes).
 struct MetaValue;
-using MetaArray = std::vector<MetaValue>;
+using MetaArray = std::vector<MetaValue>; // strings, nested arrays, mixed items
+
+// An array of numbers or bools kept at the width the file stores them (GGUF arrays are typed): a one-byte
+// item costs one byte in memory, as in the file, where a MetaArray item costs sizeof(MetaValue) = 40.
+// Items read back as the scalars a MetaArray would hold (uint64_t, int64_t, double, bool).
+struct MetaNumbers {
+    enum class Type : uint8_t { U8, I8, U16, I16, U32, I32, U64, I64, F32, F64, Bool };
+    Type type = Type::U8;
+    std::vector<std::byte> bytes; // the items, host byte order
+
+    static size_t width(Type type);
+    size_t size() const { return bytes.size() / width(type); }
+    MetaValue at(size_t i) const; // i < size()
+};
+
 struct MetaValue {
-    std::variant<int64_t, uint64_t, double, bool, std::string, MetaArray> value;
+    std::variant<int64_t, uint64_t, double, bool, std::string, MetaArray, MetaNumbers> value;
     std::string toString(size_t maxArrayItems = 8) const;
+
+    // Arrays of either kind: whether this is one, its item count, and item i (i < arraySize()) by value.
+    bool isArray() const;
+    size_t arraySize() const;
+    MetaValue item(size_t i) const;
 };
 
 class Model {
@@ -103,6 +126,10 @@ public:
     const std::vector<TensorInfo>& tensors() const { return m_tensors; }
     const ModelConfig& config() const { return m_config; }
     const std::map<std::string, MetaValue>& metadata() const { return m_metadata; }
+    // What the loader accepted but the user should know: a Keras layer whose group is missing, a dataset
+    // it could not load, a config.json it could not use. Shown by `inspect` and the GUI's model summary.
+    const std::vector<std::string>& warnings() const { return m_warnings; }
+    void addWarning(std::string message); // keeps the first 1000, then notes that there were more
 
     const TensorInfo* find(std::string_view name) const;
     uint64_t parameterCount() const; // sum of elements over tensors
@@ -139,6 +166,7 @@ private:
     std::map<std::string, size_t, std::less<>> m_index;
     ModelConfig m_config;
     std::map<std::string, MetaValue> m_metadata;
+    std::vector<std::string> m_warnings;
 };
 
 // Opens a model from a file or folder, detecting the format:
@@ -149,7 +177,16 @@ private:
 // Throws qs::FormatError / qs::Error on bad input, qs::CancelledError when cancelled.
 std::shared_ptr<Model> openModel(const std::filesystem::path& path, JobControl* job = nullptr);
 
-// Reads Hugging Face config.json into a ModelConfig (used by the safetensors loader and by ConfigOnly).
+// Hugging Face config.json, read by the one reader every use goes through (the safetensors loader,
+// ConfigOnly models, tensor shapes derived from a config alone): the same keys, defaults and limits.
+struct HfConfig {
+    ModelConfig config;
+    std::string modelType; // the text model's model_type ("gemma3_text" in a Gemma 3 checkpoint)
+    std::optional<bool> attentionBias, mlpBias;
+    std::string dtype; // torch_dtype (or dtype): "bfloat16", "float16", "float32", or empty
+};
+HfConfig parseHfConfig(std::string_view text, const std::string& fileName);
+// The file (a regular file of at most kMaxConfigJsonBytes) through parseHfConfig.
 ModelConfig readHfConfig(const std::filesystem::path& configJson);
 
 } // namespace qs

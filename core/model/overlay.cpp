@@ -124,6 +124,8 @@ std::shared_ptr<const Model> OverlayBuilder::finish()
     }
     model->mutableConfig() = m_base.config();
     model->mutableMetadata() = m_base.metadata();
+    for (const auto& w : m_base.warnings())
+        model->addWarning(w);
     model->finalize();
     m_placed.clear();
     m_spills.clear();

@@ -1,4 +1,5 @@
 #include "core/plan/gpucatalog.h"
+#include "core/io/jsonscan.h"
 
 #include "core/util/fileio.h"
 
@@ -96,11 +97,7 @@ void GpuCatalog::addOrReplace(GpuSpec gpu)
 
 GpuCatalog GpuCatalog::fromJson(const std::string& json, const std::string& fileName)
 {
-    QJsonParseError err{};
-    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
-    if (err.error != QJsonParseError::NoError)
-        throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
-                          err.errorString().toStdString());
+    const QJsonDocument doc = json::parseDocument(json, fileName, "json");
     if (!doc.isObject())
         bad(fileName, "root", "expected a JSON object");
     const QJsonObject root = doc.object();

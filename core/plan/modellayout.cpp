@@ -6,10 +6,6 @@
 #include "core/util/checked.h"
 #include "core/util/error.h"
 
-#include <QFile>
-#include <QJsonArray>
-#include <QJsonDocument>
-#include <QJsonObject>
 #include <algorithm>
 #include <optional>
 
@@ -67,40 +63,6 @@ ModelLayout layoutFromModel(const Model& model)
 
 namespace {
 
-struct ConfigReader {
-    QJsonObject o;
-    std::string file;
-
-    std::optional<uint64_t> optUInt(const char* key) const
-    {
-        const QJsonValue v = o.value(QLatin1String(key));
-        if (v.isUndefined() || v.isNull())
-            return std::nullopt;
-        const double d = v.toDouble(-1);
-        if (!v.isDouble() || d < 0 || d > 4294967295.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
-            throw FormatError(ErrorCode::BadValue, file, key, std::nullopt,
-                              "expected a non-negative integer");
-        return static_cast<uint64_t>(d);
-    }
-    uint32_t uint(const char* key, uint32_t fallback) const
-    {
-        return static_cast<uint32_t>(optUInt(key).value_or(fallback));
-    }
-    uint32_t required(const char* key) const
-    {
-        auto v = optUInt(key);
-        if (!v || *v == 0)
-            throw FormatError(ErrorCode::BadValue, file, key, std::nullopt, "missing or zero");
-        return static_cast<uint32_t>(*v);
-    }
-    bool boolean(const char* key, bool fallback) const
-    {
-        const QJsonValue v = o.value(QLatin1String(key));
-        return v.isBool() ? v.toBool() : fallback;
-    }
-    std::string string(const char* key) const { return o.value(QLatin1String(key)).toString().toStdString(); }
-};
-
 struct ArchFlags {
     bool qkvBias = false; // q/k/v projections carry a bias (Qwen2, llama attention_bias)
     bool outBias = false; // o_proj carries a bias (llama attention_bias)
@@ -136,50 +98,25 @@ void addTensor(ModelLayout& l, DType dtype, std::string name, std::vector<uint64
 
 ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fileName)
 {
-    QJsonParseError err{};
-    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
-    if (err.error != QJsonParseError::NoError)
-        throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
-                          err.errorString().toStdString());
-    if (!doc.isObject())
-        throw FormatError(ErrorCode::BadValue, fileName, "root", std::nullopt, "expected a JSON object");
-    ConfigReader c{doc.object(), fileName};
-    std::string type = c.string("model_type");
-    // Multimodal wrappers (Gemma 3) keep the language model in text_config.
-    if (c.o.value(QStringLiteral("text_config")).isObject() && (type == "gemma3" || type == "mistral3")) {
-        c.o = c.o.value(QStringLiteral("text_config")).toObject();
-        type = c.string("model_type");
-    }
-    if (type.empty()) {
-        const auto archs = c.o.value(QStringLiteral("architectures")).toArray();
-        const std::string a = archs.isEmpty() ? std::string() : archs.first().toString().toStdString();
-        static const std::pair<const char*, const char*> map[] = {
-            {"LlamaForCausalLM", "llama"}, {"MistralForCausalLM", "mistral"}, {"Qwen2ForCausalLM", "qwen2"},
-            {"Qwen3ForCausalLM", "qwen3"}, {"GemmaForCausalLM", "gemma"},     {"Gemma2ForCausalLM", "gemma2"},
-            {"Phi3ForCausalLM", "phi3"},   {"MixtralForCausalLM", "mixtral"},
-        };
-        for (const auto& [arch, t] : map)
-            if (a == arch)
-                type = t;
-    }
+    // The one config.json reader (core/io/hfconfig.cpp): keys, defaults, sliding-window layers and limits
+    // are the same here as when the file sits beside safetensors weights.
+    const HfConfig hf = parseHfConfig(json, fileName);
+    const std::string& type = hf.modelType;
 
     ArchFlags f;
-    bool tiedDefault = false;
     if (type == "llama" || type == "mistral") {
-        f.qkvBias = f.outBias = c.boolean("attention_bias", false);
-        f.mlpBias = c.boolean("mlp_bias", false);
+        f.qkvBias = f.outBias = hf.attentionBias.value_or(false);
+        f.mlpBias = hf.mlpBias.value_or(false);
     } else if (type == "qwen2") {
         f.qkvBias = true;
     } else if (type == "qwen3") {
         f.qkNorm = true;
-        f.qkvBias = f.outBias = c.boolean("attention_bias", false);
+        f.qkvBias = f.outBias = hf.attentionBias.value_or(false);
     } else if (type == "gemma") {
-        tiedDefault = true;
+        // the plain layout; Gemma's tied embeddings are the reader's default
     } else if (type == "gemma2") {
-        tiedDefault = true;
         f.sandwichNorms = true;
     } else if (type == "gemma3_text" || type == "gemma3") {
-        tiedDefault = true;
         f.sandwichNorms = true;
         f.qkNorm = true;
     } else if (type == "phi3") {
@@ -198,69 +135,31 @@ ModelLayout layoutFromConfigJson(const std::string& json, const std::string& fil
     l.format = ModelFormat::ConfigOnly;
     l.derivedFromConfig = true;
     ModelConfig& m = l.config;
+    m = hf.config;
     m.architecture = type;
-    m.layers = c.required("num_hidden_layers");
-    m.hiddenSize = c.required("hidden_size");
-    m.intermediateSize = c.required("intermediate_size");
-    m.heads = c.required("num_attention_heads");
-    m.kvHeads = c.uint("num_key_value_heads", m.heads);
+    auto required = [&](uint64_t v, const char* key) {
+        if (v == 0)
+            throw FormatError(ErrorCode::BadValue, fileName, key, std::nullopt, "missing or zero");
+    };
+    required(m.layers, "num_hidden_layers");
+    required(m.hiddenSize, "hidden_size");
+    required(m.intermediateSize, "intermediate_size");
+    required(m.heads, "num_attention_heads");
+    required(m.vocabSize, "vocab_size");
     if (m.kvHeads == 0)
         m.kvHeads = m.heads;
-    m.headDim = c.uint("head_dim", 0);
-    if (m.headDim == 0) {
-        if (m.hiddenSize % m.heads != 0)
-            throw FormatError(ErrorCode::BadValue, fileName, "hidden_size", std::nullopt,
-                              "not a multiple of num_attention_heads and no head_dim given");
-        m.headDim = m.hiddenSize / m.heads;
-    }
-    m.vocabSize = c.required("vocab_size");
-    m.contextLength = c.optUInt("max_position_embeddings").value_or(0);
-    m.tiedEmbeddings = c.boolean("tie_word_embeddings", tiedDefault);
+    if (m.headDim == 0)
+        throw FormatError(ErrorCode::BadValue, fileName, "hidden_size", std::nullopt,
+                          "not a multiple of num_attention_heads and no head_dim given");
     if (f.moe) {
-        m.experts = c.required("num_local_experts");
-        m.expertsUsed = c.uint("num_experts_per_tok", 2);
+        required(m.experts, "num_local_experts");
+        if (m.expertsUsed == 0)
+            m.expertsUsed = 2; // Mixtral's default
     }
     // The same limits as every other source: a hostile file cannot make us derive millions of tensors.
     checkArchitecture(m, fileName);
-    // Sliding-window layers. Explicit layer_types win; otherwise the architecture's convention.
-    const QJsonValue sw = c.o.value(QStringLiteral("sliding_window"));
-    const uint64_t window = sw.isDouble() && sw.toDouble() > 0 ? c.optUInt("sliding_window").value_or(0) : 0;
-    const QJsonArray layerTypes = c.o.value(QStringLiteral("layer_types")).toArray();
-    if (window > 0) {
-        m.slidingWindow = static_cast<uint32_t>(window);
-        std::vector<uint32_t> swa;
-        if (!layerTypes.isEmpty()) {
-            for (int i = 0; i < layerTypes.size() && i < static_cast<int>(m.layers); ++i)
-                if (layerTypes[i].toString() == QLatin1String("sliding_attention"))
-                    swa.push_back(static_cast<uint32_t>(i));
-            if (swa.empty())
-                m.slidingWindow = 0;
-        } else if (type == "gemma2") {
-            for (uint32_t i = 0; i < m.layers; i += 2) // even layers are local, odd layers global
-                swa.push_back(i);
-        } else if (type == "gemma3_text" || type == "gemma3") {
-            const uint32_t pattern = c.uint("sliding_window_pattern", 6);
-            for (uint32_t i = 0; i < m.layers; ++i)
-                if (pattern == 0 || (i + 1) % pattern != 0) // every pattern-th layer is global
-                    swa.push_back(i);
-        } else if (type == "qwen2" || type == "qwen3") {
-            if (!c.boolean("use_sliding_window", false)) {
-                m.slidingWindow = 0;
-            } else {
-                for (uint32_t i = c.uint("max_window_layers", 0); i < m.layers; ++i)
-                    swa.push_back(i);
-                if (swa.empty())
-                    m.slidingWindow = 0;
-            }
-        }
-        // mistral / mixtral / phi3: every layer uses the window (empty list means all layers).
-        if (m.slidingWindow > 0 && swa.size() < m.layers)
-            m.slidingWindowLayers = std::move(swa);
-    }
 
-    std::string dt = c.string("torch_dtype");
-    if (dt.empty())
-        dt = c.string("dtype");
+    const std::string& dt = hf.dtype;
     DType dtype = DType::BF16;
     if (dt == "float16")
         dtype = DType::F16;

@@ -1,4 +1,5 @@
 #include "core/plan/plan.h"
+#include "core/io/jsonscan.h"
 
 #include "core/quant/format.h"
 #include "core/util/error.h"
@@ -279,11 +280,7 @@ std::vector<PlanRule> parseRules(const std::string& text, const std::string& fil
     std::vector<PlanRule> rules;
     const std::string t(trim(text));
     if (!t.empty() && t.front() == '{') {
-        QJsonParseError err{};
-        const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(t), &err);
-        if (err.error != QJsonParseError::NoError)
-            throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
-                              err.errorString().toStdString());
+        const QJsonDocument doc = json::parseDocument(t, fileName, "json");
         int i = 0;
         for (const QJsonValue& v : doc.object().value(QStringLiteral("rules")).toArray()) {
             const std::string where = "rules[" + std::to_string(i++) + "]";

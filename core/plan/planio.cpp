@@ -1,5 +1,7 @@
 #include "core/plan/planio.h"
 
+#include "core/io/jsonscan.h"
+#include "core/model/model.h"
 #include "core/util/atomicfile.h"
 #include "core/util/fileio.h"
 #include "core/util/namepattern.h"
@@ -82,11 +84,12 @@ std::string planToJson(const Plan& plan)
 
 Plan planFromJson(const std::string& json, const std::string& fileName)
 {
-    QJsonParseError err{};
-    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
-    if (err.error != QJsonParseError::NoError)
-        throw PlanFileError(PlanErrorKind::NotJson, fileName, "json", static_cast<uint64_t>(err.offset),
-                            err.errorString().toStdString());
+    QJsonDocument doc;
+    try {
+        doc = json::parseDocument(json, fileName, "json");
+    } catch (const FormatError& e) {
+        throw PlanFileError(PlanErrorKind::NotJson, fileName, "json", e.offset(), e.detail());
+    }
     if (!doc.isObject())
         throw PlanFileError(PlanErrorKind::NotAPlan, fileName, "root", std::nullopt,
                             "expected a JSON object");
@@ -111,6 +114,19 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
     if (!modelV.isUndefined() && !modelV.isObject())
         throw bad("model", "expected an object");
     const QJsonObject model = modelV.toObject();
+    // Counts are checked before anything is converted, so a small file cannot make large structures.
+    auto limit = [&](const std::string& field, qsizetype n, uint64_t max, const char* what) {
+        if (static_cast<uint64_t>(n) > max)
+            throw bad(field, std::to_string(n) + " " + what + " exceed the limit of " + std::to_string(max));
+    };
+    limit("tiers", root.value(QStringLiteral("tiers")).toArray().size(), kMaxPlanTiers, "tiers");
+    limit("tier_methods", root.value(QStringLiteral("tier_methods")).toObject().size(), kMaxPlanTiers,
+          "tier methods");
+    limit("rules", root.value(QStringLiteral("rules")).toArray().size(), kMaxPlanRules, "rules");
+    limit("assignments", root.value(QStringLiteral("assignments")).toObject().size(), kMaxTensorCount,
+          "assignments");
+    limit("model.file_sizes", model.value(QStringLiteral("file_sizes")).toArray().size(), kMaxPlanFiles,
+          "file sizes");
     ModelIdentity id;
     id.path = model.value(QStringLiteral("path")).toString().toStdString();
     id.architecture = model.value(QStringLiteral("architecture")).toString().toStdString();
@@ -192,13 +208,11 @@ Plan planFromJson(const std::string& json, const std::string& fileName)
     if (!asg.isObject())
         throw bad("assignments", "expected an object of tensor -> format");
     const QJsonObject a = asg.toObject();
-    std::map<std::string, std::string> assignments;
     for (auto it = a.begin(); it != a.end(); ++it) {
         if (!it.value().isString() || it.value().toString().isEmpty())
             throw bad("assignments." + it.key().toStdString(), "expected a format name");
-        assignments[it.key().toStdString()] = it.value().toString().toStdString();
+        plan.assign(it.key().toStdString(), it.value().toString().toStdString()); // no intermediate copy
     }
-    plan.assignMany(assignments);
     return plan;
 }
 

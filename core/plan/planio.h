@@ -26,6 +26,12 @@ private:
 
 // The version this build writes; it reads exactly this version (older versions would be migrated here).
 constexpr int kPlanFormatVersion = 1;
+// Limits of a plan file beyond its size (kMaxPlanFileBytes), checked before any list is converted: a plan
+// names each tier once (there are fewer than 100 formats), rules are written by hand or by presets, and
+// assignments are bounded by the tensors a model may have (kMaxTensorCount).
+constexpr uint64_t kMaxPlanTiers = 256;
+constexpr uint64_t kMaxPlanRules = 65536;
+constexpr uint64_t kMaxPlanFiles = 65536; // model.file_sizes: one per shard
 
 std::string planToJson(const Plan& plan);
 // Throws PlanFileError. Unknown format names are kept (checkPlan reports them), unknown keys are ignored.

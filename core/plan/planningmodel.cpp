@@ -23,6 +23,8 @@ PlanningModel makePlanningModel(std::shared_ptr<Model> opened, const std::filesy
             derived->addTensor(t);
         derived->mutableConfig() = layout.config;
         derived->mutableMetadata() = opened->metadata();
+        for (const auto& w : opened->warnings())
+            derived->addWarning(w);
         derived->finalize();
         out.model = std::move(derived);
         out.layout = std::move(layout);

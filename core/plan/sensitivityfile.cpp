@@ -1,4 +1,5 @@
 #include "core/plan/sensitivityfile.h"
+#include "core/io/jsonscan.h"
 
 #include "core/util/error.h"
 #include "core/util/fileio.h"
@@ -12,11 +13,7 @@ namespace qs {
 
 SensitivityTable sensitivityTableFromJson(const std::string& json, bool preferWeighted, const std::string& fileName)
 {
-    QJsonParseError err{};
-    const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(json), &err);
-    if (err.error != QJsonParseError::NoError)
-        throw FormatError(ErrorCode::BadValue, fileName, "json", static_cast<uint64_t>(err.offset),
-                          err.errorString().toStdString());
+    const QJsonDocument doc = json::parseDocument(json, fileName, "json");
     const QJsonValue results = doc.object().value(QStringLiteral("results"));
     if (!results.isArray())
         throw FormatError(ErrorCode::BadValue, fileName, "results", std::nullopt,

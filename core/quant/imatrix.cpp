@@ -217,7 +217,11 @@ ImportanceMatrix ImportanceMatrix::parseLegacy(std::span<const std::byte> data, 
             r.fail(ErrorCode::BadValue, label + " name", lenAt + 4, "name contains a NUL byte");
         if (!seen.insert(e.name).second)
             r.fail(ErrorCode::BadValue, label + " name", lenAt + 4, "duplicate entry '" + e.name + "'");
+        const uint64_t ncallAt = r.offset();
         const int32_t ncall = r.i32((e.name + " ncall").c_str());
+        if (ncall < 0)
+            r.fail(ErrorCode::BadValue, e.name + " ncall", ncallAt,
+                   "call count " + std::to_string(ncall) + " is negative");
         const uint64_t nvalAt = r.offset();
         const int32_t nval = r.i32((e.name + " nval").c_str());
         if (nval < 1 || static_cast<uint64_t>(nval) > r.left() / 4)

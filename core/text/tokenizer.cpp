@@ -1,7 +1,9 @@
 #include "core/text/tokenizer.h"
 
+#include "core/io/jsonscan.h"
 #include "core/model/model.h"
 #include "core/util/error.h"
+#include "core/util/fileio.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <QFile>
@@ -10,7 +12,6 @@
 #include <QJsonObject>
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <pcre2.h>
 #include <queue>
@@ -161,16 +162,22 @@ std::optional<bool> metaBool(const Model& model, const std::string& key)
     return std::nullopt;
 }
 
-const MetaArray& metaArray(const Model& model, const std::string& key, size_t expected)
+// An array of any kind (strings, or packed numbers); items are read with MetaValue::item.
+const MetaValue& metaArray(const Model& model, const std::string& key, size_t expected)
 {
     const MetaValue* v = meta(model, key);
-    const auto* a = v ? std::get_if<MetaArray>(&v->value) : nullptr;
-    if (!a)
+    if (!v || !v->isArray())
         bad(model.path().string() + ": " + key + " is missing or not an array");
-    if (expected != SIZE_MAX && a->size() != expected)
-        bad(model.path().string() + ": " + key + " has " + std::to_string(a->size()) + " entries, expected " +
-            std::to_string(expected));
-    return *a;
+    if (expected != SIZE_MAX && v->arraySize() != expected)
+        bad(model.path().string() + ": " + key + " has " + std::to_string(v->arraySize()) +
+            " entries, expected " + std::to_string(expected));
+    return *v;
+}
+
+// The strings of an array of strings, or nullptr when its items are not strings.
+const MetaArray* stringItems(const MetaValue& v)
+{
+    return std::get_if<MetaArray>(&v.value);
 }
 
 } // namespace
@@ -366,7 +373,11 @@ std::optional<Tokenizer> Tokenizer::fromModel(const Model& model)
                                                 "' is not supported (llama and gpt2 are)");
     Tokenizer t;
     t.m_kind = *kind == "llama" ? TokenizerKind::SentencePiece : TokenizerKind::ByteLevelBpe;
-    const MetaArray& tokens = metaArray(model, "tokenizer.ggml.tokens", SIZE_MAX);
+    const MetaValue& tokenArray = metaArray(model, "tokenizer.ggml.tokens", SIZE_MAX);
+    const MetaArray* tokenItems = stringItems(tokenArray);
+    if (!tokenItems)
+        bad(file + ": tokenizer.ggml.tokens holds a non-string");
+    const MetaArray& tokens = *tokenItems;
     if (tokens.size() > kMaxVocab)
         bad(file + ": tokenizer.ggml.tokens has too many entries");
     t.m_tokens.reserve(tokens.size());
@@ -377,7 +388,9 @@ std::optional<Tokenizer> Tokenizer::fromModel(const Model& model)
         t.m_tokens.push_back(*s);
     }
     if (meta(model, "tokenizer.ggml.token_type")) {
-        for (const auto& v : metaArray(model, "tokenizer.ggml.token_type", tokens.size())) {
+        const MetaValue& types = metaArray(model, "tokenizer.ggml.token_type", tokens.size());
+        for (size_t k = 0; k < types.arraySize(); ++k) {
+            const MetaValue v = types.item(k);
             const auto* i = std::get_if<int64_t>(&v.value);
             const auto* u = std::get_if<uint64_t>(&v.value);
             t.m_types.push_back(i   ? int32_t(std::clamp<int64_t>(*i, -1, 100))
@@ -386,19 +399,22 @@ std::optional<Tokenizer> Tokenizer::fromModel(const Model& model)
         }
     }
     if (t.m_kind == TokenizerKind::SentencePiece) {
-        if (meta(model, "tokenizer.ggml.scores"))
-            for (const auto& v : metaArray(model, "tokenizer.ggml.scores", tokens.size())) {
+        if (meta(model, "tokenizer.ggml.scores")) {
+            const MetaValue& scores = metaArray(model, "tokenizer.ggml.scores", tokens.size());
+            for (size_t k = 0; k < scores.arraySize(); ++k) {
+                const MetaValue v = scores.item(k);
                 const auto* d = std::get_if<double>(&v.value);
                 t.m_scores.push_back(d ? float(*d) : 0.0f);
             }
-        else
+        } else
             t.m_scores.assign(tokens.size(), 0.0f);
         t.m_addSpacePrefix = metaBool(model, "tokenizer.ggml.add_space_prefix").value_or(true);
         t.m_addBos = metaBool(model, "tokenizer.ggml.add_bos_token").value_or(true);
     } else {
-        const MetaArray& merges = metaArray(model, "tokenizer.ggml.merges", SIZE_MAX);
-        for (size_t r = 0; r < merges.size(); ++r) {
-            const auto* s = std::get_if<std::string>(&merges[r].value);
+        const MetaValue& mergeArray = metaArray(model, "tokenizer.ggml.merges", SIZE_MAX);
+        for (size_t r = 0; r < mergeArray.arraySize(); ++r) {
+            const MetaValue item = mergeArray.item(r);
+            const auto* s = std::get_if<std::string>(&item.value);
             if (!s || s->find(' ') == std::string::npos)
                 bad(file + ": tokenizer.ggml.merges[" + std::to_string(r) + "] is not \"left right\"");
             t.m_mergeRank.emplace(*s, int32_t(r));
@@ -434,16 +450,11 @@ std::optional<Tokenizer> Tokenizer::fromModel(const Model& model)
 Tokenizer Tokenizer::fromHfJson(const std::filesystem::path& path)
 {
     const std::string file = path.string();
-    QFile f(QString::fromStdString(file));
-    if (!f.open(QIODevice::ReadOnly))
-        throw Error(ErrorCode::Io, file + ": cannot open");
-    if (f.size() > qint64(kMaxTokenizerJsonBytes))
-        bad(file + ": larger than " + std::to_string(kMaxTokenizerJsonBytes >> 20) + " MiB");
-    QJsonParseError perr;
-    const QJsonDocument doc = QJsonDocument::fromJson(f.readAll(), &perr);
+    // A regular file within the cap (a FIFO would block, /dev/zero never end), strict JSON.
+    const QJsonDocument doc =
+        json::parseDocument(readRegularFile(path, kMaxTokenizerJsonBytes, "tokenizer"), file, "json");
     if (!doc.isObject())
-        throw FormatError(ErrorCode::BadValue, file, "json", uint64_t(perr.offset),
-                          perr.errorString().toStdString());
+        throw FormatError(ErrorCode::BadValue, file, "json", 0, "not a JSON object");
     const QJsonObject root = doc.object();
     const QJsonObject model = root.value(QStringLiteral("model")).toObject();
     if (model.value(QStringLiteral("type")).toString() != QStringLiteral("BPE"))
@@ -733,10 +744,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool renderSpecial) 
 
 std::vector<int32_t> readTokenIdFile(const std::filesystem::path& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error(ErrorCode::Io, path.string() + ": cannot open");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string text = readRegularFile(path, uint64_t{1} << 30, "token ids");
     std::vector<int32_t> ids;
     for (size_t i = 0; i < text.size();) {
         const char c = text[i];

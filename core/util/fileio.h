@@ -13,7 +13,7 @@ namespace qs {
 
 // Limits shared by every reader of that kind of file (docs/reliability.md lists them and why).
 inline constexpr uint64_t kMaxConfigJsonBytes = 16u << 20; // config.json: real ones are a few KiB
-inline constexpr uint64_t kMaxPlanFileBytes = 64u << 20;   // a 70B plan with every tensor named: ~100 KiB
+inline constexpr uint64_t kMaxPlanFileBytes = 16u << 20;   // a 70B plan with every tensor named: ~100 KiB
 inline constexpr uint64_t kMaxRulesFileBytes = 1u << 20;
 inline constexpr uint64_t kMaxSmallJsonBytes = 64u << 20; // GPU catalogues, sensitivity tables
 

@@ -252,6 +252,9 @@ private slots:
         row("absurd layer count",
             R"({"model_type":"gemma2","num_hidden_layers":4000000000,"sliding_window":4})",
             ErrorCode::Overflow, "num_hidden_layers", "4000000000");
+        row("raw NUL in a key", QByteArray("{\"hidden\0size\":8}", 17), ErrorCode::BadValue, "config",
+            QByteArray("\0", 1));
+        row("raw tab in a value", "{\"model_type\":\"lla\tma\"}", ErrorCode::BadValue, "config", "\t");
         row("use_sliding_window string", R"({"sliding_window":4,"use_sliding_window":"yes"})",
             ErrorCode::BadValue, "use_sliding_window", "\"yes");
     }

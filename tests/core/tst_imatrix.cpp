@@ -161,6 +161,15 @@ private slots:
         expectError(legacyFile({{"a.weight", 1, {1}}, {"a.weight", 1, {2}}}, std::nullopt), "name");
         expectError(legacyFile({{"a.weight", 1, {std::nanf("")}}}, std::nullopt), "values");
         expectError(legacyFile({{"a.weight", 1, {-1.0f}}}, std::nullopt), "values");
+        // A negative call count is refused where it is (it used to be stored as a negative count).
+        try {
+            qs::ImportanceMatrix::parseLegacy(bytes(legacyFile({{"a.weight", -3, {1}}}, std::nullopt)), "n.dat");
+            QFAIL("negative ncall accepted");
+        } catch (const qs::FormatError& e) {
+            QCOMPARE(e.field(), std::string("a.weight ncall"));
+            QCOMPARE(e.offset(), std::optional<uint64_t>(4 + 4 + 8));
+            QVERIFY2(std::string(e.what()).find("negative") != std::string::npos, e.what());
+        }
         expectError(std::string(), "n_entries");
     }
 

@@ -402,6 +402,56 @@ private slots:
             << R"({"format":"quantscope-plan","version":1,"model":{"parameter_count":7.25},"tiers":[],
                                      "assignments":{}})"
             << field;
+        // JSON allows no raw control characters in strings; QJsonDocument would accept them.
+        QTest::newRow("raw NUL in a key")
+            << QString::fromLatin1("{\"format\":\"quantscope-plan\",\"version\":1,\"tiers\":[],"
+                                   "\"assignments\":{\"a\0b\":\"Q4_K\"}}",
+                                   80)
+            << notJson;
+        QTest::newRow("raw newline in a value")
+            << QStringLiteral("{\"format\":\"quantscope-plan\",\"version\":1,\"tiers\":[],\"preset\":\"a\nb\","
+                              "\"assignments\":{}}")
+            << notJson;
+    }
+
+    // Lists longer than any real plan needs are refused by count, before they are converted (a 40 MB plan
+    // with 5 million tiers used to take 577 MB).
+    void loadLimits()
+    {
+        auto expect = [](const std::string& json, const std::string& field, const char* what) {
+            try {
+                qs::planFromJson(json, "p.json");
+                QFAIL("accepted");
+            } catch (const qs::PlanFileError& e) {
+                QCOMPARE(e.kind(), qs::PlanErrorKind::BadField);
+                QCOMPARE(e.field(), field);
+                QVERIFY2(e.detail().find(what) != std::string::npos, e.what());
+            }
+        };
+        const std::string head = R"({"format":"quantscope-plan","version":1,)";
+        std::string tiers = "[";
+        for (int i = 0; i < 257; ++i)
+            tiers += (i ? ",\"T" : "\"T") + std::to_string(i) + "\"";
+        tiers += "]";
+        expect(head + "\"tiers\":" + tiers + ",\"assignments\":{}}", "tiers", "257 tiers exceed the limit of 256");
+        std::string rules = "[";
+        for (int i = 0; i < 65537; ++i)
+            rules += i ? ",{}" : "{}";
+        rules += "]";
+        expect(head + "\"tiers\":[],\"rules\":" + rules + ",\"assignments\":{}}", "rules",
+               "65537 rules exceed the limit of 65536");
+        std::string sizes = "[";
+        for (int i = 0; i < 65537; ++i)
+            sizes += i ? ",1" : "1";
+        sizes += "]";
+        expect(head + "\"model\":{\"file_sizes\":" + sizes + "},\"tiers\":[],\"assignments\":{}}",
+               "model.file_sizes", "65537 file sizes");
+        // 256 tiers are accepted.
+        std::string ok = "[";
+        for (int i = 0; i < 256; ++i)
+            ok += (i ? ",\"T" : "\"T") + std::to_string(i) + "\"";
+        ok += "]";
+        QCOMPARE(qs::planFromJson(head + "\"tiers\":" + ok + ",\"assignments\":{}}").tiers().size(), size_t(256));
     }
 
     void loadRejects()
