@@ -50,6 +50,15 @@ std::vector<SummaryRow> summaryRows(const Model& model)
             files << QString::fromStdString(f->path().string());
     rows.push_back({general, QObject::tr("Files"), QString::number(files.size()), files.join(QLatin1Char('\n'))});
     rows.push_back({general, QObject::tr("Tensors"), formatExact(model.tensors().size()), {}});
+    if (!model.warnings().empty()) {
+        // What the loader accepted but flagged (a Keras layer without its group, an unusable config.json).
+        QStringList all;
+        for (const auto& w : model.warnings())
+            all << QString::fromStdString(w);
+        rows.push_back({general, QObject::tr("Warnings"),
+                        all.size() == 1 ? all.front() : QObject::tr("%1 — and %2 more").arg(all.front()).arg(all.size() - 1),
+                        all.join(QLatin1Char('\n'))});
+    }
 
     const ModelConfig& c = model.config();
     const QString arch = QStringLiteral("Architecture");

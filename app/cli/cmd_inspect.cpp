@@ -82,6 +82,10 @@ int runInspect(QCommandLineParser& parser)
             tensors.append(o);
         }
         root[QStringLiteral("tensors")] = tensors;
+        QJsonArray warnings;
+        for (const auto& w : model->warnings())
+            warnings.append(QString::fromStdString(w));
+        root[QStringLiteral("warnings")] = warnings;
         cli::printJson(root);
         return 0;
     }
@@ -96,6 +100,8 @@ int runInspect(QCommandLineParser& parser)
         std::printf("  layers %u  hidden %u  heads %u/%u kv  head_dim %u  vocab %u  context %llu\n", cfg.layers,
                     cfg.hiddenSize, cfg.heads, cfg.kvHeads, cfg.headDim, cfg.vocabSize,
                     static_cast<unsigned long long>(cfg.contextLength));
+    for (const auto& w : model->warnings())
+        std::printf("  warning       %s\n", cli::shown(w).c_str());
     int width = 6;
     for (const auto& t : model->tensors())
         width = std::max(width, cli::displayWidth(cli::shown(t.name)));

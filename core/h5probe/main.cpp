@@ -3,6 +3,7 @@
 // hostile files; the parent (qs::loadHdf5) limits its time, memory and output.
 //
 // Usage: quantscope-h5probe [--copy-to FILE --copy-limit BYTES] [--slab-bytes N] HDF5FILE
+//        quantscope-h5probe --limits [--copy-to FILE --copy-limit BYTES]   (prints the limits it sets)
 //
 // Safety rules: the file is opened read-only; plugin filters are disabled; links are listed, never
 // followed unless they are hard links inside the file; datasets with external raw storage or virtual
@@ -11,6 +12,7 @@
 // into the copy file when one is given, up to --copy-limit bytes in total.
 
 #include "core/io/hdf5handle.h"
+#include "core/io/hdf5_protocol.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -21,6 +23,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <set>
+#include <sys/resource.h>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -125,6 +128,59 @@ void emitSkip(const std::string& path, const std::string& reason)
     emitLine(std::string("{\"t\":\"error\",\"code\":\"") + code + "\",\"message\":" + quoted(message) + "}");
     std::fflush(stdout);
     std::_Exit(1);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define QS_PROBE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QS_PROBE_ASAN 1
+#endif
+#endif
+
+// Lowers a limit to at most `value` (never raises one the caller set lower); returns the soft limit now.
+rlim_t lowerLimit(int resource, rlim_t value)
+{
+    struct rlimit r {};
+    if (::getrlimit(resource, &r) != 0)
+        return RLIM_INFINITY;
+    if (r.rlim_max == RLIM_INFINITY || r.rlim_max > value)
+        r.rlim_max = value;
+    if (r.rlim_cur == RLIM_INFINITY || r.rlim_cur > r.rlim_max)
+        r.rlim_cur = r.rlim_max;
+    ::setrlimit(resource, &r);
+    ::getrlimit(resource, &r);
+    return r.rlim_cur;
+}
+
+// The helper limits itself as its parent limits it (hdf5_probe.cpp), so that it is limited when started
+// by hand or by another program too: no core dump, bounded memory, CPU time and wall time (SIGALRM ends
+// it), and a copy file no larger than the copy limit allows. Returns a "limits" record describing them.
+std::string applyOwnLimits(bool copying, uint64_t copyLimit)
+{
+    std::string record = "{\"t\":\"limits\"";
+    auto field = [&](const char* name, rlim_t v) {
+        record += std::string(",\"") + name + "\":" + (v == RLIM_INFINITY ? "null" : std::to_string(v));
+    };
+    field("core", lowerLimit(RLIMIT_CORE, 0));
+#ifdef QS_PROBE_ASAN
+    field("address_space", RLIM_INFINITY); // ASan reserves terabytes of address space up front
+#else
+    field("address_space", lowerLimit(RLIMIT_AS, static_cast<rlim_t>(qs::h5::kProbeMemoryLimitBytes)));
+#endif
+    const auto seconds = static_cast<rlim_t>(qs::h5::kProbeTimeLimitSeconds);
+    field("cpu_seconds", lowerLimit(RLIMIT_CPU, seconds));
+    const unsigned pending = ::alarm(static_cast<unsigned>(seconds));
+    if (pending != 0 && pending < seconds)
+        ::alarm(pending); // an earlier, shorter alarm stays
+    field("alarm_seconds", pending != 0 && pending < seconds ? pending : seconds);
+    if (copying) {
+        const uint64_t cap = copyLimit > UINT64_MAX - qs::h5::kProbeCopySlackBytes
+                                 ? UINT64_MAX
+                                 : copyLimit + qs::h5::kProbeCopySlackBytes;
+        field("file_size", lowerLimit(RLIMIT_FSIZE, static_cast<rlim_t>(cap)));
+    }
+    return record + "}";
 }
 
 void progress(double fraction, const char* stage)
@@ -740,9 +796,12 @@ int main(int argc, char** argv)
     std::string copyTo;
     uint64_t copyLimit = 0;
     std::string path;
+    bool showLimits = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--copy-to" && i + 1 < argc)
+        if (a == "--limits")
+            showLimits = true;
+        else if (a == "--copy-to" && i + 1 < argc)
             copyTo = argv[++i];
         else if (a == "--copy-limit" && i + 1 < argc)
             copyLimit = std::strtoull(argv[++i], nullptr, 10);
@@ -752,6 +811,11 @@ int main(int argc, char** argv)
             path = a;
         else
             fail("usage", "usage: quantscope-h5probe [--copy-to FILE --copy-limit BYTES] HDF5FILE");
+    }
+    const std::string limits = applyOwnLimits(!copyTo.empty(), copyLimit);
+    if (showLimits) { // prints the limits it runs under and stops
+        emitLine(limits);
+        return 0;
     }
     if (path.empty())
         fail("usage", "usage: quantscope-h5probe [--copy-to FILE --copy-limit BYTES] HDF5FILE");

@@ -142,6 +142,10 @@ public:
             if (m_droppedWarnings)
                 list.push_back(metaOf(std::string("… and ") + std::to_string(m_droppedWarnings) + " more"));
             meta["hdf5.warnings"] = metaOf(std::move(list));
+            for (const auto& w : m_warnings)
+                m_model->addWarning(w);
+            if (m_droppedWarnings)
+                m_model->addWarning("… and " + std::to_string(m_droppedWarnings) + " more HDF5 warnings");
         }
         if (m_model->tensors().empty()) {
             std::string why = m_warnings.empty() ? std::string() : " (" + m_warnings.front() + ")";
@@ -188,6 +192,19 @@ private:
         return out;
     }
 
+    // Whether the probe saw the group (listed, with an attribute, or holding a dataset).
+    bool groupExists(const std::string& group) const
+    {
+        if (std::find(m_probe.groups.begin(), m_probe.groups.end(), group) != m_probe.groups.end())
+            return true;
+        for (const auto& a : m_probe.attributes)
+            if (a.object == group)
+                return true;
+        const std::string prefix = group + "/";
+        const auto it = m_datasets.lower_bound(prefix);
+        return it != m_datasets.end() && it->first.starts_with(prefix);
+    }
+
     std::string findKerasRoot() const
     {
         if (stringList("/model_weights", "layer_names"))
@@ -210,7 +227,9 @@ private:
             const std::string group = joinPath(root, layer);
             const auto weights = stringList(group, "weight_names");
             if (!weights) {
-                warn("Keras layer " + layer + " has no weight_names attribute");
+                warn(groupExists(group) ? "Keras layer " + layer + " has no weight_names attribute"
+                                        : "Keras layer " + layer + " is listed in layer_names but the file has "
+                                                                   "no group " + group + "; its weights are missing");
                 continue;
             }
             for (const auto& weight : *weights) {

@@ -8,8 +8,8 @@ class JobControl;
 struct Hdf5Options {
     std::string probe;               // quantscope-h5probe to run; empty: QUANTSCOPE_H5PROBE, beside the
                                      // executable, install path, build tree (in that order)
-    int inactivityTimeoutMs = 20000; // a probe silent for this long is treated as hung and killed
-    uint64_t memoryLimitBytes = 2ull << 30;
+    int inactivityTimeoutMs = 20000; // a probe without progress for this long is treated as hung and killed
+    uint64_t memoryLimitBytes = 2ull << 30; // at most h5::kProbeMemoryLimitBytes: the probe caps itself there
     std::string decodeDir; // where decoded datasets are written; empty: QDir::tempPath() (TMPDIR)
 };
 

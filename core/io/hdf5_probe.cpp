@@ -4,6 +4,7 @@
 #include "core/util/job.h"
 
 #include <QElapsedTimer>
+#include <utility>
 #include <QProcess>
 #include <csignal>
 #include <cstdlib>
@@ -54,6 +55,10 @@ public:
         }
     }
     std::string tail() const { return m_tail + m_pending.substr(0, 4096); }
+    // Whether a progress line since the last call reported more done than any before it. Other output,
+    // and progress lines that repeat or go back, are not progress: a helper stuck in a loop that prints
+    // must still run into the inactivity limit.
+    bool takeAdvance() { return std::exchange(m_advanced, false); }
 
 private:
     void line(const std::string& l)
@@ -61,9 +66,15 @@ private:
         if (l.starts_with("progress ")) {
             char* end = nullptr;
             const double f = std::strtod(l.c_str() + 9, &end);
-            if (m_job && end && f >= 0.0 && f <= 1.0) {
-                std::string stage = *end == ' ' ? std::string(end + 1) : std::string();
-                m_job->report(f, stage.substr(0, 80));
+            if (end && f >= 0.0 && f <= 1.0) {
+                if (f > m_best) {
+                    m_best = f;
+                    m_advanced = true;
+                }
+                if (m_job) {
+                    std::string stage = *end == ' ' ? std::string(end + 1) : std::string();
+                    m_job->report(f, stage.substr(0, 80));
+                }
             }
             return;
         }
@@ -74,6 +85,8 @@ private:
     JobControl* m_job;
     std::string m_pending;
     std::string m_tail;
+    double m_best = -1.0;
+    bool m_advanced = false;
 };
 
 } // namespace
@@ -142,7 +155,7 @@ ProbeRun runProbe(const std::filesystem::path& file, const ProbeOptions& options
 
     // Runs in the child between fork and exec: only async-signal-safe calls.
     const rlim_t memory = static_cast<rlim_t>(options.memoryLimitBytes);
-    const rlim_t fileSize = static_cast<rlim_t>(options.copyLimit + (1u << 20));
+    const rlim_t fileSize = static_cast<rlim_t>(options.copyLimit + kProbeCopySlackBytes);
     proc.setChildProcessModifier([memory, fileSize] {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive the application
         struct rlimit none = {0, 0};
@@ -180,8 +193,9 @@ ProbeRun runProbe(const std::filesystem::path& file, const ProbeOptions& options
         finished = proc.waitForFinished(100) || proc.state() == QProcess::NotRunning;
         const QByteArray out = proc.readAllStandardOutput();
         const QByteArray err = proc.readAllStandardError();
-        if (!out.isEmpty() || !err.isEmpty())
-            idle.restart();
+        // Progress is a new record on stdout (one per dataset) or a higher fraction on stderr; output as
+        // such is not (the total output is capped below, the time of the whole run by totalTimeoutMs).
+        bool advanced = out.contains('\n');
         if (run.output.size() + static_cast<size_t>(out.size()) > options.maxOutputBytes) {
             stop();
             run.status = ProbeRun::Status::OutputTooLarge;
@@ -190,6 +204,9 @@ ProbeRun runProbe(const std::filesystem::path& file, const ProbeOptions& options
         }
         run.output.append(out.constData(), static_cast<size_t>(out.size()));
         stderrFilter.feed(err);
+        advanced = stderrFilter.takeAdvance() || advanced;
+        if (advanced)
+            idle.restart();
         if (finished)
             break;
         if (job && job->cancelled()) {

@@ -2,6 +2,8 @@
 // Running quantscope-h5probe: finding the executable and supervising the child process (time, memory,
 // output size, cancellation). The result is raw; qs::loadHdf5 turns it into a Model or a typed error.
 
+#include "core/io/hdf5_protocol.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -16,10 +18,10 @@ struct ProbeOptions {
     std::string executable; // empty: findProbeExecutable()
     std::string copyTo;     // file the probe may fill with decoded datasets (empty: none)
     uint64_t copyLimit = 0; // bytes the probe may write there
-    // A probe that writes nothing (no record, no progress line) for this long is considered hung.
+    // A probe that makes no progress (no new record, no higher progress fraction) for this long is hung.
     int inactivityTimeoutMs = 20000;
-    int totalTimeoutMs = 30 * 60 * 1000;    // hard limit even while it keeps reporting progress
-    uint64_t memoryLimitBytes = 2ull << 30; // RLIMIT_AS of the child (not applied in sanitizer builds)
+    int totalTimeoutMs = kProbeTimeLimitSeconds * 1000; // hard limit even while it keeps reporting progress
+    uint64_t memoryLimitBytes = kProbeMemoryLimitBytes;  // RLIMIT_AS of the child (not in sanitizer builds)
     size_t maxOutputBytes = 256u << 20;
 };
 

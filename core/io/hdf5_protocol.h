@@ -47,6 +47,12 @@ inline constexpr size_t kMaxAttributes = 1u << 20;
 inline constexpr size_t kMaxRank = 32;
 inline constexpr size_t kMaxAttrValues = 1u << 20;
 
+// Limits of the helper process. The parent sets them on the child (hdf5_probe.cpp) and the helper sets
+// them on itself too (h5probe/main.cpp), so it is limited however it was started.
+inline constexpr uint64_t kProbeMemoryLimitBytes = 2ull << 30; // address space (not in sanitizer builds)
+inline constexpr int kProbeTimeLimitSeconds = 30 * 60;         // CPU time, and wall time by alarm()
+inline constexpr uint64_t kProbeCopySlackBytes = 1u << 20;     // file size limit: copy limit + this
+
 enum class Storage : uint8_t { Direct, Copy, None };
 
 struct Dataset {

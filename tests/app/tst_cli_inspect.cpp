@@ -139,6 +139,32 @@ private slots:
         QVERIFY(json.out.toLower().contains("down_proj.weight\\u001b[2j\\u0007x"));
     }
 
+    // Issue 14: what a loader accepts but flags is shown, in text and JSON. Here a config.json beside the
+    // weights that cannot be used (a layer count that is a string): the model loads from tensor names.
+    void loaderWarningsShown()
+    {
+        QTemporaryDir dir;
+        QVERIFY(qstest::writeSafetensorsF32(dir.filePath(QStringLiteral("model.safetensors")),
+                                            {{"model.layers.0.mlp.up_proj.weight", {2, 4}, {1, 2, 3, 4, 5, 6, 7, 8}}}));
+        QFile config(dir.filePath(QStringLiteral("config.json")));
+        QVERIFY(config.open(QIODevice::WriteOnly));
+        config.write(R"({"model_type":"llama","num_hidden_layers":"32"})");
+        config.close();
+        const Run text = cli({QStringLiteral("inspect"), dir.path()});
+        QCOMPARE(text.exitCode, 0);
+        QVERIFY2(text.out.contains("  warning       ") && text.out.contains("num_hidden_layers") &&
+                     text.out.contains("config.json was not used"),
+                 text.out.constData());
+        const Run json = cli({QStringLiteral("inspect"), dir.path(), QStringLiteral("--json")});
+        QCOMPARE(json.exitCode, 0);
+        const QJsonArray warnings = QJsonDocument::fromJson(json.out).object().value(QStringLiteral("warnings")).toArray();
+        QCOMPARE(warnings.size(), 1);
+        QVERIFY(warnings[0].toString().contains(QStringLiteral("num_hidden_layers")));
+        // A model without warnings has an empty list.
+        const Run clean = cli({QStringLiteral("inspect"), sample("stories260K.gguf"), QStringLiteral("--json")});
+        QCOMPARE(QJsonDocument::fromJson(clean.out).object().value(QStringLiteral("warnings")).toArray().size(), 0);
+    }
+
     // The embedding is stored unpermuted in every encoding: GGUF F32 and safetensors F32 must agree
     // bit for bit, and the BF16 shard must hold exactly the bf16 rounding of those values.
     void dumpAgreesAcrossFormats()

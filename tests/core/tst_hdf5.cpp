@@ -8,7 +8,10 @@
 #include "core/util/error.h"
 #include "core/util/job.h"
 
+#include <QElapsedTimer>
 #include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
@@ -410,6 +413,30 @@ private slots:
                  ErrorCode::Internal);
     }
 
+    // A Keras layer_names entry without its group loads the other layers and says so in the model's
+    // warnings (shown by inspect and the GUI), naming the missing group.
+    void kerasLayerWithoutGroupIsAWarning()
+    {
+        const QByteArray records =
+            "echo '{\"t\":\"probe\",\"v\":1,\"lib\":\"x\"}'\n"
+            "echo '{\"t\":\"group\",\"path\":\"/model_weights\"}'\n"
+            "echo '{\"t\":\"group\",\"path\":\"/model_weights/dense\"}'\n"
+            "echo '{\"t\":\"attr\",\"obj\":\"/model_weights\",\"name\":\"layer_names\",\"kind\":\"str\","
+            "\"values\":[\"dense\",\"ghost\"]}'\n"
+            "echo '{\"t\":\"attr\",\"obj\":\"/model_weights/dense\",\"name\":\"weight_names\",\"kind\":\"str\","
+            "\"values\":[\"dense/kernel:0\"]}'\n"
+            "echo '{\"t\":\"dataset\",\"path\":\"/model_weights/dense/dense/kernel:0\",\"shape\":[4],"
+            "\"type\":\"f32\",\"storage\":\"direct\",\"offset\":0,\"bytes\":16}'\n"
+            "echo '{\"t\":\"end\",\"objects\":3}'";
+        const auto m = loadWithFake("ghost.sh", records);
+        QCOMPARE(m->format(), ModelFormat::Keras);
+        QCOMPARE(m->tensors().size(), size_t(1));
+        QCOMPARE(m->warnings().size(), size_t(1));
+        QVERIFY2(contains(m->warnings()[0], "Keras layer ghost is listed in layer_names but the file has no "
+                                            "group /model_weights/ghost"),
+                 m->warnings()[0].c_str());
+    }
+
     void probeLiesAreCaught()
     {
         const QByteArray head = "echo '{\"t\":\"probe\",\"v\":1,\"lib\":\"x\"}'\n";
@@ -494,6 +521,56 @@ private slots:
         QCOMPARE(seen[0].first, 0.25);
         QCOMPARE(seen[0].second, std::string("decoding compressed data"));
         QVERIFY(contains(run.errorTail, "libhdf5 says hi"));
+    }
+
+    // Output is not progress: a helper stuck in a loop that prints (anything on stderr, or the same
+    // progress line again) is stopped by the inactivity limit, while one whose fraction keeps rising or
+    // which keeps writing records runs on.
+    void probeChatterIsNotProgress()
+    {
+        h5::ProbeOptions o;
+        o.inactivityTimeoutMs = 600;
+        o.totalTimeoutMs = 60000;
+        for (const char* body : {"while :; do echo 'libhdf5 says hi' >&2; sleep 0.05; done",
+                                 "while :; do echo 'progress 0.5 decoding' >&2; sleep 0.05; done"}) {
+            o.executable = fakeProbe("chatter.sh", body);
+            QElapsedTimer t;
+            t.start();
+            const auto run = h5::runProbe(kDir + "keras_model.h5", o, nullptr);
+            QCOMPARE(run.status, h5::ProbeRun::Status::TimedOut);
+            QVERIFY2(t.elapsed() < 20000, body); // the inactivity limit, not the total one
+        }
+        // Rising progress and new records, each 0.3 s apart over 2.4 s, are progress: no time-out.
+        o.executable = fakeProbe("slow-progress.sh",
+                                 "for f in 0.1 0.2 0.3 0.4; do echo \"progress $f decoding\" >&2; sleep 0.3; done\n"
+                                 "for i in 1 2 3 4; do echo '{\"t\":\"warning\",\"message\":\"w\"}'; "
+                                 "sleep 0.3; done");
+        const auto run = h5::runProbe(kDir + "keras_model.h5", o, nullptr);
+        QCOMPARE(run.status, h5::ProbeRun::Status::Exited);
+        QCOMPARE(run.output.size(), size_t(4 * 30));
+    }
+
+    // The helper started on its own (not by Quantscope) limits itself: no core dumps, 2 GiB of address
+    // space, 30 CPU-minutes, a 30-minute alarm, and its copy file capped at the limit it was given.
+    void probeLimitsItself()
+    {
+        QProcess p;
+        p.start(QString::fromStdString(h5::findProbeExecutable()),
+                {QStringLiteral("--limits"), QStringLiteral("--copy-to"), m_tmp.filePath(QStringLiteral("c.bin")),
+                 QStringLiteral("--copy-limit"), QStringLiteral("1000")});
+        QVERIFY(p.waitForFinished(10000));
+        QCOMPARE(p.exitCode(), 0);
+        const QJsonObject o = QJsonDocument::fromJson(p.readAllStandardOutput()).object();
+        QCOMPARE(o.value(QStringLiteral("t")).toString(), QStringLiteral("limits"));
+        QCOMPARE(o.value(QStringLiteral("core")).toDouble(), 0.0);
+        QCOMPARE(o.value(QStringLiteral("cpu_seconds")).toDouble(), 1800.0);
+        QCOMPARE(o.value(QStringLiteral("alarm_seconds")).toDouble(), 1800.0);
+        QCOMPARE(o.value(QStringLiteral("file_size")).toDouble(), 1000.0 + (1 << 20));
+#if defined(__SANITIZE_ADDRESS__)
+        QVERIFY(o.value(QStringLiteral("address_space")).isNull()); // ASan reserves terabytes of it
+#else
+        QCOMPARE(o.value(QStringLiteral("address_space")).toDouble(), double(2ull << 30));
+#endif
     }
 
     void missingProbeIsAnIoError()

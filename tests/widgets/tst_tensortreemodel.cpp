@@ -323,6 +323,14 @@ void TestTensorTreeModel::summary()
     // One storage row per dtype: 12 Q4_0 tensors... 9 Q4_0 (3 per block).
     QVERIFY(widget.value(QStringLiteral("Q4_0")).startsWith(QStringLiteral("9 tensors")));
     QVERIFY(widget.value(QStringLiteral("F16")).startsWith(QStringLiteral("1 tensor,")));
+    QCOMPARE(widget.value(QStringLiteral("Warnings")), QString()); // no row without warnings
+    // The loader's warnings: the first shown, with the count of the others.
+    m->addWarning("Keras layer ghost is listed in layer_names but the file has no group /ghost");
+    m->addWarning("second");
+    widget.setModel(nullptr);
+    widget.setModel(m);
+    QCOMPARE(widget.value(QStringLiteral("Warnings")),
+             QStringLiteral("Keras layer ghost is listed in layer_names but the file has no group /ghost — and 1 more"));
     widget.setModel(nullptr);
     QCOMPARE(widget.value(QStringLiteral("Format")), QString());
 }
