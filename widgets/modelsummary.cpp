@@ -181,6 +181,11 @@ void ModelSummaryWidget::rebuild()
         } else {
             auto* label = new QLabel(row.value);
             label->setTextInteractionFlags(Qt::TextSelectableByMouse);
+            // Wrapped, so that a long value (a warning, a storage summary) is read in full in the narrow dock
+            // instead of widening the content past the dock's edge.
+            label->setWordWrap(true);
+            if (row.key == QLatin1String("Warnings"))
+                label->setStyleSheet(QStringLiteral("color: #b35900;"));
             field = label;
         }
         field->setObjectName(QStringLiteral("summary:") + row.key);
