@@ -130,14 +130,6 @@ void emitSkip(const std::string& path, const std::string& reason)
     std::_Exit(1);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define QS_PROBE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define QS_PROBE_ASAN 1
-#endif
-#endif
-
 // Lowers a limit to at most `value` (never raises one the caller set lower); returns the soft limit now.
 rlim_t lowerLimit(int resource, rlim_t value)
 {
@@ -163,7 +155,7 @@ std::string applyOwnLimits(bool copying, uint64_t copyLimit)
         record += std::string(",\"") + name + "\":" + (v == RLIM_INFINITY ? "null" : std::to_string(v));
     };
     field("core", lowerLimit(RLIMIT_CORE, 0));
-#ifdef QS_PROBE_ASAN
+#ifdef QS_ASAN_BUILD
     field("address_space", RLIM_INFINITY); // ASan reserves terabytes of address space up front
 #else
     field("address_space", lowerLimit(RLIMIT_AS, static_cast<rlim_t>(qs::h5::kProbeMemoryLimitBytes)));

@@ -12,14 +12,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define QS_ASAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define QS_ASAN_BUILD 1
-#endif
-#endif
-
 namespace qs::h5 {
 
 namespace {

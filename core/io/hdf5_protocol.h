@@ -47,6 +47,15 @@ inline constexpr size_t kMaxAttributes = 1u << 20;
 inline constexpr size_t kMaxRank = 32;
 inline constexpr size_t kMaxAttrValues = 1u << 20;
 
+// Defined in AddressSanitizer builds (GCC and clang), where the helper gets no address-space limit.
+#if defined(__SANITIZE_ADDRESS__)
+#define QS_ASAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QS_ASAN_BUILD 1
+#endif
+#endif
+
 // Limits of the helper process. The parent sets them on the child (hdf5_probe.cpp) and the helper sets
 // them on itself too (h5probe/main.cpp), so it is limited however it was started.
 inline constexpr uint64_t kProbeMemoryLimitBytes = 2ull << 30; // address space (not in sanitizer builds)
